@@ -1,0 +1,370 @@
+//! The protocol-neutral ICS event: one operation of one device on another.
+//!
+//! Every protocol parser turns its transactions into [`IcsEvent`]s; the baseline, the detectors
+//! and the alerts consume only these. An event says who did what to which device, with which
+//! objects and values, what came back and how long it took, and where in which capture file the
+//! evidence is. Its JSON form (one line per event, from `otwatch inspect`) is stable: field order
+//! is the declaration order and maps are sorted.
+
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Application protocols otwatch parses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppProto {
+    /// Modbus/TCP (MBAP framing).
+    Modbus,
+    /// OPC UA binary (UA TCP transport).
+    Opcua,
+}
+
+impl AppProto {
+    /// The lower-case name used in JSON and in stats keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProto::Modbus => "modbus",
+            AppProto::Opcua => "opcua",
+        }
+    }
+}
+
+/// One side of a conversation: network address, port and, when the link layer had one, MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Endpoint {
+    /// IPv4 or IPv6 address.
+    pub ip: IpAddr,
+    /// TCP or UDP port.
+    pub port: u16,
+    /// Hardware address, when the capture's link layer carries it.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_mac")]
+    pub mac: Option<[u8; 6]>,
+}
+
+fn ser_mac<S: serde::Serializer>(mac: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
+    match mac {
+        Some(m) => s.collect_str(&format_args!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )),
+        None => s.serialize_none(),
+    }
+}
+
+/// What kind of operation an event is, across protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Reads process data (coils, registers, node attributes).
+    Read,
+    /// Changes process data or configuration.
+    Write,
+    /// Reads and writes in one operation (Modbus FC 23).
+    ReadWrite,
+    /// Diagnostics and maintenance (Modbus FC 8, FC 11, FC 12).
+    Diagnostic,
+    /// Asks a device who it is (Modbus FC 17, FC 43/14).
+    Identify,
+    /// Programs or controls the device's logic (UMAS, program download, start/stop).
+    Program,
+    /// Calls a method (OPC UA Call).
+    Call,
+    /// Explores the address space (OPC UA Browse, TranslateBrowsePaths).
+    Browse,
+    /// Opens, activates or closes a session or secure channel.
+    Session,
+    /// Subscriptions, monitored items and publishing.
+    Subscribe,
+    /// Finds servers and endpoints.
+    Discovery,
+    /// Anything else, including unknown and user-defined functions.
+    Other,
+}
+
+/// The function or service invoked: its raw code kept beside its name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Function {
+    /// Raw code on the wire: the Modbus function code, or the OPC UA encoding NodeId number.
+    pub code: u32,
+    /// Name from the specification, e.g. `read_holding_registers` or `ReadRequest`.
+    pub name: &'static str,
+    /// Category: `public`, `user_defined`, `reserved`, `unassigned`, `vendor`, `service`.
+    pub category: &'static str,
+    /// Sub-function (Modbus FC 8 diagnostic sub-function, FC 43 MEI type, FC 90 UMAS code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<u16>,
+    /// Name of the sub-function, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_name: Option<&'static str>,
+}
+
+/// The table or space of a Modbus object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModbusTable {
+    /// Read-write single bits.
+    Coil,
+    /// Read-only single bits.
+    DiscreteInput,
+    /// Read-only 16-bit words.
+    InputRegister,
+    /// Read-write 16-bit words.
+    HoldingRegister,
+    /// Extended memory file records (FC 20, FC 21).
+    FileRecord,
+    /// A FIFO queue behind a holding register (FC 24).
+    Fifo,
+}
+
+/// What an operation addressed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ObjectRef {
+    /// A range of Modbus objects, zero-based protocol addresses.
+    Modbus {
+        /// Which table.
+        table: ModbusTable,
+        /// First address (0-based, as on the wire).
+        start: u32,
+        /// Number of objects.
+        count: u32,
+    },
+    /// An OPC UA node, optionally one attribute of it.
+    Node {
+        /// NodeId in the standard string form (`ns=2;s=Tank.Level`, `i=2258`).
+        node_id: String,
+        /// Attribute id (13 = Value), when the service names one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attribute: Option<u32>,
+    },
+    /// Anything else, described in words.
+    Other {
+        /// Free description.
+        name: String,
+    },
+}
+
+/// Whether an access read or wrote its object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessDir {
+    /// The client read the object.
+    Read,
+    /// The client wrote the object.
+    Write,
+}
+
+/// A value read or written.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A coil or discrete input, or an OPC UA Boolean.
+    Bool(bool),
+    /// Any integer (registers are u16, OPC UA integers up to 64 bits).
+    Int(i64),
+    /// An unsigned 64-bit integer too big for `Int`.
+    UInt(u64),
+    /// A floating point number.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// Raw bytes, hex-encoded in JSON.
+    #[serde(serialize_with = "ser_hex")]
+    Bytes(Vec<u8>),
+    /// A value present on the wire but not decoded (type name or reason).
+    Opaque(&'static str),
+}
+
+fn ser_hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    struct Hex<'a>(&'a [u8]);
+    impl std::fmt::Display for Hex<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        }
+    }
+    s.collect_str(&Hex(b))
+}
+
+/// One object read or written, with the values that crossed the wire (in address order).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Access {
+    /// Read or write.
+    pub dir: AccessDir,
+    /// The object addressed.
+    pub object: ObjectRef,
+    /// Values: for reads from the response, for writes from the request. Empty when unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<Value>,
+}
+
+/// How the operation ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A normal response.
+    Ok,
+    /// A Modbus exception response.
+    Exception {
+        /// Exception code.
+        code: u8,
+        /// Its name from the specification.
+        name: &'static str,
+    },
+    /// A bad OPC UA status code.
+    Bad {
+        /// Raw 32-bit status code.
+        code: u32,
+        /// Its symbolic name.
+        name: &'static str,
+    },
+    /// No response arrived within the transaction timeout.
+    Timeout,
+    /// The flow ended, or the capture ended, before a response.
+    NoResponse,
+    /// A response with no matching request.
+    Unsolicited,
+    /// A one-way message that needs no response.
+    NotApplicable,
+}
+
+/// Where the evidence for an event is: capture file and 1-based packet numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// Capture file path, as given on the command line.
+    pub file: Arc<str>,
+    /// Packet number (1-based, in the file) of the request, or of the message itself.
+    pub packet: u64,
+    /// Packet number of the response, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_packet: Option<u64>,
+}
+
+/// One ICS operation, protocol-neutral.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IcsEvent {
+    /// Capture time of the request (or of the message, for one-way messages).
+    pub ts: Timestamp,
+    /// Application protocol.
+    pub proto: AppProto,
+    /// Flow identifier, unique within one run, in order of flow creation.
+    pub flow_id: u64,
+    /// The side that initiated the operation (Modbus client, OPC UA client).
+    pub client: Endpoint,
+    /// The side that served it (Modbus server/PLC, OPC UA server).
+    pub server: Endpoint,
+    /// Outer VLAN id, when tagged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// Modbus unit id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_id: Option<u8>,
+    /// OPC UA secure channel id, session or other protocol context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Operation kind.
+    pub op: OpKind,
+    /// Function or service.
+    pub function: Function,
+    /// Objects addressed, with values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accesses: Vec<Access>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Request-to-response time in microseconds (capture time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// Protocol violations seen in the request or response (stable snake_case names).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<&'static str>,
+    /// Facts about the devices learnt from this operation (identity, application names).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<AssetFact>,
+    /// Protocol-specific details that have no neutral field (security policy, UMAS code, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<(&'static str, Value)>,
+    /// Where the packets are.
+    pub evidence: Evidence,
+}
+
+/// Which side of the conversation a fact describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The client.
+    Client,
+    /// The server.
+    Server,
+}
+
+/// A fact about a device, such as its vendor or application URI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AssetFact {
+    /// Which side the fact is about.
+    pub side: Side,
+    /// Fact name, e.g. `vendor_name`, `product_code`, `application_uri`.
+    pub key: &'static str,
+    /// Fact value.
+    pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn json_shape_is_stable() {
+        let ev = IcsEvent {
+            ts: Timestamp::new(1_445_508_000, 5_000),
+            proto: AppProto::Modbus,
+            flow_id: 3,
+            client: Endpoint {
+                ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)),
+                port: 40000,
+                mac: None,
+            },
+            server: Endpoint {
+                ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 20)),
+                port: 502,
+                mac: Some([0, 1, 2, 3, 4, 0xab]),
+            },
+            vlan: None,
+            unit_id: Some(1),
+            session: None,
+            op: OpKind::Write,
+            function: Function {
+                code: 6,
+                name: "write_single_register",
+                category: "public",
+                sub: None,
+                sub_name: None,
+            },
+            accesses: vec![Access {
+                dir: AccessDir::Write,
+                object: ObjectRef::Modbus {
+                    table: ModbusTable::HoldingRegister,
+                    start: 40,
+                    count: 1,
+                },
+                values: vec![Value::Int(9999)],
+            }],
+            outcome: Outcome::Ok,
+            latency_us: Some(1200),
+            violations: vec![],
+            facts: vec![],
+            details: vec![("raw", Value::Bytes(vec![0xde, 0xad]))],
+            evidence: Evidence {
+                file: Arc::from("a.pcap"),
+                packet: 7,
+                response_packet: Some(8),
+            },
+        };
+        let j = serde_json::to_string(&ev).unwrap_or_default();
+        assert_eq!(
+            j,
+            r#"{"ts":"2015-10-22T10:00:00.000005Z","proto":"modbus","flow_id":3,"client":{"ip":"10.0.0.5","port":40000},"server":{"ip":"10.0.0.20","port":502,"mac":"00:01:02:03:04:ab"},"unit_id":1,"op":"write","function":{"code":6,"name":"write_single_register","category":"public"},"accesses":[{"dir":"write","object":{"type":"modbus","table":"holding_register","start":40,"count":1},"values":[9999]}],"outcome":{"status":"ok"},"latency_us":1200,"details":[["raw","dead"]],"evidence":{"file":"a.pcap","packet":7,"response_packet":8}}"#
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Per-direction TCP reassembly with bounded buffering.

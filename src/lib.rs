@@ -1,0 +1,16 @@
+//! otwatch: a passive security sensor for industrial (OT) networks.
+//!
+//! Pipeline: [`capture`] → [`decode`] → [`flow`] (flow table, TCP reassembly) →
+//! [`proto`] (Modbus/TCP, OPC UA) → [`event`] (protocol-neutral ICS events).
+//! [`pipeline`] wires them together; [`stats`] holds the counters.
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod cli;
+pub mod decode;
+pub mod event;
+pub mod flow;
+pub mod pipeline;
+pub mod proto;
+pub mod stats;
+pub mod time;

@@ -1,0 +1,1 @@
+//! The wiring: capture → decode → flows → protocol parsers → events.

@@ -1,0 +1,1 @@
+//! Counters of a run, printed by `otwatch stats`.
