@@ -10,6 +10,7 @@ pub mod cli;
 pub mod decode;
 pub mod event;
 pub mod flow;
+pub mod fuzzing;
 pub mod pipeline;
 pub mod proto;
 pub mod stats;

@@ -1,6 +1,226 @@
-//! The `otwatch` command line.
+//! The `otwatch` command line: argument parsing, output formats and exit codes.
+//!
+//! Exit codes: 0 success, 1 internal error, 2 bad input (missing file, not a capture,
+//! bad arguments).
+
+mod table;
+
+use crate::capture::{CaptureError, CaptureFile};
+use crate::event::IcsEvent;
+use crate::pipeline::{self, PipelineConfig};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// otwatch: a passive security sensor for industrial networks (Modbus/TCP, OPC UA).
+#[derive(Debug, Parser)]
+#[command(name = "otwatch", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug). OTWATCH_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the ICS events (one per operation) found in captures.
+    Inspect {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// pcap or pcapng files, read in order as one capture.
+        #[arg(required = true, value_name = "PCAP")]
+        pcaps: Vec<PathBuf>,
+    },
+    /// Print counters: packets, decode errors, flows, reassembly, protocol messages.
+    Stats {
+        /// Print one JSON object instead of `key value` lines.
+        #[arg(long)]
+        json: bool,
+        /// pcap or pcapng files, read in order as one capture.
+        #[arg(required = true, value_name = "PCAP")]
+        pcaps: Vec<PathBuf>,
+    },
+}
+
+/// Output format of `inspect`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// A table for people.
+    Table,
+}
 
 /// Runs the command line and returns the process exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = if e.downcast_ref::<CaptureError>().is_some() {
+                2
+            } else {
+                1
+            };
+            eprintln!("otwatch: error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OTWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// A progress bar over the total size of the inputs, shown only when stderr is a terminal
+/// and the input is large enough to wait for.
+fn progress_for(files: &[CaptureFile]) -> Option<(ProgressBar, Vec<u64>)> {
+    const SHOW_ABOVE: u64 = 32 * 1024 * 1024;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(f.path()).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    if total < SHOW_ABOVE {
+        return None;
+    }
+    let pb = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    ) {
+        pb.set_style(style);
+    }
+    // Offsets of each file's start in the total.
+    let mut starts = Vec::with_capacity(sizes.len());
+    let mut acc = 0;
+    for s in sizes {
+        starts.push(acc);
+        acc += s;
+    }
+    Some((pb, starts))
+}
+
+/// Writes to stdout, treating a closed pipe (`otwatch inspect x | head`) as a normal end.
+struct Out {
+    w: std::io::BufWriter<std::io::Stdout>,
+    closed: bool,
+    error: Option<std::io::Error>,
+}
+
+impl Out {
+    fn new() -> Self {
+        Out {
+            w: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            closed: false,
+            error: None,
+        }
+    }
+
+    fn line(&mut self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+        if self.closed {
+            return;
+        }
+        if let Err(e) = f(&mut self.w) {
+            self.closed = true;
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        if !self.closed {
+            if let Err(e) = self.w.flush() {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e).context("writing to stdout");
+                }
+            }
+        }
+        match self.error {
+            Some(e) => Err(e).context("writing to stdout"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect { format, pcaps } => {
+            let mut files = pipeline::open_all(&pcaps)?;
+            let mut out = Out::new();
+            let mut table = table::Table::new();
+            if format == Format::Table {
+                out.line(|w| writeln!(w, "{}", table::Table::header()));
+            }
+            let mut emit = |e: &IcsEvent| match format {
+                Format::Json => out.line(|w| {
+                    serde_json::to_writer(&mut *w, e)?;
+                    w.write_all(b"\n")
+                }),
+                Format::Table => {
+                    let row = table.row(e);
+                    out.line(|w| writeln!(w, "{row}"));
+                }
+            };
+            run_with_progress(&mut files, &mut emit)?;
+            out.finish()?;
+        }
+        Command::Stats { json, pcaps } => {
+            let mut files = pipeline::open_all(&pcaps)?;
+            let stats = run_with_progress(&mut files, &mut |_| {})?;
+            let mut out = Out::new();
+            if json {
+                let j = stats.to_json();
+                out.line(|w| {
+                    serde_json::to_writer_pretty(&mut *w, &j)?;
+                    w.write_all(b"\n")
+                });
+            } else {
+                let t = stats.to_text();
+                out.line(|w| w.write_all(t.as_bytes()));
+            }
+            out.finish()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_with_progress(
+    files: &mut [CaptureFile],
+    emit: &mut impl FnMut(&IcsEvent),
+) -> anyhow::Result<crate::stats::RunStats> {
+    let bar = progress_for(files);
+    let mut progress = |i: usize, pos: u64| {
+        if let Some((pb, starts)) = &bar {
+            pb.set_position(starts.get(i).copied().unwrap_or(0) + pos);
+        }
+    };
+    let stats = pipeline::run(PipelineConfig::default(), files, emit, &mut progress)?;
+    if let Some((pb, _)) = bar {
+        pb.finish_and_clear();
+    }
+    Ok(stats)
 }

@@ -88,9 +88,12 @@ pub struct StreamStats {
 /// Bytes of each direction inspected before detection gives up.
 const DETECT_LIMIT: usize = 2048;
 
+/// A protocol's content probe.
+type ProbeFn = fn(&[u8]) -> Probe;
+
 /// Decides the protocol of a stream from its first bytes in one direction.
 pub fn detect(data: &[u8]) -> Option<Result<AppProto, ()>> {
-    let probes: [(AppProto, fn(&[u8]) -> Probe); 2] = [
+    let probes: [(AppProto, ProbeFn); 2] = [
         (AppProto::Opcua, opcua::probe),
         (AppProto::Modbus, modbus::probe),
     ];
