@@ -14,4 +14,5 @@ pub mod fuzzing;
 pub mod pipeline;
 pub mod proto;
 pub mod stats;
+pub mod synth;
 pub mod time;

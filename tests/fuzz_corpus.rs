@@ -1,5 +1,11 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/<target>/`) through the same entry points
 //! the fuzz targets use, so that every crash ever found stays fixed under plain `cargo test`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::Path;
 

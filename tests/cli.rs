@@ -1,0 +1,130 @@
+//! The `otwatch` binary as a user meets it: exit codes, one-line errors, output formats,
+//! determinism.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn otwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_otwatch"))
+        .args(args)
+        .env_remove("OTWATCH_LOG")
+        .output()
+        .expect("run otwatch")
+}
+
+fn shared(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/pcaps")
+        .join(rel);
+    assert!(p.exists(), "missing shared capture {}", p.display());
+    p.to_string_lossy().into_owned()
+}
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("otwatch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+const MODBUS_SMALL: &str = "zeek__zeek/testing__btest__Traces__modbus__modbusSmall.pcap";
+
+#[test]
+fn missing_file_is_one_line_exit_2() {
+    let out = otwatch(&["stats", "/nonexistent/capture.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/capture.pcap"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn not_a_capture_is_one_line_exit_2() {
+    let p = tmp("notes.txt", b"this is not a capture, just some text\n");
+    let out = otwatch(&["inspect", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("not a pcap or pcapng"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_file_among_good_ones_fails_before_output() {
+    let p = tmp("empty.pcap", b"");
+    let out = otwatch(&["inspect", &shared(MODBUS_SMALL), p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no partial output before the error");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_works() {
+    assert_eq!(otwatch(&["inspect"]).status.code(), Some(2));
+    assert_eq!(otwatch(&["frobnicate"]).status.code(), Some(2));
+    for cmd in [
+        &["--help"][..],
+        &["inspect", "--help"],
+        &["stats", "--help"],
+    ] {
+        let out = otwatch(cmd);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+    }
+}
+
+#[test]
+fn stats_json_counts_packets() {
+    let out = otwatch(&["stats", "--json", &shared(MODBUS_SMALL)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["packets"], 166);
+    assert_eq!(v["files"][0]["packets"], 166);
+    assert_eq!(v["link_types"]["ethernet"], 166);
+    assert!(v["modbus"]["pdus"].is_u64());
+    assert!(v["opcua"]["messages"].is_u64());
+    assert!(v["flows"]["created"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn stats_text_is_key_value_lines() {
+    let out = otwatch(&["stats", &shared(MODBUS_SMALL)]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l == "packets 166"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("modbus.pdus ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_is_deterministic_and_json_lines() {
+    let a = otwatch(&["inspect", &shared(MODBUS_SMALL)]);
+    let b = otwatch(&["inspect", &shared(MODBUS_SMALL)]);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout, "same input, same output");
+    for line in String::from_utf8_lossy(&a.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["ts"].is_string() && v["evidence"]["packet"].is_u64(),
+            "{line}"
+        );
+    }
+    let t = otwatch(&["inspect", "--format", "table", &shared(MODBUS_SMALL)]);
+    assert!(t.status.success());
+    assert!(String::from_utf8_lossy(&t.stdout).starts_with("TIME "));
+}
