@@ -40,3 +40,22 @@ fn modbus_corpus() {
 fn opcua_corpus() {
     assert!(replay("opcua", otwatch::fuzzing::opcua_stream) > 0);
 }
+
+/// Writes the packet-path seed made from the synthetic plant (`cargo test -- --ignored`).
+#[test]
+#[ignore = "regenerates a committed seed file"]
+fn write_packet_path_seed() {
+    use otwatch::synth::{modbus_plant, SynthConfig};
+    let frames = modbus_plant(&SynthConfig { plcs: 2, masters: 1, packets: 60, ..Default::default() });
+    let mut seed = vec![0u8]; // link type: Ethernet
+    let mut last = frames[0].0;
+    for (ts, f) in &frames {
+        let dt_ms = (ts.micros_since(last) / 1000).min(255) as u8;
+        last = *ts;
+        seed.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        seed.push(dt_ms);
+        seed.extend_from_slice(f);
+    }
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/packet_path/synth_modbus");
+    std::fs::write(p, seed).unwrap();
+}
