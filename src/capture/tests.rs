@@ -1,0 +1,760 @@
+//! Tests of the capture reader on hand-built files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use super::*;
+use proptest::prelude::*;
+use rstest::rstest;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+// ---------------------------------------------------------------------------------------------
+// Temp files
+// ---------------------------------------------------------------------------------------------
+
+/// A file under the temp dir with a unique name, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(bytes: &[u8]) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "otwatch-capture-test-{}-{n}.bin",
+            std::process::id()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A packet copied out of the reader's buffer.
+#[derive(Debug, PartialEq, Eq)]
+struct Owned {
+    ts: Timestamp,
+    link: LinkType,
+    data: Vec<u8>,
+    orig_len: u32,
+    number: u64,
+}
+
+/// Reads a whole capture: packets, stats, final position.
+fn read_bytes(bytes: &[u8]) -> (Vec<Owned>, CaptureStats, u64) {
+    let file = TempFile::new(bytes);
+    let mut cap = CaptureFile::open(&file.0).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = cap.next_packet().unwrap() {
+        out.push(Owned {
+            ts: p.ts,
+            link: p.link,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+            number: p.number,
+        });
+    }
+    // Further calls keep saying "end".
+    assert!(cap.next_packet().unwrap().is_none());
+    (out, cap.stats().clone(), cap.position())
+}
+
+fn open_err(bytes: &[u8]) -> CaptureError {
+    let file = TempFile::new(bytes);
+    CaptureFile::open(&file.0).unwrap_err()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture builders (every field commented)
+// ---------------------------------------------------------------------------------------------
+
+fn u16b(v: u16, be: bool) -> [u8; 2] {
+    if be {
+        v.to_be_bytes()
+    } else {
+        v.to_le_bytes()
+    }
+}
+
+fn u32b(v: u32, be: bool) -> [u8; 4] {
+    if be {
+        v.to_be_bytes()
+    } else {
+        v.to_le_bytes()
+    }
+}
+
+/// A legacy pcap file header.
+fn pcap_header(be: bool, nanos: bool, dlt: u32) -> Vec<u8> {
+    let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+    let mut h = Vec::new();
+    h.extend(u32b(magic, be)); // magic number (byte order and resolution)
+    h.extend(u16b(2, be)); // version major
+    h.extend(u16b(4, be)); // version minor
+    h.extend(u32b(0, be)); // thiszone
+    h.extend(u32b(0, be)); // sigfigs
+    h.extend(u32b(65535, be)); // snaplen
+    h.extend(u32b(dlt, be)); // network (link type)
+    h
+}
+
+/// A legacy pcap record.
+fn pcap_record(be: bool, secs: u32, frac: u32, data: &[u8], orig_len: u32) -> Vec<u8> {
+    let mut r = Vec::new();
+    r.extend(u32b(secs, be)); // ts_sec
+    r.extend(u32b(frac, be)); // ts_usec or ts_nsec
+    r.extend(u32b(data.len() as u32, be)); // incl_len (captured)
+    r.extend(u32b(orig_len, be)); // orig_len (on the wire)
+    r.extend_from_slice(data); // packet bytes
+    r
+}
+
+/// A pcapng block: type, total length, body padded to 32 bits, total length again.
+fn ng_block(be: bool, block_type: u32, body: &[u8]) -> Vec<u8> {
+    let pad = (4 - body.len() % 4) % 4;
+    let total = (12 + body.len() + pad) as u32;
+    let mut b = Vec::new();
+    b.extend(u32b(block_type, be)); // block type
+    b.extend(u32b(total, be)); // block total length
+    b.extend_from_slice(body); // block body
+    b.extend(std::iter::repeat_n(0, pad)); // padding to 32 bits
+    b.extend(u32b(total, be)); // block total length, repeated
+    b
+}
+
+/// A pcapng option: code, length, value padded to 32 bits.
+fn ng_option(be: bool, code: u16, value: &[u8]) -> Vec<u8> {
+    let mut o = Vec::new();
+    o.extend(u16b(code, be)); // option code
+    o.extend(u16b(value.len() as u16, be)); // option length
+    o.extend_from_slice(value); // option value
+    o.extend(std::iter::repeat_n(0, (4 - value.len() % 4) % 4)); // padding
+    o
+}
+
+/// The end-of-options marker.
+fn ng_end_of_options() -> Vec<u8> {
+    vec![0, 0, 0, 0] // opt_endofopt: code 0, length 0
+}
+
+/// A Section Header Block.
+fn shb(be: bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(u32b(0x1a2b_3c4d, be)); // byte-order magic
+    body.extend(u16b(1, be)); // major version
+    body.extend(u16b(0, be)); // minor version
+    body.extend_from_slice(&[0xff; 8]); // section length: -1 (unspecified)
+    ng_block(be, 0x0a0d_0d0a, &body)
+}
+
+/// An Interface Description Block with the given options (already encoded).
+fn idb(be: bool, linktype: u16, snaplen: u32, options: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(u16b(linktype, be)); // link type
+    body.extend(u16b(0, be)); // reserved
+    body.extend(u32b(snaplen, be)); // snaplen
+    body.extend_from_slice(options); // options
+    ng_block(be, 1, &body)
+}
+
+/// An Enhanced Packet Block.
+fn epb(be: bool, if_id: u32, ts: u64, data: &[u8], orig_len: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(u32b(if_id, be)); // interface id
+    body.extend(u32b((ts >> 32) as u32, be)); // timestamp, upper 32 bits
+    body.extend(u32b(ts as u32, be)); // timestamp, lower 32 bits
+    body.extend(u32b(data.len() as u32, be)); // captured packet length
+    body.extend(u32b(orig_len, be)); // original packet length
+    body.extend_from_slice(data); // packet data
+    body.extend(std::iter::repeat_n(0, (4 - data.len() % 4) % 4)); // padding
+    ng_block(be, 6, &body)
+}
+
+/// A Simple Packet Block.
+fn spb(be: bool, data: &[u8], orig_len: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(u32b(orig_len, be)); // original packet length
+    body.extend_from_slice(data); // packet data (ng_block pads)
+    ng_block(be, 3, &body)
+}
+
+/// An obsolete Packet Block (type 2).
+fn obsolete_pb(be: bool, if_id: u16, ts: u64, data: &[u8], orig_len: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(u16b(if_id, be)); // interface id
+    body.extend(u16b(0, be)); // drops count
+    body.extend(u32b((ts >> 32) as u32, be)); // timestamp, upper 32 bits
+    body.extend(u32b(ts as u32, be)); // timestamp, lower 32 bits
+    body.extend(u32b(data.len() as u32, be)); // captured length
+    body.extend(u32b(orig_len, be)); // original length
+    body.extend_from_slice(data); // packet data (ng_block pads)
+    ng_block(be, 2, &body)
+}
+
+/// An Interface Statistics Block (skipped by the reader).
+fn isb(be: bool, if_id: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(u32b(if_id, be)); // interface id
+    body.extend(u32b(0, be)); // timestamp, upper 32 bits
+    body.extend(u32b(0, be)); // timestamp, lower 32 bits
+    ng_block(be, 5, &body)
+}
+
+/// A Name Resolution Block with only the end record (skipped by the reader).
+fn nrb(be: bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(u16b(0, be)); // record type: nrb_record_end
+    body.extend(u16b(0, be)); // record length
+    ng_block(be, 4, &body)
+}
+
+const FRAME_A: &[u8] = &[0xaa; 60];
+const FRAME_B: &[u8] = &[0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb];
+
+// ---------------------------------------------------------------------------------------------
+// pcap
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::le_micro(false, false)]
+#[case::be_micro(true, false)]
+#[case::le_nano(false, true)]
+#[case::be_nano(true, true)]
+fn pcap_byte_orders_and_resolutions(#[case] be: bool, #[case] nanos: bool) {
+    let mut f = pcap_header(be, nanos, 113);
+    f.extend(pcap_record(be, 1_445_508_000, 123_456, FRAME_A, 1514));
+    f.extend(pcap_record(be, 1_445_508_001, 999_999, FRAME_B, 7));
+    let (pkts, stats, pos) = read_bytes(&f);
+    let frac = |v: u32| if nanos { v } else { v * 1000 };
+    assert_eq!(
+        pkts,
+        vec![
+            Owned {
+                ts: Timestamp::new(1_445_508_000, frac(123_456)),
+                link: LinkType::LinuxSll,
+                data: FRAME_A.to_vec(),
+                orig_len: 1514,
+                number: 1,
+            },
+            Owned {
+                ts: Timestamp::new(1_445_508_001, frac(999_999)),
+                link: LinkType::LinuxSll,
+                data: FRAME_B.to_vec(),
+                orig_len: 7,
+                number: 2,
+            },
+        ]
+    );
+    assert_eq!(
+        stats,
+        CaptureStats {
+            packets: 2,
+            ..CaptureStats::default()
+        }
+    );
+    assert_eq!(pos, f.len() as u64);
+}
+
+#[test]
+fn pcap_header_only_is_an_empty_capture() {
+    let (pkts, stats, pos) = read_bytes(&pcap_header(false, false, 1));
+    assert!(pkts.is_empty());
+    assert_eq!(stats, CaptureStats::default());
+    assert_eq!(pos, 24);
+}
+
+#[test]
+fn modified_pcap() {
+    let mut f = Vec::new();
+    f.extend(0xa1b2_cd34u32.to_le_bytes()); // magic: modified pcap, little-endian
+    f.extend(2u16.to_le_bytes()); // version major
+    f.extend(4u16.to_le_bytes()); // version minor
+    f.extend(0u32.to_le_bytes()); // thiszone
+    f.extend(0u32.to_le_bytes()); // sigfigs
+    f.extend(65535u32.to_le_bytes()); // snaplen
+    f.extend(1u32.to_le_bytes()); // network: Ethernet
+    f.extend(7u32.to_le_bytes()); // ts_sec
+    f.extend(5u32.to_le_bytes()); // ts_usec
+    f.extend((FRAME_B.len() as u32).to_le_bytes()); // incl_len
+    f.extend(64u32.to_le_bytes()); // orig_len
+    f.extend(3u32.to_le_bytes()); // ifindex
+    f.extend(0x0800u16.to_le_bytes()); // protocol
+    f.push(0); // pkt_type
+    f.push(0); // padding
+    f.extend_from_slice(FRAME_B); // packet bytes
+    let (pkts, stats, _) = read_bytes(&f);
+    assert_eq!(pkts.len(), 1);
+    assert_eq!(pkts[0].data, FRAME_B);
+    assert_eq!(pkts[0].orig_len, 64);
+    assert_eq!(pkts[0].ts, Timestamp::new(7, 5000));
+    assert!(!stats.truncated && !stats.corrupt);
+}
+
+#[test]
+fn pcap_truncated_at_every_byte_of_the_last_record() {
+    let mut f = pcap_header(false, false, 1);
+    f.extend(pcap_record(false, 1, 0, FRAME_A, 60));
+    let good_end = f.len();
+    f.extend(pcap_record(false, 2, 0, FRAME_B, 7));
+    for cut in good_end + 1..f.len() {
+        let (pkts, stats, pos) = read_bytes(&f[..cut]);
+        assert_eq!(pkts.len(), 1, "cut at {cut}");
+        assert!(stats.truncated && !stats.corrupt, "cut at {cut}: {stats:?}");
+        assert_eq!(stats.stopped_at, Some(good_end as u64), "cut at {cut}");
+        assert_eq!(pos, good_end as u64);
+    }
+}
+
+#[test]
+fn pcap_impossible_caplen_is_corrupt() {
+    let mut f = pcap_header(false, false, 1);
+    f.extend(pcap_record(false, 1, 0, FRAME_A, 60));
+    let good_end = f.len();
+    f.extend(1u32.to_le_bytes()); // ts_sec
+    f.extend(0u32.to_le_bytes()); // ts_usec
+    f.extend(0xffff_fff0u32.to_le_bytes()); // incl_len: far beyond MAX_BLOCK_LEN
+    f.extend(60u32.to_le_bytes()); // orig_len
+    f.extend_from_slice(FRAME_A); // some bytes
+    let (pkts, stats, _) = read_bytes(&f);
+    assert_eq!(pkts.len(), 1);
+    assert!(stats.corrupt && !stats.truncated);
+    assert_eq!(stats.stopped_at, Some(good_end as u64));
+}
+
+#[test]
+fn pcap_record_larger_than_the_initial_buffer() {
+    let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    let mut f = pcap_header(false, false, 1);
+    f.extend(pcap_record(false, 1, 0, FRAME_A, 60));
+    f.extend(pcap_record(false, 2, 0, &big, 200_000));
+    f.extend(pcap_record(false, 3, 0, FRAME_B, 7));
+    let (pkts, stats, pos) = read_bytes(&f);
+    assert_eq!(pkts.len(), 3);
+    assert_eq!(pkts[1].data, big);
+    assert_eq!(pkts[2].data, FRAME_B);
+    assert_eq!(stats.packets, 3);
+    assert_eq!(pos, f.len() as u64);
+}
+
+#[test]
+fn many_records_cross_buffer_refills() {
+    let mut f = pcap_header(true, false, 0);
+    for i in 0..5000u32 {
+        let data: Vec<u8> = (0..(i % 97) as u8).collect();
+        f.extend(pcap_record(true, i, 0, &data, i % 97));
+    }
+    let (pkts, stats, pos) = read_bytes(&f);
+    assert_eq!(pkts.len(), 5000);
+    assert!(pkts
+        .iter()
+        .enumerate()
+        .all(|(i, p)| p.number == i as u64 + 1
+            && p.data.len() == i % 97
+            && p.link == LinkType::Null));
+    assert_eq!(stats.packets, 5000);
+    assert_eq!(pos, f.len() as u64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pcapng
+// ---------------------------------------------------------------------------------------------
+
+/// A section with two interfaces (Ethernet with default microseconds; raw IP with
+/// nanoseconds and a 100 s offset), packets on both, an SPB, a packet on an undeclared
+/// interface, and statistics and name resolution blocks.
+fn two_interface_section(be: bool) -> Vec<u8> {
+    let mut f = shb(be);
+    f.extend(idb(be, 1, 65535, &[])); // if 0: Ethernet, no options
+    let offset: [u8; 8] = if be {
+        100i64.to_be_bytes()
+    } else {
+        100i64.to_le_bytes()
+    };
+    let mut opts = ng_option(be, 9, &[9]); // if_tsresol: 10^-9 s
+    opts.extend(ng_option(be, 14, &offset)); // if_tsoffset: +100 s, section byte order
+    opts.extend(ng_end_of_options());
+    f.extend(idb(be, 101, 65535, &opts)); // if 1: raw IP, ns, +100 s
+    f.extend(epb(be, 0, 1_000_000_123_456, FRAME_A, 60)); // 1_000_000.123456 s
+    f.extend(nrb(be));
+    f.extend(epb(be, 1, 5_000_000_001, FRAME_B, 1500)); // 5.000000001 s + 100
+    f.extend(epb(be, 7, 1, FRAME_B, 7)); // undeclared interface
+    f.extend(spb(be, FRAME_B, 7)); // interface 0, no timestamp
+    f.extend(isb(be, 0));
+    f
+}
+
+#[rstest]
+#[case::little_endian(false)]
+#[case::big_endian(true)]
+fn pcapng_two_interfaces(#[case] be: bool) {
+    let f = two_interface_section(be);
+    let (pkts, stats, pos) = read_bytes(&f);
+    assert_eq!(
+        pkts,
+        vec![
+            Owned {
+                ts: Timestamp::new(1_000_000, 123_456_000),
+                link: LinkType::Ethernet,
+                data: FRAME_A.to_vec(),
+                orig_len: 60,
+                number: 1,
+            },
+            Owned {
+                ts: Timestamp::new(105, 1),
+                link: LinkType::Raw,
+                data: FRAME_B.to_vec(),
+                orig_len: 1500,
+                number: 2,
+            },
+            Owned {
+                // SPB: interface 0, timestamp of the previous packet.
+                ts: Timestamp::new(105, 1),
+                link: LinkType::Ethernet,
+                data: FRAME_B.to_vec(),
+                orig_len: 7,
+                number: 3,
+            },
+        ]
+    );
+    assert_eq!(
+        stats,
+        CaptureStats {
+            packets: 3,
+            skipped_blocks: 2, // NRB and ISB
+            unknown_interface: 1,
+            ..CaptureStats::default()
+        }
+    );
+    assert_eq!(pos, f.len() as u64);
+}
+
+#[test]
+fn pcapng_sections_reset_interfaces_and_may_switch_byte_order() {
+    let mut f = shb(true);
+    f.extend(idb(true, 1, 0, &[]));
+    f.extend(epb(true, 0, 1_000_000, FRAME_A, 60));
+    // Second section, little-endian, with its own interface 0 (Linux SLL2, 2^-10 s units).
+    f.extend(shb(false));
+    let mut opts = ng_option(false, 9, &[0x80 | 10]); // if_tsresol: 2^-10
+    opts.extend(ng_end_of_options());
+    f.extend(idb(false, 276, 0, &opts));
+    f.extend(epb(false, 0, 3 * 1024 + 512, FRAME_B, 7)); // 3.5 s
+    f.extend(epb(false, 1, 0, FRAME_B, 7)); // interface 1 belongs to no section now
+    let (pkts, stats, _) = read_bytes(&f);
+    assert_eq!(pkts.len(), 2);
+    assert_eq!(pkts[0].link, LinkType::Ethernet);
+    assert_eq!(pkts[0].ts, Timestamp::new(1, 0));
+    assert_eq!(pkts[1].link, LinkType::LinuxSll2);
+    assert_eq!(pkts[1].ts, Timestamp::new(3, 500_000_000));
+    assert_eq!(pkts[1].number, 2);
+    assert_eq!(stats.unknown_interface, 1);
+    assert!(!stats.corrupt && !stats.truncated);
+}
+
+#[test]
+fn pcapng_spb_cut_by_snaplen_and_before_any_idb() {
+    let mut f = shb(false);
+    f.extend(spb(false, FRAME_B, 7)); // no interface yet
+    f.extend(idb(false, 1, 4, &[])); // snaplen 4
+    f.extend(spb(false, &FRAME_B[..4], 1514)); // captured 4 of 1514
+    let (pkts, stats, _) = read_bytes(&f);
+    assert_eq!(stats.unknown_interface, 1);
+    assert_eq!(pkts.len(), 1);
+    assert_eq!(pkts[0].data, &FRAME_B[..4]);
+    assert_eq!(pkts[0].orig_len, 1514);
+    assert_eq!(pkts[0].ts, Timestamp::default());
+}
+
+#[rstest]
+#[case(false)]
+#[case(true)]
+fn pcapng_obsolete_packet_block(#[case] be: bool) {
+    let mut f = shb(be);
+    f.extend(idb(be, 0, 0, &[]));
+    f.extend(obsolete_pb(be, 0, 2_500_000, FRAME_B, 9));
+    f.extend(obsolete_pb(be, 3, 0, FRAME_B, 9)); // undeclared interface
+    let (pkts, stats, _) = read_bytes(&f);
+    assert_eq!(
+        pkts,
+        vec![Owned {
+            ts: Timestamp::new(2, 500_000_000),
+            link: LinkType::Null,
+            data: FRAME_B.to_vec(),
+            orig_len: 9,
+            number: 1,
+        }]
+    );
+    assert_eq!(stats.unknown_interface, 1);
+}
+
+#[test]
+fn pcapng_truncated_at_every_byte_of_the_last_block() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, &[]));
+    f.extend(epb(false, 0, 1, FRAME_A, 60));
+    let good_end = f.len();
+    f.extend(epb(false, 0, 2, FRAME_B, 7));
+    for cut in good_end + 1..f.len() {
+        let (pkts, stats, _) = read_bytes(&f[..cut]);
+        assert_eq!(pkts.len(), 1, "cut at {cut}");
+        assert!(stats.truncated && !stats.corrupt, "cut at {cut}: {stats:?}");
+        assert_eq!(stats.stopped_at, Some(good_end as u64));
+    }
+}
+
+#[test]
+fn pcapng_malformed_blocks_in_the_middle_are_corrupt() {
+    let mut head = shb(false);
+    head.extend(idb(false, 1, 0, &[]));
+    head.extend(epb(false, 0, 1, FRAME_A, 60));
+    let good_end = head.len() as u64;
+    let tail = epb(false, 0, 2, FRAME_B, 7);
+
+    // Block length not a multiple of 4.
+    let mut bad = tail.clone();
+    bad[4] = 41;
+    // Block length below the minimum.
+    let mut tiny = tail.clone();
+    tiny[4..8].copy_from_slice(&8u32.to_le_bytes());
+    // Block length beyond the cap.
+    let mut huge = tail.clone();
+    huge[4..8].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    // Trailing length disagrees with the leading one.
+    let mut trailer = tail.clone();
+    let n = trailer.len();
+    trailer[n - 4..].copy_from_slice(&12u32.to_le_bytes());
+    // Captured length larger than the block: a whole block, malformed (not truncated).
+    let mut caplen = tail.clone();
+    caplen[20..24].copy_from_slice(&500u32.to_le_bytes());
+    // A section header with a bad byte-order magic.
+    let mut bom = shb(false);
+    bom[8..12].copy_from_slice(&[1, 2, 3, 4]);
+
+    for (name, block) in [
+        ("unaligned", bad),
+        ("tiny", tiny),
+        ("huge", huge),
+        ("trailer", trailer),
+        ("caplen", caplen),
+        ("bom", bom),
+    ] {
+        let mut f = head.clone();
+        f.extend(&block);
+        f.extend(epb(false, 0, 3, FRAME_A, 60)); // never reached
+        let (pkts, stats, _) = read_bytes(&f);
+        assert_eq!(pkts.len(), 1, "{name}");
+        assert!(stats.corrupt && !stats.truncated, "{name}: {stats:?}");
+        assert_eq!(stats.stopped_at, Some(good_end), "{name}");
+    }
+}
+
+#[test]
+fn pcapng_large_section_header_and_block() {
+    // A section header with a 100 KB comment (larger than the initial buffer).
+    let comment = vec![b'x'; 100_000];
+    // Two comments (an option length is 16 bits).
+    let mut body = Vec::new();
+    body.extend(u32b(0x1a2b_3c4d, false)); // byte-order magic
+    body.extend(u16b(1, false)); // major version
+    body.extend(u16b(0, false)); // minor version
+    body.extend_from_slice(&[0xff; 8]); // section length: unspecified
+    body.extend(ng_option(false, 1, &comment[..50_000])); // opt_comment
+    body.extend(ng_option(false, 1, &comment[50_000..])); // opt_comment
+    body.extend(ng_end_of_options());
+    let mut f = ng_block(false, 0x0a0d_0d0a, &body);
+    f.extend(idb(false, 1, 0, &[]));
+    let big = vec![0x55; 300_000];
+    f.extend(epb(false, 0, 1, &big, 300_000));
+    f.extend(epb(false, 0, 2, FRAME_B, 7));
+    let (pkts, stats, pos) = read_bytes(&f);
+    assert_eq!(pkts.len(), 2);
+    assert_eq!(pkts[0].data.len(), 300_000);
+    assert_eq!(pkts[1].data, FRAME_B);
+    assert_eq!(stats.packets, 2);
+    assert_eq!(pos, f.len() as u64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Not a capture, I/O errors
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::empty(b"", "empty file")]
+#[case::text(b"hello, this is not a capture\n", "text file")]
+#[case::short(b"\xd4\xc3\xb2", "too short")]
+#[case::header_cut(b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00", "pcap file header")]
+#[case::shb_cut(
+    b"\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x4d\x3c\x2b\x1a\x01\x00",
+    "section header block"
+)]
+fn not_a_capture(#[case] bytes: &[u8], #[case] reason: &str) {
+    match open_err(bytes) {
+        CaptureError::NotACapture { path, reason: r } => {
+            assert!(r.contains(reason), "{r:?} lacks {reason:?}");
+            assert!(path.to_string_lossy().contains("otwatch-capture-test"));
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+#[test]
+fn section_header_with_an_overlong_option_is_tolerated() {
+    // pcap-parser stops reading options at one that overruns the block; the block's own
+    // length still frames the next block, so the file reads on.
+    let mut body = Vec::new();
+    body.extend(u32b(0x1a2b_3c4d, false)); // byte-order magic
+    body.extend(u16b(1, false)); // major version
+    body.extend(u16b(0, false)); // minor version
+    body.extend_from_slice(&[0xff; 8]); // section length: unspecified
+    body.extend(u16b(1, false)); // option code: opt_comment
+    body.extend(u16b(200, false)); // option length: beyond the block
+    let mut f = ng_block(false, 0x0a0d_0d0a, &body);
+    f.extend(idb(false, 1, 0, &[]));
+    f.extend(epb(false, 0, 1, FRAME_B, 7));
+    let (pkts, stats, _) = read_bytes(&f);
+    assert_eq!(pkts.len(), 1);
+    assert!(!stats.corrupt && !stats.truncated);
+}
+
+#[test]
+fn missing_file_is_io_naming_the_path() {
+    let path = std::env::temp_dir().join("otwatch-capture-test-does-not-exist.pcap");
+    let err = CaptureFile::open(&path).unwrap_err();
+    assert!(
+        matches!(err, CaptureError::Io { ref path, .. } if path.ends_with("otwatch-capture-test-does-not-exist.pcap"))
+    );
+    assert!(err
+        .to_string()
+        .contains("otwatch-capture-test-does-not-exist.pcap"));
+}
+
+#[test]
+fn directory_is_io() {
+    let err = CaptureFile::open(&std::env::temp_dir()).unwrap_err();
+    assert!(matches!(err, CaptureError::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn accessors() {
+    let mut f = pcap_header(false, true, 1);
+    f.extend(pcap_record(false, 1, 2, FRAME_A, 60));
+    let file = TempFile::new(&f);
+    let mut cap = CaptureFile::open(&file.0).unwrap();
+    assert_eq!(cap.path(), file.0.as_path());
+    assert_eq!(cap.format(), CaptureFormat::Pcap { nanosecond: true });
+    assert_eq!(cap.position(), 24);
+    let p = cap.next_packet().unwrap().unwrap();
+    assert_eq!(p.number, 1);
+    assert_eq!(cap.position(), f.len() as u64);
+    assert!(format!("{cap:?}").contains("CaptureFile"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing and obsolete packet block helpers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn framing_needs_header_bytes_first() {
+    let pcap = Layout::Pcap {
+        big_endian: false,
+        nanos: false,
+        record_header: 16,
+        link: LinkType::Ethernet,
+    };
+    assert_eq!(pcap.framing(&[]), Framing::NeedHeader(16));
+    assert_eq!(pcap.framing(&[0; 15]), Framing::NeedHeader(16));
+    assert_eq!(pcap.framing(&[0; 16]), Framing::Record(16));
+    let ng = Layout::PcapNg {
+        big_endian: false,
+        interfaces: Vec::new(),
+    };
+    assert_eq!(ng.framing(&[6, 0, 0]), Framing::NeedHeader(8));
+    assert_eq!(ng.framing(&[6, 0, 0, 0, 32, 0, 0, 0]), Framing::Record(32));
+    assert_eq!(
+        ng.framing(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28]),
+        Framing::NeedHeader(12)
+    );
+    assert_eq!(
+        ng.framing(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28, 0x1a, 0x2b, 0x3c, 0x4d]),
+        Framing::Record(28)
+    );
+}
+
+#[test]
+fn obsolete_packet_parse_rejects_short_bodies() {
+    let body = [0u8; 19];
+    assert_eq!(ObsoletePacket::parse(&body, false), None);
+    let mut body = vec![0u8; 24];
+    body[12] = 5; // caplen 5 > 4 bytes of room
+    assert_eq!(ObsoletePacket::parse(&body, false), None);
+    body[12] = 4;
+    assert_eq!(
+        ObsoletePacket::parse(&body, false),
+        Some(ObsoletePacket {
+            if_id: 0,
+            ts: 0,
+            caplen: 4,
+            orig_len: 0
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input
+// ---------------------------------------------------------------------------------------------
+
+/// Reads without asserting anything but termination and consistency.
+fn read_any(bytes: &[u8]) {
+    let file = TempFile::new(bytes);
+    let Ok(mut cap) = CaptureFile::open(&file.0) else {
+        return;
+    };
+    let mut n = 0u64;
+    while let Some(p) = cap.next_packet().unwrap() {
+        n += 1;
+        assert_eq!(p.number, n);
+        assert!(cap.position() <= bytes.len() as u64);
+    }
+    let stats = cap.stats();
+    assert_eq!(stats.packets, n);
+    assert!(!(stats.truncated && stats.corrupt));
+    assert_eq!(stats.stopped_at.is_some(), stats.truncated || stats.corrupt);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn pcap_with_random_tail(be in any::<bool>(), nanos in any::<bool>(),
+                             tail in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let mut f = pcap_header(be, nanos, 1);
+        f.extend(tail);
+        read_any(&f);
+    }
+
+    #[test]
+    fn pcapng_with_mutations(be in any::<bool>(),
+                             edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+                             cut in any::<usize>()) {
+        let mut f = two_interface_section(be);
+        f.extend(obsolete_pb(be, 1, 9, FRAME_A, 60));
+        let len = f.len();
+        for (at, v) in edits {
+            f[at % len] = v;
+        }
+        f.truncate(cut % (len + 1));
+        read_any(&f);
+    }
+
+    #[test]
+    fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        read_any(&bytes);
+    }
+}
