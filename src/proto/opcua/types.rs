@@ -1,0 +1,804 @@
+//! OPC UA built-in types (Part 6, binary encoding) and the bounded [`Reader`] that decodes them.
+//!
+//! Decoders borrow from the message (`&'a [u8]`); strings stay bytes until an event needs text.
+//! Every declared length is checked against the remaining input and the [`DecodeLimits`] before
+//! use, and nesting (Variant, ExtensionObject, DataValue, DiagnosticInfo) is depth-bounded.
+
+use super::limits::DecodeLimits;
+use super::status;
+use crate::event::Value;
+use crate::time::Timestamp;
+use std::fmt;
+
+/// Why a value could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input ended inside a value.
+    #[error("truncated at offset {at}")]
+    Truncated {
+        /// Offset of the value that did not fit.
+        at: usize,
+    },
+    /// A declared length or nesting depth exceeded a [`DecodeLimits`] cap.
+    #[error("limit exceeded: {0}")]
+    Limit(&'static str),
+    /// A value that the encoding does not allow (unknown encoding byte, negative length).
+    #[error("invalid encoding: {0}")]
+    Invalid(&'static str),
+}
+
+impl DecodeError {
+    /// Stable snake_case name of this error, for violation lists and counters.
+    pub fn violation(&self) -> &'static str {
+        match self {
+            DecodeError::Truncated { .. } => "truncated_body",
+            DecodeError::Limit(name) | DecodeError::Invalid(name) => name,
+        }
+    }
+
+    /// True for a cap of [`DecodeLimits`] (as opposed to malformed input).
+    pub fn is_limit(&self) -> bool {
+        matches!(self, DecodeError::Limit(_))
+    }
+}
+
+/// Result of a decoder.
+pub type DResult<T> = Result<T, DecodeError>;
+
+/// Offset between 1601-01-01 and 1970-01-01 in 100 ns ticks.
+const EPOCH_DIFF_TICKS: i64 = 116_444_736_000_000_000;
+
+/// Converts an OPC UA DateTime (100 ns ticks since 1601) to a timestamp; `None` for the null
+/// value 0 and for the "end of time" value `i64::MAX`.
+pub fn datetime_to_ts(ticks: i64) -> Option<Timestamp> {
+    if ticks <= 0 || ticks == i64::MAX {
+        return None;
+    }
+    let unix = ticks.checked_sub(EPOCH_DIFF_TICKS)?;
+    let secs = unix.div_euclid(10_000_000);
+    // rem_euclid is in 0..10_000_000, so the product fits in u32.
+    let nanos = u32::try_from(unix.rem_euclid(10_000_000) * 100).unwrap_or(0);
+    Some(Timestamp::new(secs, nanos))
+}
+
+/// Text of a UA String, lossily converted from UTF-8; `None` for the null string.
+pub fn text(s: Option<&[u8]>) -> Option<String> {
+    s.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Standard base64 (with padding), for opaque NodeIds.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let sym = |i: u32| char::from(*ALPHABET.get((i & 63) as usize).unwrap_or(&b'A'));
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for group in data.chunks(3) {
+        let b = |i: usize| u32::from(group.get(i).copied().unwrap_or(0));
+        let n = (b(0) << 16) | (b(1) << 8) | b(2);
+        out.push(sym(n >> 18));
+        out.push(sym(n >> 12));
+        out.push(if group.len() > 1 { sym(n >> 6) } else { '=' });
+        out.push(if group.len() > 2 { sym(n) } else { '=' });
+    }
+    out
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Guid in its 16 wire bytes (Data1..3 little-endian).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guid(pub [u8; 16]);
+
+impl fmt::Display for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = &self.0;
+        let [a0, a1, a2, a3, b0, b1, c0, c1, rest @ ..] = *g;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-",
+            u32::from_le_bytes([a0, a1, a2, a3]),
+            u16::from_le_bytes([b0, b1]),
+            u16::from_le_bytes([c0, c1])
+        )?;
+        let [d0, d1, e @ ..] = rest;
+        write!(f, "{d0:02x}{d1:02x}-")?;
+        e.iter().try_for_each(|x| write!(f, "{x:02x}"))
+    }
+}
+
+/// The identifier part of a NodeId.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identifier<'a> {
+    /// Numeric (`i=`).
+    Numeric(u32),
+    /// String (`s=`); `None` for the null string.
+    String(Option<&'a [u8]>),
+    /// Guid (`g=`).
+    Guid(Guid),
+    /// Opaque ByteString (`b=`).
+    Opaque(Option<&'a [u8]>),
+}
+
+/// A NodeId: namespace index and identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeId<'a> {
+    /// Namespace index.
+    pub ns: u16,
+    /// Identifier.
+    pub id: Identifier<'a>,
+}
+
+impl NodeId<'_> {
+    /// The numeric identifier when this is a namespace-0 numeric NodeId.
+    pub fn ns0_numeric(&self) -> Option<u32> {
+        match (self.ns, self.id) {
+            (0, Identifier::Numeric(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// True for the null NodeId (`i=0`).
+    pub fn is_null(&self) -> bool {
+        self.ns0_numeric() == Some(0)
+    }
+}
+
+fn fmt_identifier(f: &mut fmt::Formatter<'_>, id: &Identifier<'_>) -> fmt::Result {
+    match id {
+        Identifier::Numeric(n) => write!(f, "i={n}"),
+        Identifier::String(s) => write!(f, "s={}", String::from_utf8_lossy(s.unwrap_or_default())),
+        Identifier::Guid(g) => write!(f, "g={g}"),
+        Identifier::Opaque(b) => write!(f, "b={}", base64(b.unwrap_or_default())),
+    }
+}
+
+impl fmt::Display for NodeId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ns != 0 {
+            write!(f, "ns={};", self.ns)?;
+        }
+        fmt_identifier(f, &self.id)
+    }
+}
+
+/// An ExpandedNodeId: a NodeId with an optional namespace URI and server index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpandedNodeId<'a> {
+    /// The NodeId.
+    pub node: NodeId<'a>,
+    /// Namespace URI, replacing the index when present.
+    pub namespace_uri: Option<&'a [u8]>,
+    /// Server index, when present.
+    pub server_index: Option<u32>,
+}
+
+impl fmt::Display for ExpandedNodeId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = self.server_index {
+            write!(f, "svr={s};")?;
+        }
+        match self.namespace_uri {
+            Some(uri) => {
+                write!(f, "nsu={};", String::from_utf8_lossy(uri))?;
+                fmt_identifier(f, &self.node.id)
+            }
+            None => self.node.fmt(f),
+        }
+    }
+}
+
+/// A LocalizedText: optional locale and text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalizedText<'a> {
+    /// Locale, e.g. `en-US`.
+    pub locale: Option<&'a [u8]>,
+    /// The text.
+    pub text: Option<&'a [u8]>,
+}
+
+/// A QualifiedName: namespace index and name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QualifiedName<'a> {
+    /// Namespace index.
+    pub ns: u16,
+    /// Name.
+    pub name: Option<&'a [u8]>,
+}
+
+/// Body of an ExtensionObject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtBody<'a> {
+    /// No body.
+    None,
+    /// Binary-encoded body.
+    Binary(&'a [u8]),
+    /// XML-encoded body.
+    Xml(&'a [u8]),
+}
+
+/// An ExtensionObject: the encoding id of a structure and its still-encoded body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtensionObject<'a> {
+    /// Encoding NodeId of the body's type.
+    pub type_id: ExpandedNodeId<'a>,
+    /// The body.
+    pub body: ExtBody<'a>,
+}
+
+impl ExtensionObject<'_> {
+    /// The namespace-0 numeric type id, if it is one.
+    pub fn ns0_type(&self) -> Option<u32> {
+        if self.type_id.namespace_uri.is_none() {
+            self.type_id.node.ns0_numeric()
+        } else {
+            None
+        }
+    }
+}
+
+/// A DiagnosticInfo, without its inner DiagnosticInfo (which is decoded and bounded, not kept).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiagnosticInfo<'a> {
+    /// Index of the symbolic id in the string table.
+    pub symbolic_id: Option<i32>,
+    /// Index of the namespace URI in the string table.
+    pub namespace_uri: Option<i32>,
+    /// Index of the locale in the string table.
+    pub locale: Option<i32>,
+    /// Index of the localized text in the string table.
+    pub localized_text: Option<i32>,
+    /// Additional vendor information.
+    pub additional_info: Option<&'a [u8]>,
+    /// Inner status code.
+    pub inner_status: Option<u32>,
+    /// Nesting depth of inner DiagnosticInfos below this one.
+    pub inner_depth: usize,
+}
+
+/// A decoded Variant: its built-in type, whether it was an array, and its values (capped).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Variant {
+    /// Built-in type id (0 = empty).
+    pub type_id: u8,
+    /// True when the Variant held an array.
+    pub is_array: bool,
+    /// Number of elements on the wire (1 for a scalar, 0 when empty).
+    pub len: usize,
+    /// Values, at most [`DecodeLimits::max_values_kept`] of them.
+    pub values: Vec<Value>,
+}
+
+/// A DataValue: value, status and timestamps, each optional.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataValue {
+    /// The value.
+    pub value: Option<Variant>,
+    /// Status code (absent means Good).
+    pub status: Option<u32>,
+    /// Source timestamp.
+    pub source_ts: Option<i64>,
+    /// Server timestamp.
+    pub server_ts: Option<i64>,
+}
+
+/// Name of a built-in type id.
+pub fn builtin_name(t: u8) -> &'static str {
+    match t {
+        0 => "Null",
+        1 => "Boolean",
+        2 => "SByte",
+        3 => "Byte",
+        4 => "Int16",
+        5 => "UInt16",
+        6 => "Int32",
+        7 => "UInt32",
+        8 => "Int64",
+        9 => "UInt64",
+        10 => "Float",
+        11 => "Double",
+        12 => "String",
+        13 => "DateTime",
+        14 => "Guid",
+        15 => "ByteString",
+        16 => "XmlElement",
+        17 => "NodeId",
+        18 => "ExpandedNodeId",
+        19 => "StatusCode",
+        20 => "QualifiedName",
+        21 => "LocalizedText",
+        22 => "ExtensionObject",
+        23 => "DataValue",
+        24 => "Variant",
+        25 => "DiagnosticInfo",
+        _ => "Unknown",
+    }
+}
+
+/// Smallest encoded size of one value of a built-in type (for array length checks).
+fn min_size(t: u8) -> usize {
+    match t {
+        1..=3 => 1,
+        4 | 5 => 2,
+        6 | 7 | 10 | 12 | 15 | 16 | 19 => 4,
+        8 | 9 | 11 | 13 => 8,
+        14 => 16,
+        17 | 18 => 2,
+        20 => 6,
+        22 => 3,
+        _ => 1,
+    }
+}
+
+/// Largest ByteString kept whole as a value; longer ones become `Opaque`.
+const MAX_BYTES_VALUE: usize = 1024;
+
+/// A cursor over one message body that decodes built-in types within [`DecodeLimits`].
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    limits: &'a DecodeLimits,
+    depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8], limits: &'a DecodeLimits) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            limits,
+            depth: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &'a DecodeLimits {
+        self.limits
+    }
+
+    /// Bytes consumed so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// The unread rest of the input.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Takes `n` bytes.
+    pub fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated { at: self.pos })?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated { at: self.pos })?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> DResult<[u8; N]> {
+        let s = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    /// A Byte.
+    pub fn u8(&mut self) -> DResult<u8> {
+        Ok(u8::from_le_bytes(self.array()?))
+    }
+    /// A UInt16.
+    pub fn u16(&mut self) -> DResult<u16> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    /// A UInt32.
+    pub fn u32(&mut self) -> DResult<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    /// An Int32.
+    pub fn i32(&mut self) -> DResult<i32> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+    /// An Int64.
+    pub fn i64(&mut self) -> DResult<i64> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    /// A UInt64.
+    pub fn u64(&mut self) -> DResult<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    /// A Double.
+    pub fn f64(&mut self) -> DResult<f64> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+    /// A Boolean (any non-zero byte is true).
+    pub fn bool(&mut self) -> DResult<bool> {
+        Ok(self.u8()? != 0)
+    }
+    /// A DateTime, raw ticks.
+    pub fn datetime(&mut self) -> DResult<i64> {
+        self.i64()
+    }
+    /// A StatusCode.
+    pub fn status_code(&mut self) -> DResult<u32> {
+        self.u32()
+    }
+    /// A Guid.
+    pub fn guid(&mut self) -> DResult<Guid> {
+        Ok(Guid(self.array()?))
+    }
+
+    fn sized(&mut self, cap: usize, what: &'static str) -> DResult<Option<&'a [u8]>> {
+        let at = self.pos;
+        let n = self.i32()?;
+        if n < 0 {
+            return if n == -1 {
+                Ok(None)
+            } else {
+                Err(DecodeError::Invalid("negative_length"))
+            };
+        }
+        let n = usize::try_from(n).map_err(|_| DecodeError::Invalid("negative_length"))?;
+        if n > cap {
+            return Err(DecodeError::Limit(what));
+        }
+        if n > self.remaining() {
+            return Err(DecodeError::Truncated { at });
+        }
+        self.take(n).map(Some)
+    }
+
+    /// A String (bytes, not checked for UTF-8); `None` for the null string.
+    pub fn string(&mut self) -> DResult<Option<&'a [u8]>> {
+        self.sized(self.limits.max_string_len, "string_too_long")
+    }
+
+    /// A ByteString; `None` for the null ByteString.
+    pub fn bytestring(&mut self) -> DResult<Option<&'a [u8]>> {
+        self.sized(self.limits.max_bytestring_len, "bytestring_too_long")
+    }
+
+    /// An array length (0 for the null array), checked against the cap and against the bytes
+    /// left assuming each element takes at least `min_elem` bytes.
+    pub fn array_len(&mut self, min_elem: usize) -> DResult<usize> {
+        let at = self.pos;
+        let n = self.i32()?;
+        if n < -1 {
+            return Err(DecodeError::Invalid("negative_length"));
+        }
+        let n = usize::try_from(n).unwrap_or(0);
+        if n > self.limits.max_array_len {
+            return Err(DecodeError::Limit("array_too_long"));
+        }
+        if n.saturating_mul(min_elem.max(1)) > self.remaining() {
+            return Err(DecodeError::Truncated { at });
+        }
+        Ok(n)
+    }
+
+    /// Runs `f` one nesting level deeper, failing when the depth cap is reached.
+    pub fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> DResult<T>) -> DResult<T> {
+        if self.depth >= self.limits.max_depth {
+            return Err(DecodeError::Limit("nesting_too_deep"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
+    fn node_id_with(&mut self, enc: u8) -> DResult<NodeId<'a>> {
+        Ok(match enc & 0x0f {
+            0 => NodeId {
+                ns: 0,
+                id: Identifier::Numeric(u32::from(self.u8()?)),
+            },
+            1 => {
+                let ns = u16::from(self.u8()?);
+                NodeId {
+                    ns,
+                    id: Identifier::Numeric(u32::from(self.u16()?)),
+                }
+            }
+            2 => {
+                let ns = self.u16()?;
+                NodeId {
+                    ns,
+                    id: Identifier::Numeric(self.u32()?),
+                }
+            }
+            3 => {
+                let ns = self.u16()?;
+                NodeId {
+                    ns,
+                    id: Identifier::String(self.string()?),
+                }
+            }
+            4 => {
+                let ns = self.u16()?;
+                NodeId {
+                    ns,
+                    id: Identifier::Guid(self.guid()?),
+                }
+            }
+            5 => {
+                let ns = self.u16()?;
+                NodeId {
+                    ns,
+                    id: Identifier::Opaque(self.bytestring()?),
+                }
+            }
+            _ => return Err(DecodeError::Invalid("node_id_encoding")),
+        })
+    }
+
+    /// A NodeId.
+    pub fn node_id(&mut self) -> DResult<NodeId<'a>> {
+        let enc = self.u8()?;
+        if enc & 0xf0 != 0 {
+            return Err(DecodeError::Invalid("node_id_encoding"));
+        }
+        self.node_id_with(enc)
+    }
+
+    /// An ExpandedNodeId.
+    pub fn expanded_node_id(&mut self) -> DResult<ExpandedNodeId<'a>> {
+        let enc = self.u8()?;
+        if enc & 0x30 != 0 {
+            return Err(DecodeError::Invalid("node_id_encoding"));
+        }
+        let node = self.node_id_with(enc)?;
+        let namespace_uri = if enc & 0x80 != 0 {
+            self.string()?
+        } else {
+            None
+        };
+        let server_index = if enc & 0x40 != 0 {
+            Some(self.u32()?)
+        } else {
+            None
+        };
+        Ok(ExpandedNodeId {
+            node,
+            namespace_uri,
+            server_index,
+        })
+    }
+
+    /// A LocalizedText.
+    pub fn localized_text(&mut self) -> DResult<LocalizedText<'a>> {
+        let mask = self.u8()?;
+        let locale = if mask & 0x01 != 0 {
+            self.string()?
+        } else {
+            None
+        };
+        let text = if mask & 0x02 != 0 {
+            self.string()?
+        } else {
+            None
+        };
+        Ok(LocalizedText { locale, text })
+    }
+
+    /// A QualifiedName.
+    pub fn qualified_name(&mut self) -> DResult<QualifiedName<'a>> {
+        let ns = self.u16()?;
+        Ok(QualifiedName {
+            ns,
+            name: self.string()?,
+        })
+    }
+
+    /// An ExtensionObject, its body left encoded.
+    pub fn extension_object(&mut self) -> DResult<ExtensionObject<'a>> {
+        let type_id = self.expanded_node_id()?;
+        let body = match self.u8()? {
+            0 => ExtBody::None,
+            1 => ExtBody::Binary(self.bytestring()?.unwrap_or_default()),
+            2 => ExtBody::Xml(self.string()?.unwrap_or_default()),
+            _ => return Err(DecodeError::Invalid("extension_object_encoding")),
+        };
+        Ok(ExtensionObject { type_id, body })
+    }
+
+    /// A DiagnosticInfo; inner DiagnosticInfos are decoded (depth-bounded) but not kept.
+    pub fn diagnostic_info(&mut self) -> DResult<DiagnosticInfo<'a>> {
+        self.nested(|r| {
+            let mask = r.u8()?;
+            let mut d = DiagnosticInfo::default();
+            let opt_i32 = |r: &mut Self, bit: u8| -> DResult<Option<i32>> {
+                if mask & bit != 0 {
+                    r.i32().map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            d.symbolic_id = opt_i32(r, 0x01)?;
+            d.namespace_uri = opt_i32(r, 0x02)?;
+            d.locale = opt_i32(r, 0x08)?;
+            d.localized_text = opt_i32(r, 0x04)?;
+            if mask & 0x10 != 0 {
+                d.additional_info = r.string()?;
+            }
+            if mask & 0x20 != 0 {
+                d.inner_status = Some(r.status_code()?);
+            }
+            if mask & 0x40 != 0 {
+                let inner = r.diagnostic_info()?;
+                d.inner_depth = inner.inner_depth + 1;
+            }
+            Ok(d)
+        })
+    }
+
+    /// An array of DiagnosticInfo (decoded and dropped).
+    pub fn skip_diagnostic_infos(&mut self) -> DResult<()> {
+        let n = self.array_len(1)?;
+        for _ in 0..n {
+            self.diagnostic_info()?;
+        }
+        Ok(())
+    }
+
+    /// One value of built-in type `t`, appended to `out` while it holds fewer than `keep`.
+    fn builtin_value(&mut self, t: u8, out: &mut Vec<Value>, keep: usize) -> DResult<()> {
+        let v = match t {
+            1 => Value::Bool(self.bool()?),
+            2 => Value::Int(i64::from(self.u8()? as i8)),
+            3 => Value::Int(i64::from(self.u8()?)),
+            4 => Value::Int(i64::from(self.u16()? as i16)),
+            5 => Value::Int(i64::from(self.u16()?)),
+            6 => Value::Int(i64::from(self.i32()?)),
+            7 => Value::Int(i64::from(self.u32()?)),
+            8 => Value::Int(self.i64()?),
+            9 => {
+                let v = self.u64()?;
+                i64::try_from(v).map_or(Value::UInt(v), Value::Int)
+            }
+            10 => Value::Float(f64::from(f32::from_le_bytes(self.array()?))),
+            11 => Value::Float(self.f64()?),
+            12 | 16 => match self.string()? {
+                Some(s) => Value::Str(String::from_utf8_lossy(s).into_owned()),
+                None => Value::Opaque("null"),
+            },
+            13 => match datetime_to_ts(self.datetime()?) {
+                Some(ts) => Value::Str(ts.to_string()),
+                None => Value::Opaque("null"),
+            },
+            14 => Value::Str(self.guid()?.to_string()),
+            15 => match self.bytestring()? {
+                Some(b) if b.len() <= MAX_BYTES_VALUE => Value::Bytes(b.to_vec()),
+                Some(_) => Value::Opaque("ByteString"),
+                None => Value::Opaque("null"),
+            },
+            17 => Value::Str(self.node_id()?.to_string()),
+            18 => Value::Str(self.expanded_node_id()?.to_string()),
+            19 => {
+                let c = self.status_code()?;
+                Value::Str(status::name(c).to_string())
+            }
+            20 => {
+                let q = self.qualified_name()?;
+                let name = String::from_utf8_lossy(q.name.unwrap_or_default()).into_owned();
+                Value::Str(if q.ns == 0 {
+                    name
+                } else {
+                    format!("{}:{name}", q.ns)
+                })
+            }
+            21 => match self.localized_text()?.text {
+                Some(s) => Value::Str(String::from_utf8_lossy(s).into_owned()),
+                None => Value::Opaque("null"),
+            },
+            22 => {
+                self.nested(|r| r.extension_object())?;
+                Value::Opaque("ExtensionObject")
+            }
+            23 => {
+                let dv = self.nested(|r| r.data_value())?;
+                if let Some(var) = dv.value {
+                    for v in var.values {
+                        if out.len() < keep {
+                            out.push(v);
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            24 => {
+                let var = self.variant()?;
+                for v in var.values {
+                    if out.len() < keep {
+                        out.push(v);
+                    }
+                }
+                return Ok(());
+            }
+            25 => {
+                self.diagnostic_info()?;
+                Value::Opaque("DiagnosticInfo")
+            }
+            _ => return Err(DecodeError::Invalid("variant_type")),
+        };
+        if out.len() < keep {
+            out.push(v);
+        }
+        Ok(())
+    }
+
+    /// A Variant: scalars and arrays of every built-in type, values capped.
+    pub fn variant(&mut self) -> DResult<Variant> {
+        self.nested(|r| {
+            let enc = r.u8()?;
+            let t = enc & 0x3f;
+            let keep = r.limits.max_values_kept;
+            let mut var = Variant {
+                type_id: t,
+                is_array: enc & 0x80 != 0,
+                ..Variant::default()
+            };
+            if t == 0 {
+                return Ok(var);
+            }
+            if t > 25 {
+                return Err(DecodeError::Invalid("variant_type"));
+            }
+            if var.is_array {
+                let n = r.array_len(min_size(t))?;
+                var.len = n;
+                var.values.reserve(n.min(keep));
+                for _ in 0..n {
+                    r.builtin_value(t, &mut var.values, keep)?;
+                }
+                if enc & 0x40 != 0 {
+                    let dims = r.array_len(4)?;
+                    for _ in 0..dims {
+                        r.i32()?;
+                    }
+                }
+            } else {
+                var.len = 1;
+                r.builtin_value(t, &mut var.values, keep)?;
+            }
+            Ok(var)
+        })
+    }
+
+    /// A DataValue.
+    pub fn data_value(&mut self) -> DResult<DataValue> {
+        let mask = self.u8()?;
+        let mut dv = DataValue::default();
+        if mask & 0x01 != 0 {
+            dv.value = Some(self.variant()?);
+        }
+        if mask & 0x02 != 0 {
+            dv.status = Some(self.status_code()?);
+        }
+        if mask & 0x04 != 0 {
+            dv.source_ts = Some(self.datetime()?);
+        }
+        if mask & 0x10 != 0 {
+            self.u16()?;
+        }
+        if mask & 0x08 != 0 {
+            dv.server_ts = Some(self.datetime()?);
+        }
+        if mask & 0x20 != 0 {
+            self.u16()?;
+        }
+        Ok(dv)
+    }
+}
