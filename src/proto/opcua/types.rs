@@ -802,3 +802,344 @@ impl<'a> Reader<'a> {
         Ok(dv)
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn lim() -> DecodeLimits {
+        DecodeLimits::default()
+    }
+
+    #[rstest]
+    // two-byte: encoding 0x00, id 0x55
+    #[case(&[0x00, 0x55], "i=85")]
+    // four-byte: encoding 0x01, ns 1, id 0xf44d
+    #[case(&[0x01, 0x01, 0x4d, 0xf4], "ns=1;i=62541")]
+    // numeric: encoding 0x02, ns 2 (u16), id 2258 (u32)
+    #[case(&[0x02, 0x02, 0x00, 0xd2, 0x08, 0x00, 0x00], "ns=2;i=2258")]
+    // numeric in ns 0
+    #[case(&[0x02, 0x00, 0x00, 0xd2, 0x08, 0x00, 0x00], "i=2258")]
+    // string: encoding 0x03, ns 2, length 10, "Tank.Level"
+    #[case(&[0x03, 0x02, 0x00, 0x0a, 0, 0, 0, b'T', b'a', b'n', b'k', b'.', b'L', b'e', b'v', b'e', b'l'], "ns=2;s=Tank.Level")]
+    // guid: encoding 0x04, ns 1, data1 LE, data2 LE, data3 LE, data4
+    #[case(&[0x04, 0x01, 0x00, 0x78, 0x56, 0x34, 0x12, 0x34, 0x12, 0x78, 0x56, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08], "ns=1;g=12345678-1234-5678-0102-030405060708")]
+    // opaque: encoding 0x05, ns 1, length 3, bytes "abc"
+    #[case(&[0x05, 0x01, 0x00, 0x03, 0, 0, 0, b'a', b'b', b'c'], "ns=1;b=YWJj")]
+    fn node_ids(#[case] bytes: &[u8], #[case] want: &str) {
+        let l = lim();
+        let mut r = Reader::new(bytes, &l);
+        assert_eq!(r.node_id().unwrap().to_string(), want);
+        assert_eq!(r.remaining(), 0);
+        // Truncated at every position.
+        for cut in 0..bytes.len() {
+            let mut r = Reader::new(&bytes[..cut], &l);
+            assert!(
+                matches!(r.node_id(), Err(DecodeError::Truncated { .. })),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[rstest]
+    #[case(&[0x06, 0x00], "node_id_encoding")] // encoding 6 does not exist
+    #[case(&[0x40, 0x00], "node_id_encoding")] // expanded-only flag in a NodeId
+    fn node_id_invalid(#[case] bytes: &[u8], #[case] why: &'static str) {
+        let l = lim();
+        assert_eq!(
+            Reader::new(bytes, &l).node_id(),
+            Err(DecodeError::Invalid(why))
+        );
+    }
+
+    #[test]
+    fn expanded_node_id_with_uri_and_server() {
+        let bytes = [
+            0xc1, // four-byte + namespace URI (0x80) + server index (0x40)
+            0x00, // ns 0
+            0x77, 0x02, // id 631
+            0x03, 0, 0, 0, b'u', b'r', b'n', // namespace URI "urn"
+            0x05, 0, 0, 0, // server index 5
+        ];
+        let l = lim();
+        let e = Reader::new(&bytes, &l).expanded_node_id().unwrap();
+        assert_eq!(e.to_string(), "svr=5;nsu=urn;i=631");
+        assert_eq!(e.server_index, Some(5));
+    }
+
+    #[rstest]
+    #[case(&[0xff, 0xff, 0xff, 0xff], Ok(None))] // length -1: null
+    #[case(&[0, 0, 0, 0], Ok(Some(&b""[..])))] // length 0: empty
+    #[case(&[2, 0, 0, 0, b'h', b'i'], Ok(Some(&b"hi"[..])))] // length 2, "hi"
+    #[case(&[3, 0, 0, 0, b'h', b'i'], Err(DecodeError::Truncated { at: 0 }))] // 3 declared, 2 present
+    #[case(&[0xfe, 0xff, 0xff, 0xff], Err(DecodeError::Invalid("negative_length")))] // -2
+    #[case(&[0xff, 0xff, 0xff, 0x7f], Err(DecodeError::Limit("string_too_long")))] // 2^31-1
+    #[case(&[0, 0], Err(DecodeError::Truncated { at: 0 }))] // length cut
+    fn strings(#[case] bytes: &[u8], #[case] want: DResult<Option<&[u8]>>) {
+        let l = lim();
+        assert_eq!(Reader::new(bytes, &l).string(), want);
+    }
+
+    #[test]
+    fn bytestring_limit_is_separate() {
+        let l = DecodeLimits {
+            max_bytestring_len: 2,
+            ..lim()
+        };
+        let bytes = [3, 0, 0, 0, 1, 2, 3]; // length 3, three bytes
+        assert_eq!(Reader::new(&bytes, &l).string(), Ok(Some(&[1u8, 2, 3][..])));
+        assert_eq!(
+            Reader::new(&bytes, &l).bytestring(),
+            Err(DecodeError::Limit("bytestring_too_long"))
+        );
+    }
+
+    #[test]
+    fn array_lengths_checked_before_allocation() {
+        let l = DecodeLimits {
+            max_array_len: 10,
+            ..lim()
+        };
+        // 11 elements: over the cap.
+        assert_eq!(
+            Reader::new(&[11, 0, 0, 0], &l).array_len(1),
+            Err(DecodeError::Limit("array_too_long"))
+        );
+        // 10 elements of at least 4 bytes, with 8 bytes left: truncated.
+        assert!(matches!(
+            Reader::new(&[10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &l).array_len(4),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // -1 is the null array.
+        assert_eq!(Reader::new(&[0xff; 4], &l).array_len(1), Ok(0));
+        // A Variant array of 2^31-1 Int64 in 10 bytes: refused without allocating.
+        let bomb = [0x88, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0];
+        assert_eq!(
+            Reader::new(&bomb, &lim()).variant(),
+            Err(DecodeError::Limit("array_too_long"))
+        );
+    }
+
+    #[rstest]
+    #[case(&[0x01, 0x01], Value::Bool(true))] // Boolean true
+    #[case(&[0x02, 0xff], Value::Int(-1))] // SByte -1
+    #[case(&[0x03, 0xff], Value::Int(255))] // Byte 255
+    #[case(&[0x04, 0xfe, 0xff], Value::Int(-2))] // Int16 -2
+    #[case(&[0x05, 0xfe, 0xff], Value::Int(65534))] // UInt16
+    #[case(&[0x06, 0x2a, 0, 0, 0], Value::Int(42))] // Int32 42
+    #[case(&[0x07, 0xff, 0xff, 0xff, 0xff], Value::Int(4_294_967_295))] // UInt32 max
+    #[case(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Value::Int(-1))] // Int64 -1
+    #[case(&[0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Value::UInt(u64::MAX))] // UInt64 max
+    #[case(&[0x0a, 0x00, 0x00, 0xc0, 0x3f], Value::Float(1.5))] // Float 1.5
+    #[case(&[0x0b, 0, 0, 0, 0, 0, 0, 0x04, 0x40], Value::Float(2.5))] // Double 2.5
+    #[case(&[0x0c, 2, 0, 0, 0, b'o', b'k'], Value::Str("ok".into()))] // String "ok"
+    // DateTime 2015-10-22T10:00:00Z = (1445508000 s + 11644473600 s) × 10^7 ticks
+    #[case(&[0x0d, 0x00, 0x10, 0xd8, 0x69, 0xb0, 0x0c, 0xd1, 0x01], Value::Str("2015-10-22T10:00:00.000000Z".into()))]
+    #[case(&[0x0f, 2, 0, 0, 0, 0xde, 0xad], Value::Bytes(vec![0xde, 0xad]))] // ByteString
+    #[case(&[0x11, 0x00, 0x55], Value::Str("i=85".into()))] // NodeId
+    #[case(&[0x13, 0, 0, 0x34, 0x80], Value::Str("BadNodeIdUnknown".into()))] // StatusCode
+    #[case(&[0x14, 2, 0, 1, 0, 0, 0, b'x'], Value::Str("2:x".into()))] // QualifiedName ns 2 "x"
+    #[case(&[0x15, 0x02, 1, 0, 0, 0, b't'], Value::Str("t".into()))] // LocalizedText text only
+    // ExtensionObject: type i=1, encoding 0 (no body)
+    #[case(&[0x16, 0x00, 0x01, 0x00], Value::Opaque("ExtensionObject"))]
+    // DataValue: mask 0x01 value, Variant Int32 7
+    #[case(&[0x17, 0x01, 0x06, 7, 0, 0, 0], Value::Int(7))]
+    // Variant in Variant: Boolean false
+    #[case(&[0x18, 0x01, 0x00], Value::Bool(false))]
+    // DiagnosticInfo with no fields
+    #[case(&[0x19, 0x00], Value::Opaque("DiagnosticInfo"))]
+    fn variant_scalars(#[case] bytes: &[u8], #[case] want: Value) {
+        let l = lim();
+        let mut r = Reader::new(bytes, &l);
+        let v = r.variant().unwrap();
+        assert_eq!(v.values, vec![want]);
+        assert!(!v.is_array);
+        assert_eq!(r.remaining(), 0);
+        for cut in 1..bytes.len() {
+            assert!(
+                Reader::new(&bytes[..cut], &l).variant().is_err(),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn variant_arrays_and_matrix() {
+        let bytes = [
+            0xc6, // Int32 | array (0x80) | dimensions (0x40)
+            4, 0, 0, 0, // 4 elements
+            1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, // 1, 2, 3, 4
+            2, 0, 0, 0, // 2 dimensions
+            2, 0, 0, 0, 2, 0, 0, 0, // 2 × 2
+        ];
+        let l = lim();
+        let mut r = Reader::new(&bytes, &l);
+        let v = r.variant().unwrap();
+        assert_eq!(
+            v.values,
+            vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)]
+        );
+        assert!(v.is_array && v.len == 4 && r.remaining() == 0);
+        // Values beyond the kept cap are decoded and dropped.
+        let small = DecodeLimits {
+            max_values_kept: 2,
+            ..lim()
+        };
+        let v = Reader::new(&bytes, &small).variant().unwrap();
+        assert_eq!(v.values.len(), 2);
+        assert_eq!(v.len, 4);
+        // Empty variant and bad type.
+        assert_eq!(Reader::new(&[0x00], &l).variant().unwrap().values, vec![]);
+        assert_eq!(
+            Reader::new(&[0x1a], &l).variant(),
+            Err(DecodeError::Invalid("variant_type"))
+        );
+    }
+
+    #[test]
+    fn nesting_bombs_are_bounded() {
+        let l = lim();
+        // 1000 nested Variants (type 24) then Boolean: stops at max_depth.
+        let mut bomb = vec![0x18; 1000];
+        bomb.extend_from_slice(&[0x01, 0x01]);
+        assert_eq!(
+            Reader::new(&bomb, &l).variant(),
+            Err(DecodeError::Limit("nesting_too_deep"))
+        );
+        // Nesting within the limit decodes.
+        let mut ok = vec![0x18; 5];
+        ok.extend_from_slice(&[0x01, 0x01]);
+        assert_eq!(
+            Reader::new(&ok, &l).variant().unwrap().values,
+            vec![Value::Bool(true)]
+        );
+        // 1000 nested DiagnosticInfos (mask 0x40: inner diagnostic info).
+        let bomb = vec![0x40; 1000];
+        assert_eq!(
+            Reader::new(&bomb, &l).diagnostic_info(),
+            Err(DecodeError::Limit("nesting_too_deep"))
+        );
+        // 1000 nested DataValues inside Variants (0x17 DataValue, mask 0x01 value).
+        let bomb: Vec<u8> = std::iter::repeat([0x17, 0x01])
+            .take(1000)
+            .flatten()
+            .collect();
+        assert_eq!(
+            Reader::new(&bomb, &l).variant(),
+            Err(DecodeError::Limit("nesting_too_deep"))
+        );
+    }
+
+    #[test]
+    fn diagnostic_info_fields() {
+        let bytes = [
+            0x7f, // every field
+            1, 0, 0, 0, // symbolic id 1
+            2, 0, 0, 0, // namespace URI 2
+            3, 0, 0, 0, // locale 3
+            4, 0, 0, 0, // localized text 4
+            1, 0, 0, 0, b'!', // additional info "!"
+            0, 0, 0x34, 0x80, // inner status BadNodeIdUnknown
+            0x20, 0, 0, 0x35, 0x80, // inner diagnostic info: inner status only
+        ];
+        let l = lim();
+        let mut r = Reader::new(&bytes, &l);
+        let d = r.diagnostic_info().unwrap();
+        assert_eq!(d.symbolic_id, Some(1));
+        assert_eq!(d.namespace_uri, Some(2));
+        assert_eq!(d.locale, Some(3));
+        assert_eq!(d.localized_text, Some(4));
+        assert_eq!(d.additional_info, Some(&b"!"[..]));
+        assert_eq!(d.inner_status, Some(0x8034_0000));
+        assert_eq!(d.inner_depth, 1);
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn data_value_fields() {
+        let bytes = [
+            0x3f, // value, status, source ts, server ts, both picoseconds
+            0x01, 0x01, // Variant Boolean true
+            0, 0, 0x34, 0x80, // status BadNodeIdUnknown
+            1, 0, 0, 0, 0, 0, 0, 0, // source timestamp 1
+            9, 0, // source picoseconds
+            2, 0, 0, 0, 0, 0, 0, 0, // server timestamp 2
+            9, 0, // server picoseconds
+        ];
+        let l = lim();
+        let mut r = Reader::new(&bytes, &l);
+        let dv = r.data_value().unwrap();
+        assert_eq!(dv.value.unwrap().values, vec![Value::Bool(true)]);
+        assert_eq!(dv.status, Some(0x8034_0000));
+        assert_eq!((dv.source_ts, dv.server_ts), (Some(1), Some(2)));
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn extension_object_bodies() {
+        let l = lim();
+        let bin = [0x01, 0x00, 0x41, 0x01, 0x01, 2, 0, 0, 0, 0xaa, 0xbb]; // i=321, binary, 2 bytes
+        let eo = Reader::new(&bin, &l).extension_object().unwrap();
+        assert_eq!(eo.ns0_type(), Some(321));
+        assert_eq!(eo.body, ExtBody::Binary(&[0xaa, 0xbb]));
+        let xml = [0x00, 0x01, 0x02, 1, 0, 0, 0, b'<']; // i=1, xml, "<"
+        assert_eq!(
+            Reader::new(&xml, &l).extension_object().unwrap().body,
+            ExtBody::Xml(b"<")
+        );
+        let bad = [0x00, 0x01, 0x03]; // encoding 3 does not exist
+        assert_eq!(
+            Reader::new(&bad, &l).extension_object(),
+            Err(DecodeError::Invalid("extension_object_encoding"))
+        );
+    }
+
+    #[test]
+    fn localized_text_and_qualified_name() {
+        let l = lim();
+        let lt = [0x03, 2, 0, 0, 0, b'e', b'n', 1, 0, 0, 0, b'x']; // locale "en", text "x"
+        let t = Reader::new(&lt, &l).localized_text().unwrap();
+        assert_eq!((t.locale, t.text), (Some(&b"en"[..]), Some(&b"x"[..])));
+        let qn = [1, 0, 0xff, 0xff, 0xff, 0xff]; // ns 1, null name
+        let q = Reader::new(&qn, &l).qualified_name().unwrap();
+        assert_eq!((q.ns, q.name), (1, None));
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(hex(&[0, 0xab]), "00ab");
+        assert_eq!(datetime_to_ts(0), None);
+        assert_eq!(datetime_to_ts(i64::MAX), None);
+        assert_eq!(datetime_to_ts(EPOCH_DIFF_TICKS), Some(Timestamp::new(0, 0)));
+        assert_eq!(builtin_name(24), "Variant");
+        assert_eq!(
+            DecodeError::Truncated { at: 3 }.violation(),
+            "truncated_body"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let l = DecodeLimits { max_depth: 8, ..DecodeLimits::default() };
+            let _ = Reader::new(&bytes, &l).variant();
+            let _ = Reader::new(&bytes, &l).data_value();
+            let _ = Reader::new(&bytes, &l).diagnostic_info();
+            let _ = Reader::new(&bytes, &l).extension_object();
+            let _ = Reader::new(&bytes, &l).expanded_node_id();
+            let _ = Reader::new(&bytes, &l).localized_text();
+        }
+    }
+}
