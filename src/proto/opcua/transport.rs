@@ -302,3 +302,105 @@ pub fn probe(data: &[u8], limits: &DecodeLimits) -> super::Probe {
         HeaderCheck::Invalid(_) => super::Probe::NoMatch,
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::proto::Probe;
+    use rstest::rstest;
+
+    const MAX: u32 = 16 << 20;
+
+    #[rstest]
+    #[case(b"HELF\x20\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Hel, chunk: b'F', size: 32 }))]
+    #[case(b"ACKF\x1c\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Ack, chunk: b'F', size: 28 }))]
+    #[case(b"ERRF\x10\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Err, chunk: b'F', size: 16 }))]
+    #[case(b"RHEF\x10\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Rhe, chunk: b'F', size: 16 }))]
+    #[case(b"OPNF\x20\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Opn, chunk: b'F', size: 32 }))]
+    #[case(b"MSGC\x18\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Msg, chunk: b'C', size: 24 }))]
+    #[case(b"MSGA\x18\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Msg, chunk: b'A', size: 24 }))]
+    #[case(b"CLOF\x18\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Clo, chunk: b'F', size: 24 }))]
+    #[case(b"HELC\x20\0\0\0", HeaderCheck::Invalid("bad_chunk_type"))] // HEL is never chunked
+    #[case(b"MSGX\x18\0\0\0", HeaderCheck::Invalid("bad_chunk_type"))]
+    #[case(b"MSGF\x17\0\0\0", HeaderCheck::Invalid("message_size_too_small"))]
+    #[case(
+        b"MSGF\x00\x00\x00\x02",
+        HeaderCheck::Invalid("message_size_too_large")
+    )] // 32 MiB
+    #[case(b"GET / HT", HeaderCheck::Invalid("unknown_message_type"))]
+    #[case(b"MS", HeaderCheck::NeedMore)]
+    #[case(b"MSGF\x18\0", HeaderCheck::NeedMore)]
+    #[case(b"HELC", HeaderCheck::Invalid("bad_chunk_type"))]
+    #[case(b"", HeaderCheck::NeedMore)]
+    fn headers(#[case] bytes: &[u8], #[case] want: HeaderCheck) {
+        assert_eq!(check_header(bytes, MAX), want);
+    }
+
+    #[rstest]
+    #[case(b"HELF\x38\0\0\0", Probe::Match)]
+    #[case(b"MSGF\x79\0\0\0\x04\0\0\0", Probe::Match)] // picked up mid-stream
+    #[case(b"HEL", Probe::NeedMore)]
+    #[case(b"", Probe::NeedMore)]
+    #[case(b"\x00\x01\x00\x00\x00\x06\x01\x03", Probe::NoMatch)] // Modbus MBAP
+    #[case(b"HELF\x01\0\0\0", Probe::NoMatch)]
+    fn probes(#[case] bytes: &[u8], #[case] want: Probe) {
+        assert_eq!(probe(bytes, &DecodeLimits::default()), want);
+    }
+
+    #[test]
+    fn hello_ack_error_reverse_hello() {
+        let l = DecodeLimits::default();
+        let hel = [
+            0, 0, 0, 0, // protocol version 0
+            0xff, 0xff, 0, 0, // receive buffer 65535
+            0xff, 0xff, 0, 0, // send buffer 65535
+            0, 0, 0, 0, // max message size 0
+            0, 0, 0, 0, // max chunk count 0
+            3, 0, 0, 0, b'o', b'p', b'c', // endpoint URL "opc"
+        ];
+        let h = parse_hello(&mut Reader::new(&hel, &l)).unwrap();
+        assert_eq!(
+            (h.receive_buffer, h.endpoint_url),
+            (65535, Some(&b"opc"[..]))
+        );
+        assert!(parse_hello(&mut Reader::new(&hel[..22], &l)).is_err());
+        let a = parse_ack(&mut Reader::new(&hel[..20], &l)).unwrap();
+        assert_eq!(a.send_buffer, 65535);
+        let err = [
+            0, 0, 0x07, 0x80, // BadDecodingError
+            2, 0, 0, 0, b'n', b'o', // reason "no"
+        ];
+        let e = parse_error(&mut Reader::new(&err, &l)).unwrap();
+        assert_eq!((e.code, e.reason), (0x8007_0000, Some(&b"no"[..])));
+        let rhe = [
+            1, 0, 0, 0, b'u', // server URI "u"
+            0xff, 0xff, 0xff, 0xff, // endpoint URL null
+        ];
+        let r = parse_reverse_hello(&mut Reader::new(&rhe, &l)).unwrap();
+        assert_eq!((r.server_uri, r.endpoint_url), (Some(&b"u"[..]), None));
+    }
+
+    #[test]
+    fn security_headers() {
+        let l = DecodeLimits::default();
+        let asym = [
+            4, 0, 0, 0, b'x', b'#', b'N', b'o', // policy URI "x#No"
+            2, 0, 0, 0, 0x30, 0x82, // sender certificate (2 bytes)
+            0xff, 0xff, 0xff, 0xff, // receiver thumbprint null
+            7, 0, 0, 0, // sequence number 7
+            9, 0, 0, 0, // request id 9
+        ];
+        let mut r = Reader::new(&asym, &l);
+        let a = parse_asym_header(&mut r).unwrap();
+        assert_eq!(a.sender_certificate, Some(&[0x30, 0x82][..]));
+        assert_eq!(policy_short(a.policy_uri.unwrap()), "No");
+        let s = parse_seq_header(&mut r).unwrap();
+        assert_eq!((s.sequence, s.request_id), (7, 9));
+    }
+}

@@ -1028,10 +1028,7 @@ mod tests {
             Err(DecodeError::Limit("nesting_too_deep"))
         );
         // 1000 nested DataValues inside Variants (0x17 DataValue, mask 0x01 value).
-        let bomb: Vec<u8> = std::iter::repeat([0x17, 0x01])
-            .take(1000)
-            .flatten()
-            .collect();
+        let bomb: Vec<u8> = std::iter::repeat_n([0x17, 0x01], 1000).flatten().collect();
         assert_eq!(
             Reader::new(&bomb, &l).variant(),
             Err(DecodeError::Limit("nesting_too_deep"))
