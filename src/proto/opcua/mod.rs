@@ -1,40 +1,1001 @@
 //! OPC UA binary: UA TCP transport, secure channels, services and events.
+//!
+//! [`OpcuaParser`] frames UA TCP chunks (`transport`), follows the secure channel opened by
+//! OPN (policy, mode, channel and token ids; encrypted bodies are counted, not parsed),
+//! reassembles MSG chunks per request id (`state`), names every service by its binary
+//! encoding id (`services`), decodes the common services in depth with the bounded built-in
+//! type decoders (`types`, `limits`), and turns each request/response pair into one
+//! [`IcsEvent`]. Every limit hit, violation, resync and gap is counted in [`OpcuaStats`].
 
+pub mod limits;
+pub mod services;
+pub mod state;
+pub mod status;
+pub mod transport;
+pub mod types;
+
+use crate::event::{
+    AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome, Side, Value,
+};
 use crate::flow::Direction;
 use crate::proto::{ParseCx, Probe, StreamParser};
+use crate::time::Timestamp;
+use limits::DecodeLimits;
 use serde::Serialize;
+use services::{Decoded, MsgKind};
+use state::{ChunkResult, Pending, Reassembler, Response};
+use std::collections::BTreeMap;
+use transport::{Header, HeaderCheck, MsgType, HEADER_LEN};
+use types::{hex, text, DecodeError, Reader};
 
 /// OPC UA counters for `otwatch stats`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct OpcuaStats {
-    /// Messages (chunks) framed.
+    /// Messages (chunks) framed, of every type.
     pub messages: u64,
+    /// Chunks framed per message type (`HEL`, `ACK`, `ERR`, `RHE`, `OPN`, `MSG`, `CLO`).
+    pub by_type: BTreeMap<&'static str, u64>,
+    /// Decoded service messages per encoding name (`ReadRequest`, `ReadResponse`, …).
+    pub services: BTreeMap<&'static str, u64>,
+    /// Chunks whose body was encrypted (counted, not parsed).
+    pub encrypted_messages: u64,
+    /// Protocol violations and limit hits by name.
+    pub violations: BTreeMap<&'static str, u64>,
+    /// Decode limits hit (also in `violations` by name).
+    pub limit_hits: u64,
+    /// Messages dropped by an abort chunk.
+    pub aborted: u64,
+    /// Times the framing was found again after a gap or garbage.
+    pub resyncs: u64,
+    /// Gaps in the stream.
+    pub gaps: u64,
+    /// Bytes skipped while looking for a header.
+    pub skipped_bytes: u64,
+    /// Chunks larger than the buffering cap, skipped.
+    pub oversized_chunks: u64,
+    /// Request/response pairs completed.
+    pub transactions: u64,
+    /// Requests never answered (flow closed, or evicted from the pending table).
+    pub unanswered: u64,
+    /// Responses without a request.
+    pub unsolicited: u64,
+    /// Service messages with an encoding id that is not a Part 4 request or response.
+    pub unknown_services: u64,
 }
 
-/// Says whether the first bytes of a stream are Modbus/TCP.
+impl OpcuaStats {
+    fn violation(&mut self, name: &'static str) {
+        *self.violations.entry(name).or_insert(0) += 1;
+    }
+
+    fn decode_error(&mut self, e: &DecodeError) {
+        if e.is_limit() {
+            self.limit_hits += 1;
+        }
+        self.violation(e.violation());
+    }
+}
+
+/// Says whether the first bytes of a stream are OPC UA binary (UA TCP).
 pub fn probe(data: &[u8]) -> Probe {
-    let _ = data;
-    Probe::NoMatch
+    transport::probe(data, &DecodeLimits::default())
+}
+
+/// Sync state and reassembly of one direction.
+#[derive(Debug, Default)]
+struct DirState {
+    /// After a gap or garbage: scanning for the next header.
+    lost_sync: bool,
+    /// Bytes of an oversized chunk still to skip.
+    skip: u64,
+    /// MSG chunk reassembly.
+    reasm: Reassembler,
+}
+
+/// What is known of the secure channel.
+#[derive(Debug, Default)]
+struct Channel {
+    /// Secure channel id.
+    id: Option<u32>,
+    /// Current token id.
+    token: Option<u32>,
+    /// Whether the policy is None (`None` when no OPN was seen).
+    policy_none: Option<bool>,
+    /// Message security mode (1 None, 2 Sign, 3 SignAndEncrypt), when known.
+    mode: Option<u32>,
+}
+
+impl Channel {
+    /// Bodies are certainly encrypted.
+    fn encrypted(&self) -> bool {
+        self.policy_none == Some(false) && self.mode == Some(3)
+    }
+    /// A body that fails to decode may be encrypted rather than malformed.
+    fn maybe_encrypted(&self) -> bool {
+        self.policy_none != Some(true) && self.mode != Some(1)
+    }
 }
 
 /// The OPC UA parser of one flow.
 #[derive(Debug, Default)]
-pub struct OpcuaParser {}
+pub struct OpcuaParser {
+    limits: DecodeLimits,
+    dirs: [DirState; 2],
+    channel: Channel,
+    /// The wire direction that carries requests, once the content told us.
+    requests_from: Option<Direction>,
+    /// Service requests (and plain OPN requests) by request id.
+    pending: BTreeMap<u32, Pending>,
+    /// A HEL waiting for its ACK or ERR.
+    hello: Option<Pending>,
+    /// An encrypted OPN waiting for its response.
+    opn: Option<Pending>,
+}
+
+/// A message context: direction, and the time and packet of its (first) chunk.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    dir: Direction,
+    ts: Timestamp,
+    packet: u64,
+}
+
+fn transport_pending(at: At, name: &'static str, op: OpKind, session: Option<String>) -> Pending {
+    Pending {
+        ts: at.ts,
+        packet: at.packet,
+        code: 0,
+        name,
+        category: "transport",
+        op,
+        request_handle: None,
+        decoded: Decoded::default(),
+        violations: Vec::new(),
+        session,
+    }
+}
 
 impl OpcuaParser {
-    /// A parser for a new flow.
+    /// A parser for a new flow, with the default limits.
     pub fn new() -> Self {
-        OpcuaParser {}
+        Self::with_limits(DecodeLimits::default())
+    }
+
+    /// A parser for a new flow with these limits.
+    pub fn with_limits(limits: DecodeLimits) -> Self {
+        OpcuaParser {
+            limits,
+            ..OpcuaParser::default()
+        }
+    }
+
+    fn dir_state(&mut self, dir: Direction) -> &mut DirState {
+        let [a, b] = &mut self.dirs;
+        match dir {
+            Direction::ToServer => a,
+            Direction::ToClient => b,
+        }
+    }
+
+    fn learn_requests_from(&mut self, dir: Direction) {
+        if self.requests_from.is_none() {
+            self.requests_from = Some(dir);
+        }
+    }
+
+    fn session(&self) -> Option<String> {
+        self.channel.id.map(|id| id.to_string())
+    }
+
+    /// A plausible header at the start of `data` while resynchronising (`None`: need more).
+    fn resync_candidate(&self, data: &[u8]) -> Option<bool> {
+        match transport::check_header(data, self.limits.max_declared_chunk_size) {
+            HeaderCheck::NeedMore => None,
+            HeaderCheck::Invalid(_) => Some(false),
+            HeaderCheck::Ok(h) => {
+                let Some(known) = self.channel.id.filter(|_| h.msg_type.has_channel()) else {
+                    return Some(true);
+                };
+                let id = data.get(8..12)?;
+                let id = u32::from_le_bytes([
+                    id.first().copied().unwrap_or(0),
+                    id.get(1).copied().unwrap_or(0),
+                    id.get(2).copied().unwrap_or(0),
+                    id.get(3).copied().unwrap_or(0),
+                ]);
+                Some(id == known || (h.msg_type == MsgType::Opn && id == 0))
+            }
+        }
+    }
+
+    fn on_chunk(&mut self, h: Header, chunk: &[u8], at: At, cx: &mut ParseCx<'_>) {
+        let st = &mut cx.stats.opcua;
+        st.messages += 1;
+        *st.by_type.entry(h.msg_type.as_str()).or_insert(0) += 1;
+        let body = chunk.get(HEADER_LEN..).unwrap_or_default();
+        let limits = self.limits.clone();
+        let mut r = Reader::new(body, &limits);
+        match h.msg_type {
+            MsgType::Hel => self.on_hello(&mut r, at, cx),
+            MsgType::Ack => self.on_ack(&mut r, at, cx),
+            MsgType::Err => self.on_error(&mut r, at, cx),
+            MsgType::Rhe => self.on_reverse_hello(&mut r, at, cx),
+            MsgType::Opn => self.on_open(&mut r, at, cx),
+            MsgType::Msg => self.on_msg(h.chunk, &mut r, at, cx),
+            MsgType::Clo => self.on_close_channel(&mut r, at, cx),
+        }
+    }
+
+    fn on_hello(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
+        self.learn_requests_from(at.dir);
+        let mut p = transport_pending(at, "Hello", OpKind::Session, None);
+        match transport::parse_hello(r) {
+            Ok(h) => {
+                let d = &mut p.decoded.details;
+                d.push(("protocol_version", Value::Int(i64::from(h.version))));
+                if let Some(url) = text(h.endpoint_url) {
+                    d.push(("endpoint_url", Value::Str(url)));
+                }
+                d.push((
+                    "max_message_size",
+                    Value::Int(i64::from(h.max_message_size)),
+                ));
+                d.push(("max_chunk_count", Value::Int(i64::from(h.max_chunk_count))));
+            }
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                p.violations.push(e.violation());
+            }
+        }
+        if let Some(old) = self.hello.replace(p) {
+            self.emit(old, None, Outcome::NoResponse, cx);
+            cx.stats.opcua.unanswered += 1;
+        }
+    }
+
+    fn on_ack(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
+        self.learn_requests_from(at.dir.reverse());
+        let mut resp = self.response_at(at);
+        match transport::parse_ack(r) {
+            Ok(a) => {
+                let d = &mut resp.decoded.details;
+                d.push((
+                    "receive_buffer_size",
+                    Value::Int(i64::from(a.receive_buffer)),
+                ));
+                d.push(("send_buffer_size", Value::Int(i64::from(a.send_buffer))));
+                d.push((
+                    "granted_max_message_size",
+                    Value::Int(i64::from(a.max_message_size)),
+                ));
+                d.push((
+                    "granted_max_chunk_count",
+                    Value::Int(i64::from(a.max_chunk_count)),
+                ));
+            }
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                resp.violations.push(e.violation());
+            }
+        }
+        self.complete_hello(at, "Acknowledge", resp, cx);
+    }
+
+    fn complete_hello(&mut self, at: At, name: &'static str, resp: Response, cx: &mut ParseCx<'_>) {
+        match self.hello.take() {
+            Some(p) => {
+                cx.stats.opcua.transactions += 1;
+                self.emit(p, Some(resp), Outcome::Ok, cx);
+            }
+            None => {
+                cx.stats.opcua.unsolicited += 1;
+                let p = transport_pending(at, name, OpKind::Session, self.session());
+                let outcome = match resp.status {
+                    Some(code) => Outcome::Bad {
+                        code,
+                        name: status::name(code),
+                    },
+                    None => Outcome::Unsolicited,
+                };
+                let resp = Response {
+                    status: None,
+                    ..resp
+                };
+                let mut p = p;
+                p.decoded = resp.decoded;
+                p.violations = resp.violations;
+                self.emit(p, None, outcome, cx);
+            }
+        }
+    }
+
+    fn on_error(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
+        let mut resp = self.response_at(at);
+        match transport::parse_error(r) {
+            Ok(e) => {
+                resp.status = Some(e.code);
+                if let Some(reason) = text(e.reason) {
+                    resp.decoded.details.push(("reason", Value::Str(reason)));
+                }
+            }
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                resp.violations.push(e.violation());
+            }
+        }
+        self.complete_hello(at, "Error", resp, cx);
+    }
+
+    fn on_reverse_hello(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
+        // The server sends RHE; the client answers with HEL.
+        self.learn_requests_from(at.dir.reverse());
+        let mut p = transport_pending(at, "ReverseHello", OpKind::Session, None);
+        match transport::parse_reverse_hello(r) {
+            Ok(h) => {
+                if let Some(uri) = text(h.server_uri) {
+                    p.decoded.facts.push(AssetFact {
+                        side: Side::Server,
+                        key: "application_uri",
+                        value: uri,
+                    });
+                }
+                if let Some(url) = text(h.endpoint_url) {
+                    p.decoded.details.push(("endpoint_url", Value::Str(url)));
+                }
+            }
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                p.violations.push(e.violation());
+            }
+        }
+        self.emit(p, None, Outcome::NotApplicable, cx);
+    }
+
+    fn response_at(&self, at: At) -> Response {
+        Response {
+            ts: at.ts,
+            packet: at.packet,
+            status: None,
+            request_handle: None,
+            decoded: Decoded::default(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn on_open(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
+        let mut decoded = Decoded::default();
+        let mut violations = Vec::new();
+        let header = r
+            .u32()
+            .and_then(|id| Ok((id, transport::parse_asym_header(r)?)));
+        let (channel_id, asym) = match header {
+            Ok(x) => x,
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                let mut p = transport_pending(at, "OpenSecureChannel", OpKind::Session, None);
+                p.code = 446;
+                p.violations.push(e.violation());
+                self.emit(p, None, Outcome::NotApplicable, cx);
+                return;
+            }
+        };
+        if channel_id != 0 {
+            self.channel.id = Some(channel_id);
+        }
+        let policy = asym.policy_uri.unwrap_or_default();
+        let policy_none = policy == transport::POLICY_NONE;
+        self.channel.policy_none = Some(policy_none);
+        let d = &mut decoded.details;
+        d.push((
+            "security_policy",
+            Value::Str(transport::policy_short(policy)),
+        ));
+        d.push((
+            "sender_certificate_len",
+            Value::Int(asym.sender_certificate.map_or(0, |c| c.len() as i64)),
+        ));
+        if let Some(t) = asym.receiver_thumbprint.filter(|t| !t.is_empty()) {
+            d.push(("receiver_thumbprint", Value::Str(hex(t))));
+        }
+        if !policy_none {
+            // Asymmetrically encrypted: the sequence header and body are not readable.
+            cx.stats.opcua.encrypted_messages += 1;
+            decoded.details.push(("encrypted", Value::Bool(true)));
+            let is_request = match self.requests_from {
+                Some(d) => d == at.dir,
+                None => self.opn.is_none(),
+            };
+            if is_request {
+                self.learn_requests_from(at.dir);
+                let mut p =
+                    transport_pending(at, "OpenSecureChannel", OpKind::Session, self.session());
+                p.code = 446;
+                p.category = "service";
+                p.decoded = decoded;
+                if let Some(old) = self.opn.replace(p) {
+                    cx.stats.opcua.unanswered += 1;
+                    self.emit(old, None, Outcome::NoResponse, cx);
+                }
+            } else {
+                let mut resp = self.response_at(at);
+                resp.decoded = decoded;
+                match self.opn.take() {
+                    Some(mut p) => {
+                        cx.stats.opcua.transactions += 1;
+                        if p.session.is_none() {
+                            p.session = self.session();
+                        }
+                        self.emit(p, Some(resp), Outcome::Ok, cx);
+                    }
+                    None => {
+                        cx.stats.opcua.unsolicited += 1;
+                        let mut p = transport_pending(
+                            at,
+                            "OpenSecureChannel",
+                            OpKind::Session,
+                            self.session(),
+                        );
+                        p.code = 446;
+                        p.category = "service";
+                        p.decoded = resp.decoded;
+                        self.emit(p, None, Outcome::Unsolicited, cx);
+                    }
+                }
+            }
+            return;
+        }
+        match transport::parse_seq_header(r) {
+            Ok(seq) => {
+                let body = r.rest();
+                self.on_message(at, seq.request_id, body, cx, decoded, violations);
+            }
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                violations.push(e.violation());
+                let mut p = transport_pending(at, "OpenSecureChannel", OpKind::Session, None);
+                p.code = 446;
+                p.decoded = decoded;
+                p.violations = violations;
+                self.emit(p, None, Outcome::NotApplicable, cx);
+            }
+        }
+    }
+
+    fn on_msg(&mut self, chunk_type: u8, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
+        let (channel_id, token) = match r.u32().and_then(|c| Ok((c, r.u32()?))) {
+            Ok(x) => x,
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                return;
+            }
+        };
+        match self.channel.id {
+            Some(id) if id != channel_id => cx.stats.opcua.violation("channel_id_mismatch"),
+            Some(_) => {}
+            None => self.channel.id = Some(channel_id),
+        }
+        self.channel.token = Some(token);
+        if self.channel.encrypted() {
+            cx.stats.opcua.encrypted_messages += 1;
+            return;
+        }
+        let seq = match transport::parse_seq_header(r) {
+            Ok(s) => s,
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                return;
+            }
+        };
+        let limits = self.limits.clone();
+        let body = r.rest();
+        let res = self.dir_state(at.dir).reasm.push(
+            chunk_type,
+            seq.request_id,
+            body,
+            at.ts,
+            at.packet,
+            &limits,
+        );
+        match res {
+            ChunkResult::Complete(msg, ts, packet) => {
+                let first = At { ts, packet, ..at };
+                self.on_message_with_response_at(
+                    first,
+                    at,
+                    seq.request_id,
+                    &msg,
+                    cx,
+                    Decoded::default(),
+                    Vec::new(),
+                );
+            }
+            ChunkResult::Pending | ChunkResult::Discarded => {}
+            ChunkResult::Aborted => cx.stats.opcua.aborted += 1,
+            ChunkResult::Limit(name) => {
+                cx.stats.opcua.limit_hits += 1;
+                cx.stats.opcua.violation(name);
+            }
+        }
+    }
+
+    fn on_close_channel(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
+        self.learn_requests_from(at.dir);
+        let mut p = transport_pending(at, "CloseSecureChannel", OpKind::Session, self.session());
+        p.code = 452;
+        p.category = "service";
+        let parsed = r
+            .u32()
+            .and_then(|_| r.u32())
+            .and_then(|_| transport::parse_seq_header(r));
+        if self.channel.encrypted() {
+            cx.stats.opcua.encrypted_messages += 1;
+            p.decoded.details.push(("encrypted", Value::Bool(true)));
+        } else if parsed.is_ok() {
+            let mut t = Reader::new(r.rest(), &self.limits);
+            match t.expanded_node_id().map(|id| id.node.ns0_numeric()) {
+                Ok(Some(452)) => {
+                    *cx.stats
+                        .opcua
+                        .services
+                        .entry("CloseSecureChannelRequest")
+                        .or_insert(0) += 1;
+                    match services::request_header(&mut t) {
+                        Ok(h) => p.request_handle = Some(h.request_handle),
+                        Err(e) => {
+                            cx.stats.opcua.decode_error(&e);
+                            p.violations.push(e.violation());
+                        }
+                    }
+                }
+                _ if self.channel.maybe_encrypted() => {
+                    cx.stats.opcua.encrypted_messages += 1;
+                    p.decoded.details.push(("encrypted", Value::Bool(true)));
+                }
+                _ => {
+                    cx.stats.opcua.violation("unexpected_close_body");
+                    p.violations.push("unexpected_close_body");
+                }
+            }
+        } else if let Err(e) = parsed {
+            cx.stats.opcua.decode_error(&e);
+            p.violations.push(e.violation());
+        }
+        self.emit(p, None, Outcome::NotApplicable, cx);
+    }
+
+    fn on_message(
+        &mut self,
+        at: At,
+        request_id: u32,
+        body: &[u8],
+        cx: &mut ParseCx<'_>,
+        decoded: Decoded,
+        violations: Vec<&'static str>,
+    ) {
+        self.on_message_with_response_at(at, at, request_id, body, cx, decoded, violations);
+    }
+
+    /// Decodes one complete message (service request or response, or a plain OPN body).
+    /// `first` is where its first chunk was, `last` where its final chunk was.
+    #[allow(clippy::too_many_arguments)]
+    fn on_message_with_response_at(
+        &mut self,
+        first: At,
+        last: At,
+        request_id: u32,
+        body: &[u8],
+        cx: &mut ParseCx<'_>,
+        mut decoded: Decoded,
+        mut violations: Vec<&'static str>,
+    ) {
+        let limits = self.limits.clone();
+        let mut r = Reader::new(body, &limits);
+        let enc = match r.expanded_node_id() {
+            Ok(id) if id.namespace_uri.is_none() => {
+                id.node.ns0_numeric().and_then(services::lookup)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                if self.channel.maybe_encrypted() {
+                    cx.stats.opcua.encrypted_messages += 1;
+                } else {
+                    cx.stats.opcua.decode_error(&e);
+                }
+                return;
+            }
+        };
+        let Some(enc) = enc else {
+            if self.channel.maybe_encrypted() && self.channel.policy_none.is_some() {
+                cx.stats.opcua.encrypted_messages += 1;
+            } else {
+                cx.stats.opcua.unknown_services += 1;
+                cx.stats.opcua.violation("unknown_service");
+            }
+            return;
+        };
+        if self.channel.policy_none == Some(false) && self.channel.mode.is_none() {
+            // A readable body on a secured channel: the mode is Sign.
+            self.channel.mode = Some(2);
+        }
+        *cx.stats.opcua.services.entry(enc.type_name).or_insert(0) += 1;
+        match enc.kind {
+            MsgKind::Request | MsgKind::Structure => {
+                if enc.kind == MsgKind::Structure {
+                    cx.stats.opcua.violation("not_a_service");
+                    violations.push("not_a_service");
+                }
+                self.learn_requests_from(first.dir);
+                let mut handle = None;
+                let res = services::request_header(&mut r).and_then(|h| {
+                    handle = Some(h.request_handle);
+                    if enc.service == "OpenSecureChannel" {
+                        self.open_request(&mut r, &mut decoded)
+                    } else {
+                        services::decode_request(enc.service, &mut r, &mut decoded)
+                    }
+                });
+                if let Err(e) = res {
+                    cx.stats.opcua.decode_error(&e);
+                    violations.push(e.violation());
+                }
+                let p = Pending {
+                    ts: first.ts,
+                    packet: first.packet,
+                    code: enc.id,
+                    name: enc.service,
+                    category: "service",
+                    op: services::op_kind(enc.service),
+                    request_handle: handle,
+                    decoded,
+                    violations,
+                    session: self.session(),
+                };
+                if self.pending.len() >= self.limits.max_pending {
+                    if let Some((_, old)) = self.pending.pop_first() {
+                        cx.stats.opcua.limit_hits += 1;
+                        cx.stats.opcua.violation("too_many_pending_requests");
+                        cx.stats.opcua.unanswered += 1;
+                        self.emit(old, None, Outcome::NoResponse, cx);
+                    }
+                }
+                if let Some(old) = self.pending.insert(request_id, p) {
+                    cx.stats.opcua.violation("duplicate_request_id");
+                    cx.stats.opcua.unanswered += 1;
+                    self.emit(old, None, Outcome::NoResponse, cx);
+                }
+            }
+            MsgKind::Response | MsgKind::Fault => {
+                self.learn_requests_from(first.dir.reverse());
+                let mut resp = self.response_at(last);
+                resp.decoded = decoded;
+                resp.violations = violations;
+                let res = services::response_header(&mut r).and_then(|h| {
+                    resp.status = Some(h.service_result);
+                    resp.request_handle = Some(h.request_handle);
+                    if enc.service == "OpenSecureChannel" {
+                        self.open_response(&mut r, &mut resp.decoded)
+                    } else {
+                        services::decode_response(enc.service, &mut r, &mut resp.decoded)
+                    }
+                });
+                if let Err(e) = res {
+                    cx.stats.opcua.decode_error(&e);
+                    resp.violations.push(e.violation());
+                }
+                match self.pending.remove(&request_id) {
+                    Some(p) => {
+                        if p.request_handle.is_some()
+                            && resp.request_handle.is_some()
+                            && p.request_handle != resp.request_handle
+                        {
+                            cx.stats.opcua.violation("request_handle_mismatch");
+                            resp.violations.push("request_handle_mismatch");
+                        }
+                        if enc.kind == MsgKind::Response && enc.service != p.name {
+                            cx.stats.opcua.violation("response_service_mismatch");
+                            resp.violations.push("response_service_mismatch");
+                        }
+                        cx.stats.opcua.transactions += 1;
+                        self.emit(p, Some(resp), Outcome::Ok, cx);
+                    }
+                    None => {
+                        cx.stats.opcua.unsolicited += 1;
+                        let mut p = transport_pending(
+                            first,
+                            enc.service,
+                            services::op_kind(enc.service),
+                            self.session(),
+                        );
+                        p.code = services::request_id_of(enc.service).unwrap_or(enc.id);
+                        p.category = "service";
+                        p.decoded = resp.decoded;
+                        p.violations = resp.violations;
+                        p.request_handle = resp.request_handle;
+                        let outcome = match resp.status {
+                            Some(code) if status::is_bad(code) => Outcome::Bad {
+                                code,
+                                name: status::name(code),
+                            },
+                            _ => Outcome::Unsolicited,
+                        };
+                        self.emit(p, None, outcome, cx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The OpenSecureChannelRequest body (policy None).
+    fn open_request(&mut self, r: &mut Reader<'_>, d: &mut Decoded) -> types::DResult<()> {
+        r.u32()?; // client protocol version
+        let request_type = r.u32()?;
+        let mode = r.u32()?;
+        self.channel.mode = Some(mode);
+        d.details.push((
+            "request_type",
+            Value::Str(if request_type == 0 { "Issue" } else { "Renew" }.to_string()),
+        ));
+        d.details.push((
+            "security_mode",
+            Value::Str(services::security_mode_name(mode).to_string()),
+        ));
+        r.bytestring()?; // client nonce
+        let lifetime = r.u32()?;
+        d.details
+            .push(("requested_lifetime_ms", Value::Int(i64::from(lifetime))));
+        Ok(())
+    }
+
+    /// The OpenSecureChannelResponse body (policy None).
+    fn open_response(&mut self, r: &mut Reader<'_>, d: &mut Decoded) -> types::DResult<()> {
+        r.u32()?; // server protocol version
+        let channel = r.u32()?;
+        let token = r.u32()?;
+        r.datetime()?; // created at
+        let lifetime = r.u32()?;
+        self.channel.id = Some(channel);
+        self.channel.token = Some(token);
+        d.details
+            .push(("channel_id", Value::Int(i64::from(channel))));
+        d.details.push(("token_id", Value::Int(i64::from(token))));
+        d.details
+            .push(("revised_lifetime_ms", Value::Int(i64::from(lifetime))));
+        r.bytestring()?; // server nonce
+        Ok(())
+    }
+
+    fn endpoints(&self, cx: &ParseCx<'_>) -> (Endpoint, Endpoint) {
+        if self.requests_from == Some(Direction::ToClient) {
+            (cx.meta.server, cx.meta.client)
+        } else {
+            (cx.meta.client, cx.meta.server)
+        }
+    }
+
+    /// Emits the event of a transaction (or of a one-way message when `resp` is `None`).
+    fn emit(&self, p: Pending, resp: Option<Response>, default: Outcome, cx: &mut ParseCx<'_>) {
+        let (client, server) = self.endpoints(cx);
+        let mut accesses = p.decoded.accesses;
+        let mut details = p.decoded.details;
+        let mut facts = p.decoded.facts;
+        let mut violations = p.violations;
+        let mut outcome = default;
+        let mut latency_us = None;
+        let mut response_packet = None;
+        let mut dropped = p.decoded.items_dropped;
+        if let Some(resp) = resp {
+            latency_us = Some(resp.ts.micros_since(p.ts));
+            response_packet = Some(resp.packet);
+            let rd = resp.decoded;
+            dropped += rd.items_dropped;
+            for (a, vals) in accesses.iter_mut().zip(rd.item_values) {
+                if a.values.is_empty() {
+                    a.values = vals;
+                } else {
+                    details.extend(vals.into_iter().map(|v| ("output_argument", v)));
+                }
+            }
+            accesses.extend(rd.accesses);
+            for kv in rd.details {
+                if !details.contains(&kv) {
+                    details.push(kv);
+                }
+            }
+            for f in rd.facts {
+                if !facts.contains(&f) {
+                    facts.push(f);
+                }
+            }
+            for code in rd.bad_items {
+                let v = Value::Str(status::name(code).to_string());
+                if !details
+                    .iter()
+                    .any(|(k, x)| *k == "bad_item_status" && *x == v)
+                {
+                    details.push(("bad_item_status", v));
+                }
+            }
+            for v in resp.violations {
+                if !violations.contains(&v) {
+                    violations.push(v);
+                }
+            }
+            if let Some(code) = resp.status {
+                outcome = if status::is_bad(code) {
+                    Outcome::Bad {
+                        code,
+                        name: status::name(code),
+                    }
+                } else {
+                    Outcome::Ok
+                };
+            }
+        }
+        if dropped > 0 {
+            details.push((
+                "items_dropped",
+                Value::Int(i64::try_from(dropped).unwrap_or(i64::MAX)),
+            ));
+        }
+        cx.events.push(IcsEvent {
+            ts: p.ts,
+            proto: AppProto::Opcua,
+            flow_id: cx.meta.id,
+            client,
+            server,
+            vlan: cx.meta.vlan,
+            unit_id: None,
+            session: p.session,
+            op: p.op,
+            function: Function {
+                code: p.code,
+                name: p.name,
+                category: p.category,
+                sub: None,
+                sub_name: None,
+            },
+            accesses,
+            outcome,
+            latency_us,
+            violations,
+            facts,
+            details,
+            evidence: Evidence {
+                file: cx.file.clone(),
+                packet: p.packet,
+                response_packet,
+            },
+        });
     }
 }
 
 impl StreamParser for OpcuaParser {
-    fn parse(&mut self, _dir: Direction, data: &[u8], _cx: &mut ParseCx<'_>) -> usize {
-        data.len()
+    fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
+        let mut pos = 0usize;
+        let max_declared = self.limits.max_declared_chunk_size;
+        let max_chunk = self.limits.max_chunk_size;
+        loop {
+            let rest = data.get(pos..).unwrap_or_default();
+            if rest.is_empty() {
+                break;
+            }
+            let ds = self.dir_state(dir);
+            if ds.skip > 0 {
+                let n = usize::try_from(ds.skip)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
+                ds.skip -= n as u64;
+                pos += n;
+                continue;
+            }
+            if ds.lost_sync {
+                let mut found = None;
+                let mut need_more_at = None;
+                for i in 0..rest.len() {
+                    let cand = rest.get(i..).unwrap_or_default();
+                    match self.resync_candidate(cand) {
+                        Some(true) => {
+                            found = Some(i);
+                            break;
+                        }
+                        Some(false) => {}
+                        None => {
+                            need_more_at = Some(i);
+                            break;
+                        }
+                    }
+                }
+                match found {
+                    Some(i) => {
+                        cx.stats.opcua.skipped_bytes += i as u64;
+                        cx.stats.opcua.resyncs += 1;
+                        self.dir_state(dir).lost_sync = false;
+                        pos += i;
+                        continue;
+                    }
+                    None => {
+                        let i = need_more_at.unwrap_or(rest.len());
+                        cx.stats.opcua.skipped_bytes += i as u64;
+                        pos += i;
+                        break;
+                    }
+                }
+            }
+            match transport::check_header(rest, max_declared) {
+                HeaderCheck::NeedMore => break,
+                HeaderCheck::Invalid(why) => {
+                    cx.stats.opcua.violation(why);
+                    self.dir_state(dir).lost_sync = true;
+                }
+                HeaderCheck::Ok(h) => {
+                    let size = h.size as usize;
+                    if size > max_chunk {
+                        cx.stats.opcua.oversized_chunks += 1;
+                        cx.stats.opcua.limit_hits += 1;
+                        cx.stats.opcua.violation("chunk_too_large");
+                        cx.stats.opcua.messages += 1;
+                        *cx.stats
+                            .opcua
+                            .by_type
+                            .entry(h.msg_type.as_str())
+                            .or_insert(0) += 1;
+                        self.dir_state(dir).skip = u64::from(h.size);
+                        continue;
+                    }
+                    let Some(chunk) = rest.get(..size) else {
+                        break;
+                    };
+                    pos += size;
+                    let at = At {
+                        dir,
+                        ts: cx.ts,
+                        packet: cx.packet,
+                    };
+                    self.on_chunk(h, chunk, at, cx);
+                }
+            }
+        }
+        pos
     }
-    fn on_gap(&mut self, _dir: Direction, _len: u64, _cx: &mut ParseCx<'_>) {}
-    fn on_close(&mut self, _cx: &mut ParseCx<'_>) {}
+
+    fn on_gap(&mut self, dir: Direction, len: u64, cx: &mut ParseCx<'_>) {
+        cx.stats.opcua.gaps += 1;
+        let ds = self.dir_state(dir);
+        if ds.skip >= len && ds.skip > 0 {
+            // The gap fell inside a chunk being skipped: still in sync.
+            ds.skip -= len;
+            return;
+        }
+        ds.skip = 0;
+        ds.lost_sync = true;
+        let dropped = ds.reasm.clear();
+        if dropped > 0 {
+            cx.stats.opcua.violation("partial_message_lost_in_gap");
+        }
+    }
+
+    fn on_close(&mut self, cx: &mut ParseCx<'_>) {
+        let pending = std::mem::take(&mut self.pending);
+        let mut all: Vec<Pending> = pending.into_values().collect();
+        all.extend(self.hello.take());
+        all.extend(self.opn.take());
+        all.sort_by_key(|p| (p.ts, p.packet));
+        for p in all {
+            cx.stats.opcua.unanswered += 1;
+            self.emit(p, None, Outcome::NoResponse, cx);
+        }
+    }
+
     fn max_message_len(&self) -> usize {
-        65536
+        self.limits.max_chunk_size
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests;

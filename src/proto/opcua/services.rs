@@ -1,0 +1,1140 @@
+//! OPC UA services (Part 4): the encoding ids of every request and response, their names, and
+//! the decoders of the services read in depth.
+
+use super::status;
+use super::types::{text, DResult, DataValue, ExtBody, Reader};
+use crate::event::{Access, AccessDir, AssetFact, ObjectRef, OpKind, Side, Value};
+
+/// What an encoding id stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgKind {
+    /// A service request.
+    Request,
+    /// A service response.
+    Response,
+    /// ServiceFault, the response of any failed service.
+    Fault,
+    /// A structure whose name ends in Request but that is not a message (CallMethodRequest).
+    Structure,
+}
+
+/// One entry of the encoding table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encoding {
+    /// Encoding NodeId number (namespace 0).
+    pub id: u32,
+    /// Name of the encoded type, e.g. `ReadRequest`.
+    pub type_name: &'static str,
+    /// Service name, e.g. `Read`.
+    pub service: &'static str,
+    /// Request, response, fault or structure.
+    pub kind: MsgKind,
+}
+
+/// Looks up a namespace-0 encoding id.
+pub fn lookup(id: u32) -> Option<Encoding> {
+    let i = ENCODINGS.binary_search_by_key(&id, |e| e.0).ok()?;
+    ENCODINGS
+        .get(i)
+        .map(|&(id, type_name, service, kind)| Encoding {
+            id,
+            type_name,
+            service,
+            kind,
+        })
+}
+
+/// The request encoding id of a service (the function code of its events).
+pub fn request_id_of(service: &str) -> Option<u32> {
+    ENCODINGS
+        .iter()
+        .find(|e| e.2 == service && e.3 == MsgKind::Request)
+        .map(|e| e.0)
+}
+
+/// The operation kind of a service.
+pub fn op_kind(service: &str) -> OpKind {
+    match service {
+        "Read" | "HistoryRead" => OpKind::Read,
+        "Write" | "HistoryUpdate" | "AddNodes" | "AddReferences" | "DeleteNodes"
+        | "DeleteReferences" => OpKind::Write,
+        "Call" => OpKind::Call,
+        "Browse"
+        | "BrowseNext"
+        | "TranslateBrowsePathsToNodeIds"
+        | "RegisterNodes"
+        | "UnregisterNodes"
+        | "QueryFirst"
+        | "QueryNext" => OpKind::Browse,
+        "CreateSession" | "ActivateSession" | "CloseSession" | "Cancel" | "OpenSecureChannel"
+        | "CloseSecureChannel" => OpKind::Session,
+        "CreateSubscription"
+        | "ModifySubscription"
+        | "SetPublishingMode"
+        | "Publish"
+        | "Republish"
+        | "TransferSubscriptions"
+        | "DeleteSubscriptions"
+        | "CreateMonitoredItems"
+        | "ModifyMonitoredItems"
+        | "SetMonitoringMode"
+        | "SetTriggering"
+        | "DeleteMonitoredItems" => OpKind::Subscribe,
+        "FindServers"
+        | "FindServersOnNetwork"
+        | "GetEndpoints"
+        | "RegisterServer"
+        | "RegisterServer2" => OpKind::Discovery,
+        _ => OpKind::Other,
+    }
+}
+
+/// Encoding ids of the user identity tokens of ActivateSession.
+pub mod identity {
+    /// AnonymousIdentityToken_Encoding_DefaultBinary.
+    pub const ANONYMOUS: u32 = 321;
+    /// UserNameIdentityToken_Encoding_DefaultBinary.
+    pub const USER_NAME: u32 = 324;
+    /// X509IdentityToken_Encoding_DefaultBinary.
+    pub const X509: u32 = 327;
+    /// IssuedIdentityToken_Encoding_DefaultBinary.
+    pub const ISSUED: u32 = 940;
+}
+
+/// DataChangeNotification_Encoding_DefaultBinary.
+const DATA_CHANGE_NOTIFICATION: u32 = 811;
+
+/// Name of a MessageSecurityMode.
+pub fn security_mode_name(m: u32) -> &'static str {
+    match m {
+        0 => "Invalid",
+        1 => "None",
+        2 => "Sign",
+        3 => "SignAndEncrypt",
+        _ => "Unknown",
+    }
+}
+
+fn app_type_name(t: u32) -> &'static str {
+    match t {
+        0 => "Server",
+        1 => "Client",
+        2 => "ClientAndServer",
+        3 => "DiscoveryServer",
+        _ => "Unknown",
+    }
+}
+
+fn token_type_name(t: u32) -> &'static str {
+    match t {
+        0 => "Anonymous",
+        1 => "UserName",
+        2 => "Certificate",
+        3 => "IssuedToken",
+        _ => "Unknown",
+    }
+}
+
+/// What a service body told us, to be merged into its transaction's event.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoded {
+    /// Objects addressed (request side), values of writes and call arguments.
+    pub accesses: Vec<Access>,
+    /// Per-item values of a response (Read results), in request order.
+    pub item_values: Vec<Vec<Value>>,
+    /// Per-item status codes of a response that were not Good.
+    pub bad_items: Vec<u32>,
+    /// Protocol details.
+    pub details: Vec<(&'static str, Value)>,
+    /// Facts about the client or server.
+    pub facts: Vec<AssetFact>,
+    /// Items beyond the kept cap, decoded and dropped.
+    pub items_dropped: u64,
+}
+
+impl Decoded {
+    fn detail_str(&mut self, key: &'static str, s: Option<&[u8]>) {
+        if let Some(t) = text(s) {
+            self.details.push((key, Value::Str(t)));
+        }
+    }
+
+    fn fact(&mut self, side: Side, key: &'static str, s: Option<&[u8]>) {
+        if let Some(value) = text(s) {
+            if !value.is_empty() && !self.facts.iter().any(|f| f.key == key && f.value == value) {
+                self.facts.push(AssetFact { side, key, value });
+            }
+        }
+    }
+
+    fn push_access(&mut self, a: Access, cap: usize) {
+        if self.accesses.len() < cap {
+            self.accesses.push(a);
+        } else {
+            self.items_dropped += 1;
+        }
+    }
+
+    fn bad(&mut self, code: u32) {
+        if status::is_bad(code) && self.bad_items.len() < 64 {
+            self.bad_items.push(code);
+        }
+    }
+}
+
+/// The fields of a RequestHeader that events use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// Authentication token (session), standard string form.
+    pub auth_token: String,
+    /// Client timestamp (DateTime ticks).
+    pub timestamp: i64,
+    /// Request handle.
+    pub request_handle: u32,
+    /// Diagnostics asked for.
+    pub return_diagnostics: u32,
+    /// Audit entry id.
+    pub audit_entry_id: Option<String>,
+    /// Timeout hint, ms.
+    pub timeout_hint: u32,
+}
+
+/// Decodes a RequestHeader.
+pub fn request_header(r: &mut Reader<'_>) -> DResult<RequestHeader> {
+    let auth_token = r.node_id()?.to_string();
+    let timestamp = r.datetime()?;
+    let request_handle = r.u32()?;
+    let return_diagnostics = r.u32()?;
+    let audit_entry_id = text(r.string()?);
+    let timeout_hint = r.u32()?;
+    r.nested(|r| r.extension_object())?;
+    Ok(RequestHeader {
+        auth_token,
+        timestamp,
+        request_handle,
+        return_diagnostics,
+        audit_entry_id,
+        timeout_hint,
+    })
+}
+
+/// The fields of a ResponseHeader that events use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseHeader {
+    /// Server timestamp (DateTime ticks).
+    pub timestamp: i64,
+    /// Request handle echoed.
+    pub request_handle: u32,
+    /// Service result.
+    pub service_result: u32,
+    /// Strings of the string table (capped count).
+    pub string_table: Vec<String>,
+}
+
+/// Decodes a ResponseHeader.
+pub fn response_header(r: &mut Reader<'_>) -> DResult<ResponseHeader> {
+    let timestamp = r.datetime()?;
+    let request_handle = r.u32()?;
+    let service_result = r.status_code()?;
+    r.diagnostic_info()?;
+    let n = r.array_len(4)?;
+    let mut string_table = Vec::new();
+    for _ in 0..n {
+        let s = r.string()?;
+        if string_table.len() < 16 {
+            string_table.push(text(s).unwrap_or_default());
+        }
+    }
+    r.nested(|r| r.extension_object())?;
+    Ok(ResponseHeader {
+        timestamp,
+        request_handle,
+        service_result,
+        string_table,
+    })
+}
+
+fn strings(r: &mut Reader<'_>) -> DResult<()> {
+    let n = r.array_len(4)?;
+    for _ in 0..n {
+        r.string()?;
+    }
+    Ok(())
+}
+
+fn status_codes(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    let n = r.array_len(4)?;
+    for _ in 0..n {
+        let c = r.status_code()?;
+        d.bad(c);
+    }
+    Ok(())
+}
+
+fn variants(r: &mut Reader<'_>, keep: usize) -> DResult<Vec<Value>> {
+    let n = r.array_len(1)?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let v = r.variant()?;
+        for x in v.values {
+            if out.len() < keep {
+                out.push(x);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn node(node_id: String, attribute: Option<u32>) -> ObjectRef {
+    ObjectRef::Node { node_id, attribute }
+}
+
+fn application_description(r: &mut Reader<'_>, d: &mut Decoded, side: Side) -> DResult<()> {
+    let uri = r.string()?;
+    let product = r.string()?;
+    let name = r.localized_text()?;
+    let app_type = r.u32()?;
+    d.fact(side, "application_uri", uri);
+    d.fact(side, "product_uri", product);
+    d.fact(side, "application_name", name.text);
+    d.fact(
+        side,
+        "application_type",
+        Some(app_type_name(app_type).as_bytes()),
+    );
+    r.string()?; // gateway server URI
+    r.string()?; // discovery profile URI
+    let n = r.array_len(4)?;
+    for _ in 0..n {
+        let url = r.string()?;
+        d.fact(side, "discovery_url", url);
+    }
+    Ok(())
+}
+
+fn endpoint_descriptions(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    let n = r.array_len(1)?;
+    d.details.push(("endpoints", Value::Int(n as i64)));
+    for _ in 0..n {
+        let url = r.string()?;
+        d.fact(Side::Server, "endpoint_url", url);
+        application_description(r, d, Side::Server)?;
+        let cert = r.bytestring()?;
+        if cert.is_some_and(|c| !c.is_empty()) {
+            d.fact(Side::Server, "certificate", Some(b"present"));
+        }
+        let mode = r.u32()?;
+        let policy = r.string()?;
+        let offer = format!(
+            "{}/{}",
+            super::transport::policy_short(policy.unwrap_or_default()),
+            security_mode_name(mode)
+        );
+        if !d
+            .details
+            .iter()
+            .any(|(k, v)| *k == "offered_security" && *v == Value::Str(offer.clone()))
+        {
+            d.details.push(("offered_security", Value::Str(offer)));
+        }
+        let tokens = r.array_len(1)?;
+        for _ in 0..tokens {
+            r.string()?; // policy id
+            let t = r.u32()?;
+            r.string()?; // issued token type
+            r.string()?; // issuer endpoint URL
+            r.string()?; // security policy URI
+            let name = Value::Str(token_type_name(t).to_string());
+            if !d
+                .details
+                .iter()
+                .any(|(k, v)| *k == "offered_identity" && *v == name)
+            {
+                d.details.push(("offered_identity", name));
+            }
+        }
+        r.string()?; // transport profile URI
+        r.u8()?; // security level
+    }
+    Ok(())
+}
+
+fn read_value_id(r: &mut Reader<'_>) -> DResult<ObjectRef> {
+    let id = r.node_id()?.to_string();
+    let attribute = r.u32()?;
+    r.string()?; // index range
+    r.qualified_name()?; // data encoding
+    Ok(node(id, Some(attribute)))
+}
+
+fn signature_data(r: &mut Reader<'_>) -> DResult<()> {
+    r.string()?;
+    r.bytestring()?;
+    Ok(())
+}
+
+fn browse_results(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    let n = r.array_len(9)?;
+    let mut refs = 0i64;
+    for _ in 0..n {
+        let c = r.status_code()?;
+        d.bad(c);
+        r.bytestring()?; // continuation point
+        let m = r.array_len(1)?;
+        for _ in 0..m {
+            r.node_id()?; // reference type
+            r.bool()?; // forward
+            r.expanded_node_id()?;
+            r.qualified_name()?;
+            r.localized_text()?;
+            r.u32()?; // node class
+            r.expanded_node_id()?; // type definition
+            refs += 1;
+        }
+    }
+    d.details.push(("references", Value::Int(refs)));
+    r.skip_diagnostic_infos()
+}
+
+/// Decodes the body of a request after its RequestHeader.
+pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    let keep = r.limits().max_values_kept;
+    let cap = r.limits().max_accesses_kept;
+    match service {
+        "GetEndpoints" | "FindServers" => {
+            let url = r.string()?;
+            d.detail_str("endpoint_url", url);
+            strings(r)?; // locale ids
+            strings(r)?; // profile URIs / server URIs
+        }
+        "CreateSession" => {
+            application_description(r, d, Side::Client)?;
+            r.string()?; // server URI
+            let url = r.string()?;
+            d.detail_str("endpoint_url", url);
+            let name = r.string()?;
+            d.detail_str("session_name", name);
+            r.bytestring()?; // nonce
+            let cert = r.bytestring()?;
+            d.details.push((
+                "client_certificate",
+                Value::Bool(cert.is_some_and(|c| !c.is_empty())),
+            ));
+            let timeout = r.f64()?;
+            d.details
+                .push(("requested_session_timeout_ms", Value::Float(timeout)));
+        }
+        "ActivateSession" => {
+            signature_data(r)?;
+            let n = r.array_len(8)?;
+            for _ in 0..n {
+                r.bytestring()?;
+                r.bytestring()?;
+            }
+            strings(r)?; // locale ids
+            let token = r.nested(|r| r.extension_object())?;
+            let (kind, body) = match (token.ns0_type(), token.body) {
+                (Some(identity::ANONYMOUS), b) => ("Anonymous", b),
+                (Some(identity::USER_NAME), b) => ("UserName", b),
+                (Some(identity::X509), b) => ("X509", b),
+                (Some(identity::ISSUED), b) => ("IssuedToken", b),
+                (None, ExtBody::None) | (Some(0), _) => ("None", ExtBody::None),
+                (_, b) => ("Unknown", b),
+            };
+            d.details
+                .push(("identity_token", Value::Str(kind.to_string())));
+            if let ExtBody::Binary(b) = body {
+                let mut t = Reader::new(b, r.limits());
+                let policy = t.string()?;
+                d.detail_str("identity_policy_id", policy);
+                if kind == "UserName" {
+                    // The user name only; the password that follows is never read.
+                    let user = t.string()?;
+                    d.detail_str("user_name", user);
+                }
+            }
+            signature_data(r)?;
+        }
+        "CloseSession" => {
+            let del = r.bool()?;
+            d.details.push(("delete_subscriptions", Value::Bool(del)));
+        }
+        "Read" => {
+            let max_age = r.f64()?;
+            d.details.push(("max_age_ms", Value::Float(max_age)));
+            r.u32()?; // timestamps to return
+            let n = r.array_len(13)?;
+            for _ in 0..n {
+                let object = read_value_id(r)?;
+                d.push_access(
+                    Access {
+                        dir: AccessDir::Read,
+                        object,
+                        values: Vec::new(),
+                    },
+                    cap,
+                );
+            }
+        }
+        "Write" => {
+            let n = r.array_len(12)?;
+            for _ in 0..n {
+                let id = r.node_id()?.to_string();
+                let attribute = r.u32()?;
+                r.string()?; // index range
+                let dv: DataValue = r.nested(|r| r.data_value())?;
+                let values = dv.value.map(|v| v.values).unwrap_or_default();
+                d.push_access(
+                    Access {
+                        dir: AccessDir::Write,
+                        object: node(id, Some(attribute)),
+                        values,
+                    },
+                    cap,
+                );
+            }
+        }
+        "Call" => {
+            let n = r.array_len(10)?;
+            for _ in 0..n {
+                let object = r.node_id()?.to_string();
+                let method = r.node_id()?.to_string();
+                let args = variants(r, keep)?;
+                d.details.push(("call_object", Value::Str(object)));
+                d.push_access(
+                    Access {
+                        dir: AccessDir::Write,
+                        object: node(method, None),
+                        values: args,
+                    },
+                    cap,
+                );
+            }
+        }
+        "Browse" => {
+            r.node_id()?; // view id
+            r.datetime()?;
+            r.u32()?; // view version
+            r.u32()?; // max references per node
+            let n = r.array_len(17)?;
+            for _ in 0..n {
+                let id = r.node_id()?.to_string();
+                r.u32()?; // browse direction
+                r.node_id()?; // reference type
+                r.bool()?; // include subtypes
+                r.u32()?; // node class mask
+                r.u32()?; // result mask
+                d.push_access(
+                    Access {
+                        dir: AccessDir::Read,
+                        object: node(id, None),
+                        values: Vec::new(),
+                    },
+                    cap,
+                );
+            }
+        }
+        "BrowseNext" => {
+            let release = r.bool()?;
+            d.details
+                .push(("release_continuation_points", Value::Bool(release)));
+            let n = r.array_len(4)?;
+            for _ in 0..n {
+                r.bytestring()?;
+            }
+            d.details
+                .push(("continuation_points", Value::Int(n as i64)));
+        }
+        "CreateSubscription" => {
+            let interval = r.f64()?;
+            d.details
+                .push(("publishing_interval_ms", Value::Float(interval)));
+            let lifetime = r.u32()?;
+            d.details
+                .push(("lifetime_count", Value::Int(i64::from(lifetime))));
+            r.u32()?; // max keep-alive count
+            r.u32()?; // max notifications per publish
+            let enabled = r.bool()?;
+            d.details.push(("publishing_enabled", Value::Bool(enabled)));
+            r.u8()?; // priority
+        }
+        "CreateMonitoredItems" => {
+            let sub = r.u32()?;
+            d.details
+                .push(("subscription_id", Value::Int(i64::from(sub))));
+            r.u32()?; // timestamps to return
+            let n = r.array_len(13 + 4 + 21)?;
+            for _ in 0..n {
+                let object = read_value_id(r)?;
+                r.u32()?; // monitoring mode
+                r.u32()?; // client handle
+                let sampling = r.f64()?;
+                r.nested(|r| r.extension_object())?; // filter
+                r.u32()?; // queue size
+                r.bool()?; // discard oldest
+                if d.details.len() < 64 {
+                    d.details
+                        .push(("sampling_interval_ms", Value::Float(sampling)));
+                }
+                d.push_access(
+                    Access {
+                        dir: AccessDir::Read,
+                        object,
+                        values: Vec::new(),
+                    },
+                    cap,
+                );
+            }
+        }
+        "Publish" => {
+            let n = r.array_len(8)?;
+            for _ in 0..n {
+                r.u32()?;
+                r.u32()?;
+            }
+            d.details.push(("acknowledgements", Value::Int(n as i64)));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Decodes the body of a response after its ResponseHeader.
+pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    let keep = r.limits().max_values_kept;
+    let cap = r.limits().max_accesses_kept;
+    match service {
+        "GetEndpoints" => endpoint_descriptions(r, d)?,
+        "FindServers" => {
+            let n = r.array_len(1)?;
+            d.details.push(("servers", Value::Int(n as i64)));
+            for _ in 0..n {
+                application_description(r, d, Side::Server)?;
+            }
+        }
+        "CreateSession" => {
+            let session = r.node_id()?.to_string();
+            d.details.push(("session_id", Value::Str(session)));
+            r.node_id()?; // authentication token
+            let timeout = r.f64()?;
+            d.details
+                .push(("revised_session_timeout_ms", Value::Float(timeout)));
+            r.bytestring()?; // nonce
+            let cert = r.bytestring()?;
+            if cert.is_some_and(|c| !c.is_empty()) {
+                d.fact(Side::Server, "certificate", Some(b"present"));
+            }
+            endpoint_descriptions(r, d)?;
+        }
+        "ActivateSession" => {
+            r.bytestring()?; // nonce
+            status_codes(r, d)?;
+            r.skip_diagnostic_infos()?;
+        }
+        "Read" => {
+            let n = r.array_len(1)?;
+            for _ in 0..n {
+                let dv = r.nested(|r| r.data_value())?;
+                if let Some(s) = dv.status {
+                    d.bad(s);
+                }
+                if d.item_values.len() < cap {
+                    d.item_values
+                        .push(dv.value.map(|v| v.values).unwrap_or_default());
+                }
+            }
+            r.skip_diagnostic_infos()?;
+        }
+        "Write" | "DeleteMonitoredItems" | "SetMonitoringMode" | "DeleteSubscriptions" => {
+            status_codes(r, d)?;
+            r.skip_diagnostic_infos()?;
+        }
+        "Call" => {
+            let n = r.array_len(16)?;
+            for _ in 0..n {
+                let c = r.status_code()?;
+                d.bad(c);
+                status_codes(r, d)?;
+                r.skip_diagnostic_infos()?;
+                let out = variants(r, keep)?;
+                d.item_values.push(out);
+            }
+            r.skip_diagnostic_infos()?;
+        }
+        "Browse" | "BrowseNext" => browse_results(r, d)?,
+        "CreateSubscription" => {
+            let id = r.u32()?;
+            d.details
+                .push(("subscription_id", Value::Int(i64::from(id))));
+            let interval = r.f64()?;
+            d.details
+                .push(("revised_publishing_interval_ms", Value::Float(interval)));
+        }
+        "CreateMonitoredItems" => {
+            let n = r.array_len(20)?;
+            for _ in 0..n {
+                let c = r.status_code()?;
+                d.bad(c);
+                r.u32()?; // monitored item id
+                r.f64()?; // revised sampling interval
+                r.u32()?; // revised queue size
+                r.nested(|r| r.extension_object())?;
+            }
+            r.skip_diagnostic_infos()?;
+        }
+        "Publish" => {
+            let sub = r.u32()?;
+            d.details
+                .push(("subscription_id", Value::Int(i64::from(sub))));
+            let n = r.array_len(4)?;
+            for _ in 0..n {
+                r.u32()?;
+            }
+            r.bool()?; // more notifications
+            let seq = r.u32()?;
+            d.details
+                .push(("notification_sequence", Value::Int(i64::from(seq))));
+            r.datetime()?;
+            let n = r.array_len(3)?;
+            for _ in 0..n {
+                let eo = r.nested(|r| r.extension_object())?;
+                if let (Some(DATA_CHANGE_NOTIFICATION), ExtBody::Binary(b)) =
+                    (eo.ns0_type(), eo.body)
+                {
+                    let mut inner = Reader::new(b, r.limits());
+                    let m = inner.array_len(5)?;
+                    for _ in 0..m {
+                        let handle = inner.u32()?;
+                        let dv = inner.nested(|r| r.data_value())?;
+                        d.push_access(
+                            Access {
+                                dir: AccessDir::Read,
+                                object: ObjectRef::Other {
+                                    name: format!("client_handle={handle}"),
+                                },
+                                values: dv.value.map(|v| v.values).unwrap_or_default(),
+                            },
+                            cap,
+                        );
+                    }
+                }
+            }
+            status_codes(r, d)?;
+            r.skip_diagnostic_infos()?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Binary encoding ids of OPC UA Part 4 messages (generated from NodeIds.csv): (id, encoding name, service, kind).
+pub(crate) const ENCODINGS: &[(u32, &str, &str, MsgKind)] = &[
+    (397, "ServiceFault", "ServiceFault", MsgKind::Fault),
+    (422, "FindServersRequest", "FindServers", MsgKind::Request),
+    (425, "FindServersResponse", "FindServers", MsgKind::Response),
+    (428, "GetEndpointsRequest", "GetEndpoints", MsgKind::Request),
+    (
+        431,
+        "GetEndpointsResponse",
+        "GetEndpoints",
+        MsgKind::Response,
+    ),
+    (
+        437,
+        "RegisterServerRequest",
+        "RegisterServer",
+        MsgKind::Request,
+    ),
+    (
+        440,
+        "RegisterServerResponse",
+        "RegisterServer",
+        MsgKind::Response,
+    ),
+    (
+        446,
+        "OpenSecureChannelRequest",
+        "OpenSecureChannel",
+        MsgKind::Request,
+    ),
+    (
+        449,
+        "OpenSecureChannelResponse",
+        "OpenSecureChannel",
+        MsgKind::Response,
+    ),
+    (
+        452,
+        "CloseSecureChannelRequest",
+        "CloseSecureChannel",
+        MsgKind::Request,
+    ),
+    (
+        455,
+        "CloseSecureChannelResponse",
+        "CloseSecureChannel",
+        MsgKind::Response,
+    ),
+    (
+        461,
+        "CreateSessionRequest",
+        "CreateSession",
+        MsgKind::Request,
+    ),
+    (
+        464,
+        "CreateSessionResponse",
+        "CreateSession",
+        MsgKind::Response,
+    ),
+    (
+        467,
+        "ActivateSessionRequest",
+        "ActivateSession",
+        MsgKind::Request,
+    ),
+    (
+        470,
+        "ActivateSessionResponse",
+        "ActivateSession",
+        MsgKind::Response,
+    ),
+    (473, "CloseSessionRequest", "CloseSession", MsgKind::Request),
+    (
+        476,
+        "CloseSessionResponse",
+        "CloseSession",
+        MsgKind::Response,
+    ),
+    (479, "CancelRequest", "Cancel", MsgKind::Request),
+    (482, "CancelResponse", "Cancel", MsgKind::Response),
+    (488, "AddNodesRequest", "AddNodes", MsgKind::Request),
+    (491, "AddNodesResponse", "AddNodes", MsgKind::Response),
+    (
+        494,
+        "AddReferencesRequest",
+        "AddReferences",
+        MsgKind::Request,
+    ),
+    (
+        497,
+        "AddReferencesResponse",
+        "AddReferences",
+        MsgKind::Response,
+    ),
+    (500, "DeleteNodesRequest", "DeleteNodes", MsgKind::Request),
+    (503, "DeleteNodesResponse", "DeleteNodes", MsgKind::Response),
+    (
+        506,
+        "DeleteReferencesRequest",
+        "DeleteReferences",
+        MsgKind::Request,
+    ),
+    (
+        509,
+        "DeleteReferencesResponse",
+        "DeleteReferences",
+        MsgKind::Response,
+    ),
+    (527, "BrowseRequest", "Browse", MsgKind::Request),
+    (530, "BrowseResponse", "Browse", MsgKind::Response),
+    (533, "BrowseNextRequest", "BrowseNext", MsgKind::Request),
+    (536, "BrowseNextResponse", "BrowseNext", MsgKind::Response),
+    (
+        554,
+        "TranslateBrowsePathsToNodeIdsRequest",
+        "TranslateBrowsePathsToNodeIds",
+        MsgKind::Request,
+    ),
+    (
+        557,
+        "TranslateBrowsePathsToNodeIdsResponse",
+        "TranslateBrowsePathsToNodeIds",
+        MsgKind::Response,
+    ),
+    (
+        560,
+        "RegisterNodesRequest",
+        "RegisterNodes",
+        MsgKind::Request,
+    ),
+    (
+        563,
+        "RegisterNodesResponse",
+        "RegisterNodes",
+        MsgKind::Response,
+    ),
+    (
+        566,
+        "UnregisterNodesRequest",
+        "UnregisterNodes",
+        MsgKind::Request,
+    ),
+    (
+        569,
+        "UnregisterNodesResponse",
+        "UnregisterNodes",
+        MsgKind::Response,
+    ),
+    (615, "QueryFirstRequest", "QueryFirst", MsgKind::Request),
+    (618, "QueryFirstResponse", "QueryFirst", MsgKind::Response),
+    (621, "QueryNextRequest", "QueryNext", MsgKind::Request),
+    (624, "QueryNextResponse", "QueryNext", MsgKind::Response),
+    (631, "ReadRequest", "Read", MsgKind::Request),
+    (634, "ReadResponse", "Read", MsgKind::Response),
+    (664, "HistoryReadRequest", "HistoryRead", MsgKind::Request),
+    (667, "HistoryReadResponse", "HistoryRead", MsgKind::Response),
+    (673, "WriteRequest", "Write", MsgKind::Request),
+    (676, "WriteResponse", "Write", MsgKind::Response),
+    (
+        700,
+        "HistoryUpdateRequest",
+        "HistoryUpdate",
+        MsgKind::Request,
+    ),
+    (
+        703,
+        "HistoryUpdateResponse",
+        "HistoryUpdate",
+        MsgKind::Response,
+    ),
+    (706, "CallMethodRequest", "CallMethod", MsgKind::Structure),
+    (712, "CallRequest", "Call", MsgKind::Request),
+    (715, "CallResponse", "Call", MsgKind::Response),
+    (
+        745,
+        "MonitoredItemCreateRequest",
+        "MonitoredItemCreate",
+        MsgKind::Structure,
+    ),
+    (
+        751,
+        "CreateMonitoredItemsRequest",
+        "CreateMonitoredItems",
+        MsgKind::Request,
+    ),
+    (
+        754,
+        "CreateMonitoredItemsResponse",
+        "CreateMonitoredItems",
+        MsgKind::Response,
+    ),
+    (
+        757,
+        "MonitoredItemModifyRequest",
+        "MonitoredItemModify",
+        MsgKind::Structure,
+    ),
+    (
+        763,
+        "ModifyMonitoredItemsRequest",
+        "ModifyMonitoredItems",
+        MsgKind::Request,
+    ),
+    (
+        766,
+        "ModifyMonitoredItemsResponse",
+        "ModifyMonitoredItems",
+        MsgKind::Response,
+    ),
+    (
+        769,
+        "SetMonitoringModeRequest",
+        "SetMonitoringMode",
+        MsgKind::Request,
+    ),
+    (
+        772,
+        "SetMonitoringModeResponse",
+        "SetMonitoringMode",
+        MsgKind::Response,
+    ),
+    (
+        775,
+        "SetTriggeringRequest",
+        "SetTriggering",
+        MsgKind::Request,
+    ),
+    (
+        778,
+        "SetTriggeringResponse",
+        "SetTriggering",
+        MsgKind::Response,
+    ),
+    (
+        781,
+        "DeleteMonitoredItemsRequest",
+        "DeleteMonitoredItems",
+        MsgKind::Request,
+    ),
+    (
+        784,
+        "DeleteMonitoredItemsResponse",
+        "DeleteMonitoredItems",
+        MsgKind::Response,
+    ),
+    (
+        787,
+        "CreateSubscriptionRequest",
+        "CreateSubscription",
+        MsgKind::Request,
+    ),
+    (
+        790,
+        "CreateSubscriptionResponse",
+        "CreateSubscription",
+        MsgKind::Response,
+    ),
+    (
+        793,
+        "ModifySubscriptionRequest",
+        "ModifySubscription",
+        MsgKind::Request,
+    ),
+    (
+        796,
+        "ModifySubscriptionResponse",
+        "ModifySubscription",
+        MsgKind::Response,
+    ),
+    (
+        799,
+        "SetPublishingModeRequest",
+        "SetPublishingMode",
+        MsgKind::Request,
+    ),
+    (
+        802,
+        "SetPublishingModeResponse",
+        "SetPublishingMode",
+        MsgKind::Response,
+    ),
+    (826, "PublishRequest", "Publish", MsgKind::Request),
+    (829, "PublishResponse", "Publish", MsgKind::Response),
+    (832, "RepublishRequest", "Republish", MsgKind::Request),
+    (835, "RepublishResponse", "Republish", MsgKind::Response),
+    (
+        841,
+        "TransferSubscriptionsRequest",
+        "TransferSubscriptions",
+        MsgKind::Request,
+    ),
+    (
+        844,
+        "TransferSubscriptionsResponse",
+        "TransferSubscriptions",
+        MsgKind::Response,
+    ),
+    (
+        847,
+        "DeleteSubscriptionsRequest",
+        "DeleteSubscriptions",
+        MsgKind::Request,
+    ),
+    (
+        850,
+        "DeleteSubscriptionsResponse",
+        "DeleteSubscriptions",
+        MsgKind::Response,
+    ),
+    (
+        12208,
+        "FindServersOnNetworkRequest",
+        "FindServersOnNetwork",
+        MsgKind::Request,
+    ),
+    (
+        12209,
+        "FindServersOnNetworkResponse",
+        "FindServersOnNetwork",
+        MsgKind::Response,
+    ),
+    (
+        12211,
+        "RegisterServer2Request",
+        "RegisterServer2",
+        MsgKind::Request,
+    ),
+    (
+        12212,
+        "RegisterServer2Response",
+        "RegisterServer2",
+        MsgKind::Response,
+    ),
+];
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn table_matches_specification_csv() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/opcua/NodeIds.csv");
+        let csv = std::fs::read_to_string(&path).expect("NodeIds.csv");
+        let rows: Vec<(String, u32)> = csv
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(',');
+                Some((f.next()?.to_string(), f.next()?.trim().parse().ok()?))
+            })
+            .collect();
+        // Every embedded pair is in the CSV under its encoding name.
+        for &(id, type_name, service, kind) in ENCODINGS {
+            let sym = format!("{type_name}_Encoding_DefaultBinary");
+            assert!(rows.contains(&(sym.clone(), id)), "{sym} = {id}");
+            assert!(type_name.starts_with(service));
+            match kind {
+                MsgKind::Request | MsgKind::Structure => assert!(type_name.ends_with("Request")),
+                MsgKind::Response => assert!(type_name.ends_with("Response")),
+                MsgKind::Fault => assert_eq!(type_name, "ServiceFault"),
+            }
+        }
+        // Every request/response encoding of the CSV is in the table.
+        let mut n = 0;
+        for (sym, id) in &rows {
+            if sym.ends_with("Request_Encoding_DefaultBinary")
+                || sym.ends_with("Response_Encoding_DefaultBinary")
+            {
+                let e = lookup(*id).unwrap_or_else(|| panic!("{sym} missing"));
+                assert_eq!(format!("{}_Encoding_DefaultBinary", e.type_name), *sym);
+                n += 1;
+            }
+        }
+        assert_eq!(n + 1, ENCODINGS.len());
+        assert!(ENCODINGS.windows(2).all(|w| w[0].0 < w[1].0));
+        // The identity token encodings used by ActivateSession.
+        for (name, id) in [
+            ("AnonymousIdentityToken", identity::ANONYMOUS),
+            ("UserNameIdentityToken", identity::USER_NAME),
+            ("X509IdentityToken", identity::X509),
+            ("IssuedIdentityToken", identity::ISSUED),
+            ("DataChangeNotification", DATA_CHANGE_NOTIFICATION),
+            ("ServiceFault", 397),
+        ] {
+            assert!(
+                rows.contains(&(format!("{name}_Encoding_DefaultBinary"), id)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        assert_eq!(lookup(631).unwrap().service, "Read");
+        assert_eq!(lookup(634).unwrap().kind, MsgKind::Response);
+        assert_eq!(lookup(397).unwrap().kind, MsgKind::Fault);
+        assert_eq!(lookup(706).unwrap().kind, MsgKind::Structure);
+        assert!(lookup(1).is_none());
+        assert_eq!(request_id_of("Read"), Some(631));
+        assert_eq!(op_kind("Write"), OpKind::Write);
+        assert_eq!(op_kind("Publish"), OpKind::Subscribe);
+        assert_eq!(op_kind("Nope"), OpKind::Other);
+    }
+}

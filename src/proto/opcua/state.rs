@@ -1,0 +1,278 @@
+//! Per-flow OPC UA state: chunk reassembly per request id and open transactions.
+
+use super::limits::DecodeLimits;
+use super::services::Decoded;
+use crate::event::OpKind;
+use crate::time::Timestamp;
+use std::borrow::Cow;
+
+/// A message being reassembled from 'C' chunks.
+#[derive(Debug)]
+struct Partial {
+    request_id: u32,
+    body: Vec<u8>,
+    chunks: usize,
+    /// Over a limit: swallow chunks until the final or abort chunk.
+    discard: bool,
+    ts: Timestamp,
+    packet: u64,
+}
+
+/// What a chunk did to its message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkResult<'a> {
+    /// The message is complete: its body, and the time and packet of its first chunk.
+    Complete(Cow<'a, [u8]>, Timestamp, u64),
+    /// More chunks are expected.
+    Pending,
+    /// An abort chunk dropped the message.
+    Aborted,
+    /// A limit was hit; the message is dropped (named violation).
+    Limit(&'static str),
+    /// A final chunk ended a message that had already been dropped over a limit.
+    Discarded,
+}
+
+/// Chunk reassembly of one direction, bounded by [`DecodeLimits`].
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    partials: Vec<Partial>,
+}
+
+impl Reassembler {
+    /// Messages being reassembled.
+    pub fn len(&self) -> usize {
+        self.partials.len()
+    }
+
+    /// True when no message is being reassembled.
+    pub fn is_empty(&self) -> bool {
+        self.partials.is_empty()
+    }
+
+    /// Drops every partial message (after a gap); returns how many.
+    pub fn clear(&mut self) -> usize {
+        let n = self.partials.len();
+        self.partials.clear();
+        n
+    }
+
+    /// Adds the body of one MSG chunk (after its sequence header).
+    pub fn push<'a>(
+        &mut self,
+        chunk_type: u8,
+        request_id: u32,
+        body: &'a [u8],
+        ts: Timestamp,
+        packet: u64,
+        limits: &DecodeLimits,
+    ) -> ChunkResult<'a> {
+        let idx = self
+            .partials
+            .iter()
+            .position(|p| p.request_id == request_id);
+        match chunk_type {
+            b'A' => {
+                if let Some(i) = idx {
+                    self.partials.remove(i);
+                }
+                ChunkResult::Aborted
+            }
+            b'F' => {
+                let Some(i) = idx else {
+                    if body.len() > limits.max_message_size {
+                        return ChunkResult::Limit("message_too_large");
+                    }
+                    return ChunkResult::Complete(Cow::Borrowed(body), ts, packet);
+                };
+                let p = self.partials.remove(i);
+                if p.discard {
+                    return ChunkResult::Discarded;
+                }
+                if p.chunks >= limits.max_chunks_per_message {
+                    return ChunkResult::Limit("too_many_chunks");
+                }
+                if p.body.len().saturating_add(body.len()) > limits.max_message_size {
+                    return ChunkResult::Limit("message_too_large");
+                }
+                let mut all = p.body;
+                all.extend_from_slice(body);
+                ChunkResult::Complete(Cow::Owned(all), p.ts, p.packet)
+            }
+            _ => {
+                let i = match idx {
+                    Some(i) => i,
+                    None => {
+                        let mut evicted = false;
+                        if self.partials.len() >= limits.max_partial_messages {
+                            self.partials.remove(0);
+                            evicted = true;
+                        }
+                        self.partials.push(Partial {
+                            request_id,
+                            body: Vec::new(),
+                            chunks: 0,
+                            discard: false,
+                            ts,
+                            packet,
+                        });
+                        if evicted {
+                            // Still accept this chunk; report the eviction.
+                            if let Some(p) = self.partials.last_mut() {
+                                p.chunks = 1;
+                                p.body.extend_from_slice(body);
+                            }
+                            return ChunkResult::Limit("too_many_partial_messages");
+                        }
+                        self.partials.len().saturating_sub(1)
+                    }
+                };
+                let Some(p) = self.partials.get_mut(i) else {
+                    return ChunkResult::Pending;
+                };
+                if p.discard {
+                    return ChunkResult::Pending;
+                }
+                if p.chunks.saturating_add(1) >= limits.max_chunks_per_message {
+                    p.discard = true;
+                    p.body = Vec::new();
+                    return ChunkResult::Limit("too_many_chunks");
+                }
+                if p.body.len().saturating_add(body.len()) > limits.max_message_size {
+                    p.discard = true;
+                    p.body = Vec::new();
+                    return ChunkResult::Limit("message_too_large");
+                }
+                p.chunks += 1;
+                p.body.extend_from_slice(body);
+                ChunkResult::Pending
+            }
+        }
+    }
+}
+
+/// A request waiting for its response.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Capture time of the request (its first chunk).
+    pub ts: Timestamp,
+    /// Packet of the request.
+    pub packet: u64,
+    /// Function code: request encoding id (0 for transport messages).
+    pub code: u32,
+    /// Service or message name.
+    pub name: &'static str,
+    /// Function category (`service`, `transport`).
+    pub category: &'static str,
+    /// Operation kind.
+    pub op: OpKind,
+    /// Request handle from the RequestHeader.
+    pub request_handle: Option<u32>,
+    /// What the request body said.
+    pub decoded: Decoded,
+    /// Violations seen in the request.
+    pub violations: Vec<&'static str>,
+    /// Secure channel id, as text.
+    pub session: Option<String>,
+}
+
+/// What a response contributes to its transaction's event.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Capture time of the response.
+    pub ts: Timestamp,
+    /// Packet of the response.
+    pub packet: u64,
+    /// Service result or error status.
+    pub status: Option<u32>,
+    /// Request handle echoed.
+    pub request_handle: Option<u32>,
+    /// What the response body said.
+    pub decoded: Decoded,
+    /// Violations seen in the response.
+    pub violations: Vec<&'static str>,
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+
+    fn lim() -> DecodeLimits {
+        DecodeLimits {
+            max_chunks_per_message: 3,
+            max_message_size: 10,
+            max_partial_messages: 2,
+            ..DecodeLimits::default()
+        }
+    }
+
+    #[test]
+    fn final_alone_borrows() {
+        let mut r = Reassembler::default();
+        let ts = Timestamp::new(1, 0);
+        match r.push(b'F', 7, b"abc", ts, 3, &lim()) {
+            ChunkResult::Complete(Cow::Borrowed(b), t, p) => {
+                assert_eq!((b, t, p), (&b"abc"[..], ts, 3));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn chunks_concatenate_and_abort() {
+        let l = lim();
+        let mut r = Reassembler::default();
+        let t0 = Timestamp::new(1, 0);
+        let t1 = Timestamp::new(2, 0);
+        assert_eq!(r.push(b'C', 7, b"ab", t0, 1, &l), ChunkResult::Pending);
+        assert_eq!(r.push(b'C', 8, b"xx", t0, 1, &l), ChunkResult::Pending);
+        assert_eq!(r.push(b'A', 8, b"", t1, 2, &l), ChunkResult::Aborted);
+        assert_eq!(
+            r.push(b'F', 7, b"cd", t1, 2, &l),
+            ChunkResult::Complete(Cow::Owned(b"abcd".to_vec()), t0, 1)
+        );
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let l = lim();
+        let mut r = Reassembler::default();
+        let t = Timestamp::default();
+        assert_eq!(r.push(b'C', 1, b"a", t, 1, &l), ChunkResult::Pending);
+        assert_eq!(r.push(b'C', 1, b"b", t, 1, &l), ChunkResult::Pending);
+        assert_eq!(
+            r.push(b'C', 1, b"c", t, 1, &l),
+            ChunkResult::Limit("too_many_chunks")
+        );
+        assert_eq!(r.push(b'C', 1, b"d", t, 1, &l), ChunkResult::Pending);
+        assert_eq!(r.push(b'F', 1, b"e", t, 1, &l), ChunkResult::Discarded);
+        assert_eq!(
+            r.push(b'C', 2, b"0123456789", t, 1, &l),
+            ChunkResult::Pending
+        );
+        assert_eq!(
+            r.push(b'C', 2, b"x", t, 1, &l),
+            ChunkResult::Limit("message_too_large")
+        );
+        assert_eq!(r.push(b'F', 2, b"x", t, 1, &l), ChunkResult::Discarded);
+        assert_eq!(
+            r.push(b'F', 3, &[0; 11], t, 1, &l),
+            ChunkResult::Limit("message_too_large")
+        );
+        assert_eq!(r.push(b'C', 4, b"a", t, 1, &l), ChunkResult::Pending);
+        assert_eq!(r.push(b'C', 5, b"a", t, 1, &l), ChunkResult::Pending);
+        assert_eq!(
+            r.push(b'C', 6, b"a", t, 1, &l),
+            ChunkResult::Limit("too_many_partial_messages")
+        );
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.clear(), 2);
+    }
+}

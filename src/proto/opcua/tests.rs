@@ -1,0 +1,986 @@
+//! Tests of the OPC UA parser driven through [`StreamParser`].
+
+use super::*;
+use crate::event::{AccessDir, ObjectRef};
+use crate::flow::{FlowKey, FlowMeta, SideSource};
+use crate::proto::ProtoStats;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+pub(super) fn meta(client_port: u16, server_port: u16) -> FlowMeta {
+    let c = Endpoint {
+        ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        port: client_port,
+        mac: None,
+    };
+    let s = Endpoint {
+        ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        port: server_port,
+        mac: None,
+    };
+    FlowMeta {
+        id: 1,
+        key: FlowKey::new((c.ip, c.port), (s.ip, s.port), 6, 0),
+        client: c,
+        server: s,
+        side_source: SideSource::Port,
+        first_seen: Timestamp::default(),
+        last_seen: Timestamp::default(),
+        packets: [0, 0],
+        bytes: [0, 0],
+        vlan: None,
+    }
+}
+
+/// A harness: one parser, its flow, stats and events.
+pub(super) struct Harness {
+    pub(super) p: OpcuaParser,
+    pub(super) meta: FlowMeta,
+    pub(super) stats: ProtoStats,
+    pub(super) events: Vec<IcsEvent>,
+    pub(super) file: Arc<str>,
+    pub(super) packet: u64,
+    pub(super) ts: Timestamp,
+}
+
+impl Harness {
+    pub(super) fn new() -> Self {
+        Self::with_parser(OpcuaParser::new())
+    }
+
+    pub(super) fn with_parser(p: OpcuaParser) -> Self {
+        Harness {
+            p,
+            meta: meta(50000, 4840),
+            stats: ProtoStats::default(),
+            events: Vec::new(),
+            file: Arc::from("test.pcap"),
+            packet: 0,
+            ts: Timestamp::new(1_700_000_000, 0),
+        }
+    }
+
+    /// Feeds one packet's payload, as the stream driver would (keeping the unconsumed tail).
+    pub(super) fn feed(&mut self, dir: Direction, data: &[u8], tail: &mut Vec<u8>) -> usize {
+        self.packet += 1;
+        self.ts = self.ts.plus_secs(0);
+        self.ts = Timestamp::new(self.ts.secs, self.ts.nanos + 1_000_000);
+        tail.extend_from_slice(data);
+        let mut cx = ParseCx {
+            ts: self.ts,
+            file: &self.file,
+            packet: self.packet,
+            meta: &self.meta,
+            events: &mut self.events,
+            stats: &mut self.stats,
+        };
+        let used = self.p.parse(dir, tail, &mut cx);
+        assert!(used <= tail.len());
+        tail.drain(..used);
+        used
+    }
+
+    /// Feeds one whole message (no tail expected).
+    pub(super) fn msg(&mut self, dir: Direction, data: &[u8]) {
+        if data.len() >= 8 && MsgType::from_bytes(&data[..3]).is_some() {
+            let size = u32::from_le_bytes([data[4], data[5], data[6], data[7]]) as usize;
+            assert!(size <= data.len(), "fixture shorter than its size");
+            if size < data.len() {
+                let next = &data[size..];
+                assert!(
+                    MsgType::from_bytes(&next[..3.min(next.len())]).is_some(),
+                    "size field"
+                );
+            }
+        }
+        let mut tail = Vec::new();
+        let used = self.feed(dir, data, &mut tail);
+        assert_eq!(used, data.len(), "whole message consumed");
+    }
+
+    pub(super) fn gap(&mut self, dir: Direction, len: u64) {
+        let mut cx = ParseCx {
+            ts: self.ts,
+            file: &self.file,
+            packet: self.packet,
+            meta: &self.meta,
+            events: &mut self.events,
+            stats: &mut self.stats,
+        };
+        self.p.on_gap(dir, len, &mut cx);
+    }
+
+    pub(super) fn close(&mut self) {
+        let mut cx = ParseCx {
+            ts: self.ts,
+            file: &self.file,
+            packet: self.packet,
+            meta: &self.meta,
+            events: &mut self.events,
+            stats: &mut self.stats,
+        };
+        self.p.on_close(&mut cx);
+    }
+
+    pub(super) fn st(&self) -> &OpcuaStats {
+        &self.stats.opcua
+    }
+}
+
+/// Hex to bytes; `//` starts a comment that runs to the end of the line.
+pub(super) fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .flat_map(|l| l.chars())
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect();
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Development harness: `OPCUA_TSV=file.tsv cargo test dev_tsv -- --ignored --nocapture`,
+/// with the TSV from `tshark -T fields -e frame.number -e tcp.stream -e tcp.srcport
+/// -e tcp.dstport -e tcp.flags.syn -e tcp.payload -Y tcp.len>0`.
+#[test]
+#[ignore]
+fn dev_tsv() {
+    let path = std::env::var("OPCUA_TSV").unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut flows: std::collections::BTreeMap<u64, (Harness, u16, [Vec<u8>; 2])> =
+        Default::default();
+    let mut total = OpcuaStats::default();
+    let mut events = Vec::new();
+    let mut push = |h: &mut Harness| {
+        h.close();
+        let s = h.st().clone();
+        total.messages += s.messages;
+        for (k, v) in s.by_type {
+            *total.by_type.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in s.services {
+            *total.services.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in s.violations {
+            *total.violations.entry(k).or_insert(0) += v;
+        }
+        total.encrypted_messages += s.encrypted_messages;
+        total.transactions += s.transactions;
+        total.unanswered += s.unanswered;
+        total.unsolicited += s.unsolicited;
+        total.resyncs += s.resyncs;
+        events.append(&mut h.events);
+    };
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let frame: u64 = f[0].parse().unwrap();
+        let stream: u64 = f[1].parse().unwrap();
+        let (sp, dp): (u16, u16) = (f[2].parse().unwrap(), f[3].parse().unwrap());
+        let e = flows.entry(stream).or_insert_with(|| {
+            let server = if [4840, 48010, 12001].contains(&sp) {
+                sp
+            } else {
+                dp
+            };
+            let mut h = Harness::new();
+            h.meta = meta(if server == sp { dp } else { sp }, server);
+            (h, server, [Vec::new(), Vec::new()])
+        });
+        let dir = if dp == e.1 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        e.0.packet = frame - 1;
+        let data = unhex(f[5]);
+        let mut tail = std::mem::take(&mut e.2[dir.index()]);
+        e.0.feed(dir, &data, &mut tail);
+        e.2[dir.index()] = tail;
+    }
+    for (_, (mut h, _, _)) in flows {
+        push(&mut h);
+    }
+    println!("{}", serde_json::to_string_pretty(&total).unwrap());
+    for e in events.iter().take(
+        std::env::var("OPCUA_EVENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    ) {
+        println!("{}", serde_json::to_string(e).unwrap());
+    }
+}
+
+use Direction::{ToClient, ToServer};
+
+/// HEL from open62541 (mainloop capture, frame 6).
+const HEL: &str = "
+    48454c 46 38000000 // HEL, F, size 56
+    00000000 // protocol version 0
+    ffff0000 // receive buffer 65535
+    ffff0000 // send buffer 65535
+    00000000 // max message size 0
+    00000000 // max chunk count 0
+    18000000 6f70632e7463703a2f2f6c6f63616c686f73743a34383430 // endpoint URL opc.tcp://localhost:4840
+";
+
+/// ACK (frame 8).
+const ACK: &str = "
+    41434b 46 1c000000 // ACK, F, size 28
+    00000000 // protocol version
+    ffff0000 // receive buffer 65535
+    ffff0000 // send buffer 65535
+    00000000 // max message size
+    00000000 // max chunk count
+";
+
+/// OPN request, policy None (frame 10).
+const OPN_REQ: &str = "
+    4f504e 46 84000000 // OPN, F, size 132
+    00000000 // secure channel id 0
+    2f000000 687474703a2f2f6f7063666f756e646174696f6e2e6f72672f55412f5365637572697479506f6c696379234e6f6e65 // policy URI ...#None
+    ffffffff // sender certificate null
+    ffffffff // receiver thumbprint null
+    01000000 // sequence number 1
+    01000000 // request id 1
+    01 00 be01 // type id: four-byte, ns 0, 446 OpenSecureChannelRequest
+    0000 // auth token: two-byte i=0
+    caa2e64e2dd1d501 // timestamp
+    00000000 // request handle 0
+    00000000 // return diagnostics
+    ffffffff // audit entry id null
+    00000000 // timeout hint
+    000000 // additional header: i=0, no body
+    00000000 // client protocol version
+    00000000 // request type Issue
+    01000000 // security mode None
+    ffffffff // client nonce null
+    c0270900 // requested lifetime 600000 ms
+";
+
+/// OPN response (frame 12).
+const OPN_RESP: &str = "
+    4f504e 46 87000000 // OPN, F, size 135
+    03000000 // secure channel id 3
+    2f000000 687474703a2f2f6f7063666f756e646174696f6e2e6f72672f55412f5365637572697479506f6c696379234e6f6e65 // policy URI ...#None
+    ffffffff // sender certificate null
+    ffffffff // receiver thumbprint null
+    01000000 // sequence number 1
+    01000000 // request id 1
+    01 00 c101 // type id 449 OpenSecureChannelResponse
+    3a3fee4e2dd1d501 // timestamp
+    00000000 // request handle 0
+    00000000 // service result Good
+    00 // diagnostic info: empty
+    ffffffff // string table null
+    000000 // additional header
+    00000000 // server protocol version
+    03000000 // channel id 3
+    03000000 // token id 3
+    263fee4e2dd1d501 // created at
+    c0270900 // revised lifetime 600000
+    ffffffff // server nonce null
+";
+
+/// Read request (frame 84, channel 4).
+const READ_REQ: &str = "
+    4d5347 46 79000000 // MSG, F, size 121
+    04000000 // secure channel id 4
+    04000000 // token id 4
+    14000000 // sequence number 20
+    14000000 // request id 20
+    01 00 7702 // type id 631 ReadRequest
+    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token: guid, ns 1
+    bed68b4f2dd1d501 // timestamp
+    15000000 // request handle 21
+    00000000 // return diagnostics
+    ffffffff // audit entry id null
+    00000000 // timeout hint
+    000000 // additional header
+    0000000000000000 // max age 0.0
+    00000000 // timestamps to return: Source
+    01000000 // 1 ReadValueId
+    03 0100 0a000000 7468652e616e73776572 // node id ns=1;s=the.answer
+    0d000000 // attribute 13 Value
+    ffffffff // index range null
+    0000 ffffffff // data encoding: ns 0, null name
+";
+
+/// Read response (frame 86): one DataValue with status BadNodeIdUnknown.
+const READ_RESP: &str = "
+    4d5347 46 41000000 // MSG, F, size 65
+    04000000 // secure channel id
+    04000000 // token id
+    0a000000 // sequence number 10
+    14000000 // request id 20
+    01 00 7a02 // type id 634 ReadResponse
+    cc89934f2dd1d501 // timestamp
+    15000000 // request handle 21
+    00000000 // service result Good
+    00 // diagnostic info empty
+    ffffffff // string table null
+    000000 // additional header
+    01000000 // 1 DataValue
+    02 00003480 // mask: status; BadNodeIdUnknown
+    ffffffff // diagnostic infos null
+";
+
+/// Write request (frame 88): ns=1;s=the.answer Value := Int32 1.
+const WRITE_REQ: &str = "
+    4d5347 46 6d000000 // MSG, F, size 109
+    04000000 04000000 // channel 4, token 4
+    15000000 15000000 // sequence 21, request id 21
+    01 00 a102 // type id 673 WriteRequest
+    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token
+    b28f934f2dd1d501 // timestamp
+    16000000 // request handle 22
+    00000000 ffffffff 00000000 000000 // diagnostics, audit id, timeout, additional header
+    01000000 // 1 WriteValue
+    03 0100 0a000000 7468652e616e73776572 // node id ns=1;s=the.answer
+    0d000000 // attribute 13
+    ffffffff // index range null
+    01 06 01000000 // DataValue: value, Variant Int32 1
+";
+
+/// Write response (frame 90).
+const WRITE_RESP: &str = "
+    4d5347 46 40000000 // MSG, F, size 64
+    04000000 04000000 // channel, token
+    0b000000 15000000 // sequence 11, request id 21
+    01 00 a402 // type id 676 WriteResponse
+    ac4c9b4f2dd1d501 // timestamp
+    16000000 // request handle 22
+    00000000 00 ffffffff 000000 // Good, diagnostics, string table, additional header
+    01000000 00003480 // 1 result: BadNodeIdUnknown
+    ffffffff // diagnostic infos null
+";
+
+/// Call request (frame 120): object i=85, method ns=1;i=62541, argument "Hello Server".
+const CALL_REQ: &str = "
+    4d5347 46 69000000 // MSG, F, size 105
+    04000000 04000000 // channel, token
+    18000000 18000000 // sequence 24, request id 24
+    01 00 c802 // type id 712 CallRequest
+    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token
+    9279ba4f2dd1d501 // timestamp
+    19000000 // request handle 25
+    00000000 ffffffff 00000000 000000 // diagnostics, audit id, timeout, additional header
+    01000000 // 1 CallMethodRequest
+    00 55 // object i=85
+    01 01 4df4 // method ns=1;i=62541
+    01000000 0c 0c000000 48656c6c6f20536572766572 // 1 argument: String Hello Server
+";
+
+/// Call response (frame 122).
+const CALL_RESP: &str = "
+    4d5347 46 4c000000 // MSG, F, size 76
+    04000000 04000000 // channel, token
+    18000000 18000000 // sequence, request id 24
+    01 00 cb02 // type id 715 CallResponse
+    a095c24f2dd1d501 // timestamp
+    19000000 // request handle 25
+    00000000 00 ffffffff 000000 // Good, diagnostics, string table, additional header
+    01000000 00003480 // 1 result: status BadNodeIdUnknown
+    ffffffff ffffffff ffffffff // argument results, their diagnostics, outputs: null
+    ffffffff // diagnostic infos null
+";
+
+/// ActivateSession request with a UserNameIdentityToken (frame 44).
+const ACTIVATE_REQ: &str = "
+    4d5347 46 a1000000 // MSG, F, size 161
+    04000000 04000000 // channel, token
+    04000000 04000000 // sequence 4, request id 4
+    01 00 d301 // type id 467 ActivateSessionRequest
+    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token
+    c0ec1e4f2dd1d501 // timestamp
+    05000000 // request handle 5
+    00000000 ffffffff c0270900 000000 // diagnostics, audit id, timeout 600000, additional header
+    ffffffff ffffffff // client signature: algorithm null, signature null
+    ffffffff // client software certificates null
+    ffffffff // locale ids null
+    01 00 4401 01 36000000 // identity token: type 324 UserName, binary body of 54 bytes
+    19000000 6f70656e36323534312d757365726e616d652d706f6c696379 // policy id
+    05000000 7573657231 // user name user1
+    08000000 70617373776f7264 // password (never read)
+    ffffffff // encryption algorithm null
+    ffffffff ffffffff // user token signature
+";
+
+/// CreateSession request (mainloop frame 40).
+const CREATE_SESSION_REQ: &str = "
+    4d5347 46 a6000000 // MSG, F, size 166
+    04000000 04000000 // channel, token
+    03000000 03000000 // sequence 3, request id 3
+    01 00 cd01 // type id 461 CreateSessionRequest
+    0000 // auth token i=0
+    38be164f2dd1d501 // timestamp
+    03000000 // request handle 3
+    00000000 ffffffff 10270000 000000 // diagnostics, audit id, timeout 10000, additional header
+    1c000000 75726e3a756e636f6e666967757265643a6170706c69636174696f6e // application URI
+    ffffffff // product URI null
+    00 // application name: empty localized text
+    01000000 // application type Client
+    ffffffff ffffffff ffffffff // gateway URI, discovery profile, discovery URLs: null
+    ffffffff // server URI null
+    18000000 6f70632e7463703a2f2f6c6f63616c686f73743a34383430 // endpoint URL
+    ffffffff // session name null
+    ffffffff // client nonce null
+    ffffffff // client certificate null
+    00000000804f3241 // requested session timeout 1200000.0
+    ffffff7f // max response message size
+";
+
+/// ERR: BadInternalError, no reason (ITI capture, frame 43).
+const ERR: &str = "
+    455252 46 10000000 // ERR, F, size 16
+    00000280 // error BadInternalError
+    ffffffff // reason null
+";
+
+fn b(s: &str) -> Vec<u8> {
+    unhex(s)
+}
+
+#[test]
+fn fixtures_have_their_declared_sizes() {
+    for f in [
+        HEL,
+        ACK,
+        OPN_REQ,
+        OPN_RESP,
+        READ_REQ,
+        READ_RESP,
+        WRITE_REQ,
+        WRITE_RESP,
+        CALL_REQ,
+        CALL_RESP,
+        ACTIVATE_REQ,
+        CREATE_SESSION_REQ,
+        ERR,
+    ] {
+        let v = b(f);
+        let size = u32::from_le_bytes([v[4], v[5], v[6], v[7]]) as usize;
+        assert_eq!(v.len(), size, "{}", String::from_utf8_lossy(&v[..3]));
+    }
+}
+
+#[test]
+fn empty_input_consumes_nothing() {
+    let mut h = Harness::new();
+    let mut tail = Vec::new();
+    assert_eq!(h.feed(ToServer, &[], &mut tail), 0);
+    assert!(h.events.is_empty());
+    assert_eq!(h.st().messages, 0);
+}
+
+#[test]
+fn hello_acknowledge_is_one_session_event() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(HEL));
+    h.msg(ToClient, &b(ACK));
+    assert_eq!(h.events.len(), 1);
+    let e = &h.events[0];
+    assert_eq!(e.function.name, "Hello");
+    assert_eq!(e.op, OpKind::Session);
+    assert_eq!(e.outcome, Outcome::Ok);
+    assert_eq!(e.latency_us, Some(1000));
+    assert_eq!(e.evidence.response_packet, Some(2));
+    assert!(e.details.contains(&(
+        "endpoint_url",
+        Value::Str("opc.tcp://localhost:4840".into())
+    )));
+    assert!(e
+        .details
+        .contains(&("receive_buffer_size", Value::Int(65535))));
+    assert_eq!(h.st().messages, 2);
+    assert_eq!(h.st().by_type.get("HEL"), Some(&1));
+    assert_eq!(h.st().by_type.get("ACK"), Some(&1));
+}
+
+#[test]
+fn error_answers_hello_with_bad_status() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(HEL));
+    h.msg(ToClient, &b(ERR));
+    assert_eq!(
+        h.events[0].outcome,
+        Outcome::Bad {
+            code: 0x8002_0000,
+            name: "BadInternalError"
+        }
+    );
+    // An ERR without a HEL is an event of its own.
+    h.msg(ToClient, &b(ERR));
+    assert_eq!(h.events.len(), 2);
+    assert_eq!(h.events[1].function.name, "Error");
+    assert!(matches!(h.events[1].outcome, Outcome::Bad { .. }));
+}
+
+#[test]
+fn open_secure_channel_policy_none() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(OPN_REQ));
+    h.msg(ToClient, &b(OPN_RESP));
+    assert_eq!(h.events.len(), 1);
+    let e = &h.events[0];
+    assert_eq!(
+        (e.function.code, e.function.name),
+        (446, "OpenSecureChannel")
+    );
+    assert!(e
+        .details
+        .contains(&("security_policy", Value::Str("None".into()))));
+    assert!(e
+        .details
+        .contains(&("security_mode", Value::Str("None".into()))));
+    assert!(e
+        .details
+        .contains(&("request_type", Value::Str("Issue".into()))));
+    assert!(e
+        .details
+        .contains(&("requested_lifetime_ms", Value::Int(600_000))));
+    assert!(e.details.contains(&("channel_id", Value::Int(3))));
+    assert_eq!(h.st().services.get("OpenSecureChannelRequest"), Some(&1));
+    assert_eq!(h.st().encrypted_messages, 0);
+    assert_eq!(h.st().transactions, 1);
+}
+
+#[test]
+fn read_transaction() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(READ_REQ));
+    h.msg(ToClient, &b(READ_RESP));
+    assert_eq!(h.events.len(), 1);
+    let e = &h.events[0];
+    assert_eq!(
+        (e.function.code, e.function.name, e.function.category),
+        (631, "Read", "service")
+    );
+    assert_eq!(e.op, OpKind::Read);
+    assert_eq!(e.session.as_deref(), Some("4"));
+    assert_eq!(
+        e.accesses[0].object,
+        ObjectRef::Node {
+            node_id: "ns=1;s=the.answer".into(),
+            attribute: Some(13)
+        }
+    );
+    assert!(e
+        .details
+        .contains(&("bad_item_status", Value::Str("BadNodeIdUnknown".into()))));
+    assert_eq!(e.outcome, Outcome::Ok);
+    assert!(e.violations.is_empty());
+    assert_eq!(h.st().services.get("ReadResponse"), Some(&1));
+}
+
+#[test]
+fn read_response_with_value() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(READ_REQ));
+    let resp = b("
+        4d5347 46 46000000 // MSG, F, size 70
+        04000000 04000000 // channel, token
+        0a000000 14000000 // sequence 10, request id 20
+        01 00 7a02 // ReadResponse
+        cc89934f2dd1d501 15000000 00000000 00 ffffffff 000000 // header, handle 21, Good
+        01000000 // 1 DataValue
+        01 0b 0000000000004540 // value: Double 42.0
+        ffffffff // diagnostic infos null
+    ");
+    h.msg(ToClient, &resp);
+    assert_eq!(h.events[0].accesses[0].values, vec![Value::Float(42.0)]);
+}
+
+#[test]
+fn write_transaction_keeps_values() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(WRITE_REQ));
+    h.msg(ToClient, &b(WRITE_RESP));
+    let e = &h.events[0];
+    assert_eq!(e.op, OpKind::Write);
+    assert_eq!(e.accesses[0].dir, AccessDir::Write);
+    assert_eq!(e.accesses[0].values, vec![Value::Int(1)]);
+    assert!(e
+        .details
+        .contains(&("bad_item_status", Value::Str("BadNodeIdUnknown".into()))));
+}
+
+#[test]
+fn call_transaction() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(CALL_REQ));
+    h.msg(ToClient, &b(CALL_RESP));
+    let e = &h.events[0];
+    assert_eq!((e.op, e.function.code), (OpKind::Call, 712));
+    assert_eq!(
+        e.accesses[0].object,
+        ObjectRef::Node {
+            node_id: "ns=1;i=62541".into(),
+            attribute: None
+        }
+    );
+    assert_eq!(
+        e.accesses[0].values,
+        vec![Value::Str("Hello Server".into())]
+    );
+    assert!(e
+        .details
+        .contains(&("call_object", Value::Str("i=85".into()))));
+}
+
+#[test]
+fn activate_session_records_user_not_password() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(ACTIVATE_REQ));
+    h.close();
+    let e = &h.events[0];
+    assert_eq!(e.function.name, "ActivateSession");
+    assert_eq!(e.outcome, Outcome::NoResponse);
+    assert!(e
+        .details
+        .contains(&("identity_token", Value::Str("UserName".into()))));
+    assert!(e
+        .details
+        .contains(&("user_name", Value::Str("user1".into()))));
+    let json = serde_json::to_string(e).unwrap();
+    assert!(!json.contains("password"), "{json}");
+    assert_eq!(h.st().unanswered, 1);
+}
+
+#[test]
+fn create_session_client_facts() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(CREATE_SESSION_REQ));
+    h.close();
+    let e = &h.events[0];
+    assert_eq!(e.function.name, "CreateSession");
+    assert!(e.facts.contains(&AssetFact {
+        side: Side::Client,
+        key: "application_uri",
+        value: "urn:unconfigured:application".into()
+    }));
+    assert!(e.details.contains(&(
+        "endpoint_url",
+        Value::Str("opc.tcp://localhost:4840".into())
+    )));
+}
+
+#[test]
+fn service_fault_is_bad_outcome() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(READ_REQ));
+    let fault = b("
+        4d5347 46 34000000 // MSG, F, size 52
+        04000000 04000000 // channel, token
+        0a000000 14000000 // sequence 10, request id 20
+        01 00 8d01 // type id 397 ServiceFault
+        cc89934f2dd1d501 // timestamp
+        15000000 // request handle 21
+        00002580 // service result BadSessionIdInvalid
+        00 ffffffff 000000 // diagnostics, string table, additional header
+    ");
+    h.msg(ToClient, &fault);
+    let e = &h.events[0];
+    assert_eq!(e.function.name, "Read");
+    assert_eq!(
+        e.outcome,
+        Outcome::Bad {
+            code: 0x8025_0000,
+            name: "BadSessionIdInvalid"
+        }
+    );
+    assert_eq!(h.st().services.get("ServiceFault"), Some(&1));
+}
+
+#[test]
+fn request_handle_mismatch_is_a_violation() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(READ_REQ));
+    let mut resp = b(READ_RESP);
+    resp[36] = 0x99; // request handle 21 → 0x99
+    h.msg(ToClient, &resp);
+    assert!(h.events[0].violations.contains(&"request_handle_mismatch"));
+}
+
+#[test]
+fn requests_seen_from_the_server_side_swap_endpoints() {
+    let mut h = Harness::new();
+    // The flow table guessed the sides wrong: requests arrive as "to client".
+    h.msg(ToClient, &b(READ_REQ));
+    h.msg(ToServer, &b(READ_RESP));
+    let e = &h.events[0];
+    assert_eq!(e.client, h.meta.server);
+    assert_eq!(e.server, h.meta.client);
+    assert_eq!(h.st().transactions, 1);
+}
+
+/// Splits the Read request body into a 'C' chunk and an 'F' chunk.
+fn read_in_two_chunks() -> (Vec<u8>, Vec<u8>) {
+    let full = b(READ_REQ);
+    let (head, body) = full.split_at(24); // header + channel + token + sequence header
+    let (b1, b2) = body.split_at(40);
+    let mk = |chunk: u8, seq: u8, part: &[u8]| {
+        let mut v = head.to_vec();
+        v[3] = chunk;
+        v[16] = seq;
+        let size = (24 + part.len()) as u32;
+        v[4..8].copy_from_slice(&size.to_le_bytes());
+        v.extend_from_slice(part);
+        v
+    };
+    (mk(b'C', 20, b1), mk(b'F', 21, b2))
+}
+
+#[test]
+fn chunks_are_reassembled() {
+    let mut h = Harness::new();
+    let (c, f) = read_in_two_chunks();
+    h.msg(ToServer, &c);
+    assert!(h.events.is_empty());
+    h.msg(ToServer, &f);
+    h.msg(ToClient, &b(READ_RESP));
+    assert_eq!(h.events.len(), 1);
+    assert_eq!(h.events[0].evidence.packet, 1);
+    assert_eq!(h.st().messages, 3);
+    assert_eq!(h.st().by_type.get("MSG"), Some(&3));
+}
+
+#[test]
+fn abort_chunk_drops_the_message() {
+    let mut h = Harness::new();
+    let (c, mut a) = read_in_two_chunks();
+    h.msg(ToServer, &c);
+    a[3] = b'A';
+    h.msg(ToServer, &a);
+    h.close();
+    assert!(h.events.is_empty());
+    assert_eq!(h.st().aborted, 1);
+}
+
+#[test]
+fn too_many_chunks_is_a_counted_limit() {
+    let mut h = Harness::with_parser(OpcuaParser::with_limits(DecodeLimits {
+        max_chunks_per_message: 1,
+        ..DecodeLimits::default()
+    }));
+    let (c, f) = read_in_two_chunks();
+    h.msg(ToServer, &c);
+    h.msg(ToServer, &f);
+    assert!(h.events.is_empty());
+    assert_eq!(h.st().limit_hits, 1);
+    assert_eq!(h.st().violations.get("too_many_chunks"), Some(&1));
+}
+
+#[test]
+fn messages_split_across_packets_and_packed_together() {
+    let mut h = Harness::new();
+    let mut all = b(HEL);
+    all.extend(b(READ_REQ));
+    let mut tail = Vec::new();
+    // Byte by byte.
+    for x in &all {
+        h.feed(ToServer, std::slice::from_ref(x), &mut tail);
+    }
+    assert!(tail.is_empty());
+    assert_eq!(h.st().messages, 2);
+    // All at once, twice.
+    let mut two = all.clone();
+    two.extend(&all);
+    h.msg(ToServer, &two);
+    assert_eq!(h.st().messages, 6);
+}
+
+#[test]
+fn gap_then_resync() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(READ_REQ));
+    h.gap(ToServer, 100);
+    // Garbage (the rest of a lost message), then a whole message.
+    let mut data = vec![0x42; 37];
+    data.extend(b(WRITE_REQ));
+    h.msg(ToServer, &data);
+    h.msg(ToClient, &b(WRITE_RESP));
+    assert_eq!(h.st().gaps, 1);
+    assert_eq!(h.st().resyncs, 1);
+    assert_eq!(h.st().skipped_bytes, 37);
+    assert_eq!(h.events.len(), 1);
+    assert_eq!(h.events[0].function.name, "Write");
+}
+
+#[test]
+fn garbage_header_resyncs_and_keeps_partial_candidates() {
+    let mut h = Harness::new();
+    let mut tail = Vec::new();
+    let msg = b(READ_REQ);
+    let mut data = b"GARBAGE!".to_vec();
+    data.extend(&msg[..5]); // a header split across packets
+    h.feed(ToServer, &data, &mut tail);
+    assert_eq!(tail, msg[..5].to_vec());
+    h.feed(ToServer, &msg[5..], &mut tail);
+    assert!(tail.is_empty());
+    assert_eq!(h.st().violations.get("unknown_message_type"), Some(&1));
+    assert_eq!(h.st().resyncs, 1);
+    assert_eq!(h.st().services.get("ReadRequest"), Some(&1));
+}
+
+#[test]
+fn oversized_chunks_are_skipped() {
+    let mut h = Harness::with_parser(OpcuaParser::with_limits(DecodeLimits {
+        max_chunk_size: 64,
+        ..DecodeLimits::default()
+    }));
+    assert_eq!(h.p.max_message_len(), 64);
+    let mut big = b(READ_REQ); // 121 bytes > 64
+    let mut tail = Vec::new();
+    let rest = big.split_off(50);
+    h.feed(ToServer, &big, &mut tail);
+    h.feed(ToServer, &rest, &mut tail);
+    h.msg(ToServer, &b(HEL));
+    assert_eq!(h.st().oversized_chunks, 1);
+    assert_eq!(h.st().by_type.get("HEL"), Some(&1));
+    assert!(tail.is_empty());
+}
+
+#[test]
+fn encrypted_channel_is_counted_not_malformed() {
+    let mut h = Harness::new();
+    let opn = b("
+        4f504e 46 4e000000 // OPN, F, size 78
+        00000000 // channel id 0
+        38000000 687474703a2f2f6f7063666f756e646174696f6e2e6f72672f55412f5365637572697479506f6c6963792342617369633235365368613235 // ...#Basic256Sha25
+        02000000 3082 // sender certificate (2 bytes)
+        ffffffff // receiver thumbprint null
+    ");
+    let mut opn = opn;
+    opn.extend([0xee; 78 - 76]); // encrypted body
+    opn[4] = opn.len() as u8;
+    h.msg(ToServer, &opn);
+    let mut resp = opn.clone();
+    resp[8] = 7; // channel id 7
+    h.msg(ToClient, &resp);
+    assert_eq!(h.events.len(), 1);
+    let e = &h.events[0];
+    assert!(e.details.contains(&("encrypted", Value::Bool(true))));
+    assert!(e
+        .details
+        .contains(&("sender_certificate_len", Value::Int(2))));
+    let msg = b("
+        4d5347 46 28000000 // MSG, F, size 40
+        07000000 01000000 // channel 7, token 1
+        8f1e2d3c4b5a6978 8796a5b4c3d2e1f0 0011223344556677 // encrypted
+    ");
+    h.msg(ToServer, &msg);
+    assert_eq!(h.st().encrypted_messages, 3);
+    assert!(h.st().violations.is_empty(), "{:?}", h.st().violations);
+}
+
+#[test]
+fn close_secure_channel_event() {
+    let mut h = Harness::new();
+    let clo = b("
+        434c4f 46 39000000 // CLO, F, size 57
+        04000000 04000000 // channel 4, token 4
+        1c000000 1c000000 // sequence 28, request id 28
+        01 00 c401 // type id 452 CloseSecureChannelRequest
+        0000 0000000000000000 1d000000 00000000 ffffffff 00000000 000000 // request header
+    ");
+    h.msg(ToServer, &clo);
+    let e = &h.events[0];
+    assert_eq!(
+        (e.function.code, e.function.name),
+        (452, "CloseSecureChannel")
+    );
+    assert_eq!(e.outcome, Outcome::NotApplicable);
+    assert_eq!(h.st().by_type.get("CLO"), Some(&1));
+}
+
+#[test]
+fn reverse_hello_event() {
+    let mut h = Harness::new();
+    let rhe = b("
+        524845 46 15000000 // RHE, F, size 21
+        05000000 75726e3a78 // server URI urn:x
+        ffffffff // endpoint URL null
+    ");
+    h.msg(ToClient, &rhe);
+    let e = &h.events[0];
+    assert_eq!(e.function.name, "ReverseHello");
+    assert_eq!(e.facts[0].value, "urn:x");
+    assert_eq!(e.client, h.meta.client);
+}
+
+#[test]
+fn unsolicited_response_and_pending_cap() {
+    let mut h = Harness::with_parser(OpcuaParser::with_limits(DecodeLimits {
+        max_pending: 1,
+        ..DecodeLimits::default()
+    }));
+    h.msg(ToClient, &b(READ_RESP));
+    assert_eq!(h.events[0].outcome, Outcome::Unsolicited);
+    assert_eq!(h.events[0].function.code, 631);
+    h.msg(ToServer, &b(READ_REQ));
+    h.msg(ToServer, &b(WRITE_REQ));
+    assert_eq!(h.events.len(), 2);
+    assert_eq!(h.events[1].outcome, Outcome::NoResponse);
+    assert_eq!(h.st().violations.get("too_many_pending_requests"), Some(&1));
+    h.close();
+    assert_eq!(h.st().unanswered, 2);
+}
+
+#[test]
+fn truncated_bodies_are_violations_not_crashes() {
+    let full = b(READ_REQ);
+    for cut in 25..full.len() {
+        let mut m = full[..cut].to_vec();
+        m[4..8].copy_from_slice(&(cut as u32).to_le_bytes());
+        let mut h = Harness::new();
+        h.msg(ToServer, &m);
+        h.close();
+        // Either the type id was cut (not decodable: counted as possibly encrypted, since
+        // no OPN told us the policy) or the event carries a violation.
+        if let Some(e) = h.events.first() {
+            assert!(!e.violations.is_empty(), "cut {cut}");
+        }
+    }
+}
+
+#[test]
+fn probe_entry_point() {
+    assert_eq!(probe(&b(HEL)), Probe::Match);
+    assert_eq!(probe(b"\x00\x01\x00\x00"), Probe::NoMatch);
+}
+
+proptest::proptest! {
+    #[test]
+    fn parse_never_panics(
+        chunks in proptest::collection::vec(
+            (proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..200)),
+            0..8,
+        ),
+        prefix in proptest::bool::ANY,
+    ) {
+        let mut h = Harness::new();
+        let mut tails = [Vec::new(), Vec::new()];
+        for (i, (to_server, mut data)) in chunks.into_iter().enumerate() {
+            if prefix && i == 0 {
+                // Start with a plausible header so the fuzz reaches the decoders.
+                let mut m = b(READ_REQ);
+                let n = data.len().min(m.len() - 24);
+                m[24..24 + n].copy_from_slice(&data[..n]);
+                data = m;
+            }
+            let dir = if to_server { ToServer } else { ToClient };
+            let t = &mut tails[dir.index()];
+            h.feed(dir, &data, t);
+            if i == 3 {
+                h.gap(dir, 10);
+                t.clear();
+            }
+        }
+        h.close();
+    }
+}
