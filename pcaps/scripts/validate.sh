@@ -38,8 +38,8 @@ for f in "$DIR"/modbus_plant.pcap "$DIR"/opcua_plant.pcap "$DIR"/modbus_attack.p
 done
 # Check that every Modbus PDU to or from the attacker falls inside a labelled window.
 if [ -f "$DIR/modbus_attack.labels.tsv" ] && [ -f "$DIR/modbus_attack.pcapng" ]; then
-  echo "== modbus_attack.labels.tsv: attacker PDUs per labelled window"
-  tshark 2>/dev/null -r "$DIR/modbus_attack.pcapng" -d tcp.port==5020,mbtcp -Y 'modbus && ip.addr==127.0.0.66' \
+  echo "== modbus_attack.labels.tsv: attacker packets / Modbus PDUs per labelled window"
+  tshark 2>/dev/null -r "$DIR/modbus_attack.pcapng" -d tcp.port==5020,mbtcp -Y 'ip.addr==127.0.0.66' \
     -T fields -e frame.time_epoch -e modbus.func_code |
     python3 -c '
 import sys, datetime as dt
@@ -47,17 +47,17 @@ def ts(s):
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()][1:]
 wins = [(ts(a), ts(b), lab) for a, b, lab, _ in rows]
-count = {lab: 0 for _, _, lab in wins}
-outside = 0
+count = {lab: [0, 0] for _, _, lab in wins}
+outside = [0, 0]
 for line in sys.stdin:
-    t = float(line.split("\t")[0])
-    hit = [lab for a, b, lab in wins if a <= t <= b]
-    if hit:
-        count[hit[0]] += 1
-    else:
-        outside += 1
+    t, fcs = line.rstrip("\n").split("\t")
+    pdus = len([f for f in fcs.split(",") if f])
+    hit = [lab for a, b, lab in wins if a <= float(t) <= b]
+    c = count[hit[0]] if hit else outside
+    c[0] += 1
+    c[1] += pdus
 for _, _, lab in wins:
-    print(f"  {lab}: {count[lab]}")
-print(f"  outside any window: {outside}")
+    print(f"  {lab}: {count[lab][0]} packets, {count[lab][1]} PDUs")
+print(f"  outside any window: {outside[0]} packets, {outside[1]} PDUs")
 ' "$DIR/modbus_attack.labels.tsv"
 fi
