@@ -109,13 +109,19 @@ impl ModbusStats {
 
 /// Says whether the first bytes of a stream are Modbus/TCP.
 ///
-/// Needs protocol id 0, length 2..=254, a plausible function code, the whole first frame and,
-/// when its bytes follow, a plausible second header.
+/// Needs protocol id 0, length 2..=254, the whole first frame, and either a plausible function
+/// code (public, user-defined, UMAS, or their exceptions) or a frame that ends exactly where
+/// the data ends; when bytes follow the frame, the next header must be well-shaped too. A
+/// zero protocol id with a length of 0 or 1 is `NeedMore`: a scanner's empty probe, the other
+/// direction may still tell.
 pub fn probe(data: &[u8]) -> Probe {
     match candidate_at(data, true) {
         Candidate::Yes => Probe::Match,
-        Candidate::No => Probe::NoMatch,
         Candidate::NeedMore => Probe::NeedMore,
+        Candidate::No => match parser::parse_mbap(data) {
+            Ok((_, h)) if h.protocol_id == 0 && h.length < 2 => Probe::NeedMore,
+            _ => Probe::NoMatch,
+        },
     }
 }
 
@@ -350,13 +356,11 @@ impl StreamParser for ModbusParser {
                 }
                 Err(nom::Err::Incomplete(_)) => break,
                 Err(_) => {
+                    // Cannot be framed: scan from here (the strict rules reject this header,
+                    // so the scan skips at least one byte and counts the resync).
                     if let Some(s) = self.in_sync.get_mut(d) {
                         *s = false;
                     }
-                    // The header at `pos` is not plausible: skip at least its first byte.
-                    cx.stats.modbus.resyncs += 1;
-                    cx.stats.modbus.resync_skipped_bytes += 1;
-                    pos += 1;
                 }
             }
         }
@@ -627,7 +631,7 @@ mod tests {
         seg.extend(adu(2, 1, &[0x07]));
         h.send(TS, 1, &seg);
         assert_eq!(h.m().pdus, 2);
-        assert!(h.m().resyncs >= 1);
+        assert_eq!(h.m().resyncs, 1);
         assert_eq!(h.m().resync_skipped_bytes, 12);
     }
 
@@ -816,6 +820,31 @@ mod tests {
         );
         h.close(2);
         assert_eq!(h.events[1].violations, vec!["protocol_id_nonzero"]);
+    }
+
+    #[test]
+    fn response_with_other_transaction_id_matches_only_pending_request() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(0, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TC, 1, &adu(1, 1, &[0x03, 0x02, 0x41, 0xc8]));
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.events[0].outcome, Outcome::Ok);
+        assert_eq!(
+            h.events[0].violations,
+            vec!["response_transaction_id_mismatch"]
+        );
+        assert_eq!(h.events[0].accesses[0].values, vec![Value::Int(0x41c8)]);
+        // Two pending: no guess, the response is unsolicited.
+        h.send(TS, 2, &adu(0, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TS, 3, &adu(5, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TC, 4, &adu(1, 1, &[0x03, 0x02, 0x41, 0xc8]));
+        assert_eq!(h.events[1].outcome, Outcome::Unsolicited);
+        // Other unit or function: no guess either.
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(0, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TC, 1, &adu(1, 2, &[0x03, 0x02, 0x41, 0xc8]));
+        h.send(TC, 1, &adu(1, 1, &[0x04, 0x02, 0x41, 0xc8]));
+        assert_eq!(h.m().unsolicited, 2);
     }
 
     #[test]
@@ -1051,7 +1080,10 @@ mod tests {
     #[case::tls(&[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03], Probe::NoMatch)]
     #[case::http(b"GET / HTTP/1.0\r\n\r\n", Probe::NoMatch)]
     #[case::onc_rpc(&[0x80, 0x00, 0x00, 0x28, 0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0], Probe::NoMatch)]
-    #[case::zero_fc(&[0, 1, 0, 0, 0, 2, 1, 0], Probe::NoMatch)]
+    #[case::zero_fc_exact(&[0, 1, 0, 0, 0, 2, 1, 0], Probe::Match)]
+    #[case::zero_fc_then_garbage(&[0, 1, 0, 0, 0, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8], Probe::NoMatch)]
+    #[case::empty_length(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1, 0x9c, 1], Probe::NeedMore)]
+    #[case::length_255(&[0, 1, 0, 0, 0, 0xff, 1, 3, 0], Probe::NoMatch)]
     fn probes(#[case] data: &[u8], #[case] p: Probe) {
         assert_eq!(probe(data), p);
     }

@@ -73,9 +73,7 @@ pub fn header_violations(h: &Mbap) -> Violations {
 /// protocol id 0, length 2..=254, and a public, user-defined or UMAS function (or its
 /// exception).
 pub fn plausible(h: &Mbap, fc: u8) -> bool {
-    h.protocol_id == 0
-        && (MIN_SPEC_LENGTH..=MAX_SPEC_LENGTH).contains(&h.length)
-        && is_plausible_function(fc)
+    shaped(h) && is_plausible_function(fc)
 }
 
 /// Answer of [`candidate_at`].
@@ -90,26 +88,37 @@ pub enum Candidate {
     NeedMore,
 }
 
-/// Judges whether a frame starts at the beginning of `data` (strict rules of [`plausible`]).
-/// When the whole frame and the next header are present, the next header must be plausible
-/// too.
+/// Judges whether a frame starts at the beginning of `data`.
+///
+/// The header must have protocol id 0 and a length of 2..=254 ([`shaped`]). Then evidence is
+/// needed: a plausible function code ([`plausible`]), or failing that the structure itself
+/// (the whole frame is present and ends exactly where the data ends). When the whole frame and
+/// the next header are present, the next header must be [`shaped`] too. With `need_whole`,
+/// a frame not yet complete is `NeedMore` even with a plausible function code.
 pub fn candidate_at(data: &[u8], need_whole: bool) -> Candidate {
     let Some((h, fc)) = header_and_fc(data) else {
         return Candidate::NeedMore;
     };
-    if !plausible(&h, fc) {
+    if !shaped(&h) {
         return Candidate::No;
     }
+    let known = is_plausible_function(fc);
     let end = MBAP_LEN - 1 + usize::from(h.length);
     match data.get(end..) {
-        None if need_whole => Candidate::NeedMore,
-        None => Candidate::Yes,
+        None if need_whole || !known => Candidate::NeedMore,
+        None | Some([]) => Candidate::Yes,
         Some(next) => match header_and_fc(next) {
-            None => Candidate::Yes,
-            Some((h2, fc2)) if plausible(&h2, fc2) => Candidate::Yes,
+            None if known => Candidate::Yes,
+            None => Candidate::NeedMore,
+            Some((h2, _)) if shaped(&h2) => Candidate::Yes,
             Some(_) => Candidate::No,
         },
     }
+}
+
+/// Protocol id 0 and a length within the specification's 2..=254.
+pub fn shaped(h: &Mbap) -> bool {
+    h.protocol_id == 0 && (MIN_SPEC_LENGTH..=MAX_SPEC_LENGTH).contains(&h.length)
 }
 
 fn header_and_fc(data: &[u8]) -> Option<(Mbap, u8)> {
@@ -1002,8 +1011,12 @@ mod tests {
     #[case(&[0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1], Candidate::No)]
     // Length 255.
     #[case(&[0, 1, 0, 0, 0, 0xff, 1, 3, 0, 0, 0, 1], Candidate::No)]
-    // Unassigned function 52.
-    #[case(&[0, 1, 0, 0, 0, 6, 1, 52, 0, 0, 0, 1], Candidate::No)]
+    // Unassigned function 52: accepted on structure when the frame fits the data exactly...
+    #[case(&[0, 1, 0, 0, 0, 6, 1, 52, 0, 0, 0, 1], Candidate::Yes)]
+    // ... or is followed by another well-shaped header; not while incomplete.
+    #[case(&[0, 1, 0, 0, 0, 2, 1, 52, 0, 2, 0, 0, 0, 2, 1, 0], Candidate::Yes)]
+    #[case(&[0, 1, 0, 0, 0, 6, 1, 52, 0, 0], Candidate::NeedMore)]
+    #[case(&[0, 1, 0, 0, 0, 2, 1, 52, 0, 2], Candidate::NeedMore)]
     // Two frames, the second plausible.
     #[case(&[0, 1, 0, 0, 0, 2, 1, 7, 0, 2, 0, 0, 0, 2, 1, 0x87], Candidate::Yes)]
     // A frame followed by garbage.

@@ -137,9 +137,21 @@ impl Transactions {
         resp_violations: Violations,
         cap: usize,
     ) -> Option<(IcsEvent, Violations)> {
-        let mut p = self.map.remove(&key)?;
+        let (mut p, mut pair) = match self.map.remove(&key) {
+            Some(p) => (p, Violations::NONE),
+            None => {
+                // Some servers do not echo the transaction id: with one request pending for
+                // this unit and function, the response is taken to be its answer.
+                let (only, _) = self.map.iter().next().filter(|(k, p)| {
+                    self.map.len() == 1 && k.1 == key.1 && p.fc == resp.function & 0x7f
+                })?;
+                let only = *only;
+                let p = self.map.remove(&only)?;
+                (p, Violations::RESPONSE_TRANSACTION_ID_MISMATCH)
+            }
+        };
         self.settle(cap);
-        let pair = apply_response(&mut p.event, p.fc, &p.shape, resp);
+        pair |= apply_response(&mut p.event, p.fc, &p.shape, resp);
         p.event.latency_us = Some(cx.ts.micros_since(p.event.ts));
         p.event.evidence.response_packet = Some(cx.packet);
         Some((p.event, p.violations | resp_violations | pair))

@@ -82,6 +82,9 @@ violations! {
     PENDING_REQUEST_FLOOD = 16, "pending_request_flood";
     /// The frame ends after the unit id: there is no function code (MBAP length 1).
     MISSING_FUNCTION_CODE = 17, "missing_function_code";
+    /// A response matched to the only pending request of its unit and function although its
+    /// transaction id differs.
+    RESPONSE_TRANSACTION_ID_MISMATCH = 18, "response_transaction_id_mismatch";
 }
 
 impl Violations {
