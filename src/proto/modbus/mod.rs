@@ -1,40 +1,1321 @@
 //! Modbus/TCP: MBAP framing, PDUs, transactions and events.
+//!
+//! - [`parser`]: pure `nom` parsers (MBAP header, every public function's request and response).
+//! - [`types`]: messages, code points and their names, [`types::Violations`].
+//! - `state`: pending requests matched to responses by (transaction id, unit id).
+//! - `events`: building [`IcsEvent`]s from transactions.
+//!
+//! # Framing policy
+//! The MBAP length counts the bytes after it (unit id + PDU). While a direction is in sync,
+//! any length from 1 to [`types::MAX_FRAMED_LENGTH`] (1024) is framed; lengths outside the
+//! specification's 2..=254 are flagged `length_out_of_range`, a non-zero protocol id
+//! `protocol_id_nonzero`. A length of 0, above 1024, or above 254 with a non-zero protocol id
+//! cannot be framed: the direction loses sync. Out of sync (after every gap, and after a
+//! header that cannot be framed), the parser scans forward for a strictly plausible header (protocol id 0,
+//! length 2..=254, a public, user-defined or UMAS function code or its exception, and a
+//! plausible next header when its bytes are present); skipped bytes count as a resync.
+//!
+//! # Orientation
+//! The flow table's client/server may be a port guess. On the first framed ADU of a flow the
+//! parser decides which side is the Modbus client: a handshake-established flow to port 502
+//! is trusted; otherwise content decides (an ADU that is valid only as a request, or only as a
+//! response), then port 502, then the flow table. Events carry the Modbus client and server.
 
-use crate::flow::Direction;
+pub mod parser;
+pub mod types;
+
+mod events;
+mod state;
+
+use crate::event::{Endpoint, IcsEvent, OpKind, Outcome, Value};
+use crate::flow::{Direction, SideSource};
 use crate::proto::{ParseCx, Probe, StreamParser};
+use events::EventCx;
+use parser::{
+    candidate_at, header_violations, parse_adu, parse_request, parse_response, Candidate,
+};
 use serde::Serialize;
+use state::{Release, Transactions};
+use std::collections::BTreeMap;
+use types::{Mbap, Violations, MAX_FRAMED_LENGTH, MBAP_LEN};
+
+/// The well-known Modbus/TCP server port.
+pub const MODBUS_PORT: u16 = 502;
+
+/// Limits of the transaction layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModbusConfig {
+    /// A request unanswered for this long (capture time) becomes a `Timeout` event.
+    pub request_timeout_secs: u64,
+    /// Most requests pending per flow; beyond it the oldest are dropped (and counted).
+    pub max_pending: usize,
+}
+
+impl Default for ModbusConfig {
+    fn default() -> Self {
+        ModbusConfig {
+            request_timeout_secs: 10,
+            max_pending: 500,
+        }
+    }
+}
 
 /// Modbus counters for `otwatch stats`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ModbusStats {
-    /// ADUs framed (requests and responses).
+    /// ADUs framed (requests, responses and exceptions).
     pub pdus: u64,
+    /// ADUs framed in the request direction.
+    pub requests: u64,
+    /// ADUs framed in the response direction.
+    pub responses: u64,
+    /// ADUs by function code (exception bit cleared).
+    pub function_codes: BTreeMap<u8, u64>,
+    /// Exception responses.
+    pub exceptions: u64,
+    /// Exception responses by exception code.
+    pub exception_codes: BTreeMap<u8, u64>,
+    /// Violations by name (each message or pair counts once per flag).
+    pub violations: BTreeMap<&'static str, u64>,
+    /// Requests matched with their response.
+    pub transactions: u64,
+    /// Requests without response when their flow ended, or superseded by a reused key.
+    pub unanswered: u64,
+    /// Requests unanswered within the timeout.
+    pub timeouts: u64,
+    /// Responses with no matching request.
+    pub unsolicited: u64,
+    /// Requests dropped because the pending cap was reached.
+    pub pending_dropped: u64,
+    /// Flood episodes (pending cap reached).
+    pub floods: u64,
+    /// Times bytes were skipped to find a frame start again.
+    pub resyncs: u64,
+    /// Bytes skipped while resynchronising.
+    pub resync_skipped_bytes: u64,
+    /// Reassembly gaps reported to the parser.
+    pub gaps: u64,
+    /// Flows whose Modbus client is the flow table's server side.
+    pub swapped_flows: u64,
+}
+
+impl ModbusStats {
+    fn count(&mut self, v: Violations) {
+        for name in v.names() {
+            *self.violations.entry(name).or_insert(0) += 1;
+        }
+    }
 }
 
 /// Says whether the first bytes of a stream are Modbus/TCP.
+///
+/// Needs protocol id 0, length 2..=254, the whole first frame, and either a plausible function
+/// code (public, user-defined, UMAS, or their exceptions) or a frame that ends exactly where
+/// the data ends; when bytes follow the frame, the next header must be well-shaped too. A
+/// zero protocol id with a length of 0 or 1 is `NeedMore`: a scanner's empty probe, the other
+/// direction may still tell.
 pub fn probe(data: &[u8]) -> Probe {
-    let _ = data;
-    Probe::NoMatch
+    match candidate_at(data, true) {
+        Candidate::Yes => Probe::Match,
+        Candidate::NeedMore => Probe::NeedMore,
+        Candidate::No => match parser::parse_mbap(data) {
+            Ok((_, h)) if h.protocol_id == 0 && h.length < 2 => Probe::NeedMore,
+            _ => Probe::NoMatch,
+        },
+    }
 }
 
 /// The Modbus/TCP parser of one flow.
 #[derive(Debug, Default)]
-pub struct ModbusParser {}
+pub struct ModbusParser {
+    config: ModbusConfig,
+    /// Whether each direction ([to-server, to-client]) is at a frame boundary.
+    in_sync: [bool; 2],
+    /// `Some(true)` when the Modbus client is the flow table's server side.
+    swapped: Option<bool>,
+    tx: Transactions,
+}
 
 impl ModbusParser {
-    /// A parser for a new flow.
+    /// A parser for a new flow, default limits.
     pub fn new() -> Self {
-        ModbusParser {}
+        Self::with_config(ModbusConfig::default())
+    }
+
+    /// A parser for a new flow with the given limits.
+    pub fn with_config(config: ModbusConfig) -> Self {
+        ModbusParser {
+            config,
+            // The driver starts each direction at a message boundary (it reports a gap when
+            // it could not).
+            in_sync: [true, true],
+            swapped: None,
+            tx: Transactions::default(),
+        }
+    }
+
+    /// Whether the Modbus client was found to be the flow table's server side (`None`
+    /// before the first ADU).
+    pub fn swapped(&self) -> Option<bool> {
+        self.swapped
+    }
+
+    /// Requests waiting for a response.
+    pub fn pending(&self) -> usize {
+        self.tx.len()
+    }
+
+    fn event_cx<'a>(&self, cx: &ParseCx<'a>) -> EventCx<'a> {
+        let (client, server) = if self.swapped == Some(true) {
+            (cx.meta.server, cx.meta.client)
+        } else {
+            (cx.meta.client, cx.meta.server)
+        };
+        EventCx {
+            ts: cx.ts,
+            file: cx.file,
+            packet: cx.packet,
+            flow_id: cx.meta.id,
+            client,
+            server,
+            vlan: cx.meta.vlan,
+        }
+    }
+
+    /// Emits a finished event: violations named, counted.
+    fn emit(cx: &mut ParseCx<'_>, mut ev: IcsEvent, v: Violations) {
+        cx.stats.modbus.count(v);
+        ev.violations = v.names().collect();
+        cx.events.push(ev);
+    }
+
+    fn release(&mut self, cx: &mut ParseCx<'_>, all: bool) {
+        let (timeout, cap) = (self.config.request_timeout_secs, self.config.max_pending);
+        let now = cx.ts;
+        self.tx.release(now, timeout, all, cap, |why, ev, v| {
+            match why {
+                Release::Timeout => cx.stats.modbus.timeouts += 1,
+                Release::NoResponse => cx.stats.modbus.unanswered += 1,
+            }
+            Self::emit(cx, ev, v);
+        });
+    }
+
+    /// Decides which side is the Modbus client from the first ADU, sent in direction `dir`.
+    fn orient(&mut self, dir: Direction, fc: u8, body: &[u8], cx: &mut ParseCx<'_>) {
+        let meta = cx.meta;
+        let sender_is_client =
+            if meta.side_source == SideSource::Handshake && meta.server.port == MODBUS_PORT {
+                dir == Direction::ToServer
+            } else {
+                let (sender, receiver): (Endpoint, Endpoint) = match dir {
+                    Direction::ToServer => (meta.client, meta.server),
+                    Direction::ToClient => (meta.server, meta.client),
+                };
+                let as_request = parse_request(fc, body).violations.is_empty();
+                let as_response = parse_response(fc, body).violations.is_empty();
+                match (as_request, as_response) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    _ if receiver.port == MODBUS_PORT && sender.port != MODBUS_PORT => true,
+                    _ if sender.port == MODBUS_PORT && receiver.port != MODBUS_PORT => false,
+                    _ => dir == Direction::ToServer,
+                }
+            };
+        let swapped = sender_is_client != (dir == Direction::ToServer);
+        if swapped {
+            cx.stats.modbus.swapped_flows += 1;
+        }
+        self.swapped = Some(swapped);
+    }
+
+    /// Handles one framed ADU.
+    fn on_adu(&mut self, dir: Direction, h: &Mbap, pdu: &[u8], cx: &mut ParseCx<'_>) {
+        cx.stats.modbus.pdus += 1;
+        let hv = header_violations(h);
+        let Some((&fc, body)) = pdu.split_first() else {
+            // Length 1: a unit id and nothing else.
+            let ecx = self.event_cx(cx);
+            let mut ev = events::base_event(
+                &ecx,
+                Some(h.unit_id),
+                OpKind::Other,
+                events::function(0, None, None),
+            );
+            ev.function.name = "none";
+            ev.outcome = Outcome::NotApplicable;
+            Self::emit(cx, ev, hv | Violations::MISSING_FUNCTION_CODE);
+            return;
+        };
+        *cx.stats.modbus.function_codes.entry(fc & 0x7f).or_insert(0) += 1;
+        if self.swapped.is_none() {
+            self.orient(dir, fc, body, cx);
+        }
+        let is_request = (dir == Direction::ToServer) != (self.swapped == Some(true));
+        let key = (h.transaction_id, h.unit_id);
+        let cap = self.config.max_pending;
+        if is_request {
+            cx.stats.modbus.requests += 1;
+            let req = parse_request(fc, body);
+            let ecx = self.event_cx(cx);
+            let (ev, shape) = events::request_event(&ecx, h, &req);
+            let mut v = hv | req.violations;
+            if self.tx.contains(&key) {
+                v |= Violations::TRANSACTION_ID_REUSED;
+            }
+            let flood_fc = ev.function.clone();
+            let added = self.tx.add(key, fc, shape, ev, v, cap);
+            if let Some((old, old_v)) = added.replaced {
+                cx.stats.modbus.unanswered += 1;
+                Self::emit(cx, old, old_v);
+            }
+            cx.stats.modbus.pending_dropped += added.dropped;
+            if added.flood_started {
+                cx.stats.modbus.floods += 1;
+                let mut ev = events::base_event(&ecx, Some(h.unit_id), OpKind::Other, flood_fc);
+                ev.outcome = Outcome::NotApplicable;
+                ev.details.push((
+                    "max_pending",
+                    Value::Int(i64::try_from(cap).unwrap_or(i64::MAX)),
+                ));
+                Self::emit(cx, ev, Violations::PENDING_REQUEST_FLOOD);
+            }
+        } else {
+            cx.stats.modbus.responses += 1;
+            let resp = parse_response(fc, body);
+            if let types::Response::Exception { code } = resp.body {
+                cx.stats.modbus.exceptions += 1;
+                *cx.stats.modbus.exception_codes.entry(code).or_insert(0) += 1;
+            }
+            let ecx = self.event_cx(cx);
+            let rv = hv | resp.violations;
+            match self.tx.answer(key, &ecx, &resp, rv, cap) {
+                Some((ev, v)) => {
+                    cx.stats.modbus.transactions += 1;
+                    Self::emit(cx, ev, v);
+                }
+                None => {
+                    cx.stats.modbus.unsolicited += 1;
+                    let ev = events::unsolicited_event(&ecx, h, &resp);
+                    Self::emit(cx, ev, rv);
+                }
+            }
+        }
+    }
+
+    /// Out of sync in `data`: returns the offset of the next plausible frame start, or how
+    /// many bytes can be skipped for certain when none is found.
+    fn scan(data: &[u8]) -> Result<usize, usize> {
+        let mut pos = 0;
+        while let Some(rest) = data.get(pos..) {
+            match candidate_at(rest, false) {
+                Candidate::Yes => return Ok(pos),
+                Candidate::NeedMore => return Err(pos),
+                Candidate::No => pos += 1,
+            }
+        }
+        Err(data.len())
     }
 }
 
 impl StreamParser for ModbusParser {
-    fn parse(&mut self, _dir: Direction, data: &[u8], _cx: &mut ParseCx<'_>) -> usize {
-        data.len()
+    fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
+        self.release(cx, false);
+        let d = dir.index();
+        let mut pos = 0;
+        while let Some(rest) = data.get(pos..) {
+            if rest.is_empty() {
+                break;
+            }
+            if !self.in_sync.get(d).copied().unwrap_or(false) {
+                match Self::scan(rest) {
+                    Ok(skip) => {
+                        if skip > 0 {
+                            cx.stats.modbus.resyncs += 1;
+                            cx.stats.modbus.resync_skipped_bytes += skip as u64;
+                        }
+                        pos += skip;
+                        if let Some(s) = self.in_sync.get_mut(d) {
+                            *s = true;
+                        }
+                        continue;
+                    }
+                    Err(skip) => {
+                        if skip > 0 {
+                            cx.stats.modbus.resyncs += 1;
+                            cx.stats.modbus.resync_skipped_bytes += skip as u64;
+                        }
+                        return pos + skip;
+                    }
+                }
+            }
+            match parse_adu(rest) {
+                Ok((tail, (h, pdu))) => {
+                    self.on_adu(dir, &h, pdu, cx);
+                    pos += rest.len() - tail.len();
+                }
+                Err(nom::Err::Incomplete(_)) => break,
+                Err(_) => {
+                    // Cannot be framed: scan from here (the strict rules reject this header,
+                    // so the scan skips at least one byte and counts the resync).
+                    if let Some(s) = self.in_sync.get_mut(d) {
+                        *s = false;
+                    }
+                }
+            }
+        }
+        pos
     }
-    fn on_gap(&mut self, _dir: Direction, _len: u64, _cx: &mut ParseCx<'_>) {}
-    fn on_close(&mut self, _cx: &mut ParseCx<'_>) {}
+
+    fn on_gap(&mut self, dir: Direction, _len: u64, cx: &mut ParseCx<'_>) {
+        cx.stats.modbus.gaps += 1;
+        if let Some(s) = self.in_sync.get_mut(dir.index()) {
+            *s = false;
+        }
+    }
+
+    fn on_close(&mut self, cx: &mut ParseCx<'_>) {
+        self.release(cx, true);
+    }
+
     fn max_message_len(&self) -> usize {
-        260
+        MBAP_LEN - 1 + usize::from(MAX_FRAMED_LENGTH)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::event::{Access, AccessDir, ModbusTable, ObjectRef, Side};
+    use crate::flow::{FlowKey, FlowMeta};
+    use crate::proto::ProtoStats;
+    use crate::time::Timestamp;
+    use proptest::prelude::*;
+    use rstest::rstest;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    const CLIENT: u8 = 5;
+    const SERVER: u8 = 20;
+
+    fn ep(host: u8, port: u16) -> Endpoint {
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)),
+            port,
+            mac: None,
+        }
+    }
+
+    fn meta(client: Endpoint, server: Endpoint, side_source: SideSource) -> FlowMeta {
+        FlowMeta {
+            id: 7,
+            key: FlowKey::new((client.ip, client.port), (server.ip, server.port), 6, 0),
+            client,
+            server,
+            side_source,
+            first_seen: Timestamp::default(),
+            last_seen: Timestamp::default(),
+            packets: [0, 0],
+            bytes: [0, 0],
+            vlan: None,
+        }
+    }
+
+    /// A flow, its parser and everything a `ParseCx` borrows; `pending` plays the driver's
+    /// buffer of unconsumed bytes.
+    struct Harness {
+        parser: ModbusParser,
+        meta: FlowMeta,
+        file: Arc<str>,
+        stats: ProtoStats,
+        events: Vec<IcsEvent>,
+        pending: [Vec<u8>; 2],
+        ts: Timestamp,
+        packet: u64,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Self::with(
+                ModbusConfig::default(),
+                meta(ep(CLIENT, 40000), ep(SERVER, 502), SideSource::Handshake),
+            )
+        }
+
+        fn with(config: ModbusConfig, meta: FlowMeta) -> Self {
+            Harness {
+                parser: ModbusParser::with_config(config),
+                meta,
+                file: Arc::from("t.pcap"),
+                stats: ProtoStats::default(),
+                events: Vec::new(),
+                pending: [Vec::new(), Vec::new()],
+                ts: Timestamp::new(1000, 0),
+                packet: 0,
+            }
+        }
+
+        fn run<R>(&mut self, f: impl FnOnce(&mut ModbusParser, &mut ParseCx<'_>) -> R) -> R {
+            let mut cx = ParseCx {
+                ts: self.ts,
+                file: &self.file,
+                packet: self.packet,
+                meta: &self.meta,
+                events: &mut self.events,
+                stats: &mut self.stats,
+            };
+            f(&mut self.parser, &mut cx)
+        }
+
+        /// Delivers one packet's bytes at `ms` milliseconds, as the stream driver would.
+        fn send(&mut self, dir: Direction, ms: u64, data: &[u8]) {
+            self.packet += 1;
+            self.ts = Timestamp::from_micros(1_000_000_000 + i64::try_from(ms * 1000).unwrap());
+            let mut buf = std::mem::take(&mut self.pending[dir.index()]);
+            buf.extend_from_slice(data);
+            let used = self.run(|p, cx| p.parse(dir, &buf, cx));
+            assert!(used <= buf.len());
+            buf.drain(..used);
+            self.pending[dir.index()] = buf;
+        }
+
+        fn gap(&mut self, dir: Direction) {
+            self.pending[dir.index()].clear();
+            self.run(|p, cx| p.on_gap(dir, 100, cx));
+        }
+
+        fn close(&mut self, ms: u64) {
+            self.ts = Timestamp::from_micros(1_000_000_000 + i64::try_from(ms * 1000).unwrap());
+            self.run(|p, cx| p.on_close(cx));
+        }
+
+        fn m(&self) -> &ModbusStats {
+            &self.stats.modbus
+        }
+    }
+
+    /// An ADU: MBAP header (protocol id 0, length from the PDU) + unit id + PDU.
+    fn adu(tid: u16, unit: u8, pdu: &[u8]) -> Vec<u8> {
+        let mut v = tid.to_be_bytes().to_vec();
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(&(u16::try_from(pdu.len()).unwrap() + 1).to_be_bytes());
+        v.push(unit);
+        v.extend_from_slice(pdu);
+        v
+    }
+
+    const TS: Direction = Direction::ToServer;
+    const TC: Direction = Direction::ToClient;
+
+    #[test]
+    fn fc3_correct_response_is_not_flagged() {
+        let mut h = Harness::new();
+        // FC 3, start 0x006b, quantity 3
+        h.send(TS, 0, &adu(1, 1, &[0x03, 0x00, 0x6b, 0x00, 0x03]));
+        // FC 3, byte count 6 = 2 × 3, registers 0x022b 0x0000 0x0064
+        h.send(
+            TC,
+            2,
+            &adu(1, 1, &[0x03, 0x06, 0x02, 0x2b, 0x00, 0x00, 0x00, 0x64]),
+        );
+        assert_eq!(h.events.len(), 1);
+        let ev = &h.events[0];
+        assert!(ev.violations.is_empty(), "{:?}", ev.violations);
+        assert_eq!(ev.outcome, Outcome::Ok);
+        assert_eq!(ev.op, OpKind::Read);
+        assert_eq!(ev.function.name, "read_holding_registers");
+        assert_eq!(ev.latency_us, Some(2000));
+        assert_eq!(ev.evidence.packet, 1);
+        assert_eq!(ev.evidence.response_packet, Some(2));
+        assert_eq!(ev.client, ep(CLIENT, 40000));
+        assert_eq!(
+            ev.accesses,
+            vec![Access {
+                dir: AccessDir::Read,
+                object: ObjectRef::Modbus {
+                    table: ModbusTable::HoldingRegister,
+                    start: 0x6b,
+                    count: 3
+                },
+                values: vec![Value::Int(0x022b), Value::Int(0), Value::Int(0x64)],
+            }]
+        );
+        assert!(h.m().violations.is_empty());
+        assert_eq!((h.m().pdus, h.m().transactions), (2, 1));
+    }
+
+    #[test]
+    fn several_adus_in_one_segment() {
+        let mut h = Harness::new();
+        let mut seg = adu(1, 1, &[0x01, 0x00, 0x00, 0x00, 0x0a]);
+        seg.extend(adu(2, 1, &[0x05, 0x00, 0x02, 0xff, 0x00]));
+        seg.extend(adu(3, 1, &[0x07]));
+        h.send(TS, 0, &seg);
+        assert!(h.pending[0].is_empty());
+        assert_eq!(h.m().pdus, 3);
+        assert_eq!(h.m().function_codes.get(&5), Some(&1));
+        assert_eq!(h.parser.pending(), 3);
+        // Responses, also in one segment.
+        let mut seg = adu(1, 1, &[0x01, 0x02, 0xff, 0x03]);
+        seg.extend(adu(2, 1, &[0x05, 0x00, 0x02, 0xff, 0x00]));
+        seg.extend(adu(3, 1, &[0x07, 0x6d]));
+        h.send(TC, 1, &seg);
+        assert_eq!(h.events.len(), 3);
+        let coils = &h.events[0].accesses[0].values;
+        assert_eq!(coils.len(), 10);
+        assert_eq!(coils[8], Value::Bool(true));
+        assert_eq!(coils[9], Value::Bool(true));
+        assert_eq!(h.events[1].op, OpKind::Write);
+        assert_eq!(h.events[1].accesses[0].values, vec![Value::Bool(true)]);
+        assert_eq!(h.events[2].op, OpKind::Diagnostic);
+        assert!(h.events.iter().all(|e| e.violations.is_empty()));
+    }
+
+    #[test]
+    fn one_adu_split_at_every_byte() {
+        let req = adu(
+            9,
+            1,
+            &[0x10, 0x00, 0x01, 0x00, 0x02, 0x04, 0x00, 0x0a, 0x01, 0x02],
+        );
+        for cut in 0..=req.len() {
+            let mut h = Harness::new();
+            h.send(TS, 0, &req[..cut]);
+            h.send(TS, 1, &req[cut..]);
+            assert_eq!(h.m().pdus, 1, "cut at {cut}");
+            assert_eq!(h.parser.pending(), 1);
+            assert_eq!(h.m().resyncs, 0);
+        }
+        // Byte by byte.
+        let mut h = Harness::new();
+        for (k, b) in req.iter().enumerate() {
+            h.send(TS, k as u64, &[*b]);
+        }
+        assert_eq!(h.m().pdus, 1);
+        h.send(TC, 50, &adu(9, 1, &[0x10, 0x00, 0x01, 0x00, 0x02]));
+        assert_eq!(
+            h.events[0].accesses[0].values,
+            vec![Value::Int(10), Value::Int(0x0102)]
+        );
+        assert_eq!(h.events[0].evidence.packet, req.len() as u64);
+    }
+
+    #[test]
+    fn resync_after_gap() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(1, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.gap(TS);
+        // The tail of a lost frame, then a valid frame.
+        let mut seg = vec![0x00, 0x17, 0x42, 0x00, 0x99, 0x01];
+        seg.extend(adu(2, 1, &[0x04, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TS, 1, &seg);
+        assert_eq!(h.m().gaps, 1);
+        assert_eq!(h.m().resyncs, 1);
+        assert_eq!(h.m().resync_skipped_bytes, 6);
+        assert_eq!(h.m().pdus, 2);
+        assert_eq!(h.m().function_codes.get(&4), Some(&1));
+    }
+
+    #[test]
+    fn garbage_in_sync_loses_sync_then_recovers() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(1, 1, &[0x07]));
+        // Length 0x4141 cannot be framed.
+        let mut seg = b"AAAAAAAAAAAA".to_vec();
+        seg.extend(adu(2, 1, &[0x07]));
+        h.send(TS, 1, &seg);
+        assert_eq!(h.m().pdus, 2);
+        assert_eq!(h.m().resyncs, 1);
+        assert_eq!(h.m().resync_skipped_bytes, 12);
+    }
+
+    #[test]
+    fn responses_matched_out_of_order() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(10, 1, &[0x04, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TS, 1, &adu(11, 2, &[0x04, 0x00, 0x05, 0x00, 0x02]));
+        h.send(TC, 3, &adu(11, 2, &[0x04, 0x04, 0x00, 0x01, 0x00, 0x02]));
+        h.send(TC, 7, &adu(10, 1, &[0x04, 0x02, 0x00, 0x09]));
+        assert_eq!(h.events.len(), 2);
+        assert_eq!(h.events[0].unit_id, Some(2));
+        assert_eq!(h.events[0].latency_us, Some(2000));
+        assert_eq!(
+            h.events[0].accesses[0].values,
+            vec![Value::Int(1), Value::Int(2)]
+        );
+        assert_eq!(h.events[1].unit_id, Some(1));
+        assert_eq!(h.events[1].latency_us, Some(7000));
+        assert_eq!(h.m().transactions, 2);
+        assert!(h.events.iter().all(|e| e.violations.is_empty()));
+    }
+
+    #[test]
+    fn unanswered_request_times_out_lazily() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(1, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TS, 5_000, &adu(2, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        assert!(h.events.is_empty());
+        h.send(TS, 10_001, &adu(3, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.events[0].outcome, Outcome::Timeout);
+        assert_eq!(h.events[0].evidence.packet, 1);
+        assert_eq!(h.m().timeouts, 1);
+        // A late response to it is unsolicited.
+        h.send(TC, 10_002, &adu(1, 1, &[0x03, 0x02, 0x00, 0x01]));
+        assert_eq!(h.events[1].outcome, Outcome::Unsolicited);
+        assert_eq!(h.m().unsolicited, 1);
+        // At close: request 2 is older than 10 s, request 3 is not.
+        h.close(15_500);
+        assert_eq!(h.events.len(), 4);
+        assert_eq!(h.events[2].outcome, Outcome::Timeout);
+        assert_eq!(h.events[3].outcome, Outcome::NoResponse);
+        assert_eq!((h.m().timeouts, h.m().unanswered), (2, 1));
+        assert_eq!(h.parser.pending(), 0);
+    }
+
+    #[test]
+    fn pending_cap_flood() {
+        let cfg = ModbusConfig {
+            request_timeout_secs: 10,
+            max_pending: 4,
+        };
+        let mut h = Harness::with(
+            cfg,
+            meta(ep(CLIENT, 40000), ep(SERVER, 502), SideSource::Handshake),
+        );
+        for tid in 0..10u16 {
+            h.send(TS, u64::from(tid), &adu(tid, 1, &[0x07]));
+        }
+        assert_eq!(h.parser.pending(), 4);
+        assert_eq!(h.m().pending_dropped, 6);
+        assert_eq!(h.m().floods, 1);
+        assert_eq!(h.events.len(), 1);
+        let flood = &h.events[0];
+        assert_eq!(flood.violations, vec!["pending_request_flood"]);
+        assert_eq!(flood.op, OpKind::Other);
+        // Answering drains the episode; a second flood is a new episode.
+        for tid in 6..10u16 {
+            h.send(TC, 20, &adu(tid, 1, &[0x07, 0x00]));
+        }
+        assert_eq!(h.m().transactions, 4);
+        for tid in 20..26u16 {
+            h.send(TS, 30, &adu(tid, 1, &[0x07]));
+        }
+        assert_eq!(h.m().floods, 2);
+        assert_eq!(h.m().violations.get("pending_request_flood"), Some(&2));
+        // The dropped requests' late responses are unsolicited.
+        h.send(TC, 40, &adu(0, 1, &[0x07, 0x00]));
+        assert_eq!(h.m().unsolicited, 1);
+    }
+
+    #[test]
+    fn unsolicited_response() {
+        let mut h = Harness::new();
+        h.send(TC, 0, &adu(77, 1, &[0x06, 0x00, 0x01, 0x00, 0x03]));
+        assert_eq!(h.events.len(), 1);
+        let ev = &h.events[0];
+        assert_eq!(ev.outcome, Outcome::Unsolicited);
+        assert_eq!(ev.op, OpKind::Write);
+        assert_eq!(ev.accesses[0].values, vec![Value::Int(3)]);
+        assert_eq!(ev.evidence.response_packet, None);
+        assert_eq!(h.m().unsolicited, 1);
+    }
+
+    #[rstest]
+    #[case::function(
+        &[0x03, 0x00, 0x00, 0x00, 0x01],
+        &[0x04, 0x02, 0x00, 0x01],
+        "response_function_mismatch"
+    )]
+    #[case::byte_count(
+        &[0x03, 0x00, 0x00, 0x00, 0x02],
+        &[0x03, 0x02, 0x00, 0x01],
+        "response_byte_count_mismatch"
+    )]
+    #[case::coil_byte_count(
+        &[0x01, 0x00, 0x00, 0x00, 0x09],
+        &[0x01, 0x01, 0xff],
+        "response_byte_count_mismatch"
+    )]
+    #[case::fc23_byte_count(
+        &[0x17, 0x00, 0x00, 0x00, 0x02, 0x00, 0x10, 0x00, 0x01, 0x02, 0x00, 0x07],
+        &[0x17, 0x02, 0x00, 0x01],
+        "response_byte_count_mismatch"
+    )]
+    #[case::echo_single(
+        &[0x06, 0x00, 0x01, 0x00, 0x03],
+        &[0x06, 0x00, 0x01, 0x00, 0x04],
+        "response_echo_mismatch"
+    )]
+    #[case::echo_multiple(
+        &[0x0f, 0x00, 0x13, 0x00, 0x0a, 0x02, 0xcd, 0x01],
+        &[0x0f, 0x00, 0x13, 0x00, 0x0b],
+        "response_echo_mismatch"
+    )]
+    #[case::echo_mask(
+        &[0x16, 0x00, 0x04, 0x00, 0xf2, 0x00, 0x25],
+        &[0x16, 0x00, 0x04, 0x00, 0xf2, 0x00, 0x26],
+        "response_echo_mismatch"
+    )]
+    #[case::echo_diag(
+        &[0x08, 0x00, 0x00, 0xa5, 0x37],
+        &[0x08, 0x00, 0x01, 0xa5, 0x37],
+        "response_echo_mismatch"
+    )]
+    #[case::exception_code(
+        &[0x03, 0x00, 0x00, 0x00, 0x01],
+        &[0x83, 0x07],
+        "invalid_exception_code"
+    )]
+    #[case::quantity(
+        &[0x03, 0x00, 0x00, 0x00, 0x00],
+        &[0x83, 0x03],
+        "quantity_out_of_range"
+    )]
+    fn pair_violations(#[case] req: &[u8], #[case] resp: &[u8], #[case] name: &str) {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(1, 1, req));
+        h.send(TC, 1, &adu(1, 1, resp));
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.events[0].violations, vec![name]);
+        assert_eq!(h.m().violations.get(name), Some(&1));
+    }
+
+    #[test]
+    fn exception_outcome_named() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(1, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TC, 1, &adu(1, 1, &[0x83, 0x02]));
+        assert_eq!(
+            h.events[0].outcome,
+            Outcome::Exception {
+                code: 2,
+                name: "illegal_data_address"
+            }
+        );
+        assert!(h.events[0].violations.is_empty());
+        assert_eq!(h.m().exceptions, 1);
+        assert_eq!(h.m().exception_codes.get(&2), Some(&1));
+        assert_eq!(h.m().function_codes.get(&3), Some(&2));
+    }
+
+    #[test]
+    fn header_anomalies_are_data() {
+        let mut h = Harness::new();
+        // Protocol id 1, FC 7.
+        h.send(TS, 0, &[0x00, 0x01, 0x00, 0x01, 0x00, 0x02, 0x01, 0x07]);
+        // Length 1: unit id and no function code.
+        h.send(TS, 1, &[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01]);
+        assert_eq!(h.m().pdus, 2);
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(
+            h.events[0].violations,
+            vec!["length_out_of_range", "missing_function_code"]
+        );
+        h.close(2);
+        assert_eq!(h.events[1].violations, vec!["protocol_id_nonzero"]);
+    }
+
+    #[test]
+    fn response_with_other_transaction_id_matches_only_pending_request() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(0, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TC, 1, &adu(1, 1, &[0x03, 0x02, 0x41, 0xc8]));
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.events[0].outcome, Outcome::Ok);
+        assert_eq!(
+            h.events[0].violations,
+            vec!["response_transaction_id_mismatch"]
+        );
+        assert_eq!(h.events[0].accesses[0].values, vec![Value::Int(0x41c8)]);
+        // Two pending: no guess, the response is unsolicited.
+        h.send(TS, 2, &adu(0, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TS, 3, &adu(5, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TC, 4, &adu(1, 1, &[0x03, 0x02, 0x41, 0xc8]));
+        assert_eq!(h.events[1].outcome, Outcome::Unsolicited);
+        // Other unit or function: no guess either.
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(0, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TC, 1, &adu(1, 2, &[0x03, 0x02, 0x41, 0xc8]));
+        h.send(TC, 1, &adu(1, 1, &[0x04, 0x02, 0x41, 0xc8]));
+        assert_eq!(h.m().unsolicited, 2);
+    }
+
+    #[test]
+    fn transaction_id_reuse() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(5, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]));
+        h.send(TS, 1, &adu(5, 1, &[0x03, 0x00, 0x01, 0x00, 0x01]));
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.events[0].outcome, Outcome::NoResponse);
+        h.send(TC, 2, &adu(5, 1, &[0x03, 0x02, 0x00, 0x01]));
+        assert_eq!(h.events[1].violations, vec!["transaction_id_reused"]);
+        assert_eq!(
+            h.events[1].accesses[0].object,
+            ObjectRef::Modbus {
+                table: ModbusTable::HoldingRegister,
+                start: 1,
+                count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn requests_flowing_to_client_swap_endpoints() {
+        // The flow table guessed wrong: it calls the PLC (port 502) the client.
+        let m = meta(ep(SERVER, 502), ep(CLIENT, 40000), SideSource::Port);
+        let mut h = Harness::with(ModbusConfig::default(), m);
+        h.send(TC, 0, &adu(1, 1, &[0x01, 0x00, 0x00, 0x00, 0x08]));
+        h.send(TS, 1, &adu(1, 1, &[0x01, 0x01, 0x81]));
+        assert_eq!(h.parser.swapped(), Some(true));
+        assert_eq!(h.m().swapped_flows, 1);
+        assert_eq!(h.m().requests, 1);
+        let ev = &h.events[0];
+        assert_eq!(ev.client, ep(CLIENT, 40000));
+        assert_eq!(ev.server, ep(SERVER, 502));
+        assert_eq!(ev.outcome, Outcome::Ok);
+        assert!(ev.violations.is_empty());
+    }
+
+    #[test]
+    fn ambiguous_first_adu_oriented_by_port() {
+        // FC 6 request and response look the same; the side on port 502 is the server.
+        let m = meta(ep(SERVER, 502), ep(CLIENT, 40000), SideSource::Port);
+        let mut h = Harness::with(ModbusConfig::default(), m);
+        h.send(TC, 0, &adu(1, 1, &[0x06, 0x00, 0x01, 0x00, 0x03]));
+        assert_eq!(h.parser.swapped(), Some(true));
+        // A response first, content says it: the sender is the server.
+        let m = meta(ep(1, 1000), ep(2, 2000), SideSource::Port);
+        let mut h = Harness::with(ModbusConfig::default(), m);
+        h.send(TS, 0, &adu(1, 1, &[0x83, 0x02]));
+        assert_eq!(h.parser.swapped(), Some(true));
+        assert_eq!(h.m().unsolicited, 1);
+        assert_eq!(h.events[0].client, ep(2, 2000));
+    }
+
+    #[test]
+    fn device_identification_facts() {
+        let mut h = Harness::new();
+        // FC 43, MEI 14, basic stream, object 0
+        h.send(TS, 0, &adu(1, 0xff, &[0x2b, 0x0e, 0x01, 0x00]));
+        h.send(
+            TC,
+            1,
+            &adu(
+                1,
+                0xff,
+                &[
+                    0x2b, 0x0e, // FC 43, MEI 14
+                    0x01, 0x01, 0x00, 0x00, // code, conformity, more follows, next object
+                    0x04, // four objects
+                    0x00, 0x04, b'A', b'c', b'm', b'e', // vendor name
+                    0x01, 0x02, b'P', b'1', // product code
+                    0x02, 0x03, b'1', b'.', b'0', // revision
+                    0x81, 0x01, b'x', // private object 0x81
+                ],
+            ),
+        );
+        let ev = &h.events[0];
+        assert_eq!(ev.op, OpKind::Identify);
+        assert_eq!(ev.function.sub, Some(14));
+        assert_eq!(ev.function.sub_name, Some("read_device_identification"));
+        let facts: Vec<_> = ev.facts.iter().map(|f| (f.key, f.value.as_str())).collect();
+        assert_eq!(
+            facts,
+            vec![
+                ("vendor_name", "Acme"),
+                ("product_code", "P1"),
+                ("revision", "1.0"),
+                ("private_object", "0x81=x")
+            ]
+        );
+        assert!(ev.facts.iter().all(|f| f.side == Side::Server));
+        assert!(ev.violations.is_empty());
+    }
+
+    #[test]
+    fn report_server_id_facts() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(0, 10, &[0x11]));
+        // Byte count 6: server id 0x00, run indicator ON, "Wing"
+        h.send(
+            TC,
+            1,
+            &adu(0, 10, &[0x11, 0x06, 0x00, 0xff, b'W', b'i', b'n', b'g']),
+        );
+        let ev = &h.events[0];
+        assert_eq!(ev.op, OpKind::Identify);
+        let facts: Vec<_> = ev.facts.iter().map(|f| (f.key, f.value.as_str())).collect();
+        assert_eq!(
+            facts,
+            vec![
+                ("server_id", "0x00"),
+                ("run_indicator", "on"),
+                ("server_id_additional", "Wing")
+            ]
+        );
+    }
+
+    #[rstest]
+    #[case(0x02, OpKind::Read, "read_id")]
+    #[case(0x41, OpKind::Program, "stop_plc")]
+    #[case(0x34, OpKind::Program, "download_block")]
+    #[case(0x23, OpKind::Write, "write_variables")]
+    fn umas_events(#[case] code: u8, #[case] op: OpKind, #[case] name: &str) {
+        let mut h = Harness::new();
+        // FC 90, pair 0x00, UMAS code
+        h.send(TS, 0, &adu(1, 0, &[0x5a, 0x00, code]));
+        // FC 90, pair 0x00, 0xfe OK
+        h.send(TC, 1, &adu(1, 0, &[0x5a, 0x00, 0xfe]));
+        let ev = &h.events[0];
+        assert_eq!(ev.op, op);
+        assert_eq!(ev.function.category, "vendor");
+        assert_eq!(ev.function.sub_name, Some(name));
+        assert!(ev
+            .details
+            .contains(&("umas_status", Value::Str("ok".to_string()))));
+    }
+
+    #[test]
+    fn fc8_and_user_defined_events() {
+        let mut h = Harness::new();
+        h.send(TS, 0, &adu(1, 1, &[0x08, 0x00, 0x0b, 0x00, 0x00]));
+        h.send(TC, 1, &adu(1, 1, &[0x08, 0x00, 0x0b, 0x01, 0x2c]));
+        h.send(TS, 2, &adu(2, 1, &[0x47, 0xde, 0xad]));
+        h.send(TC, 3, &adu(2, 1, &[0x47, 0xbe]));
+        let ev = &h.events[0];
+        assert_eq!(ev.op, OpKind::Diagnostic);
+        assert_eq!(ev.function.sub_name, Some("return_bus_message_count"));
+        assert!(ev.details.contains(&("diagnostic_result", Value::Int(300))));
+        let ev = &h.events[1];
+        assert_eq!(
+            (ev.function.code, ev.function.category),
+            (71, "user_defined")
+        );
+        assert_eq!(ev.op, OpKind::Other);
+        assert!(ev
+            .details
+            .contains(&("data", Value::Bytes(vec![0xde, 0xad]))));
+        assert!(ev
+            .details
+            .contains(&("response_data", Value::Bytes(vec![0xbe]))));
+    }
+
+    #[test]
+    fn file_record_and_fifo_events() {
+        let mut h = Harness::new();
+        // FC 20: one sub-request, file 4, record 1, 2 registers
+        h.send(
+            TS,
+            0,
+            &adu(
+                1,
+                1,
+                &[0x14, 0x07, 0x06, 0x00, 0x04, 0x00, 0x01, 0x00, 0x02],
+            ),
+        );
+        h.send(
+            TC,
+            1,
+            &adu(1, 1, &[0x14, 0x06, 0x05, 0x06, 0x0d, 0xf8, 0x0d, 0x98]),
+        );
+        // FC 24: pointer 0x04de
+        h.send(TS, 2, &adu(2, 1, &[0x18, 0x04, 0xde]));
+        h.send(
+            TC,
+            3,
+            &adu(
+                2,
+                1,
+                &[0x18, 0x00, 0x06, 0x00, 0x02, 0x01, 0xb8, 0x12, 0x84],
+            ),
+        );
+        let a = &h.events[0].accesses[0];
+        assert_eq!(
+            a.object,
+            ObjectRef::Modbus {
+                table: ModbusTable::FileRecord,
+                start: 4 << 16 | 1,
+                count: 2
+            }
+        );
+        assert_eq!(a.values, vec![Value::Int(0x0df8), Value::Int(0x0d98)]);
+        let a = &h.events[1].accesses[0];
+        assert_eq!(
+            a.object,
+            ObjectRef::Modbus {
+                table: ModbusTable::Fifo,
+                start: 0x04de,
+                count: 2
+            }
+        );
+        assert_eq!(a.values.len(), 2);
+        assert!(h.events.iter().all(|e| e.violations.is_empty()));
+    }
+
+    #[test]
+    fn value_caps() {
+        let mut h = Harness::new();
+        // FC 1 for 2000 coils: 250 bytes of response data.
+        h.send(TS, 0, &adu(1, 1, &[0x01, 0x00, 0x00, 0x07, 0xd0]));
+        let mut resp = vec![0x01, 250];
+        resp.extend(std::iter::repeat_n(0xffu8, 250));
+        h.send(TC, 1, &adu(1, 1, &resp));
+        assert_eq!(h.events[0].accesses[0].values.len(), 2000);
+        assert!(h.events[0].violations.is_empty());
+    }
+
+    #[rstest]
+    #[case::empty(&[], Probe::NeedMore)]
+    #[case::seven(&[0, 1, 0, 0, 0, 6, 1], Probe::NeedMore)]
+    #[case::request(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1], Probe::Match)]
+    #[case::exception(&[0, 1, 0, 0, 0, 3, 1, 0x83, 2], Probe::Match)]
+    #[case::umas(&[0, 0, 0, 0, 0, 4, 0, 0x5a, 0, 2], Probe::Match)]
+    #[case::tls(&[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03], Probe::NoMatch)]
+    #[case::http(b"GET / HTTP/1.0\r\n\r\n", Probe::NoMatch)]
+    #[case::onc_rpc(&[0x80, 0x00, 0x00, 0x28, 0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0], Probe::NoMatch)]
+    #[case::zero_fc_exact(&[0, 1, 0, 0, 0, 2, 1, 0], Probe::Match)]
+    #[case::zero_fc_then_garbage(&[0, 1, 0, 0, 0, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8], Probe::NoMatch)]
+    #[case::empty_length(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1, 0x9c, 1], Probe::NeedMore)]
+    #[case::length_255(&[0, 1, 0, 0, 0, 0xff, 1, 3, 0], Probe::NoMatch)]
+    fn probes(#[case] data: &[u8], #[case] p: Probe) {
+        assert_eq!(probe(data), p);
+    }
+
+    #[test]
+    fn through_the_stream_driver() {
+        let mut driver = crate::proto::StreamDriver::new();
+        let m = meta(ep(CLIENT, 40000), ep(SERVER, 502), SideSource::Handshake);
+        let file: Arc<str> = Arc::from("d.pcap");
+        let mut stats = ProtoStats::default();
+        let mut events = Vec::new();
+        let req = adu(1, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]);
+        let resp = adu(1, 1, &[0x03, 0x02, 0x12, 0x34]);
+        for (k, (dir, bytes)) in [(TS, &req[..5]), (TS, &req[5..]), (TC, &resp[..])]
+            .into_iter()
+            .enumerate()
+        {
+            let mut cx = ParseCx {
+                ts: Timestamp::new(10, u32::try_from(k).unwrap() * 1000),
+                file: &file,
+                packet: k as u64 + 1,
+                meta: &m,
+                events: &mut events,
+                stats: &mut stats,
+            };
+            driver.on_data(dir, bytes, &mut cx);
+        }
+        assert_eq!(stats.stream.detected_modbus, 1);
+        assert_eq!(stats.modbus.pdus, 2);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].accesses[0].values, vec![Value::Int(0x1234)]);
+        assert_eq!(events[0].latency_us, Some(1));
+    }
+
+    /// A generated request/response pair and what the event must say.
+    #[derive(Debug, Clone)]
+    struct Case {
+        fc: u8,
+        start: u16,
+        quantity: u16,
+        values: Vec<u16>,
+        write_start: u16,
+        write_values: Vec<u16>,
+    }
+
+    fn arb_case() -> impl Strategy<Value = Case> {
+        let fc = prop::sample::select(vec![1u8, 2, 3, 4, 5, 6, 15, 16, 23]);
+        (fc, any::<u16>(), any::<u16>()).prop_flat_map(|(fc, start, write_start)| {
+            let (qmax, bit) = match fc {
+                1 | 2 => (2000u16, true),
+                3 | 4 | 23 => (125, false),
+                15 => (1968, true),
+                16 => (123, false),
+                _ => (1, fc == 5),
+            };
+            (1..=qmax, 1..=121u16).prop_flat_map(move |(q, wq)| {
+                let q = q.min(u16::try_from(65536 - u32::from(start)).unwrap_or(u16::MAX));
+                let wq = wq.min(u16::try_from(65536 - u32::from(write_start)).unwrap_or(u16::MAX));
+                let vals = if bit {
+                    prop::collection::vec(prop::sample::select(vec![0u16, 1]), usize::from(q))
+                        .boxed()
+                } else {
+                    prop::collection::vec(any::<u16>(), usize::from(q)).boxed()
+                };
+                let wvals = prop::collection::vec(any::<u16>(), usize::from(wq));
+                (vals, wvals).prop_map(move |(values, write_values)| Case {
+                    fc,
+                    start,
+                    quantity: q,
+                    values,
+                    write_start,
+                    write_values: if fc == 23 { write_values } else { Vec::new() },
+                })
+            })
+        })
+    }
+
+    fn pack_bits(v: &[u16]) -> Vec<u8> {
+        let mut out = vec![0u8; v.len().div_ceil(8)];
+        for (k, b) in v.iter().enumerate() {
+            if *b != 0 {
+                out[k / 8] |= 1 << (k % 8);
+            }
+        }
+        out
+    }
+
+    fn regs(v: &[u16]) -> Vec<u8> {
+        v.iter().flat_map(|r| r.to_be_bytes()).collect()
+    }
+
+    /// Serialises a case into request and response PDUs.
+    fn build(c: &Case) -> (Vec<u8>, Vec<u8>) {
+        let mut req = vec![c.fc];
+        let mut resp = vec![c.fc];
+        let be = |x: u16| x.to_be_bytes();
+        match c.fc {
+            1..=4 => {
+                req.extend(be(c.start));
+                req.extend(be(c.quantity));
+                let data = if c.fc <= 2 {
+                    pack_bits(&c.values)
+                } else {
+                    regs(&c.values)
+                };
+                resp.push(u8::try_from(data.len()).unwrap());
+                resp.extend(data);
+            }
+            5 | 6 => {
+                let v = if c.fc == 5 {
+                    if c.values[0] != 0 {
+                        0xff00
+                    } else {
+                        0
+                    }
+                } else {
+                    c.values[0]
+                };
+                req.extend(be(c.start));
+                req.extend(be(v));
+                resp = req.clone();
+            }
+            15 | 16 => {
+                let data = if c.fc == 15 {
+                    pack_bits(&c.values)
+                } else {
+                    regs(&c.values)
+                };
+                req.extend(be(c.start));
+                req.extend(be(c.quantity));
+                req.push(u8::try_from(data.len()).unwrap());
+                req.extend(data);
+                resp.extend(be(c.start));
+                resp.extend(be(c.quantity));
+            }
+            23 => {
+                req.extend(be(c.start));
+                req.extend(be(c.quantity));
+                req.extend(be(c.write_start));
+                req.extend(be(u16::try_from(c.write_values.len()).unwrap()));
+                let w = regs(&c.write_values);
+                req.push(u8::try_from(w.len()).unwrap());
+                req.extend(w);
+                let r = regs(&c.values);
+                resp.push(u8::try_from(r.len()).unwrap());
+                resp.extend(r);
+            }
+            _ => unreachable!(),
+        }
+        (req, resp)
+    }
+
+    fn expected_values(c: &Case) -> Vec<Value> {
+        match c.fc {
+            1 | 2 | 5 | 15 => c.values.iter().map(|v| Value::Bool(*v != 0)).collect(),
+            _ => c.values.iter().map(|v| Value::Int(i64::from(*v))).collect(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(c in arb_case(), tid in any::<u16>(), unit in any::<u8>()) {
+            let (req, resp) = build(&c);
+            // Parser level.
+            let p = parse_request(c.fc, &req[1..]);
+            prop_assert!(p.violations.is_empty(), "{:?}", p.violations);
+            let r = parse_response(c.fc, &resp[1..]);
+            prop_assert!(r.violations.is_empty(), "{:?}", r.violations);
+            // Through the parser.
+            let mut h = Harness::new();
+            h.send(TS, 0, &adu(tid, unit, &req));
+            h.send(TC, 3, &adu(tid, unit, &resp));
+            prop_assert_eq!(h.events.len(), 1);
+            let ev = &h.events[0];
+            prop_assert!(ev.violations.is_empty(), "{:?}", ev.violations);
+            prop_assert_eq!(ev.unit_id, Some(unit));
+            prop_assert_eq!(ev.function.code, u32::from(c.fc));
+            prop_assert_eq!(ev.outcome.clone(), Outcome::Ok);
+            let a = &ev.accesses[0];
+            let count = if matches!(c.fc, 5 | 6) { 1 } else { u32::from(c.quantity) };
+            match &a.object {
+                ObjectRef::Modbus { start, count: n, .. } => {
+                    prop_assert_eq!(*start, u32::from(c.start));
+                    prop_assert_eq!(*n, count);
+                }
+                o => prop_assert!(false, "{:?}", o),
+            }
+            prop_assert_eq!(&a.values, &expected_values(&c));
+            if c.fc == 23 {
+                let w = &ev.accesses[1];
+                let wv: Vec<Value> = c.write_values.iter().map(|v| Value::Int(i64::from(*v))).collect();
+                prop_assert_eq!(&w.values, &wv);
+                prop_assert_eq!(w.dir, AccessDir::Write);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            chunks in prop::collection::vec(
+                (any::<bool>(), prop::collection::vec(any::<u8>(), 0..300)),
+                0..8,
+            ),
+        ) {
+            let mut h = Harness::new();
+            for (k, (to_client, bytes)) in chunks.iter().enumerate() {
+                let dir = if *to_client { TC } else { TS };
+                if k % 3 == 2 {
+                    h.gap(dir);
+                }
+                h.send(dir, k as u64 * 4000, bytes);
+                prop_assert!(h.pending[dir.index()].len() <= h.parser.max_message_len());
+            }
+            h.close(100_000);
+            prop_assert_eq!(h.parser.pending(), 0);
+        }
+
+        #[test]
+        fn arbitrary_frames_never_panic(
+            frames in prop::collection::vec(
+                (any::<bool>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..40)),
+                0..12,
+            ),
+        ) {
+            let mut h = Harness::new();
+            for (k, (to_client, fc, body)) in frames.iter().enumerate() {
+                let mut pdu = vec![*fc];
+                pdu.extend_from_slice(body);
+                let dir = if *to_client { TC } else { TS };
+                h.send(dir, k as u64, &adu(u16::try_from(k % 3).unwrap(), 1, &pdu));
+            }
+            prop_assert_eq!(h.m().pdus, frames.len() as u64);
+            h.close(1_000_000);
+        }
     }
 }

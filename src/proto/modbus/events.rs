@@ -1,0 +1,658 @@
+//! Turning Modbus requests and responses into protocol-neutral [`IcsEvent`]s.
+//!
+//! A request builds the event (function, operation kind, accesses with written values) and a
+//! [`ReqShape`], the few request fields its response is checked against. The response then
+//! fills in the outcome, read values, facts and details, and adds the violations that only
+//! the pair reveals.
+
+use super::parser::{bit_bytes, object_text, read_file_subrequests, read_file_subresponses};
+use super::parser::{write_file_records, FileRecord};
+use super::types::{
+    device_id_code_name, device_object_name, diagnostic_name, exception_name, function_category,
+    function_name, mei_name, read_table, umas_effect, umas_name, Mbap, Pdu, Request, Response,
+    UmasEffect, Violations, FC_UMAS, MEI_READ_DEVICE_ID,
+};
+use crate::event::{
+    Access, AccessDir, AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, ModbusTable,
+    ObjectRef, OpKind, Outcome, Side, Value,
+};
+use crate::time::Timestamp;
+use std::sync::Arc;
+
+/// Most coil values kept per access (the FC 1 maximum).
+pub(crate) const MAX_BIT_VALUES: usize = 2000;
+/// Most register values kept per access (the FC 3 maximum).
+pub(crate) const MAX_REGISTER_VALUES: usize = 125;
+/// Most raw bytes kept in an event's details.
+pub(crate) const MAX_RAW_DETAIL: usize = 256;
+
+/// The flow and packet an event is built in.
+#[derive(Clone, Debug)]
+pub(crate) struct EventCx<'a> {
+    pub(crate) ts: Timestamp,
+    pub(crate) file: &'a Arc<str>,
+    pub(crate) packet: u64,
+    pub(crate) flow_id: u64,
+    pub(crate) client: Endpoint,
+    pub(crate) server: Endpoint,
+    pub(crate) vlan: Option<u16>,
+}
+
+/// The request fields a response is checked against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReqShape {
+    /// FC 1–4.
+    Read { fc: u8, quantity: u16 },
+    /// FC 5, 6.
+    WriteSingle { address: u16, value: u16 },
+    /// FC 15, 16.
+    WriteMultiple { start: u16, quantity: u16 },
+    /// FC 23 (read quantity).
+    ReadWrite { quantity: u16 },
+    /// FC 8.
+    Diagnostics { sub: u16 },
+    /// FC 22.
+    MaskWrite {
+        address: u16,
+        and_mask: u16,
+        or_mask: u16,
+    },
+    /// FC 20.
+    ReadFile,
+    /// FC 21.
+    WriteFile { byte_count: u8 },
+    /// FC 24.
+    ReadFifo,
+    /// Anything else.
+    Other,
+}
+
+/// A function descriptor for code `fc` with an optional sub-function.
+pub(crate) fn function(fc: u8, sub: Option<u16>, sub_name: Option<&'static str>) -> Function {
+    Function {
+        code: u32::from(fc),
+        name: function_name(fc),
+        category: function_category(fc).as_str(),
+        sub,
+        sub_name,
+    }
+}
+
+/// An event with no accesses, outcome `NoResponse`, evidence at this packet.
+pub(crate) fn base_event(cx: &EventCx<'_>, unit: Option<u8>, op: OpKind, f: Function) -> IcsEvent {
+    IcsEvent {
+        ts: cx.ts,
+        proto: AppProto::Modbus,
+        flow_id: cx.flow_id,
+        client: cx.client,
+        server: cx.server,
+        vlan: cx.vlan,
+        unit_id: unit,
+        session: None,
+        op,
+        function: f,
+        accesses: Vec::new(),
+        outcome: Outcome::NoResponse,
+        latency_us: None,
+        violations: Vec::new(),
+        facts: Vec::new(),
+        details: Vec::new(),
+        evidence: Evidence {
+            file: Arc::clone(cx.file),
+            packet: cx.packet,
+            response_packet: None,
+        },
+    }
+}
+
+fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
+    ObjectRef::Modbus {
+        table,
+        start,
+        count,
+    }
+}
+
+/// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
+pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
+    data.iter()
+        .flat_map(|b| (0..8).map(move |k| Value::Bool(b >> k & 1 == 1)))
+        .take(n.min(MAX_BIT_VALUES))
+        .collect()
+}
+
+/// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
+pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
+    data.chunks_exact(2)
+        .take(MAX_REGISTER_VALUES)
+        .map(|c| match c {
+            [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([*hi, *lo]))),
+            _ => Value::Opaque("odd_byte"),
+        })
+        .collect()
+}
+
+fn raw(data: &[u8]) -> Value {
+    Value::Bytes(data.get(..MAX_RAW_DETAIL).unwrap_or(data).to_vec())
+}
+
+fn int(v: impl Into<i64>) -> Value {
+    Value::Int(v.into())
+}
+
+fn file_ref(r: &FileRecord<'_>) -> u32 {
+    u32::from(r.file) << 16 | u32::from(r.record)
+}
+
+/// Builds the event of a request and the shape its response is checked against.
+pub(crate) fn request_event(
+    cx: &EventCx<'_>,
+    h: &Mbap,
+    req: &Pdu<Request<'_>>,
+) -> (IcsEvent, ReqShape) {
+    let fc = req.function;
+    let unit = Some(h.unit_id);
+    let mut shape = ReqShape::Other;
+    let mut accesses = Vec::new();
+    let mut details: Vec<(&'static str, Value)> = Vec::new();
+    let mut sub = None;
+    let mut sub_name = None;
+    let op = match (&req.body, fc) {
+        (_, f) if f & 0x80 != 0 => OpKind::Other,
+        (Request::Read { start, quantity }, 1..=4) => {
+            if let Some(table) = read_table(fc) {
+                accesses.push(Access {
+                    dir: AccessDir::Read,
+                    object: modbus(table, u32::from(*start), u32::from(*quantity)),
+                    values: Vec::new(),
+                });
+            }
+            shape = ReqShape::Read {
+                fc,
+                quantity: *quantity,
+            };
+            OpKind::Read
+        }
+        (Request::WriteSingle { address, value }, 5 | 6) => {
+            let (table, v) = if fc == 5 {
+                (ModbusTable::Coil, Value::Bool(*value == 0xFF00))
+            } else {
+                (ModbusTable::HoldingRegister, int(*value))
+            };
+            accesses.push(Access {
+                dir: AccessDir::Write,
+                object: modbus(table, u32::from(*address), 1),
+                values: vec![v],
+            });
+            shape = ReqShape::WriteSingle {
+                address: *address,
+                value: *value,
+            };
+            OpKind::Write
+        }
+        (
+            Request::WriteMultiple {
+                start,
+                quantity,
+                data,
+                ..
+            },
+            15 | 16,
+        ) => {
+            let (table, values) = if fc == 15 {
+                (ModbusTable::Coil, bits(data, usize::from(*quantity)))
+            } else {
+                (ModbusTable::HoldingRegister, registers(data))
+            };
+            accesses.push(Access {
+                dir: AccessDir::Write,
+                object: modbus(table, u32::from(*start), u32::from(*quantity)),
+                values,
+            });
+            shape = ReqShape::WriteMultiple {
+                start: *start,
+                quantity: *quantity,
+            };
+            OpKind::Write
+        }
+        (Request::Empty, 17) => OpKind::Identify,
+        (Request::Empty, _) => OpKind::Diagnostic,
+        (Request::Diagnostics { sub: s, data }, _) => {
+            sub = Some(*s);
+            sub_name = diagnostic_name(*s);
+            if !data.is_empty() {
+                details.push(("diagnostic_data", diag_value(data)));
+            }
+            shape = ReqShape::Diagnostics { sub: *s };
+            OpKind::Diagnostic
+        }
+        (Request::ReadFileRecord { data, .. }, _) => {
+            for (_, file, record, len) in read_file_subrequests(data) {
+                accesses.push(Access {
+                    dir: AccessDir::Read,
+                    object: modbus(
+                        ModbusTable::FileRecord,
+                        u32::from(file) << 16 | u32::from(record),
+                        u32::from(len),
+                    ),
+                    values: Vec::new(),
+                });
+            }
+            shape = ReqShape::ReadFile;
+            OpKind::Read
+        }
+        (Request::WriteFileRecord { byte_count, data }, _) => {
+            for r in write_file_records(data).0 {
+                accesses.push(Access {
+                    dir: AccessDir::Write,
+                    object: modbus(
+                        ModbusTable::FileRecord,
+                        file_ref(&r),
+                        u32::try_from(r.data.len() / 2).unwrap_or(u32::MAX),
+                    ),
+                    values: registers(r.data),
+                });
+            }
+            shape = ReqShape::WriteFile {
+                byte_count: *byte_count,
+            };
+            OpKind::Write
+        }
+        (
+            Request::MaskWrite {
+                address,
+                and_mask,
+                or_mask,
+            },
+            _,
+        ) => {
+            accesses.push(Access {
+                dir: AccessDir::Write,
+                object: modbus(ModbusTable::HoldingRegister, u32::from(*address), 1),
+                values: Vec::new(),
+            });
+            details.push(("and_mask", int(*and_mask)));
+            details.push(("or_mask", int(*or_mask)));
+            shape = ReqShape::MaskWrite {
+                address: *address,
+                and_mask: *and_mask,
+                or_mask: *or_mask,
+            };
+            OpKind::Write
+        }
+        (
+            Request::ReadWrite {
+                read_start,
+                read_quantity,
+                write_start,
+                write_quantity,
+                data,
+                ..
+            },
+            _,
+        ) => {
+            accesses.push(Access {
+                dir: AccessDir::Read,
+                object: modbus(
+                    ModbusTable::HoldingRegister,
+                    u32::from(*read_start),
+                    u32::from(*read_quantity),
+                ),
+                values: Vec::new(),
+            });
+            accesses.push(Access {
+                dir: AccessDir::Write,
+                object: modbus(
+                    ModbusTable::HoldingRegister,
+                    u32::from(*write_start),
+                    u32::from(*write_quantity),
+                ),
+                values: registers(data),
+            });
+            shape = ReqShape::ReadWrite {
+                quantity: *read_quantity,
+            };
+            OpKind::ReadWrite
+        }
+        (Request::ReadFifo { pointer }, _) => {
+            accesses.push(Access {
+                dir: AccessDir::Read,
+                object: modbus(ModbusTable::Fifo, u32::from(*pointer), 0),
+                values: Vec::new(),
+            });
+            shape = ReqShape::ReadFifo;
+            OpKind::Read
+        }
+        (Request::ReadDeviceId { code, object_id }, _) => {
+            sub = Some(u16::from(MEI_READ_DEVICE_ID));
+            sub_name = mei_name(MEI_READ_DEVICE_ID);
+            details.push((
+                "read_device_id_code",
+                match device_id_code_name(*code) {
+                    Some(n) => Value::Str(n.to_string()),
+                    None => int(*code),
+                },
+            ));
+            details.push(("object_id", int(*object_id)));
+            OpKind::Identify
+        }
+        (Request::Mei { mei_type, data }, _) => {
+            sub = Some(u16::from(*mei_type));
+            sub_name = mei_name(*mei_type);
+            if !data.is_empty() {
+                details.push(("mei_data", raw(data)));
+            }
+            OpKind::Other
+        }
+        (Request::Umas { pair, code, data }, _) => {
+            sub = Some(u16::from(*code));
+            sub_name = umas_name(*code);
+            details.push(("umas_pair", int(*pair)));
+            if !data.is_empty() {
+                details.push(("umas_data", raw(data)));
+            }
+            match umas_effect(*code) {
+                UmasEffect::Read => OpKind::Read,
+                UmasEffect::Write => OpKind::Write,
+                UmasEffect::Program => OpKind::Program,
+            }
+        }
+        (Request::Raw { data }, _) => {
+            if !data.is_empty() {
+                details.push(("data", raw(data)));
+            }
+            match fc {
+                FC_UMAS => OpKind::Program,
+                _ => OpKind::Other,
+            }
+        }
+        // A body that does not belong to its function cannot come out of the parser.
+        _ => OpKind::Other,
+    };
+    let mut ev = base_event(cx, unit, op, function(fc & 0x7f, sub, sub_name));
+    ev.accesses = accesses;
+    ev.details = details;
+    (ev, shape)
+}
+
+fn diag_value(data: &[u8]) -> Value {
+    match data {
+        [hi, lo] => int(u16::from_be_bytes([*hi, *lo])),
+        _ => raw(data),
+    }
+}
+
+/// Fills a request's event from its response; returns the violations of the pair.
+pub(crate) fn apply_response(
+    ev: &mut IcsEvent,
+    req_fc: u8,
+    shape: &ReqShape,
+    resp: &Pdu<Response<'_>>,
+) -> Violations {
+    let mut v = Violations::NONE;
+    if resp.function & 0x7f != req_fc {
+        v |= Violations::RESPONSE_FUNCTION_MISMATCH;
+    }
+    ev.outcome = Outcome::Ok;
+    if let Response::Exception { code } = resp.body {
+        ev.outcome = exception_outcome(code);
+        return v;
+    }
+    if !v.is_empty() {
+        response_details(ev, resp);
+        return v;
+    }
+    match (&resp.body, shape) {
+        (Response::ReadData { byte_count, data }, ReqShape::Read { fc, quantity }) => {
+            let (expected, values) = if *fc <= 2 {
+                (bit_bytes(*quantity), bits(data, usize::from(*quantity)))
+            } else {
+                (usize::from(*quantity) * 2, registers(data))
+            };
+            if usize::from(*byte_count) != expected {
+                v |= Violations::RESPONSE_BYTE_COUNT_MISMATCH;
+            }
+            set_values(ev, 0, values);
+        }
+        (Response::ReadData { byte_count, data }, ReqShape::ReadWrite { quantity }) => {
+            if usize::from(*byte_count) != usize::from(*quantity) * 2 {
+                v |= Violations::RESPONSE_BYTE_COUNT_MISMATCH;
+            }
+            set_values(ev, 0, registers(data));
+        }
+        (
+            Response::WriteSingle { address, value },
+            ReqShape::WriteSingle {
+                address: a,
+                value: b,
+            },
+        )
+        | (
+            Response::WriteMultiple {
+                start: address,
+                quantity: value,
+            },
+            ReqShape::WriteMultiple {
+                start: a,
+                quantity: b,
+            },
+        ) => {
+            if (address, value) != (a, b) {
+                v |= Violations::RESPONSE_ECHO_MISMATCH;
+            }
+        }
+        (
+            Response::MaskWrite {
+                address,
+                and_mask,
+                or_mask,
+            },
+            ReqShape::MaskWrite {
+                address: a,
+                and_mask: m,
+                or_mask: o,
+            },
+        ) => {
+            if (address, and_mask, or_mask) != (a, m, o) {
+                v |= Violations::RESPONSE_ECHO_MISMATCH;
+            }
+        }
+        (Response::Diagnostics { sub, data }, ReqShape::Diagnostics { sub: s }) => {
+            if sub != s {
+                v |= Violations::RESPONSE_ECHO_MISMATCH;
+            }
+            if !data.is_empty() {
+                ev.details.push(("diagnostic_result", diag_value(data)));
+            }
+        }
+        (Response::FileRecord { data, .. }, ReqShape::ReadFile) => {
+            let (subs, _) = read_file_subresponses(data);
+            for (k, (_, rec)) in subs.into_iter().enumerate() {
+                set_values(ev, k, registers(rec));
+            }
+        }
+        (Response::FileRecord { byte_count, .. }, ReqShape::WriteFile { byte_count: b }) => {
+            if byte_count != b {
+                v |= Violations::RESPONSE_ECHO_MISMATCH;
+            }
+        }
+        (
+            Response::ReadFifo {
+                fifo_count, data, ..
+            },
+            ReqShape::ReadFifo,
+        ) => {
+            if let Some(Access {
+                object: ObjectRef::Modbus { count, .. },
+                values,
+                ..
+            }) = ev.accesses.first_mut()
+            {
+                *count = u32::from(*fifo_count);
+                *values = registers(data);
+            }
+        }
+        _ => response_details(ev, resp),
+    }
+    v
+}
+
+fn set_values(ev: &mut IcsEvent, k: usize, values: Vec<Value>) {
+    if let Some(a) = ev.accesses.get_mut(k) {
+        a.values = values;
+    }
+}
+
+/// Outcome of an exception response.
+pub(crate) fn exception_outcome(code: u8) -> Outcome {
+    Outcome::Exception {
+        code,
+        name: exception_name(code).unwrap_or("unknown_exception"),
+    }
+}
+
+fn fact(ev: &mut IcsEvent, key: &'static str, value: String) {
+    ev.facts.push(AssetFact {
+        side: Side::Server,
+        key,
+        value,
+    });
+}
+
+/// Details and facts carried by responses that answer no particular request field.
+fn response_details(ev: &mut IcsEvent, resp: &Pdu<Response<'_>>) {
+    match &resp.body {
+        Response::ExceptionStatus { status } => ev.details.push(("exception_status", int(*status))),
+        Response::CommEventCounter {
+            status,
+            event_count,
+        } => {
+            ev.details.push(("status", int(*status)));
+            ev.details.push(("event_count", int(*event_count)));
+        }
+        Response::CommEventLog {
+            status,
+            event_count,
+            message_count,
+            events,
+            ..
+        } => {
+            ev.details.push(("status", int(*status)));
+            ev.details.push(("event_count", int(*event_count)));
+            ev.details.push(("message_count", int(*message_count)));
+            ev.details.push(("events", raw(events)));
+        }
+        Response::ReportServerId { data, .. } => {
+            ev.details.push(("server_id_data", raw(data)));
+            if let Some(id) = data.first() {
+                fact(ev, "server_id", format!("0x{id:02x}"));
+            }
+            match data.get(1) {
+                Some(0xFF) => fact(ev, "run_indicator", "on".to_string()),
+                Some(0x00) => fact(ev, "run_indicator", "off".to_string()),
+                _ => {}
+            }
+            if let Some(extra) = data.get(2..) {
+                let text = object_text(extra);
+                if !text.is_empty() && text.chars().all(|c| !c.is_control()) {
+                    fact(ev, "server_id_additional", text);
+                }
+            }
+        }
+        Response::DeviceId(d) => {
+            ev.details.push(("conformity_level", int(d.conformity)));
+            if d.more_follows == 0xFF {
+                ev.details.push(("next_object_id", int(d.next_object_id)));
+            }
+            for (id, value) in &d.objects {
+                let text = object_text(value);
+                match device_object_name(*id) {
+                    Some(key) => fact(ev, key, text),
+                    None if *id >= 0x80 => fact(ev, "private_object", format!("0x{id:02x}={text}")),
+                    None => fact(ev, "reserved_object", format!("0x{id:02x}={text}")),
+                }
+            }
+        }
+        Response::Umas { code, data, .. } => {
+            let status = match code {
+                0xFE => Value::Str("ok".to_string()),
+                0xFD => Value::Str("error".to_string()),
+                c => int(*c),
+            };
+            ev.details.push(("umas_status", status));
+            if !data.is_empty() {
+                ev.details.push(("umas_response_data", raw(data)));
+            }
+        }
+        Response::Mei { data, .. } | Response::Raw { data } if !data.is_empty() => {
+            ev.details.push(("response_data", raw(data)));
+        }
+        _ => {}
+    }
+}
+
+/// The event of a response that matched no request.
+pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<'_>>) -> IcsEvent {
+    let fc = resp.function & 0x7f;
+    let (sub, sub_name) = match &resp.body {
+        Response::Diagnostics { sub, .. } => (Some(*sub), diagnostic_name(*sub)),
+        Response::DeviceId(_) => (
+            Some(u16::from(MEI_READ_DEVICE_ID)),
+            mei_name(MEI_READ_DEVICE_ID),
+        ),
+        Response::Mei { mei_type, .. } => (Some(u16::from(*mei_type)), mei_name(*mei_type)),
+        _ => (None, None),
+    };
+    let op = match fc {
+        1..=4 | 20 | 24 => OpKind::Read,
+        5 | 6 | 15 | 16 | 21 | 22 => OpKind::Write,
+        23 => OpKind::ReadWrite,
+        7 | 8 | 11 | 12 => OpKind::Diagnostic,
+        17 => OpKind::Identify,
+        43 if sub == Some(u16::from(MEI_READ_DEVICE_ID)) => OpKind::Identify,
+        FC_UMAS => OpKind::Program,
+        _ => OpKind::Other,
+    };
+    let mut ev = base_event(cx, Some(h.unit_id), op, function(fc, sub, sub_name));
+    ev.outcome = Outcome::Unsolicited;
+    match &resp.body {
+        Response::Exception { .. } => {}
+        Response::WriteSingle { address, value } => {
+            let (table, v) = if fc == 5 {
+                (ModbusTable::Coil, Value::Bool(*value == 0xFF00))
+            } else {
+                (ModbusTable::HoldingRegister, int(*value))
+            };
+            ev.accesses.push(Access {
+                dir: AccessDir::Write,
+                object: modbus(table, u32::from(*address), 1),
+                values: vec![v],
+            });
+        }
+        Response::WriteMultiple { start, quantity } => {
+            let table = if fc == 15 {
+                ModbusTable::Coil
+            } else {
+                ModbusTable::HoldingRegister
+            };
+            ev.accesses.push(Access {
+                dir: AccessDir::Write,
+                object: modbus(table, u32::from(*start), u32::from(*quantity)),
+                values: Vec::new(),
+            });
+        }
+        Response::ReadData { data, .. } => ev.details.push(("response_data", raw(data))),
+        _ => response_details(&mut ev, resp),
+    }
+    if let Response::Exception { code } = resp.body {
+        ev.details.push((
+            "exception",
+            Value::Str(exception_outcome_name(code).to_string()),
+        ));
+    }
+    ev
+}
+
+fn exception_outcome_name(code: u8) -> &'static str {
+    exception_name(code).unwrap_or("unknown_exception")
+}
