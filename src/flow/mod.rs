@@ -878,3 +878,630 @@ fn tcp_segment<S>(
         emit,
     );
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use std::net::Ipv4Addr;
+
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN: u8 = TcpFlags::FIN;
+    const RST: u8 = TcpFlags::RST;
+    const PSH: u8 = TcpFlags::PSH;
+
+    /// One delivered item, owned.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Ev {
+        Data(Vec<u8>),
+        Gap(u64),
+        Fin,
+        Rst,
+    }
+
+    /// Everything a table produced, in order.
+    #[derive(Default, Debug, PartialEq, Eq)]
+    struct Rec {
+        /// (flow id, direction, item), data of consecutive calls merged.
+        chunks: Vec<(u64, Direction, Ev)>,
+        /// (flow id, direction, payload).
+        datagrams: Vec<(u64, Direction, Vec<u8>)>,
+        /// (flow id, reason, packets, bytes).
+        ends: Vec<(u64, EndReason, [u64; 2], [u64; 2])>,
+    }
+
+    impl Rec {
+        /// The items of one direction of one flow.
+        fn stream(&self, id: u64, dir: Direction) -> Vec<Ev> {
+            let mut out: Vec<Ev> = Vec::new();
+            for (i, d, ev) in &self.chunks {
+                if (*i, *d) != (id, dir) {
+                    continue;
+                }
+                match (out.last_mut(), ev) {
+                    (Some(Ev::Data(v)), Ev::Data(b)) => v.extend_from_slice(b),
+                    _ => out.push(ev.clone()),
+                }
+            }
+            out
+        }
+        fn end_ids(&self) -> Vec<(u64, EndReason)> {
+            self.ends.iter().map(|e| (e.0, e.1)).collect()
+        }
+    }
+
+    impl FlowSink<u32> for Rec {
+        fn on_chunk(&mut self, meta: &FlowMeta, app: &mut u32, dir: Direction, c: Chunk<'_>) {
+            *app += 1;
+            let ev = match c {
+                Chunk::Data(b) => Ev::Data(b.to_vec()),
+                Chunk::Gap(n) => Ev::Gap(n),
+                Chunk::Fin => Ev::Fin,
+                Chunk::Rst => Ev::Rst,
+            };
+            self.chunks.push((meta.id, dir, ev));
+        }
+        fn on_datagram(&mut self, meta: &FlowMeta, app: &mut u32, dir: Direction, p: &[u8]) {
+            *app += 1;
+            self.datagrams.push((meta.id, dir, p.to_vec()));
+        }
+        fn on_end(&mut self, flow: Flow<u32>, reason: EndReason) {
+            self.ends
+                .push((flow.meta.id, reason, flow.meta.packets, flow.meta.bytes));
+        }
+    }
+
+    fn ep(host: u8, port: u16) -> Endpoint {
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)),
+            port,
+            mac: None,
+        }
+    }
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::new(secs, 0)
+    }
+
+    fn tcp<'a>(
+        t: i64,
+        src: Endpoint,
+        dst: Endpoint,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &'a [u8],
+    ) -> FlowPacket<'a> {
+        FlowPacket {
+            ts: ts(t),
+            src,
+            dst,
+            vlan: None,
+            l4: FlowL4::Tcp(TcpSegment {
+                src_port: src.port,
+                dst_port: dst.port,
+                seq,
+                ack,
+                flags: TcpFlags(flags),
+                window: 1024,
+                payload,
+                payload_len: payload.len() as u32,
+            }),
+        }
+    }
+
+    fn udp<'a>(t: i64, src: Endpoint, dst: Endpoint, payload: &'a [u8]) -> FlowPacket<'a> {
+        FlowPacket {
+            ts: ts(t),
+            src,
+            dst,
+            vlan: None,
+            l4: FlowL4::Udp(payload),
+        }
+    }
+
+    fn table(cfg: FlowConfig) -> FlowTable<u32> {
+        FlowTable::new(cfg)
+    }
+
+    fn feed(t: &mut FlowTable<u32>, rec: &mut Rec, pkts: &[FlowPacket<'_>]) {
+        for p in pkts {
+            t.process(p, || 0, rec);
+        }
+    }
+
+    fn key(a: Endpoint, b: Endpoint, proto: u8) -> FlowKey {
+        FlowKey::new((a.ip, a.port), (b.ip, b.port), proto, 0)
+    }
+
+    /// A full Modbus-like exchange: handshake, request, response, close.
+    fn session(
+        t0: i64,
+        c: Endpoint,
+        s: Endpoint,
+        isn_c: u32,
+        isn_s: u32,
+    ) -> Vec<FlowPacket<'static>> {
+        let (c1, s1) = (isn_c.wrapping_add(1), isn_s.wrapping_add(1));
+        vec![
+            tcp(t0, c, s, isn_c, 0, SYN, b""),
+            tcp(t0, s, c, isn_s, c1, SYN | ACK, b""),
+            tcp(t0, c, s, c1, s1, ACK, b""),
+            tcp(t0 + 1, c, s, c1, s1, PSH | ACK, b"req"),
+            tcp(t0 + 1, s, c, s1, c1.wrapping_add(3), PSH | ACK, b"resp"),
+            tcp(
+                t0 + 2,
+                c,
+                s,
+                c1.wrapping_add(3),
+                s1.wrapping_add(4),
+                FIN | ACK,
+                b"",
+            ),
+            tcp(
+                t0 + 2,
+                s,
+                c,
+                s1.wrapping_add(4),
+                c1.wrapping_add(4),
+                FIN | ACK,
+                b"",
+            ),
+            tcp(
+                t0 + 2,
+                c,
+                s,
+                c1.wrapping_add(4),
+                s1.wrapping_add(5),
+                ACK,
+                b"",
+            ),
+        ]
+    }
+
+    #[test]
+    fn handshake_decides_sides_and_streams_both_ways() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &session(10, c, s, 1000, u32::MAX - 1));
+        let f = t.get(&key(c, s, 6)).unwrap();
+        assert_eq!(f.meta.client, c);
+        assert_eq!(f.meta.server, s);
+        assert_eq!(f.meta.side_source, SideSource::Handshake);
+        assert_eq!(f.meta.packets, [5, 3]);
+        assert_eq!(f.meta.bytes, [3, 4]);
+        assert_eq!((f.meta.first_seen, f.meta.last_seen), (ts(10), ts(12)));
+        assert!(f.tcp.established() && f.tcp.closed());
+        assert_eq!(f.app, 4, "app state reached by every chunk");
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec()), Ev::Fin]
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToClient),
+            vec![Ev::Data(b"resp".to_vec()), Ev::Fin]
+        );
+        t.drain(&mut rec);
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::EndOfCapture)]);
+        assert_eq!(t.stats().ended_at_eof, 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn syn_ack_first_makes_its_sender_the_server() {
+        let (c, s) = (ep(1, 40000), ep(2, 9999));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &[tcp(1, s, c, 5, 101, SYN | ACK, b"")]);
+        let f = t.get(&key(c, s, 6)).unwrap();
+        assert_eq!((f.meta.client, f.meta.server), (c, s));
+        assert_eq!(f.meta.side_source, SideSource::Handshake);
+        assert_eq!(f.meta.packets, [0, 1]);
+    }
+
+    #[rstest]
+    #[case::modbus_server_sends(502, 40000, true)]
+    #[case::modbus_client_sends(40000, 502, false)]
+    #[case::opcua_above_client_port(4840, 1025, true)]
+    #[case::lower_port_wins(50000, 40000, false)]
+    #[case::lower_port_is_src(40000, 50000, true)]
+    #[case::tie_is_dst(47808, 47808, false)]
+    #[case::both_well_known_dst(502, 102, false)]
+    fn port_rule(#[case] src: u16, #[case] dst: u16, #[case] src_is_server: bool) {
+        assert_eq!(port_is_server(src, dst), src_is_server);
+    }
+
+    #[test]
+    fn mid_stream_sides_by_port() {
+        let (plc, hmi) = (ep(2, 502), ep(1, 1024));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        // The capture starts with a response from the PLC.
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                tcp(1, plc, hmi, 7000, 100, PSH | ACK, b"resp"),
+                tcp(2, hmi, plc, 100, 7004, PSH | ACK, b"req"),
+            ],
+        );
+        let f = t.get(&key(plc, hmi, 6)).unwrap();
+        assert_eq!((f.meta.client, f.meta.server), (hmi, plc));
+        assert_eq!(f.meta.side_source, SideSource::Port);
+        assert!(f.tcp.established());
+        assert_eq!(
+            rec.stream(1, Direction::ToClient),
+            vec![Ev::Data(b"resp".to_vec())]
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec())]
+        );
+    }
+
+    #[test]
+    fn udp_datagrams_and_short_timeout() {
+        let (a, b) = (ep(1, 47808), ep(2, 47808));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(
+            &mut t,
+            &mut rec,
+            &[udp(0, a, b, b"who-is"), udp(1, b, a, b"i-am")],
+        );
+        assert_eq!(
+            rec.datagrams,
+            vec![
+                (1, Direction::ToServer, b"who-is".to_vec()),
+                (1, Direction::ToClient, b"i-am".to_vec())
+            ]
+        );
+        t.expire(ts(31), &mut rec);
+        assert_eq!(t.len(), 1, "30 s idle is not more than 30 s");
+        t.expire(ts(32), &mut rec);
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::IdleTimeout)]);
+        assert_eq!(rec.ends[0].2, [1, 1]);
+        assert_eq!(t.stats().timed_out, 1);
+    }
+
+    #[test]
+    fn idle_timeouts_by_state() {
+        let cfg = FlowConfig {
+            tcp_idle_timeout_secs: 100,
+            short_idle_timeout_secs: 10,
+            ..FlowConfig::default()
+        };
+        let mut t = table(cfg);
+        let mut rec = Rec::default();
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        // Flow 1: established, open. Flow 2: a lone SYN. Flow 3: closed.
+        let mut p = session(0, c, s, 1, 1);
+        p.truncate(5);
+        feed(&mut t, &mut rec, &p);
+        feed(&mut t, &mut rec, &[tcp(1, ep(3, 40001), s, 9, 0, SYN, b"")]);
+        feed(&mut t, &mut rec, &session(1, ep(4, 40002), s, 1, 1));
+        t.expire(ts(12), &mut rec);
+        assert_eq!(rec.end_ids(), vec![(2, EndReason::IdleTimeout)]);
+        t.expire(ts(14), &mut rec);
+        assert_eq!(
+            rec.end_ids(),
+            vec![(2, EndReason::IdleTimeout), (3, EndReason::Closed)]
+        );
+        t.expire(ts(101), &mut rec);
+        assert_eq!(t.len(), 1);
+        t.expire(ts(102), &mut rec);
+        assert!(t.is_empty());
+        assert_eq!(rec.ends[2].1, EndReason::IdleTimeout);
+        assert_eq!((t.stats().timed_out, t.stats().closed), (2, 1));
+    }
+
+    #[test]
+    fn a_packet_after_the_timeout_starts_a_new_flow() {
+        let (a, b) = (ep(1, 5000), ep(2, 161));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(
+            &mut t,
+            &mut rec,
+            &[udp(0, a, b, b"get"), udp(100, a, b, b"get")],
+        );
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::IdleTimeout)]);
+        assert_eq!(t.get(&key(a, b, 17)).unwrap().meta.id, 2);
+    }
+
+    #[test]
+    fn plant_flow_survives_a_flood_of_one_packet_flows() {
+        let cfg = FlowConfig {
+            max_flows: 4,
+            ..FlowConfig::default()
+        };
+        let mut t = table(cfg);
+        let mut rec = Rec::default();
+        let (hmi, plc) = (ep(1, 40000), ep(2, 502));
+        let mut p = session(0, hmi, plc, 1, 1);
+        p.truncate(5); // handshake, request, response: confirmed
+        feed(&mut t, &mut rec, &p);
+        // A scan: one SYN each from many ports, all more recent than the plant flow.
+        for port in 0..50u16 {
+            feed(
+                &mut t,
+                &mut rec,
+                &[tcp(5, ep(9, 1000 + port), plc, 1, 0, SYN, b"")],
+            );
+        }
+        assert_eq!(t.len(), 4);
+        assert!(t.get(&key(hmi, plc, 6)).is_some(), "plant flow kept");
+        assert_eq!(t.stats().evicted, 47);
+        assert_eq!(t.stats().peak, 4);
+        // Evicted in LRU order: the oldest scan flows first.
+        let evicted: Vec<u64> = rec.ends.iter().map(|e| e.0).collect();
+        assert_eq!(evicted, (2..49).collect::<Vec<u64>>());
+        assert!(rec.ends.iter().all(|e| e.1 == EndReason::Evicted));
+        // With only confirmed flows left, the least recently seen one goes.
+        let mut t = table(FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        });
+        let mut rec = Rec::default();
+        for (i, host) in [1u8, 2, 3].into_iter().enumerate() {
+            let c = ep(host, 40000);
+            let mut p = session(i as i64, c, plc, 1, 1);
+            p.truncate(5);
+            feed(&mut t, &mut rec, &p);
+        }
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::Evicted)]);
+    }
+
+    #[test]
+    fn eviction_flushes_buffered_data_first() {
+        let mut t = table(FlowConfig {
+            max_flows: 1,
+            ..FlowConfig::default()
+        });
+        let mut rec = Rec::default();
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                tcp(0, c, s, 0, 0, SYN, b""),
+                tcp(0, c, s, 5, 0, ACK, b"late"), // bytes 1..5 missing
+                udp(1, ep(3, 1), ep(4, 2), b"x"),
+            ],
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Gap(4), Ev::Data(b"late".to_vec())]
+        );
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::Evicted)]);
+        // The chunks came before the end.
+        assert_eq!(rec.chunks.len(), 2);
+    }
+
+    #[test]
+    fn drain_is_by_id_and_output_does_not_depend_on_the_hash_seed() {
+        let pkts: Vec<FlowPacket<'static>> = (0..200u16)
+            .map(|i| {
+                udp(
+                    i64::from(i % 7),
+                    ep((i % 13) as u8, 1000 + i),
+                    ep(200, 502),
+                    b"q",
+                )
+            })
+            .chain(
+                (0..200u16)
+                    .rev()
+                    .map(|i| udp(10, ep(200, 502), ep((i % 13) as u8, 1000 + i), b"r")),
+            )
+            .collect();
+        let run = |seed: u64| {
+            let mut t: FlowTable<u32> = FlowTable::with_hasher(
+                FlowConfig {
+                    max_flows: 150,
+                    ..FlowConfig::default()
+                },
+                KeyHashBuilder::with_seeds(seed, seed.rotate_left(17) ^ 0x5555),
+            );
+            let mut rec = Rec::default();
+            feed(&mut t, &mut rec, &pkts);
+            t.expire(ts(15), &mut rec);
+            t.drain(&mut rec);
+            rec
+        };
+        let a = run(1);
+        let b = run(0xdead_beef_cafe_f00d);
+        assert_eq!(a, b);
+        // Drain order: ascending ids.
+        let tail: Vec<u64> = a
+            .ends
+            .iter()
+            .filter(|e| e.1 == EndReason::EndOfCapture)
+            .map(|e| e.0)
+            .collect();
+        assert!(!tail.is_empty());
+        assert!(tail.windows(2).all(|w| w[0] < w[1]));
+        // Random seeds too.
+        let mut t1 = table(FlowConfig::default());
+        let mut t2 = table(FlowConfig::default());
+        let (mut r1, mut r2) = (Rec::default(), Rec::default());
+        feed(&mut t1, &mut r1, &pkts);
+        feed(&mut t2, &mut r2, &pkts);
+        t1.drain(&mut r1);
+        t2.drain(&mut r2);
+        assert_eq!(r1, r2);
+    }
+
+    #[test]
+    fn port_reuse_after_close_starts_a_new_flow() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &session(0, c, s, 1000, 5000));
+        // The same SYN again is a retransmission, not a new connection.
+        feed(&mut t, &mut rec, &[tcp(3, c, s, 1000, 0, SYN, b"")]);
+        assert!(rec.ends.is_empty());
+        feed(&mut t, &mut rec, &session(4, c, s, 90_000, 7000));
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::Closed)]);
+        let f = t.get(&key(c, s, 6)).unwrap();
+        assert_eq!(f.meta.id, 2);
+        assert_eq!(
+            rec.stream(2, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec()), Ev::Fin]
+        );
+        assert_eq!(t.stats().created, 2);
+    }
+
+    #[test]
+    fn rst_delivers_a_reset() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut p = session(0, c, s, 1, 1);
+        p.truncate(4);
+        p.push(tcp(1, s, c, 2, 5, RST | ACK, b""));
+        feed(&mut t, &mut rec, &p);
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec())]
+        );
+        assert_eq!(rec.stream(1, Direction::ToClient), vec![Ev::Rst]);
+        assert!(t.get(&key(c, s, 6)).unwrap().tcp.closed());
+    }
+
+    #[test]
+    fn snaplen_cut_segment_gives_a_gap() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut cut = tcp(0, c, s, 1, 0, SYN, b"");
+        feed(&mut t, &mut rec, &[cut]);
+        cut = tcp(0, c, s, 2, 0, ACK, b"abc");
+        if let FlowL4::Tcp(seg) = &mut cut.l4 {
+            seg.payload_len = 10;
+        }
+        feed(&mut t, &mut rec, &[cut, tcp(0, c, s, 12, 0, ACK, b"next")]);
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![
+                Ev::Data(b"abc".to_vec()),
+                Ev::Gap(7),
+                Ev::Data(b"next".to_vec())
+            ]
+        );
+        assert_eq!(t.get(&key(c, s, 6)).unwrap().meta.bytes, [14, 0]);
+        assert_eq!(t.stats().reassembly_gap_bytes, 7);
+    }
+
+    #[test]
+    fn ack_from_the_peer_gives_up_a_hole() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut p = session(0, c, s, 0, 0);
+        p.truncate(3);
+        p.push(tcp(1, c, s, 1, 1, ACK, b"aaaa"));
+        // 5..9 lost by the capture
+        p.push(tcp(1, c, s, 9, 1, ACK, b"cccc"));
+        p.push(tcp(1, s, c, 1, 13, ACK, b"ok"));
+        feed(&mut t, &mut rec, &p);
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![
+                Ev::Data(b"aaaa".to_vec()),
+                Ev::Gap(4),
+                Ev::Data(b"cccc".to_vec())
+            ]
+        );
+        // The gap came before the response that acknowledged it.
+        let last = rec.chunks.last().unwrap();
+        assert_eq!((last.0, last.1), (1, Direction::ToClient));
+        assert_eq!(t.stats().out_of_order, 1);
+    }
+
+    #[test]
+    fn cap_forces_a_gap_through_the_table() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig {
+            max_holes: 1,
+            ..FlowConfig::default()
+        });
+        let mut rec = Rec::default();
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                tcp(0, c, s, 0, 0, SYN, b""),
+                tcp(0, c, s, 3, 0, ACK, b"c"),
+                tcp(0, c, s, 5, 0, ACK, b"e"),
+            ],
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Gap(2), Ev::Data(b"c".to_vec())]
+        );
+        assert_eq!(t.stats().reassembly_cap_hits, 1);
+    }
+
+    #[test]
+    fn sequence_wraparound_through_the_table() {
+        let (c, s) = (ep(1, 40000), ep(2, 4840));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &session(0, c, s, u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec()), Ev::Fin]
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToClient),
+            vec![Ev::Data(b"resp".to_vec()), Ev::Fin]
+        );
+        assert_eq!(t.stats().reassembly_gaps, 0);
+    }
+
+    #[test]
+    fn vlans_separate_flows() {
+        let (a, b) = (ep(1, 5000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut p1 = udp(0, a, b, b"x");
+        p1.vlan = Some(10);
+        let p2 = udp(0, a, b, b"x");
+        feed(&mut t, &mut rec, &[p1, p2]);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn slots_are_reused_and_memory_is_small() {
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        for i in 0..10u16 {
+            t.expire(ts(i64::from(i) * 100), &mut rec);
+            feed(
+                &mut t,
+                &mut rec,
+                &[udp(i64::from(i) * 100, ep(1, i), ep(2, 502), b"x")],
+            );
+        }
+        assert_eq!(
+            t.slots.len(),
+            1,
+            "each flow timed out and its slot was reused"
+        );
+        assert_eq!(t.stats().peak, 1);
+        let slot = std::mem::size_of::<Slot<()>>();
+        let flow = std::mem::size_of::<Flow<()>>();
+        let rx = std::mem::size_of::<Reassembler>();
+        println!("size_of: Slot<()> {slot}, Flow<()> {flow}, Reassembler {rx}");
+        assert!(slot <= 512, "{slot}");
+    }
+}
