@@ -95,6 +95,9 @@ pub struct FlowConfig {
     /// Delivered bytes kept per direction until the peer acknowledges them, to detect
     /// retransmissions that differ from what was delivered (`overlap_mismatches`). 0 disables.
     pub max_retained_bytes: usize,
+    /// Segments starting further than this beyond the next expected byte are out of window
+    /// and ignored (counted), until the peer's ACK or a run of them confirms the jump.
+    pub max_seq_jump_bytes: usize,
 }
 
 impl Default for FlowConfig {
@@ -106,6 +109,7 @@ impl Default for FlowConfig {
             max_buffered_bytes: 256 * 1024,
             max_holes: 32,
             max_retained_bytes: 2048,
+            max_seq_jump_bytes: 1 << 20,
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct FlowStats {
     pub closed: u64,
     /// SYNs with a new sequence number on a direction already started, ignored.
     pub syn_conflicts: u64,
+    /// Segments starting too far beyond the next expected byte, ignored.
+    pub out_of_window: u64,
 }
 
 /// What the table knows about a flow, apart from the caller's state.

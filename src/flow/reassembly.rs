@@ -36,6 +36,9 @@ pub struct ReassemblyLimits {
     pub max_holes: usize,
     /// Delivered, unacknowledged bytes kept to compare retransmissions against.
     pub max_retained_bytes: usize,
+    /// How far beyond the next expected byte a segment may start before it is taken as out
+    /// of window and ignored (until the peer's ACK or persistence confirms it).
+    pub max_seq_jump: usize,
 }
 
 impl From<&FlowConfig> for ReassemblyLimits {
@@ -44,6 +47,7 @@ impl From<&FlowConfig> for ReassemblyLimits {
             max_buffered_bytes: cfg.max_buffered_bytes,
             max_holes: cfg.max_holes,
             max_retained_bytes: cfg.max_retained_bytes,
+            max_seq_jump: cfg.max_seq_jump_bytes,
         }
     }
 }
@@ -71,6 +75,9 @@ const F_RST_DONE: u8 = 8;
 const NO_FIN: u64 = u64::MAX;
 /// Smallest ring allocated for out-of-order data.
 const MIN_RING: usize = 2048;
+/// Out-of-window segments in a row after which the stream is taken to really continue there
+/// (a capture that lost more than the window and shows no ACKs to resynchronise on).
+const FAR_TOLERANCE: u8 = 4;
 
 /// Reassembly state of one direction of a TCP flow.
 ///
@@ -92,6 +99,10 @@ pub struct Reassembler {
     max_end: u64,
     /// Stream offset of the FIN, or `NO_FIN`.
     fin_at: u64,
+    /// End of the furthest out-of-window segment seen: lets an ACK resynchronise past it.
+    far_end: u64,
+    /// Out-of-window segments in a row.
+    far_hits: u8,
     /// Out-of-order bytes; stream offset `x` lives at `x & (ring.len() - 1)`.
     ring: Vec<u8>,
     /// Filled ranges `[start, end)` of the ring: sorted, disjoint, not adjacent, all starting
@@ -192,6 +203,8 @@ impl Reassembler {
             offset: 0,
             max_end: 0,
             fin_at: NO_FIN,
+            far_end: 0,
+            far_hits: 0,
             ring: Vec::new(),
             ranges: Vec::new(),
             recent: VecDeque::new(),
@@ -285,6 +298,18 @@ impl Reassembler {
         let mut cap_end = start + payload.len() as i128;
         let mut decl_end = start + i128::from(declared);
         let off = i128::from(self.offset);
+        if declared > 0 || fin {
+            if start > off + lim.max_seq_jump as i128 && self.far_hits < FAR_TOLERANCE {
+                // Out of window: a forged or misplaced segment must not make the stream skip
+                // ahead over data still to come. An ACK beyond it, or more such segments in a
+                // row, show that the stream really continues there.
+                self.far_hits += 1;
+                self.far_end = self.far_end.max(u64::try_from(decl_end).unwrap_or(0));
+                stats.out_of_window += 1;
+                return;
+            }
+            self.far_hits = 0;
+        }
         if fin && self.fin_at == NO_FIN && decl_end >= off && decl_end >= i128::from(self.max_end) {
             self.fin_at = u64::try_from(decl_end).unwrap_or(NO_FIN - 1);
         }
@@ -340,7 +365,7 @@ impl Reassembler {
             let n = n.min(self.recent.len());
             self.recent.drain(..n);
         }
-        let target = a.min(i128::from(self.max_end));
+        let target = a.min(i128::from(self.max_end.max(self.far_end)));
         if target > off {
             self.skip_to(u64::try_from(target).unwrap_or(0), lim, stats, emit);
             self.check_fin(emit);
@@ -691,6 +716,7 @@ mod tests {
             max_buffered_bytes: buf,
             max_holes: holes,
             max_retained_bytes: 4096,
+            max_seq_jump: 1 << 20,
         }
     }
 
@@ -955,6 +981,35 @@ mod tests {
     }
 
     #[test]
+    fn far_segment_is_out_of_window_until_acked_or_repeated() {
+        let mut t = T::new(lim(1000, 4));
+        t.syn(0);
+        t.seg(1, b"ab");
+        t.seg(1 << 30, b"forged"); // a GiB ahead: ignored
+        assert_eq!(t.st.out_of_window, 1);
+        t.seg(3, b"cd");
+        assert_eq!(t.take(), vec![d(b"abcd")]);
+        // The capture lost 2 MiB; the peer's ACK shows the stream continues after it (the
+        // ignored segment itself is part of the gap).
+        let far = 5 + (2 << 20);
+        t.seg(far, b"xy");
+        assert_eq!(t.take(), vec![]);
+        t.ack(far + 2);
+        assert_eq!(t.take(), vec![Ev::Gap((2 << 20) + 2)]);
+        t.seg(far + 2, b"z");
+        assert_eq!(t.take(), vec![d(b"z")]);
+        // Without ACKs, a run of far segments is believed.
+        let far2 = far + 3 + (4 << 20);
+        for i in 0..FAR_TOLERANCE {
+            t.seg(far2 + u32::from(i), &[i]);
+        }
+        assert_eq!(t.take(), vec![]);
+        t.seg(far2 + 4, b"w");
+        assert_eq!(t.take(), vec![Ev::Gap((4 << 20) + 4), d(b"w")]);
+        assert_eq!(t.st.out_of_window, 6);
+    }
+
+    #[test]
     fn syn_retransmission_and_conflict() {
         let mut r = Reassembler::new();
         assert_eq!(r.syn(7), SynKind::New);
@@ -1107,6 +1162,7 @@ mod tests {
             max_buffered_bytes: 1 << 20,
             max_holes: 1 << 16,
             max_retained_bytes: 1 << 20,
+            max_seq_jump: 1 << 20,
         }
     }
 
@@ -1149,6 +1205,7 @@ mod tests {
             buf in 0..1500usize,
             holes in 0..6usize,
             retain in 0..64usize,
+            jump in prop_oneof![Just(1usize << 20), 0..600usize],
             seed in any::<u64>(),
         ) {
             let mut ops: Vec<Op> = segs
@@ -1162,7 +1219,16 @@ mod tests {
             }
             ops.push(Op::Fin);
             shuffle(&mut ops, seed);
-            let lim = ReassemblyLimits { max_buffered_bytes: buf, max_holes: holes, max_retained_bytes: retain };
+            // An out-of-window FIN is ignored: the peer's final ACK resynchronises, then the
+            // FIN is retransmitted.
+            ops.push(Op::Ack(data.len()));
+            ops.push(Op::Fin);
+            let lim = ReassemblyLimits {
+                max_buffered_bytes: buf,
+                max_holes: holes,
+                max_retained_bytes: retain,
+                max_seq_jump: jump,
+            };
             let (out, st) = feed(&data, isn, &ops, lim);
             check_accounting(&data, &out, &st)?;
         }
