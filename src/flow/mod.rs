@@ -6,11 +6,15 @@
 //! segments into in-order [`Chunk`]s for the protocol parsers. `S` is the per-flow state the
 //! caller keeps (the application-layer parser); this module knows nothing about protocols.
 
+mod hash;
 pub mod reassembly;
 
-use crate::decode::TcpSegment;
+use crate::decode::{TcpFlags, TcpSegment};
 use crate::event::Endpoint;
 use crate::time::Timestamp;
+use hash::KeyHashBuilder;
+use reassembly::{Reassembler, ReassemblyLimits, SynKind};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Direction of a packet within its flow.
@@ -88,6 +92,12 @@ pub struct FlowConfig {
     pub max_buffered_bytes: usize,
     /// Holes (out-of-order runs) per direction before a gap is forced.
     pub max_holes: usize,
+    /// Delivered bytes kept per direction until the peer acknowledges them, to detect
+    /// retransmissions that differ from what was delivered (`overlap_mismatches`). 0 disables.
+    pub max_retained_bytes: usize,
+    /// Segments starting further than this beyond the next expected byte are out of window
+    /// and ignored (counted), until the peer's ACK or a run of them confirms the jump.
+    pub max_seq_jump_bytes: usize,
 }
 
 impl Default for FlowConfig {
@@ -98,6 +108,8 @@ impl Default for FlowConfig {
             short_idle_timeout_secs: 30,
             max_buffered_bytes: 256 * 1024,
             max_holes: 32,
+            max_retained_bytes: 2048,
+            max_seq_jump_bytes: 1 << 20,
         }
     }
 }
@@ -163,6 +175,12 @@ pub struct FlowStats {
     pub reassembly_cap_hits: u64,
     /// Segments that arrived out of order and were buffered.
     pub out_of_order: u64,
+    /// Flows ended after FIN both ways or RST (short timeout, or a new SYN reusing the key).
+    pub closed: u64,
+    /// SYNs with a new sequence number on a direction already started, ignored.
+    pub syn_conflicts: u64,
+    /// Segments starting too far beyond the next expected byte, ignored.
+    pub out_of_window: u64,
 }
 
 /// What the table knows about a flow, apart from the caller's state.
@@ -197,6 +215,8 @@ pub struct Flow<S> {
     pub meta: FlowMeta,
     /// The caller's per-flow state.
     pub app: S,
+    /// TCP handshake/close state and reassembly (unused for UDP).
+    pub tcp: TcpState,
 }
 
 /// Receives what the flow table produces: stream chunks and ended flows.
@@ -233,32 +253,187 @@ pub enum FlowL4<'a> {
     Udp(&'a [u8]),
 }
 
+/// Ports on which the server of an ICS or common service listens, used to pick the server of a
+/// flow whose handshake was not seen.
+pub const SERVER_PORTS: &[u16] = &[
+    502,   // Modbus/TCP
+    4840,  // OPC UA binary
+    4843,  // OPC UA over TLS
+    102,   // ISO-TSAP: S7comm, IEC 61850 MMS
+    20000, // DNP3
+    44818, // EtherNet/IP explicit
+    2222,  // EtherNet/IP implicit
+    2404,  // IEC 60870-5-104
+    47808, // BACnet/IP
+    1911,  // Niagara Fox
+    4911,  // Niagara Fox TLS
+    789,   // Red Lion Crimson
+    48010, // Red Lion Crimson v3
+    1962,  // PCWorx
+    9600,  // OMRON FINS
+    18245, // GE SRTP
+    5094,  // HART-IP
+    34962, // PROFINET RT unicast
+    34963, // PROFINET RT multicast
+    34964, // PROFINET context manager
+    80, 443, 22, 23, 53, 123, 161, 445,
+];
+
+/// TCP progress bits of a flow.
+mod tcpf {
+    /// The client's SYN was seen.
+    pub(super) const SYN: u16 = 1;
+    /// The server's SYN-ACK was seen.
+    pub(super) const SYN_ACK: u16 = 2;
+    /// The client acknowledged the SYN-ACK.
+    pub(super) const ESTABLISHED: u16 = 4;
+    /// FIN from the client.
+    pub(super) const FIN_TO_SERVER: u16 = 8;
+    /// FIN from the server.
+    pub(super) const FIN_TO_CLIENT: u16 = 16;
+    /// RST from either side.
+    pub(super) const RST: u16 = 32;
+    /// Payload from the client.
+    pub(super) const DATA_TO_SERVER: u16 = 64;
+    /// Payload from the server.
+    pub(super) const DATA_TO_CLIENT: u16 = 128;
+}
+
+/// TCP state of a flow: handshake and close progress, and one reassembler per direction.
+#[derive(Clone, Debug, Default)]
+pub struct TcpState {
+    flags: u16,
+    rx: [Reassembler; 2],
+}
+
+impl TcpState {
+    /// The reassembler of one direction.
+    pub fn reassembler(&self, dir: Direction) -> &Reassembler {
+        match dir {
+            Direction::ToServer => &self.rx[0],
+            Direction::ToClient => &self.rx[1],
+        }
+    }
+
+    fn rx_mut(&mut self, dir: Direction) -> &mut Reassembler {
+        match dir {
+            Direction::ToServer => &mut self.rx[0],
+            Direction::ToClient => &mut self.rx[1],
+        }
+    }
+
+    fn has(&self, f: u16) -> bool {
+        self.flags & f == f
+    }
+
+    /// True once the handshake completed, or, without a handshake, once payload was seen
+    /// (capture started mid-connection), or payload was seen both ways.
+    pub fn established(&self) -> bool {
+        self.has(tcpf::ESTABLISHED)
+            || self.has(tcpf::DATA_TO_SERVER | tcpf::DATA_TO_CLIENT)
+            || (self.flags & (tcpf::SYN | tcpf::SYN_ACK) == 0
+                && self.flags & (tcpf::DATA_TO_SERVER | tcpf::DATA_TO_CLIENT) != 0)
+    }
+
+    /// True after FIN in both directions or a RST.
+    pub fn closed(&self) -> bool {
+        self.has(tcpf::RST) || self.has(tcpf::FIN_TO_SERVER | tcpf::FIN_TO_CLIENT)
+    }
+
+    /// True after a FIN in either direction or a RST.
+    pub fn finishing(&self) -> bool {
+        self.flags & (tcpf::RST | tcpf::FIN_TO_SERVER | tcpf::FIN_TO_CLIENT) != 0
+    }
+}
+
+/// No slot.
+const NIL: u32 = u32::MAX;
+/// LRU lists: bit 1 = confirmed (payload both ways, not closed), bit 0 = long timeout.
+const LISTS: usize = 4;
+/// Confirmed-list bit.
+const CONFIRMED: usize = 2;
+/// Long-timeout-list bit.
+const LONG: usize = 1;
+
+/// A slab entry: a flow (or a free entry) and its LRU links.
+#[derive(Debug)]
+struct Slot<S> {
+    flow: Option<Flow<S>>,
+    /// Towards the head (more recent); free list: unused.
+    prev: u32,
+    /// Towards the tail (less recent); free list: next free slot.
+    next: u32,
+    /// Which LRU list.
+    list: u8,
+    /// Table clock at the last touch: orders flows across lists.
+    stamp: u64,
+}
+
+/// Head (most recent) and tail (least recent) of one LRU list.
+#[derive(Clone, Copy, Debug)]
+struct Ends {
+    head: u32,
+    tail: u32,
+}
+
 /// The flow table: bounded, expiring in capture time, evicting least recently seen first.
+///
+/// Flows live in a slab (a `Vec` with a free list) indexed from a `HashMap` keyed by the
+/// canonical [`FlowKey`] with a per-table seeded hasher. Each flow is on one of four intrusive
+/// doubly-linked LRU lists: {unconfirmed, confirmed} × {short, long timeout}, where confirmed
+/// means payload was seen in both directions and the flow is not closed. Lookup, touch,
+/// creation and eviction are O(1); `expire` is O(1 + flows ended); `drain` sorts by flow id.
+/// The output never depends on hash order: flows end in LRU order (expire, evict) or id order
+/// (drain).
 #[derive(Debug)]
 pub struct FlowTable<S> {
     cfg: FlowConfig,
+    lim: ReassemblyLimits,
     stats: FlowStats,
-    flows: Vec<Flow<S>>,
+    map: HashMap<FlowKey, u32, KeyHashBuilder>,
+    slots: Vec<Slot<S>>,
+    free: u32,
+    lists: [Ends; LISTS],
+    len: usize,
+    max: usize,
+    next_id: u64,
+    clock: u64,
 }
 
 impl<S> FlowTable<S> {
     /// An empty table with these limits.
     pub fn new(cfg: FlowConfig) -> Self {
+        Self::with_hasher(cfg, KeyHashBuilder::random())
+    }
+
+    fn with_hasher(cfg: FlowConfig, hasher: KeyHashBuilder) -> Self {
+        let max = cfg.max_flows.clamp(1, (NIL - 1) as usize);
         FlowTable {
+            lim: ReassemblyLimits::from(&cfg),
             cfg,
             stats: FlowStats::default(),
-            flows: Vec::new(),
+            map: HashMap::with_hasher(hasher),
+            slots: Vec::new(),
+            free: NIL,
+            lists: [Ends {
+                head: NIL,
+                tail: NIL,
+            }; LISTS],
+            len: 0,
+            max,
+            next_id: 1,
+            clock: 0,
         }
     }
 
     /// Flows currently held.
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.len
     }
 
     /// True when no flow is held.
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.len == 0
     }
 
     /// Counters so far.
@@ -271,6 +446,12 @@ impl<S> FlowTable<S> {
         &self.cfg
     }
 
+    /// The flow of a key, if held.
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow<S>> {
+        let idx = *self.map.get(key)?;
+        self.slot(idx)?.flow.as_ref()
+    }
+
     /// Handles one TCP or UDP packet: finds or creates its flow (`new_state` builds the
     /// caller's state for a new flow), runs reassembly, and passes chunks, datagrams and any
     /// flows evicted to make room to `sink`.
@@ -280,16 +461,1053 @@ impl<S> FlowTable<S> {
         new_state: impl FnOnce() -> S,
         sink: &mut impl FlowSink<S>,
     ) {
-        let _ = (pkt, new_state, sink);
+        let proto = match pkt.l4 {
+            FlowL4::Tcp(_) => 6,
+            FlowL4::Udp(_) => 17,
+        };
+        let src = (pkt.src.ip, pkt.src.port);
+        let dst = (pkt.dst.ip, pkt.dst.port);
+        let key = FlowKey::new(src, dst, proto, pkt.vlan.unwrap_or(0));
+        let mut found = self.map.get(&key).copied();
+        if let Some(idx) = found {
+            if let Some(reason) = self.stale(idx, pkt) {
+                self.end(idx, reason, sink);
+                found = None;
+            }
+        }
+        let idx = match found {
+            Some(idx) => idx,
+            None => {
+                if self.len >= self.max {
+                    self.expire(pkt.ts, sink);
+                }
+                while self.len >= self.max {
+                    if !self.evict_one(sink) {
+                        break;
+                    }
+                }
+                let flow = self.new_flow(key, pkt, new_state());
+                self.insert(key, flow)
+            }
+        };
+        let lim = self.lim;
+        let Some(flow) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.flow.as_mut())
+        else {
+            return;
+        };
+        let meta = &mut flow.meta;
+        let dir = if src == (meta.client.ip, meta.client.port) {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        let d = dir.index();
+        if pkt.ts > meta.last_seen {
+            meta.last_seen = pkt.ts;
+        }
+        let len = match pkt.l4 {
+            FlowL4::Tcp(seg) => u64::from(seg.payload_len).max(seg.payload.len() as u64),
+            FlowL4::Udp(p) => p.len() as u64,
+        };
+        if let Some(p) = meta.packets.get_mut(d) {
+            *p += 1;
+        }
+        if let Some(b) = meta.bytes.get_mut(d) {
+            *b += len;
+        }
+        let (me, peer) = match dir {
+            Direction::ToServer => (&mut meta.client, &mut meta.server),
+            Direction::ToClient => (&mut meta.server, &mut meta.client),
+        };
+        if me.mac.is_none() {
+            me.mac = pkt.src.mac;
+        }
+        if peer.mac.is_none() {
+            peer.mac = pkt.dst.mac;
+        }
+        match pkt.l4 {
+            FlowL4::Tcp(seg) => tcp_segment(flow, dir, &seg, &lim, &mut self.stats, sink),
+            FlowL4::Udp(payload) => {
+                sink.on_datagram(&flow.meta, &mut flow.app, dir, payload);
+            }
+        }
+        self.touch(idx);
     }
 
     /// Ends every flow idle for longer than its timeout at capture time `now`.
     pub fn expire(&mut self, now: Timestamp, sink: &mut impl FlowSink<S>) {
-        let _ = (now, sink);
+        loop {
+            let mut best: Option<(u64, u32)> = None;
+            for (l, ends) in self.lists.iter().enumerate() {
+                let t = ends.tail;
+                let Some(slot) = self.slots.get(t as usize) else {
+                    continue;
+                };
+                let Some(flow) = &slot.flow else {
+                    continue;
+                };
+                let timeout = if l & LONG != 0 {
+                    self.cfg.tcp_idle_timeout_secs
+                } else {
+                    self.cfg.short_idle_timeout_secs
+                };
+                if flow.meta.last_seen.plus_secs(timeout) < now
+                    && best.is_none_or(|(st, _)| slot.stamp < st)
+                {
+                    best = Some((slot.stamp, t));
+                }
+            }
+            let Some((_, idx)) = best else {
+                return;
+            };
+            let reason = self.idle_reason(idx);
+            self.end(idx, reason, sink);
+        }
     }
 
-    /// Ends every flow (end of capture), delivering buffered data first.
+    /// Ends every flow (end of capture), delivering buffered data first, in order of flow id.
     pub fn drain(&mut self, sink: &mut impl FlowSink<S>) {
-        let _ = sink;
+        let mut all: Vec<(u64, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((s.flow.as_ref()?.meta.id, i as u32)))
+            .collect();
+        all.sort_unstable();
+        for (_, idx) in all {
+            self.end(idx, EndReason::EndOfCapture, sink);
+        }
+    }
+
+    fn slot(&self, idx: u32) -> Option<&Slot<S>> {
+        self.slots.get(idx as usize)
+    }
+
+    fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot<S>> {
+        self.slots.get_mut(idx as usize)
+    }
+
+    /// Timeout of a flow, seconds.
+    fn timeout(&self, flow: &Flow<S>) -> u64 {
+        if Self::long(flow) {
+            self.cfg.tcp_idle_timeout_secs
+        } else {
+            self.cfg.short_idle_timeout_secs
+        }
+    }
+
+    fn long(flow: &Flow<S>) -> bool {
+        flow.meta.key.proto == 6 && flow.tcp.established() && !flow.tcp.closed()
+    }
+
+    fn confirmed(flow: &Flow<S>) -> bool {
+        flow.meta.bytes[0] > 0 && flow.meta.bytes[1] > 0 && !flow.tcp.closed()
+    }
+
+    fn idle_reason(&self, idx: u32) -> EndReason {
+        match self.slot(idx).and_then(|s| s.flow.as_ref()) {
+            Some(f) if f.tcp.closed() => EndReason::Closed,
+            _ => EndReason::IdleTimeout,
+        }
+    }
+
+    /// Whether the held flow of this packet's key must end before the packet is handled: idle
+    /// past its timeout, or a new connection (a new SYN) on a closed or closing one.
+    fn stale(&self, idx: u32, pkt: &FlowPacket<'_>) -> Option<EndReason> {
+        let flow = self.slot(idx)?.flow.as_ref()?;
+        if flow.meta.last_seen.plus_secs(self.timeout(flow)) < pkt.ts {
+            return Some(if flow.tcp.closed() {
+                EndReason::Closed
+            } else {
+                EndReason::IdleTimeout
+            });
+        }
+        if let FlowL4::Tcp(seg) = pkt.l4 {
+            if seg.flags.has(TcpFlags::SYN) && !seg.flags.has(TcpFlags::ACK) && flow.tcp.finishing()
+            {
+                let from_client =
+                    (pkt.src.ip, pkt.src.port) == (flow.meta.client.ip, flow.meta.client.port);
+                let isn = flow.tcp.reassembler(Direction::ToServer).isn();
+                if !(from_client && isn == Some(seg.seq)) {
+                    return Some(EndReason::Closed);
+                }
+            }
+        }
+        None
+    }
+
+    fn new_flow(&mut self, key: FlowKey, pkt: &FlowPacket<'_>, app: S) -> Flow<S> {
+        let (src_is_client, side_source) = match pkt.l4 {
+            FlowL4::Tcp(seg) if seg.flags.has(TcpFlags::SYN) => {
+                (!seg.flags.has(TcpFlags::ACK), SideSource::Handshake)
+            }
+            _ => (
+                !port_is_server(pkt.src.port, pkt.dst.port),
+                SideSource::Port,
+            ),
+        };
+        let (client, server) = if src_is_client {
+            (pkt.src, pkt.dst)
+        } else {
+            (pkt.dst, pkt.src)
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.created += 1;
+        Flow {
+            meta: FlowMeta {
+                id,
+                key,
+                client,
+                server,
+                side_source,
+                first_seen: pkt.ts,
+                last_seen: pkt.ts,
+                packets: [0; 2],
+                bytes: [0; 2],
+                vlan: pkt.vlan,
+            },
+            app,
+            tcp: TcpState::default(),
+        }
+    }
+
+    /// Puts a flow in a slot, the map and the head of its LRU list.
+    fn insert(&mut self, key: FlowKey, flow: Flow<S>) -> u32 {
+        let idx = if self.free != NIL {
+            let idx = self.free;
+            if let Some(slot) = self.slot_mut(idx) {
+                let next = slot.next;
+                slot.flow = Some(flow);
+                self.free = next;
+            }
+            idx
+        } else {
+            self.slots.push(Slot {
+                flow: Some(flow),
+                prev: NIL,
+                next: NIL,
+                list: 0,
+                stamp: 0,
+            });
+            (self.slots.len() - 1) as u32
+        };
+        self.map.insert(key, idx);
+        self.len += 1;
+        self.stats.peak = self.stats.peak.max(self.len as u64);
+        self.link_front(idx, 0);
+        idx
+    }
+
+    fn link_front(&mut self, idx: u32, list: usize) {
+        self.clock += 1;
+        let clock = self.clock;
+        let Some(ends) = self.lists.get(list).copied() else {
+            return;
+        };
+        if let Some(slot) = self.slot_mut(idx) {
+            slot.prev = NIL;
+            slot.next = ends.head;
+            slot.list = list as u8;
+            slot.stamp = clock;
+        }
+        if let Some(old) = self.slot_mut(ends.head) {
+            old.prev = idx;
+        }
+        if let Some(e) = self.lists.get_mut(list) {
+            e.head = idx;
+            if e.tail == NIL {
+                e.tail = idx;
+            }
+        }
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let Some(slot) = self.slot(idx) else {
+            return;
+        };
+        let (prev, next, list) = (slot.prev, slot.next, slot.list as usize);
+        match self.slot_mut(prev) {
+            Some(p) => p.next = next,
+            None => {
+                if let Some(e) = self.lists.get_mut(list) {
+                    e.head = next;
+                }
+            }
+        }
+        match self.slot_mut(next) {
+            Some(n) => n.prev = prev,
+            None => {
+                if let Some(e) = self.lists.get_mut(list) {
+                    e.tail = prev;
+                }
+            }
+        }
+    }
+
+    /// Moves a flow to the head of the list its state belongs to.
+    fn touch(&mut self, idx: u32) {
+        let Some(flow) = self.slot(idx).and_then(|s| s.flow.as_ref()) else {
+            return;
+        };
+        let list = (if Self::confirmed(flow) { CONFIRMED } else { 0 })
+            | (if Self::long(flow) { LONG } else { 0 });
+        self.unlink(idx);
+        self.link_front(idx, list);
+    }
+
+    /// Takes a flow out of the table.
+    fn remove(&mut self, idx: u32) -> Option<Flow<S>> {
+        self.unlink(idx);
+        let free = self.free;
+        let slot = self.slot_mut(idx)?;
+        let flow = slot.flow.take()?;
+        slot.next = free;
+        slot.prev = NIL;
+        self.free = idx;
+        self.map.remove(&flow.meta.key);
+        self.len -= 1;
+        Some(flow)
+    }
+
+    /// Ends a flow: flushes its reassemblers, counts, and hands it to the sink.
+    fn end(&mut self, idx: u32, reason: EndReason, sink: &mut impl FlowSink<S>) {
+        let Some(mut flow) = self.remove(idx) else {
+            return;
+        };
+        match reason {
+            EndReason::IdleTimeout => self.stats.timed_out += 1,
+            EndReason::Evicted => self.stats.evicted += 1,
+            EndReason::Closed => self.stats.closed += 1,
+            EndReason::EndOfCapture => self.stats.ended_at_eof += 1,
+        }
+        if flow.meta.key.proto == 6 {
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let Flow { meta, app, tcp } = &mut flow;
+                tcp.rx_mut(dir).flush(&self.lim, &mut self.stats, &mut |c| {
+                    sink.on_chunk(meta, app, dir, c)
+                });
+            }
+        }
+        sink.on_end(flow, reason);
+    }
+
+    /// Evicts the least recently seen unconfirmed flow, or else the least recently seen flow.
+    fn evict_one(&mut self, sink: &mut impl FlowSink<S>) -> bool {
+        for group in [[0, LONG], [CONFIRMED, CONFIRMED | LONG]] {
+            let best = group
+                .iter()
+                .filter_map(|&l| {
+                    let t = self.lists.get(l)?.tail;
+                    Some((self.slot(t)?.stamp, t))
+                })
+                .min();
+            if let Some((_, idx)) = best {
+                self.end(idx, EndReason::Evicted, sink);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// True when the source port, not the destination port, is the server's.
+fn port_is_server(src: u16, dst: u16) -> bool {
+    let (s, d) = (SERVER_PORTS.contains(&src), SERVER_PORTS.contains(&dst));
+    match (s, d) {
+        (true, false) => true,
+        (false, true) | (true, true) => false,
+        (false, false) => src < dst,
+    }
+}
+
+/// One TCP segment of a held flow travelling in `dir`.
+fn tcp_segment<S>(
+    flow: &mut Flow<S>,
+    dir: Direction,
+    seg: &TcpSegment<'_>,
+    lim: &ReassemblyLimits,
+    stats: &mut FlowStats,
+    sink: &mut impl FlowSink<S>,
+) {
+    let Flow { meta, app, tcp } = flow;
+    let meta = &*meta;
+    let f = seg.flags;
+    // The ACK is about the other direction's bytes: deliver what it settles first.
+    if f.has(TcpFlags::ACK) {
+        let back = dir.reverse();
+        tcp.rx_mut(back).ack(seg.ack, lim, stats, &mut |c| {
+            sink.on_chunk(meta, app, back, c)
+        });
+    }
+    let mut data_seq = seg.seq;
+    if f.has(TcpFlags::SYN) {
+        data_seq = seg.seq.wrapping_add(1);
+        if tcp.rx_mut(dir).syn(seg.seq) == SynKind::Conflict {
+            stats.syn_conflicts += 1;
+        }
+        tcp.flags |= match (dir, f.has(TcpFlags::ACK)) {
+            (Direction::ToServer, false) => tcpf::SYN,
+            (Direction::ToClient, true) => tcpf::SYN_ACK,
+            _ => 0,
+        };
+    } else if f.has(TcpFlags::ACK) && dir == Direction::ToServer && tcp.has(tcpf::SYN_ACK) {
+        tcp.flags |= tcpf::ESTABLISHED;
+    }
+    let (fin_bit, data_bit) = match dir {
+        Direction::ToServer => (tcpf::FIN_TO_SERVER, tcpf::DATA_TO_SERVER),
+        Direction::ToClient => (tcpf::FIN_TO_CLIENT, tcpf::DATA_TO_CLIENT),
+    };
+    if seg.payload_len > 0 || !seg.payload.is_empty() {
+        tcp.flags |= data_bit;
+    }
+    let emit = &mut |c: Chunk<'_>| sink.on_chunk(meta, app, dir, c);
+    if f.has(TcpFlags::RST) {
+        tcp.flags |= tcpf::RST;
+        tcp.rx_mut(dir).rst(lim, stats, emit);
+        return;
+    }
+    let fin = f.has(TcpFlags::FIN);
+    if fin {
+        tcp.flags |= fin_bit;
+    }
+    tcp.rx_mut(dir).segment(
+        data_seq,
+        seg.payload,
+        seg.payload_len,
+        fin,
+        lim,
+        stats,
+        emit,
+    );
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use std::net::Ipv4Addr;
+
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN: u8 = TcpFlags::FIN;
+    const RST: u8 = TcpFlags::RST;
+    const PSH: u8 = TcpFlags::PSH;
+
+    /// One delivered item, owned.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Ev {
+        Data(Vec<u8>),
+        Gap(u64),
+        Fin,
+        Rst,
+    }
+
+    /// Everything a table produced, in order.
+    #[derive(Default, Debug, PartialEq, Eq)]
+    struct Rec {
+        /// (flow id, direction, item), data of consecutive calls merged.
+        chunks: Vec<(u64, Direction, Ev)>,
+        /// (flow id, direction, payload).
+        datagrams: Vec<(u64, Direction, Vec<u8>)>,
+        /// (flow id, reason, packets, bytes).
+        ends: Vec<(u64, EndReason, [u64; 2], [u64; 2])>,
+    }
+
+    impl Rec {
+        /// The items of one direction of one flow.
+        fn stream(&self, id: u64, dir: Direction) -> Vec<Ev> {
+            let mut out: Vec<Ev> = Vec::new();
+            for (i, d, ev) in &self.chunks {
+                if (*i, *d) != (id, dir) {
+                    continue;
+                }
+                match (out.last_mut(), ev) {
+                    (Some(Ev::Data(v)), Ev::Data(b)) => v.extend_from_slice(b),
+                    _ => out.push(ev.clone()),
+                }
+            }
+            out
+        }
+        fn end_ids(&self) -> Vec<(u64, EndReason)> {
+            self.ends.iter().map(|e| (e.0, e.1)).collect()
+        }
+    }
+
+    impl FlowSink<u32> for Rec {
+        fn on_chunk(&mut self, meta: &FlowMeta, app: &mut u32, dir: Direction, c: Chunk<'_>) {
+            *app += 1;
+            let ev = match c {
+                Chunk::Data(b) => Ev::Data(b.to_vec()),
+                Chunk::Gap(n) => Ev::Gap(n),
+                Chunk::Fin => Ev::Fin,
+                Chunk::Rst => Ev::Rst,
+            };
+            self.chunks.push((meta.id, dir, ev));
+        }
+        fn on_datagram(&mut self, meta: &FlowMeta, app: &mut u32, dir: Direction, p: &[u8]) {
+            *app += 1;
+            self.datagrams.push((meta.id, dir, p.to_vec()));
+        }
+        fn on_end(&mut self, flow: Flow<u32>, reason: EndReason) {
+            self.ends
+                .push((flow.meta.id, reason, flow.meta.packets, flow.meta.bytes));
+        }
+    }
+
+    fn ep(host: u8, port: u16) -> Endpoint {
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)),
+            port,
+            mac: None,
+        }
+    }
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::new(secs, 0)
+    }
+
+    fn tcp<'a>(
+        t: i64,
+        src: Endpoint,
+        dst: Endpoint,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &'a [u8],
+    ) -> FlowPacket<'a> {
+        FlowPacket {
+            ts: ts(t),
+            src,
+            dst,
+            vlan: None,
+            l4: FlowL4::Tcp(TcpSegment {
+                src_port: src.port,
+                dst_port: dst.port,
+                seq,
+                ack,
+                flags: TcpFlags(flags),
+                window: 1024,
+                payload,
+                payload_len: payload.len() as u32,
+            }),
+        }
+    }
+
+    fn udp<'a>(t: i64, src: Endpoint, dst: Endpoint, payload: &'a [u8]) -> FlowPacket<'a> {
+        FlowPacket {
+            ts: ts(t),
+            src,
+            dst,
+            vlan: None,
+            l4: FlowL4::Udp(payload),
+        }
+    }
+
+    fn table(cfg: FlowConfig) -> FlowTable<u32> {
+        FlowTable::new(cfg)
+    }
+
+    fn feed(t: &mut FlowTable<u32>, rec: &mut Rec, pkts: &[FlowPacket<'_>]) {
+        for p in pkts {
+            t.process(p, || 0, rec);
+        }
+    }
+
+    fn key(a: Endpoint, b: Endpoint, proto: u8) -> FlowKey {
+        FlowKey::new((a.ip, a.port), (b.ip, b.port), proto, 0)
+    }
+
+    /// A full Modbus-like exchange: handshake, request, response, close.
+    fn session(
+        t0: i64,
+        c: Endpoint,
+        s: Endpoint,
+        isn_c: u32,
+        isn_s: u32,
+    ) -> Vec<FlowPacket<'static>> {
+        let (c1, s1) = (isn_c.wrapping_add(1), isn_s.wrapping_add(1));
+        vec![
+            tcp(t0, c, s, isn_c, 0, SYN, b""),
+            tcp(t0, s, c, isn_s, c1, SYN | ACK, b""),
+            tcp(t0, c, s, c1, s1, ACK, b""),
+            tcp(t0 + 1, c, s, c1, s1, PSH | ACK, b"req"),
+            tcp(t0 + 1, s, c, s1, c1.wrapping_add(3), PSH | ACK, b"resp"),
+            tcp(
+                t0 + 2,
+                c,
+                s,
+                c1.wrapping_add(3),
+                s1.wrapping_add(4),
+                FIN | ACK,
+                b"",
+            ),
+            tcp(
+                t0 + 2,
+                s,
+                c,
+                s1.wrapping_add(4),
+                c1.wrapping_add(4),
+                FIN | ACK,
+                b"",
+            ),
+            tcp(
+                t0 + 2,
+                c,
+                s,
+                c1.wrapping_add(4),
+                s1.wrapping_add(5),
+                ACK,
+                b"",
+            ),
+        ]
+    }
+
+    #[test]
+    fn handshake_decides_sides_and_streams_both_ways() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &session(10, c, s, 1000, u32::MAX - 1));
+        let f = t.get(&key(c, s, 6)).unwrap();
+        assert_eq!(f.meta.client, c);
+        assert_eq!(f.meta.server, s);
+        assert_eq!(f.meta.side_source, SideSource::Handshake);
+        assert_eq!(f.meta.packets, [5, 3]);
+        assert_eq!(f.meta.bytes, [3, 4]);
+        assert_eq!((f.meta.first_seen, f.meta.last_seen), (ts(10), ts(12)));
+        assert!(f.tcp.established() && f.tcp.closed());
+        assert_eq!(f.app, 4, "app state reached by every chunk");
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec()), Ev::Fin]
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToClient),
+            vec![Ev::Data(b"resp".to_vec()), Ev::Fin]
+        );
+        t.drain(&mut rec);
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::EndOfCapture)]);
+        assert_eq!(t.stats().ended_at_eof, 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn syn_ack_first_makes_its_sender_the_server() {
+        let (c, s) = (ep(1, 40000), ep(2, 9999));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &[tcp(1, s, c, 5, 101, SYN | ACK, b"")]);
+        let f = t.get(&key(c, s, 6)).unwrap();
+        assert_eq!((f.meta.client, f.meta.server), (c, s));
+        assert_eq!(f.meta.side_source, SideSource::Handshake);
+        assert_eq!(f.meta.packets, [0, 1]);
+    }
+
+    #[rstest]
+    #[case::modbus_server_sends(502, 40000, true)]
+    #[case::modbus_client_sends(40000, 502, false)]
+    #[case::opcua_above_client_port(4840, 1025, true)]
+    #[case::lower_port_wins(50000, 40000, false)]
+    #[case::lower_port_is_src(40000, 50000, true)]
+    #[case::tie_is_dst(47808, 47808, false)]
+    #[case::both_well_known_dst(502, 102, false)]
+    fn port_rule(#[case] src: u16, #[case] dst: u16, #[case] src_is_server: bool) {
+        assert_eq!(port_is_server(src, dst), src_is_server);
+    }
+
+    #[test]
+    fn mid_stream_sides_by_port() {
+        let (plc, hmi) = (ep(2, 502), ep(1, 1024));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        // The capture starts with a response from the PLC.
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                tcp(1, plc, hmi, 7000, 100, PSH | ACK, b"resp"),
+                tcp(2, hmi, plc, 100, 7004, PSH | ACK, b"req"),
+            ],
+        );
+        let f = t.get(&key(plc, hmi, 6)).unwrap();
+        assert_eq!((f.meta.client, f.meta.server), (hmi, plc));
+        assert_eq!(f.meta.side_source, SideSource::Port);
+        assert!(f.tcp.established());
+        assert_eq!(
+            rec.stream(1, Direction::ToClient),
+            vec![Ev::Data(b"resp".to_vec())]
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec())]
+        );
+    }
+
+    #[test]
+    fn udp_datagrams_and_short_timeout() {
+        let (a, b) = (ep(1, 47808), ep(2, 47808));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(
+            &mut t,
+            &mut rec,
+            &[udp(0, a, b, b"who-is"), udp(1, b, a, b"i-am")],
+        );
+        assert_eq!(
+            rec.datagrams,
+            vec![
+                (1, Direction::ToServer, b"who-is".to_vec()),
+                (1, Direction::ToClient, b"i-am".to_vec())
+            ]
+        );
+        t.expire(ts(31), &mut rec);
+        assert_eq!(t.len(), 1, "30 s idle is not more than 30 s");
+        t.expire(ts(32), &mut rec);
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::IdleTimeout)]);
+        assert_eq!(rec.ends[0].2, [1, 1]);
+        assert_eq!(t.stats().timed_out, 1);
+    }
+
+    #[test]
+    fn idle_timeouts_by_state() {
+        let cfg = FlowConfig {
+            tcp_idle_timeout_secs: 100,
+            short_idle_timeout_secs: 10,
+            ..FlowConfig::default()
+        };
+        let mut t = table(cfg);
+        let mut rec = Rec::default();
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        // Flow 1: established, open. Flow 2: a lone SYN. Flow 3: closed.
+        let mut p = session(0, c, s, 1, 1);
+        p.truncate(5);
+        feed(&mut t, &mut rec, &p);
+        feed(&mut t, &mut rec, &[tcp(1, ep(3, 40001), s, 9, 0, SYN, b"")]);
+        feed(&mut t, &mut rec, &session(1, ep(4, 40002), s, 1, 1));
+        t.expire(ts(12), &mut rec);
+        assert_eq!(rec.end_ids(), vec![(2, EndReason::IdleTimeout)]);
+        t.expire(ts(14), &mut rec);
+        assert_eq!(
+            rec.end_ids(),
+            vec![(2, EndReason::IdleTimeout), (3, EndReason::Closed)]
+        );
+        t.expire(ts(101), &mut rec);
+        assert_eq!(t.len(), 1);
+        t.expire(ts(102), &mut rec);
+        assert!(t.is_empty());
+        assert_eq!(rec.ends[2].1, EndReason::IdleTimeout);
+        assert_eq!((t.stats().timed_out, t.stats().closed), (2, 1));
+    }
+
+    #[test]
+    fn a_packet_after_the_timeout_starts_a_new_flow() {
+        let (a, b) = (ep(1, 5000), ep(2, 161));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(
+            &mut t,
+            &mut rec,
+            &[udp(0, a, b, b"get"), udp(100, a, b, b"get")],
+        );
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::IdleTimeout)]);
+        assert_eq!(t.get(&key(a, b, 17)).unwrap().meta.id, 2);
+    }
+
+    #[test]
+    fn plant_flow_survives_a_flood_of_one_packet_flows() {
+        let cfg = FlowConfig {
+            max_flows: 4,
+            ..FlowConfig::default()
+        };
+        let mut t = table(cfg);
+        let mut rec = Rec::default();
+        let (hmi, plc) = (ep(1, 40000), ep(2, 502));
+        let mut p = session(0, hmi, plc, 1, 1);
+        p.truncate(5); // handshake, request, response: confirmed
+        feed(&mut t, &mut rec, &p);
+        // A scan: one SYN each from many ports, all more recent than the plant flow.
+        for port in 0..50u16 {
+            feed(
+                &mut t,
+                &mut rec,
+                &[tcp(5, ep(9, 1000 + port), plc, 1, 0, SYN, b"")],
+            );
+        }
+        assert_eq!(t.len(), 4);
+        assert!(t.get(&key(hmi, plc, 6)).is_some(), "plant flow kept");
+        assert_eq!(t.stats().evicted, 47);
+        assert_eq!(t.stats().peak, 4);
+        // Evicted in LRU order: the oldest scan flows first.
+        let evicted: Vec<u64> = rec.ends.iter().map(|e| e.0).collect();
+        assert_eq!(evicted, (2..49).collect::<Vec<u64>>());
+        assert!(rec.ends.iter().all(|e| e.1 == EndReason::Evicted));
+        // With only confirmed flows left, the least recently seen one goes.
+        let mut t = table(FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        });
+        let mut rec = Rec::default();
+        for (i, host) in [1u8, 2, 3].into_iter().enumerate() {
+            let c = ep(host, 40000);
+            let mut p = session(i as i64, c, plc, 1, 1);
+            p.truncate(5);
+            feed(&mut t, &mut rec, &p);
+        }
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::Evicted)]);
+    }
+
+    #[test]
+    fn eviction_flushes_buffered_data_first() {
+        let mut t = table(FlowConfig {
+            max_flows: 1,
+            ..FlowConfig::default()
+        });
+        let mut rec = Rec::default();
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                tcp(0, c, s, 0, 0, SYN, b""),
+                tcp(0, c, s, 5, 0, ACK, b"late"), // bytes 1..5 missing
+                udp(1, ep(3, 1), ep(4, 2), b"x"),
+            ],
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Gap(4), Ev::Data(b"late".to_vec())]
+        );
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::Evicted)]);
+        // The chunks came before the end.
+        assert_eq!(rec.chunks.len(), 2);
+    }
+
+    #[test]
+    fn drain_is_by_id_and_output_does_not_depend_on_the_hash_seed() {
+        let pkts: Vec<FlowPacket<'static>> = (0..200u16)
+            .map(|i| {
+                udp(
+                    i64::from(i % 7),
+                    ep((i % 13) as u8, 1000 + i),
+                    ep(200, 502),
+                    b"q",
+                )
+            })
+            .chain(
+                (0..200u16)
+                    .rev()
+                    .map(|i| udp(10, ep(200, 502), ep((i % 13) as u8, 1000 + i), b"r")),
+            )
+            .collect();
+        let run = |seed: u64| {
+            let mut t: FlowTable<u32> = FlowTable::with_hasher(
+                FlowConfig {
+                    max_flows: 150,
+                    ..FlowConfig::default()
+                },
+                KeyHashBuilder::with_seeds(seed, seed.rotate_left(17) ^ 0x5555),
+            );
+            let mut rec = Rec::default();
+            feed(&mut t, &mut rec, &pkts);
+            t.expire(ts(15), &mut rec);
+            t.drain(&mut rec);
+            rec
+        };
+        let a = run(1);
+        let b = run(0xdead_beef_cafe_f00d);
+        assert_eq!(a, b);
+        // Drain order: ascending ids.
+        let tail: Vec<u64> = a
+            .ends
+            .iter()
+            .filter(|e| e.1 == EndReason::EndOfCapture)
+            .map(|e| e.0)
+            .collect();
+        assert!(!tail.is_empty());
+        assert!(tail.windows(2).all(|w| w[0] < w[1]));
+        // Random seeds too.
+        let mut t1 = table(FlowConfig::default());
+        let mut t2 = table(FlowConfig::default());
+        let (mut r1, mut r2) = (Rec::default(), Rec::default());
+        feed(&mut t1, &mut r1, &pkts);
+        feed(&mut t2, &mut r2, &pkts);
+        t1.drain(&mut r1);
+        t2.drain(&mut r2);
+        assert_eq!(r1, r2);
+    }
+
+    #[test]
+    fn port_reuse_after_close_starts_a_new_flow() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &session(0, c, s, 1000, 5000));
+        // The same SYN again is a retransmission, not a new connection.
+        feed(&mut t, &mut rec, &[tcp(3, c, s, 1000, 0, SYN, b"")]);
+        assert!(rec.ends.is_empty());
+        feed(&mut t, &mut rec, &session(4, c, s, 90_000, 7000));
+        assert_eq!(rec.end_ids(), vec![(1, EndReason::Closed)]);
+        let f = t.get(&key(c, s, 6)).unwrap();
+        assert_eq!(f.meta.id, 2);
+        assert_eq!(
+            rec.stream(2, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec()), Ev::Fin]
+        );
+        assert_eq!(t.stats().created, 2);
+    }
+
+    #[test]
+    fn rst_delivers_a_reset() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut p = session(0, c, s, 1, 1);
+        p.truncate(4);
+        p.push(tcp(1, s, c, 2, 5, RST | ACK, b""));
+        feed(&mut t, &mut rec, &p);
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec())]
+        );
+        assert_eq!(rec.stream(1, Direction::ToClient), vec![Ev::Rst]);
+        assert!(t.get(&key(c, s, 6)).unwrap().tcp.closed());
+    }
+
+    #[test]
+    fn snaplen_cut_segment_gives_a_gap() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut cut = tcp(0, c, s, 1, 0, SYN, b"");
+        feed(&mut t, &mut rec, &[cut]);
+        cut = tcp(0, c, s, 2, 0, ACK, b"abc");
+        if let FlowL4::Tcp(seg) = &mut cut.l4 {
+            seg.payload_len = 10;
+        }
+        feed(&mut t, &mut rec, &[cut, tcp(0, c, s, 12, 0, ACK, b"next")]);
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![
+                Ev::Data(b"abc".to_vec()),
+                Ev::Gap(7),
+                Ev::Data(b"next".to_vec())
+            ]
+        );
+        assert_eq!(t.get(&key(c, s, 6)).unwrap().meta.bytes, [14, 0]);
+        assert_eq!(t.stats().reassembly_gap_bytes, 7);
+    }
+
+    #[test]
+    fn ack_from_the_peer_gives_up_a_hole() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut p = session(0, c, s, 0, 0);
+        p.truncate(3);
+        p.push(tcp(1, c, s, 1, 1, ACK, b"aaaa"));
+        // 5..9 lost by the capture
+        p.push(tcp(1, c, s, 9, 1, ACK, b"cccc"));
+        p.push(tcp(1, s, c, 1, 13, ACK, b"ok"));
+        feed(&mut t, &mut rec, &p);
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![
+                Ev::Data(b"aaaa".to_vec()),
+                Ev::Gap(4),
+                Ev::Data(b"cccc".to_vec())
+            ]
+        );
+        // The gap came before the response that acknowledged it.
+        let last = rec.chunks.last().unwrap();
+        assert_eq!((last.0, last.1), (1, Direction::ToClient));
+        assert_eq!(t.stats().out_of_order, 1);
+    }
+
+    #[test]
+    fn cap_forces_a_gap_through_the_table() {
+        let (c, s) = (ep(1, 40000), ep(2, 502));
+        let mut t = table(FlowConfig {
+            max_holes: 1,
+            ..FlowConfig::default()
+        });
+        let mut rec = Rec::default();
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                tcp(0, c, s, 0, 0, SYN, b""),
+                tcp(0, c, s, 3, 0, ACK, b"c"),
+                tcp(0, c, s, 5, 0, ACK, b"e"),
+            ],
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Gap(2), Ev::Data(b"c".to_vec())]
+        );
+        assert_eq!(t.stats().reassembly_cap_hits, 1);
+    }
+
+    #[test]
+    fn sequence_wraparound_through_the_table() {
+        let (c, s) = (ep(1, 40000), ep(2, 4840));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        feed(&mut t, &mut rec, &session(0, c, s, u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            rec.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"req".to_vec()), Ev::Fin]
+        );
+        assert_eq!(
+            rec.stream(1, Direction::ToClient),
+            vec![Ev::Data(b"resp".to_vec()), Ev::Fin]
+        );
+        assert_eq!(t.stats().reassembly_gaps, 0);
+    }
+
+    #[test]
+    fn vlans_separate_flows() {
+        let (a, b) = (ep(1, 5000), ep(2, 502));
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        let mut p1 = udp(0, a, b, b"x");
+        p1.vlan = Some(10);
+        let p2 = udp(0, a, b, b"x");
+        feed(&mut t, &mut rec, &[p1, p2]);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn slots_are_reused_and_memory_is_small() {
+        let mut t = table(FlowConfig::default());
+        let mut rec = Rec::default();
+        for i in 0..10u16 {
+            t.expire(ts(i64::from(i) * 100), &mut rec);
+            feed(
+                &mut t,
+                &mut rec,
+                &[udp(i64::from(i) * 100, ep(1, i), ep(2, 502), b"x")],
+            );
+        }
+        assert_eq!(
+            t.slots.len(),
+            1,
+            "each flow timed out and its slot was reused"
+        );
+        assert_eq!(t.stats().peak, 1);
+        let slot = std::mem::size_of::<Slot<()>>();
+        let flow = std::mem::size_of::<Flow<()>>();
+        let rx = std::mem::size_of::<Reassembler>();
+        println!("size_of: Slot<()> {slot}, Flow<()> {flow}, Reassembler {rx}");
+        assert!(slot <= 512, "{slot}");
     }
 }
