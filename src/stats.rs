@@ -122,7 +122,9 @@ impl RunStats {
                 "timed_out": f.timed_out,
                 "evicted": f.evicted,
                 "ended_at_eof": f.ended_at_eof,
+                "closed": f.closed,
                 "peak": f.peak,
+                "syn_conflicts": f.syn_conflicts,
             },
             "reassembly": {
                 "gaps": f.reassembly_gaps,
@@ -132,6 +134,7 @@ impl RunStats {
                 "overlaps": f.overlaps,
                 "overlap_mismatches": f.overlap_mismatches,
                 "cap_hits": f.reassembly_cap_hits,
+                "out_of_window": f.out_of_window,
             },
             "stream": self.proto.stream,
             "modbus": self.proto.modbus,
