@@ -19,6 +19,22 @@
 //!   [`IpHeader::fragment`] and [`Transport::None`]: there is no IP reassembly.
 //! - A declared length beyond the captured bytes is a snaplen cut, not an error: TCP reports
 //!   the declared payload length in [`TcpSegment::payload_len`].
+//!
+//! ```
+//! use otwatch::decode::{decode, LinkType, Transport};
+//!
+//! // A UDP datagram in a bare IPv4 packet (LINKTYPE_RAW).
+//! let packet = [
+//!     0x45, 0x00, 0x00, 0x1e, 0x00, 0x00, 0x00, 0x00, 0x40, 0x11, 0x00, 0x00, // IPv4 …
+//!     10, 0, 0, 1, 10, 0, 0, 2, // … from 10.0.0.1 to 10.0.0.2
+//!     0x4e, 0x20, 0x4e, 0x20, 0x00, 0x0a, 0x00, 0x00, // UDP 20000 → 20000, length 10
+//!     0x05, 0x64, // payload
+//! ];
+//! let d = decode(LinkType::Raw, &packet, packet.len() as u32);
+//! assert_eq!(d.error, None);
+//! let Transport::Udp(udp) = d.transport else { panic!("not UDP") };
+//! assert_eq!((udp.dst_port, udp.payload), (20000, &[0x05, 0x64][..]));
+//! ```
 
 use std::net::IpAddr;
 
@@ -457,8 +473,8 @@ mod tests {
     fn every_link_type_reaches_tcp() {
         let cases: [(LinkType, &[u8]); 7] = [
             (LinkType::Ethernet, &ETH_IPV4),
-            (LinkType::Null, &[2, 0, 0, 0]),
-            (LinkType::Loop, &[0, 0, 0, 2]),
+            (LinkType::Null, &[2, 0, 0, 0]), // AF_INET, little-endian host
+            (LinkType::Loop, &[0, 0, 0, 2]), // AF_INET, network order
             (LinkType::Raw, &[]),
             (LinkType::Ipv4, &[]),
             (
@@ -586,10 +602,10 @@ mod tests {
             let proto = if is_tcp { 6 } else { 17 };
             let (ip, src, dst, ethertype) = if v6 {
                 let mut ext = Vec::new();
-                for (i, &t) in v6_ext.iter().enumerate() {
-                    let next = v6_ext.get(i + 1).copied().unwrap_or(proto);
-                    ext.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]); // 8 bytes, PadN
-                    let _ = t;
+                // Each header is 8 bytes (next header, length 0, PadN of 4) and names the next.
+                let nexts = v6_ext.iter().skip(1).copied().chain(std::iter::once(proto));
+                for next in nexts.take(v6_ext.len()) {
+                    ext.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
                 }
                 let first = v6_ext.first().copied().unwrap_or(proto);
                 let mut ip = vec![0x60, 0, 0, 0];
