@@ -12,13 +12,19 @@
 //! Policies worth knowing:
 //! - At most two VLAN tags are decoded (outer in [`Decoded::vlan`], inner in
 //!   [`Decoded::inner_vlan`]); a third tag stops decoding with [`DecodeErrorKind::VlanTooMany`].
-//! - An 802.3 frame (length field below 0x0600) is not IP and not an error.
+//! - An 802.3 frame (length field below 0x0600) is not IP and not an error; neither is any
+//!   EtherType other than IPv4/IPv6 (recorded in [`Decoded::ethertype`]).
+//! - BSD null: the address family is accepted in either byte order (AF_INET 2; AF_INET6 24,
+//!   28 or 30); loop: network order only.
 //! - IPv4 total length 0 and IPv6 payload length 0 (segmentation offload, jumbograms) mean
 //!   "the rest of the frame": the frame's wire length (`orig_len`) is used.
 //! - IPv4 fragments and IPv6 fragments (fragment header with offset ≠ 0 or M set) get
 //!   [`IpHeader::fragment`] and [`Transport::None`]: there is no IP reassembly.
 //! - A declared length beyond the captured bytes is a snaplen cut, not an error: TCP reports
-//!   the declared payload length in [`TcpSegment::payload_len`].
+//!   the declared payload length in [`TcpSegment::payload_len`]. A declared length beyond the
+//!   frame's wire length (`orig_len`) is capped to it; a shorter one trims padding.
+//! - IPv6 "no next header" (59) gives `proto` 59 and [`Transport::None`]; ESP and other
+//!   protocols give [`Transport::Other`].
 //!
 //! ```
 //! use otwatch::decode::{decode, LinkType, Transport};
