@@ -25,6 +25,26 @@ pub(super) const ETH_IPV6: [u8; 14] = [
     0x86, 0xdd, // EtherType IPv6
 ];
 
+/// Linux cooked v1 header of an Ethernet device carrying IPv4.
+pub(super) const SLL_IPV4: [u8; 16] = [
+    0x00, 0x00, // packet type: to us
+    0x00, 0x01, // ARPHRD_ETHER
+    0x00, 0x06, // address length 6
+    0x00, 0x0c, 0x29, 0x4f, 0x8e, 0x35, 0x00, 0x00, // address: MAC + 2 bytes padding
+    0x08, 0x00, // protocol IPv4
+];
+
+/// Linux cooked v2 header of an Ethernet device carrying IPv4.
+pub(super) const SLL2_IPV4: [u8; 20] = [
+    0x08, 0x00, // protocol IPv4
+    0x00, 0x00, // reserved
+    0x00, 0x00, 0x00, 0x02, // interface index 2
+    0x00, 0x01, // ARPHRD_ETHER
+    0x04, // packet type: outgoing
+    0x06, // address length 6
+    0x00, 0x0c, 0x29, 0x4f, 0x8e, 0x35, 0x00, 0x00, // address: MAC + 2 bytes padding
+];
+
 /// IPv4 + TCP carrying a 12-byte Modbus/TCP request: 192.168.1.10:49152 → 192.168.1.20:502.
 pub(super) const IPV4_TCP: [u8; 52] = [
     // IPv4

@@ -277,26 +277,6 @@ mod tests {
         0x08, 0x00, // EtherType IPv4
     ];
 
-    /// Linux cooked v1 header of an Ethernet device carrying IPv4.
-    const SLL_IPV4: [u8; 16] = [
-        0x00, 0x00, // packet type: to us
-        0x00, 0x01, // ARPHRD_ETHER
-        0x00, 0x06, // address length 6
-        0x00, 0x0c, 0x29, 0x4f, 0x8e, 0x35, 0x00, 0x00, // address: MAC + 2 bytes padding
-        0x08, 0x00, // protocol IPv4
-    ];
-
-    /// Linux cooked v2 header of an Ethernet device carrying IPv4.
-    const SLL2_IPV4: [u8; 20] = [
-        0x08, 0x00, // protocol IPv4
-        0x00, 0x00, // reserved
-        0x00, 0x00, 0x00, 0x02, // interface index 2
-        0x00, 0x01, // ARPHRD_ETHER
-        0x04, // packet type: outgoing
-        0x06, // address length 6
-        0x00, 0x0c, 0x29, 0x4f, 0x8e, 0x35, 0x00, 0x00, // address: MAC + 2 bytes padding
-    ];
-
     fn err(kind: K, offset: usize) -> Option<DecodeError> {
         Some(DecodeError { kind, offset })
     }

@@ -12,13 +12,35 @@
 //! Policies worth knowing:
 //! - At most two VLAN tags are decoded (outer in [`Decoded::vlan`], inner in
 //!   [`Decoded::inner_vlan`]); a third tag stops decoding with [`DecodeErrorKind::VlanTooMany`].
-//! - An 802.3 frame (length field below 0x0600) is not IP and not an error.
+//! - An 802.3 frame (length field below 0x0600) is not IP and not an error; neither is any
+//!   EtherType other than IPv4/IPv6 (recorded in [`Decoded::ethertype`]).
+//! - BSD null: the address family is accepted in either byte order (AF_INET 2; AF_INET6 24,
+//!   28 or 30); loop: network order only.
 //! - IPv4 total length 0 and IPv6 payload length 0 (segmentation offload, jumbograms) mean
 //!   "the rest of the frame": the frame's wire length (`orig_len`) is used.
 //! - IPv4 fragments and IPv6 fragments (fragment header with offset ≠ 0 or M set) get
 //!   [`IpHeader::fragment`] and [`Transport::None`]: there is no IP reassembly.
 //! - A declared length beyond the captured bytes is a snaplen cut, not an error: TCP reports
-//!   the declared payload length in [`TcpSegment::payload_len`].
+//!   the declared payload length in [`TcpSegment::payload_len`]. A declared length beyond the
+//!   frame's wire length (`orig_len`) is capped to it; a shorter one trims padding.
+//! - IPv6 "no next header" (59) gives `proto` 59 and [`Transport::None`]; ESP and other
+//!   protocols give [`Transport::Other`].
+//!
+//! ```
+//! use otwatch::decode::{decode, LinkType, Transport};
+//!
+//! // A UDP datagram in a bare IPv4 packet (LINKTYPE_RAW).
+//! let packet = [
+//!     0x45, 0x00, 0x00, 0x1e, 0x00, 0x00, 0x00, 0x00, 0x40, 0x11, 0x00, 0x00, // IPv4 …
+//!     10, 0, 0, 1, 10, 0, 0, 2, // … from 10.0.0.1 to 10.0.0.2
+//!     0x4e, 0x20, 0x4e, 0x20, 0x00, 0x0a, 0x00, 0x00, // UDP 20000 → 20000, length 10
+//!     0x05, 0x64, // payload
+//! ];
+//! let d = decode(LinkType::Raw, &packet, packet.len() as u32);
+//! assert_eq!(d.error, None);
+//! let Transport::Udp(udp) = d.transport else { panic!("not UDP") };
+//! assert_eq!((udp.dst_port, udp.payload), (20000, &[0x05, 0x64][..]));
+//! ```
 
 use std::net::IpAddr;
 
@@ -404,4 +426,383 @@ fn read_u8(buf: &[u8], index: usize) -> u8 {
 /// Reads the bytes of `field` as an array, if `field` is in `buf` and `N` bytes long.
 fn read_array<const N: usize>(buf: &[u8], field: Field) -> Option<[u8; N]> {
     buf.get(field).and_then(|b| <[u8; N]>::try_from(b).ok())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::ethernet(LinkType::Ethernet, DecodeErrorKind::LinkTruncated)]
+    #[case::null(LinkType::Null, DecodeErrorKind::LinkTruncated)]
+    #[case::loop_(LinkType::Loop, DecodeErrorKind::LinkTruncated)]
+    #[case::raw(LinkType::Raw, DecodeErrorKind::LinkTruncated)]
+    #[case::ipv4(LinkType::Ipv4, DecodeErrorKind::Ipv4Truncated)]
+    #[case::ipv6(LinkType::Ipv6, DecodeErrorKind::Ipv6Truncated)]
+    #[case::sll(LinkType::LinuxSll, DecodeErrorKind::LinkTruncated)]
+    #[case::sll2(LinkType::LinuxSll2, DecodeErrorKind::LinkTruncated)]
+    #[case::other(LinkType::Other(147), DecodeErrorKind::UnsupportedLinkType)]
+    fn empty_input(#[case] link: LinkType, #[case] kind: DecodeErrorKind) {
+        let d = decode(link, &[], 0);
+        assert_eq!(
+            d,
+            Decoded {
+                error: Some(DecodeError { kind, offset: 0 }),
+                ..Decoded::EMPTY
+            }
+        );
+    }
+
+    #[test]
+    fn error_kind_names_are_unique_snake_case() {
+        let mut names: Vec<&str> = DecodeErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert!(names.iter().all(|n| n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DecodeErrorKind::ALL.len());
+        let e = DecodeError::at(DecodeErrorKind::TcpBadDataOffset, 34);
+        assert_eq!(e.to_string(), "tcp_bad_data_offset at offset 34");
+    }
+
+    #[test]
+    fn every_link_type_reaches_tcp() {
+        let cases: [(LinkType, &[u8]); 7] = [
+            (LinkType::Ethernet, &ETH_IPV4),
+            (LinkType::Null, &[2, 0, 0, 0]), // AF_INET, little-endian host
+            (LinkType::Loop, &[0, 0, 0, 2]), // AF_INET, network order
+            (LinkType::Raw, &[]),
+            (LinkType::Ipv4, &[]),
+            (
+                LinkType::LinuxSll,
+                &[0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00],
+            ),
+            (
+                LinkType::LinuxSll2,
+                &[8, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0],
+            ),
+        ];
+        for (link, header) in cases {
+            let f = frame(&[header, &IPV4_TCP]);
+            let d = decode(link, &f, whole(&f));
+            assert_eq!(d.error, None, "{link:?}");
+            assert!(
+                matches!(d.transport, Transport::Tcp(t) if t.dst_port == 502),
+                "{link:?}"
+            );
+        }
+    }
+
+    /// Every link type, including an unsupported one.
+    fn any_link() -> impl Strategy<Value = LinkType> {
+        prop_oneof![
+            Just(LinkType::Ethernet),
+            Just(LinkType::Null),
+            Just(LinkType::Loop),
+            Just(LinkType::Raw),
+            Just(LinkType::Ipv4),
+            Just(LinkType::Ipv6),
+            Just(LinkType::LinuxSll),
+            Just(LinkType::LinuxSll2),
+            any::<u32>().prop_map(LinkType::from_dlt),
+        ]
+    }
+
+    /// True if `inner` lies within `outer` (by address).
+    fn within(outer: &[u8], inner: &[u8]) -> bool {
+        let o = outer.as_ptr_range();
+        let i = inner.as_ptr_range();
+        o.start <= i.start && i.end <= o.end
+    }
+
+    /// Invariants of any decode result.
+    fn check_invariants(data: &[u8], d: &Decoded<'_>) -> Result<(), TestCaseError> {
+        if let Some(e) = d.error {
+            prop_assert!(
+                e.offset <= data.len(),
+                "error offset {} beyond {}",
+                e.offset,
+                data.len()
+            );
+            prop_assert_eq!(d.transport, Transport::None);
+        }
+        match d.transport {
+            Transport::Tcp(t) => {
+                prop_assert!(within(data, t.payload));
+                prop_assert!(u64::from(t.payload_len) >= t.payload.len() as u64);
+                prop_assert!(d.ip.is_some());
+            }
+            Transport::Udp(u) => {
+                prop_assert!(within(data, u.payload));
+                prop_assert!(d.ip.is_some());
+            }
+            Transport::Other(_) => prop_assert!(d.ip.is_some()),
+            Transport::None => {}
+        }
+        if d.inner_vlan.is_some() {
+            prop_assert!(d.vlan.is_some());
+        }
+        Ok(())
+    }
+
+    /// A well-formed frame and what decoding it must give.
+    #[derive(Clone, Debug)]
+    struct Built {
+        link: LinkType,
+        bytes: Vec<u8>,
+        vlans: Vec<u16>,
+        src: IpAddr,
+        dst: IpAddr,
+        tcp: Option<(u16, u16, u32, u32, u8, u16)>,
+        udp: Option<(u16, u16)>,
+        payload: Vec<u8>,
+    }
+
+    prop_compose! {
+        fn built()(
+            link_kind in 0..5u8,
+            vlans in proptest::collection::vec(0..4096u16, 0..=2),
+            v6 in any::<bool>(),
+            a in any::<[u8; 16]>(),
+            b in any::<[u8; 16]>(),
+            ttl in any::<u8>(),
+            ip_opt_words in 0..=10usize,
+            v6_ext in proptest::collection::vec(prop_oneof![Just(0u8), Just(43), Just(60), Just(135)], 0..=7),
+            is_tcp in any::<bool>(),
+            ports in any::<(u16, u16)>(),
+            seq_ack in any::<(u32, u32)>(),
+            flags in any::<u8>(),
+            window in any::<u16>(),
+            tcp_opt_words in 0..=10usize,
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+            padding in 0..20usize,
+        ) -> Built {
+            let mut l4 = Vec::new();
+            if is_tcp {
+                l4.extend_from_slice(&ports.0.to_be_bytes());
+                l4.extend_from_slice(&ports.1.to_be_bytes());
+                l4.extend_from_slice(&seq_ack.0.to_be_bytes());
+                l4.extend_from_slice(&seq_ack.1.to_be_bytes());
+                l4.push(u8::try_from((5 + tcp_opt_words) << 4).unwrap());
+                l4.push(flags);
+                l4.extend_from_slice(&window.to_be_bytes());
+                l4.extend_from_slice(&[0; 4]);
+                l4.extend(std::iter::repeat_n(1u8, tcp_opt_words * 4)); // NOP options
+            } else {
+                l4.extend_from_slice(&ports.0.to_be_bytes());
+                l4.extend_from_slice(&ports.1.to_be_bytes());
+                l4.extend_from_slice(&u16::try_from(8 + payload.len()).unwrap().to_be_bytes());
+                l4.extend_from_slice(&[0; 2]);
+            }
+            l4.extend_from_slice(&payload);
+            let proto = if is_tcp { 6 } else { 17 };
+            let (ip, src, dst, ethertype) = if v6 {
+                let mut ext = Vec::new();
+                // Each header is 8 bytes (next header, length 0, PadN of 4) and names the next.
+                let nexts = v6_ext.iter().skip(1).copied().chain(std::iter::once(proto));
+                for next in nexts.take(v6_ext.len()) {
+                    ext.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+                }
+                let first = v6_ext.first().copied().unwrap_or(proto);
+                let mut ip = vec![0x60, 0, 0, 0];
+                ip.extend_from_slice(&u16::try_from(ext.len() + l4.len()).unwrap().to_be_bytes());
+                ip.extend_from_slice(&[first, ttl]);
+                ip.extend_from_slice(&a);
+                ip.extend_from_slice(&b);
+                ip.extend_from_slice(&ext);
+                ip.extend_from_slice(&l4);
+                (ip, IpAddr::from(a), IpAddr::from(b), 0x86ddu16)
+            } else {
+                let hl = 20 + ip_opt_words * 4;
+                let mut ip = vec![0x40 | u8::try_from(hl / 4).unwrap(), 0];
+                ip.extend_from_slice(&u16::try_from(hl + l4.len()).unwrap().to_be_bytes());
+                ip.extend_from_slice(&[0, 0, 0x40, 0, ttl, proto, 0, 0]);
+                ip.extend_from_slice(&a[..4]);
+                ip.extend_from_slice(&b[..4]);
+                ip.extend(std::iter::repeat_n(1u8, ip_opt_words * 4)); // NOP options
+                ip.extend_from_slice(&l4);
+                let src = IpAddr::from(<[u8; 4]>::try_from(&a[..4]).unwrap());
+                let dst = IpAddr::from(<[u8; 4]>::try_from(&b[..4]).unwrap());
+                (ip, src, dst, 0x0800u16)
+            };
+            let (link, mut bytes, vlans) = match link_kind {
+                0 => {
+                    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+                    for v in &vlans {
+                        f.extend_from_slice(&[0x81, 0x00]);
+                        f.extend_from_slice(&v.to_be_bytes());
+                    }
+                    f.extend_from_slice(&ethertype.to_be_bytes());
+                    (LinkType::Ethernet, f, vlans)
+                }
+                1 => {
+                    let family: u32 = if v6 { 30 } else { 2 };
+                    (LinkType::Null, family.to_le_bytes().to_vec(), vec![])
+                }
+                2 => (LinkType::Raw, vec![], vec![]),
+                3 => {
+                    let mut f = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0];
+                    f.extend_from_slice(&ethertype.to_be_bytes());
+                    (LinkType::LinuxSll, f, vec![])
+                }
+                _ => {
+                    let mut f = ethertype.to_be_bytes().to_vec();
+                    f.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0]);
+                    (LinkType::LinuxSll2, f, vec![])
+                }
+            };
+            bytes.extend_from_slice(&ip);
+            if link == LinkType::Ethernet {
+                bytes.extend(std::iter::repeat_n(0u8, padding));
+            }
+            Built {
+                link,
+                bytes,
+                vlans,
+                src,
+                dst,
+                tcp: is_tcp.then_some((ports.0, ports.1, seq_ack.0, seq_ack.1, flags, window)),
+                udp: (!is_tcp).then_some(ports),
+                payload,
+            }
+        }
+    }
+
+    /// What decoding a whole capture gave, counted.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Tally {
+        frames: usize,
+        tcp: usize,
+        tcp_payload_len: u64,
+        udp: usize,
+        other_ip: usize,
+        ipv6: usize,
+        not_ip: usize,
+        errors: usize,
+    }
+
+    /// Decodes every frame of a legacy pcap from the shared corpus.
+    fn tally(name: &str) -> Tally {
+        let path = format!("{}/../shared/pcaps/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let cap = pcap_parser::PcapCapture::from_file(&bytes).unwrap();
+        let link = LinkType::from_dlt(u32::try_from(cap.header.network.0).unwrap());
+        let mut t = Tally::default();
+        for b in &cap.blocks {
+            let d = decode(link, b.data, b.origlen);
+            t.frames += 1;
+            t.errors += usize::from(d.error.is_some());
+            t.ipv6 += usize::from(d.ip.is_some_and(|ip| ip.src.is_ipv6()));
+            t.not_ip += usize::from(d.ip.is_none() && d.error.is_none());
+            match d.transport {
+                Transport::Tcp(s) => {
+                    t.tcp += 1;
+                    t.tcp_payload_len += u64::from(s.payload_len);
+                }
+                Transport::Udp(_) => t.udp += 1,
+                Transport::Other(_) => t.other_ip += 1,
+                Transport::None => {}
+            }
+        }
+        t
+    }
+
+    /// Real captures; the expected counts are tshark 4.0's (`tcp.len` summed, defragmentation
+    /// off): frames, TCP, UDP, ICMP and other IP, IPv6, not IP.
+    #[rstest]
+    #[case::ethernet_with_ipv6_hop_by_hop(
+        "EmreEkin__ICS-Pcaps/DNP3__DNP3Value.pcap",
+        Tally { frames: 1371, tcp: 760, tcp_payload_len: 10721, udp: 309, other_ip: 49, ipv6: 101, not_ip: 253, errors: 0 }
+    )]
+    #[case::linux_sll(
+        "cisagov__icsnpp-s7comm/tests__traces__s7comm_plus.pcap",
+        Tally { frames: 262, tcp: 262, tcp_payload_len: 13943, ..Tally::default() }
+    )]
+    #[case::bsd_null(
+        "ITI__ICS-Security-Tools/pcaps__dnp3__opendnp3-3__conformance__6.1.2__dump.pcap",
+        Tally { frames: 79, tcp: 79, tcp_payload_len: 2975, ..Tally::default() }
+    )]
+    #[case::ethernet_modbus(
+        "zeek__zeek/testing__btest__Traces__modbus__modbusSmall.pcap",
+        Tally { frames: 166, tcp: 160, tcp_payload_len: 384, udp: 6, ..Tally::default() }
+    )]
+    fn real_captures_agree_with_tshark(#[case] name: &str, #[case] expected: Tally) {
+        assert_eq!(tally(name), expected);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            link in any_link(),
+            data in proptest::collection::vec(any::<u8>(), 0..256),
+            orig_len in any::<u32>(),
+        ) {
+            let d = decode(link, &data, orig_len);
+            check_invariants(&data, &d)?;
+        }
+
+        #[test]
+        fn built_frames_round_trip(b in built()) {
+            let d = decode(b.link, &b.bytes, whole(&b.bytes));
+            prop_assert_eq!(d.error, None);
+            prop_assert_eq!(d.vlan, b.vlans.first().copied());
+            prop_assert_eq!(d.inner_vlan, b.vlans.get(1).copied());
+            let ip = d.ip.unwrap();
+            prop_assert_eq!((ip.src, ip.dst, ip.fragment), (b.src, b.dst, false));
+            match d.transport {
+                Transport::Tcp(t) => {
+                    prop_assert_eq!(
+                        Some((t.src_port, t.dst_port, t.seq, t.ack, t.flags.0, t.window)),
+                        b.tcp
+                    );
+                    prop_assert_eq!(t.payload, &b.payload[..]);
+                    prop_assert_eq!(t.payload_len as usize, b.payload.len());
+                }
+                Transport::Udp(u) => {
+                    prop_assert_eq!(Some((u.src_port, u.dst_port)), b.udp);
+                    prop_assert_eq!(u.payload, &b.payload[..]);
+                }
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+
+        #[test]
+        fn mutated_and_cut_frames_never_panic(
+            b in built(),
+            edits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 0..6),
+            cut in any::<proptest::sample::Index>(),
+            orig_extra in 0..70_000u32,
+        ) {
+            let mut bytes = b.bytes.clone();
+            for (at, v) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = v;
+            }
+            let len = cut.index(bytes.len() + 1);
+            let orig = whole(&bytes) + orig_extra;
+            let d = decode(b.link, &bytes[..len], orig);
+            check_invariants(&bytes[..len], &d)?;
+        }
+
+        #[test]
+        fn snaplen_cut_keeps_the_declared_length(b in built(), cut in any::<proptest::sample::Index>()) {
+            let len = cut.index(b.bytes.len() + 1);
+            let d = decode(b.link, &b.bytes[..len], whole(&b.bytes));
+            check_invariants(&b.bytes[..len], &d)?;
+            if let Transport::Tcp(t) = d.transport {
+                prop_assert_eq!(t.payload_len as usize, b.payload.len());
+                prop_assert!(b.payload.starts_with(t.payload));
+            }
+        }
+    }
 }
