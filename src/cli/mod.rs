@@ -66,13 +66,14 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let code = if e.downcast_ref::<CaptureError>().is_some() {
-                2
+            // A capture error's message is complete (file and reason); others get their chain.
+            if let Some(ce) = e.downcast_ref::<CaptureError>() {
+                eprintln!("otwatch: error: {ce}");
+                ExitCode::from(2)
             } else {
-                1
-            };
-            eprintln!("otwatch: error: {e:#}");
-            ExitCode::from(code)
+                eprintln!("otwatch: error: {e:#}");
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -89,6 +90,7 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
