@@ -37,18 +37,54 @@ pub const REMOTE_SYSTEM_INFO_DISCOVERY: &str = "T0888";
 
 /// Every technique otwatch uses, in id order.
 pub const TECHNIQUES: &[Technique] = &[
-    Technique { id: MONITOR_PROCESS_STATE, name: "Monitor Process State" },
-    Technique { id: BRUTE_FORCE_IO, name: "Brute Force I/O" },
-    Technique { id: DENIAL_OF_SERVICE, name: "Denial of Service" },
-    Technique { id: DEVICE_RESTART_SHUTDOWN, name: "Device Restart/Shutdown" },
-    Technique { id: MANIPULATION_OF_VIEW, name: "Manipulation of View" },
-    Technique { id: MODIFY_PARAMETER, name: "Modify Parameter" },
-    Technique { id: PROGRAM_DOWNLOAD, name: "Program Download" },
-    Technique { id: REMOTE_SYSTEM_DISCOVERY, name: "Remote System Discovery" },
-    Technique { id: UNAUTHORIZED_COMMAND, name: "Unauthorized Command Message" },
-    Technique { id: CHANGE_OPERATING_MODE, name: "Change Operating Mode" },
-    Technique { id: POINT_TAG_IDENTIFICATION, name: "Point & Tag Identification" },
-    Technique { id: REMOTE_SYSTEM_INFO_DISCOVERY, name: "Remote System Information Discovery" },
+    Technique {
+        id: MONITOR_PROCESS_STATE,
+        name: "Monitor Process State",
+    },
+    Technique {
+        id: BRUTE_FORCE_IO,
+        name: "Brute Force I/O",
+    },
+    Technique {
+        id: DENIAL_OF_SERVICE,
+        name: "Denial of Service",
+    },
+    Technique {
+        id: DEVICE_RESTART_SHUTDOWN,
+        name: "Device Restart/Shutdown",
+    },
+    Technique {
+        id: MANIPULATION_OF_VIEW,
+        name: "Manipulation of View",
+    },
+    Technique {
+        id: MODIFY_PARAMETER,
+        name: "Modify Parameter",
+    },
+    Technique {
+        id: PROGRAM_DOWNLOAD,
+        name: "Program Download",
+    },
+    Technique {
+        id: REMOTE_SYSTEM_DISCOVERY,
+        name: "Remote System Discovery",
+    },
+    Technique {
+        id: UNAUTHORIZED_COMMAND,
+        name: "Unauthorized Command Message",
+    },
+    Technique {
+        id: CHANGE_OPERATING_MODE,
+        name: "Change Operating Mode",
+    },
+    Technique {
+        id: POINT_TAG_IDENTIFICATION,
+        name: "Point & Tag Identification",
+    },
+    Technique {
+        id: REMOTE_SYSTEM_INFO_DISCOVERY,
+        name: "Remote System Information Discovery",
+    },
 ];
 
 /// The name of a technique id, if otwatch knows it.
@@ -57,14 +93,24 @@ pub fn technique_name(id: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
 
     #[test]
     fn table_is_sorted_unique_and_well_formed() {
         for pair in TECHNIQUES.windows(2) {
-            assert!(pair[0].id < pair[1].id, "{} before {}", pair[0].id, pair[1].id);
+            assert!(
+                pair[0].id < pair[1].id,
+                "{} before {}",
+                pair[0].id,
+                pair[1].id
+            );
         }
         for t in TECHNIQUES {
             assert_eq!(t.id.len(), 5);

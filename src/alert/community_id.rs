@@ -56,7 +56,13 @@ fn addr_bytes(ip: IpAddr) -> Vec<u8> {
 
 /// SHA-1 digest (FIPS 180-4) of `data`.
 pub fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
     let bit_len = (data.len() as u64).wrapping_mul(8);
     let mut msg = data.to_vec();
     msg.push(0x80);
@@ -65,12 +71,14 @@ pub fn sha1(data: &[u8]) -> [u8; 20] {
     }
     msg.extend_from_slice(&bit_len.to_be_bytes());
     for block in msg.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (wi, word) in w.iter_mut().zip(block.chunks_exact(4)) {
-            *wi = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
+        let mut w: Vec<u32> = block
+            .chunks_exact(4)
+            .map(|b| u32::from_be_bytes(<[u8; 4]>::try_from(b).unwrap_or_default()))
+            .collect();
         for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+            let g = |k: usize| w.get(i - k).copied().unwrap_or(0);
+            let v = (g(3) ^ g(8) ^ g(14) ^ g(16)).rotate_left(1);
+            w.push(v);
         }
         let [mut a, mut b, mut c, mut d, mut e] = h;
         for (i, wi) in w.iter().enumerate() {
@@ -122,7 +130,12 @@ pub fn base64(data: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use rstest::rstest;
@@ -164,8 +177,24 @@ mod tests {
     /// implementations' test suites): TCP, UDP, ICMP echo and ICMPv6 echo, seeds 0 and 1.
     /// ICMP types/codes are passed already mapped to "ports" as the specification does.
     #[rstest]
-    #[case("1.2.3.4", "5.6.7.8", 6, 1122, 3344, 0, "1:wCb3OG7yAFWelaUydu0D+125CLM=")]
-    #[case("1.2.3.4", "5.6.7.8", 17, 1122, 3344, 0, "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=")]
+    #[case(
+        "1.2.3.4",
+        "5.6.7.8",
+        6,
+        1122,
+        3344,
+        0,
+        "1:wCb3OG7yAFWelaUydu0D+125CLM="
+    )]
+    #[case(
+        "1.2.3.4",
+        "5.6.7.8",
+        17,
+        1122,
+        3344,
+        0,
+        "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="
+    )]
     #[case("1.2.3.4", "5.6.7.8", 1, 8, 0, 0, "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=")]
     #[case(
         "fe80:1:203:405:607:809:a0b:c0d",
@@ -176,8 +205,24 @@ mod tests {
         0,
         "1:0bf7hyMJUwt3fMED7z8LIfRpBeo="
     )]
-    #[case("1.2.3.4", "5.6.7.8", 6, 1122, 3344, 1, "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk=")]
-    #[case("1.2.3.4", "5.6.7.8", 17, 1122, 3344, 1, "1:OShq+iKDAMVouh/4bMxB9Sz4amw=")]
+    #[case(
+        "1.2.3.4",
+        "5.6.7.8",
+        6,
+        1122,
+        3344,
+        1,
+        "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="
+    )]
+    #[case(
+        "1.2.3.4",
+        "5.6.7.8",
+        17,
+        1122,
+        3344,
+        1,
+        "1:OShq+iKDAMVouh/4bMxB9Sz4amw="
+    )]
     #[case("1.2.3.4", "5.6.7.8", 1, 8, 0, 1, "1:9pr4ZGTICiuZoIh90RRYE2RyXpU=")]
     #[case(
         "fe80:1:203:405:607:809:a0b:c0d",

@@ -9,7 +9,9 @@ pub mod community_id;
 pub mod schema;
 pub mod signatures;
 
-pub use schema::{Alert, AlertBody, AlertEvidence, AlertMetadata, OtwatchInfo, MAX_EVIDENCE, SCHEMA_VERSION};
+pub use schema::{
+    Alert, AlertBody, AlertEvidence, AlertMetadata, OtwatchInfo, MAX_EVIDENCE, SCHEMA_VERSION,
+};
 pub use signatures::Signature;
 
 /// The JSON Schema of the alert record.

@@ -221,11 +221,18 @@ impl Alert {
     }
 
     /// A new alert of `sig` raised by one event; the event is its evidence.
-    pub fn from_event(sig: &Signature, ev: &IcsEvent, explanation: String, summary: String) -> Self {
+    pub fn from_event(
+        sig: &Signature,
+        ev: &IcsEvent,
+        explanation: String,
+        summary: String,
+    ) -> Self {
         let mut a = Alert::new(sig, ev.ts, &ev.client, &ev.server, ev.proto, explanation);
         a.flow_id = Some(ev.flow_id);
         a.otwatch.unit_id = ev.unit_id;
-        a.otwatch.evidence.push(AlertEvidence::from_event(ev, summary));
+        a.otwatch
+            .evidence
+            .push(AlertEvidence::from_event(ev, summary));
         a
     }
 
@@ -264,7 +271,12 @@ impl Alert {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use crate::alert::signatures;
@@ -479,7 +491,10 @@ mod tests {
         fn walk(s: &J, path: &str) {
             if let Some(p) = s.get("properties").and_then(J::as_object) {
                 for (k, v) in p {
-                    assert!(v.get("description").is_some(), "{path}.{k} lacks description");
+                    assert!(
+                        v.get("description").is_some(),
+                        "{path}.{k} lacks description"
+                    );
                     walk(v, &format!("{path}.{k}"));
                 }
             }

@@ -72,10 +72,7 @@ pub fn modbus_object_key(unit: Option<u8>, table: ModbusTable, addr: u32) -> Str
 /// other than Value), or `other/<name>`.
 pub fn named_object_key(obj: &ObjectRef) -> Option<String> {
     match obj {
-        ObjectRef::Node {
-            node_id,
-            attribute,
-        } => Some(match attribute {
+        ObjectRef::Node { node_id, attribute } => Some(match attribute {
             Some(a) if *a != 13 => format!("node/{node_id}#{a}"),
             _ => format!("node/{node_id}"),
         }),
@@ -259,7 +256,12 @@ pub fn event_summary(ev: &IcsEvent) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
 

@@ -36,8 +36,10 @@ pub struct LearnConfig {
     pub distinct_cap: usize,
     /// A request is periodic only if seen at least this many times.
     pub min_poll_count: u64,
-    /// ... and if its jitter (MAD) is at most this fraction of its period.
+    /// ... and if its jitter (MAD) is at most this fraction of its period ...
     pub periodic_max_rel_jitter: f64,
+    /// ... and 95 % of its intervals are within this fraction of its period.
+    pub periodic_max_rel_p95_dev: f64,
     /// A cycle order is recorded only if each periodic request is followed by the same one at
     /// least this fraction of the time.
     pub cycle_min_share: f64,
@@ -57,7 +59,8 @@ impl Default for LearnConfig {
             samples: 256,
             distinct_cap: 64,
             min_poll_count: 8,
-            periodic_max_rel_jitter: 0.25,
+            periodic_max_rel_jitter: 0.1,
+            periodic_max_rel_p95_dev: 0.5,
             cycle_min_share: 0.95,
         }
     }
@@ -221,10 +224,7 @@ impl Learner {
                     a.server_ports.insert(ep.port);
                 }
                 for f in ev.facts.iter().filter(|f| f.side == side) {
-                    let known = a
-                        .facts
-                        .get(f.key)
-                        .is_some_and(|s| s.contains(&f.value));
+                    let known = a.facts.get(f.key).is_some_and(|s| s.contains(&f.value));
                     if known {
                         continue;
                     }
@@ -421,6 +421,7 @@ fn finish_poll(cfg: &LearnConfig, sig: &str, p: &PollAcc) -> PollPattern {
     let mut dev: Vec<f64> = s.iter().map(|x| (x - period).abs()).collect();
     dev.sort_by(f64::total_cmp);
     let mad = quantile(&dev, 0.5);
+    let p95 = quantile(&dev, 0.95);
     let n = p.count.saturating_sub(1).max(1) as f64;
     PollPattern {
         signature: sig.to_string(),
@@ -428,11 +429,12 @@ fn finish_poll(cfg: &LearnConfig, sig: &str, p: &PollAcc) -> PollPattern {
         period_ms: period / 1e3,
         mean_ms: p.sum_us / n / 1e3,
         jitter_ms: mad / 1e3,
-        p95_dev_ms: quantile(&dev, 0.95) / 1e3,
+        p95_dev_ms: p95 / 1e3,
         max_gap_ms: p.max_us as f64 / 1e3,
         periodic: p.count >= cfg.min_poll_count
             && period > 0.0
-            && mad <= cfg.periodic_max_rel_jitter * period,
+            && mad <= cfg.periodic_max_rel_jitter * period
+            && p95 <= cfg.periodic_max_rel_p95_dev * period,
     }
 }
 

@@ -102,8 +102,8 @@ pub struct Baseline {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Index {
     assets: BTreeMap<IpAddr, usize>,
-    channels: BTreeMap<(IpAddr, IpAddr, String), usize>,
-    by_server: BTreeMap<(IpAddr, String), Vec<usize>>,
+    channels: BTreeMap<(IpAddr, IpAddr, AppProto), usize>,
+    by_server: BTreeMap<(IpAddr, AppProto), Vec<usize>>,
 }
 
 /// The span of traffic a baseline was learnt from.
@@ -313,12 +313,11 @@ impl Baseline {
     /// Parses and checks a baseline from JSON text: kind and version first, then fields, then
     /// consistency.
     pub fn from_json(text: &str) -> Result<Baseline, BaselineError> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| BaselineError::Json {
-                line: e.line(),
-                column: e.column(),
-                msg: e.to_string(),
-            })?;
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| BaselineError::Json {
+            line: e.line(),
+            column: e.column(),
+            msg: e.to_string(),
+        })?;
         let kind = v.get("kind");
         if kind.and_then(|k| k.as_str()) != Some(BASELINE_KIND) {
             return Err(BaselineError::Kind {
@@ -358,27 +357,31 @@ impl Baseline {
         let mut ix = Index::default();
         for (i, a) in self.assets.iter().enumerate() {
             if ix.assets.insert(a.ip, i).is_some() {
-                return Err(BaselineError::Invalid(format!("asset {} listed twice", a.ip)));
+                return Err(BaselineError::Invalid(format!(
+                    "asset {} listed twice",
+                    a.ip
+                )));
             }
         }
         for (i, c) in self.channels.iter().enumerate() {
-            if c.proto != "modbus" && c.proto != "opcua" {
-                return Err(BaselineError::Invalid(format!(
-                    "channel {} → {} has protocol {:?}; expected \"modbus\" or \"opcua\"",
-                    c.client, c.server, c.proto
-                )));
-            }
-            let key = (c.client, c.server, c.proto.clone());
+            let proto = match c.proto.as_str() {
+                "modbus" => AppProto::Modbus,
+                "opcua" => AppProto::Opcua,
+                _ => {
+                    return Err(BaselineError::Invalid(format!(
+                        "channel {} → {} has protocol {:?}; expected \"modbus\" or \"opcua\"",
+                        c.client, c.server, c.proto
+                    )))
+                }
+            };
+            let key = (c.client, c.server, proto);
             if ix.channels.insert(key, i).is_some() {
                 return Err(BaselineError::Invalid(format!(
                     "channel {} → {} ({}) listed twice",
                     c.client, c.server, c.proto
                 )));
             }
-            ix.by_server
-                .entry((c.server, c.proto.clone()))
-                .or_default()
-                .push(i);
+            ix.by_server.entry((c.server, proto)).or_default().push(i);
         }
         self.index = ix;
         Ok(())
@@ -406,17 +409,14 @@ impl Baseline {
 
     /// The asset with this address.
     pub fn asset(&self, ip: IpAddr) -> Option<&Asset> {
-        self.index
-            .assets
-            .get(&ip)
-            .and_then(|&i| self.assets.get(i))
+        self.index.assets.get(&ip).and_then(|&i| self.assets.get(i))
     }
 
     /// The channel client → server in `proto`.
     pub fn channel(&self, client: IpAddr, server: IpAddr, proto: AppProto) -> Option<&Channel> {
         self.index
             .channels
-            .get(&(client, server, proto.as_str().to_string()))
+            .get(&(client, server, proto))
             .and_then(|&i| self.channels.get(i))
     }
 
@@ -424,12 +424,17 @@ impl Baseline {
     pub fn channels_to(&self, server: IpAddr, proto: AppProto) -> Vec<&Channel> {
         self.index
             .by_server
-            .get(&(server, proto.as_str().to_string()))
+            .get(&(server, proto))
             .map(|v| v.iter().filter_map(|&i| self.channels.get(i)).collect())
             .unwrap_or_default()
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests;

@@ -230,7 +230,10 @@ impl RangeSet {
             .ranges
             .windows(2)
             .enumerate()
-            .min_by_key(|(_, w)| w[1][0].saturating_sub(w[0][1]))
+            .min_by_key(|(_, w)| match w {
+                [a, b] => b[0].saturating_sub(a[1]),
+                _ => u32::MAX,
+            })
             .map(|(i, _)| i);
         if let Some(i) = best {
             if let (Some(a), Some(b)) = (self.ranges.get(i).copied(), self.ranges.get(i + 1)) {
@@ -253,7 +256,12 @@ impl RangeSet {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -26,7 +26,9 @@ fn learns_assets_channels_and_models() {
     let p = b.asset(ip(PLC)).unwrap();
     assert!(p.roles.contains("modbus_server"));
     assert!(p.server_ports.contains(&502));
-    let ch = b.channel(ip(MASTER), ip(PLC), crate::event::AppProto::Modbus).unwrap();
+    let ch = b
+        .channel(ip(MASTER), ip(PLC), crate::event::AppProto::Modbus)
+        .unwrap();
     assert_eq!(ch.unit_ids.iter().copied().collect::<Vec<_>>(), [1]);
     let codes: Vec<u32> = ch.operations.iter().map(|o| o.code).collect();
     assert_eq!(codes, [1, 3, 6]);
@@ -41,10 +43,7 @@ fn learns_assets_channels_and_models() {
     assert!(poll.periodic);
     assert_eq!(poll.period_ms, 1000.0);
     assert!(!ch.poll("fc6 u1 holding_register 0+1").unwrap().periodic);
-    assert_eq!(
-        ch.cycle,
-        ["fc1 u1 coil 0+2", "fc3 u1 holding_register 0+2"]
-    );
+    assert_eq!(ch.cycle, ["fc1 u1 coil 0+2", "fc3 u1 holding_register 0+2"]);
     assert_eq!(ch.volume.max_per_10s, 21);
 }
 
@@ -64,18 +63,27 @@ fn load_errors_say_what_is_wrong() {
     let text = small().to_json_pretty();
     let v3 = text.replacen("\"version\": 1", "\"version\": 3", 1);
     let e = Baseline::from_json(&v3).unwrap_err();
-    assert_eq!(e.to_string(), "baseline version 3, this otwatch reads version 1");
+    assert_eq!(
+        e.to_string(),
+        "baseline version 3, this otwatch reads version 1"
+    );
 
     let corrupt = text.replacen("\"assets\": [", "\"assets\": [,", 1);
     let e = Baseline::from_json(&corrupt).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.starts_with("baseline is not valid JSON at line "), "{msg}");
+    assert!(
+        msg.starts_with("baseline is not valid JSON at line "),
+        "{msg}"
+    );
     assert!(matches!(e, BaselineError::Json { line, .. } if line > 3));
 
     let e = Baseline::from_json("{\"kind\": \"pcap\", \"version\": 1}").unwrap_err();
     assert!(e.to_string().contains("not an otwatch baseline"));
     let e = Baseline::from_json("{\"kind\": \"otwatch-baseline\"}").unwrap_err();
-    assert_eq!(e.to_string(), "baseline version missing, this otwatch reads version 1");
+    assert_eq!(
+        e.to_string(),
+        "baseline version missing, this otwatch reads version 1"
+    );
     let e = Baseline::from_json("{\"kind\": \"otwatch-baseline\", \"version\": 1}").unwrap_err();
     assert!(e.to_string().contains("missing field"), "{e}");
     let e = Baseline::from_json("").unwrap_err();
@@ -90,7 +98,11 @@ fn load_errors_say_what_is_wrong() {
     assert!(e.to_string().contains("listed twice"), "{e}");
 
     let e = Baseline::load(std::path::Path::new("/nonexistent/otwatch.baseline.json")).unwrap_err();
-    assert!(e.to_string().starts_with("cannot access baseline /nonexistent/"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("cannot access baseline /nonexistent/"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -26,9 +26,9 @@ pub mod values;
 pub mod violations;
 
 #[cfg(test)]
-pub(crate) mod testkit;
-#[cfg(test)]
 mod plant_tests;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use crate::alert::attack::*;
 use crate::alert::Alert;
@@ -103,7 +103,10 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("detectors", &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>())
+            .field(
+                "detectors",
+                &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            )
             .field("raised", &self.raised)
             .finish()
     }
@@ -114,7 +117,7 @@ impl Engine {
     /// baseline-free checks (violations, scans) raise alerts.
     pub fn new(baseline: Option<Baseline>, cfg: DetectConfig) -> Self {
         let detectors: Vec<Box<dyn Detector>> = vec![
-            Box::new(violations::Violations::default()),
+            Box::new(violations::Violations),
             Box::new(novelty::Novelty::new(cfg.novelty.clone())),
             Box::new(values::Values::new(cfg.values.clone())),
             Box::new(timing::Timing::new(cfg.timing.clone())),
@@ -266,7 +269,9 @@ pub(crate) fn list_words<T: std::fmt::Display>(items: &[T], max: usize) -> Strin
         ([], _) => "nothing".to_string(),
         ([one], 0) => one.clone(),
         (many, 0) => {
-            let (last, head) = many.split_last().map_or((String::new(), &[][..]), |(l, h)| (l.clone(), h));
+            let (last, head) = many
+                .split_last()
+                .map_or((String::new(), &[][..]), |(l, h)| (l.clone(), h));
             format!("{} and {last}", head.join(", "))
         }
         (many, n) => format!("{} and {n} more", many.join(", ")),

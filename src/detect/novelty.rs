@@ -75,9 +75,8 @@ fn who_accessed(
                 AccessDir::Read => &c.read_ranges,
                 AccessDir::Write => &c.write_ranges,
             };
-            m.get(space).is_some_and(|pairs| {
-                pairs.iter().any(|p| p[0] <= last && first <= p[1])
-            })
+            m.get(space)
+                .is_some_and(|pairs| pairs.iter().any(|p| p[0] <= last && first <= p[1]))
         })
         .map(|c| c.client)
         .collect()
@@ -126,7 +125,11 @@ impl Novelty {
             );
             out.push(
                 Alert::from_event(&NEW_ASSET, ev, explanation, event_summary(ev)).with_fact(
-                    format!("{} is not among the {} baseline assets", ep.ip, b.assets.len()),
+                    format!(
+                        "{} is not among the {} baseline assets",
+                        ep.ip,
+                        b.assets.len()
+                    ),
                     "assets",
                 ),
             );
@@ -203,11 +206,20 @@ impl Novelty {
                                 ranges_words(&read),
                             );
                             out.push(
-                                Alert::from_event(&NEW_OBJECT_READ, ev, explanation, event_summary(ev))
-                                    .with_fact(
-                                        format!("{} read only {} of {space}", ev.client.ip, ranges_words(&read)),
-                                        reference,
+                                Alert::from_event(
+                                    &NEW_OBJECT_READ,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!(
+                                        "{} read only {} of {space}",
+                                        ev.client.ip,
+                                        ranges_words(&read)
                                     ),
+                                    reference,
+                                ),
                             );
                         }
                         AccessDir::Write => {
@@ -219,10 +231,11 @@ impl Novelty {
                                 .first()
                                 .map(|v| format!(" {}", fmt_value(v)))
                                 .unwrap_or_default();
-                            let only_read = (first..=last)
-                                .all(|x| write.contains(x) || read.contains(x));
+                            let only_read =
+                                (first..=last).all(|x| write.contains(x) || read.contains(x));
                             if only_read {
-                                let readers = who_accessed(b, ev, &space, first, last, AccessDir::Read);
+                                let readers =
+                                    who_accessed(b, ev, &space, first, last, AccessDir::Read);
                                 let explanation = format!(
                                     "{} wrote{value} to {words} on {dev}; in the baseline \
                                      these addresses were only ever read (by {}), never \
@@ -233,11 +246,16 @@ impl Novelty {
                                     list_words(&readers, 5),
                                 );
                                 out.push(
-                                    Alert::from_event(&WRITE_TO_READ_ONLY, ev, explanation, event_summary(ev))
-                                        .with_fact(
-                                            format!("{words} on {dev} was read, never written"),
-                                            format!("{}.write_ranges[{space}]", ch.ref_name()),
-                                        ),
+                                    Alert::from_event(
+                                        &WRITE_TO_READ_ONLY,
+                                        ev,
+                                        explanation,
+                                        event_summary(ev),
+                                    )
+                                    .with_fact(
+                                        format!("{words} on {dev} was read, never written"),
+                                        format!("{}.write_ranges[{space}]", ch.ref_name()),
+                                    ),
                                 );
                             } else {
                                 let explanation = format!(
@@ -249,11 +267,20 @@ impl Novelty {
                                     ranges_words(&write),
                                 );
                                 out.push(
-                                    Alert::from_event(&NEW_OBJECT_WRITTEN, ev, explanation, event_summary(ev))
-                                        .with_fact(
-                                            format!("{} wrote only {} of {space}", ev.client.ip, ranges_words(&write)),
-                                            format!("{}.write_ranges[{space}]", ch.ref_name()),
+                                    Alert::from_event(
+                                        &NEW_OBJECT_WRITTEN,
+                                        ev,
+                                        explanation,
+                                        event_summary(ev),
+                                    )
+                                    .with_fact(
+                                        format!(
+                                            "{} wrote only {} of {space}",
+                                            ev.client.ip,
+                                            ranges_words(&write)
                                         ),
+                                        format!("{}.write_ranges[{space}]", ch.ref_name()),
+                                    ),
                                 );
                             }
                         }
@@ -279,8 +306,16 @@ impl Novelty {
                                 ev.client.ip
                             );
                             out.push(
-                                Alert::from_event(&NEW_OBJECT_READ, ev, explanation, event_summary(ev))
-                                    .with_fact(format!("{key} not in the channel's objects"), reference),
+                                Alert::from_event(
+                                    &NEW_OBJECT_READ,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!("{key} not in the channel's objects"),
+                                    reference,
+                                ),
                             );
                         }
                         (None, AccessDir::Write) => {
@@ -291,8 +326,16 @@ impl Novelty {
                                 ev.client.ip
                             );
                             out.push(
-                                Alert::from_event(&NEW_OBJECT_WRITTEN, ev, explanation, event_summary(ev))
-                                    .with_fact(format!("{key} not in the channel's objects"), reference),
+                                Alert::from_event(
+                                    &NEW_OBJECT_WRITTEN,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!("{key} not in the channel's objects"),
+                                    reference,
+                                ),
                             );
                         }
                         (Some(o), AccessDir::Write) if o.writes == 0 => {
@@ -304,8 +347,16 @@ impl Novelty {
                                 ev.client.ip, o.reads
                             );
                             out.push(
-                                Alert::from_event(&WRITE_TO_READ_ONLY, ev, explanation, event_summary(ev))
-                                    .with_fact(format!("{key}: {} reads, 0 writes", o.reads), reference),
+                                Alert::from_event(
+                                    &WRITE_TO_READ_ONLY,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!("{key}: {} reads, 0 writes", o.reads),
+                                    reference,
+                                ),
                             );
                         }
                         _ => {}
@@ -409,7 +460,12 @@ impl Detector for Novelty {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use crate::baseline::Learner;
@@ -456,7 +512,10 @@ mod tests {
         let a = run(&write_hr(99_000, ROGUE, PLC, 1, 0, 9999));
         assert_eq!(kinds(&a), ["new_asset", "new_channel"]);
         assert!(a[0].otwatch.explanation.starts_with("10.0.0.66 appeared"));
-        assert!(a[1].otwatch.explanation.contains("only 10.0.0.1 talked Modbus"));
+        assert!(a[1]
+            .otwatch
+            .explanation
+            .contains("only 10.0.0.1 talked Modbus"));
         assert_eq!(a[1].alert.metadata.mitre_attack_ics, ["T0855", "T0836"]);
     }
 
@@ -466,19 +525,39 @@ mod tests {
         assert_eq!(kinds(&a), ["new_unit_id"]);
         assert!(a[0].otwatch.explanation.contains("only addressed unit 1"));
 
-        let diag = modbus(99_000, MASTER, PLC, 1, 8, "diagnostics", OpKind::Diagnostic, vec![], Outcome::Ok);
+        let diag = modbus(
+            99_000,
+            MASTER,
+            PLC,
+            1,
+            8,
+            "diagnostics",
+            OpKind::Diagnostic,
+            vec![],
+            Outcome::Ok,
+        );
         let a = run(&diag);
         assert_eq!(kinds(&a), ["new_function"]);
         assert!(a[0].otwatch.explanation.contains("only used read_coils (1), read_holding_registers (3) and write_single_register (6)"), "{}", a[0].otwatch.explanation);
 
         let a = run(&read_hr(99_000, MASTER, PLC, 1, 100, &[1, 2]));
         assert_eq!(kinds(&a), ["new_object_read"]);
-        assert!(a[0].otwatch.explanation.contains("holding registers 100–101"));
-        assert!(a[0].otwatch.explanation.contains("(it read 0–3)"), "{}", a[0].otwatch.explanation);
+        assert!(a[0]
+            .otwatch
+            .explanation
+            .contains("holding registers 100–101"));
+        assert!(
+            a[0].otwatch.explanation.contains("(it read 0–3)"),
+            "{}",
+            a[0].otwatch.explanation
+        );
 
         let a = run(&write_hr(99_000, MASTER, PLC, 1, 2, 7));
         assert_eq!(kinds(&a), ["write_to_read_only"]);
-        assert!(a[0].otwatch.explanation.contains("only ever read (by 10.0.0.1)"));
+        assert!(a[0]
+            .otwatch
+            .explanation
+            .contains("only ever read (by 10.0.0.1)"));
         assert_eq!(a[0].alert.severity, 1);
 
         let a = run(&write_hr(99_000, MASTER, PLC, 1, 50, 7));

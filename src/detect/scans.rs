@@ -99,7 +99,11 @@ impl<T: Ord + Clone> WindowSet<T> {
     }
 
     fn push(&mut self, now_us: i64, window_us: i64, cap: usize, item: T) {
-        while self.items.front().is_some_and(|(t, _)| *t <= now_us - window_us) {
+        while self
+            .items
+            .front()
+            .is_some_and(|(t, _)| *t <= now_us - window_us)
+        {
             self.evict_one();
         }
         while self.items.len() >= cap.max(1) {
@@ -170,9 +174,10 @@ fn block_is_known(ch: &Channel, ev: &IcsEvent) -> bool {
 fn block_key(ev: &IcsEvent) -> Option<String> {
     let a = ev.accesses.first()?;
     match &a.object {
-        ObjectRef::Modbus { start, count, .. } => {
-            Some(format!("{}/{start}+{count}", space_key(ev.unit_id, &a.object)?))
-        }
+        ObjectRef::Modbus { start, count, .. } => Some(format!(
+            "{}/{start}+{count}",
+            space_key(ev.unit_id, &a.object)?
+        )),
         other => crate::baseline::named_object_key(other),
     }
 }
@@ -214,10 +219,13 @@ impl Detector for Scans {
         let st = self.pairs.entry(key).or_default();
         let ch = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto));
         let now = ev.ts.as_micros();
-        let win = i64::try_from(cfg.window_s).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000);
+        let win = i64::try_from(cfg.window_s)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1_000_000);
         let cap = cfg.max_window_items;
         let dev = device_words(ev.server.ip, None);
-        st.recent.push_back(AlertEvidence::from_event(ev, event_summary(ev)));
+        st.recent
+            .push_back(AlertEvidence::from_event(ev, event_summary(ev)));
         while st.recent.len() > MAX_EVIDENCE {
             st.recent.pop_front();
         }
@@ -245,7 +253,12 @@ impl Detector for Scans {
                 cfg.window_s,
                 super::list_words(&codes, 12),
             );
-            out.push(alert_with_recent(&FUNCTION_SCAN, ev, explanation, &st.recent));
+            out.push(alert_with_recent(
+                &FUNCTION_SCAN,
+                ev,
+                explanation,
+                &st.recent,
+            ));
         }
 
         // Unit ids.
@@ -254,7 +267,10 @@ impl Detector for Scans {
                 st.units.push(now, win, cap, u);
             }
             let n = st.units.distinct();
-            if st.units.fire(n >= cfg.unit_distinct, n < cfg.unit_distinct / 2) {
+            if st
+                .units
+                .fire(n >= cfg.unit_distinct, n < cfg.unit_distinct / 2)
+            {
                 let units: Vec<String> = st.units.counts.keys().map(u8::to_string).collect();
                 let explanation = format!(
                     "{} addressed {n} different{} unit ids on {dev} within {} s ({}). A master \
@@ -265,7 +281,12 @@ impl Detector for Scans {
                     cfg.window_s,
                     super::list_words(&units, 12),
                 );
-                out.push(alert_with_recent(&UNIT_ID_SCAN, ev, explanation, &st.recent));
+                out.push(alert_with_recent(
+                    &UNIT_ID_SCAN,
+                    ev,
+                    explanation,
+                    &st.recent,
+                ));
             }
         }
 
@@ -281,7 +302,10 @@ impl Detector for Scans {
             };
             let (n, total) = (st.blocks.distinct(), st.blocks.total().max(1));
             let share = n as f64 / total as f64;
-            if st.blocks.fire(n >= need && share >= cfg.sweep_min_novel_share, n < need / 2) {
+            if st.blocks.fire(
+                n >= need && share >= cfg.sweep_min_novel_share,
+                n < need / 2,
+            ) {
                 let explanation = format!(
                     "{} requested {n} different{} objects on {dev} within {} s, nearly all of \
                      them once ({} requests). Polling re-reads the same blocks; reading one \
@@ -291,7 +315,12 @@ impl Detector for Scans {
                     cfg.window_s,
                     total
                 );
-                out.push(alert_with_recent(&ADDRESS_SWEEP, ev, explanation, &st.recent));
+                out.push(alert_with_recent(
+                    &ADDRESS_SWEEP,
+                    ev,
+                    explanation,
+                    &st.recent,
+                ));
             }
         }
 
@@ -320,13 +349,23 @@ impl Detector for Scans {
                     "normal polling gets no exceptions".to_string()
                 }
             );
-            out.push(alert_with_recent(&EXCEPTION_BURST, ev, explanation, &st.recent));
+            out.push(alert_with_recent(
+                &EXCEPTION_BURST,
+                ev,
+                explanation,
+                &st.recent,
+            ));
         }
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use crate::detect::testkit::*;
@@ -350,7 +389,14 @@ mod tests {
         let mut evs = Vec::new();
         for i in 0..600 {
             for b in 0..20u32 {
-                evs.push(read_hr(i * 1000 + i64::from(b), MASTER, PLC, 1, b * 10, &[1; 10]));
+                evs.push(read_hr(
+                    i * 1000 + i64::from(b),
+                    MASTER,
+                    PLC,
+                    1,
+                    b * 10,
+                    &[1; 10],
+                ));
             }
         }
         assert!(run(&evs).is_empty());
@@ -359,20 +405,43 @@ mod tests {
     #[test]
     fn function_code_scan() {
         let evs: Vec<IcsEvent> = (1..=10)
-            .map(|fc| modbus(i64::from(fc) * 100, ROGUE, PLC, 1, fc, "x", OpKind::Other, vec![], exception(1)))
+            .map(|fc| {
+                modbus(
+                    i64::from(fc) * 100,
+                    ROGUE,
+                    PLC,
+                    1,
+                    fc,
+                    "x",
+                    OpKind::Other,
+                    vec![],
+                    exception(1),
+                )
+            })
             .collect();
         let out = run(&evs);
         assert_eq!(kinds(&out), ["function_code_scan"]);
-        assert!(out[0].otwatch.explanation.contains("3 different function codes"), "{}", out[0].otwatch.explanation);
+        assert!(
+            out[0]
+                .otwatch
+                .explanation
+                .contains("3 different function codes"),
+            "{}",
+            out[0].otwatch.explanation
+        );
         assert_eq!(out[0].otwatch.evidence.len(), 3);
     }
 
     #[test]
     fn unit_scan_sweep_and_exceptions() {
-        let evs: Vec<IcsEvent> = (1..=10).map(|u| read_hr(i64::from(u) * 100, ROGUE, PLC, u, 0, &[1])).collect();
+        let evs: Vec<IcsEvent> = (1..=10)
+            .map(|u| read_hr(i64::from(u) * 100, ROGUE, PLC, u, 0, &[1]))
+            .collect();
         assert_eq!(kinds(&run(&evs)), ["unit_id_scan"]);
 
-        let evs: Vec<IcsEvent> = (0..200).map(|a| read_hr(i64::from(a) * 10, ROGUE, PLC, 1, a, &[1])).collect();
+        let evs: Vec<IcsEvent> = (0..200)
+            .map(|a| read_hr(i64::from(a) * 10, ROGUE, PLC, 1, a, &[1]))
+            .collect();
         assert_eq!(kinds(&run(&evs)), ["address_sweep"]);
 
         let mut evs: Vec<IcsEvent> = Vec::new();
@@ -388,7 +457,19 @@ mod tests {
     fn window_slides() {
         // 8 function codes spread over 10 minutes never make a scan.
         let evs: Vec<IcsEvent> = (1..=8)
-            .map(|fc| modbus(i64::from(fc) * 70_000, ROGUE, PLC, 1, fc, "x", OpKind::Other, vec![], Outcome::Ok))
+            .map(|fc| {
+                modbus(
+                    i64::from(fc) * 70_000,
+                    ROGUE,
+                    PLC,
+                    1,
+                    fc,
+                    "x",
+                    OpKind::Other,
+                    vec![],
+                    Outcome::Ok,
+                )
+            })
             .collect();
         assert!(run(&evs).is_empty());
     }

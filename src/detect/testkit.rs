@@ -1,5 +1,10 @@
 //! Synthetic events for detector tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use crate::event::*;
 use crate::time::Timestamp;
@@ -106,7 +111,13 @@ pub(crate) fn read_hr(ms: i64, c: &str, s: &str, unit: u8, start: u32, values: &
         3,
         "read_holding_registers",
         OpKind::Read,
-        vec![acc(AccessDir::Read, ModbusTable::HoldingRegister, start, n, ints(values))],
+        vec![acc(
+            AccessDir::Read,
+            ModbusTable::HoldingRegister,
+            start,
+            n,
+            ints(values),
+        )],
         Outcome::Ok,
     )
 }
@@ -122,13 +133,26 @@ pub(crate) fn read_ir(ms: i64, c: &str, s: &str, unit: u8, start: u32, values: &
         4,
         "read_input_registers",
         OpKind::Read,
-        vec![acc(AccessDir::Read, ModbusTable::InputRegister, start, n, ints(values))],
+        vec![acc(
+            AccessDir::Read,
+            ModbusTable::InputRegister,
+            start,
+            n,
+            ints(values),
+        )],
         Outcome::Ok,
     )
 }
 
 /// FC 1 read of coils.
-pub(crate) fn read_coils(ms: i64, c: &str, s: &str, unit: u8, start: u32, bits: &[bool]) -> IcsEvent {
+pub(crate) fn read_coils(
+    ms: i64,
+    c: &str,
+    s: &str,
+    unit: u8,
+    start: u32,
+    bits: &[bool],
+) -> IcsEvent {
     modbus(
         ms,
         c,
@@ -158,7 +182,13 @@ pub(crate) fn write_hr(ms: i64, c: &str, s: &str, unit: u8, addr: u32, value: i6
         6,
         "write_single_register",
         OpKind::Write,
-        vec![acc(AccessDir::Write, ModbusTable::HoldingRegister, addr, 1, ints(&[value]))],
+        vec![acc(
+            AccessDir::Write,
+            ModbusTable::HoldingRegister,
+            addr,
+            1,
+            ints(&[value]),
+        )],
         Outcome::Ok,
     )
 }
@@ -173,7 +203,13 @@ pub(crate) fn write_coil(ms: i64, c: &str, s: &str, unit: u8, addr: u32, on: boo
         5,
         "write_single_coil",
         OpKind::Write,
-        vec![acc(AccessDir::Write, ModbusTable::Coil, addr, 1, vec![Value::Bool(on)])],
+        vec![acc(
+            AccessDir::Write,
+            ModbusTable::Coil,
+            addr,
+            1,
+            vec![Value::Bool(on)],
+        )],
         Outcome::Ok,
     )
 }

@@ -121,7 +121,14 @@ impl Timing {
         }
     }
 
-    fn burst(&mut self, ev: &IcsEvent, key: ChanKey, max10: u64, reference: String, out: &mut Vec<Alert>) {
+    fn burst(
+        &mut self,
+        ev: &IcsEvent,
+        key: ChanKey,
+        max10: u64,
+        reference: String,
+        out: &mut Vec<Alert>,
+    ) {
         let limit = ((self.cfg.burst_factor * max10 as f64).ceil() as u64)
             .max(max10.saturating_add(self.cfg.burst_min_extra));
         let st = self.chans.entry(key).or_default();
@@ -171,7 +178,10 @@ impl Timing {
         let Some(ppos) = cycle.iter().position(|s| *s == prev) else {
             return;
         };
-        let expected = cycle.get((ppos + 1) % cycle.len()).map(String::as_str).unwrap_or("");
+        let expected = cycle
+            .get((ppos + 1) % cycle.len())
+            .map(String::as_str)
+            .unwrap_or("");
         let _ = pos;
         let ok = expected == sig;
         st.order.push_back(ok);
@@ -209,14 +219,28 @@ impl Detector for Timing {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let Some(ch) = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto)) else {
+        let Some(ch) = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto))
+        else {
             return;
         };
         let key = (ev.client.ip, ev.server.ip, ev.proto);
-        self.burst(ev, key, ch.volume.max_per_10s, format!("{}.volume.max_per_10s", ch.ref_name()), out);
+        self.burst(
+            ev,
+            key,
+            ch.volume.max_per_10s,
+            format!("{}.volume.max_per_10s", ch.ref_name()),
+            out,
+        );
         let sig = request_signature(ev);
         if !ch.cycle.is_empty() {
-            self.order(ev, key, &sig, &ch.cycle, format!("{}.cycle", ch.ref_name()), out);
+            self.order(
+                ev,
+                key,
+                &sig,
+                &ch.cycle,
+                format!("{}.cycle", ch.ref_name()),
+                out,
+            );
         }
         let Some(p) = ch.poll(&sig).filter(|p| p.periodic) else {
             return;
@@ -287,7 +311,11 @@ impl Detector for Timing {
         );
         out.push(
             Alert::from_event(&POLL_PERIOD_CHANGED, ev, explanation, event_summary(ev)).with_fact(
-                format!("period {} ms, jitter {} ms", fmt_num(p.period_ms.round()), fmt_num(p.jitter_ms.round())),
+                format!(
+                    "period {} ms, jitter {} ms",
+                    fmt_num(p.period_ms.round()),
+                    fmt_num(p.jitter_ms.round())
+                ),
                 format!("{}.polls[{}]", ch.ref_name(), p.signature),
             ),
         );
@@ -327,11 +355,22 @@ impl Detector for Timing {
                 fmt_num(p.period_ms.round()),
                 fmt_num(p.max_gap_ms.round()),
             );
-            let mut a = Alert::new(&POLL_STOPPED, now, &st.client, &st.server, key.2, explanation)
-                .with_fact(
-                    format!("period {} ms, longest gap {} ms", fmt_num(p.period_ms.round()), fmt_num(p.max_gap_ms.round())),
-                    format!("{}.polls[{sig}]", ch.ref_name()),
-                );
+            let mut a = Alert::new(
+                &POLL_STOPPED,
+                now,
+                &st.client,
+                &st.server,
+                key.2,
+                explanation,
+            )
+            .with_fact(
+                format!(
+                    "period {} ms, longest gap {} ms",
+                    fmt_num(p.period_ms.round()),
+                    fmt_num(p.max_gap_ms.round())
+                ),
+                format!("{}.polls[{sig}]", ch.ref_name()),
+            );
             a.otwatch.unit_id = st.unit;
             a.otwatch.evidence.push(st.evidence.clone());
             out.push(a);
@@ -340,7 +379,12 @@ impl Detector for Timing {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use crate::baseline::Learner;
@@ -391,7 +435,11 @@ mod tests {
         let ch = &b.channels[0];
         assert_eq!(ch.polls.len(), 2);
         assert!(ch.polls.iter().all(|p| p.periodic));
-        assert!((ch.polls[0].period_ms - 1000.0).abs() < 25.0, "{:?}", ch.polls[0]);
+        assert!(
+            (ch.polls[0].period_ms - 1000.0).abs() < 25.0,
+            "{:?}",
+            ch.polls[0]
+        );
         assert_eq!(ch.cycle.len(), 2);
     }
 
@@ -407,7 +455,10 @@ mod tests {
         let out = run(&normal(700, 750, 1000), &ticks);
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(out.iter().all(|a| a.otwatch.kind == "poll_stopped"));
-        assert!(out[0].otwatch.explanation.starts_with("10.0.0.1 stopped polling 10.0.1.1 unit 1"));
+        assert!(out[0]
+            .otwatch
+            .explanation
+            .starts_with("10.0.0.1 stopped polling 10.0.1.1 unit 1"));
         assert_eq!(out[0].timestamp, ts_ms(752_500));
     }
 
@@ -418,9 +469,14 @@ mod tests {
         assert_eq!(kinds, ["poll_period_changed", "poll_period_changed"]);
         assert!(out[0].otwatch.explanation.contains("every 400 ms"));
 
-        let burst: Vec<IcsEvent> = (0..200).map(|i| read_hr(700_000 + i * 10, MASTER, PLC, 1, 0, &[1, 2])).collect();
+        let burst: Vec<IcsEvent> = (0..200)
+            .map(|i| read_hr(700_000 + i * 10, MASTER, PLC, 1, 0, &[1, 2]))
+            .collect();
         let out = run(&burst, &[]);
-        assert!(out.iter().any(|a| a.otwatch.kind == "traffic_burst"), "{out:?}");
+        assert!(
+            out.iter().any(|a| a.otwatch.kind == "traffic_burst"),
+            "{out:?}"
+        );
 
         let mut swapped = Vec::new();
         for i in 0..20 {
@@ -430,6 +486,9 @@ mod tests {
             swapped.push(read_hr(t + 15, MASTER, PLC, 1, 0, &[1, 2]));
         }
         let out = run(&swapped, &[]);
-        assert!(out.iter().any(|a| a.otwatch.kind == "poll_order_changed"), "{out:?}");
+        assert!(
+            out.iter().any(|a| a.otwatch.kind == "poll_order_changed"),
+            "{out:?}"
+        );
     }
 }

@@ -15,8 +15,7 @@ use super::{list_words, Detector};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
-    access_keys, device_words, event_summary, fmt_num, key_words, numeric, Baseline,
-    ValueProfile,
+    access_keys, device_words, event_summary, fmt_num, key_words, numeric, Baseline, ValueProfile,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
 use std::collections::BTreeMap;
@@ -92,10 +91,25 @@ struct Normal {
     count: u64,
     who: Vec<IpAddr>,
     own: bool,
-    reference: String,
+    /// Client of the first contributing channel (for `baseline_ref`).
+    ref_client: IpAddr,
+    /// `read` or `written`.
+    side: &'static str,
 }
 
-fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, reference: String) {
+impl Normal {
+    fn reference(&self, ev: &IcsEvent, key: &str) -> String {
+        format!(
+            "channels[{}>{} {}].objects[{key}].{}",
+            self.ref_client,
+            ev.server.ip,
+            ev.proto.as_str(),
+            self.side
+        )
+    }
+}
+
+fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, side: &'static str) {
     match into {
         None => {
             *into = Some(Normal {
@@ -107,7 +121,8 @@ fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, re
                 count: p.count,
                 who: vec![who],
                 own,
-                reference,
+                ref_client: who,
+                side,
             })
         }
         Some(n) => {
@@ -125,25 +140,27 @@ fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, re
 /// The normal values of `key` in direction `dir`: the channel's own profile if it has one,
 /// else the union over every baseline channel to the same server.
 fn normal_of(b: &Baseline, ev: &IcsEvent, key: &str, dir: AccessDir) -> Option<Normal> {
-    let pick = |o: &crate::baseline::ObjectProfile| match dir {
-        AccessDir::Read => o.read.clone(),
-        AccessDir::Write => o.written.clone(),
-    };
+    fn pick(o: &crate::baseline::ObjectProfile, dir: AccessDir) -> Option<&ValueProfile> {
+        match dir {
+            AccessDir::Read => o.read.as_ref(),
+            AccessDir::Write => o.written.as_ref(),
+        }
+    }
     let side = match dir {
         AccessDir::Read => "read",
         AccessDir::Write => "written",
     };
     if let Some(ch) = b.channel(ev.client.ip, ev.server.ip, ev.proto) {
-        if let Some(p) = ch.objects.get(key).and_then(pick) {
+        if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
             let mut n = None;
-            merge(&mut n, &p, ch.client, true, format!("{}.objects[{key}].{side}", ch.ref_name()));
+            merge(&mut n, p, ch.client, true, side);
             return n;
         }
     }
     let mut n = None;
     for ch in b.channels_to(ev.server.ip, ev.proto) {
-        if let Some(p) = ch.objects.get(key).and_then(pick) {
-            merge(&mut n, &p, ch.client, false, format!("{}.objects[{key}].{side}", ch.ref_name()));
+        if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
+            merge(&mut n, p, ch.client, false, side);
         }
     }
     n
@@ -209,7 +226,7 @@ impl Values {
         );
         out.push(
             Alert::from_event(&WRITE_OUT_OF_RANGE, ev, explanation, event_summary(ev))
-                .with_fact(fact, n.reference.clone()),
+                .with_fact(fact, n.reference(ev, key)),
         );
     }
 
@@ -233,7 +250,10 @@ impl Values {
             );
             out.push(
                 Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, event_summary(ev))
-                    .with_fact(format!("{obj} on {dev} read {}", range_words(&n)), n.reference.clone()),
+                    .with_fact(
+                        format!("{obj} on {dev} read {}", range_words(&n)),
+                        n.reference(ev, key),
+                    ),
             );
         }
         let skey = (ev.client.ip, ev.server.ip, ev.proto, key.to_string());
@@ -262,10 +282,7 @@ impl Values {
         st.last = x;
         // Jump.
         let step = (x - prev).abs();
-        if !out_of_range
-            && n.max_step > 0.0
-            && step > (self.cfg.jump_factor * n.max_step).max(m)
-        {
+        if !out_of_range && n.max_step > 0.0 && step > (self.cfg.jump_factor * n.max_step).max(m) {
             let explanation = format!(
                 "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
                  it never moved more than {} between reads (range {}). A sudden jump can be a \
@@ -279,7 +296,7 @@ impl Values {
             out.push(
                 Alert::from_event(&VALUE_JUMP, ev, explanation, event_summary(ev)).with_fact(
                     format!("{obj} on {dev}: largest step {}", fmt_num(n.max_step)),
-                    n.reference.clone(),
+                    n.reference(ev, key),
                 ),
             );
         }
@@ -305,7 +322,7 @@ impl Values {
                         "{obj} on {dev}: {} distinct values, longest run {}",
                         n.distinct, n.max_same_run
                     ),
-                    n.reference.clone(),
+                    n.reference(ev, key),
                 ),
             );
         }
@@ -325,7 +342,12 @@ impl Detector for Values {
             return;
         }
         for a in &ev.accesses {
-            for (key, v) in access_keys(ev.unit_id, &a.object, &a.values, self.cfg.max_values_per_access) {
+            for (key, v) in access_keys(
+                ev.unit_id,
+                &a.object,
+                &a.values,
+                self.cfg.max_values_per_access,
+            ) {
                 let Some(x) = v.and_then(numeric) else {
                     continue;
                 };
@@ -339,7 +361,12 @@ impl Detector for Values {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use crate::baseline::Learner;
@@ -388,7 +415,10 @@ mod tests {
         assert!(run(&[write_hr(999_000, OTHER, PLC, 1, 40, 540)]).is_empty());
         assert!(run(&[write_hr(999_000, OTHER, PLC, 1, 40, 455)]).is_empty());
         let out = run(&[write_hr(999_000, OTHER, PLC, 1, 40, 600)]);
-        assert!(out[0].otwatch.explanation.contains("10.0.0.7 itself wrote it"));
+        assert!(out[0]
+            .otwatch
+            .explanation
+            .contains("10.0.0.7 itself wrote it"));
     }
 
     #[test]
@@ -403,7 +433,10 @@ mod tests {
         ]);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].otwatch.kind, "value_jump");
-        assert!(out[0].otwatch.explanation.contains("jumped from 150 to 250"));
+        assert!(out[0]
+            .otwatch
+            .explanation
+            .contains("jumped from 150 to 250"));
 
         let evs: Vec<IcsEvent> = (0..30)
             .map(|i| read_ir(999_000 + i * 1000, MASTER, PLC, 1, 0, &[180, 7]))
