@@ -155,3 +155,81 @@ impl Aggregator {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::alert::signatures::{NEW_FUNCTION, WRITE_OUT_OF_RANGE};
+    use crate::detect::testkit::*;
+    use proptest::prelude::*;
+
+    fn raw(sec: i64, write: bool, client: &str) -> Alert {
+        let ev = write_hr(sec * 1000, client, PLC, 1, 4, 9999);
+        let sig = if write {
+            &WRITE_OUT_OF_RANGE
+        } else {
+            &NEW_FUNCTION
+        };
+        Alert::from_event(sig, &ev, "x".into(), "y".into())
+    }
+
+    #[test]
+    fn first_then_summary_per_window() {
+        let mut agg = Aggregator::new(300);
+        let mut out = Vec::new();
+        for s in 0..700 {
+            agg.push(raw(s, true, MASTER), &mut out);
+        }
+        agg.finish(&mut out);
+        let counts: Vec<(u64, bool)> = out
+            .iter()
+            .map(|a| (a.otwatch.count, a.otwatch.aggregated))
+            .collect();
+        assert_eq!(counts, [(1, false), (299, true), (300, true), (100, true)]);
+        assert_eq!(out[1].otwatch.first_seen, ts_ms(1000));
+        assert_eq!(out[1].otwatch.last_seen, ts_ms(299_000));
+        assert_eq!(agg.suppressed, 699);
+    }
+
+    #[test]
+    fn quiet_window_ends_the_episode() {
+        let mut agg = Aggregator::new(60);
+        let mut out = Vec::new();
+        agg.push(raw(0, true, MASTER), &mut out);
+        agg.push(raw(500, true, MASTER), &mut out);
+        agg.finish(&mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|a| !a.otwatch.aggregated));
+    }
+
+    proptest! {
+        #[test]
+        fn counts_add_up_and_order_is_stable(
+            items in proptest::collection::vec((0i64..2000, any::<bool>(), 0usize..3), 0..200),
+            window in 0u64..400,
+        ) {
+            let clients = [MASTER, ROGUE, "10.0.0.9"];
+            let mut items = items;
+            items.sort_by_key(|i| i.0);
+            let run = || {
+                let mut agg = Aggregator::new(window);
+                let mut out = Vec::new();
+                for (s, w, c) in &items {
+                    agg.push(raw(*s, *w, clients[*c]), &mut out);
+                }
+                agg.finish(&mut out);
+                out
+            };
+            let out = run();
+            let total: u64 = out.iter().map(|a| a.otwatch.count).sum();
+            prop_assert_eq!(total, items.len() as u64);
+            prop_assert_eq!(out, run());
+        }
+    }
+}

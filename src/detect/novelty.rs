@@ -568,6 +568,67 @@ mod tests {
     }
 
     #[test]
+    fn opcua_nodes() {
+        use crate::event::{Access, AccessDir, AppProto, ObjectRef, Value};
+        let node = |ms: i64, dir: AccessDir, id: &str| {
+            let mut e = read_hr(ms, MASTER, PLC, 1, 0, &[]);
+            e.proto = AppProto::Opcua;
+            e.unit_id = None;
+            e.server.port = 4840;
+            e.function.code = if dir == AccessDir::Read { 631 } else { 673 };
+            e.function.name = if dir == AccessDir::Read {
+                "ReadRequest"
+            } else {
+                "WriteRequest"
+            };
+            e.op = if dir == AccessDir::Read {
+                OpKind::Read
+            } else {
+                OpKind::Write
+            };
+            e.accesses = vec![Access {
+                dir,
+                object: ObjectRef::Node {
+                    node_id: id.into(),
+                    attribute: Some(13),
+                },
+                values: vec![Value::Float(1.5)],
+            }];
+            e
+        };
+        let mut l = Learner::default();
+        for i in 0..20 {
+            l.observe(&node(i * 1000, AccessDir::Read, "ns=2;s=Tank.Level"));
+        }
+        l.observe(&node(30_000, AccessDir::Write, "ns=2;s=Valve.Cmd"));
+        let b = l.finish().unwrap();
+        let mut d = Novelty::new(NoveltyConfig::default());
+        let mut out = Vec::new();
+        d.on_event(
+            &node(99_000, AccessDir::Read, "ns=2;s=Tank.Level"),
+            Some(&b),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        d.on_event(
+            &node(99_000, AccessDir::Write, "ns=2;s=Tank.Level"),
+            Some(&b),
+            &mut out,
+        );
+        d.on_event(
+            &node(99_000, AccessDir::Read, "ns=2;s=Secret"),
+            Some(&b),
+            &mut out,
+        );
+        assert_eq!(kinds(&out), ["write_to_read_only", "new_object_read"]);
+        assert!(out[0].otwatch.explanation.contains("wrote to node ns=2;s=Tank.Level on 10.0.1.1; in the baseline it only read it (20 reads, no write)"), "{}", out[0].otwatch.explanation);
+        assert_eq!(
+            out[0].alert.signature,
+            "OTWATCH OPCUA Write to an object only ever read"
+        );
+    }
+
+    #[test]
     fn new_asset_reported_once() {
         let b = learnt();
         let mut d = Novelty::new(NoveltyConfig::default());
