@@ -5,9 +5,12 @@
 //! [`pipeline`] wires them together; [`stats`] holds the counters.
 #![forbid(unsafe_code)]
 
+pub mod alert;
+pub mod baseline;
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod detect;
 pub mod event;
 pub mod flow;
 pub mod fuzzing;

@@ -1,0 +1,294 @@
+//! Names of things, shared by the learner and the detectors: object keys, address spaces,
+//! request signatures, and words for plant engineers.
+
+use crate::event::{IcsEvent, ModbusTable, ObjectRef, OpKind, Value};
+
+/// snake_case name of a Modbus table, as in the baseline file.
+pub fn table_key(t: ModbusTable) -> &'static str {
+    match t {
+        ModbusTable::Coil => "coil",
+        ModbusTable::DiscreteInput => "discrete_input",
+        ModbusTable::InputRegister => "input_register",
+        ModbusTable::HoldingRegister => "holding_register",
+        ModbusTable::FileRecord => "file_record",
+        ModbusTable::Fifo => "fifo",
+    }
+}
+
+/// Plain words for a Modbus table: `holding register`.
+pub fn table_words(t: ModbusTable) -> &'static str {
+    match t {
+        ModbusTable::Coil => "coil",
+        ModbusTable::DiscreteInput => "discrete input",
+        ModbusTable::InputRegister => "input register",
+        ModbusTable::HoldingRegister => "holding register",
+        ModbusTable::FileRecord => "file record",
+        ModbusTable::Fifo => "FIFO queue",
+    }
+}
+
+/// snake_case name of an operation kind, as in the baseline file.
+pub fn op_key(op: OpKind) -> &'static str {
+    match op {
+        OpKind::Read => "read",
+        OpKind::Write => "write",
+        OpKind::ReadWrite => "read_write",
+        OpKind::Diagnostic => "diagnostic",
+        OpKind::Identify => "identify",
+        OpKind::Program => "program",
+        OpKind::Call => "call",
+        OpKind::Browse => "browse",
+        OpKind::Session => "session",
+        OpKind::Subscribe => "subscribe",
+        OpKind::Discovery => "discovery",
+        OpKind::Other => "other",
+    }
+}
+
+/// Unit part of a key: `u1`, or `u-` when the protocol has no unit id.
+fn unit_part(unit: Option<u8>) -> String {
+    match unit {
+        Some(u) => format!("u{u}"),
+        None => "u-".to_string(),
+    }
+}
+
+/// Address space of a Modbus object: `u1/holding_register`. `None` for other objects.
+pub fn space_key(unit: Option<u8>, obj: &ObjectRef) -> Option<String> {
+    match obj {
+        ObjectRef::Modbus { table, .. } => {
+            Some(format!("{}/{}", unit_part(unit), table_key(*table)))
+        }
+        _ => None,
+    }
+}
+
+/// Key of one Modbus address: `u1/holding_register/40`.
+pub fn modbus_object_key(unit: Option<u8>, table: ModbusTable, addr: u32) -> String {
+    format!("{}/{}/{addr}", unit_part(unit), table_key(table))
+}
+
+/// Key of a non-Modbus object: `node/ns=2;s=Tank.Level` (with `#<attr>` for attributes
+/// other than Value), or `other/<name>`.
+pub fn named_object_key(obj: &ObjectRef) -> Option<String> {
+    match obj {
+        ObjectRef::Node { node_id, attribute } => Some(match attribute {
+            Some(a) if *a != 13 => format!("node/{node_id}#{a}"),
+            _ => format!("node/{node_id}"),
+        }),
+        ObjectRef::Other { name } => Some(format!("other/{name}")),
+        ObjectRef::Modbus { .. } => None,
+    }
+}
+
+/// The object keys an access touches, paired with the value at each (by position), at most
+/// `cap` of them. Modbus ranges expand to one key per address.
+pub fn access_keys<'a>(
+    unit: Option<u8>,
+    obj: &ObjectRef,
+    values: &'a [Value],
+    cap: usize,
+) -> Vec<(String, Option<&'a Value>)> {
+    match obj {
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } => {
+            let n = (*count as usize).min(cap);
+            (0..n)
+                .map(|i| {
+                    let addr = start.saturating_add(i as u32);
+                    (modbus_object_key(unit, *table, addr), values.get(i))
+                })
+                .collect()
+        }
+        other => named_object_key(other)
+            .map(|k| vec![(k, values.first())])
+            .unwrap_or_default(),
+    }
+}
+
+/// A value as a number, for profiles: booleans are 0/1; strings and bytes have none.
+pub fn numeric(v: &Value) -> Option<f64> {
+    let x = match v {
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::Int(i) => *i as f64,
+        Value::UInt(u) => *u as f64,
+        Value::Float(f) => *f,
+        Value::Str(_) | Value::Bytes(_) | Value::Opaque(_) => return None,
+    };
+    x.is_finite().then_some(x)
+}
+
+/// The request signature of a polling model: function, unit and first object, e.g.
+/// `fc3 u1 holding_register 0+10` or `ReadRequest node ns=2;s=Tank.Level +3`.
+pub fn request_signature(ev: &IcsEvent) -> String {
+    let f = &ev.function;
+    let head = match ev.proto {
+        crate::event::AppProto::Modbus => match f.sub {
+            Some(s) => format!("fc{}/{s}", f.code),
+            None => format!("fc{}", f.code),
+        },
+        crate::event::AppProto::Opcua => f.name.to_string(),
+    };
+    let unit = match ev.unit_id {
+        Some(u) => format!(" u{u}"),
+        None => String::new(),
+    };
+    let obj = match ev.accesses.first().map(|a| &a.object) {
+        Some(ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        }) => format!(" {} {start}+{count}", table_key(*table)),
+        Some(o) => {
+            let more = ev.accesses.len().saturating_sub(1);
+            let k = named_object_key(o).unwrap_or_default();
+            if more > 0 {
+                format!(" {k} +{more}")
+            } else {
+                format!(" {k}")
+            }
+        }
+        None => String::new(),
+    };
+    format!("{head}{unit}{obj}")
+}
+
+/// A number in plain form: integers without a decimal point, others with up to 3 decimals.
+pub fn fmt_num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        let s = format!("{x:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A value in plain form, for explanations.
+pub fn fmt_value(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => if *b { "ON (1)" } else { "OFF (0)" }.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => fmt_num(*f),
+        Value::Str(s) => format!("{s:?}"),
+        Value::Bytes(b) => format!("{} bytes", b.len()),
+        Value::Opaque(t) => format!("a {t} value"),
+    }
+}
+
+/// An object in plain words: `holding registers 40–49`, `node ns=2;s=Tank.Level`.
+pub fn object_words(obj: &ObjectRef) -> String {
+    match obj {
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } => {
+            let t = table_words(*table);
+            let last = start.saturating_add(count.saturating_sub(1));
+            if *count <= 1 {
+                format!("{t} {start}")
+            } else {
+                format!("{t}s {start}–{last}")
+            }
+        }
+        ObjectRef::Node { node_id, .. } => format!("node {node_id}"),
+        ObjectRef::Other { name } => name.clone(),
+    }
+}
+
+/// An object key back in plain words: `u1/holding_register/40` → `holding register 40`.
+pub fn key_words(key: &str) -> String {
+    let mut parts = key.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("node"), Some(rest), None) => format!("node {rest}"),
+        (Some("node"), Some(a), Some(b)) => format!("node {a}/{b}"),
+        (Some("other"), Some(rest), _) => rest.to_string(),
+        (Some(_unit), Some(table), Some(addr)) => format!("{} {addr}", table.replace('_', " ")),
+        _ => key.to_string(),
+    }
+}
+
+/// The device in words: `10.0.0.20 unit 1` or `10.0.0.20`.
+pub fn device_words(ip: std::net::IpAddr, unit: Option<u8>) -> String {
+    match unit {
+        Some(u) => format!("{ip} unit {u}"),
+        None => ip.to_string(),
+    }
+}
+
+/// A short summary of an event for alert evidence:
+/// `write_single_register (fc 6) holding register 40 = 9999 → ok`.
+pub fn event_summary(ev: &IcsEvent) -> String {
+    let f = &ev.function;
+    let mut s = match ev.proto {
+        crate::event::AppProto::Modbus => format!("{} (fc {})", f.name, f.code),
+        crate::event::AppProto::Opcua => f.name.to_string(),
+    };
+    if let Some(sub) = f.sub_name {
+        s.push_str(&format!(" {sub}"));
+    }
+    for a in ev.accesses.iter().take(3) {
+        s.push(' ');
+        s.push_str(&object_words(&a.object));
+        if !a.values.is_empty() {
+            let vals: Vec<String> = a.values.iter().take(4).map(fmt_value).collect();
+            let more = if a.values.len() > 4 { ", …" } else { "" };
+            s.push_str(&format!(" = {}{more}", vals.join(", ")));
+        }
+    }
+    if ev.accesses.len() > 3 {
+        s.push_str(" …");
+    }
+    let outcome = match &ev.outcome {
+        crate::event::Outcome::Ok => "ok".to_string(),
+        crate::event::Outcome::Exception { code, name } => format!("exception {code} {name}"),
+        crate::event::Outcome::Bad { name, .. } => format!("bad status {name}"),
+        crate::event::Outcome::Timeout => "no response (timeout)".to_string(),
+        crate::event::Outcome::NoResponse => "no response".to_string(),
+        crate::event::Outcome::Unsolicited => "unsolicited response".to_string(),
+        crate::event::Outcome::NotApplicable => "one-way".to_string(),
+    };
+    format!("{s} → {outcome}")
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_words() {
+        let o = ObjectRef::Modbus {
+            table: ModbusTable::HoldingRegister,
+            start: 40,
+            count: 3,
+        };
+        assert_eq!(space_key(Some(1), &o).unwrap(), "u1/holding_register");
+        let vals = [Value::Int(1), Value::Int(2)];
+        let k = access_keys(Some(1), &o, &vals, 2);
+        assert_eq!(k.len(), 2);
+        assert_eq!(k[1].0, "u1/holding_register/41");
+        assert_eq!(k[1].1, Some(&Value::Int(2)));
+        assert_eq!(object_words(&o), "holding registers 40–42");
+        assert_eq!(key_words("u1/holding_register/40"), "holding register 40");
+        assert_eq!(key_words("node/ns=2;s=A/B"), "node ns=2;s=A/B");
+        let n = ObjectRef::Node {
+            node_id: "ns=2;s=T".into(),
+            attribute: Some(13),
+        };
+        assert_eq!(named_object_key(&n).unwrap(), "node/ns=2;s=T");
+        assert_eq!(fmt_num(470.0), "470");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(numeric(&Value::Float(f64::NAN)), None);
+        assert_eq!(numeric(&Value::Bool(true)), Some(1.0));
+    }
+}

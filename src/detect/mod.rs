@@ -1,0 +1,279 @@
+//! Detection: deterministic detectors over [`IcsEvent`]s, with or without a [`Baseline`], and
+//! the [`Engine`] that runs them and aggregates their alerts.
+//!
+//! One module per family, each with its own tests:
+//! [`violations`] (protocol violations reported by the parsers, no baseline needed),
+//! [`novelty`] (new asset, channel, unit id, function, object; a write to something only
+//! ever read), [`values`] (values outside their profile, frozen or jumping process values),
+//! [`timing`] (a poll that stops, changes period or order; bursts above the learned rate) and
+//! [`scans`] (function-code and unit-id scans, address sweeps, exception bursts; no baseline
+//! needed). Every threshold is a named field of [`DetectConfig`] with a default chosen to give
+//! no alert on steady periodic polling (see the synthetic-plant tests).
+//!
+//! Seam for machine learning: a scoring model is one more [`Detector`] (added with
+//! [`Engine::add_detector`]); it sets `otwatch.score` on the alerts it raises and uses the
+//! `ml` detector name. Nothing else changes.
+//!
+//! Determinism: detectors read time only from events (ticks are driven by event time), keep
+//! their state in `BTreeMap`s, and run in a fixed order; the same events always give the same
+//! alerts in the same order.
+
+pub mod aggregate;
+pub mod novelty;
+pub mod scans;
+pub mod timing;
+pub mod values;
+pub mod violations;
+
+#[cfg(test)]
+mod plant_tests;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+use crate::alert::attack::*;
+use crate::alert::Alert;
+use crate::baseline::Baseline;
+use crate::event::{IcsEvent, OpKind};
+use crate::time::Timestamp;
+use aggregate::Aggregator;
+
+/// A detector: looks at each event, and at ticks of the capture clock.
+pub trait Detector {
+    /// Short stable name (`novelty`, `timing`, …).
+    fn name(&self) -> &'static str;
+    /// Looks at one event; pushes any alerts to `out`.
+    fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>);
+    /// Called as capture time passes (at most once per tick interval, and at the end), for
+    /// checks that fire on absence, like a poll that stopped.
+    fn on_tick(&mut self, _now: Timestamp, _baseline: Option<&Baseline>, _out: &mut Vec<Alert>) {}
+}
+
+/// All detection thresholds.
+#[derive(Clone, Debug)]
+pub struct DetectConfig {
+    /// Capture-time interval between ticks, milliseconds.
+    pub tick_interval_ms: u64,
+    /// Aggregation window, capture seconds (see [`aggregate`]); 0 emits every alert.
+    pub aggregate_window_s: u64,
+    /// Novelty thresholds.
+    pub novelty: novelty::NoveltyConfig,
+    /// Value thresholds.
+    pub values: values::ValuesConfig,
+    /// Timing thresholds.
+    pub timing: timing::TimingConfig,
+    /// Scan thresholds.
+    pub scans: scans::ScanConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            tick_interval_ms: 1000,
+            aggregate_window_s: 300,
+            novelty: novelty::NoveltyConfig::default(),
+            values: values::ValuesConfig::default(),
+            timing: timing::TimingConfig::default(),
+            scans: scans::ScanConfig::default(),
+        }
+    }
+}
+
+/// Runs the detectors over events and aggregates their alerts.
+///
+/// ```
+/// use otwatch::detect::{DetectConfig, Engine};
+/// let mut engine = Engine::new(None, DetectConfig::default());
+/// let mut alerts = Vec::new();
+/// // for ev in events { engine.on_event(&ev, &mut alerts); }
+/// engine.finish(&mut alerts);
+/// assert!(alerts.is_empty());
+/// ```
+pub struct Engine {
+    baseline: Option<Baseline>,
+    detectors: Vec<Box<dyn Detector>>,
+    agg: Aggregator,
+    tick_us: u64,
+    last_tick: Option<Timestamp>,
+    now: Option<Timestamp>,
+    raw: Vec<Alert>,
+    /// Raw alerts raised by the detectors (before aggregation).
+    pub raised: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field(
+                "detectors",
+                &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            )
+            .field("raised", &self.raised)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine with the five standard detectors. Without a baseline only the
+    /// baseline-free checks (violations, scans) raise alerts.
+    pub fn new(baseline: Option<Baseline>, cfg: DetectConfig) -> Self {
+        let detectors: Vec<Box<dyn Detector>> = vec![
+            Box::new(violations::Violations),
+            Box::new(novelty::Novelty::new(cfg.novelty.clone())),
+            Box::new(values::Values::new(cfg.values.clone())),
+            Box::new(timing::Timing::new(cfg.timing.clone())),
+            Box::new(scans::Scans::new(cfg.scans.clone())),
+        ];
+        Engine {
+            baseline,
+            detectors,
+            agg: Aggregator::new(cfg.aggregate_window_s),
+            tick_us: cfg.tick_interval_ms.saturating_mul(1000).max(1),
+            last_tick: None,
+            now: None,
+            raw: Vec::new(),
+            raised: 0,
+        }
+    }
+
+    /// Adds a detector (e.g. a machine-learning scorer); it runs after the standard ones.
+    pub fn add_detector(&mut self, d: Box<dyn Detector>) {
+        self.detectors.push(d);
+    }
+
+    /// The baseline in use.
+    pub fn baseline(&self) -> Option<&Baseline> {
+        self.baseline.as_ref()
+    }
+
+    /// Alerts suppressed as repeats so far.
+    pub fn suppressed(&self) -> u64 {
+        self.agg.suppressed
+    }
+
+    fn tick(&mut self, now: Timestamp) {
+        for d in &mut self.detectors {
+            d.on_tick(now, self.baseline.as_ref(), &mut self.raw);
+        }
+        self.last_tick = Some(now);
+    }
+
+    fn drain(&mut self, out: &mut Vec<Alert>) {
+        self.raised += self.raw.len() as u64;
+        for a in std::mem::take(&mut self.raw) {
+            self.agg.push(a, out);
+        }
+    }
+
+    /// Runs every detector on one event; emitted alerts are appended to `out`.
+    pub fn on_event(&mut self, ev: &IcsEvent, out: &mut Vec<Alert>) {
+        let now = self.now.map_or(ev.ts, |n| n.max(ev.ts));
+        self.now = Some(now);
+        let due = match self.last_tick {
+            None => {
+                self.last_tick = Some(now);
+                false
+            }
+            Some(t) => now.micros_since(t) >= self.tick_us,
+        };
+        if due {
+            self.tick(now);
+            self.drain(out);
+            self.agg.flush_expired(now, out);
+        }
+        for d in &mut self.detectors {
+            d.on_event(ev, self.baseline.as_ref(), &mut self.raw);
+        }
+        self.drain(out);
+    }
+
+    /// End of input: a last tick at the last capture time, then every open aggregation
+    /// window is closed.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        if let Some(now) = self.now {
+            self.tick(now);
+            self.drain(out);
+        }
+        self.agg.finish(out);
+    }
+}
+
+/// ATT&CK techniques and severity that an operation kind suggests, for novelty alerts.
+pub(crate) fn op_impact(op: OpKind, sub: Option<u16>) -> (Vec<&'static str>, u8, &'static str) {
+    match op {
+        OpKind::Write | OpKind::ReadWrite => (
+            vec![UNAUTHORIZED_COMMAND, MODIFY_PARAMETER],
+            1,
+            "a write changes the process or its configuration",
+        ),
+        OpKind::Program => (
+            vec![PROGRAM_DOWNLOAD, CHANGE_OPERATING_MODE],
+            1,
+            "programming functions change the logic the PLC runs",
+        ),
+        OpKind::Diagnostic => match sub {
+            // Modbus FC 8 sub 1 restarts communications; sub 4 forces listen-only mode.
+            Some(1) => (
+                vec![DEVICE_RESTART_SHUTDOWN],
+                1,
+                "this diagnostic restarts the device's communications",
+            ),
+            Some(4) => (
+                vec![DENIAL_OF_SERVICE],
+                1,
+                "this diagnostic silences the device (listen-only mode)",
+            ),
+            _ => (
+                vec![REMOTE_SYSTEM_INFO_DISCOVERY],
+                2,
+                "diagnostics reveal or reset device state",
+            ),
+        },
+        OpKind::Identify => (
+            vec![REMOTE_SYSTEM_INFO_DISCOVERY],
+            2,
+            "identification requests are how attackers fingerprint devices",
+        ),
+        OpKind::Browse => (
+            vec![POINT_TAG_IDENTIFICATION],
+            2,
+            "browsing maps the server's points and tags",
+        ),
+        OpKind::Call => (
+            vec![UNAUTHORIZED_COMMAND],
+            1,
+            "a method call can command the device",
+        ),
+        OpKind::Discovery => (
+            vec![REMOTE_SYSTEM_DISCOVERY],
+            2,
+            "discovery requests map the servers on the network",
+        ),
+        OpKind::Read | OpKind::Subscribe => (
+            vec![MONITOR_PROCESS_STATE],
+            3,
+            "reads can map the process before an attack",
+        ),
+        OpKind::Session | OpKind::Other => (
+            Vec::new(),
+            2,
+            "the device is being used in a way it never was",
+        ),
+    }
+}
+
+/// `a, b and c` (at most `max` items, then `and N more`).
+pub(crate) fn list_words<T: std::fmt::Display>(items: &[T], max: usize) -> String {
+    let shown: Vec<String> = items.iter().take(max).map(|x| x.to_string()).collect();
+    let rest = items.len().saturating_sub(max);
+    match (shown.as_slice(), rest) {
+        ([], _) => "nothing".to_string(),
+        ([one], 0) => one.clone(),
+        (many, 0) => {
+            let (last, head) = many
+                .split_last()
+                .map_or((String::new(), &[][..]), |(l, h)| (l.clone(), h));
+            format!("{} and {last}", head.join(", "))
+        }
+        (many, n) => format!("{} and {n} more", many.join(", ")),
+    }
+}

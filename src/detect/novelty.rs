@@ -1,0 +1,640 @@
+//! Novelty: anything the baseline never saw. Needs a baseline (without one it is silent).
+//!
+//! Checks, in order, on each event: a new asset (client or server address not in the
+//! baseline, reported once per address); a new channel (this client never talked to this
+//! server in this protocol; the finer checks are then skipped, as everything on the channel
+//! is new); a new unit id on a known channel; a new function or service on the channel; and
+//! per object accessed: a read of addresses (or nodes) never read or written, a write to
+//! addresses never accessed, and a write to addresses only ever read.
+
+use super::{list_words, op_impact, Detector};
+use crate::alert::signatures::*;
+use crate::alert::Alert;
+use crate::baseline::{
+    device_words, event_summary, fmt_value, named_object_key, object_words, space_key, Baseline,
+    Channel, RangeSet,
+};
+use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// Novelty thresholds.
+#[derive(Clone, Debug)]
+pub struct NoveltyConfig {
+    /// Most new addresses remembered as already reported (beyond: reported again, and the
+    /// aggregator counts them).
+    pub max_reported_assets: usize,
+}
+
+impl Default for NoveltyConfig {
+    fn default() -> Self {
+        NoveltyConfig {
+            max_reported_assets: 4096,
+        }
+    }
+}
+
+/// The novelty detector.
+#[derive(Debug)]
+pub struct Novelty {
+    cfg: NoveltyConfig,
+    reported_assets: BTreeSet<IpAddr>,
+}
+
+impl Novelty {
+    /// A novelty detector.
+    pub fn new(cfg: NoveltyConfig) -> Self {
+        Novelty {
+            cfg,
+            reported_assets: BTreeSet::new(),
+        }
+    }
+}
+
+fn proto_name(p: AppProto) -> &'static str {
+    match p {
+        AppProto::Modbus => "Modbus",
+        AppProto::Opcua => "OPC UA",
+    }
+}
+
+/// Clients of `server` that, in the baseline, accessed the space in direction `dir` (any
+/// address in `[first, last]`).
+fn who_accessed(
+    b: &Baseline,
+    ev: &IcsEvent,
+    space: &str,
+    first: u32,
+    last: u32,
+    dir: AccessDir,
+) -> Vec<IpAddr> {
+    b.channels_to(ev.server.ip, ev.proto)
+        .into_iter()
+        .filter(|c| {
+            let m = match dir {
+                AccessDir::Read => &c.read_ranges,
+                AccessDir::Write => &c.write_ranges,
+            };
+            m.get(space)
+                .is_some_and(|pairs| pairs.iter().any(|p| p[0] <= last && first <= p[1]))
+        })
+        .map(|c| c.client)
+        .collect()
+}
+
+fn ranges_of(ch: &Channel, space: &str, dir: AccessDir) -> RangeSet {
+    let m = match dir {
+        AccessDir::Read => &ch.read_ranges,
+        AccessDir::Write => &ch.write_ranges,
+    };
+    m.get(space)
+        .map(|p| RangeSet::from_pairs(p))
+        .unwrap_or_default()
+}
+
+impl Novelty {
+    fn assets(&mut self, ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
+        for (ep, peer, role) in [
+            (&ev.client, &ev.server, "client"),
+            (&ev.server, &ev.client, "server"),
+        ] {
+            if b.asset(ep.ip).is_some() || self.reported_assets.contains(&ep.ip) {
+                continue;
+            }
+            if self.reported_assets.len() < self.cfg.max_reported_assets {
+                self.reported_assets.insert(ep.ip);
+            }
+            let doing = if role == "client" {
+                format!(
+                    "sent {} to {}",
+                    ev.function.name,
+                    device_words(peer.ip, ev.unit_id)
+                )
+            } else {
+                format!("answered {} from {}", ev.function.name, peer.ip)
+            };
+            let explanation = format!(
+                "{} appeared on the network as a {} {role}: it {doing}. It is not one of the \
+                 {} devices in the baseline. An unknown device speaking {} can be an \
+                 attacker's laptop, an unapproved engineering station or a new device nobody \
+                 registered.",
+                ep.ip,
+                proto_name(ev.proto),
+                b.assets.len(),
+                proto_name(ev.proto),
+            );
+            out.push(
+                Alert::from_event(&NEW_ASSET, ev, explanation, event_summary(ev)).with_fact(
+                    format!(
+                        "{} is not among the {} baseline assets",
+                        ep.ip,
+                        b.assets.len()
+                    ),
+                    "assets",
+                ),
+            );
+        }
+    }
+
+    fn channel(&self, ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
+        let others: Vec<IpAddr> = b
+            .channels_to(ev.server.ip, ev.proto)
+            .iter()
+            .map(|c| c.client)
+            .collect();
+        let normal = if others.is_empty() {
+            format!(
+                "in the baseline nobody talked {} to {}",
+                proto_name(ev.proto),
+                ev.server.ip
+            )
+        } else {
+            format!(
+                "in the baseline only {} talked {} to it",
+                list_words(&others, 5),
+                proto_name(ev.proto)
+            )
+        };
+        let (tech, sev, why) = op_impact(ev.op, ev.function.sub);
+        let explanation = format!(
+            "{} sent {} to {}; {normal}. A new conversation with a controller is how \
+             unauthorized commands start ({why}).",
+            ev.client.ip,
+            ev.function.name,
+            device_words(ev.server.ip, ev.unit_id),
+        );
+        out.push(
+            Alert::from_event(&NEW_CHANNEL, ev, explanation, event_summary(ev))
+                .with_fact(
+                    format!(
+                        "no channel {} → {} ({}) in the baseline",
+                        ev.client.ip,
+                        ev.server.ip,
+                        ev.proto.as_str()
+                    ),
+                    "channels",
+                )
+                .with_severity(sev.min(2))
+                .with_techniques(tech),
+        );
+    }
+
+    fn objects(&self, ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
+        for a in &ev.accesses {
+            match &a.object {
+                ObjectRef::Modbus { start, count, .. } => {
+                    let Some(space) = space_key(ev.unit_id, &a.object) else {
+                        continue;
+                    };
+                    let first = *start;
+                    let last = start.saturating_add(count.saturating_sub(1));
+                    let read = ranges_of(ch, &space, AccessDir::Read);
+                    let write = ranges_of(ch, &space, AccessDir::Write);
+                    let words = object_words(&a.object);
+                    let dev = device_words(ev.server.ip, ev.unit_id);
+                    let reference = format!("{}.read_ranges[{space}]", ch.ref_name());
+                    match a.dir {
+                        AccessDir::Read => {
+                            if read.covers(first, last) || write.covers(first, last) {
+                                continue;
+                            }
+                            let explanation = format!(
+                                "{} read {words} on {dev}; in the baseline it never read \
+                                 these addresses (it read {}). Reading new addresses is how \
+                                 an attacker maps points and tags before acting on them.",
+                                ev.client.ip,
+                                ranges_words(&read),
+                            );
+                            out.push(
+                                Alert::from_event(
+                                    &NEW_OBJECT_READ,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!(
+                                        "{} read only {} of {space}",
+                                        ev.client.ip,
+                                        ranges_words(&read)
+                                    ),
+                                    reference,
+                                ),
+                            );
+                        }
+                        AccessDir::Write => {
+                            if write.covers(first, last) {
+                                continue;
+                            }
+                            let value = a
+                                .values
+                                .first()
+                                .map(|v| format!(" {}", fmt_value(v)))
+                                .unwrap_or_default();
+                            let only_read =
+                                (first..=last).all(|x| write.contains(x) || read.contains(x));
+                            if only_read {
+                                let readers =
+                                    who_accessed(b, ev, &space, first, last, AccessDir::Read);
+                                let explanation = format!(
+                                    "{} wrote{value} to {words} on {dev}; in the baseline \
+                                     these addresses were only ever read (by {}), never \
+                                     written. Writing to a point that is normally only \
+                                     monitored can change the process behind the operator's \
+                                     back.",
+                                    ev.client.ip,
+                                    list_words(&readers, 5),
+                                );
+                                out.push(
+                                    Alert::from_event(
+                                        &WRITE_TO_READ_ONLY,
+                                        ev,
+                                        explanation,
+                                        event_summary(ev),
+                                    )
+                                    .with_fact(
+                                        format!("{words} on {dev} was read, never written"),
+                                        format!("{}.write_ranges[{space}]", ch.ref_name()),
+                                    ),
+                                );
+                            } else {
+                                let explanation = format!(
+                                    "{} wrote{value} to {words} on {dev}; in the baseline \
+                                     nobody on this channel ever accessed these addresses \
+                                     (it wrote {}). A write to an unknown address can change \
+                                     a parameter or output nobody expects to move.",
+                                    ev.client.ip,
+                                    ranges_words(&write),
+                                );
+                                out.push(
+                                    Alert::from_event(
+                                        &NEW_OBJECT_WRITTEN,
+                                        ev,
+                                        explanation,
+                                        event_summary(ev),
+                                    )
+                                    .with_fact(
+                                        format!(
+                                            "{} wrote only {} of {space}",
+                                            ev.client.ip,
+                                            ranges_words(&write)
+                                        ),
+                                        format!("{}.write_ranges[{space}]", ch.ref_name()),
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+                other => {
+                    if ch.dropped.objects > 0 {
+                        // The object list is incomplete: absence proves nothing.
+                        continue;
+                    }
+                    let Some(key) = named_object_key(other) else {
+                        continue;
+                    };
+                    let words = object_words(other);
+                    let dev = device_words(ev.server.ip, ev.unit_id);
+                    let reference = format!("{}.objects[{key}]", ch.ref_name());
+                    match (ch.objects.get(&key), a.dir) {
+                        (None, AccessDir::Read) => {
+                            let explanation = format!(
+                                "{} read {words} on {dev}, which it never read in the \
+                                 baseline. Reading new points is how an attacker maps the \
+                                 process before acting on it.",
+                                ev.client.ip
+                            );
+                            out.push(
+                                Alert::from_event(
+                                    &NEW_OBJECT_READ,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!("{key} not in the channel's objects"),
+                                    reference,
+                                ),
+                            );
+                        }
+                        (None, AccessDir::Write) => {
+                            let explanation = format!(
+                                "{} wrote to {words} on {dev}, which it never accessed in the \
+                                 baseline. A write to an unknown point can change a parameter \
+                                 nobody expects to move.",
+                                ev.client.ip
+                            );
+                            out.push(
+                                Alert::from_event(
+                                    &NEW_OBJECT_WRITTEN,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!("{key} not in the channel's objects"),
+                                    reference,
+                                ),
+                            );
+                        }
+                        (Some(o), AccessDir::Write) if o.writes == 0 => {
+                            let explanation = format!(
+                                "{} wrote to {words} on {dev}; in the baseline it only read \
+                                 it ({} reads, no write). Writing to a point that is normally \
+                                 only monitored can change the process behind the operator's \
+                                 back.",
+                                ev.client.ip, o.reads
+                            );
+                            out.push(
+                                Alert::from_event(
+                                    &WRITE_TO_READ_ONLY,
+                                    ev,
+                                    explanation,
+                                    event_summary(ev),
+                                )
+                                .with_fact(
+                                    format!("{key}: {} reads, 0 writes", o.reads),
+                                    reference,
+                                ),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `0–9, 20–29` (at most 4 ranges).
+fn ranges_words(r: &RangeSet) -> String {
+    if r.pairs().is_empty() {
+        return "none of them".to_string();
+    }
+    let parts: Vec<String> = r
+        .pairs()
+        .iter()
+        .map(|p| {
+            if p[0] == p[1] {
+                p[0].to_string()
+            } else {
+                format!("{}–{}", p[0], p[1])
+            }
+        })
+        .collect();
+    list_words(&parts, 4)
+}
+
+impl Detector for Novelty {
+    fn name(&self) -> &'static str {
+        "novelty"
+    }
+
+    fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        let Some(b) = baseline else {
+            return;
+        };
+        self.assets(ev, b, out);
+        let Some(ch) = b.channel(ev.client.ip, ev.server.ip, ev.proto) else {
+            self.channel(ev, b, out);
+            return;
+        };
+        let dev = device_words(ev.server.ip, ev.unit_id);
+        if let Some(u) = ev.unit_id {
+            if !ch.unit_ids.contains(&u) {
+                let known: Vec<u8> = ch.unit_ids.iter().copied().collect();
+                let explanation = format!(
+                    "{} addressed unit {u} on {}; in the baseline it only addressed unit{} {}. \
+                     A new unit id behind a gateway is a new device being reached, or a \
+                     probe for one.",
+                    ev.client.ip,
+                    ev.server.ip,
+                    if known.len() == 1 { "" } else { "s" },
+                    list_words(&known, 8)
+                );
+                out.push(
+                    Alert::from_event(&NEW_UNIT_ID, ev, explanation, event_summary(ev)).with_fact(
+                        format!("unit ids {}", list_words(&known, 16)),
+                        format!("{}.unit_ids", ch.ref_name()),
+                    ),
+                );
+                return;
+            }
+        }
+        let f = &ev.function;
+        if ch.operation(f.code, f.sub).is_none() {
+            let known: Vec<String> = ch
+                .operations
+                .iter()
+                .map(|o| match o.sub {
+                    Some(s) => format!("{} ({}/{s})", o.name, o.code),
+                    None => format!("{} ({})", o.name, o.code),
+                })
+                .collect();
+            let (tech, sev, why) = op_impact(ev.op, f.sub);
+            let fname = match f.sub_name {
+                Some(s) => format!("{} {s}", f.name),
+                None => f.name.to_string(),
+            };
+            let explanation = format!(
+                "{} used {fname} (function {}{}) on {dev}; in the baseline it only used {}. \
+                 It matters because {why}.",
+                ev.client.ip,
+                f.code,
+                f.sub.map(|s| format!("/{s}")).unwrap_or_default(),
+                list_words(&known, 6),
+            );
+            out.push(
+                Alert::from_event(&NEW_FUNCTION, ev, explanation, event_summary(ev))
+                    .with_fact(
+                        format!("functions used: {}", list_words(&known, 12)),
+                        format!("{}.operations", ch.ref_name()),
+                    )
+                    .with_severity(sev)
+                    .with_techniques(tech),
+            );
+        }
+        self.objects(ev, b, ch, out);
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::baseline::Learner;
+    use crate::detect::testkit::*;
+    use crate::event::{OpKind, Outcome};
+
+    fn learnt() -> Baseline {
+        let mut l = Learner::default();
+        for i in 0..50 {
+            let t = i * 1000;
+            l.observe(&read_hr(t, MASTER, PLC, 1, 0, &[500, 1, 2, 3]));
+            l.observe(&read_coils(t + 10, MASTER, PLC, 1, 0, &[true, false]));
+            if i % 10 == 0 {
+                l.observe(&write_hr(t + 20, MASTER, PLC, 1, 0, 500 + i));
+            }
+        }
+        l.finish().unwrap()
+    }
+
+    fn run(ev: &IcsEvent) -> Vec<Alert> {
+        let b = learnt();
+        let mut d = Novelty::new(NoveltyConfig::default());
+        let mut out = Vec::new();
+        d.on_event(ev, Some(&b), &mut out);
+        out
+    }
+
+    fn kinds(a: &[Alert]) -> Vec<&'static str> {
+        a.iter().map(|x| x.otwatch.kind).collect()
+    }
+
+    #[test]
+    fn known_traffic_is_silent() {
+        assert!(run(&read_hr(99_000, MASTER, PLC, 1, 1, &[1, 2])).is_empty());
+        assert!(run(&write_hr(99_000, MASTER, PLC, 1, 0, 510)).is_empty());
+        let mut d = Novelty::new(NoveltyConfig::default());
+        let mut out = Vec::new();
+        d.on_event(&read_hr(0, ROGUE, PLC, 1, 0, &[1]), None, &mut out);
+        assert!(out.is_empty(), "no baseline, no novelty");
+    }
+
+    #[test]
+    fn new_asset_and_channel() {
+        let a = run(&write_hr(99_000, ROGUE, PLC, 1, 0, 9999));
+        assert_eq!(kinds(&a), ["new_asset", "new_channel"]);
+        assert!(a[0].otwatch.explanation.starts_with("10.0.0.66 appeared"));
+        assert!(a[1]
+            .otwatch
+            .explanation
+            .contains("only 10.0.0.1 talked Modbus"));
+        assert_eq!(a[1].alert.metadata.mitre_attack_ics, ["T0855", "T0836"]);
+    }
+
+    #[test]
+    fn new_unit_function_and_ranges() {
+        let a = run(&read_hr(99_000, MASTER, PLC, 7, 0, &[1]));
+        assert_eq!(kinds(&a), ["new_unit_id"]);
+        assert!(a[0].otwatch.explanation.contains("only addressed unit 1"));
+
+        let diag = modbus(
+            99_000,
+            MASTER,
+            PLC,
+            1,
+            8,
+            "diagnostics",
+            OpKind::Diagnostic,
+            vec![],
+            Outcome::Ok,
+        );
+        let a = run(&diag);
+        assert_eq!(kinds(&a), ["new_function"]);
+        assert!(a[0].otwatch.explanation.contains("only used read_coils (1), read_holding_registers (3) and write_single_register (6)"), "{}", a[0].otwatch.explanation);
+
+        let a = run(&read_hr(99_000, MASTER, PLC, 1, 100, &[1, 2]));
+        assert_eq!(kinds(&a), ["new_object_read"]);
+        assert!(a[0]
+            .otwatch
+            .explanation
+            .contains("holding registers 100–101"));
+        assert!(
+            a[0].otwatch.explanation.contains("(it read 0–3)"),
+            "{}",
+            a[0].otwatch.explanation
+        );
+
+        let a = run(&write_hr(99_000, MASTER, PLC, 1, 2, 7));
+        assert_eq!(kinds(&a), ["write_to_read_only"]);
+        assert!(a[0]
+            .otwatch
+            .explanation
+            .contains("only ever read (by 10.0.0.1)"));
+        assert_eq!(a[0].alert.severity, 1);
+
+        let a = run(&write_hr(99_000, MASTER, PLC, 1, 50, 7));
+        assert_eq!(kinds(&a), ["new_object_written"]);
+
+        let a = run(&write_coil(99_000, MASTER, PLC, 1, 1, true));
+        assert_eq!(kinds(&a), ["new_function", "write_to_read_only"]);
+    }
+
+    #[test]
+    fn opcua_nodes() {
+        use crate::event::{Access, AccessDir, AppProto, ObjectRef, Value};
+        let node = |ms: i64, dir: AccessDir, id: &str| {
+            let mut e = read_hr(ms, MASTER, PLC, 1, 0, &[]);
+            e.proto = AppProto::Opcua;
+            e.unit_id = None;
+            e.server.port = 4840;
+            e.function.code = if dir == AccessDir::Read { 631 } else { 673 };
+            e.function.name = if dir == AccessDir::Read {
+                "ReadRequest"
+            } else {
+                "WriteRequest"
+            };
+            e.op = if dir == AccessDir::Read {
+                OpKind::Read
+            } else {
+                OpKind::Write
+            };
+            e.accesses = vec![Access {
+                dir,
+                object: ObjectRef::Node {
+                    node_id: id.into(),
+                    attribute: Some(13),
+                },
+                values: vec![Value::Float(1.5)],
+            }];
+            e
+        };
+        let mut l = Learner::default();
+        for i in 0..20 {
+            l.observe(&node(i * 1000, AccessDir::Read, "ns=2;s=Tank.Level"));
+        }
+        l.observe(&node(30_000, AccessDir::Write, "ns=2;s=Valve.Cmd"));
+        let b = l.finish().unwrap();
+        let mut d = Novelty::new(NoveltyConfig::default());
+        let mut out = Vec::new();
+        d.on_event(
+            &node(99_000, AccessDir::Read, "ns=2;s=Tank.Level"),
+            Some(&b),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        d.on_event(
+            &node(99_000, AccessDir::Write, "ns=2;s=Tank.Level"),
+            Some(&b),
+            &mut out,
+        );
+        d.on_event(
+            &node(99_000, AccessDir::Read, "ns=2;s=Secret"),
+            Some(&b),
+            &mut out,
+        );
+        assert_eq!(kinds(&out), ["write_to_read_only", "new_object_read"]);
+        assert!(out[0].otwatch.explanation.contains("wrote to node ns=2;s=Tank.Level on 10.0.1.1; in the baseline it only read it (20 reads, no write)"), "{}", out[0].otwatch.explanation);
+        assert_eq!(
+            out[0].alert.signature,
+            "OTWATCH OPCUA Write to an object only ever read"
+        );
+    }
+
+    #[test]
+    fn new_asset_reported_once() {
+        let b = learnt();
+        let mut d = Novelty::new(NoveltyConfig::default());
+        let mut out = Vec::new();
+        d.on_event(&read_hr(1, ROGUE, PLC, 1, 0, &[1]), Some(&b), &mut out);
+        d.on_event(&read_hr(2, ROGUE, PLC, 1, 0, &[1]), Some(&b), &mut out);
+        assert_eq!(kinds(&out), ["new_asset", "new_channel", "new_channel"]);
+    }
+}

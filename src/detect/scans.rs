@@ -1,0 +1,476 @@
+//! Scans: reconnaissance patterns, from events alone (a baseline, when given, only discounts
+//! what was normal on the channel).
+//!
+//! Per client → server pair, over a sliding window of `window_s` capture seconds:
+//! - function-code scan: at least `fc_distinct` distinct function codes (only codes the
+//!   baseline channel never used, when there is one), or at least `illegal_fc_distinct`
+//!   distinct codes answered "illegal function";
+//! - unit-id scan: at least `unit_distinct` distinct unit ids (only new ones, with a baseline);
+//! - address sweep: at least `sweep_distinct` distinct objects requested (the first object of
+//!   each request), which are mostly not repeats (`distinct / requests ≥ sweep_min_novel_share`):
+//!   polling re-reads the same blocks, a sweep does not. With a baseline only blocks outside the
+//!   channel's learnt ranges count, and the threshold is `sweep_distinct_with_baseline`;
+//! - exception burst: at least `max(exception_min, exception_factor × learnt maximum per
+//!   minute)` exception or bad-status responses.
+//!
+//! Each fires once, and is re-armed when its count falls under half its threshold.
+
+use super::Detector;
+use crate::alert::signatures::*;
+use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
+use crate::baseline::{device_words, event_summary, space_key, Baseline, Channel, RangeSet};
+use crate::event::{AppProto, IcsEvent, ObjectRef, Outcome};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+
+/// Scan thresholds.
+#[derive(Clone, Debug)]
+pub struct ScanConfig {
+    /// Sliding window, capture seconds.
+    pub window_s: u64,
+    /// Distinct function codes that make a scan.
+    pub fc_distinct: usize,
+    /// Distinct function codes answered "illegal function" that make a scan.
+    pub illegal_fc_distinct: usize,
+    /// Distinct unit ids that make a scan.
+    pub unit_distinct: usize,
+    /// Distinct objects that make a sweep, without a baseline.
+    pub sweep_distinct: usize,
+    /// Distinct objects outside the learnt ranges that make a sweep, with a baseline.
+    pub sweep_distinct_with_baseline: usize,
+    /// Share of requests that must be to distinct objects.
+    pub sweep_min_novel_share: f64,
+    /// Exception responses that make a burst, at least.
+    pub exception_min: usize,
+    /// ... or this many times the learnt maximum per minute.
+    pub exception_factor: f64,
+    /// Most items kept per window.
+    pub max_window_items: usize,
+    /// Most client → server pairs tracked.
+    pub max_pairs: usize,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            window_s: 60,
+            fc_distinct: 8,
+            illegal_fc_distinct: 3,
+            unit_distinct: 8,
+            sweep_distinct: 128,
+            sweep_distinct_with_baseline: 32,
+            sweep_min_novel_share: 0.75,
+            exception_min: 20,
+            exception_factor: 3.0,
+            max_window_items: 4096,
+            max_pairs: 4096,
+        }
+    }
+}
+
+/// A sliding window of items with their distinct count.
+#[derive(Debug)]
+struct WindowSet<T: Ord + Clone> {
+    items: VecDeque<(i64, T)>,
+    counts: BTreeMap<T, u32>,
+    reported: bool,
+}
+
+impl<T: Ord + Clone> Default for WindowSet<T> {
+    fn default() -> Self {
+        WindowSet {
+            items: VecDeque::new(),
+            counts: BTreeMap::new(),
+            reported: false,
+        }
+    }
+}
+
+impl<T: Ord + Clone> WindowSet<T> {
+    fn evict_one(&mut self) {
+        if let Some((_, old)) = self.items.pop_front() {
+            if let Some(c) = self.counts.get_mut(&old) {
+                *c -= 1;
+                if *c == 0 {
+                    self.counts.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, now_us: i64, window_us: i64, cap: usize, item: T) {
+        while self
+            .items
+            .front()
+            .is_some_and(|(t, _)| *t <= now_us - window_us)
+        {
+            self.evict_one();
+        }
+        while self.items.len() >= cap.max(1) {
+            self.evict_one();
+        }
+        self.items.push_back((now_us, item.clone()));
+        *self.counts.entry(item).or_insert(0) += 1;
+    }
+
+    fn distinct(&self) -> usize {
+        self.counts.len()
+    }
+
+    fn total(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True once when `hit` becomes true; re-armed when `rearm` is true.
+    fn fire(&mut self, hit: bool, rearm: bool) -> bool {
+        if rearm {
+            self.reported = false;
+        }
+        if hit && !self.reported {
+            self.reported = true;
+            return true;
+        }
+        false
+    }
+}
+
+#[derive(Debug, Default)]
+struct PairState {
+    fcs: WindowSet<(u32, Option<u16>)>,
+    illegal: WindowSet<u32>,
+    units: WindowSet<u8>,
+    blocks: WindowSet<String>,
+    exceptions: WindowSet<u8>,
+    recent: VecDeque<AlertEvidence>,
+}
+
+/// The scan detector.
+#[derive(Debug)]
+pub struct Scans {
+    cfg: ScanConfig,
+    pairs: BTreeMap<(IpAddr, IpAddr, AppProto), PairState>,
+    /// Pairs not tracked because the table was full.
+    pub pairs_dropped: u64,
+}
+
+/// Is the first object of the event outside what the channel learnt?
+fn block_is_known(ch: &Channel, ev: &IcsEvent) -> bool {
+    match ev.accesses.first() {
+        Some(a) => match (&a.object, space_key(ev.unit_id, &a.object)) {
+            (ObjectRef::Modbus { start, count, .. }, Some(space)) => {
+                let last = start.saturating_add(count.saturating_sub(1));
+                [&ch.read_ranges, &ch.write_ranges].iter().any(|m| {
+                    m.get(&space)
+                        .is_some_and(|p| RangeSet::from_pairs(p).covers(*start, last))
+                })
+            }
+            (other, _) => crate::baseline::named_object_key(other)
+                .is_some_and(|k| ch.objects.contains_key(&k)),
+        },
+        None => true,
+    }
+}
+
+fn block_key(ev: &IcsEvent) -> Option<String> {
+    let a = ev.accesses.first()?;
+    match &a.object {
+        ObjectRef::Modbus { start, count, .. } => Some(format!(
+            "{}/{start}+{count}",
+            space_key(ev.unit_id, &a.object)?
+        )),
+        other => crate::baseline::named_object_key(other),
+    }
+}
+
+impl Scans {
+    /// A scan detector.
+    pub fn new(cfg: ScanConfig) -> Self {
+        Scans {
+            cfg,
+            pairs: BTreeMap::new(),
+            pairs_dropped: 0,
+        }
+    }
+}
+
+fn alert_with_recent(
+    sig: &crate::alert::Signature,
+    ev: &IcsEvent,
+    explanation: String,
+    recent: &VecDeque<AlertEvidence>,
+) -> Alert {
+    let mut a = Alert::from_event(sig, ev, explanation, event_summary(ev));
+    a.otwatch.evidence = recent.iter().cloned().collect();
+    a
+}
+
+impl Detector for Scans {
+    fn name(&self) -> &'static str {
+        "scans"
+    }
+
+    fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        let key = (ev.client.ip, ev.server.ip, ev.proto);
+        if !self.pairs.contains_key(&key) && self.pairs.len() >= self.cfg.max_pairs {
+            self.pairs_dropped += 1;
+            return;
+        }
+        let cfg = &self.cfg;
+        let st = self.pairs.entry(key).or_default();
+        let ch = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto));
+        let now = ev.ts.as_micros();
+        let win = i64::try_from(cfg.window_s)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1_000_000);
+        let cap = cfg.max_window_items;
+        let dev = device_words(ev.server.ip, None);
+        st.recent
+            .push_back(AlertEvidence::from_event(ev, event_summary(ev)));
+        while st.recent.len() > MAX_EVIDENCE {
+            st.recent.pop_front();
+        }
+
+        // Function codes.
+        let f = &ev.function;
+        let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
+        if !fc_known {
+            st.fcs.push(now, win, cap, (f.code, f.sub));
+        }
+        if let Outcome::Exception { code: 1, .. } = ev.outcome {
+            st.illegal.push(now, win, cap, f.code);
+        }
+        let (nf, ni) = (st.fcs.distinct(), st.illegal.distinct());
+        let hit = nf >= cfg.fc_distinct || ni >= cfg.illegal_fc_distinct;
+        let rearm = nf < cfg.fc_distinct / 2 && ni < cfg.illegal_fc_distinct.div_ceil(2);
+        if st.fcs.fire(hit, rearm) {
+            let codes: Vec<String> = st.fcs.counts.keys().map(|(c, _)| c.to_string()).collect();
+            let explanation = format!(
+                "{} tried {nf} different{} function codes on {dev} within {} s ({}), {ni} of \
+                 them answered \"illegal function\". Masters use a fixed handful of functions; \
+                 trying many is how scanners find out what a device supports.",
+                ev.client.ip,
+                if ch.is_some() { " new" } else { "" },
+                cfg.window_s,
+                super::list_words(&codes, 12),
+            );
+            out.push(alert_with_recent(
+                &FUNCTION_SCAN,
+                ev,
+                explanation,
+                &st.recent,
+            ));
+        }
+
+        // Unit ids.
+        if let Some(u) = ev.unit_id {
+            if !ch.is_some_and(|c| c.unit_ids.contains(&u)) {
+                st.units.push(now, win, cap, u);
+            }
+            let n = st.units.distinct();
+            if st
+                .units
+                .fire(n >= cfg.unit_distinct, n < cfg.unit_distinct / 2)
+            {
+                let units: Vec<String> = st.units.counts.keys().map(u8::to_string).collect();
+                let explanation = format!(
+                    "{} addressed {n} different{} unit ids on {dev} within {} s ({}). A master \
+                     talks to the units it is configured for; walking through unit ids is how \
+                     scanners find devices behind a gateway.",
+                    ev.client.ip,
+                    if ch.is_some() { " new" } else { "" },
+                    cfg.window_s,
+                    super::list_words(&units, 12),
+                );
+                out.push(alert_with_recent(
+                    &UNIT_ID_SCAN,
+                    ev,
+                    explanation,
+                    &st.recent,
+                ));
+            }
+        }
+
+        // Address sweep.
+        if let Some(block) = block_key(ev) {
+            if !ch.is_some_and(|c| block_is_known(c, ev)) {
+                st.blocks.push(now, win, cap, block);
+            }
+            let need = if ch.is_some() {
+                cfg.sweep_distinct_with_baseline
+            } else {
+                cfg.sweep_distinct
+            };
+            let (n, total) = (st.blocks.distinct(), st.blocks.total().max(1));
+            let share = n as f64 / total as f64;
+            if st.blocks.fire(
+                n >= need && share >= cfg.sweep_min_novel_share,
+                n < need / 2,
+            ) {
+                let explanation = format!(
+                    "{} requested {n} different{} objects on {dev} within {} s, nearly all of \
+                     them once ({} requests). Polling re-reads the same blocks; reading one \
+                     address after another is a sweep that maps the device's points and tags.",
+                    ev.client.ip,
+                    if ch.is_some() { " never-polled" } else { "" },
+                    cfg.window_s,
+                    total
+                );
+                out.push(alert_with_recent(
+                    &ADDRESS_SWEEP,
+                    ev,
+                    explanation,
+                    &st.recent,
+                ));
+            }
+        }
+
+        // Exception responses.
+        let exc = match ev.outcome {
+            Outcome::Exception { code, .. } => Some(code),
+            Outcome::Bad { .. } => Some(0),
+            _ => None,
+        };
+        if let Some(code) = exc {
+            st.exceptions.push(now, win, cap, code);
+        }
+        let learnt = ch.map_or(0, |c| c.volume.max_exceptions_per_min);
+        let need = ((cfg.exception_factor * learnt as f64).ceil() as usize).max(cfg.exception_min);
+        let n = st.exceptions.total();
+        if st.exceptions.fire(n >= need, n < need / 2) {
+            let explanation = format!(
+                "{dev} answered {n} requests from {} with exceptions or errors within {} s; \
+                 {}. Bursts of exceptions come from scans, misconfigured tools or a device \
+                 refusing commands.",
+                ev.client.ip,
+                cfg.window_s,
+                if ch.is_some() {
+                    format!("in the baseline this channel had at most {learnt} per minute")
+                } else {
+                    "normal polling gets no exceptions".to_string()
+                }
+            );
+            out.push(alert_with_recent(
+                &EXCEPTION_BURST,
+                ev,
+                explanation,
+                &st.recent,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::detect::testkit::*;
+    use crate::event::OpKind;
+
+    fn run(evs: &[IcsEvent]) -> Vec<Alert> {
+        let mut d = Scans::new(ScanConfig::default());
+        let mut out = Vec::new();
+        for e in evs {
+            d.on_event(e, None, &mut out);
+        }
+        out
+    }
+
+    fn kinds(a: &[Alert]) -> Vec<&'static str> {
+        a.iter().map(|x| x.otwatch.kind).collect()
+    }
+
+    #[test]
+    fn polling_is_not_a_scan() {
+        let mut evs = Vec::new();
+        for i in 0..600 {
+            for b in 0..20u32 {
+                evs.push(read_hr(
+                    i * 1000 + i64::from(b),
+                    MASTER,
+                    PLC,
+                    1,
+                    b * 10,
+                    &[1; 10],
+                ));
+            }
+        }
+        assert!(run(&evs).is_empty());
+    }
+
+    #[test]
+    fn function_code_scan() {
+        let evs: Vec<IcsEvent> = (1..=10)
+            .map(|fc| {
+                modbus(
+                    i64::from(fc) * 100,
+                    ROGUE,
+                    PLC,
+                    1,
+                    fc,
+                    "x",
+                    OpKind::Other,
+                    vec![],
+                    exception(1),
+                )
+            })
+            .collect();
+        let out = run(&evs);
+        assert_eq!(kinds(&out), ["function_code_scan"]);
+        assert!(
+            out[0]
+                .otwatch
+                .explanation
+                .contains("3 different function codes"),
+            "{}",
+            out[0].otwatch.explanation
+        );
+        assert_eq!(out[0].otwatch.evidence.len(), 3);
+    }
+
+    #[test]
+    fn unit_scan_sweep_and_exceptions() {
+        let evs: Vec<IcsEvent> = (1..=10)
+            .map(|u| read_hr(i64::from(u) * 100, ROGUE, PLC, u, 0, &[1]))
+            .collect();
+        assert_eq!(kinds(&run(&evs)), ["unit_id_scan"]);
+
+        let evs: Vec<IcsEvent> = (0..200)
+            .map(|a| read_hr(i64::from(a) * 10, ROGUE, PLC, 1, a, &[1]))
+            .collect();
+        assert_eq!(kinds(&run(&evs)), ["address_sweep"]);
+
+        let mut evs: Vec<IcsEvent> = Vec::new();
+        for i in 0..25 {
+            let mut e = read_hr(i * 100, ROGUE, PLC, 1, 0, &[]);
+            e.outcome = exception(2);
+            evs.push(e);
+        }
+        assert_eq!(kinds(&run(&evs)), ["exception_burst"]);
+    }
+
+    #[test]
+    fn window_slides() {
+        // 8 function codes spread over 10 minutes never make a scan.
+        let evs: Vec<IcsEvent> = (1..=8)
+            .map(|fc| {
+                modbus(
+                    i64::from(fc) * 70_000,
+                    ROGUE,
+                    PLC,
+                    1,
+                    fc,
+                    "x",
+                    OpKind::Other,
+                    vec![],
+                    Outcome::Ok,
+                )
+            })
+            .collect();
+        assert!(run(&evs).is_empty());
+    }
+}

@@ -1,0 +1,451 @@
+//! Values: what is written and read, against the learnt value profiles. Needs a baseline.
+//!
+//! - A written value outside `[min − m, max + m]` of the object's written profile, where
+//!   `m = max(write_margin_frac × (max − min), magnitude_frac × |largest bound|, min_margin)`.
+//!   The profile is the writer's own channel's, or, for a writer the baseline never saw, the
+//!   union of every baseline writer's to that server (so "who wrote it normally" can be named).
+//! - A read value outside its read profile, with the wider `read_margin_frac`.
+//! - A jump: two consecutive reads on one channel differing by more than
+//!   `jump_factor × max_step` (and the margin), for objects whose value moved while learning.
+//! - A freeze: an object whose value changed while learning (at least `freeze_min_distinct`
+//!   distinct values) returns the same value for more than
+//!   `max(freeze_factor × max_same_run, freeze_min_reads)` reads in a row.
+
+use super::{list_words, Detector};
+use crate::alert::signatures::*;
+use crate::alert::Alert;
+use crate::baseline::{
+    access_keys, device_words, event_summary, fmt_num, key_words, numeric, Baseline, ValueProfile,
+};
+use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Value thresholds.
+#[derive(Clone, Debug)]
+pub struct ValuesConfig {
+    /// Margin around the written range, as a fraction of its width.
+    pub write_margin_frac: f64,
+    /// Margin around the read range, as a fraction of its width.
+    pub read_margin_frac: f64,
+    /// Margin floor, as a fraction of the largest bound's magnitude.
+    pub magnitude_frac: f64,
+    /// Margin floor, absolute.
+    pub min_margin: f64,
+    /// A jump is larger than this many times the largest learnt step.
+    pub jump_factor: f64,
+    /// A freeze is longer than this many times the longest learnt run ...
+    pub freeze_factor: f64,
+    /// ... and at least this many reads.
+    pub freeze_min_reads: u64,
+    /// Only objects with at least this many distinct learnt values can freeze.
+    pub freeze_min_distinct: u32,
+    /// Most values examined per access.
+    pub max_values_per_access: usize,
+    /// Most per-object states kept (last value, run length).
+    pub max_states: usize,
+}
+
+impl Default for ValuesConfig {
+    fn default() -> Self {
+        ValuesConfig {
+            write_margin_frac: 0.25,
+            read_margin_frac: 0.5,
+            magnitude_frac: 0.05,
+            min_margin: 1.0,
+            jump_factor: 4.0,
+            freeze_factor: 3.0,
+            freeze_min_reads: 20,
+            freeze_min_distinct: 3,
+            max_values_per_access: 128,
+            max_states: 65_536,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ObjState {
+    last: f64,
+    run: u64,
+    frozen_reported: bool,
+}
+
+type StateKey = (IpAddr, IpAddr, AppProto, String);
+
+/// The values detector.
+#[derive(Debug)]
+pub struct Values {
+    cfg: ValuesConfig,
+    states: BTreeMap<StateKey, ObjState>,
+    /// Objects not tracked because the state table was full.
+    pub states_dropped: u64,
+}
+
+/// A merged profile and who contributed to it.
+struct Normal {
+    min: f64,
+    max: f64,
+    max_step: f64,
+    max_same_run: u64,
+    distinct: u32,
+    count: u64,
+    who: Vec<IpAddr>,
+    own: bool,
+    /// Client of the first contributing channel (for `baseline_ref`).
+    ref_client: IpAddr,
+    /// `read` or `written`.
+    side: &'static str,
+}
+
+impl Normal {
+    fn reference(&self, ev: &IcsEvent, key: &str) -> String {
+        format!(
+            "channels[{}>{} {}].objects[{key}].{}",
+            self.ref_client,
+            ev.server.ip,
+            ev.proto.as_str(),
+            self.side
+        )
+    }
+}
+
+fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, side: &'static str) {
+    match into {
+        None => {
+            *into = Some(Normal {
+                min: p.min,
+                max: p.max,
+                max_step: p.max_step,
+                max_same_run: p.max_same_run,
+                distinct: p.distinct,
+                count: p.count,
+                who: vec![who],
+                own,
+                ref_client: who,
+                side,
+            })
+        }
+        Some(n) => {
+            n.min = n.min.min(p.min);
+            n.max = n.max.max(p.max);
+            n.max_step = n.max_step.max(p.max_step);
+            n.max_same_run = n.max_same_run.max(p.max_same_run);
+            n.distinct = n.distinct.max(p.distinct);
+            n.count += p.count;
+            n.who.push(who);
+        }
+    }
+}
+
+/// The normal values of `key` in direction `dir`: the channel's own profile if it has one,
+/// else the union over every baseline channel to the same server.
+fn normal_of(b: &Baseline, ev: &IcsEvent, key: &str, dir: AccessDir) -> Option<Normal> {
+    fn pick(o: &crate::baseline::ObjectProfile, dir: AccessDir) -> Option<&ValueProfile> {
+        match dir {
+            AccessDir::Read => o.read.as_ref(),
+            AccessDir::Write => o.written.as_ref(),
+        }
+    }
+    let side = match dir {
+        AccessDir::Read => "read",
+        AccessDir::Write => "written",
+    };
+    if let Some(ch) = b.channel(ev.client.ip, ev.server.ip, ev.proto) {
+        if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
+            let mut n = None;
+            merge(&mut n, p, ch.client, true, side);
+            return n;
+        }
+    }
+    let mut n = None;
+    for ch in b.channels_to(ev.server.ip, ev.proto) {
+        if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
+            merge(&mut n, p, ch.client, false, side);
+        }
+    }
+    n
+}
+
+fn range_words(n: &Normal) -> String {
+    if n.min == n.max {
+        format!("always {}", fmt_num(n.min))
+    } else {
+        format!("{}–{}", fmt_num(n.min), fmt_num(n.max))
+    }
+}
+
+impl Values {
+    /// A values detector.
+    pub fn new(cfg: ValuesConfig) -> Self {
+        Values {
+            cfg,
+            states: BTreeMap::new(),
+            states_dropped: 0,
+        }
+    }
+
+    fn margin(&self, n: &Normal, frac: f64) -> f64 {
+        let width = n.max - n.min;
+        let mag = n.min.abs().max(n.max.abs());
+        (frac * width)
+            .max(self.cfg.magnitude_frac * mag)
+            .max(self.cfg.min_margin)
+    }
+
+    fn write(&self, ev: &IcsEvent, key: &str, x: f64, b: &Baseline, out: &mut Vec<Alert>) {
+        let Some(n) = normal_of(b, ev, key, AccessDir::Write) else {
+            return;
+        };
+        let m = self.margin(&n, self.cfg.write_margin_frac);
+        if x >= n.min - m && x <= n.max + m {
+            return;
+        }
+        let obj = key_words(key);
+        let dev = device_words(ev.server.ip, ev.unit_id);
+        let who = if n.own {
+            format!("{} itself wrote it", ev.client.ip)
+        } else if n.who.len() == 1 {
+            format!("only {} wrote it", list_words(&n.who, 5))
+        } else {
+            format!("{} wrote it", list_words(&n.who, 5))
+        };
+        let explanation = format!(
+            "{} wrote {} to {obj} on {dev}; in the baseline {who}, with values {} ({} writes). \
+             A setpoint or parameter far outside its normal range can damage equipment, \
+             trip the process or spoil the product.",
+            ev.client.ip,
+            fmt_num(x),
+            range_words(&n),
+            n.count,
+        );
+        let fact = format!(
+            "{} wrote {obj} on {dev} with values {} ({} writes)",
+            list_words(&n.who, 5),
+            range_words(&n),
+            n.count
+        );
+        out.push(
+            Alert::from_event(&WRITE_OUT_OF_RANGE, ev, explanation, event_summary(ev))
+                .with_fact(fact, n.reference(ev, key)),
+        );
+    }
+
+    fn read(&mut self, ev: &IcsEvent, key: &str, x: f64, b: &Baseline, out: &mut Vec<Alert>) {
+        let Some(n) = normal_of(b, ev, key, AccessDir::Read) else {
+            return;
+        };
+        let obj = key_words(key);
+        let dev = device_words(ev.server.ip, ev.unit_id);
+        let m = self.margin(&n, self.cfg.read_margin_frac);
+        let out_of_range = x < n.min - m || x > n.max + m;
+        if out_of_range {
+            let explanation = format!(
+                "{obj} on {dev} read {} (by {}); in the baseline it read {} ({} reads). A \
+                 process value far outside its normal range means the process is upset, the \
+                 sensor failed, or the value is being falsified.",
+                fmt_num(x),
+                ev.client.ip,
+                range_words(&n),
+                n.count
+            );
+            out.push(
+                Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, event_summary(ev))
+                    .with_fact(
+                        format!("{obj} on {dev} read {}", range_words(&n)),
+                        n.reference(ev, key),
+                    ),
+            );
+        }
+        let skey = (ev.client.ip, ev.server.ip, ev.proto, key.to_string());
+        let Some(st) = self.states.get_mut(&skey) else {
+            if self.states.len() < self.cfg.max_states {
+                self.states.insert(
+                    skey,
+                    ObjState {
+                        last: x,
+                        run: 1,
+                        frozen_reported: false,
+                    },
+                );
+            } else {
+                self.states_dropped += 1;
+            }
+            return;
+        };
+        let prev = st.last;
+        if x == prev {
+            st.run += 1;
+        } else {
+            st.run = 1;
+            st.frozen_reported = false;
+        }
+        st.last = x;
+        // Jump.
+        let step = (x - prev).abs();
+        if !out_of_range && n.max_step > 0.0 && step > (self.cfg.jump_factor * n.max_step).max(m) {
+            let explanation = format!(
+                "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
+                 it never moved more than {} between reads (range {}). A sudden jump can be a \
+                 manipulated value or a process upset.",
+                fmt_num(prev),
+                fmt_num(x),
+                ev.client.ip,
+                fmt_num(n.max_step),
+                range_words(&n)
+            );
+            out.push(
+                Alert::from_event(&VALUE_JUMP, ev, explanation, event_summary(ev)).with_fact(
+                    format!("{obj} on {dev}: largest step {}", fmt_num(n.max_step)),
+                    n.reference(ev, key),
+                ),
+            );
+        }
+        // Freeze.
+        let limit = ((self.cfg.freeze_factor * n.max_same_run as f64).ceil() as u64)
+            .max(self.cfg.freeze_min_reads);
+        if n.distinct >= self.cfg.freeze_min_distinct && st.run > limit && !st.frozen_reported {
+            st.frozen_reported = true;
+            let explanation = format!(
+                "{obj} on {dev} has read {} for {} reads in a row (by {}); in the baseline it \
+                 changed all the time ({} different values, never the same for more than {} \
+                 reads). A frozen value can be a stuck sensor, a stopped PLC program, or a \
+                 replay hiding the real process from the operator.",
+                fmt_num(x),
+                st.run,
+                ev.client.ip,
+                n.distinct,
+                n.max_same_run
+            );
+            out.push(
+                Alert::from_event(&VALUE_FROZEN, ev, explanation, event_summary(ev)).with_fact(
+                    format!(
+                        "{obj} on {dev}: {} distinct values, longest run {}",
+                        n.distinct, n.max_same_run
+                    ),
+                    n.reference(ev, key),
+                ),
+            );
+        }
+    }
+}
+
+impl Detector for Values {
+    fn name(&self) -> &'static str {
+        "values"
+    }
+
+    fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        let Some(b) = baseline else {
+            return;
+        };
+        if !matches!(ev.outcome, Outcome::Ok) {
+            return;
+        }
+        for a in &ev.accesses {
+            for (key, v) in access_keys(
+                ev.unit_id,
+                &a.object,
+                &a.values,
+                self.cfg.max_values_per_access,
+            ) {
+                let Some(x) = v.and_then(numeric) else {
+                    continue;
+                };
+                match a.dir {
+                    AccessDir::Write => self.write(ev, &key, x, b, out),
+                    AccessDir::Read => self.read(ev, &key, x, b, out),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::baseline::Learner;
+    use crate::detect::testkit::*;
+
+    const OTHER: &str = "10.0.0.7";
+
+    fn learnt() -> Baseline {
+        let mut l = Learner::default();
+        for i in 0..200i64 {
+            let t = i * 1000;
+            // Input register 0: a slow ramp 100..=299; register 1 constant 7.
+            l.observe(&read_ir(t, MASTER, PLC, 1, 0, &[100 + i, 7]));
+            if i % 10 == 0 {
+                l.observe(&write_hr(t + 5, OTHER, PLC, 1, 40, 470 + (i % 61)));
+            }
+        }
+        l.observe(&write_hr(300_000, OTHER, PLC, 1, 40, 530));
+        l.finish().unwrap()
+    }
+
+    fn run(evs: &[IcsEvent]) -> Vec<Alert> {
+        let b = learnt();
+        let mut d = Values::new(ValuesConfig::default());
+        let mut out = Vec::new();
+        for e in evs {
+            d.on_event(e, Some(&b), &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn issue_example_explanation() {
+        let out = run(&[write_hr(999_000, ROGUE, PLC, 1, 40, 9999)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].otwatch.kind, "written_value_out_of_range");
+        let e = &out[0].otwatch.explanation;
+        assert!(
+            e.starts_with("10.0.0.66 wrote 9999 to holding register 40 on 10.0.1.1 unit 1; in the baseline only 10.0.0.7 wrote it, with values 470–530"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn writes_within_margin_are_silent() {
+        assert!(run(&[write_hr(999_000, OTHER, PLC, 1, 40, 540)]).is_empty());
+        assert!(run(&[write_hr(999_000, OTHER, PLC, 1, 40, 455)]).is_empty());
+        let out = run(&[write_hr(999_000, OTHER, PLC, 1, 40, 600)]);
+        assert!(out[0]
+            .otwatch
+            .explanation
+            .contains("10.0.0.7 itself wrote it"));
+    }
+
+    #[test]
+    fn read_out_of_range_jump_and_freeze() {
+        let out = run(&[read_ir(999_000, MASTER, PLC, 1, 0, &[5000, 7])]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].otwatch.kind, "read_value_out_of_range");
+
+        let out = run(&[
+            read_ir(999_000, MASTER, PLC, 1, 0, &[150, 7]),
+            read_ir(1_000_000, MASTER, PLC, 1, 0, &[250, 7]),
+        ]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].otwatch.kind, "value_jump");
+        assert!(out[0]
+            .otwatch
+            .explanation
+            .contains("jumped from 150 to 250"));
+
+        let evs: Vec<IcsEvent> = (0..30)
+            .map(|i| read_ir(999_000 + i * 1000, MASTER, PLC, 1, 0, &[180, 7]))
+            .collect();
+        let out = run(&evs);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].otwatch.kind, "value_frozen");
+        assert!(out[0].otwatch.explanation.contains("for 21 reads in a row"));
+        // The constant register 1 never "freezes".
+        assert!(!out[0].otwatch.explanation.contains("input register 1 "));
+    }
+}
