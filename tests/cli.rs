@@ -128,3 +128,102 @@ fn inspect_is_deterministic_and_json_lines() {
     assert!(t.status.success());
     assert!(String::from_utf8_lossy(&t.stdout).starts_with("TIME "));
 }
+
+#[test]
+fn learn_then_detect_writes_alert_lines() {
+    let dir = std::env::temp_dir().join(format!("otwatch-cli-learn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("plant.baseline.json");
+    let plant = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/modbus_plant.pcap");
+    let attack = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/modbus_attack.pcapng");
+    let out = otwatch(&[
+        "learn",
+        "-o",
+        base.to_str().unwrap(),
+        plant.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    assert_eq!(b["kind"], "otwatch-baseline");
+    assert_eq!(b["version"], 1);
+    assert!(b["assets"].as_array().unwrap().len() >= 4);
+
+    let alerts = dir.join("alerts.jsonl");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["detect", "--baseline", base.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(attack.to_str().unwrap());
+        otwatch(&args)
+    };
+    let out = run(&["--output", alerts.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    for a in &lines {
+        assert_eq!(a["event_type"], "alert");
+        assert!(a["otwatch"]["explanation"].as_str().unwrap().len() > 20);
+        assert!(a["community_id"].as_str().unwrap().starts_with("1:"));
+    }
+    // The attacker is named.
+    assert!(text.contains("127.0.0.66"));
+    // Same input, same output.
+    let again = run(&[]);
+    assert_eq!(again.stdout, text.as_bytes());
+}
+
+#[test]
+fn bad_baseline_is_one_line_exit_2() {
+    let p = tmp(
+        "bad.baseline.json",
+        b"{\"kind\": \"otwatch-baseline\", \"version\": 99}",
+    );
+    let out = otwatch(&[
+        "detect",
+        "--baseline",
+        p.to_str().unwrap(),
+        &shared(MODBUS_SMALL),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("version 99"), "{err}");
+}
+
+#[test]
+fn audit_prints_a_summary_for_a_person() {
+    let plant = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/modbus_plant.pcap");
+    let out = otwatch(&["audit", "--learn-for", "20s", plant.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Assets (",
+        "Channels (",
+        "Alerts: ",
+        "127.0.0.10",
+        "vendor_name: Acme Process Controls",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    assert_eq!(
+        otwatch(&["audit", "--learn-for", "soon", plant.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+}

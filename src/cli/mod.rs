@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 internal error, 2 bad input (missing file, not a capture,
 //! bad arguments).
 
+pub mod analyze;
 mod table;
 
 use crate::capture::{CaptureError, CaptureFile};
@@ -48,6 +49,39 @@ pub enum Command {
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
     },
+    /// Learn a baseline of normal plant behaviour from captures.
+    Learn {
+        /// Where to write the baseline (JSON, reviewable and editable).
+        #[arg(short, long, value_name = "BASELINE")]
+        output: PathBuf,
+        /// pcap or pcapng files of normal traffic, read in order as one capture.
+        #[arg(required = true, value_name = "PCAP")]
+        pcaps: Vec<PathBuf>,
+    },
+    /// Write alerts (JSON lines) for what deviates from a baseline or breaks the protocol.
+    Detect {
+        /// Baseline from `otwatch learn`. Without one, only checks that need none run.
+        #[arg(long, value_name = "BASELINE")]
+        baseline: Option<PathBuf>,
+        /// Write alerts to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// pcap or pcapng files, read in order as one capture.
+        #[arg(required = true, value_name = "PCAP")]
+        pcaps: Vec<PathBuf>,
+    },
+    /// Learn on the first part of captures, check the rest, and print a summary for a person.
+    Audit {
+        /// How much to learn on: capture time (90s, 10m, 1h) or a fraction (0.3, 30%).
+        #[arg(long, value_name = "SPAN", default_value = "30%")]
+        learn_for: analyze::LearnSpan,
+        /// Also write the alerts as JSON lines to this file.
+        #[arg(long, value_name = "FILE")]
+        alerts: Option<PathBuf>,
+        /// pcap or pcapng files, read in order as one capture.
+        #[arg(required = true, value_name = "PCAP")]
+        pcaps: Vec<PathBuf>,
+    },
 }
 
 /// Output format of `inspect`.
@@ -69,6 +103,9 @@ pub fn main() -> ExitCode {
             // A capture error's message is complete (file and reason); others get their chain.
             if let Some(ce) = e.downcast_ref::<CaptureError>() {
                 eprintln!("otwatch: error: {ce}");
+                ExitCode::from(2)
+            } else if let Some(bad) = e.downcast_ref::<analyze::BadInput>() {
+                eprintln!("otwatch: error: {bad}");
                 ExitCode::from(2)
             } else {
                 eprintln!("otwatch: error: {e:#}");
@@ -204,6 +241,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let t = stats.to_text();
                 out.line(|w| w.write_all(t.as_bytes()));
             }
+            out.finish()?;
+        }
+        Command::Learn { output, pcaps } => analyze::learn(&pcaps, &output)?,
+        Command::Detect {
+            baseline,
+            output,
+            pcaps,
+        } => analyze::detect(&pcaps, baseline.as_deref(), output.as_deref())?,
+        Command::Audit {
+            learn_for,
+            alerts,
+            pcaps,
+        } => {
+            let text = analyze::audit(&pcaps, learn_for, alerts.as_deref())?;
+            let mut out = Out::new();
+            out.line(|w| w.write_all(text.as_bytes()));
             out.finish()?;
         }
     }

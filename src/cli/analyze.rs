@@ -1,0 +1,374 @@
+//! `learn`, `detect` and `audit`: baselines and alerts from captures.
+
+use crate::alert::Alert;
+use crate::baseline::{Baseline, LearnConfig, Learner};
+use crate::capture::CaptureFile;
+use crate::detect::{DetectConfig, Engine};
+use crate::event::IcsEvent;
+use crate::pipeline::{self, PipelineConfig};
+use crate::stats::RunStats;
+use crate::time::Timestamp;
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How much of the input `audit` learns on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LearnSpan {
+    /// The first this many seconds of capture time.
+    Seconds(f64),
+    /// This fraction (0..1) of the capture's time span.
+    Fraction(f64),
+}
+
+impl std::str::FromStr for LearnSpan {
+    type Err = String;
+
+    /// `10m`, `90s`, `1h`, `500ms` (capture time), or `0.3` / `30%` (fraction of the span).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let bad =
+            || format!("'{s}' is neither a duration (90s, 10m, 1h) nor a fraction (0.3, 30%)");
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if v > 0.0 && v < 100.0 {
+                Ok(LearnSpan::Fraction(v / 100.0))
+            } else {
+                Err(bad())
+            };
+        }
+        let units: [(&str, f64); 4] = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)];
+        for (suffix, mult) in units {
+            if let Some(n) = s.strip_suffix(suffix) {
+                if let Ok(v) = n.trim().parse::<f64>() {
+                    return if v > 0.0 && v.is_finite() {
+                        Ok(LearnSpan::Seconds(v * mult))
+                    } else {
+                        Err(bad())
+                    };
+                }
+            }
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v > 0.0 && v < 1.0 => Ok(LearnSpan::Fraction(v)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Runs the pipeline over `pcaps`, handing each event to `f`.
+fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<RunStats> {
+    let mut files = pipeline::open_all(pcaps)?;
+    Ok(pipeline::run(
+        PipelineConfig::default(),
+        &mut files,
+        f,
+        &mut |_, _| {},
+    )?)
+}
+
+/// `otwatch learn -o BASELINE PCAP...`.
+pub fn learn(pcaps: &[PathBuf], output: &Path) -> anyhow::Result<()> {
+    let mut learner = Learner::new(LearnConfig::default());
+    let stats = events(pcaps, &mut |e| learner.observe(e))?;
+    let baseline = learner.finish().context("building the baseline")?;
+    baseline
+        .save(output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "otwatch: learned {} assets and {} channels from {} events ({} packets) into {}",
+        baseline.assets.len(),
+        baseline.channels.len(),
+        stats.events,
+        stats.packets,
+        output.display()
+    );
+    Ok(())
+}
+
+/// Where alerts go: stdout or a file, as JSON lines.
+fn alert_writer(output: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+fn write_alerts(w: &mut dyn Write, alerts: &mut Vec<Alert>) -> std::io::Result<()> {
+    for a in alerts.drain(..) {
+        w.write_all(a.to_json_line().as_bytes())?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// `otwatch detect [--baseline B] [--output F] PCAP...`.
+pub fn detect(
+    pcaps: &[PathBuf],
+    baseline: Option<&Path>,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let baseline = match baseline {
+        Some(p) => Some(Baseline::load(p).map_err(|e| anyhow::anyhow!(BadInput(e.to_string())))?),
+        None => None,
+    };
+    // Validate the inputs before creating the output.
+    let mut files = pipeline::open_all(pcaps)?;
+    let mut w = alert_writer(output)?;
+    let mut engine = Engine::new(baseline, DetectConfig::default());
+    let mut alerts = Vec::new();
+    let mut io_err: Option<std::io::Error> = None;
+    pipeline::run(
+        PipelineConfig::default(),
+        &mut files,
+        &mut |e| {
+            engine.on_event(e, &mut alerts);
+            if io_err.is_none() {
+                io_err = write_alerts(&mut w, &mut alerts).err();
+            }
+            alerts.clear();
+        },
+        &mut |_, _| {},
+    )?;
+    engine.finish(&mut alerts);
+    if io_err.is_none() {
+        io_err = write_alerts(&mut w, &mut alerts).err();
+    }
+    if io_err.is_none() {
+        io_err = w.flush().err();
+    }
+    match io_err {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing alerts"),
+        _ => Ok(()),
+    }
+}
+
+/// A baseline that cannot be loaded: bad input, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// First and last capture timestamps over all files (a quick pass that decodes nothing).
+fn time_span(pcaps: &[PathBuf]) -> anyhow::Result<Option<(Timestamp, Timestamp)>> {
+    let mut span: Option<(Timestamp, Timestamp)> = None;
+    for p in pcaps {
+        let mut cap = CaptureFile::open(p)?;
+        while let Some(pkt) = cap.next_packet()? {
+            span = Some(match span {
+                None => (pkt.ts, pkt.ts),
+                Some((a, b)) => (a.min(pkt.ts), b.max(pkt.ts)),
+            });
+        }
+    }
+    Ok(span)
+}
+
+/// `otwatch audit [--learn-for SPAN] [--alerts FILE] PCAP...`: learn on the first part, detect
+/// on the rest, print a summary for a person.
+pub fn audit(
+    pcaps: &[PathBuf],
+    span: LearnSpan,
+    alerts_out: Option<&Path>,
+) -> anyhow::Result<String> {
+    let Some((first, last)) = time_span(pcaps)? else {
+        bail!(BadInput("the captures hold no packets".into()))
+    };
+    let learn_secs = match span {
+        LearnSpan::Seconds(s) => s,
+        LearnSpan::Fraction(f) => (last.as_nanos() - first.as_nanos()) as f64 / 1e9 * f,
+    };
+    let cut = Timestamp::from_micros(first.as_micros() + (learn_secs * 1e6) as i64);
+    let mut learner = Some(Learner::new(LearnConfig::default()));
+    let mut engine: Option<Engine> = None;
+    let mut learn_events = 0u64;
+    let mut detect_events = 0u64;
+    let mut all_alerts: Vec<Alert> = Vec::new();
+    let mut build_err: Option<anyhow::Error> = None;
+    let mut batch = Vec::new();
+    let stats = events(pcaps, &mut |e| {
+        if e.ts < cut {
+            if let Some(l) = learner.as_mut() {
+                l.observe(e);
+                learn_events += 1;
+                return;
+            }
+        }
+        if engine.is_none() {
+            let b = learner.take().map(|l| l.finish());
+            match b {
+                Some(Ok(b)) => engine = Some(Engine::new(Some(b), DetectConfig::default())),
+                Some(Err(err)) => {
+                    build_err.get_or_insert(err.into());
+                    engine = Some(Engine::new(None, DetectConfig::default()));
+                }
+                None => engine = Some(Engine::new(None, DetectConfig::default())),
+            }
+        }
+        if let Some(en) = engine.as_mut() {
+            en.on_event(e, &mut batch);
+            detect_events += 1;
+            all_alerts.append(&mut batch);
+        }
+    })?;
+    if let Some(e) = build_err {
+        return Err(e.context("building the baseline"));
+    }
+    let baseline = match (engine.as_mut(), learner.take()) {
+        (Some(en), _) => {
+            en.finish(&mut all_alerts);
+            en.baseline().cloned()
+        }
+        // Everything fell in the learning span: nothing to detect on.
+        (None, Some(l)) => Some(l.finish().context("building the baseline")?),
+        (None, None) => None,
+    };
+    if let Some(p) = alerts_out {
+        let mut w = alert_writer(Some(p))?;
+        let mut copy = all_alerts.clone();
+        write_alerts(&mut w, &mut copy)
+            .and_then(|_| w.flush())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(summary(
+        pcaps,
+        &stats,
+        first,
+        last,
+        cut,
+        learn_events,
+        detect_events,
+        baseline.as_ref(),
+        &all_alerts,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    pcaps: &[PathBuf],
+    stats: &RunStats,
+    first: Timestamp,
+    last: Timestamp,
+    cut: Timestamp,
+    learn_events: u64,
+    detect_events: u64,
+    baseline: Option<&Baseline>,
+    alerts: &[Alert],
+) -> String {
+    let mut o = String::new();
+    let names: Vec<String> = pcaps.iter().map(|p| p.display().to_string()).collect();
+    let _ = writeln!(o, "otwatch audit of {}", names.join(", "));
+    let _ = writeln!(
+        o,
+        "  {} packets, {} flows, {} Modbus and {} OPC UA messages, {} ICS operations",
+        stats.packets,
+        stats.flows.created,
+        stats.proto.modbus.pdus,
+        stats.proto.opcua.messages,
+        stats.events
+    );
+    let _ = writeln!(
+        o,
+        "  learned on {first} .. {} ({learn_events} operations)",
+        cut.min(last)
+    );
+    let _ = writeln!(
+        o,
+        "  checked   {} .. {last} ({detect_events} operations)",
+        cut.min(last)
+    );
+    if let Some(b) = baseline {
+        let _ = writeln!(o, "\nAssets ({}):", b.assets.len());
+        for a in &b.assets {
+            let roles: Vec<&str> = a.roles.iter().map(String::as_str).collect();
+            let mut line = format!("  {:<40} {}", a.ip.to_string(), roles.join(", "));
+            if !a.server_ports.is_empty() {
+                let ports: Vec<String> = a.server_ports.iter().map(u16::to_string).collect();
+                let _ = write!(line, " (port {})", ports.join(", "));
+            }
+            for (k, vs) in &a.facts {
+                let v: Vec<&str> = vs.iter().map(String::as_str).collect();
+                let _ = write!(line, "; {k}: {}", v.join(" / "));
+            }
+            let _ = writeln!(o, "{line}");
+        }
+        let _ = writeln!(o, "\nChannels ({}):", b.channels.len());
+        for c in &b.channels {
+            let ops: Vec<&str> = c.operations.iter().map(|op| op.name.as_str()).collect();
+            let periodic = c.polls.iter().filter(|p| p.periodic).count();
+            let _ = writeln!(
+                o,
+                "  {} -> {} {} ({} operations, {} periodic polls): {}",
+                c.client,
+                c.server,
+                c.proto,
+                c.events,
+                periodic,
+                ops.join(", ")
+            );
+        }
+    }
+    let mut by_sev: BTreeMap<u8, usize> = BTreeMap::new();
+    for a in alerts {
+        *by_sev.entry(a.alert.severity).or_insert(0) += 1;
+    }
+    let sev_name = |s: u8| match s {
+        1 => "high",
+        2 => "medium",
+        _ => "low",
+    };
+    let counts: Vec<String> = by_sev
+        .iter()
+        .map(|(s, n)| format!("{n} {}", sev_name(*s)))
+        .collect();
+    let _ = writeln!(
+        o,
+        "\nAlerts: {}{}",
+        alerts.len(),
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", counts.join(", "))
+        }
+    );
+    let mut sorted: Vec<&Alert> = alerts.iter().collect();
+    sorted.sort_by_key(|a| (a.alert.severity, a.timestamp));
+    for a in sorted {
+        let agg = if a.otwatch.count > 1 {
+            format!(" [x{}]", a.otwatch.count)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            o,
+            "  [{}] {} {}{}\n      {}",
+            sev_name(a.alert.severity),
+            a.timestamp,
+            a.alert.signature,
+            agg,
+            a.otwatch.explanation
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learn_span_parses() {
+        assert_eq!("10m".parse::<LearnSpan>(), Ok(LearnSpan::Seconds(600.0)));
+        assert_eq!("90s".parse::<LearnSpan>(), Ok(LearnSpan::Seconds(90.0)));
+        assert_eq!("1.5h".parse::<LearnSpan>(), Ok(LearnSpan::Seconds(5400.0)));
+        assert_eq!("500ms".parse::<LearnSpan>(), Ok(LearnSpan::Seconds(0.5)));
+        assert_eq!("0.3".parse::<LearnSpan>(), Ok(LearnSpan::Fraction(0.3)));
+        assert_eq!("30%".parse::<LearnSpan>(), Ok(LearnSpan::Fraction(0.3)));
+        for bad in ["", "x", "0", "1.5", "-3m", "100%", "nanm"] {
+            assert!(bad.parse::<LearnSpan>().is_err(), "{bad}");
+        }
+    }
+}
