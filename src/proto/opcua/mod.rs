@@ -9,6 +9,7 @@
 
 pub mod limits;
 pub mod services;
+pub mod sha1;
 pub mod state;
 pub mod status;
 pub mod transport;
