@@ -79,12 +79,12 @@ impl OpcuaStats {
     }
 }
 
-/// The outcome of a transaction whose response arrived but whose status (ResponseHeader, ACK
-/// or ERR body) could not be decoded. [`Outcome::Bad`] needs a status code: this is
+/// The outcome of a transaction whose response arrived but whose status (the service result of
+/// its ResponseHeader, or the code of an ERR) could not be decoded. [`Outcome::Bad`] needs a status code: this is
 /// BadDecodingError, the code a client stack reports itself for a response it cannot decode.
 /// The server did not send it, so such events also carry the violation that broke the decode
-/// and the detail `service_result = "undecodable"`; a response whose header was read but
-/// whose body was malformed keeps the server's service result (with the violation).
+/// and the detail `service_result = "undecodable"`. A response whose service result was read
+/// but whose rest was malformed keeps the server's result (with the violation).
 const UNDECODABLE: Outcome = Outcome::Bad {
     code: 0x8007_0000,
     name: "BadDecodingError",
@@ -330,17 +330,21 @@ impl OpcuaParser {
 
     fn on_error(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
         let mut resp = self.response_at(at);
-        match transport::parse_error(r) {
-            Ok(e) => {
-                resp.status = Some(e.code);
-                if let Some(reason) = text(e.reason) {
+        // The code first: a malformed reason must not lose it.
+        let res = r.status_code().and_then(|code| {
+            resp.status = Some(code);
+            r.string()
+        });
+        match res {
+            Ok(reason) => {
+                if let Some(reason) = text(reason) {
                     resp.decoded.details.push(("reason", Value::Str(reason)));
                 }
             }
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
                 resp.violations.push(e.violation());
-                resp.undecodable = true;
+                resp.undecodable = resp.status.is_none();
             }
         }
         self.complete_hello(at, "Error", resp, cx);
@@ -771,11 +775,10 @@ impl OpcuaParser {
                 let mut resp = self.response_at(last);
                 resp.decoded = decoded;
                 resp.violations = violations;
-                let mut header_read = false;
-                let res = services::response_header(&mut r).and_then(|h| {
-                    header_read = true;
-                    resp.status = Some(h.service_result);
-                    resp.request_handle = Some(h.request_handle);
+                let res = services::response_status(&mut r).and_then(|(_, handle, result)| {
+                    resp.status = Some(result);
+                    resp.request_handle = Some(handle);
+                    services::response_header_rest(&mut r)?;
                     if enc.service == "OpenSecureChannel" {
                         self.open_response(&mut r, &mut resp.decoded)
                     } else {
@@ -785,7 +788,7 @@ impl OpcuaParser {
                 if let Err(e) = res {
                     cx.stats.opcua.decode_error(&e);
                     resp.violations.push(e.violation());
-                    resp.undecodable = !header_read;
+                    resp.undecodable = resp.status.is_none();
                 }
                 match self.pending.remove(&request_id) {
                     Some(p) => {

@@ -233,9 +233,24 @@ pub struct ResponseHeader {
 
 /// Decodes a ResponseHeader.
 pub fn response_header(r: &mut Reader<'_>) -> DResult<ResponseHeader> {
-    let timestamp = r.datetime()?;
-    let request_handle = r.u32()?;
-    let service_result = r.status_code()?;
+    let (timestamp, request_handle, service_result) = response_status(r)?;
+    let string_table = response_header_rest(r)?;
+    Ok(ResponseHeader {
+        timestamp,
+        request_handle,
+        service_result,
+        string_table,
+    })
+}
+
+/// The first fields of a ResponseHeader: timestamp, request handle and service result.
+pub fn response_status(r: &mut Reader<'_>) -> DResult<(i64, u32, u32)> {
+    Ok((r.datetime()?, r.u32()?, r.status_code()?))
+}
+
+/// The rest of a ResponseHeader after [`response_status`]: diagnostics, string table (the
+/// first 16 strings are returned) and additional header.
+pub fn response_header_rest(r: &mut Reader<'_>) -> DResult<Vec<String>> {
     r.diagnostic_info()?;
     let n = r.array_len(4)?;
     let mut string_table = Vec::new();
@@ -246,12 +261,7 @@ pub fn response_header(r: &mut Reader<'_>) -> DResult<ResponseHeader> {
         }
     }
     r.nested(|r| r.extension_object())?;
-    Ok(ResponseHeader {
-        timestamp,
-        request_handle,
-        service_result,
-        string_table,
-    })
+    Ok(string_table)
 }
 
 fn strings(r: &mut Reader<'_>) -> DResult<()> {
@@ -625,6 +635,15 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                 d.fact(Side::Server, "certificate", Some(b"present"));
             }
             endpoint_descriptions(r, d)?;
+            let n = r.array_len(8)?; // server software certificates
+            for _ in 0..n {
+                r.bytestring()?;
+                r.bytestring()?;
+            }
+            signature_data(r)?;
+            let max = r.u32()?;
+            d.details
+                .push(("max_request_message_size", Value::Int(i64::from(max))));
         }
         "ActivateSession" => {
             r.bytestring()?; // nonce

@@ -8,7 +8,13 @@
 pub const DIGEST_LEN: usize = 20;
 
 /// Initial hash value H(0).
-const H0: [u32; 5] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476, 0xc3d2_e1f0];
+const H0: [u32; 5] = [
+    0x6745_2301,
+    0xefcd_ab89,
+    0x98ba_dcfe,
+    0x1032_5476,
+    0xc3d2_e1f0,
+];
 
 /// An incremental SHA-1 computation.
 #[derive(Clone, Debug)]
@@ -166,7 +172,10 @@ mod tests {
         b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
         "a49b2446a02c645bf419f995b67091253a04a259"
     )]
-    #[case(b"The quick brown fox jumps over the lazy dog", "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12")]
+    #[case(
+        b"The quick brown fox jumps over the lazy dog",
+        "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"
+    )]
     fn vectors(#[case] msg: &[u8], #[case] want: &str) {
         assert_eq!(hex(&sha1(msg)), want);
     }
@@ -178,10 +187,7 @@ mod tests {
         for _ in 0..1000 {
             h.update(&chunk);
         }
-        assert_eq!(
-            hex(&h.finish()),
-            "34aa973cd4c4daa4f61eeb2bdbad27316534016f"
-        );
+        assert_eq!(hex(&h.finish()), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
     }
 
     /// Lengths around the padding boundaries (55, 56, 63, 64, 65 bytes): compared with the
