@@ -915,12 +915,11 @@ impl OpcuaParser {
                 }
             }
             for code in rd.bad_items {
-                let v = Value::Str(status::name(code).to_string());
-                if !details
-                    .iter()
-                    .any(|(k, x)| *k == "bad_item_status" && *x == v)
-                {
-                    details.push(("bad_item_status", v));
+                let name = status::name(code);
+                if !details.iter().any(|(k, x)| {
+                    *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)
+                }) {
+                    details.push(("bad_item_status", Value::Str(name.to_string())));
                 }
             }
             for v in resp.violations {
