@@ -14,10 +14,7 @@ use std::sync::Arc;
 const PACKETS: usize = 200_000;
 
 fn frames() -> otwatch::synth::Frames {
-    modbus_plant(&SynthConfig {
-        packets: PACKETS,
-        ..Default::default()
-    })
+    modbus_plant(&SynthConfig { packets: PACKETS, ..Default::default() })
 }
 
 fn bench(c: &mut Criterion) {
@@ -77,13 +74,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("pcap_file_to_events", |b| {
         b.iter(|| {
             let mut files = pipeline::open_all(std::slice::from_ref(&path)).unwrap();
-            let s = pipeline::run(
-                PipelineConfig::default(),
-                &mut files,
-                &mut |_| {},
-                &mut |_, _| {},
-            )
-            .unwrap();
+            let s = pipeline::run(PipelineConfig::default(), &mut files, &mut |_| {}, &mut |_, _| {})
+                .unwrap();
             black_box(s.events)
         })
     });

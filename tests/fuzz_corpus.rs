@@ -46,12 +46,7 @@ fn opcua_corpus() {
 #[ignore = "regenerates a committed seed file"]
 fn write_packet_path_seed() {
     use otwatch::synth::{modbus_plant, SynthConfig};
-    let frames = modbus_plant(&SynthConfig {
-        plcs: 2,
-        masters: 1,
-        packets: 60,
-        ..Default::default()
-    });
+    let frames = modbus_plant(&SynthConfig { plcs: 2, masters: 1, packets: 60, ..Default::default() });
     let mut seed = vec![0u8]; // link type: Ethernet
     let mut last = frames[0].0;
     for (ts, f) in &frames {
@@ -61,7 +56,6 @@ fn write_packet_path_seed() {
         seed.push(dt_ms);
         seed.extend_from_slice(f);
     }
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus/packet_path/synth_modbus");
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/packet_path/synth_modbus");
     std::fs::write(p, seed).unwrap();
 }
