@@ -2,10 +2,18 @@
 //!
 //! [`OpcuaParser`] frames UA TCP chunks (`transport`), follows the secure channel opened by
 //! OPN (policy, mode, channel and token ids; encrypted bodies are counted, not parsed),
-//! reassembles MSG chunks per request id (`state`), names every service by its binary
-//! encoding id (`services`), decodes the common services in depth with the bounded built-in
-//! type decoders (`types`, `limits`), and turns each request/response pair into one
-//! [`IcsEvent`]. Every limit hit, violation, resync and gap is counted in [`OpcuaStats`].
+//! reassembles MSG chunks, and OPN chunks too, per request id (`state`), names every service
+//! by its binary encoding id (`services`), decodes the common services in depth with the
+//! bounded built-in type decoders (`types`, `limits`), and turns each request/response pair
+//! into one [`IcsEvent`]. Every limit hit, violation, resync and gap is counted in
+//! [`OpcuaStats`].
+//!
+//! OPN events carry the SHA-1 thumbprint of each sender certificate (`sha1`) as the detail
+//! `sender_certificate_sha1` and the fact `certificate_sha1` of the side that sent it; a
+//! receiver thumbprint that does not match the certificate the peer sent is the violation
+//! `receiver_thumbprint_mismatch`. A response whose service result could not be decoded gets
+//! the outcome BadDecodingError with the detail `service_result = "undecodable"` (see
+//! `UNDECODABLE`), never `Ok`.
 
 #[doc(hidden)]
 pub mod fixtures;

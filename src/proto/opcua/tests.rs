@@ -1209,16 +1209,26 @@ proptest::proptest! {
             (proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..200)),
             0..8,
         ),
-        prefix in proptest::bool::ANY,
+        prefix in 0usize..4,
+        chunk_type in proptest::sample::select(vec![b'F', b'C', b'A']),
     ) {
         let mut h = Harness::new();
         let mut tails = [Vec::new(), Vec::new()];
         for (i, (to_server, mut data)) in chunks.into_iter().enumerate() {
-            if prefix && i == 0 {
-                // Start with a plausible header so the fuzz reaches the decoders.
-                let mut m = b(READ_REQ);
-                let n = data.len().min(m.len() - 24);
-                m[24..24 + n].copy_from_slice(&data[..n]);
+            // Start with a real message whose body after `keep` bytes is replaced by the
+            // random bytes, so that the fuzz reaches the decoders (MSG body, OPN sequence
+            // header and body, encrypted OPN certificate).
+            let base = match prefix {
+                1 => Some((READ_REQ, 24)),
+                2 => Some((OPN_REQ, 79)),
+                3 => Some((OPN_ENCRYPTED_REQ, 80)),
+                _ => None,
+            };
+            if let (Some((fixture, keep)), 0 | 1) = (base, i) {
+                let mut m = b(fixture);
+                m[3] = chunk_type;
+                let n = data.len().min(m.len() - keep);
+                m[keep..keep + n].copy_from_slice(&data[..n]);
                 data = m;
             }
             let dir = if to_server { ToServer } else { ToClient };
