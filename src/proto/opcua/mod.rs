@@ -2,13 +2,24 @@
 //!
 //! [`OpcuaParser`] frames UA TCP chunks (`transport`), follows the secure channel opened by
 //! OPN (policy, mode, channel and token ids; encrypted bodies are counted, not parsed),
-//! reassembles MSG chunks per request id (`state`), names every service by its binary
-//! encoding id (`services`), decodes the common services in depth with the bounded built-in
-//! type decoders (`types`, `limits`), and turns each request/response pair into one
-//! [`IcsEvent`]. Every limit hit, violation, resync and gap is counted in [`OpcuaStats`].
+//! reassembles MSG chunks, and OPN chunks too, per request id (`state`), names every service
+//! by its binary encoding id (`services`), decodes the common services in depth with the
+//! bounded built-in type decoders (`types`, `limits`), and turns each request/response pair
+//! into one [`IcsEvent`]. Every limit hit, violation, resync and gap is counted in
+//! [`OpcuaStats`].
+//!
+//! OPN events carry the SHA-1 thumbprint of each sender certificate (`sha1`) as the detail
+//! `sender_certificate_sha1` and the fact `certificate_sha1` of the side that sent it; a
+//! receiver thumbprint that does not match the certificate the peer sent is the violation
+//! `receiver_thumbprint_mismatch`. A response whose service result could not be decoded gets
+//! the outcome BadDecodingError with the detail `service_result = "undecodable"` (see
+//! `UNDECODABLE`), never `Ok`.
 
+#[doc(hidden)]
+pub mod fixtures;
 pub mod limits;
 pub mod services;
+pub mod sha1;
 pub mod state;
 pub mod status;
 pub mod transport;
@@ -76,6 +87,17 @@ impl OpcuaStats {
     }
 }
 
+/// The outcome of a transaction whose response arrived but whose status (the service result of
+/// its ResponseHeader, or the code of an ERR) could not be decoded. [`Outcome::Bad`] needs a status code: this is
+/// BadDecodingError, the code a client stack reports itself for a response it cannot decode.
+/// The server did not send it, so such events also carry the violation that broke the decode
+/// and the detail `service_result = "undecodable"`. A response whose service result was read
+/// but whose rest was malformed keeps the server's result (with the violation).
+const UNDECODABLE: Outcome = Outcome::Bad {
+    code: 0x8007_0000,
+    name: "BadDecodingError",
+};
+
 /// Says whether the first bytes of a stream are OPC UA binary (UA TCP).
 pub fn probe(data: &[u8]) -> Probe {
     transport::probe(data, &DecodeLimits::default())
@@ -90,6 +112,8 @@ struct DirState {
     skip: u64,
     /// MSG chunk reassembly.
     reasm: Reassembler,
+    /// OPN chunk reassembly (policy None), apart from MSG so that the two never mix.
+    opn_reasm: Reassembler,
 }
 
 /// What is known of the secure channel.
@@ -103,6 +127,8 @@ struct Channel {
     policy_none: Option<bool>,
     /// Message security mode (1 None, 2 Sign, 3 SignAndEncrypt), when known.
     mode: Option<u32>,
+    /// SHA-1 of the certificate each side last sent in OPN ([to-server, to-client] sender).
+    cert_sha1: [Option<[u8; sha1::DIGEST_LEN]>; 2],
 }
 
 impl Channel {
@@ -220,7 +246,7 @@ impl OpcuaParser {
             MsgType::Ack => self.on_ack(&mut r, at, cx),
             MsgType::Err => self.on_error(&mut r, at, cx),
             MsgType::Rhe => self.on_reverse_hello(&mut r, at, cx),
-            MsgType::Opn => self.on_open(&mut r, at, cx),
+            MsgType::Opn => self.on_open(h.chunk, &mut r, at, cx),
             MsgType::Msg => self.on_msg(h.chunk, &mut r, at, cx),
             MsgType::Clo => self.on_close_channel(&mut r, at, cx),
         }
@@ -276,6 +302,7 @@ impl OpcuaParser {
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
                 resp.violations.push(e.violation());
+                resp.undecodable = true;
             }
         }
         self.complete_hello(at, "Acknowledge", resp, cx);
@@ -311,16 +338,21 @@ impl OpcuaParser {
 
     fn on_error(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
         let mut resp = self.response_at(at);
-        match transport::parse_error(r) {
-            Ok(e) => {
-                resp.status = Some(e.code);
-                if let Some(reason) = text(e.reason) {
+        // The code first: a malformed reason must not lose it.
+        let res = r.status_code().and_then(|code| {
+            resp.status = Some(code);
+            r.string()
+        });
+        match res {
+            Ok(reason) => {
+                if let Some(reason) = text(reason) {
                     resp.decoded.details.push(("reason", Value::Str(reason)));
                 }
             }
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
                 resp.violations.push(e.violation());
+                resp.undecodable = resp.status.is_none();
             }
         }
         self.complete_hello(at, "Error", resp, cx);
@@ -359,12 +391,11 @@ impl OpcuaParser {
             request_handle: None,
             decoded: Decoded::default(),
             violations: Vec::new(),
+            undecodable: false,
         }
     }
 
-    fn on_open(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
-        let mut decoded = Decoded::default();
-        let mut violations = Vec::new();
+    fn on_open(&mut self, chunk_type: u8, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
         let header = r
             .u32()
             .and_then(|id| Ok((id, transport::parse_asym_header(r)?)));
@@ -372,6 +403,10 @@ impl OpcuaParser {
             Ok(x) => x,
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
+                if chunk_type != b'F' {
+                    // An intermediate chunk gives no event of its own.
+                    return;
+                }
                 let mut p = transport_pending(at, "OpenSecureChannel", OpKind::Session, None);
                 p.code = 446;
                 p.violations.push(e.violation());
@@ -385,72 +420,55 @@ impl OpcuaParser {
         let policy = asym.policy_uri.unwrap_or_default();
         let policy_none = policy == transport::POLICY_NONE;
         self.channel.policy_none = Some(policy_none);
-        let d = &mut decoded.details;
-        d.push((
-            "security_policy",
-            Value::Str(transport::policy_short(policy)),
-        ));
-        d.push((
-            "sender_certificate_len",
-            Value::Int(asym.sender_certificate.map_or(0, |c| c.len() as i64)),
-        ));
-        if let Some(t) = asym.receiver_thumbprint.filter(|t| !t.is_empty()) {
-            d.push(("receiver_thumbprint", Value::Str(hex(t))));
+        let mut violations = Vec::new();
+        if chunk_type != b'F' {
+            cx.stats.opcua.violation("chunked_open_secure_channel");
         }
         if !policy_none {
-            // Asymmetrically encrypted: the sequence header and body are not readable.
+            // Asymmetrically encrypted: the sequence header (request id) and body are not
+            // readable, so chunks cannot be matched up; the final chunk stands for the message.
             cx.stats.opcua.encrypted_messages += 1;
-            decoded.details.push(("encrypted", Value::Bool(true)));
-            let is_request = match self.requests_from {
-                Some(d) => d == at.dir,
-                None => self.opn.is_none(),
-            };
-            if is_request {
-                self.learn_requests_from(at.dir);
-                let mut p =
-                    transport_pending(at, "OpenSecureChannel", OpKind::Session, self.session());
-                p.code = 446;
-                p.category = "service";
-                p.decoded = decoded;
-                if let Some(old) = self.opn.replace(p) {
-                    cx.stats.opcua.unanswered += 1;
-                    self.emit(old, None, Outcome::NoResponse, cx);
+            match chunk_type {
+                b'F' => {}
+                b'A' => {
+                    cx.stats.opcua.aborted += 1;
+                    return;
                 }
-            } else {
-                let mut resp = self.response_at(at);
-                resp.decoded = decoded;
-                match self.opn.take() {
-                    Some(mut p) => {
-                        cx.stats.opcua.transactions += 1;
-                        if p.session.is_none() {
-                            p.session = self.session();
-                        }
-                        self.emit(p, Some(resp), Outcome::Ok, cx);
-                    }
-                    None => {
-                        cx.stats.opcua.unsolicited += 1;
-                        let mut p = transport_pending(
-                            at,
-                            "OpenSecureChannel",
-                            OpKind::Session,
-                            self.session(),
-                        );
-                        p.code = 446;
-                        p.category = "service";
-                        p.decoded = resp.decoded;
-                        self.emit(p, None, Outcome::Unsolicited, cx);
-                    }
-                }
+                _ => return,
             }
+        }
+        // The details are those of the chunk that completes the message: every chunk repeats
+        // the same security header.
+        let is_request = match self.requests_from {
+            Some(d) => d == at.dir,
+            None => self.opn.is_none(),
+        };
+        let mut decoded = Decoded::default();
+        if chunk_type == b'F' {
+            self.security_details(&asym, at.dir, is_request, &mut decoded, &mut violations, cx);
+        }
+        if !policy_none {
+            self.on_encrypted_open(is_request, at, decoded, violations, cx);
             return;
         }
         match transport::parse_seq_header(r) {
             Ok(seq) => {
-                let body = r.rest();
-                self.on_message(at, seq.request_id, body, cx, decoded, violations);
+                let limits = self.limits.clone();
+                let res = self.dir_state(at.dir).opn_reasm.push(
+                    chunk_type,
+                    seq.request_id,
+                    r.rest(),
+                    at.ts,
+                    at.packet,
+                    &limits,
+                );
+                self.on_chunk_result(res, at, seq.request_id, cx, decoded, violations);
             }
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
+                if chunk_type != b'F' {
+                    return;
+                }
                 violations.push(e.violation());
                 let mut p = transport_pending(at, "OpenSecureChannel", OpKind::Session, None);
                 p.code = 446;
@@ -461,6 +479,133 @@ impl OpcuaParser {
         }
     }
 
+    /// Details and facts of an asymmetric security header: policy, the sender certificate
+    /// (length and SHA-1 thumbprint) and the receiver thumbprint, checked against the
+    /// thumbprint of the certificate the peer sent.
+    fn security_details(
+        &mut self,
+        asym: &transport::AsymHeader<'_>,
+        dir: Direction,
+        from_client: bool,
+        decoded: &mut Decoded,
+        violations: &mut Vec<&'static str>,
+        cx: &mut ParseCx<'_>,
+    ) {
+        let policy = asym.policy_uri.unwrap_or_default();
+        let d = &mut decoded.details;
+        d.push((
+            "security_policy",
+            Value::Str(transport::policy_short(policy)),
+        ));
+        let cert = asym.sender_certificate.unwrap_or_default();
+        d.push(("sender_certificate_len", Value::Int(cert.len() as i64)));
+        let own = if cert.is_empty() {
+            None
+        } else {
+            let digest = sha1::sha1(transport::leaf_certificate(cert));
+            let thumb = hex(&digest);
+            d.push(("sender_certificate_sha1", Value::Str(thumb.clone())));
+            decoded.facts.push(AssetFact {
+                side: if from_client {
+                    Side::Client
+                } else {
+                    Side::Server
+                },
+                key: "certificate_sha1",
+                value: thumb,
+            });
+            Some(digest)
+        };
+        if let Some(t) = asym.receiver_thumbprint.filter(|t| !t.is_empty()) {
+            decoded
+                .details
+                .push(("receiver_thumbprint", Value::Str(hex(t))));
+            let peer = self.channel.cert_sha1.get(dir.reverse().index()).copied();
+            if let Some(Some(peer)) = peer {
+                if t != peer.as_slice() {
+                    cx.stats.opcua.violation("receiver_thumbprint_mismatch");
+                    violations.push("receiver_thumbprint_mismatch");
+                }
+            }
+        }
+        if let Some(slot) = self.channel.cert_sha1.get_mut(dir.index()) {
+            *slot = own;
+        }
+    }
+
+    /// The final chunk of an asymmetrically encrypted OPN: pairs requests and responses by
+    /// direction, since the request id is encrypted.
+    fn on_encrypted_open(
+        &mut self,
+        is_request: bool,
+        at: At,
+        mut decoded: Decoded,
+        violations: Vec<&'static str>,
+        cx: &mut ParseCx<'_>,
+    ) {
+        decoded.details.push(("encrypted", Value::Bool(true)));
+        if is_request {
+            self.learn_requests_from(at.dir);
+            let mut p = transport_pending(at, "OpenSecureChannel", OpKind::Session, self.session());
+            p.code = 446;
+            p.category = "service";
+            p.decoded = decoded;
+            p.violations = violations;
+            if let Some(old) = self.opn.replace(p) {
+                cx.stats.opcua.unanswered += 1;
+                self.emit(old, None, Outcome::NoResponse, cx);
+            }
+            return;
+        }
+        let mut resp = self.response_at(at);
+        resp.decoded = decoded;
+        resp.violations = violations;
+        match self.opn.take() {
+            Some(mut p) => {
+                cx.stats.opcua.transactions += 1;
+                if p.session.is_none() {
+                    p.session = self.session();
+                }
+                self.emit(p, Some(resp), Outcome::Ok, cx);
+            }
+            None => {
+                cx.stats.opcua.unsolicited += 1;
+                let mut p =
+                    transport_pending(at, "OpenSecureChannel", OpKind::Session, self.session());
+                p.code = 446;
+                p.category = "service";
+                p.decoded = resp.decoded;
+                p.violations = resp.violations;
+                self.emit(p, None, Outcome::Unsolicited, cx);
+            }
+        }
+    }
+
+    /// Acts on what a chunk did to its message (MSG, and OPN with policy None).
+    fn on_chunk_result(
+        &mut self,
+        res: ChunkResult<'_>,
+        at: At,
+        request_id: u32,
+        cx: &mut ParseCx<'_>,
+        decoded: Decoded,
+        violations: Vec<&'static str>,
+    ) {
+        match res {
+            ChunkResult::Complete(msg, ts, packet) => {
+                let first = At { ts, packet, ..at };
+                self.on_message_with_response_at(
+                    first, at, request_id, &msg, cx, decoded, violations,
+                );
+            }
+            ChunkResult::Pending | ChunkResult::Discarded => {}
+            ChunkResult::Aborted => cx.stats.opcua.aborted += 1,
+            ChunkResult::Limit(name) => {
+                cx.stats.opcua.limit_hits += 1;
+                cx.stats.opcua.violation(name);
+            }
+        }
+    }
     fn on_msg(&mut self, chunk_type: u8, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
         let (channel_id, token) = match r.u32().and_then(|c| Ok((c, r.u32()?))) {
             Ok(x) => x,
@@ -496,26 +641,7 @@ impl OpcuaParser {
             at.packet,
             &limits,
         );
-        match res {
-            ChunkResult::Complete(msg, ts, packet) => {
-                let first = At { ts, packet, ..at };
-                self.on_message_with_response_at(
-                    first,
-                    at,
-                    seq.request_id,
-                    &msg,
-                    cx,
-                    Decoded::default(),
-                    Vec::new(),
-                );
-            }
-            ChunkResult::Pending | ChunkResult::Discarded => {}
-            ChunkResult::Aborted => cx.stats.opcua.aborted += 1,
-            ChunkResult::Limit(name) => {
-                cx.stats.opcua.limit_hits += 1;
-                cx.stats.opcua.violation(name);
-            }
-        }
+        self.on_chunk_result(res, at, seq.request_id, cx, Decoded::default(), Vec::new());
     }
 
     fn on_close_channel(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
@@ -561,18 +687,6 @@ impl OpcuaParser {
             p.violations.push(e.violation());
         }
         self.emit(p, None, Outcome::NotApplicable, cx);
-    }
-
-    fn on_message(
-        &mut self,
-        at: At,
-        request_id: u32,
-        body: &[u8],
-        cx: &mut ParseCx<'_>,
-        decoded: Decoded,
-        violations: Vec<&'static str>,
-    ) {
-        self.on_message_with_response_at(at, at, request_id, body, cx, decoded, violations);
     }
 
     /// Decodes one complete message (service request or response, or a plain OPN body).
@@ -669,9 +783,10 @@ impl OpcuaParser {
                 let mut resp = self.response_at(last);
                 resp.decoded = decoded;
                 resp.violations = violations;
-                let res = services::response_header(&mut r).and_then(|h| {
-                    resp.status = Some(h.service_result);
-                    resp.request_handle = Some(h.request_handle);
+                let res = services::response_status(&mut r).and_then(|(_, handle, result)| {
+                    resp.status = Some(result);
+                    resp.request_handle = Some(handle);
+                    services::response_header_rest(&mut r)?;
                     if enc.service == "OpenSecureChannel" {
                         self.open_response(&mut r, &mut resp.decoded)
                     } else {
@@ -681,6 +796,7 @@ impl OpcuaParser {
                 if let Err(e) = res {
                     cx.stats.opcua.decode_error(&e);
                     resp.violations.push(e.violation());
+                    resp.undecodable = resp.status.is_none();
                 }
                 match self.pending.remove(&request_id) {
                     Some(p) => {
@@ -807,12 +923,11 @@ impl OpcuaParser {
                 }
             }
             for code in rd.bad_items {
-                let v = Value::Str(status::name(code).to_string());
-                if !details
-                    .iter()
-                    .any(|(k, x)| *k == "bad_item_status" && *x == v)
-                {
-                    details.push(("bad_item_status", v));
+                let name = status::name(code);
+                if !details.iter().any(|(k, x)| {
+                    *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)
+                }) {
+                    details.push(("bad_item_status", Value::Str(name.to_string())));
                 }
             }
             for v in resp.violations {
@@ -820,15 +935,23 @@ impl OpcuaParser {
                     violations.push(v);
                 }
             }
-            if let Some(code) = resp.status {
-                outcome = if status::is_bad(code) {
-                    Outcome::Bad {
-                        code,
-                        name: status::name(code),
-                    }
-                } else {
-                    Outcome::Ok
-                };
+            match resp.status {
+                Some(code) => {
+                    outcome = if status::is_bad(code) {
+                        Outcome::Bad {
+                            code,
+                            name: status::name(code),
+                        }
+                    } else {
+                        Outcome::Ok
+                    };
+                }
+                None if resp.undecodable => {
+                    // A response came but its status could not be read: not a success.
+                    outcome = UNDECODABLE;
+                    details.push(("service_result", Value::Opaque("undecodable")));
+                }
+                None => {}
             }
         }
         if dropped > 0 {
@@ -968,7 +1091,7 @@ impl StreamParser for OpcuaParser {
         }
         ds.skip = 0;
         ds.lost_sync = true;
-        let dropped = ds.reasm.clear();
+        let dropped = ds.reasm.clear() + ds.opn_reasm.clear();
         if dropped > 0 {
             cx.stats.opcua.violation("partial_message_lost_in_gap");
         }

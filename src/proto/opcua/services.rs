@@ -2,7 +2,7 @@
 //! the decoders of the services read in depth.
 
 use super::status;
-use super::types::{text, DResult, DataValue, ExtBody, Reader};
+use super::types::{text, DResult, DataValue, ExtBody, NodeId, Reader};
 use crate::event::{Access, AccessDir, AssetFact, ObjectRef, OpKind, Side, Value};
 
 /// What an encoding id stands for.
@@ -152,7 +152,33 @@ pub struct Decoded {
     pub items_dropped: u64,
 }
 
+/// Facts kept per message; a message repeating per-item facts (endpoints, discovery URLs)
+/// cannot grow an event, nor make the de-duplication quadratic, beyond this.
+const MAX_FACTS: usize = 32;
+
+/// Details kept per message; per-item details (call objects, offered policies, sampling
+/// intervals) stop here.
+const MAX_DETAILS: usize = 64;
+
 impl Decoded {
+    /// True when one more access may be kept; otherwise counts the item as dropped. Checked
+    /// before an access's strings are built, so dropped items cost no allocation.
+    fn room(&mut self, cap: usize) -> bool {
+        if self.accesses.len() < cap {
+            true
+        } else {
+            self.items_dropped += 1;
+            false
+        }
+    }
+
+    /// Adds a per-item detail while fewer than [`MAX_DETAILS`] are kept.
+    fn detail_capped(&mut self, key: &'static str, v: impl FnOnce() -> Value) {
+        if self.details.len() < MAX_DETAILS {
+            self.details.push((key, v()));
+        }
+    }
+
     fn detail_str(&mut self, key: &'static str, s: Option<&[u8]>) {
         if let Some(t) = text(s) {
             self.details.push((key, Value::Str(t)));
@@ -160,18 +186,13 @@ impl Decoded {
     }
 
     fn fact(&mut self, side: Side, key: &'static str, s: Option<&[u8]>) {
+        if self.facts.len() >= MAX_FACTS {
+            return;
+        }
         if let Some(value) = text(s) {
             if !value.is_empty() && !self.facts.iter().any(|f| f.key == key && f.value == value) {
                 self.facts.push(AssetFact { side, key, value });
             }
-        }
-    }
-
-    fn push_access(&mut self, a: Access, cap: usize) {
-        if self.accesses.len() < cap {
-            self.accesses.push(a);
-        } else {
-            self.items_dropped += 1;
         }
     }
 
@@ -182,30 +203,30 @@ impl Decoded {
     }
 }
 
-/// The fields of a RequestHeader that events use.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestHeader {
-    /// Authentication token (session), standard string form.
-    pub auth_token: String,
+/// The fields of a RequestHeader, borrowed from the message (nothing is allocated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestHeader<'a> {
+    /// Authentication token (session).
+    pub auth_token: NodeId<'a>,
     /// Client timestamp (DateTime ticks).
     pub timestamp: i64,
     /// Request handle.
     pub request_handle: u32,
     /// Diagnostics asked for.
     pub return_diagnostics: u32,
-    /// Audit entry id.
-    pub audit_entry_id: Option<String>,
+    /// Audit entry id (raw bytes).
+    pub audit_entry_id: Option<&'a [u8]>,
     /// Timeout hint, ms.
     pub timeout_hint: u32,
 }
 
 /// Decodes a RequestHeader.
-pub fn request_header(r: &mut Reader<'_>) -> DResult<RequestHeader> {
-    let auth_token = r.node_id()?.to_string();
+pub fn request_header<'a>(r: &mut Reader<'a>) -> DResult<RequestHeader<'a>> {
+    let auth_token = r.node_id()?;
     let timestamp = r.datetime()?;
     let request_handle = r.u32()?;
     let return_diagnostics = r.u32()?;
-    let audit_entry_id = text(r.string()?);
+    let audit_entry_id = r.string()?;
     let timeout_hint = r.u32()?;
     r.nested(|r| r.extension_object())?;
     Ok(RequestHeader {
@@ -233,9 +254,24 @@ pub struct ResponseHeader {
 
 /// Decodes a ResponseHeader.
 pub fn response_header(r: &mut Reader<'_>) -> DResult<ResponseHeader> {
-    let timestamp = r.datetime()?;
-    let request_handle = r.u32()?;
-    let service_result = r.status_code()?;
+    let (timestamp, request_handle, service_result) = response_status(r)?;
+    let string_table = response_header_rest(r)?;
+    Ok(ResponseHeader {
+        timestamp,
+        request_handle,
+        service_result,
+        string_table,
+    })
+}
+
+/// The first fields of a ResponseHeader: timestamp, request handle and service result.
+pub fn response_status(r: &mut Reader<'_>) -> DResult<(i64, u32, u32)> {
+    Ok((r.datetime()?, r.u32()?, r.status_code()?))
+}
+
+/// The rest of a ResponseHeader after [`response_status`]: diagnostics, string table (the
+/// first 16 strings are returned) and additional header.
+pub fn response_header_rest(r: &mut Reader<'_>) -> DResult<Vec<String>> {
     r.diagnostic_info()?;
     let n = r.array_len(4)?;
     let mut string_table = Vec::new();
@@ -246,12 +282,7 @@ pub fn response_header(r: &mut Reader<'_>) -> DResult<ResponseHeader> {
         }
     }
     r.nested(|r| r.extension_object())?;
-    Ok(ResponseHeader {
-        timestamp,
-        request_handle,
-        service_result,
-        string_table,
-    })
+    Ok(string_table)
 }
 
 fn strings(r: &mut Reader<'_>) -> DResult<()> {
@@ -325,17 +356,19 @@ fn endpoint_descriptions(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
         }
         let mode = r.u32()?;
         let policy = r.string()?;
-        let offer = format!(
-            "{}/{}",
-            super::transport::policy_short(policy.unwrap_or_default()),
-            security_mode_name(mode)
-        );
-        if !d
-            .details
-            .iter()
-            .any(|(k, v)| *k == "offered_security" && *v == Value::Str(offer.clone()))
-        {
-            d.details.push(("offered_security", Value::Str(offer)));
+        if d.details.len() < MAX_DETAILS {
+            let offer = format!(
+                "{}/{}",
+                super::transport::policy_short(policy.unwrap_or_default()),
+                security_mode_name(mode)
+            );
+            if !d
+                .details
+                .iter()
+                .any(|(k, v)| *k == "offered_security" && matches!(v, Value::Str(x) if *x == offer))
+            {
+                d.details.push(("offered_security", Value::Str(offer)));
+            }
         }
         let tokens = r.array_len(1)?;
         for _ in 0..tokens {
@@ -344,13 +377,14 @@ fn endpoint_descriptions(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
             r.string()?; // issued token type
             r.string()?; // issuer endpoint URL
             r.string()?; // security policy URI
-            let name = Value::Str(token_type_name(t).to_string());
+            let name = token_type_name(t);
             if !d
                 .details
                 .iter()
-                .any(|(k, v)| *k == "offered_identity" && *v == name)
+                .any(|(k, v)| *k == "offered_identity" && matches!(v, Value::Str(x) if x == name))
             {
-                d.details.push(("offered_identity", name));
+                d.details
+                    .push(("offered_identity", Value::Str(name.to_string())));
             }
         }
         r.string()?; // transport profile URI
@@ -359,12 +393,13 @@ fn endpoint_descriptions(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
     Ok(())
 }
 
-fn read_value_id(r: &mut Reader<'_>) -> DResult<ObjectRef> {
-    let id = r.node_id()?.to_string();
+/// A ReadValueId: node and attribute (index range and data encoding are skipped).
+fn read_value_id<'a>(r: &mut Reader<'a>) -> DResult<(NodeId<'a>, u32)> {
+    let id = r.node_id()?;
     let attribute = r.u32()?;
     r.string()?; // index range
     r.qualified_name()?; // data encoding
-    Ok(node(id, Some(attribute)))
+    Ok((id, attribute))
 }
 
 fn signature_data(r: &mut Reader<'_>) -> DResult<()> {
@@ -465,50 +500,46 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
             r.u32()?; // timestamps to return
             let n = r.array_len(13)?;
             for _ in 0..n {
-                let object = read_value_id(r)?;
-                d.push_access(
-                    Access {
+                let (id, attribute) = read_value_id(r)?;
+                if d.room(cap) {
+                    d.accesses.push(Access {
                         dir: AccessDir::Read,
-                        object,
+                        object: node(id.to_string(), Some(attribute)),
                         values: Vec::new(),
-                    },
-                    cap,
-                );
+                    });
+                }
             }
         }
         "Write" => {
-            let n = r.array_len(12)?;
+            let n = r.array_len(11)?; // NodeId 2, attribute 4, index range 4, DataValue 1
             for _ in 0..n {
-                let id = r.node_id()?.to_string();
+                let id = r.node_id()?;
                 let attribute = r.u32()?;
                 r.string()?; // index range
                 let dv: DataValue = r.nested(|r| r.data_value())?;
-                let values = dv.value.map(|v| v.values).unwrap_or_default();
-                d.push_access(
-                    Access {
+                if d.room(cap) {
+                    d.accesses.push(Access {
                         dir: AccessDir::Write,
-                        object: node(id, Some(attribute)),
-                        values,
-                    },
-                    cap,
-                );
+                        object: node(id.to_string(), Some(attribute)),
+                        values: dv.value.map(|v| v.values).unwrap_or_default(),
+                    });
+                }
             }
         }
         "Call" => {
-            let n = r.array_len(10)?;
+            let n = r.array_len(8)?; // object, method: two-byte NodeIds; arguments: length
             for _ in 0..n {
-                let object = r.node_id()?.to_string();
-                let method = r.node_id()?.to_string();
+                let object = r.node_id()?;
+                let method = r.node_id()?;
                 let args = variants(r, keep)?;
-                d.details.push(("call_object", Value::Str(object)));
-                d.push_access(
-                    Access {
+                d.detail_capped("call_object", || Value::Str(object.to_string()));
+                if d.room(cap) {
+                    d.accesses.push(Access {
                         dir: AccessDir::Write,
-                        object: node(method, None),
+                        object: node(method.to_string(), None),
                         values: args,
-                    },
-                    cap,
-                );
+                    });
+                }
             }
         }
         "Browse" => {
@@ -518,20 +549,19 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
             r.u32()?; // max references per node
             let n = r.array_len(17)?;
             for _ in 0..n {
-                let id = r.node_id()?.to_string();
+                let id = r.node_id()?;
                 r.u32()?; // browse direction
                 r.node_id()?; // reference type
                 r.bool()?; // include subtypes
                 r.u32()?; // node class mask
                 r.u32()?; // result mask
-                d.push_access(
-                    Access {
+                if d.room(cap) {
+                    d.accesses.push(Access {
                         dir: AccessDir::Read,
-                        object: node(id, None),
+                        object: node(id.to_string(), None),
                         values: Vec::new(),
-                    },
-                    cap,
-                );
+                    });
+                }
             }
         }
         "BrowseNext" => {
@@ -565,25 +595,21 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
             r.u32()?; // timestamps to return
             let n = r.array_len(13 + 4 + 21)?;
             for _ in 0..n {
-                let object = read_value_id(r)?;
+                let (id, attribute) = read_value_id(r)?;
                 r.u32()?; // monitoring mode
                 r.u32()?; // client handle
                 let sampling = r.f64()?;
                 r.nested(|r| r.extension_object())?; // filter
                 r.u32()?; // queue size
                 r.bool()?; // discard oldest
-                if d.details.len() < 64 {
-                    d.details
-                        .push(("sampling_interval_ms", Value::Float(sampling)));
-                }
-                d.push_access(
-                    Access {
+                d.detail_capped("sampling_interval_ms", || Value::Float(sampling));
+                if d.room(cap) {
+                    d.accesses.push(Access {
                         dir: AccessDir::Read,
-                        object,
+                        object: node(id.to_string(), Some(attribute)),
                         values: Vec::new(),
-                    },
-                    cap,
-                );
+                    });
+                }
             }
         }
         "Publish" => {
@@ -625,6 +651,15 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                 d.fact(Side::Server, "certificate", Some(b"present"));
             }
             endpoint_descriptions(r, d)?;
+            let n = r.array_len(8)?; // server software certificates
+            for _ in 0..n {
+                r.bytestring()?;
+                r.bytestring()?;
+            }
+            signature_data(r)?;
+            let max = r.u32()?;
+            d.details
+                .push(("max_request_message_size", Value::Int(i64::from(max))));
         }
         "ActivateSession" => {
             r.bytestring()?; // nonce
@@ -657,7 +692,9 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                 status_codes(r, d)?;
                 r.skip_diagnostic_infos()?;
                 let out = variants(r, keep)?;
-                d.item_values.push(out);
+                if d.item_values.len() < cap {
+                    d.item_values.push(out);
+                }
             }
             r.skip_diagnostic_infos()?;
         }
@@ -706,16 +743,15 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                     for _ in 0..m {
                         let handle = inner.u32()?;
                         let dv = inner.nested(|r| r.data_value())?;
-                        d.push_access(
-                            Access {
+                        if d.room(cap) {
+                            d.accesses.push(Access {
                                 dir: AccessDir::Read,
                                 object: ObjectRef::Other {
                                     name: format!("client_handle={handle}"),
                                 },
                                 values: dv.value.map(|v| v.values).unwrap_or_default(),
-                            },
-                            cap,
-                        );
+                            });
+                        }
                     }
                 }
             }
@@ -1123,6 +1159,90 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    fn string(v: &mut Vec<u8>, s: &[u8]) {
+        v.extend((s.len() as i32).to_le_bytes());
+        v.extend(s);
+    }
+
+    /// A GetEndpoints response body with `n` endpoints, each with its own URL and policy.
+    fn many_endpoints(n: usize) -> Vec<u8> {
+        let mut v = (n as i32).to_le_bytes().to_vec();
+        for i in 0..n {
+            string(&mut v, format!("opc.tcp://h{i}:4840").as_bytes()); // endpoint URL
+            string(&mut v, format!("urn:server{i}").as_bytes()); // application URI
+            v.extend([0xff; 4]); // product URI null
+            v.push(0); // application name empty
+            v.extend([0; 4]); // application type Server
+            v.extend([0xff; 12]); // gateway, discovery profile, discovery URLs: null
+            v.extend([0xff; 4]); // server certificate null
+            v.extend(1u32.to_le_bytes()); // security mode None
+            string(&mut v, format!("x#P{i}").as_bytes()); // security policy URI
+            v.extend(1i32.to_le_bytes()); // one user token policy
+            v.extend([0xff; 4]); // policy id null
+            v.extend(0u32.to_le_bytes()); // Anonymous
+            v.extend([0xff; 12]); // issued token type, issuer URL, policy URI: null
+            v.extend([0xff; 4]); // transport profile null
+            v.push(0); // security level
+        }
+        v
+    }
+
+    #[test]
+    fn per_item_facts_and_details_are_capped() {
+        let limits = crate::proto::opcua::limits::DecodeLimits::default();
+        let body = many_endpoints(200);
+        let mut d = Decoded::default();
+        decode_response("GetEndpoints", &mut Reader::new(&body, &limits), &mut d).unwrap();
+        assert_eq!(d.facts.len(), MAX_FACTS);
+        assert!(d.details.len() <= MAX_DETAILS);
+        assert!(d
+            .details
+            .contains(&("offered_security", Value::Str("P0/None".into()))));
+        assert!(d
+            .details
+            .contains(&("offered_identity", Value::Str("Anonymous".into()))));
+        // Call with more methods than kept: details and accesses stop at their caps.
+        let small = crate::proto::opcua::limits::DecodeLimits {
+            max_accesses_kept: 3,
+            ..limits
+        };
+        let mut call = 100i32.to_le_bytes().to_vec();
+        for i in 0..100u8 {
+            call.extend([0x00, i]); // object i=<i>
+            call.extend([0x00, 0x2a]); // method i=42
+            call.extend([0xff; 4]); // input arguments null
+        }
+        let mut d = Decoded::default();
+        decode_request("Call", &mut Reader::new(&call, &small), &mut d).unwrap();
+        assert_eq!(d.accesses.len(), 3);
+        assert_eq!(d.items_dropped, 97);
+        assert_eq!(d.details.len(), MAX_DETAILS);
+        assert_eq!(d.details[1], ("call_object", Value::Str("i=1".into())));
+    }
+
+    /// Arrays of the smallest valid elements are not mistaken for truncated ones.
+    #[test]
+    fn smallest_array_elements_are_accepted() {
+        let limits = crate::proto::opcua::limits::DecodeLimits::default();
+        let write = [
+            2, 0, 0, 0, // 2 WriteValues
+            0x00, 0x01, 13, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+            0x00, // i=1, Value, no range, empty DataValue
+            0x00, 0x02, 13, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, // i=2, same
+        ];
+        let mut d = Decoded::default();
+        decode_request("Write", &mut Reader::new(&write, &limits), &mut d).unwrap();
+        assert_eq!(d.accesses.len(), 2);
+        let call = [
+            1, 0, 0, 0, // 1 CallMethodRequest
+            0x00, 0x55, 0x00, 0x2a, 0xff, 0xff, 0xff,
+            0xff, // object i=85, method i=42, no arguments
+        ];
+        let mut d = Decoded::default();
+        decode_request("Call", &mut Reader::new(&call, &limits), &mut d).unwrap();
+        assert_eq!(d.accesses.len(), 1);
     }
 
     #[test]

@@ -191,6 +191,9 @@ pub struct Response {
     pub decoded: Decoded,
     /// Violations seen in the response.
     pub violations: Vec<&'static str>,
+    /// The response arrived but its status (ResponseHeader, ACK or ERR body) could not be
+    /// decoded: the event must not claim success.
+    pub undecodable: bool,
 }
 
 #[cfg(test)]

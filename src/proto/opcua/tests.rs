@@ -1,5 +1,6 @@
 //! Tests of the OPC UA parser driven through [`StreamParser`].
 
+use super::fixtures::*;
 use super::*;
 use crate::event::{AccessDir, ObjectRef};
 use crate::flow::{FlowKey, FlowMeta, SideSource};
@@ -217,232 +218,8 @@ fn dev_tsv() {
 
 use Direction::{ToClient, ToServer};
 
-/// HEL from open62541 (mainloop capture, frame 6).
-const HEL: &str = "
-    48454c 46 38000000 // HEL, F, size 56
-    00000000 // protocol version 0
-    ffff0000 // receive buffer 65535
-    ffff0000 // send buffer 65535
-    00000000 // max message size 0
-    00000000 // max chunk count 0
-    18000000 6f70632e7463703a2f2f6c6f63616c686f73743a34383430 // endpoint URL opc.tcp://localhost:4840
-";
-
-/// ACK (frame 8).
-const ACK: &str = "
-    41434b 46 1c000000 // ACK, F, size 28
-    00000000 // protocol version
-    ffff0000 // receive buffer 65535
-    ffff0000 // send buffer 65535
-    00000000 // max message size
-    00000000 // max chunk count
-";
-
-/// OPN request, policy None (frame 10).
-const OPN_REQ: &str = "
-    4f504e 46 84000000 // OPN, F, size 132
-    00000000 // secure channel id 0
-    2f000000 687474703a2f2f6f7063666f756e646174696f6e2e6f72672f55412f5365637572697479506f6c696379234e6f6e65 // policy URI ...#None
-    ffffffff // sender certificate null
-    ffffffff // receiver thumbprint null
-    01000000 // sequence number 1
-    01000000 // request id 1
-    01 00 be01 // type id: four-byte, ns 0, 446 OpenSecureChannelRequest
-    0000 // auth token: two-byte i=0
-    caa2e64e2dd1d501 // timestamp
-    00000000 // request handle 0
-    00000000 // return diagnostics
-    ffffffff // audit entry id null
-    00000000 // timeout hint
-    000000 // additional header: i=0, no body
-    00000000 // client protocol version
-    00000000 // request type Issue
-    01000000 // security mode None
-    ffffffff // client nonce null
-    c0270900 // requested lifetime 600000 ms
-";
-
-/// OPN response (frame 12).
-const OPN_RESP: &str = "
-    4f504e 46 87000000 // OPN, F, size 135
-    03000000 // secure channel id 3
-    2f000000 687474703a2f2f6f7063666f756e646174696f6e2e6f72672f55412f5365637572697479506f6c696379234e6f6e65 // policy URI ...#None
-    ffffffff // sender certificate null
-    ffffffff // receiver thumbprint null
-    01000000 // sequence number 1
-    01000000 // request id 1
-    01 00 c101 // type id 449 OpenSecureChannelResponse
-    3a3fee4e2dd1d501 // timestamp
-    00000000 // request handle 0
-    00000000 // service result Good
-    00 // diagnostic info: empty
-    ffffffff // string table null
-    000000 // additional header
-    00000000 // server protocol version
-    03000000 // channel id 3
-    03000000 // token id 3
-    263fee4e2dd1d501 // created at
-    c0270900 // revised lifetime 600000
-    ffffffff // server nonce null
-";
-
-/// Read request (frame 84, channel 4).
-const READ_REQ: &str = "
-    4d5347 46 79000000 // MSG, F, size 121
-    04000000 // secure channel id 4
-    04000000 // token id 4
-    14000000 // sequence number 20
-    14000000 // request id 20
-    01 00 7702 // type id 631 ReadRequest
-    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token: guid, ns 1
-    bed68b4f2dd1d501 // timestamp
-    15000000 // request handle 21
-    00000000 // return diagnostics
-    ffffffff // audit entry id null
-    00000000 // timeout hint
-    000000 // additional header
-    0000000000000000 // max age 0.0
-    00000000 // timestamps to return: Source
-    01000000 // 1 ReadValueId
-    03 0100 0a000000 7468652e616e73776572 // node id ns=1;s=the.answer
-    0d000000 // attribute 13 Value
-    ffffffff // index range null
-    0000 ffffffff // data encoding: ns 0, null name
-";
-
-/// Read response (frame 86): one DataValue with status BadNodeIdUnknown.
-const READ_RESP: &str = "
-    4d5347 46 41000000 // MSG, F, size 65
-    04000000 // secure channel id
-    04000000 // token id
-    0a000000 // sequence number 10
-    14000000 // request id 20
-    01 00 7a02 // type id 634 ReadResponse
-    cc89934f2dd1d501 // timestamp
-    15000000 // request handle 21
-    00000000 // service result Good
-    00 // diagnostic info empty
-    ffffffff // string table null
-    000000 // additional header
-    01000000 // 1 DataValue
-    02 00003480 // mask: status; BadNodeIdUnknown
-    ffffffff // diagnostic infos null
-";
-
-/// Write request (frame 88): ns=1;s=the.answer Value := Int32 1.
-const WRITE_REQ: &str = "
-    4d5347 46 6d000000 // MSG, F, size 109
-    04000000 04000000 // channel 4, token 4
-    15000000 15000000 // sequence 21, request id 21
-    01 00 a102 // type id 673 WriteRequest
-    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token
-    b28f934f2dd1d501 // timestamp
-    16000000 // request handle 22
-    00000000 ffffffff 00000000 000000 // diagnostics, audit id, timeout, additional header
-    01000000 // 1 WriteValue
-    03 0100 0a000000 7468652e616e73776572 // node id ns=1;s=the.answer
-    0d000000 // attribute 13
-    ffffffff // index range null
-    01 06 01000000 // DataValue: value, Variant Int32 1
-";
-
-/// Write response (frame 90).
-const WRITE_RESP: &str = "
-    4d5347 46 40000000 // MSG, F, size 64
-    04000000 04000000 // channel, token
-    0b000000 15000000 // sequence 11, request id 21
-    01 00 a402 // type id 676 WriteResponse
-    ac4c9b4f2dd1d501 // timestamp
-    16000000 // request handle 22
-    00000000 00 ffffffff 000000 // Good, diagnostics, string table, additional header
-    01000000 00003480 // 1 result: BadNodeIdUnknown
-    ffffffff // diagnostic infos null
-";
-
-/// Call request (frame 120): object i=85, method ns=1;i=62541, argument "Hello Server".
-const CALL_REQ: &str = "
-    4d5347 46 69000000 // MSG, F, size 105
-    04000000 04000000 // channel, token
-    18000000 18000000 // sequence 24, request id 24
-    01 00 c802 // type id 712 CallRequest
-    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token
-    9279ba4f2dd1d501 // timestamp
-    19000000 // request handle 25
-    00000000 ffffffff 00000000 000000 // diagnostics, audit id, timeout, additional header
-    01000000 // 1 CallMethodRequest
-    00 55 // object i=85
-    01 01 4df4 // method ns=1;i=62541
-    01000000 0c 0c000000 48656c6c6f20536572766572 // 1 argument: String Hello Server
-";
-
-/// Call response (frame 122).
-const CALL_RESP: &str = "
-    4d5347 46 4c000000 // MSG, F, size 76
-    04000000 04000000 // channel, token
-    18000000 18000000 // sequence, request id 24
-    01 00 cb02 // type id 715 CallResponse
-    a095c24f2dd1d501 // timestamp
-    19000000 // request handle 25
-    00000000 00 ffffffff 000000 // Good, diagnostics, string table, additional header
-    01000000 00003480 // 1 result: status BadNodeIdUnknown
-    ffffffff ffffffff ffffffff // argument results, their diagnostics, outputs: null
-    ffffffff // diagnostic infos null
-";
-
-/// ActivateSession request with a UserNameIdentityToken (frame 44).
-const ACTIVATE_REQ: &str = "
-    4d5347 46 a1000000 // MSG, F, size 161
-    04000000 04000000 // channel, token
-    04000000 04000000 // sequence 4, request id 4
-    01 00 d301 // type id 467 ActivateSessionRequest
-    04 0100 3912161546f36d34fecffcbfbacb4c14 // auth token
-    c0ec1e4f2dd1d501 // timestamp
-    05000000 // request handle 5
-    00000000 ffffffff c0270900 000000 // diagnostics, audit id, timeout 600000, additional header
-    ffffffff ffffffff // client signature: algorithm null, signature null
-    ffffffff // client software certificates null
-    ffffffff // locale ids null
-    01 00 4401 01 36000000 // identity token: type 324 UserName, binary body of 54 bytes
-    19000000 6f70656e36323534312d757365726e616d652d706f6c696379 // policy id
-    05000000 7573657231 // user name user1
-    08000000 70617373776f7264 // password (never read)
-    ffffffff // encryption algorithm null
-    ffffffff ffffffff // user token signature
-";
-
-/// CreateSession request (mainloop frame 40).
-const CREATE_SESSION_REQ: &str = "
-    4d5347 46 a6000000 // MSG, F, size 166
-    04000000 04000000 // channel, token
-    03000000 03000000 // sequence 3, request id 3
-    01 00 cd01 // type id 461 CreateSessionRequest
-    0000 // auth token i=0
-    38be164f2dd1d501 // timestamp
-    03000000 // request handle 3
-    00000000 ffffffff 10270000 000000 // diagnostics, audit id, timeout 10000, additional header
-    1c000000 75726e3a756e636f6e666967757265643a6170706c69636174696f6e // application URI
-    ffffffff // product URI null
-    00 // application name: empty localized text
-    01000000 // application type Client
-    ffffffff ffffffff ffffffff // gateway URI, discovery profile, discovery URLs: null
-    ffffffff // server URI null
-    18000000 6f70632e7463703a2f2f6c6f63616c686f73743a34383430 // endpoint URL
-    ffffffff // session name null
-    ffffffff // client nonce null
-    ffffffff // client certificate null
-    00000000804f3241 // requested session timeout 1200000.0
-    ffffff7f // max response message size
-";
-
-/// ERR: BadInternalError, no reason (ITI capture, frame 43).
-const ERR: &str = "
-    455252 46 10000000 // ERR, F, size 16
-    00000280 // error BadInternalError
-    ffffffff // reason null
-";
-
 fn b(s: &str) -> Vec<u8> {
-    unhex(s)
+    fixtures::bytes(s)
 }
 
 #[test]
@@ -461,6 +238,22 @@ fn fixtures_have_their_declared_sizes() {
         ACTIVATE_REQ,
         CREATE_SESSION_REQ,
         ERR,
+        GET_ENDPOINTS_REQ,
+        GET_ENDPOINTS_RESP,
+        CREATE_SESSION_RESP,
+        ACTIVATE_RESP,
+        BROWSE_REQ,
+        BROWSE_RESP,
+        CREATE_MONITORED_ITEMS_REQ,
+        CREATE_MONITORED_ITEMS_RESP,
+        PUBLISH_REQ,
+        PUBLISH_RESP,
+        READ_SERVER_REQ,
+        READ_SERVER_RESP,
+        READ_POLL_REQ,
+        READ_POLL_RESP,
+        OPN_ENCRYPTED_REQ,
+        OPN_ENCRYPTED_RESP,
     ] {
         let v = b(f);
         let size = u32::from_le_bytes([v[4], v[5], v[6], v[7]]) as usize;
@@ -948,6 +741,461 @@ fn truncated_bodies_are_violations_not_crashes() {
     }
 }
 
+fn node(id: &str, attribute: Option<u32>) -> ObjectRef {
+    ObjectRef::Node {
+        node_id: id.into(),
+        attribute,
+    }
+}
+
+fn fact(side: Side, key: &'static str, value: &str) -> AssetFact {
+    AssetFact {
+        side,
+        key,
+        value: value.into(),
+    }
+}
+
+fn has(e: &IcsEvent, key: &'static str, v: Value) -> bool {
+    e.details.contains(&(key, v))
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.into())
+}
+
+/// Runs request/response pairs through one parser; every pair must make one clean event.
+fn transactions(pairs: &[(&str, &str)]) -> Harness {
+    let mut h = Harness::new();
+    for (req, resp) in pairs {
+        h.msg(ToServer, &b(req));
+        h.msg(ToClient, &b(resp));
+    }
+    assert_eq!(h.events.len(), pairs.len());
+    assert_eq!(h.st().transactions, pairs.len() as u64);
+    for e in &h.events {
+        assert!(e.violations.is_empty(), "{e:?}");
+        assert!(h.st().violations.is_empty(), "{:?}", h.st().violations);
+    }
+    h
+}
+
+#[test]
+fn get_endpoints_transaction() {
+    let h = transactions(&[(GET_ENDPOINTS_REQ, GET_ENDPOINTS_RESP)]);
+    let e = &h.events[0];
+    assert_eq!(
+        (e.function.code, e.function.name, e.op),
+        (428, "GetEndpoints", OpKind::Discovery)
+    );
+    assert_eq!(e.outcome, Outcome::Ok);
+    assert_eq!(e.evidence.response_packet, Some(2));
+    assert!(has(e, "endpoint_url", s("opc.tcp://localhost:4840")));
+    assert!(has(e, "endpoints", Value::Int(1)));
+    assert!(has(e, "offered_security", s("None/None")));
+    assert!(has(e, "offered_identity", s("Anonymous")));
+    assert!(has(e, "offered_identity", s("UserName")));
+    for f in [
+        fact(Side::Server, "endpoint_url", "opc.tcp://localhost:4840"),
+        fact(
+            Side::Server,
+            "application_uri",
+            "urn:open62541.server.application",
+        ),
+        fact(Side::Server, "product_uri", "http://open62541.org"),
+        fact(
+            Side::Server,
+            "application_name",
+            "open62541-based OPC UA Application",
+        ),
+        fact(Side::Server, "application_type", "Server"),
+    ] {
+        assert!(e.facts.contains(&f), "{f:?} in {:?}", e.facts);
+    }
+    assert_eq!(h.st().services.get("GetEndpointsResponse"), Some(&1));
+}
+
+#[test]
+fn create_and_activate_session_transactions() {
+    let h = transactions(&[
+        (CREATE_SESSION_REQ, CREATE_SESSION_RESP),
+        (ACTIVATE_REQ, ACTIVATE_RESP),
+    ]);
+    let (cs, act) = (&h.events[0], &h.events[1]);
+    assert_eq!((cs.function.code, cs.op), (461, OpKind::Session));
+    assert!(has(
+        cs,
+        "session_id",
+        s("ns=1;g=9b63f7a0-fd18-0a8d-5235-f3cff51fd1dd")
+    ));
+    assert!(has(
+        cs,
+        "revised_session_timeout_ms",
+        Value::Float(1_200_000.0)
+    ));
+    assert!(has(cs, "max_request_message_size", Value::Int(0)));
+    assert!(cs.facts.contains(&fact(
+        Side::Client,
+        "application_uri",
+        "urn:unconfigured:application"
+    )));
+    assert!(cs.facts.contains(&fact(
+        Side::Server,
+        "application_uri",
+        "urn:open62541.server.application"
+    )));
+    assert_eq!(cs.outcome, Outcome::Ok);
+    assert_eq!(act.function.name, "ActivateSession");
+    assert_eq!(act.outcome, Outcome::Ok);
+    assert!(has(act, "user_name", s("user1")));
+}
+
+#[test]
+fn browse_transaction() {
+    let h = transactions(&[(BROWSE_REQ, BROWSE_RESP)]);
+    let e = &h.events[0];
+    assert_eq!(
+        (e.function.code, e.function.name, e.op),
+        (527, "Browse", OpKind::Browse)
+    );
+    assert_eq!(e.accesses.len(), 1);
+    assert_eq!(e.accesses[0].dir, AccessDir::Read);
+    assert_eq!(e.accesses[0].object, node("i=85", None));
+    assert!(has(e, "references", Value::Int(4)));
+    assert_eq!(e.outcome, Outcome::Ok);
+    assert_eq!(e.latency_us, Some(1000));
+}
+
+#[test]
+fn create_monitored_items_transaction() {
+    let h = transactions(&[(CREATE_MONITORED_ITEMS_REQ, CREATE_MONITORED_ITEMS_RESP)]);
+    let e = &h.events[0];
+    assert_eq!(
+        (e.function.code, e.function.name, e.op),
+        (751, "CreateMonitoredItems", OpKind::Subscribe)
+    );
+    assert_eq!(e.accesses[0].object, node("ns=1;s=the.answer", Some(13)));
+    assert!(has(e, "subscription_id", Value::Int(1)));
+    assert!(has(e, "sampling_interval_ms", Value::Float(250.0)));
+    // The node does not exist on that server: the item failed, the service did not.
+    assert!(has(e, "bad_item_status", s("BadNodeIdUnknown")));
+    assert_eq!(e.outcome, Outcome::Ok);
+}
+
+#[test]
+fn publish_with_data_change_notification() {
+    let h = transactions(&[(PUBLISH_REQ, PUBLISH_RESP)]);
+    let e = &h.events[0];
+    assert_eq!(
+        (e.function.code, e.function.name, e.op),
+        (826, "Publish", OpKind::Subscribe)
+    );
+    assert_eq!(e.session.as_deref(), Some("13"));
+    assert!(has(e, "acknowledgements", Value::Int(0)));
+    assert!(has(e, "subscription_id", Value::Int(458_500_267)));
+    assert!(has(e, "notification_sequence", Value::Int(1)));
+    assert_eq!(e.accesses.len(), 23);
+    let item = |handle: u32| {
+        let name = format!("client_handle={handle}");
+        e.accesses
+            .iter()
+            .find(|a| a.object == ObjectRef::Other { name: name.clone() })
+            .map(|a| (a.dir, a.values.clone()))
+            .unwrap()
+    };
+    assert_eq!(item(6), (AccessDir::Read, vec![Value::Bool(false)]));
+    assert_eq!(item(5), (AccessDir::Read, vec![Value::Int(1)]));
+    assert_eq!(item(1), (AccessDir::Read, vec![Value::Int(2)]));
+    assert_eq!(item(17), (AccessDir::Read, vec![Value::Int(174)]));
+    assert_eq!(item(11), (AccessDir::Read, vec![Value::Int(16)]));
+}
+
+#[test]
+fn read_transactions_with_values() {
+    let h = transactions(&[
+        (READ_SERVER_REQ, READ_SERVER_RESP),
+        (READ_POLL_REQ, READ_POLL_RESP),
+    ]);
+    let e = &h.events[0];
+    assert_eq!(e.accesses.len(), 19);
+    assert_eq!(e.accesses[0].object, node("i=2255", Some(13)));
+    assert_eq!(
+        e.accesses[0].values,
+        [
+            "http://opcfoundation.org/UA/",
+            "urn:00:06:71:33:05:02",
+            "urn:SiemensV2toOPCUA",
+            "urn:System_items",
+            "http://www.softing.com/OPCUA_Toolkit",
+        ]
+        .map(s)
+        .to_vec()
+    );
+    assert_eq!(e.accesses[1].object, node("i=2735", Some(13)));
+    assert_eq!(e.accesses[1].values, vec![Value::Int(100)]);
+    assert_eq!(e.accesses[6].values, vec![Value::Float(0.0)]);
+    assert!(e.accesses[7].values.is_empty()); // status only
+    assert_eq!(e.accesses[18].object, node("i=2259", Some(13)));
+    assert_eq!(e.accesses[18].values, vec![Value::Int(0)]);
+    assert!(has(e, "bad_item_status", s("BadNodeIdUnknown")));
+    let p = &h.events[1];
+    assert_eq!(
+        p.accesses[0].object,
+        node("ns=2;s=sps-2.DB.OPC_UA.Site_MES_doSort", Some(17))
+    );
+    assert_eq!(p.accesses[0].values, vec![Value::Int(3)]);
+}
+
+/// SHA-1 of the client's certificate in frame 31 (`sha1sum` of the DER bytes), which the
+/// server names as receiver thumbprint in frame 33, and the other way round.
+const CLIENT_CERT_SHA1: &str = "85ef235574b9ee5b514de6d99728bfc880cc7d5c";
+const SERVER_CERT_SHA1: &str = "02ef7d93ab6cbb3a6f9c202307188ddf171ec991";
+
+#[test]
+fn encrypted_open_records_certificate_thumbprints() {
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(OPN_ENCRYPTED_REQ));
+    h.msg(ToClient, &b(OPN_ENCRYPTED_RESP));
+    assert_eq!(h.events.len(), 1);
+    let e = &h.events[0];
+    assert!(has(e, "security_policy", s("Basic128Rsa15")));
+    assert!(has(e, "sender_certificate_len", Value::Int(993)));
+    assert!(has(e, "sender_certificate_len", Value::Int(997)));
+    assert!(has(e, "sender_certificate_sha1", s(CLIENT_CERT_SHA1)));
+    assert!(has(e, "sender_certificate_sha1", s(SERVER_CERT_SHA1)));
+    assert!(has(e, "receiver_thumbprint", s(SERVER_CERT_SHA1)));
+    assert!(has(e, "receiver_thumbprint", s(CLIENT_CERT_SHA1)));
+    assert!(e
+        .facts
+        .contains(&fact(Side::Client, "certificate_sha1", CLIENT_CERT_SHA1)));
+    assert!(e
+        .facts
+        .contains(&fact(Side::Server, "certificate_sha1", SERVER_CERT_SHA1)));
+    // Each thumbprint matches the certificate the peer sent.
+    assert!(e.violations.is_empty(), "{:?}", e.violations);
+    assert_eq!(h.st().encrypted_messages, 2);
+}
+
+#[test]
+fn receiver_thumbprint_mismatch_is_a_violation() {
+    let mut h = Harness::new();
+    let mut req = b(OPN_ENCRYPTED_REQ);
+    // Offset of the certificate: header 8, channel 4, policy 4 + 56, length 4; change a byte
+    // of its serial number.
+    let cert_at = 8 + 4 + 4 + 56 + 4;
+    assert_eq!(req[cert_at..cert_at + 2], [0x30, 0x82]);
+    req[cert_at + 20] ^= 0xff;
+    h.msg(ToServer, &req);
+    h.msg(ToClient, &b(OPN_ENCRYPTED_RESP));
+    let e = &h.events[0];
+    assert!(!has(e, "sender_certificate_sha1", s(CLIENT_CERT_SHA1)));
+    assert_eq!(e.violations, vec!["receiver_thumbprint_mismatch"]);
+    assert_eq!(
+        h.st().violations.get("receiver_thumbprint_mismatch"),
+        Some(&1)
+    );
+}
+
+/// Splits a policy-None OPN into chunks of at most `piece` body bytes, each repeating the
+/// security and sequence headers (79 bytes with a None policy and null certificates).
+fn opn_in_chunks(fixture: &str, piece: usize) -> Vec<Vec<u8>> {
+    let full = b(fixture);
+    let (head, body) = full.split_at(79);
+    let parts: Vec<&[u8]> = body.chunks(piece).collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut v = head.to_vec();
+            v[3] = if i + 1 == parts.len() { b'F' } else { b'C' };
+            v[71] = i as u8 + 1; // sequence number
+            let size = (79 + part.len()) as u32;
+            v[4..8].copy_from_slice(&size.to_le_bytes());
+            v.extend_from_slice(part);
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn chunked_open_secure_channel_is_reassembled() {
+    let mut h = Harness::new();
+    let chunks = opn_in_chunks(OPN_REQ, 20);
+    assert_eq!(chunks.len(), 3);
+    for c in &chunks {
+        assert!(h.events.is_empty());
+        h.msg(ToServer, c);
+    }
+    h.msg(ToClient, &b(OPN_RESP));
+    assert_eq!(h.events.len(), 1);
+    let e = &h.events[0];
+    assert_eq!((e.function.code, e.outcome.clone()), (446, Outcome::Ok));
+    assert_eq!(e.evidence.packet, 1); // the first chunk
+    assert!(has(e, "requested_lifetime_ms", Value::Int(600_000)));
+    assert!(has(e, "channel_id", Value::Int(3)));
+    assert_eq!(h.st().by_type.get("OPN"), Some(&4));
+    assert_eq!(
+        h.st().violations.get("chunked_open_secure_channel"),
+        Some(&2)
+    );
+    assert_eq!(h.st().transactions, 1);
+}
+
+#[test]
+fn chunked_open_secure_channel_abort_and_limits() {
+    // Abort: the message is dropped.
+    let mut h = Harness::new();
+    let mut chunks = opn_in_chunks(OPN_REQ, 20);
+    chunks[2][3] = b'A';
+    for c in &chunks {
+        h.msg(ToServer, c);
+    }
+    h.close();
+    assert!(h.events.is_empty());
+    assert_eq!(h.st().aborted, 1);
+    // More chunks than allowed: counted and dropped.
+    let mut h = Harness::with_parser(OpcuaParser::with_limits(DecodeLimits {
+        max_chunks_per_message: 2,
+        ..DecodeLimits::default()
+    }));
+    for c in &opn_in_chunks(OPN_REQ, 20) {
+        h.msg(ToServer, c);
+    }
+    h.close();
+    assert!(h.events.is_empty());
+    assert_eq!(h.st().violations.get("too_many_chunks"), Some(&1));
+    // A gap loses the partial OPN.
+    let mut h = Harness::new();
+    let chunks = opn_in_chunks(OPN_REQ, 20);
+    h.msg(ToServer, &chunks[0]);
+    h.gap(ToServer, 10);
+    assert_eq!(
+        h.st().violations.get("partial_message_lost_in_gap"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn chunked_encrypted_open_makes_one_event() {
+    let mut h = Harness::new();
+    let mut c = b(OPN_ENCRYPTED_REQ);
+    c[3] = b'C';
+    h.msg(ToServer, &c);
+    assert!(h.events.is_empty());
+    h.msg(ToServer, &b(OPN_ENCRYPTED_REQ));
+    h.msg(ToClient, &b(OPN_ENCRYPTED_RESP));
+    assert_eq!(h.events.len(), 1);
+    assert_eq!(h.st().encrypted_messages, 3);
+    assert_eq!(h.st().unanswered, 0);
+}
+
+#[test]
+fn undecodable_response_header_does_not_claim_success() {
+    // Cut the Read response inside its ResponseHeader (after the request handle).
+    let full = b(READ_RESP);
+    // Bytes 28..36 timestamp, 36..40 request handle, 40..44 service result.
+    for cut in [28 + 4, 28 + 8, 28 + 8 + 4 + 2] {
+        let mut h = Harness::new();
+        h.msg(ToServer, &b(READ_REQ));
+        let mut m = full[..cut].to_vec();
+        m[4..8].copy_from_slice(&(cut as u32).to_le_bytes());
+        h.msg(ToClient, &m);
+        let e = &h.events[0];
+        assert_eq!(
+            e.outcome,
+            Outcome::Bad {
+                code: 0x8007_0000,
+                name: "BadDecodingError"
+            },
+            "cut {cut}"
+        );
+        assert!(has(e, "service_result", Value::Opaque("undecodable")));
+        assert_eq!(e.violations, vec!["truncated_body"]);
+    }
+    // Cut after the service result (in the diagnostics, or in the body): the server's Good
+    // result stands, with the violation.
+    for cut in [44, full.len() - 4] {
+        let mut h = Harness::new();
+        h.msg(ToServer, &b(READ_REQ));
+        let mut m = full[..cut].to_vec();
+        m[4..8].copy_from_slice(&(cut as u32).to_le_bytes());
+        h.msg(ToClient, &m);
+        let e = &h.events[0];
+        assert_eq!(e.outcome, Outcome::Ok);
+        assert!(!has(e, "service_result", Value::Opaque("undecodable")));
+        assert_eq!(e.violations, vec!["truncated_body"]);
+    }
+}
+
+/// Every real pair, with its response cut at every byte after the type id: one event, with a
+/// violation, and success only when the service result (bytes 40..44) was read.
+#[rstest::rstest]
+#[case(GET_ENDPOINTS_REQ, GET_ENDPOINTS_RESP)]
+#[case(CREATE_SESSION_REQ, CREATE_SESSION_RESP)]
+#[case(ACTIVATE_REQ, ACTIVATE_RESP)]
+#[case(BROWSE_REQ, BROWSE_RESP)]
+#[case(CREATE_MONITORED_ITEMS_REQ, CREATE_MONITORED_ITEMS_RESP)]
+#[case(PUBLISH_REQ, PUBLISH_RESP)]
+#[case(READ_SERVER_REQ, READ_SERVER_RESP)]
+#[case(READ_POLL_REQ, READ_POLL_RESP)]
+fn truncated_responses_at_every_field(#[case] req: &str, #[case] resp: &str) {
+    let full = b(resp);
+    for cut in 28..full.len() {
+        let mut h = Harness::new();
+        h.msg(ToServer, &b(req));
+        let mut m = full[..cut].to_vec();
+        m[4..8].copy_from_slice(&(cut as u32).to_le_bytes());
+        h.msg(ToClient, &m);
+        assert_eq!(h.events.len(), 1, "cut {cut}");
+        let e = &h.events[0];
+        assert!(!e.violations.is_empty(), "cut {cut}");
+        if cut < 44 {
+            assert_eq!(e.outcome, UNDECODABLE, "cut {cut}");
+        } else {
+            assert_eq!(e.outcome, Outcome::Ok, "cut {cut}");
+        }
+    }
+}
+
+/// Every real request cut at every byte after the type id: an event with a violation.
+#[rstest::rstest]
+#[case(GET_ENDPOINTS_REQ)]
+#[case(BROWSE_REQ)]
+#[case(CREATE_MONITORED_ITEMS_REQ)]
+#[case(PUBLISH_REQ)]
+#[case(READ_SERVER_REQ)]
+#[case(READ_POLL_REQ)]
+fn truncated_requests_at_every_field(#[case] req: &str) {
+    let full = b(req);
+    for cut in 28..full.len() {
+        let mut h = Harness::new();
+        let mut m = full[..cut].to_vec();
+        m[4..8].copy_from_slice(&(cut as u32).to_le_bytes());
+        h.msg(ToServer, &m);
+        h.close();
+        assert_eq!(h.events.len(), 1, "cut {cut}");
+        assert!(!h.events[0].violations.is_empty(), "cut {cut}");
+    }
+}
+
+#[test]
+fn error_with_truncated_reason_keeps_its_status() {
+    // The status was read, so it is the outcome; the reason is a violation.
+    let mut h = Harness::new();
+    h.msg(ToServer, &b(HEL));
+    let mut err = b(ERR);
+    err[12..16].copy_from_slice(&[5, 0, 0, 0]); // reason of 5 bytes, none present
+    h.msg(ToClient, &err);
+    assert_eq!(
+        h.events[0].outcome,
+        Outcome::Bad {
+            code: 0x8002_0000,
+            name: "BadInternalError"
+        }
+    );
+    assert_eq!(h.events[0].violations, vec!["truncated_body"]);
+}
+
 #[test]
 fn probe_entry_point() {
     assert_eq!(probe(&b(HEL)), Probe::Match);
@@ -961,16 +1209,26 @@ proptest::proptest! {
             (proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..200)),
             0..8,
         ),
-        prefix in proptest::bool::ANY,
+        prefix in 0usize..4,
+        chunk_type in proptest::sample::select(vec![b'F', b'C', b'A']),
     ) {
         let mut h = Harness::new();
         let mut tails = [Vec::new(), Vec::new()];
         for (i, (to_server, mut data)) in chunks.into_iter().enumerate() {
-            if prefix && i == 0 {
-                // Start with a plausible header so the fuzz reaches the decoders.
-                let mut m = b(READ_REQ);
-                let n = data.len().min(m.len() - 24);
-                m[24..24 + n].copy_from_slice(&data[..n]);
+            // Start with a real message whose body after `keep` bytes is replaced by the
+            // random bytes, so that the fuzz reaches the decoders (MSG body, OPN sequence
+            // header and body, encrypted OPN certificate).
+            let base = match prefix {
+                1 => Some((READ_REQ, 24)),
+                2 => Some((OPN_REQ, 79)),
+                3 => Some((OPN_ENCRYPTED_REQ, 80)),
+                _ => None,
+            };
+            if let (Some((fixture, keep)), 0 | 1) = (base, i) {
+                let mut m = b(fixture);
+                m[3] = chunk_type;
+                let n = data.len().min(m.len() - keep);
+                m[keep..keep + n].copy_from_slice(&data[..n]);
                 data = m;
             }
             let dir = if to_server { ToServer } else { ToClient };

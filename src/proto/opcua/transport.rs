@@ -76,10 +76,13 @@ impl MsgType {
         }
     }
 
-    /// Whether a chunk type byte is valid for this message type.
+    /// Whether a chunk type byte can be framed for this message type. Part 6 (6.7.2.2) says
+    /// IsFinal is always `F` except for MSG, but an OPN carrying a long certificate chain may
+    /// not fit a small receive buffer and some stacks chunk it anyway: OPN chunks are framed
+    /// and reassembled, and the parser flags them (`chunked_open_secure_channel`).
     pub fn allows_chunk(self, c: u8) -> bool {
         match self {
-            MsgType::Msg => matches!(c, b'F' | b'C' | b'A'),
+            MsgType::Msg | MsgType::Opn => matches!(c, b'F' | b'C' | b'A'),
             _ => c == b'F',
         }
     }
@@ -264,6 +267,27 @@ pub fn parse_asym_header<'a>(r: &mut Reader<'a>) -> DResult<AsymHeader<'a>> {
     })
 }
 
+/// The first certificate of a sender certificate field, which may hold a chain of DER
+/// certificates back to back (Part 6, 6.7.2.3): its thumbprint names the sender. The outer
+/// DER SEQUENCE header gives the length; when it is not a plausible one, the whole field.
+pub fn leaf_certificate(field: &[u8]) -> &[u8] {
+    let len = match field {
+        [0x30, n, rest @ ..] if *n < 0x80 => Some((2, usize::from(*n), rest)),
+        [0x30, l @ 0x81..=0x84, rest @ ..] => {
+            let k = usize::from(l & 0x0f);
+            rest.get(..k).map(|b| {
+                let n = b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+                (2 + k, n, rest.get(k..).unwrap_or_default())
+            })
+        }
+        _ => None,
+    };
+    match len {
+        Some((head, n, rest)) if n <= rest.len() => field.get(..head + n).unwrap_or(field),
+        _ => field,
+    }
+}
+
 /// The sequence header: sequence number and request id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeqHeader {
@@ -324,6 +348,8 @@ mod tests {
     #[case(b"RHEF\x10\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Rhe, chunk: b'F', size: 16 }))]
     #[case(b"OPNF\x20\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Opn, chunk: b'F', size: 32 }))]
     #[case(b"MSGC\x18\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Msg, chunk: b'C', size: 24 }))]
+    #[case(b"OPNC\x20\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Opn, chunk: b'C', size: 32 }))]
+    #[case(b"CLOC\x18\0\0\0", HeaderCheck::Invalid("bad_chunk_type"))]
     #[case(b"MSGA\x18\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Msg, chunk: b'A', size: 24 }))]
     #[case(b"CLOF\x18\0\0\0", HeaderCheck::Ok(Header { msg_type: MsgType::Clo, chunk: b'F', size: 24 }))]
     #[case(b"HELC\x20\0\0\0", HeaderCheck::Invalid("bad_chunk_type"))] // HEL is never chunked
@@ -384,6 +410,21 @@ mod tests {
         ];
         let r = parse_reverse_hello(&mut Reader::new(&rhe, &l)).unwrap();
         assert_eq!((r.server_uri, r.endpoint_url), (Some(&b"u"[..]), None));
+    }
+
+    #[rstest]
+    #[case(&[0x30, 0x02, 0xaa, 0xbb], 4)] // short form: one certificate
+    #[case(&[0x30, 0x01, 0xaa, 0x30, 0x00], 3)] // a chain: the first certificate
+    #[case(&[0x30, 0x81, 0x01, 0xaa, 0xbb], 4)] // long form, one length byte
+    #[case(&[0x30, 0x82, 0x00, 0x01, 0xaa], 5)] // long form, two length bytes
+    #[case(&[0x30, 0x82, 0xff, 0xff, 0xaa], 5)] // declared longer than the field: whole field
+    #[case(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff], 6)] // 4 GiB declared: whole field
+    #[case(&[0x30, 0x85, 0, 0, 0, 0, 1], 7)] // five length bytes are not DER here
+    #[case(&[0x30, 0x82, 0x00], 3)] // truncated length
+    #[case(&[0x31, 0x01, 0x00], 3)] // not a SEQUENCE
+    #[case(&[], 0)]
+    fn leaf_certificates(#[case] field: &[u8], #[case] want: usize) {
+        assert_eq!(leaf_certificate(field), &field[..want]);
     }
 
     #[test]

@@ -84,7 +84,16 @@ pub fn base64(data: &[u8]) -> String {
 
 /// Lower-case hex of some bytes.
 pub fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(data.len().saturating_mul(2));
+    for b in data {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+    out
 }
 
 /// A Guid in its 16 wire bytes (Data1..3 little-endian).
