@@ -324,3 +324,88 @@ fn opcua_counts_equal_tshark() {
     );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn opcua_sample_from_asyncua_equals_tshark_and_decodes_sessions() {
+    // Real asyncua client and servers on 4840 and 48400 (pcaps/README.md).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/opcua_plant.pcap");
+    let mut files = pipeline::open_all(&[&path]).unwrap();
+    let mut evs = Vec::new();
+    let s = pipeline::run(
+        PipelineConfig::default(),
+        &mut files,
+        &mut |e| evs.push(e.clone()),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let ports: BTreeSet<(AppProto, u16)> = evs.iter().map(|e| (e.proto, e.server.port)).collect();
+    assert!(
+        ports.contains(&(AppProto::Opcua, 48400)),
+        "found by content on port 48400"
+    );
+    let extra = decode_as(&ports, AppProto::Opcua);
+    let t = tshark_hist(&path, "opcua", "opcua.transport.type", &extra);
+    let o: BTreeMap<String, u64> = s
+        .proto
+        .opcua
+        .by_type
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    assert_eq!(o, t);
+    let names = encoding_names();
+    let ts: BTreeMap<String, u64> =
+        tshark_hist(&path, "opcua", "opcua.servicenodeid.numeric", &extra)
+            .into_iter()
+            .map(|(id, n)| (names[&id].clone(), n))
+            .collect();
+    let os: BTreeMap<String, u64> = s
+        .proto
+        .opcua
+        .services
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    assert_eq!(os, ts);
+    assert!(
+        s.proto.opcua.violations.is_empty(),
+        "{:?}",
+        s.proto.opcua.violations
+    );
+    // Anonymous and user-name logins, the user name but never a password.
+    let detail = |e: &otwatch::event::IcsEvent, k: &str| {
+        e.details
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| format!("{v:?}"))
+    };
+    let logins: Vec<_> = evs
+        .iter()
+        .filter(|e| e.function.name == "ActivateSession")
+        .collect();
+    assert!(logins
+        .iter()
+        .any(|e| detail(e, "identity_token").is_some_and(|v| v.contains("Anonymous"))));
+    assert!(logins
+        .iter()
+        .any(|e| detail(e, "user_name").is_some_and(|v| v.contains("operator"))));
+    let all = evs
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect::<String>();
+    assert!(
+        !all.contains("dummy-password"),
+        "a password must never reach an event"
+    );
+    for op in [
+        "read",
+        "write",
+        "call",
+        "browse",
+        "subscribe",
+        "session",
+        "discovery",
+    ] {
+        assert!(all.contains(&format!("\"op\":\"{op}\"")), "no {op} event");
+    }
+}
