@@ -110,8 +110,12 @@ pub struct OtwatchInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_ref: Option<String>,
     /// Anomaly score in 0..1, for detectors that score (machine learning); absent otherwise.
+    /// For the `ml` detector it is `raw / (raw + threshold)`: above 0.5 means above threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// The model's own numbers, for alerts of the `ml` detector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml: Option<MlScore>,
     /// The events behind the alert (at most [`MAX_EVIDENCE`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<AlertEvidence>,
@@ -123,6 +127,34 @@ pub struct OtwatchInfo {
     pub last_seen: Timestamp,
     /// True for a summary of repeats of an alert already emitted (see [`crate::detect::aggregate`]).
     pub aggregated: bool,
+}
+
+/// The numbers behind an alert of the machine-learning detector.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MlScore {
+    /// Raw anomaly score (distance to the nearest normal cluster, in scaled units).
+    pub score: f64,
+    /// The threshold it exceeded.
+    pub threshold: f64,
+    /// Start of the scored window (capture time).
+    pub window_start: Timestamp,
+    /// End of the scored window (exclusive).
+    pub window_end: Timestamp,
+    /// The features that drove the score, largest contribution first.
+    pub features: Vec<MlFeature>,
+}
+
+/// One feature behind an ML alert.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MlFeature {
+    /// Feature name (see `otwatch::detect::ml::FEATURES`).
+    pub name: &'static str,
+    /// Its value in the window.
+    pub value: f64,
+    /// Its value at the nearest normal cluster.
+    pub normal: f64,
+    /// Its share of the squared score (0..1).
+    pub share: f64,
 }
 
 /// One event behind an alert.
@@ -211,6 +243,7 @@ impl Alert {
                 baseline_fact: None,
                 baseline_ref: None,
                 score: None,
+                ml: None,
                 evidence: Vec::new(),
                 count: 1,
                 first_seen: ts,
