@@ -387,6 +387,78 @@ mod tests {
         assert_eq!(line, want);
     }
 
+    /// An alert of the ML detector, with its score and features.
+    fn ml_alert() -> Alert {
+        let ev = write_event();
+        let mut a = Alert::new(
+            &signatures::BEHAVIOUR_ANOMALY,
+            ev.ts,
+            &ev.client,
+            &ev.server,
+            AppProto::Modbus,
+            "The channel 10.0.0.5 → 10.0.0.20 (modbus) behaved unlike anything in the baseline in the 10 s from 2023-11-14T22:43:20.000000Z to 2023-11-14T22:43:30.000000Z: 40 exception or bad-status responses (normally 0); anomaly score 40, threshold 4.".into(),
+        )
+        .with_techniques(vec!["T0888"]);
+        a.otwatch.score = Some(0.909);
+        a.otwatch.ml = Some(MlScore {
+            score: 40.0,
+            threshold: 4.0,
+            window_start: Timestamp::new(1_700_001_800, 0),
+            window_end: Timestamp::new(1_700_001_810, 0),
+            features: vec![MlFeature {
+                name: "exceptions",
+                value: 40.0,
+                normal: 0.0,
+                share: 1.0,
+            }],
+        });
+        a
+    }
+
+    #[test]
+    fn snapshot_ml_alert_line() {
+        let line = ml_alert().to_json_line();
+        let want = r#"{"timestamp":"2023-11-14T22:43:20.250000Z","event_type":"alert","src_ip":"10.0.0.5","src_port":40000,"dest_ip":"10.0.0.20","dest_port":502,"proto":"TCP","app_proto":"modbus","community_id":"1:1ggnYz+/dhfQD059lRQorDt5egk=","alert":{"action":"allowed","gid":1,"signature_id":9000601,"rev":1,"signature":"OTWATCH MODBUS Channel behaviour unlike the baseline","category":"Behaviour anomaly","severity":3,"metadata":{"mitre_attack_ics":["T0888"]}},"otwatch":{"schema_version":1,"detector":"ml","kind":"behaviour_anomaly","explanation":"The channel 10.0.0.5 → 10.0.0.20 (modbus) behaved unlike anything in the baseline in the 10 s from 2023-11-14T22:43:20.000000Z to 2023-11-14T22:43:30.000000Z: 40 exception or bad-status responses (normally 0); anomaly score 40, threshold 4.","score":0.909,"ml":{"score":40.0,"threshold":4.0,"window_start":"2023-11-14T22:43:20.000000Z","window_end":"2023-11-14T22:43:30.000000Z","features":[{"name":"exceptions","value":40.0,"normal":0.0,"share":1.0}]},"count":1,"first_seen":"2023-11-14T22:43:20.250000Z","last_seen":"2023-11-14T22:43:20.250000Z","aggregated":false}}"#;
+        assert_eq!(line, want);
+        let v: J = serde_json::from_str(&line).unwrap();
+        let mut errs = Vec::new();
+        check(&schema(), &v, "$", &mut errs);
+        assert!(errs.is_empty(), "{errs:#?}");
+        // The schema checks the ml object too.
+        let mut bad = v.clone();
+        bad["otwatch"]["ml"]["features"][0]["share"] = J::from(2);
+        let mut errs = Vec::new();
+        check(&schema(), &bad, "$", &mut errs);
+        assert!(!errs.is_empty());
+        let mut bad = v;
+        bad["otwatch"]["ml"]
+            .as_object_mut()
+            .unwrap()
+            .remove("threshold");
+        let mut errs = Vec::new();
+        check(&schema(), &bad, "$", &mut errs);
+        assert!(!errs.is_empty());
+    }
+
+    #[test]
+    fn every_signature_category_is_in_the_schema() {
+        let s = schema();
+        let cats = s["properties"]["alert"]["properties"]["category"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
+        for sig in signatures::SIGNATURES {
+            assert!(cats.contains(&J::from(sig.category)), "{}", sig.category);
+        }
+        let dets = s["properties"]["otwatch"]["properties"]["detector"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
+        for sig in signatures::SIGNATURES {
+            assert!(dets.contains(&J::from(sig.detector)), "{}", sig.detector);
+        }
+    }
+
     #[test]
     fn community_id_matches_both_directions() {
         let a = snapshot_alert();

@@ -5,7 +5,7 @@ use super::MlModel;
 use crate::alert::attack::*;
 use crate::alert::schema::{MlFeature, MlScore};
 use crate::alert::{signatures, Alert};
-use crate::baseline::{access_keys, fmt_num, numeric, Baseline};
+use crate::baseline::{access_keys, fmt_num, numeric, Baseline, Channel};
 use crate::detect::Detector;
 use crate::event::{AccessDir, IcsEvent};
 use crate::time::Timestamp;
@@ -50,6 +50,8 @@ pub struct MlDetector {
     closed: Vec<Window>,
     /// Windows scored.
     pub scored: u64,
+    /// Highest score seen (for tuning).
+    pub max_score: f64,
 }
 
 impl MlDetector {
@@ -60,6 +62,7 @@ impl MlDetector {
             windower: None,
             closed: Vec::new(),
             scored: 0,
+            max_score: 0.0,
         }
     }
 
@@ -84,6 +87,7 @@ impl MlDetector {
             self.scored += 1;
             let threshold = model.threshold * self.cfg.threshold_factor.max(0.0);
             let (score, x, r) = model.score(&w.features);
+            self.max_score = self.max_score.max(score);
             if score > threshold {
                 out.push(alert(
                     model,
@@ -99,23 +103,33 @@ impl MlDetector {
     }
 }
 
-/// Values of `ev` outside the range the baseline learnt for their object (every numeric value
-/// of an object, or channel, the baseline does not know).
+/// Values of `ev` outside the range the baseline learnt for their object on this channel, or,
+/// for a channel the baseline does not know, on any channel to the same server. Every numeric
+/// value of an object never seen counts.
 fn new_values(ev: &IcsEvent, b: &Baseline, cap: usize) -> u64 {
-    let ch = b.channel(ev.client.ip, ev.server.ip, ev.proto);
+    if ev.accesses.is_empty() {
+        return 0;
+    }
+    let chans: Vec<&Channel> = match b.channel(ev.client.ip, ev.server.ip, ev.proto) {
+        Some(c) => vec![c],
+        None => b.channels_to(ev.server.ip, ev.proto),
+    };
     let mut n = 0;
     for a in &ev.accesses {
         for (k, v) in access_keys(ev.unit_id, &a.object, &a.values, cap) {
             let Some(x) = v.and_then(numeric) else {
                 continue;
             };
-            let profile = ch
-                .and_then(|c| c.objects.get(&k))
-                .and_then(|o| match a.dir {
-                    AccessDir::Read => o.read.as_ref(),
-                    AccessDir::Write => o.written.as_ref(),
-                });
-            if profile.is_none_or(|p| x < p.min || x > p.max) {
+            let known = chans.iter().any(|c| {
+                c.objects
+                    .get(&k)
+                    .and_then(|o| match a.dir {
+                        AccessDir::Read => o.read.as_ref(),
+                        AccessDir::Write => o.written.as_ref(),
+                    })
+                    .is_some_and(|p| x >= p.min && x <= p.max)
+            });
+            if !known {
                 n += 1;
             }
         }
@@ -172,23 +186,35 @@ fn alert(
         .collect();
     // Largest contribution first; ties in feature order.
     contrib.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    contrib.truncate(top.max(1));
-    let features: Vec<MlFeature> = contrib
-        .iter()
-        .filter_map(|&(i, c)| {
-            let f = FEATURES.get(i)?;
-            Some(MlFeature {
-                name: f.name,
-                value: round1(w.features.get(i).copied().unwrap_or(0.0)),
-                normal: round1(normal.get(i).copied().unwrap_or(0.0).max(0.0)),
-                share: if total > 0.0 {
-                    (c / total * 1000.0).round() / 1000.0
-                } else {
-                    0.0
-                },
-            })
-        })
-        .collect();
+    let mut features: Vec<MlFeature> = Vec::new();
+    for (i, c) in contrib {
+        if features.len() >= top.max(1) {
+            break;
+        }
+        let Some(f) = FEATURES.get(i) else { continue };
+        let value = round1(w.features.get(i).copied().unwrap_or(0.0));
+        let normal = round1(normal.get(i).copied().unwrap_or(0.0).max(0.0));
+        // An operation count equal to the request count says the same thing (all requests
+        // were reads): named once.
+        let same_as_requests = |g: &MlFeature| {
+            (g.name == "requests" || f.name == "requests")
+                && g.value == value
+                && (g.normal - normal).abs() <= 0.1 * g.normal.max(normal).max(1.0)
+        };
+        if features.iter().any(same_as_requests) {
+            continue;
+        }
+        features.push(MlFeature {
+            name: f.name,
+            value,
+            normal,
+            share: if total > 0.0 {
+                (c / total * 1000.0).round() / 1000.0
+            } else {
+                0.0
+            },
+        });
+    }
     let words: Vec<String> = features
         .iter()
         .filter_map(|f| {
