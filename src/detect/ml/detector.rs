@@ -219,10 +219,10 @@ fn alert(
         .iter()
         .filter_map(|f| {
             let feat = FEATURES.iter().find(|x| x.name == f.name)?;
+            let words = if f.value == 1.0 { feat.one } else { feat.words };
             Some(format!(
-                "{}{} (normally {})",
+                "{}{words} (normally {})",
                 fmt_num(f.value),
-                feat.words,
                 fmt_num(f.normal)
             ))
         })

@@ -20,17 +20,19 @@ pub struct Feature {
     pub name: &'static str,
     /// What it measures.
     pub doc: &'static str,
-    /// Words after the value in an explanation: `12` + ` exception responses`.
+    /// Words after the value in an explanation: `12` + ` exception or bad-status responses`.
     pub words: &'static str,
+    /// The same words after the value 1.
+    pub one: &'static str,
     /// Smallest scale of this feature (its unit of surprise), in the feature's own units.
     pub min_scale: f64,
 }
 
 macro_rules! features {
-    ($($ix:ident = $name:literal, $words:literal, $floor:literal, $doc:literal;)*) => {
+    ($($ix:ident = $name:literal, $words:literal, $one:literal, $floor:literal, $doc:literal;)*) => {
         /// Every feature, in vector order.
         pub const FEATURES: &[Feature] = &[
-            $(Feature { name: $name, doc: $doc, words: $words, min_scale: $floor },)*
+            $(Feature { name: $name, doc: $doc, words: $words, one: $one, min_scale: $floor },)*
         ];
         #[allow(non_camel_case_types, clippy::upper_case_acronyms, dead_code)]
         #[derive(Clone, Copy)]
@@ -40,31 +42,31 @@ macro_rules! features {
 }
 
 features! {
-    REQUESTS = "requests", " requests", 1.0, "Operations (requests) in the window: the request rate.";
-    OP_READ = "op_read", " read operations", 1.0, "Operations of kind read.";
-    OP_WRITE = "op_write", " write operations", 1.0, "Operations of kind write.";
-    OP_READ_WRITE = "op_read_write", " read-write operations", 1.0, "Operations of kind read_write (Modbus FC 23).";
-    OP_DIAGNOSTIC = "op_diagnostic", " diagnostic operations", 1.0, "Operations of kind diagnostic.";
-    OP_IDENTIFY = "op_identify", " identification requests", 1.0, "Operations of kind identify.";
-    OP_PROGRAM = "op_program", " programming operations", 1.0, "Operations of kind program.";
-    OP_CALL = "op_call", " method calls", 1.0, "Operations of kind call.";
-    OP_BROWSE = "op_browse", " browse operations", 1.0, "Operations of kind browse.";
-    OP_SESSION = "op_session", " session operations", 1.0, "Operations of kind session.";
-    OP_SUBSCRIBE = "op_subscribe", " subscription operations", 1.0, "Operations of kind subscribe.";
-    OP_DISCOVERY = "op_discovery", " discovery requests", 1.0, "Operations of kind discovery.";
-    OP_OTHER = "op_other", " other or unknown operations", 1.0, "Operations of kind other.";
-    DISTINCT_FUNCTIONS = "distinct_functions", " distinct function codes or services", 1.0, "Distinct (function code, sub-function) pairs.";
-    DISTINCT_UNITS = "distinct_units", " distinct unit ids", 1.0, "Distinct Modbus unit ids.";
-    DISTINCT_OBJECTS = "distinct_objects", " distinct objects", 1.0, "Distinct objects addressed (one per Modbus address, one per OPC UA node).";
-    EXCEPTIONS = "exceptions", " exception or bad-status responses", 1.0, "Responses that were a Modbus exception or a bad OPC UA status.";
-    NO_RESPONSE = "no_response", " unanswered requests", 1.0, "Requests that timed out or got no response.";
-    VIOLATIONS = "violations", " protocol violations", 1.0, "Protocol violations reported by the parsers.";
-    VALUES_READ = "values_read", " values read", 1.0, "Values read (the volume of data moved to the client).";
-    VALUES_WRITTEN = "values_written", " values written", 1.0, "Values written (the volume of data moved to the server).";
-    NEW_VALUES = "new_values", " values outside their learned range", 1.0, "Numeric values read or written outside the range learnt for that object (training: outside the range seen so far; unknown objects count too).";
-    GAP_MEAN_MS = "interarrival_mean_ms", " ms mean time between requests", 1.0, "Mean time between consecutive requests of the channel, milliseconds (the window length when there is no gap).";
-    GAP_STD_MS = "interarrival_std_ms", " ms spread of the time between requests", 1.0, "Standard deviation of the time between requests, milliseconds (0 with fewer than two gaps).";
-    LATENCY_MEAN_MS = "latency_mean_ms", " ms mean response time", 1.0, "Mean request-to-response time, milliseconds (0 when no response was timed).";
+    REQUESTS = "requests", " requests", " request", 1.0, "Operations (requests) in the window: the request rate.";
+    OP_READ = "op_read", " read operations", " read operation", 1.0, "Operations of kind read.";
+    OP_WRITE = "op_write", " write operations", " write operation", 1.0, "Operations of kind write.";
+    OP_READ_WRITE = "op_read_write", " read-write operations", " read-write operation", 1.0, "Operations of kind read_write (Modbus FC 23).";
+    OP_DIAGNOSTIC = "op_diagnostic", " diagnostic operations", " diagnostic operation", 1.0, "Operations of kind diagnostic.";
+    OP_IDENTIFY = "op_identify", " identification requests", " identification request", 1.0, "Operations of kind identify.";
+    OP_PROGRAM = "op_program", " programming operations", " programming operation", 1.0, "Operations of kind program.";
+    OP_CALL = "op_call", " method calls", " method call", 1.0, "Operations of kind call.";
+    OP_BROWSE = "op_browse", " browse operations", " browse operation", 1.0, "Operations of kind browse.";
+    OP_SESSION = "op_session", " session operations", " session operation", 1.0, "Operations of kind session.";
+    OP_SUBSCRIBE = "op_subscribe", " subscription operations", " subscription operation", 1.0, "Operations of kind subscribe.";
+    OP_DISCOVERY = "op_discovery", " discovery requests", " discovery request", 1.0, "Operations of kind discovery.";
+    OP_OTHER = "op_other", " other or unknown operations", " other or unknown operation", 1.0, "Operations of kind other.";
+    DISTINCT_FUNCTIONS = "distinct_functions", " distinct function codes or services", " distinct function code or service", 1.0, "Distinct (function code, sub-function) pairs.";
+    DISTINCT_UNITS = "distinct_units", " distinct unit ids", " distinct unit id", 1.0, "Distinct Modbus unit ids.";
+    DISTINCT_OBJECTS = "distinct_objects", " distinct objects", " distinct object", 1.0, "Distinct objects addressed (one per Modbus address, one per OPC UA node).";
+    EXCEPTIONS = "exceptions", " exception or bad-status responses", " exception or bad-status response", 1.0, "Responses that were a Modbus exception or a bad OPC UA status.";
+    NO_RESPONSE = "no_response", " unanswered requests", " unanswered request", 1.0, "Requests that timed out or got no response.";
+    VIOLATIONS = "violations", " protocol violations", " protocol violation", 1.0, "Protocol violations reported by the parsers.";
+    VALUES_READ = "values_read", " values read", " value read", 1.0, "Values read (the volume of data moved to the client).";
+    VALUES_WRITTEN = "values_written", " values written", " value written", 1.0, "Values written (the volume of data moved to the server).";
+    NEW_VALUES = "new_values", " values outside their learned range", " value outside its learned range", 1.0, "Numeric values read or written outside the range learnt for that object (training: outside the range seen so far; unknown objects count too).";
+    GAP_MEAN_MS = "interarrival_mean_ms", " ms mean time between requests", " ms mean time between requests", 1.0, "Mean time between consecutive requests of the channel, milliseconds (the window length when there is no gap).";
+    GAP_STD_MS = "interarrival_std_ms", " ms spread of the time between requests", " ms spread of the time between requests", 1.0, "Standard deviation of the time between requests, milliseconds (0 with fewer than two gaps).";
+    LATENCY_MEAN_MS = "latency_mean_ms", " ms mean response time", " ms mean response time", 1.0, "Mean request-to-response time, milliseconds (0 when no response was timed).";
 }
 
 /// Number of features.

@@ -41,6 +41,11 @@ fn feature_table_is_consistent() {
     for f in FEATURES {
         assert!(f.min_scale > 0.0, "{}", f.name);
         assert!(f.words.starts_with(' '), "{}", f.name);
+        assert!(
+            f.one.starts_with(' ') && f.one.len() <= f.words.len(),
+            "{}",
+            f.name
+        );
         assert!(!f.doc.is_empty());
     }
 }
@@ -455,6 +460,7 @@ fn detector_scores_and_explains_a_burst() {
     assert!(a.otwatch.evidence[0]
         .summary
         .contains("read_holding_registers"));
+    assert!(format!("{engine:?}").contains("\"ml\""));
     // Switched off, the engine has no ML detector.
     let mut cfg = DetectConfig::default();
     cfg.ml.enabled = false;
