@@ -10,7 +10,8 @@ pub mod schema;
 pub mod signatures;
 
 pub use schema::{
-    Alert, AlertBody, AlertEvidence, AlertMetadata, OtwatchInfo, MAX_EVIDENCE, SCHEMA_VERSION,
+    Alert, AlertBody, AlertEvidence, AlertMetadata, MlFeature, MlScore, OtwatchInfo, MAX_EVIDENCE,
+    SCHEMA_VERSION,
 };
 pub use signatures::Signature;
 

@@ -110,8 +110,12 @@ pub struct OtwatchInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_ref: Option<String>,
     /// Anomaly score in 0..1, for detectors that score (machine learning); absent otherwise.
+    /// For the `ml` detector it is `raw / (raw + threshold)`: above 0.5 means above threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// The model's own numbers, for alerts of the `ml` detector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml: Option<MlScore>,
     /// The events behind the alert (at most [`MAX_EVIDENCE`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<AlertEvidence>,
@@ -123,6 +127,34 @@ pub struct OtwatchInfo {
     pub last_seen: Timestamp,
     /// True for a summary of repeats of an alert already emitted (see [`crate::detect::aggregate`]).
     pub aggregated: bool,
+}
+
+/// The numbers behind an alert of the machine-learning detector.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MlScore {
+    /// Raw anomaly score (distance to the nearest normal cluster, in scaled units).
+    pub score: f64,
+    /// The threshold it exceeded.
+    pub threshold: f64,
+    /// Start of the scored window (capture time).
+    pub window_start: Timestamp,
+    /// End of the scored window (exclusive).
+    pub window_end: Timestamp,
+    /// The features that drove the score, largest contribution first.
+    pub features: Vec<MlFeature>,
+}
+
+/// One feature behind an ML alert.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MlFeature {
+    /// Feature name (see `otwatch::detect::ml::FEATURES`).
+    pub name: &'static str,
+    /// Its value in the window.
+    pub value: f64,
+    /// Its value at the nearest normal cluster.
+    pub normal: f64,
+    /// Its share of the squared score (0..1).
+    pub share: f64,
 }
 
 /// One event behind an alert.
@@ -211,6 +243,7 @@ impl Alert {
                 baseline_fact: None,
                 baseline_ref: None,
                 score: None,
+                ml: None,
                 evidence: Vec::new(),
                 count: 1,
                 first_seen: ts,
@@ -352,6 +385,78 @@ mod tests {
         let line = snapshot_alert().to_json_line();
         let want = r#"{"timestamp":"2023-11-14T22:43:20.250000Z","flow_id":42,"event_type":"alert","src_ip":"10.0.0.5","src_port":40000,"dest_ip":"10.0.0.20","dest_port":502,"proto":"TCP","app_proto":"modbus","community_id":"1:1ggnYz+/dhfQD059lRQorDt5egk=","alert":{"action":"allowed","gid":1,"signature_id":9000301,"rev":1,"signature":"OTWATCH MODBUS Written value out of range","category":"Process value anomaly","severity":1,"metadata":{"mitre_attack_ics":["T0836"]}},"otwatch":{"schema_version":1,"detector":"values","kind":"written_value_out_of_range","explanation":"10.0.0.5 wrote 9999 to holding register 40 on 10.0.0.20 unit 1; in the baseline only 10.0.0.7 wrote it, with values 470–530. A setpoint far outside its normal range can damage equipment or spoil the product.","unit_id":1,"baseline_fact":"10.0.0.7 wrote holding register 40 on 10.0.0.20 unit 1 with values 470–530 (120 writes)","baseline_ref":"channels[10.0.0.7>10.0.0.20 modbus].objects[u1/holding_register/40].written","evidence":[{"ts":"2023-11-14T22:43:20.250000Z","file":"plant.pcap","packet":1234,"response_packet":1235,"summary":"write_single_register (fc 6) holding register 40 = 9999"}],"count":1,"first_seen":"2023-11-14T22:43:20.250000Z","last_seen":"2023-11-14T22:43:20.250000Z","aggregated":false}}"#;
         assert_eq!(line, want);
+    }
+
+    /// An alert of the ML detector, with its score and features.
+    fn ml_alert() -> Alert {
+        let ev = write_event();
+        let mut a = Alert::new(
+            &signatures::BEHAVIOUR_ANOMALY,
+            ev.ts,
+            &ev.client,
+            &ev.server,
+            AppProto::Modbus,
+            "The channel 10.0.0.5 → 10.0.0.20 (modbus) behaved unlike anything in the baseline in the 10 s from 2023-11-14T22:43:20.000000Z to 2023-11-14T22:43:30.000000Z: 40 exception or bad-status responses (normally 0); anomaly score 40, threshold 4.".into(),
+        )
+        .with_techniques(vec!["T0888"]);
+        a.otwatch.score = Some(0.909);
+        a.otwatch.ml = Some(MlScore {
+            score: 40.0,
+            threshold: 4.0,
+            window_start: Timestamp::new(1_700_001_800, 0),
+            window_end: Timestamp::new(1_700_001_810, 0),
+            features: vec![MlFeature {
+                name: "exceptions",
+                value: 40.0,
+                normal: 0.0,
+                share: 1.0,
+            }],
+        });
+        a
+    }
+
+    #[test]
+    fn snapshot_ml_alert_line() {
+        let line = ml_alert().to_json_line();
+        let want = r#"{"timestamp":"2023-11-14T22:43:20.250000Z","event_type":"alert","src_ip":"10.0.0.5","src_port":40000,"dest_ip":"10.0.0.20","dest_port":502,"proto":"TCP","app_proto":"modbus","community_id":"1:1ggnYz+/dhfQD059lRQorDt5egk=","alert":{"action":"allowed","gid":1,"signature_id":9000601,"rev":1,"signature":"OTWATCH MODBUS Channel behaviour unlike the baseline","category":"Behaviour anomaly","severity":3,"metadata":{"mitre_attack_ics":["T0888"]}},"otwatch":{"schema_version":1,"detector":"ml","kind":"behaviour_anomaly","explanation":"The channel 10.0.0.5 → 10.0.0.20 (modbus) behaved unlike anything in the baseline in the 10 s from 2023-11-14T22:43:20.000000Z to 2023-11-14T22:43:30.000000Z: 40 exception or bad-status responses (normally 0); anomaly score 40, threshold 4.","score":0.909,"ml":{"score":40.0,"threshold":4.0,"window_start":"2023-11-14T22:43:20.000000Z","window_end":"2023-11-14T22:43:30.000000Z","features":[{"name":"exceptions","value":40.0,"normal":0.0,"share":1.0}]},"count":1,"first_seen":"2023-11-14T22:43:20.250000Z","last_seen":"2023-11-14T22:43:20.250000Z","aggregated":false}}"#;
+        assert_eq!(line, want);
+        let v: J = serde_json::from_str(&line).unwrap();
+        let mut errs = Vec::new();
+        check(&schema(), &v, "$", &mut errs);
+        assert!(errs.is_empty(), "{errs:#?}");
+        // The schema checks the ml object too.
+        let mut bad = v.clone();
+        bad["otwatch"]["ml"]["features"][0]["share"] = J::from(2);
+        let mut errs = Vec::new();
+        check(&schema(), &bad, "$", &mut errs);
+        assert!(!errs.is_empty());
+        let mut bad = v;
+        bad["otwatch"]["ml"]
+            .as_object_mut()
+            .unwrap()
+            .remove("threshold");
+        let mut errs = Vec::new();
+        check(&schema(), &bad, "$", &mut errs);
+        assert!(!errs.is_empty());
+    }
+
+    #[test]
+    fn every_signature_category_is_in_the_schema() {
+        let s = schema();
+        let cats = s["properties"]["alert"]["properties"]["category"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
+        for sig in signatures::SIGNATURES {
+            assert!(cats.contains(&J::from(sig.category)), "{}", sig.category);
+        }
+        let dets = s["properties"]["otwatch"]["properties"]["detector"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
+        for sig in signatures::SIGNATURES {
+            assert!(dets.contains(&J::from(sig.detector)), "{}", sig.detector);
+        }
     }
 
     #[test]

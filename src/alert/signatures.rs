@@ -2,7 +2,7 @@
 //! category, severity and ATT&CK for ICS techniques.
 //!
 //! Ids live in the 9 000 000 block, grouped by detector (1xx violations, 2xx novelty, 3xx
-//! values, 4xx timing, 5xx scans). An id never changes meaning; retired ids are not reused.
+//! values, 4xx timing, 5xx scans, 6xx ml). An id never changes meaning; retired ids are not reused.
 
 use super::attack::*;
 
@@ -16,6 +16,8 @@ pub const CAT_PROCESS_ANOMALY: &str = "Process value anomaly";
 pub const CAT_TIMING_ANOMALY: &str = "Timing anomaly";
 /// Category: scanning and probing.
 pub const CAT_RECONNAISSANCE: &str = "Reconnaissance";
+/// Category: a channel behaved unlike its baseline as a whole (machine-learning score).
+pub const CAT_BEHAVIOUR_ANOMALY: &str = "Behaviour anomaly";
 
 /// One kind of finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +253,16 @@ sig!(
     2,
     [REMOTE_SYSTEM_INFO_DISCOVERY]
 );
+sig!(
+    BEHAVIOUR_ANOMALY,
+    9_000_601,
+    "behaviour_anomaly",
+    "ml",
+    "Channel behaviour unlike the baseline",
+    CAT_BEHAVIOUR_ANOMALY,
+    3,
+    []
+);
 
 /// Every signature, in id order.
 pub const SIGNATURES: &[Signature] = &[
@@ -274,6 +286,7 @@ pub const SIGNATURES: &[Signature] = &[
     UNIT_ID_SCAN,
     ADDRESS_SWEEP,
     EXCEPTION_BURST,
+    BEHAVIOUR_ANOMALY,
 ];
 
 #[cfg(test)]
@@ -298,7 +311,7 @@ mod tests {
                 assert!(technique_name(t).is_some(), "{} uses unknown {t}", s.kind);
             }
             assert!(
-                ["violations", "novelty", "values", "timing", "scans"].contains(&s.detector),
+                ["violations", "novelty", "values", "timing", "scans", "ml"].contains(&s.detector),
                 "{}",
                 s.kind
             );

@@ -6,6 +6,7 @@ use super::{
     Asset, Baseline, BaselineError, Channel, Dropped, LearnedSpan, ObjectProfile, Operation,
     PollPattern, Volume,
 };
+use crate::detect::ml::{MlConfig, MlLearner};
 use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef, Outcome, Side};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +44,9 @@ pub struct LearnConfig {
     /// A cycle order is recorded only if each periodic request is followed by the same one at
     /// least this fraction of the time.
     pub cycle_min_share: f64,
+    /// Also train the machine-learning model (stored in the baseline's `ml` field); `None`
+    /// (the default) leaves it out. See [`crate::detect::ml`].
+    pub ml: Option<MlConfig>,
 }
 
 impl Default for LearnConfig {
@@ -62,6 +66,7 @@ impl Default for LearnConfig {
             periodic_max_rel_jitter: 0.1,
             periodic_max_rel_p95_dev: 0.5,
             cycle_min_share: 0.95,
+            ml: None,
         }
     }
 }
@@ -150,6 +155,7 @@ pub struct Learner {
     last: Option<Timestamp>,
     events: u64,
     dropped: Dropped,
+    ml: Option<MlLearner>,
 }
 
 fn role(proto: AppProto, side: Side) -> &'static str {
@@ -183,6 +189,7 @@ impl Learner {
     /// A learner with these caps.
     pub fn new(cfg: LearnConfig) -> Self {
         Learner {
+            ml: cfg.ml.clone().map(MlLearner::new),
             cfg,
             assets: BTreeMap::new(),
             channels: BTreeMap::new(),
@@ -208,6 +215,9 @@ impl Learner {
 
     /// Learns from one event.
     pub fn observe(&mut self, ev: &IcsEvent) {
+        if let Some(ml) = &mut self.ml {
+            ml.observe(ev);
+        }
         self.events += 1;
         self.first = Some(self.first.map_or(ev.ts, |f| f.min(ev.ts)));
         self.last = Some(self.last.map_or(ev.ts, |l| l.max(ev.ts)));
@@ -304,7 +314,15 @@ impl Learner {
             dropped.poll_signatures += c.dropped.poll_signatures;
             dropped.ranges_merged += c.dropped.ranges_merged;
         }
-        Baseline::from_parts(learned, assets, channels, dropped)
+        let mut b = Baseline::from_parts(learned, assets, channels, dropped)?;
+        if let Some(ml) = &self.ml {
+            // A baseline without its optional model is still a baseline: say why, carry on.
+            match ml.train() {
+                Ok(m) => b.ml = Some(m),
+                Err(e) => tracing::warn!("no ML model in the baseline: {e}"),
+            }
+        }
+        Ok(b)
     }
 }
 

@@ -11,7 +11,10 @@
 //!   address ranges read and written, per-object value profiles, polling patterns (period,
 //!   jitter, cycle order) and volumes;
 //! - `dropped`: what the learner's memory caps left out, so a reviewer knows where the model
-//!   is incomplete.
+//!   is incomplete;
+//! - `ml` (optional): the machine-learning model ([`MlModel`]: scaler, k-means centroids,
+//!   threshold), present when learning ran with [`LearnConfig::ml`] set. A file without it
+//!   reads as before, so the version stays 1.
 //!
 //! [`Baseline::load`] and [`Baseline::from_json`] check the `kind` and `version` first, so a
 //! baseline of another version or another file gives a clear [`BaselineError`].
@@ -24,6 +27,7 @@ pub use keys::*;
 pub use learn::{LearnConfig, Learner};
 pub use profile::{quantile, RangeSet, Sampler, ValueAcc, ValueProfile};
 
+use crate::detect::ml::MlModel;
 use crate::event::AppProto;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,6 +98,9 @@ pub struct Baseline {
     pub channels: Vec<Channel>,
     /// What the learner's caps left out (globally).
     pub dropped: Dropped,
+    /// The machine-learning model, when one was trained (see [`crate::detect::ml`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ml: Option<MlModel>,
     #[serde(skip)]
     index: Index,
 }
@@ -383,6 +390,10 @@ impl Baseline {
             }
             ix.by_server.entry((c.server, proto)).or_default().push(i);
         }
+        if let Some(m) = &self.ml {
+            m.validate()
+                .map_err(|e| BaselineError::Invalid(format!("ml model: {e}")))?;
+        }
         self.index = ix;
         Ok(())
     }
@@ -401,6 +412,7 @@ impl Baseline {
             assets,
             channels,
             dropped,
+            ml: None,
             index: Index::default(),
         };
         b.reindex()?;

@@ -10,15 +10,16 @@
 //! needed). Every threshold is a named field of [`DetectConfig`] with a default chosen to give
 //! no alert on steady periodic polling (see the synthetic-plant tests).
 //!
-//! Seam for machine learning: a scoring model is one more [`Detector`] (added with
-//! [`Engine::add_detector`]); it sets `otwatch.score` on the alerts it raises and uses the
-//! `ml` detector name. Nothing else changes.
+//! Machine learning: [`ml`] is one more [`Detector`], which [`Engine::new`] adds when the
+//! baseline holds a model; it sets `otwatch.score` and `otwatch.ml` on the alerts it raises
+//! and uses the `ml` detector name.
 //!
 //! Determinism: detectors read time only from events (ticks are driven by event time), keep
 //! their state in `BTreeMap`s, and run in a fixed order; the same events always give the same
 //! alerts in the same order.
 
 pub mod aggregate;
+pub mod ml;
 pub mod novelty;
 pub mod scans;
 pub mod timing;
@@ -63,6 +64,8 @@ pub struct DetectConfig {
     pub timing: timing::TimingConfig,
     /// Scan thresholds.
     pub scans: scans::ScanConfig,
+    /// Machine-learning detector settings (it runs only when the baseline has a model).
+    pub ml: ml::MlDetectConfig,
 }
 
 impl Default for DetectConfig {
@@ -74,6 +77,7 @@ impl Default for DetectConfig {
             values: values::ValuesConfig::default(),
             timing: timing::TimingConfig::default(),
             scans: scans::ScanConfig::default(),
+            ml: ml::MlDetectConfig::default(),
         }
     }
 }
@@ -113,16 +117,20 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine with the five standard detectors. Without a baseline only the
-    /// baseline-free checks (violations, scans) raise alerts.
+    /// An engine with the five standard detectors, plus the [`ml`] detector when the baseline
+    /// has a model and `cfg.ml.enabled`. Without a baseline only the baseline-free checks
+    /// (violations, scans) raise alerts.
     pub fn new(baseline: Option<Baseline>, cfg: DetectConfig) -> Self {
-        let detectors: Vec<Box<dyn Detector>> = vec![
+        let mut detectors: Vec<Box<dyn Detector>> = vec![
             Box::new(violations::Violations),
             Box::new(novelty::Novelty::new(cfg.novelty.clone())),
             Box::new(values::Values::new(cfg.values.clone())),
             Box::new(timing::Timing::new(cfg.timing.clone())),
             Box::new(scans::Scans::new(cfg.scans.clone())),
         ];
+        if cfg.ml.enabled && baseline.as_ref().is_some_and(|b| b.ml.is_some()) {
+            detectors.push(Box::new(ml::MlDetector::new(cfg.ml.clone())));
+        }
         Engine {
             baseline,
             detectors,
