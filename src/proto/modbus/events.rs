@@ -115,19 +115,27 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 
 /// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
 pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
-    data.iter()
-        .flat_map(|b| (0..8).map(move |k| Value::Bool(b >> k & 1 == 1)))
-        .take(n.min(MAX_BIT_VALUES))
-        .collect()
+    let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
+    let mut out = Vec::with_capacity(n);
+    for b in data {
+        for k in 0..8 {
+            if out.len() == n {
+                return out;
+            }
+            out.push(Value::Bool(b >> k & 1 == 1));
+        }
+    }
+    out
 }
 
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
 pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
     data.chunks_exact(2)
         .take(MAX_REGISTER_VALUES)
-        .map(|c| match c {
-            [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([*hi, *lo]))),
-            _ => Value::Opaque("odd_byte"),
+        .map(|c| {
+            Value::Int(i64::from(u16::from_be_bytes(
+                c.try_into().unwrap_or([0, 0]),
+            )))
         })
         .collect()
 }
@@ -242,7 +250,7 @@ pub(crate) fn request_event(
             OpKind::Read
         }
         (Request::WriteFileRecord { byte_count, data }, _) => {
-            for r in write_file_records(data).0 {
+            for r in write_file_records(data) {
                 accesses.push(Access {
                     dir: AccessDir::Write,
                     object: modbus(
@@ -466,8 +474,7 @@ pub(crate) fn apply_response(
             }
         }
         (Response::FileRecord { data, .. }, ReqShape::ReadFile) => {
-            let (subs, _) = read_file_subresponses(data);
-            for (k, (_, rec)) in subs.into_iter().enumerate() {
+            for (k, (_, rec)) in read_file_subresponses(data).enumerate() {
                 set_values(ev, k, registers(rec));
             }
         }
@@ -564,11 +571,11 @@ fn response_details(ev: &mut IcsEvent, resp: &Pdu<Response<'_>>) {
             if d.more_follows == 0xFF {
                 ev.details.push(("next_object_id", int(d.next_object_id)));
             }
-            for (id, value) in &d.objects {
+            for (id, value) in d.objects.iter() {
                 let text = object_text(value);
-                match device_object_name(*id) {
+                match device_object_name(id) {
                     Some(key) => fact(ev, key, text),
-                    None if *id >= 0x80 => fact(ev, "private_object", format!("0x{id:02x}={text}")),
+                    None if id >= 0x80 => fact(ev, "private_object", format!("0x{id:02x}={text}")),
                     None => fact(ev, "reserved_object", format!("0x{id:02x}={text}")),
                 }
             }

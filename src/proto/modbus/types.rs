@@ -628,8 +628,42 @@ pub struct DeviceId<'a> {
     pub more_follows: u8,
     /// Next object id to ask for.
     pub next_object_id: u8,
-    /// Objects: (id, value bytes), at most 255.
-    pub objects: Vec<(u8, &'a [u8])>,
+    /// The objects that arrived whole, walked on demand (no allocation while decoding).
+    pub objects: DeviceObjects<'a>,
+}
+
+/// The object list of a Read Device Identification response: `count` objects of
+/// `[id][length][value]`, already checked to lie whole within `bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceObjects<'a> {
+    /// The bytes of the whole objects.
+    pub bytes: &'a [u8],
+    /// Number of whole objects in `bytes`.
+    pub count: u8,
+}
+
+impl<'a> DeviceObjects<'a> {
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// True when no object arrived whole.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The objects in wire order: (id, value bytes).
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
+        let mut rest = self.bytes;
+        std::iter::from_fn(move || {
+            let (&id, tail) = rest.split_first()?;
+            let (&len, tail) = tail.split_first()?;
+            let (value, tail) = tail.split_at_checked(usize::from(len))?;
+            rest = tail;
+            Some((id, value))
+        })
+    }
 }
 
 /// A PDU (function code and body) with the violations found while decoding it.
