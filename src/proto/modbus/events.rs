@@ -8,8 +8,8 @@
 use super::parser::{bit_bytes, object_text, read_file_subrequests, read_file_subresponses};
 use super::parser::{write_file_records, FileRecord};
 use super::types::{
-    device_id_code_name, device_object_name, diagnostic_name, exception_name, function_category,
-    function_name, mei_name, read_table, umas_effect, umas_name, Mbap, Pdu, Request, Response,
+    device_id_code_name, device_object_name, diagnostic_label, exception_name, function_category,
+    function_name, mei_label, read_table, umas_effect, umas_label, Mbap, Pdu, Request, Response,
     UmasEffect, Violations, FC_UMAS, MEI_READ_DEVICE_ID,
 };
 use crate::event::{
@@ -227,7 +227,7 @@ pub(crate) fn request_event(
         (Request::Empty, _) => OpKind::Diagnostic,
         (Request::Diagnostics { sub: s, data }, _) => {
             sub = Some(*s);
-            sub_name = diagnostic_name(*s);
+            sub_name = Some(diagnostic_label(*s));
             if !data.is_empty() {
                 details.push(("diagnostic_data", diag_value(data)));
             }
@@ -333,7 +333,7 @@ pub(crate) fn request_event(
         }
         (Request::ReadDeviceId { code, object_id }, _) => {
             sub = Some(u16::from(MEI_READ_DEVICE_ID));
-            sub_name = mei_name(MEI_READ_DEVICE_ID);
+            sub_name = Some(mei_label(MEI_READ_DEVICE_ID));
             details.push((
                 "read_device_id_code",
                 match device_id_code_name(*code) {
@@ -346,7 +346,7 @@ pub(crate) fn request_event(
         }
         (Request::Mei { mei_type, data }, _) => {
             sub = Some(u16::from(*mei_type));
-            sub_name = mei_name(*mei_type);
+            sub_name = Some(mei_label(*mei_type));
             if !data.is_empty() {
                 details.push(("mei_data", raw(data)));
             }
@@ -354,7 +354,7 @@ pub(crate) fn request_event(
         }
         (Request::Umas { pair, code, data }, _) => {
             sub = Some(u16::from(*code));
-            sub_name = umas_name(*code);
+            sub_name = Some(umas_label(*code));
             details.push(("umas_pair", int(*pair)));
             if !data.is_empty() {
                 details.push(("umas_data", raw(data)));
@@ -602,12 +602,12 @@ fn response_details(ev: &mut IcsEvent, resp: &Pdu<Response<'_>>) {
 pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<'_>>) -> IcsEvent {
     let fc = resp.function & 0x7f;
     let (sub, sub_name) = match &resp.body {
-        Response::Diagnostics { sub, .. } => (Some(*sub), diagnostic_name(*sub)),
+        Response::Diagnostics { sub, .. } => (Some(*sub), Some(diagnostic_label(*sub))),
         Response::DeviceId(_) => (
             Some(u16::from(MEI_READ_DEVICE_ID)),
-            mei_name(MEI_READ_DEVICE_ID),
+            Some(mei_label(MEI_READ_DEVICE_ID)),
         ),
-        Response::Mei { mei_type, .. } => (Some(u16::from(*mei_type)), mei_name(*mei_type)),
+        Response::Mei { mei_type, .. } => (Some(u16::from(*mei_type)), Some(mei_label(*mei_type))),
         _ => (None, None),
     };
     let op = match fc {
