@@ -15,6 +15,20 @@
 //!   decode, request/response matching, violations and finished `IcsEvent`s with values.
 //!
 //! `cargo bench --bench modbus -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Recorded (4,000 ADUs of 63.6 bytes on average, shared 2-core machine, so ±10 %):
+//!
+//! | bench                 | ns/ADU | ADUs/s  |
+//! |-----------------------|-------:|--------:|
+//! | ours_decode           |   16.1 |  62.1 M |
+//! | sawp_decode           |   29.1 |  34.4 M |
+//! | sawp_stream_tx        |   37.5 |  26.6 M |
+//! | ours_stream_events    |  179.5 |   5.6 M |
+//!
+//! Before the transaction layer was tuned, `ours_stream_events` took 210–240 ns/ADU
+//! (2,214 instructions per ADU under callgrind, now 1,388; SipHash, a second lookup per
+//! request, a queue lookup per call and event moves were the hot spots). Most of what is
+//! left is building and dropping the events' per-register values.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
