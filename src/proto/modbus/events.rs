@@ -8,8 +8,8 @@
 use super::parser::{bit_bytes, object_text, read_file_subrequests, read_file_subresponses};
 use super::parser::{write_file_records, FileRecord};
 use super::types::{
-    device_id_code_name, device_object_name, diagnostic_name, exception_name, function_category,
-    function_name, mei_name, read_table, umas_effect, umas_name, Mbap, Pdu, Request, Response,
+    device_id_code_name, device_object_name, diagnostic_label, exception_name, function_category,
+    function_name, mei_label, read_table, umas_effect, umas_label, Mbap, Pdu, Request, Response,
     UmasEffect, Violations, FC_UMAS, MEI_READ_DEVICE_ID,
 };
 use crate::event::{
@@ -115,19 +115,27 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 
 /// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
 pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
-    data.iter()
-        .flat_map(|b| (0..8).map(move |k| Value::Bool(b >> k & 1 == 1)))
-        .take(n.min(MAX_BIT_VALUES))
-        .collect()
+    let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
+    let mut out = Vec::with_capacity(n);
+    for b in data {
+        for k in 0..8 {
+            if out.len() == n {
+                return out;
+            }
+            out.push(Value::Bool(b >> k & 1 == 1));
+        }
+    }
+    out
 }
 
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
 pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
     data.chunks_exact(2)
         .take(MAX_REGISTER_VALUES)
-        .map(|c| match c {
-            [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([*hi, *lo]))),
-            _ => Value::Opaque("odd_byte"),
+        .map(|c| {
+            Value::Int(i64::from(u16::from_be_bytes(
+                c.try_into().unwrap_or([0, 0]),
+            )))
         })
         .collect()
 }
@@ -219,7 +227,7 @@ pub(crate) fn request_event(
         (Request::Empty, _) => OpKind::Diagnostic,
         (Request::Diagnostics { sub: s, data }, _) => {
             sub = Some(*s);
-            sub_name = diagnostic_name(*s);
+            sub_name = Some(diagnostic_label(*s));
             if !data.is_empty() {
                 details.push(("diagnostic_data", diag_value(data)));
             }
@@ -242,7 +250,7 @@ pub(crate) fn request_event(
             OpKind::Read
         }
         (Request::WriteFileRecord { byte_count, data }, _) => {
-            for r in write_file_records(data).0 {
+            for r in write_file_records(data) {
                 accesses.push(Access {
                     dir: AccessDir::Write,
                     object: modbus(
@@ -325,7 +333,7 @@ pub(crate) fn request_event(
         }
         (Request::ReadDeviceId { code, object_id }, _) => {
             sub = Some(u16::from(MEI_READ_DEVICE_ID));
-            sub_name = mei_name(MEI_READ_DEVICE_ID);
+            sub_name = Some(mei_label(MEI_READ_DEVICE_ID));
             details.push((
                 "read_device_id_code",
                 match device_id_code_name(*code) {
@@ -338,7 +346,7 @@ pub(crate) fn request_event(
         }
         (Request::Mei { mei_type, data }, _) => {
             sub = Some(u16::from(*mei_type));
-            sub_name = mei_name(*mei_type);
+            sub_name = Some(mei_label(*mei_type));
             if !data.is_empty() {
                 details.push(("mei_data", raw(data)));
             }
@@ -346,7 +354,7 @@ pub(crate) fn request_event(
         }
         (Request::Umas { pair, code, data }, _) => {
             sub = Some(u16::from(*code));
-            sub_name = umas_name(*code);
+            sub_name = Some(umas_label(*code));
             details.push(("umas_pair", int(*pair)));
             if !data.is_empty() {
                 details.push(("umas_data", raw(data)));
@@ -466,8 +474,7 @@ pub(crate) fn apply_response(
             }
         }
         (Response::FileRecord { data, .. }, ReqShape::ReadFile) => {
-            let (subs, _) = read_file_subresponses(data);
-            for (k, (_, rec)) in subs.into_iter().enumerate() {
+            for (k, (_, rec)) in read_file_subresponses(data).enumerate() {
                 set_values(ev, k, registers(rec));
             }
         }
@@ -564,11 +571,11 @@ fn response_details(ev: &mut IcsEvent, resp: &Pdu<Response<'_>>) {
             if d.more_follows == 0xFF {
                 ev.details.push(("next_object_id", int(d.next_object_id)));
             }
-            for (id, value) in &d.objects {
+            for (id, value) in d.objects.iter() {
                 let text = object_text(value);
-                match device_object_name(*id) {
+                match device_object_name(id) {
                     Some(key) => fact(ev, key, text),
-                    None if *id >= 0x80 => fact(ev, "private_object", format!("0x{id:02x}={text}")),
+                    None if id >= 0x80 => fact(ev, "private_object", format!("0x{id:02x}={text}")),
                     None => fact(ev, "reserved_object", format!("0x{id:02x}={text}")),
                 }
             }
@@ -595,12 +602,12 @@ fn response_details(ev: &mut IcsEvent, resp: &Pdu<Response<'_>>) {
 pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<'_>>) -> IcsEvent {
     let fc = resp.function & 0x7f;
     let (sub, sub_name) = match &resp.body {
-        Response::Diagnostics { sub, .. } => (Some(*sub), diagnostic_name(*sub)),
+        Response::Diagnostics { sub, .. } => (Some(*sub), Some(diagnostic_label(*sub))),
         Response::DeviceId(_) => (
             Some(u16::from(MEI_READ_DEVICE_ID)),
-            mei_name(MEI_READ_DEVICE_ID),
+            Some(mei_label(MEI_READ_DEVICE_ID)),
         ),
-        Response::Mei { mei_type, .. } => (Some(u16::from(*mei_type)), mei_name(*mei_type)),
+        Response::Mei { mei_type, .. } => (Some(u16::from(*mei_type)), Some(mei_label(*mei_type))),
         _ => (None, None),
     };
     let op = match fc {

@@ -184,8 +184,10 @@ impl ModbusParser {
 
     /// Emits a finished event: violations named, counted.
     fn emit(cx: &mut ParseCx<'_>, mut ev: IcsEvent, v: Violations) {
-        cx.stats.modbus.count(v);
-        ev.violations = v.names().collect();
+        if !v.is_empty() {
+            cx.stats.modbus.count(v);
+            ev.violations = v.names().collect();
+        }
         cx.events.push(ev);
     }
 
@@ -259,10 +261,7 @@ impl ModbusParser {
             let req = parse_request(fc, body);
             let ecx = self.event_cx(cx);
             let (ev, shape) = events::request_event(&ecx, h, &req);
-            let mut v = hv | req.violations;
-            if self.tx.contains(&key) {
-                v |= Violations::TRANSACTION_ID_REUSED;
-            }
+            let v = hv | req.violations;
             let flood_fc = ev.function.clone();
             let added = self.tx.add(key, fc, shape, ev, v, cap);
             if let Some((old, old_v)) = added.replaced {

@@ -6,11 +6,10 @@
 //! body too short to decode is kept raw.
 
 use super::types::{
-    device_object_name, exception_possible, is_plausible_function, limits, DeviceId, Mbap, Pdu,
-    Request, Response, Violations, FC_UMAS, MAX_FRAMED_LENGTH, MAX_SPEC_LENGTH, MBAP_LEN,
-    MEI_READ_DEVICE_ID, MIN_SPEC_LENGTH,
+    device_object_name, exception_possible, is_plausible_function, limits, DeviceId, DeviceObjects,
+    Mbap, Pdu, Request, Response, Violations, FC_UMAS, MAX_FRAMED_LENGTH, MAX_SPEC_LENGTH,
+    MBAP_LEN, MEI_READ_DEVICE_ID, MIN_SPEC_LENGTH,
 };
-use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, u8 as be_u8};
 use nom::IResult;
 
@@ -320,38 +319,76 @@ pub struct FileRecord<'a> {
     pub data: &'a [u8],
 }
 
-/// Walks FC 21 sub-requests; the flag says whether the bytes ended exactly after the last.
-pub fn write_file_records(mut data: &[u8]) -> (Vec<FileRecord<'_>>, bool) {
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        let Ok((rest, (reference_type, file, record, len))) =
-            (be_u8::<_, nom::error::Error<&[u8]>>, be_u16, be_u16, be_u16).parse_complete(data)
-        else {
-            return (out, false);
-        };
-        let Some((rec, rest)) = rest.split_at_checked(usize::from(len) * 2) else {
-            return (out, false);
-        };
-        out.push(FileRecord {
-            reference_type,
-            file,
-            record,
-            data: rec,
-        });
-        data = rest;
+/// Walks FC 21 sub-requests without allocating; [`FileRecords::exact`] says, once the walk
+/// is over, whether the bytes ended exactly after the last record.
+pub fn write_file_records(data: &[u8]) -> FileRecords<'_> {
+    FileRecords {
+        rest: data,
+        broken: false,
     }
-    (out, true)
+}
+
+/// Iterator of [`write_file_records`].
+#[derive(Clone, Debug)]
+pub struct FileRecords<'a> {
+    rest: &'a [u8],
+    broken: bool,
+}
+
+impl FileRecords<'_> {
+    /// True when the walk so far found no cut or malformed record (complete once the
+    /// iterator is exhausted).
+    pub fn exact(&self) -> bool {
+        !self.broken
+    }
+}
+
+impl<'a> Iterator for FileRecords<'a> {
+    type Item = FileRecord<'a>;
+
+    fn next(&mut self) -> Option<FileRecord<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let parsed = (be_u8::<_, nom::error::Error<&[u8]>>, be_u16, be_u16, be_u16)
+            .parse_complete(self.rest)
+            .ok()
+            .and_then(|(rest, (reference_type, file, record, len))| {
+                let (data, rest) = rest.split_at_checked(usize::from(len) * 2)?;
+                Some((
+                    FileRecord {
+                        reference_type,
+                        file,
+                        record,
+                        data,
+                    },
+                    rest,
+                ))
+            });
+        match parsed {
+            Some((r, rest)) => {
+                self.rest = rest;
+                Some(r)
+            }
+            None => {
+                self.broken = true;
+                self.rest = &[];
+                None
+            }
+        }
+    }
 }
 
 fn write_file(i: &[u8]) -> Res<'_, (u8, &[u8], Violations)> {
     let (i, byte_count) = be_u8(i)?;
     let (data, i, mut v) = counted(i, usize::from(byte_count));
-    let (records, exact) = write_file_records(data);
-    if !exact || !(0x09..=0xFB).contains(&byte_count) {
-        v |= Violations::BYTE_COUNT_MISMATCH;
-    }
-    if records.iter().any(|r| r.reference_type != 6) {
+    let mut records = write_file_records(data);
+    if records.by_ref().any(|r| r.reference_type != 6) {
         v |= Violations::INVALID_REFERENCE_TYPE;
+    }
+    records.by_ref().for_each(drop);
+    if !records.exact() || !(0x09..=0xFB).contains(&byte_count) {
+        v |= Violations::BYTE_COUNT_MISMATCH;
     }
     Ok((i, (byte_count, data, v)))
 }
@@ -541,36 +578,70 @@ fn resp_event_log(i: &[u8]) -> Res<'_, (Response<'_>, Violations)> {
     ))
 }
 
-/// Walks FC 20 sub-responses: (reference type, record data).
-pub fn read_file_subresponses(mut data: &[u8]) -> (Vec<(u8, &[u8])>, bool) {
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        let Ok((rest, (len, reference_type))) =
-            (be_u8::<_, nom::error::Error<&[u8]>>, be_u8).parse_complete(data)
-        else {
-            return (out, false);
-        };
-        let Some((rec, rest)) = usize::from(len)
-            .checked_sub(1)
-            .and_then(|n| rest.split_at_checked(n))
-        else {
-            return (out, false);
-        };
-        out.push((reference_type, rec));
-        data = rest;
+/// Walks FC 20 sub-responses, (reference type, record data), without allocating;
+/// [`SubResponses::exact`] says, once the walk is over, whether the bytes ended exactly after
+/// the last.
+pub fn read_file_subresponses(data: &[u8]) -> SubResponses<'_> {
+    SubResponses {
+        rest: data,
+        broken: false,
     }
-    (out, true)
+}
+
+/// Iterator of [`read_file_subresponses`].
+#[derive(Clone, Debug)]
+pub struct SubResponses<'a> {
+    rest: &'a [u8],
+    broken: bool,
+}
+
+impl SubResponses<'_> {
+    /// True when the walk so far found no cut or malformed sub-response (complete once the
+    /// iterator is exhausted).
+    pub fn exact(&self) -> bool {
+        !self.broken
+    }
+}
+
+impl<'a> Iterator for SubResponses<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<(u8, &'a [u8])> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let parsed = (be_u8::<_, nom::error::Error<&[u8]>>, be_u8)
+            .parse_complete(self.rest)
+            .ok()
+            .and_then(|(rest, (len, reference_type))| {
+                let n = usize::from(len).checked_sub(1)?;
+                let (rec, rest) = rest.split_at_checked(n)?;
+                Some(((reference_type, rec), rest))
+            });
+        match parsed {
+            Some((item, rest)) => {
+                self.rest = rest;
+                Some(item)
+            }
+            None => {
+                self.broken = true;
+                self.rest = &[];
+                None
+            }
+        }
+    }
 }
 
 fn resp_read_file(i: &[u8]) -> Res<'_, (Response<'_>, Violations)> {
     let (i, byte_count) = be_u8(i)?;
     let (data, i, mut v) = counted(i, usize::from(byte_count));
-    let (subs, exact) = read_file_subresponses(data);
-    if !exact {
-        v |= Violations::BYTE_COUNT_MISMATCH;
-    }
-    if subs.iter().any(|(r, _)| *r != 6) {
+    let mut subs = read_file_subresponses(data);
+    if subs.by_ref().any(|(r, _)| r != 6) {
         v |= Violations::INVALID_REFERENCE_TYPE;
+    }
+    subs.by_ref().for_each(drop);
+    if !subs.exact() {
+        v |= Violations::BYTE_COUNT_MISMATCH;
     }
     Ok((i, (Response::FileRecord { byte_count, data }, v)))
 }
@@ -608,21 +679,26 @@ fn resp_mei(i: &[u8]) -> Res<'_, (Response<'_>, Violations)> {
     if !(1..=4).contains(&code) || !matches!(more_follows, 0x00 | 0xFF) {
         v |= Violations::INVALID_DEVICE_ID_CODE;
     }
-    let mut objects = Vec::with_capacity(usize::from(count).min(16));
+    let list = i;
+    let mut parsed = 0u8;
+    // What follows the last object walked whole.
+    let mut after = i;
     for _ in 0..count {
-        let Ok((rest, (id, len))) = (be_u8::<_, nom::error::Error<&[u8]>>, be_u8).parse_complete(i)
+        let Ok((rest, (_, len))) = (be_u8::<_, nom::error::Error<&[u8]>>, be_u8).parse_complete(i)
         else {
             v |= Violations::LENGTH_MISMATCH;
             break;
         };
-        let Ok((rest, value)) = take::<_, _, nom::error::Error<&[u8]>>(len)(rest) else {
+        let Some(rest) = rest.get(usize::from(len)..) else {
             v |= Violations::LENGTH_MISMATCH;
             i = &[];
             break;
         };
-        objects.push((id, value));
+        parsed += 1;
         i = rest;
+        after = rest;
     }
+    let whole = list.get(..list.len() - after.len()).unwrap_or_default();
     Ok((
         i,
         (
@@ -631,7 +707,10 @@ fn resp_mei(i: &[u8]) -> Res<'_, (Response<'_>, Violations)> {
                 conformity,
                 more_follows,
                 next_object_id,
-                objects,
+                objects: DeviceObjects {
+                    bytes: whole,
+                    count: parsed,
+                },
             }),
             v,
         ),
@@ -973,8 +1052,11 @@ mod tests {
         };
         assert_eq!((d.code, d.conformity, d.more_follows), (1, 1, 0));
         assert_eq!(d.objects.len(), 3);
-        assert_eq!(d.objects[0], (0, &b"Company"[..]));
-        assert_eq!(object_text(d.objects[1].1), "PC-1");
+        let objects: Vec<_> = d.objects.iter().collect();
+        assert_eq!(objects.len(), 3);
+        assert_eq!(objects[0], (0, &b"Company"[..]));
+        assert_eq!(object_text(objects[1].1), "PC-1");
+        assert_eq!(objects[2], (2, &b"V2.1"[..]));
         assert_eq!(object_fact(2), Some("revision"));
         // Object list cut short: objects so far kept, flagged.
         let p = parse_response(43, &body[..body.len() - 2]);
@@ -983,20 +1065,57 @@ mod tests {
             panic!()
         };
         assert_eq!(d.objects.len(), 2);
+        assert_eq!(d.objects.iter().count(), 2);
+        // Cut inside the header of the third object: still two, flagged.
+        let p = parse_response(43, &body[..body.len() - 5]);
+        assert!(p.violations.contains(Violations::LENGTH_MISMATCH));
+        let Response::DeviceId(d) = p.body else {
+            panic!()
+        };
+        assert_eq!(d.objects.iter().count(), 2);
+        // More objects announced than present: the ones present, flagged.
+        let mut more = body.to_vec();
+        more[5] = 0x05;
+        let p = parse_response(43, &more);
+        assert!(p.violations.contains(Violations::LENGTH_MISMATCH));
+        let Response::DeviceId(d) = p.body else {
+            panic!()
+        };
+        assert_eq!(d.objects.iter().count(), 3);
     }
 
     #[test]
     fn file_record_walkers() {
-        let (recs, exact) = write_file_records(&[
-            0x06, 0x00, 0x04, 0x00, 0x07, 0x00, 0x01, 0x06, 0xaf, // one sub-request
-            0x06, 0x00, // cut
+        let mut walk = write_file_records(&[
+            0x06, // reference type
+            0x00, 0x04, // file number
+            0x00, 0x07, // record number
+            0x00, 0x01, // record length: one register
+            0x06, 0xaf, // register value
+            0x06, 0x00, // next sub-request cut after two bytes
         ]);
-        assert!(!exact);
+        let recs: Vec<_> = walk.by_ref().collect();
+        assert!(!walk.exact());
         assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].file, recs[0].record), (4, 7));
         assert_eq!(recs[0].data, &[0x06, 0xaf]);
+        let mut walk = write_file_records(&[6, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(walk.by_ref().count(), 1);
+        assert!(walk.exact());
         let subs: Vec<_> = read_file_subrequests(&[6, 0, 4, 0, 1, 0, 2]).collect();
         assert_eq!(subs, vec![(6, 4, 1, 2)]);
-        assert!(!read_file_subresponses(&[0x00]).1);
+        // A sub-response length of 0 cannot hold its reference type.
+        let mut walk = read_file_subresponses(&[0x00]);
+        assert_eq!(walk.by_ref().count(), 0);
+        assert!(!walk.exact());
+        let mut walk = read_file_subresponses(&[
+            0x03, // sub-response length: reference type + one register
+            0x06, // reference type
+            0x0d, 0xfe, // register
+        ]);
+        assert_eq!(walk.next(), Some((6, &[0x0d, 0xfe][..])));
+        assert_eq!(walk.next(), None);
+        assert!(walk.exact());
     }
 
     #[rstest]

@@ -255,6 +255,11 @@ pub fn diagnostic_name(sub: u16) -> Option<&'static str> {
     })
 }
 
+/// Name of an FC 8 sub-function; the reserved ones (5–9, 19, 21 and up) by that category.
+pub fn diagnostic_label(sub: u16) -> &'static str {
+    diagnostic_name(sub).unwrap_or("reserved_diagnostic")
+}
+
 /// MEI type of FC 43 for CANopen general reference.
 pub const MEI_CANOPEN: u8 = 13;
 /// MEI type of FC 43 for Read Device Identification.
@@ -267,6 +272,11 @@ pub fn mei_name(mei: u8) -> Option<&'static str> {
         MEI_READ_DEVICE_ID => Some("read_device_identification"),
         _ => None,
     }
+}
+
+/// Name of an FC 43 MEI type; the reserved ones (all but 13 and 14) by that category.
+pub fn mei_label(mei: u8) -> &'static str {
+    mei_name(mei).unwrap_or("reserved_mei_type")
 }
 
 /// Fact name of a Read Device Identification object (ids 0–6 are standard).
@@ -329,6 +339,11 @@ pub fn umas_name(code: u8) -> Option<&'static str> {
         0xFE => "response_ok",
         _ => return None,
     })
+}
+
+/// Name of a UMAS code; codes with no published meaning as `unknown_umas_function`.
+pub fn umas_label(code: u8) -> &'static str {
+    umas_name(code).unwrap_or("unknown_umas_function")
 }
 
 /// What a UMAS code does to the PLC, for the event's operation kind.
@@ -628,8 +643,42 @@ pub struct DeviceId<'a> {
     pub more_follows: u8,
     /// Next object id to ask for.
     pub next_object_id: u8,
-    /// Objects: (id, value bytes), at most 255.
-    pub objects: Vec<(u8, &'a [u8])>,
+    /// The objects that arrived whole, walked on demand (no allocation while decoding).
+    pub objects: DeviceObjects<'a>,
+}
+
+/// The object list of a Read Device Identification response: `count` objects of
+/// `[id][length][value]`, already checked to lie whole within `bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceObjects<'a> {
+    /// The bytes of the whole objects.
+    pub bytes: &'a [u8],
+    /// Number of whole objects in `bytes`.
+    pub count: u8,
+}
+
+impl<'a> DeviceObjects<'a> {
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// True when no object arrived whole.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The objects in wire order: (id, value bytes).
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
+        let mut rest = self.bytes;
+        std::iter::from_fn(move || {
+            let (&id, tail) = rest.split_first()?;
+            let (&len, tail) = tail.split_first()?;
+            let (value, tail) = tail.split_at_checked(usize::from(len))?;
+            rest = tail;
+            Some((id, value))
+        })
+    }
 }
 
 /// A PDU (function code and body) with the violations found while decoding it.
@@ -710,5 +759,21 @@ mod tests {
         assert_eq!(umas_effect(0x22), UmasEffect::Read);
         assert_eq!(umas_effect(0x23), UmasEffect::Write);
         assert_eq!(umas_effect(0x99), UmasEffect::Program);
+    }
+
+    #[rstest]
+    #[case::diag_public(diagnostic_label(0), "return_query_data")]
+    #[case::diag_20(diagnostic_label(20), "clear_overrun_counter_and_flag")]
+    #[case::diag_reserved_5(diagnostic_label(5), "reserved_diagnostic")]
+    #[case::diag_reserved_19(diagnostic_label(19), "reserved_diagnostic")]
+    #[case::diag_reserved_high(diagnostic_label(0xffff), "reserved_diagnostic")]
+    #[case::mei_14(mei_label(14), "read_device_identification")]
+    #[case::mei_13(mei_label(13), "canopen_general_reference")]
+    #[case::mei_reserved_0(mei_label(0), "reserved_mei_type")]
+    #[case::mei_reserved_15(mei_label(15), "reserved_mei_type")]
+    #[case::umas_known(umas_label(0x41), "stop_plc")]
+    #[case::umas_unknown(umas_label(0x00), "unknown_umas_function")]
+    fn sub_function_labels(#[case] got: &str, #[case] want: &str) {
+        assert_eq!(got, want);
     }
 }
