@@ -227,3 +227,39 @@ fn audit_prints_a_summary_for_a_person() {
         Some(2)
     );
 }
+
+#[test]
+fn learn_with_ml_on_too_short_a_capture_says_so() {
+    let dir = std::env::temp_dir().join(format!("otwatch-cli-ml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("ml.baseline.json");
+    let plant = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/modbus_plant.pcap");
+    let out = otwatch(&[
+        "learn",
+        "--ml",
+        "-o",
+        base.to_str().unwrap(),
+        plant.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    assert!(
+        b.get("ml").is_some_and(|m| m.is_object()),
+        "no model in the baseline"
+    );
+    let out = otwatch(&[
+        "detect",
+        "--baseline",
+        base.to_str().unwrap(),
+        plant.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -3,6 +3,7 @@
 use crate::alert::Alert;
 use crate::baseline::{Baseline, LearnConfig, Learner};
 use crate::capture::CaptureFile;
+use crate::detect::ml::MlConfig;
 use crate::detect::{DetectConfig, Engine};
 use crate::event::IcsEvent;
 use crate::pipeline::{self, PipelineConfig};
@@ -70,8 +71,8 @@ fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<Ru
 }
 
 /// `otwatch learn -o BASELINE PCAP...`.
-pub fn learn(pcaps: &[PathBuf], output: &Path) -> anyhow::Result<()> {
-    let mut learner = Learner::new(LearnConfig::default());
+pub fn learn(pcaps: &[PathBuf], output: &Path, ml: bool) -> anyhow::Result<()> {
+    let mut learner = Learner::new(learn_config(ml));
     let stats = events(pcaps, &mut |e| learner.observe(e))?;
     let baseline = learner.finish().context("building the baseline")?;
     baseline
@@ -86,6 +87,14 @@ pub fn learn(pcaps: &[PathBuf], output: &Path) -> anyhow::Result<()> {
         output.display()
     );
     Ok(())
+}
+
+/// Learning settings: the defaults, with the ML model trained when asked for.
+fn learn_config(ml: bool) -> LearnConfig {
+    LearnConfig {
+        ml: ml.then(MlConfig::default),
+        ..LearnConfig::default()
+    }
 }
 
 /// Where alerts go: stdout or a file, as JSON lines.
@@ -173,6 +182,7 @@ pub fn audit(
     pcaps: &[PathBuf],
     span: LearnSpan,
     alerts_out: Option<&Path>,
+    ml: bool,
 ) -> anyhow::Result<String> {
     let Some((first, last)) = time_span(pcaps)? else {
         bail!(BadInput("the captures hold no packets".into()))
@@ -182,7 +192,7 @@ pub fn audit(
         LearnSpan::Fraction(f) => (last.as_nanos() - first.as_nanos()) as f64 / 1e9 * f,
     };
     let cut = Timestamp::from_micros(first.as_micros() + (learn_secs * 1e6) as i64);
-    let mut learner = Some(Learner::new(LearnConfig::default()));
+    let mut learner = Some(Learner::new(learn_config(ml)));
     let mut engine: Option<Engine> = None;
     let mut learn_events = 0u64;
     let mut detect_events = 0u64;

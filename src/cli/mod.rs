@@ -54,6 +54,10 @@ pub enum Command {
         /// Where to write the baseline (JSON, reviewable and editable).
         #[arg(short, long, value_name = "BASELINE")]
         output: PathBuf,
+        /// Also train the machine-learning model (k-means over per-channel windows) into the
+        /// baseline; `detect` then adds its anomaly score as an extra detector.
+        #[arg(long)]
+        ml: bool,
         /// pcap or pcapng files of normal traffic, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -78,6 +82,9 @@ pub enum Command {
         /// Also write the alerts as JSON lines to this file.
         #[arg(long, value_name = "FILE")]
         alerts: Option<PathBuf>,
+        /// Also train and apply the machine-learning model.
+        #[arg(long)]
+        ml: bool,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -243,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             out.finish()?;
         }
-        Command::Learn { output, pcaps } => analyze::learn(&pcaps, &output)?,
+        Command::Learn { output, ml, pcaps } => analyze::learn(&pcaps, &output, ml)?,
         Command::Detect {
             baseline,
             output,
@@ -252,9 +259,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             learn_for,
             alerts,
+            ml,
             pcaps,
         } => {
-            let text = analyze::audit(&pcaps, learn_for, alerts.as_deref())?;
+            let text = analyze::audit(&pcaps, learn_for, alerts.as_deref(), ml)?;
             let mut out = Out::new();
             out.line(|w| w.write_all(text.as_bytes()));
             out.finish()?;
