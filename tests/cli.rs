@@ -246,11 +246,12 @@ fn learn_with_ml_on_too_short_a_capture_says_so() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // 35 s of traffic is far less than the 30 ten-second windows a model needs: the baseline is
+    // written without one, and the operator is told why.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("too few complete windows"), "{err}");
     let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
-    assert!(
-        b.get("ml").is_some_and(|m| m.is_object()),
-        "no model in the baseline"
-    );
+    assert!(b.get("ml").is_none());
     let out = otwatch(&[
         "detect",
         "--baseline",
