@@ -4,8 +4,10 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use otwatch::baseline::{LearnConfig, Learner};
 use otwatch::capture::Packet;
 use otwatch::decode::{decode, LinkType};
+use otwatch::detect::{DetectConfig, Engine};
 use otwatch::pipeline::{self, Pipeline, PipelineConfig};
 use otwatch::synth::{modbus_plant, write_pcap, SynthConfig};
 use std::hint::black_box;
@@ -85,6 +87,50 @@ fn bench(c: &mut Criterion) {
             )
             .unwrap();
             black_box(s.events)
+        })
+    });
+    // The same replay with baseline learning, and with detection against a baseline learnt on
+    // the same traffic: what learning and detection add to a replay.
+    let baseline = {
+        let mut files = pipeline::open_all(std::slice::from_ref(&path)).unwrap();
+        let mut l = Learner::new(LearnConfig::default());
+        pipeline::run(
+            PipelineConfig::default(),
+            &mut files,
+            &mut |e| l.observe(e),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        l.finish().unwrap()
+    };
+    g.bench_function("pcap_file_to_baseline", |b| {
+        b.iter(|| {
+            let mut files = pipeline::open_all(std::slice::from_ref(&path)).unwrap();
+            let mut l = Learner::new(LearnConfig::default());
+            pipeline::run(
+                PipelineConfig::default(),
+                &mut files,
+                &mut |e| l.observe(e),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            black_box(l.finish().unwrap().channels.len())
+        })
+    });
+    g.bench_function("pcap_file_to_alerts", |b| {
+        b.iter(|| {
+            let mut files = pipeline::open_all(std::slice::from_ref(&path)).unwrap();
+            let mut engine = Engine::new(Some(baseline.clone()), DetectConfig::default());
+            let mut alerts = Vec::new();
+            pipeline::run(
+                PipelineConfig::default(),
+                &mut files,
+                &mut |e| engine.on_event(e, &mut alerts),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            engine.finish(&mut alerts);
+            black_box(alerts.len())
         })
     });
     g.finish();
