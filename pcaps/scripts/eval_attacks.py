@@ -17,7 +17,7 @@ after the FIN), label, the IP address of the host that acts, description.
                                back (normally one every 5 s)
   (the frozen level, t=150..195 s, is made and labelled by eval_plc.py)
   t=205 s opcua_browse_write   127.0.0.66 -> OPC UA server of PLC 1: browse, read, write the
-                               tank setpoint (95.0)
+                               tank setpoint (95.0), 1 s later write it back (60.0)
 """
 
 from __future__ import annotations
@@ -136,11 +136,14 @@ async def run(args):
         sp = await plant.get_child([f"{idx}:Tank", f"{idx}:Setpoint"])
         log.info("opcua: browsed %d nodes, setpoint %s", len(nodes), await sp.read_value())
         await sp.write_value(ua.DataValue(ua.Variant(95.0, ua.VariantType.Double)))
+        # Put it back after a second, as a careful intruder would (and so the tank settles).
+        await asyncio.sleep(1.0)
+        await sp.write_value(ua.DataValue(ua.Variant(60.0, ua.VariantType.Double)))
     finally:
         await client.disconnect()
     await asyncio.sleep(0.05)
     s.label(start, time.time(), "opcua_browse_write", bad,
-            "a new OPC UA client browses PLC 1's address space and writes the tank setpoint (95.0)")
+            "a new OPC UA client browses PLC 1's address space and writes the tank setpoint (95.0, back to 60.0 after 1 s)")
 
     with open(args.labels, "a", encoding="utf-8") as f:
         f.writelines(s.lines)

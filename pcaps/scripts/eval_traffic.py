@@ -150,9 +150,11 @@ async def opcua_hmi(args, deadline):
         handler = Printer("opcua hmi")
         sub = await client.create_subscription(1000, handler)
         await sub.subscribe_data_change([level, temp, speed])
-        while time.monotonic() + 10.0 < deadline:
-            await asyncio.sleep(10.0)
-            await setpoint.read_value()
+        # Read the setpoint every 10 s; stop with the Modbus pollers, at the deadline.
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(10.0, left))
+            if left > 10.0:
+                await setpoint.read_value()
         await sub.delete()
         log.info("opcua hmi: %d data changes", handler.count)
     finally:

@@ -6,7 +6,8 @@
 //!   union of every baseline writer's to that server (so "who wrote it normally" can be named).
 //! - A read value outside its read profile, with the wider `read_margin_frac`.
 //! - A jump: two consecutive reads on one channel differing by more than
-//!   `jump_factor × max_step` (and the margin), for objects whose value moved while learning.
+//!   `jump_factor × max_step` (and the margin), for objects whose value moved while learning;
+//!   neither read may be out of range (that is reported as such, and the way back is not news).
 //! - A freeze: an object whose value changed while learning (at least `freeze_min_distinct`
 //!   distinct values) returns the same value for more than
 //!   `max(freeze_factor × max_same_run, freeze_min_reads)` reads in a row.
@@ -280,9 +281,15 @@ impl Values {
             st.frozen_reported = false;
         }
         st.last = x;
-        // Jump.
+        // Jump. A step back from a value that was itself out of range (already reported) is
+        // the process or an operator putting things right, not a new anomaly.
         let step = (x - prev).abs();
-        if !out_of_range && n.max_step > 0.0 && step > (self.cfg.jump_factor * n.max_step).max(m) {
+        let prev_out_of_range = prev < n.min - m || prev > n.max + m;
+        if !out_of_range
+            && !prev_out_of_range
+            && n.max_step > 0.0
+            && step > (self.cfg.jump_factor * n.max_step).max(m)
+        {
             let explanation = format!(
                 "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
                  it never moved more than {} between reads (range {}). A sudden jump can be a \
@@ -447,5 +454,16 @@ mod tests {
         assert!(out[0].otwatch.explanation.contains("for 21 reads in a row"));
         // The constant register 1 never "freezes".
         assert!(!out[0].otwatch.explanation.contains("input register 1 "));
+    }
+
+    #[test]
+    fn way_back_from_out_of_range_is_not_a_jump() {
+        // 5000 is out of range (reported as such); 150 after it is back to normal.
+        let out = run(&[
+            read_ir(999_000, MASTER, PLC, 1, 0, &[5000, 7]),
+            read_ir(1_000_000, MASTER, PLC, 1, 0, &[150, 7]),
+        ]);
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["read_value_out_of_range"], "{out:?}");
     }
 }
