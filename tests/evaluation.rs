@@ -166,7 +166,14 @@ fn labelled_scenarios() {
         let sigs: BTreeSet<String> = attack_alerts
             .iter()
             .filter(|a| overlaps(a, l) && involves(a, l.ip))
-            .map(|a| a.alert.signature.clone())
+            .map(|a| {
+                let sig = a.alert.signature.trim_start_matches("OTWATCH ").to_string();
+                if a.otwatch.aggregated {
+                    format!("{sig} (summary)")
+                } else {
+                    sig
+                }
+            })
             .collect();
         if sigs.is_empty() {
             problems.push(format!("attack {} not detected", l.name));

@@ -9,7 +9,7 @@ after the FIN), label, the IP address of the host that acts, description.
   t=40 s  recon_unit_scan      127.0.0.66 -> PLC 2: FC 3 to units 1..50
   t=55 s  recon_address_sweep  127.0.0.66 -> PLC 1: HR 0..199, IR 0..99 in blocks of 10
   t=70 s  new_host_read        127.0.0.67 -> PLC 1: reads HR 0-9 like the HMI, 5 times
-  t=85 s  unauthorised_write   127.0.0.66 -> PLC 1: FC 6 level setpoint = 60.0 % (a normal value)
+  t=85 s  unauthorised_write   127.0.0.68 -> PLC 1: FC 6 level setpoint = 60.0 % (a normal value)
   t=100 s write_out_of_range   127.0.0.30 (the engineering station) -> PLC 1: FC 6 level
                                setpoint = 95.0 % (normal 58-62 %)
   t=115 s diag_force_listen_only 127.0.0.66 -> PLC 1: FC 8 sub-function 4
@@ -118,7 +118,7 @@ async def run(args):
     await s.modbus(40, "recon_unit_scan", bad, plc2, "unit id scan 1..50 with FC 3 on PLC 2", unit_scan)
     await s.modbus(55, "recon_address_sweep", bad, plc1, "address sweep on PLC 1: HR 0..199, IR 0..99", sweep)
     await s.modbus(70, "new_host_read", new, plc1, "a host never seen before reads HR 0-9 of PLC 1, 5 times", polite)
-    await s.modbus(85, "unauthorised_write", bad, plc1, "a new host writes the level setpoint of PLC 1 (FC 6 HR 0 = 600)", write_normal)
+    await s.modbus(85, "unauthorised_write", args.writer, plc1, "a new host writes the level setpoint of PLC 1 (FC 6 HR 0 = 600)", write_normal)
     await s.modbus(100, "write_out_of_range", args.eng, plc1,
                    "engineering station writes level setpoint 95.0 % on PLC 1 (normal 58-62 %), then back", write_high)
     await s.modbus(115, "diag_force_listen_only", bad, plc1, "FC 8 sub-function 4 force listen only on PLC 1", listen_only)
@@ -153,6 +153,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--attacker", default="127.0.0.66")
     p.add_argument("--newhost", default="127.0.0.67")
+    p.add_argument("--writer", default="127.0.0.68")
     p.add_argument("--eng", default="127.0.0.30")
     p.add_argument("--historian", default="127.0.0.21")
     p.add_argument("--plc1", default="127.0.0.10:502")
@@ -160,7 +161,7 @@ def main():
     p.add_argument("--opcua", default="opc.tcp://127.0.0.10:4840/plant/")
     p.add_argument("--labels", required=True)
     args = p.parse_args()
-    for a in (args.attacker, args.newhost, args.eng, args.historian, args.plc1, args.plc2, args.opcua.split("//")[1]):
+    for a in (args.attacker, args.newhost, args.writer, args.eng, args.historian, args.plc1, args.plc2, args.opcua.split("//")[1]):
         if not a.startswith("127."):
             raise SystemExit("loopback addresses only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tshark's view of the evaluation scenarios in pcaps/eval/: packets, Modbus PDUs, OPC UA
 # messages, malformed frames and expert errors, and a check that every packet from the
-# unknown hosts (127.0.0.66, 127.0.0.67) lies inside a labelled window.
+# unknown hosts (127.0.0.66-68) lies inside a labelled window.
 set -euo pipefail
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../eval" && pwd)
 DA=(-d tcp.port==5020,mbtcp)
@@ -16,11 +16,11 @@ for f in "$DIR"/train.pcap "$DIR"/normal.pcap "$DIR"/attacks.pcapng; do
 done
 L="$DIR/attacks.labels.tsv"
 if [ -f "$L" ]; then
-  outside=$(tshark 2>/dev/null -r "$DIR/attacks.pcapng" -Y 'ip.addr == 127.0.0.66 || ip.addr == 127.0.0.67' \
+  outside=$(tshark 2>/dev/null -r "$DIR/attacks.pcapng" -Y 'ip.addr == 127.0.0.66 || ip.addr == 127.0.0.67 || ip.addr == 127.0.0.68' \
     -T fields -e frame.time_epoch | python3 -c '
 import sys, datetime as dt
 def ep(s): return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 w = [(ep(l.split("\t")[0]), ep(l.split("\t")[1])) for l in open(sys.argv[1]).read().splitlines()[1:] if l]
 print(sum(1 for t in map(float, sys.stdin) if not any(a - 0.001 <= t <= b + 0.001 for a, b in w)))' "$L")
-  echo "packets of 127.0.0.66/67 outside every label window: $outside"
+  echo "packets of 127.0.0.66-68 outside every label window: $outside"
 fi

@@ -10,7 +10,9 @@
 //!   neither read may be out of range (that is reported as such, and the way back is not news).
 //! - A freeze: an object whose value changed while learning (at least `freeze_min_distinct`
 //!   distinct values) returns the same value for more than
-//!   `max(freeze_factor × max_same_run, freeze_min_reads)` reads in a row.
+//!   `max(freeze_factor × max_same_run, freeze_min_reads)` reads in a row, spanning at least
+//!   `max(freeze_min_secs, freeze_factor × max_same_run × mean learnt read interval)` (a fast
+//!   burst of reads is not a freeze).
 
 use super::{list_words, Detector};
 use crate::alert::signatures::*;
@@ -19,6 +21,7 @@ use crate::baseline::{
     access_keys, device_words, event_summary, fmt_num, key_words, numeric, Baseline, ValueProfile,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
+use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -41,6 +44,10 @@ pub struct ValuesConfig {
     pub freeze_min_reads: u64,
     /// Only objects with at least this many distinct learnt values can freeze.
     pub freeze_min_distinct: u32,
+    /// ... and the value must have stayed the same for at least this long (capture seconds):
+    /// a burst of reads in a fraction of a second sees one value many times without anything
+    /// being frozen.
+    pub freeze_min_secs: u64,
     /// Most values examined per access.
     pub max_values_per_access: usize,
     /// Most per-object states kept (last value, run length).
@@ -58,6 +65,7 @@ impl Default for ValuesConfig {
             freeze_factor: 3.0,
             freeze_min_reads: 20,
             freeze_min_distinct: 3,
+            freeze_min_secs: 10,
             max_values_per_access: 128,
             max_states: 65_536,
         }
@@ -68,6 +76,8 @@ impl Default for ValuesConfig {
 struct ObjState {
     last: f64,
     run: u64,
+    /// Capture time of the first read of the current run.
+    run_since: Timestamp,
     frozen_reported: bool,
 }
 
@@ -265,6 +275,7 @@ impl Values {
                     ObjState {
                         last: x,
                         run: 1,
+                        run_since: ev.ts,
                         frozen_reported: false,
                     },
                 );
@@ -278,6 +289,7 @@ impl Values {
             st.run += 1;
         } else {
             st.run = 1;
+            st.run_since = ev.ts;
             st.frozen_reported = false;
         }
         st.last = x;
@@ -310,13 +322,24 @@ impl Values {
         // Freeze.
         let limit = ((self.cfg.freeze_factor * n.max_same_run as f64).ceil() as u64)
             .max(self.cfg.freeze_min_reads);
-        if n.distinct >= self.cfg.freeze_min_distinct && st.run > limit && !st.frozen_reported {
+        // The longest learnt run in time: its reads times the mean learnt interval between
+        // reads of this object (learning span / reads), so that a burst of reads, which
+        // inflates the count, does not make a freeze out of a value that changes slowly.
+        let mean_interval_s = b.learned.duration_s / n.count.max(1) as f64;
+        let min_secs = (self.cfg.freeze_factor * n.max_same_run as f64 * mean_interval_s)
+            .max(self.cfg.freeze_min_secs as f64);
+        let run_secs = ev.ts.micros_since(st.run_since) / 1_000_000;
+        if n.distinct >= self.cfg.freeze_min_distinct
+            && st.run > limit
+            && run_secs as f64 >= min_secs
+            && !st.frozen_reported
+        {
             st.frozen_reported = true;
             let explanation = format!(
-                "{obj} on {dev} has read {} for {} reads in a row (by {}); in the baseline it \
-                 changed all the time ({} different values, never the same for more than {} \
-                 reads). A frozen value can be a stuck sensor, a stopped PLC program, or a \
-                 replay hiding the real process from the operator.",
+                "{obj} on {dev} has read {} for {} reads in a row over {run_secs} s (by {}); in \
+                 the baseline it changed all the time ({} different values, never the same for \
+                 more than {} reads). A frozen value can be a stuck sensor, a stopped PLC \
+                 program, or a replay hiding the real process from the operator.",
                 fmt_num(x),
                 st.run,
                 ev.client.ip,
@@ -452,6 +475,11 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].otwatch.kind, "value_frozen");
         assert!(out[0].otwatch.explanation.contains("for 21 reads in a row"));
+        // The same value 30 times within 0.3 s (a burst of reads) is not frozen.
+        let evs: Vec<IcsEvent> = (0..30)
+            .map(|i| read_ir(999_000 + i * 10, MASTER, PLC, 1, 0, &[180, 7]))
+            .collect();
+        assert!(run(&evs).is_empty());
         // The constant register 1 never "freezes".
         assert!(!out[0].otwatch.explanation.contains("input register 1 "));
     }
