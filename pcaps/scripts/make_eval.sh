@@ -11,8 +11,8 @@
 #                    frozen tank level (eval_plc.py --freeze-at); windows in attacks.labels.tsv
 # Needs root (tcpdump on lo, port 502), tcpdump, editcap, tshark, and requirements.txt.
 # Hosts: 127.0.0.10 PLC 1 (Modbus 502, OPC UA 4840), 127.0.0.11 PLC 2 (Modbus 5020, units 1
-# and 2), 127.0.0.20 HMI, 127.0.0.21 historian, 127.0.0.30 engineering station, 127.0.0.66 and
-# 127.0.0.67 unknown hosts. Traffic goes to loopback addresses only. About 17 minutes in all.
+# and 2), 127.0.0.20 HMI, 127.0.0.21 historian, 127.0.0.30 engineering station, 127.0.0.66,
+# 127.0.0.67 and 127.0.0.68 unknown hosts. Traffic goes to loopback addresses only. About 17 minutes in all.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
