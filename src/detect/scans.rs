@@ -9,7 +9,8 @@
 //! - address sweep: at least `sweep_distinct` distinct objects requested (the first object of
 //!   each request), which are mostly not repeats (`distinct / requests ≥ sweep_min_novel_share`):
 //!   polling re-reads the same blocks, a sweep does not. With a baseline only blocks outside the
-//!   channel's learnt ranges count, and the threshold is `sweep_distinct_with_baseline`;
+//!   channel's learnt ranges count, and the threshold is `sweep_distinct_with_baseline` (also for a
+//!   client the baseline never saw: everything it reads is never-polled);
 //! - exception burst: at least `max(exception_min, exception_factor × learnt maximum per
 //!   minute)` exception or bad-status responses.
 //!
@@ -295,7 +296,9 @@ impl Detector for Scans {
             if !ch.is_some_and(|c| block_is_known(c, ev)) {
                 st.blocks.push(now, win, cap, block);
             }
-            let need = if ch.is_some() {
+            // With a baseline, a client it never saw has polled nothing: every block it
+            // reads is a never-polled one, so the baseline threshold applies to it too.
+            let need = if baseline.is_some() {
                 cfg.sweep_distinct_with_baseline
             } else {
                 cfg.sweep_distinct

@@ -10,6 +10,9 @@
 //! - order changed: on a channel with a strict learnt cycle, at least `order_min_violations`
 //!   of the last `order_window` transitions between cycle requests were not the learnt ones.
 //!
+//! OPC UA Publish requests are left out of the period and order checks: a client sends them as
+//! the server answers, so their pace follows the data, not a poll cycle.
+//!
 //! And per channel, a burst: more requests in one 10-second window than
 //! `max(burst_factor × learnt maximum, learnt maximum + burst_min_extra)`.
 
@@ -71,6 +74,9 @@ impl Default for TimingConfig {
 }
 
 type ChanKey = (IpAddr, IpAddr, AppProto);
+
+/// Encoding NodeId of the OPC UA PublishRequest (i=826).
+const OPCUA_PUBLISH_REQUEST: u32 = 826;
 
 #[derive(Debug)]
 struct SigState {
@@ -231,6 +237,12 @@ impl Detector for Timing {
             format!("{}.volume.max_per_10s", ch.ref_name()),
             out,
         );
+        if ev.proto == AppProto::Opcua && ev.function.code == OPCUA_PUBLISH_REQUEST {
+            // An OPC UA client keeps Publish requests queued at the server and sends the next
+            // one when a notification or keep-alive comes back: their pace follows how often
+            // the data changes, not a polling cycle, so they have no period to keep.
+            return;
+        }
         let sig = request_signature(ev);
         if !ch.cycle.is_empty() {
             self.order(
@@ -427,6 +439,34 @@ mod tests {
             t += period_ms;
         }
         v
+    }
+
+    /// A Modbus read event dressed as an OPC UA PublishRequest.
+    fn publish(ms: i64) -> IcsEvent {
+        let mut e = read_hr(ms, MASTER, PLC, 1, 0, &[1]);
+        e.proto = AppProto::Opcua;
+        e.unit_id = None;
+        e.function.code = OPCUA_PUBLISH_REQUEST;
+        e.function.name = "PublishRequest";
+        e.accesses.clear();
+        e
+    }
+
+    #[test]
+    fn publish_requests_have_no_period() {
+        let mut l = Learner::default();
+        for i in 0..300i64 {
+            l.observe(&publish(i * 1000));
+        }
+        let b = l.finish().unwrap();
+        let mut d = Timing::new(TimingConfig::default());
+        let mut out = Vec::new();
+        // The data stops changing: Publish requests now come every 12 s (keep-alives).
+        for i in 0..30i64 {
+            d.on_event(&publish(1_000_000 + i * 12_000), Some(&b), &mut out);
+            d.on_tick(ts_ms(1_000_000 + i * 12_000 + 6000), Some(&b), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

@@ -6,10 +6,13 @@
 //!   union of every baseline writer's to that server (so "who wrote it normally" can be named).
 //! - A read value outside its read profile, with the wider `read_margin_frac`.
 //! - A jump: two consecutive reads on one channel differing by more than
-//!   `jump_factor × max_step` (and the margin), for objects whose value moved while learning.
+//!   `jump_factor × max_step` (and the margin), for objects whose value moved while learning;
+//!   neither read may be out of range (that is reported as such, and the way back is not news).
 //! - A freeze: an object whose value changed while learning (at least `freeze_min_distinct`
 //!   distinct values) returns the same value for more than
-//!   `max(freeze_factor × max_same_run, freeze_min_reads)` reads in a row.
+//!   `max(freeze_factor × max_same_run, freeze_min_reads)` reads in a row, spanning at least
+//!   `max(freeze_min_secs, freeze_factor × max_same_run × mean learnt read interval)` (a fast
+//!   burst of reads is not a freeze).
 
 use super::{list_words, Detector};
 use crate::alert::signatures::*;
@@ -18,6 +21,7 @@ use crate::baseline::{
     access_keys, device_words, event_summary, fmt_num, key_words, numeric, Baseline, ValueProfile,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
+use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -40,6 +44,10 @@ pub struct ValuesConfig {
     pub freeze_min_reads: u64,
     /// Only objects with at least this many distinct learnt values can freeze.
     pub freeze_min_distinct: u32,
+    /// ... and the value must have stayed the same for at least this long (capture seconds):
+    /// a burst of reads in a fraction of a second sees one value many times without anything
+    /// being frozen.
+    pub freeze_min_secs: u64,
     /// Most values examined per access.
     pub max_values_per_access: usize,
     /// Most per-object states kept (last value, run length).
@@ -57,6 +65,7 @@ impl Default for ValuesConfig {
             freeze_factor: 3.0,
             freeze_min_reads: 20,
             freeze_min_distinct: 3,
+            freeze_min_secs: 10,
             max_values_per_access: 128,
             max_states: 65_536,
         }
@@ -67,6 +76,8 @@ impl Default for ValuesConfig {
 struct ObjState {
     last: f64,
     run: u64,
+    /// Capture time of the first read of the current run.
+    run_since: Timestamp,
     frozen_reported: bool,
 }
 
@@ -264,6 +275,7 @@ impl Values {
                     ObjState {
                         last: x,
                         run: 1,
+                        run_since: ev.ts,
                         frozen_reported: false,
                     },
                 );
@@ -277,12 +289,19 @@ impl Values {
             st.run += 1;
         } else {
             st.run = 1;
+            st.run_since = ev.ts;
             st.frozen_reported = false;
         }
         st.last = x;
-        // Jump.
+        // Jump. A step back from a value that was itself out of range (already reported) is
+        // the process or an operator putting things right, not a new anomaly.
         let step = (x - prev).abs();
-        if !out_of_range && n.max_step > 0.0 && step > (self.cfg.jump_factor * n.max_step).max(m) {
+        let prev_out_of_range = prev < n.min - m || prev > n.max + m;
+        if !out_of_range
+            && !prev_out_of_range
+            && n.max_step > 0.0
+            && step > (self.cfg.jump_factor * n.max_step).max(m)
+        {
             let explanation = format!(
                 "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
                  it never moved more than {} between reads (range {}). A sudden jump can be a \
@@ -303,13 +322,24 @@ impl Values {
         // Freeze.
         let limit = ((self.cfg.freeze_factor * n.max_same_run as f64).ceil() as u64)
             .max(self.cfg.freeze_min_reads);
-        if n.distinct >= self.cfg.freeze_min_distinct && st.run > limit && !st.frozen_reported {
+        // The longest learnt run in time: its reads times the mean learnt interval between
+        // reads of this object (learning span / reads), so that a burst of reads, which
+        // inflates the count, does not make a freeze out of a value that changes slowly.
+        let mean_interval_s = b.learned.duration_s / n.count.max(1) as f64;
+        let min_secs = (self.cfg.freeze_factor * n.max_same_run as f64 * mean_interval_s)
+            .max(self.cfg.freeze_min_secs as f64);
+        let run_secs = ev.ts.micros_since(st.run_since) / 1_000_000;
+        if n.distinct >= self.cfg.freeze_min_distinct
+            && st.run > limit
+            && run_secs as f64 >= min_secs
+            && !st.frozen_reported
+        {
             st.frozen_reported = true;
             let explanation = format!(
-                "{obj} on {dev} has read {} for {} reads in a row (by {}); in the baseline it \
-                 changed all the time ({} different values, never the same for more than {} \
-                 reads). A frozen value can be a stuck sensor, a stopped PLC program, or a \
-                 replay hiding the real process from the operator.",
+                "{obj} on {dev} has read {} for {} reads in a row over {run_secs} s (by {}); in \
+                 the baseline it changed all the time ({} different values, never the same for \
+                 more than {} reads). A frozen value can be a stuck sensor, a stopped PLC \
+                 program, or a replay hiding the real process from the operator.",
                 fmt_num(x),
                 st.run,
                 ev.client.ip,
@@ -445,7 +475,23 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].otwatch.kind, "value_frozen");
         assert!(out[0].otwatch.explanation.contains("for 21 reads in a row"));
+        // The same value 30 times within 0.3 s (a burst of reads) is not frozen.
+        let evs: Vec<IcsEvent> = (0..30)
+            .map(|i| read_ir(999_000 + i * 10, MASTER, PLC, 1, 0, &[180, 7]))
+            .collect();
+        assert!(run(&evs).is_empty());
         // The constant register 1 never "freezes".
         assert!(!out[0].otwatch.explanation.contains("input register 1 "));
+    }
+
+    #[test]
+    fn way_back_from_out_of_range_is_not_a_jump() {
+        // 5000 is out of range (reported as such); 150 after it is back to normal.
+        let out = run(&[
+            read_ir(999_000, MASTER, PLC, 1, 0, &[5000, 7]),
+            read_ir(1_000_000, MASTER, PLC, 1, 0, &[150, 7]),
+        ]);
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["read_value_out_of_range"], "{out:?}");
     }
 }
