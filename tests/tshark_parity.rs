@@ -103,6 +103,58 @@ fn tshark_hist(path: &Path, filter: &str, field: &str, extra: &[String]) -> BTre
     h
 }
 
+/// A histogram with its keys as strings, to compare with tshark's.
+fn keyed<K: ToString>(m: &BTreeMap<K, u64>) -> BTreeMap<String, u64> {
+    m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Modbus function codes as tshark counts them (decoding `ports` off 502 as Modbus).
+fn tshark_function_codes(path: &Path, ports: &BTreeSet<(AppProto, u16)>) -> BTreeMap<String, u64> {
+    tshark_hist(
+        path,
+        "mbtcp",
+        "modbus.func_code",
+        &decode_as(ports, AppProto::Modbus),
+    )
+}
+
+/// Differences between our OPC UA counts (per message type, per service) and tshark's.
+fn opcua_differences(
+    path: &Path,
+    s: &RunStats,
+    extra: &[String],
+    names: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let t = tshark_hist(path, "opcua", "opcua.transport.type", extra);
+    let o = keyed(&s.proto.opcua.by_type);
+    if o != t {
+        wrong.push(format!(
+            "{}: message types ours {o:?} tshark {t:?}",
+            path.display()
+        ));
+    }
+    // Services: tshark's numeric encoding ids, named from the specification's table.
+    let ts: BTreeMap<String, u64> =
+        tshark_hist(path, "opcua", "opcua.servicenodeid.numeric", extra)
+            .into_iter()
+            .map(|(id, n)| {
+                (
+                    names.get(&id).cloned().unwrap_or(format!("unknown_{id}")),
+                    n,
+                )
+            })
+            .collect();
+    let os = keyed(&s.proto.opcua.services);
+    if os != ts {
+        wrong.push(format!(
+            "{}: services ours {os:?}\n   tshark {ts:?}",
+            path.display()
+        ));
+    }
+    wrong
+}
+
 /// Files where tshark's default settings (the manifest) count fewer messages than tshark with
 /// out-of-order reassembly, and than otwatch: a segment the capture lost is only seen in a
 /// later retransmission, which default tshark does not dissect.
@@ -179,19 +231,8 @@ fn modbus_counts_equal_tshark() {
                 r.file, r.modbus_pdus
             ));
         }
-        let t = tshark_hist(
-            &path,
-            "mbtcp",
-            "modbus.func_code",
-            &decode_as(&ports, AppProto::Modbus),
-        );
-        let o: BTreeMap<String, u64> = s
-            .proto
-            .modbus
-            .function_codes
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
+        let t = tshark_function_codes(&path, &ports);
+        let o = keyed(&s.proto.modbus.function_codes);
         if o != t {
             wrong.push(format!(
                 "{}: function codes ours {o:?} tshark {t:?}",
@@ -212,19 +253,8 @@ fn modbus_on_other_ports_in_our_samples() {
         ports.contains(&(AppProto::Modbus, 5020)),
         "found by content on port 5020"
     );
-    let t = tshark_hist(
-        &path,
-        "mbtcp",
-        "modbus.func_code",
-        &decode_as(&ports, AppProto::Modbus),
-    );
-    let o: BTreeMap<String, u64> = s
-        .proto
-        .modbus
-        .function_codes
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
+    let t = tshark_function_codes(&path, &ports);
+    let o = keyed(&s.proto.modbus.function_codes);
     assert_eq!(o, t);
     assert_eq!(s.proto.modbus.pdus, t.values().sum::<u64>());
     assert_eq!(
@@ -281,41 +311,7 @@ fn opcua_counts_equal_tshark() {
                 r.file, r.opcua_msgs
             ));
         }
-        let t = tshark_hist(&path, "opcua", "opcua.transport.type", &extra);
-        let o: BTreeMap<String, u64> = s
-            .proto
-            .opcua
-            .by_type
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        if o != t {
-            wrong.push(format!("{}: message types ours {o:?} tshark {t:?}", r.file));
-        }
-        // Services: tshark's numeric encoding ids, named from the specification's table.
-        let ts: BTreeMap<String, u64> =
-            tshark_hist(&path, "opcua", "opcua.servicenodeid.numeric", &extra)
-                .into_iter()
-                .map(|(id, n)| {
-                    (
-                        names.get(&id).cloned().unwrap_or(format!("unknown_{id}")),
-                        n,
-                    )
-                })
-                .collect();
-        let os: BTreeMap<String, u64> = s
-            .proto
-            .opcua
-            .services
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        if os != ts {
-            wrong.push(format!(
-                "{}: services ours {os:?}\n   tshark {ts:?}",
-                r.file
-            ));
-        }
+        wrong.extend(opcua_differences(&path, &s, &extra, &names));
     }
     assert!(checked >= 29, "only {checked} captures with OPC UA");
     assert!(
@@ -344,29 +340,9 @@ fn opcua_sample_from_asyncua_equals_tshark_and_decodes_sessions() {
         "found by content on port 48400"
     );
     let extra = decode_as(&ports, AppProto::Opcua);
-    let t = tshark_hist(&path, "opcua", "opcua.transport.type", &extra);
-    let o: BTreeMap<String, u64> = s
-        .proto
-        .opcua
-        .by_type
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-    assert_eq!(o, t);
     let names = encoding_names();
-    let ts: BTreeMap<String, u64> =
-        tshark_hist(&path, "opcua", "opcua.servicenodeid.numeric", &extra)
-            .into_iter()
-            .map(|(id, n)| (names[&id].clone(), n))
-            .collect();
-    let os: BTreeMap<String, u64> = s
-        .proto
-        .opcua
-        .services
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-    assert_eq!(os, ts);
+    let wrong = opcua_differences(&path, &s, &extra, &names);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(
         s.proto.opcua.violations.is_empty(),
         "{:?}",
