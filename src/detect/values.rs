@@ -18,11 +18,12 @@ use super::{list_words, Detector};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
-    access_keys, device_words, event_summary, fmt_num, key_words, numeric, Baseline, ValueProfile,
+    device_words, event_summary, fmt_num, for_each_access_key, key_words, numeric, Baseline,
+    ObjKey, ValueProfile,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
 use crate::time::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Value thresholds.
@@ -81,13 +82,13 @@ struct ObjState {
     frozen_reported: bool,
 }
 
-type StateKey = (IpAddr, IpAddr, AppProto, String);
+type StateKey = (IpAddr, IpAddr, AppProto, ObjKey);
 
 /// The values detector.
 #[derive(Debug)]
 pub struct Values {
     cfg: ValuesConfig,
-    states: BTreeMap<StateKey, ObjState>,
+    states: HashMap<StateKey, ObjState>,
     /// Objects not tracked because the state table was full.
     pub states_dropped: u64,
 }
@@ -190,7 +191,7 @@ impl Values {
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
             cfg,
-            states: BTreeMap::new(),
+            states: HashMap::new(),
             states_dropped: 0,
         }
     }
@@ -241,15 +242,23 @@ impl Values {
         );
     }
 
-    fn read(&mut self, ev: &IcsEvent, key: &str, x: f64, b: &Baseline, out: &mut Vec<Alert>) {
+    fn read(
+        &mut self,
+        ev: &IcsEvent,
+        okey: ObjKey,
+        key: &str,
+        x: f64,
+        b: &Baseline,
+        out: &mut Vec<Alert>,
+    ) {
         let Some(n) = normal_of(b, ev, key, AccessDir::Read) else {
             return;
         };
-        let obj = key_words(key);
-        let dev = device_words(ev.server.ip, ev.unit_id);
         let m = self.margin(&n, self.cfg.read_margin_frac);
         let out_of_range = x < n.min - m || x > n.max + m;
         if out_of_range {
+            let obj = key_words(key);
+            let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
                 "{obj} on {dev} read {} (by {}); in the baseline it read {} ({} reads). A \
                  process value far outside its normal range means the process is upset, the \
@@ -267,7 +276,7 @@ impl Values {
                     ),
             );
         }
-        let skey = (ev.client.ip, ev.server.ip, ev.proto, key.to_string());
+        let skey = (ev.client.ip, ev.server.ip, ev.proto, okey);
         let Some(st) = self.states.get_mut(&skey) else {
             if self.states.len() < self.cfg.max_states {
                 self.states.insert(
@@ -302,6 +311,8 @@ impl Values {
             && n.max_step > 0.0
             && step > (self.cfg.jump_factor * n.max_step).max(m)
         {
+            let obj = key_words(key);
+            let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
                 "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
                  it never moved more than {} between reads (range {}). A sudden jump can be a \
@@ -335,6 +346,8 @@ impl Values {
             && !st.frozen_reported
         {
             st.frozen_reported = true;
+            let obj = key_words(key);
+            let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
                 "{obj} on {dev} has read {} for {} reads in a row over {run_secs} s (by {}); in \
                  the baseline it changed all the time ({} different values, never the same for \
@@ -371,21 +384,19 @@ impl Detector for Values {
         if !matches!(ev.outcome, Outcome::Ok) {
             return;
         }
+        let cap = self.cfg.max_values_per_access;
+        let mut key = String::new();
         for a in &ev.accesses {
-            for (key, v) in access_keys(
-                ev.unit_id,
-                &a.object,
-                &a.values,
-                self.cfg.max_values_per_access,
-            ) {
+            for_each_access_key(ev.unit_id, &a.object, &a.values, cap, |okey, v| {
                 let Some(x) = v.and_then(numeric) else {
-                    continue;
+                    return;
                 };
+                okey.write_key(&mut key);
                 match a.dir {
                     AccessDir::Write => self.write(ev, &key, x, b, out),
-                    AccessDir::Read => self.read(ev, &key, x, b, out),
+                    AccessDir::Read => self.read(ev, okey, &key, x, b, out),
                 }
-            }
+            });
         }
     }
 }
