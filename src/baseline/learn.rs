@@ -1,15 +1,17 @@
 //! The learner: events in, [`Baseline`] out, in bounded memory.
 
-use super::keys::{for_each_access_key, numeric, op_key, request_signature, table_key, ObjKey};
+use super::keys::{
+    modbus_object_key, named_object_key, numeric, op_key, request_signature, table_key,
+};
 use super::profile::{quantile, RangeSet, Sampler, ValueAcc};
 use super::{
     Asset, Baseline, BaselineError, Channel, Dropped, LearnedSpan, ObjectProfile, Operation,
     PollPattern, Volume,
 };
 use crate::detect::ml::{MlConfig, MlLearner};
-use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, Outcome, Side};
+use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, Outcome, Side, Value};
 use crate::time::Timestamp;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{btree_map, hash_map, BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// Caps and thresholds of learning. Every cap hit is counted in the baseline's `dropped`.
@@ -135,7 +137,12 @@ struct ChanAcc {
     operations: BTreeMap<(u32, Option<u16>), Operation>,
     read_ranges: HashMap<SpaceKey, RangeSet>,
     write_ranges: HashMap<SpaceKey, RangeSet>,
-    objects: HashMap<ObjKey, ObjAcc>,
+    /// Modbus objects, per (unit, table), by address.
+    objects_mb: HashMap<SpaceKey, BTreeMap<u32, ObjAcc>>,
+    /// Other objects, by key.
+    objects_named: HashMap<String, ObjAcc>,
+    /// Objects in both maps.
+    n_objects: usize,
     polls: BTreeMap<String, PollAcc>,
     last_sig: Option<String>,
     transitions: BTreeMap<(String, String), u64>,
@@ -279,7 +286,9 @@ impl Learner {
             operations: BTreeMap::new(),
             read_ranges: HashMap::new(),
             write_ranges: HashMap::new(),
-            objects: HashMap::new(),
+            objects_mb: HashMap::new(),
+            objects_named: HashMap::new(),
+            n_objects: 0,
             polls: BTreeMap::new(),
             last_sig: None,
             transitions: BTreeMap::new(),
@@ -384,47 +393,59 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
             rs.insert(*start, last, cfg.max_ranges_per_space);
         }
         // Objects and their values. Values of a failed operation are not learnt.
-        let objects = &mut ch.objects;
-        let dropped = &mut ch.dropped;
-        let n = for_each_access_key(
-            ev.unit_id,
-            &a.object,
-            &a.values,
-            cfg.max_values_per_access,
-            |k, v| {
-                let full = objects.len() >= cfg.max_objects_per_channel;
-                let o = match objects.entry(k) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(_) if full => {
-                        dropped.objects += 1;
-                        return;
-                    }
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(ObjAcc {
-                        reads: 0,
-                        writes: 0,
-                        read: ValueAcc::new(cfg.samples, cfg.distinct_cap),
-                        written: ValueAcc::new(cfg.samples, cfg.distinct_cap),
-                    }),
-                };
-                let x = if exc { None } else { v.and_then(numeric) };
-                match a.dir {
-                    AccessDir::Read => {
-                        o.reads += 1;
-                        if let Some(x) = x {
-                            o.read.push(x);
+        let new_obj = || ObjAcc {
+            reads: 0,
+            writes: 0,
+            read: ValueAcc::new(cfg.samples, cfg.distinct_cap),
+            written: ValueAcc::new(cfg.samples, cfg.distinct_cap),
+        };
+        match &a.object {
+            ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            } => {
+                let inner = ch.objects_mb.entry((ev.unit_id, *table)).or_default();
+                let n = (*count as usize).min(cfg.max_values_per_access);
+                for i in 0..n {
+                    let addr = start.saturating_add(i as u32);
+                    let o = match inner.entry(addr) {
+                        btree_map::Entry::Occupied(e) => e.into_mut(),
+                        btree_map::Entry::Vacant(_)
+                            if ch.n_objects >= cfg.max_objects_per_channel =>
+                        {
+                            ch.dropped.objects += 1;
+                            continue;
                         }
-                    }
-                    AccessDir::Write => {
-                        o.writes += 1;
-                        if let Some(x) = x {
-                            o.written.push(x);
+                        btree_map::Entry::Vacant(e) => {
+                            ch.n_objects += 1;
+                            e.insert(new_obj())
                         }
+                    };
+                    learn_value(o, a.dir, exc, a.values.get(i));
+                }
+                ch.dropped.values += u64::from(*count).saturating_sub(n as u64);
+            }
+            other => {
+                if let Some(k) = named_object_key(other) {
+                    let o = match ch.objects_named.entry(k) {
+                        hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+                        hash_map::Entry::Vacant(_)
+                            if ch.n_objects >= cfg.max_objects_per_channel =>
+                        {
+                            ch.dropped.objects += 1;
+                            None
+                        }
+                        hash_map::Entry::Vacant(e) => {
+                            ch.n_objects += 1;
+                            Some(e.insert(new_obj()))
+                        }
+                    };
+                    if let Some(o) = o {
+                        learn_value(o, a.dir, exc, a.values.first());
                     }
                 }
-            },
-        );
-        if let ObjectRef::Modbus { count, .. } = a.object {
-            ch.dropped.values += u64::from(count).saturating_sub(n as u64);
+            }
         }
     }
     // Polling model.
@@ -456,6 +477,24 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
         }
     }
     ch.last_sig = Some(sig);
+}
+
+fn learn_value(o: &mut ObjAcc, dir: AccessDir, exc: bool, v: Option<&Value>) {
+    let x = if exc { None } else { v.and_then(numeric) };
+    match dir {
+        AccessDir::Read => {
+            o.reads += 1;
+            if let Some(x) = x {
+                o.read.push(x);
+            }
+        }
+        AccessDir::Write => {
+            o.writes += 1;
+            if let Some(x) = x {
+                o.written.push(x);
+            }
+        }
+    }
 }
 
 fn finish_poll(cfg: &LearnConfig, sig: &str, p: &PollAcc) -> PollPattern {
@@ -593,11 +632,16 @@ fn finish_channel(cfg: &LearnConfig, k: &ChanKey, c: &ChanAcc) -> Channel {
         read_ranges: ranges(&c.read_ranges),
         write_ranges: ranges(&c.write_ranges),
         objects: c
-            .objects
+            .objects_mb
             .iter()
+            .flat_map(|(&(unit, table), m)| {
+                m.iter()
+                    .map(move |(addr, o)| (modbus_object_key(unit, table, *addr), o))
+            })
+            .chain(c.objects_named.iter().map(|(k, o)| (k.clone(), o)))
             .map(|(k, o)| {
                 (
-                    k.to_key_string(),
+                    k,
                     ObjectProfile {
                         reads: o.reads,
                         writes: o.writes,
