@@ -109,6 +109,90 @@ pub fn access_keys<'a>(
     }
 }
 
+/// A typed object key: the same identity as the string keys of [`access_keys`], without
+/// building a string (for hot lookups; [`ObjKey::to_key_string`] gives the file's key).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjKey {
+    /// One Modbus address.
+    Modbus {
+        /// Unit id.
+        unit: Option<u8>,
+        /// Table.
+        table: ModbusTable,
+        /// Address.
+        addr: u32,
+    },
+    /// A non-Modbus object, by its string key.
+    Named(String),
+}
+
+impl ObjKey {
+    /// The key as written in a baseline file (`u1/holding_register/40`, `node/…`).
+    pub fn to_key_string(&self) -> String {
+        match self {
+            ObjKey::Modbus { unit, table, addr } => modbus_object_key(*unit, *table, *addr),
+            ObjKey::Named(s) => s.clone(),
+        }
+    }
+
+    /// Writes the key into `buf` (cleared first), reusing its allocation.
+    pub fn write_key(&self, buf: &mut String) {
+        use std::fmt::Write;
+        buf.clear();
+        match self {
+            ObjKey::Modbus { unit, table, addr } => {
+                match unit {
+                    Some(u) => {
+                        let _ = write!(buf, "u{u}");
+                    }
+                    None => buf.push_str("u-"),
+                }
+                let _ = write!(buf, "/{}/{addr}", table_key(*table));
+            }
+            ObjKey::Named(s) => buf.push_str(s),
+        }
+    }
+}
+
+/// Calls `f` with each typed object key an access touches and the value at it (by position),
+/// at most `cap` of them; returns how many. Same keys, same order as [`access_keys`].
+pub fn for_each_access_key<'a>(
+    unit: Option<u8>,
+    obj: &ObjectRef,
+    values: &'a [Value],
+    cap: usize,
+    mut f: impl FnMut(ObjKey, Option<&'a Value>),
+) -> usize {
+    match obj {
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } => {
+            let n = (*count as usize).min(cap);
+            for i in 0..n {
+                let addr = start.saturating_add(i as u32);
+                f(
+                    ObjKey::Modbus {
+                        unit,
+                        table: *table,
+                        addr,
+                    },
+                    values.get(i),
+                );
+            }
+            n
+        }
+        other => match named_object_key(other) {
+            Some(k) => {
+                f(ObjKey::Named(k), values.first());
+                1
+            }
+            None => 0,
+        },
+    }
+}
+
 /// A value as a number, for profiles: booleans are 0/1; strings and bytes have none.
 pub fn numeric(v: &Value) -> Option<f64> {
     let x = match v {

@@ -1,15 +1,17 @@
 //! The learner: events in, [`Baseline`] out, in bounded memory.
 
-use super::keys::{access_keys, numeric, op_key, request_signature, space_key};
+use super::keys::{
+    modbus_object_key, named_object_key, numeric, op_key, request_signature, table_key,
+};
 use super::profile::{quantile, RangeSet, Sampler, ValueAcc};
 use super::{
     Asset, Baseline, BaselineError, Channel, Dropped, LearnedSpan, ObjectProfile, Operation,
     PollPattern, Volume,
 };
 use crate::detect::ml::{MlConfig, MlLearner};
-use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef, Outcome, Side};
+use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, Outcome, Side, Value};
 use crate::time::Timestamp;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{btree_map, hash_map, BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// Caps and thresholds of learning. Every cap hit is counted in the baseline's `dropped`.
@@ -73,8 +75,8 @@ impl Default for LearnConfig {
 
 #[derive(Debug, Default)]
 struct AssetAcc {
-    macs: BTreeSet<String>,
-    roles: BTreeSet<String>,
+    macs: BTreeSet<[u8; 6]>,
+    roles: BTreeSet<&'static str>,
     server_ports: BTreeSet<u16>,
     facts: BTreeMap<String, BTreeSet<String>>,
     n_facts: usize,
@@ -133,9 +135,14 @@ struct ChanAcc {
     exceptions: u64,
     exc_per_min: WindowMax,
     operations: BTreeMap<(u32, Option<u16>), Operation>,
-    read_ranges: BTreeMap<String, RangeSet>,
-    write_ranges: BTreeMap<String, RangeSet>,
-    objects: BTreeMap<String, ObjAcc>,
+    read_ranges: HashMap<SpaceKey, RangeSet>,
+    write_ranges: HashMap<SpaceKey, RangeSet>,
+    /// Modbus objects, per (unit, table), by address.
+    objects_mb: HashMap<SpaceKey, BTreeMap<u32, ObjAcc>>,
+    /// Other objects, by key.
+    objects_named: HashMap<String, ObjAcc>,
+    /// Objects in both maps.
+    n_objects: usize,
     polls: BTreeMap<String, PollAcc>,
     last_sig: Option<String>,
     transitions: BTreeMap<(String, String), u64>,
@@ -143,6 +150,16 @@ struct ChanAcc {
 }
 
 type ChanKey = (IpAddr, IpAddr, AppProto);
+
+/// A Modbus address space (unit, table); see [`super::keys::space_key`].
+type SpaceKey = (Option<u8>, ModbusTable);
+
+fn space_string(k: &SpaceKey) -> String {
+    match k.0 {
+        Some(u) => format!("u{u}/{}", table_key(k.1)),
+        None => format!("u-/{}", table_key(k.1)),
+    }
+}
 
 /// Learns a [`Baseline`] from events. Feed it with [`observe`](Learner::observe) in capture
 /// order, then call [`finish`](Learner::finish). The same events always give the same file.
@@ -226,9 +243,9 @@ impl Learner {
         for (ep, side) in [(&ev.client, Side::Client), (&ev.server, Side::Server)] {
             if let Some(a) = self.asset(ep.ip) {
                 a.events += 1;
-                a.roles.insert(role(ev.proto, side).to_string());
+                a.roles.insert(role(ev.proto, side));
                 if let Some(m) = ep.mac {
-                    a.macs.insert(mac_str(m));
+                    a.macs.insert(m);
                 }
                 if side == Side::Server {
                     a.server_ports.insert(ep.port);
@@ -267,9 +284,11 @@ impl Learner {
             exceptions: 0,
             exc_per_min: WindowMax::default(),
             operations: BTreeMap::new(),
-            read_ranges: BTreeMap::new(),
-            write_ranges: BTreeMap::new(),
-            objects: BTreeMap::new(),
+            read_ranges: HashMap::new(),
+            write_ranges: HashMap::new(),
+            objects_mb: HashMap::new(),
+            objects_named: HashMap::new(),
+            n_objects: 0,
             polls: BTreeMap::new(),
             last_sig: None,
             transitions: BTreeMap::new(),
@@ -295,8 +314,8 @@ impl Learner {
             .iter()
             .map(|(ip, a)| Asset {
                 ip: *ip,
-                macs: a.macs.clone(),
-                roles: a.roles.clone(),
+                macs: a.macs.iter().map(|m| mac_str(*m)).collect(),
+                roles: a.roles.iter().map(|r| r.to_string()).collect(),
                 server_ports: a.server_ports.clone(),
                 facts: a.facts.clone(),
                 events: a.events,
@@ -358,9 +377,13 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
     }
     for a in &ev.accesses {
         // Address ranges, for novelty.
-        if let (Some(space), ObjectRef::Modbus { start, count, .. }) =
-            (space_key(ev.unit_id, &a.object), &a.object)
+        if let ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } = &a.object
         {
+            let space = (ev.unit_id, *table);
             let last = start.saturating_add(count.saturating_sub(1));
             let map = match a.dir {
                 AccessDir::Read => &mut ch.read_ranges,
@@ -370,33 +393,56 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
             rs.insert(*start, last, cfg.max_ranges_per_space);
         }
         // Objects and their values. Values of a failed operation are not learnt.
-        let keys = access_keys(ev.unit_id, &a.object, &a.values, cfg.max_values_per_access);
-        if let ObjectRef::Modbus { count, .. } = a.object {
-            ch.dropped.values += u64::from(count).saturating_sub(keys.len() as u64);
-        }
-        for (k, v) in keys {
-            if !ch.objects.contains_key(&k) && ch.objects.len() >= cfg.max_objects_per_channel {
-                ch.dropped.objects += 1;
-                continue;
-            }
-            let o = ch.objects.entry(k).or_insert_with(|| ObjAcc {
-                reads: 0,
-                writes: 0,
-                read: ValueAcc::new(cfg.samples, cfg.distinct_cap),
-                written: ValueAcc::new(cfg.samples, cfg.distinct_cap),
-            });
-            let x = if exc { None } else { v.and_then(numeric) };
-            match a.dir {
-                AccessDir::Read => {
-                    o.reads += 1;
-                    if let Some(x) = x {
-                        o.read.push(x);
-                    }
+        let new_obj = || ObjAcc {
+            reads: 0,
+            writes: 0,
+            read: ValueAcc::new(cfg.samples, cfg.distinct_cap),
+            written: ValueAcc::new(cfg.samples, cfg.distinct_cap),
+        };
+        match &a.object {
+            ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            } => {
+                let inner = ch.objects_mb.entry((ev.unit_id, *table)).or_default();
+                let n = (*count as usize).min(cfg.max_values_per_access);
+                for i in 0..n {
+                    let addr = start.saturating_add(i as u32);
+                    let o = match inner.entry(addr) {
+                        btree_map::Entry::Occupied(e) => e.into_mut(),
+                        btree_map::Entry::Vacant(_)
+                            if ch.n_objects >= cfg.max_objects_per_channel =>
+                        {
+                            ch.dropped.objects += 1;
+                            continue;
+                        }
+                        btree_map::Entry::Vacant(e) => {
+                            ch.n_objects += 1;
+                            e.insert(new_obj())
+                        }
+                    };
+                    learn_value(o, a.dir, exc, a.values.get(i));
                 }
-                AccessDir::Write => {
-                    o.writes += 1;
-                    if let Some(x) = x {
-                        o.written.push(x);
+                ch.dropped.values += u64::from(*count).saturating_sub(n as u64);
+            }
+            other => {
+                if let Some(k) = named_object_key(other) {
+                    let o = match ch.objects_named.entry(k) {
+                        hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+                        hash_map::Entry::Vacant(_)
+                            if ch.n_objects >= cfg.max_objects_per_channel =>
+                        {
+                            ch.dropped.objects += 1;
+                            None
+                        }
+                        hash_map::Entry::Vacant(e) => {
+                            ch.n_objects += 1;
+                            Some(e.insert(new_obj()))
+                        }
+                    };
+                    if let Some(o) = o {
+                        learn_value(o, a.dir, exc, a.values.first());
                     }
                 }
             }
@@ -431,6 +477,24 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
         }
     }
     ch.last_sig = Some(sig);
+}
+
+fn learn_value(o: &mut ObjAcc, dir: AccessDir, exc: bool, v: Option<&Value>) {
+    let x = if exc { None } else { v.and_then(numeric) };
+    match dir {
+        AccessDir::Read => {
+            o.reads += 1;
+            if let Some(x) = x {
+                o.read.push(x);
+            }
+        }
+        AccessDir::Write => {
+            o.writes += 1;
+            if let Some(x) = x {
+                o.written.push(x);
+            }
+        }
+    }
 }
 
 fn finish_poll(cfg: &LearnConfig, sig: &str, p: &PollAcc) -> PollPattern {
@@ -540,6 +604,11 @@ fn finish_channel(cfg: &LearnConfig, k: &ChanKey, c: &ChanAcc) -> Channel {
         .chain(c.write_ranges.values())
         .map(|r| r.merged_for_cap)
         .sum();
+    let ranges = |m: &HashMap<SpaceKey, RangeSet>| -> BTreeMap<String, Vec<[u32; 2]>> {
+        m.iter()
+            .map(|(s, r)| (space_string(s), r.pairs().to_vec()))
+            .collect()
+    };
     Channel {
         client: k.0,
         server: k.1,
@@ -560,22 +629,19 @@ fn finish_channel(cfg: &LearnConfig, k: &ChanKey, c: &ChanAcc) -> Channel {
             max_exceptions_per_min: c.exc_per_min.max(),
         },
         operations: c.operations.values().cloned().collect(),
-        read_ranges: c
-            .read_ranges
-            .iter()
-            .map(|(s, r)| (s.clone(), r.pairs().to_vec()))
-            .collect(),
-        write_ranges: c
-            .write_ranges
-            .iter()
-            .map(|(s, r)| (s.clone(), r.pairs().to_vec()))
-            .collect(),
+        read_ranges: ranges(&c.read_ranges),
+        write_ranges: ranges(&c.write_ranges),
         objects: c
-            .objects
+            .objects_mb
             .iter()
+            .flat_map(|(&(unit, table), m)| {
+                m.iter()
+                    .map(move |(addr, o)| (modbus_object_key(unit, table, *addr), o))
+            })
+            .chain(c.objects_named.iter().map(|(k, o)| (k.clone(), o)))
             .map(|(k, o)| {
                 (
-                    k.clone(),
+                    k,
                     ObjectProfile {
                         reads: o.reads,
                         writes: o.writes,

@@ -199,6 +199,10 @@ impl RangeSet {
 
     /// Adds `[first, last]`, merging with overlapping or adjacent ranges.
     pub fn insert(&mut self, first: u32, last: u32, cap: usize) {
+        // Already covered: merging would rebuild the same set.
+        if first <= last && self.ranges.len() <= cap.max(1) && self.covers(first, last) {
+            return;
+        }
         let (mut lo, mut hi) = (first, last);
         let mut out = Vec::with_capacity(self.ranges.len() + 1);
         let mut placed = false;
@@ -247,6 +251,20 @@ impl RangeSet {
     /// True when every address in `[first, last]` is in the set.
     pub fn covers(&self, first: u32, last: u32) -> bool {
         self.ranges.iter().any(|&[a, b]| a <= first && last <= b)
+    }
+
+    /// `RangeSet::from_pairs(pairs).covers(first, last)`, without building the set when the
+    /// pairs are already normalised and merged (as the learner writes them).
+    pub fn pairs_cover(pairs: &[[u32; 2]], first: u32, last: u32) -> bool {
+        let normal = pairs.iter().all(|&[a, b]| a <= b)
+            && pairs
+                .windows(2)
+                .all(|w| matches!(w, [a, b] if a[1].saturating_add(1) < b[0]));
+        if normal {
+            pairs.iter().any(|&[a, b]| a <= first && last <= b)
+        } else {
+            RangeSet::from_pairs(pairs).covers(first, last)
+        }
     }
 
     /// True when `addr` is in the set.

@@ -188,6 +188,18 @@ impl Novelty {
                     };
                     let first = *start;
                     let last = start.saturating_add(count.saturating_sub(1));
+                    // Fast path: known addresses raise nothing, so build nothing for them.
+                    let covered = |m: &std::collections::BTreeMap<String, Vec<[u32; 2]>>| {
+                        m.get(&space)
+                            .is_some_and(|p| RangeSet::pairs_cover(p, first, last))
+                    };
+                    let known = match a.dir {
+                        AccessDir::Read => covered(&ch.read_ranges) || covered(&ch.write_ranges),
+                        AccessDir::Write => covered(&ch.write_ranges),
+                    };
+                    if known {
+                        continue;
+                    }
                     let read = ranges_of(ch, &space, AccessDir::Read);
                     let write = ranges_of(ch, &space, AccessDir::Write);
                     let words = object_words(&a.object);
@@ -400,7 +412,6 @@ impl Detector for Novelty {
             self.channel(ev, b, out);
             return;
         };
-        let dev = device_words(ev.server.ip, ev.unit_id);
         if let Some(u) = ev.unit_id {
             if !ch.unit_ids.contains(&u) {
                 let known: Vec<u8> = ch.unit_ids.iter().copied().collect();
@@ -424,6 +435,7 @@ impl Detector for Novelty {
         }
         let f = &ev.function;
         if ch.operation(f.code, f.sub).is_none() {
+            let dev = device_words(ev.server.ip, ev.unit_id);
             let known: Vec<String> = ch
                 .operations
                 .iter()

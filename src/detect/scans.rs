@@ -142,7 +142,8 @@ struct PairState {
     units: WindowSet<u8>,
     blocks: WindowSet<String>,
     exceptions: WindowSet<u8>,
-    recent: VecDeque<AlertEvidence>,
+    /// The last events (their evidence is built only if an alert needs it).
+    recent: VecDeque<IcsEvent>,
 }
 
 /// The scan detector.
@@ -162,7 +163,7 @@ fn block_is_known(ch: &Channel, ev: &IcsEvent) -> bool {
                 let last = start.saturating_add(count.saturating_sub(1));
                 [&ch.read_ranges, &ch.write_ranges].iter().any(|m| {
                     m.get(&space)
-                        .is_some_and(|p| RangeSet::from_pairs(p).covers(*start, last))
+                        .is_some_and(|p| RangeSet::pairs_cover(p, *start, last))
                 })
             }
             (other, _) => crate::baseline::named_object_key(other)
@@ -198,10 +199,13 @@ fn alert_with_recent(
     sig: &crate::alert::Signature,
     ev: &IcsEvent,
     explanation: String,
-    recent: &VecDeque<AlertEvidence>,
+    recent: &VecDeque<IcsEvent>,
 ) -> Alert {
     let mut a = Alert::from_event(sig, ev, explanation, event_summary(ev));
-    a.otwatch.evidence = recent.iter().cloned().collect();
+    a.otwatch.evidence = recent
+        .iter()
+        .map(|e| AlertEvidence::from_event(e, event_summary(e)))
+        .collect();
     a
 }
 
@@ -224,9 +228,7 @@ impl Detector for Scans {
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1_000_000);
         let cap = cfg.max_window_items;
-        let dev = device_words(ev.server.ip, None);
-        st.recent
-            .push_back(AlertEvidence::from_event(ev, event_summary(ev)));
+        st.recent.push_back(ev.clone());
         while st.recent.len() > MAX_EVIDENCE {
             st.recent.pop_front();
         }
@@ -245,6 +247,7 @@ impl Detector for Scans {
         let rearm = nf < cfg.fc_distinct / 2 && ni < cfg.illegal_fc_distinct.div_ceil(2);
         if st.fcs.fire(hit, rearm) {
             let codes: Vec<String> = st.fcs.counts.keys().map(|(c, _)| c.to_string()).collect();
+            let dev = device_words(ev.server.ip, None);
             let explanation = format!(
                 "{} tried {nf} different{} function codes on {dev} within {} s ({}), {ni} of \
                  them answered \"illegal function\". Masters use a fixed handful of functions; \
@@ -273,6 +276,7 @@ impl Detector for Scans {
                 .fire(n >= cfg.unit_distinct, n < cfg.unit_distinct / 2)
             {
                 let units: Vec<String> = st.units.counts.keys().map(u8::to_string).collect();
+                let dev = device_words(ev.server.ip, None);
                 let explanation = format!(
                     "{} addressed {n} different{} unit ids on {dev} within {} s ({}). A master \
                      talks to the units it is configured for; walking through unit ids is how \
@@ -292,9 +296,13 @@ impl Detector for Scans {
         }
 
         // Address sweep.
-        if let Some(block) = block_key(ev) {
+        // (`block_key` is `Some` exactly when the event has an object; it is built only
+        // when the block is pushed.)
+        if !ev.accesses.is_empty() {
             if !ch.is_some_and(|c| block_is_known(c, ev)) {
-                st.blocks.push(now, win, cap, block);
+                if let Some(block) = block_key(ev) {
+                    st.blocks.push(now, win, cap, block);
+                }
             }
             // With a baseline, a client it never saw has polled nothing: every block it
             // reads is a never-polled one, so the baseline threshold applies to it too.
@@ -309,6 +317,7 @@ impl Detector for Scans {
                 n >= need && share >= cfg.sweep_min_novel_share,
                 n < need / 2,
             ) {
+                let dev = device_words(ev.server.ip, None);
                 let explanation = format!(
                     "{} requested {n} different{} objects on {dev} within {} s, nearly all of \
                      them once ({} requests). Polling re-reads the same blocks; reading one \
@@ -340,6 +349,7 @@ impl Detector for Scans {
         let need = ((cfg.exception_factor * learnt as f64).ceil() as usize).max(cfg.exception_min);
         let n = st.exceptions.total();
         if st.exceptions.fire(n >= need, n < need / 2) {
+            let dev = device_words(ev.server.ip, None);
             let explanation = format!(
                 "{dev} answered {n} requests from {} with exceptions or errors within {} s; \
                  {}. Bursts of exceptions come from scans, misconfigured tools or a device \

@@ -19,7 +19,7 @@
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
-use crate::baseline::{device_words, event_summary, fmt_num, request_signature, Baseline};
+use crate::baseline::{device_words, event_summary, fmt_num, request_signature, Baseline, Channel};
 use crate::event::{AppProto, Endpoint, IcsEvent};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, VecDeque};
@@ -87,7 +87,8 @@ struct SigState {
     client: Endpoint,
     server: Endpoint,
     unit: Option<u8>,
-    evidence: AlertEvidence,
+    /// The last request (its evidence is built only if an alert needs it).
+    last_ev: IcsEvent,
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +96,8 @@ struct ChanState {
     bucket: Option<i64>,
     count: u64,
     burst_reported: bool,
-    last_cycle_sig: Option<String>,
+    /// Position in the cycle of the last cycle request.
+    last_cycle_pos: Option<usize>,
     order: VecDeque<bool>,
     order_reported: bool,
 }
@@ -132,7 +134,7 @@ impl Timing {
         ev: &IcsEvent,
         key: ChanKey,
         max10: u64,
-        reference: String,
+        ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
         let limit = ((self.cfg.burst_factor * max10 as f64).ceil() as u64)
@@ -156,8 +158,10 @@ impl Timing {
                 device_words(ev.server.ip, ev.unit_id)
             );
             out.push(
-                Alert::from_event(&TRAFFIC_BURST, ev, explanation, event_summary(ev))
-                    .with_fact(format!("at most {max10} requests per 10 s"), reference),
+                Alert::from_event(&TRAFFIC_BURST, ev, explanation, event_summary(ev)).with_fact(
+                    format!("at most {max10} requests per 10 s"),
+                    format!("{}.volume.max_per_10s", ch.ref_name()),
+                ),
             );
         }
     }
@@ -168,7 +172,7 @@ impl Timing {
         key: ChanKey,
         sig: &str,
         cycle: &[String],
-        reference: String,
+        ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
         let Some(pos) = cycle.iter().position(|s| s == sig) else {
@@ -177,13 +181,10 @@ impl Timing {
         let window = self.cfg.order_window.max(1);
         let min_bad = self.cfg.order_min_violations;
         let st = self.chans.entry(key).or_default();
-        let prev = st.last_cycle_sig.replace(sig.to_string());
-        let Some(prev) = prev else {
+        let Some(ppos) = st.last_cycle_pos.replace(pos) else {
             return;
         };
-        let Some(ppos) = cycle.iter().position(|s| *s == prev) else {
-            return;
-        };
+        let prev = cycle.get(ppos).map(String::as_str).unwrap_or("");
         let expected = cycle
             .get((ppos + 1) % cycle.len())
             .map(String::as_str)
@@ -213,7 +214,10 @@ impl Timing {
             );
             out.push(
                 Alert::from_event(&POLL_ORDER_CHANGED, ev, explanation, event_summary(ev))
-                    .with_fact(format!("cycle: {}", cycle.join(" → ")), reference),
+                    .with_fact(
+                        format!("cycle: {}", cycle.join(" → ")),
+                        format!("{}.cycle", ch.ref_name()),
+                    ),
             );
         }
     }
@@ -230,13 +234,7 @@ impl Detector for Timing {
             return;
         };
         let key = (ev.client.ip, ev.server.ip, ev.proto);
-        self.burst(
-            ev,
-            key,
-            ch.volume.max_per_10s,
-            format!("{}.volume.max_per_10s", ch.ref_name()),
-            out,
-        );
+        self.burst(ev, key, ch.volume.max_per_10s, ch, out);
         if ev.proto == AppProto::Opcua && ev.function.code == OPCUA_PUBLISH_REQUEST {
             // An OPC UA client keeps Publish requests queued at the server and sends the next
             // one when a notification or keep-alive comes back: their pace follows how often
@@ -245,20 +243,12 @@ impl Detector for Timing {
         }
         let sig = request_signature(ev);
         if !ch.cycle.is_empty() {
-            self.order(
-                ev,
-                key,
-                &sig,
-                &ch.cycle,
-                format!("{}.cycle", ch.ref_name()),
-                out,
-            );
+            self.order(ev, key, &sig, &ch.cycle, ch, out);
         }
         let Some(p) = ch.poll(&sig).filter(|p| p.periodic) else {
             return;
         };
         let skey = (key, sig);
-        let evidence = AlertEvidence::from_event(ev, event_summary(ev));
         let Some(st) = self.sigs.get_mut(&skey) else {
             if self.sigs.len() < self.cfg.max_states {
                 self.sigs.insert(
@@ -271,7 +261,7 @@ impl Detector for Timing {
                         client: ev.client,
                         server: ev.server,
                         unit: ev.unit_id,
-                        evidence,
+                        last_ev: ev.clone(),
                     },
                 );
             } else {
@@ -283,7 +273,7 @@ impl Detector for Timing {
         st.last = ev.ts;
         st.client = ev.client;
         st.server = ev.server;
-        st.evidence = evidence;
+        st.last_ev = ev.clone();
         if st.stopped {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
@@ -384,7 +374,10 @@ impl Detector for Timing {
                 format!("{}.polls[{sig}]", ch.ref_name()),
             );
             a.otwatch.unit_id = st.unit;
-            a.otwatch.evidence.push(st.evidence.clone());
+            a.otwatch.evidence.push(AlertEvidence::from_event(
+                &st.last_ev,
+                event_summary(&st.last_ev),
+            ));
             out.push(a);
         }
     }

@@ -18,11 +18,12 @@ use super::{list_words, Detector};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
-    access_keys, device_words, event_summary, fmt_num, key_words, numeric, Baseline, ValueProfile,
+    device_words, event_summary, fmt_num, for_each_access_key, key_words, numeric, Baseline,
+    Channel, ObjKey, ValueProfile,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
 use crate::time::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Value thresholds.
@@ -81,13 +82,16 @@ struct ObjState {
     frozen_reported: bool,
 }
 
-type StateKey = (IpAddr, IpAddr, AppProto, String);
+type ChanKey = (IpAddr, IpAddr, AppProto);
 
 /// The values detector.
 #[derive(Debug)]
 pub struct Values {
     cfg: ValuesConfig,
-    states: BTreeMap<StateKey, ObjState>,
+    /// Per channel, per object.
+    states: HashMap<ChanKey, HashMap<ObjKey, ObjState>>,
+    /// Objects in `states`.
+    n_states: usize,
     /// Objects not tracked because the state table was full.
     pub states_dropped: u64,
 }
@@ -150,7 +154,13 @@ fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, si
 
 /// The normal values of `key` in direction `dir`: the channel's own profile if it has one,
 /// else the union over every baseline channel to the same server.
-fn normal_of(b: &Baseline, ev: &IcsEvent, key: &str, dir: AccessDir) -> Option<Normal> {
+fn normal_of(
+    b: &Baseline,
+    own: Option<&Channel>,
+    ev: &IcsEvent,
+    key: &str,
+    dir: AccessDir,
+) -> Option<Normal> {
     fn pick(o: &crate::baseline::ObjectProfile, dir: AccessDir) -> Option<&ValueProfile> {
         match dir {
             AccessDir::Read => o.read.as_ref(),
@@ -161,7 +171,7 @@ fn normal_of(b: &Baseline, ev: &IcsEvent, key: &str, dir: AccessDir) -> Option<N
         AccessDir::Read => "read",
         AccessDir::Write => "written",
     };
-    if let Some(ch) = b.channel(ev.client.ip, ev.server.ip, ev.proto) {
+    if let Some(ch) = own {
         if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
             let mut n = None;
             merge(&mut n, p, ch.client, true, side);
@@ -190,7 +200,8 @@ impl Values {
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
             cfg,
-            states: BTreeMap::new(),
+            states: HashMap::new(),
+            n_states: 0,
             states_dropped: 0,
         }
     }
@@ -203,8 +214,15 @@ impl Values {
             .max(self.cfg.min_margin)
     }
 
-    fn write(&self, ev: &IcsEvent, key: &str, x: f64, b: &Baseline, out: &mut Vec<Alert>) {
-        let Some(n) = normal_of(b, ev, key, AccessDir::Write) else {
+    fn write(
+        &self,
+        ev: &IcsEvent,
+        key: &str,
+        x: f64,
+        (b, own): (&Baseline, Option<&Channel>),
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(n) = normal_of(b, own, ev, key, AccessDir::Write) else {
             return;
         };
         let m = self.margin(&n, self.cfg.write_margin_frac);
@@ -241,15 +259,25 @@ impl Values {
         );
     }
 
-    fn read(&mut self, ev: &IcsEvent, key: &str, x: f64, b: &Baseline, out: &mut Vec<Alert>) {
-        let Some(n) = normal_of(b, ev, key, AccessDir::Read) else {
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &mut self,
+        states: &mut HashMap<ObjKey, ObjState>,
+        ev: &IcsEvent,
+        okey: ObjKey,
+        key: &str,
+        x: f64,
+        (b, own): (&Baseline, Option<&Channel>),
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(n) = normal_of(b, own, ev, key, AccessDir::Read) else {
             return;
         };
-        let obj = key_words(key);
-        let dev = device_words(ev.server.ip, ev.unit_id);
         let m = self.margin(&n, self.cfg.read_margin_frac);
         let out_of_range = x < n.min - m || x > n.max + m;
         if out_of_range {
+            let obj = key_words(key);
+            let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
                 "{obj} on {dev} read {} (by {}); in the baseline it read {} ({} reads). A \
                  process value far outside its normal range means the process is upset, the \
@@ -267,11 +295,11 @@ impl Values {
                     ),
             );
         }
-        let skey = (ev.client.ip, ev.server.ip, ev.proto, key.to_string());
-        let Some(st) = self.states.get_mut(&skey) else {
-            if self.states.len() < self.cfg.max_states {
-                self.states.insert(
-                    skey,
+        let Some(st) = states.get_mut(&okey) else {
+            if self.n_states < self.cfg.max_states {
+                self.n_states += 1;
+                states.insert(
+                    okey,
                     ObjState {
                         last: x,
                         run: 1,
@@ -302,6 +330,8 @@ impl Values {
             && n.max_step > 0.0
             && step > (self.cfg.jump_factor * n.max_step).max(m)
         {
+            let obj = key_words(key);
+            let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
                 "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
                  it never moved more than {} between reads (range {}). A sudden jump can be a \
@@ -335,6 +365,8 @@ impl Values {
             && !st.frozen_reported
         {
             st.frozen_reported = true;
+            let obj = key_words(key);
+            let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
                 "{obj} on {dev} has read {} for {} reads in a row over {run_secs} s (by {}); in \
                  the baseline it changed all the time ({} different values, never the same for \
@@ -371,21 +403,25 @@ impl Detector for Values {
         if !matches!(ev.outcome, Outcome::Ok) {
             return;
         }
+        let cap = self.cfg.max_values_per_access;
+        let mut key = String::new();
+        let own = b.channel(ev.client.ip, ev.server.ip, ev.proto);
+        let ckey = (ev.client.ip, ev.server.ip, ev.proto);
+        let mut states = self.states.remove(&ckey).unwrap_or_default();
         for a in &ev.accesses {
-            for (key, v) in access_keys(
-                ev.unit_id,
-                &a.object,
-                &a.values,
-                self.cfg.max_values_per_access,
-            ) {
+            for_each_access_key(ev.unit_id, &a.object, &a.values, cap, |okey, v| {
                 let Some(x) = v.and_then(numeric) else {
-                    continue;
+                    return;
                 };
+                okey.write_key(&mut key);
                 match a.dir {
-                    AccessDir::Write => self.write(ev, &key, x, b, out),
-                    AccessDir::Read => self.read(ev, &key, x, b, out),
+                    AccessDir::Write => self.write(ev, &key, x, (b, own), out),
+                    AccessDir::Read => self.read(&mut states, ev, okey, &key, x, (b, own), out),
                 }
-            }
+            });
+        }
+        if !states.is_empty() {
+            self.states.insert(ckey, states);
         }
     }
 }
