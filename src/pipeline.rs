@@ -32,6 +32,10 @@ pub struct Pipeline {
     last_sweep: Option<Timestamp>,
     /// Latest capture time seen (captures are not always in time order).
     now: Timestamp,
+    /// Number of the last packet processed, in its file. Data that reassembly flushes at the end
+    /// of the capture (held back behind a hole) is credited to it: evidence always names a real
+    /// packet, never packet 0.
+    last_packet: u64,
 }
 
 /// Routes flow-table output into the per-flow protocol drivers.
@@ -86,6 +90,7 @@ impl Pipeline {
             events: Vec::new(),
             last_sweep: None,
             now: Timestamp::default(),
+            last_packet: 0,
         }
     }
 
@@ -98,6 +103,7 @@ impl Pipeline {
     /// to `emit`.
     pub fn process(&mut self, file: &Arc<str>, pkt: &Packet<'_>, emit: &mut impl FnMut(&IcsEvent)) {
         self.stats.packets += 1;
+        self.last_packet = pkt.number;
         self.stats.bytes += pkt.data.len() as u64;
         if pkt.ts > self.now {
             self.now = pkt.ts;
@@ -192,7 +198,7 @@ impl Pipeline {
         let mut sink = Sink {
             ts: self.now,
             file,
-            packet: 0,
+            packet: self.last_packet,
             events: &mut self.events,
             proto: &mut self.stats.proto,
         };
