@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make the labelled evaluation scenarios in pcaps/eval/ with real stacks on loopback.
 #
-# Usage: pcaps/scripts/make_eval.sh [attacks|train|normal|all]...
+# Usage: pcaps/scripts/make_eval.sh [attacks|train|normal|all|soak]...
 #
 # A stationary plant (eval_plc.py: a 60 s fill/drain cycle) with two Modbus PLCs and an OPC UA
 # server, polled by eval_traffic.py (HMI, historian, engineering station, OPC UA HMI):
@@ -9,6 +9,7 @@
 #   normal.pcap      ~6 min normal traffic, seed 2 (count false alerts on this)
 #   attacks.pcapng   ~4 min normal traffic, seed 3, with the attacks of eval_attacks.py and a
 #                    frozen tank level (eval_plc.py --freeze-at); windows in attacks.labels.tsv
+#   soak.pcap        ~60 min normal traffic, seed 4 (false alerts per hour; not part of "all")
 # Needs root (tcpdump on lo, port 502), tcpdump, editcap, tshark, and requirements.txt.
 # Hosts: 127.0.0.10 PLC 1 (Modbus 502, OPC UA 4840), 127.0.0.11 PLC 2 (Modbus 5020, units 1
 # and 2), 127.0.0.20 HMI, 127.0.0.21 historian, 127.0.0.30 engineering station, 127.0.0.66,
@@ -23,6 +24,7 @@ PIDS=()
 TRAIN_S=${TRAIN_S:-360}
 NORMAL_S=${NORMAL_S:-360}
 ATTACK_S=${ATTACK_S:-240}
+SOAK_S=${SOAK_S:-3600}
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 
 log() { printf '%s make_eval: %s\n' "$(date +%T)" "$*" >&2; }
@@ -190,6 +192,9 @@ main() {
         scenario attacks 3 "$ATTACK_S" 150
         editcap -F pcapng "$WORK/attacks.pcap" "$OUT/attacks.pcapng"
         { printf 'start\tend\tlabel\tip\tdescription\n'; sort "$WORK/attacks.labels"; } >"$OUT/attacks.labels.tsv" ;;
+      soak)
+        scenario soak 4 "$SOAK_S"
+        cp "$WORK/soak.pcap" "$OUT/soak.pcap" ;;
       train|normal|attacks|all) ;;
       *) log "unknown target $t"; exit 2 ;;
     esac
