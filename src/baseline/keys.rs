@@ -63,6 +63,42 @@ pub fn space_key(unit: Option<u8>, obj: &ObjectRef) -> Option<String> {
     }
 }
 
+/// Calls `f` with the address-space key of a Modbus (unit, table), `u1/holding_register`, as
+/// [`space_key`] writes it but formatted on the stack (for per-event lookups).
+pub fn with_space_key<R>(unit: Option<u8>, table: ModbusTable, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 32];
+    let mut len = 0usize;
+    let mut push = |bytes: &[u8]| {
+        for b in bytes {
+            if let Some(d) = buf.get_mut(len) {
+                *d = *b;
+                len += 1;
+            }
+        }
+    };
+    push(b"u");
+    match unit {
+        Some(u) => {
+            let digits = [u / 100, (u / 10) % 10, u % 10].map(|d| b'0' + d);
+            let skip = if u >= 100 {
+                0
+            } else if u >= 10 {
+                1
+            } else {
+                2
+            };
+            push(digits.get(skip..).unwrap_or_default());
+        }
+        None => push(b"-"),
+    }
+    push(b"/");
+    push(table_key(table).as_bytes());
+    f(buf
+        .get(..len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default())
+}
+
 /// Key of one Modbus address: `u1/holding_register/40`.
 pub fn modbus_object_key(unit: Option<u8>, table: ModbusTable, addr: u32) -> String {
     format!("{}/{}/{addr}", unit_part(unit), table_key(table))
@@ -400,6 +436,29 @@ pub fn event_summary(ev: &IcsEvent) -> String {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_space_key_equals_space_key() {
+        let tables = [
+            ModbusTable::Coil,
+            ModbusTable::DiscreteInput,
+            ModbusTable::InputRegister,
+            ModbusTable::HoldingRegister,
+            ModbusTable::FileRecord,
+            ModbusTable::Fifo,
+        ];
+        for unit in [None, Some(0), Some(9), Some(10), Some(99), Some(100), Some(255)] {
+            for table in tables {
+                let obj = ObjectRef::Modbus {
+                    table,
+                    start: 0,
+                    count: 1,
+                };
+                let want = space_key(unit, &obj).unwrap();
+                with_space_key(unit, table, |k| assert_eq!(k, want));
+            }
+        }
+    }
 
     #[test]
     fn keys_and_words() {
