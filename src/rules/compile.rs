@@ -461,7 +461,7 @@ pub(crate) fn compile_match(
                 d.err(
                     v.span(),
                     format!(
-                        "`{key}` is a {owner} key, but this rule has proto = \"{}\"",
+                        "\"{key}\" is a {owner} key, but this rule has proto = \"{}\"",
                         proto.as_str()
                     ),
                 );
