@@ -260,10 +260,10 @@ fn groups_merge_across_files_and_negation_uses_them() {
         ),
     );
     let b = src("b.toml", "[groups]\neng = [\"10.0.0.66\"]\n");
-    let only_a = load(&[a.clone()]);
+    let only_a = load(std::slice::from_ref(&a));
     assert!(only_a.errors.is_empty());
     let w = write_hr(0, ROGUE, PLC, 1, 40, 1);
-    assert_eq!(alerts_of(only_a.set, &[w.clone()]).len(), 1);
+    assert_eq!(alerts_of(only_a.set, std::slice::from_ref(&w)).len(), 1);
     // With b, 10.0.0.66 is in the group: allowed.
     let both = load(&[a, b]);
     assert!(both.errors.is_empty());
@@ -281,7 +281,7 @@ fn requires_disables_until_the_group_is_named() {
             rule_text(8, "proto = \"modbus\"")
         ),
     );
-    let r = load(&[pack.clone()]);
+    let r = load(std::slice::from_ref(&pack));
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.set.disabled, 1);
     assert_eq!(r.set.rules.len(), 1);
