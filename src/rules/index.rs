@@ -28,7 +28,7 @@ impl Index {
                 (AppProto::Modbus, None) => ix.modbus_any.push(i),
                 (AppProto::Modbus, Some(codes)) => {
                     for c in codes {
-                        if let Some(b) = usize::try_from(*c)
+                        if let Some(b) = usize::try_from(c)
                             .ok()
                             .and_then(|c| ix.modbus_fc.get_mut(c))
                         {
@@ -39,7 +39,7 @@ impl Index {
                 (AppProto::Opcua, None) => ix.opcua_any.push(i),
                 (AppProto::Opcua, Some(codes)) => {
                     for c in codes {
-                        services.entry(*c).or_default().push(i);
+                        services.entry(c).or_default().push(i);
                     }
                 }
             }

@@ -160,10 +160,10 @@ impl Matcher {
     }
 
     /// Function codes (Modbus) or request encoding ids (OPC UA) the rule is limited to, for
-    /// the index; `None` for any.
-    pub fn function_keys(&self) -> Option<&[u32]> {
+    /// the index (built once at load); `None` for any.
+    pub fn function_keys(&self) -> Option<Vec<u32>> {
         match self {
-            Matcher::Native(m) => m.functions.as_deref(),
+            Matcher::Native(m) => m.functions.clone(),
         }
     }
 }
