@@ -535,3 +535,28 @@ fn addresses_parse_as_intervals() {
     assert!(parse_addr("10.0.0.1-::2").is_err());
     assert!(parse_addr("nonsense").is_err());
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_text_loads_without_panicking(s in "\\PC{0,300}") {
+        let r = load(&[src("x.toml", &s)]);
+        for e in &r.errors {
+            proptest::prop_assert!(e.line >= 1 && e.col >= 1);
+        }
+    }
+
+    #[test]
+    fn mangled_rules_load_without_panicking(at in 0usize..400, junk in "[\\[\\]=\"!0-9a-z ,.\\-/\n]{0,12}") {
+        let good = format!(
+            "[groups]\ng = [\"10.0.0.1/24\"]\n{}",
+            rule_text(1, "proto = \"modbus\"\nsrc = [\"!g\"]\naddress = \"1-9\"\nvalue = \"> 3\"")
+        );
+        let cut = (0..=at.min(good.len())).rev().find(|i| good.is_char_boundary(*i)).unwrap_or(0);
+        let text = format!("{}{junk}{}", &good[..cut], &good[cut..]);
+        let r = load(&[src("x.toml", &text)]);
+        let n = text.lines().count().max(1);
+        for e in &r.errors {
+            proptest::prop_assert!(e.line <= n + 1, "{e}");
+        }
+    }
+}
