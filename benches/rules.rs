@@ -93,6 +93,12 @@ fn bench(c: &mut Criterion) {
         }]);
         assert!(report.errors.is_empty(), "{:?}", report.errors.first());
         let set = Arc::new(report.set);
+        let mut probe = RulesDetector::new(Arc::clone(&set));
+        let mut fired = Vec::new();
+        for e in &evs {
+            probe.on_event(e, None, &mut fired);
+        }
+        eprintln!("{name}: {} events, {} alerts", evs.len(), fired.len());
         g.bench_function(name, |b| {
             let mut d = RulesDetector::new(Arc::clone(&set));
             let mut out = Vec::new();

@@ -10,9 +10,14 @@ use crate::proto::opcua::status;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// Sorted, merged inclusive intervals of `T`.
+/// Sorted, merged inclusive intervals of `T`, with their overall bounds kept inline so that
+/// most values are rejected without touching the list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Intervals<T: Ord + Copy>(Vec<(T, T)>);
+pub(crate) struct Intervals<T: Ord + Copy> {
+    bounds: Option<(T, T)>,
+    single: bool,
+    list: Vec<(T, T)>,
+}
 
 impl<T: Ord + Copy> Intervals<T> {
     fn new(mut v: Vec<(T, T)>) -> Self {
@@ -24,19 +29,45 @@ impl<T: Ord + Copy> Intervals<T> {
                 _ => out.push((a, b)),
             }
         }
-        Intervals(out)
+        let bounds = match (out.first(), out.last()) {
+            (Some(f), Some(l)) => Some((f.0, l.1)),
+            _ => None,
+        };
+        Intervals {
+            bounds,
+            single: out.len() == 1,
+            list: out,
+        }
     }
 
     /// True when `x` is in some interval.
+    #[inline]
     pub(crate) fn contains(&self, x: T) -> bool {
-        let i = self.0.partition_point(|&(_, b)| b < x);
-        self.0.get(i).is_some_and(|&(a, _)| a <= x)
+        match self.bounds {
+            Some((lo, hi)) if lo <= x && x <= hi => {
+                if self.single {
+                    return true;
+                }
+                let i = self.list.partition_point(|&(_, b)| b < x);
+                self.list.get(i).is_some_and(|&(a, _)| a <= x)
+            }
+            _ => false,
+        }
     }
 
     /// True when `[lo, hi]` overlaps some interval.
+    #[inline]
     pub(crate) fn overlaps(&self, lo: T, hi: T) -> bool {
-        let i = self.0.partition_point(|&(_, b)| b < lo);
-        self.0.get(i).is_some_and(|&(a, _)| a <= hi)
+        match self.bounds {
+            Some((blo, bhi)) if lo <= bhi && blo <= hi => {
+                if self.single {
+                    return true;
+                }
+                let i = self.list.partition_point(|&(_, b)| b < lo);
+                self.list.get(i).is_some_and(|&(a, _)| a <= hi)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -286,30 +317,38 @@ fn detail_str<'a>(ev: &'a IcsEvent, key: &str) -> Option<&'a str> {
 impl NativeMatch {
     /// True when the event satisfies every part of the match.
     pub(crate) fn matches(&self, ev: &IcsEvent) -> bool {
-        if ev.proto != self.proto {
-            return false;
-        }
-        if let Some(f) = &self.functions {
-            if !f.contains(&ev.function.code) {
-                return false;
-            }
-        }
+        ev.proto == self.proto
+            && self
+                .functions
+                .as_ref()
+                .is_none_or(|f| f.contains(&ev.function.code))
+            && self.matches_indexed(ev)
+    }
+
+    /// The same, for an event the index already matched on protocol and function.
+    #[inline]
+    pub(crate) fn matches_indexed(&self, ev: &IcsEvent) -> bool {
         if self.ops != 0 && self.ops & op_bit(ev.op) == 0 {
             return false;
         }
         if self.outcomes != 0 && self.outcomes & outcome_bit(&ev.outcome) == 0 {
             return false;
         }
-        if self.src.as_ref().is_some_and(|s| !s.contains(ev.client.ip))
-            || self.dst.as_ref().is_some_and(|s| !s.contains(ev.server.ip))
-            || self
-                .src_port
-                .as_ref()
-                .is_some_and(|p| !p.contains(u32::from(ev.client.port)))
+        if let Some(u) = &self.unit {
+            if !ev.unit_id.is_some_and(|x| u.contains(u32::from(x))) {
+                return false;
+            }
+        }
+        if self
+            .src_port
+            .as_ref()
+            .is_some_and(|p| !p.contains(u32::from(ev.client.port)))
             || self
                 .dst_port
                 .as_ref()
                 .is_some_and(|p| !p.contains(u32::from(ev.server.port)))
+            || self.src.as_ref().is_some_and(|s| !s.contains(ev.client.ip))
+            || self.dst.as_ref().is_some_and(|s| !s.contains(ev.server.ip))
         {
             return false;
         }
@@ -323,11 +362,6 @@ impl NativeMatch {
                 .any(|v| self.violations.iter().any(|w| w == v))
         {
             return false;
-        }
-        if let Some(u) = &self.unit {
-            if !ev.unit_id.is_some_and(|x| u.contains(u32::from(x))) {
-                return false;
-            }
         }
         if !self.categories.is_empty() && !self.categories.contains(&ev.function.category) {
             return false;

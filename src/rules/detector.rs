@@ -71,7 +71,17 @@ impl RulesDetector {
     pub fn stats(&self) -> Arc<RuleStats> {
         self.stats.clone()
     }
+}
 
+/// Threshold windows: (rule position, tracked value) → window, at most `max` of them.
+#[derive(Debug)]
+struct Windows<'a> {
+    map: &'a mut BTreeMap<TrackKey, Window>,
+    max: usize,
+    stats: &'a RuleStats,
+}
+
+impl Windows<'_> {
     /// Counts a match of rule `pos` for its threshold; the number of matches in the current
     /// window when the rule fires now (threshold reached), `None` otherwise.
     fn threshold(&mut self, pos: u32, rule: &Rule, ev: &IcsEvent) -> Option<u32> {
@@ -97,14 +107,14 @@ impl RulesDetector {
         };
         let now = ev.ts.as_micros();
         let len_us = i64::from(t.seconds).saturating_mul(1_000_000);
-        if !self.windows.contains_key(&key) && self.windows.len() >= self.max_tracked {
-            self.windows.retain(|_, w| w.end_us > now);
-            if self.windows.len() >= self.max_tracked {
+        if !self.map.contains_key(&key) && self.map.len() >= self.max {
+            self.map.retain(|_, w| w.end_us > now);
+            if self.map.len() >= self.max {
                 self.stats.threshold_dropped.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
         }
-        let w = self.windows.entry(key).or_insert(Window {
+        let w = self.map.entry(key).or_insert(Window {
             end_us: now.saturating_add(len_us),
             count: 0,
         });
@@ -194,16 +204,21 @@ impl Detector for RulesDetector {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, _b: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let set = Arc::clone(&self.set);
+        let set = &*self.set;
+        let mut windows = Windows {
+            map: &mut self.windows,
+            max: self.max_tracked,
+            stats: &self.stats,
+        };
         for pos in Merge::new(set.index.candidates(ev)) {
             let Some(rule) = usize::try_from(pos).ok().and_then(|p| set.rules.get(p)) else {
                 continue;
             };
-            if !rule.matcher.matches(ev) {
+            if !rule.matcher.matches_indexed(ev) {
                 continue;
             }
-            self.stats.matched.fetch_add(1, Ordering::Relaxed);
-            let Some(n) = self.threshold(pos, rule, ev) else {
+            windows.stats.matched.fetch_add(1, Ordering::Relaxed);
+            let Some(n) = windows.threshold(pos, rule, ev) else {
                 continue;
             };
             let mut explanation = what_happened(ev);
@@ -222,7 +237,7 @@ impl Detector for RulesDetector {
             a.alert.signature_id = rule.id;
             a.alert.rev = rule.rev;
             a.alert.signature.clone_from(&rule.signature);
-            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+            windows.stats.alerts.fetch_add(1, Ordering::Relaxed);
             out.push(a);
         }
     }

@@ -152,6 +152,15 @@ impl Matcher {
         }
     }
 
+    /// True when the event matches, for an event that the [`index::Index`] already chose
+    /// by protocol and function.
+    #[inline]
+    pub fn matches_indexed(&self, ev: &IcsEvent) -> bool {
+        match self {
+            Matcher::Native(m) => m.matches_indexed(ev),
+        }
+    }
+
     /// The protocol the rule applies to.
     pub fn proto(&self) -> AppProto {
         match self {
