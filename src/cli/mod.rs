@@ -70,6 +70,12 @@ pub enum Command {
         /// Write alerts to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Rule file or directory (repeatable); default: the shipped pack built into otwatch.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Run no rules.
+        #[arg(long, conflicts_with = "rules")]
+        no_rules: bool,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -85,9 +91,33 @@ pub enum Command {
         /// Also train and apply the machine-learning model.
         #[arg(long)]
         ml: bool,
+        /// Rule file or directory (repeatable); default: the shipped pack built into otwatch.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Run no rules.
+        #[arg(long, conflicts_with = "rules")]
+        no_rules: bool,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
+    },
+    /// Rule files: check them.
+    Rules {
+        /// What to do with rules.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+/// Subcommands of `otwatch rules`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate rule files and directories: one `file:line:col: message` per error, a notice
+    /// per disabled rule and a summary; exit 1 on any error.
+    Check {
+        /// Rule files or directories (`*.toml`, `*.rules`).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -254,18 +284,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect {
             baseline,
             output,
+            rules,
+            no_rules,
             pcaps,
-        } => analyze::detect(&pcaps, baseline.as_deref(), output.as_deref())?,
+        } => analyze::detect(
+            &pcaps,
+            baseline.as_deref(),
+            output.as_deref(),
+            &analyze::RuleChoice::new(rules, no_rules),
+        )?,
         Command::Audit {
             learn_for,
             alerts,
             ml,
+            rules,
+            no_rules,
             pcaps,
         } => {
-            let text = analyze::audit(&pcaps, learn_for, alerts.as_deref(), ml)?;
+            let text = analyze::audit(
+                &pcaps,
+                learn_for,
+                alerts.as_deref(),
+                ml,
+                &analyze::RuleChoice::new(rules, no_rules),
+            )?;
             let mut out = Out::new();
             out.line(|w| w.write_all(text.as_bytes()));
             out.finish()?;
+        }
+        Command::Rules {
+            command: RulesCommand::Check { paths },
+        } => {
+            let (text, ok) = analyze::rules_check(&paths)?;
+            let mut out = Out::new();
+            out.line(|w| w.write_all(text.as_bytes()));
+            out.finish()?;
+            if !ok {
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
