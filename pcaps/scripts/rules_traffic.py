@@ -122,9 +122,12 @@ async def run(a) -> None:
     s = a.step
 
     if s == "listen_only":
-        await modbus(bad, plc, lambda c: req(c, "FC8/4", lambda: c.diag_force_listen_only(
-            device_id=1, no_response_expected=True)))
-        await asyncio.sleep(0.3)
+        async def body(c):
+            # pymodbus sends it without waiting (a device in listen-only mode stays silent);
+            # keep the connection open so that the server's answer is captured too.
+            await req(c, "FC8/4", lambda: c.diag_force_listen_only(device_id=1, no_response_expected=True))
+            await asyncio.sleep(0.3)
+        await modbus(bad, plc, body)
     elif s == "restart_comm":
         await modbus(bad, plc, lambda c: req(c, "FC8/1", lambda: c.diag_restart_communication(False, device_id=1)))
     elif s == "clear_counters":
