@@ -1,0 +1,3 @@
+//! Rule engines that turn events into alerts.
+
+pub mod suricata;
