@@ -30,6 +30,10 @@
 //! A transaction with no request (a response nobody asked for) is matched on its response,
 //! as Suricata 7 does: its function, unit and, for single writes, the echoed address.
 //!
+//! The action is recorded, not enforced: in Suricata a matching `drop` or `reject` rule ends
+//! inspection of the rest of the connection and `pass` silences it, while otwatch matches every
+//! transaction on its own.
+//!
 //! # Where otwatch deliberately differs from Suricata 7.0.10
 //!
 //! Each is a defect of Suricata's implementation, not its documented meaning, and
