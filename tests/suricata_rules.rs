@@ -28,7 +28,7 @@
     clippy::panic
 )]
 
-use otwatch::event::{AppProto, IcsEvent};
+use otwatch::event::{AppProto, IcsEvent, Outcome};
 use otwatch::pipeline::{self, PipelineConfig};
 use otwatch::rules::suricata::{
     parse_rules, SuricataRule, SuricataThreshold, ThresholdTrack, ThresholdType,
@@ -63,6 +63,8 @@ const CAPTURES: &[&str] = &[
     "pcaps/modbus_plant.pcap",
     "pcaps/modbus_attack.pcapng",
     "pcaps/eval/attacks.pcapng",
+    // Made by make_unsolicited.py: responses nobody asked for, matched on the response.
+    "tests/data/suricata/unsolicited.pcap",
 ];
 
 /// Suricata 7.0.10 adds 1 to a 16-bit wire address and wraps: a single write at wire address
@@ -322,8 +324,13 @@ fn suricata_and_otwatch_raise_the_same_alerts() {
         let (compared, skipped): (Vec<&IcsEvent>, Vec<&IcsEvent>) = evs
             .iter()
             .partition(|e| s.modbus_flows.contains(&flow_key(e)));
+        let unsolicited = compared
+            .iter()
+            .filter(|e| e.outcome == Outcome::Unsolicited)
+            .count();
         eprintln!(
-            "{rel}: {} events on {} Modbus connections of Suricata's; {} events elsewhere",
+            "{rel}: {} events ({unsolicited} unsolicited responses) on {} Modbus connections \
+             of Suricata's; {} events elsewhere",
             compared.len(),
             s.modbus_flows.len(),
             skipped.len()
