@@ -1401,6 +1401,62 @@ mod tests {
     }
 
     #[test]
+    fn unsolicited_responses_match_on_the_echo() {
+        use AccessDir::*;
+        let mut e = ev(
+            6,
+            None,
+            7,
+            vec![acc(
+                Write,
+                ModbusTable::HoldingRegister,
+                41,
+                1,
+                vec![Value::Int(300)],
+            )],
+        );
+        e.outcome = Outcome::Unsolicited;
+        assert!(rule("modbus: access write holding, address 42, value 300;").matches(&e));
+        assert!(rule("modbus: unit 7, function 6;").matches(&e));
+        let mut m = ev(
+            16,
+            None,
+            7,
+            vec![acc(Write, ModbusTable::HoldingRegister, 9, 4, vec![])],
+        );
+        m.outcome = Outcome::Unsolicited;
+        // A multiple-write response echoes its start address only, and no values.
+        assert!(rule("modbus: access write holding, address 10;").matches(&m));
+        assert!(!rule("modbus: access write holding, address 11;").matches(&m));
+        let mut r = ev(
+            3,
+            None,
+            7,
+            vec![acc(Read, ModbusTable::HoldingRegister, 9, 4, vec![])],
+        );
+        r.outcome = Outcome::Unsolicited;
+        assert!(!rule("modbus: access read holding, address 10;").matches(&r));
+        assert!(rule("modbus: access read holding;").matches(&r));
+    }
+
+    #[test]
+    fn headers_ipv6_ports_and_both_ways() {
+        let mut e = ev(3, None, 1, vec![]);
+        e.client.ip = "2001:db8::5".parse().unwrap();
+        e.server.ip = "2001:db8::9".parse().unwrap();
+        let text = "alert modbus [2001:db8::/64,!2001:db8::7] [1024:] <> any 502 (msg:\"v6\"; modbus: function 3; sid:1;)\n\
+                    alert modbus any 502 -> any any (msg:\"wrong way\"; modbus: function 3; sid:2;)\n\
+                    alert modbus any any <> any 502 (msg:\"both\"; modbus: function 3; sid:3;)\n\
+                    alert modbus any any -> any [!502,5020] (msg:\"not 502\"; modbus: function 3; sid:4;)\n";
+        let (r, errs) = parse_rules(text);
+        assert!(errs.is_empty(), "{errs:?}");
+        let hits: Vec<u32> = r.iter().filter(|r| r.matches(&e)).map(|r| r.sid).collect();
+        assert_eq!(hits, vec![1, 3]);
+        e.client.ip = "10.0.0.5".parse().unwrap();
+        assert!(!r[0].matches(&e), "IPv4 client is not in an IPv6 network");
+    }
+
+    #[test]
     fn bad_modbus_values_are_errors() {
         for opt in [
             "modbus: access write input;",
