@@ -28,7 +28,8 @@
 //! - Ranges: `N` (equal), `<N`, `>N` (strict) and `A<>B` (strictly between).
 //!
 //! A transaction with no request (a response nobody asked for) is matched on its response,
-//! as Suricata 7 does: its function, unit and, for single writes, the echoed address.
+//! as Suricata 7 does: its function, unit, the echoed write address and, for single writes,
+//! the echoed value.
 //!
 //! The action is recorded, not enforced: in Suricata a matching `drop` or `reject` rule ends
 //! inspection of the rest of the connection and `pass` silences it, while otwatch matches every
@@ -441,10 +442,12 @@ fn push_option(out: &mut Vec<(String, String)>, opt: &str) -> Result<(), String>
 }
 
 fn unquote(v: &str) -> Result<String, String> {
-    let inner = v
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .ok_or_else(|| "msg must be a quoted string".to_string())?;
+    let inner = match v.strip_prefix('"') {
+        Some(s) => s
+            .strip_suffix('"')
+            .ok_or_else(|| "msg: unterminated quoted string".to_string())?,
+        None => v,
+    };
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
