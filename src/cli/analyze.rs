@@ -63,6 +63,17 @@ impl RuleChoice {
         for n in &report.notices {
             tracing::info!("{n}");
         }
+        let skipped = report
+            .notices
+            .iter()
+            .filter(|n| n.message.starts_with("Suricata rule not loaded"))
+            .count();
+        if skipped > 0 {
+            eprintln!(
+                "otwatch: {skipped} Suricata rule{} not loaded (`otwatch rules check` says why)",
+                if skipped == 1 { "" } else { "s" }
+            );
+        }
         Ok(Some(Arc::new(report.set)))
     }
 }

@@ -2,7 +2,7 @@
 //! (capture time only, bounded state) and raises one alert per rule that fires.
 
 use super::index::Merge;
-use super::{Rule, RuleSet, Track};
+use super::{Rule, RuleSet, ThresholdKind, Track};
 use crate::alert::signatures::RULE_MATCH;
 use crate::alert::Alert;
 use crate::baseline::{device_words, event_summary, fmt_value, object_words, Baseline};
@@ -104,6 +104,11 @@ impl Windows<'_> {
                 a: ev.client.ip,
                 b: Some(ev.server.ip),
             },
+            Track::ByRule => TrackKey {
+                rule: pos,
+                a: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                b: None,
+            },
         };
         let now = ev.ts.as_micros();
         let len_us = i64::from(t.seconds).saturating_mul(1_000_000);
@@ -125,7 +130,20 @@ impl Windows<'_> {
             };
         }
         w.count = w.count.saturating_add(1);
-        (w.count == t.count).then_some(w.count)
+        match t.kind {
+            ThresholdKind::Both => (w.count == t.count).then_some(w.count),
+            ThresholdKind::Limit => (w.count <= t.count).then_some(w.count),
+            ThresholdKind::Every => {
+                let n = w.count;
+                if n >= t.count {
+                    // Counting starts over within the same window.
+                    w.count = 0;
+                    Some(n)
+                } else {
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -195,6 +213,7 @@ fn track_words(t: Track, ev: &IcsEvent) -> String {
         Track::BySrc => format!("from {}", ev.client.ip),
         Track::ByDst => format!("to {}", ev.server.ip),
         Track::ByChannel => format!("from {} to {}", ev.client.ip, ev.server.ip),
+        Track::ByRule => "in all".to_string(),
     }
 }
 

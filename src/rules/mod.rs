@@ -17,6 +17,7 @@ pub mod compile;
 pub mod detector;
 pub mod index;
 pub(crate) mod parse;
+pub mod suricata;
 
 #[cfg(test)]
 mod tests;
@@ -123,6 +124,20 @@ pub enum Track {
     ByDst,
     /// One count per (client, server, protocol).
     ByChannel,
+    /// One count for the whole rule (Suricata's `by_rule`).
+    ByRule,
+}
+
+/// When a threshold lets an alert through (Suricata's `threshold: type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ThresholdKind {
+    /// Once per window, when the `count`-th match is seen (native rules; Suricata `both`).
+    #[default]
+    Both,
+    /// The first `count` matches of each window (Suricata `limit`).
+    Limit,
+    /// Every `count`-th match within a window (Suricata `threshold`).
+    Every,
 }
 
 /// Alert only after `count` matches within `seconds` for one value of `track`.
@@ -134,13 +149,20 @@ pub struct Threshold {
     pub seconds: u32,
     /// What is counted separately.
     pub track: Track,
+    /// When it lets an alert through.
+    pub kind: ThresholdKind,
 }
 
 /// The compiled test of a rule.
 #[derive(Clone, Debug)]
+// Native rules are matched inline on the hot path (no indirection); the rarer Suricata rules are
+// boxed. Rules live in one Vec, so the size difference costs memory only per rule.
+#[allow(clippy::large_enum_variant)]
 pub enum Matcher {
     /// A native TOML rule.
     Native(NativeMatch),
+    /// A Suricata rule with the `modbus:` keyword.
+    Suricata(Box<suricata::SuricataRule>),
 }
 
 impl Matcher {
@@ -149,6 +171,7 @@ impl Matcher {
     pub fn matches(&self, ev: &IcsEvent) -> bool {
         match self {
             Matcher::Native(m) => m.matches(ev),
+            Matcher::Suricata(m) => m.matches(ev),
         }
     }
 
@@ -158,6 +181,7 @@ impl Matcher {
     pub fn matches_indexed(&self, ev: &IcsEvent) -> bool {
         match self {
             Matcher::Native(m) => m.matches_indexed(ev),
+            Matcher::Suricata(m) => m.matches(ev),
         }
     }
 
@@ -165,6 +189,7 @@ impl Matcher {
     pub fn proto(&self) -> AppProto {
         match self {
             Matcher::Native(m) => m.proto,
+            Matcher::Suricata(_) => AppProto::Modbus,
         }
     }
 
@@ -173,6 +198,7 @@ impl Matcher {
     pub fn function_keys(&self) -> Option<Vec<u32>> {
         match self {
             Matcher::Native(m) => m.functions.clone(),
+            Matcher::Suricata(m) => m.function_code().map(|f| vec![u32::from(f)]),
         }
     }
 }
@@ -300,14 +326,19 @@ fn proto_tag(p: AppProto) -> &'static str {
 pub fn load(sources: &[Source]) -> LoadReport {
     let mut errors = Vec::new();
     let mut parsed: Vec<(&Source, RawFile)> = Vec::new();
+    let mut suricata_rules: Vec<(&Source, suricata::SuricataRule)> = Vec::new();
+    let mut notices = Vec::new();
     for src in sources {
         if src.name.ends_with(".rules") {
-            errors.push(RuleError {
-                file: src.name.clone(),
-                line: 1,
-                col: 1,
-                message: "Suricata rules not supported yet".into(),
-            });
+            let (loaded, failed) = suricata::parse_rules(&src.text);
+            for f in failed {
+                notices.push(Notice {
+                    at: format!("{}:{}:1", src.name, f.line),
+                    id: f.sid.unwrap_or(0),
+                    message: format!("Suricata rule not loaded: {}", f.reason),
+                });
+            }
+            suricata_rules.extend(loaded.into_iter().map(|r| (src, r)));
             continue;
         }
         match toml::from_str::<RawFile>(&src.text) {
@@ -337,7 +368,6 @@ pub fn load(sources: &[Source]) -> LoadReport {
         }
     }
     let mut rules: Vec<Rule> = Vec::new();
-    let mut notices = Vec::new();
     let mut seen: BTreeMap<u32, String> = BTreeMap::new();
     let mut disabled = 0;
     for (src, f) in &parsed {
@@ -415,6 +445,7 @@ pub fn load(sources: &[Source]) -> LoadReport {
                     count: *t.count.get_ref(),
                     seconds: *t.seconds.get_ref(),
                     track,
+                    kind: ThresholdKind::Both,
                 })
             });
             let matcher = compile_match(&raw.matcher, &groups, &mut d);
@@ -464,6 +495,55 @@ pub fn load(sources: &[Source]) -> LoadReport {
                 origin,
             });
         }
+    }
+    for (src, r) in suricata_rules {
+        let origin = format!("{}:{}:1", src.name, r.line);
+        if let Some(first) = seen.get(&r.sid) {
+            errors.push(RuleError {
+                file: src.name.clone(),
+                line: r.line,
+                col: 1,
+                message: format!("duplicate rule id {} (first defined at {first})", r.sid),
+            });
+            continue;
+        }
+        seen.insert(r.sid, origin.clone());
+        let threshold = r.threshold.map(|t| Threshold {
+            count: t.count.max(1),
+            seconds: t.seconds.max(1),
+            track: match t.track {
+                suricata::ThresholdTrack::BySrc => Track::BySrc,
+                suricata::ThresholdTrack::ByDst => Track::ByDst,
+                suricata::ThresholdTrack::ByBoth => Track::ByChannel,
+                suricata::ThresholdTrack::ByRule => Track::ByRule,
+            },
+            kind: match t.kind {
+                suricata::ThresholdType::Both => ThresholdKind::Both,
+                suricata::ThresholdType::Limit => ThresholdKind::Limit,
+                suricata::ThresholdType::Threshold => ThresholdKind::Every,
+            },
+        });
+        let severity = r
+            .priority
+            .unwrap_or_else(|| suricata::classtype_priority(r.classtype.as_deref()))
+            .clamp(1, 3);
+        let description = match &r.classtype {
+            Some(c) => format!("Suricata rule {} ({c}) from {origin}.", r.sid),
+            None => format!("Suricata rule {} from {origin}.", r.sid),
+        };
+        rules.push(Rule {
+            id: r.sid,
+            rev: r.rev,
+            title: r.msg.clone(),
+            // As Suricata writes it: the rule's msg.
+            signature: r.msg.clone(),
+            severity,
+            techniques: Vec::new(),
+            description,
+            threshold,
+            matcher: Matcher::Suricata(Box::new(r)),
+            origin,
+        });
     }
     rules.sort_by_key(|r| r.id);
     let index = index::Index::build(&rules);

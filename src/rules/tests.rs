@@ -451,11 +451,36 @@ fn errors_have_exact_positions() {
             "want {want:?}, got {got:?} for\n{text}"
         );
     }
-    // Suricata files are reported, not silently skipped.
-    let r = load(&[src("x.rules", "alert tcp any any -> any 502 (sid:1;)")]);
-    assert_eq!(
-        r.errors[0].to_string(),
-        "x.rules:1:1: Suricata rules not supported yet"
+    // Suricata rules otwatch cannot honour are reported with the reason, not silently skipped.
+    let r = load(&[src(
+        "x.rules",
+        "# a comment\nalert tcp any any -> any 502 (msg:\"no modbus\"; sid:1;)\n\
+         alert modbus any any -> any any (msg:\"fc 8\"; modbus: function 8; sid:2;)\n",
+    )]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.notices.len(), 1);
+    assert_eq!(r.notices[0].at, "x.rules:2:1");
+    assert_eq!(r.notices[0].id, 1);
+    assert!(r.notices[0]
+        .message
+        .starts_with("Suricata rule not loaded: "));
+    assert_eq!(r.set.rules.len(), 1);
+    assert_eq!(r.set.rules[0].id, 2);
+    assert_eq!(r.set.rules[0].signature, "fc 8");
+    // A sid that a native rule already uses is a duplicate.
+    let r = load(&[
+        src(
+            "a.rules",
+            "alert modbus any any -> any any (msg:\"x\"; modbus: function 8; sid:7;)",
+        ),
+        src("b.toml", &rule_text(7, "proto = \"modbus\"")),
+    ]);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.message.contains("duplicate rule id 7")),
+        "{:?}",
+        r.errors
     );
 }
 
@@ -559,4 +584,28 @@ proptest::proptest! {
             proptest::prop_assert!(e.line <= n + 1, "{e}");
         }
     }
+}
+
+#[test]
+fn suricata_threshold_types_limit_every_and_both() {
+    // Seven writes from one client within 60 s.
+    let evs: Vec<_> = (0..7)
+        .map(|i| write_hr(i * 1000, ROGUE, PLC, 1, 1, 1))
+        .collect();
+    let fired = |kind: &str, track: &str| {
+        let text = format!(
+            "alert modbus any any -> any any (msg:\"w\"; modbus: access write; \
+             threshold: type {kind}, track {track}, count 3, seconds 60; sid:5;)"
+        );
+        let r = load(&[src("t.rules", &text)]);
+        assert!(r.errors.is_empty() && r.notices.is_empty(), "{r:?}");
+        alerts_of(r.set, &evs).len()
+    };
+    // limit: the first 3 of the window.
+    assert_eq!(fired("limit", "by_src"), 3);
+    // threshold: every 3rd match (3rd and 6th).
+    assert_eq!(fired("threshold", "by_dst"), 2);
+    // both: once per window, at the 3rd match.
+    assert_eq!(fired("both", "by_rule"), 1);
+    assert_eq!(fired("both", "by_both"), 1);
 }
