@@ -16,6 +16,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod pipeline;
 pub mod proto;
+pub mod shard;
 pub mod stats;
 pub mod synth;
 pub mod time;

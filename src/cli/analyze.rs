@@ -7,6 +7,7 @@ use crate::detect::ml::MlConfig;
 use crate::detect::{DetectConfig, Engine};
 use crate::event::IcsEvent;
 use crate::pipeline::{self, PipelineConfig};
+use crate::shard;
 use crate::stats::RunStats;
 use crate::time::Timestamp;
 use anyhow::{bail, Context};
@@ -60,10 +61,15 @@ impl std::str::FromStr for LearnSpan {
 }
 
 /// Runs the pipeline over `pcaps`, handing each event to `f`.
-fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<RunStats> {
+fn events(
+    pcaps: &[PathBuf],
+    threads: usize,
+    f: &mut impl FnMut(&IcsEvent),
+) -> anyhow::Result<RunStats> {
     let mut files = pipeline::open_all(pcaps)?;
-    Ok(pipeline::run(
+    Ok(shard::run(
         PipelineConfig::default(),
+        threads,
         &mut files,
         f,
         &mut |_, _| {},
@@ -71,9 +77,9 @@ fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<Ru
 }
 
 /// `otwatch learn -o BASELINE PCAP...`.
-pub fn learn(pcaps: &[PathBuf], output: &Path, ml: bool) -> anyhow::Result<()> {
+pub fn learn(pcaps: &[PathBuf], output: &Path, ml: bool, threads: usize) -> anyhow::Result<()> {
     let mut learner = Learner::new(learn_config(ml));
-    let stats = events(pcaps, &mut |e| learner.observe(e))?;
+    let stats = events(pcaps, threads, &mut |e| learner.observe(e))?;
     let baseline = learner.finish().context("building the baseline")?;
     baseline
         .save(output)
@@ -120,6 +126,7 @@ pub fn detect(
     pcaps: &[PathBuf],
     baseline: Option<&Path>,
     output: Option<&Path>,
+    threads: usize,
 ) -> anyhow::Result<()> {
     let baseline = match baseline {
         Some(p) => Some(Baseline::load(p).map_err(|e| anyhow::anyhow!(BadInput(e.to_string())))?),
@@ -131,8 +138,9 @@ pub fn detect(
     let mut engine = Engine::new(baseline, DetectConfig::default());
     let mut alerts = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
-    pipeline::run(
+    shard::run(
         PipelineConfig::default(),
+        threads,
         &mut files,
         &mut |e| {
             engine.on_event(e, &mut alerts);
@@ -183,6 +191,7 @@ pub fn audit(
     span: LearnSpan,
     alerts_out: Option<&Path>,
     ml: bool,
+    threads: usize,
 ) -> anyhow::Result<String> {
     let Some((first, last)) = time_span(pcaps)? else {
         bail!(BadInput("the captures hold no packets".into()))
@@ -199,7 +208,7 @@ pub fn audit(
     let mut all_alerts: Vec<Alert> = Vec::new();
     let mut build_err: Option<anyhow::Error> = None;
     let mut batch = Vec::new();
-    let stats = events(pcaps, &mut |e| {
+    let stats = events(pcaps, threads, &mut |e| {
         if e.ts < cut {
             if let Some(l) = learner.as_mut() {
                 l.observe(e);

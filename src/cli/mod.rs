@@ -36,6 +36,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -45,6 +49,10 @@ pub enum Command {
         /// Print one JSON object instead of `key value` lines.
         #[arg(long)]
         json: bool,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -58,6 +66,10 @@ pub enum Command {
         /// baseline; `detect` then adds its anomaly score as an extra detector.
         #[arg(long)]
         ml: bool,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files of normal traffic, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -70,6 +82,10 @@ pub enum Command {
         /// Write alerts to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -85,6 +101,10 @@ pub enum Command {
         /// Also train and apply the machine-learning model.
         #[arg(long)]
         ml: bool,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -214,7 +234,11 @@ impl Out {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Inspect { format, pcaps } => {
+        Command::Inspect {
+            format,
+            threads,
+            pcaps,
+        } => {
             let mut files = pipeline::open_all(&pcaps)?;
             let mut out = Out::new();
             let mut table = table::Table::new();
@@ -231,12 +255,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out.line(|w| writeln!(w, "{row}"));
                 }
             };
-            run_with_progress(&mut files, &mut emit)?;
+            run_with_progress(&mut files, threads, &mut emit)?;
             out.finish()?;
         }
-        Command::Stats { json, pcaps } => {
+        Command::Stats {
+            json,
+            threads,
+            pcaps,
+        } => {
             let mut files = pipeline::open_all(&pcaps)?;
-            let stats = run_with_progress(&mut files, &mut |_| {})?;
+            let stats = run_with_progress(&mut files, threads, &mut |_| {})?;
             let mut out = Out::new();
             if json {
                 let j = stats.to_json();
@@ -250,19 +278,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             out.finish()?;
         }
-        Command::Learn { output, ml, pcaps } => analyze::learn(&pcaps, &output, ml)?,
+        Command::Learn {
+            output,
+            ml,
+            threads,
+            pcaps,
+        } => analyze::learn(&pcaps, &output, ml, threads)?,
         Command::Detect {
             baseline,
             output,
+            threads,
             pcaps,
-        } => analyze::detect(&pcaps, baseline.as_deref(), output.as_deref())?,
+        } => analyze::detect(&pcaps, baseline.as_deref(), output.as_deref(), threads)?,
         Command::Audit {
             learn_for,
             alerts,
             ml,
+            threads,
             pcaps,
         } => {
-            let text = analyze::audit(&pcaps, learn_for, alerts.as_deref(), ml)?;
+            let text = analyze::audit(&pcaps, learn_for, alerts.as_deref(), ml, threads)?;
             let mut out = Out::new();
             out.line(|w| w.write_all(text.as_bytes()));
             out.finish()?;
@@ -273,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn run_with_progress(
     files: &mut [CaptureFile],
+    threads: usize,
     emit: &mut impl FnMut(&IcsEvent),
 ) -> anyhow::Result<crate::stats::RunStats> {
     let bar = progress_for(files);
@@ -281,7 +317,13 @@ fn run_with_progress(
             pb.set_position(starts.get(i).copied().unwrap_or(0) + pos);
         }
     };
-    let stats = pipeline::run(PipelineConfig::default(), files, emit, &mut progress)?;
+    let stats = crate::shard::run(
+        PipelineConfig::default(),
+        threads,
+        files,
+        emit,
+        &mut progress,
+    )?;
     if let Some((pb, _)) = bar {
         pb.finish_and_clear();
     }
