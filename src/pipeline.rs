@@ -259,7 +259,11 @@ impl Pipeline {
         let before = self.events.len();
         self.handle(index, file, pkt);
         self.ending.clear();
-        out.extend(self.events.drain(before..).map(|ev| Tagged { at: index, sub: 0, ev }));
+        out.extend(self.events.drain(before..).map(|ev| Tagged {
+            at: index,
+            sub: 0,
+            ev,
+        }));
     }
 
     /// Shard worker: the idle sweep that a single pipeline runs after packet `index`, at

@@ -897,14 +897,19 @@ impl<S> FlowTable<S> {
             let held = slot.mem;
             self.mem_unlink(idx);
             let lim = self.lim;
-            let Some(flow) = self.slots.get_mut(idx as usize).and_then(|s| s.flow.as_mut()) else {
+            let Some(flow) = self
+                .slots
+                .get_mut(idx as usize)
+                .and_then(|s| s.flow.as_mut())
+            else {
                 break;
             };
             for dir in [Direction::ToServer, Direction::ToClient] {
                 let Flow { meta, app, tcp } = &mut *flow;
-                tcp.rx_mut(dir).give_up_buffers(&lim, &mut self.stats, &mut |c| {
-                    sink.on_chunk(meta, app, dir, c)
-                });
+                tcp.rx_mut(dir)
+                    .give_up_buffers(&lim, &mut self.stats, &mut |c| {
+                        sink.on_chunk(meta, app, dir, c)
+                    });
             }
             sink.on_budget_drop(&flow.meta, &mut flow.app);
             self.stats.budget_drops += 1;
