@@ -92,10 +92,11 @@ struct Change {
     mem: i64,
 }
 
-/// Worker to merger: one round's events and changes; the counters with the last one.
+/// Worker to merger: one round's events (tagged `(at, sub)`, already mapped) and changes;
+/// the counters with the last one.
 #[derive(Debug)]
-struct FromWorker {
-    events: Vec<Tagged>,
+struct FromWorker<T> {
+    events: Vec<(u64, u64, T)>,
     changes: Vec<Change>,
     stats: Option<Box<RunStats>>,
 }
@@ -134,6 +135,34 @@ pub fn run(
     if threads <= 1 {
         return pipeline::run(cfg, files, emit, progress);
     }
+    run_inner(cfg, threads, files, &|e| e, &mut |e| emit(&e), progress)
+}
+
+/// As [`run`], but each event is first turned into a `T` by `map` on the worker threads (for
+/// example serialised), and `emit` gets the results in order. Use it to move per-event work
+/// that needs no global state off the single consuming thread.
+pub fn run_map<T: Send>(
+    cfg: PipelineConfig,
+    threads: usize,
+    files: &mut [CaptureFile],
+    map: &(dyn Fn(&IcsEvent) -> T + Sync),
+    emit: &mut impl FnMut(T),
+    progress: &mut impl FnMut(usize, u64),
+) -> Result<RunStats, CaptureError> {
+    if threads <= 1 {
+        return pipeline::run(cfg, files, &mut |e| emit(map(e)), progress);
+    }
+    run_inner(cfg, threads, files, &|e| map(&e), emit, progress)
+}
+
+fn run_inner<T: Send>(
+    cfg: PipelineConfig,
+    threads: usize,
+    files: &mut [CaptureFile],
+    map: &(dyn Fn(IcsEvent) -> T + Sync),
+    emit: &mut impl FnMut(T),
+    progress: &mut impl FnMut(usize, u64),
+) -> Result<RunStats, CaptureError> {
     let n = threads;
     let mut wcfg = cfg;
     wcfg.flow.max_flows = (wcfg.flow.max_flows / n).max(1);
@@ -152,14 +181,14 @@ pub fn run(
         let mut give_back = Vec::with_capacity(n);
         for _ in 0..n {
             let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
-            let (otx, orx) = sync_channel::<FromWorker>(QUEUE);
-            let (btx, brx) = channel::<FromWorker>();
+            let (otx, orx) = sync_channel::<FromWorker<T>>(QUEUE);
+            let (btx, brx) = channel::<FromWorker<T>>();
             to_workers.push(tx);
             from_workers.push(orx);
             give_back.push(btx);
             let ret = ret_tx.clone();
             let wcfg = wcfg.clone();
-            s.spawn(move || worker(wcfg, names, rx, otx, brx, ret));
+            s.spawn(move || worker(wcfg, names, map, rx, otx, brx, ret));
         }
         drop(ret_tx);
         let (pf, pp) = (&prog_file, &prog_pos);
@@ -282,15 +311,17 @@ fn send_round(batches: &mut [Batch], to: &[SyncSender<ToWorker>], ret: &Receiver
 }
 
 /// A worker: its own pipeline over the packets of its flows.
-fn worker(
+fn worker<T>(
     cfg: PipelineConfig,
     names: &[Arc<str>],
+    map: &(dyn Fn(IcsEvent) -> T + Sync),
     rx: Receiver<ToWorker>,
-    tx: SyncSender<FromWorker>,
-    back: Receiver<FromWorker>,
+    tx: SyncSender<FromWorker<T>>,
+    back: Receiver<FromWorker<T>>,
     ret: Sender<Batch>,
 ) {
     let mut p = Pipeline::new(cfg);
+    let mut events: Vec<Tagged> = Vec::new();
     let empty: Arc<str> = Arc::from("");
     let name = |f: u32| names.get(f as usize).unwrap_or(&empty);
     let (mut flows, mut mem) = (0i64, 0i64);
@@ -308,11 +339,11 @@ fn worker(
         }
     };
     for msg in rx {
-        let (mut events, mut changes) = match back.try_recv() {
+        let (mut mapped, mut changes) = match back.try_recv() {
             Ok(o) => (o.events, o.changes),
             Err(_) => (Vec::new(), Vec::new()),
         };
-        events.clear();
+        mapped.clear();
         changes.clear();
         match msg {
             ToWorker::Round(mut batch) => {
@@ -353,8 +384,9 @@ fn worker(
                 batch.items.clear();
                 let _ = ret.send(batch);
                 p.count_events(events.len());
+                mapped.extend(events.drain(..).map(|t| (t.at, t.sub, map(t.ev))));
                 let out = FromWorker {
-                    events,
+                    events: mapped,
                     changes,
                     stats: None,
                 };
@@ -370,8 +402,9 @@ fn worker(
                 p.shard_finish(now, name(file), last_packet, &mut events);
                 record(&p, u64::MAX, 2, &mut changes);
                 p.count_events(events.len());
+                mapped.extend(events.drain(..).map(|t| (t.at, t.sub, map(t.ev))));
                 let out = FromWorker {
-                    events,
+                    events: mapped,
                     changes,
                     stats: Some(Box::new(p.into_stats())),
                 };
@@ -385,14 +418,13 @@ fn worker(
 /// The merger: takes one answer per worker per round, hands the events on in tag order and
 /// tracks the global flow and memory peaks. Returns the summed counters, or `None` when the
 /// workers stopped early (the reader failed).
-fn merge(
-    from: &[Receiver<FromWorker>],
-    give_back: &[Sender<FromWorker>],
-    emit: &mut impl FnMut(&IcsEvent),
+fn merge<T>(
+    from: &[Receiver<FromWorker<T>>],
+    give_back: &[Sender<FromWorker<T>>],
+    emit: &mut impl FnMut(T),
     progress: &mut impl FnMut(),
 ) -> Option<RunStats> {
-    let mut round: Vec<FromWorker> = Vec::with_capacity(from.len());
-    let mut pos: Vec<usize> = Vec::with_capacity(from.len());
+    let mut round: Vec<FromWorker<T>> = Vec::with_capacity(from.len());
     let mut changes: Vec<Change> = Vec::new();
     let (mut flows, mut mem, mut flow_peak, mut mem_peak) = (0i64, 0i64, 0i64, 0i64);
     loop {
@@ -402,26 +434,27 @@ fn merge(
         }
         progress();
         // k-way merge by (at, sub); ties only happen within one worker, whose order is kept.
-        pos.clear();
-        pos.resize(round.len(), 0);
-        loop {
-            let mut best: Option<(u64, u64, usize)> = None;
-            for (w, o) in round.iter().enumerate() {
-                let Some(t) = pos.get(w).and_then(|&i| o.events.get(i)) else {
-                    continue;
+        {
+            let mut heads: Vec<_> = round
+                .iter_mut()
+                .map(|o| o.events.drain(..).peekable())
+                .collect();
+            loop {
+                let mut best: Option<(u64, u64, usize)> = None;
+                for (w, it) in heads.iter_mut().enumerate() {
+                    let Some(&(at, sub, _)) = it.peek() else {
+                        continue;
+                    };
+                    if best.is_none_or(|(a, s, _)| (at, sub) < (a, s)) {
+                        best = Some((at, sub, w));
+                    }
+                }
+                let Some((_, _, w)) = best else {
+                    break;
                 };
-                if best.is_none_or(|(a, s, _)| (t.at, t.sub) < (a, s)) {
-                    best = Some((t.at, t.sub, w));
+                if let Some((_, _, ev)) = heads.get_mut(w).and_then(Iterator::next) {
+                    emit(ev);
                 }
-            }
-            let Some((_, _, w)) = best else {
-                break;
-            };
-            if let (Some(o), Some(i)) = (round.get(w), pos.get_mut(w)) {
-                if let Some(t) = o.events.get(*i) {
-                    emit(&t.ev);
-                }
-                *i += 1;
             }
         }
         changes.clear();

@@ -62,6 +62,27 @@ fn inspect(pcaps: &[PathBuf], threads: usize) -> (Vec<u8>, String) {
     (out, stats.to_json().to_string())
 }
 
+/// `inspect` output with the events serialised on the workers.
+fn inspect_mapped(pcaps: &[PathBuf], threads: usize) -> Vec<u8> {
+    let mut files = pipeline::open_all(pcaps).unwrap();
+    let mut out = Vec::new();
+    let map = |e: &otwatch::event::IcsEvent| {
+        let mut v = serde_json::to_vec(e).unwrap();
+        v.push(b'\n');
+        v
+    };
+    shard::run_map(
+        PipelineConfig::default(),
+        threads,
+        &mut files,
+        &map,
+        &mut |v: Vec<u8>| out.extend_from_slice(&v),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    out
+}
+
 fn detect(pcaps: &[PathBuf], baseline: Option<&Path>, threads: usize, dir: &Path) -> Vec<u8> {
     let out = dir.join(format!("alerts-{threads}.jsonl"));
     analyze::detect(pcaps, baseline, Some(&out), threads).unwrap();
@@ -80,6 +101,10 @@ fn inspect_and_stats_are_identical_for_1_2_4_threads() {
             assert_eq!(
                 stats_one, stats_many,
                 "stats differ with {n} threads on {case:?}"
+            );
+            assert!(
+                one == inspect_mapped(&case, n),
+                "mapped inspect differs with {n} threads on {case:?}"
             );
         }
     }

@@ -245,17 +245,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if format == Format::Table {
                 out.line(|w| writeln!(w, "{}", table::Table::header()));
             }
-            let mut emit = |e: &IcsEvent| match format {
-                Format::Json => out.line(|w| {
-                    serde_json::to_writer(&mut *w, e)?;
-                    w.write_all(b"\n")
-                }),
-                Format::Table => {
-                    let row = table.row(e);
-                    out.line(|w| writeln!(w, "{row}"));
-                }
-            };
-            run_with_progress(&mut files, threads, &mut emit)?;
+            if format == Format::Json && threads > 1 {
+                // Serialise on the workers; this thread only writes, in order.
+                let map = |e: &IcsEvent| {
+                    let mut v = Vec::with_capacity(512);
+                    let _ = serde_json::to_writer(&mut v, e);
+                    v.push(b'\n');
+                    v
+                };
+                crate::shard::run_map(
+                    PipelineConfig::default(),
+                    threads,
+                    &mut files,
+                    &map,
+                    &mut |v: Vec<u8>| out.line(|w| w.write_all(&v)),
+                    &mut |_, _| {},
+                )?;
+            } else {
+                let mut emit = |e: &IcsEvent| match format {
+                    Format::Json => out.line(|w| {
+                        serde_json::to_writer(&mut *w, e)?;
+                        w.write_all(b"\n")
+                    }),
+                    Format::Table => {
+                        let row = table.row(e);
+                        out.line(|w| writeln!(w, "{row}"));
+                    }
+                };
+                run_with_progress(&mut files, threads, &mut emit)?;
+            }
             out.finish()?;
         }
         Command::Stats {
