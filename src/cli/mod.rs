@@ -253,14 +253,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v.push(b'\n');
                     v
                 };
-                crate::shard::run_map(
-                    PipelineConfig::default(),
-                    threads,
-                    &mut files,
-                    &map,
-                    &mut |v: Vec<u8>| out.line(|w| w.write_all(&v)),
-                    &mut |_, _| {},
-                )?;
+                with_progress(&mut files, |files, mut progress| {
+                    crate::shard::run_map(
+                        PipelineConfig::default(),
+                        threads,
+                        files,
+                        &map,
+                        &mut |v: Vec<u8>| out.line(|w| w.write_all(&v)),
+                        &mut progress,
+                    )
+                })?;
             } else {
                 let mut emit = |e: &IcsEvent| match format {
                     Format::Json => out.line(|w| {
@@ -282,7 +284,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pcaps,
         } => {
             let mut files = pipeline::open_all(&pcaps)?;
-            let stats = run_with_progress(&mut files, threads, &mut |_| {})?;
+            // Events are dropped where they are made.
+            let stats = with_progress(&mut files, |files, mut progress| {
+                crate::shard::run_map(
+                    PipelineConfig::default(),
+                    threads,
+                    files,
+                    &|_| (),
+                    &mut |()| {},
+                    &mut progress,
+                )
+            })?;
             let mut out = Out::new();
             if json {
                 let j = stats.to_json();
@@ -329,19 +341,32 @@ fn run_with_progress(
     threads: usize,
     emit: &mut impl FnMut(&IcsEvent),
 ) -> anyhow::Result<crate::stats::RunStats> {
+    with_progress(files, |files, mut progress| {
+        crate::shard::run(
+            PipelineConfig::default(),
+            threads,
+            files,
+            emit,
+            &mut progress,
+        )
+    })
+}
+
+/// Runs `run` with a progress bar over the inputs (when stderr is a terminal).
+fn with_progress(
+    files: &mut [CaptureFile],
+    run: impl FnOnce(
+        &mut [CaptureFile],
+        &mut dyn FnMut(usize, u64),
+    ) -> Result<crate::stats::RunStats, CaptureError>,
+) -> anyhow::Result<crate::stats::RunStats> {
     let bar = progress_for(files);
     let mut progress = |i: usize, pos: u64| {
         if let Some((pb, starts)) = &bar {
             pb.set_position(starts.get(i).copied().unwrap_or(0) + pos);
         }
     };
-    let stats = crate::shard::run(
-        PipelineConfig::default(),
-        threads,
-        files,
-        emit,
-        &mut progress,
-    )?;
+    let stats = run(files, &mut progress)?;
     if let Some((pb, _)) = bar {
         pb.finish_and_clear();
     }
