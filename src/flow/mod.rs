@@ -1685,4 +1685,50 @@ mod tests {
         println!("size_of: Slot<()> {slot}, Flow<()> {flow}, Reassembler {rx}");
         assert!(slot <= 512, "{slot}");
     }
+
+    #[test]
+    fn memory_budget_drops_the_least_recently_seen_buffers_first() {
+        let s = ep(100, 502);
+        let cfg = FlowConfig {
+            memory_budget_bytes: 5000,
+            ..FlowConfig::default()
+        };
+        let mut t = table(cfg);
+        let mut rec = Rec::default();
+        let data = [7u8; 1000];
+        let clients = [ep(1, 40_001), ep(2, 40_002), ep(3, 40_003)];
+        // Each client: handshake, then a segment after a 500-byte hole (buffered).
+        for (i, c) in clients.iter().enumerate() {
+            let isn = 1000 * i as u32;
+            feed(
+                &mut t,
+                &mut rec,
+                &[
+                    tcp(1, *c, s, isn, 0, SYN, b""),
+                    tcp(1, s, *c, 9000, isn + 1, SYN | ACK, b""),
+                    tcp(1, *c, s, isn + 1, 9001, ACK, b""),
+                    tcp(2, *c, s, isn + 501, 9001, PSH | ACK, &data),
+                ],
+            );
+            assert!(t.memory() <= 5000, "{} over the budget", t.memory());
+        }
+        let held = |t: &FlowTable<u32>, c: Endpoint| {
+            t.get(&key(c, s, 6))
+                .unwrap()
+                .tcp
+                .reassembler(Direction::ToServer)
+                .buffered_bytes()
+        };
+        // Two flows' buffers fit (a ring of at least 1500 bytes each), the third pushes the
+        // first, least recently seen, out.
+        assert!(t.stats().budget_drops >= 1, "{:?}", t.stats());
+        assert_eq!(held(&t, clients[0]), 0, "the oldest gave up its buffer");
+        assert_eq!(held(&t, clients[2]), 1000, "the newest keeps its buffer");
+        // The dropped flow's data was delivered after a gap for the hole.
+        let first = rec.stream(
+            t.get(&key(clients[0], s, 6)).unwrap().meta.id,
+            Direction::ToServer,
+        );
+        assert_eq!(first, vec![Ev::Gap(500), Ev::Data(data.to_vec())]);
+    }
 }
