@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod pipeline;
 pub mod proto;
 pub mod rules;
+pub mod shard;
 pub mod stats;
 pub mod synth;
 pub mod time;

@@ -9,6 +9,7 @@ use crate::event::IcsEvent;
 use crate::pipeline::{self, PipelineConfig};
 use crate::rules::detector::RulesDetector;
 use crate::rules::{self, RuleSet};
+use crate::shard;
 use crate::stats::RunStats;
 use crate::time::Timestamp;
 use anyhow::{bail, Context};
@@ -160,10 +161,15 @@ impl std::str::FromStr for LearnSpan {
 }
 
 /// Runs the pipeline over `pcaps`, handing each event to `f`.
-fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<RunStats> {
+fn events(
+    pcaps: &[PathBuf],
+    threads: usize,
+    f: &mut impl FnMut(&IcsEvent),
+) -> anyhow::Result<RunStats> {
     let mut files = pipeline::open_all(pcaps)?;
-    Ok(pipeline::run(
+    Ok(shard::run(
         PipelineConfig::default(),
+        threads,
         &mut files,
         f,
         &mut |_, _| {},
@@ -171,9 +177,9 @@ fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<Ru
 }
 
 /// `otwatch learn -o BASELINE PCAP...`.
-pub fn learn(pcaps: &[PathBuf], output: &Path, ml: bool) -> anyhow::Result<()> {
+pub fn learn(pcaps: &[PathBuf], output: &Path, ml: bool, threads: usize) -> anyhow::Result<()> {
     let mut learner = Learner::new(learn_config(ml));
-    let stats = events(pcaps, &mut |e| learner.observe(e))?;
+    let stats = events(pcaps, threads, &mut |e| learner.observe(e))?;
     let baseline = learner.finish().context("building the baseline")?;
     baseline
         .save(output)
@@ -221,6 +227,7 @@ pub fn detect(
     baseline: Option<&Path>,
     output: Option<&Path>,
     rules: &RuleChoice,
+    threads: usize,
 ) -> anyhow::Result<()> {
     let baseline = match baseline {
         Some(p) => Some(Baseline::load(p).map_err(|e| anyhow::anyhow!(BadInput(e.to_string())))?),
@@ -234,8 +241,9 @@ pub fn detect(
     add_rules(&mut engine, rule_set.as_ref());
     let mut alerts = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
-    pipeline::run(
+    shard::run(
         PipelineConfig::default(),
+        threads,
         &mut files,
         &mut |e| {
             engine.on_event(e, &mut alerts);
@@ -287,6 +295,7 @@ pub fn audit(
     alerts_out: Option<&Path>,
     ml: bool,
     rules: &RuleChoice,
+    threads: usize,
 ) -> anyhow::Result<String> {
     let rule_set = rules.load()?;
     let Some((first, last)) = time_span(pcaps)? else {
@@ -304,7 +313,7 @@ pub fn audit(
     let mut all_alerts: Vec<Alert> = Vec::new();
     let mut build_err: Option<anyhow::Error> = None;
     let mut batch = Vec::new();
-    let stats = events(pcaps, &mut |e| {
+    let stats = events(pcaps, threads, &mut |e| {
         if e.ts < cut {
             if let Some(l) = learner.as_mut() {
                 l.observe(e);
