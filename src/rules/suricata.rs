@@ -578,30 +578,56 @@ impl Header {
     }
 }
 
+/// A header address or port field: `any`, one network or port range, a negation, or a list.
 #[derive(Clone, Debug, PartialEq)]
-enum AddrSpec {
+enum Spec<T> {
     Any,
-    Net(IpAddr, u8),
-    Not(Box<AddrSpec>),
-    List(Vec<AddrSpec>),
+    Leaf(T),
+    Not(Box<Spec<T>>),
+    List(Vec<Spec<T>>),
 }
 
-impl AddrSpec {
-    fn matches(&self, ip: IpAddr) -> bool {
+/// An address field: networks as (address, prefix length).
+type AddrSpec = Spec<(IpAddr, u8)>;
+/// A port field: inclusive port ranges.
+type PortSpec = Spec<(u16, u16)>;
+
+/// What one leaf of a [`Spec`] matches.
+trait SpecLeaf<V> {
+    fn hit(&self, v: V) -> bool;
+}
+
+impl SpecLeaf<IpAddr> for (IpAddr, u8) {
+    fn hit(&self, ip: IpAddr) -> bool {
+        in_net(ip, self.0, self.1)
+    }
+}
+
+impl SpecLeaf<u16> for (u16, u16) {
+    fn hit(&self, port: u16) -> bool {
+        (self.0..=self.1).contains(&port)
+    }
+}
+
+impl<T> Spec<T> {
+    fn matches<V: Copy>(&self, v: V) -> bool
+    where
+        T: SpecLeaf<V>,
+    {
         match self {
-            AddrSpec::Any => true,
-            AddrSpec::Net(net, bits) => in_net(ip, *net, *bits),
-            AddrSpec::Not(a) => !a.matches(ip),
-            AddrSpec::List(items) => {
+            Spec::Any => true,
+            Spec::Leaf(l) => l.hit(v),
+            Spec::Not(a) => !a.matches(v),
+            Spec::List(items) => {
                 // Suricata: a list matches what any positive item matches and no negated one
                 // does; a list of only negations matches everything else.
-                let mut pos = items.iter().filter(|i| !matches!(i, AddrSpec::Not(_)));
+                let mut pos = items.iter().filter(|i| !matches!(i, Spec::Not(_)));
                 let any_pos = pos.clone().next().is_some();
-                let ok = !any_pos || pos.any(|i| i.matches(ip));
+                let ok = !any_pos || pos.any(|i| i.matches(v));
                 ok && items
                     .iter()
-                    .filter(|i| matches!(i, AddrSpec::Not(_)))
-                    .all(|i| i.matches(ip))
+                    .filter(|i| matches!(i, Spec::Not(_)))
+                    .all(|i| i.matches(v))
             }
         }
     }
@@ -622,33 +648,6 @@ fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum PortSpec {
-    Any,
-    Range(u16, u16),
-    Not(Box<PortSpec>),
-    List(Vec<PortSpec>),
-}
-
-impl PortSpec {
-    fn matches(&self, port: u16) -> bool {
-        match self {
-            PortSpec::Any => true,
-            PortSpec::Range(a, b) => (*a..=*b).contains(&port),
-            PortSpec::Not(p) => !p.matches(port),
-            PortSpec::List(items) => {
-                let mut pos = items.iter().filter(|i| !matches!(i, PortSpec::Not(_)));
-                let any_pos = pos.clone().next().is_some();
-                let ok = !any_pos || pos.any(|i| i.matches(port));
-                ok && items
-                    .iter()
-                    .filter(|i| matches!(i, PortSpec::Not(_)))
-                    .all(|i| i.matches(port))
-            }
-        }
     }
 }
 
@@ -681,10 +680,10 @@ fn parse_header(head: &str, notes: &mut Vec<String>) -> Result<(RuleAction, Head
         o => return Err(format!("direction `{o}` is not `->` or `<>`")),
     };
     let header = Header {
-        src: parse_addr(src, 0, notes)?,
-        src_port: parse_port(sp, 0, notes)?,
-        dst: parse_addr(dst, 0, notes)?,
-        dst_port: parse_port(dp, 0, notes)?,
+        src: parse_addr(src, notes)?,
+        src_port: parse_port(sp, notes)?,
+        dst: parse_addr(dst, notes)?,
+        dst_port: parse_port(dp, notes)?,
         both_ways,
     };
     Ok((action, header))
@@ -752,95 +751,82 @@ fn variable_note(notes: &mut Vec<String>, var: &str) {
     }
 }
 
-fn parse_addr(s: &str, depth: usize, notes: &mut Vec<String>) -> Result<AddrSpec, String> {
+/// Parses a header field (`what` is "address" or "port"): `any`, `$VAR` (taken as `any`, with
+/// a note), `!x`, `[x, y, …]`, or one leaf parsed by `leaf`.
+fn parse_spec<T>(
+    s: &str,
+    depth: usize,
+    notes: &mut Vec<String>,
+    what: &str,
+    leaf: &dyn Fn(&str) -> Result<T, String>,
+) -> Result<Spec<T>, String> {
     if depth > MAX_LIST_DEPTH {
-        return Err("address lists nested too deep".to_string());
+        return Err(format!("{what} lists nested too deep"));
     }
     let s = s.trim();
+    let deeper = depth.saturating_add(1);
     if let Some(rest) = s.strip_prefix('!') {
-        return Ok(AddrSpec::Not(Box::new(parse_addr(
-            rest,
-            depth.saturating_add(1),
-            notes,
+        return Ok(Spec::Not(Box::new(parse_spec(
+            rest, deeper, notes, what, leaf,
         )?)));
     }
     if let Some(body) = s.strip_prefix('[').and_then(|b| b.strip_suffix(']')) {
         let items = list_items(body)
             .into_iter()
-            .map(|i| parse_addr(i, depth.saturating_add(1), notes))
+            .map(|i| parse_spec(i, deeper, notes, what, leaf))
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(AddrSpec::List(items));
+        return Ok(Spec::List(items));
     }
     if s == "any" {
-        return Ok(AddrSpec::Any);
+        return Ok(Spec::Any);
     }
     if let Some(var) = s.strip_prefix('$') {
         if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("bad address variable `{s}`"));
+            return Err(format!("bad {what} variable `{s}`"));
         }
         variable_note(notes, s);
-        return Ok(AddrSpec::Any);
+        return Ok(Spec::Any);
     }
-    let (ip, bits) = match s.split_once('/') {
-        Some((ip, bits)) => (ip, Some(bits)),
-        None => (s, None),
-    };
-    let ip: IpAddr = ip.parse().map_err(|_| format!("bad address `{s}`"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let bits = match bits {
-        None => max,
-        Some(b) => match b.parse::<u8>() {
-            Ok(n) if n <= max => n,
-            _ => return Err(format!("bad prefix length in `{s}`")),
-        },
-    };
-    Ok(AddrSpec::Net(ip, bits))
+    leaf(s).map(Spec::Leaf)
 }
 
-fn parse_port(s: &str, depth: usize, notes: &mut Vec<String>) -> Result<PortSpec, String> {
-    if depth > MAX_LIST_DEPTH {
-        return Err("port lists nested too deep".to_string());
-    }
-    let s = s.trim();
-    if let Some(rest) = s.strip_prefix('!') {
-        return Ok(PortSpec::Not(Box::new(parse_port(
-            rest,
-            depth.saturating_add(1),
-            notes,
-        )?)));
-    }
-    if let Some(body) = s.strip_prefix('[').and_then(|b| b.strip_suffix(']')) {
-        let items = list_items(body)
-            .into_iter()
-            .map(|i| parse_port(i, depth.saturating_add(1), notes))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(PortSpec::List(items));
-    }
-    if s == "any" {
-        return Ok(PortSpec::Any);
-    }
-    if let Some(var) = s.strip_prefix('$') {
-        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("bad port variable `{s}`"));
-        }
-        variable_note(notes, s);
-        return Ok(PortSpec::Any);
-    }
-    let num = |t: &str| t.parse::<u16>().map_err(|_| format!("bad port `{s}`"));
-    match s.split_once(':') {
-        Some((a, b)) => {
-            let lo = if a.is_empty() { 0 } else { num(a)? };
-            let hi = if b.is_empty() { u16::MAX } else { num(b)? };
-            if lo > hi {
-                return Err(format!("port range `{s}` is empty"));
+fn parse_addr(s: &str, notes: &mut Vec<String>) -> Result<AddrSpec, String> {
+    parse_spec(s, 0, notes, "address", &|s| {
+        let (ip, bits) = match s.split_once('/') {
+            Some((ip, bits)) => (ip, Some(bits)),
+            None => (s, None),
+        };
+        let ip: IpAddr = ip.parse().map_err(|_| format!("bad address `{s}`"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) => match b.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("bad prefix length in `{s}`")),
+            },
+        };
+        Ok((ip, bits))
+    })
+}
+
+fn parse_port(s: &str, notes: &mut Vec<String>) -> Result<PortSpec, String> {
+    parse_spec(s, 0, notes, "port", &|s| {
+        let num = |t: &str| t.parse::<u16>().map_err(|_| format!("bad port `{s}`"));
+        match s.split_once(':') {
+            Some((a, b)) => {
+                let lo = if a.is_empty() { 0 } else { num(a)? };
+                let hi = if b.is_empty() { u16::MAX } else { num(b)? };
+                if lo > hi {
+                    return Err(format!("port range `{s}` is empty"));
+                }
+                Ok((lo, hi))
             }
-            Ok(PortSpec::Range(lo, hi))
+            None => {
+                let p = num(s)?;
+                Ok((p, p))
+            }
         }
-        None => {
-            let p = num(s)?;
-            Ok(PortSpec::Range(p, p))
-        }
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------
