@@ -34,7 +34,10 @@ fn same_seed_same_bytes() {
     let (c, _) = bytes(&cfg(8));
     assert_ne!(a, c);
     // About the requested number of packets: open connections are closed after the limit.
-    assert!(sa.packets >= 40_000 && sa.packets < 40_000 + 3 * 200, "{sa:?}");
+    assert!(
+        sa.packets >= 40_000 && sa.packets < 40_000 + 3 * 200,
+        "{sa:?}"
+    );
 }
 
 #[test]

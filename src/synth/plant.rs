@@ -131,7 +131,11 @@ impl Plc {
         let period_s = 60 + i64::from((k * 97 + o * 7) % 600);
         let phase = (t_us / 1_000_000 + i64::from(o) * 17) % period_s;
         let half = period_s / 2;
-        let tri = if phase < half { phase } else { period_s - phase };
+        let tri = if phase < half {
+            phase
+        } else {
+            period_s - phase
+        };
         let ramp = (tri * i64::from(amp) / half.max(1)) as u32;
         (base + ramp + rng.below(4) as u32) as u16
     }
@@ -454,7 +458,11 @@ impl Gen {
             (server, c.client, dport, c.sport)
         };
         let seq = c.seq[from];
-        let ack = if flags & 0x10 != 0 { c.seq[1 - from] } else { 0 };
+        let ack = if flags & 0x10 != 0 {
+            c.seq[1 - from]
+        } else {
+            0
+        };
         out.push(
             t,
             |f| tcp_frame(f, src, dst, sp, dp, seq, ack, flags, payload),
@@ -705,7 +713,12 @@ impl Gen {
 
     /// The session's request and response at `phase` (0 = CreateSession), and when the
     /// connection runs next (`None` once the session is closed).
-    fn ua_service(&mut self, i: usize, phase: u32, t: i64) -> Option<(Vec<u8>, Vec<u8>, Option<i64>)> {
+    fn ua_service(
+        &mut self,
+        i: usize,
+        phase: u32,
+        t: i64,
+    ) -> Option<(Vec<u8>, Vec<u8>, Option<i64>)> {
         let soon = t + 2_500 + self.rng.below(4_000) as i64;
         let jitter = self.rng.below(self.publish_us as u64 / 20 + 1) as i64;
         let publish_next = t + self.publish_us + jitter;
@@ -757,7 +770,12 @@ impl Gen {
                 ua.auth = auth;
                 r.node4(464);
                 r.resp_header(rts, handle, 0);
-                r.guid_node(1, &[auth[15], 0x11, 0x22, 0x33, auth[3], 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+                r.guid_node(
+                    1,
+                    &[
+                        auth[15], 0x11, 0x22, 0x33, auth[3], 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                    ],
+                );
                 r.guid_node(1, &auth);
                 r.f64(1_200_000.0);
                 r.bytes(&noise.rotate_left(7).to_le_bytes().repeat(4));
