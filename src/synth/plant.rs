@@ -436,6 +436,7 @@ impl Gen {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn frame<W: Write>(
         &self,
         out: &mut Out<W>,
