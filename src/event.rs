@@ -188,7 +188,7 @@ fn ser_hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// One object read or written, with the values that crossed the wire (in address order).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize)]
 pub struct Access {
     /// Read or write.
     pub dir: AccessDir,
@@ -242,7 +242,7 @@ pub struct Evidence {
 }
 
 /// One ICS operation, protocol-neutral.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize)]
 pub struct IcsEvent {
     /// Capture time of the request (or of the message, for one-way messages).
     pub ts: Timestamp,
@@ -286,6 +286,68 @@ pub struct IcsEvent {
     pub details: Vec<(&'static str, Value)>,
     /// Where the packets are.
     pub evidence: Evidence,
+}
+
+// `Clone` by hand for `clone_from`: a detector that keeps "the last event" of a stream copies
+// each new one over the old in place, reusing its vectors instead of allocating new ones.
+impl Clone for Access {
+    fn clone(&self) -> Self {
+        Access {
+            dir: self.dir,
+            object: self.object.clone(),
+            values: self.values.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, src: &Self) {
+        self.dir = src.dir;
+        self.object.clone_from(&src.object);
+        self.values.clone_from(&src.values);
+    }
+}
+
+impl Clone for IcsEvent {
+    fn clone(&self) -> Self {
+        IcsEvent {
+            ts: self.ts,
+            proto: self.proto,
+            flow_id: self.flow_id,
+            client: self.client,
+            server: self.server,
+            vlan: self.vlan,
+            unit_id: self.unit_id,
+            session: self.session.clone(),
+            op: self.op,
+            function: self.function.clone(),
+            accesses: self.accesses.clone(),
+            outcome: self.outcome.clone(),
+            latency_us: self.latency_us,
+            violations: self.violations.clone(),
+            facts: self.facts.clone(),
+            details: self.details.clone(),
+            evidence: self.evidence.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, src: &Self) {
+        self.ts = src.ts;
+        self.proto = src.proto;
+        self.flow_id = src.flow_id;
+        self.client = src.client;
+        self.server = src.server;
+        self.vlan = src.vlan;
+        self.unit_id = src.unit_id;
+        self.session.clone_from(&src.session);
+        self.op = src.op;
+        self.function.clone_from(&src.function);
+        self.accesses.clone_from(&src.accesses);
+        self.outcome.clone_from(&src.outcome);
+        self.latency_us = src.latency_us;
+        self.violations.clone_from(&src.violations);
+        self.facts.clone_from(&src.facts);
+        self.details.clone_from(&src.details);
+        self.evidence.clone_from(&src.evidence);
+    }
 }
 
 /// Which side of the conversation a fact describes.

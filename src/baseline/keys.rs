@@ -63,6 +63,42 @@ pub fn space_key(unit: Option<u8>, obj: &ObjectRef) -> Option<String> {
     }
 }
 
+/// Calls `f` with the address-space key of a Modbus (unit, table), `u1/holding_register`, as
+/// [`space_key`] writes it but formatted on the stack (for per-event lookups).
+pub fn with_space_key<R>(unit: Option<u8>, table: ModbusTable, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 32];
+    let mut len = 0usize;
+    let mut push = |bytes: &[u8]| {
+        for b in bytes {
+            if let Some(d) = buf.get_mut(len) {
+                *d = *b;
+                len += 1;
+            }
+        }
+    };
+    push(b"u");
+    match unit {
+        Some(u) => {
+            let digits = [u / 100, (u / 10) % 10, u % 10].map(|d| b'0' + d);
+            let skip = if u >= 100 {
+                0
+            } else if u >= 10 {
+                1
+            } else {
+                2
+            };
+            push(digits.get(skip..).unwrap_or_default());
+        }
+        None => push(b"-"),
+    }
+    push(b"/");
+    push(table_key(table).as_bytes());
+    f(buf
+        .get(..len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default())
+}
+
 /// Key of one Modbus address: `u1/holding_register/40`.
 pub fn modbus_object_key(unit: Option<u8>, table: ModbusTable, addr: u32) -> String {
     format!("{}/{}/{addr}", unit_part(unit), table_key(table))
@@ -208,36 +244,88 @@ pub fn numeric(v: &Value) -> Option<f64> {
 /// The request signature of a polling model: function, unit and first object, e.g.
 /// `fc3 u1 holding_register 0+10` or `ReadRequest node ns=2;s=Tank.Level +3`.
 pub fn request_signature(ev: &IcsEvent) -> String {
-    let f = &ev.function;
-    let head = match ev.proto {
-        crate::event::AppProto::Modbus => match f.sub {
-            Some(s) => format!("fc{}/{s}", f.code),
-            None => format!("fc{}", f.code),
-        },
-        crate::event::AppProto::Opcua => f.name.to_string(),
-    };
-    let unit = match ev.unit_id {
-        Some(u) => format!(" u{u}"),
-        None => String::new(),
-    };
-    let obj = match ev.accesses.first().map(|a| &a.object) {
-        Some(ObjectRef::Modbus {
-            table,
-            start,
-            count,
-        }) => format!(" {} {start}+{count}", table_key(*table)),
-        Some(o) => {
-            let more = ev.accesses.len().saturating_sub(1);
-            let k = named_object_key(o).unwrap_or_default();
-            if more > 0 {
-                format!(" {k} +{more}")
-            } else {
-                format!(" {k}")
-            }
+    SigKey::of(ev).to_string()
+}
+
+/// A typed request signature: the identity of [`request_signature`] without building a string
+/// (for per-event lookups); its `Display` is the signature string of the baseline file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SigKey {
+    proto: crate::event::AppProto,
+    code: u32,
+    name: &'static str,
+    sub: Option<u16>,
+    unit: Option<u8>,
+    obj: SigObj,
+}
+
+/// The first object of a [`SigKey`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum SigObj {
+    None,
+    Modbus {
+        table: ModbusTable,
+        start: u32,
+        count: u32,
+    },
+    /// A named object's key and how many more accesses followed it.
+    Named {
+        key: String,
+        more: usize,
+    },
+}
+
+impl SigKey {
+    /// The signature of an event's request.
+    pub fn of(ev: &IcsEvent) -> SigKey {
+        let obj = match ev.accesses.first().map(|a| &a.object) {
+            Some(ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            }) => SigObj::Modbus {
+                table: *table,
+                start: *start,
+                count: *count,
+            },
+            Some(o) => SigObj::Named {
+                key: named_object_key(o).unwrap_or_default(),
+                more: ev.accesses.len().saturating_sub(1),
+            },
+            None => SigObj::None,
+        };
+        SigKey {
+            proto: ev.proto,
+            code: ev.function.code,
+            name: ev.function.name,
+            sub: ev.function.sub,
+            unit: ev.unit_id,
+            obj,
         }
-        None => String::new(),
-    };
-    format!("{head}{unit}{obj}")
+    }
+}
+
+impl std::fmt::Display for SigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.proto, self.sub) {
+            (crate::event::AppProto::Modbus, Some(s)) => write!(f, "fc{}/{s}", self.code)?,
+            (crate::event::AppProto::Modbus, None) => write!(f, "fc{}", self.code)?,
+            (crate::event::AppProto::Opcua, _) => f.write_str(self.name)?,
+        }
+        if let Some(u) = self.unit {
+            write!(f, " u{u}")?;
+        }
+        match &self.obj {
+            SigObj::None => Ok(()),
+            SigObj::Modbus {
+                table,
+                start,
+                count,
+            } => write!(f, " {} {start}+{count}", table_key(*table)),
+            SigObj::Named { key, more: 0 } => write!(f, " {key}"),
+            SigObj::Named { key, more } => write!(f, " {key} +{more}"),
+        }
+    }
 }
 
 /// A number in plain form: integers without a decimal point, others with up to 3 decimals.
@@ -348,6 +436,29 @@ pub fn event_summary(ev: &IcsEvent) -> String {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_space_key_equals_space_key() {
+        let tables = [
+            ModbusTable::Coil,
+            ModbusTable::DiscreteInput,
+            ModbusTable::InputRegister,
+            ModbusTable::HoldingRegister,
+            ModbusTable::FileRecord,
+            ModbusTable::Fifo,
+        ];
+        for unit in [None, Some(0), Some(9), Some(10), Some(99), Some(100), Some(255)] {
+            for table in tables {
+                let obj = ObjectRef::Modbus {
+                    table,
+                    start: 0,
+                    count: 1,
+                };
+                let want = space_key(unit, &obj).unwrap();
+                with_space_key(unit, table, |k| assert_eq!(k, want));
+            }
+        }
+    }
 
     #[test]
     fn keys_and_words() {

@@ -1,8 +1,6 @@
 //! The learner: events in, [`Baseline`] out, in bounded memory.
 
-use super::keys::{
-    modbus_object_key, named_object_key, numeric, op_key, request_signature, table_key,
-};
+use super::keys::{modbus_object_key, named_object_key, numeric, op_key, table_key, SigKey};
 use super::profile::{quantile, RangeSet, Sampler, ValueAcc};
 use super::{
     Asset, Baseline, BaselineError, Channel, Dropped, LearnedSpan, ObjectProfile, Operation,
@@ -143,9 +141,13 @@ struct ChanAcc {
     objects_named: HashMap<String, ObjAcc>,
     /// Objects in both maps.
     n_objects: usize,
-    polls: BTreeMap<String, PollAcc>,
-    last_sig: Option<String>,
-    transitions: BTreeMap<(String, String), u64>,
+    /// Request signatures seen, interned: id -> (signature string, poll accumulator).
+    polls: Vec<(String, PollAcc)>,
+    /// Signature -> id in `polls`.
+    sig_ids: HashMap<SigKey, u32>,
+    last_sig: Option<u32>,
+    /// Consecutive pairs of request signatures (by id), counted.
+    transitions: HashMap<(u32, u32), u64>,
     dropped: Dropped,
 }
 
@@ -289,9 +291,10 @@ impl Learner {
             objects_mb: HashMap::new(),
             objects_named: HashMap::new(),
             n_objects: 0,
-            polls: BTreeMap::new(),
+            polls: Vec::new(),
+            sig_ids: HashMap::new(),
             last_sig: None,
-            transitions: BTreeMap::new(),
+            transitions: HashMap::new(),
             dropped: Dropped::default(),
         });
         observe_channel(cfg, ch, ev);
@@ -449,17 +452,33 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
         }
     }
     // Polling model.
-    let sig = request_signature(ev);
-    if !ch.polls.contains_key(&sig) && ch.polls.len() >= cfg.max_polls_per_channel {
+    let key = SigKey::of(ev);
+    let id = match ch.sig_ids.get(&key) {
+        Some(id) => Some(*id),
+        None if ch.polls.len() >= cfg.max_polls_per_channel => None,
+        None => {
+            let id = ch.polls.len() as u32;
+            ch.polls.push((
+                key.to_string(),
+                PollAcc {
+                    count: 0,
+                    last: None,
+                    intervals: Sampler::new(cfg.samples),
+                    sum_us: 0.0,
+                    max_us: 0,
+                },
+            ));
+            ch.sig_ids.insert(key, id);
+            Some(id)
+        }
+    };
+    let Some(id) = id else {
         ch.dropped.poll_signatures += 1;
-    } else {
-        let p = ch.polls.entry(sig.clone()).or_insert_with(|| PollAcc {
-            count: 0,
-            last: None,
-            intervals: Sampler::new(cfg.samples),
-            sum_us: 0.0,
-            max_us: 0,
-        });
+        // The order model only knows signatures it has a poll for.
+        ch.last_sig = None;
+        return;
+    };
+    if let Some((_, p)) = ch.polls.get_mut(id as usize) {
         p.count += 1;
         if let Some(prev) = p.last {
             let d = ev.ts.micros_since(prev);
@@ -470,13 +489,13 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
         p.last = Some(ev.ts);
     }
     if let Some(prev) = ch.last_sig.take() {
-        let t = (prev, sig.clone());
+        let t = (prev, id);
         if ch.transitions.contains_key(&t) || ch.transitions.len() < cfg.max_transitions_per_channel
         {
             *ch.transitions.entry(t).or_insert(0) += 1;
         }
     }
-    ch.last_sig = Some(sig);
+    ch.last_sig = Some(id);
 }
 
 fn learn_value(o: &mut ObjAcc, dir: AccessDir, exc: bool, v: Option<&Value>) {
@@ -590,12 +609,20 @@ fn find_cycle(
 }
 
 fn finish_channel(cfg: &LearnConfig, k: &ChanKey, c: &ChanAcc) -> Channel {
-    let polls: Vec<PollPattern> = c
-        .polls
-        .iter()
+    // In signature order, as the file lists them.
+    let mut order: Vec<&(String, PollAcc)> = c.polls.iter().collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let polls: Vec<PollPattern> = order
+        .into_iter()
         .map(|(s, p)| finish_poll(cfg, s, p))
         .collect();
-    let cycle = find_cycle(cfg, &polls, &c.transitions);
+    let name = |id: u32| c.polls.get(id as usize).map(|(s, _)| s.clone());
+    let transitions: BTreeMap<(String, String), u64> = c
+        .transitions
+        .iter()
+        .filter_map(|((a, b), n)| Some(((name(*a)?, name(*b)?), *n)))
+        .collect();
+    let cycle = find_cycle(cfg, &polls, &transitions);
     let span_min = c.last.micros_since(c.first) as f64 / 60e6;
     let mut dropped = c.dropped.clone();
     dropped.ranges_merged = c

@@ -11,8 +11,8 @@ use super::{list_words, op_impact, Detector};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
-    device_words, event_summary, fmt_value, named_object_key, object_words, space_key, Baseline,
-    Channel, RangeSet,
+    device_words, event_summary, fmt_value, named_object_key, object_words, space_key,
+    with_space_key, Baseline, Channel, RangeSet,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef};
 use std::collections::BTreeSet;
@@ -182,24 +182,32 @@ impl Novelty {
     fn objects(&self, ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
         for a in &ev.accesses {
             match &a.object {
-                ObjectRef::Modbus { start, count, .. } => {
-                    let Some(space) = space_key(ev.unit_id, &a.object) else {
-                        continue;
-                    };
+                ObjectRef::Modbus {
+                    table,
+                    start,
+                    count,
+                } => {
                     let first = *start;
                     let last = start.saturating_add(count.saturating_sub(1));
                     // Fast path: known addresses raise nothing, so build nothing for them.
-                    let covered = |m: &std::collections::BTreeMap<String, Vec<[u32; 2]>>| {
-                        m.get(&space)
-                            .is_some_and(|p| RangeSet::pairs_cover(p, first, last))
-                    };
-                    let known = match a.dir {
-                        AccessDir::Read => covered(&ch.read_ranges) || covered(&ch.write_ranges),
-                        AccessDir::Write => covered(&ch.write_ranges),
-                    };
+                    let known = with_space_key(ev.unit_id, *table, |space| {
+                        let covered = |m: &std::collections::BTreeMap<String, Vec<[u32; 2]>>| {
+                            m.get(space)
+                                .is_some_and(|p| RangeSet::pairs_cover(p, first, last))
+                        };
+                        match a.dir {
+                            AccessDir::Read => {
+                                covered(&ch.read_ranges) || covered(&ch.write_ranges)
+                            }
+                            AccessDir::Write => covered(&ch.write_ranges),
+                        }
+                    });
                     if known {
                         continue;
                     }
+                    let Some(space) = space_key(ev.unit_id, &a.object) else {
+                        continue;
+                    };
                     let read = ranges_of(ch, &space, AccessDir::Read);
                     let write = ranges_of(ch, &space, AccessDir::Write);
                     let words = object_words(&a.object);

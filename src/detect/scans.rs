@@ -19,7 +19,9 @@
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
-use crate::baseline::{device_words, event_summary, space_key, Baseline, Channel, RangeSet};
+use crate::baseline::{
+    device_words, event_summary, space_key, with_space_key, Baseline, Channel, RangeSet,
+};
 use crate::event::{AppProto, IcsEvent, ObjectRef, Outcome};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -158,15 +160,21 @@ pub struct Scans {
 /// Is the first object of the event outside what the channel learnt?
 fn block_is_known(ch: &Channel, ev: &IcsEvent) -> bool {
     match ev.accesses.first() {
-        Some(a) => match (&a.object, space_key(ev.unit_id, &a.object)) {
-            (ObjectRef::Modbus { start, count, .. }, Some(space)) => {
+        Some(a) => match &a.object {
+            ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            } => {
                 let last = start.saturating_add(count.saturating_sub(1));
-                [&ch.read_ranges, &ch.write_ranges].iter().any(|m| {
-                    m.get(&space)
-                        .is_some_and(|p| RangeSet::pairs_cover(p, *start, last))
+                with_space_key(ev.unit_id, *table, |space| {
+                    [&ch.read_ranges, &ch.write_ranges].iter().any(|m| {
+                        m.get(space)
+                            .is_some_and(|p| RangeSet::pairs_cover(p, *start, last))
+                    })
                 })
             }
-            (other, _) => crate::baseline::named_object_key(other)
+            other => crate::baseline::named_object_key(other)
                 .is_some_and(|k| ch.objects.contains_key(&k)),
         },
         None => true,
@@ -228,9 +236,15 @@ impl Detector for Scans {
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1_000_000);
         let cap = cfg.max_window_items;
-        st.recent.push_back(ev.clone());
-        while st.recent.len() > MAX_EVIDENCE {
-            st.recent.pop_front();
+        // The last events, the oldest's vectors reused for the newest.
+        match st.recent.len() >= MAX_EVIDENCE {
+            true => {
+                if let Some(mut old) = st.recent.pop_front() {
+                    old.clone_from(ev);
+                    st.recent.push_back(old);
+                }
+            }
+            false => st.recent.push_back(ev.clone()),
         }
 
         // Function codes.

@@ -19,10 +19,11 @@
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
-use crate::baseline::{device_words, event_summary, fmt_num, request_signature, Baseline, Channel};
+use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
 use crate::event::{AppProto, Endpoint, IcsEvent};
+use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Timing thresholds.
@@ -102,11 +103,30 @@ struct ChanState {
     order_reported: bool,
 }
 
+/// What the detector knows of one request signature on one channel, looked up in the
+/// baseline once.
+#[derive(Debug)]
+struct SigInfo {
+    /// The signature as the baseline file writes it.
+    sig: String,
+    /// Index of its poll pattern in the channel's `polls`, when periodic.
+    poll: Option<usize>,
+    /// Its position in the channel's cycle.
+    cycle_pos: Option<usize>,
+    /// Index of its state in `Timing::states`.
+    state: Option<usize>,
+}
+
 /// The timing detector.
 #[derive(Debug)]
 pub struct Timing {
     cfg: TimingConfig,
-    sigs: BTreeMap<(ChanKey, String), SigState>,
+    /// Per (channel, signature), looked up once.
+    infos: HashMap<(ChanKey, SigKey), SigInfo, KeyHashBuilder>,
+    /// Poll states, with their channel and signature.
+    states: Vec<(ChanKey, String, SigState)>,
+    /// `states` in (channel, signature) order, for deterministic ticks.
+    order: BTreeMap<(ChanKey, String), usize>,
     chans: BTreeMap<ChanKey, ChanState>,
     /// States not kept because the table was full.
     pub states_dropped: u64,
@@ -123,7 +143,9 @@ impl Timing {
     pub fn new(cfg: TimingConfig) -> Self {
         Timing {
             cfg,
-            sigs: BTreeMap::new(),
+            infos: HashMap::default(),
+            states: Vec::new(),
+            order: BTreeMap::new(),
             chans: BTreeMap::new(),
             states_dropped: 0,
         }
@@ -166,21 +188,20 @@ impl Timing {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn order(
-        &mut self,
+        cfg: &TimingConfig,
+        chans: &mut BTreeMap<ChanKey, ChanState>,
         ev: &IcsEvent,
         key: ChanKey,
-        sig: &str,
+        (sig, pos): (&str, usize),
         cycle: &[String],
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
-        let Some(pos) = cycle.iter().position(|s| s == sig) else {
-            return;
-        };
-        let window = self.cfg.order_window.max(1);
-        let min_bad = self.cfg.order_min_violations;
-        let st = self.chans.entry(key).or_default();
+        let window = cfg.order_window.max(1);
+        let min_bad = cfg.order_min_violations;
+        let st = chans.entry(key).or_default();
         let Some(ppos) = st.last_cycle_pos.replace(pos) else {
             return;
         };
@@ -189,7 +210,6 @@ impl Timing {
             .get((ppos + 1) % cycle.len())
             .map(String::as_str)
             .unwrap_or("");
-        let _ = pos;
         let ok = expected == sig;
         st.order.push_back(ok);
         while st.order.len() > window {
@@ -241,39 +261,69 @@ impl Detector for Timing {
             // the data changes, not a polling cycle, so they have no period to keep.
             return;
         }
-        let sig = request_signature(ev);
-        if !ch.cycle.is_empty() {
-            self.order(ev, key, &sig, &ch.cycle, ch, out);
+        let skey = (key, SigKey::of(ev));
+        let info = match self.infos.get_mut(&skey) {
+            Some(info) => info,
+            None => {
+                let sig = skey.1.to_string();
+                let poll = ch
+                    .polls
+                    .iter()
+                    .position(|p| p.periodic && p.signature == sig);
+                let cycle_pos = ch.cycle.iter().position(|s| *s == sig);
+                if self.infos.len() >= self.cfg.max_states {
+                    // Table full: check the order, but keep no poll state.
+                    self.states_dropped += 1;
+                    if let Some(pos) = cycle_pos {
+                        let (cfg, chans) = (&self.cfg, &mut self.chans);
+                        Timing::order(cfg, chans, ev, key, (&sig, pos), &ch.cycle, ch, out);
+                    }
+                    return;
+                }
+                self.infos.entry(skey).or_insert(SigInfo {
+                    sig,
+                    poll,
+                    cycle_pos,
+                    state: None,
+                })
+            }
+        };
+        if let Some(pos) = info.cycle_pos {
+            let (cfg, chans) = (&self.cfg, &mut self.chans);
+            Timing::order(cfg, chans, ev, key, (&info.sig, pos), &ch.cycle, ch, out);
         }
-        let Some(p) = ch.poll(&sig).filter(|p| p.periodic) else {
+        let Some(p) = info.poll.and_then(|i| ch.polls.get(i)) else {
             return;
         };
-        let skey = (key, sig);
-        let Some(st) = self.sigs.get_mut(&skey) else {
-            if self.sigs.len() < self.cfg.max_states {
-                self.sigs.insert(
-                    skey,
-                    SigState {
-                        last: ev.ts,
-                        recent: VecDeque::new(),
-                        stopped: false,
-                        period_reported: false,
-                        client: ev.client,
-                        server: ev.server,
-                        unit: ev.unit_id,
-                        last_ev: ev.clone(),
-                    },
-                );
-            } else {
-                self.states_dropped += 1;
-            }
+        let Some(st) = info
+            .state
+            .and_then(|i| self.states.get_mut(i))
+            .map(|(_, _, st)| st)
+        else {
+            let i = self.states.len();
+            info.state = Some(i);
+            self.order.insert((key, info.sig.clone()), i);
+            self.states.push((
+                key,
+                info.sig.clone(),
+                SigState {
+                    last: ev.ts,
+                    recent: VecDeque::new(),
+                    stopped: false,
+                    period_reported: false,
+                    client: ev.client,
+                    server: ev.server,
+                    unit: ev.unit_id,
+                    last_ev: ev.clone(),
+                },
+            ));
             return;
         };
         let d = ev.ts.micros_since(st.last);
         st.last = ev.ts;
         st.client = ev.client;
         st.server = ev.server;
-        st.last_ev = ev.clone();
+        st.last_ev.clone_from(ev);
         if st.stopped {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
@@ -327,7 +377,10 @@ impl Detector for Timing {
         let Some(b) = baseline else {
             return;
         };
-        for ((key, sig), st) in self.sigs.iter_mut() {
+        for &i in self.order.values() {
+            let Some((key, sig, st)) = self.states.get_mut(i) else {
+                continue;
+            };
             if st.stopped {
                 continue;
             }

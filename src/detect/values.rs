@@ -22,6 +22,7 @@ use crate::baseline::{
     Channel, ObjKey, ValueProfile,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
+use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -83,20 +84,60 @@ struct ObjState {
 }
 
 type ChanKey = (IpAddr, IpAddr, AppProto);
+type FastMap<K, V> = HashMap<K, V, KeyHashBuilder>;
+
+/// A profile looked up in the baseline once per object and channel.
+#[derive(Debug, Default)]
+enum Lookup {
+    /// Not looked up yet.
+    #[default]
+    NotYet,
+    /// The baseline has no profile for it.
+    Missing,
+    /// The merged profile.
+    Found(Box<Normal>),
+}
+
+impl Lookup {
+    /// The profile, looking it up on first use.
+    fn get(&mut self, f: impl FnOnce() -> Option<Normal>) -> Option<&Normal> {
+        if matches!(self, Lookup::NotYet) {
+            *self = match f() {
+                Some(n) => Lookup::Found(Box::new(n)),
+                None => Lookup::Missing,
+            };
+        }
+        match self {
+            Lookup::Found(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// What the detector knows of one object on one channel.
+#[derive(Debug, Default)]
+struct ObjEntry {
+    read: Lookup,
+    written: Lookup,
+    /// Last value read and its run, once a read with a known profile was seen.
+    state: Option<ObjState>,
+}
 
 /// The values detector.
 #[derive(Debug)]
 pub struct Values {
     cfg: ValuesConfig,
-    /// Per channel, per object.
-    states: HashMap<ChanKey, HashMap<ObjKey, ObjState>>,
-    /// Objects in `states`.
+    /// Per channel, per object: profiles and read state.
+    objects: FastMap<ChanKey, FastMap<ObjKey, ObjEntry>>,
+    /// Entries in `objects`.
     n_states: usize,
-    /// Objects not tracked because the state table was full.
+    /// Objects not tracked because the state table was full (they are still checked against
+    /// their profiles, looked up each time, but cannot jump or freeze).
     pub states_dropped: u64,
 }
 
 /// A merged profile and who contributed to it.
+#[derive(Debug)]
 struct Normal {
     min: f64,
     max: f64,
@@ -121,6 +162,15 @@ impl Normal {
             ev.proto.as_str(),
             self.side
         )
+    }
+
+    /// The margin around the range (see the module docs).
+    fn margin(&self, cfg: &ValuesConfig, frac: f64) -> f64 {
+        let width = self.max - self.min;
+        let mag = self.min.abs().max(self.max.abs());
+        (frac * width)
+            .max(cfg.magnitude_frac * mag)
+            .max(cfg.min_margin)
     }
 }
 
@@ -200,35 +250,26 @@ impl Values {
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
             cfg,
-            states: HashMap::new(),
+            objects: FastMap::default(),
             n_states: 0,
             states_dropped: 0,
         }
     }
 
-    fn margin(&self, n: &Normal, frac: f64) -> f64 {
-        let width = n.max - n.min;
-        let mag = n.min.abs().max(n.max.abs());
-        (frac * width)
-            .max(self.cfg.magnitude_frac * mag)
-            .max(self.cfg.min_margin)
-    }
-
     fn write(
-        &self,
+        cfg: &ValuesConfig,
         ev: &IcsEvent,
-        key: &str,
+        okey: &ObjKey,
+        n: &Normal,
         x: f64,
-        (b, own): (&Baseline, Option<&Channel>),
         out: &mut Vec<Alert>,
     ) {
-        let Some(n) = normal_of(b, own, ev, key, AccessDir::Write) else {
-            return;
-        };
-        let m = self.margin(&n, self.cfg.write_margin_frac);
+        let m = n.margin(cfg, cfg.write_margin_frac);
         if x >= n.min - m && x <= n.max + m {
             return;
         }
+        let key = okey.to_key_string();
+        let key = key.as_str();
         let obj = key_words(key);
         let dev = device_words(ev.server.ip, ev.unit_id);
         let who = if n.own {
@@ -244,13 +285,13 @@ impl Values {
              trip the process or spoil the product.",
             ev.client.ip,
             fmt_num(x),
-            range_words(&n),
+            range_words(n),
             n.count,
         );
         let fact = format!(
             "{} wrote {obj} on {dev} with values {} ({} writes)",
             list_words(&n.who, 5),
-            range_words(&n),
+            range_words(n),
             n.count
         );
         out.push(
@@ -259,23 +300,24 @@ impl Values {
         );
     }
 
+    /// Checks a read value; `state` is the object's read state (`None` when the state table
+    /// is full: no jump or freeze checks then).
     #[allow(clippy::too_many_arguments)]
     fn read(
-        &mut self,
-        states: &mut HashMap<ObjKey, ObjState>,
+        cfg: &ValuesConfig,
+        b: &Baseline,
         ev: &IcsEvent,
-        okey: ObjKey,
-        key: &str,
+        okey: &ObjKey,
+        n: &Normal,
+        state: Option<&mut Option<ObjState>>,
         x: f64,
-        (b, own): (&Baseline, Option<&Channel>),
         out: &mut Vec<Alert>,
     ) {
-        let Some(n) = normal_of(b, own, ev, key, AccessDir::Read) else {
-            return;
-        };
-        let m = self.margin(&n, self.cfg.read_margin_frac);
+        let m = n.margin(cfg, cfg.read_margin_frac);
         let out_of_range = x < n.min - m || x > n.max + m;
         if out_of_range {
+            let key = okey.to_key_string();
+            let key = key.as_str();
             let obj = key_words(key);
             let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
@@ -284,32 +326,27 @@ impl Values {
                  sensor failed, or the value is being falsified.",
                 fmt_num(x),
                 ev.client.ip,
-                range_words(&n),
+                range_words(n),
                 n.count
             );
             out.push(
                 Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, event_summary(ev))
                     .with_fact(
-                        format!("{obj} on {dev} read {}", range_words(&n)),
+                        format!("{obj} on {dev} read {}", range_words(n)),
                         n.reference(ev, key),
                     ),
             );
         }
-        let Some(st) = states.get_mut(&okey) else {
-            if self.n_states < self.cfg.max_states {
-                self.n_states += 1;
-                states.insert(
-                    okey,
-                    ObjState {
-                        last: x,
-                        run: 1,
-                        run_since: ev.ts,
-                        frozen_reported: false,
-                    },
-                );
-            } else {
-                self.states_dropped += 1;
-            }
+        let Some(state) = state else {
+            return;
+        };
+        let Some(st) = state else {
+            *state = Some(ObjState {
+                last: x,
+                run: 1,
+                run_since: ev.ts,
+                frozen_reported: false,
+            });
             return;
         };
         let prev = st.last;
@@ -328,8 +365,10 @@ impl Values {
         if !out_of_range
             && !prev_out_of_range
             && n.max_step > 0.0
-            && step > (self.cfg.jump_factor * n.max_step).max(m)
+            && step > (cfg.jump_factor * n.max_step).max(m)
         {
+            let key = okey.to_key_string();
+            let key = key.as_str();
             let obj = key_words(key);
             let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
@@ -340,7 +379,7 @@ impl Values {
                 fmt_num(x),
                 ev.client.ip,
                 fmt_num(n.max_step),
-                range_words(&n)
+                range_words(n)
             );
             out.push(
                 Alert::from_event(&VALUE_JUMP, ev, explanation, event_summary(ev)).with_fact(
@@ -350,21 +389,23 @@ impl Values {
             );
         }
         // Freeze.
-        let limit = ((self.cfg.freeze_factor * n.max_same_run as f64).ceil() as u64)
-            .max(self.cfg.freeze_min_reads);
+        let limit =
+            ((cfg.freeze_factor * n.max_same_run as f64).ceil() as u64).max(cfg.freeze_min_reads);
         // The longest learnt run in time: its reads times the mean learnt interval between
         // reads of this object (learning span / reads), so that a burst of reads, which
         // inflates the count, does not make a freeze out of a value that changes slowly.
         let mean_interval_s = b.learned.duration_s / n.count.max(1) as f64;
-        let min_secs = (self.cfg.freeze_factor * n.max_same_run as f64 * mean_interval_s)
-            .max(self.cfg.freeze_min_secs as f64);
+        let min_secs = (cfg.freeze_factor * n.max_same_run as f64 * mean_interval_s)
+            .max(cfg.freeze_min_secs as f64);
         let run_secs = ev.ts.micros_since(st.run_since) / 1_000_000;
-        if n.distinct >= self.cfg.freeze_min_distinct
+        if n.distinct >= cfg.freeze_min_distinct
             && st.run > limit
             && run_secs as f64 >= min_secs
             && !st.frozen_reported
         {
             st.frozen_reported = true;
+            let key = okey.to_key_string();
+            let key = key.as_str();
             let obj = key_words(key);
             let dev = device_words(ev.server.ip, ev.unit_id);
             let explanation = format!(
@@ -404,24 +445,54 @@ impl Detector for Values {
             return;
         }
         let cap = self.cfg.max_values_per_access;
-        let mut key = String::new();
         let own = b.channel(ev.client.ip, ev.server.ip, ev.proto);
-        let ckey = (ev.client.ip, ev.server.ip, ev.proto);
-        let mut states = self.states.remove(&ckey).unwrap_or_default();
+        let cfg = &self.cfg;
+        let objects = self
+            .objects
+            .entry((ev.client.ip, ev.server.ip, ev.proto))
+            .or_default();
+        let mut key = String::new();
         for a in &ev.accesses {
             for_each_access_key(ev.unit_id, &a.object, &a.values, cap, |okey, v| {
                 let Some(x) = v.and_then(numeric) else {
                     return;
                 };
-                okey.write_key(&mut key);
-                match a.dir {
-                    AccessDir::Write => self.write(ev, &key, x, (b, own), out),
-                    AccessDir::Read => self.read(&mut states, ev, okey, &key, x, (b, own), out),
+                let lookup = |key: &mut String| {
+                    okey.write_key(key);
+                    normal_of(b, own, ev, key, a.dir)
+                };
+                let entry = match objects.get_mut(&okey) {
+                    Some(e) => Some(e),
+                    None if self.n_states < cfg.max_states => {
+                        self.n_states += 1;
+                        Some(objects.entry(okey.clone()).or_default())
+                    }
+                    None => None,
+                };
+                match (entry, a.dir) {
+                    (Some(e), AccessDir::Write) => {
+                        if let Some(n) = e.written.get(|| lookup(&mut key)) {
+                            Values::write(cfg, ev, &okey, n, x, out);
+                        }
+                    }
+                    (Some(e), AccessDir::Read) => {
+                        if let Some(n) = e.read.get(|| lookup(&mut key)) {
+                            Values::read(cfg, b, ev, &okey, n, Some(&mut e.state), x, out);
+                        }
+                    }
+                    (None, dir) => {
+                        self.states_dropped += 1;
+                        if let Some(n) = lookup(&mut key) {
+                            match dir {
+                                AccessDir::Write => Values::write(cfg, ev, &okey, &n, x, out),
+                                AccessDir::Read => {
+                                    Values::read(cfg, b, ev, &okey, &n, None, x, out)
+                                }
+                            }
+                        }
+                    }
                 }
             });
-        }
-        if !states.is_empty() {
-            self.states.insert(ckey, states);
         }
     }
 }

@@ -46,6 +46,13 @@ impl KeyHashBuilder {
     }
 }
 
+impl Default for KeyHashBuilder {
+    /// Fresh random seeds, as [`KeyHashBuilder::random`].
+    fn default() -> Self {
+        KeyHashBuilder::random()
+    }
+}
+
 impl BuildHasher for KeyHashBuilder {
     type Hasher = KeyHasher;
 

@@ -6,7 +6,7 @@
 //! segments into in-order [`Chunk`]s for the protocol parsers. `S` is the per-flow state the
 //! caller keeps (the application-layer parser); this module knows nothing about protocols.
 
-mod hash;
+pub(crate) mod hash;
 pub mod reassembly;
 
 use crate::decode::{TcpFlags, TcpSegment};
