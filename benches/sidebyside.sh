@@ -6,7 +6,7 @@
 #   PACKETS=500000 RUNS=3 benches/sidebyside.sh
 #
 # Environment: PACKETS (3000000), RUNS (5), SEED (1), OPCUA_SHARE (0.05: Modbus-heavy, as
-# Suricata has no OPC UA parser), WORK (/tmp/otwatch-sidebyside). The baseline for detect is
+# Suricata has no OPC UA parser), LOSS (0), REORDER (0.0002), WORK (/tmp/otwatch-sidebyside). The baseline for detect is
 # learnt with `otwatch learn` on a separate capture: same plant, seed SEED+1, PACKETS/4 packets.
 set -euo pipefail
 
@@ -14,6 +14,10 @@ PACKETS=${PACKETS:-3000000}
 RUNS=${RUNS:-5}
 SEED=${SEED:-1}
 OPCUA_SHARE=${OPCUA_SHARE:-0.05}
+# No loss by default: after a gap Suricata stops parsing Modbus on that flow
+# (app_layer.error.modbus.gap) and would then do less work than otwatch, which resyncs.
+LOSS=${LOSS:-0}
+REORDER=${REORDER:-0.0002}
 WORK=${WORK:-/tmp/otwatch-sidebyside}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -25,11 +29,11 @@ OTWATCH=$TARGET/release/otwatch
 GEN=$TARGET/release/otwatch-gen
 WALK=$TARGET/release/examples/walk
 
-CAP=$WORK/plant-s$SEED-p$PACKETS-u$OPCUA_SHARE.pcap
-LEARNCAP=$WORK/plant-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE.pcap
-BASELINE=$WORK/baseline-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE.json
-[ -s "$CAP" ] || "$GEN" "$CAP" --seed "$SEED" --packets "$PACKETS" --opcua-share "$OPCUA_SHARE"
-[ -s "$LEARNCAP" ] || "$GEN" "$LEARNCAP" --seed $((SEED + 1)) --packets $((PACKETS / 4)) --opcua-share "$OPCUA_SHARE"
+CAP=$WORK/plant-s$SEED-p$PACKETS-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
+LEARNCAP=$WORK/plant-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
+BASELINE=$WORK/baseline-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$REORDER.json
+[ -s "$CAP" ] || "$GEN" "$CAP" --seed "$SEED" --packets "$PACKETS" --opcua-share "$OPCUA_SHARE" --loss "$LOSS" --reorder "$REORDER"
+[ -s "$LEARNCAP" ] || "$GEN" "$LEARNCAP" --seed $((SEED + 1)) --packets $((PACKETS / 4)) --opcua-share "$OPCUA_SHARE" --loss "$LOSS" --reorder "$REORDER"
 [ -s "$BASELINE" ] || "$OTWATCH" learn -o "$BASELINE" "$LEARNCAP"
 
 read -r NPKT NBYTES _ _ < <("$WALK" "$CAP")
@@ -119,9 +123,14 @@ rm -f "$SURI_LOG/eve.json"
 T_SURI=$(median_seconds suricata suricata "${SURI_ARGS[@]}")
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Suricata's last stats record: proof it parsed Modbus.
-python3 - "$SURI_LOG/eve.json" <<'PY'
+# otwatch's own counters on the same capture, then Suricata's last stats record: proof that
+# both parsed Modbus, and how much.
+"$OTWATCH" stats --json "$CAP" > "$WORK/otwatch-stats.json"
+python3 - "$SURI_LOG/eve.json" "$WORK/otwatch-stats.json" <<'PY'
 import json, sys
+o = json.load(open(sys.argv[2]))
+print(f"otwatch stats: modbus.transactions {o['modbus']['transactions']}, modbus.pdus {o['modbus']['pdus']}, "
+      f"opcua.messages {o['opcua']['messages']}, reassembly.gaps {o['reassembly']['gaps']}")
 last = None
 for line in open(sys.argv[1]):
     r = json.loads(line)
@@ -133,7 +142,9 @@ al = last.get("app_layer", {})
 flows = al.get("flow", {}).get("modbus", 0)
 tx = al.get("tx", {}).get("modbus", 0)
 pk = last.get("decoder", {}).get("pkts", 0)
-print(f"suricata stats: decoder.pkts {pk}, app_layer.flow.modbus {flows}, app_layer.tx.modbus {tx}, detect.alert {last.get('detect', {}).get('alert', 0)}")
+gaps = al.get("error", {}).get("modbus", {}).get("gap", 0)
+print(f"suricata stats: decoder.pkts {pk}, app_layer.flow.modbus {flows}, app_layer.tx.modbus {tx}, "
+      f"app_layer.error.modbus.gap {gaps}, detect.alert {last.get('detect', {}).get('alert', 0)}")
 if flows == 0 or tx == 0:
     sys.exit("suricata did not parse Modbus")
 PY
