@@ -1,6 +1,7 @@
 //! End-to-end replay on a generated plant capture (`otwatch::synth::plant`, Modbus and about
 //! 15 % OPC UA, with handshakes, FINs, loss and reordering): pcap file → events, and pcap file
-//! → alerts with a baseline learnt on the first half of the same traffic.
+//! → alerts with a baseline learnt on the first half of the same traffic, without and with the
+//! shipped rules pack (what `otwatch detect --baseline B` runs by default).
 //!
 //! `cargo bench --bench replay`; figures are recorded in `benches/README.md`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -9,10 +10,12 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use otwatch::baseline::{LearnConfig, Learner};
 use otwatch::detect::{DetectConfig, Engine};
 use otwatch::pipeline::{self, PipelineConfig};
+use otwatch::rules::{self, detector::RulesDetector};
 use otwatch::synth::plant::{generate, PlantConfig};
 use std::hint::black_box;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const PACKETS: u64 = 200_000;
 
@@ -54,6 +57,10 @@ fn bench(c: &mut Criterion) {
         l.finish().unwrap()
     };
 
+    let report = rules::load(&rules::embedded_pack());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let pack = Arc::new(report.set);
+
     for (unit, tp) in [
         ("packets", Throughput::Elements(sum.packets)),
         ("bytes", Throughput::Bytes(sum.bytes)),
@@ -78,6 +85,23 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut files = pipeline::open_all(std::slice::from_ref(&full)).unwrap();
                 let mut engine = Engine::new(Some(baseline.clone()), DetectConfig::default());
+                let mut alerts = Vec::new();
+                pipeline::run(
+                    PipelineConfig::default(),
+                    &mut files,
+                    &mut |e| engine.on_event(e, &mut alerts),
+                    &mut |_, _| {},
+                )
+                .unwrap();
+                engine.finish(&mut alerts);
+                black_box(alerts.len())
+            })
+        });
+        g.bench_function("pcap_file_to_alerts_with_rules", |b| {
+            b.iter(|| {
+                let mut files = pipeline::open_all(std::slice::from_ref(&full)).unwrap();
+                let mut engine = Engine::new(Some(baseline.clone()), DetectConfig::default());
+                engine.add_detector(Box::new(RulesDetector::new(Arc::clone(&pack))));
                 let mut alerts = Vec::new();
                 pipeline::run(
                     PipelineConfig::default(),

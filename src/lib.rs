@@ -16,6 +16,8 @@ pub mod flow;
 pub mod fuzzing;
 pub mod pipeline;
 pub mod proto;
+pub mod rules;
+pub mod shard;
 pub mod stats;
 pub mod synth;
 pub mod time;

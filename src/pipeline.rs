@@ -36,6 +36,24 @@ pub struct Pipeline {
     /// of the capture (held back behind a hole) is credited to it: evidence always names a real
     /// packet, never packet 0.
     last_packet: u64,
+    /// Global index (1-based, over all files) of the last packet handled.
+    index: u64,
+    /// Flows ended since the last flush: (events queued before it, recency stamp, flow id).
+    ending: Vec<(usize, u64, u64)>,
+}
+
+/// An event with its place in the order a single pipeline emits events: `at` is the global
+/// index of the packet at which it was emitted (`u64::MAX` at the end of input), `sub` orders
+/// events emitted at the same index (0 for the packet's own, then flows ended by the idle sweep
+/// in recency order, or flows ended at the end in id order).
+#[derive(Debug)]
+pub(crate) struct Tagged {
+    /// Global packet index.
+    pub(crate) at: u64,
+    /// Order within the index.
+    pub(crate) sub: u64,
+    /// The event.
+    pub(crate) ev: IcsEvent,
 }
 
 /// Routes flow-table output into the per-flow protocol drivers.
@@ -45,6 +63,7 @@ struct Sink<'a> {
     packet: u64,
     events: &'a mut Vec<IcsEvent>,
     proto: &'a mut ProtoStats,
+    ending: &'a mut Vec<(usize, u64, u64)>,
 }
 
 impl Sink<'_> {
@@ -72,6 +91,19 @@ impl FlowSink<StreamDriver> for Sink<'_> {
 
     fn on_datagram(&mut self, _: &FlowMeta, _: &mut StreamDriver, _: Direction, _: &[u8]) {}
 
+    fn app_memory(&self, app: &StreamDriver) -> usize {
+        app.buffer_memory()
+    }
+
+    fn on_budget_drop(&mut self, meta: &FlowMeta, app: &mut StreamDriver) {
+        let mut cx = self.cx(meta);
+        app.drop_buffers(&mut cx);
+    }
+
+    fn on_ending(&mut self, meta: &FlowMeta, stamp: u64) {
+        self.ending.push((self.events.len(), stamp, meta.id));
+    }
+
     fn on_end(&mut self, mut flow: Flow<StreamDriver>, _reason: EndReason) {
         let mut cx = self.cx(&flow.meta);
         flow.app.on_close(&mut cx);
@@ -80,6 +112,19 @@ impl FlowSink<StreamDriver> for Sink<'_> {
 
 /// How often (capture seconds) idle flows are swept.
 const SWEEP_INTERVAL_SECS: i64 = 1;
+
+/// Whether the idle sweep runs after a packet, given the latest capture time `now`; records
+/// it when it does.
+pub(crate) fn sweep_due(last_sweep: &mut Option<Timestamp>, now: Timestamp) -> bool {
+    let due = match *last_sweep {
+        None => true,
+        Some(t) => now.secs - t.secs >= SWEEP_INTERVAL_SECS,
+    };
+    if due {
+        *last_sweep = Some(now);
+    }
+    due
+}
 
 impl Pipeline {
     /// A pipeline with empty state.
@@ -91,6 +136,8 @@ impl Pipeline {
             last_sweep: None,
             now: Timestamp::default(),
             last_packet: 0,
+            index: 0,
+            ending: Vec::new(),
         }
     }
 
@@ -102,12 +149,22 @@ impl Pipeline {
     /// Runs one packet through decode, flows and parsers. Events completed by it are passed
     /// to `emit`.
     pub fn process(&mut self, file: &Arc<str>, pkt: &Packet<'_>, emit: &mut impl FnMut(&IcsEvent)) {
-        self.stats.packets += 1;
-        self.last_packet = pkt.number;
-        self.stats.bytes += pkt.data.len() as u64;
+        self.index += 1;
+        self.handle(self.index, file, pkt);
         if pkt.ts > self.now {
             self.now = pkt.ts;
         }
+        if sweep_due(&mut self.last_sweep, self.now) {
+            self.sweep(self.now, file, pkt.number);
+        }
+        self.flush_events(emit);
+    }
+
+    /// Decodes one packet and runs it through its flow (no idle sweep, events stay queued).
+    fn handle(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
+        self.stats.packets += 1;
+        self.last_packet = pkt.number;
+        self.stats.bytes += pkt.data.len() as u64;
         let d = decode(pkt.link, pkt.data, pkt.orig_len);
         let ds = &mut self.stats.decode;
         *ds.link_types.entry(pkt.link).or_insert(0) += 1;
@@ -123,6 +180,7 @@ impl Pipeline {
             packet: pkt.number,
             events: &mut self.events,
             proto: &mut self.stats.proto,
+            ending: &mut self.ending,
         };
         match d.ip {
             None => {
@@ -170,23 +228,109 @@ impl Pipeline {
                         vlan: d.vlan,
                         l4,
                     };
+                    self.flows.set_packet_index(index);
                     self.flows.process(&fp, StreamDriver::new, &mut sink);
                 }
             }
         }
-        let due = match self.last_sweep {
-            None => true,
-            Some(t) => self.now.secs - t.secs >= SWEEP_INTERVAL_SECS,
+    }
+
+    /// Ends the flows idle at capture time `now`.
+    fn sweep(&mut self, now: Timestamp, file: &Arc<str>, packet: u64) {
+        let mut sink = Sink {
+            ts: now,
+            file,
+            packet,
+            events: &mut self.events,
+            proto: &mut self.stats.proto,
+            ending: &mut self.ending,
         };
-        if due {
-            self.last_sweep = Some(self.now);
-            sink.ts = self.now;
-            self.flows.expire(self.now, &mut sink);
+        self.flows.expire(now, &mut sink);
+    }
+
+    /// Shard worker: handles the packet of global index `index` (no sweep).
+    pub(crate) fn shard_packet(
+        &mut self,
+        index: u64,
+        file: &Arc<str>,
+        pkt: &Packet<'_>,
+        out: &mut Vec<Tagged>,
+    ) {
+        let before = self.events.len();
+        self.handle(index, file, pkt);
+        self.ending.clear();
+        out.extend(self.events.drain(before..).map(|ev| Tagged {
+            at: index,
+            sub: 0,
+            ev,
+        }));
+    }
+
+    /// Shard worker: the idle sweep that a single pipeline runs after packet `index`, at
+    /// global capture time `now`. `file` and `packet` name that packet.
+    pub(crate) fn shard_sweep(
+        &mut self,
+        index: u64,
+        now: Timestamp,
+        file: &Arc<str>,
+        packet: u64,
+        out: &mut Vec<Tagged>,
+    ) {
+        self.now = now;
+        let before = self.events.len();
+        self.sweep(now, file, packet);
+        self.tag_ended(before, index, false, out);
+    }
+
+    /// Moves events queued since `before` to `out`, tagged by the flow whose end produced
+    /// them: by recency stamp (sweep) or by flow id (end of input).
+    fn tag_ended(&mut self, before: usize, at: u64, by_id: bool, out: &mut Vec<Tagged>) {
+        let mut marks = self.ending.drain(..).peekable();
+        let mut sub = 0;
+        for (i, ev) in self.events.drain(before..).enumerate() {
+            while let Some(&(pos, stamp, id)) = marks.peek() {
+                if pos > before + i {
+                    break;
+                }
+                sub = if by_id { id } else { stamp };
+                marks.next();
+            }
+            out.push(Tagged { at, sub, ev });
         }
-        self.flush_events(emit);
+    }
+
+    /// Shard worker: ends every flow at the end of input, as [`Pipeline::finish`] does.
+    pub(crate) fn shard_finish(
+        &mut self,
+        now: Timestamp,
+        file: &Arc<str>,
+        last_packet: u64,
+        out: &mut Vec<Tagged>,
+    ) {
+        self.now = now;
+        self.last_packet = last_packet;
+        let before = self.events.len();
+        self.finish_flows(file);
+        self.tag_ended(before, u64::MAX, true, out);
+    }
+
+    /// Flows currently held.
+    pub(crate) fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Buffer bytes currently held by the flows.
+    pub(crate) fn flow_memory(&self) -> usize {
+        self.flows.memory()
+    }
+
+    /// Counts events handed out by a shard worker.
+    pub(crate) fn count_events(&mut self, n: usize) {
+        self.stats.events += n as u64;
     }
 
     fn flush_events(&mut self, emit: &mut impl FnMut(&IcsEvent)) {
+        self.ending.clear();
         self.stats.events += self.events.len() as u64;
         for e in self.events.drain(..) {
             emit(&e);
@@ -195,16 +339,26 @@ impl Pipeline {
 
     /// Ends every flow (end of input), emitting what their parsers still hold.
     pub fn finish(&mut self, file: &Arc<str>, emit: &mut impl FnMut(&IcsEvent)) {
+        self.finish_flows(file);
+        self.flush_events(emit);
+    }
+
+    fn finish_flows(&mut self, file: &Arc<str>) {
         let mut sink = Sink {
             ts: self.now,
             file,
             packet: self.last_packet,
             events: &mut self.events,
             proto: &mut self.stats.proto,
+            ending: &mut self.ending,
         };
         self.flows.drain(&mut sink);
         self.stats.flows = self.flows.stats().clone();
-        self.flush_events(emit);
+    }
+
+    /// Takes the counters (after [`Pipeline::shard_finish`]).
+    pub(crate) fn into_stats(self) -> RunStats {
+        self.stats
     }
 
     /// Reads one opened capture to its end through the pipeline. `progress` is told the byte

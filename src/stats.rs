@@ -91,7 +91,89 @@ pub struct RunStats {
     pub events: u64,
 }
 
+fn add_map<K: Ord + Clone>(a: &mut BTreeMap<K, u64>, b: &BTreeMap<K, u64>) {
+    for (k, v) in b {
+        *a.entry(k.clone()).or_insert(0) += v;
+    }
+}
+
 impl RunStats {
+    /// Adds the counters of another part of the same run (a shard worker's). `files` and the
+    /// flow peak are not summed: the caller sets them for the whole run.
+    pub(crate) fn merge(&mut self, o: &RunStats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.events += o.events;
+        let (d, e) = (&mut self.decode, &o.decode);
+        add_map(&mut d.link_types, &e.link_types);
+        add_map(&mut d.errors, &e.errors);
+        d.ipv4 += e.ipv4;
+        d.ipv6 += e.ipv6;
+        d.non_ip += e.non_ip;
+        d.fragments += e.fragments;
+        d.tcp += e.tcp;
+        d.udp += e.udp;
+        d.other_ip += e.other_ip;
+        d.snaplen_cut += e.snaplen_cut;
+        let (f, g) = (&mut self.flows, &o.flows);
+        f.created += g.created;
+        f.timed_out += g.timed_out;
+        f.evicted += g.evicted;
+        f.ended_at_eof += g.ended_at_eof;
+        f.reassembly_gaps += g.reassembly_gaps;
+        f.reassembly_gap_bytes += g.reassembly_gap_bytes;
+        f.retransmissions += g.retransmissions;
+        f.overlaps += g.overlaps;
+        f.overlap_mismatches += g.overlap_mismatches;
+        f.reassembly_cap_hits += g.reassembly_cap_hits;
+        f.out_of_order += g.out_of_order;
+        f.closed += g.closed;
+        f.syn_conflicts += g.syn_conflicts;
+        f.out_of_window += g.out_of_window;
+        f.budget_drops += g.budget_drops;
+        f.budget_drop_bytes += g.budget_drop_bytes;
+        f.memory_peak += g.memory_peak;
+        let (s, t) = (&mut self.proto.stream, &o.proto.stream);
+        s.detected_modbus += t.detected_modbus;
+        s.detected_opcua += t.detected_opcua;
+        s.undetected += t.undetected;
+        s.buffer_overflows += t.buffer_overflows;
+        let (m, n) = (&mut self.proto.modbus, &o.proto.modbus);
+        m.pdus += n.pdus;
+        m.requests += n.requests;
+        m.responses += n.responses;
+        add_map(&mut m.function_codes, &n.function_codes);
+        m.exceptions += n.exceptions;
+        add_map(&mut m.exception_codes, &n.exception_codes);
+        add_map(&mut m.violations, &n.violations);
+        m.transactions += n.transactions;
+        m.unanswered += n.unanswered;
+        m.timeouts += n.timeouts;
+        m.unsolicited += n.unsolicited;
+        m.pending_dropped += n.pending_dropped;
+        m.floods += n.floods;
+        m.resyncs += n.resyncs;
+        m.resync_skipped_bytes += n.resync_skipped_bytes;
+        m.gaps += n.gaps;
+        m.swapped_flows += n.swapped_flows;
+        let (u, v) = (&mut self.proto.opcua, &o.proto.opcua);
+        u.messages += v.messages;
+        add_map(&mut u.by_type, &v.by_type);
+        add_map(&mut u.services, &v.services);
+        u.encrypted_messages += v.encrypted_messages;
+        add_map(&mut u.violations, &v.violations);
+        u.limit_hits += v.limit_hits;
+        u.aborted += v.aborted;
+        u.resyncs += v.resyncs;
+        u.gaps += v.gaps;
+        u.skipped_bytes += v.skipped_bytes;
+        u.oversized_chunks += v.oversized_chunks;
+        u.transactions += v.transactions;
+        u.unanswered += v.unanswered;
+        u.unsolicited += v.unsolicited;
+        u.unknown_services += v.unknown_services;
+    }
+
     /// The stable JSON tree printed by `otwatch stats --json`.
     pub fn to_json(&self) -> Json {
         let d = &self.decode;
@@ -135,6 +217,11 @@ impl RunStats {
                 "overlap_mismatches": f.overlap_mismatches,
                 "cap_hits": f.reassembly_cap_hits,
                 "out_of_window": f.out_of_window,
+            },
+            "memory": {
+                "budget_drops": f.budget_drops,
+                "budget_drop_bytes": f.budget_drop_bytes,
+                "peak_bytes": f.memory_peak,
             },
             "stream": self.proto.stream,
             "modbus": self.proto.modbus,

@@ -228,6 +228,35 @@ fn tcp_frame(c: &Conn, from: usize, flags: u8, payload: &[u8]) -> Vec<u8> {
         0
     };
     let mut f = Vec::with_capacity(54 + payload.len());
+    let seg = TcpSpec {
+        src: (src, sp),
+        dst: (dst, dp),
+        seq,
+        ack,
+        flags,
+    };
+    tcp_frame_into(&mut f, &seg, payload);
+    f
+}
+
+/// Addresses, sequence numbers and flags of a synthetic TCP segment.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSpec {
+    /// Sender address and port.
+    pub src: (Ipv4Addr, u16),
+    /// Receiver address and port.
+    pub dst: (Ipv4Addr, u16),
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number (sent when `flags` has ACK, 0x10).
+    pub ack: u32,
+    /// TCP flags byte (0x02 SYN, 0x10 ACK, 0x18 PSH|ACK, …).
+    pub flags: u8,
+}
+
+/// Appends an Ethernet/IPv4/TCP frame (valid checksums) carrying `payload` to `f`.
+pub fn tcp_frame_into(f: &mut Vec<u8>, s: &TcpSpec, payload: &[u8]) {
+    let ((src, sp), (dst, dp)) = (s.src, s.dst);
     f.extend_from_slice(&mac_of(dst));
     f.extend_from_slice(&mac_of(src));
     f.extend_from_slice(&[0x08, 0x00]);
@@ -246,10 +275,11 @@ fn tcp_frame(c: &Conn, from: usize, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut tcp = [0u8; 20];
     tcp[0..2].copy_from_slice(&sp.to_be_bytes());
     tcp[2..4].copy_from_slice(&dp.to_be_bytes());
-    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[4..8].copy_from_slice(&s.seq.to_be_bytes());
+    let ack = if s.flags & 0x10 != 0 { s.ack } else { 0 };
     tcp[8..12].copy_from_slice(&ack.to_be_bytes());
     tcp[12] = 5 << 4;
-    tcp[13] = flags;
+    tcp[13] = s.flags;
     tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
     let mut pseudo = [0u8; 12];
     pseudo[0..4].copy_from_slice(&src.octets());
@@ -260,7 +290,6 @@ fn tcp_frame(c: &Conn, from: usize, flags: u8, payload: &[u8]) -> Vec<u8> {
     tcp[16..18].copy_from_slice(&ck.to_be_bytes());
     f.extend_from_slice(&tcp);
     f.extend_from_slice(payload);
-    f
 }
 
 /// Writes frames as a little-endian microsecond pcap with Ethernet link type.

@@ -264,3 +264,24 @@ fn learn_with_ml_on_too_short_a_capture_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn threads_give_the_same_inspect_and_stats_output() {
+    let plant = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pcaps/modbus_plant.pcap")
+        .display()
+        .to_string();
+    for cmd in [["inspect", "--format", "json"], ["stats", "--json", "-v"]] {
+        let one = otwatch(&[cmd[0], cmd[1], cmd[2], "--threads", "1", &plant]);
+        assert!(one.status.success());
+        assert!(one.stdout.len() > 1000, "{cmd:?} prints something");
+        for n in ["2", "3"] {
+            let many = otwatch(&[cmd[0], cmd[1], cmd[2], "--threads", n, &plant]);
+            assert!(many.status.success());
+            assert!(
+                one.stdout == many.stdout,
+                "{cmd:?} differs with {n} threads"
+            );
+        }
+    }
+}

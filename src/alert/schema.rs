@@ -94,7 +94,8 @@ pub struct AlertMetadata {
 pub struct OtwatchInfo {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// The detector that raised it: `violations`, `novelty`, `values`, `timing`, `scans`.
+    /// The detector that raised it: `violations`, `novelty`, `values`, `timing`, `scans`, `ml`,
+    /// `rules`.
     pub detector: &'static str,
     /// Stable snake_case kind of finding (the signature's `kind`).
     pub kind: &'static str,
@@ -551,6 +552,30 @@ mod tests {
     #[test]
     fn snapshot_validates_against_json_schema() {
         let v: J = serde_json::from_str(&snapshot_alert().to_json_line()).unwrap();
+        let mut errs = Vec::new();
+        check(&schema(), &v, "$", &mut errs);
+        assert!(errs.is_empty(), "{errs:#?}");
+    }
+
+    #[test]
+    fn rule_alert_validates_against_json_schema() {
+        use crate::detect::Detector;
+        let text = "[[rule]]\nid = 9100101\nrev = 4\ntitle = \"Any write\"\nseverity = \"high\"\n\
+                    attack = [\"T0855\"]\ndescription = \"Why.\"\n[rule.match]\nproto = \"modbus\"\n\
+                    op = [\"write\"]\n";
+        let r = crate::rules::load(&[crate::rules::Source {
+            name: "t.toml".into(),
+            text: text.into(),
+        }]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let mut d = crate::rules::detector::RulesDetector::new(Arc::new(r.set));
+        let mut out = Vec::new();
+        d.on_event(&write_event(), None, &mut out);
+        assert_eq!(out.len(), 1);
+        let v: J = serde_json::from_str(&out[0].to_json_line()).unwrap();
+        assert_eq!(v["alert"]["signature_id"], 9_100_101);
+        assert_eq!(v["alert"]["rev"], 4);
+        assert_eq!(v["otwatch"]["detector"], "rules");
         let mut errs = Vec::new();
         check(&schema(), &v, "$", &mut errs);
         assert!(errs.is_empty(), "{errs:#?}");

@@ -19,6 +19,9 @@ pub const CAT_RECONNAISSANCE: &str = "Reconnaissance";
 /// Category: a channel behaved unlike its baseline as a whole (machine-learning score).
 pub const CAT_BEHAVIOUR_ANOMALY: &str = "Behaviour anomaly";
 
+/// Category: an operation a site rule forbids (the `rules` detector).
+pub const CAT_POLICY_VIOLATION: &str = "Policy violation";
+
 /// One kind of finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Signature {
@@ -263,6 +266,19 @@ sig!(
     3,
     []
 );
+
+/// The template of alerts of the `rules` detector: each alert replaces the id, revision,
+/// signature text, severity and techniques with those of its rule (ids 9 100 000 and up are
+/// the shipped pack's, other ids are a site's). Not in [`SIGNATURES`]: it has no id of its own.
+pub const RULE_MATCH: Signature = Signature {
+    id: 9_100_000,
+    kind: "rule",
+    detector: "rules",
+    title: "Rule match",
+    category: CAT_POLICY_VIOLATION,
+    severity: 2,
+    techniques: &[],
+};
 
 /// Every signature, in id order.
 pub const SIGNATURES: &[Signature] = &[

@@ -447,7 +447,15 @@ mod tests {
             ModbusTable::FileRecord,
             ModbusTable::Fifo,
         ];
-        for unit in [None, Some(0), Some(9), Some(10), Some(99), Some(100), Some(255)] {
+        for unit in [
+            None,
+            Some(0),
+            Some(9),
+            Some(10),
+            Some(99),
+            Some(100),
+            Some(255),
+        ] {
             for table in tables {
                 let obj = ObjectRef::Modbus {
                     table,

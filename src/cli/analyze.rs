@@ -7,6 +7,9 @@ use crate::detect::ml::MlConfig;
 use crate::detect::{DetectConfig, Engine};
 use crate::event::IcsEvent;
 use crate::pipeline::{self, PipelineConfig};
+use crate::rules::detector::RulesDetector;
+use crate::rules::{self, RuleSet};
+use crate::shard;
 use crate::stats::RunStats;
 use crate::time::Timestamp;
 use anyhow::{bail, Context};
@@ -14,6 +17,104 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which rules `detect` and `audit` run.
+#[derive(Clone, Debug)]
+pub struct RuleChoice {
+    paths: Vec<PathBuf>,
+    off: bool,
+}
+
+impl RuleChoice {
+    /// `--rules PATH...` (empty: the shipped pack) or `--no-rules`.
+    pub fn new(paths: Vec<PathBuf>, no_rules: bool) -> Self {
+        RuleChoice {
+            paths,
+            off: no_rules,
+        }
+    }
+
+    /// No rules at all.
+    pub fn none() -> Self {
+        RuleChoice {
+            paths: Vec::new(),
+            off: true,
+        }
+    }
+
+    /// Loads the chosen rules; any error in them is bad input (exit 2), with every position.
+    fn load(&self) -> anyhow::Result<Option<Arc<RuleSet>>> {
+        if self.off {
+            return Ok(None);
+        }
+        let sources = if self.paths.is_empty() {
+            rules::embedded_pack()
+        } else {
+            rules::read_paths(&self.paths).map_err(|e| BadInput(e.to_string()))?
+        };
+        let report = rules::load(&sources);
+        if !report.errors.is_empty() {
+            let lines: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+            bail!(BadInput(format!(
+                "rules have errors (see `otwatch rules check`):\n{}",
+                lines.join("\n")
+            )));
+        }
+        for n in &report.notices {
+            tracing::info!("{n}");
+        }
+        let skipped = report
+            .notices
+            .iter()
+            .filter(|n| n.message.starts_with("Suricata rule not loaded"))
+            .count();
+        if skipped > 0 {
+            eprintln!(
+                "otwatch: {skipped} Suricata rule{} not loaded (`otwatch rules check` says why)",
+                if skipped == 1 { "" } else { "s" }
+            );
+        }
+        Ok(Some(Arc::new(report.set)))
+    }
+}
+
+/// Adds the rules detector to `engine` when there are rules.
+fn add_rules(engine: &mut Engine, set: Option<&Arc<RuleSet>>) {
+    if let Some(set) = set.filter(|s| !s.is_empty()) {
+        engine.add_detector(Box::new(RulesDetector::new(Arc::clone(set))));
+    }
+}
+
+/// `otwatch rules check PATH...`: the report text and whether the rules are free of errors.
+pub fn rules_check(paths: &[PathBuf]) -> anyhow::Result<(String, bool)> {
+    let sources = rules::read_paths(paths).map_err(|e| BadInput(e.to_string()))?;
+    let report = rules::load(&sources);
+    let mut o = String::new();
+    for e in &report.errors {
+        let _ = writeln!(o, "{e}");
+    }
+    for n in &report.notices {
+        let _ = writeln!(o, "{n}");
+    }
+    let enabled = report.set.rules.len();
+    let _ = writeln!(
+        o,
+        "{} file{}: {} rule{} loaded ({enabled} enabled, {} disabled), {} error{}",
+        report.files,
+        if report.files == 1 { "" } else { "s" },
+        enabled + report.set.disabled,
+        if enabled + report.set.disabled == 1 {
+            ""
+        } else {
+            "s"
+        },
+        report.set.disabled,
+        report.errors.len(),
+        if report.errors.len() == 1 { "" } else { "s" },
+    );
+    Ok((o, report.errors.is_empty()))
+}
 
 /// How much of the input `audit` learns on.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,10 +161,15 @@ impl std::str::FromStr for LearnSpan {
 }
 
 /// Runs the pipeline over `pcaps`, handing each event to `f`.
-fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<RunStats> {
+fn events(
+    pcaps: &[PathBuf],
+    threads: usize,
+    f: &mut impl FnMut(&IcsEvent),
+) -> anyhow::Result<RunStats> {
     let mut files = pipeline::open_all(pcaps)?;
-    Ok(pipeline::run(
+    Ok(shard::run(
         PipelineConfig::default(),
+        threads,
         &mut files,
         f,
         &mut |_, _| {},
@@ -71,9 +177,9 @@ fn events(pcaps: &[PathBuf], f: &mut impl FnMut(&IcsEvent)) -> anyhow::Result<Ru
 }
 
 /// `otwatch learn -o BASELINE PCAP...`.
-pub fn learn(pcaps: &[PathBuf], output: &Path, ml: bool) -> anyhow::Result<()> {
+pub fn learn(pcaps: &[PathBuf], output: &Path, ml: bool, threads: usize) -> anyhow::Result<()> {
     let mut learner = Learner::new(learn_config(ml));
-    let stats = events(pcaps, &mut |e| learner.observe(e))?;
+    let stats = events(pcaps, threads, &mut |e| learner.observe(e))?;
     let baseline = learner.finish().context("building the baseline")?;
     baseline
         .save(output)
@@ -115,24 +221,29 @@ fn write_alerts(w: &mut dyn Write, alerts: &mut Vec<Alert>) -> std::io::Result<(
     Ok(())
 }
 
-/// `otwatch detect [--baseline B] [--output F] PCAP...`.
+/// `otwatch detect [--baseline B] [--output F] [--rules PATH]... PCAP...`.
 pub fn detect(
     pcaps: &[PathBuf],
     baseline: Option<&Path>,
     output: Option<&Path>,
+    rules: &RuleChoice,
+    threads: usize,
 ) -> anyhow::Result<()> {
     let baseline = match baseline {
         Some(p) => Some(Baseline::load(p).map_err(|e| anyhow::anyhow!(BadInput(e.to_string())))?),
         None => None,
     };
+    let rule_set = rules.load()?;
     // Validate the inputs before creating the output.
     let mut files = pipeline::open_all(pcaps)?;
     let mut w = alert_writer(output)?;
     let mut engine = Engine::new(baseline, DetectConfig::default());
+    add_rules(&mut engine, rule_set.as_ref());
     let mut alerts = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
-    pipeline::run(
+    shard::run(
         PipelineConfig::default(),
+        threads,
         &mut files,
         &mut |e| {
             engine.on_event(e, &mut alerts);
@@ -183,7 +294,10 @@ pub fn audit(
     span: LearnSpan,
     alerts_out: Option<&Path>,
     ml: bool,
+    rules: &RuleChoice,
+    threads: usize,
 ) -> anyhow::Result<String> {
+    let rule_set = rules.load()?;
     let Some((first, last)) = time_span(pcaps)? else {
         bail!(BadInput("the captures hold no packets".into()))
     };
@@ -199,7 +313,7 @@ pub fn audit(
     let mut all_alerts: Vec<Alert> = Vec::new();
     let mut build_err: Option<anyhow::Error> = None;
     let mut batch = Vec::new();
-    let stats = events(pcaps, &mut |e| {
+    let stats = events(pcaps, threads, &mut |e| {
         if e.ts < cut {
             if let Some(l) = learner.as_mut() {
                 l.observe(e);
@@ -209,14 +323,16 @@ pub fn audit(
         }
         if engine.is_none() {
             let b = learner.take().map(|l| l.finish());
-            match b {
-                Some(Ok(b)) => engine = Some(Engine::new(Some(b), DetectConfig::default())),
+            let mut en = match b {
+                Some(Ok(b)) => Engine::new(Some(b), DetectConfig::default()),
                 Some(Err(err)) => {
                     build_err.get_or_insert(err.into());
-                    engine = Some(Engine::new(None, DetectConfig::default()));
+                    Engine::new(None, DetectConfig::default())
                 }
-                None => engine = Some(Engine::new(None, DetectConfig::default())),
-            }
+                None => Engine::new(None, DetectConfig::default()),
+            };
+            add_rules(&mut en, rule_set.as_ref());
+            engine = Some(en);
         }
         if let Some(en) = engine.as_mut() {
             en.on_event(e, &mut batch);
@@ -252,6 +368,7 @@ pub fn audit(
         learn_events,
         detect_events,
         baseline.as_ref(),
+        rule_set.as_deref(),
         &all_alerts,
     ))
 }
@@ -266,6 +383,7 @@ fn summary(
     learn_events: u64,
     detect_events: u64,
     baseline: Option<&Baseline>,
+    rule_set: Option<&RuleSet>,
     alerts: &[Alert],
 ) -> String {
     let mut o = String::new();
@@ -290,6 +408,18 @@ fn summary(
         "  checked   {} .. {last} ({detect_events} operations)",
         cut.min(last)
     );
+    if let Some(r) = rule_set {
+        let fired = alerts
+            .iter()
+            .filter(|a| a.otwatch.detector == "rules")
+            .count();
+        let _ = writeln!(
+            o,
+            "  rules     {} enabled, {} disabled, {fired} alerts",
+            r.rules.len(),
+            r.disabled
+        );
+    }
     if let Some(b) = baseline {
         let _ = writeln!(o, "\nAssets ({}):", b.assets.len());
         for a in &b.assets {

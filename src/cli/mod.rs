@@ -36,6 +36,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -45,6 +49,10 @@ pub enum Command {
         /// Print one JSON object instead of `key value` lines.
         #[arg(long)]
         json: bool,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -58,6 +66,10 @@ pub enum Command {
         /// baseline; `detect` then adds its anomaly score as an extra detector.
         #[arg(long)]
         ml: bool,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files of normal traffic, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -70,6 +82,16 @@ pub enum Command {
         /// Write alerts to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Rule file or directory (repeatable); default: the shipped pack built into otwatch.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Run no rules.
+        #[arg(long, conflicts_with = "rules")]
+        no_rules: bool,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -85,9 +107,37 @@ pub enum Command {
         /// Also train and apply the machine-learning model.
         #[arg(long)]
         ml: bool,
+        /// Rule file or directory (repeatable); default: the shipped pack built into otwatch.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Run no rules.
+        #[arg(long, conflicts_with = "rules")]
+        no_rules: bool,
+        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
+        /// number).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: usize,
         /// pcap or pcapng files, read in order as one capture.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
+    },
+    /// Rule files: check them.
+    Rules {
+        /// What to do with rules.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+/// Subcommands of `otwatch rules`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate rule files and directories: one `file:line:col: message` per error, a notice
+    /// per disabled rule and a summary; exit 1 on any error.
+    Check {
+        /// Rule files or directories (`*.toml`, `*.rules`).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -214,29 +264,67 @@ impl Out {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Inspect { format, pcaps } => {
+        Command::Inspect {
+            format,
+            threads,
+            pcaps,
+        } => {
             let mut files = pipeline::open_all(&pcaps)?;
             let mut out = Out::new();
             let mut table = table::Table::new();
             if format == Format::Table {
                 out.line(|w| writeln!(w, "{}", table::Table::header()));
             }
-            let mut emit = |e: &IcsEvent| match format {
-                Format::Json => out.line(|w| {
-                    serde_json::to_writer(&mut *w, e)?;
-                    w.write_all(b"\n")
-                }),
-                Format::Table => {
-                    let row = table.row(e);
-                    out.line(|w| writeln!(w, "{row}"));
-                }
-            };
-            run_with_progress(&mut files, &mut emit)?;
+            if format == Format::Json && threads > 1 {
+                // Serialise on the workers; this thread only writes, in order.
+                let map = |e: &IcsEvent| {
+                    let mut v = Vec::with_capacity(512);
+                    let _ = serde_json::to_writer(&mut v, e);
+                    v.push(b'\n');
+                    v
+                };
+                with_progress(&mut files, |files, mut progress| {
+                    crate::shard::run_map(
+                        PipelineConfig::default(),
+                        threads,
+                        files,
+                        &map,
+                        &mut |v: Vec<u8>| out.line(|w| w.write_all(&v)),
+                        &mut progress,
+                    )
+                })?;
+            } else {
+                let mut emit = |e: &IcsEvent| match format {
+                    Format::Json => out.line(|w| {
+                        serde_json::to_writer(&mut *w, e)?;
+                        w.write_all(b"\n")
+                    }),
+                    Format::Table => {
+                        let row = table.row(e);
+                        out.line(|w| writeln!(w, "{row}"));
+                    }
+                };
+                run_with_progress(&mut files, threads, &mut emit)?;
+            }
             out.finish()?;
         }
-        Command::Stats { json, pcaps } => {
+        Command::Stats {
+            json,
+            threads,
+            pcaps,
+        } => {
             let mut files = pipeline::open_all(&pcaps)?;
-            let stats = run_with_progress(&mut files, &mut |_| {})?;
+            // Events are dropped where they are made.
+            let stats = with_progress(&mut files, |files, mut progress| {
+                crate::shard::run_map(
+                    PipelineConfig::default(),
+                    threads,
+                    files,
+                    &|_| (),
+                    &mut |()| {},
+                    &mut progress,
+                )
+            })?;
             let mut out = Out::new();
             if json {
                 let j = stats.to_json();
@@ -250,22 +338,57 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             out.finish()?;
         }
-        Command::Learn { output, ml, pcaps } => analyze::learn(&pcaps, &output, ml)?,
+        Command::Learn {
+            output,
+            ml,
+            threads,
+            pcaps,
+        } => analyze::learn(&pcaps, &output, ml, threads)?,
         Command::Detect {
             baseline,
             output,
+            rules,
+            no_rules,
+            threads,
             pcaps,
-        } => analyze::detect(&pcaps, baseline.as_deref(), output.as_deref())?,
+        } => analyze::detect(
+            &pcaps,
+            baseline.as_deref(),
+            output.as_deref(),
+            &analyze::RuleChoice::new(rules, no_rules),
+            threads,
+        )?,
         Command::Audit {
             learn_for,
             alerts,
             ml,
+            rules,
+            no_rules,
+            threads,
             pcaps,
         } => {
-            let text = analyze::audit(&pcaps, learn_for, alerts.as_deref(), ml)?;
+            let text = analyze::audit(
+                &pcaps,
+                learn_for,
+                alerts.as_deref(),
+                ml,
+                &analyze::RuleChoice::new(rules, no_rules),
+                threads,
+            )?;
             let mut out = Out::new();
             out.line(|w| w.write_all(text.as_bytes()));
             out.finish()?;
+        }
+        Command::Rules {
+            command: RulesCommand::Check { paths },
+        } => {
+            let (text, ok) = analyze::rules_check(&paths)?;
+            let mut out = Out::new();
+            out.line(|w| w.write_all(text.as_bytes()));
+            out.finish()?;
+            if !ok {
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -273,7 +396,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn run_with_progress(
     files: &mut [CaptureFile],
+    threads: usize,
     emit: &mut impl FnMut(&IcsEvent),
+) -> anyhow::Result<crate::stats::RunStats> {
+    with_progress(files, |files, mut progress| {
+        crate::shard::run(
+            PipelineConfig::default(),
+            threads,
+            files,
+            emit,
+            &mut progress,
+        )
+    })
+}
+
+/// Runs `run` with a progress bar over the inputs (when stderr is a terminal).
+fn with_progress(
+    files: &mut [CaptureFile],
+    run: impl FnOnce(
+        &mut [CaptureFile],
+        &mut dyn FnMut(usize, u64),
+    ) -> Result<crate::stats::RunStats, CaptureError>,
 ) -> anyhow::Result<crate::stats::RunStats> {
     let bar = progress_for(files);
     let mut progress = |i: usize, pos: u64| {
@@ -281,7 +424,7 @@ fn run_with_progress(
             pb.set_position(starts.get(i).copied().unwrap_or(0) + pos);
         }
     };
-    let stats = pipeline::run(PipelineConfig::default(), files, emit, &mut progress)?;
+    let stats = run(files, &mut progress)?;
     if let Some((pb, _)) = bar {
         pb.finish_and_clear();
     }

@@ -98,6 +98,10 @@ pub struct FlowConfig {
     /// Segments starting further than this beyond the next expected byte are out of window
     /// and ignored (counted), until the peer's ACK or a run of them confirms the jump.
     pub max_seq_jump_bytes: usize,
+    /// Bytes of out-of-order reassembly buffers and parser buffers held by all flows of the
+    /// table together. Above it, the least recently seen flows holding buffers give them up
+    /// (holes become gaps), counted in `budget_drops`.
+    pub memory_budget_bytes: usize,
 }
 
 impl Default for FlowConfig {
@@ -110,6 +114,7 @@ impl Default for FlowConfig {
             max_holes: 32,
             max_retained_bytes: 2048,
             max_seq_jump_bytes: 1 << 20,
+            memory_budget_bytes: 64 << 20,
         }
     }
 }
@@ -181,6 +186,13 @@ pub struct FlowStats {
     pub syn_conflicts: u64,
     /// Segments starting too far beyond the next expected byte, ignored.
     pub out_of_window: u64,
+    /// Times a flow's buffered data was given up because the memory budget was exceeded.
+    pub budget_drops: u64,
+    /// Buffer bytes released by those drops.
+    pub budget_drop_bytes: u64,
+    /// Most buffer memory (reassembly and parser buffers) held at once, bytes, after
+    /// enforcing the budget (with several workers: the sum of each worker's peak).
+    pub memory_peak: u64,
 }
 
 /// What the table knows about a flow, apart from the caller's state.
@@ -227,6 +239,16 @@ pub trait FlowSink<S> {
     fn on_datagram(&mut self, meta: &FlowMeta, app: &mut S, dir: Direction, payload: &[u8]);
     /// A flow left the table. All its buffered data was delivered before this call.
     fn on_end(&mut self, flow: Flow<S>, reason: EndReason);
+    /// A flow is about to end (called before its buffered data is flushed). `stamp` is its
+    /// position in the table's recency order (larger is more recent).
+    fn on_ending(&mut self, _meta: &FlowMeta, _stamp: u64) {}
+    /// Bytes of memory the caller's state of a flow holds in buffers, for the memory budget.
+    fn app_memory(&self, _app: &S) -> usize {
+        0
+    }
+    /// The memory budget is exceeded: drop what the caller's state of this flow buffers
+    /// (reporting gaps to its parser). Called after the flow's reassembly buffers were given up.
+    fn on_budget_drop(&mut self, _meta: &FlowMeta, _app: &mut S) {}
 }
 
 /// The packet fields the flow table needs.
@@ -367,6 +389,11 @@ struct Slot<S> {
     list: u8,
     /// Table clock at the last touch: orders flows across lists.
     stamp: u64,
+    /// Buffer bytes the flow holds (as last accounted); non-zero puts it on the memory list.
+    mem: usize,
+    /// Memory list links (towards the more / less recent flow holding buffers).
+    mprev: u32,
+    mnext: u32,
 }
 
 /// Head (most recent) and tail (least recent) of one LRU list.
@@ -398,6 +425,14 @@ pub struct FlowTable<S> {
     max: usize,
     next_id: u64,
     clock: u64,
+    /// Global packet index of the packet being handled, when the caller numbers packets: flow
+    /// ids and recency stamps then derive from it, so they do not depend on how packets are
+    /// spread over several tables.
+    pkt_index: Option<u64>,
+    /// Buffer bytes held by all flows.
+    mem: usize,
+    /// Flows holding buffers, most recently touched first.
+    mem_list: Ends,
 }
 
 impl<S> FlowTable<S> {
@@ -423,6 +458,12 @@ impl<S> FlowTable<S> {
             max,
             next_id: 1,
             clock: 0,
+            pkt_index: None,
+            mem: 0,
+            mem_list: Ends {
+                head: NIL,
+                tail: NIL,
+            },
         }
     }
 
@@ -444,6 +485,14 @@ impl<S> FlowTable<S> {
     /// The configuration.
     pub fn config(&self) -> &FlowConfig {
         &self.cfg
+    }
+
+    /// Numbers the next packet handed to [`FlowTable::process`] with its global index (1-based,
+    /// increasing): a flow created by it gets this index as id, and recency stamps follow the
+    /// index, so that several tables fed with parts of one capture order flows alike.
+    pub fn set_packet_index(&mut self, index: u64) {
+        self.pkt_index = Some(index);
+        self.clock = self.clock.max(index.saturating_mul(2));
     }
 
     /// The flow of a key, if held.
@@ -535,6 +584,8 @@ impl<S> FlowTable<S> {
             }
         }
         self.touch(idx);
+        self.account(idx, sink);
+        self.enforce_budget(sink);
     }
 
     /// Ends every flow idle for longer than its timeout at capture time `now`.
@@ -654,8 +705,13 @@ impl<S> FlowTable<S> {
         } else {
             (pkt.dst, pkt.src)
         };
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = match self.pkt_index {
+            Some(i) => i,
+            None => {
+                self.next_id += 1;
+                self.next_id - 1
+            }
+        };
         self.stats.created += 1;
         Flow {
             meta: FlowMeta {
@@ -692,6 +748,9 @@ impl<S> FlowTable<S> {
                 next: NIL,
                 list: 0,
                 stamp: 0,
+                mem: 0,
+                mprev: NIL,
+                mnext: NIL,
             });
             (self.slots.len() - 1) as u32
         };
@@ -759,8 +818,119 @@ impl<S> FlowTable<S> {
         self.link_front(idx, list);
     }
 
+    /// Buffer bytes (reassembly out-of-order buffers and parser buffers) held by all flows.
+    pub fn memory(&self) -> usize {
+        self.mem
+    }
+
+    /// Re-measures the buffers of a flow after a packet, keeping the total and the memory list.
+    fn account(&mut self, idx: u32, sink: &impl FlowSink<S>) {
+        let Some(flow) = self.slot(idx).and_then(|s| s.flow.as_ref()) else {
+            return;
+        };
+        let m = flow.tcp.rx[0].buffer_memory()
+            + flow.tcp.rx[1].buffer_memory()
+            + sink.app_memory(&flow.app);
+        self.mem_unlink(idx);
+        if let Some(slot) = self.slot_mut(idx) {
+            slot.mem = m;
+        }
+        if m > 0 {
+            self.mem_link_front(idx);
+        }
+    }
+
+    fn mem_unlink(&mut self, idx: u32) {
+        let Some(slot) = self.slot(idx) else {
+            return;
+        };
+        if slot.mem == 0 {
+            return;
+        }
+        let (prev, next, m) = (slot.mprev, slot.mnext, slot.mem);
+        match self.slot_mut(prev) {
+            Some(p) => p.mnext = next,
+            None => self.mem_list.head = next,
+        }
+        match self.slot_mut(next) {
+            Some(n) => n.mprev = prev,
+            None => self.mem_list.tail = prev,
+        }
+        if let Some(slot) = self.slot_mut(idx) {
+            slot.mem = 0;
+            slot.mprev = NIL;
+            slot.mnext = NIL;
+        }
+        self.mem = self.mem.saturating_sub(m);
+    }
+
+    /// Links a flow whose `mem` is set and non-zero at the head of the memory list.
+    fn mem_link_front(&mut self, idx: u32) {
+        let head = self.mem_list.head;
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        slot.mprev = NIL;
+        slot.mnext = head;
+        let m = slot.mem;
+        if let Some(old) = self.slot_mut(head) {
+            old.mprev = idx;
+        }
+        self.mem_list.head = idx;
+        if self.mem_list.tail == NIL {
+            self.mem_list.tail = idx;
+        }
+        self.mem = self.mem.saturating_add(m);
+    }
+
+    /// While over the memory budget, the least recently seen flow holding buffers gives them up:
+    /// its reassembly holes become gaps (the data after them is delivered) and its parser drops
+    /// partial messages.
+    fn enforce_budget(&mut self, sink: &mut impl FlowSink<S>) {
+        let mut tries = self.len;
+        while self.mem > self.cfg.memory_budget_bytes && tries > 0 {
+            tries -= 1;
+            let idx = self.mem_list.tail;
+            let Some(slot) = self.slot(idx) else {
+                break;
+            };
+            let held = slot.mem;
+            self.mem_unlink(idx);
+            let lim = self.lim;
+            let Some(flow) = self
+                .slots
+                .get_mut(idx as usize)
+                .and_then(|s| s.flow.as_mut())
+            else {
+                break;
+            };
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let Flow { meta, app, tcp } = &mut *flow;
+                tcp.rx_mut(dir)
+                    .give_up_buffers(&lim, &mut self.stats, &mut |c| {
+                        sink.on_chunk(meta, app, dir, c)
+                    });
+            }
+            sink.on_budget_drop(&flow.meta, &mut flow.app);
+            self.stats.budget_drops += 1;
+            self.stats.budget_drop_bytes += held as u64;
+            // Whatever is left (normally nothing) is accounted again, off the list's tail.
+            let m = flow.tcp.rx[0].buffer_memory()
+                + flow.tcp.rx[1].buffer_memory()
+                + sink.app_memory(&flow.app);
+            if m > 0 {
+                if let Some(slot) = self.slot_mut(idx) {
+                    slot.mem = m;
+                }
+                self.mem_link_front(idx);
+            }
+        }
+        self.stats.memory_peak = self.stats.memory_peak.max(self.mem as u64);
+    }
+
     /// Takes a flow out of the table.
     fn remove(&mut self, idx: u32) -> Option<Flow<S>> {
+        self.mem_unlink(idx);
         self.unlink(idx);
         let free = self.free;
         let slot = self.slot_mut(idx)?;
@@ -775,6 +945,11 @@ impl<S> FlowTable<S> {
 
     /// Ends a flow: flushes its reassemblers, counts, and hands it to the sink.
     fn end(&mut self, idx: u32, reason: EndReason, sink: &mut impl FlowSink<S>) {
+        if let Some(slot) = self.slot(idx) {
+            if let Some(f) = &slot.flow {
+                sink.on_ending(&f.meta, slot.stamp);
+            }
+        }
         let Some(mut flow) = self.remove(idx) else {
             return;
         };
@@ -1509,5 +1684,51 @@ mod tests {
         let rx = std::mem::size_of::<Reassembler>();
         println!("size_of: Slot<()> {slot}, Flow<()> {flow}, Reassembler {rx}");
         assert!(slot <= 512, "{slot}");
+    }
+
+    #[test]
+    fn memory_budget_drops_the_least_recently_seen_buffers_first() {
+        let s = ep(100, 502);
+        let cfg = FlowConfig {
+            memory_budget_bytes: 5000,
+            ..FlowConfig::default()
+        };
+        let mut t = table(cfg);
+        let mut rec = Rec::default();
+        let data = [7u8; 1000];
+        let clients = [ep(1, 40_001), ep(2, 40_002), ep(3, 40_003)];
+        // Each client: handshake, then a segment after a 500-byte hole (buffered).
+        for (i, c) in clients.iter().enumerate() {
+            let isn = 1000 * i as u32;
+            feed(
+                &mut t,
+                &mut rec,
+                &[
+                    tcp(1, *c, s, isn, 0, SYN, b""),
+                    tcp(1, s, *c, 9000, isn + 1, SYN | ACK, b""),
+                    tcp(1, *c, s, isn + 1, 9001, ACK, b""),
+                    tcp(2, *c, s, isn + 501, 9001, PSH | ACK, &data),
+                ],
+            );
+            assert!(t.memory() <= 5000, "{} over the budget", t.memory());
+        }
+        let held = |t: &FlowTable<u32>, c: Endpoint| {
+            t.get(&key(c, s, 6))
+                .unwrap()
+                .tcp
+                .reassembler(Direction::ToServer)
+                .buffered_bytes()
+        };
+        // Two flows' buffers fit (a ring of at least 1500 bytes each), the third pushes the
+        // first, least recently seen, out.
+        assert!(t.stats().budget_drops >= 1, "{:?}", t.stats());
+        assert_eq!(held(&t, clients[0]), 0, "the oldest gave up its buffer");
+        assert_eq!(held(&t, clients[2]), 1000, "the newest keeps its buffer");
+        // The dropped flow's data was delivered after a gap for the hole.
+        let first = rec.stream(
+            t.get(&key(clients[0], s, 6)).unwrap().meta.id,
+            Direction::ToServer,
+        );
+        assert_eq!(first, vec![Ev::Gap(500), Ev::Data(data.to_vec())]);
     }
 }

@@ -243,6 +243,30 @@ impl Reassembler {
             + self.ranges.capacity() * std::mem::size_of::<(u64, u64)>()
     }
 
+    /// Bytes held for out-of-order data (the ring and the range list), for the memory budget.
+    pub fn buffer_memory(&self) -> usize {
+        self.ring.capacity() + self.ranges.capacity() * std::mem::size_of::<(u64, u64)>()
+    }
+
+    /// Gives up the holes under memory pressure: delivers the buffered data with gaps for the
+    /// holes (as [`Reassembler::flush`]) and frees the buffers.
+    pub fn give_up_buffers<E: FnMut(Chunk<'_>)>(
+        &mut self,
+        lim: &ReassemblyLimits,
+        stats: &mut FlowStats,
+        emit: &mut E,
+    ) {
+        if self.ranges.is_empty() && self.ring.capacity() == 0 {
+            self.ranges = Vec::new();
+            return;
+        }
+        self.flush(lim, stats, emit);
+        if self.ranges.is_empty() {
+            self.ranges = Vec::new();
+            self.ring = Vec::new();
+        }
+    }
+
     /// True once `Chunk::Fin` was delivered.
     pub fn fin_delivered(&self) -> bool {
         self.flags & F_FIN_DONE != 0

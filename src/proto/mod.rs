@@ -269,6 +269,29 @@ impl StreamDriver {
         }
     }
 
+    /// Bytes held in partial-message buffers (only buffers holding data count: an empty one
+    /// is bounded scratch space of at most the parser's maximum message length).
+    pub fn buffer_memory(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(Vec::capacity)
+            .sum()
+    }
+
+    /// Drops partial messages under memory pressure, reporting them to the parser as gaps.
+    pub fn drop_buffers(&mut self, cx: &mut ParseCx<'_>) {
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let held = self.pending.get(dir.index()).is_some_and(|b| !b.is_empty());
+            if held {
+                self.on_gap(dir, 0, cx);
+            }
+            if let Some(b) = self.pending.get_mut(dir.index()) {
+                *b = Vec::new();
+            }
+        }
+    }
+
     /// The flow ended.
     pub fn on_close(&mut self, cx: &mut ParseCx<'_>) {
         if let Stage::Parsing(p) = &mut self.stage {

@@ -1,0 +1,100 @@
+//! Writes the captures of the scale measurements in `benches/README.md`.
+//!
+//! - `concurrent OUT [PACKETS]`: 100,020 Modbus connections (60 masters × 1667 PLCs), all
+//!   established and polled, interleaved in time order.
+//! - `flood OUT`: 1,000,000 SYNs from random addresses and ports around a small Modbus plant
+//!   (50 SYNs per plant packet).
+//! - `big OUT [PACKETS]`: a long capture of 10 masters polling 50 PLCs (500 connections).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use otwatch::synth::{self, SynthConfig, TcpSpec};
+use otwatch::time::Timestamp;
+use std::io::Write;
+use std::net::Ipv4Addr;
+
+fn header(w: &mut impl Write) -> std::io::Result<()> {
+    synth::write_pcap(w, &[])
+}
+
+fn record(w: &mut impl Write, ts: Timestamp, f: &[u8]) -> std::io::Result<()> {
+    let len = f.len() as u32;
+    w.write_all(&(ts.secs as u32).to_le_bytes())?;
+    w.write_all(&(ts.nanos / 1000).to_le_bytes())?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(f)
+}
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mode, out) = (args[0].as_str(), &args[1]);
+    let n: Option<usize> = args.get(2).map(|s| s.parse().unwrap());
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+    header(&mut w)?;
+    match mode {
+        "concurrent" => {
+            let frames = synth::modbus_plant(&SynthConfig {
+                masters: 60,
+                plcs: 1667,
+                packets: n.unwrap_or(1_000_000),
+                ..SynthConfig::default()
+            });
+            for (ts, f) in &frames {
+                record(&mut w, *ts, f)?;
+            }
+        }
+        "big" => {
+            let frames = synth::modbus_plant(&SynthConfig {
+                masters: 10,
+                plcs: 50,
+                packets: n.unwrap_or(3_000_000),
+                ..SynthConfig::default()
+            });
+            for (ts, f) in &frames {
+                record(&mut w, *ts, f)?;
+            }
+        }
+        "flood" => {
+            let plant = synth::modbus_plant(&SynthConfig {
+                plcs: 4,
+                masters: 2,
+                packets: 20_000,
+                ..SynthConfig::default()
+            });
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut buf = Vec::with_capacity(64);
+            for (ts, f) in &plant {
+                for _ in 0..50 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let r = x;
+                    let seg = TcpSpec {
+                        src: (
+                            Ipv4Addr::from(0xac10_0000 | (r as u32 & 0xfffff)),
+                            (r >> 20) as u16,
+                        ),
+                        dst: (
+                            Ipv4Addr::from(0xc0a8_0000 | ((r >> 36) as u32 & 0xffff)),
+                            (r >> 52) as u16 | 1024,
+                        ),
+                        seq: (r >> 8) as u32,
+                        ack: 0,
+                        flags: 0x02,
+                    };
+                    buf.clear();
+                    synth::tcp_frame_into(&mut buf, &seg, &[]);
+                    record(&mut w, *ts, &buf)?;
+                }
+                record(&mut w, *ts, f)?;
+            }
+        }
+        other => panic!("unknown mode {other}"),
+    }
+    w.flush()
+}

@@ -1,0 +1,115 @@
+//! The rule index: rules bucketed by protocol and function code (Modbus) or service (OPC UA),
+//! plus a wildcard bucket per protocol for rules that name no function. An event looks at two
+//! short lists of rule positions, merged in rule order, without allocating.
+
+use super::Rule;
+use crate::event::{AppProto, IcsEvent};
+
+/// Rule positions (into [`super::RuleSet::rules`]) by protocol and function.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    modbus_fc: Vec<Vec<u32>>,
+    modbus_any: Vec<u32>,
+    opcua_service: Vec<(u32, Vec<u32>)>,
+    opcua_any: Vec<u32>,
+}
+
+impl Index {
+    /// Builds the index of `rules` (positions in that slice, ascending in every bucket).
+    pub fn build(rules: &[Rule]) -> Self {
+        let mut ix = Index {
+            modbus_fc: vec![Vec::new(); 256],
+            ..Index::default()
+        };
+        let mut services: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+        for (i, r) in rules.iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else { break };
+            match (r.matcher.proto(), r.matcher.function_keys()) {
+                (AppProto::Modbus, None) => ix.modbus_any.push(i),
+                (AppProto::Modbus, Some(codes)) => {
+                    for c in codes {
+                        if let Some(b) = usize::try_from(c)
+                            .ok()
+                            .and_then(|c| ix.modbus_fc.get_mut(c))
+                        {
+                            b.push(i);
+                        }
+                    }
+                }
+                (AppProto::Opcua, None) => ix.opcua_any.push(i),
+                (AppProto::Opcua, Some(codes)) => {
+                    for c in codes {
+                        services.entry(c).or_default().push(i);
+                    }
+                }
+            }
+        }
+        ix.opcua_service = services.into_iter().collect();
+        ix
+    }
+
+    /// The two candidate lists of an event: its function's bucket and the wildcard bucket.
+    #[inline]
+    pub fn candidates(&self, ev: &IcsEvent) -> (&[u32], &[u32]) {
+        let code = ev.function.code;
+        match ev.proto {
+            AppProto::Modbus => (
+                usize::try_from(code)
+                    .ok()
+                    .and_then(|c| self.modbus_fc.get(c))
+                    .map_or(&[][..], Vec::as_slice),
+                &self.modbus_any,
+            ),
+            AppProto::Opcua => (
+                self.opcua_service
+                    .binary_search_by_key(&code, |(c, _)| *c)
+                    .ok()
+                    .and_then(|i| self.opcua_service.get(i))
+                    .map_or(&[][..], |(_, v)| v.as_slice()),
+                &self.opcua_any,
+            ),
+        }
+    }
+}
+
+/// Iterates two ascending lists as one ascending list (no duplicates across them by
+/// construction: a rule is either in function buckets or in the wildcard one).
+#[derive(Debug)]
+pub struct Merge<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
+}
+
+impl<'a> Merge<'a> {
+    /// Merges `a` and `b`.
+    pub fn new((a, b): (&'a [u32], &'a [u32])) -> Self {
+        Merge { a, b }
+    }
+}
+
+impl Iterator for Merge<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        match (self.a.split_first(), self.b.split_first()) {
+            (Some((x, ra)), Some((y, rb))) => {
+                if x <= y {
+                    self.a = ra;
+                    Some(*x)
+                } else {
+                    self.b = rb;
+                    Some(*y)
+                }
+            }
+            (Some((x, ra)), None) => {
+                self.a = ra;
+                Some(*x)
+            }
+            (None, Some((y, rb))) => {
+                self.b = rb;
+                Some(*y)
+            }
+            (None, None) => None,
+        }
+    }
+}
