@@ -82,6 +82,58 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    // The inverse of `civil_from_days` (same algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl Timestamp {
+    /// Parses the UTC form that `Display` writes (`2026-12-02T16:05:07.123456Z`, fraction
+    /// optional, 1 to 9 digits); `None` for anything else.
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let t = b.get(r)?;
+            if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            t.iter().try_fold(0i64, |a, c| {
+                a.checked_mul(10)?.checked_add(i64::from(c - b'0'))
+            })
+        };
+        let sep = |i: usize, c: u8| b.get(i) == Some(&c);
+        if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+            return None;
+        }
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let rest = b.get(19..)?;
+        let nanos = match rest {
+            [b'Z'] => 0,
+            [b'.', frac @ .., b'Z'] if (1..=9).contains(&frac.len()) => {
+                let v = num(20..20 + frac.len())?;
+                let scale = 10i64.pow(9 - frac.len() as u32);
+                u32::try_from(v * scale).ok()?
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, mo as u32, d as u32);
+        Some(Timestamp::new(
+            days * 86_400 + h * 3600 + mi * 60 + sec,
+            nanos,
+        ))
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let days = self.secs.div_euclid(86_400);
@@ -106,6 +158,35 @@ impl Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_rejects_junk() {
+        for t in [
+            Timestamp::new(0, 0),
+            Timestamp::new(1_700_000_000, 123_456_000),
+            Timestamp::new(951_782_400, 1),
+            Timestamp::new(-86_400, 5_000),
+            Timestamp::new(4_102_444_799, 999_999_999),
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t), "{t}");
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-12-02T16:05:07Z"),
+            Some(Timestamp::new(1_796_227_507, 0)) // date -u -d 2026-12-02T16:05:07Z +%s
+        );
+        for bad in [
+            "",
+            "2026-12-02",
+            "2026-13-02T00:00:00Z",
+            "2026-12-02T00:00:00",
+            "2026-12-02T00:00:00.Z",
+            "2026-12-02T00:00:00.1234567890Z",
+            "2026-12-02T24:00:00Z",
+            "x026-12-02T00:00:00Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

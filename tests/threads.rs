@@ -85,7 +85,9 @@ fn inspect_mapped(pcaps: &[PathBuf], threads: usize) -> Vec<u8> {
 
 fn detect(pcaps: &[PathBuf], baseline: Option<&Path>, threads: usize, dir: &Path) -> Vec<u8> {
     let out = dir.join(format!("alerts-{threads}.jsonl"));
-    analyze::detect(pcaps, baseline, Some(&out), threads).unwrap();
+    // With the shipped rule pack, as `otwatch detect` runs by default.
+    let rules = analyze::RuleChoice::new(Vec::new(), false);
+    analyze::detect(pcaps, baseline, Some(&out), &rules, threads).unwrap();
     std::fs::read(&out).unwrap()
 }
 

@@ -25,7 +25,7 @@ mod profile;
 
 pub use keys::*;
 pub use learn::{LearnConfig, Learner};
-pub use profile::{quantile, RangeSet, Sampler, ValueAcc, ValueProfile};
+pub use profile::{quantile, RangeSet, Sampler, ValueAcc, ValueProfile, COUNTER_MIN_RISES};
 
 use crate::detect::ml::MlModel;
 use crate::event::AppProto;

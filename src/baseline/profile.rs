@@ -86,7 +86,15 @@ pub struct ValueProfile {
     pub constant: bool,
     /// Longest run of consecutive identical values.
     pub max_same_run: u64,
+    /// True for a counter: the value went up at least [`COUNTER_MIN_RISES`] times and never
+    /// down (pump starts, operating hours, totalisers). A counter is expected to leave its
+    /// learnt range upwards; only a value below it, or a jump, is unusual.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monotonic: bool,
 }
+
+/// Rises needed, with no fall, for a value to be learnt as a counter.
+pub const COUNTER_MIN_RISES: u64 = 3;
 
 /// Accumulates a [`ValueProfile`].
 #[derive(Clone, Debug)]
@@ -101,6 +109,8 @@ pub struct ValueAcc {
     distinct_capped: bool,
     run: u64,
     max_run: u64,
+    rises: u64,
+    falls: u64,
     sampler: Sampler,
 }
 
@@ -118,6 +128,8 @@ impl ValueAcc {
             distinct_capped: false,
             run: 0,
             max_run: 0,
+            rises: 0,
+            falls: 0,
             sampler: Sampler::new(samples),
         }
     }
@@ -135,6 +147,11 @@ impl ValueAcc {
             Some(l) => {
                 self.max_step = self.max_step.max((v - l).abs());
                 self.run = 1;
+                if v > l {
+                    self.rises += 1;
+                } else {
+                    self.falls += 1;
+                }
             }
             None => self.run = 1,
         }
@@ -168,6 +185,7 @@ impl ValueAcc {
             distinct_capped: self.distinct_capped,
             constant: self.min == self.max,
             max_same_run: self.max_run,
+            monotonic: self.falls == 0 && self.rises >= COUNTER_MIN_RISES,
         })
     }
 }

@@ -4,7 +4,10 @@
 //!   `m = max(write_margin_frac × (max − min), magnitude_frac × |largest bound|, min_margin)`.
 //!   The profile is the writer's own channel's, or, for a writer the baseline never saw, the
 //!   union of every baseline writer's to that server (so "who wrote it normally" can be named).
-//! - A read value outside its read profile, with the wider `read_margin_frac`.
+//! - A read value outside its read profile, with the wider `read_margin_frac`. A counter (a
+//!   value that only ever went up while learning: pump starts, operating hours) may grow past
+//!   its learnt range at up to `counter_rate_factor` times its learnt rate since the end of
+//!   learning; faster, or below the range, is unusual.
 //! - A jump: two consecutive reads on one channel differing by more than
 //!   `jump_factor × max_step` (and the margin), for objects whose value moved while learning;
 //!   neither read may be out of range (that is reported as such, and the way back is not news).
@@ -54,6 +57,9 @@ pub struct ValuesConfig {
     pub max_values_per_access: usize,
     /// Most per-object states kept (last value, run length).
     pub max_states: usize,
+    /// A counter may grow past its learnt range by this many times its learnt rate of growth
+    /// over the time since the end of learning.
+    pub counter_rate_factor: f64,
 }
 
 impl Default for ValuesConfig {
@@ -70,6 +76,7 @@ impl Default for ValuesConfig {
             freeze_min_secs: 10,
             max_values_per_access: 128,
             max_states: 65_536,
+            counter_rate_factor: 2.0,
         }
     }
 }
@@ -151,6 +158,10 @@ struct Normal {
     ref_client: IpAddr,
     /// `read` or `written`.
     side: &'static str,
+    /// Every contributing profile is a counter (it only ever went up).
+    monotonic: bool,
+    /// For a counter: its learnt rate of growth (per second) and the end of learning.
+    counter: Option<(f64, Timestamp)>,
 }
 
 impl Normal {
@@ -162,6 +173,16 @@ impl Normal {
             ev.proto.as_str(),
             self.side
         )
+    }
+
+    /// Is `x` outside the range widened by `m`, at capture time `now`? A counter may grow past
+    /// its learnt range at up to `factor` times its learnt rate since the end of learning.
+    fn outside(&self, x: f64, m: f64, now: Timestamp, factor: f64) -> bool {
+        let growth = match self.counter {
+            Some((rate, end)) => rate * factor * now.micros_since(end) as f64 / 1e6,
+            None => 0.0,
+        };
+        x < self.min - m || x > self.max + m + growth
     }
 
     /// The margin around the range (see the module docs).
@@ -188,6 +209,8 @@ fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, si
                 own,
                 ref_client: who,
                 side,
+                monotonic: p.monotonic,
+                counter: None,
             })
         }
         Some(n) => {
@@ -198,6 +221,7 @@ fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, si
             n.distinct = n.distinct.max(p.distinct);
             n.count += p.count;
             n.who.push(who);
+            n.monotonic &= p.monotonic;
         }
     }
 }
@@ -225,7 +249,7 @@ fn normal_of(
         if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
             let mut n = None;
             merge(&mut n, p, ch.client, true, side);
-            return n;
+            return n.map(|n| with_counter(n, b));
         }
     }
     let mut n = None;
@@ -233,6 +257,16 @@ fn normal_of(
         if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
             merge(&mut n, p, ch.client, false, side);
         }
+    }
+    n.map(|n| with_counter(n, b))
+}
+
+/// Sets a counter's learnt rate of growth and the end of learning.
+fn with_counter(mut n: Normal, b: &Baseline) -> Normal {
+    let end = Timestamp::parse_rfc3339(&b.learned.last);
+    if let (true, Some(end)) = (n.monotonic, end) {
+        let rate = (n.max - n.min) / b.learned.duration_s.max(1.0);
+        n.counter = rate.is_finite().then_some((rate, end));
     }
     n
 }
@@ -265,7 +299,7 @@ impl Values {
         out: &mut Vec<Alert>,
     ) {
         let m = n.margin(cfg, cfg.write_margin_frac);
-        if x >= n.min - m && x <= n.max + m {
+        if !n.outside(x, m, ev.ts, cfg.counter_rate_factor) {
             return;
         }
         let key = okey.to_key_string();
@@ -314,7 +348,7 @@ impl Values {
         out: &mut Vec<Alert>,
     ) {
         let m = n.margin(cfg, cfg.read_margin_frac);
-        let out_of_range = x < n.min - m || x > n.max + m;
+        let out_of_range = n.outside(x, m, ev.ts, cfg.counter_rate_factor);
         if out_of_range {
             let key = okey.to_key_string();
             let key = key.as_str();
@@ -361,7 +395,7 @@ impl Values {
         // Jump. A step back from a value that was itself out of range (already reported) is
         // the process or an operator putting things right, not a new anomaly.
         let step = (x - prev).abs();
-        let prev_out_of_range = prev < n.min - m || prev > n.max + m;
+        let prev_out_of_range = n.outside(prev, m, ev.ts, cfg.counter_rate_factor);
         if !out_of_range
             && !prev_out_of_range
             && n.max_step > 0.0
@@ -533,6 +567,69 @@ mod tests {
             d.on_event(e, Some(&b), &mut out);
         }
         out
+    }
+
+    #[test]
+    fn a_counter_may_grow_past_its_range_but_not_fall_below_it() {
+        // Input register 5 counts pump starts: +1 every 60 reads while learning (100..=109),
+        // register 6 goes up and down in the same range.
+        let mut l = Learner::default();
+        for i in 0..600i64 {
+            let wobble = 100 + (i / 60) % 3;
+            l.observe(&read_ir(
+                i * 1000,
+                MASTER,
+                PLC,
+                1,
+                5,
+                &[100 + i / 60, wobble],
+            ));
+        }
+        let b = l.finish().unwrap();
+        let ch = &b.channels[0];
+        assert!(
+            ch.objects["u1/input_register/5"]
+                .read
+                .as_ref()
+                .unwrap()
+                .monotonic
+        );
+        assert!(
+            !ch.objects["u1/input_register/6"]
+                .read
+                .as_ref()
+                .unwrap()
+                .monotonic
+        );
+        let mut d = Values::new(ValuesConfig::default());
+        let mut out = Vec::new();
+        // An hour later the counter reads 160: normal. The wobbling value at 160 is not.
+        d.on_event(
+            &read_ir(4_200_000, MASTER, PLC, 1, 5, &[160, 160]),
+            Some(&b),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert!(out[0].otwatch.explanation.starts_with("input register 6 "));
+        // A counter that went backwards below its learnt range is reported.
+        out.clear();
+        d.on_event(
+            &read_ir(4_201_000, MASTER, PLC, 1, 5, &[3, 101]),
+            Some(&b),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert!(out[0].otwatch.explanation.starts_with("input register 5 "));
+        // Far faster than its pace: 5000 an hour later is out of range.
+        let mut d = Values::new(ValuesConfig::default());
+        out.clear();
+        d.on_event(
+            &read_ir(4_200_000, MASTER, PLC, 1, 5, &[5000, 101]),
+            Some(&b),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert!(out[0].otwatch.explanation.starts_with("input register 5 "));
     }
 
     #[test]
