@@ -9,6 +9,8 @@
 //! with constant offsets, so the indexing lint is relaxed here only.
 #![allow(clippy::indexing_slicing)]
 
+pub mod plant;
+
 use crate::time::Timestamp;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Side by side on one generated capture: a bare pcap walk (upper bound), `otwatch detect`
+# (single-threaded) and Suricata 7 with its Modbus parser and Modbus event rules.
+#
+#   benches/sidebyside.sh                    # 3M packets, 5 runs each, medians
+#   PACKETS=500000 RUNS=3 benches/sidebyside.sh
+#
+# Environment: PACKETS (3000000), RUNS (5), SEED (1), OPCUA_SHARE (0.05: Modbus-heavy, as
+# Suricata has no OPC UA parser), LOSS (0), REORDER (0.0002), WORK (/tmp/otwatch-sidebyside). The baseline for detect is
+# learnt with `otwatch learn` on a separate capture: same plant, seed SEED+1, PACKETS/4 packets.
+set -euo pipefail
+
+PACKETS=${PACKETS:-3000000}
+RUNS=${RUNS:-5}
+SEED=${SEED:-1}
+OPCUA_SHARE=${OPCUA_SHARE:-0.05}
+# No loss by default: after a gap Suricata stops parsing Modbus on that flow
+# (app_layer.error.modbus.gap) and would then do less work than otwatch, which resyncs.
+LOSS=${LOSS:-0}
+REORDER=${REORDER:-0.0002}
+WORK=${WORK:-/tmp/otwatch-sidebyside}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$WORK"
+
+cd "$ROOT"
+cargo build --release --quiet --bin otwatch --bin otwatch-gen --example walk
+OTWATCH=$TARGET/release/otwatch
+GEN=$TARGET/release/otwatch-gen
+WALK=$TARGET/release/examples/walk
+
+CAP=$WORK/plant-s$SEED-p$PACKETS-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
+LEARNCAP=$WORK/plant-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
+BASELINE=$WORK/baseline-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$REORDER.json
+[ -s "$CAP" ] || "$GEN" "$CAP" --seed "$SEED" --packets "$PACKETS" --opcua-share "$OPCUA_SHARE" --loss "$LOSS" --reorder "$REORDER"
+[ -s "$LEARNCAP" ] || "$GEN" "$LEARNCAP" --seed $((SEED + 1)) --packets $((PACKETS / 4)) --opcua-share "$OPCUA_SHARE" --loss "$LOSS" --reorder "$REORDER"
+[ -s "$BASELINE" ] || "$OTWATCH" learn -o "$BASELINE" "$LEARNCAP"
+
+read -r NPKT NBYTES _ _ < <("$WALK" "$CAP")
+FILEBYTES=$(stat -c %s "$CAP")
+
+# otwatch detect: single-threaded (--threads 1 when this build has the option); the shipped
+# rules pack runs by default when the build has a rules engine.
+DETECT_ARGS=(detect --baseline "$BASELINE" --output /dev/null)
+if "$OTWATCH" detect --help | grep -q -- '--threads'; then DETECT_ARGS+=(--threads 1); fi
+
+# Suricata: single runmode, no checksum checks, Modbus on 502, unlimited stream depth, only
+# stats out (eve-log with the stats type alone), Suricata's own Modbus event rules.
+RULES_DIR=""
+for d in /etc/suricata/rules /usr/share/suricata/rules /var/lib/suricata/rules; do
+    if [ -f "$d/modbus-events.rules" ]; then RULES_DIR=$d; break; fi
+done
+[ -n "$RULES_DIR" ] || { echo "modbus-events.rules not found" >&2; exit 1; }
+SURI_LOG=$WORK/suricata-log
+mkdir -p "$SURI_LOG"
+cat > "$WORK/suricata.yaml" <<YAML
+%YAML 1.1
+---
+vars:
+  address-groups:
+    HOME_NET: "[10.0.0.0/8]"
+    EXTERNAL_NET: "any"
+  port-groups:
+    MODBUS_PORTS: "502"
+default-rule-path: $RULES_DIR
+rule-files:
+  - modbus-events.rules
+classification-file: /etc/suricata/classification.config
+reference-config-file: /etc/suricata/reference.config
+default-log-dir: $SURI_LOG
+stats:
+  enabled: yes
+  interval: 3600
+outputs:
+  - eve-log:
+      enabled: yes
+      filetype: regular
+      filename: eve.json
+      types:
+        - stats:
+            totals: yes
+            threads: no
+app-layer:
+  protocols:
+    modbus:
+      enabled: yes
+      detection-ports:
+        dp: 502
+stream:
+  reassembly:
+    depth: 0
+logging:
+  default-log-level: notice
+  outputs:
+    - console:
+        enabled: yes
+YAML
+SURI_ARGS=(-c "$WORK/suricata.yaml" --runmode single -k none -r "$CAP" -l "$SURI_LOG")
+
+# median_seconds NAME CMD...: runs CMD RUNS times, prints the median wall time in seconds.
+median_seconds() {
+    local name=$1; shift
+    local times=()
+    for _ in $(seq "$RUNS"); do
+        local t0 t1
+        t0=$(date +%s.%N)
+        "$@" > /dev/null 2>"$WORK/$name.stderr"
+        t1=$(date +%s.%N)
+        times+=("$(echo "$t1 - $t0" | bc -l)")
+    done
+    printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f\n", m}'
+}
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "capture: $CAP: $NPKT packets, $NBYTES captured bytes, $FILEBYTES file bytes; $RUNS runs each, median"
+echo "baseline: $BASELINE (learnt on $LEARNCAP)"
+
+T_WALK=$(median_seconds walk "$WALK" "$CAP")
+T_OTW=$(median_seconds otwatch "$OTWATCH" "${DETECT_ARGS[@]}" "$CAP")
+rm -f "$SURI_LOG/eve.json"
+T_SURI=$(median_seconds suricata suricata "${SURI_ARGS[@]}")
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# otwatch's own counters on the same capture, then Suricata's last stats record: proof that
+# both parsed Modbus, and how much.
+"$OTWATCH" stats --json "$CAP" > "$WORK/otwatch-stats.json"
+python3 - "$SURI_LOG/eve.json" "$WORK/otwatch-stats.json" <<'PY'
+import json, sys
+o = json.load(open(sys.argv[2]))
+print(f"otwatch stats: modbus.transactions {o['modbus']['transactions']}, modbus.pdus {o['modbus']['pdus']}, "
+      f"opcua.messages {o['opcua']['messages']}, reassembly.gaps {o['reassembly']['gaps']}")
+last = None
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event_type") == "stats":
+        last = r["stats"]
+if last is None:
+    sys.exit("suricata: no stats record in eve.json")
+al = last.get("app_layer", {})
+flows = al.get("flow", {}).get("modbus", 0)
+tx = al.get("tx", {}).get("modbus", 0)
+pk = last.get("decoder", {}).get("pkts", 0)
+gaps = al.get("error", {}).get("modbus", {}).get("gap", 0)
+print(f"suricata stats: decoder.pkts {pk}, app_layer.flow.modbus {flows}, app_layer.tx.modbus {tx}, "
+      f"app_layer.error.modbus.gap {gaps}, detect.alert {last.get('detect', {}).get('alert', 0)}")
+if flows == 0 or tx == 0:
+    sys.exit("suricata did not parse Modbus")
+PY
+
+row() {
+    awk -v n="$1" -v t="$2" -v p="$NPKT" -v b="$FILEBYTES" \
+        'BEGIN { printf "| %-34s | %8.3f s | %10.0f packets/s | %8.1f MB/s |\n", n, t, p / t, b / t / 1e6 }'
+}
+echo
+echo "| tool | median wall | packets/s | MB/s (file) |"
+echo "|---|---|---|---|"
+row "walk (pcap-parser, read only)" "$T_WALK"
+row "otwatch detect ${DETECT_ARGS[*]:5}" "$T_OTW"
+row "suricata --runmode single" "$T_SURI"
+awk -v w="$T_WALK" -v o="$T_OTW" -v s="$T_SURI" 'BEGIN {
+    printf "\notwatch/suricata throughput ratio: %.2f; otwatch/walk: %.3f; suricata/walk: %.3f\n", s / o, w / o, w / s }'
