@@ -314,6 +314,12 @@ impl Novelty {
                     let Some(key) = named_object_key(other) else {
                         continue;
                     };
+                    // Fast path: known objects raise nothing, so build no words for them.
+                    match (ch.objects.get(&key), a.dir) {
+                        (Some(_), AccessDir::Read) => continue,
+                        (Some(o), AccessDir::Write) if o.writes > 0 => continue,
+                        _ => {}
+                    }
                     let words = object_words(other);
                     let dev = device_words(ev.server.ip, ev.unit_id);
                     let reference = format!("{}.objects[{key}]", ch.ref_name());
