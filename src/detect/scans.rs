@@ -236,20 +236,33 @@ impl Detector for Scans {
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1_000_000);
         let cap = cfg.max_window_items;
-        // The last events, the oldest's vectors reused for the newest.
-        match st.recent.len() >= MAX_EVIDENCE {
-            true => {
-                if let Some(mut old) = st.recent.pop_front() {
-                    old.clone_from(ev);
-                    st.recent.push_back(old);
+        let f = &ev.function;
+        let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
+        let unit_known = ev
+            .unit_id
+            .is_none_or(|u| ch.is_some_and(|c| c.unit_ids.contains(&u)));
+        let block_known = ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
+        let exc = match ev.outcome {
+            Outcome::Exception { code, .. } => Some(code),
+            Outcome::Bad { .. } => Some(0),
+            _ => None,
+        };
+        // The evidence of a scan: the last events that counted towards one (every alert below
+        // fires on such an event), the oldest's vectors reused for the newest. Steady polling
+        // counts towards nothing and is not copied.
+        if !(fc_known && unit_known && block_known && exc.is_none()) {
+            match st.recent.len() >= MAX_EVIDENCE {
+                true => {
+                    if let Some(mut old) = st.recent.pop_front() {
+                        old.clone_from(ev);
+                        st.recent.push_back(old);
+                    }
                 }
+                false => st.recent.push_back(ev.clone()),
             }
-            false => st.recent.push_back(ev.clone()),
         }
 
         // Function codes.
-        let f = &ev.function;
-        let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
         if !fc_known {
             st.fcs.push(now, win, cap, (f.code, f.sub));
         }
@@ -281,7 +294,7 @@ impl Detector for Scans {
 
         // Unit ids.
         if let Some(u) = ev.unit_id {
-            if !ch.is_some_and(|c| c.unit_ids.contains(&u)) {
+            if !unit_known {
                 st.units.push(now, win, cap, u);
             }
             let n = st.units.distinct();
@@ -313,7 +326,7 @@ impl Detector for Scans {
         // (`block_key` is `Some` exactly when the event has an object; it is built only
         // when the block is pushed.)
         if !ev.accesses.is_empty() {
-            if !ch.is_some_and(|c| block_is_known(c, ev)) {
+            if !block_known {
                 if let Some(block) = block_key(ev) {
                     st.blocks.push(now, win, cap, block);
                 }
@@ -351,11 +364,6 @@ impl Detector for Scans {
         }
 
         // Exception responses.
-        let exc = match ev.outcome {
-            Outcome::Exception { code, .. } => Some(code),
-            Outcome::Bad { .. } => Some(0),
-            _ => None,
-        };
         if let Some(code) = exc {
             st.exceptions.push(now, win, cap, code);
         }
