@@ -23,7 +23,9 @@ use crate::baseline::{
     device_words, event_summary, space_key, with_space_key, Baseline, Channel, RangeSet,
 };
 use crate::event::{AppProto, IcsEvent, ObjectRef, Outcome};
-use std::collections::{BTreeMap, VecDeque};
+use crate::flow::hash::KeyHashBuilder;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Scan thresholds.
@@ -152,7 +154,8 @@ struct PairState {
 #[derive(Debug)]
 pub struct Scans {
     cfg: ScanConfig,
-    pairs: BTreeMap<(IpAddr, IpAddr, AppProto), PairState>,
+    /// Per (client, server, protocol); never iterated, so a hash map.
+    pairs: HashMap<(IpAddr, IpAddr, AppProto), PairState, KeyHashBuilder>,
     /// Pairs not tracked because the table was full.
     pub pairs_dropped: u64,
 }
@@ -197,7 +200,7 @@ impl Scans {
     pub fn new(cfg: ScanConfig) -> Self {
         Scans {
             cfg,
-            pairs: BTreeMap::new(),
+            pairs: HashMap::default(),
             pairs_dropped: 0,
         }
     }
@@ -224,12 +227,16 @@ impl Detector for Scans {
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
         let key = (ev.client.ip, ev.server.ip, ev.proto);
-        if !self.pairs.contains_key(&key) && self.pairs.len() >= self.cfg.max_pairs {
-            self.pairs_dropped += 1;
-            return;
-        }
+        let full = self.pairs.len() >= self.cfg.max_pairs;
+        let st = match self.pairs.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if full => {
+                self.pairs_dropped += 1;
+                return;
+            }
+            Entry::Vacant(e) => e.insert(PairState::default()),
+        };
         let cfg = &self.cfg;
-        let st = self.pairs.entry(key).or_default();
         let ch = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto));
         let now = ev.ts.as_micros();
         let win = i64::try_from(cfg.window_s)

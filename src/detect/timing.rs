@@ -127,7 +127,7 @@ pub struct Timing {
     states: Vec<(ChanKey, String, SigState)>,
     /// `states` in (channel, signature) order, for deterministic ticks.
     order: BTreeMap<(ChanKey, String), usize>,
-    chans: BTreeMap<ChanKey, ChanState>,
+    chans: HashMap<ChanKey, ChanState, KeyHashBuilder>,
     /// States not kept because the table was full.
     pub states_dropped: u64,
 }
@@ -146,7 +146,7 @@ impl Timing {
             infos: HashMap::default(),
             states: Vec::new(),
             order: BTreeMap::new(),
-            chans: BTreeMap::new(),
+            chans: HashMap::default(),
             states_dropped: 0,
         }
     }
@@ -191,7 +191,7 @@ impl Timing {
     #[allow(clippy::too_many_arguments)]
     fn order(
         cfg: &TimingConfig,
-        chans: &mut BTreeMap<ChanKey, ChanState>,
+        chans: &mut HashMap<ChanKey, ChanState, KeyHashBuilder>,
         ev: &IcsEvent,
         key: ChanKey,
         (sig, pos): (&str, usize),
