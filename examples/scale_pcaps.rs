@@ -12,10 +12,9 @@
     clippy::panic
 )]
 
-use otwatch::synth::{self, SynthConfig, TcpSpec};
+use otwatch::synth::{self, SynthConfig};
 use otwatch::time::Timestamp;
 use std::io::Write;
-use std::net::Ipv4Addr;
 
 fn header(w: &mut impl Write) -> std::io::Result<()> {
     synth::write_pcap(w, &[])
@@ -74,19 +73,7 @@ fn main() -> std::io::Result<()> {
                     x ^= x >> 7;
                     x ^= x << 17;
                     let r = x;
-                    let seg = TcpSpec {
-                        src: (
-                            Ipv4Addr::from(0xac10_0000 | (r as u32 & 0xfffff)),
-                            (r >> 20) as u16,
-                        ),
-                        dst: (
-                            Ipv4Addr::from(0xc0a8_0000 | ((r >> 36) as u32 & 0xffff)),
-                            (r >> 52) as u16 | 1024,
-                        ),
-                        seq: (r >> 8) as u32,
-                        ack: 0,
-                        flags: 0x02,
-                    };
+                    let seg = synth::flood_syn(r);
                     buf.clear();
                     synth::tcp_frame_into(&mut buf, &seg, &[]);
                     record(&mut w, *ts, &buf)?;

@@ -292,6 +292,25 @@ pub fn tcp_frame_into(f: &mut Vec<u8>, s: &TcpSpec, payload: &[u8]) {
     f.extend_from_slice(payload);
 }
 
+/// A SYN from a random-looking client (172.16.0.0/12) to a random-looking server
+/// (192.168.0.0/16, port ≥ 1024), all taken from the bits of `r`: one packet of a connect()
+/// flood.
+pub fn flood_syn(r: u64) -> TcpSpec {
+    TcpSpec {
+        src: (
+            Ipv4Addr::from(0xac10_0000 | (r as u32 & 0xfffff)),
+            (r >> 20) as u16,
+        ),
+        dst: (
+            Ipv4Addr::from(0xc0a8_0000 | ((r >> 36) as u32 & 0xffff)),
+            (r >> 52) as u16 | 1024,
+        ),
+        seq: (r >> 8) as u32,
+        ack: 0,
+        flags: 0x02,
+    }
+}
+
 /// Writes frames as a little-endian microsecond pcap with Ethernet link type.
 pub fn write_pcap(w: &mut impl Write, frames: &[(Timestamp, Vec<u8>)]) -> io::Result<()> {
     w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;

@@ -100,19 +100,7 @@ fn a_million_one_packet_flows_do_not_cost_the_plant_anything() {
     for (ts, f) in &plant {
         for _ in 0..FLOOD_PER_PLANT {
             let r = rng.next();
-            let seg = TcpSpec {
-                src: (
-                    Ipv4Addr::from(0xac10_0000 | (r as u32 & 0xfffff)),
-                    (r >> 20) as u16,
-                ),
-                dst: (
-                    Ipv4Addr::from(0xc0a8_0000 | ((r >> 36) as u32 & 0xffff)),
-                    (r >> 52) as u16 | 1024,
-                ),
-                seq: (r >> 8) as u32,
-                ack: 0,
-                flags: 0x02,
-            };
+            let seg = synth::flood_syn(r);
             buf.clear();
             synth::tcp_frame_into(&mut buf, &seg, &[]);
             feed(&mut p, &file, &mut number, *ts, &buf, &mut got);

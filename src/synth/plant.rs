@@ -1187,36 +1187,12 @@ fn tcp_frame(
     flags: u8,
     payload: &[u8],
 ) {
-    f.extend_from_slice(&super::mac_of(dst));
-    f.extend_from_slice(&super::mac_of(src));
-    f.extend_from_slice(&[0x08, 0x00]);
-    let total = (20 + 20 + payload.len()) as u16;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-    let ck = super::checksum(&[&ip]);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let mut tcp = [0u8; 20];
-    tcp[0..2].copy_from_slice(&sp.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dp.to_be_bytes());
-    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = flags;
-    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    let mut pseudo = [0u8; 12];
-    pseudo[0..4].copy_from_slice(&src.octets());
-    pseudo[4..8].copy_from_slice(&dst.octets());
-    pseudo[9] = 6;
-    pseudo[10..12].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-    let ck = super::checksum(&[&pseudo, &tcp, payload]);
-    tcp[16..18].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&tcp);
-    f.extend_from_slice(payload);
+    let spec = super::TcpSpec {
+        src: (src, sp),
+        dst: (dst, dp),
+        seq,
+        ack,
+        flags,
+    };
+    super::tcp_frame_into(f, &spec, payload);
 }
