@@ -81,38 +81,29 @@ fn bench(c: &mut Criterion) {
                 black_box(s.events)
             })
         });
+        // Detection with the baseline, without and with the shipped rules.
+        let alerts = |rules: Option<&Arc<rules::RuleSet>>| {
+            let mut files = pipeline::open_all(std::slice::from_ref(&full)).unwrap();
+            let mut engine = Engine::new(Some(baseline.clone()), DetectConfig::default());
+            if let Some(set) = rules {
+                engine.add_detector(Box::new(RulesDetector::new(Arc::clone(set))));
+            }
+            let mut alerts = Vec::new();
+            pipeline::run(
+                PipelineConfig::default(),
+                &mut files,
+                &mut |e| engine.on_event(e, &mut alerts),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            engine.finish(&mut alerts);
+            alerts.len()
+        };
         g.bench_function("pcap_file_to_alerts", |b| {
-            b.iter(|| {
-                let mut files = pipeline::open_all(std::slice::from_ref(&full)).unwrap();
-                let mut engine = Engine::new(Some(baseline.clone()), DetectConfig::default());
-                let mut alerts = Vec::new();
-                pipeline::run(
-                    PipelineConfig::default(),
-                    &mut files,
-                    &mut |e| engine.on_event(e, &mut alerts),
-                    &mut |_, _| {},
-                )
-                .unwrap();
-                engine.finish(&mut alerts);
-                black_box(alerts.len())
-            })
+            b.iter(|| black_box(alerts(None)))
         });
         g.bench_function("pcap_file_to_alerts_with_rules", |b| {
-            b.iter(|| {
-                let mut files = pipeline::open_all(std::slice::from_ref(&full)).unwrap();
-                let mut engine = Engine::new(Some(baseline.clone()), DetectConfig::default());
-                engine.add_detector(Box::new(RulesDetector::new(Arc::clone(&pack))));
-                let mut alerts = Vec::new();
-                pipeline::run(
-                    PipelineConfig::default(),
-                    &mut files,
-                    &mut |e| engine.on_event(e, &mut alerts),
-                    &mut |_, _| {},
-                )
-                .unwrap();
-                engine.finish(&mut alerts);
-                black_box(alerts.len())
-            })
+            b.iter(|| black_box(alerts(Some(&pack))))
         });
         g.finish();
     }
