@@ -320,26 +320,49 @@ impl Baseline {
     /// Parses and checks a baseline from JSON text: kind and version first, then fields, then
     /// consistency.
     pub fn from_json(text: &str) -> Result<Baseline, BaselineError> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| BaselineError::Json {
+        // Two passes over the text, no `serde_json::Value` tree: the header (every other field
+        // skipped) says whether this is a baseline of our version, then the typed parse.
+        #[derive(Deserialize)]
+        struct Header {
+            kind: Option<serde_json::Value>,
+            version: Option<serde_json::Value>,
+        }
+        let json_err = |e: serde_json::Error| BaselineError::Json {
             line: e.line(),
             column: e.column(),
             msg: e.to_string(),
-        })?;
-        let kind = v.get("kind");
-        if kind.and_then(|k| k.as_str()) != Some(BASELINE_KIND) {
+        };
+        let missing = Header {
+            kind: None,
+            version: None,
+        };
+        let h: Header = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(json_err)?
+        } else {
+            // Not an object (a derived struct would also accept an array): invalid JSON is
+            // reported as such, valid JSON is not a baseline.
+            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(json_err)?;
+            missing
+        };
+        if h.kind.as_ref().and_then(|k| k.as_str()) != Some(BASELINE_KIND) {
             return Err(BaselineError::Kind {
-                found: kind.map_or_else(|| "missing".to_string(), |k| k.to_string()),
+                found: h
+                    .kind
+                    .map_or_else(|| "missing".to_string(), |k| k.to_string()),
             });
         }
-        let version = v.get("version");
-        if version.and_then(serde_json::Value::as_u64) != Some(u64::from(BASELINE_VERSION)) {
+        if h.version.as_ref().and_then(serde_json::Value::as_u64)
+            != Some(u64::from(BASELINE_VERSION))
+        {
             return Err(BaselineError::Version {
-                found: version.map_or_else(|| "missing".to_string(), |k| k.to_string()),
+                found: h
+                    .version
+                    .map_or_else(|| "missing".to_string(), |k| k.to_string()),
                 expected: BASELINE_VERSION,
             });
         }
         let mut b: Baseline =
-            serde_json::from_value(v).map_err(|e| BaselineError::Field(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| BaselineError::Field(e.to_string()))?;
         b.reindex()?;
         Ok(b)
     }

@@ -88,6 +88,19 @@ fn load_errors_say_what_is_wrong() {
     assert!(e.to_string().contains("missing field"), "{e}");
     let e = Baseline::from_json("").unwrap_err();
     assert!(matches!(e, BaselineError::Json { .. }));
+    // Valid JSON that is not an object is not a baseline.
+    for not_object in ["[1, 2]", "\"otwatch-baseline\"", "42", "null", "[]"] {
+        let e = Baseline::from_json(not_object).unwrap_err();
+        assert!(
+            matches!(&e, BaselineError::Kind { found } if found == "missing"),
+            "{not_object}: {e}"
+        );
+    }
+    // A field of the wrong type is named with its position in the file.
+    let bad = text.replacen("\"assets\": [", "\"assets\": 7, \"x\": [", 1);
+    let e = Baseline::from_json(&bad).unwrap_err();
+    assert!(matches!(e, BaselineError::Field(_)), "{e}");
+    assert!(e.to_string().contains(" line "), "{e}");
 
     let dup = {
         let mut b = small();
