@@ -29,6 +29,39 @@ pub fn community_id_v1(
     sport: u16,
     dport: u16,
 ) -> String {
+    // A flood of alerts on a few connections would hash the same tuple again and again: a small
+    // direct-mapped memo per thread keeps the last ids (the value is a pure function of the key).
+    let key = (seed, src, dst, proto, sport, dport);
+    let slot = {
+        use std::hash::BuildHasher;
+        (crate::flow::hash::KeyHashBuilder::default().hash_one(key) % MEMO_SLOTS as u64) as usize
+    };
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if let Some(Some((k, id))) = memo.get(slot) {
+            if *k == key {
+                return id.clone();
+            }
+        }
+        let id = compute_v1(seed, src, dst, proto, sport, dport);
+        if let Some(entry) = memo.get_mut(slot) {
+            *entry = Some((key, id.clone()));
+        }
+        id
+    })
+}
+
+/// Slots of the per-thread memo of [`community_id_v1`].
+const MEMO_SLOTS: usize = 64;
+
+type MemoKey = (u16, IpAddr, IpAddr, u8, u16, u16);
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Vec<Option<(MemoKey, String)>>> =
+        std::cell::RefCell::new(vec![None; MEMO_SLOTS]);
+}
+
+fn compute_v1(seed: u16, src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> String {
     let a = addr_bytes(src);
     let b = addr_bytes(dst);
     let (first, second) = if (a.as_slice(), sport) <= (b.as_slice(), dport) {
@@ -256,5 +289,31 @@ mod tests {
             community_id_v1(0, a, a, 6, 502, 40000),
             community_id_v1(0, a, a, 6, 40000, 502)
         );
+    }
+
+    #[test]
+    fn memo_gives_the_computed_id_whatever_collides() {
+        // More tuples than memo slots, twice over in two orders: every answer is the id
+        // computed afresh.
+        let tuples: Vec<(IpAddr, IpAddr, u16, u16)> = (0..300u16)
+            .map(|i| {
+                let a: IpAddr = format!("10.0.{}.{}", i / 200, i % 200).parse().unwrap();
+                let b: IpAddr = "10.1.0.1".parse().unwrap();
+                (a, b, 40000 + i, 502)
+            })
+            .collect();
+        for round in 0..2 {
+            for (i, &(a, b, sp, dp)) in tuples.iter().enumerate() {
+                let (a, b, sp, dp) = if (i + round) % 2 == 0 {
+                    (a, b, sp, dp)
+                } else {
+                    (b, a, dp, sp)
+                };
+                assert_eq!(
+                    community_id_v1(0, a, b, 6, sp, dp),
+                    compute_v1(0, a, b, 6, sp, dp)
+                );
+            }
+        }
     }
 }

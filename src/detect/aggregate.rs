@@ -35,6 +35,9 @@ struct Episode {
 pub struct Aggregator {
     window_s: u64,
     episodes: BTreeMap<Key, Episode>,
+    /// The earliest window end of the open episodes: until then nothing can expire, so a push
+    /// does not walk the episodes.
+    next_end: Option<Timestamp>,
     /// Alerts suppressed as repeats so far.
     pub suppressed: u64,
 }
@@ -45,6 +48,7 @@ impl Aggregator {
         Aggregator {
             window_s,
             episodes: BTreeMap::new(),
+            next_end: None,
             suppressed: 0,
         }
     }
@@ -70,6 +74,10 @@ impl Aggregator {
 
     /// Closes the windows that ended before `now`, emitting their summaries.
     pub fn flush_expired(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
+        match self.next_end {
+            Some(end) if end <= now => {}
+            _ => return,
+        }
         let expired: Vec<Key> = self
             .episodes
             .iter()
@@ -99,6 +107,7 @@ impl Aggregator {
                 );
             }
         }
+        self.next_end = self.episodes.values().map(|e| e.window_end).min();
     }
 
     /// Takes one raw alert: emits it if it starts an episode, counts it otherwise.
@@ -130,10 +139,12 @@ impl Aggregator {
                 ep.last = Some(alert);
             }
             None => {
+                let window_end = alert.timestamp.plus_secs(self.window_s);
+                self.next_end = Some(self.next_end.map_or(window_end, |e| e.min(window_end)));
                 self.episodes.insert(
                     key,
                     Episode {
-                        window_end: alert.timestamp.plus_secs(self.window_s),
+                        window_end,
                         repeats: 0,
                         first: alert.timestamp,
                         last: None,
@@ -148,6 +159,7 @@ impl Aggregator {
     /// Emits the summaries of every open window (end of input).
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let eps = std::mem::take(&mut self.episodes);
+        self.next_end = None;
         for (_, ep) in eps {
             if let Some(s) = Self::summary(ep) {
                 out.push(s);
@@ -206,6 +218,29 @@ mod tests {
         agg.finish(&mut out);
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|a| !a.otwatch.aggregated));
+    }
+
+    #[test]
+    fn summaries_close_at_the_earliest_window_end_of_any_episode() {
+        // Two episodes whose windows end at 60 s and 90 s; the one ending first must close at
+        // the first alert past 60 s, even though the other was opened later.
+        let mut agg = Aggregator::new(60);
+        let mut out = Vec::new();
+        agg.push(raw(0, true, MASTER), &mut out);
+        agg.push(raw(30, false, ROGUE), &mut out);
+        agg.push(raw(10, true, MASTER), &mut out);
+        agg.push(raw(40, false, ROGUE), &mut out);
+        assert_eq!(out.len(), 2);
+        agg.push(raw(61, false, "10.0.0.9"), &mut out);
+        // The MASTER summary (window 0..60) is out before the third first alert.
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert!(out[2].otwatch.aggregated);
+        assert_eq!(out[2].src_ip.to_string(), MASTER);
+        assert!(!out[3].otwatch.aggregated);
+        agg.push(raw(91, false, "10.0.0.9"), &mut out);
+        // ROGUE's window (30..90) closed too.
+        assert!(out[4].otwatch.aggregated, "{out:?}");
+        assert_eq!(out[4].src_ip.to_string(), ROGUE);
     }
 
     proptest! {
