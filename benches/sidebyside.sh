@@ -97,28 +97,38 @@ logging:
 YAML
 SURI_ARGS=(-c "$WORK/suricata.yaml" --runmode single -k none -r "$CAP" -l "$SURI_LOG")
 
-# median_seconds NAME CMD...: runs CMD RUNS times, prints the median wall time in seconds.
-median_seconds() {
+# Runs are interleaved (one run of every command per round, RUNS rounds) so that a change in
+# the machine's load hits every command alike; each figure is the median of its RUNS runs.
+declare -A TIMES
+time_once() {
     local name=$1; shift
-    local times=()
-    for _ in $(seq "$RUNS"); do
-        local t0 t1
-        t0=$(date +%s.%N)
-        "$@" > /dev/null 2>"$WORK/$name.stderr"
-        t1=$(date +%s.%N)
-        times+=("$(echo "$t1 - $t0" | bc -l)")
-    done
-    printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f\n", m}'
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" > /dev/null 2>"$WORK/$name.stderr"
+    t1=$(date +%s.%N)
+    TIMES[$name]+="$(echo "$t1 - $t0" | bc -l) "
+}
+median() {
+    printf '%s\n' ${TIMES[$1]} | sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f\n", m}'
 }
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "capture: $CAP: $NPKT packets, $NBYTES captured bytes, $FILEBYTES file bytes; $RUNS runs each, median"
 echo "baseline: $BASELINE (learnt on $LEARNCAP)"
 
-T_WALK=$(median_seconds walk "$WALK" "$CAP")
-T_OTW=$(median_seconds otwatch "$OTWATCH" "${DETECT_ARGS[@]}" "$CAP")
-rm -f "$SURI_LOG/eve.json"
-T_SURI=$(median_seconds suricata suricata "${SURI_ARGS[@]}")
+THREADS2=0
+if "$OTWATCH" detect --help | grep -q -- '--threads' && [ "$(nproc)" -ge 2 ]; then THREADS2=1; fi
+DETECT2_ARGS=(detect --baseline "$BASELINE" --output /dev/null --threads 2)
+for _ in $(seq "$RUNS"); do
+    time_once walk "$WALK" "$CAP"
+    time_once otwatch "$OTWATCH" "${DETECT_ARGS[@]}" "$CAP"
+    if [ "$THREADS2" = 1 ]; then time_once otwatch2 "$OTWATCH" "${DETECT2_ARGS[@]}" "$CAP"; fi
+    rm -f "$SURI_LOG/eve.json"
+    time_once suricata suricata "${SURI_ARGS[@]}"
+done
+T_WALK=$(median walk)
+T_OTW=$(median otwatch)
+T_SURI=$(median suricata)
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # otwatch's own counters on the same capture, then Suricata's last stats record: proof that
@@ -156,6 +166,10 @@ echo "| tool | median wall | packets/s | MB/s (file) |"
 echo "|---|---|---|---|"
 row "walk (pcap-parser, read only)" "$T_WALK"
 row "otwatch detect ${DETECT_ARGS[*]:5}" "$T_OTW"
+if [ "$THREADS2" = 1 ]; then T_OTW2=$(median otwatch2); row "otwatch detect ${DETECT2_ARGS[*]:5}" "$T_OTW2"; fi
 row "suricata --runmode single" "$T_SURI"
 awk -v w="$T_WALK" -v o="$T_OTW" -v s="$T_SURI" 'BEGIN {
     printf "\notwatch/suricata throughput ratio: %.2f; otwatch/walk: %.3f; suricata/walk: %.3f\n", s / o, w / o, w / s }'
+if [ "$THREADS2" = 1 ]; then
+    awk -v o="$T_OTW" -v o2="$T_OTW2" 'BEGIN { printf "otwatch --threads 2 / --threads 1 throughput: %.2f\n", o / o2 }'
+fi
