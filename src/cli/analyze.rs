@@ -239,6 +239,7 @@ pub fn detect(
     let mut w = alert_writer(output)?;
     let mut engine = Engine::new(baseline, DetectConfig::default());
     add_rules(&mut engine, rule_set.as_ref());
+    let mut engine = engine.parallel(threads);
     let mut alerts = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
     shard::run(

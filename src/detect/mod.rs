@@ -21,6 +21,7 @@
 pub mod aggregate;
 pub mod ml;
 pub mod novelty;
+mod parallel;
 pub mod scans;
 pub mod timing;
 pub mod values;
@@ -37,9 +38,11 @@ use crate::baseline::Baseline;
 use crate::event::{IcsEvent, OpKind};
 use crate::time::Timestamp;
 use aggregate::Aggregator;
+use std::sync::Arc;
 
-/// A detector: looks at each event, and at ticks of the capture clock.
-pub trait Detector {
+/// A detector: looks at each event, and at ticks of the capture clock. Detectors are `Send`
+/// so that [`Engine::parallel`] can run them on threads of their own.
+pub trait Detector: Send {
     /// Short stable name (`novelty`, `timing`, …).
     fn name(&self) -> &'static str;
     /// Looks at one event; pushes any alerts to `out`.
@@ -93,8 +96,10 @@ impl Default for DetectConfig {
 /// assert!(alerts.is_empty());
 /// ```
 pub struct Engine {
-    baseline: Option<Baseline>,
+    baseline: Option<Arc<Baseline>>,
     detectors: Vec<Box<dyn Detector>>,
+    /// The detectors on threads of their own, once [`Engine::parallel`] moved them there.
+    pool: Option<parallel::Pool>,
     agg: Aggregator,
     tick_us: u64,
     last_tick: Option<Timestamp>,
@@ -111,6 +116,7 @@ impl std::fmt::Debug for Engine {
                 "detectors",
                 &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
             )
+            .field("threads", &self.pool.as_ref().map_or(0, |p| p.threads()))
             .field("raised", &self.raised)
             .finish()
     }
@@ -132,8 +138,9 @@ impl Engine {
             detectors.push(Box::new(ml::MlDetector::new(cfg.ml.clone())));
         }
         Engine {
-            baseline,
+            baseline: baseline.map(Arc::new),
             detectors,
+            pool: None,
             agg: Aggregator::new(cfg.aggregate_window_s),
             tick_us: cfg.tick_interval_ms.saturating_mul(1000).max(1),
             last_tick: None,
@@ -144,13 +151,32 @@ impl Engine {
     }
 
     /// Adds a detector (e.g. a machine-learning scorer); it runs after the standard ones.
+    /// Detectors added after [`Engine::parallel`] run on the calling thread, after the others
+    /// (their alerts then come before those of the threads for the same event).
     pub fn add_detector(&mut self, d: Box<dyn Detector>) {
         self.detectors.push(d);
     }
 
+    /// Moves the detectors onto `threads` threads of their own (nothing changes for fewer
+    /// than 2), in groups of about equal cost; events go to them in batches and their alerts
+    /// are merged back into exactly the order one thread gives, so the output is the same. The
+    /// price is latency: the alerts of an event come out up to one batch of events later (all
+    /// of them at [`Engine::finish`]). Call it after the last [`Engine::add_detector`].
+    pub fn parallel(mut self, threads: usize) -> Self {
+        if threads >= 2 && self.pool.is_none() && self.detectors.len() >= 2 {
+            let detectors = std::mem::take(&mut self.detectors);
+            self.pool = Some(parallel::Pool::new(
+                detectors,
+                threads,
+                self.baseline.clone(),
+            ));
+        }
+        self
+    }
+
     /// The baseline in use.
     pub fn baseline(&self) -> Option<&Baseline> {
-        self.baseline.as_ref()
+        self.baseline.as_deref()
     }
 
     /// Alerts suppressed as repeats so far.
@@ -160,19 +186,20 @@ impl Engine {
 
     fn tick(&mut self, now: Timestamp) {
         for d in &mut self.detectors {
-            d.on_tick(now, self.baseline.as_ref(), &mut self.raw);
+            d.on_tick(now, self.baseline.as_deref(), &mut self.raw);
         }
         self.last_tick = Some(now);
     }
 
     fn drain(&mut self, out: &mut Vec<Alert>) {
         self.raised += self.raw.len() as u64;
-        for a in std::mem::take(&mut self.raw) {
+        for a in self.raw.drain(..) {
             self.agg.push(a, out);
         }
     }
 
-    /// Runs every detector on one event; emitted alerts are appended to `out`.
+    /// Runs every detector on one event; emitted alerts are appended to `out` (after
+    /// [`Engine::parallel`], those of earlier events as their batch completes).
     pub fn on_event(&mut self, ev: &IcsEvent, out: &mut Vec<Alert>) {
         let now = self.now.map_or(ev.ts, |n| n.max(ev.ts));
         self.now = Some(now);
@@ -183,13 +210,30 @@ impl Engine {
             }
             Some(t) => now.micros_since(t) >= self.tick_us,
         };
+        if let Some(pool) = self.pool.as_mut() {
+            if due {
+                self.last_tick = Some(now);
+            }
+            pool.push(ev, due.then_some(now), &mut self.agg, &mut self.raised, out);
+            if !self.detectors.is_empty() {
+                // Detectors added after `parallel` run here, in the same tick schedule.
+                if due {
+                    self.tick(now);
+                }
+                for d in &mut self.detectors {
+                    d.on_event(ev, self.baseline.as_deref(), &mut self.raw);
+                }
+                self.drain(out);
+            }
+            return;
+        }
         if due {
             self.tick(now);
             self.drain(out);
             self.agg.flush_expired(now, out);
         }
         for d in &mut self.detectors {
-            d.on_event(ev, self.baseline.as_ref(), &mut self.raw);
+            d.on_event(ev, self.baseline.as_deref(), &mut self.raw);
         }
         self.drain(out);
     }
@@ -197,6 +241,9 @@ impl Engine {
     /// End of input: a last tick at the last capture time, then every open aggregation
     /// window is closed.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        if let Some(pool) = self.pool.as_mut() {
+            pool.finish(self.now, &mut self.agg, &mut self.raised, out);
+        }
         if let Some(now) = self.now {
             self.tick(now);
             self.drain(out);

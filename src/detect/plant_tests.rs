@@ -533,3 +533,68 @@ fn repeats_are_aggregated_and_output_is_deterministic() {
     let l2: Vec<String> = again.iter().map(Alert::to_json_line).collect();
     assert_eq!(l1, l2);
 }
+
+#[test]
+fn detectors_on_threads_give_the_same_alerts_in_the_same_order() {
+    // Attacks of every family at once: tick-driven (a poll stops), value, novelty and
+    // repeated alerts (aggregated), over many batches of events.
+    let mut extra: Vec<IcsEvent> = (0..400)
+        .map(|i| write_hr(ATTACK_AT + i * 1000, MASTERS[0], PLCS[2], 1, 4, 9999))
+        .collect();
+    extra.push(write_coil(ATTACK_AT, MASTERS[1], PLCS[0], 1, 3, true));
+    extra.push(read_hr(ATTACK_AT, MASTERS[1], PLCS[0], 7, 0, &[1]));
+    // One event that several detectors alert on (novelty and values): their alerts must keep
+    // the engine's detector order.
+    extra.push(write_hr(ATTACK_AT + 500, MASTERS[2], PLCS[4], 1, 4, 9999));
+    extra.push(write_hr(ATTACK_AT + 700, "10.0.0.66", PLCS[4], 1, 4, 9999));
+    let evs = with_attack(
+        Twist {
+            freeze_plc: Some(3),
+            stop: Some((1, 1)),
+            ..Twist::default()
+        },
+        extra,
+    );
+    assert!(evs.len() > 3 * 512, "{}", evs.len());
+    let lines = |a: Vec<Alert>| a.iter().map(Alert::to_json_line).collect::<Vec<_>>();
+    let one = lines(detect(&evs));
+    let kinds: BTreeSet<String> = one
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["otwatch"]["kind"].as_str().map(str::to_string))
+        .collect();
+    for k in [
+        "poll_stopped",
+        "written_value_out_of_range",
+        "new_unit_id",
+        "value_frozen",
+    ] {
+        assert!(kinds.contains(k), "{k} missing from {kinds:?}");
+    }
+    let per_event = |a: &[String], packet: &str| {
+        a.iter()
+            .filter(|l| l.contains(packet))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["otwatch"]["detector"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let rogue = per_event(&one, "\"src_ip\":\"10.0.0.66\"");
+    assert!(rogue.len() >= 2, "{rogue:?}");
+    for threads in [2, 3, 7] {
+        let mut e =
+            Engine::new(Some(baseline().clone()), DetectConfig::default()).parallel(threads);
+        let mut out = Vec::new();
+        for ev in &evs {
+            e.on_event(ev, &mut out);
+        }
+        e.finish(&mut out);
+        let got = lines(out);
+        let first_diff = got.iter().zip(&one).position(|(a, b)| a != b);
+        assert!(
+            got.len() == one.len() && first_diff.is_none(),
+            "{threads} threads: {} vs {} alerts, first difference at {first_diff:?}",
+            got.len(),
+            one.len()
+        );
+    }
+}
