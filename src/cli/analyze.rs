@@ -333,7 +333,7 @@ pub fn audit(
                 None => Engine::new(None, DetectConfig::default()),
             };
             add_rules(&mut en, rule_set.as_ref());
-            engine = Some(en);
+            engine = Some(en.parallel(threads));
         }
         if let Some(en) = engine.as_mut() {
             en.on_event(e, &mut batch);
