@@ -138,6 +138,21 @@ pub fn run(
     run_inner(cfg, threads, files, &|e| e, &mut |e| emit(&e), progress)
 }
 
+/// As [`run`], but `emit` owns the events: with several threads they arrive owned from the
+/// workers and are moved on, not copied (with one thread each is cloned for `emit`).
+pub fn run_owned(
+    cfg: PipelineConfig,
+    threads: usize,
+    files: &mut [CaptureFile],
+    emit: &mut impl FnMut(IcsEvent),
+    progress: &mut impl FnMut(usize, u64),
+) -> Result<RunStats, CaptureError> {
+    if threads <= 1 {
+        return pipeline::run(cfg, files, &mut |e| emit(e.clone()), progress);
+    }
+    run_inner(cfg, threads, files, &|e| e, emit, progress)
+}
+
 /// As [`run`], but each event is first turned into a `T` by `map` on the worker threads (for
 /// example serialised), and `emit` gets the results in order. Use it to move per-event work
 /// that needs no global state off the single consuming thread.

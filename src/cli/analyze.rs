@@ -242,19 +242,36 @@ pub fn detect(
     let mut engine = engine.parallel(threads);
     let mut alerts = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
-    shard::run(
-        PipelineConfig::default(),
-        threads,
-        &mut files,
-        &mut |e| {
-            engine.on_event(e, &mut alerts);
-            if io_err.is_none() {
-                io_err = write_alerts(&mut w, &mut alerts).err();
-            }
-            alerts.clear();
-        },
-        &mut |_, _| {},
-    )?;
+    let mut take = |alerts: &mut Vec<Alert>| {
+        if io_err.is_none() {
+            io_err = write_alerts(&mut w, alerts).err();
+        }
+        alerts.clear();
+    };
+    if threads > 1 {
+        // Events arrive owned from the pipeline's workers and move on to the detectors' threads.
+        shard::run_owned(
+            PipelineConfig::default(),
+            threads,
+            &mut files,
+            &mut |e| {
+                engine.on_event_owned(e, &mut alerts);
+                take(&mut alerts);
+            },
+            &mut |_, _| {},
+        )?;
+    } else {
+        shard::run(
+            PipelineConfig::default(),
+            threads,
+            &mut files,
+            &mut |e| {
+                engine.on_event(e, &mut alerts);
+                take(&mut alerts);
+            },
+            &mut |_, _| {},
+        )?;
+    }
     engine.finish(&mut alerts);
     if io_err.is_none() {
         io_err = write_alerts(&mut w, &mut alerts).err();

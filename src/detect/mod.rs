@@ -201,33 +201,58 @@ impl Engine {
     /// Runs every detector on one event; emitted alerts are appended to `out` (after
     /// [`Engine::parallel`], those of earlier events as their batch completes).
     pub fn on_event(&mut self, ev: &IcsEvent, out: &mut Vec<Alert>) {
-        let now = self.now.map_or(ev.ts, |n| n.max(ev.ts));
+        if self.pool.is_some() {
+            self.on_event_owned(ev.clone(), out);
+        } else {
+            self.run(ev, out);
+        }
+    }
+
+    /// As [`Engine::on_event`], for an event the caller gives away: after
+    /// [`Engine::parallel`] it moves into a batch instead of being copied.
+    pub fn on_event_owned(&mut self, ev: IcsEvent, out: &mut Vec<Alert>) {
+        if self.pool.is_none() {
+            return self.run(&ev, out);
+        }
+        let due = self.clock(ev.ts);
+        let now = self.now.unwrap_or(ev.ts);
+        if !self.detectors.is_empty() {
+            // Detectors added after `parallel` run here, in the same tick schedule.
+            if due {
+                self.tick(now);
+            }
+            for d in &mut self.detectors {
+                d.on_event(&ev, self.baseline.as_deref(), &mut self.raw);
+            }
+            self.drain(out);
+        }
+        if let Some(pool) = self.pool.as_mut() {
+            pool.push(ev, due.then_some(now), &mut self.agg, &mut self.raised, out);
+        }
+    }
+
+    /// Advances the capture clock to `ts`; whether a tick is due (and records it).
+    fn clock(&mut self, ts: Timestamp) -> bool {
+        let now = self.now.map_or(ts, |n| n.max(ts));
         self.now = Some(now);
-        let due = match self.last_tick {
+        match self.last_tick {
             None => {
                 self.last_tick = Some(now);
                 false
             }
-            Some(t) => now.micros_since(t) >= self.tick_us,
-        };
-        if let Some(pool) = self.pool.as_mut() {
-            if due {
+            Some(t) if now.micros_since(t) >= self.tick_us => {
                 self.last_tick = Some(now);
+                true
             }
-            pool.push(ev, due.then_some(now), &mut self.agg, &mut self.raised, out);
-            if !self.detectors.is_empty() {
-                // Detectors added after `parallel` run here, in the same tick schedule.
-                if due {
-                    self.tick(now);
-                }
-                for d in &mut self.detectors {
-                    d.on_event(ev, self.baseline.as_deref(), &mut self.raw);
-                }
-                self.drain(out);
-            }
-            return;
+            Some(_) => false,
         }
+    }
+
+    /// The detectors on this thread, on one event.
+    fn run(&mut self, ev: &IcsEvent, out: &mut Vec<Alert>) {
+        let due = self.clock(ev.ts);
         if due {
+            let now = self.now.unwrap_or(ev.ts);
             self.tick(now);
             self.drain(out);
             self.agg.flush_expired(now, out);

@@ -41,9 +41,7 @@ fn weight(name: &str) -> u32 {
 /// A batch of events, with the tick due before each (the latest capture time then).
 #[derive(Debug, Default)]
 struct Batch {
-    /// Event slots; only the first `used` are this batch's, the rest are kept for reuse.
     events: Vec<IcsEvent>,
-    used: usize,
     ticks: Vec<Option<Timestamp>>,
 }
 
@@ -63,8 +61,6 @@ enum Job {
 }
 
 struct Done {
-    /// The batch, handed back for reuse.
-    batch: Option<Arc<Batch>>,
     alerts: Vec<Tagged>,
 }
 
@@ -78,10 +74,9 @@ struct Group {
 pub(super) struct Pool {
     groups: Vec<Group>,
     filling: Batch,
-    /// Batches handed back by every group, ready to be refilled.
-    spare: Vec<Batch>,
-    /// Batches sent and not yet answered, oldest first.
-    in_flight: VecDeque<Arc<Batch>>,
+    /// The tick schedules of the batches sent and not yet answered, oldest first (the batches
+    /// themselves belong to the groups, and the last group done with one frees it).
+    in_flight: VecDeque<Vec<Option<Timestamp>>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -107,7 +102,7 @@ fn run_group(
         };
         match job {
             Job::Batch(batch) => {
-                for (i, ev) in batch.events.iter().take(batch.used).enumerate() {
+                for (i, ev) in batch.events.iter().enumerate() {
                     let i = i as u32;
                     if let Some(Some(now)) = batch.ticks.get(i as usize) {
                         for (k, d) in &mut dets {
@@ -120,13 +115,8 @@ fn run_group(
                         take(&mut raw, (i, EVENT, *k));
                     }
                 }
-                if tx
-                    .send(Done {
-                        batch: Some(batch),
-                        alerts,
-                    })
-                    .is_err()
-                {
+                drop(batch);
+                if tx.send(Done { alerts }).is_err() {
                     return;
                 }
             }
@@ -137,10 +127,7 @@ fn run_group(
                         take(&mut raw, (FINAL, TICK, *k));
                     }
                 }
-                let _ = tx.send(Done {
-                    batch: None,
-                    alerts,
-                });
+                let _ = tx.send(Done { alerts });
                 return;
             }
         }
@@ -201,7 +188,6 @@ impl Pool {
         Pool {
             groups,
             filling: Batch::default(),
-            spare: Vec::new(),
             in_flight: VecDeque::new(),
         }
     }
@@ -215,21 +201,15 @@ impl Pool {
     /// it and merges the answer of the one before into `agg`.
     pub(super) fn push(
         &mut self,
-        ev: &IcsEvent,
+        ev: IcsEvent,
         tick: Option<Timestamp>,
         agg: &mut Aggregator,
         raised: &mut u64,
         out: &mut Vec<Alert>,
     ) {
-        let b = &mut self.filling;
-        match b.events.get_mut(b.used) {
-            Some(slot) => slot.clone_from(ev),
-            None => b.events.push(ev.clone()),
-        }
-        b.ticks.truncate(b.used);
-        b.ticks.push(tick);
-        b.used += 1;
-        if b.used >= BATCH {
+        self.filling.events.push(ev);
+        self.filling.ticks.push(tick);
+        if self.filling.events.len() >= BATCH {
             self.send();
             if self.in_flight.len() > 1 {
                 self.collect(agg, raised, out);
@@ -239,17 +219,21 @@ impl Pool {
 
     /// Sends the batch being filled to every group.
     fn send(&mut self) {
-        let next = self.spare.pop().unwrap_or_default();
-        let mut full = std::mem::replace(&mut self.filling, next);
-        full.ticks.truncate(full.used);
+        let full = std::mem::replace(
+            &mut self.filling,
+            Batch {
+                events: Vec::with_capacity(BATCH),
+                ticks: Vec::with_capacity(BATCH),
+            },
+        );
+        let ticks = full.ticks.clone();
         let full = Arc::new(full);
         for g in &self.groups {
             if g.tx.send(Job::Batch(Arc::clone(&full))).is_err() {
                 self.fail();
             }
         }
-        self.in_flight.push_back(full);
-        self.filling.used = 0;
+        self.in_flight.push_back(ticks);
     }
 
     /// A group's thread is gone: it panicked. Re-raises that panic here.
@@ -266,22 +250,17 @@ impl Pool {
 
     /// Waits for every group's answer on the oldest batch in flight and merges the alerts.
     fn collect(&mut self, agg: &mut Aggregator, raised: &mut u64, out: &mut Vec<Alert>) {
-        let Some(batch) = self.in_flight.pop_front() else {
+        let Some(ticks) = self.in_flight.pop_front() else {
             return;
         };
         let mut lists = Vec::with_capacity(self.groups.len());
         for i in 0..self.groups.len() {
-            let done = match self.groups.get(i).map(|g| g.rx.recv()) {
-                Some(Ok(d)) => d,
+            match self.groups.get(i).map(|g| g.rx.recv()) {
+                Some(Ok(d)) => lists.push(d.alerts),
                 _ => self.fail(),
-            };
-            drop(done.batch);
-            lists.push(done.alerts);
+            }
         }
-        merge(lists, &batch.ticks, agg, raised, out);
-        if let Ok(b) = Arc::try_unwrap(batch) {
-            self.spare.push(b);
-        }
+        merge(lists, &ticks, agg, raised, out);
     }
 
     /// End of input: sends what is left, merges every answer, then the final tick.
@@ -292,7 +271,7 @@ impl Pool {
         raised: &mut u64,
         out: &mut Vec<Alert>,
     ) {
-        if self.filling.used > 0 {
+        if !self.filling.events.is_empty() {
             self.send();
         }
         while !self.in_flight.is_empty() {
