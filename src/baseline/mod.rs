@@ -320,8 +320,9 @@ impl Baseline {
     /// Parses and checks a baseline from JSON text: kind and version first, then fields, then
     /// consistency.
     pub fn from_json(text: &str) -> Result<Baseline, BaselineError> {
-        // Two passes over the text, no `serde_json::Value` tree: the header (every other field
-        // skipped) says whether this is a baseline of our version, then the typed parse.
+        // One typed pass in the normal case (no `serde_json::Value` tree). When it fails, a
+        // second pass reads only the header, so that a file of another kind or version is
+        // reported as such rather than as a bad field.
         #[derive(Deserialize)]
         struct Header {
             kind: Option<serde_json::Value>,
@@ -332,39 +333,46 @@ impl Baseline {
             column: e.column(),
             msg: e.to_string(),
         };
-        let missing = Header {
-            kind: None,
-            version: None,
+        let check = |kind: Option<serde_json::Value>, version: Option<serde_json::Value>| {
+            if kind.as_ref().and_then(|k| k.as_str()) != Some(BASELINE_KIND) {
+                return Err(BaselineError::Kind {
+                    found: kind.map_or_else(|| "missing".to_string(), |k| k.to_string()),
+                });
+            }
+            if version.as_ref().and_then(serde_json::Value::as_u64)
+                != Some(u64::from(BASELINE_VERSION))
+            {
+                return Err(BaselineError::Version {
+                    found: version.map_or_else(|| "missing".to_string(), |k| k.to_string()),
+                    expected: BASELINE_VERSION,
+                });
+            }
+            Ok(())
         };
-        let h: Header = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(json_err)?
-        } else {
-            // Not an object (a derived struct would also accept an array): invalid JSON is
-            // reported as such, valid JSON is not a baseline.
+        // A derived struct would also accept an array: anything but an object is not a
+        // baseline (invalid JSON is reported as such).
+        if !text.trim_start().starts_with('{') {
             serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(json_err)?;
-            missing
-        };
-        if h.kind.as_ref().and_then(|k| k.as_str()) != Some(BASELINE_KIND) {
             return Err(BaselineError::Kind {
-                found: h
-                    .kind
-                    .map_or_else(|| "missing".to_string(), |k| k.to_string()),
+                found: "missing".to_string(),
             });
         }
-        if h.version.as_ref().and_then(serde_json::Value::as_u64)
-            != Some(u64::from(BASELINE_VERSION))
-        {
-            return Err(BaselineError::Version {
-                found: h
-                    .version
-                    .map_or_else(|| "missing".to_string(), |k| k.to_string()),
-                expected: BASELINE_VERSION,
-            });
+        match serde_json::from_str::<Baseline>(text) {
+            Ok(mut b) => {
+                check(
+                    Some(serde_json::Value::from(b.kind.as_str())),
+                    Some(serde_json::Value::from(b.version)),
+                )?;
+                b.reindex()?;
+                Ok(b)
+            }
+            Err(e) if e.is_syntax() || e.is_eof() || e.is_io() => Err(json_err(e)),
+            Err(e) => {
+                let h: Header = serde_json::from_str(text).map_err(json_err)?;
+                check(h.kind, h.version)?;
+                Err(BaselineError::Field(e.to_string()))
+            }
         }
-        let mut b: Baseline =
-            serde_json::from_str(text).map_err(|e| BaselineError::Field(e.to_string()))?;
-        b.reindex()?;
-        Ok(b)
     }
 
     /// The baseline as pretty-printed JSON (with a final newline).
