@@ -26,11 +26,12 @@
 use crate::capture::{CaptureError, CaptureFile, Packet};
 use crate::decode::{decode, LinkType, Transport};
 use crate::event::IcsEvent;
+use crate::flow::hash::KeyHashBuilder;
 use crate::flow::FlowKey;
 use crate::pipeline::{self, sweep_due, Pipeline, PipelineConfig, Tagged};
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
@@ -117,10 +118,10 @@ fn shard_of(pkt: &Packet<'_>, n: usize) -> usize {
         Transport::Other(_) | Transport::None => return 0,
     };
     let key = FlowKey::new((ip.src, sp), (ip.dst, dp), proto, d.vlan.unwrap_or(0));
-    // Fixed keys: the same packet always goes to the same worker.
-    let mut h = DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() % n as u64) as usize
+    // Fixed seeds: the same packet always goes to the same worker, in every run (chosen keys
+    // could only unbalance the workers; each worker's own table has random seeds).
+    let h = KeyHashBuilder::with_seeds(0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344).hash_one(key);
+    (h % n as u64) as usize
 }
 
 /// Runs files through `threads` pipelines as one continuous capture, handing events to `emit`

@@ -39,8 +39,8 @@ impl KeyHashBuilder {
         }
     }
 
-    /// Fixed seeds (tests).
-    #[cfg(test)]
+    /// Fixed seeds: for tests, and where the same key must always hash alike from run to
+    /// run (the worker a flow goes to), not for tables an attacker could fill with collisions.
     pub(crate) fn with_seeds(k0: u64, k1: u64) -> Self {
         KeyHashBuilder { k0, k1: k1 | 1 }
     }
