@@ -27,13 +27,14 @@ use std::thread::JoinHandle;
 /// Events per batch.
 const BATCH: usize = 512;
 
-/// Relative per-event cost of the standard detectors, for grouping (measured with callgrind
-/// on generated plant traffic); unknown detectors count as 1.
+/// Relative per-event cost of the standard detectors, for grouping (callgrind on generated
+/// plant traffic, after the detectors' fast paths: values 59 M, timing 54 M with its ticks,
+/// rules 17 M, novelty 16 M, scans 15 M per 100k packets); unknown detectors count as 1.
 fn weight(name: &str) -> u32 {
     match name {
         "violations" => 0,
-        "values" => 4,
-        "timing" => 2,
+        "values" | "timing" => 4,
+        "ml" => 2,
         _ => 1,
     }
 }
