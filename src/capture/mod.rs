@@ -466,7 +466,7 @@ impl CaptureFile {
     /// corrupt record, which [`CaptureFile::stats`] then reports).
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         if self.pending > 0 {
-            self.reader.consume(self.pending);
+            self.reader.consume_noshift(self.pending);
             self.pending = 0;
         }
         if self.done {
@@ -490,7 +490,7 @@ impl CaptureFile {
             };
             match self.examine(len) {
                 Step::Packet(found) => break found,
-                Step::Skip(n) => self.reader.consume(n),
+                Step::Skip(n) => self.reader.consume_noshift(n),
                 Step::Corrupt => {
                     self.stop(false);
                     return Ok(None);
@@ -598,6 +598,36 @@ impl CaptureFile {
 
     /// Parses the complete record of `len` bytes at the front of the buffer.
     fn examine(&mut self, len: usize) -> Step {
+        if let Layout::Pcap {
+            big_endian,
+            nanos,
+            record_header,
+            link,
+        } = self.layout
+        {
+            // A legacy record is a fixed header and the bytes `framing` measured: read the
+            // header here (as pcap-parser's frame parser would) instead of a dynamic call
+            // into the reader that re-parses it.
+            let data = self.reader.data();
+            let (Some(secs), Some(frac), Some(orig_len)) = (
+                u32_at(data, 0, big_endian),
+                u32_at(data, 4, big_endian),
+                u32_at(data, 12, big_endian),
+            ) else {
+                return Step::Corrupt;
+            };
+            let Some(caplen) = len.checked_sub(record_header) else {
+                return Step::Corrupt;
+            };
+            return Step::Packet(Found {
+                record_len: len,
+                start: record_header,
+                len: caplen,
+                ts: timestamps::from_pcap(secs, frac, nanos),
+                link,
+                orig_len,
+            });
+        }
         let (consumed, block) = match self.reader.next() {
             Ok(ok) => ok,
             Err(_) => return Step::Corrupt,
