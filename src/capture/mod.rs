@@ -254,6 +254,31 @@ fn u32_at(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
     })
 }
 
+/// The header of a legacy pcap record that is wholly at the front of the buffer.
+struct PcapRecord {
+    /// Length of the record, header included.
+    end: usize,
+    secs: u32,
+    frac: u32,
+    orig_len: u32,
+}
+
+/// The legacy pcap record at the front of `data`, when all of it is there and its length is
+/// acceptable (as [`Layout::framing`] decides); `None` otherwise.
+fn pcap_record(data: &[u8], big_endian: bool, record_header: usize) -> Option<PcapRecord> {
+    let caplen = usize::try_from(u32_at(data, 8, big_endian)?).ok()?;
+    let end = caplen.checked_add(record_header)?;
+    if data.len() < record_header || end > MAX_BLOCK_LEN || data.len() < end {
+        return None;
+    }
+    Some(PcapRecord {
+        end,
+        secs: u32_at(data, 0, big_endian)?,
+        frac: u32_at(data, 4, big_endian)?,
+        orig_len: u32_at(data, 12, big_endian)?,
+    })
+}
+
 impl Layout {
     /// Frames the record at the front of `data` (no parsing beyond its length).
     fn framing(&self, data: &[u8]) -> Framing {
@@ -471,6 +496,34 @@ impl CaptureFile {
         }
         if self.done {
             return Ok(None);
+        }
+        if let Layout::Pcap {
+            big_endian,
+            nanos,
+            record_header,
+            link,
+        } = self.layout
+        {
+            // Fast path: the whole legacy record is already in the buffer. What `fill`,
+            // `examine` and the range check below do for it, with one look at the buffer.
+            if let Some(r) = pcap_record(self.reader.data(), big_endian, record_header) {
+                self.pending = r.end;
+                self.stats.packets += 1;
+                let ts = timestamps::from_pcap(r.secs, r.frac, nanos);
+                self.last_ts = ts;
+                let number = self.stats.packets;
+                return Ok(self
+                    .reader
+                    .data()
+                    .get(record_header..r.end)
+                    .map(|data| Packet {
+                        ts,
+                        link,
+                        data,
+                        orig_len: r.orig_len,
+                        number,
+                    }));
+            }
         }
         let found = loop {
             let len = match self.fill()? {
