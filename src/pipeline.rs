@@ -345,10 +345,10 @@ impl Pipeline {
         self.ending.clear();
         self.stats.events += self.events.len() as u64;
         // In place, not drained: moving each event out of the vector cost two copies of it.
-        for e in &mut self.events {
+        for e in &self.events {
             emit(e);
-            recycle::recycle(e);
         }
+        recycle::recycle_all(&mut self.events);
         self.events.clear();
     }
 

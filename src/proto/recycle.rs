@@ -2,7 +2,7 @@
 //!
 //! A Modbus transaction builds an access list and a value list; allocating and freeing them
 //! per event was a tenth of the packet path. The pipeline hands every event it has emitted to
-//! [`recycle`], which keeps its (emptied) vectors; the parsers take them back through
+//! [`recycle_all`], which keeps its (emptied) vectors; the parsers take them back through
 //! [`accesses`] and [`values`]. The spares are per thread and bounded: at most
 //! [`MAX_SPARES`] vectors of each kind, value lists only up to [`MAX_VALUES_CAPACITY`] slots.
 //! Reuse changes no output: a spare is empty, only its capacity is kept.
@@ -59,16 +59,26 @@ pub(crate) fn values(n: usize) -> Vec<Value> {
     }
 }
 
-/// Takes the vectors of an emitted event as spares (the event keeps empty ones).
-pub(crate) fn recycle(ev: &mut IcsEvent) {
-    if ev.accesses.capacity() == 0 {
-        return;
-    }
-    let mut accesses = std::mem::take(&mut ev.accesses);
+/// Takes the vectors of emitted events as spares (the events keep empty ones).
+pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
     let _ = SPARES.try_with(|s| {
         let Ok(mut s) = s.try_borrow_mut() else {
             return;
         };
+        for ev in evs {
+            s.take_from(ev);
+        }
+    });
+}
+
+impl Spares {
+    /// Keeps the vectors of `ev` (within the bounds).
+    fn take_from(&mut self, ev: &mut IcsEvent) {
+        if ev.accesses.capacity() == 0 {
+            return;
+        }
+        let mut accesses = std::mem::take(&mut ev.accesses);
+        let s = self;
         for a in accesses.drain(..) {
             let mut v = a.values;
             if v.capacity() > 0
@@ -82,7 +92,7 @@ pub(crate) fn recycle(ev: &mut IcsEvent) {
         if accesses.capacity() <= MAX_ACCESSES_CAPACITY && s.accesses.len() < MAX_SPARES {
             s.accesses.push(accesses);
         }
-    });
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +116,7 @@ mod tests {
             accesses: a,
             ..test_event()
         };
-        recycle(&mut { ev });
+        recycle_all(std::slice::from_mut(&mut { ev }));
         let a = accesses();
         assert!(a.is_empty() && a.capacity() > 0);
         let v = values(5);
@@ -120,10 +130,10 @@ mod tests {
                 },
                 values: Vec::with_capacity(4),
             }];
-            recycle(&mut IcsEvent {
+            recycle_all(&mut [IcsEvent {
                 accesses: a,
                 ..test_event()
-            });
+            }]);
         }
         SPARES.with(|s| {
             let s = s.borrow();

@@ -330,7 +330,9 @@ impl ModbusParser {
 
 impl StreamParser for ModbusParser {
     fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
-        self.release(cx, false);
+        if self.tx.release_due(cx.ts, self.config.request_timeout_secs) {
+            self.release(cx, false);
+        }
         let d = dir.index();
         let mut pos = 0;
         while let Some(rest) = data.get(pos..) {

@@ -113,6 +113,17 @@ impl Transactions {
         self.map.len()
     }
 
+    /// False when [`Transactions::release`] without `all` would do nothing at `now`: no
+    /// flood episode to settle and the oldest queued request (if any) not timed out.
+    #[inline]
+    pub(crate) fn release_due(&self, now: Timestamp, timeout_secs: u64) -> bool {
+        self.flooding
+            || self
+                .order
+                .front()
+                .is_some_and(|(_, _, ts)| ts.plus_secs(timeout_secs) < now)
+    }
+
     fn is_live(&self, key: &TxKey, seq: u64) -> bool {
         self.map.get(key).is_some_and(|p| p.seq == seq)
     }
