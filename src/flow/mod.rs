@@ -476,6 +476,9 @@ pub struct FlowTable<S> {
     mem: usize,
     /// Flows holding buffers, most recently touched first.
     mem_list: Ends,
+    /// The key and slot of the flow of the last packet (a request and its response are often
+    /// next to each other): a hit spares the map lookup. Cleared when that flow leaves.
+    last: Option<(MapKey, u32)>,
 }
 
 impl<S> FlowTable<S> {
@@ -507,6 +510,7 @@ impl<S> FlowTable<S> {
                 head: NIL,
                 tail: NIL,
             },
+            last: None,
         }
     }
 
@@ -560,7 +564,11 @@ impl<S> FlowTable<S> {
         let src = (pkt.src.ip, pkt.src.port);
         let dst = (pkt.dst.ip, pkt.dst.port);
         let key = FlowKey::new(src, dst, proto, pkt.vlan.unwrap_or(0));
-        let mut found = self.map.get(&MapKey(key)).copied();
+        let mk = MapKey(key);
+        let mut found = match self.last {
+            Some((k, idx)) if k == mk => Some(idx),
+            _ => self.map.get(&mk).copied(),
+        };
         if let Some(idx) = found {
             if let Some(reason) = self.stale(idx, pkt) {
                 self.end(idx, reason, sink);
@@ -582,6 +590,7 @@ impl<S> FlowTable<S> {
                 self.insert(key, flow)
             }
         };
+        self.last = Some((mk, idx));
         let lim = self.lim;
         let Some(flow) = self
             .slots
@@ -885,6 +894,10 @@ impl<S> FlowTable<S> {
         let m = flow.tcp.rx[0].buffer_memory()
             + flow.tcp.rx[1].buffer_memory()
             + sink.app_memory(&flow.app);
+        if m == 0 && self.slot(idx).is_some_and(|s| s.mem == 0) {
+            // Held nothing and holds nothing: not on the memory list, nothing to change.
+            return;
+        }
         self.mem_unlink(idx);
         if let Some(slot) = self.slot_mut(idx) {
             slot.mem = m;
@@ -941,6 +954,10 @@ impl<S> FlowTable<S> {
     /// its reassembly holes become gaps (the data after them is delivered) and its parser drops
     /// partial messages.
     fn enforce_budget(&mut self, sink: &mut impl FlowSink<S>) {
+        if self.mem <= self.cfg.memory_budget_bytes {
+            self.stats.memory_peak = self.stats.memory_peak.max(self.mem as u64);
+            return;
+        }
         let mut tries = self.len;
         while self.mem > self.cfg.memory_budget_bytes && tries > 0 {
             tries -= 1;
@@ -984,6 +1001,9 @@ impl<S> FlowTable<S> {
 
     /// Takes a flow out of the table.
     fn remove(&mut self, idx: u32) -> Option<Flow<S>> {
+        if self.last.is_some_and(|(_, i)| i == idx) {
+            self.last = None;
+        }
         self.mem_unlink(idx);
         self.unlink(idx);
         let free = self.free;
