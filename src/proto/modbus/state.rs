@@ -8,6 +8,7 @@ use super::events::{apply_response, EventCx, ReqShape};
 use super::types::Violations;
 use crate::event::{IcsEvent, Outcome};
 use crate::time::Timestamp;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher, RandomState};
 
@@ -150,7 +151,19 @@ impl Transactions {
             event,
             violations,
         };
-        if let Some(old) = self.map.get_mut(&key) {
+        if self.map.len() < cap.max(1) {
+            // Under the cap nothing is dropped: one probe finds the key or its place.
+            match self.map.entry(key) {
+                Entry::Occupied(mut o) => {
+                    pending.violations |= Violations::TRANSACTION_ID_REUSED;
+                    let old = std::mem::replace(o.get_mut(), pending);
+                    added.replaced = Some((old.event, old.violations));
+                }
+                Entry::Vacant(v) => {
+                    v.insert(pending);
+                }
+            }
+        } else if let Some(old) = self.map.get_mut(&key) {
             pending.violations |= Violations::TRANSACTION_ID_REUSED;
             let old = std::mem::replace(old, pending);
             added.replaced = Some((old.event, old.violations));
