@@ -5,11 +5,11 @@
 //! the order the transactions complete, so the same input always gives the same output.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
-use crate::decode::{decode, Transport};
+use crate::decode::{decode, LinkType, Transport};
 use crate::event::{Endpoint, IcsEvent};
 use crate::flow::{Chunk, Direction, EndReason, Flow, FlowConfig, FlowL4, FlowMeta, FlowPacket};
 use crate::flow::{FlowSink, FlowTable};
-use crate::proto::{ParseCx, ProtoStats, StreamDriver};
+use crate::proto::{recycle, ParseCx, ProtoStats, StreamDriver};
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
 use std::path::Path;
@@ -40,6 +40,10 @@ pub struct Pipeline {
     index: u64,
     /// Flows ended since the last flush: (events queued before it, recency stamp, flow id).
     ending: Vec<(usize, u64, u64)>,
+    /// Packets of the current run of one link type, not yet added to
+    /// `stats.decode.link_types` (a map update per packet cost more than the rest of the
+    /// packet's bookkeeping).
+    link_run: Option<(LinkType, u64)>,
 }
 
 /// An event with its place in the order a single pipeline emits events: `at` is the global
@@ -138,10 +142,11 @@ impl Pipeline {
             last_packet: 0,
             index: 0,
             ending: Vec::new(),
+            link_run: None,
         }
     }
 
-    /// Counters so far (flow counters are complete after [`Pipeline::finish`]).
+    /// Counters so far (flow and link type counters are complete after [`Pipeline::finish`]).
     pub fn stats(&self) -> &RunStats {
         &self.stats
     }
@@ -166,8 +171,15 @@ impl Pipeline {
         self.last_packet = pkt.number;
         self.stats.bytes += pkt.data.len() as u64;
         let d = decode(pkt.link, pkt.data, pkt.orig_len);
+        match &mut self.link_run {
+            Some((link, n)) if *link == pkt.link => *n += 1,
+            run => {
+                if let Some((link, n)) = run.replace((pkt.link, 1)) {
+                    *self.stats.decode.link_types.entry(link).or_insert(0) += n;
+                }
+            }
+        }
         let ds = &mut self.stats.decode;
-        *ds.link_types.entry(pkt.link).or_insert(0) += 1;
         if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
             ds.snaplen_cut += 1;
         }
@@ -332,9 +344,12 @@ impl Pipeline {
     fn flush_events(&mut self, emit: &mut impl FnMut(&IcsEvent)) {
         self.ending.clear();
         self.stats.events += self.events.len() as u64;
-        for e in self.events.drain(..) {
-            emit(&e);
+        // In place, not drained: moving each event out of the vector cost two copies of it.
+        for e in &self.events {
+            emit(e);
         }
+        recycle::recycle_all(&mut self.events);
+        self.events.clear();
     }
 
     /// Ends every flow (end of input), emitting what their parsers still hold.
@@ -343,7 +358,15 @@ impl Pipeline {
         self.flush_events(emit);
     }
 
+    /// Adds the packets of the current link type run to the counters.
+    fn fold_link_run(&mut self) {
+        if let Some((link, n)) = self.link_run.take() {
+            *self.stats.decode.link_types.entry(link).or_insert(0) += n;
+        }
+    }
+
     fn finish_flows(&mut self, file: &Arc<str>) {
+        self.fold_link_run();
         let mut sink = Sink {
             ts: self.now,
             file,
@@ -357,7 +380,8 @@ impl Pipeline {
     }
 
     /// Takes the counters (after [`Pipeline::shard_finish`]).
-    pub(crate) fn into_stats(self) -> RunStats {
+    pub(crate) fn into_stats(mut self) -> RunStats {
+        self.fold_link_run();
         self.stats
     }
 

@@ -254,6 +254,31 @@ fn u32_at(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
     })
 }
 
+/// The header of a legacy pcap record that is wholly at the front of the buffer.
+struct PcapRecord {
+    /// Length of the record, header included.
+    end: usize,
+    secs: u32,
+    frac: u32,
+    orig_len: u32,
+}
+
+/// The legacy pcap record at the front of `data`, when all of it is there and its length is
+/// acceptable (as [`Layout::framing`] decides); `None` otherwise.
+fn pcap_record(data: &[u8], big_endian: bool, record_header: usize) -> Option<PcapRecord> {
+    let caplen = usize::try_from(u32_at(data, 8, big_endian)?).ok()?;
+    let end = caplen.checked_add(record_header)?;
+    if data.len() < record_header || end > MAX_BLOCK_LEN || data.len() < end {
+        return None;
+    }
+    Some(PcapRecord {
+        end,
+        secs: u32_at(data, 0, big_endian)?,
+        frac: u32_at(data, 4, big_endian)?,
+        orig_len: u32_at(data, 12, big_endian)?,
+    })
+}
+
 impl Layout {
     /// Frames the record at the front of `data` (no parsing beyond its length).
     fn framing(&self, data: &[u8]) -> Framing {
@@ -466,11 +491,39 @@ impl CaptureFile {
     /// corrupt record, which [`CaptureFile::stats`] then reports).
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         if self.pending > 0 {
-            self.reader.consume(self.pending);
+            self.reader.consume_noshift(self.pending);
             self.pending = 0;
         }
         if self.done {
             return Ok(None);
+        }
+        if let Layout::Pcap {
+            big_endian,
+            nanos,
+            record_header,
+            link,
+        } = self.layout
+        {
+            // Fast path: the whole legacy record is already in the buffer. What `fill`,
+            // `examine` and the range check below do for it, with one look at the buffer.
+            if let Some(r) = pcap_record(self.reader.data(), big_endian, record_header) {
+                self.pending = r.end;
+                self.stats.packets += 1;
+                let ts = timestamps::from_pcap(r.secs, r.frac, nanos);
+                self.last_ts = ts;
+                let number = self.stats.packets;
+                return Ok(self
+                    .reader
+                    .data()
+                    .get(record_header..r.end)
+                    .map(|data| Packet {
+                        ts,
+                        link,
+                        data,
+                        orig_len: r.orig_len,
+                        number,
+                    }));
+            }
         }
         let found = loop {
             let len = match self.fill()? {
@@ -490,7 +543,7 @@ impl CaptureFile {
             };
             match self.examine(len) {
                 Step::Packet(found) => break found,
-                Step::Skip(n) => self.reader.consume(n),
+                Step::Skip(n) => self.reader.consume_noshift(n),
                 Step::Corrupt => {
                     self.stop(false);
                     return Ok(None);
@@ -598,6 +651,36 @@ impl CaptureFile {
 
     /// Parses the complete record of `len` bytes at the front of the buffer.
     fn examine(&mut self, len: usize) -> Step {
+        if let Layout::Pcap {
+            big_endian,
+            nanos,
+            record_header,
+            link,
+        } = self.layout
+        {
+            // A legacy record is a fixed header and the bytes `framing` measured: read the
+            // header here (as pcap-parser's frame parser would) instead of a dynamic call
+            // into the reader that re-parses it.
+            let data = self.reader.data();
+            let (Some(secs), Some(frac), Some(orig_len)) = (
+                u32_at(data, 0, big_endian),
+                u32_at(data, 4, big_endian),
+                u32_at(data, 12, big_endian),
+            ) else {
+                return Step::Corrupt;
+            };
+            let Some(caplen) = len.checked_sub(record_header) else {
+                return Step::Corrupt;
+            };
+            return Step::Packet(Found {
+                record_len: len,
+                start: record_header,
+                len: caplen,
+                ts: timestamps::from_pcap(secs, frac, nanos),
+                link,
+                orig_len,
+            });
+        }
         let (consumed, block) = match self.reader.next() {
             Ok(ok) => ok,
             Err(_) => return Step::Corrupt,

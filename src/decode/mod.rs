@@ -335,11 +335,82 @@ impl Decoded<'_> {
 /// Decodes one captured frame of the given link type. `orig_len` is the frame's length on the
 /// wire (it may exceed `data.len()` when the capture was cut by snaplen).
 pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Decoded<'_> {
+    if link == LinkType::Ethernet {
+        if let Some(d) = ethernet_ipv4_tcp(data, orig_len) {
+            return d;
+        }
+    }
     let mut out = Decoded::EMPTY;
     if let Err(e) = decode_layers(link, data, orig_len, &mut out) {
         out.error = Some(e);
     }
     out
+}
+
+/// Untagged Ethernet, IPv4 without options, not a fragment, TCP with an intact header: the
+/// common frame, decoded in one step from fixed offsets. `None` for anything else (including
+/// every error), which the layer-by-layer decoder then handles; where this returns a value it
+/// is the one that decoder gives.
+fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Decoded<'_>> {
+    const ETH: usize = 14;
+    const IP: usize = 20;
+    let h: &[u8; ETH + IP + 20] = data.first_chunk()?;
+    let be16 =
+        |i: usize| -> Option<u16> { Some(u16::from_be_bytes(h.get(i..i + 2)?.try_into().ok()?)) };
+    // EtherType IPv4, version 4 with IHL 5, protocol TCP.
+    if h[12..14] != [0x08, 0x00] || h[ETH] != 0x45 || h[ETH + 9] != tcp::PROTO {
+        return None;
+    }
+    // Not a fragment (MF clear, offset 0); a total length that holds both fixed headers
+    // (0, "the rest of the frame", goes the long way).
+    let total_len = usize::from(be16(ETH + 2)?);
+    if be16(ETH + 6)? & 0x3fff != 0 || total_len < IP + 20 {
+        return None;
+    }
+    let ip_data = data.get(ETH..)?;
+    let wire_len = usize::try_from(orig_len)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(ETH)
+        .max(ip_data.len());
+    let seg = ip_data.get(..total_len).unwrap_or(ip_data).get(IP..)?;
+    let upper_len = total_len.min(wire_len).saturating_sub(IP);
+    let header_len = usize::from(h[ETH + IP + 12] >> 4) * 4;
+    if header_len < 20 || header_len > upper_len {
+        return None;
+    }
+    let payload = seg.get(header_len..)?;
+    let addr = |i: usize| -> Option<IpAddr> {
+        let a: [u8; 4] = h.get(i..i + 4)?.try_into().ok()?;
+        Some(IpAddr::V4(a.into()))
+    };
+    let be32 =
+        |i: usize| -> Option<u32> { Some(u32::from_be_bytes(h.get(i..i + 4)?.try_into().ok()?)) };
+    let t = ETH + IP;
+    Some(Decoded {
+        dst_mac: h.first_chunk::<6>().copied(),
+        src_mac: h.get(6..12).and_then(|m| m.try_into().ok()),
+        vlan: None,
+        inner_vlan: None,
+        ethertype: Some(0x0800),
+        ip: Some(IpHeader {
+            src: addr(ETH + 12)?,
+            dst: addr(ETH + 16)?,
+            proto: tcp::PROTO,
+            ttl: h[ETH + 8],
+            fragment: false,
+        }),
+        transport: Transport::Tcp(TcpSegment {
+            src_port: be16(t)?,
+            dst_port: be16(t + 2)?,
+            seq: be32(t + 4)?,
+            ack: be32(t + 8)?,
+            flags: TcpFlags(h[ETH + IP + 13]),
+            window: be16(t + 14)?,
+            payload,
+            payload_len: u32::try_from(upper_len - header_len).unwrap_or(u32::MAX),
+        }),
+        error: None,
+    })
 }
 
 /// Decodes layer by layer into `out`; each layer fills in what it decoded before returning.
@@ -440,6 +511,70 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rstest::rstest;
+
+    /// The one-step decoder of the common frame agrees with the layer-by-layer one wherever
+    /// it answers, on intact, edited and cut frames.
+    #[test]
+    fn common_frame_shortcut_matches_layers() {
+        let base = frame(&[&ETH_IPV4, &IPV4_TCP]);
+        fn slow(f: &[u8], orig: u32) -> Decoded<'_> {
+            let mut out = Decoded::EMPTY;
+            if let Err(e) = decode_layers(LinkType::Ethernet, f, orig, &mut out) {
+                out.error = Some(e);
+            }
+            out
+        }
+        let mut answered = 0;
+        let mut check = |f: &[u8], orig: u32| {
+            if let Some(d) = ethernet_ipv4_tcp(f, orig) {
+                answered += 1;
+                assert_eq!(d, slow(f, orig), "{f:02x?} orig {orig}");
+            }
+        };
+        for cut in 0..=base.len() {
+            for orig in [0, cut as u32, base.len() as u32, base.len() as u32 + 100] {
+                check(&base[..cut], orig);
+            }
+        }
+        for pos in 12..base.len().min(14 + 20 + 20) {
+            for v in [
+                0x00, 0x01, 0x06, 0x08, 0x20, 0x3f, 0x45, 0x46, 0x50, 0xf0, 0xff,
+            ] {
+                let mut f = base.clone();
+                f[pos] = v;
+                check(&f, whole(&f));
+                check(&f[..f.len() - 3], whole(&f));
+                f.extend_from_slice(&[0; 7]);
+                check(&f, whole(&f));
+            }
+        }
+        assert!(answered > 50, "{answered}");
+    }
+
+    proptest! {
+        #[test]
+        fn common_frame_shortcut_matches_layers_on_any_bytes(
+            edits in proptest::collection::vec((12usize..60, any::<u8>()), 0..6),
+            cut in 0usize..80,
+            extra in 0u32..64,
+        ) {
+            let mut f = frame(&[&ETH_IPV4, &IPV4_TCP]);
+            for (i, v) in edits {
+                if let Some(b) = f.get_mut(i) {
+                    *b = v;
+                }
+            }
+            let f = &f[..cut.min(f.len())];
+            let orig = f.len() as u32 + extra;
+            if let Some(d) = ethernet_ipv4_tcp(f, orig) {
+                let mut out = Decoded::EMPTY;
+                if let Err(e) = decode_layers(LinkType::Ethernet, f, orig, &mut out) {
+                    out.error = Some(e);
+                }
+                prop_assert_eq!(d, out);
+            }
+        }
+    }
 
     #[rstest]
     #[case::ethernet(LinkType::Ethernet, DecodeErrorKind::LinkTruncated)]

@@ -183,11 +183,12 @@ fn emit_data<E: FnMut(Chunk<'_>)>(
         if data.len() >= keep {
             recent.clear();
             let tail = data.get(data.len() - keep..).unwrap_or_default();
-            recent.extend(tail.iter().copied());
+            // `extend` from a slice iterator copies whole runs (not byte by byte).
+            recent.extend(tail);
         } else {
             let excess = (recent.len() + data.len()).saturating_sub(keep);
             recent.drain(..excess.min(recent.len()));
-            recent.extend(data.iter().copied());
+            recent.extend(data);
         }
     }
     emit(Chunk::Data(data));
@@ -311,6 +312,25 @@ impl Reassembler {
         stats: &mut FlowStats,
         emit: &mut E,
     ) {
+        // Fast path, the common case: the next expected bytes, all captured, no FIN, nothing
+        // buffered. Delivered straight from the packet, with the same effects as below.
+        if self.flags & F_INIT != 0
+            && !fin
+            && self.fin_at == NO_FIN
+            && self.ranges.is_empty()
+            && !payload.is_empty()
+            && u64::from(declared_len) <= payload.len() as u64
+            && seq == self.base.wrapping_add(self.offset as u32)
+        {
+            self.far_hits = 0;
+            let end = self.offset + payload.len() as u64;
+            if end > self.max_end {
+                self.max_end = end;
+            }
+            emit_data(&mut self.recent, lim.max_retained_bytes, payload, emit);
+            self.offset = end;
+            return;
+        }
         let declared = u64::from(declared_len).max(payload.len() as u64);
         if !self.is_initialized() {
             if declared == 0 && !fin {
@@ -379,6 +399,11 @@ impl Reassembler {
         emit: &mut E,
     ) {
         if !self.is_initialized() {
+            return;
+        }
+        if ack == self.base.wrapping_add(self.offset as u32) {
+            // Everything delivered is acknowledged, nothing beyond it: the common case.
+            self.recent.clear();
             return;
         }
         let a = self.abs(ack);

@@ -7,6 +7,7 @@
 
 pub mod modbus;
 pub mod opcua;
+pub(crate) mod recycle;
 
 use crate::event::{AppProto, IcsEvent};
 use crate::flow::{Direction, FlowMeta};

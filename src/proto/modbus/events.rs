@@ -16,6 +16,7 @@ use crate::event::{
     Access, AccessDir, AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, ModbusTable,
     ObjectRef, OpKind, Outcome, Side, Value,
 };
+use crate::proto::recycle;
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -116,7 +117,7 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 /// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
 pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
     let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
-    let mut out = Vec::with_capacity(n);
+    let mut out = recycle::values(n);
     for b in data {
         for k in 0..8 {
             if out.len() == n {
@@ -130,14 +131,15 @@ pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
 
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
 pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
-    data.chunks_exact(2)
-        .take(MAX_REGISTER_VALUES)
-        .map(|c| {
-            Value::Int(i64::from(u16::from_be_bytes(
-                c.try_into().unwrap_or([0, 0]),
-            )))
-        })
-        .collect()
+    let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
+    let mut out = recycle::values(n);
+    // `extend` from an exact-size iterator: one capacity check, not one per value.
+    out.extend(data.chunks_exact(2).take(n).map(|c| {
+        Value::Int(i64::from(u16::from_be_bytes(
+            c.try_into().unwrap_or([0, 0]),
+        )))
+    }));
+    out
 }
 
 fn raw(data: &[u8]) -> Value {
@@ -157,11 +159,11 @@ pub(crate) fn request_event(
     cx: &EventCx<'_>,
     h: &Mbap,
     req: &Pdu<Request<'_>>,
-) -> (IcsEvent, ReqShape) {
+) -> (Box<IcsEvent>, ReqShape) {
     let fc = req.function;
     let unit = Some(h.unit_id);
     let mut shape = ReqShape::Other;
-    let mut accesses = Vec::new();
+    let mut accesses = recycle::accesses();
     let mut details: Vec<(&'static str, Value)> = Vec::new();
     let mut sub = None;
     let mut sub_name = None;
@@ -377,7 +379,9 @@ pub(crate) fn request_event(
         // A body that does not belong to its function cannot come out of the parser.
         _ => OpKind::Other,
     };
-    let mut ev = base_event(cx, unit, op, function(fc & 0x7f, sub, sub_name));
+    // Built in its box: the event waits for its response there and is moved once more only,
+    // into the output.
+    let mut ev = Box::new(base_event(cx, unit, op, function(fc & 0x7f, sub, sub_name)));
     ev.accesses = accesses;
     ev.details = details;
     (ev, shape)

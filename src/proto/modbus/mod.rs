@@ -191,6 +191,17 @@ impl ModbusParser {
         cx.events.push(ev);
     }
 
+    /// [`Self::emit`] for an event held in a box (a transaction's): moved once, from the box
+    /// into the output.
+    #[inline]
+    fn emit_boxed(cx: &mut ParseCx<'_>, mut ev: Box<IcsEvent>, v: Violations) {
+        if !v.is_empty() {
+            cx.stats.modbus.count(v);
+            ev.violations = v.names().collect();
+        }
+        cx.events.push(*ev);
+    }
+
     fn release(&mut self, cx: &mut ParseCx<'_>, all: bool) {
         let (timeout, cap) = (self.config.request_timeout_secs, self.config.max_pending);
         let now = cx.ts;
@@ -199,7 +210,7 @@ impl ModbusParser {
                 Release::Timeout => cx.stats.modbus.timeouts += 1,
                 Release::NoResponse => cx.stats.modbus.unanswered += 1,
             }
-            Self::emit(cx, ev, v);
+            Self::emit_boxed(cx, ev, v);
         });
     }
 
@@ -266,7 +277,7 @@ impl ModbusParser {
             let added = self.tx.add(key, fc, shape, ev, v, cap);
             if let Some((old, old_v)) = added.replaced {
                 cx.stats.modbus.unanswered += 1;
-                Self::emit(cx, old, old_v);
+                Self::emit_boxed(cx, old, old_v);
             }
             cx.stats.modbus.pending_dropped += added.dropped;
             if added.flood_started {
@@ -291,7 +302,7 @@ impl ModbusParser {
             match self.tx.answer(key, &ecx, &resp, rv, cap) {
                 Some((ev, v)) => {
                     cx.stats.modbus.transactions += 1;
-                    Self::emit(cx, ev, v);
+                    Self::emit_boxed(cx, ev, v);
                 }
                 None => {
                     cx.stats.modbus.unsolicited += 1;
@@ -319,7 +330,9 @@ impl ModbusParser {
 
 impl StreamParser for ModbusParser {
     fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
-        self.release(cx, false);
+        if self.tx.release_due(cx.ts, self.config.request_timeout_secs) {
+            self.release(cx, false);
+        }
         let d = dir.index();
         let mut pos = 0;
         while let Some(rest) = data.get(pos..) {

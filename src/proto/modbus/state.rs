@@ -8,6 +8,7 @@ use super::events::{apply_response, EventCx, ReqShape};
 use super::types::Violations;
 use crate::event::{IcsEvent, Outcome};
 use crate::time::Timestamp;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher, RandomState};
 
@@ -91,7 +92,7 @@ pub(crate) enum Release {
 #[derive(Debug, Default)]
 pub(crate) struct Added {
     /// A request with the same key, now superseded.
-    pub(crate) replaced: Option<(IcsEvent, Violations)>,
+    pub(crate) replaced: Option<(Box<IcsEvent>, Violations)>,
     /// Requests dropped to stay under the cap.
     pub(crate) dropped: u64,
     /// True when this drop starts a flood episode.
@@ -113,6 +114,17 @@ impl Transactions {
         self.map.len()
     }
 
+    /// False when [`Transactions::release`] without `all` would do nothing at `now`: no
+    /// flood episode to settle and the oldest queued request (if any) not timed out.
+    #[inline]
+    pub(crate) fn release_due(&self, now: Timestamp, timeout_secs: u64) -> bool {
+        self.flooding
+            || self
+                .order
+                .front()
+                .is_some_and(|(_, _, ts)| ts.plus_secs(timeout_secs) < now)
+    }
+
     fn is_live(&self, key: &TxKey, seq: u64) -> bool {
         self.map.get(key).is_some_and(|p| p.seq == seq)
     }
@@ -124,7 +136,7 @@ impl Transactions {
         key: TxKey,
         fc: u8,
         shape: ReqShape,
-        event: IcsEvent,
+        event: Box<IcsEvent>,
         violations: Violations,
         cap: usize,
     ) -> Added {
@@ -136,13 +148,25 @@ impl Transactions {
             seq,
             fc,
             shape,
-            event: Box::new(event),
+            event,
             violations,
         };
-        if let Some(old) = self.map.get_mut(&key) {
+        if self.map.len() < cap.max(1) {
+            // Under the cap nothing is dropped: one probe finds the key or its place.
+            match self.map.entry(key) {
+                Entry::Occupied(mut o) => {
+                    pending.violations |= Violations::TRANSACTION_ID_REUSED;
+                    let old = std::mem::replace(o.get_mut(), pending);
+                    added.replaced = Some((old.event, old.violations));
+                }
+                Entry::Vacant(v) => {
+                    v.insert(pending);
+                }
+            }
+        } else if let Some(old) = self.map.get_mut(&key) {
             pending.violations |= Violations::TRANSACTION_ID_REUSED;
             let old = std::mem::replace(old, pending);
-            added.replaced = Some((*old.event, old.violations));
+            added.replaced = Some((old.event, old.violations));
         } else {
             while self.map.len() >= cap.max(1) {
                 let Some((k, s, _)) = self.order.pop_front() else {
@@ -189,7 +213,7 @@ impl Transactions {
         resp: &super::types::Pdu<super::types::Response<'_>>,
         resp_violations: Violations,
         cap: usize,
-    ) -> Option<(IcsEvent, Violations)> {
+    ) -> Option<(Box<IcsEvent>, Violations)> {
         let (mut p, mut pair) = match self.map.remove(&key) {
             Some(p) => (p, Violations::NONE),
             None => {
@@ -211,7 +235,7 @@ impl Transactions {
         pair |= apply_response(&mut p.event, p.fc, &p.shape, resp);
         p.event.latency_us = Some(cx.ts.micros_since(p.event.ts));
         p.event.evidence.response_packet = Some(cx.packet);
-        Some((*p.event, p.violations | resp_violations | pair))
+        Some((p.event, p.violations | resp_violations | pair))
     }
 
     /// Releases requests older than `timeout_secs` at `now` (or all, when `all`), oldest
@@ -222,7 +246,7 @@ impl Transactions {
         timeout_secs: u64,
         all: bool,
         cap: usize,
-        mut out: impl FnMut(Release, IcsEvent, Violations),
+        mut out: impl FnMut(Release, Box<IcsEvent>, Violations),
     ) {
         while let Some((k, s, ts)) = self.order.front().copied() {
             // Requests are queued in arrival order: when the oldest entry is not yet due,
@@ -245,7 +269,7 @@ impl Transactions {
                     p.event.outcome = Outcome::NoResponse;
                     Release::NoResponse
                 };
-                out(why, *p.event, p.violations);
+                out(why, p.event, p.violations);
             }
         }
         self.settle(cap);
