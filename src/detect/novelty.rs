@@ -14,8 +14,11 @@ use crate::baseline::{
     device_words, event_summary, fmt_value, named_object_key, object_words, space_key,
     with_space_key, Baseline, Channel, RangeSet,
 };
-use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef};
-use std::collections::BTreeSet;
+use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef};
+use crate::flow::hash::KeyHashBuilder;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 /// Novelty thresholds.
@@ -24,12 +27,205 @@ pub struct NoveltyConfig {
     /// Most new addresses remembered as already reported (beyond: reported again, and the
     /// aggregator counts them).
     pub max_reported_assets: usize,
+    /// Most channels whose baseline lookups are cached (beyond: looked up on every event).
+    pub max_cached_channels: usize,
 }
 
 impl Default for NoveltyConfig {
     fn default() -> Self {
         NoveltyConfig {
             max_reported_assets: 4096,
+            max_cached_channels: 65_536,
+        }
+    }
+}
+
+/// A channel (client, server, protocol) as a hash key: equal as the address tuple, hashed in
+/// two words for IPv4. Shared by the per-channel caches of novelty, timing and scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChanId {
+    /// The client's address.
+    pub(crate) client: IpAddr,
+    /// The server's address.
+    pub(crate) server: IpAddr,
+    /// The protocol.
+    pub(crate) proto: AppProto,
+}
+
+impl ChanId {
+    /// The channel of an event.
+    #[inline]
+    pub(crate) fn of(ev: &IcsEvent) -> Self {
+        ChanId {
+            client: ev.client.ip,
+            server: ev.server.ip,
+            proto: ev.proto,
+        }
+    }
+}
+
+impl Hash for ChanId {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let proto = match self.proto {
+            AppProto::Modbus => 0u64,
+            AppProto::Opcua => 1,
+        };
+        match (self.client, self.server) {
+            (IpAddr::V4(c), IpAddr::V4(s)) => {
+                h.write_u64((u64::from(c.to_bits()) << 32) | u64::from(s.to_bits()));
+                h.write_u64(proto);
+            }
+            (c, s) => {
+                let mut tags = proto;
+                for (shift, ip) in [(1, c), (2, s)] {
+                    let bits = match ip {
+                        IpAddr::V4(a) => u128::from(a.to_bits()),
+                        IpAddr::V6(a) => {
+                            tags |= 1 << shift;
+                            a.to_bits()
+                        }
+                    };
+                    h.write_u64(bits as u64);
+                    h.write_u64((bits >> 64) as u64);
+                }
+                h.write_u64(tags | 8);
+            }
+        }
+    }
+}
+
+/// Identity of a loaded baseline (its address and size): per-channel caches hold indices into
+/// it and are rebuilt when a detector is handed another one.
+pub(crate) fn baseline_id(b: &Baseline) -> (usize, usize, usize) {
+    (
+        std::ptr::from_ref(b) as usize,
+        b.channels.len(),
+        b.assets.len(),
+    )
+}
+
+/// Index in `b.channels` of the baseline channel of `key`.
+pub(crate) fn channel_index(b: &Baseline, key: &ChanId) -> Option<u32> {
+    let ch = b.channel(key.client, key.server, key.proto)?;
+    let size = std::mem::size_of::<Channel>().max(1);
+    let i = (std::ptr::from_ref(ch) as usize).wrapping_sub(b.channels.as_ptr() as usize) / size;
+    // The index is checked against the slice, so a wrong one can only miss.
+    b.channels
+        .get(i)
+        .is_some_and(|c| std::ptr::eq(c, ch))
+        .then(|| u32::try_from(i).ok())
+        .flatten()
+}
+
+/// A Modbus request in `Copy` form: unit, function and up to two accesses (direction and
+/// addresses). Everything the baseline checks of novelty and scans look at; values excluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ModSig {
+    unit: Option<u8>,
+    code: u32,
+    sub: Option<u16>,
+    n: u8,
+    acc: [(AccessDir, ModbusTable, u32, u32); 2],
+}
+
+impl ModSig {
+    /// The signature of a Modbus event with at most two Modbus accesses; `None` otherwise.
+    #[inline]
+    pub(crate) fn of(ev: &IcsEvent) -> Option<Self> {
+        if ev.proto != AppProto::Modbus || ev.accesses.len() > 2 {
+            return None;
+        }
+        let mut acc = [(AccessDir::Read, ModbusTable::Coil, 0, 0); 2];
+        for (slot, a) in acc.iter_mut().zip(&ev.accesses) {
+            let ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            } = a.object
+            else {
+                return None;
+            };
+            *slot = (a.dir, table, start, count);
+        }
+        Some(ModSig {
+            unit: ev.unit_id,
+            code: ev.function.code,
+            sub: ev.function.sub,
+            n: ev.accesses.len() as u8,
+            acc,
+        })
+    }
+}
+
+/// Most request signatures remembered per channel by [`KnownSigs`].
+pub(crate) const MAX_KNOWN_SIGS: usize = 32;
+
+/// Request signatures of one channel already found to need nothing (at most
+/// [`MAX_KNOWN_SIGS`]). Looked up at the slot after the last hit first: a polling cycle hits it.
+#[derive(Debug)]
+pub(crate) struct KnownSigs<T> {
+    sigs: Vec<T>,
+    next: usize,
+}
+
+impl<T> Default for KnownSigs<T> {
+    fn default() -> Self {
+        KnownSigs {
+            sigs: Vec::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<T: Copy + Eq> KnownSigs<T> {
+    /// True when `s` is remembered.
+    #[inline]
+    pub(crate) fn contains(&mut self, s: &T) -> bool {
+        let i = match self.sigs.get(self.next) {
+            Some(x) if x == s => self.next,
+            _ => match self.sigs.iter().position(|x| x == s) {
+                Some(i) => i,
+                None => return false,
+            },
+        };
+        self.next = if i + 1 < self.sigs.len() { i + 1 } else { 0 };
+        true
+    }
+
+    /// Remembers `s`; false when the set is full (not remembered).
+    pub(crate) fn insert(&mut self, s: T) -> bool {
+        if self.sigs.len() >= MAX_KNOWN_SIGS {
+            return false;
+        }
+        self.sigs.push(s);
+        true
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.sigs.clear();
+        self.next = 0;
+    }
+}
+
+/// What novelty found of one channel in the baseline.
+#[derive(Debug)]
+struct NovChan {
+    /// Index of the baseline channel.
+    ch: Option<u32>,
+    /// Both endpoints are baseline assets.
+    assets_known: bool,
+    /// Requests on the channel that raised nothing.
+    quiet: KnownSigs<ModSig>,
+}
+
+impl NovChan {
+    fn resolve(b: &Baseline, key: &ChanId) -> Self {
+        NovChan {
+            ch: channel_index(b, key),
+            assets_known: b.asset(key.client).is_some() && b.asset(key.server).is_some(),
+            quiet: KnownSigs::default(),
         }
     }
 }
@@ -39,6 +235,14 @@ impl Default for NoveltyConfig {
 pub struct Novelty {
     cfg: NoveltyConfig,
     reported_assets: BTreeSet<IpAddr>,
+    /// Per channel; never iterated, so a hash map.
+    chans: HashMap<ChanId, NovChan, KeyHashBuilder>,
+    /// The baseline `chans` was filled from.
+    base: Option<(usize, usize, usize)>,
+    /// Events on channels not cached because the cache was full.
+    pub channels_uncached: u64,
+    /// Quiet requests not remembered because their channel's set was full.
+    pub sigs_uncached: u64,
 }
 
 impl Novelty {
@@ -47,6 +251,10 @@ impl Novelty {
         Novelty {
             cfg,
             reported_assets: BTreeSet::new(),
+            chans: HashMap::default(),
+            base: None,
+            channels_uncached: 0,
+            sigs_uncached: 0,
         }
     }
 }
@@ -93,16 +301,22 @@ fn ranges_of(ch: &Channel, space: &str, dir: AccessDir) -> RangeSet {
 }
 
 impl Novelty {
-    fn assets(&mut self, ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
+    fn assets(
+        reported_assets: &mut BTreeSet<IpAddr>,
+        cfg: &NoveltyConfig,
+        ev: &IcsEvent,
+        b: &Baseline,
+        out: &mut Vec<Alert>,
+    ) {
         for (ep, peer, role) in [
             (&ev.client, &ev.server, "client"),
             (&ev.server, &ev.client, "server"),
         ] {
-            if b.asset(ep.ip).is_some() || self.reported_assets.contains(&ep.ip) {
+            if b.asset(ep.ip).is_some() || reported_assets.contains(&ep.ip) {
                 continue;
             }
-            if self.reported_assets.len() < self.cfg.max_reported_assets {
-                self.reported_assets.insert(ep.ip);
+            if reported_assets.len() < cfg.max_reported_assets {
+                reported_assets.insert(ep.ip);
             }
             let doing = if role == "client" {
                 format!(
@@ -136,7 +350,7 @@ impl Novelty {
         }
     }
 
-    fn channel(&self, ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
+    fn channel(ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
         let others: Vec<IpAddr> = b
             .channels_to(ev.server.ip, ev.proto)
             .iter()
@@ -179,7 +393,7 @@ impl Novelty {
         );
     }
 
-    fn objects(&self, ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
+    fn objects(ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
         for a in &ev.accesses {
             match &a.object {
                 ObjectRef::Modbus {
@@ -421,11 +635,50 @@ impl Detector for Novelty {
         let Some(b) = baseline else {
             return;
         };
-        self.assets(ev, b, out);
-        let Some(ch) = b.channel(ev.client.ip, ev.server.ip, ev.proto) else {
-            self.channel(ev, b, out);
+        let id = baseline_id(b);
+        if self.base != Some(id) {
+            self.chans.clear();
+            self.base = Some(id);
+        }
+        let key = ChanId::of(ev);
+        let full = self.chans.len() >= self.cfg.max_cached_channels;
+        let mut uncached = None;
+        let slot = match self.chans.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if full => {
+                self.channels_uncached += 1;
+                uncached.insert(NovChan::resolve(b, &key))
+            }
+            Entry::Vacant(e) => e.insert(NovChan::resolve(b, &key)),
+        };
+        if !slot.assets_known {
+            Novelty::assets(&mut self.reported_assets, &self.cfg, ev, b, out);
+        }
+        let Some(ch) = slot.ch.and_then(|i| b.channels.get(i as usize)) else {
+            Novelty::channel(ev, b, out);
             return;
         };
+        // A request already found to raise nothing on this channel raises nothing again: the
+        // checks below depend only on the baseline and on the request's signature.
+        let sig = ModSig::of(ev);
+        if let Some(sig) = &sig {
+            if slot.quiet.contains(sig) {
+                return;
+            }
+        }
+        let before = out.len();
+        Novelty::request(ev, b, ch, out);
+        if let Some(sig) = sig {
+            if out.len() == before && !slot.quiet.insert(sig) {
+                self.sigs_uncached += 1;
+            }
+        }
+    }
+}
+
+impl Novelty {
+    /// The checks of a request on a known channel: unit id, function, objects.
+    fn request(ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
         if let Some(u) = ev.unit_id {
             if !ch.unit_ids.contains(&u) {
                 let known: Vec<u8> = ch.unit_ids.iter().copied().collect();
@@ -481,7 +734,7 @@ impl Detector for Novelty {
                     .with_techniques(tech),
             );
         }
-        self.objects(ev, b, ch, out);
+        Novelty::objects(ev, b, ch, out);
     }
 }
 

@@ -16,17 +16,17 @@
 //!
 //! Each fires once, and is re-armed when its count falls under half its threshold.
 
+use super::novelty::{baseline_id, channel_index, ChanId, KnownSigs, ModSig};
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
 use crate::baseline::{
     device_words, event_summary, space_key, with_space_key, Baseline, Channel, RangeSet,
 };
-use crate::event::{AppProto, IcsEvent, ObjectRef, Outcome};
+use crate::event::{IcsEvent, ObjectRef, Outcome};
 use crate::flow::hash::KeyHashBuilder;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::IpAddr;
 
 /// Scan thresholds.
 #[derive(Clone, Debug)]
@@ -148,6 +148,10 @@ struct PairState {
     exceptions: WindowSet<u8>,
     /// The last events (their evidence is built only if an alert needs it).
     recent: VecDeque<IcsEvent>,
+    /// Index of the baseline channel (in the baseline `Scans::base` names).
+    ch: Option<u32>,
+    /// Requests found known on the baseline channel (function, unit and block).
+    known: KnownSigs<ModSig>,
 }
 
 /// The scan detector.
@@ -155,9 +159,13 @@ struct PairState {
 pub struct Scans {
     cfg: ScanConfig,
     /// Per (client, server, protocol); never iterated, so a hash map.
-    pairs: HashMap<(IpAddr, IpAddr, AppProto), PairState, KeyHashBuilder>,
+    pairs: HashMap<ChanId, PairState, KeyHashBuilder>,
+    /// The baseline the pairs' channel indices point into.
+    base: Option<(usize, usize, usize)>,
     /// Pairs not tracked because the table was full.
     pub pairs_dropped: u64,
+    /// Known requests not remembered because their pair's set was full.
+    pub sigs_uncached: u64,
 }
 
 /// Is the first object of the event outside what the channel learnt?
@@ -201,7 +209,9 @@ impl Scans {
         Scans {
             cfg,
             pairs: HashMap::default(),
+            base: None,
             pairs_dropped: 0,
+            sigs_uncached: 0,
         }
     }
 }
@@ -226,7 +236,16 @@ impl Detector for Scans {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let key = (ev.client.ip, ev.server.ip, ev.proto);
+        let id = baseline.map(baseline_id);
+        if self.base != id {
+            self.base = id;
+            // Iterated to update in place only; nothing from here reaches the output.
+            for (key, st) in self.pairs.iter_mut() {
+                st.ch = baseline.and_then(|b| channel_index(b, key));
+                st.known.clear();
+            }
+        }
+        let key = ChanId::of(ev);
         let full = self.pairs.len() >= self.cfg.max_pairs;
         let st = match self.pairs.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
@@ -234,21 +253,42 @@ impl Detector for Scans {
                 self.pairs_dropped += 1;
                 return;
             }
-            Entry::Vacant(e) => e.insert(PairState::default()),
+            Entry::Vacant(e) => e.insert(PairState {
+                ch: baseline.and_then(|b| channel_index(b, &key)),
+                ..PairState::default()
+            }),
         };
         let cfg = &self.cfg;
-        let ch = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto));
+        let ch = st
+            .ch
+            .and_then(|i| baseline.and_then(|b| b.channels.get(i as usize)));
         let now = ev.ts.as_micros();
         let win = i64::try_from(cfg.window_s)
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1_000_000);
         let cap = cfg.max_window_items;
         let f = &ev.function;
-        let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
-        let unit_known = ev
-            .unit_id
-            .is_none_or(|u| ch.is_some_and(|c| c.unit_ids.contains(&u)));
-        let block_known = ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
+        // A request already found known on the channel is known again: these checks depend
+        // only on the baseline channel and on the request's signature.
+        let sig = ModSig::of(ev);
+        let (fc_known, unit_known, block_known) =
+            match sig.as_ref().is_some_and(|s| st.known.contains(s)) {
+                true => (true, true, true),
+                false => {
+                    let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
+                    let unit_known = ev
+                        .unit_id
+                        .is_none_or(|u| ch.is_some_and(|c| c.unit_ids.contains(&u)));
+                    let block_known =
+                        ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
+                    if let Some(sig) = sig.filter(|_| fc_known && unit_known && block_known) {
+                        if !st.known.insert(sig) {
+                            self.sigs_uncached += 1;
+                        }
+                    }
+                    (fc_known, unit_known, block_known)
+                }
+            };
         let exc = match ev.outcome {
             Outcome::Exception { code, .. } => Some(code),
             Outcome::Bad { .. } => Some(0),

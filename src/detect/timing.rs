@@ -16,13 +16,15 @@
 //! And per channel, a burst: more requests in one 10-second window than
 //! `max(burst_factor × learnt maximum, learnt maximum + burst_min_extra)`.
 
+use super::novelty::{baseline_id, channel_index, ChanId};
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
-use crate::event::{AppProto, Endpoint, IcsEvent};
+use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -74,10 +76,14 @@ impl Default for TimingConfig {
     }
 }
 
-type ChanKey = (IpAddr, IpAddr, AppProto);
-
 /// Encoding NodeId of the OPC UA PublishRequest (i=826).
 const OPCUA_PUBLISH_REQUEST: u32 = 826;
+
+/// Values kept per access of the last request: one more than the evidence summary shows, so
+/// it still knows there were more.
+const KEPT_VALUES: usize = 5;
+/// Accesses kept of the last request: one more than the summary shows, for the same reason.
+const KEPT_ACCESSES: usize = 4;
 
 #[derive(Debug)]
 struct SigState {
@@ -88,8 +94,13 @@ struct SigState {
     client: Endpoint,
     server: Endpoint,
     unit: Option<u8>,
-    /// The last request (its evidence is built only if an alert needs it).
+    /// The last request, as much of it as its evidence needs (see [`keep_for_evidence`]); the
+    /// evidence is built only if an alert needs it.
     last_ev: IcsEvent,
+    /// Index of the baseline channel (in the baseline `base` was taken from).
+    ch: Option<u32>,
+    /// Index of the first poll pattern with this signature in that channel.
+    poll: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +112,75 @@ struct ChanState {
     last_cycle_pos: Option<usize>,
     order: VecDeque<bool>,
     order_reported: bool,
+}
+
+/// One channel: its baseline channel (none: the detector ignores it) and its state.
+#[derive(Debug)]
+struct Chan {
+    ch: Option<u32>,
+    st: ChanState,
+}
+
+/// A request signature with the identity of [`SigKey`]: in `Copy` form for Modbus requests
+/// (their first object is a Modbus range or nothing), else the `SigKey` itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum TSig {
+    Modbus(ModbusSig),
+    Other(SigKey),
+}
+
+/// The fields of a Modbus [`SigKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ModbusSig {
+    code: u32,
+    name: &'static str,
+    sub: Option<u16>,
+    unit: Option<u8>,
+    obj: Option<(ModbusTable, u32, u32)>,
+}
+
+impl std::hash::Hash for ModbusSig {
+    /// Hashes everything but the name (equal signatures still hash equal).
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let sub = self.sub.map_or(0, |s| u64::from(s) + 1);
+        let unit = self.unit.map_or(0, |u| u64::from(u) + 1);
+        h.write_u64(u64::from(self.code) | (sub << 32) | (unit << 48));
+        match self.obj {
+            Some((t, start, count)) => {
+                h.write_u64((u64::from(start) << 32) | u64::from(count));
+                h.write_u8(t as u8 + 1);
+            }
+            None => h.write_u8(0),
+        }
+    }
+}
+
+impl TSig {
+    #[inline]
+    fn of(ev: &IcsEvent) -> TSig {
+        if ev.proto == AppProto::Modbus {
+            let obj = match ev.accesses.first().map(|a| &a.object) {
+                None => Some(None),
+                Some(ObjectRef::Modbus {
+                    table,
+                    start,
+                    count,
+                }) => Some(Some((*table, *start, *count))),
+                Some(_) => None,
+            };
+            if let Some(obj) = obj {
+                return TSig::Modbus(ModbusSig {
+                    code: ev.function.code,
+                    name: ev.function.name,
+                    sub: ev.function.sub,
+                    unit: ev.unit_id,
+                    obj,
+                });
+            }
+        }
+        TSig::Other(SigKey::of(ev))
+    }
 }
 
 /// What the detector knows of one request signature on one channel, looked up in the
@@ -122,20 +202,111 @@ struct SigInfo {
 pub struct Timing {
     cfg: TimingConfig,
     /// Per (channel, signature), looked up once.
-    infos: HashMap<(ChanKey, SigKey), SigInfo, KeyHashBuilder>,
+    infos: HashMap<(ChanId, TSig), SigInfo, KeyHashBuilder>,
     /// Poll states, with their channel and signature.
-    states: Vec<(ChanKey, String, SigState)>,
+    states: Vec<(ChanId, String, SigState)>,
     /// `states` in (channel, signature) order, for deterministic ticks.
-    order: BTreeMap<(ChanKey, String), usize>,
-    chans: HashMap<ChanKey, ChanState, KeyHashBuilder>,
+    order: BTreeMap<((IpAddr, IpAddr, AppProto), String), usize>,
+    /// `order`'s values, refreshed at the first tick after a state was added.
+    tick_order: Vec<usize>,
+    order_stale: bool,
+    /// Per channel (unknown ones too, up to `max_states`); never iterated into output.
+    chans: HashMap<ChanId, Chan, KeyHashBuilder>,
+    /// The baseline the channel indices point into.
+    base: Option<(usize, usize, usize)>,
     /// States not kept because the table was full.
     pub states_dropped: u64,
 }
 
+/// The median of the intervals (the upper one of an even count).
 fn median(v: &VecDeque<u64>) -> f64 {
-    let mut s: Vec<u64> = v.iter().copied().collect();
-    s.sort_unstable();
-    s.get(s.len() / 2).copied().unwrap_or(0) as f64
+    let mut buf = [0u64; 32];
+    let m = if v.len() <= buf.len() {
+        let s = buf.get_mut(..v.len()).unwrap_or_default();
+        for (d, x) in s.iter_mut().zip(v) {
+            *d = *x;
+        }
+        s.sort_unstable();
+        s.get(s.len() / 2).copied()
+    } else {
+        let mut s: Vec<u64> = v.iter().copied().collect();
+        s.sort_unstable();
+        s.get(s.len() / 2).copied()
+    };
+    m.unwrap_or(0) as f64
+}
+
+/// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
+/// and what [`event_summary`] prints: function, the first accesses and values, outcome),
+/// reusing `dst`'s vectors; the rest of `dst` is left as it is.
+fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
+    dst.ts = src.ts;
+    dst.proto = src.proto;
+    dst.flow_id = src.flow_id;
+    dst.client = src.client;
+    dst.server = src.server;
+    dst.unit_id = src.unit_id;
+    dst.op = src.op;
+    dst.function.clone_from(&src.function);
+    dst.outcome.clone_from(&src.outcome);
+    if !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file) {
+        dst.evidence.file = src.evidence.file.clone();
+    }
+    dst.evidence.packet = src.evidence.packet;
+    dst.evidence.response_packet = src.evidence.response_packet;
+    let n = src.accesses.len().min(KEPT_ACCESSES);
+    dst.accesses.truncate(n);
+    for (i, a) in src.accesses.iter().take(n).enumerate() {
+        let vals = a
+            .values
+            .get(..a.values.len().min(KEPT_VALUES))
+            .unwrap_or_default();
+        match dst.accesses.get_mut(i) {
+            Some(d) => {
+                d.dir = a.dir;
+                d.object.clone_from(&a.object);
+                d.values.clear();
+                d.values.extend_from_slice(vals);
+            }
+            None => dst.accesses.push(Access {
+                dir: a.dir,
+                object: a.object.clone(),
+                values: vals.to_vec(),
+            }),
+        }
+    }
+}
+
+/// A fresh copy of what [`keep_for_evidence`] keeps.
+fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
+    let mut e = IcsEvent {
+        ts: ev.ts,
+        proto: ev.proto,
+        flow_id: ev.flow_id,
+        client: ev.client,
+        server: ev.server,
+        vlan: ev.vlan,
+        unit_id: ev.unit_id,
+        session: None,
+        op: ev.op,
+        function: ev.function.clone(),
+        accesses: Vec::new(),
+        outcome: ev.outcome.clone(),
+        latency_us: ev.latency_us,
+        violations: Vec::new(),
+        facts: Vec::new(),
+        details: Vec::new(),
+        evidence: ev.evidence.clone(),
+    };
+    keep_for_evidence(&mut e, ev);
+    e
+}
+
+/// Index of the first poll pattern of `sig` in the channel `ch` of `b`.
+fn poll_index(b: &Baseline, ch: Option<u32>, sig: &str) -> Option<u32> {
+    let ch = b.channels.get(ch? as usize)?;
+    let i = ch.polls.iter().position(|p| p.signature == sig)?;
+    u32::try_from(i).ok()
 }
 
 impl Timing {
@@ -146,22 +317,42 @@ impl Timing {
             infos: HashMap::default(),
             states: Vec::new(),
             order: BTreeMap::new(),
+            tick_order: Vec::new(),
+            order_stale: false,
             chans: HashMap::default(),
+            base: None,
             states_dropped: 0,
         }
     }
 
+    /// Points the cached channel and poll indices into `b` (when it is not the baseline they
+    /// were taken from).
+    fn sync(&mut self, b: &Baseline) {
+        let id = baseline_id(b);
+        if self.base == Some(id) {
+            return;
+        }
+        self.base = Some(id);
+        // Iterated to update in place only; nothing from here reaches the output.
+        for (key, c) in self.chans.iter_mut() {
+            c.ch = channel_index(b, key);
+        }
+        for (key, sig, st) in &mut self.states {
+            st.ch = channel_index(b, key);
+            st.poll = poll_index(b, st.ch, sig);
+        }
+    }
+
     fn burst(
-        &mut self,
+        cfg: &TimingConfig,
+        st: &mut ChanState,
         ev: &IcsEvent,
-        key: ChanKey,
         max10: u64,
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
-        let limit = ((self.cfg.burst_factor * max10 as f64).ceil() as u64)
-            .max(max10.saturating_add(self.cfg.burst_min_extra));
-        let st = self.chans.entry(key).or_default();
+        let limit = ((cfg.burst_factor * max10 as f64).ceil() as u64)
+            .max(max10.saturating_add(cfg.burst_min_extra));
         let b = ev.ts.secs.div_euclid(10);
         if st.bucket != Some(b) {
             st.bucket = Some(b);
@@ -188,12 +379,10 @@ impl Timing {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn order(
         cfg: &TimingConfig,
-        chans: &mut HashMap<ChanKey, ChanState, KeyHashBuilder>,
+        st: &mut ChanState,
         ev: &IcsEvent,
-        key: ChanKey,
         (sig, pos): (&str, usize),
         cycle: &[String],
         ch: &Channel,
@@ -201,7 +390,6 @@ impl Timing {
     ) {
         let window = cfg.order_window.max(1);
         let min_bad = cfg.order_min_violations;
-        let st = chans.entry(key).or_default();
         let Some(ppos) = st.last_cycle_pos.replace(pos) else {
             return;
         };
@@ -249,23 +437,45 @@ impl Detector for Timing {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let Some(ch) = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto))
-        else {
+        let Some(b) = baseline else {
             return;
         };
-        let key = (ev.client.ip, ev.server.ip, ev.proto);
-        self.burst(ev, key, ch.volume.max_per_10s, ch, out);
+        self.sync(b);
+        let key = ChanId::of(ev);
+        let full = self.chans.len() >= self.cfg.max_states;
+        let mut uncached = None;
+        let chan = match self.chans.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let c = Chan {
+                    ch: channel_index(b, &key),
+                    st: ChanState::default(),
+                };
+                // Channels of the baseline are always kept (there are only so many); others
+                // while there is room, else looked up again next time.
+                if full && c.ch.is_none() {
+                    uncached.insert(c)
+                } else {
+                    e.insert(c)
+                }
+            }
+        };
+        let Some(ch) = chan.ch.and_then(|i| b.channels.get(i as usize)) else {
+            return;
+        };
+        let ci = chan.ch;
+        Timing::burst(&self.cfg, &mut chan.st, ev, ch.volume.max_per_10s, ch, out);
         if ev.proto == AppProto::Opcua && ev.function.code == OPCUA_PUBLISH_REQUEST {
             // An OPC UA client keeps Publish requests queued at the server and sends the next
             // one when a notification or keep-alive comes back: their pace follows how often
             // the data changes, not a polling cycle, so they have no period to keep.
             return;
         }
-        let skey = (key, SigKey::of(ev));
+        let skey = (key, TSig::of(ev));
         let info = match self.infos.get_mut(&skey) {
             Some(info) => info,
             None => {
-                let sig = skey.1.to_string();
+                let sig = SigKey::of(ev).to_string();
                 let poll = ch
                     .polls
                     .iter()
@@ -275,8 +485,7 @@ impl Detector for Timing {
                     // Table full: check the order, but keep no poll state.
                     self.states_dropped += 1;
                     if let Some(pos) = cycle_pos {
-                        let (cfg, chans) = (&self.cfg, &mut self.chans);
-                        Timing::order(cfg, chans, ev, key, (&sig, pos), &ch.cycle, ch, out);
+                        Timing::order(&self.cfg, &mut chan.st, ev, (&sig, pos), &ch.cycle, ch, out);
                     }
                     return;
                 }
@@ -289,8 +498,15 @@ impl Detector for Timing {
             }
         };
         if let Some(pos) = info.cycle_pos {
-            let (cfg, chans) = (&self.cfg, &mut self.chans);
-            Timing::order(cfg, chans, ev, key, (&info.sig, pos), &ch.cycle, ch, out);
+            Timing::order(
+                &self.cfg,
+                &mut chan.st,
+                ev,
+                (&info.sig, pos),
+                &ch.cycle,
+                ch,
+                out,
+            );
         }
         let Some(p) = info.poll.and_then(|i| ch.polls.get(i)) else {
             return;
@@ -302,7 +518,10 @@ impl Detector for Timing {
         else {
             let i = self.states.len();
             info.state = Some(i);
-            self.order.insert((key, info.sig.clone()), i);
+            self.order
+                .insert(((key.client, key.server, key.proto), info.sig.clone()), i);
+            self.order_stale = true;
+            let poll = poll_index(b, ci, &info.sig);
             self.states.push((
                 key,
                 info.sig.clone(),
@@ -314,7 +533,9 @@ impl Detector for Timing {
                     client: ev.client,
                     server: ev.server,
                     unit: ev.unit_id,
-                    last_ev: ev.clone(),
+                    last_ev: evidence_copy(ev),
+                    ch: ci,
+                    poll,
                 },
             ));
             return;
@@ -323,7 +544,7 @@ impl Detector for Timing {
         st.last = ev.ts;
         st.client = ev.client;
         st.server = ev.server;
-        st.last_ev.clone_from(ev);
+        keep_for_evidence(&mut st.last_ev, ev);
         if st.stopped {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
@@ -377,17 +598,23 @@ impl Detector for Timing {
         let Some(b) = baseline else {
             return;
         };
-        for &i in self.order.values() {
+        self.sync(b);
+        if self.order_stale {
+            self.order_stale = false;
+            self.tick_order.clear();
+            self.tick_order.extend(self.order.values().copied());
+        }
+        for &i in &self.tick_order {
             let Some((key, sig, st)) = self.states.get_mut(i) else {
                 continue;
             };
             if st.stopped {
                 continue;
             }
-            let Some(ch) = b.channel(key.0, key.1, key.2) else {
+            let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
                 continue;
             };
-            let Some(p) = ch.poll(sig) else {
+            let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
                 continue;
             };
             let gap_ms = now.micros_since(st.last) as f64 / 1e3;
@@ -403,8 +630,8 @@ impl Detector for Timing {
                  the baseline it came every {} ms and was never more than {} ms late. A master \
                  that stops polling loses sight of the process: the operator may be looking \
                  at stale values, or the master or PLC may have crashed or been taken over.",
-                key.0,
-                device_words(key.1, st.unit),
+                key.client,
+                device_words(key.server, st.unit),
                 fmt_num((gap_ms / 100.0).round() / 10.0),
                 st.last,
                 fmt_num(p.period_ms.round()),
@@ -415,7 +642,7 @@ impl Detector for Timing {
                 now,
                 &st.client,
                 &st.server,
-                key.2,
+                key.proto,
                 explanation,
             )
             .with_fact(
