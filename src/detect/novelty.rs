@@ -14,7 +14,7 @@ use crate::baseline::{
     device_words, event_summary, fmt_value, named_object_key, object_words, space_key,
     with_space_key, Baseline, Channel, RangeSet,
 };
-use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef};
+use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef};
 use crate::flow::hash::KeyHashBuilder;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -119,14 +119,16 @@ pub(crate) fn channel_index(b: &Baseline, key: &ChanId) -> Option<u32> {
 }
 
 /// A Modbus request in `Copy` form: unit, function and up to two accesses (direction and
-/// addresses). Everything the baseline checks of novelty and scans look at; values excluded.
+/// addresses), packed in words. Everything the baseline checks of novelty and scans look at;
+/// values excluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ModSig {
-    unit: Option<u8>,
-    code: u32,
-    sub: Option<u16>,
-    n: u8,
-    acc: [(AccessDir, ModbusTable, u32, u32); 2],
+    /// Function code, sub-function, unit id and number of accesses.
+    head: u64,
+    /// Start and count of each access.
+    ranges: [u64; 2],
+    /// Direction and table of each access.
+    kinds: u16,
 }
 
 impl ModSig {
@@ -136,8 +138,9 @@ impl ModSig {
         if ev.proto != AppProto::Modbus || ev.accesses.len() > 2 {
             return None;
         }
-        let mut acc = [(AccessDir::Read, ModbusTable::Coil, 0, 0); 2];
-        for (slot, a) in acc.iter_mut().zip(&ev.accesses) {
+        let mut ranges = [0u64; 2];
+        let mut kinds = 0u16;
+        for (i, (slot, a)) in ranges.iter_mut().zip(&ev.accesses).enumerate() {
             let ObjectRef::Modbus {
                 table,
                 start,
@@ -146,14 +149,22 @@ impl ModSig {
             else {
                 return None;
             };
-            *slot = (a.dir, table, start, count);
+            *slot = (u64::from(start) << 32) | u64::from(count);
+            let dir = match a.dir {
+                AccessDir::Read => 0u16,
+                AccessDir::Write => 1,
+            };
+            kinds |= ((table as u16) << 1 | dir) << (i * 8);
         }
+        let sub = ev.function.sub.map_or(0, |s| u64::from(s) + 1);
+        let unit = ev.unit_id.map_or(0, |u| u64::from(u) + 1);
         Some(ModSig {
-            unit: ev.unit_id,
-            code: ev.function.code,
-            sub: ev.function.sub,
-            n: ev.accesses.len() as u8,
-            acc,
+            head: u64::from(ev.function.code)
+                | (sub << 32)
+                | (unit << 49)
+                | ((ev.accesses.len() as u64) << 58),
+            ranges,
+            kinds,
         })
     }
 }
@@ -209,6 +220,94 @@ impl<T: Copy + Eq> KnownSigs<T> {
     }
 }
 
+/// Most objects of one request remembered by [`KnownNamed`].
+const MAX_NAMED_SIG_OBJECTS: usize = 16;
+/// Most objects remembered per channel by [`KnownNamed`] (all its requests together).
+const MAX_NAMED_OBJECTS: usize = 64;
+
+/// A request in any protocol (OPC UA nodes, named objects): protocol, function, unit and every
+/// accessed object with its direction, for [`KnownNamed`].
+#[derive(Debug)]
+struct NamedSig {
+    head: u64,
+    objs: Vec<(AccessDir, ObjectRef)>,
+}
+
+fn named_head(ev: &IcsEvent) -> u64 {
+    let sub = ev.function.sub.map_or(0, |s| u64::from(s) + 1);
+    let unit = ev.unit_id.map_or(0, |u| u64::from(u) + 1);
+    let proto = match ev.proto {
+        AppProto::Modbus => 0,
+        AppProto::Opcua => 1,
+    };
+    u64::from(ev.function.code) | (sub << 32) | (unit << 49) | (proto << 58)
+}
+
+impl NamedSig {
+    fn matches(&self, head: u64, ev: &IcsEvent) -> bool {
+        self.head == head
+            && self.objs.len() == ev.accesses.len()
+            && self
+                .objs
+                .iter()
+                .zip(&ev.accesses)
+                .all(|((d, o), a)| *d == a.dir && *o == a.object)
+    }
+}
+
+/// Requests of one channel (with objects of any kind) already found to need nothing, up to
+/// [`MAX_NAMED_OBJECTS`] objects in all; looked up after the last hit first.
+#[derive(Debug, Default)]
+pub(crate) struct KnownNamed {
+    sigs: Vec<NamedSig>,
+    objects: usize,
+    next: usize,
+}
+
+impl KnownNamed {
+    /// True when the request of `ev` is remembered.
+    pub(crate) fn contains(&mut self, ev: &IcsEvent) -> bool {
+        if self.sigs.is_empty() {
+            return false;
+        }
+        let head = named_head(ev);
+        let i = match self.sigs.get(self.next) {
+            Some(x) if x.matches(head, ev) => self.next,
+            _ => match self.sigs.iter().position(|x| x.matches(head, ev)) {
+                Some(i) => i,
+                None => return false,
+            },
+        };
+        self.next = if i + 1 < self.sigs.len() { i + 1 } else { 0 };
+        true
+    }
+
+    /// Remembers the request of `ev`; false when there is no room (not remembered).
+    pub(crate) fn insert(&mut self, ev: &IcsEvent) -> bool {
+        let n = ev.accesses.len();
+        if n > MAX_NAMED_SIG_OBJECTS || self.objects + n > MAX_NAMED_OBJECTS {
+            return false;
+        }
+        self.objects += n;
+        self.sigs.push(NamedSig {
+            head: named_head(ev),
+            objs: ev
+                .accesses
+                .iter()
+                .map(|a| (a.dir, a.object.clone()))
+                .collect(),
+        });
+        true
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.sigs.clear();
+        self.objects = 0;
+        self.next = 0;
+    }
+}
+
 /// What novelty found of one channel in the baseline.
 #[derive(Debug)]
 struct NovChan {
@@ -216,8 +315,10 @@ struct NovChan {
     ch: Option<u32>,
     /// Both endpoints are baseline assets.
     assets_known: bool,
-    /// Requests on the channel that raised nothing.
+    /// Modbus requests on the channel that raised nothing.
     quiet: KnownSigs<ModSig>,
+    /// Other requests on the channel that raised nothing.
+    quiet_named: KnownNamed,
 }
 
 impl NovChan {
@@ -226,6 +327,7 @@ impl NovChan {
             ch: channel_index(b, key),
             assets_known: b.asset(key.client).is_some() && b.asset(key.server).is_some(),
             quiet: KnownSigs::default(),
+            quiet_named: KnownNamed::default(),
         }
     }
 }
@@ -661,15 +763,21 @@ impl Detector for Novelty {
         // A request already found to raise nothing on this channel raises nothing again: the
         // checks below depend only on the baseline and on the request's signature.
         let sig = ModSig::of(ev);
-        if let Some(sig) = &sig {
-            if slot.quiet.contains(sig) {
-                return;
-            }
+        let known = match &sig {
+            Some(sig) => slot.quiet.contains(sig),
+            None => slot.quiet_named.contains(ev),
+        };
+        if known {
+            return;
         }
         let before = out.len();
         Novelty::request(ev, b, ch, out);
-        if let Some(sig) = sig {
-            if out.len() == before && !slot.quiet.insert(sig) {
+        if out.len() == before {
+            let kept = match sig {
+                Some(sig) => slot.quiet.insert(sig),
+                None => slot.quiet_named.insert(ev),
+            };
+            if !kept {
                 self.sigs_uncached += 1;
             }
         }

@@ -16,7 +16,7 @@
 //!
 //! Each fires once, and is re-armed when its count falls under half its threshold.
 
-use super::novelty::{baseline_id, channel_index, ChanId, KnownSigs, ModSig};
+use super::novelty::{baseline_id, channel_index, ChanId, KnownNamed, KnownSigs, ModSig};
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
@@ -118,6 +118,11 @@ impl<T: Ord + Clone> WindowSet<T> {
         *self.counts.entry(item).or_insert(0) += 1;
     }
 
+    /// Empty and not reported.
+    fn is_idle(&self) -> bool {
+        self.items.is_empty() && !self.reported
+    }
+
     fn distinct(&self) -> usize {
         self.counts.len()
     }
@@ -150,8 +155,12 @@ struct PairState {
     recent: VecDeque<IcsEvent>,
     /// Index of the baseline channel (in the baseline `Scans::base` names).
     ch: Option<u32>,
-    /// Requests found known on the baseline channel (function, unit and block).
+    /// Modbus requests found known on the baseline channel (function, unit and block).
     known: KnownSigs<ModSig>,
+    /// Other requests found known on it.
+    known_named: KnownNamed,
+    /// Every window empty and unreported (after the last event).
+    idle: bool,
 }
 
 /// The scan detector.
@@ -162,6 +171,8 @@ pub struct Scans {
     pairs: HashMap<ChanId, PairState, KeyHashBuilder>,
     /// The baseline the pairs' channel indices point into.
     base: Option<(usize, usize, usize)>,
+    /// Every "at least" threshold is at least 1, so empty windows fire nothing.
+    thresholds_positive: bool,
     /// Pairs not tracked because the table was full.
     pub pairs_dropped: u64,
     /// Known requests not remembered because their pair's set was full.
@@ -206,10 +217,17 @@ fn block_key(ev: &IcsEvent) -> Option<String> {
 impl Scans {
     /// A scan detector.
     pub fn new(cfg: ScanConfig) -> Self {
+        let thresholds_positive = cfg.fc_distinct >= 1
+            && cfg.illegal_fc_distinct >= 1
+            && cfg.unit_distinct >= 1
+            && cfg.sweep_distinct >= 1
+            && cfg.sweep_distinct_with_baseline >= 1
+            && cfg.exception_min >= 1;
         Scans {
             cfg,
             pairs: HashMap::default(),
             base: None,
+            thresholds_positive,
             pairs_dropped: 0,
             sigs_uncached: 0,
         }
@@ -243,6 +261,7 @@ impl Detector for Scans {
             for (key, st) in self.pairs.iter_mut() {
                 st.ch = baseline.and_then(|b| channel_index(b, key));
                 st.known.clear();
+                st.known_named.clear();
             }
         }
         let key = ChanId::of(ev);
@@ -271,29 +290,41 @@ impl Detector for Scans {
         // A request already found known on the channel is known again: these checks depend
         // only on the baseline channel and on the request's signature.
         let sig = ModSig::of(ev);
-        let (fc_known, unit_known, block_known) =
-            match sig.as_ref().is_some_and(|s| st.known.contains(s)) {
-                true => (true, true, true),
-                false => {
-                    let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
-                    let unit_known = ev
-                        .unit_id
-                        .is_none_or(|u| ch.is_some_and(|c| c.unit_ids.contains(&u)));
-                    let block_known =
-                        ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
-                    if let Some(sig) = sig.filter(|_| fc_known && unit_known && block_known) {
-                        if !st.known.insert(sig) {
-                            self.sigs_uncached += 1;
-                        }
+        let cached = match &sig {
+            Some(s) => st.known.contains(s),
+            None => ch.is_some() && st.known_named.contains(ev),
+        };
+        let (fc_known, unit_known, block_known) = match cached {
+            true => (true, true, true),
+            false => {
+                let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
+                let unit_known = ev
+                    .unit_id
+                    .is_none_or(|u| ch.is_some_and(|c| c.unit_ids.contains(&u)));
+                let block_known =
+                    ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
+                if fc_known && unit_known && block_known {
+                    let kept = match sig {
+                        Some(sig) => st.known.insert(sig),
+                        None => st.known_named.insert(ev),
+                    };
+                    if !kept {
+                        self.sigs_uncached += 1;
                     }
-                    (fc_known, unit_known, block_known)
                 }
-            };
+                (fc_known, unit_known, block_known)
+            }
+        };
         let exc = match ev.outcome {
             Outcome::Exception { code, .. } => Some(code),
             Outcome::Bad { .. } => Some(0),
             _ => None,
         };
+        if cached && exc.is_none() && st.idle && self.thresholds_positive {
+            // Steady polling on an idle pair: nothing is pushed, every window stays empty and
+            // unreported, and with positive thresholds nothing can fire.
+            return;
+        }
         // The evidence of a scan: the last events that counted towards one (every alert below
         // fires on such an event), the oldest's vectors reused for the newest. Steady polling
         // counts towards nothing and is not copied.
@@ -438,6 +469,11 @@ impl Detector for Scans {
                 &st.recent,
             ));
         }
+        st.idle = st.fcs.is_idle()
+            && st.illegal.is_idle()
+            && st.units.is_idle()
+            && st.blocks.is_idle()
+            && st.exceptions.is_idle();
     }
 }
 

@@ -21,7 +21,7 @@ use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
-use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef};
+use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::hash_map::Entry;
@@ -89,6 +89,8 @@ const KEPT_ACCESSES: usize = 4;
 struct SigState {
     last: Timestamp,
     recent: VecDeque<u64>,
+    /// `recent` in ascending order.
+    sorted: Vec<u64>,
     stopped: bool,
     period_reported: bool,
     client: Endpoint,
@@ -111,6 +113,8 @@ struct ChanState {
     /// Position in the cycle of the last cycle request.
     last_cycle_pos: Option<usize>,
     order: VecDeque<bool>,
+    /// Out-of-order transitions in `order`.
+    bad: usize,
     order_reported: bool,
 }
 
@@ -118,7 +122,66 @@ struct ChanState {
 #[derive(Debug)]
 struct Chan {
     ch: Option<u32>,
+    /// Requests per 10 s above which it is a burst (from the baseline channel).
+    burst_limit: u64,
     st: ChanState,
+    /// Its Modbus request signatures already looked up, with their index in `Timing::infos`.
+    sigs: SigSlots,
+}
+
+impl Chan {
+    fn new(cfg: &TimingConfig, b: &Baseline, key: &ChanId) -> Self {
+        let mut c = Chan {
+            ch: None,
+            burst_limit: 0,
+            st: ChanState::default(),
+            sigs: SigSlots::default(),
+        };
+        c.bind(cfg, b, key);
+        c
+    }
+
+    /// Looks the channel up in `b`.
+    fn bind(&mut self, cfg: &TimingConfig, b: &Baseline, key: &ChanId) {
+        self.ch = channel_index(b, key);
+        let max10 = self
+            .ch
+            .and_then(|i| b.channels.get(i as usize))
+            .map_or(0, |c| c.volume.max_per_10s);
+        self.burst_limit = ((cfg.burst_factor * max10 as f64).ceil() as u64)
+            .max(max10.saturating_add(cfg.burst_min_extra));
+    }
+}
+
+/// Most signatures in one channel's [`SigSlots`].
+const MAX_CHAN_SIGS: usize = 32;
+
+/// A channel's Modbus signatures and their info index, looked up after the last hit first (a
+/// polling cycle hits it); at most [`MAX_CHAN_SIGS`], the others go through the shared map.
+#[derive(Debug, Default)]
+struct SigSlots {
+    keys: Vec<ModbusSig>,
+    vals: Vec<u32>,
+    next: usize,
+}
+
+impl SigSlots {
+    #[inline]
+    fn get(&mut self, k: &ModbusSig) -> Option<u32> {
+        let i = match self.keys.get(self.next) {
+            Some(x) if x == k => self.next,
+            _ => self.keys.iter().position(|x| x == k)?,
+        };
+        self.next = if i + 1 < self.keys.len() { i + 1 } else { 0 };
+        self.vals.get(i).copied()
+    }
+
+    fn insert(&mut self, k: ModbusSig, v: u32) {
+        if self.keys.len() < MAX_CHAN_SIGS {
+            self.keys.push(k);
+            self.vals.push(v);
+        }
+    }
 }
 
 /// A request signature with the identity of [`SigKey`]: in `Copy` form for Modbus requests
@@ -130,13 +193,24 @@ enum TSig {
 }
 
 /// The fields of a Modbus [`SigKey`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Eq)]
 struct ModbusSig {
     code: u32,
     name: &'static str,
     sub: Option<u16>,
     unit: Option<u8>,
     obj: Option<(ModbusTable, u32, u32)>,
+}
+
+impl PartialEq for ModbusSig {
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        self.code == o.code
+            && self.sub == o.sub
+            && self.unit == o.unit
+            && self.obj == o.obj
+            && (std::ptr::eq(self.name, o.name) || self.name == o.name)
+    }
 }
 
 impl std::hash::Hash for ModbusSig {
@@ -202,7 +276,9 @@ struct SigInfo {
 pub struct Timing {
     cfg: TimingConfig,
     /// Per (channel, signature), looked up once.
-    infos: HashMap<(ChanId, TSig), SigInfo, KeyHashBuilder>,
+    infos: Vec<SigInfo>,
+    /// Index in `infos` by (channel, signature).
+    info_index: HashMap<(ChanId, TSig), u32, KeyHashBuilder>,
     /// Poll states, with their channel and signature.
     states: Vec<(ChanId, String, SigState)>,
     /// `states` in (channel, signature) order, for deterministic ticks.
@@ -218,22 +294,9 @@ pub struct Timing {
     pub states_dropped: u64,
 }
 
-/// The median of the intervals (the upper one of an even count).
-fn median(v: &VecDeque<u64>) -> f64 {
-    let mut buf = [0u64; 32];
-    let m = if v.len() <= buf.len() {
-        let s = buf.get_mut(..v.len()).unwrap_or_default();
-        for (d, x) in s.iter_mut().zip(v) {
-            *d = *x;
-        }
-        s.sort_unstable();
-        s.get(s.len() / 2).copied()
-    } else {
-        let mut s: Vec<u64> = v.iter().copied().collect();
-        s.sort_unstable();
-        s.get(s.len() / 2).copied()
-    };
-    m.unwrap_or(0) as f64
+/// The median of sorted intervals (the upper one of an even count).
+fn median(sorted: &[u64]) -> f64 {
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0) as f64
 }
 
 /// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
@@ -264,9 +327,17 @@ fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
         match dst.accesses.get_mut(i) {
             Some(d) => {
                 d.dir = a.dir;
-                d.object.clone_from(&a.object);
-                d.values.clear();
-                d.values.extend_from_slice(vals);
+                if d.object != a.object {
+                    d.object.clone_from(&a.object);
+                }
+                if d.values.len() == vals.len() {
+                    for (x, y) in d.values.iter_mut().zip(vals) {
+                        copy_value(x, y);
+                    }
+                } else {
+                    d.values.clear();
+                    d.values.extend_from_slice(vals);
+                }
             }
             None => dst.accesses.push(Access {
                 dir: a.dir,
@@ -274,6 +345,18 @@ fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
                 values: vals.to_vec(),
             }),
         }
+    }
+}
+
+/// `*d = s.clone()`, in place for numbers.
+#[inline]
+fn copy_value(d: &mut Value, s: &Value) {
+    match (d, s) {
+        (Value::Int(x), Value::Int(y)) => *x = *y,
+        (Value::UInt(x), Value::UInt(y)) => *x = *y,
+        (Value::Bool(x), Value::Bool(y)) => *x = *y,
+        (Value::Float(x), Value::Float(y)) => *x = *y,
+        (d, s) => d.clone_from(s),
     }
 }
 
@@ -314,7 +397,8 @@ impl Timing {
     pub fn new(cfg: TimingConfig) -> Self {
         Timing {
             cfg,
-            infos: HashMap::default(),
+            infos: Vec::new(),
+            info_index: HashMap::default(),
             states: Vec::new(),
             order: BTreeMap::new(),
             tick_order: Vec::new(),
@@ -327,15 +411,20 @@ impl Timing {
 
     /// Points the cached channel and poll indices into `b` (when it is not the baseline they
     /// were taken from).
+    #[inline]
     fn sync(&mut self, b: &Baseline) {
         let id = baseline_id(b);
-        if self.base == Some(id) {
-            return;
+        if self.base != Some(id) {
+            self.rebind(b, id);
         }
+    }
+
+    #[cold]
+    fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
         self.base = Some(id);
         // Iterated to update in place only; nothing from here reaches the output.
         for (key, c) in self.chans.iter_mut() {
-            c.ch = channel_index(b, key);
+            c.bind(&self.cfg, b, key);
         }
         for (key, sig, st) in &mut self.states {
             st.ch = channel_index(b, key);
@@ -344,15 +433,13 @@ impl Timing {
     }
 
     fn burst(
-        cfg: &TimingConfig,
         st: &mut ChanState,
+        limit: u64,
         ev: &IcsEvent,
         max10: u64,
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
-        let limit = ((cfg.burst_factor * max10 as f64).ceil() as u64)
-            .max(max10.saturating_add(cfg.burst_min_extra));
         let b = ev.ts.secs.div_euclid(10);
         if st.bucket != Some(b) {
             st.bucket = Some(b);
@@ -398,12 +485,16 @@ impl Timing {
             .get((ppos + 1) % cycle.len())
             .map(String::as_str)
             .unwrap_or("");
-        let ok = expected == sig;
+        // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
+        let ok = (ppos + 1) % cycle.len().max(1) == pos || expected == sig;
         st.order.push_back(ok);
+        st.bad += usize::from(!ok);
         while st.order.len() > window {
-            st.order.pop_front();
+            if st.order.pop_front() == Some(false) {
+                st.bad -= 1;
+            }
         }
-        let bad = st.order.iter().filter(|o| !**o).count();
+        let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
@@ -447,10 +538,7 @@ impl Detector for Timing {
         let chan = match self.chans.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let c = Chan {
-                    ch: channel_index(b, &key),
-                    st: ChanState::default(),
-                };
+                let c = Chan::new(&self.cfg, b, &key);
                 // Channels of the baseline are always kept (there are only so many); others
                 // while there is room, else looked up again next time.
                 if full && c.ch.is_none() {
@@ -464,38 +552,78 @@ impl Detector for Timing {
             return;
         };
         let ci = chan.ch;
-        Timing::burst(&self.cfg, &mut chan.st, ev, ch.volume.max_per_10s, ch, out);
+        Timing::burst(
+            &mut chan.st,
+            chan.burst_limit,
+            ev,
+            ch.volume.max_per_10s,
+            ch,
+            out,
+        );
         if ev.proto == AppProto::Opcua && ev.function.code == OPCUA_PUBLISH_REQUEST {
             // An OPC UA client keeps Publish requests queued at the server and sends the next
             // one when a notification or keep-alive comes back: their pace follows how often
             // the data changes, not a polling cycle, so they have no period to keep.
             return;
         }
-        let skey = (key, TSig::of(ev));
-        let info = match self.infos.get_mut(&skey) {
-            Some(info) => info,
+        let tsig = TSig::of(ev);
+        let slot = match &tsig {
+            TSig::Modbus(m) => chan.sigs.get(m),
+            TSig::Other(_) => None,
+        };
+        let idx = match slot {
+            Some(i) => i,
             None => {
-                let sig = SigKey::of(ev).to_string();
-                let poll = ch
-                    .polls
-                    .iter()
-                    .position(|p| p.periodic && p.signature == sig);
-                let cycle_pos = ch.cycle.iter().position(|s| *s == sig);
-                if self.infos.len() >= self.cfg.max_states {
-                    // Table full: check the order, but keep no poll state.
-                    self.states_dropped += 1;
-                    if let Some(pos) = cycle_pos {
-                        Timing::order(&self.cfg, &mut chan.st, ev, (&sig, pos), &ch.cycle, ch, out);
+                let skey = (key, tsig);
+                match self.info_index.get(&skey) {
+                    Some(&i) => {
+                        if let TSig::Modbus(m) = skey.1 {
+                            chan.sigs.insert(m, i);
+                        }
+                        i
                     }
-                    return;
+                    None => {
+                        let sig = SigKey::of(ev).to_string();
+                        let poll = ch
+                            .polls
+                            .iter()
+                            .position(|p| p.periodic && p.signature == sig);
+                        let cycle_pos = ch.cycle.iter().position(|s| *s == sig);
+                        let i = u32::try_from(self.infos.len()).ok();
+                        let Some(i) = i.filter(|_| self.infos.len() < self.cfg.max_states) else {
+                            // Table full: check the order, but keep no poll state.
+                            self.states_dropped += 1;
+                            if let Some(pos) = cycle_pos {
+                                let cycle = &ch.cycle;
+                                Timing::order(
+                                    &self.cfg,
+                                    &mut chan.st,
+                                    ev,
+                                    (&sig, pos),
+                                    cycle,
+                                    ch,
+                                    out,
+                                );
+                            }
+                            return;
+                        };
+                        self.infos.push(SigInfo {
+                            sig,
+                            poll,
+                            cycle_pos,
+                            state: None,
+                        });
+                        if let TSig::Modbus(m) = skey.1 {
+                            chan.sigs.insert(m, i);
+                        }
+                        self.info_index.insert(skey, i);
+                        i
+                    }
                 }
-                self.infos.entry(skey).or_insert(SigInfo {
-                    sig,
-                    poll,
-                    cycle_pos,
-                    state: None,
-                })
             }
+        };
+        let Some(info) = self.infos.get_mut(idx as usize) else {
+            return;
         };
         if let Some(pos) = info.cycle_pos {
             Timing::order(
@@ -528,6 +656,7 @@ impl Detector for Timing {
                 SigState {
                     last: ev.ts,
                     recent: VecDeque::new(),
+                    sorted: Vec::new(),
                     stopped: false,
                     period_reported: false,
                     client: ev.client,
@@ -549,16 +678,23 @@ impl Detector for Timing {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
             st.recent.clear();
+            st.sorted.clear();
             return;
         }
         st.recent.push_back(d);
+        let at = st.sorted.partition_point(|&x| x < d);
+        st.sorted.insert(at, d);
         while st.recent.len() > self.cfg.period_window.max(1) {
-            st.recent.pop_front();
+            if let Some(old) = st.recent.pop_front() {
+                if let Ok(i) = st.sorted.binary_search(&old) {
+                    st.sorted.remove(i);
+                }
+            }
         }
         if st.recent.len() < self.cfg.period_window.max(1) {
             return;
         }
-        let med_ms = median(&st.recent) / 1e3;
+        let med_ms = median(&st.sorted) / 1e3;
         let tol = (self.cfg.period_tolerance_frac * p.period_ms)
             .max(self.cfg.jitter_factor * p.jitter_ms)
             .max(self.cfg.period_min_tolerance_ms);
@@ -625,6 +761,8 @@ impl Detector for Timing {
                 continue;
             }
             st.stopped = true;
+            let period = fmt_num(p.period_ms.round());
+            let max_gap = fmt_num(p.max_gap_ms.round());
             let explanation = format!(
                 "{} stopped polling {} with \"{sig}\": the last request was {} s ago, at {}. In \
                  the baseline it came every {} ms and was never more than {} ms late. A master \
@@ -634,8 +772,8 @@ impl Detector for Timing {
                 device_words(key.server, st.unit),
                 fmt_num((gap_ms / 100.0).round() / 10.0),
                 st.last,
-                fmt_num(p.period_ms.round()),
-                fmt_num(p.max_gap_ms.round()),
+                period,
+                max_gap,
             );
             let mut a = Alert::new(
                 &POLL_STOPPED,
@@ -646,12 +784,12 @@ impl Detector for Timing {
                 explanation,
             )
             .with_fact(
+                format!("period {period} ms, longest gap {max_gap} ms"),
+                // As `Channel::ref_name`, in one string.
                 format!(
-                    "period {} ms, longest gap {} ms",
-                    fmt_num(p.period_ms.round()),
-                    fmt_num(p.max_gap_ms.round())
+                    "channels[{}>{} {}].polls[{sig}]",
+                    ch.client, ch.server, ch.proto
                 ),
-                format!("{}.polls[{sig}]", ch.ref_name()),
             );
             a.otwatch.unit_id = st.unit;
             a.otwatch.evidence.push(AlertEvidence::from_event(
