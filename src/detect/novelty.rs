@@ -40,26 +40,65 @@ impl Default for NoveltyConfig {
     }
 }
 
-/// A channel (client, server, protocol) as a hash key: equal as the address tuple, hashed in
-/// two words for IPv4. Shared by the per-channel caches of novelty, timing and scans.
+/// A channel (client, server, protocol) as a hash key: the addresses as numbers (IPv4 in the
+/// low 32 bits) with tags for IPv6 and the protocol, compared and hashed as words (one word
+/// for two IPv4 addresses). Shared by the per-channel caches of novelty, timing and scans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChanId {
-    /// The client's address.
-    pub(crate) client: IpAddr,
-    /// The server's address.
-    pub(crate) server: IpAddr,
-    /// The protocol.
-    pub(crate) proto: AppProto,
+    client: u128,
+    server: u128,
+    /// Bit 0: OPC UA; bit 1: the client is IPv6; bit 2: the server is IPv6.
+    tags: u8,
+}
+
+fn ip_bits(ip: IpAddr) -> (u128, bool) {
+    match ip {
+        IpAddr::V4(a) => (u128::from(a.to_bits()), false),
+        IpAddr::V6(a) => (a.to_bits(), true),
+    }
+}
+
+fn bits_ip(bits: u128, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(std::net::Ipv6Addr::from_bits(bits))
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::from_bits(bits as u32))
+    }
 }
 
 impl ChanId {
     /// The channel of an event.
     #[inline]
     pub(crate) fn of(ev: &IcsEvent) -> Self {
+        let (client, c6) = ip_bits(ev.client.ip);
+        let (server, s6) = ip_bits(ev.server.ip);
+        let proto = match ev.proto {
+            AppProto::Modbus => 0u8,
+            AppProto::Opcua => 1,
+        };
         ChanId {
-            client: ev.client.ip,
-            server: ev.server.ip,
-            proto: ev.proto,
+            client,
+            server,
+            tags: proto | (u8::from(c6) << 1) | (u8::from(s6) << 2),
+        }
+    }
+
+    /// The client's address.
+    pub(crate) fn client(&self) -> IpAddr {
+        bits_ip(self.client, self.tags & 2 != 0)
+    }
+
+    /// The server's address.
+    pub(crate) fn server(&self) -> IpAddr {
+        bits_ip(self.server, self.tags & 4 != 0)
+    }
+
+    /// The protocol.
+    pub(crate) fn proto(&self) -> AppProto {
+        if self.tags & 1 != 0 {
+            AppProto::Opcua
+        } else {
+            AppProto::Modbus
         }
     }
 }
@@ -67,31 +106,15 @@ impl ChanId {
 impl Hash for ChanId {
     #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
-        let proto = match self.proto {
-            AppProto::Modbus => 0u64,
-            AppProto::Opcua => 1,
-        };
-        match (self.client, self.server) {
-            (IpAddr::V4(c), IpAddr::V4(s)) => {
-                h.write_u64((u64::from(c.to_bits()) << 32) | u64::from(s.to_bits()));
-                h.write_u64(proto);
-            }
-            (c, s) => {
-                let mut tags = proto;
-                for (shift, ip) in [(1, c), (2, s)] {
-                    let bits = match ip {
-                        IpAddr::V4(a) => u128::from(a.to_bits()),
-                        IpAddr::V6(a) => {
-                            tags |= 1 << shift;
-                            a.to_bits()
-                        }
-                    };
-                    h.write_u64(bits as u64);
-                    h.write_u64((bits >> 64) as u64);
-                }
-                h.write_u64(tags | 8);
-            }
+        if self.tags & 6 == 0 {
+            h.write_u64(((self.client as u64) << 32) | self.server as u64);
+        } else {
+            h.write_u64(self.client as u64);
+            h.write_u64((self.client >> 64) as u64);
+            h.write_u64(self.server as u64);
+            h.write_u64((self.server >> 64) as u64);
         }
+        h.write_u8(self.tags);
     }
 }
 
@@ -107,7 +130,7 @@ pub(crate) fn baseline_id(b: &Baseline) -> (usize, usize, usize) {
 
 /// Index in `b.channels` of the baseline channel of `key`.
 pub(crate) fn channel_index(b: &Baseline, key: &ChanId) -> Option<u32> {
-    let ch = b.channel(key.client, key.server, key.proto)?;
+    let ch = b.channel(key.client(), key.server(), key.proto())?;
     let size = std::mem::size_of::<Channel>().max(1);
     let i = (std::ptr::from_ref(ch) as usize).wrapping_sub(b.channels.as_ptr() as usize) / size;
     // The index is checked against the slice, so a wrong one can only miss.
@@ -221,9 +244,9 @@ impl<T: Copy + Eq> KnownSigs<T> {
 }
 
 /// Most objects of one request remembered by [`KnownNamed`].
-const MAX_NAMED_SIG_OBJECTS: usize = 16;
+const MAX_NAMED_SIG_OBJECTS: usize = 64;
 /// Most objects remembered per channel by [`KnownNamed`] (all its requests together).
-const MAX_NAMED_OBJECTS: usize = 64;
+const MAX_NAMED_OBJECTS: usize = 512;
 
 /// A request in any protocol (OPC UA nodes, named objects): protocol, function, unit and every
 /// accessed object with its direction, for [`KnownNamed`].
@@ -325,7 +348,7 @@ impl NovChan {
     fn resolve(b: &Baseline, key: &ChanId) -> Self {
         NovChan {
             ch: channel_index(b, key),
-            assets_known: b.asset(key.client).is_some() && b.asset(key.server).is_some(),
+            assets_known: b.asset(key.client()).is_some() && b.asset(key.server()).is_some(),
             quiet: KnownSigs::default(),
             quiet_named: KnownNamed::default(),
         }

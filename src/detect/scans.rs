@@ -118,11 +118,6 @@ impl<T: Ord + Clone> WindowSet<T> {
         *self.counts.entry(item).or_insert(0) += 1;
     }
 
-    /// Empty and not reported.
-    fn is_idle(&self) -> bool {
-        self.items.is_empty() && !self.reported
-    }
-
     fn distinct(&self) -> usize {
         self.counts.len()
     }
@@ -159,8 +154,6 @@ struct PairState {
     known: KnownSigs<ModSig>,
     /// Other requests found known on it.
     known_named: KnownNamed,
-    /// Every window empty and unreported (after the last event).
-    idle: bool,
 }
 
 /// The scan detector.
@@ -320,9 +313,12 @@ impl Detector for Scans {
             Outcome::Bad { .. } => Some(0),
             _ => None,
         };
-        if cached && exc.is_none() && st.idle && self.thresholds_positive {
-            // Steady polling on an idle pair: nothing is pushed, every window stays empty and
-            // unreported, and with positive thresholds nothing can fire.
+        if cached && exc.is_none() && self.thresholds_positive {
+            // A known request answered normally pushes nothing: every count stays as the last
+            // event left it, and each window already fired or re-armed for those counts then
+            // (every push is followed by its window's check, and a check with unchanged counts
+            // changes nothing, as "fire" and "re-arm" never hold together). With positive
+            // thresholds that holds from the start too. Nothing can happen: skip the checks.
             return;
         }
         // The evidence of a scan: the last events that counted towards one (every alert below
@@ -469,11 +465,6 @@ impl Detector for Scans {
                 &st.recent,
             ));
         }
-        st.idle = st.fcs.is_idle()
-            && st.illegal.is_idle()
-            && st.units.is_idle()
-            && st.blocks.is_idle()
-            && st.exceptions.is_idle();
     }
 }
 

@@ -24,8 +24,8 @@ use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, S
 use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Timing thresholds.
@@ -103,6 +103,21 @@ struct SigState {
     ch: Option<u32>,
     /// Index of the first poll pattern with this signature in that channel.
     poll: Option<u32>,
+    /// The fixed words of its poll-stopped alert, once it fired.
+    stop_text: Option<Box<StopText>>,
+}
+
+/// The parts of a poll-stopped alert that do not change from one stop to the next.
+#[derive(Debug)]
+struct StopText {
+    /// The explanation up to the gap.
+    head: String,
+    /// The explanation after the time of the last request.
+    tail: String,
+    /// The baseline fact.
+    fact: String,
+    /// Where the fact is in the baseline file.
+    reference: String,
 }
 
 #[derive(Debug, Default)]
@@ -125,8 +140,6 @@ struct Chan {
     /// Requests per 10 s above which it is a burst (from the baseline channel).
     burst_limit: u64,
     st: ChanState,
-    /// Its Modbus request signatures already looked up, with their index in `Timing::infos`.
-    sigs: SigSlots,
 }
 
 impl Chan {
@@ -135,7 +148,6 @@ impl Chan {
             ch: None,
             burst_limit: 0,
             st: ChanState::default(),
-            sigs: SigSlots::default(),
         };
         c.bind(cfg, b, key);
         c
@@ -153,40 +165,9 @@ impl Chan {
     }
 }
 
-/// Most signatures in one channel's [`SigSlots`].
-const MAX_CHAN_SIGS: usize = 32;
-
-/// A channel's Modbus signatures and their info index, looked up after the last hit first (a
-/// polling cycle hits it); at most [`MAX_CHAN_SIGS`], the others go through the shared map.
-#[derive(Debug, Default)]
-struct SigSlots {
-    keys: Vec<ModbusSig>,
-    vals: Vec<u32>,
-    next: usize,
-}
-
-impl SigSlots {
-    #[inline]
-    fn get(&mut self, k: &ModbusSig) -> Option<u32> {
-        let i = match self.keys.get(self.next) {
-            Some(x) if x == k => self.next,
-            _ => self.keys.iter().position(|x| x == k)?,
-        };
-        self.next = if i + 1 < self.keys.len() { i + 1 } else { 0 };
-        self.vals.get(i).copied()
-    }
-
-    fn insert(&mut self, k: ModbusSig, v: u32) {
-        if self.keys.len() < MAX_CHAN_SIGS {
-            self.keys.push(k);
-            self.vals.push(v);
-        }
-    }
-}
-
 /// A request signature with the identity of [`SigKey`]: in `Copy` form for Modbus requests
 /// (their first object is a Modbus range or nothing), else the `SigKey` itself.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 enum TSig {
     Modbus(ModbusSig),
     Other(SigKey),
@@ -214,46 +195,53 @@ impl PartialEq for ModbusSig {
 }
 
 impl std::hash::Hash for ModbusSig {
-    /// Hashes everything but the name (equal signatures still hash equal).
+    /// Hashes everything but the name (equal signatures still hash equal), in two words.
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         let sub = self.sub.map_or(0, |s| u64::from(s) + 1);
         let unit = self.unit.map_or(0, |u| u64::from(u) + 1);
-        h.write_u64(u64::from(self.code) | (sub << 32) | (unit << 48));
-        match self.obj {
-            Some((t, start, count)) => {
-                h.write_u64((u64::from(start) << 32) | u64::from(count));
-                h.write_u8(t as u8 + 1);
-            }
-            None => h.write_u8(0),
+        let (table, range) = match self.obj {
+            Some((t, start, count)) => (t as u64 + 1, (u64::from(start) << 32) | u64::from(count)),
+            None => (0, 0),
+        };
+        h.write_u64(u64::from(self.code) | (sub << 32) | (unit << 49) | (table << 58));
+        h.write_u64(range);
+    }
+}
+
+impl ModbusSig {
+    /// The signature of a Modbus request whose first object is a Modbus range, or that has
+    /// none.
+    #[inline]
+    fn of(ev: &IcsEvent) -> Option<ModbusSig> {
+        if ev.proto != AppProto::Modbus {
+            return None;
         }
+        let obj = match ev.accesses.first().map(|a| &a.object) {
+            None => None,
+            Some(ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            }) => Some((*table, *start, *count)),
+            Some(_) => return None,
+        };
+        Some(ModbusSig {
+            code: ev.function.code,
+            name: ev.function.name,
+            sub: ev.function.sub,
+            unit: ev.unit_id,
+            obj,
+        })
     }
 }
 
 impl TSig {
-    #[inline]
     fn of(ev: &IcsEvent) -> TSig {
-        if ev.proto == AppProto::Modbus {
-            let obj = match ev.accesses.first().map(|a| &a.object) {
-                None => Some(None),
-                Some(ObjectRef::Modbus {
-                    table,
-                    start,
-                    count,
-                }) => Some(Some((*table, *start, *count))),
-                Some(_) => None,
-            };
-            if let Some(obj) = obj {
-                return TSig::Modbus(ModbusSig {
-                    code: ev.function.code,
-                    name: ev.function.name,
-                    sub: ev.function.sub,
-                    unit: ev.unit_id,
-                    obj,
-                });
-            }
+        match ModbusSig::of(ev) {
+            Some(m) => TSig::Modbus(m),
+            None => TSig::Other(SigKey::of(ev)),
         }
-        TSig::Other(SigKey::of(ev))
     }
 }
 
@@ -269,6 +257,8 @@ struct SigInfo {
     cycle_pos: Option<usize>,
     /// Index of its state in `Timing::states`.
     state: Option<usize>,
+    /// Index of its channel in `Timing::chans`.
+    chan: u32,
 }
 
 /// The timing detector.
@@ -277,8 +267,10 @@ pub struct Timing {
     cfg: TimingConfig,
     /// Per (channel, signature), looked up once.
     infos: Vec<SigInfo>,
-    /// Index in `infos` by (channel, signature).
-    info_index: HashMap<(ChanId, TSig), u32, KeyHashBuilder>,
+    /// Index in `infos` by (channel, signature), for Modbus signatures ...
+    modbus_index: HashMap<(ChanId, ModbusSig), u32, KeyHashBuilder>,
+    /// ... and the others.
+    info_index: HashMap<(ChanId, SigKey), u32, KeyHashBuilder>,
     /// Poll states, with their channel and signature.
     states: Vec<(ChanId, String, SigState)>,
     /// `states` in (channel, signature) order, for deterministic ticks.
@@ -286,8 +278,10 @@ pub struct Timing {
     /// `order`'s values, refreshed at the first tick after a state was added.
     tick_order: Vec<usize>,
     order_stale: bool,
-    /// Per channel (unknown ones too, up to `max_states`); never iterated into output.
-    chans: HashMap<ChanId, Chan, KeyHashBuilder>,
+    /// Per channel (unknown ones too, up to `max_states`).
+    chans: Vec<Chan>,
+    /// Index in `chans` by channel; never iterated.
+    chan_index: HashMap<ChanId, u32, KeyHashBuilder>,
     /// The baseline the channel indices point into.
     base: Option<(usize, usize, usize)>,
     /// States not kept because the table was full.
@@ -398,12 +392,14 @@ impl Timing {
         Timing {
             cfg,
             infos: Vec::new(),
+            modbus_index: HashMap::default(),
             info_index: HashMap::default(),
             states: Vec::new(),
             order: BTreeMap::new(),
             tick_order: Vec::new(),
             order_stale: false,
-            chans: HashMap::default(),
+            chans: Vec::new(),
+            chan_index: HashMap::default(),
             base: None,
             states_dropped: 0,
         }
@@ -423,12 +419,15 @@ impl Timing {
     fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
         self.base = Some(id);
         // Iterated to update in place only; nothing from here reaches the output.
-        for (key, c) in self.chans.iter_mut() {
-            c.bind(&self.cfg, b, key);
+        for (key, &i) in &self.chan_index {
+            if let Some(c) = self.chans.get_mut(i as usize) {
+                c.bind(&self.cfg, b, key);
+            }
         }
         for (key, sig, st) in &mut self.states {
             st.ch = channel_index(b, key);
             st.poll = poll_index(b, st.ch, sig);
+            st.stop_text = None;
         }
     }
 
@@ -533,108 +532,201 @@ impl Detector for Timing {
         };
         self.sync(b);
         let key = ChanId::of(ev);
-        let full = self.chans.len() >= self.cfg.max_states;
-        let mut uncached = None;
-        let chan = match self.chans.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let c = Chan::new(&self.cfg, b, &key);
+        // A Modbus request already seen on a channel: one lookup finds both.
+        if let Some(m) = ModbusSig::of(ev) {
+            if let Some(&i) = self.modbus_index.get(&(key, m)) {
+                let Some(info) = self.infos.get(i as usize) else {
+                    return;
+                };
+                let Some(chan) = self.chans.get_mut(info.chan as usize) else {
+                    return;
+                };
+                let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+                    return;
+                };
+                let max10 = ch.volume.max_per_10s;
+                Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+                self.request(ev, key, ch, i, out);
+                return;
+            }
+        }
+        let c = match self.chan_index.get(&key) {
+            Some(&c) => c,
+            None => {
+                let chan = Chan::new(&self.cfg, b, &key);
+                let c = u32::try_from(self.chans.len()).ok();
                 // Channels of the baseline are always kept (there are only so many); others
                 // while there is room, else looked up again next time.
-                if full && c.ch.is_none() {
-                    uncached.insert(c)
-                } else {
-                    e.insert(c)
+                match c.filter(|_| chan.ch.is_some() || self.chans.len() < self.cfg.max_states) {
+                    Some(c) => {
+                        self.chans.push(chan);
+                        self.chan_index.insert(key, c);
+                        c
+                    }
+                    None => return,
                 }
             }
+        };
+        let Some(chan) = self.chans.get_mut(c as usize) else {
+            return;
         };
         let Some(ch) = chan.ch.and_then(|i| b.channels.get(i as usize)) else {
             return;
         };
-        let ci = chan.ch;
-        Timing::burst(
-            &mut chan.st,
-            chan.burst_limit,
-            ev,
-            ch.volume.max_per_10s,
-            ch,
-            out,
-        );
+        let max10 = ch.volume.max_per_10s;
+        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
         if ev.proto == AppProto::Opcua && ev.function.code == OPCUA_PUBLISH_REQUEST {
             // An OPC UA client keeps Publish requests queued at the server and sends the next
             // one when a notification or keep-alive comes back: their pace follows how often
             // the data changes, not a polling cycle, so they have no period to keep.
             return;
         }
-        let tsig = TSig::of(ev);
-        let slot = match &tsig {
-            TSig::Modbus(m) => chan.sigs.get(m),
-            TSig::Other(_) => None,
-        };
-        let idx = match slot {
-            Some(i) => i,
-            None => {
-                let skey = (key, tsig);
-                match self.info_index.get(&skey) {
-                    Some(&i) => {
-                        if let TSig::Modbus(m) = skey.1 {
-                            chan.sigs.insert(m, i);
-                        }
-                        i
-                    }
-                    None => {
-                        let sig = SigKey::of(ev).to_string();
-                        let poll = ch
-                            .polls
-                            .iter()
-                            .position(|p| p.periodic && p.signature == sig);
-                        let cycle_pos = ch.cycle.iter().position(|s| *s == sig);
-                        let i = u32::try_from(self.infos.len()).ok();
-                        let Some(i) = i.filter(|_| self.infos.len() < self.cfg.max_states) else {
-                            // Table full: check the order, but keep no poll state.
-                            self.states_dropped += 1;
-                            if let Some(pos) = cycle_pos {
-                                let cycle = &ch.cycle;
-                                Timing::order(
-                                    &self.cfg,
-                                    &mut chan.st,
-                                    ev,
-                                    (&sig, pos),
-                                    cycle,
-                                    ch,
-                                    out,
-                                );
-                            }
-                            return;
-                        };
-                        self.infos.push(SigInfo {
-                            sig,
-                            poll,
-                            cycle_pos,
-                            state: None,
-                        });
-                        if let TSig::Modbus(m) = skey.1 {
-                            chan.sigs.insert(m, i);
-                        }
-                        self.info_index.insert(skey, i);
-                        i
-                    }
-                }
+        let (found, tsig) = match TSig::of(ev) {
+            TSig::Modbus(m) => (self.modbus_index.get(&(key, m)).copied(), TSig::Modbus(m)),
+            TSig::Other(k) => {
+                let skey = (key, k);
+                (self.info_index.get(&skey).copied(), TSig::Other(skey.1))
             }
         };
-        let Some(info) = self.infos.get_mut(idx as usize) else {
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let sig = SigKey::of(ev).to_string();
+                let poll = ch
+                    .polls
+                    .iter()
+                    .position(|p| p.periodic && p.signature == sig);
+                let cycle_pos = ch.cycle.iter().position(|s| *s == sig);
+                let i = u32::try_from(self.infos.len()).ok();
+                let Some(i) = i.filter(|_| self.infos.len() < self.cfg.max_states) else {
+                    // Table full: check the order, but keep no poll state.
+                    self.states_dropped += 1;
+                    if let Some(pos) = cycle_pos {
+                        let cycle = &ch.cycle;
+                        Timing::order(&self.cfg, &mut chan.st, ev, (&sig, pos), cycle, ch, out);
+                    }
+                    return;
+                };
+                self.infos.push(SigInfo {
+                    sig,
+                    poll,
+                    cycle_pos,
+                    state: None,
+                    chan: c,
+                });
+                match tsig {
+                    TSig::Modbus(m) => self.modbus_index.insert((key, m), i),
+                    TSig::Other(k) => self.info_index.insert((key, k), i),
+                };
+                i
+            }
+        };
+        self.request(ev, key, ch, i, out);
+    }
+
+    fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        let Some(b) = baseline else {
             return;
         };
+        self.sync(b);
+        if self.order_stale {
+            self.order_stale = false;
+            self.tick_order.clear();
+            self.tick_order.extend(self.order.values().copied());
+        }
+        for &i in &self.tick_order {
+            let Some((key, sig, st)) = self.states.get_mut(i) else {
+                continue;
+            };
+            if st.stopped {
+                continue;
+            }
+            let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
+                continue;
+            };
+            let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
+                continue;
+            };
+            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
+            let limit = (self.cfg.stop_factor * p.period_ms)
+                .max(self.cfg.stop_gap_factor * p.max_gap_ms)
+                .max(self.cfg.stop_min_ms);
+            if gap_ms <= limit {
+                continue;
+            }
+            st.stopped = true;
+            // The words that depend only on the state and its poll pattern are built at its
+            // first stop and kept: a poll that stops and resumes repeats them.
+            let text = st.stop_text.get_or_insert_with(|| {
+                let period = fmt_num(p.period_ms.round());
+                let max_gap = fmt_num(p.max_gap_ms.round());
+                Box::new(StopText {
+                    head: format!(
+                        "{} stopped polling {} with \"{sig}\": the last request was ",
+                        key.client(),
+                        device_words(key.server(), st.unit),
+                    ),
+                    tail: format!(
+                        ". In the baseline it came every {period} ms and was never more than \
+                         {max_gap} ms late. A master that stops polling loses sight of the \
+                         process: the operator may be looking at stale values, or the master or \
+                         PLC may have crashed or been taken over."
+                    ),
+                    fact: format!("period {period} ms, longest gap {max_gap} ms"),
+                    // As `Channel::ref_name`, in one string.
+                    reference: format!(
+                        "channels[{}>{} {}].polls[{sig}]",
+                        ch.client, ch.server, ch.proto
+                    ),
+                })
+            });
+            let gap = fmt_num((gap_ms / 100.0).round() / 10.0);
+            let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
+            explanation.push_str(&text.head);
+            explanation.push_str(&gap);
+            explanation.push_str(" s ago, at ");
+            // Writing to a String cannot fail.
+            let _ = write!(explanation, "{}", st.last);
+            explanation.push_str(&text.tail);
+            let mut a = Alert::new(
+                &POLL_STOPPED,
+                now,
+                &st.client,
+                &st.server,
+                key.proto(),
+                explanation,
+            )
+            .with_fact(text.fact.clone(), text.reference.clone());
+            a.otwatch.unit_id = st.unit;
+            a.otwatch.evidence.push(AlertEvidence::from_event(
+                &st.last_ev,
+                event_summary(&st.last_ev),
+            ));
+            out.push(a);
+        }
+    }
+}
+
+impl Timing {
+    /// The order and period checks of a request with info `i` on the baseline channel `ch`.
+    fn request(&mut self, ev: &IcsEvent, key: ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
+        let Some(info) = self.infos.get_mut(i as usize) else {
+            return;
+        };
+        let ci = self.chans.get(info.chan as usize).and_then(|c| c.ch);
         if let Some(pos) = info.cycle_pos {
-            Timing::order(
-                &self.cfg,
-                &mut chan.st,
-                ev,
-                (&info.sig, pos),
-                &ch.cycle,
-                ch,
-                out,
-            );
+            if let Some(chan) = self.chans.get_mut(info.chan as usize) {
+                let cycle = &ch.cycle;
+                Timing::order(
+                    &self.cfg,
+                    &mut chan.st,
+                    ev,
+                    (&info.sig, pos),
+                    cycle,
+                    ch,
+                    out,
+                );
+            }
         }
         let Some(p) = info.poll.and_then(|i| ch.polls.get(i)) else {
             return;
@@ -646,10 +738,17 @@ impl Detector for Timing {
         else {
             let i = self.states.len();
             info.state = Some(i);
-            self.order
-                .insert(((key.client, key.server, key.proto), info.sig.clone()), i);
+            self.order.insert(
+                ((key.client(), key.server(), key.proto()), info.sig.clone()),
+                i,
+            );
             self.order_stale = true;
-            let poll = poll_index(b, ci, &info.sig);
+            // The first poll pattern with this signature, as ticks look it up.
+            let poll = ch
+                .polls
+                .iter()
+                .position(|p| p.signature == info.sig)
+                .and_then(|i| u32::try_from(i).ok());
             self.states.push((
                 key,
                 info.sig.clone(),
@@ -665,6 +764,7 @@ impl Detector for Timing {
                     last_ev: evidence_copy(ev),
                     ch: ci,
                     poll,
+                    stop_text: None,
                 },
             ));
             return;
@@ -728,76 +828,6 @@ impl Detector for Timing {
                 format!("{}.polls[{}]", ch.ref_name(), p.signature),
             ),
         );
-    }
-
-    fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let Some(b) = baseline else {
-            return;
-        };
-        self.sync(b);
-        if self.order_stale {
-            self.order_stale = false;
-            self.tick_order.clear();
-            self.tick_order.extend(self.order.values().copied());
-        }
-        for &i in &self.tick_order {
-            let Some((key, sig, st)) = self.states.get_mut(i) else {
-                continue;
-            };
-            if st.stopped {
-                continue;
-            }
-            let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
-                continue;
-            };
-            let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
-                continue;
-            };
-            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
-            let limit = (self.cfg.stop_factor * p.period_ms)
-                .max(self.cfg.stop_gap_factor * p.max_gap_ms)
-                .max(self.cfg.stop_min_ms);
-            if gap_ms <= limit {
-                continue;
-            }
-            st.stopped = true;
-            let period = fmt_num(p.period_ms.round());
-            let max_gap = fmt_num(p.max_gap_ms.round());
-            let explanation = format!(
-                "{} stopped polling {} with \"{sig}\": the last request was {} s ago, at {}. In \
-                 the baseline it came every {} ms and was never more than {} ms late. A master \
-                 that stops polling loses sight of the process: the operator may be looking \
-                 at stale values, or the master or PLC may have crashed or been taken over.",
-                key.client,
-                device_words(key.server, st.unit),
-                fmt_num((gap_ms / 100.0).round() / 10.0),
-                st.last,
-                period,
-                max_gap,
-            );
-            let mut a = Alert::new(
-                &POLL_STOPPED,
-                now,
-                &st.client,
-                &st.server,
-                key.proto,
-                explanation,
-            )
-            .with_fact(
-                format!("period {period} ms, longest gap {max_gap} ms"),
-                // As `Channel::ref_name`, in one string.
-                format!(
-                    "channels[{}>{} {}].polls[{sig}]",
-                    ch.client, ch.server, ch.proto
-                ),
-            );
-            a.otwatch.unit_id = st.unit;
-            a.otwatch.evidence.push(AlertEvidence::from_event(
-                &st.last_ev,
-                event_summary(&st.last_ev),
-            ));
-            out.push(a);
-        }
     }
 }
 
