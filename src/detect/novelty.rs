@@ -1039,6 +1039,126 @@ mod tests {
     }
 
     #[test]
+    fn cached_requests_follow_the_baseline_in_use() {
+        // Quiet under one baseline, cached; then another baseline (where the same request is
+        // new) is handed to the same detector: the cache must not answer for it.
+        let known = learnt();
+        let mut l = Learner::default();
+        for i in 0..50 {
+            l.observe(&read_coils(i * 1000, MASTER, PLC, 1, 0, &[true]));
+        }
+        let other = l.finish().unwrap();
+        let req = read_hr(99_000, MASTER, PLC, 1, 0, &[1]);
+        let mut d = Novelty::new(NoveltyConfig::default());
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            d.on_event(&req, Some(&known), &mut out);
+        }
+        assert!(out.is_empty());
+        d.on_event(&req, Some(&other), &mut out);
+        assert_eq!(kinds(&out), ["new_function", "new_object_read"]);
+        // And back: quiet again, and a request that raised is never cached as quiet.
+        out.clear();
+        let new_block = read_hr(99_000, MASTER, PLC, 1, 100, &[1]);
+        for _ in 0..3 {
+            d.on_event(&req, Some(&known), &mut out);
+            d.on_event(&new_block, Some(&known), &mut out);
+        }
+        assert_eq!(kinds(&out), ["new_object_read"; 3]);
+    }
+
+    #[test]
+    fn full_channel_cache_still_checks_everything() {
+        let b = learnt();
+        let cfg = NoveltyConfig {
+            max_cached_channels: 1,
+            ..NoveltyConfig::default()
+        };
+        let mut d = Novelty::new(cfg);
+        let mut out = Vec::new();
+        // The rogue's channel takes the only slot; the master's is looked up every time.
+        d.on_event(&read_hr(1, ROGUE, PLC, 1, 0, &[1]), Some(&b), &mut out);
+        for i in 0..3 {
+            d.on_event(&read_hr(2 + i, MASTER, PLC, 1, 0, &[1]), Some(&b), &mut out);
+            d.on_event(
+                &read_hr(2 + i, MASTER, PLC, 1, 100, &[1]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        d.on_event(&read_hr(9, ROGUE, PLC, 1, 0, &[1]), Some(&b), &mut out);
+        assert_eq!(
+            kinds(&out),
+            [
+                "new_asset",
+                "new_channel",
+                "new_object_read",
+                "new_object_read",
+                "new_object_read",
+                "new_channel"
+            ]
+        );
+        assert_eq!(d.channels_uncached, 6);
+    }
+
+    #[test]
+    fn known_sigs_hint_and_cap() {
+        let mut k = KnownSigs::default();
+        for i in 0..MAX_KNOWN_SIGS as u32 {
+            assert!(!k.contains(&i));
+            assert!(k.insert(i));
+        }
+        assert!(!k.insert(999), "full");
+        assert!(!k.contains(&999));
+        // A cycle hits the hint; any order still finds everything.
+        for i in (0..MAX_KNOWN_SIGS as u32).chain([5, 3, 31, 0]) {
+            assert!(k.contains(&i));
+        }
+        k.clear();
+        assert!(!k.contains(&0));
+    }
+
+    #[test]
+    fn modbus_signatures_tell_requests_apart() {
+        let a = read_hr(0, MASTER, PLC, 1, 0, &[1, 2]);
+        let sig = |e: &IcsEvent| ModSig::of(e).unwrap();
+        assert_eq!(sig(&a), sig(&read_hr(5, MASTER, PLC, 1, 0, &[7, 8])));
+        assert_ne!(sig(&a), sig(&read_hr(0, MASTER, PLC, 2, 0, &[1, 2])));
+        assert_ne!(sig(&a), sig(&read_hr(0, MASTER, PLC, 1, 1, &[1, 2])));
+        assert_ne!(sig(&a), sig(&read_hr(0, MASTER, PLC, 1, 0, &[1])));
+        assert_ne!(sig(&a), sig(&read_ir(0, MASTER, PLC, 1, 0, &[1, 2])));
+        assert_ne!(
+            sig(&write_hr(0, MASTER, PLC, 1, 0, 1)),
+            sig(&read_hr(0, MASTER, PLC, 1, 0, &[1]))
+        );
+        let mut b = a.clone();
+        b.proto = AppProto::Opcua;
+        assert!(ModSig::of(&b).is_none());
+    }
+
+    #[test]
+    fn channel_ids_round_trip() {
+        let mut e = read_hr(0, MASTER, PLC, 1, 0, &[1]);
+        let k = ChanId::of(&e);
+        assert_eq!(
+            (k.client(), k.server(), k.proto()),
+            (ip(MASTER), ip(PLC), AppProto::Modbus)
+        );
+        e.client.ip = "fe80::1".parse().unwrap();
+        e.proto = AppProto::Opcua;
+        let k6 = ChanId::of(&e);
+        assert_eq!(
+            (k6.client(), k6.server(), k6.proto()),
+            (e.client.ip, ip(PLC), AppProto::Opcua)
+        );
+        assert_ne!(k, k6);
+        // An IPv4 address and the IPv6 address with the same low bits are different keys.
+        e.client.ip = "::10.0.0.1".parse().unwrap();
+        e.proto = AppProto::Modbus;
+        assert_ne!(ChanId::of(&e), k);
+    }
+
+    #[test]
     fn new_asset_reported_once() {
         let b = learnt();
         let mut d = Novelty::new(NoveltyConfig::default());

@@ -563,6 +563,55 @@ mod tests {
     }
 
     #[test]
+    fn known_requests_skip_checks_but_not_exceptions() {
+        use crate::baseline::Learner;
+        let mut l = Learner::default();
+        for i in 0..50 {
+            l.observe(&read_hr(i * 1000, MASTER, PLC, 1, 0, &[1]));
+        }
+        let b = l.finish().unwrap();
+        let mut d = Scans::new(ScanConfig::default());
+        let mut out = Vec::new();
+        // Known polling first (cached as known), then the same request answered with
+        // exceptions: they count and make a burst.
+        for i in 0..10 {
+            d.on_event(
+                &read_hr(i * 100, MASTER, PLC, 1, 0, &[1]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        assert!(out.is_empty());
+        for i in 0..25 {
+            let mut e = read_hr(2000 + i * 100, MASTER, PLC, 1, 0, &[]);
+            e.outcome = exception(2);
+            d.on_event(&e, Some(&b), &mut out);
+            // Known requests in between change nothing.
+            d.on_event(
+                &read_hr(2050 + i * 100, MASTER, PLC, 1, 0, &[1]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        assert_eq!(kinds(&out), ["exception_burst"]);
+        assert_eq!(out[0].otwatch.evidence.len(), MAX_EVIDENCE.min(20));
+        // Another baseline for the same detector: the cached "known" must go.
+        let mut l = Learner::default();
+        for i in 0..50 {
+            l.observe(&read_coils(i * 1000, MASTER, PLC, 1, 0, &[true]));
+        }
+        let other = l.finish().unwrap();
+        out.clear();
+        for fc in 0..8u32 {
+            let mut e = read_hr(100_000 + i64::from(fc), MASTER, PLC, 1, 0, &[1]);
+            e.function.code = 3 + 100 * fc;
+            d.on_event(&e, Some(&other), &mut out);
+        }
+        assert_eq!(kinds(&out), ["function_code_scan"]);
+        assert!(out[0].otwatch.explanation.contains("8 different new"));
+    }
+
+    #[test]
     fn window_slides() {
         // 8 function codes spread over 10 minutes never make a scan.
         let evs: Vec<IcsEvent> = (1..=8)

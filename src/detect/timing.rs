@@ -944,6 +944,112 @@ mod tests {
     }
 
     #[test]
+    fn full_state_table_and_another_baseline() {
+        // No room for poll states: stops and period changes go unseen, the order is still
+        // checked, and every refused signature is counted.
+        let b = learnt();
+        let cfg = TimingConfig {
+            max_states: 0,
+            ..TimingConfig::default()
+        };
+        let mut d = Timing::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..20 {
+            let t = 700_000 + i * 1000;
+            d.on_event(
+                &read_coils(t, MASTER, PLC, 1, 0, &[true]),
+                Some(&b),
+                &mut out,
+            );
+            d.on_event(
+                &read_coils(t + 5, MASTER, PLC, 1, 0, &[true]),
+                Some(&b),
+                &mut out,
+            );
+            d.on_event(
+                &read_hr(t + 15, MASTER, PLC, 1, 0, &[1, 2]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+        let kinds: Vec<_> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["poll_order_changed"]);
+        assert_eq!(d.states_dropped, 60);
+
+        // States made under one baseline, ticked under another without the channel: silent.
+        let mut d = Timing::new(TimingConfig::default());
+        let mut out = Vec::new();
+        for e in normal(700, 720, 1000) {
+            d.on_event(&e, Some(&b), &mut out);
+        }
+        let mut l = Learner::default();
+        for i in 0..600i64 {
+            l.observe(&read_hr(i * 1000, ROGUE, PLC, 1, 0, &[1]));
+        }
+        let other = l.finish().unwrap();
+        d.on_tick(ts_ms(800_000), Some(&other), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Back to the first: both polls stopped.
+        d.on_tick(ts_ms(800_000), Some(&b), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+    }
+
+    #[test]
+    fn evidence_of_a_stop_is_the_last_request() {
+        let ticks: Vec<i64> = vec![760_000];
+        let mut evs = normal(700, 750, 1000);
+        // The last read has more values and accesses than the summary shows.
+        if let Some(e) = evs.iter_mut().rev().find(|e| e.function.code == 3) {
+            e.accesses[0].values = ints(&[1, 2, 3, 4, 5, 6]);
+        }
+        let last = evs
+            .iter()
+            .rev()
+            .find(|e| e.function.code == 3)
+            .unwrap()
+            .clone();
+        let out = run(&evs, &ticks);
+        let stop = out
+            .iter()
+            .find(|a| a.otwatch.explanation.contains("holding_register"))
+            .unwrap();
+        assert_eq!(
+            stop.otwatch.evidence[0].summary,
+            event_summary(&last),
+            "{stop:?}"
+        );
+        assert_eq!(stop.otwatch.evidence[0].packet, last.evidence.packet);
+        let mut kept = evidence_copy(&evs[0]);
+        keep_for_evidence(&mut kept, &last);
+        assert_eq!(event_summary(&kept), event_summary(&last));
+    }
+
+    #[test]
+    fn sorted_window_median() {
+        let mut d = Timing::new(TimingConfig::default());
+        let b = learnt();
+        let mut out = Vec::new();
+        // Irregular intervals around 1 s: the median stays within tolerance.
+        let mut t = 700_000;
+        for i in 0..40 {
+            t += [990, 1010, 400, 1600, 1000][i % 5];
+            d.on_event(&read_hr(t, MASTER, PLC, 1, 0, &[1, 2]), Some(&b), &mut out);
+            d.on_event(
+                &read_coils(t + 15, MASTER, PLC, 1, 0, &[true]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "{out:?}");
+        for (_, _, st) in &d.states {
+            let mut r: Vec<u64> = st.recent.iter().copied().collect();
+            r.sort_unstable();
+            assert_eq!(r, st.sorted);
+        }
+    }
+
+    #[test]
     fn period_change_and_burst_and_order() {
         let out = run(&normal(700, 720, 400), &[]);
         let kinds: Vec<_> = out.iter().map(|a| a.otwatch.kind).collect();
