@@ -105,6 +105,34 @@ struct SigState {
     poll: Option<u32>,
     /// The fixed words of its poll-stopped alert, once it fired.
     stop_text: Option<Box<StopText>>,
+    /// It cannot be found stopped while at most this many microseconds passed since `last`
+    /// (see [`quiet_us`]).
+    quiet_us: i64,
+}
+
+/// How long (ms) a poll may be silent before it counts as stopped.
+fn stop_limit_ms(cfg: &TimingConfig, p: &crate::baseline::PollPattern) -> f64 {
+    (cfg.stop_factor * p.period_ms)
+        .max(cfg.stop_gap_factor * p.max_gap_ms)
+        .max(cfg.stop_min_ms)
+}
+
+/// Microseconds after its last request during which a poll with this stop limit cannot be
+/// found stopped, with a margin for rounding (very negative when the limit is negative or not
+/// a number: always checked).
+fn quiet_us(limit_ms: f64) -> i64 {
+    if limit_ms >= 0.0 {
+        ((limit_ms * 1000.0).floor() as i64).saturating_sub(2)
+    } else {
+        i64::MIN / 4
+    }
+}
+
+/// [`quiet_us`] of the poll pattern `poll` of channel `ch` (none: never checked at ticks).
+fn quiet_of(cfg: &TimingConfig, b: &Baseline, ch: Option<u32>, poll: Option<u32>) -> i64 {
+    ch.and_then(|c| b.channels.get(c as usize))
+        .and_then(|c| poll.and_then(|p| c.polls.get(p as usize)))
+        .map_or(i64::MAX / 4, |p| quiet_us(stop_limit_ms(cfg, p)))
 }
 
 /// The parts of a poll-stopped alert that do not change from one stop to the next.
@@ -284,6 +312,9 @@ pub struct Timing {
     chan_index: HashMap<ChanId, u32, KeyHashBuilder>,
     /// The baseline the channel indices point into.
     base: Option<(usize, usize, usize)>,
+    /// No poll can be found stopped at a tick up to this time (µs): a lower bound of every
+    /// running state's last request plus its `quiet_us`, lowered as requests come.
+    quiet_until: i64,
     /// States not kept because the table was full.
     pub states_dropped: u64,
 }
@@ -401,6 +432,7 @@ impl Timing {
             chans: Vec::new(),
             chan_index: HashMap::default(),
             base: None,
+            quiet_until: i64::MIN,
             states_dropped: 0,
         }
     }
@@ -424,13 +456,16 @@ impl Timing {
                 c.bind(&self.cfg, b, key);
             }
         }
+        self.quiet_until = i64::MIN;
         for (key, sig, st) in &mut self.states {
             st.ch = channel_index(b, key);
             st.poll = poll_index(b, st.ch, sig);
             st.stop_text = None;
+            st.quiet_us = quiet_of(&self.cfg, b, st.ch, st.poll);
         }
     }
 
+    #[inline]
     fn burst(
         st: &mut ChanState,
         limit: u64,
@@ -634,6 +669,12 @@ impl Detector for Timing {
             self.tick_order.clear();
             self.tick_order.extend(self.order.values().copied());
         }
+        let now_us = now.as_micros();
+        if now_us <= self.quiet_until {
+            // No running poll has been silent long enough to be stopped.
+            return;
+        }
+        let mut quiet_until = i64::MAX;
         for &i in &self.tick_order {
             let Some((key, sig, st)) = self.states.get_mut(i) else {
                 continue;
@@ -648,10 +689,10 @@ impl Detector for Timing {
                 continue;
             };
             let gap_ms = now.micros_since(st.last) as f64 / 1e3;
-            let limit = (self.cfg.stop_factor * p.period_ms)
-                .max(self.cfg.stop_gap_factor * p.max_gap_ms)
-                .max(self.cfg.stop_min_ms);
+            let limit = stop_limit_ms(&self.cfg, p);
             if gap_ms <= limit {
+                let until = st.last.as_micros().saturating_add(st.quiet_us);
+                quiet_until = quiet_until.min(until);
                 continue;
             }
             st.stopped = true;
@@ -704,11 +745,13 @@ impl Detector for Timing {
             ));
             out.push(a);
         }
+        self.quiet_until = quiet_until;
     }
 }
 
 impl Timing {
     /// The order and period checks of a request with info `i` on the baseline channel `ch`.
+    #[inline]
     fn request(&mut self, ev: &IcsEvent, key: ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
         let Some(info) = self.infos.get_mut(i as usize) else {
             return;
@@ -749,6 +792,13 @@ impl Timing {
                 .iter()
                 .position(|p| p.signature == info.sig)
                 .and_then(|i| u32::try_from(i).ok());
+            let quiet = ch
+                .polls
+                .get(poll.map_or(usize::MAX, |p| p as usize))
+                .map_or(i64::MAX / 4, |p| quiet_us(stop_limit_ms(&self.cfg, p)));
+            self.quiet_until = self
+                .quiet_until
+                .min(ev.ts.as_micros().saturating_add(quiet));
             self.states.push((
                 key,
                 info.sig.clone(),
@@ -765,12 +815,16 @@ impl Timing {
                     ch: ci,
                     poll,
                     stop_text: None,
+                    quiet_us: quiet,
                 },
             ));
             return;
         };
         let d = ev.ts.micros_since(st.last);
         st.last = ev.ts;
+        self.quiet_until = self
+            .quiet_until
+            .min(ev.ts.as_micros().saturating_add(st.quiet_us));
         st.client = ev.client;
         st.server = ev.server;
         keep_for_evidence(&mut st.last_ev, ev);
