@@ -256,6 +256,7 @@ struct NamedSig {
     objs: Vec<(AccessDir, ObjectRef)>,
 }
 
+#[inline]
 fn named_head(ev: &IcsEvent) -> u64 {
     let sub = ev.function.sub.map_or(0, |s| u64::from(s) + 1);
     let unit = ev.unit_id.map_or(0, |u| u64::from(u) + 1);
@@ -267,6 +268,7 @@ fn named_head(ev: &IcsEvent) -> u64 {
 }
 
 impl NamedSig {
+    #[inline]
     fn matches(&self, head: u64, ev: &IcsEvent) -> bool {
         self.head == head
             && self.objs.len() == ev.accesses.len()
