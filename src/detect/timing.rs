@@ -330,11 +330,6 @@ fn median(sorted: &[u64]) -> f64 {
 fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
     dst.ts = src.ts;
     dst.proto = src.proto;
-    dst.flow_id = src.flow_id;
-    dst.client = src.client;
-    dst.server = src.server;
-    dst.unit_id = src.unit_id;
-    dst.op = src.op;
     dst.function.clone_from(&src.function);
     dst.outcome.clone_from(&src.outcome);
     if !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file) {
@@ -483,21 +478,26 @@ impl Timing {
         st.count += 1;
         if st.count > limit && !st.burst_reported {
             st.burst_reported = true;
-            let explanation = format!(
-                "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
-                 never sent more than {max10} in 10 seconds. A flood of requests can overload \
-                 a PLC (denial of service) or force outputs by brute force.",
-                ev.client.ip,
-                st.count,
-                device_words(ev.server.ip, ev.unit_id)
-            );
-            out.push(
-                Alert::from_event(&TRAFFIC_BURST, ev, explanation, event_summary(ev)).with_fact(
-                    format!("at most {max10} requests per 10 s"),
-                    format!("{}.volume.max_per_10s", ch.ref_name()),
-                ),
-            );
+            Timing::burst_alert(st.count, ev, max10, ch, out);
         }
+    }
+
+    #[cold]
+    fn burst_alert(count: u64, ev: &IcsEvent, max10: u64, ch: &Channel, out: &mut Vec<Alert>) {
+        let explanation = format!(
+            "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
+             never sent more than {max10} in 10 seconds. A flood of requests can overload \
+             a PLC (denial of service) or force outputs by brute force.",
+            ev.client.ip,
+            count,
+            device_words(ev.server.ip, ev.unit_id)
+        );
+        out.push(
+            Alert::from_event(&TRAFFIC_BURST, ev, explanation, event_summary(ev)).with_fact(
+                format!("at most {max10} requests per 10 s"),
+                format!("{}.volume.max_per_10s", ch.ref_name()),
+            ),
+        );
     }
 
     fn order(
