@@ -15,7 +15,10 @@ use crate::baseline::{
     with_space_key, Baseline, Channel, RangeSet,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef};
-use std::collections::BTreeSet;
+use crate::flow::hash::KeyHashBuilder;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 /// Novelty thresholds.
@@ -24,12 +27,332 @@ pub struct NoveltyConfig {
     /// Most new addresses remembered as already reported (beyond: reported again, and the
     /// aggregator counts them).
     pub max_reported_assets: usize,
+    /// Most channels whose baseline lookups are cached (beyond: looked up on every event).
+    pub max_cached_channels: usize,
 }
 
 impl Default for NoveltyConfig {
     fn default() -> Self {
         NoveltyConfig {
             max_reported_assets: 4096,
+            max_cached_channels: 65_536,
+        }
+    }
+}
+
+/// A channel (client, server, protocol) as a hash key: the addresses as numbers (IPv4 in the
+/// low 32 bits) with tags for IPv6 and the protocol, compared and hashed as words (one word
+/// for two IPv4 addresses). Shared by the per-channel caches of novelty, timing and scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChanId {
+    client: u128,
+    server: u128,
+    /// Bit 0: OPC UA; bit 1: the client is IPv6; bit 2: the server is IPv6.
+    tags: u8,
+}
+
+fn ip_bits(ip: IpAddr) -> (u128, bool) {
+    match ip {
+        IpAddr::V4(a) => (u128::from(a.to_bits()), false),
+        IpAddr::V6(a) => (a.to_bits(), true),
+    }
+}
+
+fn bits_ip(bits: u128, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(std::net::Ipv6Addr::from_bits(bits))
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::from_bits(bits as u32))
+    }
+}
+
+impl ChanId {
+    /// The channel of an event.
+    #[inline]
+    pub(crate) fn of(ev: &IcsEvent) -> Self {
+        let (client, c6) = ip_bits(ev.client.ip);
+        let (server, s6) = ip_bits(ev.server.ip);
+        let proto = match ev.proto {
+            AppProto::Modbus => 0u8,
+            AppProto::Opcua => 1,
+        };
+        ChanId {
+            client,
+            server,
+            tags: proto | (u8::from(c6) << 1) | (u8::from(s6) << 2),
+        }
+    }
+
+    /// The client's address.
+    pub(crate) fn client(&self) -> IpAddr {
+        bits_ip(self.client, self.tags & 2 != 0)
+    }
+
+    /// The server's address.
+    pub(crate) fn server(&self) -> IpAddr {
+        bits_ip(self.server, self.tags & 4 != 0)
+    }
+
+    /// The protocol.
+    pub(crate) fn proto(&self) -> AppProto {
+        if self.tags & 1 != 0 {
+            AppProto::Opcua
+        } else {
+            AppProto::Modbus
+        }
+    }
+}
+
+impl Hash for ChanId {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        if self.tags & 6 == 0 {
+            h.write_u64(((self.client as u64) << 32) | self.server as u64);
+        } else {
+            h.write_u64(self.client as u64);
+            h.write_u64((self.client >> 64) as u64);
+            h.write_u64(self.server as u64);
+            h.write_u64((self.server >> 64) as u64);
+        }
+        h.write_u8(self.tags);
+    }
+}
+
+/// Identity of a loaded baseline (its address and size): per-channel caches hold indices into
+/// it and are rebuilt when a detector is handed another one.
+pub(crate) fn baseline_id(b: &Baseline) -> (usize, usize, usize) {
+    (
+        std::ptr::from_ref(b) as usize,
+        b.channels.len(),
+        b.assets.len(),
+    )
+}
+
+/// Index in `b.channels` of the baseline channel of `key`.
+pub(crate) fn channel_index(b: &Baseline, key: &ChanId) -> Option<u32> {
+    let ch = b.channel(key.client(), key.server(), key.proto())?;
+    let size = std::mem::size_of::<Channel>().max(1);
+    let i = (std::ptr::from_ref(ch) as usize).wrapping_sub(b.channels.as_ptr() as usize) / size;
+    // The index is checked against the slice, so a wrong one can only miss.
+    b.channels
+        .get(i)
+        .is_some_and(|c| std::ptr::eq(c, ch))
+        .then(|| u32::try_from(i).ok())
+        .flatten()
+}
+
+/// A Modbus request in `Copy` form: unit, function and up to two accesses (direction and
+/// addresses), packed in words. Everything the baseline checks of novelty and scans look at;
+/// values excluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ModSig {
+    /// Function code, sub-function, unit id and number of accesses.
+    head: u64,
+    /// Start and count of each access.
+    ranges: [u64; 2],
+    /// Direction and table of each access.
+    kinds: u16,
+}
+
+impl ModSig {
+    /// The signature of a Modbus event with at most two Modbus accesses; `None` otherwise.
+    #[inline]
+    pub(crate) fn of(ev: &IcsEvent) -> Option<Self> {
+        if ev.proto != AppProto::Modbus || ev.accesses.len() > 2 {
+            return None;
+        }
+        let mut ranges = [0u64; 2];
+        let mut kinds = 0u16;
+        for (i, (slot, a)) in ranges.iter_mut().zip(&ev.accesses).enumerate() {
+            let ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            } = a.object
+            else {
+                return None;
+            };
+            *slot = (u64::from(start) << 32) | u64::from(count);
+            let dir = match a.dir {
+                AccessDir::Read => 0u16,
+                AccessDir::Write => 1,
+            };
+            kinds |= ((table as u16) << 1 | dir) << (i * 8);
+        }
+        let sub = ev.function.sub.map_or(0, |s| u64::from(s) + 1);
+        let unit = ev.unit_id.map_or(0, |u| u64::from(u) + 1);
+        Some(ModSig {
+            head: u64::from(ev.function.code)
+                | (sub << 32)
+                | (unit << 49)
+                | ((ev.accesses.len() as u64) << 58),
+            ranges,
+            kinds,
+        })
+    }
+}
+
+/// Most request signatures remembered per channel by [`KnownSigs`].
+pub(crate) const MAX_KNOWN_SIGS: usize = 32;
+
+/// Request signatures of one channel already found to need nothing (at most
+/// [`MAX_KNOWN_SIGS`]). Looked up at the slot after the last hit first: a polling cycle hits it.
+#[derive(Debug)]
+pub(crate) struct KnownSigs<T> {
+    sigs: Vec<T>,
+    next: usize,
+}
+
+impl<T> Default for KnownSigs<T> {
+    fn default() -> Self {
+        KnownSigs {
+            sigs: Vec::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<T: Copy + Eq> KnownSigs<T> {
+    /// True when `s` is remembered.
+    #[inline]
+    pub(crate) fn contains(&mut self, s: &T) -> bool {
+        let i = match self.sigs.get(self.next) {
+            Some(x) if x == s => self.next,
+            _ => match self.sigs.iter().position(|x| x == s) {
+                Some(i) => i,
+                None => return false,
+            },
+        };
+        self.next = if i + 1 < self.sigs.len() { i + 1 } else { 0 };
+        true
+    }
+
+    /// Remembers `s`; false when the set is full (not remembered).
+    pub(crate) fn insert(&mut self, s: T) -> bool {
+        if self.sigs.len() >= MAX_KNOWN_SIGS {
+            return false;
+        }
+        self.sigs.push(s);
+        true
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.sigs.clear();
+        self.next = 0;
+    }
+}
+
+/// Most objects of one request remembered by [`KnownNamed`].
+const MAX_NAMED_SIG_OBJECTS: usize = 64;
+/// Most objects remembered per channel by [`KnownNamed`] (all its requests together).
+const MAX_NAMED_OBJECTS: usize = 512;
+
+/// A request in any protocol (OPC UA nodes, named objects): protocol, function, unit and every
+/// accessed object with its direction, for [`KnownNamed`].
+#[derive(Debug)]
+struct NamedSig {
+    head: u64,
+    objs: Vec<(AccessDir, ObjectRef)>,
+}
+
+#[inline]
+fn named_head(ev: &IcsEvent) -> u64 {
+    let sub = ev.function.sub.map_or(0, |s| u64::from(s) + 1);
+    let unit = ev.unit_id.map_or(0, |u| u64::from(u) + 1);
+    let proto = match ev.proto {
+        AppProto::Modbus => 0,
+        AppProto::Opcua => 1,
+    };
+    u64::from(ev.function.code) | (sub << 32) | (unit << 49) | (proto << 58)
+}
+
+impl NamedSig {
+    #[inline]
+    fn matches(&self, head: u64, ev: &IcsEvent) -> bool {
+        self.head == head
+            && self.objs.len() == ev.accesses.len()
+            && self
+                .objs
+                .iter()
+                .zip(&ev.accesses)
+                .all(|((d, o), a)| *d == a.dir && *o == a.object)
+    }
+}
+
+/// Requests of one channel (with objects of any kind) already found to need nothing, up to
+/// [`MAX_NAMED_OBJECTS`] objects in all; looked up after the last hit first.
+#[derive(Debug, Default)]
+pub(crate) struct KnownNamed {
+    sigs: Vec<NamedSig>,
+    objects: usize,
+    next: usize,
+}
+
+impl KnownNamed {
+    /// True when the request of `ev` is remembered.
+    pub(crate) fn contains(&mut self, ev: &IcsEvent) -> bool {
+        if self.sigs.is_empty() {
+            return false;
+        }
+        let head = named_head(ev);
+        let i = match self.sigs.get(self.next) {
+            Some(x) if x.matches(head, ev) => self.next,
+            _ => match self.sigs.iter().position(|x| x.matches(head, ev)) {
+                Some(i) => i,
+                None => return false,
+            },
+        };
+        self.next = if i + 1 < self.sigs.len() { i + 1 } else { 0 };
+        true
+    }
+
+    /// Remembers the request of `ev`; false when there is no room (not remembered).
+    pub(crate) fn insert(&mut self, ev: &IcsEvent) -> bool {
+        let n = ev.accesses.len();
+        if n > MAX_NAMED_SIG_OBJECTS || self.objects + n > MAX_NAMED_OBJECTS {
+            return false;
+        }
+        self.objects += n;
+        self.sigs.push(NamedSig {
+            head: named_head(ev),
+            objs: ev
+                .accesses
+                .iter()
+                .map(|a| (a.dir, a.object.clone()))
+                .collect(),
+        });
+        true
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.sigs.clear();
+        self.objects = 0;
+        self.next = 0;
+    }
+}
+
+/// What novelty found of one channel in the baseline.
+#[derive(Debug)]
+struct NovChan {
+    /// Index of the baseline channel.
+    ch: Option<u32>,
+    /// Both endpoints are baseline assets.
+    assets_known: bool,
+    /// Modbus requests on the channel that raised nothing.
+    quiet: KnownSigs<ModSig>,
+    /// Other requests on the channel that raised nothing.
+    quiet_named: KnownNamed,
+}
+
+impl NovChan {
+    fn resolve(b: &Baseline, key: &ChanId) -> Self {
+        NovChan {
+            ch: channel_index(b, key),
+            assets_known: b.asset(key.client()).is_some() && b.asset(key.server()).is_some(),
+            quiet: KnownSigs::default(),
+            quiet_named: KnownNamed::default(),
         }
     }
 }
@@ -39,6 +362,14 @@ impl Default for NoveltyConfig {
 pub struct Novelty {
     cfg: NoveltyConfig,
     reported_assets: BTreeSet<IpAddr>,
+    /// Per channel; never iterated, so a hash map.
+    chans: HashMap<ChanId, NovChan, KeyHashBuilder>,
+    /// The baseline `chans` was filled from.
+    base: Option<(usize, usize, usize)>,
+    /// Events on channels not cached because the cache was full.
+    pub channels_uncached: u64,
+    /// Quiet requests not remembered because their channel's set was full.
+    pub sigs_uncached: u64,
 }
 
 impl Novelty {
@@ -47,6 +378,10 @@ impl Novelty {
         Novelty {
             cfg,
             reported_assets: BTreeSet::new(),
+            chans: HashMap::default(),
+            base: None,
+            channels_uncached: 0,
+            sigs_uncached: 0,
         }
     }
 }
@@ -93,16 +428,22 @@ fn ranges_of(ch: &Channel, space: &str, dir: AccessDir) -> RangeSet {
 }
 
 impl Novelty {
-    fn assets(&mut self, ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
+    fn assets(
+        reported_assets: &mut BTreeSet<IpAddr>,
+        cfg: &NoveltyConfig,
+        ev: &IcsEvent,
+        b: &Baseline,
+        out: &mut Vec<Alert>,
+    ) {
         for (ep, peer, role) in [
             (&ev.client, &ev.server, "client"),
             (&ev.server, &ev.client, "server"),
         ] {
-            if b.asset(ep.ip).is_some() || self.reported_assets.contains(&ep.ip) {
+            if b.asset(ep.ip).is_some() || reported_assets.contains(&ep.ip) {
                 continue;
             }
-            if self.reported_assets.len() < self.cfg.max_reported_assets {
-                self.reported_assets.insert(ep.ip);
+            if reported_assets.len() < cfg.max_reported_assets {
+                reported_assets.insert(ep.ip);
             }
             let doing = if role == "client" {
                 format!(
@@ -136,7 +477,7 @@ impl Novelty {
         }
     }
 
-    fn channel(&self, ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
+    fn channel(ev: &IcsEvent, b: &Baseline, out: &mut Vec<Alert>) {
         let others: Vec<IpAddr> = b
             .channels_to(ev.server.ip, ev.proto)
             .iter()
@@ -179,7 +520,7 @@ impl Novelty {
         );
     }
 
-    fn objects(&self, ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
+    fn objects(ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
         for a in &ev.accesses {
             match &a.object {
                 ObjectRef::Modbus {
@@ -421,11 +762,56 @@ impl Detector for Novelty {
         let Some(b) = baseline else {
             return;
         };
-        self.assets(ev, b, out);
-        let Some(ch) = b.channel(ev.client.ip, ev.server.ip, ev.proto) else {
-            self.channel(ev, b, out);
+        let id = baseline_id(b);
+        if self.base != Some(id) {
+            self.chans.clear();
+            self.base = Some(id);
+        }
+        let key = ChanId::of(ev);
+        let full = self.chans.len() >= self.cfg.max_cached_channels;
+        let mut uncached = None;
+        let slot = match self.chans.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if full => {
+                self.channels_uncached += 1;
+                uncached.insert(NovChan::resolve(b, &key))
+            }
+            Entry::Vacant(e) => e.insert(NovChan::resolve(b, &key)),
+        };
+        if !slot.assets_known {
+            Novelty::assets(&mut self.reported_assets, &self.cfg, ev, b, out);
+        }
+        let Some(ch) = slot.ch.and_then(|i| b.channels.get(i as usize)) else {
+            Novelty::channel(ev, b, out);
             return;
         };
+        // A request already found to raise nothing on this channel raises nothing again: the
+        // checks below depend only on the baseline and on the request's signature.
+        let sig = ModSig::of(ev);
+        let known = match &sig {
+            Some(sig) => slot.quiet.contains(sig),
+            None => slot.quiet_named.contains(ev),
+        };
+        if known {
+            return;
+        }
+        let before = out.len();
+        Novelty::request(ev, b, ch, out);
+        if out.len() == before {
+            let kept = match sig {
+                Some(sig) => slot.quiet.insert(sig),
+                None => slot.quiet_named.insert(ev),
+            };
+            if !kept {
+                self.sigs_uncached += 1;
+            }
+        }
+    }
+}
+
+impl Novelty {
+    /// The checks of a request on a known channel: unit id, function, objects.
+    fn request(ev: &IcsEvent, b: &Baseline, ch: &Channel, out: &mut Vec<Alert>) {
         if let Some(u) = ev.unit_id {
             if !ch.unit_ids.contains(&u) {
                 let known: Vec<u8> = ch.unit_ids.iter().copied().collect();
@@ -481,7 +867,7 @@ impl Detector for Novelty {
                     .with_techniques(tech),
             );
         }
-        self.objects(ev, b, ch, out);
+        Novelty::objects(ev, b, ch, out);
     }
 }
 
@@ -652,6 +1038,126 @@ mod tests {
             out[0].alert.signature,
             "OTWATCH OPCUA Write to an object only ever read"
         );
+    }
+
+    #[test]
+    fn cached_requests_follow_the_baseline_in_use() {
+        // Quiet under one baseline, cached; then another baseline (where the same request is
+        // new) is handed to the same detector: the cache must not answer for it.
+        let known = learnt();
+        let mut l = Learner::default();
+        for i in 0..50 {
+            l.observe(&read_coils(i * 1000, MASTER, PLC, 1, 0, &[true]));
+        }
+        let other = l.finish().unwrap();
+        let req = read_hr(99_000, MASTER, PLC, 1, 0, &[1]);
+        let mut d = Novelty::new(NoveltyConfig::default());
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            d.on_event(&req, Some(&known), &mut out);
+        }
+        assert!(out.is_empty());
+        d.on_event(&req, Some(&other), &mut out);
+        assert_eq!(kinds(&out), ["new_function", "new_object_read"]);
+        // And back: quiet again, and a request that raised is never cached as quiet.
+        out.clear();
+        let new_block = read_hr(99_000, MASTER, PLC, 1, 100, &[1]);
+        for _ in 0..3 {
+            d.on_event(&req, Some(&known), &mut out);
+            d.on_event(&new_block, Some(&known), &mut out);
+        }
+        assert_eq!(kinds(&out), ["new_object_read"; 3]);
+    }
+
+    #[test]
+    fn full_channel_cache_still_checks_everything() {
+        let b = learnt();
+        let cfg = NoveltyConfig {
+            max_cached_channels: 1,
+            ..NoveltyConfig::default()
+        };
+        let mut d = Novelty::new(cfg);
+        let mut out = Vec::new();
+        // The rogue's channel takes the only slot; the master's is looked up every time.
+        d.on_event(&read_hr(1, ROGUE, PLC, 1, 0, &[1]), Some(&b), &mut out);
+        for i in 0..3 {
+            d.on_event(&read_hr(2 + i, MASTER, PLC, 1, 0, &[1]), Some(&b), &mut out);
+            d.on_event(
+                &read_hr(2 + i, MASTER, PLC, 1, 100, &[1]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        d.on_event(&read_hr(9, ROGUE, PLC, 1, 0, &[1]), Some(&b), &mut out);
+        assert_eq!(
+            kinds(&out),
+            [
+                "new_asset",
+                "new_channel",
+                "new_object_read",
+                "new_object_read",
+                "new_object_read",
+                "new_channel"
+            ]
+        );
+        assert_eq!(d.channels_uncached, 6);
+    }
+
+    #[test]
+    fn known_sigs_hint_and_cap() {
+        let mut k = KnownSigs::default();
+        for i in 0..MAX_KNOWN_SIGS as u32 {
+            assert!(!k.contains(&i));
+            assert!(k.insert(i));
+        }
+        assert!(!k.insert(999), "full");
+        assert!(!k.contains(&999));
+        // A cycle hits the hint; any order still finds everything.
+        for i in (0..MAX_KNOWN_SIGS as u32).chain([5, 3, 31, 0]) {
+            assert!(k.contains(&i));
+        }
+        k.clear();
+        assert!(!k.contains(&0));
+    }
+
+    #[test]
+    fn modbus_signatures_tell_requests_apart() {
+        let a = read_hr(0, MASTER, PLC, 1, 0, &[1, 2]);
+        let sig = |e: &IcsEvent| ModSig::of(e).unwrap();
+        assert_eq!(sig(&a), sig(&read_hr(5, MASTER, PLC, 1, 0, &[7, 8])));
+        assert_ne!(sig(&a), sig(&read_hr(0, MASTER, PLC, 2, 0, &[1, 2])));
+        assert_ne!(sig(&a), sig(&read_hr(0, MASTER, PLC, 1, 1, &[1, 2])));
+        assert_ne!(sig(&a), sig(&read_hr(0, MASTER, PLC, 1, 0, &[1])));
+        assert_ne!(sig(&a), sig(&read_ir(0, MASTER, PLC, 1, 0, &[1, 2])));
+        assert_ne!(
+            sig(&write_hr(0, MASTER, PLC, 1, 0, 1)),
+            sig(&read_hr(0, MASTER, PLC, 1, 0, &[1]))
+        );
+        let mut b = a.clone();
+        b.proto = AppProto::Opcua;
+        assert!(ModSig::of(&b).is_none());
+    }
+
+    #[test]
+    fn channel_ids_round_trip() {
+        let mut e = read_hr(0, MASTER, PLC, 1, 0, &[1]);
+        let k = ChanId::of(&e);
+        assert_eq!(
+            (k.client(), k.server(), k.proto()),
+            (ip(MASTER), ip(PLC), AppProto::Modbus)
+        );
+        e.client.ip = "fe80::1".parse().unwrap();
+        e.proto = AppProto::Opcua;
+        let k6 = ChanId::of(&e);
+        assert_eq!(
+            (k6.client(), k6.server(), k6.proto()),
+            (e.client.ip, ip(PLC), AppProto::Opcua)
+        );
+        assert_ne!(k, k6);
+        // An IPv4 address and the IPv6 address with the same low bits are different keys.
+        e.client.ip = "::10.0.0.1".parse().unwrap();
+        e.proto = AppProto::Modbus;
+        assert_ne!(ChanId::of(&e), k);
     }
 
     #[test]

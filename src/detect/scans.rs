@@ -16,17 +16,17 @@
 //!
 //! Each fires once, and is re-armed when its count falls under half its threshold.
 
+use super::novelty::{baseline_id, channel_index, ChanId, KnownNamed, KnownSigs, ModSig};
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
 use crate::baseline::{
     device_words, event_summary, space_key, with_space_key, Baseline, Channel, RangeSet,
 };
-use crate::event::{AppProto, IcsEvent, ObjectRef, Outcome};
+use crate::event::{IcsEvent, ObjectRef, Outcome};
 use crate::flow::hash::KeyHashBuilder;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::IpAddr;
 
 /// Scan thresholds.
 #[derive(Clone, Debug)]
@@ -148,6 +148,12 @@ struct PairState {
     exceptions: WindowSet<u8>,
     /// The last events (their evidence is built only if an alert needs it).
     recent: VecDeque<IcsEvent>,
+    /// Index of the baseline channel (in the baseline `Scans::base` names).
+    ch: Option<u32>,
+    /// Modbus requests found known on the baseline channel (function, unit and block).
+    known: KnownSigs<ModSig>,
+    /// Other requests found known on it.
+    known_named: KnownNamed,
 }
 
 /// The scan detector.
@@ -155,9 +161,15 @@ struct PairState {
 pub struct Scans {
     cfg: ScanConfig,
     /// Per (client, server, protocol); never iterated, so a hash map.
-    pairs: HashMap<(IpAddr, IpAddr, AppProto), PairState, KeyHashBuilder>,
+    pairs: HashMap<ChanId, PairState, KeyHashBuilder>,
+    /// The baseline the pairs' channel indices point into.
+    base: Option<(usize, usize, usize)>,
+    /// Every "at least" threshold is at least 1, so empty windows fire nothing.
+    thresholds_positive: bool,
     /// Pairs not tracked because the table was full.
     pub pairs_dropped: u64,
+    /// Known requests not remembered because their pair's set was full.
+    pub sigs_uncached: u64,
 }
 
 /// Is the first object of the event outside what the channel learnt?
@@ -198,10 +210,19 @@ fn block_key(ev: &IcsEvent) -> Option<String> {
 impl Scans {
     /// A scan detector.
     pub fn new(cfg: ScanConfig) -> Self {
+        let thresholds_positive = cfg.fc_distinct >= 1
+            && cfg.illegal_fc_distinct >= 1
+            && cfg.unit_distinct >= 1
+            && cfg.sweep_distinct >= 1
+            && cfg.sweep_distinct_with_baseline >= 1
+            && cfg.exception_min >= 1;
         Scans {
             cfg,
             pairs: HashMap::default(),
+            base: None,
+            thresholds_positive,
             pairs_dropped: 0,
+            sigs_uncached: 0,
         }
     }
 }
@@ -226,7 +247,17 @@ impl Detector for Scans {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let key = (ev.client.ip, ev.server.ip, ev.proto);
+        let id = baseline.map(baseline_id);
+        if self.base != id {
+            self.base = id;
+            // Iterated to update in place only; nothing from here reaches the output.
+            for (key, st) in self.pairs.iter_mut() {
+                st.ch = baseline.and_then(|b| channel_index(b, key));
+                st.known.clear();
+                st.known_named.clear();
+            }
+        }
+        let key = ChanId::of(ev);
         let full = self.pairs.len() >= self.cfg.max_pairs;
         let st = match self.pairs.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
@@ -234,26 +265,62 @@ impl Detector for Scans {
                 self.pairs_dropped += 1;
                 return;
             }
-            Entry::Vacant(e) => e.insert(PairState::default()),
+            Entry::Vacant(e) => e.insert(PairState {
+                ch: baseline.and_then(|b| channel_index(b, &key)),
+                ..PairState::default()
+            }),
         };
         let cfg = &self.cfg;
-        let ch = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto));
+        let ch = st
+            .ch
+            .and_then(|i| baseline.and_then(|b| b.channels.get(i as usize)));
         let now = ev.ts.as_micros();
         let win = i64::try_from(cfg.window_s)
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1_000_000);
         let cap = cfg.max_window_items;
         let f = &ev.function;
-        let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
-        let unit_known = ev
-            .unit_id
-            .is_none_or(|u| ch.is_some_and(|c| c.unit_ids.contains(&u)));
-        let block_known = ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
+        // A request already found known on the channel is known again: these checks depend
+        // only on the baseline channel and on the request's signature.
+        let sig = ModSig::of(ev);
+        let cached = match &sig {
+            Some(s) => st.known.contains(s),
+            None => ch.is_some() && st.known_named.contains(ev),
+        };
+        let (fc_known, unit_known, block_known) = match cached {
+            true => (true, true, true),
+            false => {
+                let fc_known = ch.is_some_and(|c| c.operation(f.code, f.sub).is_some());
+                let unit_known = ev
+                    .unit_id
+                    .is_none_or(|u| ch.is_some_and(|c| c.unit_ids.contains(&u)));
+                let block_known =
+                    ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
+                if fc_known && unit_known && block_known {
+                    let kept = match sig {
+                        Some(sig) => st.known.insert(sig),
+                        None => st.known_named.insert(ev),
+                    };
+                    if !kept {
+                        self.sigs_uncached += 1;
+                    }
+                }
+                (fc_known, unit_known, block_known)
+            }
+        };
         let exc = match ev.outcome {
             Outcome::Exception { code, .. } => Some(code),
             Outcome::Bad { .. } => Some(0),
             _ => None,
         };
+        if cached && exc.is_none() && self.thresholds_positive {
+            // A known request answered normally pushes nothing: every count stays as the last
+            // event left it, and each window already fired or re-armed for those counts then
+            // (every push is followed by its window's check, and a check with unchanged counts
+            // changes nothing, as "fire" and "re-arm" never hold together). With positive
+            // thresholds that holds from the start too. Nothing can happen: skip the checks.
+            return;
+        }
         // The evidence of a scan: the last events that counted towards one (every alert below
         // fires on such an event), the oldest's vectors reused for the newest. Steady polling
         // counts towards nothing and is not copied.
@@ -493,6 +560,55 @@ mod tests {
             evs.push(e);
         }
         assert_eq!(kinds(&run(&evs)), ["exception_burst"]);
+    }
+
+    #[test]
+    fn known_requests_skip_checks_but_not_exceptions() {
+        use crate::baseline::Learner;
+        let mut l = Learner::default();
+        for i in 0..50 {
+            l.observe(&read_hr(i * 1000, MASTER, PLC, 1, 0, &[1]));
+        }
+        let b = l.finish().unwrap();
+        let mut d = Scans::new(ScanConfig::default());
+        let mut out = Vec::new();
+        // Known polling first (cached as known), then the same request answered with
+        // exceptions: they count and make a burst.
+        for i in 0..10 {
+            d.on_event(
+                &read_hr(i * 100, MASTER, PLC, 1, 0, &[1]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        assert!(out.is_empty());
+        for i in 0..25 {
+            let mut e = read_hr(2000 + i * 100, MASTER, PLC, 1, 0, &[]);
+            e.outcome = exception(2);
+            d.on_event(&e, Some(&b), &mut out);
+            // Known requests in between change nothing.
+            d.on_event(
+                &read_hr(2050 + i * 100, MASTER, PLC, 1, 0, &[1]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        assert_eq!(kinds(&out), ["exception_burst"]);
+        assert_eq!(out[0].otwatch.evidence.len(), MAX_EVIDENCE.min(20));
+        // Another baseline for the same detector: the cached "known" must go.
+        let mut l = Learner::default();
+        for i in 0..50 {
+            l.observe(&read_coils(i * 1000, MASTER, PLC, 1, 0, &[true]));
+        }
+        let other = l.finish().unwrap();
+        out.clear();
+        for fc in 0..8u32 {
+            let mut e = read_hr(100_000 + i64::from(fc), MASTER, PLC, 1, 0, &[1]);
+            e.function.code = 3 + 100 * fc;
+            d.on_event(&e, Some(&other), &mut out);
+        }
+        assert_eq!(kinds(&out), ["function_code_scan"]);
+        assert!(out[0].otwatch.explanation.contains("8 different new"));
     }
 
     #[test]

@@ -16,14 +16,16 @@
 //! And per channel, a burst: more requests in one 10-second window than
 //! `max(burst_factor × learnt maximum, learnt maximum + burst_min_extra)`.
 
+use super::novelty::{baseline_id, channel_index, ChanId};
 use super::Detector;
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
-use crate::event::{AppProto, Endpoint, IcsEvent};
+use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Timing thresholds.
@@ -74,22 +76,76 @@ impl Default for TimingConfig {
     }
 }
 
-type ChanKey = (IpAddr, IpAddr, AppProto);
-
 /// Encoding NodeId of the OPC UA PublishRequest (i=826).
 const OPCUA_PUBLISH_REQUEST: u32 = 826;
+
+/// Values kept per access of the last request: one more than the evidence summary shows, so
+/// it still knows there were more.
+const KEPT_VALUES: usize = 5;
+/// Accesses kept of the last request: one more than the summary shows, for the same reason.
+const KEPT_ACCESSES: usize = 4;
 
 #[derive(Debug)]
 struct SigState {
     last: Timestamp,
     recent: VecDeque<u64>,
+    /// `recent` in ascending order.
+    sorted: Vec<u64>,
     stopped: bool,
     period_reported: bool,
     client: Endpoint,
     server: Endpoint,
     unit: Option<u8>,
-    /// The last request (its evidence is built only if an alert needs it).
+    /// The last request, as much of it as its evidence needs (see [`keep_for_evidence`]); the
+    /// evidence is built only if an alert needs it.
     last_ev: IcsEvent,
+    /// Index of the baseline channel (in the baseline `base` was taken from).
+    ch: Option<u32>,
+    /// Index of the first poll pattern with this signature in that channel.
+    poll: Option<u32>,
+    /// The fixed words of its poll-stopped alert, once it fired.
+    stop_text: Option<Box<StopText>>,
+    /// It cannot be found stopped while at most this many microseconds passed since `last`
+    /// (see [`quiet_us`]).
+    quiet_us: i64,
+}
+
+/// How long (ms) a poll may be silent before it counts as stopped.
+fn stop_limit_ms(cfg: &TimingConfig, p: &crate::baseline::PollPattern) -> f64 {
+    (cfg.stop_factor * p.period_ms)
+        .max(cfg.stop_gap_factor * p.max_gap_ms)
+        .max(cfg.stop_min_ms)
+}
+
+/// Microseconds after its last request during which a poll with this stop limit cannot be
+/// found stopped, with a margin for rounding (very negative when the limit is negative or not
+/// a number: always checked).
+fn quiet_us(limit_ms: f64) -> i64 {
+    if limit_ms >= 0.0 {
+        ((limit_ms * 1000.0).floor() as i64).saturating_sub(2)
+    } else {
+        i64::MIN / 4
+    }
+}
+
+/// [`quiet_us`] of the poll pattern `poll` of channel `ch` (none: never checked at ticks).
+fn quiet_of(cfg: &TimingConfig, b: &Baseline, ch: Option<u32>, poll: Option<u32>) -> i64 {
+    ch.and_then(|c| b.channels.get(c as usize))
+        .and_then(|c| poll.and_then(|p| c.polls.get(p as usize)))
+        .map_or(i64::MAX / 4, |p| quiet_us(stop_limit_ms(cfg, p)))
+}
+
+/// The parts of a poll-stopped alert that do not change from one stop to the next.
+#[derive(Debug)]
+struct StopText {
+    /// The explanation up to the gap.
+    head: String,
+    /// The explanation after the time of the last request.
+    tail: String,
+    /// The baseline fact.
+    fact: String,
+    /// Where the fact is in the baseline file.
+    reference: String,
 }
 
 #[derive(Debug, Default)]
@@ -100,7 +156,121 @@ struct ChanState {
     /// Position in the cycle of the last cycle request.
     last_cycle_pos: Option<usize>,
     order: VecDeque<bool>,
+    /// Out-of-order transitions in `order`.
+    bad: usize,
     order_reported: bool,
+}
+
+/// One channel: its baseline channel (none: the detector ignores it) and its state.
+#[derive(Debug)]
+struct Chan {
+    ch: Option<u32>,
+    /// Requests per 10 s above which it is a burst (from the baseline channel).
+    burst_limit: u64,
+    st: ChanState,
+}
+
+impl Chan {
+    fn new(cfg: &TimingConfig, b: &Baseline, key: &ChanId) -> Self {
+        let mut c = Chan {
+            ch: None,
+            burst_limit: 0,
+            st: ChanState::default(),
+        };
+        c.bind(cfg, b, key);
+        c
+    }
+
+    /// Looks the channel up in `b`.
+    fn bind(&mut self, cfg: &TimingConfig, b: &Baseline, key: &ChanId) {
+        self.ch = channel_index(b, key);
+        let max10 = self
+            .ch
+            .and_then(|i| b.channels.get(i as usize))
+            .map_or(0, |c| c.volume.max_per_10s);
+        self.burst_limit = ((cfg.burst_factor * max10 as f64).ceil() as u64)
+            .max(max10.saturating_add(cfg.burst_min_extra));
+    }
+}
+
+/// A request signature with the identity of [`SigKey`]: in `Copy` form for Modbus requests
+/// (their first object is a Modbus range or nothing), else the `SigKey` itself.
+#[derive(Clone, Debug)]
+enum TSig {
+    Modbus(ModbusSig),
+    Other(SigKey),
+}
+
+/// The fields of a Modbus [`SigKey`].
+#[derive(Clone, Copy, Debug, Eq)]
+struct ModbusSig {
+    code: u32,
+    name: &'static str,
+    sub: Option<u16>,
+    unit: Option<u8>,
+    obj: Option<(ModbusTable, u32, u32)>,
+}
+
+impl PartialEq for ModbusSig {
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        self.code == o.code
+            && self.sub == o.sub
+            && self.unit == o.unit
+            && self.obj == o.obj
+            && (std::ptr::eq(self.name, o.name) || self.name == o.name)
+    }
+}
+
+impl std::hash::Hash for ModbusSig {
+    /// Hashes everything but the name (equal signatures still hash equal), in two words.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let sub = self.sub.map_or(0, |s| u64::from(s) + 1);
+        let unit = self.unit.map_or(0, |u| u64::from(u) + 1);
+        let (table, range) = match self.obj {
+            Some((t, start, count)) => (t as u64 + 1, (u64::from(start) << 32) | u64::from(count)),
+            None => (0, 0),
+        };
+        h.write_u64(u64::from(self.code) | (sub << 32) | (unit << 49) | (table << 58));
+        h.write_u64(range);
+    }
+}
+
+impl ModbusSig {
+    /// The signature of a Modbus request whose first object is a Modbus range, or that has
+    /// none.
+    #[inline]
+    fn of(ev: &IcsEvent) -> Option<ModbusSig> {
+        if ev.proto != AppProto::Modbus {
+            return None;
+        }
+        let obj = match ev.accesses.first().map(|a| &a.object) {
+            None => None,
+            Some(ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            }) => Some((*table, *start, *count)),
+            Some(_) => return None,
+        };
+        Some(ModbusSig {
+            code: ev.function.code,
+            name: ev.function.name,
+            sub: ev.function.sub,
+            unit: ev.unit_id,
+            obj,
+        })
+    }
+}
+
+impl TSig {
+    fn of(ev: &IcsEvent) -> TSig {
+        match ModbusSig::of(ev) {
+            Some(m) => TSig::Modbus(m),
+            None => TSig::Other(SigKey::of(ev)),
+        }
+    }
 }
 
 /// What the detector knows of one request signature on one channel, looked up in the
@@ -115,6 +285,8 @@ struct SigInfo {
     cycle_pos: Option<usize>,
     /// Index of its state in `Timing::states`.
     state: Option<usize>,
+    /// Index of its channel in `Timing::chans`.
+    chan: u32,
 }
 
 /// The timing detector.
@@ -122,20 +294,122 @@ struct SigInfo {
 pub struct Timing {
     cfg: TimingConfig,
     /// Per (channel, signature), looked up once.
-    infos: HashMap<(ChanKey, SigKey), SigInfo, KeyHashBuilder>,
+    infos: Vec<SigInfo>,
+    /// Index in `infos` by (channel, signature), for Modbus signatures ...
+    modbus_index: HashMap<(ChanId, ModbusSig), u32, KeyHashBuilder>,
+    /// ... and the others.
+    info_index: HashMap<(ChanId, SigKey), u32, KeyHashBuilder>,
     /// Poll states, with their channel and signature.
-    states: Vec<(ChanKey, String, SigState)>,
+    states: Vec<(ChanId, String, SigState)>,
     /// `states` in (channel, signature) order, for deterministic ticks.
-    order: BTreeMap<(ChanKey, String), usize>,
-    chans: HashMap<ChanKey, ChanState, KeyHashBuilder>,
+    order: BTreeMap<((IpAddr, IpAddr, AppProto), String), usize>,
+    /// `order`'s values, refreshed at the first tick after a state was added.
+    tick_order: Vec<usize>,
+    order_stale: bool,
+    /// Per channel (unknown ones too, up to `max_states`).
+    chans: Vec<Chan>,
+    /// Index in `chans` by channel; never iterated.
+    chan_index: HashMap<ChanId, u32, KeyHashBuilder>,
+    /// The baseline the channel indices point into.
+    base: Option<(usize, usize, usize)>,
+    /// No poll can be found stopped at a tick up to this time (µs): a lower bound of every
+    /// running state's last request plus its `quiet_us`, lowered as requests come.
+    quiet_until: i64,
     /// States not kept because the table was full.
     pub states_dropped: u64,
 }
 
-fn median(v: &VecDeque<u64>) -> f64 {
-    let mut s: Vec<u64> = v.iter().copied().collect();
-    s.sort_unstable();
-    s.get(s.len() / 2).copied().unwrap_or(0) as f64
+/// The median of sorted intervals (the upper one of an even count).
+fn median(sorted: &[u64]) -> f64 {
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0) as f64
+}
+
+/// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
+/// and what [`event_summary`] prints: function, the first accesses and values, outcome),
+/// reusing `dst`'s vectors; the rest of `dst` is left as it is.
+fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
+    dst.ts = src.ts;
+    dst.proto = src.proto;
+    dst.function.clone_from(&src.function);
+    dst.outcome.clone_from(&src.outcome);
+    if !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file) {
+        dst.evidence.file = src.evidence.file.clone();
+    }
+    dst.evidence.packet = src.evidence.packet;
+    dst.evidence.response_packet = src.evidence.response_packet;
+    let n = src.accesses.len().min(KEPT_ACCESSES);
+    dst.accesses.truncate(n);
+    for (i, a) in src.accesses.iter().take(n).enumerate() {
+        let vals = a
+            .values
+            .get(..a.values.len().min(KEPT_VALUES))
+            .unwrap_or_default();
+        match dst.accesses.get_mut(i) {
+            Some(d) => {
+                d.dir = a.dir;
+                if d.object != a.object {
+                    d.object.clone_from(&a.object);
+                }
+                if d.values.len() == vals.len() {
+                    for (x, y) in d.values.iter_mut().zip(vals) {
+                        copy_value(x, y);
+                    }
+                } else {
+                    d.values.clear();
+                    d.values.extend_from_slice(vals);
+                }
+            }
+            None => dst.accesses.push(Access {
+                dir: a.dir,
+                object: a.object.clone(),
+                values: vals.to_vec(),
+            }),
+        }
+    }
+}
+
+/// `*d = s.clone()`, in place for numbers.
+#[inline]
+fn copy_value(d: &mut Value, s: &Value) {
+    match (d, s) {
+        (Value::Int(x), Value::Int(y)) => *x = *y,
+        (Value::UInt(x), Value::UInt(y)) => *x = *y,
+        (Value::Bool(x), Value::Bool(y)) => *x = *y,
+        (Value::Float(x), Value::Float(y)) => *x = *y,
+        (d, s) => d.clone_from(s),
+    }
+}
+
+/// A fresh copy of what [`keep_for_evidence`] keeps.
+fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
+    let mut e = IcsEvent {
+        ts: ev.ts,
+        proto: ev.proto,
+        flow_id: ev.flow_id,
+        client: ev.client,
+        server: ev.server,
+        vlan: ev.vlan,
+        unit_id: ev.unit_id,
+        session: None,
+        op: ev.op,
+        function: ev.function.clone(),
+        accesses: Vec::new(),
+        outcome: ev.outcome.clone(),
+        latency_us: ev.latency_us,
+        violations: Vec::new(),
+        facts: Vec::new(),
+        details: Vec::new(),
+        evidence: ev.evidence.clone(),
+    };
+    keep_for_evidence(&mut e, ev);
+    e
+}
+
+/// Index of the first poll pattern of `sig` in the channel `ch` of `b`.
+fn poll_index(b: &Baseline, ch: Option<u32>, sig: &str) -> Option<u32> {
+    let ch = b.channels.get(ch? as usize)?;
+    let i = ch.polls.iter().position(|p| p.signature == sig)?;
+    u32::try_from(i).ok()
 }
 
 impl Timing {
@@ -143,25 +417,58 @@ impl Timing {
     pub fn new(cfg: TimingConfig) -> Self {
         Timing {
             cfg,
-            infos: HashMap::default(),
+            infos: Vec::new(),
+            modbus_index: HashMap::default(),
+            info_index: HashMap::default(),
             states: Vec::new(),
             order: BTreeMap::new(),
-            chans: HashMap::default(),
+            tick_order: Vec::new(),
+            order_stale: false,
+            chans: Vec::new(),
+            chan_index: HashMap::default(),
+            base: None,
+            quiet_until: i64::MIN,
             states_dropped: 0,
         }
     }
 
+    /// Points the cached channel and poll indices into `b` (when it is not the baseline they
+    /// were taken from).
+    #[inline]
+    fn sync(&mut self, b: &Baseline) {
+        let id = baseline_id(b);
+        if self.base != Some(id) {
+            self.rebind(b, id);
+        }
+    }
+
+    #[cold]
+    fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
+        self.base = Some(id);
+        // Iterated to update in place only; nothing from here reaches the output.
+        for (key, &i) in &self.chan_index {
+            if let Some(c) = self.chans.get_mut(i as usize) {
+                c.bind(&self.cfg, b, key);
+            }
+        }
+        self.quiet_until = i64::MIN;
+        for (key, sig, st) in &mut self.states {
+            st.ch = channel_index(b, key);
+            st.poll = poll_index(b, st.ch, sig);
+            st.stop_text = None;
+            st.quiet_us = quiet_of(&self.cfg, b, st.ch, st.poll);
+        }
+    }
+
+    #[inline]
     fn burst(
-        &mut self,
+        st: &mut ChanState,
+        limit: u64,
         ev: &IcsEvent,
-        key: ChanKey,
         max10: u64,
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
-        let limit = ((self.cfg.burst_factor * max10 as f64).ceil() as u64)
-            .max(max10.saturating_add(self.cfg.burst_min_extra));
-        let st = self.chans.entry(key).or_default();
         let b = ev.ts.secs.div_euclid(10);
         if st.bucket != Some(b) {
             st.bucket = Some(b);
@@ -171,29 +478,32 @@ impl Timing {
         st.count += 1;
         if st.count > limit && !st.burst_reported {
             st.burst_reported = true;
-            let explanation = format!(
-                "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
-                 never sent more than {max10} in 10 seconds. A flood of requests can overload \
-                 a PLC (denial of service) or force outputs by brute force.",
-                ev.client.ip,
-                st.count,
-                device_words(ev.server.ip, ev.unit_id)
-            );
-            out.push(
-                Alert::from_event(&TRAFFIC_BURST, ev, explanation, event_summary(ev)).with_fact(
-                    format!("at most {max10} requests per 10 s"),
-                    format!("{}.volume.max_per_10s", ch.ref_name()),
-                ),
-            );
+            Timing::burst_alert(st.count, ev, max10, ch, out);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn burst_alert(count: u64, ev: &IcsEvent, max10: u64, ch: &Channel, out: &mut Vec<Alert>) {
+        let explanation = format!(
+            "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
+             never sent more than {max10} in 10 seconds. A flood of requests can overload \
+             a PLC (denial of service) or force outputs by brute force.",
+            ev.client.ip,
+            count,
+            device_words(ev.server.ip, ev.unit_id)
+        );
+        out.push(
+            Alert::from_event(&TRAFFIC_BURST, ev, explanation, event_summary(ev)).with_fact(
+                format!("at most {max10} requests per 10 s"),
+                format!("{}.volume.max_per_10s", ch.ref_name()),
+            ),
+        );
+    }
+
     fn order(
         cfg: &TimingConfig,
-        chans: &mut HashMap<ChanKey, ChanState, KeyHashBuilder>,
+        st: &mut ChanState,
         ev: &IcsEvent,
-        key: ChanKey,
         (sig, pos): (&str, usize),
         cycle: &[String],
         ch: &Channel,
@@ -201,7 +511,6 @@ impl Timing {
     ) {
         let window = cfg.order_window.max(1);
         let min_bad = cfg.order_min_violations;
-        let st = chans.entry(key).or_default();
         let Some(ppos) = st.last_cycle_pos.replace(pos) else {
             return;
         };
@@ -210,12 +519,16 @@ impl Timing {
             .get((ppos + 1) % cycle.len())
             .map(String::as_str)
             .unwrap_or("");
-        let ok = expected == sig;
+        // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
+        let ok = (ppos + 1) % cycle.len().max(1) == pos || expected == sig;
         st.order.push_back(ok);
+        st.bad += usize::from(!ok);
         while st.order.len() > window {
-            st.order.pop_front();
+            if st.order.pop_front() == Some(false) {
+                st.bad -= 1;
+            }
         }
-        let bad = st.order.iter().filter(|o| !**o).count();
+        let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
@@ -249,48 +562,214 @@ impl Detector for Timing {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let Some(ch) = baseline.and_then(|b| b.channel(ev.client.ip, ev.server.ip, ev.proto))
-        else {
+        let Some(b) = baseline else {
             return;
         };
-        let key = (ev.client.ip, ev.server.ip, ev.proto);
-        self.burst(ev, key, ch.volume.max_per_10s, ch, out);
+        self.sync(b);
+        let key = ChanId::of(ev);
+        // A Modbus request already seen on a channel: one lookup finds both.
+        if let Some(m) = ModbusSig::of(ev) {
+            if let Some(&i) = self.modbus_index.get(&(key, m)) {
+                let Some(info) = self.infos.get(i as usize) else {
+                    return;
+                };
+                let Some(chan) = self.chans.get_mut(info.chan as usize) else {
+                    return;
+                };
+                let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+                    return;
+                };
+                let max10 = ch.volume.max_per_10s;
+                Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+                self.request(ev, key, ch, i, out);
+                return;
+            }
+        }
+        let c = match self.chan_index.get(&key) {
+            Some(&c) => c,
+            None => {
+                let chan = Chan::new(&self.cfg, b, &key);
+                let c = u32::try_from(self.chans.len()).ok();
+                // Channels of the baseline are always kept (there are only so many); others
+                // while there is room, else looked up again next time.
+                match c.filter(|_| chan.ch.is_some() || self.chans.len() < self.cfg.max_states) {
+                    Some(c) => {
+                        self.chans.push(chan);
+                        self.chan_index.insert(key, c);
+                        c
+                    }
+                    None => return,
+                }
+            }
+        };
+        let Some(chan) = self.chans.get_mut(c as usize) else {
+            return;
+        };
+        let Some(ch) = chan.ch.and_then(|i| b.channels.get(i as usize)) else {
+            return;
+        };
+        let max10 = ch.volume.max_per_10s;
+        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
         if ev.proto == AppProto::Opcua && ev.function.code == OPCUA_PUBLISH_REQUEST {
             // An OPC UA client keeps Publish requests queued at the server and sends the next
             // one when a notification or keep-alive comes back: their pace follows how often
             // the data changes, not a polling cycle, so they have no period to keep.
             return;
         }
-        let skey = (key, SigKey::of(ev));
-        let info = match self.infos.get_mut(&skey) {
-            Some(info) => info,
+        let (found, tsig) = match TSig::of(ev) {
+            TSig::Modbus(m) => (self.modbus_index.get(&(key, m)).copied(), TSig::Modbus(m)),
+            TSig::Other(k) => {
+                let skey = (key, k);
+                (self.info_index.get(&skey).copied(), TSig::Other(skey.1))
+            }
+        };
+        let i = match found {
+            Some(i) => i,
             None => {
-                let sig = skey.1.to_string();
+                let sig = SigKey::of(ev).to_string();
                 let poll = ch
                     .polls
                     .iter()
                     .position(|p| p.periodic && p.signature == sig);
                 let cycle_pos = ch.cycle.iter().position(|s| *s == sig);
-                if self.infos.len() >= self.cfg.max_states {
+                let i = u32::try_from(self.infos.len()).ok();
+                let Some(i) = i.filter(|_| self.infos.len() < self.cfg.max_states) else {
                     // Table full: check the order, but keep no poll state.
                     self.states_dropped += 1;
                     if let Some(pos) = cycle_pos {
-                        let (cfg, chans) = (&self.cfg, &mut self.chans);
-                        Timing::order(cfg, chans, ev, key, (&sig, pos), &ch.cycle, ch, out);
+                        let cycle = &ch.cycle;
+                        Timing::order(&self.cfg, &mut chan.st, ev, (&sig, pos), cycle, ch, out);
                     }
                     return;
-                }
-                self.infos.entry(skey).or_insert(SigInfo {
+                };
+                self.infos.push(SigInfo {
                     sig,
                     poll,
                     cycle_pos,
                     state: None,
-                })
+                    chan: c,
+                });
+                match tsig {
+                    TSig::Modbus(m) => self.modbus_index.insert((key, m), i),
+                    TSig::Other(k) => self.info_index.insert((key, k), i),
+                };
+                i
             }
         };
+        self.request(ev, key, ch, i, out);
+    }
+
+    fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        let Some(b) = baseline else {
+            return;
+        };
+        self.sync(b);
+        if self.order_stale {
+            self.order_stale = false;
+            self.tick_order.clear();
+            self.tick_order.extend(self.order.values().copied());
+        }
+        let now_us = now.as_micros();
+        if now_us <= self.quiet_until {
+            // No running poll has been silent long enough to be stopped.
+            return;
+        }
+        let mut quiet_until = i64::MAX;
+        for &i in &self.tick_order {
+            let Some((key, sig, st)) = self.states.get_mut(i) else {
+                continue;
+            };
+            if st.stopped {
+                continue;
+            }
+            let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
+                continue;
+            };
+            let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
+                continue;
+            };
+            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
+            let limit = stop_limit_ms(&self.cfg, p);
+            if gap_ms <= limit {
+                let until = st.last.as_micros().saturating_add(st.quiet_us);
+                quiet_until = quiet_until.min(until);
+                continue;
+            }
+            st.stopped = true;
+            // The words that depend only on the state and its poll pattern are built at its
+            // first stop and kept: a poll that stops and resumes repeats them.
+            let text = st.stop_text.get_or_insert_with(|| {
+                let period = fmt_num(p.period_ms.round());
+                let max_gap = fmt_num(p.max_gap_ms.round());
+                Box::new(StopText {
+                    head: format!(
+                        "{} stopped polling {} with \"{sig}\": the last request was ",
+                        key.client(),
+                        device_words(key.server(), st.unit),
+                    ),
+                    tail: format!(
+                        ". In the baseline it came every {period} ms and was never more than \
+                         {max_gap} ms late. A master that stops polling loses sight of the \
+                         process: the operator may be looking at stale values, or the master or \
+                         PLC may have crashed or been taken over."
+                    ),
+                    fact: format!("period {period} ms, longest gap {max_gap} ms"),
+                    // As `Channel::ref_name`, in one string.
+                    reference: format!(
+                        "channels[{}>{} {}].polls[{sig}]",
+                        ch.client, ch.server, ch.proto
+                    ),
+                })
+            });
+            let gap = fmt_num((gap_ms / 100.0).round() / 10.0);
+            let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
+            explanation.push_str(&text.head);
+            explanation.push_str(&gap);
+            explanation.push_str(" s ago, at ");
+            // Writing to a String cannot fail.
+            let _ = write!(explanation, "{}", st.last);
+            explanation.push_str(&text.tail);
+            let mut a = Alert::new(
+                &POLL_STOPPED,
+                now,
+                &st.client,
+                &st.server,
+                key.proto(),
+                explanation,
+            )
+            .with_fact(text.fact.clone(), text.reference.clone());
+            a.otwatch.unit_id = st.unit;
+            a.otwatch.evidence.push(AlertEvidence::from_event(
+                &st.last_ev,
+                event_summary(&st.last_ev),
+            ));
+            out.push(a);
+        }
+        self.quiet_until = quiet_until;
+    }
+}
+
+impl Timing {
+    /// The order and period checks of a request with info `i` on the baseline channel `ch`.
+    #[inline]
+    fn request(&mut self, ev: &IcsEvent, key: ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
+        let Some(info) = self.infos.get_mut(i as usize) else {
+            return;
+        };
+        let ci = self.chans.get(info.chan as usize).and_then(|c| c.ch);
         if let Some(pos) = info.cycle_pos {
-            let (cfg, chans) = (&self.cfg, &mut self.chans);
-            Timing::order(cfg, chans, ev, key, (&info.sig, pos), &ch.cycle, ch, out);
+            if let Some(chan) = self.chans.get_mut(info.chan as usize) {
+                let cycle = &ch.cycle;
+                Timing::order(
+                    &self.cfg,
+                    &mut chan.st,
+                    ev,
+                    (&info.sig, pos),
+                    cycle,
+                    ch,
+                    out,
+                );
+            }
         }
         let Some(p) = info.poll.and_then(|i| ch.polls.get(i)) else {
             return;
@@ -302,42 +781,74 @@ impl Detector for Timing {
         else {
             let i = self.states.len();
             info.state = Some(i);
-            self.order.insert((key, info.sig.clone()), i);
+            self.order.insert(
+                ((key.client(), key.server(), key.proto()), info.sig.clone()),
+                i,
+            );
+            self.order_stale = true;
+            // The first poll pattern with this signature, as ticks look it up.
+            let poll = ch
+                .polls
+                .iter()
+                .position(|p| p.signature == info.sig)
+                .and_then(|i| u32::try_from(i).ok());
+            let quiet = ch
+                .polls
+                .get(poll.map_or(usize::MAX, |p| p as usize))
+                .map_or(i64::MAX / 4, |p| quiet_us(stop_limit_ms(&self.cfg, p)));
+            self.quiet_until = self
+                .quiet_until
+                .min(ev.ts.as_micros().saturating_add(quiet));
             self.states.push((
                 key,
                 info.sig.clone(),
                 SigState {
                     last: ev.ts,
                     recent: VecDeque::new(),
+                    sorted: Vec::new(),
                     stopped: false,
                     period_reported: false,
                     client: ev.client,
                     server: ev.server,
                     unit: ev.unit_id,
-                    last_ev: ev.clone(),
+                    last_ev: evidence_copy(ev),
+                    ch: ci,
+                    poll,
+                    stop_text: None,
+                    quiet_us: quiet,
                 },
             ));
             return;
         };
         let d = ev.ts.micros_since(st.last);
         st.last = ev.ts;
+        self.quiet_until = self
+            .quiet_until
+            .min(ev.ts.as_micros().saturating_add(st.quiet_us));
         st.client = ev.client;
         st.server = ev.server;
-        st.last_ev.clone_from(ev);
+        keep_for_evidence(&mut st.last_ev, ev);
         if st.stopped {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
             st.recent.clear();
+            st.sorted.clear();
             return;
         }
         st.recent.push_back(d);
+        let at = st.sorted.partition_point(|&x| x < d);
+        st.sorted.insert(at, d);
         while st.recent.len() > self.cfg.period_window.max(1) {
-            st.recent.pop_front();
+            if let Some(old) = st.recent.pop_front() {
+                if let Ok(i) = st.sorted.binary_search(&old) {
+                    st.sorted.remove(i);
+                }
+            }
         }
         if st.recent.len() < self.cfg.period_window.max(1) {
             return;
         }
-        let med_ms = median(&st.recent) / 1e3;
+        let med_ms = median(&st.sorted) / 1e3;
         let tol = (self.cfg.period_tolerance_frac * p.period_ms)
             .max(self.cfg.jitter_factor * p.jitter_ms)
             .max(self.cfg.period_min_tolerance_ms);
@@ -371,68 +882,6 @@ impl Detector for Timing {
                 format!("{}.polls[{}]", ch.ref_name(), p.signature),
             ),
         );
-    }
-
-    fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let Some(b) = baseline else {
-            return;
-        };
-        for &i in self.order.values() {
-            let Some((key, sig, st)) = self.states.get_mut(i) else {
-                continue;
-            };
-            if st.stopped {
-                continue;
-            }
-            let Some(ch) = b.channel(key.0, key.1, key.2) else {
-                continue;
-            };
-            let Some(p) = ch.poll(sig) else {
-                continue;
-            };
-            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
-            let limit = (self.cfg.stop_factor * p.period_ms)
-                .max(self.cfg.stop_gap_factor * p.max_gap_ms)
-                .max(self.cfg.stop_min_ms);
-            if gap_ms <= limit {
-                continue;
-            }
-            st.stopped = true;
-            let explanation = format!(
-                "{} stopped polling {} with \"{sig}\": the last request was {} s ago, at {}. In \
-                 the baseline it came every {} ms and was never more than {} ms late. A master \
-                 that stops polling loses sight of the process: the operator may be looking \
-                 at stale values, or the master or PLC may have crashed or been taken over.",
-                key.0,
-                device_words(key.1, st.unit),
-                fmt_num((gap_ms / 100.0).round() / 10.0),
-                st.last,
-                fmt_num(p.period_ms.round()),
-                fmt_num(p.max_gap_ms.round()),
-            );
-            let mut a = Alert::new(
-                &POLL_STOPPED,
-                now,
-                &st.client,
-                &st.server,
-                key.2,
-                explanation,
-            )
-            .with_fact(
-                format!(
-                    "period {} ms, longest gap {} ms",
-                    fmt_num(p.period_ms.round()),
-                    fmt_num(p.max_gap_ms.round())
-                ),
-                format!("{}.polls[{sig}]", ch.ref_name()),
-            );
-            a.otwatch.unit_id = st.unit;
-            a.otwatch.evidence.push(AlertEvidence::from_event(
-                &st.last_ev,
-                event_summary(&st.last_ev),
-            ));
-            out.push(a);
-        }
     }
 }
 
@@ -546,6 +995,112 @@ mod tests {
             .explanation
             .starts_with("10.0.0.1 stopped polling 10.0.1.1 unit 1"));
         assert_eq!(out[0].timestamp, ts_ms(752_500));
+    }
+
+    #[test]
+    fn full_state_table_and_another_baseline() {
+        // No room for poll states: stops and period changes go unseen, the order is still
+        // checked, and every refused signature is counted.
+        let b = learnt();
+        let cfg = TimingConfig {
+            max_states: 0,
+            ..TimingConfig::default()
+        };
+        let mut d = Timing::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..20 {
+            let t = 700_000 + i * 1000;
+            d.on_event(
+                &read_coils(t, MASTER, PLC, 1, 0, &[true]),
+                Some(&b),
+                &mut out,
+            );
+            d.on_event(
+                &read_coils(t + 5, MASTER, PLC, 1, 0, &[true]),
+                Some(&b),
+                &mut out,
+            );
+            d.on_event(
+                &read_hr(t + 15, MASTER, PLC, 1, 0, &[1, 2]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+        let kinds: Vec<_> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["poll_order_changed"]);
+        assert_eq!(d.states_dropped, 60);
+
+        // States made under one baseline, ticked under another without the channel: silent.
+        let mut d = Timing::new(TimingConfig::default());
+        let mut out = Vec::new();
+        for e in normal(700, 720, 1000) {
+            d.on_event(&e, Some(&b), &mut out);
+        }
+        let mut l = Learner::default();
+        for i in 0..600i64 {
+            l.observe(&read_hr(i * 1000, ROGUE, PLC, 1, 0, &[1]));
+        }
+        let other = l.finish().unwrap();
+        d.on_tick(ts_ms(800_000), Some(&other), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Back to the first: both polls stopped.
+        d.on_tick(ts_ms(800_000), Some(&b), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+    }
+
+    #[test]
+    fn evidence_of_a_stop_is_the_last_request() {
+        let ticks: Vec<i64> = vec![760_000];
+        let mut evs = normal(700, 750, 1000);
+        // The last read has more values and accesses than the summary shows.
+        if let Some(e) = evs.iter_mut().rev().find(|e| e.function.code == 3) {
+            e.accesses[0].values = ints(&[1, 2, 3, 4, 5, 6]);
+        }
+        let last = evs
+            .iter()
+            .rev()
+            .find(|e| e.function.code == 3)
+            .unwrap()
+            .clone();
+        let out = run(&evs, &ticks);
+        let stop = out
+            .iter()
+            .find(|a| a.otwatch.explanation.contains("holding_register"))
+            .unwrap();
+        assert_eq!(
+            stop.otwatch.evidence[0].summary,
+            event_summary(&last),
+            "{stop:?}"
+        );
+        assert_eq!(stop.otwatch.evidence[0].packet, last.evidence.packet);
+        let mut kept = evidence_copy(&evs[0]);
+        keep_for_evidence(&mut kept, &last);
+        assert_eq!(event_summary(&kept), event_summary(&last));
+    }
+
+    #[test]
+    fn sorted_window_median() {
+        let mut d = Timing::new(TimingConfig::default());
+        let b = learnt();
+        let mut out = Vec::new();
+        // Irregular intervals around 1 s: the median stays within tolerance.
+        let mut t = 700_000;
+        for i in 0..40 {
+            t += [990, 1010, 400, 1600, 1000][i % 5];
+            d.on_event(&read_hr(t, MASTER, PLC, 1, 0, &[1, 2]), Some(&b), &mut out);
+            d.on_event(
+                &read_coils(t + 15, MASTER, PLC, 1, 0, &[true]),
+                Some(&b),
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "{out:?}");
+        for (_, _, st) in &d.states {
+            let mut r: Vec<u64> = st.recent.iter().copied().collect();
+            r.sort_unstable();
+            assert_eq!(r, st.sorted);
+        }
     }
 
     #[test]
