@@ -14,9 +14,14 @@
 //! baseline holds a model; it sets `otwatch.score` and `otwatch.ml` on the alerts it raises
 //! and uses the `ml` detector name.
 //!
-//! Determinism: detectors read time only from events (ticks are driven by event time), keep
-//! their state in `BTreeMap`s, and run in a fixed order; the same events always give the same
-//! alerts in the same order.
+//! Determinism: detectors read time only from events (ticks are driven by event time), run in a
+//! fixed order, and iterate only ordered state (`BTreeMap`s, sorted lists) into alerts; hash maps
+//! (keyed by Copy channel and request keys, fast seeded hasher) serve lookups only. The same
+//! events always give the same alerts in the same order, with or without [`Engine::parallel`].
+//!
+//! Speed: on the common path (a known channel repeating a known request) each detector does one
+//! hash lookup into its per-channel state and remembers what it already found known; values are
+//! checked against per-block profiles compiled once per channel and request.
 
 pub mod aggregate;
 pub mod ml;
