@@ -30,16 +30,22 @@ pub fn community_id_v1(
     dport: u16,
 ) -> String {
     // A flood of alerts on a few connections would hash the same tuple again and again: a small
-    // direct-mapped memo per thread keeps the last ids (the value is a pure function of the key).
+    // direct-mapped memo per thread (1024 slots, ~100 KB) keeps the last ids (the value is a pure function of the key).
     let key = (seed, src, dst, proto, sport, dport);
     let slot = {
         use std::hash::BuildHasher;
-        (crate::flow::hash::KeyHashBuilder::default().hash_one(key) % MEMO_SLOTS as u64) as usize
+        (crate::flow::hash::KeyHashBuilder::with_seeds(
+            0x9e37_79b9_7f4a_7c15,
+            0x2545_f491_4f6c_dd1d,
+        )
+        .hash_one(key)
+            % MEMO_SLOTS as u64) as usize
     };
     MEMO.with(|memo| {
         let mut memo = memo.borrow_mut();
         if let Some(Some((k, id))) = memo.get(slot) {
             if *k == key {
+                MEMO_HITS.with(|h| h.set(h.get() + 1));
                 return id.clone();
             }
         }
@@ -52,13 +58,15 @@ pub fn community_id_v1(
 }
 
 /// Slots of the per-thread memo of [`community_id_v1`].
-const MEMO_SLOTS: usize = 64;
+const MEMO_SLOTS: usize = 1024;
 
 type MemoKey = (u16, IpAddr, IpAddr, u8, u16, u16);
 
 thread_local! {
     static MEMO: std::cell::RefCell<Vec<Option<(MemoKey, String)>>> =
         std::cell::RefCell::new(vec![None; MEMO_SLOTS]);
+    /// Answers given from the memo on this thread (for tests).
+    static MEMO_HITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 fn compute_v1(seed: u16, src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> String {
@@ -289,6 +297,18 @@ mod tests {
             community_id_v1(0, a, a, 6, 502, 40000),
             community_id_v1(0, a, a, 6, 40000, 502)
         );
+    }
+
+    #[test]
+    fn memo_answers_a_repeated_tuple() {
+        let a: IpAddr = "10.9.0.1".parse().unwrap();
+        let b: IpAddr = "10.9.0.2".parse().unwrap();
+        let first = community_id_v1(0, a, b, 6, 41000, 502);
+        let hits = MEMO_HITS.with(|h| h.get());
+        for _ in 0..10 {
+            assert_eq!(community_id_v1(0, a, b, 6, 41000, 502), first);
+        }
+        assert_eq!(MEMO_HITS.with(|h| h.get()), hits + 10);
     }
 
     #[test]
