@@ -196,20 +196,38 @@ impl ObjKey {
 
     /// Writes the key into `buf` (cleared first), reusing its allocation.
     pub fn write_key(&self, buf: &mut String) {
-        use std::fmt::Write;
         buf.clear();
         match self {
             ObjKey::Modbus { unit, table, addr } => {
+                buf.push('u');
                 match unit {
-                    Some(u) => {
-                        let _ = write!(buf, "u{u}");
-                    }
-                    None => buf.push_str("u-"),
+                    Some(u) => push_decimal(buf, u64::from(*u)),
+                    None => buf.push('-'),
                 }
-                let _ = write!(buf, "/{}/{addr}", table_key(*table));
+                buf.push('/');
+                buf.push_str(table_key(*table));
+                buf.push('/');
+                push_decimal(buf, u64::from(*addr));
             }
             ObjKey::Named(s) => buf.push_str(s),
         }
+    }
+}
+
+/// Appends `n` in decimal, as `{n}` formats it, without the formatting machinery.
+fn push_decimal(buf: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        buf.push(char::from(*d));
     }
 }
 
@@ -513,6 +531,19 @@ mod tests {
             attribute: Some(13),
         };
         assert_eq!(named_object_key(&n).unwrap(), "node/ns=2;s=T");
+        let mut buf = String::new();
+        for unit in [None, Some(0), Some(7), Some(10), Some(255)] {
+            for addr in [0, 9, 10, 99, 65_535, 1_000_000, u32::MAX] {
+                let key = ObjKey::Modbus {
+                    unit,
+                    table: ModbusTable::InputRegister,
+                    addr,
+                };
+                key.write_key(&mut buf);
+                assert_eq!(buf, key.to_key_string());
+                assert_eq!(buf, format!("{}/input_register/{addr}", unit_part(unit)));
+            }
+        }
         let mut buf = String::from("stale");
         for obj in [
             n.clone(),

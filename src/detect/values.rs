@@ -159,13 +159,11 @@ struct Check {
     hi: f64,
     /// For a counter: its learnt rate times `counter_rate_factor`, and the end of learning.
     growth: Option<(f64, Timestamp)>,
-    /// Jumps are checked (the value moved while learning).
-    jumps: bool,
-    /// A jump is a step larger than this.
+    /// A jump is a step larger than this (infinite when the value never moved while
+    /// learning: no jumps then).
     jump_above: f64,
-    /// Freezes are checked (enough distinct learnt values).
-    freezes: bool,
-    /// A freeze is a run of more reads than this ...
+    /// A freeze is a run of more reads than this (`u64::MAX` with too few distinct learnt
+    /// values: no freezes then) ...
     freeze_reads: u64,
     /// ... spanning at least this many seconds.
     freeze_secs: f64,
@@ -194,10 +192,16 @@ impl Check {
             growth: n
                 .counter
                 .map(|(rate, end)| (rate * cfg.counter_rate_factor, end)),
-            jumps: n.max_step > 0.0,
-            jump_above: (cfg.jump_factor * n.max_step).max(m),
-            freezes: n.distinct >= cfg.freeze_min_distinct,
-            freeze_reads,
+            jump_above: if n.max_step > 0.0 {
+                (cfg.jump_factor * n.max_step).max(m)
+            } else {
+                f64::INFINITY
+            },
+            freeze_reads: if n.distinct >= cfg.freeze_min_distinct {
+                freeze_reads
+            } else {
+                u64::MAX
+            },
             freeze_secs,
             n: Box::new(n),
         }
@@ -277,13 +281,44 @@ struct Slot {
 
 /// A Modbus request block on one channel: unit, table, first address, addresses examined
 /// (the count capped at `max_values_per_access`) and direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct BlockKey {
+    chan: ChanKey,
     unit: Option<u8>,
     table: ModbusTable,
     start: u32,
     n: u32,
     dir: AccessDir,
+}
+
+impl std::hash::Hash for BlockKey {
+    /// Three words for an IPv4 channel instead of one per field (hashed once per access).
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let (client, server, proto) = self.chan;
+        match (client, server) {
+            (IpAddr::V4(c), IpAddr::V4(s)) => {
+                h.write_u64(u64::from(u32::from(c)) << 32 | u64::from(u32::from(s)));
+            }
+            (c, s) => {
+                c.hash(h);
+                s.hash(h);
+            }
+        }
+        h.write_u64(u64::from(self.start) | u64::from(self.n) << 32);
+        let unit = self.unit.map_or(256, u64::from);
+        h.write_u64(
+            unit | (self.table as u64) << 9 | (self.dir as u64) << 16 | (proto as u64) << 17,
+        );
+    }
+}
+
+/// A cached block: its channel (index in `chans`) and one slot per address.
+#[derive(Debug)]
+struct Block {
+    chan: usize,
+    slots: Vec<Slot>,
+    /// Slots not yet tied to an object state.
+    unresolved: u32,
 }
 
 /// A profile compiled on first use.
@@ -316,8 +351,6 @@ struct Chan {
     named: FastMap<String, NamedObj>,
     /// Per tracked object: last value read and its run.
     states: Vec<ObjState>,
-    /// Compiled Modbus request blocks.
-    blocks: FastMap<BlockKey, Vec<Slot>>,
 }
 
 /// The values detector.
@@ -326,17 +359,19 @@ pub struct Values {
     cfg: ValuesConfig,
     /// Channel → index in `chans`.
     chan_index: FastMap<ChanKey, usize>,
-    /// Per channel: objects, read states, compiled blocks.
+    /// Per channel: objects and read states.
     chans: Vec<Chan>,
+    /// Compiled Modbus request blocks of every channel.
+    blocks: FastMap<BlockKey, Block>,
     /// Objects tracked, over all channels.
     n_states: usize,
     /// Values of objects not tracked because the state table was full (they are still checked
     /// against their profiles, looked up each time, but cannot jump or freeze).
     pub states_dropped: u64,
-    /// Slots in the block caches of all channels.
+    /// Slots in `blocks`.
     cached_slots: usize,
-    /// Times every block cache was emptied because together they held `max_cached_slots`
-    /// (the blocks are compiled again when next seen).
+    /// Times `blocks` was emptied because it held `max_cached_slots` (the blocks are
+    /// compiled again when next seen).
     pub cache_resets: u64,
     /// A named object's key, reused.
     key_buf: String,
@@ -396,7 +431,7 @@ fn normal_of(
         if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
             let mut n = None;
             merge(&mut n, p, ch.client, true, side);
-            return n.map(|n| with_counter(n, b));
+            return n;
         }
     }
     let mut n = None;
@@ -405,12 +440,12 @@ fn normal_of(
             merge(&mut n, p, ch.client, false, side);
         }
     }
-    n.map(|n| with_counter(n, b))
+    n
 }
 
-/// Sets a counter's learnt rate of growth and the end of learning.
-fn with_counter(mut n: Normal, b: &Baseline) -> Normal {
-    let end = Timestamp::parse_rfc3339(&b.learned.last);
+/// Sets a counter's learnt rate of growth and the end of learning (`end`, parsed from
+/// `b.learned.last`).
+fn with_counter(mut n: Normal, b: &Baseline, end: Option<Timestamp>) -> Normal {
     if let (true, Some(end)) = (n.monotonic, end) {
         let rate = (n.max - n.min) / b.learned.duration_s.max(1.0);
         n.counter = rate.is_finite().then_some((rate, end));
@@ -418,36 +453,52 @@ fn with_counter(mut n: Normal, b: &Baseline) -> Normal {
     n
 }
 
-/// The compiled profile of object `key` on `ev`'s channel in direction `dir`.
-fn compile(
-    cfg: &ValuesConfig,
-    b: &Baseline,
-    own: Option<&Channel>,
-    ev: &IcsEvent,
-    key: &str,
-    dir: AccessDir,
-) -> Option<Check> {
-    normal_of(b, own, ev, key, dir).map(|n| Check::new(cfg, b, n, dir))
+/// What compiling the profiles of one event's objects needs, looked up once.
+struct Compiler<'a> {
+    cfg: &'a ValuesConfig,
+    b: &'a Baseline,
+    ev: &'a IcsEvent,
+    /// The event's channel in the baseline.
+    own: Option<&'a Channel>,
+    /// The end of learning.
+    end: Option<Timestamp>,
 }
 
-/// The slots of a Modbus request block, every address's profile compiled.
-fn compile_block(cfg: &ValuesConfig, b: &Baseline, ev: &IcsEvent, key: &BlockKey) -> Vec<Slot> {
-    let own = b.channel(ev.client.ip, ev.server.ip, ev.proto);
-    let mut buf = String::new();
-    (0..key.n)
-        .map(|i| {
-            let okey = ObjKey::Modbus {
-                unit: key.unit,
-                table: key.table,
-                addr: key.start.saturating_add(i),
-            };
-            okey.write_key(&mut buf);
-            Slot {
-                obj: UNRESOLVED,
-                check: compile(cfg, b, own, ev, &buf, key.dir),
-            }
-        })
-        .collect()
+impl<'a> Compiler<'a> {
+    fn new(cfg: &'a ValuesConfig, b: &'a Baseline, ev: &'a IcsEvent) -> Self {
+        Compiler {
+            cfg,
+            b,
+            ev,
+            own: b.channel(ev.client.ip, ev.server.ip, ev.proto),
+            end: Timestamp::parse_rfc3339(&b.learned.last),
+        }
+    }
+
+    /// The compiled profile of object `key` on the event's channel in direction `dir`.
+    fn check(&self, key: &str, dir: AccessDir) -> Option<Check> {
+        normal_of(self.b, self.own, self.ev, key, dir)
+            .map(|n| Check::new(self.cfg, self.b, with_counter(n, self.b, self.end), dir))
+    }
+
+    /// The slots of a Modbus request block, every address's profile compiled.
+    fn block(&self, key: &BlockKey) -> Vec<Slot> {
+        let mut buf = String::new();
+        (0..key.n)
+            .map(|i| {
+                let okey = ObjKey::Modbus {
+                    unit: key.unit,
+                    table: key.table,
+                    addr: key.start.saturating_add(i),
+                };
+                okey.write_key(&mut buf);
+                Slot {
+                    obj: UNRESOLVED,
+                    check: self.check(&buf, key.dir),
+                }
+            })
+            .collect()
+    }
 }
 
 fn range_words(n: &Normal) -> String {
@@ -573,11 +624,11 @@ fn read<'k>(
     st.last = x;
     // Jump. A step back from a value that was itself out of range (already reported) is
     // the process or an operator putting things right, not a new anomaly.
-    if c.jumps && !out_of_range && (x - prev).abs() > c.jump_above && !c.outside(prev, now) {
+    if !out_of_range && (x - prev).abs() > c.jump_above && !c.outside(prev, now) {
         jump_alert(ev, key(), &c.n, prev, x, out);
     }
     // Freeze.
-    if c.freezes && st.run > c.freeze_reads && !st.frozen_reported {
+    if st.run > c.freeze_reads && !st.frozen_reported {
         let run_secs = micros_between(ev.ts, st.run_since) / 1_000_000;
         if run_secs as f64 >= c.freeze_secs {
             st.frozen_reported = true;
@@ -699,7 +750,25 @@ fn frozen_alert(
     );
 }
 
-/// Checks the values of a Modbus access against its compiled block.
+/// One channel's object table and the detector's state counts, for [`run_block`].
+struct Tracker<'a> {
+    objs: &'a mut FastMap<AddrKey, u32>,
+    states: &'a mut Vec<ObjState>,
+    n_states: &'a mut usize,
+    states_dropped: &'a mut u64,
+    max_states: usize,
+}
+
+/// The address of slot `i` of a block (for alerts and the object table only: kept out of
+/// the per-value loop).
+#[inline(never)]
+fn slot_addr(key: &BlockKey, i: usize) -> AddrKey {
+    // `i` is below the block's length, a u32.
+    (key.unit, key.table, key.start.saturating_add(i as u32))
+}
+
+/// Checks the values of a Modbus access against its compiled block; `unresolved` counts the
+/// block's slots not yet tied to an object state.
 #[allow(clippy::too_many_arguments)]
 fn run_block(
     ev: &IcsEvent,
@@ -707,45 +776,39 @@ fn run_block(
     values: &[Value],
     key: &BlockKey,
     slots: &mut [Slot],
-    objs: &mut FastMap<AddrKey, u32>,
-    states: &mut Vec<ObjState>,
-    n_states: &mut usize,
-    states_dropped: &mut u64,
-    max_states: usize,
+    unresolved: &mut u32,
+    t: Tracker<'_>,
     out: &mut Vec<Alert>,
 ) {
+    // An object is tracked from its first numeric value, in the order of the values (the
+    // checks below do not change the state table).
+    if *unresolved > 0 {
+        for (i, (slot, v)) in slots.iter_mut().zip(values).enumerate() {
+            if slot.obj == UNRESOLVED && numeric(v).is_some() {
+                slot.obj = resolve(
+                    t.objs,
+                    t.states,
+                    t.n_states,
+                    t.max_states,
+                    slot_addr(key, i),
+                );
+                *unresolved = unresolved.saturating_sub(1);
+            }
+        }
+    }
     // One loop per direction, each with the per-value checks inlined.
     match key.dir {
-        AccessDir::Read => run_block_dir::<true>(
-            ev,
-            now,
-            values,
-            key,
-            slots,
-            objs,
-            states,
-            n_states,
-            states_dropped,
-            max_states,
-            out,
-        ),
-        AccessDir::Write => run_block_dir::<false>(
-            ev,
-            now,
-            values,
-            key,
-            slots,
-            objs,
-            states,
-            n_states,
-            states_dropped,
-            max_states,
-            out,
-        ),
+        AccessDir::Read => {
+            run_block_dir::<true>(ev, now, values, key, slots, t.states, t.states_dropped, out)
+        }
+        AccessDir::Write => {
+            run_block_dir::<false>(ev, now, values, key, slots, t.states, t.states_dropped, out)
+        }
     }
 }
 
-/// [`run_block`] for reads (`READ`) or writes.
+/// [`run_block`] for reads (`READ`) or writes, once every slot with a numeric value is
+/// resolved.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run_block_dir<const READ: bool>(
@@ -753,45 +816,41 @@ fn run_block_dir<const READ: bool>(
     now: &mut Now,
     values: &[Value],
     key: &BlockKey,
-    slots: &mut [Slot],
-    objs: &mut FastMap<AddrKey, u32>,
-    states: &mut Vec<ObjState>,
-    n_states: &mut usize,
+    slots: &[Slot],
+    states: &mut [ObjState],
     states_dropped: &mut u64,
-    max_states: usize,
     out: &mut Vec<Alert>,
 ) {
-    for (i, (slot, v)) in slots.iter_mut().zip(values).enumerate() {
-        let Some(x) = numeric(v) else {
+    for (i, (slot, v)) in slots.iter().zip(values).enumerate() {
+        // Registers are integers: that case first, without the jump table of `numeric`.
+        let x = match v {
+            Value::Int(n) => *n as f64,
+            v => match numeric(v) {
+                Some(x) => x,
+                None => continue,
+            },
+        };
+        // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
+        let Some(st) = states.get_mut(slot.obj as usize) else {
+            *states_dropped += 1;
+            if let Some(c) = &slot.check {
+                let dir = if READ {
+                    AccessDir::Read
+                } else {
+                    AccessDir::Write
+                };
+                untracked(ev, now, KeyRef::Modbus(slot_addr(key, i)), dir, c, x, out);
+            }
             continue;
         };
-        // `i` is below the block's length, a u32.
-        let addr = || (key.unit, key.table, key.start.saturating_add(i as u32));
-        if slot.obj >= UNTRACKED {
-            if slot.obj == UNRESOLVED {
-                slot.obj = resolve(objs, states, n_states, max_states, addr());
-            }
-            if slot.obj == UNTRACKED {
-                *states_dropped += 1;
-                if let Some(c) = &slot.check {
-                    let dir = if READ {
-                        AccessDir::Read
-                    } else {
-                        AccessDir::Write
-                    };
-                    untracked(ev, now, KeyRef::Modbus(addr()), dir, c, x, out);
-                }
-                continue;
-            }
-        }
         let Some(c) = &slot.check else {
             continue;
         };
-        let key = || KeyRef::Modbus(addr());
         if READ {
-            read(ev, now, key, c, states.get_mut(slot.obj as usize), x, out);
+            let key = || KeyRef::Modbus(slot_addr(key, i));
+            read(ev, now, key, c, Some(st), x, out);
         } else if c.outside(x, now) {
-            write_alert(ev, key(), &c.n, x, out);
+            write_alert(ev, KeyRef::Modbus(slot_addr(key, i)), &c.n, x, out);
         }
     }
 }
@@ -817,6 +876,7 @@ impl Values {
             cfg,
             chan_index: FastMap::default(),
             chans: Vec::new(),
+            blocks: FastMap::default(),
             n_states: 0,
             states_dropped: 0,
             cached_slots: 0,
@@ -837,78 +897,63 @@ impl Values {
         i
     }
 
-    /// Checks the values of a Modbus access: per (unit, table, start, count, direction) the
-    /// profiles are compiled once and kept with the channel.
-    #[allow(clippy::too_many_arguments)]
+    /// Checks the values of a Modbus access: per channel and (unit, table, start, count,
+    /// direction) the profiles are compiled once and kept.
     fn modbus_access(
         &mut self,
         b: &Baseline,
         ev: &IcsEvent,
         now: &mut Now,
-        ci: usize,
         a: &Access,
         key: BlockKey,
         out: &mut Vec<Alert>,
     ) {
-        let Values {
-            cfg,
-            chans,
-            n_states,
-            states_dropped,
-            cached_slots,
-            cache_resets,
-            ..
-        } = self;
-        let max_states = cfg.max_states;
-        if let Some(chan) = chans.get_mut(ci) {
-            if let Some(slots) = chan.blocks.get_mut(&key) {
-                run_block(
-                    ev,
-                    now,
-                    &a.values,
-                    &key,
-                    slots,
-                    &mut chan.modbus,
-                    &mut chan.states,
-                    n_states,
-                    states_dropped,
+        let max_states = self.cfg.max_states;
+        if let Some(block) = self.blocks.get_mut(&key) {
+            if let Some(chan) = self.chans.get_mut(block.chan) {
+                let t = Tracker {
+                    objs: &mut chan.modbus,
+                    states: &mut chan.states,
+                    n_states: &mut self.n_states,
+                    states_dropped: &mut self.states_dropped,
                     max_states,
-                    out,
-                );
-                return;
+                };
+                let (slots, unresolved) = (&mut block.slots, &mut block.unresolved);
+                run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
             }
+            return;
         }
-        let mut slots = compile_block(cfg, b, ev, &key);
-        let cacheable = slots.len() <= cfg.max_cached_slots;
-        if cacheable && *cached_slots + slots.len() > cfg.max_cached_slots {
-            for c in chans.iter_mut() {
-                c.blocks.clear();
-            }
-            *cached_slots = 0;
-            *cache_resets += 1;
+        let ci = self.chan_of(ev);
+        let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
+        let mut unresolved = key.n;
+        let cacheable = slots.len() <= self.cfg.max_cached_slots;
+        if cacheable && self.cached_slots + slots.len() > self.cfg.max_cached_slots {
+            self.blocks.clear();
+            self.cached_slots = 0;
+            self.cache_resets += 1;
         }
-        let Some(chan) = chans.get_mut(ci) else {
+        let Some(chan) = self.chans.get_mut(ci) else {
             return;
         };
-        let slots = if cacheable {
-            *cached_slots += slots.len();
-            chan.blocks.entry(key).or_insert(slots)
+        let (slots, unresolved) = if cacheable {
+            self.cached_slots += slots.len();
+            let block = self.blocks.entry(key).or_insert(Block {
+                chan: ci,
+                slots,
+                unresolved,
+            });
+            (&mut block.slots, &mut block.unresolved)
         } else {
-            &mut slots
+            (&mut slots, &mut unresolved)
         };
-        run_block(
-            ev,
-            now,
-            &a.values,
-            &key,
-            slots,
-            &mut chan.modbus,
-            &mut chan.states,
-            n_states,
-            states_dropped,
+        let t = Tracker {
+            objs: &mut chan.modbus,
+            states: &mut chan.states,
+            n_states: &mut self.n_states,
+            states_dropped: &mut self.states_dropped,
             max_states,
-            out,
-        );
+        };
+        run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
     }
 
     /// Checks the value of an access to a named object (OPC UA node, other).
@@ -939,10 +984,7 @@ impl Values {
             return;
         };
         let okey = key_buf.as_str();
-        let compile_it = || {
-            let own = b.channel(ev.client.ip, ev.server.ip, ev.proto);
-            compile(cfg, b, own, ev, okey, a.dir)
-        };
+        let compile_it = || Compiler::new(cfg, b, ev).check(okey, a.dir);
         if !chan.named.contains_key(okey) {
             let Some(i) = new_state(&mut chan.states, n_states, cfg.max_states) else {
                 *states_dropped += 1;
@@ -993,7 +1035,6 @@ impl Detector for Values {
             return;
         }
         let cap = u32::try_from(self.cfg.max_values_per_access).unwrap_or(u32::MAX);
-        let ci = self.chan_of(ev);
         let mut now = Now::new(ev.ts);
         for a in &ev.accesses {
             match &a.object {
@@ -1007,15 +1048,19 @@ impl Detector for Values {
                         continue;
                     }
                     let key = BlockKey {
+                        chan: (ev.client.ip, ev.server.ip, ev.proto),
                         unit: ev.unit_id,
                         table: *table,
                         start: *start,
                         n,
                         dir: a.dir,
                     };
-                    self.modbus_access(b, ev, &mut now, ci, a, key, out);
+                    self.modbus_access(b, ev, &mut now, a, key, out);
                 }
-                _ => self.named_access(b, ev, &mut now, ci, a, out),
+                _ => {
+                    let ci = self.chan_of(ev);
+                    self.named_access(b, ev, &mut now, ci, a, out);
+                }
             }
         }
     }
@@ -1182,6 +1227,38 @@ mod tests {
         ]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].otwatch.kind, "value_jump");
+    }
+
+    #[test]
+    fn a_block_ties_its_slots_to_objects_as_values_arrive() {
+        // A read of input registers 1..=2 that returned one value only: register 2 is not
+        // tracked yet. With room for one object, register 0 (read next) and then register 2
+        // are not tracked: register 0 cannot jump.
+        let mut short = read_ir(997_000, MASTER, PLC, 1, 1, &[7]);
+        if let Some(a) = short.accesses.first_mut() {
+            a.object = ObjectRef::Modbus {
+                table: ModbusTable::InputRegister,
+                start: 1,
+                count: 2,
+            };
+        }
+        let evs = [
+            short,
+            read_ir(998_000, MASTER, PLC, 1, 0, &[150, 7]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[250, 7]),
+            read_ir(1_000_000, MASTER, PLC, 1, 1, &[7, 5]),
+        ];
+        let cap = |max_states| ValuesConfig {
+            max_states,
+            ..ValuesConfig::default()
+        };
+        let (out, d) = run_with(cap(1), &evs);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!((d.n_states, d.states_dropped), (1, 3));
+        let (out, d) = run_with(cap(3), &evs);
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["value_jump"], "{out:?}");
+        assert_eq!((d.n_states, d.states_dropped), (3, 0));
     }
 
     #[test]
