@@ -157,6 +157,9 @@ struct Check {
     lo: f64,
     /// `max + m`.
     hi: f64,
+    /// Values above this need the upper test: `hi`, or −∞ for a counter whose growth could
+    /// be negative (a negative `counter_rate_factor`).
+    hi_fast: f64,
     /// For a counter: its learnt rate times `counter_rate_factor`, and the end of learning.
     growth: Option<(f64, Timestamp)>,
     /// A jump is a step larger than this (infinite when the value never moved while
@@ -186,12 +189,18 @@ impl Check {
         let mean_interval_s = b.learned.duration_s / n.count.max(1) as f64;
         let freeze_secs = (cfg.freeze_factor * n.max_same_run as f64 * mean_interval_s)
             .max(cfg.freeze_min_secs as f64);
+        let growth = n
+            .counter
+            .map(|(rate, end)| (rate * cfg.counter_rate_factor, end));
+        let hi = n.max + m;
         Check {
             lo: n.min - m,
-            hi: n.max + m,
-            growth: n
-                .counter
-                .map(|(rate, end)| (rate * cfg.counter_rate_factor, end)),
+            hi,
+            hi_fast: match growth {
+                Some((rate, _)) if rate.is_nan() || rate < 0.0 => f64::NEG_INFINITY,
+                _ => hi,
+            },
+            growth,
             jump_above: if n.max_step > 0.0 {
                 (cfg.jump_factor * n.max_step).max(m)
             } else {
@@ -212,13 +221,16 @@ impl Check {
     /// learning.
     #[inline]
     fn outside(&self, x: f64, now: &mut Now) -> bool {
-        if x < self.lo {
-            return true;
-        }
+        // `x` is finite. Up to `hi_fast` nothing above `hi` needs testing: a growth of 0 or
+        // more cannot bring a value at or below `hi` outside.
+        x < self.lo || (x > self.hi_fast && self.above(x, now))
+    }
+
+    /// Is `x` above the (grown) upper bound?
+    #[inline]
+    fn above(&self, x: f64, now: &mut Now) -> bool {
         match self.growth {
             None => x > self.hi,
-            // A growth of 0 or more cannot bring `x` back inside: no need to work it out.
-            Some((rate, _)) if rate >= 0.0 && x <= self.hi => false,
             Some((rate, end)) => x > self.hi + rate * now.micros_since(end) / 1e6,
         }
     }
@@ -923,6 +935,23 @@ impl Values {
             }
             return;
         }
+        self.new_block(b, ev, now, a, key, out);
+    }
+
+    /// [`Values::modbus_access`] for a block not in the cache: compiles it, caches it if it
+    /// fits, and checks the access.
+    #[cold]
+    #[inline(never)]
+    fn new_block(
+        &mut self,
+        b: &Baseline,
+        ev: &IcsEvent,
+        now: &mut Now,
+        a: &Access,
+        key: BlockKey,
+        out: &mut Vec<Alert>,
+    ) {
+        let max_states = self.cfg.max_states;
         let ci = self.chan_of(ev);
         let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
         let mut unresolved = key.n;
@@ -957,6 +986,7 @@ impl Values {
     }
 
     /// Checks the value of an access to a named object (OPC UA node, other).
+    #[inline(never)]
     fn named_access(
         &mut self,
         b: &Baseline,
@@ -985,40 +1015,73 @@ impl Values {
         };
         let okey = key_buf.as_str();
         let compile_it = || Compiler::new(cfg, b, ev).check(okey, a.dir);
-        if !chan.named.contains_key(okey) {
-            let Some(i) = new_state(&mut chan.states, n_states, cfg.max_states) else {
-                *states_dropped += 1;
-                if let Some(c) = compile_it() {
-                    untracked(ev, now, KeyRef::Named(okey), a.dir, &c, x, out);
-                }
-                return;
-            };
-            chan.named.insert(
-                okey.to_string(),
-                NamedObj {
-                    obj: i,
-                    read: Lazy::NotYet,
-                    written: Lazy::NotYet,
-                },
+        if let Some(e) = chan.named.get_mut(okey) {
+            named_value(
+                ev,
+                now,
+                e,
+                &mut chan.states,
+                okey,
+                a.dir,
+                compile_it,
+                x,
+                out,
             );
+            return;
         }
-        let Some(e) = chan.named.get_mut(okey) else {
+        let Some(i) = new_state(&mut chan.states, n_states, cfg.max_states) else {
+            *states_dropped += 1;
+            if let Some(c) = compile_it() {
+                untracked(ev, now, KeyRef::Named(okey), a.dir, &c, x, out);
+            }
             return;
         };
-        let lazy = match a.dir {
-            AccessDir::Read => &mut e.read,
-            AccessDir::Write => &mut e.written,
+        let e = chan.named.entry(okey.to_string()).or_insert(NamedObj {
+            obj: i,
+            read: Lazy::NotYet,
+            written: Lazy::NotYet,
+        });
+        named_value(
+            ev,
+            now,
+            e,
+            &mut chan.states,
+            okey,
+            a.dir,
+            compile_it,
+            x,
+            out,
+        );
+    }
+}
+
+/// Checks value `x` of a tracked named object, compiling its profile in direction `dir` on
+/// first use.
+#[allow(clippy::too_many_arguments)]
+fn named_value(
+    ev: &IcsEvent,
+    now: &mut Now,
+    e: &mut NamedObj,
+    states: &mut [ObjState],
+    okey: &str,
+    dir: AccessDir,
+    compile: impl FnOnce() -> Option<Check>,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
+    let lazy = match dir {
+        AccessDir::Read => &mut e.read,
+        AccessDir::Write => &mut e.written,
+    };
+    if matches!(lazy, Lazy::NotYet) {
+        *lazy = match compile() {
+            Some(c) => Lazy::Found(c),
+            None => Lazy::Missing,
         };
-        if matches!(lazy, Lazy::NotYet) {
-            *lazy = match compile_it() {
-                Some(c) => Lazy::Found(c),
-                None => Lazy::Missing,
-            };
-        }
-        if let Lazy::Found(c) = lazy {
-            let state = chan.states.get_mut(e.obj as usize);
-            check_value(ev, now, || KeyRef::Named(okey), a.dir, c, state, x, out);
-        }
+    }
+    if let Lazy::Found(c) = lazy {
+        let state = states.get_mut(e.obj as usize);
+        check_value(ev, now, || KeyRef::Named(okey), dir, c, state, x, out);
     }
 }
 
@@ -1036,6 +1099,8 @@ impl Detector for Values {
         }
         let cap = u32::try_from(self.cfg.max_values_per_access).unwrap_or(u32::MAX);
         let mut now = Now::new(ev.ts);
+        // The channel's index, for named objects (Modbus blocks know theirs).
+        let mut ci = None;
         for a in &ev.accesses {
             match &a.object {
                 ObjectRef::Modbus {
@@ -1058,7 +1123,7 @@ impl Detector for Values {
                     self.modbus_access(b, ev, &mut now, a, key, out);
                 }
                 _ => {
-                    let ci = self.chan_of(ev);
+                    let ci = *ci.get_or_insert_with(|| self.chan_of(ev));
                     self.named_access(b, ev, &mut now, ci, a, out);
                 }
             }
