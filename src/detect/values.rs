@@ -378,7 +378,7 @@ pub struct Values {
     /// Objects tracked, over all channels.
     n_states: usize,
     /// Values of objects not tracked because the state table was full (they are still checked
-    /// against their profiles, looked up each time, but cannot jump or freeze).
+    /// against their profiles, but cannot jump or freeze).
     pub states_dropped: u64,
     /// Slots in `blocks`.
     cached_slots: usize,
