@@ -117,6 +117,29 @@ pub fn named_object_key(obj: &ObjectRef) -> Option<String> {
     }
 }
 
+/// Writes the key of a non-Modbus object into `buf` (cleared first), as [`named_object_key`]
+/// gives it, reusing its allocation; `false` (and `buf` empty) for a Modbus object.
+pub fn write_named_object_key(obj: &ObjectRef, buf: &mut String) -> bool {
+    use std::fmt::Write;
+    buf.clear();
+    match obj {
+        ObjectRef::Node { node_id, attribute } => {
+            buf.push_str("node/");
+            buf.push_str(node_id);
+            if let Some(a) = attribute.filter(|a| *a != 13) {
+                let _ = write!(buf, "#{a}");
+            }
+            true
+        }
+        ObjectRef::Other { name } => {
+            buf.push_str("other/");
+            buf.push_str(name);
+            true
+        }
+        ObjectRef::Modbus { .. } => false,
+    }
+}
+
 /// The object keys an access touches, paired with the value at each (by position), at most
 /// `cap` of them. Modbus ranges expand to one key per address.
 pub fn access_keys<'a>(
@@ -173,20 +196,38 @@ impl ObjKey {
 
     /// Writes the key into `buf` (cleared first), reusing its allocation.
     pub fn write_key(&self, buf: &mut String) {
-        use std::fmt::Write;
         buf.clear();
         match self {
             ObjKey::Modbus { unit, table, addr } => {
+                buf.push('u');
                 match unit {
-                    Some(u) => {
-                        let _ = write!(buf, "u{u}");
-                    }
-                    None => buf.push_str("u-"),
+                    Some(u) => push_decimal(buf, u64::from(*u)),
+                    None => buf.push('-'),
                 }
-                let _ = write!(buf, "/{}/{addr}", table_key(*table));
+                buf.push('/');
+                buf.push_str(table_key(*table));
+                buf.push('/');
+                push_decimal(buf, u64::from(*addr));
             }
             ObjKey::Named(s) => buf.push_str(s),
         }
+    }
+}
+
+/// Appends `n` in decimal, as `{n}` formats it, without the formatting machinery.
+fn push_decimal(buf: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        buf.push(char::from(*d));
     }
 }
 
@@ -230,15 +271,16 @@ pub fn for_each_access_key<'a>(
 }
 
 /// A value as a number, for profiles: booleans are 0/1; strings and bytes have none.
+#[inline]
 pub fn numeric(v: &Value) -> Option<f64> {
-    let x = match v {
-        Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::Int(i) => *i as f64,
-        Value::UInt(u) => *u as f64,
-        Value::Float(f) => *f,
-        Value::Str(_) | Value::Bytes(_) | Value::Opaque(_) => return None,
-    };
-    x.is_finite().then_some(x)
+    // Only a float can be infinite or NaN: every integer converts to a finite number.
+    match v {
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Int(i) => Some(*i as f64),
+        Value::UInt(u) => Some(*u as f64),
+        Value::Float(f) => f.is_finite().then_some(*f),
+        Value::Str(_) | Value::Bytes(_) | Value::Opaque(_) => None,
+    }
 }
 
 /// The request signature of a polling model: function, unit and first object, e.g.
@@ -489,6 +531,39 @@ mod tests {
             attribute: Some(13),
         };
         assert_eq!(named_object_key(&n).unwrap(), "node/ns=2;s=T");
+        let mut buf = String::new();
+        for unit in [None, Some(0), Some(7), Some(10), Some(255)] {
+            for addr in [0, 9, 10, 99, 65_535, 1_000_000, u32::MAX] {
+                let key = ObjKey::Modbus {
+                    unit,
+                    table: ModbusTable::InputRegister,
+                    addr,
+                };
+                key.write_key(&mut buf);
+                assert_eq!(buf, key.to_key_string());
+                assert_eq!(buf, format!("{}/input_register/{addr}", unit_part(unit)));
+            }
+        }
+        let mut buf = String::from("stale");
+        for obj in [
+            n.clone(),
+            ObjectRef::Node {
+                node_id: "ns=2;s=T".into(),
+                attribute: Some(4),
+            },
+            ObjectRef::Node {
+                node_id: "i=2258".into(),
+                attribute: None,
+            },
+            ObjectRef::Other {
+                name: "file x".into(),
+            },
+        ] {
+            assert!(write_named_object_key(&obj, &mut buf));
+            assert_eq!(Some(buf.clone()), named_object_key(&obj));
+        }
+        assert!(!write_named_object_key(&o, &mut buf));
+        assert!(buf.is_empty());
         assert_eq!(fmt_num(470.0), "470");
         assert_eq!(fmt_num(0.25), "0.25");
         assert_eq!(numeric(&Value::Float(f64::NAN)), None);

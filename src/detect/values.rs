@@ -21,10 +21,10 @@ use super::{list_words, Detector};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
-    device_words, event_summary, fmt_num, for_each_access_key, key_words, numeric, Baseline,
-    Channel, ObjKey, ValueProfile,
+    device_words, event_summary, fmt_num, key_words, modbus_object_key, numeric,
+    write_named_object_key, Baseline, Channel, ObjKey, ValueProfile,
 };
-use crate::event::{AccessDir, AppProto, IcsEvent, Outcome};
+use crate::event::{Access, AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, Outcome, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::HashMap;
@@ -57,6 +57,10 @@ pub struct ValuesConfig {
     pub max_values_per_access: usize,
     /// Most per-object states kept (last value, run length).
     pub max_states: usize,
+    /// Most compiled addresses kept over all channels' request blocks; when full, every
+    /// channel's blocks are dropped and compiled again when next seen (counted in
+    /// `cache_resets`).
+    pub max_cached_slots: usize,
     /// A counter may grow past its learnt range by this many times its learnt rate of growth
     /// over the time since the end of learning.
     pub counter_rate_factor: f64,
@@ -76,12 +80,15 @@ impl Default for ValuesConfig {
             freeze_min_secs: 10,
             max_values_per_access: 128,
             max_states: 65_536,
+            max_cached_slots: 65_536,
             counter_rate_factor: 2.0,
         }
     }
 }
 
-#[derive(Debug)]
+/// The read state of one object: its last value and how many reads in a row returned it
+/// (`run` 0: no read with a known profile seen yet).
+#[derive(Debug, Default)]
 struct ObjState {
     last: f64,
     run: u64,
@@ -92,56 +99,13 @@ struct ObjState {
 
 type ChanKey = (IpAddr, IpAddr, AppProto);
 type FastMap<K, V> = HashMap<K, V, KeyHashBuilder>;
+/// A Modbus object on a channel: unit, table, address.
+type AddrKey = (Option<u8>, ModbusTable, u32);
 
-/// A profile looked up in the baseline once per object and channel.
-#[derive(Debug, Default)]
-enum Lookup {
-    /// Not looked up yet.
-    #[default]
-    NotYet,
-    /// The baseline has no profile for it.
-    Missing,
-    /// The merged profile.
-    Found(Box<Normal>),
-}
-
-impl Lookup {
-    /// The profile, looking it up on first use.
-    fn get(&mut self, f: impl FnOnce() -> Option<Normal>) -> Option<&Normal> {
-        if matches!(self, Lookup::NotYet) {
-            *self = match f() {
-                Some(n) => Lookup::Found(Box::new(n)),
-                None => Lookup::Missing,
-            };
-        }
-        match self {
-            Lookup::Found(n) => Some(n),
-            _ => None,
-        }
-    }
-}
-
-/// What the detector knows of one object on one channel.
-#[derive(Debug, Default)]
-struct ObjEntry {
-    read: Lookup,
-    written: Lookup,
-    /// Last value read and its run, once a read with a known profile was seen.
-    state: Option<ObjState>,
-}
-
-/// The values detector.
-#[derive(Debug)]
-pub struct Values {
-    cfg: ValuesConfig,
-    /// Per channel, per object: profiles and read state.
-    objects: FastMap<ChanKey, FastMap<ObjKey, ObjEntry>>,
-    /// Entries in `objects`.
-    n_states: usize,
-    /// Objects not tracked because the state table was full (they are still checked against
-    /// their profiles, looked up each time, but cannot jump or freeze).
-    pub states_dropped: u64,
-}
+/// A slot not yet tied to its object's state (no numeric value seen at it yet).
+const UNRESOLVED: u32 = u32::MAX;
+/// A slot whose object is not tracked: the state table was full (it never empties).
+const UNTRACKED: u32 = u32::MAX - 1;
 
 /// A merged profile and who contributed to it.
 #[derive(Debug)]
@@ -175,16 +139,6 @@ impl Normal {
         )
     }
 
-    /// Is `x` outside the range widened by `m`, at capture time `now`? A counter may grow past
-    /// its learnt range at up to `factor` times its learnt rate since the end of learning.
-    fn outside(&self, x: f64, m: f64, now: Timestamp, factor: f64) -> bool {
-        let growth = match self.counter {
-            Some((rate, end)) => rate * factor * now.micros_since(end) as f64 / 1e6,
-            None => 0.0,
-        };
-        x < self.min - m || x > self.max + m + growth
-    }
-
     /// The margin around the range (see the module docs).
     fn margin(&self, cfg: &ValuesConfig, frac: f64) -> f64 {
         let width = self.max - self.min;
@@ -193,6 +147,246 @@ impl Normal {
             .max(cfg.magnitude_frac * mag)
             .max(cfg.min_margin)
     }
+}
+
+/// One object's profile in one direction with every threshold that does not depend on the
+/// value worked out once (the rules are in the module docs).
+#[derive(Debug)]
+struct Check {
+    /// `min − m`.
+    lo: f64,
+    /// `max + m`.
+    hi: f64,
+    /// Values above this need the upper test: `hi`, or −∞ for a counter whose growth could
+    /// be negative (a negative `counter_rate_factor`).
+    hi_fast: f64,
+    /// For a counter: its learnt rate times `counter_rate_factor`, and the end of learning.
+    growth: Option<(f64, Timestamp)>,
+    /// A jump is a step larger than this (infinite when the value never moved while
+    /// learning: no jumps then).
+    jump_above: f64,
+    /// A freeze is a run of more reads than this (`u64::MAX` with too few distinct learnt
+    /// values: no freezes then) ...
+    freeze_reads: u64,
+    /// ... spanning at least this many seconds.
+    freeze_secs: f64,
+    /// The profile, for the alert texts.
+    n: Box<Normal>,
+}
+
+impl Check {
+    fn new(cfg: &ValuesConfig, b: &Baseline, n: Normal, dir: AccessDir) -> Check {
+        let frac = match dir {
+            AccessDir::Read => cfg.read_margin_frac,
+            AccessDir::Write => cfg.write_margin_frac,
+        };
+        let m = n.margin(cfg, frac);
+        let freeze_reads =
+            ((cfg.freeze_factor * n.max_same_run as f64).ceil() as u64).max(cfg.freeze_min_reads);
+        // The longest learnt run in time: its reads times the mean learnt interval between
+        // reads of this object (learning span / reads), so that a burst of reads, which
+        // inflates the count, does not make a freeze out of a value that changes slowly.
+        let mean_interval_s = b.learned.duration_s / n.count.max(1) as f64;
+        let freeze_secs = (cfg.freeze_factor * n.max_same_run as f64 * mean_interval_s)
+            .max(cfg.freeze_min_secs as f64);
+        let growth = n
+            .counter
+            .map(|(rate, end)| (rate * cfg.counter_rate_factor, end));
+        let hi = n.max + m;
+        Check {
+            lo: n.min - m,
+            hi,
+            hi_fast: match growth {
+                Some((rate, _)) if rate.is_nan() || rate < 0.0 => f64::NEG_INFINITY,
+                _ => hi,
+            },
+            growth,
+            jump_above: if n.max_step > 0.0 {
+                (cfg.jump_factor * n.max_step).max(m)
+            } else {
+                f64::INFINITY
+            },
+            freeze_reads: if n.distinct >= cfg.freeze_min_distinct {
+                freeze_reads
+            } else {
+                u64::MAX
+            },
+            freeze_secs,
+            n: Box::new(n),
+        }
+    }
+
+    /// Is `x` outside the widened range at capture time `now`? A counter may grow past its
+    /// learnt range at up to `counter_rate_factor` times its learnt rate since the end of
+    /// learning.
+    #[inline]
+    fn outside(&self, x: f64, now: &mut Now) -> bool {
+        // `x` is finite. Up to `hi_fast` nothing above `hi` needs testing: a growth of 0 or
+        // more cannot bring a value at or below `hi` outside.
+        x < self.lo || (x > self.hi_fast && self.above(x, now))
+    }
+
+    /// Is `x` above the (grown) upper bound?
+    #[inline]
+    fn above(&self, x: f64, now: &mut Now) -> bool {
+        match self.growth {
+            None => x > self.hi,
+            Some((rate, end)) => x > self.hi + rate * now.micros_since(end) / 1e6,
+        }
+    }
+}
+
+/// The capture time of the event being checked, with the time since the end of learning (the
+/// same for every counter) worked out once per event.
+#[derive(Debug)]
+struct Now {
+    ts: Timestamp,
+    /// The last `end` asked for and the microseconds since it.
+    since: Option<(Timestamp, f64)>,
+}
+
+impl Now {
+    fn new(ts: Timestamp) -> Now {
+        Now { ts, since: None }
+    }
+
+    /// Microseconds from `end` to now, as a float.
+    #[inline]
+    fn micros_since(&mut self, end: Timestamp) -> f64 {
+        match self.since {
+            Some((e, us)) if e == end => us,
+            _ => {
+                let us = micros_between(self.ts, end) as f64;
+                self.since = Some((end, us));
+                us
+            }
+        }
+    }
+}
+
+/// `now.micros_since(earlier)` ([`Timestamp::micros_since`]) in 64-bit arithmetic when the
+/// difference fits (capture times less than 292 years apart), which the compiler turns into
+/// a multiplication instead of a 128-bit division.
+#[inline]
+fn micros_between(now: Timestamp, earlier: Timestamp) -> u64 {
+    let d = now
+        .secs
+        .checked_sub(earlier.secs)
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .and_then(|n| n.checked_add(i64::from(now.nanos) - i64::from(earlier.nanos)));
+    match d {
+        Some(d) if d <= 0 => 0,
+        Some(d) => d.unsigned_abs() / 1000,
+        None => now.micros_since(earlier),
+    }
+}
+
+/// One address of a cached Modbus request block.
+#[derive(Debug)]
+struct Slot {
+    /// Index of the object's state in its channel's `states`, or [`UNRESOLVED`] /
+    /// [`UNTRACKED`].
+    obj: u32,
+    /// The object's profile in the block's direction; `None` when the baseline has none.
+    check: Option<Check>,
+}
+
+/// A Modbus request block on one channel: unit, table, first address, addresses examined
+/// (the count capped at `max_values_per_access`) and direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BlockKey {
+    chan: ChanKey,
+    unit: Option<u8>,
+    table: ModbusTable,
+    start: u32,
+    n: u32,
+    dir: AccessDir,
+}
+
+impl std::hash::Hash for BlockKey {
+    /// Three words for an IPv4 channel instead of one per field (hashed once per access).
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let (client, server, proto) = self.chan;
+        match (client, server) {
+            (IpAddr::V4(c), IpAddr::V4(s)) => {
+                h.write_u64(u64::from(u32::from(c)) << 32 | u64::from(u32::from(s)));
+            }
+            (c, s) => {
+                c.hash(h);
+                s.hash(h);
+            }
+        }
+        h.write_u64(u64::from(self.start) | u64::from(self.n) << 32);
+        let unit = self.unit.map_or(256, u64::from);
+        h.write_u64(
+            unit | (self.table as u64) << 9 | (self.dir as u64) << 16 | (proto as u64) << 17,
+        );
+    }
+}
+
+/// A cached block: its channel (index in `chans`) and one slot per address.
+#[derive(Debug)]
+struct Block {
+    chan: usize,
+    slots: Vec<Slot>,
+    /// Slots not yet tied to an object state.
+    unresolved: u32,
+}
+
+/// A profile compiled on first use.
+#[derive(Debug, Default)]
+enum Lazy {
+    /// Not looked up yet.
+    #[default]
+    NotYet,
+    /// The baseline has no profile for it.
+    Missing,
+    /// The compiled profile.
+    Found(Check),
+}
+
+/// A tracked named object (OPC UA node, other) on one channel.
+#[derive(Debug)]
+struct NamedObj {
+    /// Index of its state in the channel's `states`.
+    obj: u32,
+    read: Lazy,
+    written: Lazy,
+}
+
+/// What the detector knows of one channel.
+#[derive(Debug, Default)]
+struct Chan {
+    /// Tracked Modbus objects: index in `states`.
+    modbus: FastMap<AddrKey, u32>,
+    /// Tracked named objects by key.
+    named: FastMap<String, NamedObj>,
+    /// Per tracked object: last value read and its run.
+    states: Vec<ObjState>,
+}
+
+/// The values detector.
+#[derive(Debug)]
+pub struct Values {
+    cfg: ValuesConfig,
+    /// Channel → index in `chans`.
+    chan_index: FastMap<ChanKey, usize>,
+    /// Per channel: objects and read states.
+    chans: Vec<Chan>,
+    /// Compiled Modbus request blocks of every channel.
+    blocks: FastMap<BlockKey, Block>,
+    /// Objects tracked, over all channels.
+    n_states: usize,
+    /// Values of objects not tracked because the state table was full (they are still checked
+    /// against their profiles, but cannot jump or freeze).
+    pub states_dropped: u64,
+    /// Slots in `blocks`.
+    cached_slots: usize,
+    /// Times `blocks` was emptied because it held `max_cached_slots` (the blocks are
+    /// compiled again when next seen).
+    pub cache_resets: u64,
+    /// A named object's key, reused.
+    key_buf: String,
 }
 
 fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, side: &'static str) {
@@ -249,7 +443,7 @@ fn normal_of(
         if let Some(p) = ch.objects.get(key).and_then(|o| pick(o, dir)) {
             let mut n = None;
             merge(&mut n, p, ch.client, true, side);
-            return n.map(|n| with_counter(n, b));
+            return n;
         }
     }
     let mut n = None;
@@ -258,17 +452,65 @@ fn normal_of(
             merge(&mut n, p, ch.client, false, side);
         }
     }
-    n.map(|n| with_counter(n, b))
+    n
 }
 
-/// Sets a counter's learnt rate of growth and the end of learning.
-fn with_counter(mut n: Normal, b: &Baseline) -> Normal {
-    let end = Timestamp::parse_rfc3339(&b.learned.last);
+/// Sets a counter's learnt rate of growth and the end of learning (`end`, parsed from
+/// `b.learned.last`).
+fn with_counter(mut n: Normal, b: &Baseline, end: Option<Timestamp>) -> Normal {
     if let (true, Some(end)) = (n.monotonic, end) {
         let rate = (n.max - n.min) / b.learned.duration_s.max(1.0);
         n.counter = rate.is_finite().then_some((rate, end));
     }
     n
+}
+
+/// What compiling the profiles of one event's objects needs, looked up once.
+struct Compiler<'a> {
+    cfg: &'a ValuesConfig,
+    b: &'a Baseline,
+    ev: &'a IcsEvent,
+    /// The event's channel in the baseline.
+    own: Option<&'a Channel>,
+    /// The end of learning.
+    end: Option<Timestamp>,
+}
+
+impl<'a> Compiler<'a> {
+    fn new(cfg: &'a ValuesConfig, b: &'a Baseline, ev: &'a IcsEvent) -> Self {
+        Compiler {
+            cfg,
+            b,
+            ev,
+            own: b.channel(ev.client.ip, ev.server.ip, ev.proto),
+            end: Timestamp::parse_rfc3339(&b.learned.last),
+        }
+    }
+
+    /// The compiled profile of object `key` on the event's channel in direction `dir`.
+    fn check(&self, key: &str, dir: AccessDir) -> Option<Check> {
+        normal_of(self.b, self.own, self.ev, key, dir)
+            .map(|n| Check::new(self.cfg, self.b, with_counter(n, self.b, self.end), dir))
+    }
+
+    /// The slots of a Modbus request block, every address's profile compiled.
+    fn block(&self, key: &BlockKey) -> Vec<Slot> {
+        let mut buf = String::new();
+        (0..key.n)
+            .map(|i| {
+                let okey = ObjKey::Modbus {
+                    unit: key.unit,
+                    table: key.table,
+                    addr: key.start.saturating_add(i),
+                };
+                okey.write_key(&mut buf);
+                Slot {
+                    obj: UNRESOLVED,
+                    check: self.check(&buf, key.dir),
+                }
+            })
+            .collect()
+    }
 }
 
 fn range_words(n: &Normal) -> String {
@@ -279,190 +521,567 @@ fn range_words(n: &Normal) -> String {
     }
 }
 
+/// An object's key, turned into the baseline file's string only when an alert needs it.
+#[derive(Clone, Copy, Debug)]
+enum KeyRef<'a> {
+    /// A Modbus address.
+    Modbus(AddrKey),
+    /// A named object's key.
+    Named(&'a str),
+}
+
+impl KeyRef<'_> {
+    fn string(self) -> String {
+        match self {
+            KeyRef::Modbus((unit, table, addr)) => modbus_object_key(unit, table, addr),
+            KeyRef::Named(s) => s.to_string(),
+        }
+    }
+}
+
+/// A new object state in `states`, while the state table has room.
+fn new_state(states: &mut Vec<ObjState>, n_states: &mut usize, max_states: usize) -> Option<u32> {
+    let i = u32::try_from(states.len())
+        .ok()
+        .filter(|&i| i < UNTRACKED)?;
+    if *n_states >= max_states {
+        return None;
+    }
+    *n_states += 1;
+    states.push(ObjState::default());
+    Some(i)
+}
+
+/// The tracked object's index for `key`, added while the state table has room ([`UNTRACKED`]
+/// once it is full).
+#[cold]
+fn resolve(
+    objs: &mut FastMap<AddrKey, u32>,
+    states: &mut Vec<ObjState>,
+    n_states: &mut usize,
+    max_states: usize,
+    key: AddrKey,
+) -> u32 {
+    if let Some(&i) = objs.get(&key) {
+        return i;
+    }
+    match new_state(states, n_states, max_states) {
+        Some(i) => {
+            objs.insert(key, i);
+            i
+        }
+        None => UNTRACKED,
+    }
+}
+
+/// Checks value `x` of one object against its compiled profile; `state` is the object's read
+/// state (`None` when the state table is full: no jump or freeze checks then). `key` names the
+/// object, for alerts only.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn check_value<'k>(
+    ev: &IcsEvent,
+    now: &mut Now,
+    key: impl Fn() -> KeyRef<'k>,
+    dir: AccessDir,
+    c: &Check,
+    state: Option<&mut ObjState>,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
+    match dir {
+        AccessDir::Write => {
+            if c.outside(x, now) {
+                write_alert(ev, key(), &c.n, x, out);
+            }
+        }
+        AccessDir::Read => read(ev, now, key, c, state, x, out),
+    }
+}
+
+#[inline(always)]
+fn read<'k>(
+    ev: &IcsEvent,
+    now: &mut Now,
+    key: impl Fn() -> KeyRef<'k>,
+    c: &Check,
+    state: Option<&mut ObjState>,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
+    let out_of_range = c.outside(x, now);
+    if out_of_range {
+        read_alert(ev, key(), &c.n, x, out);
+    }
+    let Some(st) = state else {
+        return;
+    };
+    if st.run == 0 {
+        *st = ObjState {
+            last: x,
+            run: 1,
+            run_since: ev.ts,
+            frozen_reported: false,
+        };
+        return;
+    }
+    let prev = st.last;
+    if x == prev {
+        st.run += 1;
+    } else {
+        st.run = 1;
+        st.run_since = ev.ts;
+        st.frozen_reported = false;
+    }
+    st.last = x;
+    // Jump. A step back from a value that was itself out of range (already reported) is
+    // the process or an operator putting things right, not a new anomaly.
+    if !out_of_range && (x - prev).abs() > c.jump_above && !c.outside(prev, now) {
+        jump_alert(ev, key(), &c.n, prev, x, out);
+    }
+    // Freeze.
+    if st.run > c.freeze_reads && !st.frozen_reported {
+        let run_secs = micros_between(ev.ts, st.run_since) / 1_000_000;
+        if run_secs as f64 >= c.freeze_secs {
+            st.frozen_reported = true;
+            frozen_alert(ev, key(), &c.n, x, st.run, run_secs, out);
+        }
+    }
+}
+
+#[cold]
+fn write_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, x: f64, out: &mut Vec<Alert>) {
+    let key = key.string();
+    let key = key.as_str();
+    let obj = key_words(key);
+    let dev = device_words(ev.server.ip, ev.unit_id);
+    let who = if n.own {
+        format!("{} itself wrote it", ev.client.ip)
+    } else if n.who.len() == 1 {
+        format!("only {} wrote it", list_words(&n.who, 5))
+    } else {
+        format!("{} wrote it", list_words(&n.who, 5))
+    };
+    let range = range_words(n);
+    let explanation = format!(
+        "{} wrote {} to {obj} on {dev}; in the baseline {who}, with values {range} ({} writes). \
+         A setpoint or parameter far outside its normal range can damage equipment, \
+         trip the process or spoil the product.",
+        ev.client.ip,
+        fmt_num(x),
+        n.count,
+    );
+    let fact = format!(
+        "{} wrote {obj} on {dev} with values {range} ({} writes)",
+        list_words(&n.who, 5),
+        n.count
+    );
+    out.push(
+        Alert::from_event(&WRITE_OUT_OF_RANGE, ev, explanation, event_summary(ev))
+            .with_fact(fact, n.reference(ev, key)),
+    );
+}
+
+#[cold]
+fn read_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, x: f64, out: &mut Vec<Alert>) {
+    let key = key.string();
+    let key = key.as_str();
+    let obj = key_words(key);
+    let dev = device_words(ev.server.ip, ev.unit_id);
+    let range = range_words(n);
+    let explanation = format!(
+        "{obj} on {dev} read {} (by {}); in the baseline it read {range} ({} reads). A \
+         process value far outside its normal range means the process is upset, the \
+         sensor failed, or the value is being falsified.",
+        fmt_num(x),
+        ev.client.ip,
+        n.count
+    );
+    out.push(
+        Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, event_summary(ev))
+            .with_fact(format!("{obj} on {dev} read {range}"), n.reference(ev, key)),
+    );
+}
+
+#[cold]
+fn jump_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, prev: f64, x: f64, out: &mut Vec<Alert>) {
+    let key = key.string();
+    let key = key.as_str();
+    let obj = key_words(key);
+    let dev = device_words(ev.server.ip, ev.unit_id);
+    let explanation = format!(
+        "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
+         it never moved more than {} between reads (range {}). A sudden jump can be a \
+         manipulated value or a process upset.",
+        fmt_num(prev),
+        fmt_num(x),
+        ev.client.ip,
+        fmt_num(n.max_step),
+        range_words(n)
+    );
+    out.push(
+        Alert::from_event(&VALUE_JUMP, ev, explanation, event_summary(ev)).with_fact(
+            format!("{obj} on {dev}: largest step {}", fmt_num(n.max_step)),
+            n.reference(ev, key),
+        ),
+    );
+}
+
+#[cold]
+fn frozen_alert(
+    ev: &IcsEvent,
+    key: KeyRef<'_>,
+    n: &Normal,
+    x: f64,
+    run: u64,
+    run_secs: u64,
+    out: &mut Vec<Alert>,
+) {
+    let key = key.string();
+    let key = key.as_str();
+    let obj = key_words(key);
+    let dev = device_words(ev.server.ip, ev.unit_id);
+    let explanation = format!(
+        "{obj} on {dev} has read {} for {run} reads in a row over {run_secs} s (by {}); in \
+         the baseline it changed all the time ({} different values, never the same for \
+         more than {} reads). A frozen value can be a stuck sensor, a stopped PLC \
+         program, or a replay hiding the real process from the operator.",
+        fmt_num(x),
+        ev.client.ip,
+        n.distinct,
+        n.max_same_run
+    );
+    out.push(
+        Alert::from_event(&VALUE_FROZEN, ev, explanation, event_summary(ev)).with_fact(
+            format!(
+                "{obj} on {dev}: {} distinct values, longest run {}",
+                n.distinct, n.max_same_run
+            ),
+            n.reference(ev, key),
+        ),
+    );
+}
+
+/// One channel's object table and the detector's state counts, for [`run_block`].
+struct Tracker<'a> {
+    objs: &'a mut FastMap<AddrKey, u32>,
+    states: &'a mut Vec<ObjState>,
+    n_states: &'a mut usize,
+    states_dropped: &'a mut u64,
+    max_states: usize,
+}
+
+/// The address of slot `i` of a block (for alerts and the object table only: kept out of
+/// the per-value loop).
+#[inline(never)]
+fn slot_addr(key: &BlockKey, i: usize) -> AddrKey {
+    // `i` is below the block's length, a u32.
+    (key.unit, key.table, key.start.saturating_add(i as u32))
+}
+
+/// Checks the values of a Modbus access against its compiled block; `unresolved` counts the
+/// block's slots not yet tied to an object state.
+#[allow(clippy::too_many_arguments)]
+fn run_block(
+    ev: &IcsEvent,
+    now: &mut Now,
+    values: &[Value],
+    key: &BlockKey,
+    slots: &mut [Slot],
+    unresolved: &mut u32,
+    t: Tracker<'_>,
+    out: &mut Vec<Alert>,
+) {
+    // An object is tracked from its first numeric value, in the order of the values (the
+    // checks below do not change the state table).
+    if *unresolved > 0 {
+        for (i, (slot, v)) in slots.iter_mut().zip(values).enumerate() {
+            if slot.obj == UNRESOLVED && numeric(v).is_some() {
+                slot.obj = resolve(
+                    t.objs,
+                    t.states,
+                    t.n_states,
+                    t.max_states,
+                    slot_addr(key, i),
+                );
+                *unresolved = unresolved.saturating_sub(1);
+            }
+        }
+    }
+    // One loop per direction, each with the per-value checks inlined.
+    match key.dir {
+        AccessDir::Read => {
+            run_block_dir::<true>(ev, now, values, key, slots, t.states, t.states_dropped, out)
+        }
+        AccessDir::Write => {
+            run_block_dir::<false>(ev, now, values, key, slots, t.states, t.states_dropped, out)
+        }
+    }
+}
+
+/// [`run_block`] for reads (`READ`) or writes, once every slot with a numeric value is
+/// resolved.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_block_dir<const READ: bool>(
+    ev: &IcsEvent,
+    now: &mut Now,
+    values: &[Value],
+    key: &BlockKey,
+    slots: &[Slot],
+    states: &mut [ObjState],
+    states_dropped: &mut u64,
+    out: &mut Vec<Alert>,
+) {
+    for (i, (slot, v)) in slots.iter().zip(values).enumerate() {
+        // Registers are integers: that case first, without the jump table of `numeric`.
+        let x = match v {
+            Value::Int(n) => *n as f64,
+            v => match numeric(v) {
+                Some(x) => x,
+                None => continue,
+            },
+        };
+        // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
+        let Some(st) = states.get_mut(slot.obj as usize) else {
+            *states_dropped += 1;
+            if let Some(c) = &slot.check {
+                let dir = if READ {
+                    AccessDir::Read
+                } else {
+                    AccessDir::Write
+                };
+                untracked(ev, now, KeyRef::Modbus(slot_addr(key, i)), dir, c, x, out);
+            }
+            continue;
+        };
+        let Some(c) = &slot.check else {
+            continue;
+        };
+        if READ {
+            let key = || KeyRef::Modbus(slot_addr(key, i));
+            read(ev, now, key, c, Some(st), x, out);
+        } else if c.outside(x, now) {
+            write_alert(ev, KeyRef::Modbus(slot_addr(key, i)), &c.n, x, out);
+        }
+    }
+}
+
+/// Checks a value of an object that is not tracked (the state table is full).
+#[cold]
+fn untracked(
+    ev: &IcsEvent,
+    now: &mut Now,
+    key: KeyRef<'_>,
+    dir: AccessDir,
+    c: &Check,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
+    check_value(ev, now, || key, dir, c, None, x, out);
+}
+
 impl Values {
     /// A values detector.
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
             cfg,
-            objects: FastMap::default(),
+            chan_index: FastMap::default(),
+            chans: Vec::new(),
+            blocks: FastMap::default(),
             n_states: 0,
             states_dropped: 0,
+            cached_slots: 0,
+            cache_resets: 0,
+            key_buf: String::new(),
         }
     }
 
-    fn write(
-        cfg: &ValuesConfig,
-        ev: &IcsEvent,
-        okey: &ObjKey,
-        n: &Normal,
-        x: f64,
-        out: &mut Vec<Alert>,
-    ) {
-        let m = n.margin(cfg, cfg.write_margin_frac);
-        if !n.outside(x, m, ev.ts, cfg.counter_rate_factor) {
-            return;
+    /// The index of `ev`'s channel in `chans`, added if new.
+    fn chan_of(&mut self, ev: &IcsEvent) -> usize {
+        let k = (ev.client.ip, ev.server.ip, ev.proto);
+        if let Some(&i) = self.chan_index.get(&k) {
+            return i;
         }
-        let key = okey.to_key_string();
-        let key = key.as_str();
-        let obj = key_words(key);
-        let dev = device_words(ev.server.ip, ev.unit_id);
-        let who = if n.own {
-            format!("{} itself wrote it", ev.client.ip)
-        } else if n.who.len() == 1 {
-            format!("only {} wrote it", list_words(&n.who, 5))
-        } else {
-            format!("{} wrote it", list_words(&n.who, 5))
-        };
-        let explanation = format!(
-            "{} wrote {} to {obj} on {dev}; in the baseline {who}, with values {} ({} writes). \
-             A setpoint or parameter far outside its normal range can damage equipment, \
-             trip the process or spoil the product.",
-            ev.client.ip,
-            fmt_num(x),
-            range_words(n),
-            n.count,
-        );
-        let fact = format!(
-            "{} wrote {obj} on {dev} with values {} ({} writes)",
-            list_words(&n.who, 5),
-            range_words(n),
-            n.count
-        );
-        out.push(
-            Alert::from_event(&WRITE_OUT_OF_RANGE, ev, explanation, event_summary(ev))
-                .with_fact(fact, n.reference(ev, key)),
-        );
+        let i = self.chans.len();
+        self.chans.push(Chan::default());
+        self.chan_index.insert(k, i);
+        i
     }
 
-    /// Checks a read value; `state` is the object's read state (`None` when the state table
-    /// is full: no jump or freeze checks then).
-    #[allow(clippy::too_many_arguments)]
-    fn read(
-        cfg: &ValuesConfig,
+    /// Checks the values of a Modbus access: per channel and (unit, table, start, count,
+    /// direction) the profiles are compiled once and kept.
+    fn modbus_access(
+        &mut self,
         b: &Baseline,
         ev: &IcsEvent,
-        okey: &ObjKey,
-        n: &Normal,
-        state: Option<&mut Option<ObjState>>,
-        x: f64,
+        now: &mut Now,
+        a: &Access,
+        key: BlockKey,
         out: &mut Vec<Alert>,
     ) {
-        let m = n.margin(cfg, cfg.read_margin_frac);
-        let out_of_range = n.outside(x, m, ev.ts, cfg.counter_rate_factor);
-        if out_of_range {
-            let key = okey.to_key_string();
-            let key = key.as_str();
-            let obj = key_words(key);
-            let dev = device_words(ev.server.ip, ev.unit_id);
-            let explanation = format!(
-                "{obj} on {dev} read {} (by {}); in the baseline it read {} ({} reads). A \
-                 process value far outside its normal range means the process is upset, the \
-                 sensor failed, or the value is being falsified.",
-                fmt_num(x),
-                ev.client.ip,
-                range_words(n),
-                n.count
-            );
-            out.push(
-                Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, event_summary(ev))
-                    .with_fact(
-                        format!("{obj} on {dev} read {}", range_words(n)),
-                        n.reference(ev, key),
-                    ),
-            );
+        let max_states = self.cfg.max_states;
+        if let Some(block) = self.blocks.get_mut(&key) {
+            if let Some(chan) = self.chans.get_mut(block.chan) {
+                let t = Tracker {
+                    objs: &mut chan.modbus,
+                    states: &mut chan.states,
+                    n_states: &mut self.n_states,
+                    states_dropped: &mut self.states_dropped,
+                    max_states,
+                };
+                let (slots, unresolved) = (&mut block.slots, &mut block.unresolved);
+                run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
+            }
+            return;
         }
-        let Some(state) = state else {
+        self.new_block(b, ev, now, a, key, out);
+    }
+
+    /// [`Values::modbus_access`] for a block not in the cache: compiles it, caches it if it
+    /// fits, and checks the access.
+    #[cold]
+    #[inline(never)]
+    fn new_block(
+        &mut self,
+        b: &Baseline,
+        ev: &IcsEvent,
+        now: &mut Now,
+        a: &Access,
+        key: BlockKey,
+        out: &mut Vec<Alert>,
+    ) {
+        let max_states = self.cfg.max_states;
+        let ci = self.chan_of(ev);
+        let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
+        let mut unresolved = key.n;
+        let cacheable = slots.len() <= self.cfg.max_cached_slots;
+        if cacheable && self.cached_slots + slots.len() > self.cfg.max_cached_slots {
+            self.blocks.clear();
+            self.cached_slots = 0;
+            self.cache_resets += 1;
+        }
+        let Some(chan) = self.chans.get_mut(ci) else {
             return;
         };
-        let Some(st) = state else {
-            *state = Some(ObjState {
-                last: x,
-                run: 1,
-                run_since: ev.ts,
-                frozen_reported: false,
+        let (slots, unresolved) = if cacheable {
+            self.cached_slots += slots.len();
+            let block = self.blocks.entry(key).or_insert(Block {
+                chan: ci,
+                slots,
+                unresolved,
             });
+            (&mut block.slots, &mut block.unresolved)
+        } else {
+            (&mut slots, &mut unresolved)
+        };
+        let t = Tracker {
+            objs: &mut chan.modbus,
+            states: &mut chan.states,
+            n_states: &mut self.n_states,
+            states_dropped: &mut self.states_dropped,
+            max_states,
+        };
+        run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
+    }
+
+    /// Checks the value of an access to a named object (OPC UA node, other).
+    #[inline(never)]
+    fn named_access(
+        &mut self,
+        b: &Baseline,
+        ev: &IcsEvent,
+        now: &mut Now,
+        ci: usize,
+        a: &Access,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(x) = a.values.first().and_then(numeric) else {
             return;
         };
-        let prev = st.last;
-        if x == prev {
-            st.run += 1;
-        } else {
-            st.run = 1;
-            st.run_since = ev.ts;
-            st.frozen_reported = false;
+        let Values {
+            cfg,
+            chans,
+            n_states,
+            states_dropped,
+            key_buf,
+            ..
+        } = self;
+        if !write_named_object_key(&a.object, key_buf) {
+            return;
         }
-        st.last = x;
-        // Jump. A step back from a value that was itself out of range (already reported) is
-        // the process or an operator putting things right, not a new anomaly.
-        let step = (x - prev).abs();
-        let prev_out_of_range = n.outside(prev, m, ev.ts, cfg.counter_rate_factor);
-        if !out_of_range
-            && !prev_out_of_range
-            && n.max_step > 0.0
-            && step > (cfg.jump_factor * n.max_step).max(m)
-        {
-            let key = okey.to_key_string();
-            let key = key.as_str();
-            let obj = key_words(key);
-            let dev = device_words(ev.server.ip, ev.unit_id);
-            let explanation = format!(
-                "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
-                 it never moved more than {} between reads (range {}). A sudden jump can be a \
-                 manipulated value or a process upset.",
-                fmt_num(prev),
-                fmt_num(x),
-                ev.client.ip,
-                fmt_num(n.max_step),
-                range_words(n)
+        let Some(chan) = chans.get_mut(ci) else {
+            return;
+        };
+        let okey = key_buf.as_str();
+        let compile_it = || Compiler::new(cfg, b, ev).check(okey, a.dir);
+        if let Some(e) = chan.named.get_mut(okey) {
+            named_value(
+                ev,
+                now,
+                e,
+                &mut chan.states,
+                okey,
+                a.dir,
+                compile_it,
+                x,
+                out,
             );
-            out.push(
-                Alert::from_event(&VALUE_JUMP, ev, explanation, event_summary(ev)).with_fact(
-                    format!("{obj} on {dev}: largest step {}", fmt_num(n.max_step)),
-                    n.reference(ev, key),
-                ),
-            );
+            return;
         }
-        // Freeze.
-        let limit =
-            ((cfg.freeze_factor * n.max_same_run as f64).ceil() as u64).max(cfg.freeze_min_reads);
-        // The longest learnt run in time: its reads times the mean learnt interval between
-        // reads of this object (learning span / reads), so that a burst of reads, which
-        // inflates the count, does not make a freeze out of a value that changes slowly.
-        let mean_interval_s = b.learned.duration_s / n.count.max(1) as f64;
-        let min_secs = (cfg.freeze_factor * n.max_same_run as f64 * mean_interval_s)
-            .max(cfg.freeze_min_secs as f64);
-        let run_secs = ev.ts.micros_since(st.run_since) / 1_000_000;
-        if n.distinct >= cfg.freeze_min_distinct
-            && st.run > limit
-            && run_secs as f64 >= min_secs
-            && !st.frozen_reported
-        {
-            st.frozen_reported = true;
-            let key = okey.to_key_string();
-            let key = key.as_str();
-            let obj = key_words(key);
-            let dev = device_words(ev.server.ip, ev.unit_id);
-            let explanation = format!(
-                "{obj} on {dev} has read {} for {} reads in a row over {run_secs} s (by {}); in \
-                 the baseline it changed all the time ({} different values, never the same for \
-                 more than {} reads). A frozen value can be a stuck sensor, a stopped PLC \
-                 program, or a replay hiding the real process from the operator.",
-                fmt_num(x),
-                st.run,
-                ev.client.ip,
-                n.distinct,
-                n.max_same_run
-            );
-            out.push(
-                Alert::from_event(&VALUE_FROZEN, ev, explanation, event_summary(ev)).with_fact(
-                    format!(
-                        "{obj} on {dev}: {} distinct values, longest run {}",
-                        n.distinct, n.max_same_run
-                    ),
-                    n.reference(ev, key),
-                ),
-            );
-        }
+        let Some(i) = new_state(&mut chan.states, n_states, cfg.max_states) else {
+            *states_dropped += 1;
+            if let Some(c) = compile_it() {
+                untracked(ev, now, KeyRef::Named(okey), a.dir, &c, x, out);
+            }
+            return;
+        };
+        let e = chan.named.entry(okey.to_string()).or_insert(NamedObj {
+            obj: i,
+            read: Lazy::NotYet,
+            written: Lazy::NotYet,
+        });
+        named_value(
+            ev,
+            now,
+            e,
+            &mut chan.states,
+            okey,
+            a.dir,
+            compile_it,
+            x,
+            out,
+        );
+    }
+}
+
+/// Checks value `x` of a tracked named object, compiling its profile in direction `dir` on
+/// first use.
+#[allow(clippy::too_many_arguments)]
+fn named_value(
+    ev: &IcsEvent,
+    now: &mut Now,
+    e: &mut NamedObj,
+    states: &mut [ObjState],
+    okey: &str,
+    dir: AccessDir,
+    compile: impl FnOnce() -> Option<Check>,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
+    let lazy = match dir {
+        AccessDir::Read => &mut e.read,
+        AccessDir::Write => &mut e.written,
+    };
+    if matches!(lazy, Lazy::NotYet) {
+        *lazy = match compile() {
+            Some(c) => Lazy::Found(c),
+            None => Lazy::Missing,
+        };
+    }
+    if let Lazy::Found(c) = lazy {
+        let state = states.get_mut(e.obj as usize);
+        check_value(ev, now, || KeyRef::Named(okey), dir, c, state, x, out);
     }
 }
 
@@ -475,58 +1094,39 @@ impl Detector for Values {
         let Some(b) = baseline else {
             return;
         };
-        if !matches!(ev.outcome, Outcome::Ok) {
+        if !matches!(ev.outcome, Outcome::Ok) || ev.accesses.is_empty() {
             return;
         }
-        let cap = self.cfg.max_values_per_access;
-        let own = b.channel(ev.client.ip, ev.server.ip, ev.proto);
-        let cfg = &self.cfg;
-        let objects = self
-            .objects
-            .entry((ev.client.ip, ev.server.ip, ev.proto))
-            .or_default();
-        let mut key = String::new();
+        let cap = u32::try_from(self.cfg.max_values_per_access).unwrap_or(u32::MAX);
+        let mut now = Now::new(ev.ts);
+        // The channel's index, for named objects (Modbus blocks know theirs).
+        let mut ci = None;
         for a in &ev.accesses {
-            for_each_access_key(ev.unit_id, &a.object, &a.values, cap, |okey, v| {
-                let Some(x) = v.and_then(numeric) else {
-                    return;
-                };
-                let lookup = |key: &mut String| {
-                    okey.write_key(key);
-                    normal_of(b, own, ev, key, a.dir)
-                };
-                let entry = match objects.get_mut(&okey) {
-                    Some(e) => Some(e),
-                    None if self.n_states < cfg.max_states => {
-                        self.n_states += 1;
-                        Some(objects.entry(okey.clone()).or_default())
+            match &a.object {
+                ObjectRef::Modbus {
+                    table,
+                    start,
+                    count,
+                } => {
+                    let n = (*count).min(cap);
+                    if n == 0 || a.values.is_empty() {
+                        continue;
                     }
-                    None => None,
-                };
-                match (entry, a.dir) {
-                    (Some(e), AccessDir::Write) => {
-                        if let Some(n) = e.written.get(|| lookup(&mut key)) {
-                            Values::write(cfg, ev, &okey, n, x, out);
-                        }
-                    }
-                    (Some(e), AccessDir::Read) => {
-                        if let Some(n) = e.read.get(|| lookup(&mut key)) {
-                            Values::read(cfg, b, ev, &okey, n, Some(&mut e.state), x, out);
-                        }
-                    }
-                    (None, dir) => {
-                        self.states_dropped += 1;
-                        if let Some(n) = lookup(&mut key) {
-                            match dir {
-                                AccessDir::Write => Values::write(cfg, ev, &okey, &n, x, out),
-                                AccessDir::Read => {
-                                    Values::read(cfg, b, ev, &okey, &n, None, x, out)
-                                }
-                            }
-                        }
-                    }
+                    let key = BlockKey {
+                        chan: (ev.client.ip, ev.server.ip, ev.proto),
+                        unit: ev.unit_id,
+                        table: *table,
+                        start: *start,
+                        n,
+                        dir: a.dir,
+                    };
+                    self.modbus_access(b, ev, &mut now, a, key, out);
                 }
-            });
+                _ => {
+                    let ci = *ci.get_or_insert_with(|| self.chan_of(ev));
+                    self.named_access(b, ev, &mut now, ci, a, out);
+                }
+            }
         }
     }
 }
@@ -567,6 +1167,268 @@ mod tests {
             d.on_event(e, Some(&b), &mut out);
         }
         out
+    }
+
+    fn run_with(cfg: ValuesConfig, evs: &[IcsEvent]) -> (Vec<Alert>, Values) {
+        let b = learnt();
+        let mut d = Values::new(cfg);
+        let mut out = Vec::new();
+        for e in evs {
+            d.on_event(e, Some(&b), &mut out);
+        }
+        (out, d)
+    }
+
+    fn texts(out: &[Alert]) -> Vec<(&'static str, String)> {
+        out.iter()
+            .map(|a| (a.otwatch.kind, a.otwatch.explanation.clone()))
+            .collect()
+    }
+
+    /// An access to a named object: the event `ev` with its access replaced.
+    fn named(mut ev: IcsEvent, obj: ObjectRef, dir: AccessDir, v: i64) -> IcsEvent {
+        ev.accesses = vec![Access {
+            dir,
+            object: obj,
+            values: vec![Value::Int(v)],
+        }];
+        ev
+    }
+
+    fn level() -> ObjectRef {
+        ObjectRef::Node {
+            node_id: "ns=2;s=Tank.Level".into(),
+            attribute: Some(13),
+        }
+    }
+
+    #[test]
+    fn a_block_with_registers_the_baseline_never_saw() {
+        // Input registers 0 and 1 have profiles, 2 and 3 none: only 0 is reported, and all
+        // four are tracked (as before: an object is tracked from its first numeric value).
+        let (out, d) = run_with(
+            ValuesConfig::default(),
+            &[read_ir(999_000, MASTER, PLC, 1, 0, &[5000, 7, 9999, -9999])],
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0]
+            .otwatch
+            .explanation
+            .starts_with("input register 0 on 10.0.1.1 unit 1 read 5000"));
+        assert_eq!(d.n_states, 4);
+        // Fewer values than the request's count: only the values present are looked at.
+        let mut ev = read_ir(999_000, MASTER, PLC, 1, 0, &[5000]);
+        if let Some(a) = ev.accesses.first_mut() {
+            a.object = ObjectRef::Modbus {
+                table: ModbusTable::InputRegister,
+                start: 0,
+                count: 4,
+            };
+        }
+        let (out, d) = run_with(ValuesConfig::default(), &[ev]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(d.n_states, 1);
+    }
+
+    #[test]
+    fn overlapping_blocks_share_the_state_of_an_object() {
+        // Register 0 read through two different blocks: the jump is seen across them.
+        let out = run(&[
+            read_ir(999_000, MASTER, PLC, 1, 0, &[150, 7]),
+            read_ir(1_000_000, MASTER, PLC, 1, 0, &[250]),
+        ]);
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["value_jump"], "{out:?}");
+        // A freeze counted over alternating blocks (0+2, 0+1, and 1+1 which does not touch
+        // register 0) is the freeze of one block.
+        let alternating: Vec<IcsEvent> = (0..60)
+            .map(|i| match i % 3 {
+                0 => read_ir(999_000 + i * 500, MASTER, PLC, 1, 0, &[180, 7]),
+                1 => read_ir(999_000 + i * 500, MASTER, PLC, 1, 0, &[180]),
+                _ => read_ir(999_000 + i * 500, MASTER, PLC, 1, 1, &[7]),
+            })
+            .collect();
+        let single: Vec<IcsEvent> = (0..60)
+            .filter(|i| i % 3 != 2)
+            .map(|i| read_ir(999_000 + i * 500, MASTER, PLC, 1, 0, &[180, 7]))
+            .collect();
+        let a = run(&alternating);
+        let s = run(&single);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].otwatch.kind, "value_frozen");
+        assert_eq!(texts(&a), texts(&s));
+    }
+
+    #[test]
+    fn objects_beyond_the_state_cap_are_checked_but_not_tracked() {
+        let cfg = ValuesConfig {
+            max_states: 1,
+            ..ValuesConfig::default()
+        };
+        // Register 1 takes the only state; register 0 cannot jump, but is still out of range.
+        let (out, d) = run_with(
+            cfg,
+            &[
+                read_ir(998_000, MASTER, PLC, 1, 1, &[7]),
+                read_ir(999_000, MASTER, PLC, 1, 0, &[150, 7]),
+                read_ir(1_000_000, MASTER, PLC, 1, 0, &[250, 7]),
+                read_ir(1_001_000, MASTER, PLC, 1, 0, &[5000, 7]),
+                write_hr(1_002_000, OTHER, PLC, 1, 40, 9999),
+            ],
+        );
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(
+            kinds,
+            ["read_value_out_of_range", "written_value_out_of_range"],
+            "{out:?}"
+        );
+        assert_eq!(d.n_states, 1);
+        assert_eq!(d.states_dropped, 4);
+        // With room, the same reads jump.
+        let out = run(&[
+            read_ir(998_000, MASTER, PLC, 1, 1, &[7]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[150, 7]),
+            read_ir(1_000_000, MASTER, PLC, 1, 0, &[250, 7]),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].otwatch.kind, "value_jump");
+    }
+
+    #[test]
+    fn a_block_ties_its_slots_to_objects_as_values_arrive() {
+        // A read of input registers 1..=2 that returned one value only: register 2 is not
+        // tracked yet. With room for one object, register 0 (read next) and then register 2
+        // are not tracked: register 0 cannot jump.
+        let mut short = read_ir(997_000, MASTER, PLC, 1, 1, &[7]);
+        if let Some(a) = short.accesses.first_mut() {
+            a.object = ObjectRef::Modbus {
+                table: ModbusTable::InputRegister,
+                start: 1,
+                count: 2,
+            };
+        }
+        let evs = [
+            short,
+            read_ir(998_000, MASTER, PLC, 1, 0, &[150, 7]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[250, 7]),
+            read_ir(1_000_000, MASTER, PLC, 1, 1, &[7, 5]),
+        ];
+        let cap = |max_states| ValuesConfig {
+            max_states,
+            ..ValuesConfig::default()
+        };
+        let (out, d) = run_with(cap(1), &evs);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!((d.n_states, d.states_dropped), (1, 3));
+        let (out, d) = run_with(cap(3), &evs);
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["value_jump"], "{out:?}");
+        assert_eq!((d.n_states, d.states_dropped), (3, 0));
+    }
+
+    #[test]
+    fn the_block_cache_changes_no_alert() {
+        // Reads and writes through blocks of several shapes; the same alerts whether the
+        // blocks stay cached, the cache is emptied again and again, or nothing fits in it.
+        let mut evs = Vec::new();
+        for i in 0..120i64 {
+            let t = 999_000 + i * 700;
+            let v = if i % 40 < 25 { 180 } else { 100 + i };
+            evs.push(match i % 4 {
+                0 => read_ir(t, MASTER, PLC, 1, 0, &[v, 7]),
+                1 => read_ir(t, MASTER, PLC, 1, 0, &[v]),
+                2 => read_ir(t, MASTER, PLC, 1, 1, &[7 + i % 3, v]),
+                _ => write_hr(t, OTHER, PLC, 1, 40, 400 + i * 3),
+            });
+        }
+        evs.push(read_ir(1_200_000, MASTER, PLC, 1, 0, &[9000, 7]));
+        let (cached, d) = run_with(ValuesConfig::default(), &evs);
+        assert_eq!(d.cache_resets, 0);
+        assert!(cached.len() >= 4, "{cached:?}");
+        let (resets, d) = run_with(
+            ValuesConfig {
+                max_cached_slots: 2,
+                ..ValuesConfig::default()
+            },
+            &evs,
+        );
+        assert!(d.cache_resets > 50, "{}", d.cache_resets);
+        assert!(d.cached_slots <= 2);
+        let (uncached, d) = run_with(
+            ValuesConfig {
+                max_cached_slots: 0,
+                ..ValuesConfig::default()
+            },
+            &evs,
+        );
+        assert_eq!(d.cached_slots, 0);
+        assert_eq!(texts(&cached), texts(&resets));
+        assert_eq!(texts(&cached), texts(&uncached));
+    }
+
+    #[test]
+    fn named_objects_are_checked_and_tracked() {
+        let mut l = Learner::default();
+        for i in 0..200i64 {
+            let ev = read_ir(i * 1000, MASTER, PLC, 1, 0, &[0]);
+            l.observe(&named(ev, level(), AccessDir::Read, 100 + i));
+        }
+        let b = l.finish().unwrap();
+        let ev = |t: i64, v: i64| {
+            named(
+                read_ir(t, MASTER, PLC, 1, 0, &[0]),
+                level(),
+                AccessDir::Read,
+                v,
+            )
+        };
+        let mut d = Values::new(ValuesConfig::default());
+        let mut out = Vec::new();
+        for e in [ev(999_000, 5000), ev(1_000_000, 150), ev(1_001_000, 250)] {
+            d.on_event(&e, Some(&b), &mut out);
+        }
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["read_value_out_of_range", "value_jump"], "{out:?}");
+        assert!(out[0]
+            .otwatch
+            .explanation
+            .starts_with("node ns=2;s=Tank.Level on 10.0.1.1 unit 1 read 5000"));
+        assert_eq!(d.n_states, 1);
+        // Full state table: still out of range, never a jump; counted.
+        let mut d = Values::new(ValuesConfig {
+            max_states: 0,
+            ..ValuesConfig::default()
+        });
+        out.clear();
+        for e in [ev(999_000, 5000), ev(1_000_000, 150), ev(1_001_000, 250)] {
+            d.on_event(&e, Some(&b), &mut out);
+        }
+        let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
+        assert_eq!(kinds, ["read_value_out_of_range"], "{out:?}");
+        assert_eq!(d.states_dropped, 3);
+    }
+
+    #[test]
+    fn micros_between_is_micros_since() {
+        let ts = |secs: i64, nanos: u32| Timestamp { secs, nanos };
+        let cases = [
+            (ts(10, 0), ts(10, 0)),
+            (ts(10, 999), ts(10, 0)),
+            (ts(10, 1000), ts(10, 0)),
+            (ts(11, 0), ts(10, 999_999_999)),
+            (ts(10, 0), ts(11, 0)),
+            (ts(1_700_000_000, 5_000), ts(1_600_000_000, 999_000)),
+            (ts(i64::MAX, 0), ts(0, 0)),
+            (ts(i64::MAX, 999_999_999), ts(i64::MIN, 0)),
+            (ts(-5, 10), ts(-6, 999_999_999)),
+        ];
+        for (now, earlier) in cases {
+            assert_eq!(
+                micros_between(now, earlier),
+                now.micros_since(earlier),
+                "{now:?} {earlier:?}"
+            );
+        }
     }
 
     #[test]
