@@ -315,6 +315,13 @@ fn detail_str<'a>(ev: &'a IcsEvent, key: &str) -> Option<&'a str> {
 }
 
 impl NativeMatch {
+    /// Whether an event that ended normally (`Outcome::Ok`) can match: not when the match asks
+    /// for an exception, or only for outcomes other than a normal answer.
+    pub(crate) fn can_match_ok(&self) -> bool {
+        self.exceptions.is_empty()
+            && (self.outcomes == 0 || self.outcomes & outcome_bit(&Outcome::Ok) != 0)
+    }
+
     /// True when the event satisfies every part of the match.
     pub(crate) fn matches(&self, ev: &IcsEvent) -> bool {
         ev.proto == self.proto

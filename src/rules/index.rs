@@ -1,29 +1,34 @@
 //! The rule index: rules bucketed by protocol and function code (Modbus) or service (OPC UA),
 //! plus a wildcard bucket per protocol for rules that name no function. An event looks at two
-//! short lists of rule positions, merged in rule order, without allocating.
+//! short lists of rule positions, merged in rule order, without allocating. Events that ended
+//! normally (most of them) look at a second set of the same buckets without the rules that
+//! need an exception or another outcome (scan and no-answer rules), which never match them.
 
 use super::Rule;
-use crate::event::{AppProto, IcsEvent};
+use crate::event::{AppProto, IcsEvent, Outcome};
 
 /// Rule positions (into [`super::RuleSet::rules`]) by protocol and function.
 #[derive(Clone, Debug, Default)]
-pub struct Index {
+struct Buckets {
     modbus_fc: Vec<Vec<u32>>,
     modbus_any: Vec<u32>,
     opcua_service: Vec<(u32, Vec<u32>)>,
     opcua_any: Vec<u32>,
 }
 
-impl Index {
-    /// Builds the index of `rules` (positions in that slice, ascending in every bucket).
-    pub fn build(rules: &[Rule]) -> Self {
-        let mut ix = Index {
+impl Buckets {
+    /// Buckets of the rules `keep` accepts (positions in `rules`, ascending in every bucket).
+    fn build(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Self {
+        let mut ix = Buckets {
             modbus_fc: vec![Vec::new(); 256],
-            ..Index::default()
+            ..Buckets::default()
         };
         let mut services: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
         for (i, r) in rules.iter().enumerate() {
             let Ok(i) = u32::try_from(i) else { break };
+            if !keep(r) {
+                continue;
+            }
             match (r.matcher.proto(), r.matcher.function_keys()) {
                 (AppProto::Modbus, None) => ix.modbus_any.push(i),
                 (AppProto::Modbus, Some(codes)) => {
@@ -48,9 +53,8 @@ impl Index {
         ix
     }
 
-    /// The two candidate lists of an event: its function's bucket and the wildcard bucket.
     #[inline]
-    pub fn candidates(&self, ev: &IcsEvent) -> (&[u32], &[u32]) {
+    fn candidates(&self, ev: &IcsEvent) -> (&[u32], &[u32]) {
         let code = ev.function.code;
         match ev.proto {
             AppProto::Modbus => (
@@ -68,6 +72,33 @@ impl Index {
                     .map_or(&[][..], |(_, v)| v.as_slice()),
                 &self.opcua_any,
             ),
+        }
+    }
+}
+
+/// The buckets for every event, and those for events that ended normally.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    all: Buckets,
+    ok: Buckets,
+}
+
+impl Index {
+    /// Builds the index of `rules` (positions in that slice, ascending in every bucket).
+    pub fn build(rules: &[Rule]) -> Self {
+        Index {
+            all: Buckets::build(rules, |_| true),
+            ok: Buckets::build(rules, |r| r.matcher.can_match_ok()),
+        }
+    }
+
+    /// The two candidate lists of an event: its function's bucket and the wildcard bucket.
+    #[inline]
+    pub fn candidates(&self, ev: &IcsEvent) -> (&[u32], &[u32]) {
+        if matches!(ev.outcome, Outcome::Ok) {
+            self.ok.candidates(ev)
+        } else {
+            self.all.candidates(ev)
         }
     }
 }

@@ -193,6 +193,14 @@ impl Matcher {
         }
     }
 
+    /// Whether an event that ended normally can match (for the index; Suricata rules: always).
+    pub fn can_match_ok(&self) -> bool {
+        match self {
+            Matcher::Native(m) => m.can_match_ok(),
+            Matcher::Suricata(_) => true,
+        }
+    }
+
     /// Function codes (Modbus) or request encoding ids (OPC UA) the rule is limited to, for
     /// the index (built once at load); `None` for any.
     pub fn function_keys(&self) -> Option<Vec<u32>> {

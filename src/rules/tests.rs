@@ -508,6 +508,41 @@ fn index_picks_function_buckets_and_wildcards_in_rule_order() {
 }
 
 #[test]
+fn rules_that_need_another_outcome_are_not_candidates_for_normal_answers() {
+    let text = format!(
+        "{}{}{}{}",
+        rule_text(
+            1,
+            "proto = \"modbus\"\nexception = [\"illegal_data_address\"]"
+        ),
+        rule_text(
+            2,
+            "proto = \"modbus\"\noutcome = [\"timeout\", \"no_response\"]"
+        ),
+        rule_text(3, "proto = \"modbus\"\noutcome = [\"ok\", \"timeout\"]"),
+        rule_text(4, "proto = \"modbus\"\nfunction = 3\nexception = [2]"),
+    );
+    let set = load_ok(&text);
+    let ok = read_hr(0, MASTER, PLC, 1, 0, &[1]);
+    let (a, b) = set.index.candidates(&ok);
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(b, &[2][..]); // only rule 3 (position 2) can match a normal answer
+    let mut exc = read_hr(0, MASTER, PLC, 1, 0, &[]);
+    exc.outcome = Outcome::Exception {
+        code: 2,
+        name: "illegal_data_address",
+    };
+    let (a, b) = set.index.candidates(&exc);
+    assert_eq!(a, &[3][..]);
+    assert_eq!(b, &[0, 1, 2][..]);
+    let ids: Vec<u32> = alerts_of(set, &[ok, exc])
+        .iter()
+        .map(|a| a.alert.signature_id)
+        .collect();
+    assert_eq!(ids, vec![3, 1, 4]);
+}
+
+#[test]
 fn same_events_same_alerts() {
     let text = format!(
         "{}{}",
