@@ -437,36 +437,54 @@ pub fn device_words(ip: std::net::IpAddr, unit: Option<u8>) -> String {
 /// A short summary of an event for alert evidence:
 /// `write_single_register (fc 6) holding register 40 = 9999 → ok`.
 pub fn event_summary(ev: &IcsEvent) -> String {
+    use std::fmt::Write as _;
     let f = &ev.function;
-    let mut s = match ev.proto {
-        crate::event::AppProto::Modbus => format!("{} (fc {})", f.name, f.code),
-        crate::event::AppProto::Opcua => f.name.to_string(),
-    };
+    // One buffer, written in place: this runs for every raw alert, and a flood of them is when
+    // the sensor must keep up.
+    let mut s = String::with_capacity(96);
+    s.push_str(f.name);
+    if ev.proto == crate::event::AppProto::Modbus {
+        let _ = write!(s, " (fc {})", f.code);
+    }
     if let Some(sub) = f.sub_name {
-        s.push_str(&format!(" {sub}"));
+        s.push(' ');
+        s.push_str(sub);
     }
     for a in ev.accesses.iter().take(3) {
         s.push(' ');
         s.push_str(&object_words(&a.object));
         if !a.values.is_empty() {
-            let vals: Vec<String> = a.values.iter().take(4).map(fmt_value).collect();
-            let more = if a.values.len() > 4 { ", …" } else { "" };
-            s.push_str(&format!(" = {}{more}", vals.join(", ")));
+            s.push_str(" = ");
+            for (i, v) in a.values.iter().take(4).enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                s.push_str(&fmt_value(v));
+            }
+            if a.values.len() > 4 {
+                s.push_str(", …");
+            }
         }
     }
     if ev.accesses.len() > 3 {
         s.push_str(" …");
     }
-    let outcome = match &ev.outcome {
-        crate::event::Outcome::Ok => "ok".to_string(),
-        crate::event::Outcome::Exception { code, name } => format!("exception {code} {name}"),
-        crate::event::Outcome::Bad { name, .. } => format!("bad status {name}"),
-        crate::event::Outcome::Timeout => "no response (timeout)".to_string(),
-        crate::event::Outcome::NoResponse => "no response".to_string(),
-        crate::event::Outcome::Unsolicited => "unsolicited response".to_string(),
-        crate::event::Outcome::NotApplicable => "one-way".to_string(),
-    };
-    format!("{s} → {outcome}")
+    s.push_str(" → ");
+    match &ev.outcome {
+        crate::event::Outcome::Ok => s.push_str("ok"),
+        crate::event::Outcome::Exception { code, name } => {
+            let _ = write!(s, "exception {code} {name}");
+        }
+        crate::event::Outcome::Bad { name, .. } => {
+            s.push_str("bad status ");
+            s.push_str(name);
+        }
+        crate::event::Outcome::Timeout => s.push_str("no response (timeout)"),
+        crate::event::Outcome::NoResponse => s.push_str("no response"),
+        crate::event::Outcome::Unsolicited => s.push_str("unsolicited response"),
+        crate::event::Outcome::NotApplicable => s.push_str("one-way"),
+    }
+    s
 }
 
 #[cfg(test)]

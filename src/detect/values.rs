@@ -243,11 +243,27 @@ struct Now {
     ts: Timestamp,
     /// The last `end` asked for and the microseconds since it.
     since: Option<(Timestamp, f64)>,
+    /// The event's summary line and device words, built by its first alert and shared by the
+    /// others (a read of many registers out of range raises one alert per register).
+    words: Option<Box<(String, String)>>,
 }
 
 impl Now {
     fn new(ts: Timestamp) -> Now {
-        Now { ts, since: None }
+        Now {
+            ts,
+            since: None,
+            words: None,
+        }
+    }
+
+    /// The event's summary line and device words (see `words`).
+    #[cold]
+    fn words(&mut self, ev: &IcsEvent) -> (String, String) {
+        let w = self.words.get_or_insert_with(|| {
+            Box::new((event_summary(ev), device_words(ev.server.ip, ev.unit_id)))
+        });
+        (w.0.clone(), w.1.clone())
     }
 
     /// Microseconds from `end` to now, as a float.
@@ -592,7 +608,7 @@ fn check_value<'k>(
     match dir {
         AccessDir::Write => {
             if c.outside(x, now) {
-                write_alert(ev, key(), &c.n, x, out);
+                write_alert(ev, now, key(), &c.n, x, out);
             }
         }
         AccessDir::Read => read(ev, now, key, c, state, x, out),
@@ -611,7 +627,7 @@ fn read<'k>(
 ) {
     let out_of_range = c.outside(x, now);
     if out_of_range {
-        read_alert(ev, key(), &c.n, x, out);
+        read_alert(ev, now, key(), &c.n, x, out);
     }
     let Some(st) = state else {
         return;
@@ -637,24 +653,31 @@ fn read<'k>(
     // Jump. A step back from a value that was itself out of range (already reported) is
     // the process or an operator putting things right, not a new anomaly.
     if !out_of_range && (x - prev).abs() > c.jump_above && !c.outside(prev, now) {
-        jump_alert(ev, key(), &c.n, prev, x, out);
+        jump_alert(ev, now, key(), &c.n, prev, x, out);
     }
     // Freeze.
     if st.run > c.freeze_reads && !st.frozen_reported {
         let run_secs = micros_between(ev.ts, st.run_since) / 1_000_000;
         if run_secs as f64 >= c.freeze_secs {
             st.frozen_reported = true;
-            frozen_alert(ev, key(), &c.n, x, st.run, run_secs, out);
+            frozen_alert(ev, now, key(), &c.n, x, st.run, run_secs, out);
         }
     }
 }
 
 #[cold]
-fn write_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, x: f64, out: &mut Vec<Alert>) {
+fn write_alert(
+    ev: &IcsEvent,
+    now: &mut Now,
+    key: KeyRef<'_>,
+    n: &Normal,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
     let key = key.string();
     let key = key.as_str();
     let obj = key_words(key);
-    let dev = device_words(ev.server.ip, ev.unit_id);
+    let (summary, dev) = now.words(ev);
     let who = if n.own {
         format!("{} itself wrote it", ev.client.ip)
     } else if n.who.len() == 1 {
@@ -677,17 +700,24 @@ fn write_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, x: f64, out: &mut Vec
         n.count
     );
     out.push(
-        Alert::from_event(&WRITE_OUT_OF_RANGE, ev, explanation, event_summary(ev))
+        Alert::from_event(&WRITE_OUT_OF_RANGE, ev, explanation, summary)
             .with_fact(fact, n.reference(ev, key)),
     );
 }
 
 #[cold]
-fn read_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, x: f64, out: &mut Vec<Alert>) {
+fn read_alert(
+    ev: &IcsEvent,
+    now: &mut Now,
+    key: KeyRef<'_>,
+    n: &Normal,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
     let key = key.string();
     let key = key.as_str();
     let obj = key_words(key);
-    let dev = device_words(ev.server.ip, ev.unit_id);
+    let (summary, dev) = now.words(ev);
     let range = range_words(n);
     let explanation = format!(
         "{obj} on {dev} read {} (by {}); in the baseline it read {range} ({} reads). A \
@@ -698,17 +728,25 @@ fn read_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, x: f64, out: &mut Vec<
         n.count
     );
     out.push(
-        Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, event_summary(ev))
+        Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, summary)
             .with_fact(format!("{obj} on {dev} read {range}"), n.reference(ev, key)),
     );
 }
 
 #[cold]
-fn jump_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, prev: f64, x: f64, out: &mut Vec<Alert>) {
+fn jump_alert(
+    ev: &IcsEvent,
+    now: &mut Now,
+    key: KeyRef<'_>,
+    n: &Normal,
+    prev: f64,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
     let key = key.string();
     let key = key.as_str();
     let obj = key_words(key);
-    let dev = device_words(ev.server.ip, ev.unit_id);
+    let (summary, dev) = now.words(ev);
     let explanation = format!(
         "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
          it never moved more than {} between reads (range {}). A sudden jump can be a \
@@ -720,7 +758,7 @@ fn jump_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, prev: f64, x: f64, out
         range_words(n)
     );
     out.push(
-        Alert::from_event(&VALUE_JUMP, ev, explanation, event_summary(ev)).with_fact(
+        Alert::from_event(&VALUE_JUMP, ev, explanation, summary).with_fact(
             format!("{obj} on {dev}: largest step {}", fmt_num(n.max_step)),
             n.reference(ev, key),
         ),
@@ -728,8 +766,10 @@ fn jump_alert(ev: &IcsEvent, key: KeyRef<'_>, n: &Normal, prev: f64, x: f64, out
 }
 
 #[cold]
+#[allow(clippy::too_many_arguments)]
 fn frozen_alert(
     ev: &IcsEvent,
+    now: &mut Now,
     key: KeyRef<'_>,
     n: &Normal,
     x: f64,
@@ -740,7 +780,7 @@ fn frozen_alert(
     let key = key.string();
     let key = key.as_str();
     let obj = key_words(key);
-    let dev = device_words(ev.server.ip, ev.unit_id);
+    let (summary, dev) = now.words(ev);
     let explanation = format!(
         "{obj} on {dev} has read {} for {run} reads in a row over {run_secs} s (by {}); in \
          the baseline it changed all the time ({} different values, never the same for \
@@ -752,7 +792,7 @@ fn frozen_alert(
         n.max_same_run
     );
     out.push(
-        Alert::from_event(&VALUE_FROZEN, ev, explanation, event_summary(ev)).with_fact(
+        Alert::from_event(&VALUE_FROZEN, ev, explanation, summary).with_fact(
             format!(
                 "{obj} on {dev}: {} distinct values, longest run {}",
                 n.distinct, n.max_same_run
@@ -862,7 +902,7 @@ fn run_block_dir<const READ: bool>(
             let key = || KeyRef::Modbus(slot_addr(key, i));
             read(ev, now, key, c, Some(st), x, out);
         } else if c.outside(x, now) {
-            write_alert(ev, KeyRef::Modbus(slot_addr(key, i)), &c.n, x, out);
+            write_alert(ev, now, KeyRef::Modbus(slot_addr(key, i)), &c.n, x, out);
         }
     }
 }
