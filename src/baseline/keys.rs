@@ -231,45 +231,6 @@ fn push_decimal(buf: &mut String, mut n: u64) {
     }
 }
 
-/// Calls `f` with each typed object key an access touches and the value at it (by position),
-/// at most `cap` of them; returns how many. Same keys, same order as [`access_keys`].
-pub fn for_each_access_key<'a>(
-    unit: Option<u8>,
-    obj: &ObjectRef,
-    values: &'a [Value],
-    cap: usize,
-    mut f: impl FnMut(ObjKey, Option<&'a Value>),
-) -> usize {
-    match obj {
-        ObjectRef::Modbus {
-            table,
-            start,
-            count,
-        } => {
-            let n = (*count as usize).min(cap);
-            for i in 0..n {
-                let addr = start.saturating_add(i as u32);
-                f(
-                    ObjKey::Modbus {
-                        unit,
-                        table: *table,
-                        addr,
-                    },
-                    values.get(i),
-                );
-            }
-            n
-        }
-        other => match named_object_key(other) {
-            Some(k) => {
-                f(ObjKey::Named(k), values.first());
-                1
-            }
-            None => 0,
-        },
-    }
-}
-
 /// A value as a number, for profiles: booleans are 0/1; strings and bytes have none.
 #[inline]
 pub fn numeric(v: &Value) -> Option<f64> {
