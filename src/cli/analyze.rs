@@ -221,6 +221,22 @@ fn write_alerts(w: &mut dyn Write, alerts: &mut Vec<Alert>) -> std::io::Result<(
     Ok(())
 }
 
+/// Logs the detection counters (`-v`), and warns when a detector's cap made it skip checks.
+fn report_counters(engine: &Engine) {
+    let counters = engine.counters();
+    let line: Vec<String> = counters.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    tracing::info!("detection counters: {}", line.join(", "));
+    for (k, n) in &counters {
+        if k.ends_with("dropped") && *n > 0 {
+            tracing::warn!(
+                counter = %k,
+                count = n,
+                "a detection cap was reached: some checks were skipped"
+            );
+        }
+    }
+}
+
 /// `otwatch detect [--baseline B] [--output F] [--rules PATH]... PCAP...`.
 pub fn detect(
     pcaps: &[PathBuf],
@@ -273,6 +289,7 @@ pub fn detect(
         )?;
     }
     engine.finish(&mut alerts);
+    report_counters(&engine);
     if io_err.is_none() {
         io_err = write_alerts(&mut w, &mut alerts).err();
     }
@@ -364,6 +381,7 @@ pub fn audit(
     let baseline = match (engine.as_mut(), learner.take()) {
         (Some(en), _) => {
             en.finish(&mut all_alerts);
+            report_counters(en);
             en.baseline().cloned()
         }
         // Everything fell in the learning span: nothing to detect on.

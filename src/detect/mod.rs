@@ -55,6 +55,11 @@ pub trait Detector: Send {
     /// Called as capture time passes (at most once per tick interval, and at the end), for
     /// checks that fire on absence, like a poll that stopped.
     fn on_tick(&mut self, _now: Timestamp, _baseline: Option<&Baseline>, _out: &mut Vec<Alert>) {}
+    /// Counters worth reporting (caps hit, work left undone), as `(name, count)`; names ending
+    /// in `dropped` count checks a cap made the detector skip.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// All detection thresholds.
@@ -187,6 +192,27 @@ impl Engine {
     /// Alerts suppressed as repeats so far.
     pub fn suppressed(&self) -> u64 {
         self.agg.suppressed
+    }
+
+    /// The run's counters, as `(name, count)`: raw alerts raised and suppressed as repeats,
+    /// then each detector's own (`values.states_dropped`, …). With [`Engine::parallel`] the
+    /// detectors' counters are known only after [`Engine::finish`].
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let mut v = vec![
+            ("raised".to_string(), self.raised),
+            ("suppressed".to_string(), self.agg.suppressed),
+        ];
+        if let Some(pool) = &self.pool {
+            for (_, d, c, n) in pool.counters() {
+                v.push((format!("{d}.{c}"), *n));
+            }
+        }
+        for d in &self.detectors {
+            for (c, n) in d.counters() {
+                v.push((format!("{}.{c}", d.name()), n));
+            }
+        }
+        v
     }
 
     fn tick(&mut self, now: Timestamp) {

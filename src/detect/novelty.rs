@@ -758,6 +758,13 @@ impl Detector for Novelty {
         "novelty"
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("channels_uncached", self.channels_uncached),
+            ("sigs_uncached", self.sigs_uncached),
+        ]
+    }
+
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
         let Some(b) = baseline else {
             return;

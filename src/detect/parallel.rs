@@ -63,7 +63,12 @@ enum Job {
 
 struct Done {
     alerts: Vec<Tagged>,
+    /// At the end: each detector's counters (engine position, detector, counter, value).
+    counters: Vec<Counter>,
 }
+
+/// One detector counter: engine position, detector name, counter name, value.
+pub(super) type Counter = (u16, &'static str, &'static str, u64);
 
 struct Group {
     tx: SyncSender<Job>,
@@ -78,6 +83,8 @@ pub(super) struct Pool {
     /// The tick schedules of the batches sent and not yet answered, oldest first (the batches
     /// themselves belong to the groups, and the last group done with one frees it).
     in_flight: VecDeque<Vec<Option<Timestamp>>>,
+    /// The detectors' counters, in engine order, once [`Pool::finish`] ran.
+    counters: Vec<Counter>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -117,7 +124,8 @@ fn run_group(
                     }
                 }
                 drop(batch);
-                if tx.send(Done { alerts }).is_err() {
+                let counters = Vec::new();
+                if tx.send(Done { alerts, counters }).is_err() {
                     return;
                 }
             }
@@ -128,7 +136,14 @@ fn run_group(
                         take(&mut raw, (FINAL, TICK, *k));
                     }
                 }
-                let _ = tx.send(Done { alerts });
+                let counters = dets
+                    .iter()
+                    .flat_map(|(k, d)| {
+                        let (k, name) = (*k, d.name());
+                        d.counters().into_iter().map(move |(c, n)| (k, name, c, n))
+                    })
+                    .collect();
+                let _ = tx.send(Done { alerts, counters });
                 return;
             }
         }
@@ -190,12 +205,18 @@ impl Pool {
             groups,
             filling: Batch::default(),
             in_flight: VecDeque::new(),
+            counters: Vec::new(),
         }
     }
 
     /// Threads running detectors.
     pub(super) fn threads(&self) -> usize {
         self.groups.len()
+    }
+
+    /// The detectors' counters (after [`Pool::finish`]; empty before).
+    pub(super) fn counters(&self) -> &[Counter] {
+        &self.counters
     }
 
     /// Queues one event (with the tick due before it, if any); when a batch is full, sends
@@ -286,10 +307,14 @@ impl Pool {
         let mut lists = Vec::with_capacity(self.groups.len());
         for i in 0..self.groups.len() {
             match self.groups.get(i).map(|g| g.rx.recv()) {
-                Some(Ok(d)) => lists.push(d.alerts),
+                Some(Ok(d)) => {
+                    lists.push(d.alerts);
+                    self.counters.extend(d.counters);
+                }
                 _ => self.fail(),
             }
         }
+        self.counters.sort_by_key(|c| c.0);
         merge(lists, &[], agg, raised, out);
         for g in &mut self.groups {
             if let Some(h) = g.handle.take() {

@@ -580,6 +580,17 @@ fn detectors_on_threads_give_the_same_alerts_in_the_same_order() {
     };
     let rogue = per_event(&one, "\"src_ip\":\"10.0.0.66\"");
     assert!(rogue.len() >= 2, "{rogue:?}");
+    let counters = {
+        let mut e = Engine::new(Some(baseline().clone()), DetectConfig::default());
+        let mut out = Vec::new();
+        for ev in &evs {
+            e.on_event(ev, &mut out);
+        }
+        e.finish(&mut out);
+        e.counters()
+    };
+    assert!(counters.iter().any(|(k, _)| k == "values.states_dropped"));
+    assert!(counters.iter().any(|(k, n)| k == "raised" && *n > 0));
     for threads in [2, 3, 7] {
         let mut e =
             Engine::new(Some(baseline().clone()), DetectConfig::default()).parallel(threads);
@@ -588,6 +599,7 @@ fn detectors_on_threads_give_the_same_alerts_in_the_same_order() {
             e.on_event(ev, &mut out);
         }
         e.finish(&mut out);
+        assert_eq!(e.counters(), counters, "{threads} threads");
         let got = lines(out);
         let first_diff = got.iter().zip(&one).position(|(a, b)| a != b);
         assert!(

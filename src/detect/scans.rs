@@ -246,6 +246,10 @@ impl Detector for Scans {
         "scans"
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("sigs_uncached", self.sigs_uncached)]
+    }
+
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
         let id = baseline.map(baseline_id);
         if self.base != id {

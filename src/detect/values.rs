@@ -1130,6 +1130,13 @@ impl Detector for Values {
         "values"
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("states_dropped", self.states_dropped),
+            ("cache_resets", self.cache_resets),
+        ]
+    }
+
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
         let Some(b) = baseline else {
             return;

@@ -222,6 +222,16 @@ impl Detector for RulesDetector {
         "rules"
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("matched", self.stats.matched.load(Ordering::Relaxed)),
+            (
+                "threshold_dropped",
+                self.stats.threshold_dropped.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+
     fn on_event(&mut self, ev: &IcsEvent, _b: Option<&Baseline>, out: &mut Vec<Alert>) {
         let set = &*self.set;
         let mut windows = Windows {

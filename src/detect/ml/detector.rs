@@ -282,6 +282,13 @@ impl Detector for MlDetector {
         "ml"
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![(
+            "events_dropped",
+            self.windower.as_ref().map_or(0, |w| w.dropped_events),
+        )]
+    }
+
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
         let Some(b) = baseline else { return };
         let Some(model) = b.ml.as_ref() else { return };
