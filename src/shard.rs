@@ -118,6 +118,11 @@ fn shard_of(pkt: &Packet<'_>, n: usize) -> usize {
         Transport::Other(_) | Transport::None => return 0,
     };
     let key = FlowKey::new((ip.src, sp), (ip.dst, dp), proto, d.vlan.unwrap_or(0));
+    worker_of(&key, n)
+}
+
+/// The worker of a flow key, of `n`.
+fn worker_of(key: &FlowKey, n: usize) -> usize {
     // Fixed seeds: the same packet always goes to the same worker, in every run (chosen keys
     // could only unbalance the workers; each worker's own table has random seeds).
     let h = KeyHashBuilder::with_seeds(0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344).hash_one(key);
@@ -140,18 +145,75 @@ pub fn run(
 }
 
 /// As [`run`], but `emit` owns the events: with several threads they arrive owned from the
-/// workers and are moved on, not copied (with one thread each is cloned for `emit`).
+/// workers and are moved on, not copied (with one thread each is cloned for `emit`). Events
+/// the consumer is done with can go back through [`Returns`] to the worker that built them,
+/// to be freed (and their vectors reused) on the thread that allocated them: freeing them
+/// elsewhere makes the allocator's threads wait on each other's locks.
 pub fn run_owned(
     cfg: PipelineConfig,
     threads: usize,
     files: &mut [CaptureFile],
-    emit: &mut impl FnMut(IcsEvent),
+    emit: &mut impl FnMut(IcsEvent, &Returns),
     progress: &mut impl FnMut(usize, u64),
 ) -> Result<RunStats, CaptureError> {
     if threads <= 1 {
-        return pipeline::run(cfg, files, &mut |e| emit(e.clone()), progress);
+        let none = Returns { to: Vec::new() };
+        return pipeline::run(cfg, files, &mut |e| emit(e.clone(), &none), progress);
     }
-    run_inner(cfg, threads, files, &|e| e, emit, progress)
+    let (returns, graves) = Returns::new(threads);
+    run_inner_with(
+        cfg,
+        threads,
+        files,
+        &|e| e,
+        &mut |e| emit(e, &returns),
+        progress,
+        graves,
+    )
+}
+
+/// The way back for events, to the workers that built them (see [`run_owned`]).
+#[derive(Debug)]
+pub struct Returns {
+    to: Vec<Sender<Vec<IcsEvent>>>,
+}
+
+impl Returns {
+    fn new(n: usize) -> (Returns, Vec<Option<Receiver<Vec<IcsEvent>>>>) {
+        let (to, from): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| {
+                let (tx, rx) = channel();
+                (tx, Some(rx))
+            })
+            .unzip();
+        (Returns { to }, from)
+    }
+
+    /// Sends each event back to its worker (by the same flow hash that chose it); events of
+    /// a run on one thread, or whose worker is gone, are simply dropped here.
+    pub fn give_back(&self, events: Vec<IcsEvent>) {
+        let n = self.to.len();
+        if n == 0 {
+            return;
+        }
+        let mut per: Vec<Vec<IcsEvent>> = (0..n).map(|_| Vec::new()).collect();
+        for ev in events {
+            let key = FlowKey::new(
+                (ev.client.ip, ev.client.port),
+                (ev.server.ip, ev.server.port),
+                6,
+                ev.vlan.unwrap_or(0),
+            );
+            if let Some(v) = per.get_mut(worker_of(&key, n)) {
+                v.push(ev);
+            }
+        }
+        for (tx, v) in self.to.iter().zip(per) {
+            if !v.is_empty() {
+                let _ = tx.send(v);
+            }
+        }
+    }
 }
 
 /// As [`run`], but each event is first turned into a `T` by `map` on the worker threads (for
@@ -179,6 +241,20 @@ fn run_inner<T: Send>(
     emit: &mut impl FnMut(T),
     progress: &mut impl FnMut(usize, u64),
 ) -> Result<RunStats, CaptureError> {
+    let graves = (0..threads).map(|_| None).collect();
+    run_inner_with(cfg, threads, files, map, emit, progress, graves)
+}
+
+/// [`run_inner`], with for each worker an optional channel of events given back to it.
+fn run_inner_with<T: Send>(
+    cfg: PipelineConfig,
+    threads: usize,
+    files: &mut [CaptureFile],
+    map: &(dyn Fn(IcsEvent) -> T + Sync),
+    emit: &mut impl FnMut(T),
+    progress: &mut impl FnMut(usize, u64),
+    mut graves: Vec<Option<Receiver<Vec<IcsEvent>>>>,
+) -> Result<RunStats, CaptureError> {
     let n = threads;
     let mut wcfg = cfg;
     wcfg.flow.max_flows = (wcfg.flow.max_flows / n).max(1);
@@ -195,7 +271,8 @@ fn run_inner<T: Send>(
         let mut to_workers = Vec::with_capacity(n);
         let mut from_workers = Vec::with_capacity(n);
         let mut give_back = Vec::with_capacity(n);
-        for _ in 0..n {
+        for k in 0..n {
+            let grave = graves.get_mut(k).and_then(Option::take);
             let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
             let (otx, orx) = sync_channel::<FromWorker<T>>(QUEUE);
             let (btx, brx) = channel::<FromWorker<T>>();
@@ -204,7 +281,7 @@ fn run_inner<T: Send>(
             give_back.push(btx);
             let ret = ret_tx.clone();
             let wcfg = wcfg.clone();
-            s.spawn(move || worker(wcfg, names, map, rx, otx, brx, ret));
+            s.spawn(move || worker(wcfg, names, map, rx, otx, brx, ret, grave));
         }
         drop(ret_tx);
         let (pf, pp) = (&prog_file, &prog_pos);
@@ -327,6 +404,7 @@ fn send_round(batches: &mut [Batch], to: &[SyncSender<ToWorker>], ret: &Receiver
 }
 
 /// A worker: its own pipeline over the packets of its flows.
+#[allow(clippy::too_many_arguments)]
 fn worker<T>(
     cfg: PipelineConfig,
     names: &[Arc<str>],
@@ -335,6 +413,7 @@ fn worker<T>(
     tx: SyncSender<FromWorker<T>>,
     back: Receiver<FromWorker<T>>,
     ret: Sender<Batch>,
+    grave: Option<Receiver<Vec<IcsEvent>>>,
 ) {
     let mut p = Pipeline::new(cfg);
     let mut events: Vec<Tagged> = Vec::new();
@@ -355,6 +434,13 @@ fn worker<T>(
         }
     };
     for msg in rx {
+        // Events the consumer gave back: freed here, where they were allocated, their vectors
+        // kept for the next events.
+        if let Some(g) = &grave {
+            for mut evs in g.try_iter() {
+                crate::proto::recycle::recycle_all(&mut evs);
+            }
+        }
         let (mut mapped, mut changes) = match back.try_recv() {
             Ok(o) => (o.events, o.changes),
             Err(_) => (Vec::new(), Vec::new()),
@@ -499,6 +585,64 @@ fn merge<T>(
         }
         for (o, b) in round.drain(..).zip(give_back) {
             let _ = b.send(o);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::detect::testkit::write_hr;
+    use crate::synth::{tcp_frame_into, TcpSpec};
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn events_go_back_to_the_worker_of_their_packets() {
+        for n in [2, 3, 4, 7] {
+            let (returns, graves) = Returns::new(n);
+            let mut expect = vec![0usize; n];
+            for i in 0..64u8 {
+                let client = Ipv4Addr::new(10, 0, 0, i);
+                let server = Ipv4Addr::new(10, 0, 1, i % 5);
+                let port = 40000 + u16::from(i);
+                // Both directions of the flow go to one worker...
+                let mut ws = Vec::new();
+                for (src, dst) in [
+                    ((client, port), (server, 502)),
+                    ((server, 502), (client, port)),
+                ] {
+                    let mut f = Vec::new();
+                    let spec = TcpSpec {
+                        src,
+                        dst,
+                        seq: 1,
+                        ack: 1,
+                        flags: 0x18,
+                    };
+                    tcp_frame_into(&mut f, &spec, &[0, 1, 0, 0, 0, 6, 1, 6, 0, 4, 0, 1]);
+                    let pkt = Packet {
+                        ts: Timestamp::default(),
+                        link: LinkType::Ethernet,
+                        data: &f,
+                        orig_len: f.len() as u32,
+                        number: 1,
+                    };
+                    ws.push(shard_of(&pkt, n));
+                }
+                assert_eq!(ws[0], ws[1]);
+                expect[ws[0]] += 1;
+                // ... and so do the events it gave, when they come back.
+                let mut ev = write_hr(0, &client.to_string(), &server.to_string(), 1, 4, 1);
+                ev.client.port = port;
+                ev.server.port = 502;
+                returns.give_back(vec![ev]);
+            }
+            let got: Vec<usize> = graves
+                .into_iter()
+                .map(|g| g.unwrap().try_iter().map(|v| v.len()).sum())
+                .collect();
+            assert_eq!(got, expect, "{n} workers");
         }
     }
 }

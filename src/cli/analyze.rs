@@ -270,9 +270,13 @@ pub fn detect(
             PipelineConfig::default(),
             threads,
             &mut files,
-            &mut |e| {
+            &mut |e, returns| {
                 engine.on_event_owned(e, &mut alerts);
                 take(&mut alerts);
+                let done = engine.take_finished();
+                if !done.is_empty() {
+                    returns.give_back(done);
+                }
             },
             &mut |_, _| {},
         )?;

@@ -10,7 +10,9 @@
 //! engine does: tick alerts, then the expiry of aggregation windows, then event alerts. So the
 //! output is the same as without threads; it only comes out one batch later.
 //!
-//! One batch is in flight while the next is filled. Detectors share nothing (each has its own
+//! One batch is in flight while the next is filled. Answered batches come back to the calling
+//! thread, whose caller can hand their events back to the threads that built them
+//! ([`super::Engine::take_finished`]). Detectors share nothing (each has its own
 //! state; the baseline is read-only behind an `Arc`), which is what makes this exact.
 
 use super::aggregate::Aggregator;
@@ -80,9 +82,11 @@ struct Group {
 pub(super) struct Pool {
     groups: Vec<Group>,
     filling: Batch,
-    /// The tick schedules of the batches sent and not yet answered, oldest first (the batches
-    /// themselves belong to the groups, and the last group done with one frees it).
-    in_flight: VecDeque<Vec<Option<Timestamp>>>,
+    /// The batches sent and not yet answered, oldest first.
+    in_flight: VecDeque<Arc<Batch>>,
+    /// Events of answered batches, for [`Pool::take_finished`] (dropped with the next batch
+    /// when nobody takes them).
+    finished: Vec<IcsEvent>,
     /// The detectors' counters, in engine order, once [`Pool::finish`] ran.
     counters: Vec<Counter>,
 }
@@ -205,6 +209,7 @@ impl Pool {
             groups,
             filling: Batch::default(),
             in_flight: VecDeque::new(),
+            finished: Vec::new(),
             counters: Vec::new(),
         }
     }
@@ -248,14 +253,13 @@ impl Pool {
                 ticks: Vec::with_capacity(BATCH),
             },
         );
-        let ticks = full.ticks.clone();
         let full = Arc::new(full);
         for g in &self.groups {
             if g.tx.send(Job::Batch(Arc::clone(&full))).is_err() {
                 self.fail();
             }
         }
-        self.in_flight.push_back(ticks);
+        self.in_flight.push_back(full);
     }
 
     /// A group's thread is gone: it panicked. Re-raises that panic here.
@@ -272,7 +276,7 @@ impl Pool {
 
     /// Waits for every group's answer on the oldest batch in flight and merges the alerts.
     fn collect(&mut self, agg: &mut Aggregator, raised: &mut u64, out: &mut Vec<Alert>) {
-        let Some(ticks) = self.in_flight.pop_front() else {
+        let Some(batch) = self.in_flight.pop_front() else {
             return;
         };
         let mut lists = Vec::with_capacity(self.groups.len());
@@ -282,7 +286,19 @@ impl Pool {
                 _ => self.fail(),
             }
         }
-        merge(lists, &ticks, agg, raised, out);
+        merge(lists, &batch.ticks, agg, raised, out);
+        // Every group dropped its reference before answering.
+        if let Ok(b) = Arc::try_unwrap(batch) {
+            if self.finished.len() > 4 * BATCH {
+                self.finished.clear();
+            }
+            self.finished.extend(b.events);
+        }
+    }
+
+    /// The events of the batches answered so far (to hand them back to whoever allocated them).
+    pub(super) fn take_finished(&mut self) -> Vec<IcsEvent> {
+        std::mem::take(&mut self.finished)
     }
 
     /// End of input: sends what is left, merges every answer, then the final tick.
