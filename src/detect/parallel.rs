@@ -1,8 +1,8 @@
 //! Detectors on threads of their own, with the output of one thread.
 //!
 //! [`Pool`] splits an engine's detectors into groups of about equal cost, one thread per group.
-//! The calling thread copies events into a batch (in place, into the vectors of a recycled
-//! batch), decides the tick schedule (it is a function of event times only) and sends each
+//! The calling thread moves events into a batch ([`super::Engine::on_event_owned`]; borrowed
+//! events are cloned), decides the tick schedule (it is a function of event times only) and sends each
 //! full batch to every group. A group runs its detectors over the batch exactly as
 //! [`super::Engine::on_event`] would, and returns the raised alerts tagged (event in the batch,
 //! tick or event, detector's place in the engine). The calling thread merges the groups' lists
