@@ -141,7 +141,15 @@ pub fn run(
     if threads <= 1 {
         return pipeline::run(cfg, files, emit, progress);
     }
-    run_inner(cfg, threads, files, &|e| e, &mut |e| emit(&e), progress)
+    run_inner(
+        cfg,
+        threads,
+        files,
+        &|e| e,
+        &mut |e| emit(&e),
+        progress,
+        Vec::new(),
+    )
 }
 
 /// As [`run`], but `emit` owns the events: with several threads they arrive owned from the
@@ -161,7 +169,7 @@ pub fn run_owned(
         return pipeline::run(cfg, files, &mut |e| emit(e.clone(), &none), progress);
     }
     let (returns, graves) = Returns::new(threads);
-    run_inner_with(
+    run_inner(
         cfg,
         threads,
         files,
@@ -230,23 +238,20 @@ pub fn run_map<T: Send>(
     if threads <= 1 {
         return pipeline::run(cfg, files, &mut |e| emit(map(e)), progress);
     }
-    run_inner(cfg, threads, files, &|e| map(&e), emit, progress)
+    run_inner(
+        cfg,
+        threads,
+        files,
+        &|e| map(&e),
+        emit,
+        progress,
+        Vec::new(),
+    )
 }
 
+/// The sharded run; `graves` holds, per worker, the channel of events given back to it (empty
+/// when nothing comes back).
 fn run_inner<T: Send>(
-    cfg: PipelineConfig,
-    threads: usize,
-    files: &mut [CaptureFile],
-    map: &(dyn Fn(IcsEvent) -> T + Sync),
-    emit: &mut impl FnMut(T),
-    progress: &mut impl FnMut(usize, u64),
-) -> Result<RunStats, CaptureError> {
-    let graves = (0..threads).map(|_| None).collect();
-    run_inner_with(cfg, threads, files, map, emit, progress, graves)
-}
-
-/// [`run_inner`], with for each worker an optional channel of events given back to it.
-fn run_inner_with<T: Send>(
     cfg: PipelineConfig,
     threads: usize,
     files: &mut [CaptureFile],
