@@ -219,7 +219,6 @@ impl Engine {
         for d in &mut self.detectors {
             d.on_tick(now, self.baseline.as_deref(), &mut self.raw);
         }
-        self.last_tick = Some(now);
     }
 
     fn drain(&mut self, out: &mut Vec<Alert>) {

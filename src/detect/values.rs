@@ -236,6 +236,18 @@ impl Check {
     }
 }
 
+/// What every value alert says about its object and event.
+struct AlertWords {
+    /// The object's baseline key (`u1/holding_register/4`).
+    key: String,
+    /// The object in words.
+    obj: String,
+    /// The event's summary line.
+    summary: String,
+    /// The device in words.
+    dev: String,
+}
+
 /// The capture time of the event being checked, with the time since the end of learning (the
 /// same for every counter) worked out once per event.
 #[derive(Debug)]
@@ -257,13 +269,20 @@ impl Now {
         }
     }
 
-    /// The event's summary line and device words (see `words`).
+    /// The words of an alert on object `key` of this event (summary and device words built
+    /// once per event, see `words`).
     #[cold]
-    fn words(&mut self, ev: &IcsEvent) -> (String, String) {
+    fn alert_words(&mut self, ev: &IcsEvent, key: KeyRef<'_>) -> AlertWords {
         let w = self.words.get_or_insert_with(|| {
             Box::new((event_summary(ev), device_words(ev.server.ip, ev.unit_id)))
         });
-        (w.0.clone(), w.1.clone())
+        let key = key.string();
+        AlertWords {
+            obj: key_words(&key),
+            key,
+            summary: w.0.clone(),
+            dev: w.1.clone(),
+        }
     }
 
     /// Microseconds from `end` to now, as a float.
@@ -674,10 +693,12 @@ fn write_alert(
     x: f64,
     out: &mut Vec<Alert>,
 ) {
-    let key = key.string();
-    let key = key.as_str();
-    let obj = key_words(key);
-    let (summary, dev) = now.words(ev);
+    let AlertWords {
+        key,
+        obj,
+        summary,
+        dev,
+    } = now.alert_words(ev, key);
     let who = if n.own {
         format!("{} itself wrote it", ev.client.ip)
     } else if n.who.len() == 1 {
@@ -701,7 +722,7 @@ fn write_alert(
     );
     out.push(
         Alert::from_event(&WRITE_OUT_OF_RANGE, ev, explanation, summary)
-            .with_fact(fact, n.reference(ev, key)),
+            .with_fact(fact, n.reference(ev, &key)),
     );
 }
 
@@ -714,10 +735,12 @@ fn read_alert(
     x: f64,
     out: &mut Vec<Alert>,
 ) {
-    let key = key.string();
-    let key = key.as_str();
-    let obj = key_words(key);
-    let (summary, dev) = now.words(ev);
+    let AlertWords {
+        key,
+        obj,
+        summary,
+        dev,
+    } = now.alert_words(ev, key);
     let range = range_words(n);
     let explanation = format!(
         "{obj} on {dev} read {} (by {}); in the baseline it read {range} ({} reads). A \
@@ -728,8 +751,10 @@ fn read_alert(
         n.count
     );
     out.push(
-        Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, summary)
-            .with_fact(format!("{obj} on {dev} read {range}"), n.reference(ev, key)),
+        Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, summary).with_fact(
+            format!("{obj} on {dev} read {range}"),
+            n.reference(ev, &key),
+        ),
     );
 }
 
@@ -743,10 +768,12 @@ fn jump_alert(
     x: f64,
     out: &mut Vec<Alert>,
 ) {
-    let key = key.string();
-    let key = key.as_str();
-    let obj = key_words(key);
-    let (summary, dev) = now.words(ev);
+    let AlertWords {
+        key,
+        obj,
+        summary,
+        dev,
+    } = now.alert_words(ev, key);
     let explanation = format!(
         "{obj} on {dev} jumped from {} to {} between two reads by {}; in the baseline \
          it never moved more than {} between reads (range {}). A sudden jump can be a \
@@ -760,7 +787,7 @@ fn jump_alert(
     out.push(
         Alert::from_event(&VALUE_JUMP, ev, explanation, summary).with_fact(
             format!("{obj} on {dev}: largest step {}", fmt_num(n.max_step)),
-            n.reference(ev, key),
+            n.reference(ev, &key),
         ),
     );
 }
@@ -777,10 +804,12 @@ fn frozen_alert(
     run_secs: u64,
     out: &mut Vec<Alert>,
 ) {
-    let key = key.string();
-    let key = key.as_str();
-    let obj = key_words(key);
-    let (summary, dev) = now.words(ev);
+    let AlertWords {
+        key,
+        obj,
+        summary,
+        dev,
+    } = now.alert_words(ev, key);
     let explanation = format!(
         "{obj} on {dev} has read {} for {run} reads in a row over {run_secs} s (by {}); in \
          the baseline it changed all the time ({} different values, never the same for \
@@ -797,7 +826,7 @@ fn frozen_alert(
                 "{obj} on {dev}: {} distinct values, longest run {}",
                 n.distinct, n.max_same_run
             ),
-            n.reference(ev, key),
+            n.reference(ev, &key),
         ),
     );
 }

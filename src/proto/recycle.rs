@@ -141,42 +141,8 @@ mod tests {
         });
     }
 
+    /// Any event: what is recycled is only its accesses.
     fn test_event() -> IcsEvent {
-        use crate::event::*;
-        use std::net::{IpAddr, Ipv4Addr};
-        let ep = Endpoint {
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 1,
-            mac: None,
-        };
-        IcsEvent {
-            ts: crate::time::Timestamp::default(),
-            proto: AppProto::Modbus,
-            flow_id: 1,
-            client: ep,
-            server: ep,
-            vlan: None,
-            unit_id: None,
-            session: None,
-            op: OpKind::Read,
-            function: Function {
-                code: 3,
-                name: "x",
-                category: "public",
-                sub: None,
-                sub_name: None,
-            },
-            accesses: Vec::new(),
-            outcome: Outcome::Ok,
-            latency_us: None,
-            violations: Vec::new(),
-            facts: Vec::new(),
-            details: Vec::new(),
-            evidence: Evidence {
-                file: std::sync::Arc::from("f"),
-                packet: 1,
-                response_packet: None,
-            },
-        }
+        crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])
     }
 }
