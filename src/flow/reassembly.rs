@@ -25,7 +25,6 @@
 //!   Every byte of the stream is accounted for exactly once, as data or as gap.
 
 use super::{Chunk, FlowConfig, FlowStats};
-use std::collections::VecDeque;
 
 /// Limits of one [`Reassembler`], taken from [`FlowConfig`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +108,72 @@ pub struct Reassembler {
     /// after `offset`.
     ranges: Vec<(u64, u64)>,
     /// The last delivered bytes, ending at `offset`, not yet acknowledged by the peer.
-    recent: VecDeque<u8>,
+    recent: Retained,
+}
+
+/// The last delivered bytes of a direction: `buf[start..]`, a window that slides forward over
+/// one buffer (moved back to its front only when the buffer is full), so that keeping a
+/// segment's bytes is one copy and dropping acknowledged bytes moves nothing.
+#[derive(Clone, Debug, Default)]
+struct Retained {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Retained {
+    /// Bytes held.
+    #[inline]
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Bytes allocated.
+    fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Forgets everything (keeps the allocation).
+    #[inline]
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+
+    /// Forgets the first `n` bytes (all of them when `n` is larger).
+    fn drop_front(&mut self, n: usize) {
+        if n >= self.len() {
+            self.clear();
+        } else {
+            self.start += n;
+        }
+    }
+
+    /// The bytes held, oldest first.
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+
+    /// Appends `data`, then keeps only the last `keep` bytes (`keep` > 0).
+    #[inline]
+    fn push(&mut self, data: &[u8], keep: usize) {
+        if data.len() >= keep {
+            self.clear();
+            let tail = data.get(data.len() - keep..).unwrap_or_default();
+            self.buf.extend_from_slice(tail);
+            return;
+        }
+        // data.len() < keep, so the excess is at most what is held.
+        let excess = (self.len() + data.len()).saturating_sub(keep);
+        self.start += excess;
+        if self.start > 0 && self.buf.len() + data.len() > self.buf.capacity() {
+            // Full: move the window to the front instead of growing.
+            let len = self.len();
+            self.buf.copy_within(self.start.., 0);
+            self.buf.truncate(len);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
 }
 
 impl Default for Reassembler {
@@ -170,26 +234,13 @@ fn ring_eq(ring: &[u8], abs: u64, data: &[u8]) -> bool {
 }
 
 /// Delivers `data` and remembers up to `keep` of the last delivered bytes.
-fn emit_data<E: FnMut(Chunk<'_>)>(
-    recent: &mut VecDeque<u8>,
-    keep: usize,
-    data: &[u8],
-    emit: &mut E,
-) {
+#[inline]
+fn emit_data<E: FnMut(Chunk<'_>)>(recent: &mut Retained, keep: usize, data: &[u8], emit: &mut E) {
     if data.is_empty() {
         return;
     }
     if keep > 0 {
-        if data.len() >= keep {
-            recent.clear();
-            let tail = data.get(data.len() - keep..).unwrap_or_default();
-            // `extend` from a slice iterator copies whole runs (not byte by byte).
-            recent.extend(tail);
-        } else {
-            let excess = (recent.len() + data.len()).saturating_sub(keep);
-            recent.drain(..excess.min(recent.len()));
-            recent.extend(data);
-        }
+        recent.push(data, keep);
     }
     emit(Chunk::Data(data));
 }
@@ -208,7 +259,10 @@ impl Reassembler {
             far_hits: 0,
             ring: Vec::new(),
             ranges: Vec::new(),
-            recent: VecDeque::new(),
+            recent: Retained {
+                buf: Vec::new(),
+                start: 0,
+            },
         }
     }
 
@@ -302,6 +356,7 @@ impl Reassembler {
     /// is a gap), `seq` the sequence number of its first byte (after the SYN, for a SYN that
     /// carries data), `fin` its FIN flag.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn segment<E: FnMut(Chunk<'_>)>(
         &mut self,
         seq: u32,
@@ -331,6 +386,22 @@ impl Reassembler {
             self.offset = end;
             return;
         }
+        self.segment_slow(seq, payload, declared_len, fin, lim, stats, emit);
+    }
+
+    /// [`Reassembler::segment`] off its fast path.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn segment_slow<E: FnMut(Chunk<'_>)>(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        declared_len: u32,
+        fin: bool,
+        lim: &ReassemblyLimits,
+        stats: &mut FlowStats,
+        emit: &mut E,
+    ) {
         let declared = u64::from(declared_len).max(payload.len() as u64);
         if !self.is_initialized() {
             if declared == 0 && !fin {
@@ -391,6 +462,7 @@ impl Reassembler {
 
     /// The peer acknowledged everything before `ack`. Bytes before it that were never seen
     /// (up to the furthest byte seen) are given up as a gap.
+    #[inline]
     pub fn ack<E: FnMut(Chunk<'_>)>(
         &mut self,
         ack: u32,
@@ -406,13 +478,24 @@ impl Reassembler {
             self.recent.clear();
             return;
         }
+        self.ack_slow(ack, lim, stats, emit);
+    }
+
+    /// [`Reassembler::ack`] of an ACK that is not exactly the next expected byte.
+    #[inline(never)]
+    fn ack_slow<E: FnMut(Chunk<'_>)>(
+        &mut self,
+        ack: u32,
+        lim: &ReassemblyLimits,
+        stats: &mut FlowStats,
+        emit: &mut E,
+    ) {
         let a = self.abs(ack);
         let off = i128::from(self.offset);
         let recent_start = off - self.recent.len() as i128;
         if a > recent_start {
             let n = usize::try_from(a - recent_start).unwrap_or(usize::MAX);
-            let n = n.min(self.recent.len());
-            self.recent.drain(..n);
+            self.recent.drop_front(n);
         }
         let target = a.min(i128::from(self.max_end.max(self.far_end)));
         if target > off {
@@ -526,7 +609,7 @@ impl Reassembler {
         let Some(mine) = bytes.get(p..p + (j - i)) else {
             return;
         };
-        if !self.recent.range(i..j).copied().eq(mine.iter().copied()) {
+        if self.recent.bytes().get(i..j) != Some(mine) {
             seen.mismatch = true;
         }
     }
@@ -1333,6 +1416,168 @@ mod tests {
             s ^= s << 17;
             let j = (s % (i as u64 + 1)) as usize;
             v.swap(i, j);
+        }
+    }
+
+    /// Feeds `ops` like [`feed`], through the public fast paths or (with `slow`) always
+    /// through the general code, recording every chunk as delivered (not merged). Also returns
+    /// the stream offset and the retained bytes at the end, before the flush.
+    fn feed_exact(
+        data: &[u8],
+        isn: u32,
+        ops: &[Op],
+        lim: ReassemblyLimits,
+        slow: bool,
+    ) -> (Vec<Ev>, FlowStats, u64, Vec<u8>) {
+        let mut r = Reassembler::new();
+        let mut st = FlowStats::default();
+        let mut out: Vec<Ev> = Vec::new();
+        let mut emit = |c: Chunk<'_>| {
+            out.push(match c {
+                Chunk::Data(d) => Ev::Data(d.to_vec()),
+                Chunk::Gap(n) => Ev::Gap(n),
+                Chunk::Fin => Ev::Fin,
+                Chunk::Rst => Ev::Rst,
+            })
+        };
+        assert_eq!(r.syn(isn), SynKind::New);
+        let base = isn.wrapping_add(1);
+        for op in ops {
+            match *op {
+                Op::Seg {
+                    at,
+                    len,
+                    xor,
+                    captured,
+                } => {
+                    let bytes: Vec<u8> = data[at..at + len].iter().map(|b| b ^ xor).collect();
+                    let cap = captured.min(len);
+                    let seq = base.wrapping_add(at as u32);
+                    let p = &bytes[..cap];
+                    if slow {
+                        r.segment_slow(seq, p, len as u32, false, &lim, &mut st, &mut emit);
+                    } else {
+                        r.segment(seq, p, len as u32, false, &lim, &mut st, &mut emit);
+                    }
+                }
+                Op::Fin => {
+                    let seq = base.wrapping_add(data.len() as u32);
+                    r.segment(seq, b"", 0, true, &lim, &mut st, &mut emit);
+                }
+                Op::Ack(a) => {
+                    let ack = base.wrapping_add(a as u32);
+                    if slow {
+                        if r.is_initialized() {
+                            r.ack_slow(ack, &lim, &mut st, &mut emit);
+                        }
+                    } else {
+                        r.ack(ack, &lim, &mut st, &mut emit);
+                    }
+                }
+            }
+        }
+        let (offset, kept) = (r.offset(), r.recent.bytes().to_vec());
+        r.flush(&lim, &mut st, &mut emit);
+        (out, st, offset, kept)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The in-order fast paths of `segment` and `ack` give exactly what the general code
+        /// gives (same chunks, same counters, same offset and retained bytes), in order or
+        /// not, with retransmissions, overlaps, mismatching copies, drops, snaplen cuts, ACKs
+        /// and small caps (the cases that make the fast path fall back).
+        #[test]
+        fn fast_paths_agree_with_the_general_code(
+            (data, isn, segs) in scenario(2000),
+            keep in prop::collection::vec(prop_oneof![3 => Just(true), 1 => Just(false)], 40),
+            cut in prop::collection::vec(prop_oneof![4 => Just(usize::MAX), 1 => 0..50usize], 40),
+            xors in prop::collection::vec(prop_oneof![4 => Just(0u8), 1 => any::<u8>()], 40),
+            acks in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+            in_order in any::<bool>(),
+            buf in prop_oneof![Just(1usize << 20), 0..1500usize],
+            holes in 0..6usize,
+            retain in prop_oneof![Just(2048usize), 0..64usize],
+            seed in any::<u64>(),
+        ) {
+            let mut ops: Vec<Op> = segs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| keep[i % keep.len()])
+                .map(|(i, &(at, len))| Op::Seg {
+                    at,
+                    len,
+                    xor: xors[i % xors.len()],
+                    captured: cut[i % cut.len()],
+                })
+                .collect();
+            for a in acks {
+                ops.push(Op::Ack(a.index(data.len() + 1)));
+            }
+            if in_order {
+                // Mostly the fast path: segments by stream offset, ACKs where they fall.
+                ops.sort_by_key(|o| match *o {
+                    Op::Seg { at, .. } => (at, 0),
+                    Op::Ack(a) => (a, 1),
+                    Op::Fin => (usize::MAX, 2),
+                });
+            } else {
+                shuffle(&mut ops, seed);
+            }
+            ops.push(Op::Fin);
+            let lim = ReassemblyLimits {
+                max_buffered_bytes: buf,
+                max_holes: holes,
+                max_retained_bytes: retain,
+                max_seq_jump: 1 << 20,
+            };
+            let fast = feed_exact(&data, isn, &ops, lim, false);
+            let slow = feed_exact(&data, isn, &ops, lim, true);
+            prop_assert_eq!(fast, slow);
+        }
+
+        /// The retained bytes behave as a bounded queue of the last bytes delivered.
+        #[test]
+        fn retained_bytes_are_the_last_delivered(
+            steps in prop::collection::vec(
+                prop_oneof![
+                    (1..300usize).prop_map(Some),
+                    Just(None),
+                ],
+                0..60,
+            ),
+            drops in prop::collection::vec(0..400usize, 60),
+            keep in 1..700usize,
+        ) {
+            let mut r = Retained::default();
+            let mut model: std::collections::VecDeque<u8> = Default::default();
+            let mut next = 0u8;
+            for (i, step) in steps.iter().enumerate() {
+                match *step {
+                    Some(n) => {
+                        let data: Vec<u8> = (0..n)
+                            .map(|_| {
+                                next = next.wrapping_add(1);
+                                next
+                            })
+                            .collect();
+                        r.push(&data, keep);
+                        model.extend(&data);
+                        while model.len() > keep {
+                            model.pop_front();
+                        }
+                    }
+                    None => {
+                        let n = drops[i];
+                        r.drop_front(n);
+                        model.drain(..n.min(model.len()));
+                    }
+                }
+                prop_assert_eq!(r.len(), model.len());
+                prop_assert_eq!(r.bytes(), &model.iter().copied().collect::<Vec<u8>>()[..]);
+                prop_assert!(r.capacity() <= 4 * keep.max(300));
+            }
         }
     }
 }
