@@ -341,8 +341,12 @@ impl Pipeline {
         self.stats.events += n as u64;
     }
 
+    #[inline]
     fn flush_events(&mut self, emit: &mut impl FnMut(&IcsEvent)) {
         self.ending.clear();
+        if self.events.is_empty() {
+            return;
+        }
         self.stats.events += self.events.len() as u64;
         // In place, not drained: moving each event out of the vector cost two copies of it.
         for e in &self.events {

@@ -371,7 +371,8 @@ pub struct CaptureFile {
     layout: Layout,
     /// Current buffer size.
     capacity: usize,
-    /// Length of the record handed out last, consumed at the next call.
+    /// Bytes of the records handed out and not yet consumed from the reader's buffer (the
+    /// last one, or for legacy pcap all those handed out since the buffer was last refilled).
     pending: usize,
     /// Timestamp of the last packet handed out (for Simple Packet Blocks).
     last_ts: Timestamp,
@@ -490,6 +491,43 @@ impl CaptureFile {
     /// The next packet, `Ok(None)` at the end of the file (including after a truncated or
     /// corrupt record, which [`CaptureFile::stats`] then reports).
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        if let Layout::Pcap {
+            big_endian,
+            nanos,
+            record_header,
+            link,
+        } = self.layout
+        {
+            // Fast path: the next legacy record is wholly in the buffer, after the records
+            // handed out before it, which are consumed only when the buffer must be refilled
+            // (`pending` counts them all). What `fill`, `examine` and the range check below do
+            // for it, with one look at the buffer.
+            let at = self.pending;
+            let rec = match self.done {
+                true => None,
+                false => self
+                    .reader
+                    .data()
+                    .get(at..)
+                    .and_then(|rest| pcap_record(rest, big_endian, record_header)),
+            };
+            if let Some(r) = rec {
+                let end = at + r.end;
+                self.pending = end;
+                self.stats.packets += 1;
+                let ts = timestamps::from_pcap(r.secs, r.frac, nanos);
+                self.last_ts = ts;
+                let number = self.stats.packets;
+                let data = self.reader.data().get(at + record_header..end);
+                return Ok(data.map(|data| Packet {
+                    ts,
+                    link,
+                    data,
+                    orig_len: r.orig_len,
+                    number,
+                }));
+            }
+        }
         if self.pending > 0 {
             self.reader.consume_noshift(self.pending);
             self.pending = 0;
@@ -504,8 +542,7 @@ impl CaptureFile {
             link,
         } = self.layout
         {
-            // Fast path: the whole legacy record is already in the buffer. What `fill`,
-            // `examine` and the range check below do for it, with one look at the buffer.
+            // The same, now at the front of the buffer.
             if let Some(r) = pcap_record(self.reader.data(), big_endian, record_header) {
                 self.pending = r.end;
                 self.stats.packets += 1;

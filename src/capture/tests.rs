@@ -362,6 +362,39 @@ fn many_records_cross_buffer_refills() {
     assert_eq!(pos, f.len() as u64);
 }
 
+/// Records handed out are consumed from the reader's buffer lazily, several at a time: the
+/// position still moves by exactly one record per packet, across refills.
+#[test]
+fn position_moves_by_one_record_per_packet() {
+    let mut f = pcap_header(false, false, 1);
+    let mut ends = Vec::new();
+    for i in 0..3000u32 {
+        let data: Vec<u8> = (0..(i % 131) as u8).collect();
+        f.extend(pcap_record(false, i, i * 677 % 1_100_000, &data, i % 131));
+        ends.push(f.len() as u64);
+    }
+    let file = TempFile::new(&f);
+    let mut cap = CaptureFile::open(&file.0).unwrap();
+    let mut n = 0usize;
+    while let Some(p) = cap.next_packet().unwrap() {
+        let i = n as u32;
+        let frac = i * 677 % 1_100_000;
+        assert_eq!(
+            p.ts,
+            Timestamp::new(
+                i64::from(i) + i64::from(frac / 1_000_000),
+                frac % 1_000_000 * 1000
+            )
+        );
+        assert_eq!(p.data.len(), (i % 131) as usize);
+        assert_eq!(p.number, u64::from(i) + 1);
+        assert_eq!(cap.position(), ends[n]);
+        n += 1;
+    }
+    assert_eq!(n, 3000);
+    assert_eq!(cap.position(), f.len() as u64);
+}
+
 // ---------------------------------------------------------------------------------------------
 // pcapng
 // ---------------------------------------------------------------------------------------------

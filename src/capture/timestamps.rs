@@ -35,7 +35,15 @@ pub(super) fn from_units(raw: u64, units_per_sec: u64, offset_secs: i64) -> Time
 
 /// A legacy pcap record timestamp: seconds and a fraction in micro- or nanoseconds. A fraction
 /// of a second or more (seen in broken writers) carries into the seconds.
+#[inline]
 pub(super) fn from_pcap(secs: u32, frac: u32, nanos: bool) -> Timestamp {
+    if !nanos && frac < 1_000_000 {
+        // The common case: microseconds within the second, no carry.
+        return Timestamp {
+            secs: i64::from(secs),
+            nanos: frac * 1000,
+        };
+    }
     let frac_nanos = if nanos {
         u64::from(frac)
     } else {
@@ -113,6 +121,22 @@ mod tests {
     }
 
     proptest! {
+        /// The microsecond shortcut gives what the general arithmetic gives.
+        #[test]
+        fn pcap_shortcut_is_the_general_rule(
+            secs in any::<u32>(),
+            frac in prop_oneof![0..1_000_000u32, any::<u32>()],
+            nanos in any::<bool>(),
+        ) {
+            let f = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
+            let carry = i64::try_from(f / NANOS_PER_SEC).unwrap();
+            let within = u32::try_from(f % NANOS_PER_SEC).unwrap();
+            prop_assert_eq!(
+                from_pcap(secs, frac, nanos),
+                Timestamp::new(i64::from(secs) + carry, within)
+            );
+        }
+
         #[test]
         fn units_never_panic(raw in any::<u64>(), res in any::<u8>(), off in any::<i64>()) {
             let units = units_per_sec(res).unwrap_or(MICROS_PER_SEC);
