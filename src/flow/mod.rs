@@ -153,47 +153,87 @@ impl FlowKey {
     }
 }
 
-/// A [`FlowKey`] as the table's map key: hashed as three 64-bit words for IPv4 (both
-/// addresses, then ports, protocol and VLAN) instead of field by field, which cost a dozen
-/// hasher rounds per packet. Equality is the key's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct MapKey(FlowKey);
-
-/// An address as two words (IPv4 in the first, tagged so that it differs from any IPv6).
-fn addr_words(ip: IpAddr) -> (u64, u64) {
+/// An address as a number (IPv4 in the low 32 bits) and whether it is IPv6.
+#[inline]
+fn addr_bits(ip: IpAddr) -> (u128, bool) {
     match ip {
-        IpAddr::V4(a) => (u64::from(a.to_bits()), u64::MAX),
-        IpAddr::V6(a) => {
-            let b = a.to_bits();
-            ((b >> 64) as u64, b as u64)
-        }
+        IpAddr::V4(a) => (u128::from(a.to_bits()), false),
+        IpAddr::V6(a) => (a.to_bits(), true),
+    }
+}
+
+/// A [`FlowKey`] as the table's map key, in plain words: both addresses as numbers, then the
+/// ports, the two address families, the protocol and the VLAN in one word. Built straight from
+/// a packet's endpoints (no [`FlowKey`] per packet), compared in five word comparisons, hashed
+/// as two words for IPv4. Equal exactly when the [`FlowKey`]s are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MapKey {
+    lo: u128,
+    hi: u128,
+    /// lo port << 48 | hi port << 32 | hi is IPv6 << 25 | lo is IPv6 << 24 | proto << 16 | vlan.
+    rest: u64,
+}
+
+impl MapKey {
+    /// The key of a packet from `src` to `dst`, and whether `src` is its lower endpoint
+    /// (as [`FlowKey::new`] orders them).
+    #[inline]
+    fn of_packet(src: (IpAddr, u16), dst: (IpAddr, u16), proto: u8, vlan: u16) -> (Self, bool) {
+        let (sa, s6) = addr_bits(src.0);
+        let (da, d6) = addr_bits(dst.0);
+        let src_lo = (s6, sa, src.1) <= (d6, da, dst.1);
+        let ((la, l6, lp), (ha, h6, hp)) = if src_lo {
+            ((sa, s6, src.1), (da, d6, dst.1))
+        } else {
+            ((da, d6, dst.1), (sa, s6, src.1))
+        };
+        let key = MapKey {
+            lo: la,
+            hi: ha,
+            rest: u64::from(lp) << 48
+                | u64::from(hp) << 32
+                | u64::from(h6) << 25
+                | u64::from(l6) << 24
+                | u64::from(proto) << 16
+                | u64::from(vlan),
+        };
+        (key, src_lo)
+    }
+
+    /// The key of a canonical [`FlowKey`].
+    fn of(key: &FlowKey) -> Self {
+        MapKey::of_packet(key.lo, key.hi, key.proto, key.vlan).0
     }
 }
 
 impl std::hash::Hash for MapKey {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let k = &self.0;
-        match (k.lo.0, k.hi.0) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => {
-                state.write_u64(u64::from(a.to_bits()) << 32 | u64::from(b.to_bits()));
-            }
-            (a, b) => {
-                let (a0, a1) = addr_words(a);
-                let (b0, b1) = addr_words(b);
-                state.write_u64(a0);
-                state.write_u64(a1);
-                state.write_u64(b0);
-                state.write_u64(b1);
-            }
+        if self.rest & (3 << 24) == 0 {
+            state.write_u64((self.lo as u64) << 32 | (self.hi as u64 & 0xffff_ffff));
+        } else {
+            state.write_u64((self.lo >> 64) as u64);
+            state.write_u64(self.lo as u64);
+            state.write_u64((self.hi >> 64) as u64);
+            state.write_u64(self.hi as u64);
         }
-        state.write_u64(
-            u64::from(k.lo.1) << 48
-                | u64::from(k.hi.1) << 32
-                | u64::from(k.proto) << 16
-                | u64::from(k.vlan),
-        );
+        state.write_u64(self.rest);
     }
+}
+
+/// Places in the table's cache of recent flows.
+const CACHE_PLACES: usize = 256;
+
+/// The place of a key in the cache of recent flows: a multiplicative hash of its words.
+#[inline]
+fn cache_place(k: &MapKey) -> usize {
+    let x = (k.lo as u64)
+        ^ ((k.lo >> 64) as u64)
+        ^ (k.hi as u64).rotate_left(32)
+        ^ ((k.hi >> 64) as u64)
+        ^ k.rest;
+    // The top 8 bits of the product: a place below CACHE_PLACES.
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize
 }
 
 /// Counters of the flow table and reassembly.
@@ -424,6 +464,8 @@ const LONG: usize = 1;
 #[derive(Debug)]
 struct Slot<S> {
     flow: Option<Flow<S>>,
+    /// The client is the lower endpoint of the flow's key (or both endpoints are alike).
+    client_lo: bool,
     /// Towards the head (more recent); free list: unused.
     prev: u32,
     /// Towards the tail (less recent); free list: next free slot.
@@ -476,9 +518,10 @@ pub struct FlowTable<S> {
     mem: usize,
     /// Flows holding buffers, most recently touched first.
     mem_list: Ends,
-    /// The key and slot of the flow of the last packet (a request and its response are often
-    /// next to each other): a hit spares the map lookup. Cleared when that flow leaves.
-    last: Option<(MapKey, u32)>,
+    /// Keys and slots of recently seen flows, at a place chosen by a cheap hash of the key
+    /// ([`cache_place`]): a hit spares the map lookup (a miss, or a collision, only costs it).
+    /// A slot of `NIL` is empty; an entry is cleared when its flow leaves.
+    cache: Vec<(MapKey, u32)>,
 }
 
 impl<S> FlowTable<S> {
@@ -510,7 +553,17 @@ impl<S> FlowTable<S> {
                 head: NIL,
                 tail: NIL,
             },
-            last: None,
+            cache: vec![
+                (
+                    MapKey {
+                        lo: 0,
+                        hi: 0,
+                        rest: 0,
+                    },
+                    NIL,
+                );
+                CACHE_PLACES
+            ],
         }
     }
 
@@ -544,7 +597,7 @@ impl<S> FlowTable<S> {
 
     /// The flow of a key, if held.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow<S>> {
-        let idx = *self.map.get(&MapKey(*key))?;
+        let idx = *self.map.get(&MapKey::of(key))?;
         self.slot(idx)?.flow.as_ref()
     }
 
@@ -563,49 +616,39 @@ impl<S> FlowTable<S> {
         };
         let src = (pkt.src.ip, pkt.src.port);
         let dst = (pkt.dst.ip, pkt.dst.port);
-        let key = FlowKey::new(src, dst, proto, pkt.vlan.unwrap_or(0));
-        let mk = MapKey(key);
-        let mut found = match self.last {
-            Some((k, idx)) if k == mk => Some(idx),
+        let vlan = pkt.vlan.unwrap_or(0);
+        let (mk, src_lo) = MapKey::of_packet(src, dst, proto, vlan);
+        let place = cache_place(&mk);
+        let mut found = match self.cache.get(place) {
+            Some(&(k, idx)) if idx != NIL && k == mk => Some(idx),
             _ => self.map.get(&mk).copied(),
         };
         if let Some(idx) = found {
-            if let Some(reason) = self.stale(idx, pkt) {
+            if let Some(reason) = self.stale(idx, pkt, src_lo) {
                 self.end(idx, reason, sink);
                 found = None;
             }
         }
         let idx = match found {
             Some(idx) => idx,
-            None => {
-                if self.len >= self.max {
-                    self.expire(pkt.ts, sink);
-                }
-                while self.len >= self.max {
-                    if !self.evict_one(sink) {
-                        break;
-                    }
-                }
-                let flow = self.new_flow(key, pkt, new_state());
-                self.insert(key, flow)
-            }
+            None => self.create(pkt, mk, src_lo, new_state, sink),
         };
-        self.last = Some((mk, idx));
+        if let Some(e) = self.cache.get_mut(place) {
+            *e = (mk, idx);
+        }
         let lim = self.lim;
-        let Some(flow) = self
-            .slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.flow.as_mut())
-        else {
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
             return;
         };
-        let meta = &mut flow.meta;
-        let dir = if src == (meta.client.ip, meta.client.port) {
+        let dir = if src_lo == slot.client_lo {
             Direction::ToServer
         } else {
             Direction::ToClient
         };
-        let d = dir.index();
+        let Some(flow) = slot.flow.as_mut() else {
+            return;
+        };
+        let meta = &mut flow.meta;
         if pkt.ts > meta.last_seen {
             meta.last_seen = pkt.ts;
         }
@@ -613,16 +656,14 @@ impl<S> FlowTable<S> {
             FlowL4::Tcp(seg) => u64::from(seg.payload_len).max(seg.payload.len() as u64),
             FlowL4::Udp(p) => p.len() as u64,
         };
-        if let Some(p) = meta.packets.get_mut(d) {
-            *p += 1;
-        }
-        if let Some(b) = meta.bytes.get_mut(d) {
-            *b += len;
-        }
-        let (me, peer) = match dir {
-            Direction::ToServer => (&mut meta.client, &mut meta.server),
-            Direction::ToClient => (&mut meta.server, &mut meta.client),
+        let [p0, p1] = &mut meta.packets;
+        let [b0, b1] = &mut meta.bytes;
+        let (me, peer, p, b) = match dir {
+            Direction::ToServer => (&mut meta.client, &mut meta.server, p0, b0),
+            Direction::ToClient => (&mut meta.server, &mut meta.client, p1, b1),
         };
+        *p += 1;
+        *b += len;
         if me.mac.is_none() {
             me.mac = pkt.src.mac;
         }
@@ -638,6 +679,37 @@ impl<S> FlowTable<S> {
         self.touch(idx);
         self.account(idx, sink);
         self.enforce_budget(sink);
+    }
+
+    /// Makes room for and inserts the new flow of a packet whose key `mk` is not held.
+    #[inline(never)]
+    fn create(
+        &mut self,
+        pkt: &FlowPacket<'_>,
+        mk: MapKey,
+        src_lo: bool,
+        new_state: impl FnOnce() -> S,
+        sink: &mut impl FlowSink<S>,
+    ) -> u32 {
+        if self.len >= self.max {
+            self.expire(pkt.ts, sink);
+        }
+        while self.len >= self.max {
+            if !self.evict_one(sink) {
+                break;
+            }
+        }
+        let proto = match pkt.l4 {
+            FlowL4::Tcp(_) => 6,
+            FlowL4::Udp(_) => 17,
+        };
+        let src = (pkt.src.ip, pkt.src.port);
+        let dst = (pkt.dst.ip, pkt.dst.port);
+        let key = FlowKey::new(src, dst, proto, pkt.vlan.unwrap_or(0));
+        let (flow, src_is_client) = self.new_flow(key, pkt, new_state());
+        // With both endpoints alike every packet goes to the server.
+        let client_lo = src == dst || src_is_client == src_lo;
+        self.insert(mk, flow, client_lo)
     }
 
     /// Ends every flow idle for longer than its timeout at capture time `now`.
@@ -719,8 +791,9 @@ impl<S> FlowTable<S> {
 
     /// Whether the held flow of this packet's key must end before the packet is handled: idle
     /// past its timeout, or a new connection (a new SYN) on a closed or closing one.
-    fn stale(&self, idx: u32, pkt: &FlowPacket<'_>) -> Option<EndReason> {
-        let flow = self.slot(idx)?.flow.as_ref()?;
+    fn stale(&self, idx: u32, pkt: &FlowPacket<'_>, src_lo: bool) -> Option<EndReason> {
+        let slot = self.slot(idx)?;
+        let flow = slot.flow.as_ref()?;
         if flow.meta.last_seen.plus_secs(self.timeout(flow)) < pkt.ts {
             return Some(if flow.tcp.closed() {
                 EndReason::Closed
@@ -731,8 +804,7 @@ impl<S> FlowTable<S> {
         if let FlowL4::Tcp(seg) = pkt.l4 {
             if seg.flags.has(TcpFlags::SYN) && !seg.flags.has(TcpFlags::ACK) && flow.tcp.finishing()
             {
-                let from_client =
-                    (pkt.src.ip, pkt.src.port) == (flow.meta.client.ip, flow.meta.client.port);
+                let from_client = src_lo == slot.client_lo;
                 let isn = flow.tcp.reassembler(Direction::ToServer).isn();
                 if !(from_client && isn == Some(seg.seq)) {
                     return Some(EndReason::Closed);
@@ -742,7 +814,8 @@ impl<S> FlowTable<S> {
         None
     }
 
-    fn new_flow(&mut self, key: FlowKey, pkt: &FlowPacket<'_>, app: S) -> Flow<S> {
+    /// A new flow for `pkt`, and whether its sender is the client.
+    fn new_flow(&mut self, key: FlowKey, pkt: &FlowPacket<'_>, app: S) -> (Flow<S>, bool) {
         let (src_is_client, side_source) = match pkt.l4 {
             FlowL4::Tcp(seg) if seg.flags.has(TcpFlags::SYN) => {
                 (!seg.flags.has(TcpFlags::ACK), SideSource::Handshake)
@@ -765,7 +838,7 @@ impl<S> FlowTable<S> {
             }
         };
         self.stats.created += 1;
-        Flow {
+        let flow = Flow {
             meta: FlowMeta {
                 id,
                 key,
@@ -780,22 +853,25 @@ impl<S> FlowTable<S> {
             },
             app,
             tcp: TcpState::default(),
-        }
+        };
+        (flow, src_is_client)
     }
 
     /// Puts a flow in a slot, the map and the head of its LRU list.
-    fn insert(&mut self, key: FlowKey, flow: Flow<S>) -> u32 {
+    fn insert(&mut self, key: MapKey, flow: Flow<S>, client_lo: bool) -> u32 {
         let idx = if self.free != NIL {
             let idx = self.free;
             if let Some(slot) = self.slot_mut(idx) {
                 let next = slot.next;
                 slot.flow = Some(flow);
+                slot.client_lo = client_lo;
                 self.free = next;
             }
             idx
         } else {
             self.slots.push(Slot {
                 flow: Some(flow),
+                client_lo,
                 prev: NIL,
                 next: NIL,
                 list: 0,
@@ -806,7 +882,7 @@ impl<S> FlowTable<S> {
             });
             (self.slots.len() - 1) as u32
         };
-        self.map.insert(MapKey(key), idx);
+        self.map.insert(key, idx);
         self.len += 1;
         self.stats.peak = self.stats.peak.max(self.len as u64);
         self.link_front(idx, 0);
@@ -1001,9 +1077,6 @@ impl<S> FlowTable<S> {
 
     /// Takes a flow out of the table.
     fn remove(&mut self, idx: u32) -> Option<Flow<S>> {
-        if self.last.is_some_and(|(_, i)| i == idx) {
-            self.last = None;
-        }
         self.mem_unlink(idx);
         self.unlink(idx);
         let free = self.free;
@@ -1012,7 +1085,13 @@ impl<S> FlowTable<S> {
         slot.next = free;
         slot.prev = NIL;
         self.free = idx;
-        self.map.remove(&MapKey(flow.meta.key));
+        let mk = MapKey::of(&flow.meta.key);
+        if let Some(e) = self.cache.get_mut(cache_place(&mk)) {
+            if e.1 == idx {
+                e.1 = NIL;
+            }
+        }
+        self.map.remove(&mk);
         self.len -= 1;
         Some(flow)
     }
@@ -1804,5 +1883,112 @@ mod tests {
             Direction::ToServer,
         );
         assert_eq!(first, vec![Ev::Gap(500), Ev::Data(data.to_vec())]);
+    }
+
+    /// Endpoints that differ in one field at a time, IPv4 and IPv6 with the same number among
+    /// them, so that keys collide in every way but one.
+    fn endpoint_pool() -> Vec<(IpAddr, u16)> {
+        let mut v = Vec::new();
+        for ip in [
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            IpAddr::V6(std::net::Ipv6Addr::from_bits(0x0a00_0001)),
+            IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+        ] {
+            for port in [502, 503, 40000] {
+                v.push((ip, port));
+            }
+        }
+        v
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The table's key orders endpoints as `FlowKey::new` does and is equal exactly when
+        /// the `FlowKey`s are.
+        #[test]
+        fn map_key_is_the_flow_key(
+            a in 0..12usize, b in 0..12usize, c in 0..12usize, d in 0..12usize,
+            p1 in proptest::sample::select(vec![6u8, 17]),
+            p2 in proptest::sample::select(vec![6u8, 17]),
+            v1 in proptest::sample::select(vec![0u16, 7]),
+            v2 in proptest::sample::select(vec![0u16, 7]),
+        ) {
+            let pool = endpoint_pool();
+            let (k1, lo1) = MapKey::of_packet(pool[a], pool[b], p1, v1);
+            let (k2, _) = MapKey::of_packet(pool[c], pool[d], p2, v2);
+            let f1 = FlowKey::new(pool[a], pool[b], p1, v1);
+            let f2 = FlowKey::new(pool[c], pool[d], p2, v2);
+            proptest::prop_assert_eq!(lo1, pool[a] <= pool[b]);
+            proptest::prop_assert_eq!(MapKey::of(&f1), k1);
+            proptest::prop_assert_eq!(k1 == k2, f1 == f2);
+        }
+
+        /// The cache of recent flows changes nothing: a table whose cache is emptied before
+        /// every packet (every lookup through the map) gives the same chunks, datagrams,
+        /// ends and counters, under eviction, timeouts, closes and key reuse, with IPv4, IPv6
+        /// and VLANs; and each packet counts in the direction its sender's side says.
+        #[test]
+        fn cache_changes_nothing(
+            pkts in proptest::collection::vec(
+                (
+                    0..12usize,
+                    0..12usize,
+                    proptest::sample::select(vec![None, Some(7u16)]),
+                    proptest::sample::select(vec![
+                        ACK, ACK, PSH | ACK, PSH | ACK, SYN, SYN | ACK, FIN | ACK, RST, 0,
+                    ]),
+                    0..40u32,
+                    0..40u32,
+                    0..6usize,
+                    proptest::sample::select(vec![0i64, 0, 0, 1, 40, 700]),
+                    proptest::bool::weighted(0.1),
+                ),
+                0..120,
+            ),
+            max_flows in 1..6usize,
+        ) {
+            let pool = endpoint_pool();
+            let cfg = FlowConfig {
+                max_flows,
+                ..FlowConfig::default()
+            };
+            let seeds = || KeyHashBuilder::with_seeds(1, 2);
+            let mut fast: FlowTable<u32> = FlowTable::with_hasher(cfg.clone(), seeds());
+            let mut slow: FlowTable<u32> = FlowTable::with_hasher(cfg, seeds());
+            let (mut rf, mut rs) = (Rec::default(), Rec::default());
+            let payload = [1u8, 2, 3, 4, 5, 6];
+            let mut now = 0i64;
+            let mut model: HashMap<u64, [u64; 2]> = HashMap::new();
+            for &(a, b, vlan, flags, seq, ack, len, dt, is_udp) in &pkts {
+                now += dt;
+                let (src, dst) = (pool[a], pool[b]);
+                let src = Endpoint { ip: src.0, port: src.1, mac: None };
+                let dst = Endpoint { ip: dst.0, port: dst.1, mac: Some([a as u8; 6]) };
+                let mut p = if is_udp {
+                    udp(now, src, dst, &payload[..len])
+                } else {
+                    tcp(now, src, dst, seq * 3, ack * 3, flags, &payload[..len])
+                };
+                p.vlan = vlan;
+                fast.process(&p, || 0, &mut rf);
+                slow.cache.iter_mut().for_each(|e| e.1 = NIL);
+                slow.process(&p, || 0, &mut rs);
+                let proto = if is_udp { 17 } else { 6 };
+                let k = FlowKey::new((src.ip, src.port), (dst.ip, dst.port), proto, vlan.unwrap_or(0));
+                let f = fast.get(&k).unwrap();
+                let to_server = (src.ip, src.port) == (f.meta.client.ip, f.meta.client.port);
+                let counts = model.entry(f.meta.id).or_insert([0u64; 2]);
+                counts[usize::from(!to_server)] += 1;
+                proptest::prop_assert_eq!(f.meta.packets, *counts);
+                let g = slow.get(&k).unwrap();
+                proptest::prop_assert_eq!(f.meta.packets, g.meta.packets);
+            }
+            fast.drain(&mut rf);
+            slow.drain(&mut rs);
+            proptest::prop_assert_eq!(&rf, &rs);
+            proptest::prop_assert_eq!(fast.stats(), slow.stats());
+        }
     }
 }
