@@ -766,8 +766,11 @@ impl<S> FlowTable<S> {
     }
 
     /// Timeout of a flow, seconds.
-    fn timeout(&self, flow: &Flow<S>) -> u64 {
-        if Self::long(flow) {
+    /// Timeout of a flow on LRU list `list`, seconds. A flow's list is set after each of its
+    /// packets from its state (`touch`), and its state changes only with its packets, so the
+    /// list's long-timeout bit is [`FlowTable::long`] of the flow.
+    fn timeout(&self, list: u8) -> u64 {
+        if usize::from(list) & LONG != 0 {
             self.cfg.tcp_idle_timeout_secs
         } else {
             self.cfg.short_idle_timeout_secs
@@ -794,7 +797,8 @@ impl<S> FlowTable<S> {
     fn stale(&self, idx: u32, pkt: &FlowPacket<'_>, src_lo: bool) -> Option<EndReason> {
         let slot = self.slot(idx)?;
         let flow = slot.flow.as_ref()?;
-        if flow.meta.last_seen.plus_secs(self.timeout(flow)) < pkt.ts {
+        debug_assert_eq!(usize::from(slot.list) & LONG != 0, Self::long(flow));
+        if flow.meta.last_seen.plus_secs(self.timeout(slot.list)) < pkt.ts {
             return Some(if flow.tcp.closed() {
                 EndReason::Closed
             } else {
@@ -937,13 +941,16 @@ impl<S> FlowTable<S> {
 
     /// Moves a flow to the head of the list its state belongs to.
     fn touch(&mut self, idx: u32) {
-        let Some(flow) = self.slot(idx).and_then(|s| s.flow.as_ref()) else {
+        let Some(slot) = self.slot(idx) else {
+            return;
+        };
+        let Some(flow) = slot.flow.as_ref() else {
             return;
         };
         let list = (if Self::confirmed(flow) { CONFIRMED } else { 0 })
             | (if Self::long(flow) { LONG } else { 0 });
-        let at_head = self.slot(idx).is_some_and(|s| usize::from(s.list) == list)
-            && self.lists.get(list).is_some_and(|e| e.head == idx);
+        let at_head =
+            usize::from(slot.list) == list && self.lists.get(list).is_some_and(|e| e.head == idx);
         if at_head {
             // Already first on its list: only the stamp moves (what unlink + link_front do).
             self.clock += 1;
