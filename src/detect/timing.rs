@@ -17,7 +17,7 @@
 //! `max(burst_factor × learnt maximum, learnt maximum + burst_min_extra)`.
 
 use super::novelty::{baseline_id, channel_index, ChanId};
-use super::Detector;
+use super::{ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
@@ -161,6 +161,10 @@ struct ChanState {
     order_reported: bool,
 }
 
+/// Most Modbus signatures a channel remembers in [`Chan::sigs`] (beyond: found by a hash
+/// lookup, as before they were remembered).
+const MAX_CHAN_SIGS: usize = 32;
+
 /// One channel: its baseline channel (none: the detector ignores it) and its state.
 #[derive(Debug)]
 struct Chan {
@@ -168,14 +172,32 @@ struct Chan {
     /// Requests per 10 s above which it is a burst (from the baseline channel).
     burst_limit: u64,
     st: ChanState,
+    /// Modbus signatures of the channel with their index in `infos` (at most
+    /// [`MAX_CHAN_SIGS`], the same as in `modbus_index`), looked up after the last hit first.
+    sigs: Vec<(ModbusSig, u32)>,
+    /// Where to look first in `sigs`.
+    next_sig: usize,
 }
 
 impl Chan {
+    /// The index in `infos` of Modbus signature `m`, when remembered in `sigs`.
+    #[inline]
+    fn sig(&mut self, m: &ModbusSig) -> Option<u32> {
+        let k = match self.sigs.get(self.next_sig) {
+            Some((x, _)) if x == m => self.next_sig,
+            _ => self.sigs.iter().position(|(x, _)| x == m)?,
+        };
+        self.next_sig = if k + 1 < self.sigs.len() { k + 1 } else { 0 };
+        self.sigs.get(k).map(|&(_, i)| i)
+    }
+
     fn new(cfg: &TimingConfig, b: &Baseline, key: &ChanId) -> Self {
         let mut c = Chan {
             ch: None,
             burst_limit: 0,
             st: ChanState::default(),
+            sigs: Vec::new(),
+            next_sig: 0,
         };
         c.bind(cfg, b, key);
         c
@@ -308,8 +330,8 @@ pub struct Timing {
     order_stale: bool,
     /// Per channel (unknown ones too, up to `max_states`).
     chans: Vec<Chan>,
-    /// Index in `chans` by channel; never iterated.
-    chan_index: HashMap<ChanId, u32, KeyHashBuilder>,
+    /// Index in `chans` by channel; iterated only to update in place.
+    chan_index: ChanSlots<u32>,
     /// The baseline the channel indices point into.
     base: Option<(usize, usize, usize)>,
     /// No poll can be found stopped at a tick up to this time (µs): a lower bound of every
@@ -425,7 +447,7 @@ impl Timing {
             tick_order: Vec::new(),
             order_stale: false,
             chans: Vec::new(),
-            chan_index: HashMap::default(),
+            chan_index: ChanSlots::default(),
             base: None,
             quiet_until: i64::MIN,
             states_dropped: 0,
@@ -446,7 +468,7 @@ impl Timing {
     fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
         self.base = Some(id);
         // Iterated to update in place only; nothing from here reaches the output.
-        for (key, &i) in &self.chan_index {
+        for (key, &mut i) in self.chan_index.iter_mut() {
             if let Some(c) = self.chans.get_mut(i as usize) {
                 c.bind(&self.cfg, b, key);
             }
@@ -562,14 +584,41 @@ impl Detector for Timing {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
+    }
+
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
         let Some(b) = baseline else {
             return;
         };
         self.sync(b);
-        let key = ChanId::of(ev);
-        // A Modbus request already seen on a channel: one lookup finds both.
+        let key = ctx.key;
+        let known_chan = self.chan_index.find(ctx);
+        // A Modbus request already seen on a channel: found in the channel's list of
+        // signatures, else by one lookup of both.
         if let Some(m) = ModbusSig::of(ev) {
-            if let Some(&i) = self.modbus_index.get(&(key, m)) {
+            let listed = known_chan
+                .and_then(|s| self.chan_index.get_mut(s).map(|c| *c))
+                .and_then(|c| self.chans.get_mut(c as usize))
+                .and_then(|chan| chan.sig(&m));
+            let found = match listed {
+                Some(i) => Some(i),
+                None => self.modbus_index.get(&(key, m)).copied().inspect(|&i| {
+                    let c = self.infos.get(i as usize).map(|info| info.chan);
+                    if let Some(chan) = c.and_then(|c| self.chans.get_mut(c as usize)) {
+                        if chan.sigs.len() < MAX_CHAN_SIGS {
+                            chan.sigs.push((m, i));
+                        }
+                    }
+                }),
+            };
+            if let Some(i) = found {
                 let Some(info) = self.infos.get(i as usize) else {
                     return;
                 };
@@ -585,8 +634,8 @@ impl Detector for Timing {
                 return;
             }
         }
-        let c = match self.chan_index.get(&key) {
-            Some(&c) => c,
+        let c = match known_chan.and_then(|s| self.chan_index.get_mut(s).map(|c| *c)) {
+            Some(c) => c,
             None => {
                 let chan = Chan::new(&self.cfg, b, &key);
                 let c = u32::try_from(self.chans.len()).ok();
@@ -595,7 +644,7 @@ impl Detector for Timing {
                 match c.filter(|_| chan.ch.is_some() || self.chans.len() < self.cfg.max_states) {
                     Some(c) => {
                         self.chans.push(chan);
-                        self.chan_index.insert(key, c);
+                        self.chan_index.insert(ctx, c);
                         c
                     }
                     None => return,

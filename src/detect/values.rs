@@ -17,7 +17,7 @@
 //!   `max(freeze_min_secs, freeze_factor × max_same_run × mean learnt read interval)` (a fast
 //!   burst of reads is not a freeze).
 
-use super::{list_words, Detector};
+use super::{list_words, ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
@@ -389,9 +389,36 @@ struct NamedObj {
     written: Lazy,
 }
 
+/// Most cached blocks a channel lists in [`Chan::blocks`] (beyond: found by a hash lookup).
+const MAX_CHAN_BLOCKS: usize = 64;
+
+/// A block of a channel in [`Chan::blocks`]: the rest of its [`BlockKey`] in two words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SubKey {
+    range: u64,
+    kind: u32,
+}
+
+impl SubKey {
+    #[inline]
+    fn of(key: &BlockKey) -> SubKey {
+        SubKey {
+            range: u64::from(key.start) | u64::from(key.n) << 32,
+            kind: key.unit.map_or(256, u32::from)
+                | (key.table as u32) << 9
+                | (key.dir as u32) << 16,
+        }
+    }
+}
+
 /// What the detector knows of one channel.
 #[derive(Debug, Default)]
 struct Chan {
+    /// Cached blocks of the channel with their index in `Values::store` (at most
+    /// [`MAX_CHAN_BLOCKS`], all in `Values::blocks` too), looked up after the last hit first.
+    blocks: Vec<(SubKey, u32)>,
+    /// Where to look first in `blocks`.
+    next_block: usize,
     /// Tracked Modbus objects: index in `states`.
     modbus: FastMap<AddrKey, u32>,
     /// Tracked named objects by key.
@@ -405,11 +432,13 @@ struct Chan {
 pub struct Values {
     cfg: ValuesConfig,
     /// Channel → index in `chans`.
-    chan_index: FastMap<ChanKey, usize>,
+    chan_index: ChanSlots<usize>,
     /// Per channel: objects and read states.
     chans: Vec<Chan>,
-    /// Compiled Modbus request blocks of every channel.
-    blocks: FastMap<BlockKey, Block>,
+    /// Compiled Modbus request blocks of every channel: index in `store`.
+    blocks: FastMap<BlockKey, u32>,
+    /// The blocks.
+    store: Vec<Block>,
     /// Objects tracked, over all channels.
     n_states: usize,
     /// Values of objects not tracked because the state table was full (they are still checked
@@ -955,9 +984,10 @@ impl Values {
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
             cfg,
-            chan_index: FastMap::default(),
+            chan_index: ChanSlots::default(),
             chans: Vec::new(),
             blocks: FastMap::default(),
+            store: Vec::new(),
             n_states: 0,
             states_dropped: 0,
             cached_slots: 0,
@@ -966,31 +996,63 @@ impl Values {
         }
     }
 
-    /// The index of `ev`'s channel in `chans`, added if new.
-    fn chan_of(&mut self, ev: &IcsEvent) -> usize {
-        let k = (ev.client.ip, ev.server.ip, ev.proto);
-        if let Some(&i) = self.chan_index.get(&k) {
+    /// The index of the event's channel in `chans`, added if new.
+    fn chan_of(&mut self, ctx: &EventCtx) -> usize {
+        if let Some(&mut i) = self
+            .chan_index
+            .find(ctx)
+            .and_then(|s| self.chan_index.get_mut(s))
+        {
             return i;
         }
         let i = self.chans.len();
         self.chans.push(Chan::default());
-        self.chan_index.insert(k, i);
+        self.chan_index.insert(ctx, i);
         i
+    }
+
+    /// The cached block `key` of channel `ci` (index in `chans`, when it has one): from the
+    /// channel's list, else from the map (then listed).
+    #[inline]
+    fn find_block(&mut self, ci: Option<usize>, key: &BlockKey) -> Option<u32> {
+        let sub = SubKey::of(key);
+        let Some(chan) = ci.and_then(|ci| self.chans.get_mut(ci)) else {
+            return self.blocks.get(key).copied();
+        };
+        let k = match chan.blocks.get(chan.next_block) {
+            Some((x, _)) if *x == sub => Some(chan.next_block),
+            _ => chan.blocks.iter().position(|(x, _)| *x == sub),
+        };
+        if let Some(k) = k {
+            chan.next_block = if k + 1 < chan.blocks.len() { k + 1 } else { 0 };
+            return chan.blocks.get(k).map(|&(_, b)| b);
+        }
+        let b = *self.blocks.get(key)?;
+        if chan.blocks.len() < MAX_CHAN_BLOCKS {
+            chan.blocks.push((sub, b));
+        }
+        Some(b)
     }
 
     /// Checks the values of a Modbus access: per channel and (unit, table, start, count,
     /// direction) the profiles are compiled once and kept.
+    #[allow(clippy::too_many_arguments)]
     fn modbus_access(
         &mut self,
         b: &Baseline,
         ev: &IcsEvent,
+        ctx: &EventCtx,
+        ci: Option<usize>,
         now: &mut Now,
         a: &Access,
         key: BlockKey,
         out: &mut Vec<Alert>,
     ) {
         let max_states = self.cfg.max_states;
-        if let Some(block) = self.blocks.get_mut(&key) {
+        if let Some(bi) = self.find_block(ci, &key) {
+            let Some(block) = self.store.get_mut(bi as usize) else {
+                return;
+            };
             if let Some(chan) = self.chans.get_mut(block.chan) {
                 let t = Tracker {
                     objs: &mut chan.modbus,
@@ -1004,45 +1066,62 @@ impl Values {
             }
             return;
         }
-        self.new_block(b, ev, now, a, key, out);
+        self.new_block(b, ev, ctx, now, a, key, out);
     }
 
     /// [`Values::modbus_access`] for a block not in the cache: compiles it, caches it if it
     /// fits, and checks the access.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn new_block(
         &mut self,
         b: &Baseline,
         ev: &IcsEvent,
+        ctx: &EventCtx,
         now: &mut Now,
         a: &Access,
         key: BlockKey,
         out: &mut Vec<Alert>,
     ) {
         let max_states = self.cfg.max_states;
-        let ci = self.chan_of(ev);
+        let ci = self.chan_of(ctx);
         let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
         let mut unresolved = key.n;
-        let cacheable = slots.len() <= self.cfg.max_cached_slots;
+        let bi = u32::try_from(self.store.len()).ok();
+        let cacheable = slots.len() <= self.cfg.max_cached_slots && bi.is_some();
         if cacheable && self.cached_slots + slots.len() > self.cfg.max_cached_slots {
             self.blocks.clear();
+            self.store.clear();
+            for c in &mut self.chans {
+                c.blocks.clear();
+                c.next_block = 0;
+            }
             self.cached_slots = 0;
             self.cache_resets += 1;
         }
         let Some(chan) = self.chans.get_mut(ci) else {
             return;
         };
-        let (slots, unresolved) = if cacheable {
-            self.cached_slots += slots.len();
-            let block = self.blocks.entry(key).or_insert(Block {
-                chan: ci,
-                slots,
-                unresolved,
-            });
-            (&mut block.slots, &mut block.unresolved)
-        } else {
-            (&mut slots, &mut unresolved)
+        let bi = u32::try_from(self.store.len()).ok();
+        let (slots, unresolved) = match bi.filter(|_| cacheable) {
+            Some(bi) => {
+                self.cached_slots += slots.len();
+                self.blocks.insert(key, bi);
+                if chan.blocks.len() < MAX_CHAN_BLOCKS {
+                    chan.blocks.push((SubKey::of(&key), bi));
+                }
+                self.store.push(Block {
+                    chan: ci,
+                    slots,
+                    unresolved,
+                });
+                match self.store.last_mut() {
+                    Some(block) => (&mut block.slots, &mut block.unresolved),
+                    None => return,
+                }
+            }
+            None => (&mut slots, &mut unresolved),
         };
         let t = Tracker {
             objs: &mut chan.modbus,
@@ -1167,6 +1246,16 @@ impl Detector for Values {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
+    }
+
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
         let Some(b) = baseline else {
             return;
         };
@@ -1175,7 +1264,12 @@ impl Detector for Values {
         }
         let cap = u32::try_from(self.cfg.max_values_per_access).unwrap_or(u32::MAX);
         let mut now = Now::new(ev.ts);
-        // The channel's index, for named objects (Modbus blocks know theirs).
+        // The channel's index, when it has one, for its list of blocks.
+        let known = self
+            .chan_index
+            .find(ctx)
+            .and_then(|s| self.chan_index.get_mut(s).map(|c| *c));
+        // The channel's index, for named objects (added if new).
         let mut ci = None;
         for a in &ev.accesses {
             match &a.object {
@@ -1196,10 +1290,10 @@ impl Detector for Values {
                         n,
                         dir: a.dir,
                     };
-                    self.modbus_access(b, ev, &mut now, a, key, out);
+                    self.modbus_access(b, ev, ctx, known, &mut now, a, key, out);
                 }
                 _ => {
-                    let ci = *ci.get_or_insert_with(|| self.chan_of(ev));
+                    let ci = *ci.get_or_insert_with(|| self.chan_of(ctx));
                     self.named_access(b, ev, &mut now, ci, a, out);
                 }
             }
