@@ -326,16 +326,22 @@ struct Slot {
     check: Option<Check>,
 }
 
-/// A Modbus request block on one channel: unit, table, first address, addresses examined
+/// A Modbus request block on any channel: unit, table, first address, addresses examined
 /// (the count capped at `max_values_per_access`) and direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BlockKey {
-    chan: ChanKey,
+struct Shape {
     unit: Option<u8>,
     table: ModbusTable,
     start: u32,
     n: u32,
     dir: AccessDir,
+}
+
+/// A Modbus request block on one channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BlockKey {
+    chan: ChanKey,
+    shape: Shape,
 }
 
 impl std::hash::Hash for BlockKey {
@@ -351,11 +357,10 @@ impl std::hash::Hash for BlockKey {
                 s.hash(h);
             }
         }
-        h.write_u64(u64::from(self.start) | u64::from(self.n) << 32);
-        let unit = self.unit.map_or(256, u64::from);
-        h.write_u64(
-            unit | (self.table as u64) << 9 | (self.dir as u64) << 16 | (proto as u64) << 17,
-        );
+        let b = &self.shape;
+        h.write_u64(u64::from(b.start) | u64::from(b.n) << 32);
+        let unit = b.unit.map_or(256, u64::from);
+        h.write_u64(unit | (b.table as u64) << 9 | (b.dir as u64) << 16 | (proto as u64) << 17);
     }
 }
 
@@ -401,7 +406,7 @@ struct SubKey {
 
 impl SubKey {
     #[inline]
-    fn of(key: &BlockKey) -> SubKey {
+    fn of(key: &Shape) -> SubKey {
         SubKey {
             range: u64::from(key.start) | u64::from(key.n) << 32,
             kind: key.unit.map_or(256, u32::from)
@@ -558,7 +563,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// The slots of a Modbus request block, every address's profile compiled.
-    fn block(&self, key: &BlockKey) -> Vec<Slot> {
+    fn block(&self, key: &Shape) -> Vec<Slot> {
         let mut buf = String::new();
         (0..key.n)
             .map(|i| {
@@ -872,7 +877,7 @@ struct Tracker<'a> {
 /// The address of slot `i` of a block (for alerts and the object table only: kept out of
 /// the per-value loop).
 #[inline(never)]
-fn slot_addr(key: &BlockKey, i: usize) -> AddrKey {
+fn slot_addr(key: &Shape, i: usize) -> AddrKey {
     // `i` is below the block's length, a u32.
     (key.unit, key.table, key.start.saturating_add(i as u32))
 }
@@ -884,7 +889,7 @@ fn run_block(
     ev: &IcsEvent,
     now: &mut Now,
     values: &[Value],
-    key: &BlockKey,
+    key: &Shape,
     slots: &mut [Slot],
     unresolved: &mut u32,
     t: Tracker<'_>,
@@ -925,20 +930,24 @@ fn run_block_dir<const READ: bool>(
     ev: &IcsEvent,
     now: &mut Now,
     values: &[Value],
-    key: &BlockKey,
+    key: &Shape,
     slots: &[Slot],
     states: &mut [ObjState],
     states_dropped: &mut u64,
     out: &mut Vec<Alert>,
 ) {
     for (i, (slot, v)) in slots.iter().zip(values).enumerate() {
-        // Registers are integers: that case first, without the jump table of `numeric`.
-        let x = match v {
-            Value::Int(n) => *n as f64,
-            v => match numeric(v) {
+        // Registers are integers and coils booleans: those cases first, without the jump
+        // table of `numeric`.
+        let x = if let Value::Int(n) = v {
+            *n as f64
+        } else if let Value::Bool(b) = v {
+            f64::from(u8::from(*b))
+        } else {
+            match numeric_other(v) {
                 Some(x) => x,
                 None => continue,
-            },
+            }
         };
         // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
         let Some(st) = states.get_mut(slot.obj as usize) else {
@@ -963,6 +972,14 @@ fn run_block_dir<const READ: bool>(
             write_alert(ev, now, KeyRef::Modbus(slot_addr(key, i)), &c.n, x, out);
         }
     }
+}
+
+/// [`numeric`] of a value that is neither an integer nor a boolean (kept out of the
+/// per-value loop).
+#[cold]
+#[inline(never)]
+fn numeric_other(v: &Value) -> Option<f64> {
+    numeric(v)
 }
 
 /// Checks a value of an object that is not tracked (the state table is full).
@@ -1014,10 +1031,15 @@ impl Values {
     /// The cached block `key` of channel `ci` (index in `chans`, when it has one): from the
     /// channel's list, else from the map (then listed).
     #[inline]
-    fn find_block(&mut self, ci: Option<usize>, key: &BlockKey) -> Option<u32> {
-        let sub = SubKey::of(key);
+    fn find_block(&mut self, ci: Option<usize>, ev: &IcsEvent, shape: &Shape) -> Option<u32> {
+        let sub = SubKey::of(shape);
+        // The map's key, built only when the channel's list does not have the block.
+        let key = || BlockKey {
+            chan: (ev.client.ip, ev.server.ip, ev.proto),
+            shape: *shape,
+        };
         let Some(chan) = ci.and_then(|ci| self.chans.get_mut(ci)) else {
-            return self.blocks.get(key).copied();
+            return self.blocks.get(&key()).copied();
         };
         let k = match chan.blocks.get(chan.next_block) {
             Some((x, _)) if *x == sub => Some(chan.next_block),
@@ -1027,7 +1049,7 @@ impl Values {
             chan.next_block = if k + 1 < chan.blocks.len() { k + 1 } else { 0 };
             return chan.blocks.get(k).map(|&(_, b)| b);
         }
-        let b = *self.blocks.get(key)?;
+        let b = *self.blocks.get(&key())?;
         if chan.blocks.len() < MAX_CHAN_BLOCKS {
             chan.blocks.push((sub, b));
         }
@@ -1045,11 +1067,11 @@ impl Values {
         ci: Option<usize>,
         now: &mut Now,
         a: &Access,
-        key: BlockKey,
+        key: Shape,
         out: &mut Vec<Alert>,
     ) {
         let max_states = self.cfg.max_states;
-        if let Some(bi) = self.find_block(ci, &key) {
+        if let Some(bi) = self.find_block(ci, ev, &key) {
             let Some(block) = self.store.get_mut(bi as usize) else {
                 return;
             };
@@ -1081,11 +1103,15 @@ impl Values {
         ctx: &EventCtx,
         now: &mut Now,
         a: &Access,
-        key: BlockKey,
+        key: Shape,
         out: &mut Vec<Alert>,
     ) {
         let max_states = self.cfg.max_states;
         let ci = self.chan_of(ctx);
+        let full_key = BlockKey {
+            chan: (ev.client.ip, ev.server.ip, ev.proto),
+            shape: key,
+        };
         let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
         let mut unresolved = key.n;
         let bi = u32::try_from(self.store.len()).ok();
@@ -1107,7 +1133,7 @@ impl Values {
         let (slots, unresolved) = match bi.filter(|_| cacheable) {
             Some(bi) => {
                 self.cached_slots += slots.len();
-                self.blocks.insert(key, bi);
+                self.blocks.insert(full_key, bi);
                 if chan.blocks.len() < MAX_CHAN_BLOCKS {
                     chan.blocks.push((SubKey::of(&key), bi));
                 }
@@ -1282,8 +1308,7 @@ impl Detector for Values {
                     if n == 0 || a.values.is_empty() {
                         continue;
                     }
-                    let key = BlockKey {
-                        chan: (ev.client.ip, ev.server.ip, ev.proto),
+                    let key = Shape {
                         unit: ev.unit_id,
                         table: *table,
                         start: *start,
@@ -1576,6 +1601,48 @@ mod tests {
         let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
         assert_eq!(kinds, ["read_value_out_of_range"], "{out:?}");
         assert_eq!(d.states_dropped, 3);
+    }
+
+    #[test]
+    fn every_kind_of_value_in_a_block_is_checked_as_numeric_says() {
+        // Integers and booleans take the block loop's own conversions, the rest `numeric`:
+        // a block of mixed kinds gives the alerts of the same numbers as integers, and a value
+        // that is not a number is skipped (not tracked, no alert).
+        let with = |vals: Vec<Value>| {
+            let mut ev = read_ir(999_000, MASTER, PLC, 1, 0, &[0, 0]);
+            if let Some(a) = ev.accesses.first_mut() {
+                a.values = vals;
+            }
+            ev
+        };
+        let mixed = [
+            with(vec![Value::Float(5000.0), Value::Bool(true)]),
+            with(vec![Value::UInt(150), Value::Str("x".into())]),
+            with(vec![Value::Float(250.0), Value::Bool(false)]),
+            with(vec![Value::Int(9000), Value::Opaque("y")]),
+        ];
+        let ints = [
+            read_ir(999_000, MASTER, PLC, 1, 0, &[5000, 1]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[150]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[250, 0]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[9000]),
+        ];
+        let (a, da) = run_with(ValuesConfig::default(), &mixed);
+        let (b, db) = run_with(ValuesConfig::default(), &ints);
+        let kinds: Vec<&str> = a.iter().map(|x| x.otwatch.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "read_value_out_of_range",
+                "read_value_out_of_range",
+                "value_jump",
+                "read_value_out_of_range",
+                "read_value_out_of_range",
+            ],
+            "{a:#?}"
+        );
+        assert_eq!(texts(&a), texts(&b));
+        assert_eq!((da.n_states, db.n_states), (2, 2));
     }
 
     #[test]
