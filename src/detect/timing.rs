@@ -427,6 +427,20 @@ fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
     e
 }
 
+/// `fmt_num(t.round() / 10.0)`: a number of tenths in words, worked out in integers when
+/// it is small enough for that to be exact (below 10⁹ tenths).
+fn tenths(t: f64) -> String {
+    let k = t.round();
+    if (0.0..1e9).contains(&k) {
+        let k = k as u64;
+        return match k % 10 {
+            0 => (k / 10).to_string(),
+            d => format!("{}.{d}", k / 10),
+        };
+    }
+    fmt_num(k / 10.0)
+}
+
 /// Index of the first poll pattern of `sig` in the channel `ch` of `b`.
 fn poll_index(b: &Baseline, ch: Option<u32>, sig: &str) -> Option<u32> {
     let ch = b.channels.get(ch? as usize)?;
@@ -482,7 +496,7 @@ impl Timing {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn burst(
         st: &mut ChanState,
         limit: u64,
@@ -630,7 +644,10 @@ impl Detector for Timing {
                 };
                 let max10 = ch.volume.max_per_10s;
                 Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
-                self.request(ev, key, ch, i, out);
+                if info.cycle_pos.is_some() || info.poll.is_some() {
+                    // (Without either, `request` has nothing to do.)
+                    self.request(ev, key, ch, i, out);
+                }
                 return;
             }
         }
@@ -770,7 +787,7 @@ impl Detector for Timing {
                     ),
                 })
             });
-            let gap = fmt_num((gap_ms / 100.0).round() / 10.0);
+            let gap = tenths(gap_ms / 100.0);
             let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
             explanation.push_str(&text.head);
             explanation.push_str(&gap);
@@ -994,6 +1011,42 @@ mod tests {
         e.function.name = "PublishRequest";
         e.accesses.clear();
         e
+    }
+
+    #[test]
+    fn tenths_is_fmt_num_of_tenths() {
+        let mut cases: Vec<f64> = (0..20_000).map(|i| f64::from(i) * 0.37).collect();
+        cases.extend([
+            -0.4,
+            -0.6,
+            -3.0,
+            -25.5,
+            0.0,
+            -0.0,
+            0.05,
+            0.049_999,
+            0.5,
+            9.5,
+            99.95,
+            1e8,
+            1e9 - 0.6,
+            1e9 - 0.4,
+            1e9,
+            1e9 + 0.5,
+            3.7e12,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            f64::MAX,
+        ]);
+        let mut x = 7u64;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            cases.push((x >> 11) as f64 / (1u64 << 53) as f64 * 2e9);
+        }
+        for t in cases {
+            assert_eq!(tenths(t), fmt_num(t.round() / 10.0), "{t}");
+        }
     }
 
     #[test]
