@@ -368,7 +368,12 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn drain(&mut self, out: &mut Vec<Alert>) {
+        if self.raw.is_empty() {
+            // Most events raise nothing.
+            return;
+        }
         self.raised += self.raw.len() as u64;
         for a in self.raw.drain(..) {
             self.agg.push(a, out);
