@@ -41,9 +41,134 @@ use crate::alert::attack::*;
 use crate::alert::Alert;
 use crate::baseline::Baseline;
 use crate::event::{IcsEvent, OpKind};
+use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use aggregate::Aggregator;
+use novelty::{ChanId, ModSig};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// What the engine works out of an event once for all its detectors: the channel, its
+/// number in this engine, and the Modbus request signature.
+#[derive(Clone, Copy, Debug)]
+pub struct EventCtx {
+    /// The event's channel.
+    pub(crate) key: ChanId,
+    /// The channel's number in the engine (`None`: not numbered, the table was full, or no
+    /// engine): the same channel always has the same number in one engine.
+    pub(crate) chan: Option<u32>,
+    /// [`ModSig::of`] the event.
+    pub(crate) sig: Option<ModSig>,
+}
+
+impl EventCtx {
+    /// The context of an event outside an engine (no channel number).
+    #[inline]
+    pub(crate) fn of(ev: &IcsEvent) -> Self {
+        EventCtx {
+            key: ChanId::of(ev),
+            chan: None,
+            sig: ModSig::of(ev),
+        }
+    }
+}
+
+/// Most channels an engine numbers (beyond: detectors look them up themselves).
+const MAX_NUMBERED_CHANNELS: usize = 65_536;
+
+/// Entries of the engine's memo of recent channel numbers, by flow.
+const FLOW_MEMO: usize = 256;
+
+/// No slot (in [`ChanSlots`]' number table).
+const NO_SLOT: u32 = u32::MAX;
+
+/// A detector's per-channel values, found by the engine's channel number when there is one
+/// (an index into a vector), else by a hash lookup of the channel.
+#[derive(Debug)]
+pub(crate) struct ChanSlots<T> {
+    index: HashMap<ChanId, u32, KeyHashBuilder>,
+    /// Engine channel number → slot, [`NO_SLOT`] when not known yet.
+    by_num: Vec<u32>,
+    slots: Vec<(ChanId, T)>,
+}
+
+impl<T> Default for ChanSlots<T> {
+    fn default() -> Self {
+        ChanSlots {
+            index: HashMap::default(),
+            by_num: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl<T> ChanSlots<T> {
+    /// The slot of the event's channel, if it has one.
+    #[inline]
+    pub(crate) fn find(&mut self, ctx: &EventCtx) -> Option<u32> {
+        if let Some(n) = ctx.chan {
+            if let Some(&s) = self.by_num.get(n as usize) {
+                if s != NO_SLOT {
+                    return Some(s);
+                }
+            }
+        }
+        self.find_slow(ctx)
+    }
+
+    #[inline(never)]
+    fn find_slow(&mut self, ctx: &EventCtx) -> Option<u32> {
+        let s = *self.index.get(&ctx.key)?;
+        self.remember(ctx, s);
+        Some(s)
+    }
+
+    fn remember(&mut self, ctx: &EventCtx, s: u32) {
+        if let Some(n) = ctx.chan.map(|n| n as usize) {
+            if n >= self.by_num.len() {
+                self.by_num.resize(n + 1, NO_SLOT);
+            }
+            if let Some(x) = self.by_num.get_mut(n) {
+                *x = s;
+            }
+        }
+    }
+
+    /// Adds a slot for the event's channel (which has none); its index (`None` only past
+    /// `u32::MAX` slots: not added).
+    pub(crate) fn insert(&mut self, ctx: &EventCtx, v: T) -> Option<u32> {
+        let s = u32::try_from(self.slots.len())
+            .ok()
+            .filter(|&s| s != NO_SLOT)?;
+        self.slots.push((ctx.key, v));
+        self.index.insert(ctx.key, s);
+        self.remember(ctx, s);
+        Some(s)
+    }
+
+    /// Slot `s`.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, s: u32) -> Option<&mut T> {
+        self.slots.get_mut(s as usize).map(|(_, v)| v)
+    }
+
+    /// Slots in.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every slot with its channel (in the order they were added).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&ChanId, &mut T)> {
+        self.slots.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// Forgets every slot.
+    pub(crate) fn clear(&mut self) {
+        self.index.clear();
+        self.by_num.clear();
+        self.slots.clear();
+    }
+}
 
 /// A detector: looks at each event, and at ticks of the capture clock. Detectors are `Send`
 /// so that [`Engine::parallel`] can run them on threads of their own.
@@ -59,6 +184,17 @@ pub trait Detector: Send {
     /// in `dropped` count checks a cap made the detector skip.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
+    }
+    /// As [`Detector::on_event`], with what the engine worked out of the event once for all
+    /// detectors ([`EventCtx`]); by default just `on_event`.
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        _ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
+        self.on_event(ev, baseline, out);
     }
 }
 
@@ -115,8 +251,16 @@ pub struct Engine {
     last_tick: Option<Timestamp>,
     now: Option<Timestamp>,
     raw: Vec<Alert>,
+    /// Channel numbers given (see [`EventCtx`]), at most [`MAX_NUMBERED_CHANNELS`].
+    chan_numbers: HashMap<ChanId, u32, KeyHashBuilder>,
+    /// Recently numbered channels, at the slot of their event's flow id (checked against
+    /// the channel, so a wrong guess only misses): most events need no hash lookup.
+    flow_memo: Vec<Option<(ChanId, u32)>>,
     /// Raw alerts raised by the detectors (before aggregation).
     pub raised: u64,
+    /// Events whose channel got no number because the table was full (their detectors look
+    /// the channel up themselves: no check is skipped).
+    pub channels_unnumbered: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -156,7 +300,10 @@ impl Engine {
             last_tick: None,
             now: None,
             raw: Vec::new(),
+            chan_numbers: HashMap::default(),
+            flow_memo: vec![None; FLOW_MEMO],
             raised: 0,
+            channels_unnumbered: 0,
         }
     }
 
@@ -221,7 +368,12 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn drain(&mut self, out: &mut Vec<Alert>) {
+        if self.raw.is_empty() {
+            // Most events raise nothing.
+            return;
+        }
         self.raised += self.raw.len() as u64;
         for a in self.raw.drain(..) {
             self.agg.push(a, out);
@@ -295,10 +447,46 @@ impl Engine {
             self.drain(out);
             self.agg.flush_expired(now, out);
         }
+        let ctx = self.ctx(ev);
         for d in &mut self.detectors {
-            d.on_event(ev, self.baseline.as_deref(), &mut self.raw);
+            d.on_event_ctx(ev, &ctx, self.baseline.as_deref(), &mut self.raw);
         }
         self.drain(out);
+    }
+
+    /// The event's [`EventCtx`], its channel numbered if new (while there is room).
+    #[inline]
+    fn ctx(&mut self, ev: &IcsEvent) -> EventCtx {
+        let mut ctx = EventCtx::of(ev);
+        let slot = (ev.flow_id % FLOW_MEMO as u64) as usize;
+        if let Some(Some((key, n))) = self.flow_memo.get(slot) {
+            if *key == ctx.key {
+                ctx.chan = Some(*n);
+                return ctx;
+            }
+        }
+        ctx.chan = match self.chan_numbers.get(&ctx.key) {
+            Some(&n) => Some(n),
+            None => self.number(ctx.key),
+        };
+        if let (Some(m), Some(n)) = (self.flow_memo.get_mut(slot), ctx.chan) {
+            *m = Some((ctx.key, n));
+        }
+        ctx
+    }
+
+    #[cold]
+    fn number(&mut self, key: ChanId) -> Option<u32> {
+        let n = u32::try_from(self.chan_numbers.len())
+            .ok()
+            .filter(|_| self.chan_numbers.len() < MAX_NUMBERED_CHANNELS);
+        match n {
+            Some(n) => {
+                self.chan_numbers.insert(key, n);
+            }
+            None => self.channels_unnumbered += 1,
+        }
+        n
     }
 
     /// End of input: a last tick at the last capture time, then every open aggregation
@@ -393,5 +581,201 @@ pub(crate) fn list_words<T: std::fmt::Display>(items: &[T], max: usize) -> Strin
             format!("{} and {last}", head.join(", "))
         }
         (many, n) => format!("{} and {n} more", many.join(", ")),
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+    use crate::baseline::Learner;
+    use std::collections::BTreeSet;
+
+    const OTHER_PLC: &str = "10.0.1.2";
+    const OTHER: &str = "10.0.0.7";
+
+    /// Blocks polled per cycle: more than a channel lists (timing's signatures, values'
+    /// blocks), so that the hash lookups behind the lists are used too.
+    const BLOCKS: u32 = 70;
+
+    /// One poll cycle at `ms`: `BLOCKS` reads of holding registers by the master, with
+    /// values from `v`, and a read of input registers of another PLC.
+    fn cycle(ms: i64, v: impl Fn(u32) -> i64) -> Vec<IcsEvent> {
+        let mut evs: Vec<IcsEvent> = (0..BLOCKS)
+            .map(|b| {
+                let vals: Vec<i64> = (0..4).map(|k| v(b * 4 + k)).collect();
+                read_hr(ms + i64::from(b), MASTER, PLC, 1, b * 10, &vals)
+            })
+            .collect();
+        evs.push(read_ir(ms + 90, MASTER, OTHER_PLC, 1, 0, &[v(0) % 50, 7]));
+        evs
+    }
+
+    fn learnt() -> Baseline {
+        let mut l = Learner::default();
+        for i in 0..120i64 {
+            for ev in cycle(i * 1000, |r| 100 + (i * 7 + i64::from(r)) % 40) {
+                l.observe(&ev);
+            }
+            l.observe(&write_hr(i * 1000 + 500, OTHER, PLC, 1, 40, 470 + i % 61));
+        }
+        l.finish().unwrap()
+    }
+
+    /// Detection traffic: normal cycles, values out of range, a frozen block, a master that
+    /// stops and comes back, a write from a new client, a new channel; flow ids that collide
+    /// in the engine's memo (every channel's events share slots with other channels').
+    fn traffic() -> Vec<IcsEvent> {
+        let mut evs = Vec::new();
+        for i in 200..320i64 {
+            if (260..270).contains(&i) {
+                continue; // The master stops for 10 s.
+            }
+            let frozen = i >= 290;
+            let mut c = cycle(i * 1000, |r| {
+                if frozen && r < 8 {
+                    123
+                } else if i % 37 == 0 && r == 5 {
+                    9_000
+                } else {
+                    100 + (i * 7 + i64::from(r)) % 40
+                }
+            });
+            for (k, ev) in c.iter_mut().enumerate() {
+                ev.flow_id = [1, 257, 3, 1 + 256 * (k as u64 % 3)][(i as usize + k) % 4];
+            }
+            evs.extend(c);
+            if i % 20 == 0 {
+                let mut w = write_hr(i * 1000 + 500, ROGUE, PLC, 1, 40, 9999);
+                w.flow_id = 1;
+                evs.push(w);
+                let mut n = read_hr(i * 1000 + 600, OTHER, OTHER_PLC, 2, 500, &[1, 2]);
+                n.flow_id = 257;
+                evs.push(n);
+            }
+        }
+        evs
+    }
+
+    /// Numbers a channel (given the numbers so far), or not.
+    type Numbering = dyn Fn(&ChanId, &mut HashMap<ChanId, u32>) -> Option<u32>;
+
+    fn lines(out: &[Alert]) -> Vec<String> {
+        out.iter().map(Alert::to_json_line).collect()
+    }
+
+    #[test]
+    fn channel_numbers_change_no_alert() {
+        // The engine numbers channels and hands the numbers to its detectors (with a memo by
+        // flow); on threads the detectors look everything up themselves. Same alerts.
+        let b = learnt();
+        let evs = traffic();
+        let cfg = || DetectConfig {
+            aggregate_window_s: 0,
+            ..DetectConfig::default()
+        };
+        let mut one = Engine::new(Some(b.clone()), cfg());
+        let mut out1 = Vec::new();
+        for ev in &evs {
+            one.on_event(ev, &mut out1);
+        }
+        one.finish(&mut out1);
+        let mut two = Engine::new(Some(b.clone()), cfg()).parallel(2);
+        let mut out2 = Vec::new();
+        for ev in &evs {
+            two.on_event(ev, &mut out2);
+        }
+        two.finish(&mut out2);
+        let kinds: BTreeSet<&str> = out1.iter().map(|a| a.otwatch.kind).collect();
+        for k in [
+            "read_value_out_of_range",
+            "value_frozen",
+            "poll_stopped",
+            "written_value_out_of_range",
+            "new_channel",
+        ] {
+            assert!(kinds.contains(k), "{k} missing from {kinds:?}");
+        }
+        assert_eq!(lines(&out1), lines(&out2));
+        assert_eq!(one.counters(), two.counters());
+        assert_eq!(one.chan_numbers.len(), 4);
+        assert_eq!(one.channels_unnumbered, 0);
+    }
+
+    #[test]
+    fn detectors_give_the_same_alerts_with_any_channel_numbers() {
+        // Each detector on its own: without numbers, with the engine's, and with numbers given
+        // in another order (a number is only ever a cache key for its channel).
+        let b = learnt();
+        let evs = traffic();
+        let run = |number: &Numbering| {
+            let mut dets: Vec<Box<dyn Detector>> = vec![
+                Box::new(novelty::Novelty::new(novelty::NoveltyConfig::default())),
+                Box::new(values::Values::new(values::ValuesConfig::default())),
+                Box::new(timing::Timing::new(timing::TimingConfig::default())),
+                Box::new(scans::Scans::new(scans::ScanConfig::default())),
+            ];
+            let mut nums = HashMap::new();
+            let mut out = Vec::new();
+            for ev in &evs {
+                let mut ctx = EventCtx::of(ev);
+                ctx.chan = number(&ctx.key, &mut nums);
+                for d in &mut dets {
+                    d.on_event_ctx(ev, &ctx, Some(&b), &mut out);
+                }
+                if ev.ts.secs % 5 == 0 {
+                    for d in &mut dets {
+                        d.on_tick(ev.ts, Some(&b), &mut out);
+                    }
+                }
+            }
+            lines(&out)
+        };
+        let none = run(&|_, _| None);
+        let in_order = run(&|k, m| {
+            let n = u32::try_from(m.len()).unwrap();
+            Some(*m.entry(*k).or_insert(n))
+        });
+        let reversed = run(&|k, m| {
+            let n = 1000 - u32::try_from(m.len()).unwrap();
+            Some(*m.entry(*k).or_insert(n))
+        });
+        assert!(none.len() > 10, "{}", none.len());
+        assert_eq!(none, in_order);
+        assert_eq!(none, reversed);
+    }
+
+    #[test]
+    fn chan_slots_find_by_number_or_channel() {
+        let evs = traffic();
+        let mut s: ChanSlots<u32> = ChanSlots::default();
+        let mut ctxs: Vec<EventCtx> = Vec::new();
+        for ev in &evs {
+            let mut ctx = EventCtx::of(ev);
+            if !ctxs.iter().any(|c| c.key == ctx.key) {
+                ctx.chan = Some(u32::try_from(ctxs.len()).unwrap() * 3);
+                ctxs.push(ctx);
+            }
+        }
+        assert_eq!(ctxs.len(), 4);
+        for (i, c) in ctxs.iter().enumerate() {
+            assert_eq!(s.find(c), None);
+            assert_eq!(s.insert(c, i as u32 + 10), Some(i as u32));
+        }
+        for (i, c) in ctxs.iter().enumerate() {
+            let plain = EventCtx { chan: None, ..*c };
+            assert_eq!(s.find(c), Some(i as u32));
+            assert_eq!(s.find(&plain), Some(i as u32));
+            assert_eq!(s.get_mut(i as u32).copied(), Some(i as u32 + 10));
+        }
+        s.clear();
+        assert!(ctxs.iter().all(|c| s.find(c).is_none()));
+        assert_eq!(s.len(), 0);
     }
 }

@@ -7,7 +7,7 @@
 //! per object accessed: a read of addresses (or nodes) never read or written, a write to
 //! addresses never accessed, and a write to addresses only ever read.
 
-use super::{list_words, op_impact, Detector};
+use super::{list_words, op_impact, ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
@@ -15,9 +15,7 @@ use crate::baseline::{
     with_space_key, Baseline, Channel, RangeSet,
 };
 use crate::event::{AccessDir, AppProto, IcsEvent, ObjectRef};
-use crate::flow::hash::KeyHashBuilder;
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
@@ -362,8 +360,8 @@ impl NovChan {
 pub struct Novelty {
     cfg: NoveltyConfig,
     reported_assets: BTreeSet<IpAddr>,
-    /// Per channel; never iterated, so a hash map.
-    chans: HashMap<ChanId, NovChan, KeyHashBuilder>,
+    /// Per channel; never iterated into the output.
+    chans: ChanSlots<NovChan>,
     /// The baseline `chans` was filled from.
     base: Option<(usize, usize, usize)>,
     /// Events on channels not cached because the cache was full.
@@ -378,7 +376,7 @@ impl Novelty {
         Novelty {
             cfg,
             reported_assets: BTreeSet::new(),
-            chans: HashMap::default(),
+            chans: ChanSlots::default(),
             base: None,
             channels_uncached: 0,
             sigs_uncached: 0,
@@ -766,6 +764,16 @@ impl Detector for Novelty {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
+    }
+
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
         let Some(b) = baseline else {
             return;
         };
@@ -774,16 +782,19 @@ impl Detector for Novelty {
             self.chans.clear();
             self.base = Some(id);
         }
-        let key = ChanId::of(ev);
-        let full = self.chans.len() >= self.cfg.max_cached_channels;
+        let key = ctx.key;
         let mut uncached = None;
-        let slot = match self.chans.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(_) if full => {
+        let found = match self.chans.find(ctx) {
+            Some(i) => Some(i),
+            None if self.chans.len() >= self.cfg.max_cached_channels => None,
+            None => self.chans.insert(ctx, NovChan::resolve(b, &key)),
+        };
+        let slot = match found.and_then(|i| self.chans.get_mut(i)) {
+            Some(slot) => slot,
+            None => {
                 self.channels_uncached += 1;
                 uncached.insert(NovChan::resolve(b, &key))
             }
-            Entry::Vacant(e) => e.insert(NovChan::resolve(b, &key)),
         };
         if !slot.assets_known {
             Novelty::assets(&mut self.reported_assets, &self.cfg, ev, b, out);
@@ -794,7 +805,7 @@ impl Detector for Novelty {
         };
         // A request already found to raise nothing on this channel raises nothing again: the
         // checks below depend only on the baseline and on the request's signature.
-        let sig = ModSig::of(ev);
+        let sig = ctx.sig;
         let known = match &sig {
             Some(sig) => slot.quiet.contains(sig),
             None => slot.quiet_named.contains(ev),

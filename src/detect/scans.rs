@@ -16,17 +16,15 @@
 //!
 //! Each fires once, and is re-armed when its count falls under half its threshold.
 
-use super::novelty::{baseline_id, channel_index, ChanId, KnownNamed, KnownSigs, ModSig};
-use super::Detector;
+use super::novelty::{baseline_id, channel_index, KnownNamed, KnownSigs, ModSig};
+use super::{ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
 use crate::baseline::{
     device_words, event_summary, space_key, with_space_key, Baseline, Channel, RangeSet,
 };
 use crate::event::{IcsEvent, ObjectRef, Outcome};
-use crate::flow::hash::KeyHashBuilder;
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Scan thresholds.
 #[derive(Clone, Debug)]
@@ -160,8 +158,8 @@ struct PairState {
 #[derive(Debug)]
 pub struct Scans {
     cfg: ScanConfig,
-    /// Per (client, server, protocol); never iterated, so a hash map.
-    pairs: HashMap<ChanId, PairState, KeyHashBuilder>,
+    /// Per (client, server, protocol); iterated only to update in place.
+    pairs: ChanSlots<PairState>,
     /// The baseline the pairs' channel indices point into.
     base: Option<(usize, usize, usize)>,
     /// Every "at least" threshold is at least 1, so empty windows fire nothing.
@@ -218,7 +216,7 @@ impl Scans {
             && cfg.exception_min >= 1;
         Scans {
             cfg,
-            pairs: HashMap::default(),
+            pairs: ChanSlots::default(),
             base: None,
             thresholds_positive,
             pairs_dropped: 0,
@@ -251,6 +249,16 @@ impl Detector for Scans {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
+    }
+
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
         let id = baseline.map(baseline_id);
         if self.base != id {
             self.base = id;
@@ -261,18 +269,21 @@ impl Detector for Scans {
                 st.known_named.clear();
             }
         }
-        let key = ChanId::of(ev);
-        let full = self.pairs.len() >= self.cfg.max_pairs;
-        let st = match self.pairs.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(_) if full => {
-                self.pairs_dropped += 1;
-                return;
-            }
-            Entry::Vacant(e) => e.insert(PairState {
-                ch: baseline.and_then(|b| channel_index(b, &key)),
-                ..PairState::default()
-            }),
+        let key = ctx.key;
+        let found = match self.pairs.find(ctx) {
+            Some(i) => Some(i),
+            None if self.pairs.len() >= self.cfg.max_pairs => None,
+            None => self.pairs.insert(
+                ctx,
+                PairState {
+                    ch: baseline.and_then(|b| channel_index(b, &key)),
+                    ..PairState::default()
+                },
+            ),
+        };
+        let Some(st) = found.and_then(|i| self.pairs.get_mut(i)) else {
+            self.pairs_dropped += 1;
+            return;
         };
         let cfg = &self.cfg;
         let ch = st
@@ -286,7 +297,7 @@ impl Detector for Scans {
         let f = &ev.function;
         // A request already found known on the channel is known again: these checks depend
         // only on the baseline channel and on the request's signature.
-        let sig = ModSig::of(ev);
+        let sig = ctx.sig;
         let cached = match &sig {
             Some(s) => st.known.contains(s),
             None => ch.is_some() && st.known_named.contains(ev),

@@ -17,7 +17,7 @@
 //! `max(burst_factor × learnt maximum, learnt maximum + burst_min_extra)`.
 
 use super::novelty::{baseline_id, channel_index, ChanId};
-use super::Detector;
+use super::{ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
@@ -161,6 +161,10 @@ struct ChanState {
     order_reported: bool,
 }
 
+/// Most Modbus signatures a channel remembers in [`Chan::sigs`] (beyond: found by a hash
+/// lookup, as before they were remembered).
+const MAX_CHAN_SIGS: usize = 32;
+
 /// One channel: its baseline channel (none: the detector ignores it) and its state.
 #[derive(Debug)]
 struct Chan {
@@ -168,14 +172,32 @@ struct Chan {
     /// Requests per 10 s above which it is a burst (from the baseline channel).
     burst_limit: u64,
     st: ChanState,
+    /// Modbus signatures of the channel with their index in `infos` (at most
+    /// [`MAX_CHAN_SIGS`], the same as in `modbus_index`), looked up after the last hit first.
+    sigs: Vec<(ModbusSig, u32)>,
+    /// Where to look first in `sigs`.
+    next_sig: usize,
 }
 
 impl Chan {
+    /// The index in `infos` of Modbus signature `m`, when remembered in `sigs`.
+    #[inline]
+    fn sig(&mut self, m: &ModbusSig) -> Option<u32> {
+        let k = match self.sigs.get(self.next_sig) {
+            Some((x, _)) if x == m => self.next_sig,
+            _ => self.sigs.iter().position(|(x, _)| x == m)?,
+        };
+        self.next_sig = if k + 1 < self.sigs.len() { k + 1 } else { 0 };
+        self.sigs.get(k).map(|&(_, i)| i)
+    }
+
     fn new(cfg: &TimingConfig, b: &Baseline, key: &ChanId) -> Self {
         let mut c = Chan {
             ch: None,
             burst_limit: 0,
             st: ChanState::default(),
+            sigs: Vec::new(),
+            next_sig: 0,
         };
         c.bind(cfg, b, key);
         c
@@ -308,8 +330,8 @@ pub struct Timing {
     order_stale: bool,
     /// Per channel (unknown ones too, up to `max_states`).
     chans: Vec<Chan>,
-    /// Index in `chans` by channel; never iterated.
-    chan_index: HashMap<ChanId, u32, KeyHashBuilder>,
+    /// Index in `chans` by channel; iterated only to update in place.
+    chan_index: ChanSlots<u32>,
     /// The baseline the channel indices point into.
     base: Option<(usize, usize, usize)>,
     /// No poll can be found stopped at a tick up to this time (µs): a lower bound of every
@@ -405,6 +427,20 @@ fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
     e
 }
 
+/// `fmt_num(t.round() / 10.0)`: a number of tenths in words, worked out in integers when
+/// it is small enough for that to be exact (below 10⁹ tenths).
+fn tenths(t: f64) -> String {
+    let k = t.round();
+    if (0.0..1e9).contains(&k) {
+        let k = k as u64;
+        return match k % 10 {
+            0 => (k / 10).to_string(),
+            d => format!("{}.{d}", k / 10),
+        };
+    }
+    fmt_num(k / 10.0)
+}
+
 /// Index of the first poll pattern of `sig` in the channel `ch` of `b`.
 fn poll_index(b: &Baseline, ch: Option<u32>, sig: &str) -> Option<u32> {
     let ch = b.channels.get(ch? as usize)?;
@@ -425,7 +461,7 @@ impl Timing {
             tick_order: Vec::new(),
             order_stale: false,
             chans: Vec::new(),
-            chan_index: HashMap::default(),
+            chan_index: ChanSlots::default(),
             base: None,
             quiet_until: i64::MIN,
             states_dropped: 0,
@@ -446,7 +482,7 @@ impl Timing {
     fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
         self.base = Some(id);
         // Iterated to update in place only; nothing from here reaches the output.
-        for (key, &i) in &self.chan_index {
+        for (key, &mut i) in self.chan_index.iter_mut() {
             if let Some(c) = self.chans.get_mut(i as usize) {
                 c.bind(&self.cfg, b, key);
             }
@@ -460,7 +496,7 @@ impl Timing {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn burst(
         st: &mut ChanState,
         limit: u64,
@@ -562,14 +598,41 @@ impl Detector for Timing {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
+    }
+
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
         let Some(b) = baseline else {
             return;
         };
         self.sync(b);
-        let key = ChanId::of(ev);
-        // A Modbus request already seen on a channel: one lookup finds both.
+        let key = ctx.key;
+        let known_chan = self.chan_index.find(ctx);
+        // A Modbus request already seen on a channel: found in the channel's list of
+        // signatures, else by one lookup of both.
         if let Some(m) = ModbusSig::of(ev) {
-            if let Some(&i) = self.modbus_index.get(&(key, m)) {
+            let listed = known_chan
+                .and_then(|s| self.chan_index.get_mut(s).map(|c| *c))
+                .and_then(|c| self.chans.get_mut(c as usize))
+                .and_then(|chan| chan.sig(&m));
+            let found = match listed {
+                Some(i) => Some(i),
+                None => self.modbus_index.get(&(key, m)).copied().inspect(|&i| {
+                    let c = self.infos.get(i as usize).map(|info| info.chan);
+                    if let Some(chan) = c.and_then(|c| self.chans.get_mut(c as usize)) {
+                        if chan.sigs.len() < MAX_CHAN_SIGS {
+                            chan.sigs.push((m, i));
+                        }
+                    }
+                }),
+            };
+            if let Some(i) = found {
                 let Some(info) = self.infos.get(i as usize) else {
                     return;
                 };
@@ -581,12 +644,15 @@ impl Detector for Timing {
                 };
                 let max10 = ch.volume.max_per_10s;
                 Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
-                self.request(ev, key, ch, i, out);
+                if info.cycle_pos.is_some() || info.poll.is_some() {
+                    // (Without either, `request` has nothing to do.)
+                    self.request(ev, key, ch, i, out);
+                }
                 return;
             }
         }
-        let c = match self.chan_index.get(&key) {
-            Some(&c) => c,
+        let c = match known_chan.and_then(|s| self.chan_index.get_mut(s).map(|c| *c)) {
+            Some(c) => c,
             None => {
                 let chan = Chan::new(&self.cfg, b, &key);
                 let c = u32::try_from(self.chans.len()).ok();
@@ -595,7 +661,7 @@ impl Detector for Timing {
                 match c.filter(|_| chan.ch.is_some() || self.chans.len() < self.cfg.max_states) {
                     Some(c) => {
                         self.chans.push(chan);
-                        self.chan_index.insert(key, c);
+                        self.chan_index.insert(ctx, c);
                         c
                     }
                     None => return,
@@ -721,7 +787,7 @@ impl Detector for Timing {
                     ),
                 })
             });
-            let gap = fmt_num((gap_ms / 100.0).round() / 10.0);
+            let gap = tenths(gap_ms / 100.0);
             let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
             explanation.push_str(&text.head);
             explanation.push_str(&gap);
@@ -945,6 +1011,42 @@ mod tests {
         e.function.name = "PublishRequest";
         e.accesses.clear();
         e
+    }
+
+    #[test]
+    fn tenths_is_fmt_num_of_tenths() {
+        let mut cases: Vec<f64> = (0..20_000).map(|i| f64::from(i) * 0.37).collect();
+        cases.extend([
+            -0.4,
+            -0.6,
+            -3.0,
+            -25.5,
+            0.0,
+            -0.0,
+            0.05,
+            0.049_999,
+            0.5,
+            9.5,
+            99.95,
+            1e8,
+            1e9 - 0.6,
+            1e9 - 0.4,
+            1e9,
+            1e9 + 0.5,
+            3.7e12,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            f64::MAX,
+        ]);
+        let mut x = 7u64;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            cases.push((x >> 11) as f64 / (1u64 << 53) as f64 * 2e9);
+        }
+        for t in cases {
+            assert_eq!(tenths(t), fmt_num(t.round() / 10.0), "{t}");
+        }
     }
 
     #[test]

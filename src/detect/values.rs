@@ -17,7 +17,7 @@
 //!   `max(freeze_min_secs, freeze_factor × max_same_run × mean learnt read interval)` (a fast
 //!   burst of reads is not a freeze).
 
-use super::{list_words, Detector};
+use super::{list_words, ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::Alert;
 use crate::baseline::{
@@ -326,16 +326,22 @@ struct Slot {
     check: Option<Check>,
 }
 
-/// A Modbus request block on one channel: unit, table, first address, addresses examined
+/// A Modbus request block on any channel: unit, table, first address, addresses examined
 /// (the count capped at `max_values_per_access`) and direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BlockKey {
-    chan: ChanKey,
+struct Shape {
     unit: Option<u8>,
     table: ModbusTable,
     start: u32,
     n: u32,
     dir: AccessDir,
+}
+
+/// A Modbus request block on one channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BlockKey {
+    chan: ChanKey,
+    shape: Shape,
 }
 
 impl std::hash::Hash for BlockKey {
@@ -351,11 +357,10 @@ impl std::hash::Hash for BlockKey {
                 s.hash(h);
             }
         }
-        h.write_u64(u64::from(self.start) | u64::from(self.n) << 32);
-        let unit = self.unit.map_or(256, u64::from);
-        h.write_u64(
-            unit | (self.table as u64) << 9 | (self.dir as u64) << 16 | (proto as u64) << 17,
-        );
+        let b = &self.shape;
+        h.write_u64(u64::from(b.start) | u64::from(b.n) << 32);
+        let unit = b.unit.map_or(256, u64::from);
+        h.write_u64(unit | (b.table as u64) << 9 | (b.dir as u64) << 16 | (proto as u64) << 17);
     }
 }
 
@@ -389,9 +394,36 @@ struct NamedObj {
     written: Lazy,
 }
 
+/// Most cached blocks a channel lists in [`Chan::blocks`] (beyond: found by a hash lookup).
+const MAX_CHAN_BLOCKS: usize = 64;
+
+/// A block of a channel in [`Chan::blocks`]: the rest of its [`BlockKey`] in two words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SubKey {
+    range: u64,
+    kind: u32,
+}
+
+impl SubKey {
+    #[inline]
+    fn of(key: &Shape) -> SubKey {
+        SubKey {
+            range: u64::from(key.start) | u64::from(key.n) << 32,
+            kind: key.unit.map_or(256, u32::from)
+                | (key.table as u32) << 9
+                | (key.dir as u32) << 16,
+        }
+    }
+}
+
 /// What the detector knows of one channel.
 #[derive(Debug, Default)]
 struct Chan {
+    /// Cached blocks of the channel with their index in `Values::store` (at most
+    /// [`MAX_CHAN_BLOCKS`], all in `Values::blocks` too), looked up after the last hit first.
+    blocks: Vec<(SubKey, u32)>,
+    /// Where to look first in `blocks`.
+    next_block: usize,
     /// Tracked Modbus objects: index in `states`.
     modbus: FastMap<AddrKey, u32>,
     /// Tracked named objects by key.
@@ -405,11 +437,13 @@ struct Chan {
 pub struct Values {
     cfg: ValuesConfig,
     /// Channel → index in `chans`.
-    chan_index: FastMap<ChanKey, usize>,
+    chan_index: ChanSlots<usize>,
     /// Per channel: objects and read states.
     chans: Vec<Chan>,
-    /// Compiled Modbus request blocks of every channel.
-    blocks: FastMap<BlockKey, Block>,
+    /// Compiled Modbus request blocks of every channel: index in `store`.
+    blocks: FastMap<BlockKey, u32>,
+    /// The blocks.
+    store: Vec<Block>,
     /// Objects tracked, over all channels.
     n_states: usize,
     /// Values of objects not tracked because the state table was full (they are still checked
@@ -529,7 +563,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// The slots of a Modbus request block, every address's profile compiled.
-    fn block(&self, key: &BlockKey) -> Vec<Slot> {
+    fn block(&self, key: &Shape) -> Vec<Slot> {
         let mut buf = String::new();
         (0..key.n)
             .map(|i| {
@@ -843,7 +877,7 @@ struct Tracker<'a> {
 /// The address of slot `i` of a block (for alerts and the object table only: kept out of
 /// the per-value loop).
 #[inline(never)]
-fn slot_addr(key: &BlockKey, i: usize) -> AddrKey {
+fn slot_addr(key: &Shape, i: usize) -> AddrKey {
     // `i` is below the block's length, a u32.
     (key.unit, key.table, key.start.saturating_add(i as u32))
 }
@@ -855,7 +889,7 @@ fn run_block(
     ev: &IcsEvent,
     now: &mut Now,
     values: &[Value],
-    key: &BlockKey,
+    key: &Shape,
     slots: &mut [Slot],
     unresolved: &mut u32,
     t: Tracker<'_>,
@@ -896,20 +930,24 @@ fn run_block_dir<const READ: bool>(
     ev: &IcsEvent,
     now: &mut Now,
     values: &[Value],
-    key: &BlockKey,
+    key: &Shape,
     slots: &[Slot],
     states: &mut [ObjState],
     states_dropped: &mut u64,
     out: &mut Vec<Alert>,
 ) {
     for (i, (slot, v)) in slots.iter().zip(values).enumerate() {
-        // Registers are integers: that case first, without the jump table of `numeric`.
-        let x = match v {
-            Value::Int(n) => *n as f64,
-            v => match numeric(v) {
+        // Registers are integers and coils booleans: those cases first, without the jump
+        // table of `numeric`.
+        let x = if let Value::Int(n) = v {
+            *n as f64
+        } else if let Value::Bool(b) = v {
+            f64::from(u8::from(*b))
+        } else {
+            match numeric_other(v) {
                 Some(x) => x,
                 None => continue,
-            },
+            }
         };
         // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
         let Some(st) = states.get_mut(slot.obj as usize) else {
@@ -936,6 +974,14 @@ fn run_block_dir<const READ: bool>(
     }
 }
 
+/// [`numeric`] of a value that is neither an integer nor a boolean (kept out of the
+/// per-value loop).
+#[cold]
+#[inline(never)]
+fn numeric_other(v: &Value) -> Option<f64> {
+    numeric(v)
+}
+
 /// Checks a value of an object that is not tracked (the state table is full).
 #[cold]
 fn untracked(
@@ -955,9 +1001,10 @@ impl Values {
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
             cfg,
-            chan_index: FastMap::default(),
+            chan_index: ChanSlots::default(),
             chans: Vec::new(),
             blocks: FastMap::default(),
+            store: Vec::new(),
             n_states: 0,
             states_dropped: 0,
             cached_slots: 0,
@@ -966,31 +1013,68 @@ impl Values {
         }
     }
 
-    /// The index of `ev`'s channel in `chans`, added if new.
-    fn chan_of(&mut self, ev: &IcsEvent) -> usize {
-        let k = (ev.client.ip, ev.server.ip, ev.proto);
-        if let Some(&i) = self.chan_index.get(&k) {
+    /// The index of the event's channel in `chans`, added if new.
+    fn chan_of(&mut self, ctx: &EventCtx) -> usize {
+        if let Some(&mut i) = self
+            .chan_index
+            .find(ctx)
+            .and_then(|s| self.chan_index.get_mut(s))
+        {
             return i;
         }
         let i = self.chans.len();
         self.chans.push(Chan::default());
-        self.chan_index.insert(k, i);
+        self.chan_index.insert(ctx, i);
         i
+    }
+
+    /// The cached block `key` of channel `ci` (index in `chans`, when it has one): from the
+    /// channel's list, else from the map (then listed).
+    #[inline]
+    fn find_block(&mut self, ci: Option<usize>, ev: &IcsEvent, shape: &Shape) -> Option<u32> {
+        let sub = SubKey::of(shape);
+        // The map's key, built only when the channel's list does not have the block.
+        let key = || BlockKey {
+            chan: (ev.client.ip, ev.server.ip, ev.proto),
+            shape: *shape,
+        };
+        let Some(chan) = ci.and_then(|ci| self.chans.get_mut(ci)) else {
+            return self.blocks.get(&key()).copied();
+        };
+        let k = match chan.blocks.get(chan.next_block) {
+            Some((x, _)) if *x == sub => Some(chan.next_block),
+            _ => chan.blocks.iter().position(|(x, _)| *x == sub),
+        };
+        if let Some(k) = k {
+            chan.next_block = if k + 1 < chan.blocks.len() { k + 1 } else { 0 };
+            return chan.blocks.get(k).map(|&(_, b)| b);
+        }
+        let b = *self.blocks.get(&key())?;
+        if chan.blocks.len() < MAX_CHAN_BLOCKS {
+            chan.blocks.push((sub, b));
+        }
+        Some(b)
     }
 
     /// Checks the values of a Modbus access: per channel and (unit, table, start, count,
     /// direction) the profiles are compiled once and kept.
+    #[allow(clippy::too_many_arguments)]
     fn modbus_access(
         &mut self,
         b: &Baseline,
         ev: &IcsEvent,
+        ctx: &EventCtx,
+        ci: Option<usize>,
         now: &mut Now,
         a: &Access,
-        key: BlockKey,
+        key: Shape,
         out: &mut Vec<Alert>,
     ) {
         let max_states = self.cfg.max_states;
-        if let Some(block) = self.blocks.get_mut(&key) {
+        if let Some(bi) = self.find_block(ci, ev, &key) {
+            let Some(block) = self.store.get_mut(bi as usize) else {
+                return;
+            };
             if let Some(chan) = self.chans.get_mut(block.chan) {
                 let t = Tracker {
                     objs: &mut chan.modbus,
@@ -1004,45 +1088,66 @@ impl Values {
             }
             return;
         }
-        self.new_block(b, ev, now, a, key, out);
+        self.new_block(b, ev, ctx, now, a, key, out);
     }
 
     /// [`Values::modbus_access`] for a block not in the cache: compiles it, caches it if it
     /// fits, and checks the access.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn new_block(
         &mut self,
         b: &Baseline,
         ev: &IcsEvent,
+        ctx: &EventCtx,
         now: &mut Now,
         a: &Access,
-        key: BlockKey,
+        key: Shape,
         out: &mut Vec<Alert>,
     ) {
         let max_states = self.cfg.max_states;
-        let ci = self.chan_of(ev);
+        let ci = self.chan_of(ctx);
+        let full_key = BlockKey {
+            chan: (ev.client.ip, ev.server.ip, ev.proto),
+            shape: key,
+        };
         let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
         let mut unresolved = key.n;
-        let cacheable = slots.len() <= self.cfg.max_cached_slots;
+        let bi = u32::try_from(self.store.len()).ok();
+        let cacheable = slots.len() <= self.cfg.max_cached_slots && bi.is_some();
         if cacheable && self.cached_slots + slots.len() > self.cfg.max_cached_slots {
             self.blocks.clear();
+            self.store.clear();
+            for c in &mut self.chans {
+                c.blocks.clear();
+                c.next_block = 0;
+            }
             self.cached_slots = 0;
             self.cache_resets += 1;
         }
         let Some(chan) = self.chans.get_mut(ci) else {
             return;
         };
-        let (slots, unresolved) = if cacheable {
-            self.cached_slots += slots.len();
-            let block = self.blocks.entry(key).or_insert(Block {
-                chan: ci,
-                slots,
-                unresolved,
-            });
-            (&mut block.slots, &mut block.unresolved)
-        } else {
-            (&mut slots, &mut unresolved)
+        let bi = u32::try_from(self.store.len()).ok();
+        let (slots, unresolved) = match bi.filter(|_| cacheable) {
+            Some(bi) => {
+                self.cached_slots += slots.len();
+                self.blocks.insert(full_key, bi);
+                if chan.blocks.len() < MAX_CHAN_BLOCKS {
+                    chan.blocks.push((SubKey::of(&key), bi));
+                }
+                self.store.push(Block {
+                    chan: ci,
+                    slots,
+                    unresolved,
+                });
+                match self.store.last_mut() {
+                    Some(block) => (&mut block.slots, &mut block.unresolved),
+                    None => return,
+                }
+            }
+            None => (&mut slots, &mut unresolved),
         };
         let t = Tracker {
             objs: &mut chan.modbus,
@@ -1167,6 +1272,16 @@ impl Detector for Values {
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
+    }
+
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
         let Some(b) = baseline else {
             return;
         };
@@ -1175,7 +1290,12 @@ impl Detector for Values {
         }
         let cap = u32::try_from(self.cfg.max_values_per_access).unwrap_or(u32::MAX);
         let mut now = Now::new(ev.ts);
-        // The channel's index, for named objects (Modbus blocks know theirs).
+        // The channel's index, when it has one, for its list of blocks.
+        let known = self
+            .chan_index
+            .find(ctx)
+            .and_then(|s| self.chan_index.get_mut(s).map(|c| *c));
+        // The channel's index, for named objects (added if new).
         let mut ci = None;
         for a in &ev.accesses {
             match &a.object {
@@ -1188,18 +1308,17 @@ impl Detector for Values {
                     if n == 0 || a.values.is_empty() {
                         continue;
                     }
-                    let key = BlockKey {
-                        chan: (ev.client.ip, ev.server.ip, ev.proto),
+                    let key = Shape {
                         unit: ev.unit_id,
                         table: *table,
                         start: *start,
                         n,
                         dir: a.dir,
                     };
-                    self.modbus_access(b, ev, &mut now, a, key, out);
+                    self.modbus_access(b, ev, ctx, known, &mut now, a, key, out);
                 }
                 _ => {
-                    let ci = *ci.get_or_insert_with(|| self.chan_of(ev));
+                    let ci = *ci.get_or_insert_with(|| self.chan_of(ctx));
                     self.named_access(b, ev, &mut now, ci, a, out);
                 }
             }
@@ -1482,6 +1601,48 @@ mod tests {
         let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
         assert_eq!(kinds, ["read_value_out_of_range"], "{out:?}");
         assert_eq!(d.states_dropped, 3);
+    }
+
+    #[test]
+    fn every_kind_of_value_in_a_block_is_checked_as_numeric_says() {
+        // Integers and booleans take the block loop's own conversions, the rest `numeric`:
+        // a block of mixed kinds gives the alerts of the same numbers as integers, and a value
+        // that is not a number is skipped (not tracked, no alert).
+        let with = |vals: Vec<Value>| {
+            let mut ev = read_ir(999_000, MASTER, PLC, 1, 0, &[0, 0]);
+            if let Some(a) = ev.accesses.first_mut() {
+                a.values = vals;
+            }
+            ev
+        };
+        let mixed = [
+            with(vec![Value::Float(5000.0), Value::Bool(true)]),
+            with(vec![Value::UInt(150), Value::Str("x".into())]),
+            with(vec![Value::Float(250.0), Value::Bool(false)]),
+            with(vec![Value::Int(9000), Value::Opaque("y")]),
+        ];
+        let ints = [
+            read_ir(999_000, MASTER, PLC, 1, 0, &[5000, 1]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[150]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[250, 0]),
+            read_ir(999_000, MASTER, PLC, 1, 0, &[9000]),
+        ];
+        let (a, da) = run_with(ValuesConfig::default(), &mixed);
+        let (b, db) = run_with(ValuesConfig::default(), &ints);
+        let kinds: Vec<&str> = a.iter().map(|x| x.otwatch.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "read_value_out_of_range",
+                "read_value_out_of_range",
+                "value_jump",
+                "read_value_out_of_range",
+                "read_value_out_of_range",
+            ],
+            "{a:#?}"
+        );
+        assert_eq!(texts(&a), texts(&b));
+        assert_eq!((da.n_states, db.n_states), (2, 2));
     }
 
     #[test]

@@ -234,12 +234,17 @@ impl Detector for RulesDetector {
 
     fn on_event(&mut self, ev: &IcsEvent, _b: Option<&Baseline>, out: &mut Vec<Alert>) {
         let set = &*self.set;
+        let candidates = set.index.candidates(ev);
+        if candidates.0.is_empty() && candidates.1.is_empty() {
+            // No rule can match (most events): nothing to set up.
+            return;
+        }
         let mut windows = Windows {
             map: &mut self.windows,
             max: self.max_tracked,
             stats: &self.stats,
         };
-        for pos in Merge::new(set.index.candidates(ev)) {
+        for pos in Merge::new(candidates) {
             let Some(rule) = usize::try_from(pos).ok().and_then(|p| set.rules.get(p)) else {
                 continue;
             };
