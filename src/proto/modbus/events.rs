@@ -40,7 +40,7 @@ pub(crate) struct EventCx<'a> {
 }
 
 /// The request fields a response is checked against.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) enum ReqShape {
     /// FC 1–4.
     Read { fc: u8, quantity: u16 },
@@ -65,6 +65,7 @@ pub(crate) enum ReqShape {
     /// FC 24.
     ReadFifo,
     /// Anything else.
+    #[default]
     Other,
 }
 
@@ -76,6 +77,74 @@ pub(crate) fn function(fc: u8, sub: Option<u16>, sub_name: Option<&'static str>)
         category: function_category(fc).as_str(),
         sub,
         sub_name,
+    }
+}
+
+/// The part of a request's event known when the request is seen, kept in its slot while
+/// the request waits for its response; the event is built from it once, in the output.
+#[derive(Debug)]
+pub(crate) struct ReqEvent {
+    /// Capture time of the request.
+    pub(crate) ts: Timestamp,
+    /// Packet number of the request.
+    pub(crate) packet: u64,
+    /// Capture file of the request (`None` only in a free slot).
+    pub(crate) file: Option<Arc<str>>,
+    /// Unit id.
+    pub(crate) unit: Option<u8>,
+    /// Operation kind.
+    pub(crate) op: OpKind,
+    /// Function.
+    pub(crate) function: Function,
+    /// Accesses (with written values).
+    pub(crate) accesses: Vec<Access>,
+    /// Details of the request.
+    pub(crate) details: Vec<(&'static str, Value)>,
+}
+
+impl Default for ReqEvent {
+    fn default() -> Self {
+        ReqEvent {
+            ts: Timestamp::default(),
+            packet: 0,
+            file: None,
+            unit: None,
+            op: OpKind::Other,
+            function: function(0, None, None),
+            accesses: Vec::new(),
+            details: Vec::new(),
+        }
+    }
+}
+
+impl ReqEvent {
+    /// The event of this request in flow `cx` (whose packet and time are not used), with
+    /// `outcome` and no response yet; its vectors are moved out.
+    #[inline]
+    pub(crate) fn take_event(&mut self, cx: &EventCx<'_>, outcome: Outcome) -> IcsEvent {
+        IcsEvent {
+            ts: self.ts,
+            proto: AppProto::Modbus,
+            flow_id: cx.flow_id,
+            client: cx.client,
+            server: cx.server,
+            vlan: cx.vlan,
+            unit_id: self.unit,
+            session: None,
+            op: self.op,
+            function: self.function.clone(),
+            accesses: std::mem::take(&mut self.accesses),
+            outcome,
+            latency_us: None,
+            violations: Vec::new(),
+            facts: Vec::new(),
+            details: std::mem::take(&mut self.details),
+            evidence: Evidence {
+                file: self.file.take().unwrap_or_else(|| Arc::clone(cx.file)),
+                packet: self.packet,
+                response_packet: None,
+            },
+        }
     }
 }
 
@@ -154,12 +223,14 @@ fn file_ref(r: &FileRecord<'_>) -> u32 {
     u32::from(r.file) << 16 | u32::from(r.record)
 }
 
-/// Builds the event of a request and the shape its response is checked against.
+/// Writes the event part of a request into `ev` (every field) and returns the shape its
+/// response is checked against.
 pub(crate) fn request_event(
+    ev: &mut ReqEvent,
     cx: &EventCx<'_>,
     h: &Mbap,
     req: &Pdu<Request<'_>>,
-) -> (Box<IcsEvent>, ReqShape) {
+) -> ReqShape {
     let fc = req.function;
     let unit = Some(h.unit_id);
     let mut shape = ReqShape::Other;
@@ -379,12 +450,15 @@ pub(crate) fn request_event(
         // A body that does not belong to its function cannot come out of the parser.
         _ => OpKind::Other,
     };
-    // Built in its box: the event waits for its response there and is moved once more only,
-    // into the output.
-    let mut ev = Box::new(base_event(cx, unit, op, function(fc & 0x7f, sub, sub_name)));
+    ev.ts = cx.ts;
+    ev.packet = cx.packet;
+    ev.file = Some(Arc::clone(cx.file));
+    ev.unit = unit;
+    ev.op = op;
+    ev.function = function(fc & 0x7f, sub, sub_name);
     ev.accesses = accesses;
     ev.details = details;
-    (ev, shape)
+    shape
 }
 
 fn diag_value(data: &[u8]) -> Value {
