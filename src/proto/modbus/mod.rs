@@ -32,7 +32,8 @@ use crate::flow::{Direction, SideSource};
 use crate::proto::{ParseCx, Probe, StreamParser};
 use events::EventCx;
 use parser::{
-    candidate_at, header_violations, parse_adu, parse_request, parse_response, Candidate,
+    candidate_at, decode_request, decode_response, frame_adu, header_violations, parse_adu,
+    parse_request, parse_response, Candidate,
 };
 use serde::Serialize;
 use state::{Pending, Release, Transactions};
@@ -294,7 +295,7 @@ impl ModbusParser {
         let cap = self.config.max_pending;
         if is_request {
             cx.stats.modbus.requests += 1;
-            let req = parse_request(fc, body);
+            let req = decode_request(fc, body);
             let ecx = self.event_cx(cx);
             let slot = self.tx.alloc();
             let Some(p) = self.tx.slot_mut(slot) else {
@@ -325,7 +326,7 @@ impl ModbusParser {
             }
         } else {
             cx.stats.modbus.responses += 1;
-            let resp = parse_response(fc, body);
+            let resp = decode_response(fc, body);
             if let types::Response::Exception { code } = resp.body {
                 cx.stats.modbus.exceptions += 1;
                 *cx.stats.modbus.exception_codes.entry(code).or_insert(0) += 1;
@@ -396,6 +397,11 @@ impl StreamParser for ModbusParser {
                         return pos + skip;
                     }
                 }
+            }
+            if let Some((h, pdu, tail)) = frame_adu(rest) {
+                self.on_adu(dir, &h, pdu, cx);
+                pos += rest.len() - tail.len();
+                continue;
             }
             match parse_adu(rest) {
                 Ok((tail, (h, pdu))) => {
