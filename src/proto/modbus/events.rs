@@ -16,6 +16,7 @@ use crate::event::{
     Access, AccessDir, AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, ModbusTable,
     ObjectRef, OpKind, Outcome, Side, Value,
 };
+use crate::flow::FlowMeta;
 use crate::proto::recycle;
 use crate::time::Timestamp;
 use std::sync::Arc;
@@ -33,10 +34,22 @@ pub(crate) struct EventCx<'a> {
     pub(crate) ts: Timestamp,
     pub(crate) file: &'a Arc<str>,
     pub(crate) packet: u64,
-    pub(crate) flow_id: u64,
-    pub(crate) client: Endpoint,
-    pub(crate) server: Endpoint,
-    pub(crate) vlan: Option<u16>,
+    /// The flow (id, endpoints as the flow table has them, VLAN).
+    pub(crate) meta: &'a FlowMeta,
+    /// Whether the Modbus client is the flow table's server side.
+    pub(crate) swapped: bool,
+}
+
+impl EventCx<'_> {
+    /// The Modbus client and server.
+    #[inline]
+    fn sides(&self) -> (Endpoint, Endpoint) {
+        if self.swapped {
+            (self.meta.server, self.meta.client)
+        } else {
+            (self.meta.client, self.meta.server)
+        }
+    }
 }
 
 /// The request fields a response is checked against.
@@ -122,13 +135,14 @@ impl ReqEvent {
     /// `outcome` and no response yet; its vectors are moved out.
     #[inline]
     pub(crate) fn take_event(&mut self, cx: &EventCx<'_>, outcome: Outcome) -> IcsEvent {
+        let (client, server) = cx.sides();
         IcsEvent {
             ts: self.ts,
             proto: AppProto::Modbus,
-            flow_id: cx.flow_id,
-            client: cx.client,
-            server: cx.server,
-            vlan: cx.vlan,
+            flow_id: cx.meta.id,
+            client,
+            server,
+            vlan: cx.meta.vlan,
             unit_id: self.unit,
             session: None,
             op: self.op,
@@ -150,13 +164,14 @@ impl ReqEvent {
 
 /// An event with no accesses, outcome `NoResponse`, evidence at this packet.
 pub(crate) fn base_event(cx: &EventCx<'_>, unit: Option<u8>, op: OpKind, f: Function) -> IcsEvent {
+    let (client, server) = cx.sides();
     IcsEvent {
         ts: cx.ts,
         proto: AppProto::Modbus,
-        flow_id: cx.flow_id,
-        client: cx.client,
-        server: cx.server,
-        vlan: cx.vlan,
+        flow_id: cx.meta.id,
+        client,
+        server,
+        vlan: cx.meta.vlan,
         unit_id: unit,
         session: None,
         op,
@@ -187,13 +202,13 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
     let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
     let mut out = recycle::values(n);
-    for b in data {
-        for k in 0..8 {
-            if out.len() == n {
-                return out;
-            }
-            out.push(Value::Bool(b >> k & 1 == 1));
-        }
+    // Whole bytes, then the bits of the last one: no per-bit length check.
+    let (whole, part) = (n / 8, n % 8);
+    for b in data.iter().take(whole) {
+        out.extend((0..8).map(|k| Value::Bool(b >> k & 1 == 1)));
+    }
+    if let Some(b) = data.get(whole).filter(|_| part > 0) {
+        out.extend((0..part).map(|k| Value::Bool(b >> k & 1 == 1)));
     }
     out
 }
@@ -203,10 +218,9 @@ pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
     let mut out = recycle::values(n);
     // `extend` from an exact-size iterator: one capacity check, not one per value.
-    out.extend(data.chunks_exact(2).take(n).map(|c| {
-        Value::Int(i64::from(u16::from_be_bytes(
-            c.try_into().unwrap_or([0, 0]),
-        )))
+    out.extend(data.chunks_exact(2).take(n).map(|c| match *c {
+        [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
+        _ => Value::Int(0),
     }));
     out
 }
@@ -582,6 +596,7 @@ pub(crate) fn apply_response(
     v
 }
 
+#[inline]
 fn set_values(ev: &mut IcsEvent, k: usize, values: Vec<Value>) {
     if let Some(a) = ev.accesses.get_mut(k) {
         a.values = values;

@@ -167,19 +167,12 @@ impl ModbusParser {
     }
 
     fn event_cx<'a>(&self, cx: &ParseCx<'a>) -> EventCx<'a> {
-        let (client, server) = if self.swapped == Some(true) {
-            (cx.meta.server, cx.meta.client)
-        } else {
-            (cx.meta.client, cx.meta.server)
-        };
         EventCx {
             ts: cx.ts,
             file: cx.file,
             packet: cx.packet,
-            flow_id: cx.meta.id,
-            client,
-            server,
-            vlan: cx.meta.vlan,
+            meta: cx.meta,
+            swapped: self.swapped == Some(true),
         }
     }
 
@@ -286,7 +279,13 @@ impl ModbusParser {
             Self::emit(cx, ev, hv | Violations::MISSING_FUNCTION_CODE);
             return;
         };
-        *cx.stats.modbus.function_codes.entry(fc & 0x7f).or_insert(0) += 1;
+        // Looked up before inserting: the codes of a flow are few and soon all present.
+        match cx.stats.modbus.function_codes.get_mut(&(fc & 0x7f)) {
+            Some(n) => *n += 1,
+            None => {
+                cx.stats.modbus.function_codes.insert(fc & 0x7f, 1);
+            }
+        }
         if self.swapped.is_none() {
             self.orient(dir, fc, body, cx);
         }
