@@ -162,6 +162,15 @@ impl ReqEvent {
     }
 }
 
+/// Makes `f` the descriptor of code `fc` without a sub-function (as [`function`]), looking
+/// the names up only when it describes another code.
+#[inline]
+fn set_function(f: &mut Function, fc: u8) {
+    if f.code != u32::from(fc) || f.sub.is_some() || f.sub_name.is_some() {
+        *f = function(fc, None, None);
+    }
+}
+
 /// An event with no accesses, outcome `NoResponse`, evidence at this packet.
 pub(crate) fn base_event(cx: &EventCx<'_>, unit: Option<u8>, op: OpKind, f: Function) -> IcsEvent {
     let (client, server) = cx.sides();
@@ -240,6 +249,39 @@ fn file_ref(r: &FileRecord<'_>) -> u32 {
 /// Writes the event part of a request into `ev` (every field) and returns the shape its
 /// response is checked against.
 pub(crate) fn request_event(
+    ev: &mut ReqEvent,
+    cx: &EventCx<'_>,
+    h: &Mbap,
+    req: &Pdu<Request<'_>>,
+) -> ReqShape {
+    let fc = req.function;
+    let unit = Some(h.unit_id);
+    if let (Request::Read { start, quantity }, Some(table)) = (&req.body, read_table(fc)) {
+        // The common read: written straight into the slot, as the general path below would.
+        let mut accesses = recycle::accesses();
+        accesses.push(Access {
+            dir: AccessDir::Read,
+            object: modbus(table, u32::from(*start), u32::from(*quantity)),
+            values: Vec::new(),
+        });
+        ev.ts = cx.ts;
+        ev.packet = cx.packet;
+        ev.file = Some(Arc::clone(cx.file));
+        ev.unit = unit;
+        ev.op = OpKind::Read;
+        set_function(&mut ev.function, fc);
+        ev.accesses = accesses;
+        ev.details.clear();
+        return ReqShape::Read {
+            fc,
+            quantity: *quantity,
+        };
+    }
+    request_event_general(ev, cx, h, req)
+}
+
+/// [`request_event`] for any request (the reference for its fast path).
+fn request_event_general(
     ev: &mut ReqEvent,
     cx: &EventCx<'_>,
     h: &Mbap,
@@ -755,4 +797,89 @@ pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<
 
 fn exception_outcome_name(code: u8) -> &'static str {
     exception_name(code).unwrap_or("unknown_exception")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::flow::{FlowKey, SideSource};
+    use crate::proto::modbus::parser::parse_request;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn meta() -> FlowMeta {
+        let ep = |h, port| Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, h)),
+            port,
+            mac: None,
+        };
+        let (c, s) = (ep(5, 40000), ep(20, 502));
+        FlowMeta {
+            id: 3,
+            key: FlowKey::new((c.ip, c.port), (s.ip, s.port), 6, 0),
+            client: c,
+            server: s,
+            side_source: SideSource::Handshake,
+            first_seen: Timestamp::default(),
+            last_seen: Timestamp::default(),
+            packets: [0, 0],
+            bytes: [0, 0],
+            vlan: Some(7),
+        }
+    }
+
+    /// The fast path for reads fills a slot exactly as the general path does, whatever the
+    /// slot held before (another function, a sub-function, details).
+    #[test]
+    fn read_fast_path_matches_general_path() {
+        let (meta, file) = (meta(), Arc::<str>::from("t.pcap"));
+        let cx = EventCx {
+            ts: Timestamp::new(1000, 5),
+            file: &file,
+            packet: 9,
+            meta: &meta,
+            swapped: false,
+        };
+        let h = Mbap {
+            transaction_id: 1,
+            protocol_id: 0,
+            length: 6,
+            unit_id: 4,
+        };
+        let olds = [
+            ReqEvent::default(),
+            ReqEvent {
+                function: function(3, None, None),
+                ..ReqEvent::default()
+            },
+            ReqEvent {
+                function: function(3, Some(1), Some("x")),
+                details: vec![("d", Value::Int(1))],
+                ..ReqEvent::default()
+            },
+        ];
+        for fc in 1..=4u8 {
+            for body in [[0u8, 0, 0, 1], [0xff, 0xff, 0, 2], [0, 10, 0x07, 0xd1]] {
+                let req = parse_request(fc, &body);
+                for old in &olds {
+                    let mut fast = ReqEvent {
+                        function: old.function.clone(),
+                        details: old.details.clone(),
+                        ..ReqEvent::default()
+                    };
+                    let mut general = ReqEvent {
+                        function: old.function.clone(),
+                        details: old.details.clone(),
+                        ..ReqEvent::default()
+                    };
+                    let s1 = request_event(&mut fast, &cx, &h, &req);
+                    let s2 = request_event_general(&mut general, &cx, &h, &req);
+                    assert_eq!(s1, s2);
+                    let e1 = fast.take_event(&cx, Outcome::NoResponse);
+                    let e2 = general.take_event(&cx, Outcome::NoResponse);
+                    assert_eq!(e1, e2, "fc {fc} body {body:?}");
+                }
+            }
+        }
+    }
 }
