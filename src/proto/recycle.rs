@@ -41,6 +41,24 @@ pub(crate) fn accesses() -> Vec<Access> {
         .unwrap_or_default()
 }
 
+/// An empty access list and an empty value list (spares when there are, found with one
+/// look-up), for a request whose values come later: the value list gets its room then.
+pub(crate) fn accesses_and_values() -> (Vec<Access>, Vec<Value>) {
+    SPARES
+        .try_with(|s| {
+            s.try_borrow_mut()
+                .ok()
+                .map(|mut s| {
+                    (
+                        s.accesses.pop().unwrap_or_default(),
+                        s.values.pop().unwrap_or_default(),
+                    )
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
 /// An empty value list with room for `n` values (a spare one when `n` is small).
 pub(crate) fn values(n: usize) -> Vec<Value> {
     if n > MAX_VALUES_CAPACITY {

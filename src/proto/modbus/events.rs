@@ -209,8 +209,16 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 
 /// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
 pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
+    let mut out = recycle::values(n.min(MAX_BIT_VALUES).min(data.len() * 8));
+    fill_bits(&mut out, data, n);
+    out
+}
+
+/// [`bits`] into `out` (emptied first, its room kept).
+fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
-    let mut out = recycle::values(n);
+    out.clear();
+    out.reserve(n);
     // Whole bytes, then the bits of the last one: no per-bit length check.
     let (whole, part) = (n / 8, n % 8);
     for b in data.iter().take(whole) {
@@ -219,19 +227,25 @@ pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
     if let Some(b) = data.get(whole).filter(|_| part > 0) {
         out.extend((0..part).map(|k| Value::Bool(b >> k & 1 == 1)));
     }
-    out
 }
 
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
 pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
+    let mut out = recycle::values((data.len() / 2).min(MAX_REGISTER_VALUES));
+    fill_registers(&mut out, data);
+    out
+}
+
+/// [`registers`] into `out` (emptied first, its room kept).
+fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
-    let mut out = recycle::values(n);
+    out.clear();
+    out.reserve(n);
     // `extend` from an exact-size iterator: one capacity check, not one per value.
     out.extend(data.chunks_exact(2).take(n).map(|c| match *c {
         [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
         _ => Value::Int(0),
     }));
-    out
 }
 
 fn raw(data: &[u8]) -> Value {
@@ -257,12 +271,14 @@ pub(crate) fn request_event(
     let fc = req.function;
     let unit = Some(h.unit_id);
     if let (Request::Read { start, quantity }, Some(table)) = (&req.body, read_table(fc)) {
-        // The common read: written straight into the slot, as the general path below would.
-        let mut accesses = recycle::accesses();
+        // The common read: written straight into the slot, as the general path below would
+        // (its value list is empty like the general path's, with a spare's room for the
+        // response's values).
+        let (mut accesses, values) = recycle::accesses_and_values();
         accesses.push(Access {
             dir: AccessDir::Read,
             object: modbus(table, u32::from(*start), u32::from(*quantity)),
-            values: Vec::new(),
+            values,
         });
         ev.ts = cx.ts;
         ev.packet = cx.packet;
@@ -546,15 +562,22 @@ pub(crate) fn apply_response(
     }
     match (&resp.body, shape) {
         (Response::ReadData { byte_count, data }, ReqShape::Read { fc, quantity }) => {
-            let (expected, values) = if *fc <= 2 {
-                (bit_bytes(*quantity), bits(data, usize::from(*quantity)))
+            let expected = if *fc <= 2 {
+                bit_bytes(*quantity)
             } else {
-                (usize::from(*quantity) * 2, registers(data))
+                usize::from(*quantity) * 2
             };
             if usize::from(*byte_count) != expected {
                 v |= Violations::RESPONSE_BYTE_COUNT_MISMATCH;
             }
-            set_values(ev, 0, values);
+            // Into the access's own (empty) value list.
+            if let Some(a) = ev.accesses.first_mut() {
+                if *fc <= 2 {
+                    fill_bits(&mut a.values, data, usize::from(*quantity));
+                } else {
+                    fill_registers(&mut a.values, data);
+                }
+            }
         }
         (Response::ReadData { byte_count, data }, ReqShape::ReadWrite { quantity }) => {
             if usize::from(*byte_count) != usize::from(*quantity) * 2 {
@@ -825,6 +848,23 @@ mod tests {
             packets: [0, 0],
             bytes: [0, 0],
             vlan: Some(7),
+        }
+    }
+
+    /// Filling a value list that held other values gives what a fresh decode gives.
+    #[test]
+    fn fill_into_used_lists_matches_fresh_decode() {
+        let data: Vec<u8> = (0..=255).collect();
+        for len in [0, 1, 2, 3, 9, 250, 256] {
+            let d = &data[..len];
+            let mut v = vec![Value::Str("old".into()), Value::Int(3)];
+            fill_registers(&mut v, d);
+            assert_eq!(v, registers(d));
+            for n in [0, 1, 7, 8, 9, 2000, 5000] {
+                let mut v = vec![Value::Bool(true); 3];
+                fill_bits(&mut v, d, n);
+                assert_eq!(v, bits(d, n));
+            }
         }
     }
 
