@@ -136,6 +136,9 @@ pub(crate) struct Transactions {
     order: VecDeque<(TxKey, u64, Timestamp)>,
     next_seq: u64,
     flooding: bool,
+    /// Tests only: never use `one` (the reference the fast path is checked against).
+    #[cfg(test)]
+    no_one: bool,
 }
 
 impl Transactions {
@@ -223,7 +226,11 @@ impl Transactions {
                 p.violations |= Violations::TRANSACTION_ID_REUSED;
             }
         };
-        if self.one.is_none() && self.map.is_empty() && self.order.is_empty() {
+        #[cfg(test)]
+        let fast = !self.no_one;
+        #[cfg(not(test))]
+        let fast = true;
+        if fast && self.one.is_none() && self.map.is_empty() && self.order.is_empty() {
             // Nothing pending or queued: the general path below would only insert the key
             // and queue it (nothing to replace or drop, no compaction).
             self.one = Some(One { key, slot, seq, ts });
@@ -397,7 +404,105 @@ impl Transactions {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashSet;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A request: key (small space, so keys collide), function, seconds later.
+        Add(u16, u8, u8, u8),
+        /// A response: key, function.
+        Answer(u16, u8, u8),
+        /// Timeouts at seconds later, or the end of the flow.
+        Release(u8, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u16..4, 0u8..2, 1u8..4, 0u8..4).prop_map(|(t, u, f, d)| Op::Add(t, u, f, d)),
+            (0u16..4, 0u8..2, 1u8..4).prop_map(|(t, u, f)| Op::Answer(t, u, f)),
+            (0u8..15, any::<bool>()).prop_map(|(d, a)| Op::Release(d, a)),
+        ]
+    }
+
+    /// What an operation hands back, requests named by their (unique) time and function.
+    fn run(ops: &[Op], cap: usize, no_one: bool) -> Vec<String> {
+        let mut t = Transactions {
+            no_one,
+            ..Transactions::default()
+        };
+        let mut now = 0i64;
+        let name = |t: &Transactions, s: Slot| {
+            let p = &t.slots[s as usize];
+            format!(
+                "{}/{}/{:?}",
+                p.req.ts.micros_since(Timestamp::default()),
+                p.fc,
+                p.violations
+            )
+        };
+        let mut out = Vec::new();
+        for op in ops {
+            match *op {
+                Op::Add(tid, unit, fc, d) => {
+                    now += i64::from(d) * 1_000_000 + 1;
+                    let slot = t.alloc();
+                    let p = t.slot_mut(slot).unwrap();
+                    p.req.ts = Timestamp::from_micros(now);
+                    p.fc = fc;
+                    p.violations = Violations::NONE;
+                    let a = t.add((tid, unit), slot, cap);
+                    let replaced = a.replaced.map(|s| {
+                        let n = name(&t, s);
+                        t.free(s);
+                        n
+                    });
+                    out.push(format!(
+                        "add {replaced:?} {} {}",
+                        a.dropped, a.flood_started
+                    ));
+                }
+                Op::Answer(tid, unit, fc) => {
+                    let r = t.answer((tid, unit), fc, cap).map(|(s, v)| {
+                        let n = name(&t, s);
+                        t.free(s);
+                        format!("{n} {v:?}")
+                    });
+                    out.push(format!("answer {r:?}"));
+                }
+                Op::Release(d, all) => {
+                    let at = Timestamp::from_micros(now + i64::from(d) * 1_000_000);
+                    let mut got = Vec::new();
+                    t.release(at, 10, all, cap, |why, p| {
+                        got.push(format!(
+                            "{why:?} {}",
+                            p.req.ts.micros_since(Timestamp::default())
+                        ));
+                    });
+                    out.push(format!("release {got:?}"));
+                }
+            }
+            out.push(format!(
+                "len {} due {} flooding {}",
+                t.len(),
+                t.release_due(Timestamp::from_micros(now + 10_500_000), 10),
+                t.flooding
+            ));
+        }
+        out
+    }
+
+    proptest! {
+        /// The single pending request kept outside the map and queue changes nothing: every
+        /// answer, release, replacement, drop and flood is the same as without it.
+        #[test]
+        fn one_pending_fast_path_is_invisible(
+            ops in proptest::collection::vec(op(), 0..40),
+            cap in prop_oneof![Just(1usize), Just(2), Just(3), Just(500)],
+        ) {
+            prop_assert_eq!(run(&ops, cap, false), run(&ops, cap, true));
+        }
+    }
 
     /// Equal keys hash alike; distinct keys (both fields matter) do not collide, and the
     /// low bits that pick a bucket vary even when only the transaction id does.
