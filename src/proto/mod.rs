@@ -225,6 +225,7 @@ impl StreamDriver {
         self.feed(dir, data, cx);
     }
 
+    #[inline]
     fn feed(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) {
         let Stage::Parsing(parser) = &mut self.stage else {
             return;
@@ -232,12 +233,15 @@ impl StreamDriver {
         let Some(buf) = self.pending.get_mut(dir.index()) else {
             return;
         };
-        let max = parser.max_message_len();
         if buf.is_empty() {
             // Fast path: parse straight from the packet, copy only a partial tail.
             let used = parser.parse(dir, data, cx).min(data.len());
             let tail = data.get(used..).unwrap_or_default();
-            if tail.len() > max {
+            if tail.is_empty() {
+                // The whole packet was consumed (the common case): nothing to keep.
+                return;
+            }
+            if tail.len() > parser.max_message_len() {
                 cx.stats.stream.buffer_overflows += 1;
                 parser.on_gap(dir, tail.len() as u64, cx);
             } else {
@@ -247,7 +251,7 @@ impl StreamDriver {
             buf.extend_from_slice(data);
             let used = parser.parse(dir, buf, cx).min(buf.len());
             buf.drain(..used);
-            if buf.len() > max {
+            if buf.len() > parser.max_message_len() {
                 cx.stats.stream.buffer_overflows += 1;
                 let n = buf.len() as u64;
                 buf.clear();

@@ -41,6 +41,24 @@ pub(crate) fn accesses() -> Vec<Access> {
         .unwrap_or_default()
 }
 
+/// An empty access list and an empty value list (spares when there are, found with one
+/// look-up), for a request whose values come later: the value list gets its room then.
+pub(crate) fn accesses_and_values() -> (Vec<Access>, Vec<Value>) {
+    SPARES
+        .try_with(|s| {
+            s.try_borrow_mut()
+                .ok()
+                .map(|mut s| {
+                    (
+                        s.accesses.pop().unwrap_or_default(),
+                        s.values.pop().unwrap_or_default(),
+                    )
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
 /// An empty value list with room for `n` values (a spare one when `n` is small).
 pub(crate) fn values(n: usize) -> Vec<Value> {
     if n > MAX_VALUES_CAPACITY {
@@ -59,8 +77,12 @@ pub(crate) fn values(n: usize) -> Vec<Value> {
     }
 }
 
-/// Takes the vectors of emitted events as spares (the events keep empty ones).
+/// Takes the vectors of emitted events as spares (the events keep empty ones, or the
+/// vectors that are not kept).
 pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
+    if evs.is_empty() {
+        return;
+    }
     let _ = SPARES.try_with(|s| {
         let Ok(mut s) = s.try_borrow_mut() else {
             return;
@@ -72,25 +94,26 @@ pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
 }
 
 impl Spares {
-    /// Keeps the vectors of `ev` (within the bounds).
+    /// Keeps the vectors of `ev` (within the bounds); the event keeps the others.
+    #[inline]
     fn take_from(&mut self, ev: &mut IcsEvent) {
         if ev.accesses.capacity() == 0 {
             return;
         }
-        let mut accesses = std::mem::take(&mut ev.accesses);
-        let s = self;
-        for a in accesses.drain(..) {
-            let mut v = a.values;
+        for a in &mut ev.accesses {
+            let v = &mut a.values;
             if v.capacity() > 0
                 && v.capacity() <= MAX_VALUES_CAPACITY
-                && s.values.len() < MAX_SPARES
+                && self.values.len() < MAX_SPARES
             {
                 v.clear();
-                s.values.push(v);
+                self.values.push(std::mem::take(v));
             }
         }
-        if accesses.capacity() <= MAX_ACCESSES_CAPACITY && s.accesses.len() < MAX_SPARES {
-            s.accesses.push(accesses);
+        if ev.accesses.capacity() <= MAX_ACCESSES_CAPACITY && self.accesses.len() < MAX_SPARES {
+            let mut accesses = std::mem::take(&mut ev.accesses);
+            accesses.clear();
+            self.accesses.push(accesses);
         }
     }
 }

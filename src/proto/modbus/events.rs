@@ -16,6 +16,7 @@ use crate::event::{
     Access, AccessDir, AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, ModbusTable,
     ObjectRef, OpKind, Outcome, Side, Value,
 };
+use crate::flow::FlowMeta;
 use crate::proto::recycle;
 use crate::time::Timestamp;
 use std::sync::Arc;
@@ -33,14 +34,26 @@ pub(crate) struct EventCx<'a> {
     pub(crate) ts: Timestamp,
     pub(crate) file: &'a Arc<str>,
     pub(crate) packet: u64,
-    pub(crate) flow_id: u64,
-    pub(crate) client: Endpoint,
-    pub(crate) server: Endpoint,
-    pub(crate) vlan: Option<u16>,
+    /// The flow (id, endpoints as the flow table has them, VLAN).
+    pub(crate) meta: &'a FlowMeta,
+    /// Whether the Modbus client is the flow table's server side.
+    pub(crate) swapped: bool,
+}
+
+impl EventCx<'_> {
+    /// The Modbus client and server.
+    #[inline]
+    fn sides(&self) -> (Endpoint, Endpoint) {
+        if self.swapped {
+            (self.meta.server, self.meta.client)
+        } else {
+            (self.meta.client, self.meta.server)
+        }
+    }
 }
 
 /// The request fields a response is checked against.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) enum ReqShape {
     /// FC 1–4.
     Read { fc: u8, quantity: u16 },
@@ -65,6 +78,7 @@ pub(crate) enum ReqShape {
     /// FC 24.
     ReadFifo,
     /// Anything else.
+    #[default]
     Other,
 }
 
@@ -79,15 +93,94 @@ pub(crate) fn function(fc: u8, sub: Option<u16>, sub_name: Option<&'static str>)
     }
 }
 
+/// The part of a request's event known when the request is seen, kept in its slot while
+/// the request waits for its response; the event is built from it once, in the output.
+#[derive(Debug)]
+pub(crate) struct ReqEvent {
+    /// Capture time of the request.
+    pub(crate) ts: Timestamp,
+    /// Packet number of the request.
+    pub(crate) packet: u64,
+    /// Capture file of the request (`None` only in a free slot).
+    pub(crate) file: Option<Arc<str>>,
+    /// Unit id.
+    pub(crate) unit: Option<u8>,
+    /// Operation kind.
+    pub(crate) op: OpKind,
+    /// Function.
+    pub(crate) function: Function,
+    /// Accesses (with written values).
+    pub(crate) accesses: Vec<Access>,
+    /// Details of the request.
+    pub(crate) details: Vec<(&'static str, Value)>,
+}
+
+impl Default for ReqEvent {
+    fn default() -> Self {
+        ReqEvent {
+            ts: Timestamp::default(),
+            packet: 0,
+            file: None,
+            unit: None,
+            op: OpKind::Other,
+            function: function(0, None, None),
+            accesses: Vec::new(),
+            details: Vec::new(),
+        }
+    }
+}
+
+impl ReqEvent {
+    /// The event of this request in flow `cx` (whose packet and time are not used), with
+    /// `outcome` and no response yet; its vectors are moved out.
+    #[inline]
+    pub(crate) fn take_event(&mut self, cx: &EventCx<'_>, outcome: Outcome) -> IcsEvent {
+        let (client, server) = cx.sides();
+        IcsEvent {
+            ts: self.ts,
+            proto: AppProto::Modbus,
+            flow_id: cx.meta.id,
+            client,
+            server,
+            vlan: cx.meta.vlan,
+            unit_id: self.unit,
+            session: None,
+            op: self.op,
+            function: self.function.clone(),
+            accesses: std::mem::take(&mut self.accesses),
+            outcome,
+            latency_us: None,
+            violations: Vec::new(),
+            facts: Vec::new(),
+            details: std::mem::take(&mut self.details),
+            evidence: Evidence {
+                file: self.file.take().unwrap_or_else(|| Arc::clone(cx.file)),
+                packet: self.packet,
+                response_packet: None,
+            },
+        }
+    }
+}
+
+/// Makes `f` the descriptor of code `fc` without a sub-function (as [`function`]), looking
+/// the names up only when it describes another code.
+#[inline]
+fn set_function(f: &mut Function, fc: u8) {
+    if f.code != u32::from(fc) || f.sub.is_some() || f.sub_name.is_some() {
+        *f = function(fc, None, None);
+    }
+}
+
 /// An event with no accesses, outcome `NoResponse`, evidence at this packet.
 pub(crate) fn base_event(cx: &EventCx<'_>, unit: Option<u8>, op: OpKind, f: Function) -> IcsEvent {
+    let (client, server) = cx.sides();
     IcsEvent {
         ts: cx.ts,
         proto: AppProto::Modbus,
-        flow_id: cx.flow_id,
-        client: cx.client,
-        server: cx.server,
-        vlan: cx.vlan,
+        flow_id: cx.meta.id,
+        client,
+        server,
+        vlan: cx.meta.vlan,
         unit_id: unit,
         session: None,
         op,
@@ -116,30 +209,43 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 
 /// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
 pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
-    let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
-    let mut out = recycle::values(n);
-    for b in data {
-        for k in 0..8 {
-            if out.len() == n {
-                return out;
-            }
-            out.push(Value::Bool(b >> k & 1 == 1));
-        }
-    }
+    let mut out = recycle::values(n.min(MAX_BIT_VALUES).min(data.len() * 8));
+    fill_bits(&mut out, data, n);
     out
+}
+
+/// [`bits`] into `out` (emptied first, its room kept).
+fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
+    let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
+    out.clear();
+    out.reserve(n);
+    // Whole bytes, then the bits of the last one: no per-bit length check.
+    let (whole, part) = (n / 8, n % 8);
+    for b in data.iter().take(whole) {
+        out.extend((0..8).map(|k| Value::Bool(b >> k & 1 == 1)));
+    }
+    if let Some(b) = data.get(whole).filter(|_| part > 0) {
+        out.extend((0..part).map(|k| Value::Bool(b >> k & 1 == 1)));
+    }
 }
 
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
 pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
-    let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
-    let mut out = recycle::values(n);
-    // `extend` from an exact-size iterator: one capacity check, not one per value.
-    out.extend(data.chunks_exact(2).take(n).map(|c| {
-        Value::Int(i64::from(u16::from_be_bytes(
-            c.try_into().unwrap_or([0, 0]),
-        )))
-    }));
+    let mut out = recycle::values((data.len() / 2).min(MAX_REGISTER_VALUES));
+    fill_registers(&mut out, data);
     out
+}
+
+/// [`registers`] into `out` (emptied first, its room kept).
+fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
+    let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
+    out.clear();
+    out.reserve(n);
+    // `extend` from an exact-size iterator: one capacity check, not one per value.
+    out.extend(data.chunks_exact(2).take(n).map(|c| match *c {
+        [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
+        _ => Value::Int(0),
+    }));
 }
 
 fn raw(data: &[u8]) -> Value {
@@ -154,12 +260,49 @@ fn file_ref(r: &FileRecord<'_>) -> u32 {
     u32::from(r.file) << 16 | u32::from(r.record)
 }
 
-/// Builds the event of a request and the shape its response is checked against.
+/// Writes the event part of a request into `ev` (every field) and returns the shape its
+/// response is checked against.
 pub(crate) fn request_event(
+    ev: &mut ReqEvent,
     cx: &EventCx<'_>,
     h: &Mbap,
     req: &Pdu<Request<'_>>,
-) -> (Box<IcsEvent>, ReqShape) {
+) -> ReqShape {
+    let fc = req.function;
+    let unit = Some(h.unit_id);
+    if let (Request::Read { start, quantity }, Some(table)) = (&req.body, read_table(fc)) {
+        // The common read: written straight into the slot, as the general path below would
+        // (its value list is empty like the general path's, with a spare's room for the
+        // response's values).
+        let (mut accesses, values) = recycle::accesses_and_values();
+        accesses.push(Access {
+            dir: AccessDir::Read,
+            object: modbus(table, u32::from(*start), u32::from(*quantity)),
+            values,
+        });
+        ev.ts = cx.ts;
+        ev.packet = cx.packet;
+        ev.file = Some(Arc::clone(cx.file));
+        ev.unit = unit;
+        ev.op = OpKind::Read;
+        set_function(&mut ev.function, fc);
+        ev.accesses = accesses;
+        ev.details.clear();
+        return ReqShape::Read {
+            fc,
+            quantity: *quantity,
+        };
+    }
+    request_event_general(ev, cx, h, req)
+}
+
+/// [`request_event`] for any request (the reference for its fast path).
+fn request_event_general(
+    ev: &mut ReqEvent,
+    cx: &EventCx<'_>,
+    h: &Mbap,
+    req: &Pdu<Request<'_>>,
+) -> ReqShape {
     let fc = req.function;
     let unit = Some(h.unit_id);
     let mut shape = ReqShape::Other;
@@ -379,12 +522,15 @@ pub(crate) fn request_event(
         // A body that does not belong to its function cannot come out of the parser.
         _ => OpKind::Other,
     };
-    // Built in its box: the event waits for its response there and is moved once more only,
-    // into the output.
-    let mut ev = Box::new(base_event(cx, unit, op, function(fc & 0x7f, sub, sub_name)));
+    ev.ts = cx.ts;
+    ev.packet = cx.packet;
+    ev.file = Some(Arc::clone(cx.file));
+    ev.unit = unit;
+    ev.op = op;
+    ev.function = function(fc & 0x7f, sub, sub_name);
     ev.accesses = accesses;
     ev.details = details;
-    (ev, shape)
+    shape
 }
 
 fn diag_value(data: &[u8]) -> Value {
@@ -416,15 +562,22 @@ pub(crate) fn apply_response(
     }
     match (&resp.body, shape) {
         (Response::ReadData { byte_count, data }, ReqShape::Read { fc, quantity }) => {
-            let (expected, values) = if *fc <= 2 {
-                (bit_bytes(*quantity), bits(data, usize::from(*quantity)))
+            let expected = if *fc <= 2 {
+                bit_bytes(*quantity)
             } else {
-                (usize::from(*quantity) * 2, registers(data))
+                usize::from(*quantity) * 2
             };
             if usize::from(*byte_count) != expected {
                 v |= Violations::RESPONSE_BYTE_COUNT_MISMATCH;
             }
-            set_values(ev, 0, values);
+            // Into the access's own (empty) value list.
+            if let Some(a) = ev.accesses.first_mut() {
+                if *fc <= 2 {
+                    fill_bits(&mut a.values, data, usize::from(*quantity));
+                } else {
+                    fill_registers(&mut a.values, data);
+                }
+            }
         }
         (Response::ReadData { byte_count, data }, ReqShape::ReadWrite { quantity }) => {
             if usize::from(*byte_count) != usize::from(*quantity) * 2 {
@@ -508,6 +661,7 @@ pub(crate) fn apply_response(
     v
 }
 
+#[inline]
 fn set_values(ev: &mut IcsEvent, k: usize, values: Vec<Value>) {
     if let Some(a) = ev.accesses.get_mut(k) {
         a.values = values;
@@ -666,4 +820,106 @@ pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<
 
 fn exception_outcome_name(code: u8) -> &'static str {
     exception_name(code).unwrap_or("unknown_exception")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::flow::{FlowKey, SideSource};
+    use crate::proto::modbus::parser::parse_request;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn meta() -> FlowMeta {
+        let ep = |h, port| Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, h)),
+            port,
+            mac: None,
+        };
+        let (c, s) = (ep(5, 40000), ep(20, 502));
+        FlowMeta {
+            id: 3,
+            key: FlowKey::new((c.ip, c.port), (s.ip, s.port), 6, 0),
+            client: c,
+            server: s,
+            side_source: SideSource::Handshake,
+            first_seen: Timestamp::default(),
+            last_seen: Timestamp::default(),
+            packets: [0, 0],
+            bytes: [0, 0],
+            vlan: Some(7),
+        }
+    }
+
+    /// Filling a value list that held other values gives what a fresh decode gives.
+    #[test]
+    fn fill_into_used_lists_matches_fresh_decode() {
+        let data: Vec<u8> = (0..=255).collect();
+        for len in [0, 1, 2, 3, 9, 250, 256] {
+            let d = &data[..len];
+            let mut v = vec![Value::Str("old".into()), Value::Int(3)];
+            fill_registers(&mut v, d);
+            assert_eq!(v, registers(d));
+            for n in [0, 1, 7, 8, 9, 2000, 5000] {
+                let mut v = vec![Value::Bool(true); 3];
+                fill_bits(&mut v, d, n);
+                assert_eq!(v, bits(d, n));
+            }
+        }
+    }
+
+    /// The fast path for reads fills a slot exactly as the general path does, whatever the
+    /// slot held before (another function, a sub-function, details).
+    #[test]
+    fn read_fast_path_matches_general_path() {
+        let (meta, file) = (meta(), Arc::<str>::from("t.pcap"));
+        let cx = EventCx {
+            ts: Timestamp::new(1000, 5),
+            file: &file,
+            packet: 9,
+            meta: &meta,
+            swapped: false,
+        };
+        let h = Mbap {
+            transaction_id: 1,
+            protocol_id: 0,
+            length: 6,
+            unit_id: 4,
+        };
+        let olds = [
+            ReqEvent::default(),
+            ReqEvent {
+                function: function(3, None, None),
+                ..ReqEvent::default()
+            },
+            ReqEvent {
+                function: function(3, Some(1), Some("x")),
+                details: vec![("d", Value::Int(1))],
+                ..ReqEvent::default()
+            },
+        ];
+        for fc in 1..=4u8 {
+            for body in [[0u8, 0, 0, 1], [0xff, 0xff, 0, 2], [0, 10, 0x07, 0xd1]] {
+                let req = parse_request(fc, &body);
+                for old in &olds {
+                    let mut fast = ReqEvent {
+                        function: old.function.clone(),
+                        details: old.details.clone(),
+                        ..ReqEvent::default()
+                    };
+                    let mut general = ReqEvent {
+                        function: old.function.clone(),
+                        details: old.details.clone(),
+                        ..ReqEvent::default()
+                    };
+                    let s1 = request_event(&mut fast, &cx, &h, &req);
+                    let s2 = request_event_general(&mut general, &cx, &h, &req);
+                    assert_eq!(s1, s2);
+                    let e1 = fast.take_event(&cx, Outcome::NoResponse);
+                    let e2 = general.take_event(&cx, Outcome::NoResponse);
+                    assert_eq!(e1, e2, "fc {fc} body {body:?}");
+                }
+            }
+        }
+    }
 }

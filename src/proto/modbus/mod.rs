@@ -32,10 +32,11 @@ use crate::flow::{Direction, SideSource};
 use crate::proto::{ParseCx, Probe, StreamParser};
 use events::EventCx;
 use parser::{
-    candidate_at, header_violations, parse_adu, parse_request, parse_response, Candidate,
+    candidate_at, decode_request, decode_response, frame_adu, header_violations, parse_adu,
+    parse_request, parse_response, Candidate,
 };
 use serde::Serialize;
-use state::{Release, Transactions};
+use state::{Pending, Release, Transactions};
 use std::collections::BTreeMap;
 use types::{Mbap, Violations, MAX_FRAMED_LENGTH, MBAP_LEN};
 
@@ -166,19 +167,12 @@ impl ModbusParser {
     }
 
     fn event_cx<'a>(&self, cx: &ParseCx<'a>) -> EventCx<'a> {
-        let (client, server) = if self.swapped == Some(true) {
-            (cx.meta.server, cx.meta.client)
-        } else {
-            (cx.meta.client, cx.meta.server)
-        };
         EventCx {
             ts: cx.ts,
             file: cx.file,
             packet: cx.packet,
-            flow_id: cx.meta.id,
-            client,
-            server,
-            vlan: cx.meta.vlan,
+            meta: cx.meta,
+            swapped: self.swapped == Some(true),
         }
     }
 
@@ -191,26 +185,51 @@ impl ModbusParser {
         cx.events.push(ev);
     }
 
-    /// [`Self::emit`] for an event held in a box (a transaction's): moved once, from the box
-    /// into the output.
-    #[inline]
-    fn emit_boxed(cx: &mut ParseCx<'_>, mut ev: Box<IcsEvent>, v: Violations) {
+    /// Emits the event of a request that left without a response.
+    fn emit_pending(cx: &mut ParseCx<'_>, ecx: &EventCx<'_>, p: &mut Pending, outcome: Outcome) {
+        Self::emit(cx, p.req.take_event(ecx, outcome), p.violations);
+    }
+
+    /// Emits the event of a request answered by `resp`: built once, in the output, where the
+    /// response fills it in.
+    fn emit_answered(
+        cx: &mut ParseCx<'_>,
+        ecx: &EventCx<'_>,
+        p: &mut Pending,
+        pair: Violations,
+        resp: &types::Pdu<types::Response<'_>>,
+        resp_violations: Violations,
+    ) {
+        cx.events.push(p.req.take_event(ecx, Outcome::NoResponse));
+        let Some(ev) = cx.events.last_mut() else {
+            return;
+        };
+        let pair = pair | events::apply_response(ev, p.fc, &p.shape, resp);
+        ev.latency_us = Some(ecx.ts.micros_since(ev.ts));
+        ev.evidence.response_packet = Some(ecx.packet);
+        let v = p.violations | resp_violations | pair;
         if !v.is_empty() {
             cx.stats.modbus.count(v);
             ev.violations = v.names().collect();
         }
-        cx.events.push(*ev);
     }
 
     fn release(&mut self, cx: &mut ParseCx<'_>, all: bool) {
         let (timeout, cap) = (self.config.request_timeout_secs, self.config.max_pending);
         let now = cx.ts;
-        self.tx.release(now, timeout, all, cap, |why, ev, v| {
-            match why {
-                Release::Timeout => cx.stats.modbus.timeouts += 1,
-                Release::NoResponse => cx.stats.modbus.unanswered += 1,
-            }
-            Self::emit_boxed(cx, ev, v);
+        let ecx = self.event_cx(cx);
+        self.tx.release(now, timeout, all, cap, |why, p| {
+            let outcome = match why {
+                Release::Timeout => {
+                    cx.stats.modbus.timeouts += 1;
+                    Outcome::Timeout
+                }
+                Release::NoResponse => {
+                    cx.stats.modbus.unanswered += 1;
+                    Outcome::NoResponse
+                }
+            };
+            Self::emit_pending(cx, &ecx, p, outcome);
         });
     }
 
@@ -260,7 +279,13 @@ impl ModbusParser {
             Self::emit(cx, ev, hv | Violations::MISSING_FUNCTION_CODE);
             return;
         };
-        *cx.stats.modbus.function_codes.entry(fc & 0x7f).or_insert(0) += 1;
+        // Looked up before inserting: the codes of a flow are few and soon all present.
+        match cx.stats.modbus.function_codes.get_mut(&(fc & 0x7f)) {
+            Some(n) => *n += 1,
+            None => {
+                cx.stats.modbus.function_codes.insert(fc & 0x7f, 1);
+            }
+        }
         if self.swapped.is_none() {
             self.orient(dir, fc, body, cx);
         }
@@ -269,15 +294,23 @@ impl ModbusParser {
         let cap = self.config.max_pending;
         if is_request {
             cx.stats.modbus.requests += 1;
-            let req = parse_request(fc, body);
+            let req = decode_request(fc, body);
             let ecx = self.event_cx(cx);
-            let (ev, shape) = events::request_event(&ecx, h, &req);
-            let v = hv | req.violations;
-            let flood_fc = ev.function.clone();
-            let added = self.tx.add(key, fc, shape, ev, v, cap);
-            if let Some((old, old_v)) = added.replaced {
+            let slot = self.tx.alloc();
+            let Some(p) = self.tx.slot_mut(slot) else {
+                return;
+            };
+            p.shape = events::request_event(&mut p.req, &ecx, h, &req);
+            p.fc = fc;
+            p.violations = hv | req.violations;
+            let flood_fc = p.req.function.clone();
+            let added = self.tx.add(key, slot, cap);
+            if let Some(old) = added.replaced {
                 cx.stats.modbus.unanswered += 1;
-                Self::emit_boxed(cx, old, old_v);
+                if let Some(p) = self.tx.slot_mut(old) {
+                    Self::emit_pending(cx, &ecx, p, Outcome::NoResponse);
+                }
+                self.tx.free(old);
             }
             cx.stats.modbus.pending_dropped += added.dropped;
             if added.flood_started {
@@ -292,17 +325,20 @@ impl ModbusParser {
             }
         } else {
             cx.stats.modbus.responses += 1;
-            let resp = parse_response(fc, body);
+            let resp = decode_response(fc, body);
             if let types::Response::Exception { code } = resp.body {
                 cx.stats.modbus.exceptions += 1;
                 *cx.stats.modbus.exception_codes.entry(code).or_insert(0) += 1;
             }
             let ecx = self.event_cx(cx);
             let rv = hv | resp.violations;
-            match self.tx.answer(key, &ecx, &resp, rv, cap) {
-                Some((ev, v)) => {
+            match self.tx.answer(key, resp.function, cap) {
+                Some((slot, pair)) => {
                     cx.stats.modbus.transactions += 1;
-                    Self::emit_boxed(cx, ev, v);
+                    if let Some(p) = self.tx.slot_mut(slot) {
+                        Self::emit_answered(cx, &ecx, p, pair, &resp, rv);
+                    }
+                    self.tx.free(slot);
                 }
                 None => {
                     cx.stats.modbus.unsolicited += 1;
@@ -360,6 +396,11 @@ impl StreamParser for ModbusParser {
                         return pos + skip;
                     }
                 }
+            }
+            if let Some((h, pdu, tail)) = frame_adu(rest) {
+                self.on_adu(dir, &h, pdu, cx);
+                pos += rest.len() - tail.len();
+                continue;
             }
             match parse_adu(rest) {
                 Ok((tail, (h, pdu))) => {

@@ -49,6 +49,115 @@ pub fn parse_adu(i: &[u8]) -> Res<'_, (Mbap, &[u8])> {
     Ok((rest, (h, pdu)))
 }
 
+/// Frames one ADU like [`parse_adu`] when that succeeds, without `nom`: the header, the PDU
+/// (unit id excluded) and the bytes after it. `None` when [`parse_adu`] would not succeed
+/// (too few bytes, or a header that cannot be framed): call it for its answer.
+#[inline]
+pub fn frame_adu(i: &[u8]) -> Option<(Mbap, &[u8], &[u8])> {
+    let (head, rest) = i.split_first_chunk::<MBAP_LEN>()?;
+    let [t0, t1, p0, p1, l0, l1, unit_id] = *head;
+    let h = Mbap {
+        transaction_id: u16::from_be_bytes([t0, t1]),
+        protocol_id: u16::from_be_bytes([p0, p1]),
+        length: u16::from_be_bytes([l0, l1]),
+        unit_id,
+    };
+    if !frameable(&h) {
+        return None;
+    }
+    let (pdu, tail) = rest.split_at_checked(usize::from(h.length).saturating_sub(1))?;
+    Some((h, pdu, tail))
+}
+
+/// Decodes a request PDU: [`parse_request`], with the common reads and single writes (the
+/// function's exact body length) decoded directly.
+#[inline]
+pub fn decode_request(fc: u8, body: &[u8]) -> Pdu<Request<'_>> {
+    if let &[a, b, c, d] = body {
+        let (x, y) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+        match fc {
+            1..=4 => {
+                let max = if fc <= 2 {
+                    limits::READ_BITS
+                } else {
+                    limits::READ_REGISTERS
+                };
+                return Pdu {
+                    function: fc,
+                    body: Request::Read {
+                        start: x,
+                        quantity: y,
+                    },
+                    violations: quantity_check(y, max) | address_check(x, y),
+                };
+            }
+            5 | 6 => {
+                return Pdu {
+                    function: fc,
+                    body: Request::WriteSingle {
+                        address: x,
+                        value: y,
+                    },
+                    violations: coil_check(fc, y),
+                };
+            }
+            _ => {}
+        }
+    }
+    parse_request(fc, body)
+}
+
+/// Decodes a response PDU: [`parse_response`], with read data whose byte count matches the
+/// body and the echoes of writes (their exact body length) decoded directly.
+#[inline]
+pub fn decode_response(fc: u8, body: &[u8]) -> Pdu<Response<'_>> {
+    match (fc, body) {
+        (1..=4, [byte_count, data @ ..]) if usize::from(*byte_count) == data.len() => {
+            let byte_count = *byte_count;
+            let mut v = Violations::NONE;
+            if fc >= 3 && byte_count % 2 != 0 {
+                v |= Violations::BYTE_COUNT_MISMATCH;
+            }
+            if byte_count == 0 {
+                v |= Violations::QUANTITY_OUT_OF_RANGE;
+            }
+            Pdu {
+                function: fc,
+                body: Response::ReadData { byte_count, data },
+                violations: v,
+            }
+        }
+        (5 | 6 | 15 | 16, &[a, b, c, d]) => {
+            let (x, y) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            if fc <= 6 {
+                Pdu {
+                    function: fc,
+                    body: Response::WriteSingle {
+                        address: x,
+                        value: y,
+                    },
+                    violations: coil_check(fc, y),
+                }
+            } else {
+                let max = if fc == 15 {
+                    limits::WRITE_BITS
+                } else {
+                    limits::WRITE_REGISTERS
+                };
+                Pdu {
+                    function: fc,
+                    body: Response::WriteMultiple {
+                        start: x,
+                        quantity: y,
+                    },
+                    violations: quantity_check(y, max) | address_check(x, y),
+                }
+            }
+        }
+        _ => parse_response(fc, body),
+    }
+}
+
 /// Whether a header can be framed at all while in sync.
 pub fn frameable(h: &Mbap) -> bool {
     h.length >= 1
@@ -1146,5 +1255,112 @@ mod tests {
     #[case(&[0x05, 0x00, 0x0b, 0x03, 0x10, 0x00, 0x00, 0x00, 0x48, 0x00], Candidate::No)]
     fn candidates(#[case] data: &[u8], #[case] c: Candidate) {
         assert_eq!(candidate_at(data, true), c);
+    }
+
+    /// The direct framing agrees with `parse_adu`: same header, PDU and rest when it frames,
+    /// and it declines exactly when `parse_adu` does not succeed.
+    fn assert_frame_agrees(i: &[u8]) {
+        match (frame_adu(i), parse_adu(i)) {
+            (Some((h, pdu, tail)), Ok((rest, (h2, pdu2)))) => {
+                assert_eq!((h, pdu, tail), (h2, pdu2, rest), "{i:02x?}");
+            }
+            (None, Err(_)) => {}
+            (fast, slow) => panic!("{i:02x?}: fast {fast:?}, nom {slow:?}"),
+        }
+    }
+
+    /// Edge cases of the fast paths, each checked against the `nom` parsers: lengths around
+    /// the frame and body sizes they accept, and the values that raise violations.
+    #[rstest]
+    #[case(&[])]
+    #[case(&[0, 1, 0, 0, 0, 6, 1])]
+    #[case(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0])]
+    #[case(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1])]
+    #[case(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1, 9, 9])]
+    #[case(&[0, 1, 0, 0, 0, 0, 1, 3])]
+    #[case(&[0, 1, 0, 0, 0, 1, 1])]
+    #[case(&[0, 1, 0, 0, 4, 1, 1, 3])]
+    #[case(&[0, 1, 0, 7, 0, 0xff, 1, 3])]
+    #[case(&[0, 1, 0, 7, 0, 6, 1, 3, 0, 0, 0, 1])]
+    #[case(&[0, 1, 0, 0, 0, 0xff, 1, 3])]
+    fn frame_adu_agrees_with_parse_adu(#[case] i: &[u8]) {
+        assert_frame_agrees(i);
+    }
+
+    #[rstest]
+    #[case(&[])]
+    #[case(&[0, 0, 0])]
+    #[case(&[0, 0, 0, 1])]
+    #[case(&[0, 0, 0, 0])]
+    #[case(&[0, 0, 0x07, 0xd1])]
+    #[case(&[0, 0, 0, 0x7e])]
+    #[case(&[0xff, 0xff, 0, 2])]
+    #[case(&[0, 1, 0xff, 0])]
+    #[case(&[0, 1, 0x12, 0x34])]
+    #[case(&[0, 0, 0, 1, 0])]
+    #[case(&[2, 0, 1])]
+    #[case(&[0, 0, 0, 0, 0])]
+    #[case(&[3, 0, 1, 0])]
+    #[case(&[4, 0, 1, 0, 2])]
+    #[case(&[1, 0xff])]
+    fn decoders_agree_with_nom(#[case] body: &[u8]) {
+        for fc in [1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 17, 23, 43, 0x83, 0x85, 0x90] {
+            assert_eq!(
+                decode_request(fc, body),
+                parse_request(fc, body),
+                "{fc} {body:02x?}"
+            );
+            assert_eq!(
+                decode_response(fc, body),
+                parse_response(fc, body),
+                "{fc} {body:02x?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn frame_adu_agrees_on_any_bytes(i in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            assert_frame_agrees(&i);
+        }
+
+        #[test]
+        fn frame_adu_agrees_on_shaped_headers(
+            tid in proptest::prelude::any::<u16>(),
+            proto in proptest::sample::select(vec![0u16, 1, 0xffff]),
+            length in proptest::prelude::prop_oneof![0u16..16, 250u16..260, 1020u16..1030, proptest::prelude::any::<u16>()],
+            unit in proptest::prelude::any::<u8>(),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+        ) {
+            let mut i = tid.to_be_bytes().to_vec();
+            i.extend(proto.to_be_bytes());
+            i.extend(length.to_be_bytes());
+            i.push(unit);
+            i.extend(body);
+            assert_frame_agrees(&i);
+        }
+
+        #[test]
+        fn decoders_agree_on_any_body(
+            fc in proptest::prelude::prop_oneof![1u8..=24, proptest::prelude::any::<u8>()],
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        ) {
+            proptest::prop_assert_eq!(decode_request(fc, &body), parse_request(fc, &body));
+            proptest::prop_assert_eq!(decode_response(fc, &body), parse_response(fc, &body));
+        }
+
+        #[test]
+        fn decoders_agree_on_read_responses(
+            fc in 1u8..=4,
+            count in proptest::prelude::any::<u8>(),
+            extra in 0usize..3,
+            fill in proptest::prelude::any::<u8>(),
+        ) {
+            // Byte count equal to, or one off from, the data that follows.
+            let n = (usize::from(count) + extra).saturating_sub(1);
+            let mut body = vec![count];
+            body.extend(std::iter::repeat_n(fill, n));
+            proptest::prop_assert_eq!(decode_response(fc, &body), parse_response(fc, &body));
+        }
     }
 }

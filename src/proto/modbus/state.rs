@@ -4,9 +4,8 @@
 //! also kept in arrival order (a queue with lazy deletion), so that timeouts, the pending cap
 //! and the end of the flow release them oldest first: the event order is deterministic.
 
-use super::events::{apply_response, EventCx, ReqShape};
+use super::events::{ReqEvent, ReqShape};
 use super::types::Violations;
-use crate::event::{IcsEvent, Outcome};
 use crate::time::Timestamp;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -68,16 +67,24 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// A request waiting for its response.
-#[derive(Debug)]
+/// A request waiting for its response, in a slot of [`Transactions`] that is reused by later
+/// requests: a request is written into its slot field by field and its event is moved out of
+/// it field by field, with no copy of a whole record.
+#[derive(Debug, Default)]
 pub(crate) struct Pending {
     seq: u64,
-    fc: u8,
-    shape: ReqShape,
-    /// Boxed: an event is a few hundred bytes, and the map moves its values around.
-    event: Box<IcsEvent>,
-    violations: Violations,
+    /// Raw function code of the request.
+    pub(crate) fc: u8,
+    /// The request fields its response is checked against.
+    pub(crate) shape: ReqShape,
+    /// The request's part of its event.
+    pub(crate) req: ReqEvent,
+    /// Violations of the request.
+    pub(crate) violations: Violations,
 }
+
+/// Index of a [`Pending`] slot.
+pub(crate) type Slot = u32;
 
 /// Why a pending request left without a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,27 +98,61 @@ pub(crate) enum Release {
 /// What adding a request did to the pending set.
 #[derive(Debug, Default)]
 pub(crate) struct Added {
-    /// A request with the same key, now superseded.
-    pub(crate) replaced: Option<(Box<IcsEvent>, Violations)>,
+    /// The slot of a request with the same key, now superseded: the caller emits it and
+    /// then [`Transactions::free`]s it.
+    pub(crate) replaced: Option<Slot>,
     /// Requests dropped to stay under the cap.
     pub(crate) dropped: u64,
     /// True when this drop starts a flood episode.
     pub(crate) flood_started: bool,
 }
 
+/// The only pending request, held outside the map and the queue.
+#[derive(Clone, Copy, Debug)]
+struct One {
+    key: TxKey,
+    slot: Slot,
+    seq: u64,
+    ts: Timestamp,
+}
+
 /// The pending requests of one flow.
+///
+/// Most flows alternate request and response: then the one pending request is kept in
+/// `one`, with no hashing and no queue. `one` is set only while `map` and `order` are both
+/// empty, and stands for the state they would have (the key in the map, its entry alone in
+/// the queue); any operation that needs more first spills it there ([`Transactions::spill`]).
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {
-    map: HashMap<TxKey, Pending, KeyHasherBuilder>,
+    /// The single pending request, when there is exactly one and nothing else is queued.
+    one: Option<One>,
+    /// Pending requests by key: their slots.
+    map: HashMap<TxKey, Slot, KeyHasherBuilder>,
+    /// Request slots, live or free (at most as many as requests were ever pending at once,
+    /// plus the one being added).
+    slots: Vec<Pending>,
+    /// Slots not in use.
+    free: Vec<Slot>,
     order: VecDeque<(TxKey, u64, Timestamp)>,
     next_seq: u64,
     flooding: bool,
+    /// Tests only: never use `one` (the reference the fast path is checked against).
+    #[cfg(test)]
+    no_one: bool,
 }
 
 impl Transactions {
     /// Number of requests waiting.
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + usize::from(self.one.is_some())
+    }
+
+    /// Moves the single pending request into the map and the queue.
+    fn spill(&mut self) {
+        if let Some(o) = self.one.take() {
+            self.map.insert(o.key, o.slot);
+            self.order.push_back((o.key, o.seq, o.ts));
+        }
     }
 
     /// False when [`Transactions::release`] without `all` would do nothing at `now`: no
@@ -119,65 +160,110 @@ impl Transactions {
     #[inline]
     pub(crate) fn release_due(&self, now: Timestamp, timeout_secs: u64) -> bool {
         self.flooding
+            || self.one.is_some_and(|o| o.ts.plus_secs(timeout_secs) < now)
             || self
                 .order
                 .front()
                 .is_some_and(|(_, _, ts)| ts.plus_secs(timeout_secs) < now)
     }
 
-    fn is_live(&self, key: &TxKey, seq: u64) -> bool {
-        self.map.get(key).is_some_and(|p| p.seq == seq)
+    fn seq_of(&self, slot: Slot) -> Option<u64> {
+        self.slots.get(slot as usize).map(|p| p.seq)
     }
 
-    /// Adds a request; `cap` bounds the pending set (oldest dropped first). A request whose
-    /// key is still pending replaces it, flagged `transaction_id_reused`.
-    pub(crate) fn add(
-        &mut self,
-        key: TxKey,
-        fc: u8,
-        shape: ReqShape,
-        event: Box<IcsEvent>,
-        violations: Violations,
-        cap: usize,
-    ) -> Added {
+    fn is_live(&self, key: &TxKey, seq: u64) -> bool {
+        self.map
+            .get(key)
+            .is_some_and(|s| self.seq_of(*s) == Some(seq))
+    }
+
+    /// A slot for a new request, to be filled through [`Transactions::slot_mut`] and then
+    /// [`Transactions::add`]ed. Its event part holds what a previous request left (empty
+    /// vectors and the like): the filler overwrites every field.
+    pub(crate) fn alloc(&mut self) -> Slot {
+        if let Some(s) = self.free.pop() {
+            return s;
+        }
+        self.slots.push(Pending::default());
+        Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
+    }
+
+    /// The request in `slot`.
+    pub(crate) fn slot_mut(&mut self, slot: Slot) -> Option<&mut Pending> {
+        self.slots.get_mut(slot as usize)
+    }
+
+    /// Returns a slot whose request has been emitted (its event took its vectors and file)
+    /// for reuse.
+    pub(crate) fn free(&mut self, slot: Slot) {
+        self.free.push(slot);
+    }
+
+    /// Returns the slot of a request dropped without an event for reuse, emptied.
+    fn discard(&mut self, slot: Slot) {
+        if let Some(p) = self.slots.get_mut(slot as usize) {
+            p.req.file = None;
+            p.req.accesses = Vec::new();
+            p.req.details = Vec::new();
+            self.free.push(slot);
+        }
+    }
+
+    /// Adds the request filled into `slot` (from [`Transactions::alloc`]) under `key`;
+    /// `cap` bounds the pending set (oldest dropped first). A request whose key is still
+    /// pending replaces it, flagged `transaction_id_reused`.
+    pub(crate) fn add(&mut self, key: TxKey, slot: Slot, cap: usize) -> Added {
         let mut added = Added::default();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let ts = event.ts;
-        let mut pending = Pending {
-            seq,
-            fc,
-            shape,
-            event,
-            violations,
+        let Some(p) = self.slots.get_mut(slot as usize) else {
+            return added;
         };
+        p.seq = seq;
+        let ts = p.req.ts;
+        let reused = |slots: &mut Vec<Pending>| {
+            if let Some(p) = slots.get_mut(slot as usize) {
+                p.violations |= Violations::TRANSACTION_ID_REUSED;
+            }
+        };
+        #[cfg(test)]
+        let fast = !self.no_one;
+        #[cfg(not(test))]
+        let fast = true;
+        if fast && self.one.is_none() && self.map.is_empty() && self.order.is_empty() {
+            // Nothing pending or queued: the general path below would only insert the key
+            // and queue it (nothing to replace or drop, no compaction).
+            self.one = Some(One { key, slot, seq, ts });
+            return added;
+        }
+        self.spill();
         if self.map.len() < cap.max(1) {
             // Under the cap nothing is dropped: one probe finds the key or its place.
             match self.map.entry(key) {
                 Entry::Occupied(mut o) => {
-                    pending.violations |= Violations::TRANSACTION_ID_REUSED;
-                    let old = std::mem::replace(o.get_mut(), pending);
-                    added.replaced = Some((old.event, old.violations));
+                    reused(&mut self.slots);
+                    added.replaced = Some(std::mem::replace(o.get_mut(), slot));
                 }
                 Entry::Vacant(v) => {
-                    v.insert(pending);
+                    v.insert(slot);
                 }
             }
         } else if let Some(old) = self.map.get_mut(&key) {
-            pending.violations |= Violations::TRANSACTION_ID_REUSED;
-            let old = std::mem::replace(old, pending);
-            added.replaced = Some((old.event, old.violations));
+            reused(&mut self.slots);
+            added.replaced = Some(std::mem::replace(old, slot));
         } else {
             while self.map.len() >= cap.max(1) {
                 let Some((k, s, _)) = self.order.pop_front() else {
                     break;
                 };
                 if self.is_live(&k, s) {
-                    self.map.remove(&k);
+                    if let Some(old) = self.map.remove(&k) {
+                        self.discard(old);
+                    }
                     added.dropped += 1;
                 }
             }
-            self.map.insert(key, pending);
+            self.map.insert(key, slot);
         }
         if added.dropped > 0 && !self.flooding {
             self.flooding = true;
@@ -191,9 +277,11 @@ impl Transactions {
     /// Drops answered entries from the order queue once it grows well past the live set.
     fn compact(&mut self, cap: usize) {
         if self.order.len() > 2 * cap.max(self.map.len()) + 64 {
-            let map = &self.map;
-            self.order
-                .retain(|(k, s, _)| map.get(k).is_some_and(|p| p.seq == *s));
+            let (map, slots) = (&self.map, &self.slots);
+            self.order.retain(|(k, s, _)| {
+                map.get(k)
+                    .is_some_and(|i| slots.get(*i as usize).is_some_and(|p| p.seq == *s))
+            });
         }
     }
 
@@ -204,50 +292,85 @@ impl Transactions {
         }
     }
 
-    /// Matches a response; on success fills the request's event and returns it with all
-    /// violations (request, response, pair).
+    /// Matches a response (raw function code `resp_fc`): takes its request out of the
+    /// pending set and returns its slot (for the caller to emit, then
+    /// [`Transactions::free`]), with the violation the match itself reveals.
     pub(crate) fn answer(
         &mut self,
         key: TxKey,
-        cx: &EventCx<'_>,
-        resp: &super::types::Pdu<super::types::Response<'_>>,
-        resp_violations: Violations,
+        resp_fc: u8,
         cap: usize,
-    ) -> Option<(Box<IcsEvent>, Violations)> {
-        let (mut p, mut pair) = match self.map.remove(&key) {
-            Some(p) => (p, Violations::NONE),
+    ) -> Option<(Slot, Violations)> {
+        if let Some(o) = self.one {
+            // As below with the key alone in the map and its entry alone in the queue.
+            let pair = if o.key == key {
+                Violations::NONE
+            } else if o.key.1 == key.1
+                && self
+                    .slots
+                    .get(o.slot as usize)
+                    .is_some_and(|p| p.fc == resp_fc & 0x7f)
+            {
+                Violations::RESPONSE_TRANSACTION_ID_MISMATCH
+            } else {
+                return None;
+            };
+            self.one = None;
+            self.settle(cap);
+            return Some((o.slot, pair));
+        }
+        let (slot, pair) = match self.map.remove(&key) {
+            Some(s) => (s, Violations::NONE),
             None => {
                 // Some servers do not echo the transaction id: with one request pending for
                 // this unit and function, the response is taken to be its answer.
-                let (only, _) = self.map.iter().next().filter(|(k, p)| {
-                    self.map.len() == 1 && k.1 == key.1 && p.fc == resp.function & 0x7f
+                let slots = &self.slots;
+                let (only, _) = self.map.iter().next().filter(|(k, s)| {
+                    self.map.len() == 1
+                        && k.1 == key.1
+                        && slots
+                            .get(**s as usize)
+                            .is_some_and(|p| p.fc == resp_fc & 0x7f)
                 })?;
                 let only = *only;
-                let p = self.map.remove(&only)?;
-                (p, Violations::RESPONSE_TRANSACTION_ID_MISMATCH)
+                let s = self.map.remove(&only)?;
+                (s, Violations::RESPONSE_TRANSACTION_ID_MISMATCH)
             }
         };
         // Answered in order (the common case): its queue entry goes now, not in `release`.
-        if self.order.front().is_some_and(|(_, s, _)| *s == p.seq) {
+        let seq = self.seq_of(slot);
+        if self.order.front().is_some_and(|(_, s, _)| Some(*s) == seq) {
             self.order.pop_front();
         }
         self.settle(cap);
-        pair |= apply_response(&mut p.event, p.fc, &p.shape, resp);
-        p.event.latency_us = Some(cx.ts.micros_since(p.event.ts));
-        p.event.evidence.response_packet = Some(cx.packet);
-        Some((p.event, p.violations | resp_violations | pair))
+        Some((slot, pair))
     }
 
     /// Releases requests older than `timeout_secs` at `now` (or all, when `all`), oldest
-    /// first; each comes back with its outcome set.
+    /// first; each is handed out with why it left, then its slot is freed.
     pub(crate) fn release(
         &mut self,
         now: Timestamp,
         timeout_secs: u64,
         all: bool,
         cap: usize,
-        mut out: impl FnMut(Release, Box<IcsEvent>, Violations),
+        mut out: impl FnMut(Release, &mut Pending),
     ) {
+        if let Some(o) = self.one {
+            let timed_out = o.ts.plus_secs(timeout_secs) < now;
+            if timed_out || all {
+                self.one = None;
+                let why = if timed_out {
+                    Release::Timeout
+                } else {
+                    Release::NoResponse
+                };
+                if let Some(p) = self.slots.get_mut(o.slot as usize) {
+                    out(why, p);
+                }
+                self.free(o.slot);
+            }
+        }
         while let Some((k, s, ts)) = self.order.front().copied() {
             // Requests are queued in arrival order: when the oldest entry is not yet due,
             // nothing is, and no lookup is needed to know it (a capture out of time order
@@ -261,15 +384,16 @@ impl Transactions {
                 continue;
             }
             self.order.pop_front();
-            if let Some(mut p) = self.map.remove(&k) {
+            if let Some(slot) = self.map.remove(&k) {
                 let why = if timed_out {
-                    p.event.outcome = Outcome::Timeout;
                     Release::Timeout
                 } else {
-                    p.event.outcome = Outcome::NoResponse;
                     Release::NoResponse
                 };
-                out(why, p.event, p.violations);
+                if let Some(p) = self.slots.get_mut(slot as usize) {
+                    out(why, p);
+                }
+                self.free(slot);
             }
         }
         self.settle(cap);
@@ -280,7 +404,105 @@ impl Transactions {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashSet;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A request: key (small space, so keys collide), function, seconds later.
+        Add(u16, u8, u8, u8),
+        /// A response: key, function.
+        Answer(u16, u8, u8),
+        /// Timeouts at seconds later, or the end of the flow.
+        Release(u8, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u16..4, 0u8..2, 1u8..4, 0u8..4).prop_map(|(t, u, f, d)| Op::Add(t, u, f, d)),
+            (0u16..4, 0u8..2, 1u8..4).prop_map(|(t, u, f)| Op::Answer(t, u, f)),
+            (0u8..15, any::<bool>()).prop_map(|(d, a)| Op::Release(d, a)),
+        ]
+    }
+
+    /// What an operation hands back, requests named by their (unique) time and function.
+    fn run(ops: &[Op], cap: usize, no_one: bool) -> Vec<String> {
+        let mut t = Transactions {
+            no_one,
+            ..Transactions::default()
+        };
+        let mut now = 0i64;
+        let name = |t: &Transactions, s: Slot| {
+            let p = &t.slots[s as usize];
+            format!(
+                "{}/{}/{:?}",
+                p.req.ts.micros_since(Timestamp::default()),
+                p.fc,
+                p.violations
+            )
+        };
+        let mut out = Vec::new();
+        for op in ops {
+            match *op {
+                Op::Add(tid, unit, fc, d) => {
+                    now += i64::from(d) * 1_000_000 + 1;
+                    let slot = t.alloc();
+                    let p = t.slot_mut(slot).unwrap();
+                    p.req.ts = Timestamp::from_micros(now);
+                    p.fc = fc;
+                    p.violations = Violations::NONE;
+                    let a = t.add((tid, unit), slot, cap);
+                    let replaced = a.replaced.map(|s| {
+                        let n = name(&t, s);
+                        t.free(s);
+                        n
+                    });
+                    out.push(format!(
+                        "add {replaced:?} {} {}",
+                        a.dropped, a.flood_started
+                    ));
+                }
+                Op::Answer(tid, unit, fc) => {
+                    let r = t.answer((tid, unit), fc, cap).map(|(s, v)| {
+                        let n = name(&t, s);
+                        t.free(s);
+                        format!("{n} {v:?}")
+                    });
+                    out.push(format!("answer {r:?}"));
+                }
+                Op::Release(d, all) => {
+                    let at = Timestamp::from_micros(now + i64::from(d) * 1_000_000);
+                    let mut got = Vec::new();
+                    t.release(at, 10, all, cap, |why, p| {
+                        got.push(format!(
+                            "{why:?} {}",
+                            p.req.ts.micros_since(Timestamp::default())
+                        ));
+                    });
+                    out.push(format!("release {got:?}"));
+                }
+            }
+            out.push(format!(
+                "len {} due {} flooding {}",
+                t.len(),
+                t.release_due(Timestamp::from_micros(now + 10_500_000), 10),
+                t.flooding
+            ));
+        }
+        out
+    }
+
+    proptest! {
+        /// The single pending request kept outside the map and queue changes nothing: every
+        /// answer, release, replacement, drop and flood is the same as without it.
+        #[test]
+        fn one_pending_fast_path_is_invisible(
+            ops in proptest::collection::vec(op(), 0..40),
+            cap in prop_oneof![Just(1usize), Just(2), Just(3), Just(500)],
+        ) {
+            prop_assert_eq!(run(&ops, cap, false), run(&ops, cap, true));
+        }
+    }
 
     /// Equal keys hash alike; distinct keys (both fields matter) do not collide, and the
     /// low bits that pick a bucket vary even when only the transaction id does.
