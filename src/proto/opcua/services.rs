@@ -1,9 +1,11 @@
 //! OPC UA services (Part 4): the encoding ids of every request and response, their names, and
 //! the decoders of the services read in depth.
 
+use super::names::Name;
 use super::status;
-use super::types::{text, DResult, DataValue, ExtBody, NodeId, Reader};
+use super::types::{push_decimal, text, DResult, ExtBody, NodeId, Reader};
 use crate::event::{Access, AccessDir, AssetFact, ObjectRef, OpKind, Side, Value};
+use crate::proto::recycle;
 
 /// What an encoding id stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct Encoding {
     pub service: &'static str,
     /// Request, response, fault or structure.
     pub kind: MsgKind,
+    /// `type_name` as the key of the service counters.
+    pub stat: Name,
 }
 
 /// Looks up a namespace-0 encoding id.
@@ -41,6 +45,7 @@ pub fn lookup(id: u32) -> Option<Encoding> {
             type_name,
             service,
             kind,
+            stat: Name::encoding(i),
         })
 }
 
@@ -172,6 +177,14 @@ impl Decoded {
         }
     }
 
+    /// Keeps an access, in a spare vector (see `recycle`) for the first one.
+    fn push_access(&mut self, a: Access) {
+        if self.accesses.capacity() == 0 {
+            self.accesses = recycle::accesses();
+        }
+        self.accesses.push(a);
+    }
+
     /// Adds a per-item detail while fewer than [`MAX_DETAILS`] are kept.
     fn detail_capped(&mut self, key: &'static str, v: impl FnOnce() -> Value) {
         if self.details.len() < MAX_DETAILS {
@@ -285,6 +298,14 @@ pub fn response_header_rest(r: &mut Reader<'_>) -> DResult<Vec<String>> {
     Ok(string_table)
 }
 
+/// [`response_header_rest`] without keeping the string table: the same reads and errors.
+pub fn skip_response_header_rest(r: &mut Reader<'_>) -> DResult<()> {
+    r.diagnostic_info()?;
+    strings(r)?;
+    r.nested(|r| r.extension_object())?;
+    Ok(())
+}
+
 fn strings(r: &mut Reader<'_>) -> DResult<()> {
     let n = r.array_len(4)?;
     for _ in 0..n {
@@ -306,14 +327,21 @@ fn variants(r: &mut Reader<'_>, keep: usize) -> DResult<Vec<Value>> {
     let n = r.array_len(1)?;
     let mut out = Vec::new();
     for _ in 0..n {
-        let v = r.variant()?;
-        for x in v.values {
+        for x in r.variant_values()? {
             if out.len() < keep {
                 out.push(x);
             }
         }
     }
     Ok(out)
+}
+
+/// The object name of a monitored item's notification, `client_handle=<handle>`.
+fn client_handle(handle: u32) -> String {
+    let mut s = String::with_capacity(24);
+    s.push_str("client_handle=");
+    push_decimal(&mut s, handle);
+    s
 }
 
 fn node(node_id: String, attribute: Option<u32>) -> ObjectRef {
@@ -502,9 +530,9 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
             for _ in 0..n {
                 let (id, attribute) = read_value_id(r)?;
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Read,
-                        object: node(id.to_string(), Some(attribute)),
+                        object: node(id.to_text(), Some(attribute)),
                         values: Vec::new(),
                     });
                 }
@@ -516,12 +544,12 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 let id = r.node_id()?;
                 let attribute = r.u32()?;
                 r.string()?; // index range
-                let dv: DataValue = r.nested(|r| r.data_value())?;
+                let (values, _) = r.nested(|r| r.data_value_values())?;
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Write,
-                        object: node(id.to_string(), Some(attribute)),
-                        values: dv.value.map(|v| v.values).unwrap_or_default(),
+                        object: node(id.to_text(), Some(attribute)),
+                        values,
                     });
                 }
             }
@@ -532,11 +560,11 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 let object = r.node_id()?;
                 let method = r.node_id()?;
                 let args = variants(r, keep)?;
-                d.detail_capped("call_object", || Value::Str(object.to_string()));
+                d.detail_capped("call_object", || Value::Str(object.to_text()));
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Write,
-                        object: node(method.to_string(), None),
+                        object: node(method.to_text(), None),
                         values: args,
                     });
                 }
@@ -556,9 +584,9 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 r.u32()?; // node class mask
                 r.u32()?; // result mask
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Read,
-                        object: node(id.to_string(), None),
+                        object: node(id.to_text(), None),
                         values: Vec::new(),
                     });
                 }
@@ -604,9 +632,9 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 r.bool()?; // discard oldest
                 d.detail_capped("sampling_interval_ms", || Value::Float(sampling));
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Read,
-                        object: node(id.to_string(), Some(attribute)),
+                        object: node(id.to_text(), Some(attribute)),
                         values: Vec::new(),
                     });
                 }
@@ -639,7 +667,7 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
             }
         }
         "CreateSession" => {
-            let session = r.node_id()?.to_string();
+            let session = r.node_id()?.to_text();
             d.details.push(("session_id", Value::Str(session)));
             r.node_id()?; // authentication token
             let timeout = r.f64()?;
@@ -669,13 +697,12 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
         "Read" => {
             let n = r.array_len(1)?;
             for _ in 0..n {
-                let dv = r.nested(|r| r.data_value())?;
-                if let Some(s) = dv.status {
+                let (values, status) = r.nested(|r| r.data_value_values())?;
+                if let Some(s) = status {
                     d.bad(s);
                 }
                 if d.item_values.len() < cap {
-                    d.item_values
-                        .push(dv.value.map(|v| v.values).unwrap_or_default());
+                    d.item_values.push(values);
                 }
             }
             r.skip_diagnostic_infos()?;
@@ -742,14 +769,14 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                     let m = inner.array_len(5)?;
                     for _ in 0..m {
                         let handle = inner.u32()?;
-                        let dv = inner.nested(|r| r.data_value())?;
+                        let (values, _) = inner.nested(|r| r.data_value_values())?;
                         if d.room(cap) {
-                            d.accesses.push(Access {
+                            d.push_access(Access {
                                 dir: AccessDir::Read,
                                 object: ObjectRef::Other {
-                                    name: format!("client_handle={handle}"),
+                                    name: client_handle(handle),
                                 },
-                                values: dv.value.map(|v| v.values).unwrap_or_default(),
+                                values,
                             });
                         }
                     }

@@ -7,6 +7,7 @@
 use super::limits::DecodeLimits;
 use super::status;
 use crate::event::Value;
+use crate::proto::recycle;
 use crate::time::Timestamp;
 use std::fmt;
 
@@ -64,6 +65,33 @@ pub fn datetime_to_ts(ticks: i64) -> Option<Timestamp> {
 /// Text of a UA String, lossily converted from UTF-8; `None` for the null string.
 pub fn text(s: Option<&[u8]>) -> Option<String> {
     s.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Appends the decimal digits of `n`: what `write!(out, "{n}")` appends, without the
+/// formatting machinery (this runs for every session id, client handle and numeric NodeId).
+pub fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    let mut rest = n;
+    for d in digits.iter_mut() {
+        // `rest % 10` is below 10.
+        *d = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(..len).unwrap_or_default().iter().rev() {
+        out.push(char::from(d));
+    }
+}
+
+/// The decimal text of `n` (as `n.to_string()`).
+pub fn decimal(n: u32) -> String {
+    let mut s = String::with_capacity(10);
+    push_decimal(&mut s, n);
+    s
 }
 
 /// Standard base64 (with padding), for opaque NodeIds.
@@ -151,6 +179,25 @@ impl NodeId<'_> {
     /// True for the null NodeId (`i=0`).
     pub fn is_null(&self) -> bool {
         self.ns0_numeric() == Some(0)
+    }
+
+    /// The text of this NodeId, as `to_string()` gives it; numeric ones (the common case) are
+    /// written without the formatting machinery.
+    pub fn to_text(&self) -> String {
+        match self.id {
+            Identifier::Numeric(n) => {
+                let mut s = String::with_capacity(16);
+                if self.ns != 0 {
+                    s.push_str("ns=");
+                    push_decimal(&mut s, u32::from(self.ns));
+                    s.push(';');
+                }
+                s.push_str("i=");
+                push_decimal(&mut s, n);
+                s
+            }
+            _ => self.to_string(),
+        }
     }
 }
 
@@ -398,10 +445,13 @@ impl<'a> Reader<'a> {
     }
 
     fn array<const N: usize>(&mut self) -> DResult<[u8; N]> {
-        let s = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
+        match self.buf.get(self.pos..).and_then(|s| s.first_chunk::<N>()) {
+            Some(a) => {
+                self.pos += N;
+                Ok(*a)
+            }
+            None => Err(DecodeError::Truncated { at: self.pos }),
+        }
     }
 
     /// A Byte.
@@ -693,7 +743,7 @@ impl<'a> Reader<'a> {
                 Some(_) => Value::Opaque("ByteString"),
                 None => Value::Opaque("null"),
             },
-            17 => Value::Str(self.node_id()?.to_string()),
+            17 => Value::Str(self.node_id()?.to_text()),
             18 => Value::Str(self.expanded_node_id()?.to_string()),
             19 => {
                 let c = self.status_code()?;
@@ -717,19 +767,16 @@ impl<'a> Reader<'a> {
                 Value::Opaque("ExtensionObject")
             }
             23 => {
-                let dv = self.nested(|r| r.data_value())?;
-                if let Some(var) = dv.value {
-                    for v in var.values {
-                        if out.len() < keep {
-                            out.push(v);
-                        }
+                let (values, _) = self.nested(|r| r.data_value_values())?;
+                for v in values {
+                    if out.len() < keep {
+                        out.push(v);
                     }
                 }
                 return Ok(());
             }
             24 => {
-                let var = self.variant()?;
-                for v in var.values {
+                for v in self.variant_values()? {
                     if out.len() < keep {
                         out.push(v);
                     }
@@ -768,7 +815,7 @@ impl<'a> Reader<'a> {
             if var.is_array {
                 let n = r.array_len(min_size(t))?;
                 var.len = n;
-                var.values.reserve(n.min(keep));
+                var.values = recycle::values(n.min(keep));
                 for _ in 0..n {
                     r.builtin_value(t, &mut var.values, keep)?;
                 }
@@ -780,10 +827,75 @@ impl<'a> Reader<'a> {
                 }
             } else {
                 var.len = 1;
+                var.values = recycle::values(1);
                 r.builtin_value(t, &mut var.values, keep)?;
             }
             Ok(var)
         })
+    }
+
+    /// The values of a Variant, read as [`Reader::variant`] reads it (same checks, same
+    /// errors) without the rest of the [`Variant`].
+    pub fn variant_values(&mut self) -> DResult<Vec<Value>> {
+        self.nested(|r| {
+            let enc = r.u8()?;
+            let t = enc & 0x3f;
+            if t == 0 {
+                return Ok(Vec::new());
+            }
+            if t > 25 {
+                return Err(DecodeError::Invalid("variant_type"));
+            }
+            let keep = r.limits.max_values_kept;
+            if enc & 0x80 != 0 {
+                let n = r.array_len(min_size(t))?;
+                let mut values = recycle::values(n.min(keep));
+                for _ in 0..n {
+                    r.builtin_value(t, &mut values, keep)?;
+                }
+                if enc & 0x40 != 0 {
+                    let dims = r.array_len(4)?;
+                    for _ in 0..dims {
+                        r.i32()?;
+                    }
+                }
+                Ok(values)
+            } else {
+                let mut values = recycle::values(1);
+                r.builtin_value(t, &mut values, keep)?;
+                Ok(values)
+            }
+        })
+    }
+
+    /// The values and status of a DataValue (what events keep), read as
+    /// [`Reader::data_value`] reads it (same checks, same errors); no value reads as none.
+    pub fn data_value_values(&mut self) -> DResult<(Vec<Value>, Option<u32>)> {
+        let mask = self.u8()?;
+        let values = if mask & 0x01 != 0 {
+            self.variant_values()?
+        } else {
+            Vec::new()
+        };
+        let status = if mask & 0x02 != 0 {
+            Some(self.status_code()?)
+        } else {
+            None
+        };
+        // Timestamps and picoseconds, in wire order.
+        if mask & 0x04 != 0 {
+            self.array::<8>()?;
+        }
+        if mask & 0x10 != 0 {
+            self.array::<2>()?;
+        }
+        if mask & 0x08 != 0 {
+            self.array::<8>()?;
+        }
+        if mask & 0x20 != 0 {
+            self.array::<2>()?;
+        }
+        Ok((values, status))
     }
 
     /// A DataValue.
@@ -1147,5 +1259,65 @@ mod tests {
             let _ = Reader::new(&bytes, &l).expanded_node_id();
             let _ = Reader::new(&bytes, &l).localized_text();
         }
+
+        /// The lean decoders read what the full ones read: same values, status, errors and
+        /// bytes consumed, at every depth cap (0 and 1 make the nesting checks fail).
+        #[test]
+        fn lean_decoders_match_full_ones(
+            bytes in proptest::collection::vec(any::<u8>(), 0..96),
+            depth in 0usize..4,
+            keep in 0usize..4,
+        ) {
+            let l = DecodeLimits { max_depth: depth, max_values_kept: keep, ..DecodeLimits::default() };
+            let mut full = Reader::new(&bytes, &l);
+            let mut lean = Reader::new(&bytes, &l);
+            prop_assert_eq!(full.variant().map(|v| v.values), lean.variant_values());
+            prop_assert_eq!(full.pos(), lean.pos());
+            let mut full = Reader::new(&bytes, &l);
+            let mut lean = Reader::new(&bytes, &l);
+            prop_assert_eq!(
+                full.data_value().map(|d| (d.value.map(|v| v.values).unwrap_or_default(), d.status)),
+                lean.data_value_values()
+            );
+            prop_assert_eq!(full.pos(), lean.pos());
+        }
+
+        /// Numeric NodeIds and numbers are written as `Display` writes them.
+        #[test]
+        fn fast_text_matches_display(ns in any::<u16>(), n in any::<u32>()) {
+            prop_assert_eq!(decimal(n), n.to_string());
+            let id = NodeId { ns, id: Identifier::Numeric(n) };
+            prop_assert_eq!(id.to_text(), id.to_string());
+        }
+    }
+
+    /// Variants whose bytes are common values (scalars, arrays of every type, nested
+    /// DataValues) give the same values through both decoders.
+    #[test]
+    fn lean_decoders_on_valid_values() {
+        let l = lim();
+        let cases: &[&[u8]] = &[
+            &[0x0b, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f],       // Double 1.0
+            &[0x01, 1],                                  // Boolean true
+            &[0x86, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0], // Int32[2]
+            &[0xc6, 1, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], // with dimensions
+            &[0x17, 0x03, 0x03, 5, 0, 0, 0, 0, 0, 0x80], // DataValue(Byte 5, Bad status)
+            &[0x18, 0x0c, 2, 0, 0, 0, b'h', b'i'],       // Variant(String "hi")
+            &[0x00],                                     // empty
+        ];
+        for bytes in cases {
+            let full = Reader::new(bytes, &l).variant().unwrap().values;
+            assert_eq!(Reader::new(bytes, &l).variant_values().unwrap(), full);
+            assert!(!full.is_empty() || bytes == &[0x00]);
+        }
+        let dv = [
+            0x0f, 0x0a, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5,
+            6, 7, 8,
+        ];
+        let full = Reader::new(&dv, &l).data_value().unwrap();
+        let (values, status) = Reader::new(&dv, &l).data_value_values().unwrap();
+        assert_eq!(values, full.value.unwrap().values);
+        assert_eq!(status, full.status);
+        assert_eq!(status, Some(0x8080_0000));
     }
 }
