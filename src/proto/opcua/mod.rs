@@ -714,11 +714,8 @@ impl OpcuaParser {
         mut violations: Vec<&'static str>,
     ) {
         let mut r = Reader::new(body, limits);
-        let enc = match r.expanded_node_id() {
-            Ok(id) if id.namespace_uri.is_none() => {
-                id.node.ns0_numeric().and_then(services::lookup)
-            }
-            Ok(_) => None,
+        let enc = match r.encoding_id() {
+            Ok(id) => id.and_then(services::lookup),
             Err(e) => {
                 if self.channel.maybe_encrypted() {
                     cx.stats.opcua.encrypted_messages += 1;

@@ -70,6 +70,11 @@ pub fn text(s: Option<&[u8]>) -> Option<String> {
 /// Appends the decimal digits of `n`: what `write!(out, "{n}")` appends, without the
 /// formatting machinery (this runs for every session id, client handle and numeric NodeId).
 pub fn push_decimal(out: &mut String, n: u32) {
+    if n < 10 {
+        // `n` is one digit.
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
     let mut digits = [0u8; 10];
     let mut len = 0;
     let mut rest = n;
@@ -387,6 +392,42 @@ fn min_size(t: u8) -> usize {
     }
 }
 
+/// Encoded size of the fixed-size scalar types (Boolean to Double, 1..=11); 0 for the others.
+fn fixed_size(t: u8) -> usize {
+    match t {
+        1..=3 => 1,
+        4 | 5 => 2,
+        6 | 7 | 10 => 4,
+        8 | 9 | 11 => 8,
+        _ => 0,
+    }
+}
+
+/// The value of a fixed-size scalar of type `t` (1..=11) from its `fixed_size(t)` bytes.
+fn fixed_value(t: u8, bytes: &[u8]) -> Value {
+    let mut b = [0u8; 8];
+    for (d, s) in b.iter_mut().zip(bytes) {
+        *d = *s;
+    }
+    let [b0, b1, b2, b3, ..] = b;
+    match t {
+        1 => Value::Bool(b0 != 0),
+        2 => Value::Int(i64::from(b0 as i8)),
+        3 => Value::Int(i64::from(b0)),
+        4 => Value::Int(i64::from(i16::from_le_bytes([b0, b1]))),
+        5 => Value::Int(i64::from(u16::from_le_bytes([b0, b1]))),
+        6 => Value::Int(i64::from(i32::from_le_bytes([b0, b1, b2, b3]))),
+        7 => Value::Int(i64::from(u32::from_le_bytes([b0, b1, b2, b3]))),
+        8 => Value::Int(i64::from_le_bytes(b)),
+        9 => {
+            let v = u64::from_le_bytes(b);
+            i64::try_from(v).map_or(Value::UInt(v), Value::Int)
+        }
+        10 => Value::Float(f64::from(f32::from_le_bytes([b0, b1, b2, b3]))),
+        _ => Value::Float(f64::from_le_bytes(b)),
+    }
+}
+
 /// Largest ByteString kept whole as a value; longer ones become `Opaque`.
 const MAX_BYTES_VALUE: usize = 1024;
 
@@ -636,6 +677,27 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// An ExpandedNodeId read as [`Reader::expanded_node_id`] reads it, reduced to its
+    /// numeric identifier when it is a namespace-0 numeric NodeId without namespace URI (an
+    /// encoding id); `None` for any other. The two-byte and four-byte forms that service
+    /// messages use are read in one step.
+    pub fn encoding_id(&mut self) -> DResult<Option<u32>> {
+        match *self.rest() {
+            [0x00, id, ..] => {
+                self.pos += 2;
+                Ok(Some(u32::from(id)))
+            }
+            [0x01, 0x00, lo, hi, ..] => {
+                self.pos += 4;
+                Ok(Some(u32::from(u16::from_le_bytes([lo, hi]))))
+            }
+            _ => Ok(match self.expanded_node_id()? {
+                id if id.namespace_uri.is_none() => id.node.ns0_numeric(),
+                _ => None,
+            }),
+        }
+    }
+
     /// A LocalizedText.
     pub fn localized_text(&mut self) -> DResult<LocalizedText<'a>> {
         let mask = self.u8()?;
@@ -715,20 +777,7 @@ impl<'a> Reader<'a> {
     /// One value of built-in type `t`, appended to `out` while it holds fewer than `keep`.
     fn builtin_value(&mut self, t: u8, out: &mut Vec<Value>, keep: usize) -> DResult<()> {
         let v = match t {
-            1 => Value::Bool(self.bool()?),
-            2 => Value::Int(i64::from(self.u8()? as i8)),
-            3 => Value::Int(i64::from(self.u8()?)),
-            4 => Value::Int(i64::from(self.u16()? as i16)),
-            5 => Value::Int(i64::from(self.u16()?)),
-            6 => Value::Int(i64::from(self.i32()?)),
-            7 => Value::Int(i64::from(self.u32()?)),
-            8 => Value::Int(self.i64()?),
-            9 => {
-                let v = self.u64()?;
-                i64::try_from(v).map_or(Value::UInt(v), Value::Int)
-            }
-            10 => Value::Float(f64::from(f32::from_le_bytes(self.array()?))),
-            11 => Value::Float(self.f64()?),
+            1..=11 => fixed_value(t, self.take(fixed_size(t))?),
             12 | 16 => match self.string()? {
                 Some(s) => Value::Str(String::from_utf8_lossy(s).into_owned()),
                 None => Value::Opaque("null"),
@@ -868,9 +917,44 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The common DataValue in one step: a fixed-size scalar value, with or without status
+    /// and timestamps, whole in the input and within the depth and value caps. `None` (the
+    /// reader untouched) for anything else, which [`Reader::data_value_values`] then reads
+    /// the general way; what both ways give is the same (tested).
+    fn fixed_scalar_data_value(&mut self) -> Option<(Vec<Value>, Option<u32>)> {
+        let [mask, enc] = *self.rest().first_chunk::<2>()?;
+        let t = enc & 0x3f;
+        let size = fixed_size(t);
+        if mask & 0x01 == 0
+            || enc & 0x80 != 0
+            || size == 0
+            || self.depth >= self.limits.max_depth
+            || self.limits.max_values_kept == 0
+        {
+            return None;
+        }
+        let opt = |bit: u8, n: usize| if mask & bit != 0 { n } else { 0 };
+        let total =
+            2 + size + opt(0x02, 4) + opt(0x04, 8) + opt(0x10, 2) + opt(0x08, 8) + opt(0x20, 2);
+        let body = self.rest().get(2..total)?;
+        let (value, after) = body.split_at_checked(size)?;
+        let status = if mask & 0x02 != 0 {
+            Some(u32::from_le_bytes(*after.first_chunk::<4>()?))
+        } else {
+            None
+        };
+        let mut values = recycle::values(1);
+        values.push(fixed_value(t, value));
+        self.pos += total;
+        Some((values, status))
+    }
+
     /// The values and status of a DataValue (what events keep), read as
     /// [`Reader::data_value`] reads it (same checks, same errors); no value reads as none.
     pub fn data_value_values(&mut self) -> DResult<(Vec<Value>, Option<u32>)> {
+        if let Some(common) = self.fixed_scalar_data_value() {
+            return Ok(common);
+        }
         let mask = self.u8()?;
         let values = if mask & 0x01 != 0 {
             self.variant_values()?
@@ -1282,12 +1366,92 @@ mod tests {
             prop_assert_eq!(full.pos(), lean.pos());
         }
 
+        /// The one-step encoding id reads what the ExpandedNodeId decoder reads.
+        #[test]
+        fn encoding_id_matches_expanded_node_id(bytes in proptest::collection::vec(prop_oneof![0u8..3, any::<u8>()], 0..12)) {
+            let l = lim();
+            let mut full = Reader::new(&bytes, &l);
+            let mut lean = Reader::new(&bytes, &l);
+            let want = full.expanded_node_id().map(|id| {
+                if id.namespace_uri.is_none() { id.node.ns0_numeric() } else { None }
+            });
+            prop_assert_eq!(lean.encoding_id(), want);
+            prop_assert_eq!(full.pos(), lean.pos());
+        }
+
         /// Numeric NodeIds and numbers are written as `Display` writes them.
         #[test]
         fn fast_text_matches_display(ns in any::<u16>(), n in any::<u32>()) {
             prop_assert_eq!(decimal(n), n.to_string());
             let id = NodeId { ns, id: Identifier::Numeric(n) };
             prop_assert_eq!(id.to_text(), id.to_string());
+        }
+    }
+
+    proptest! {
+        /// DataValues of the shape the one-step path reads (a fixed-size scalar, any mask),
+        /// whole or cut anywhere, at small depth and value caps: the same as the full decoder.
+        #[test]
+        fn common_data_values_match_full_decoder(
+            mask in any::<u8>(),
+            enc in prop_oneof![0u8..=12, any::<u8>()],
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+            cut in 0usize..48,
+            depth in 0usize..3,
+            keep in 0usize..2,
+        ) {
+            let l = DecodeLimits { max_depth: depth, max_values_kept: keep, ..DecodeLimits::default() };
+            let mut bytes = vec![mask | 0x01, enc];
+            bytes.extend(&payload);
+            bytes.truncate(cut.max(1));
+            for nested in [false, true] {
+                let mut full = Reader::new(&bytes, &l);
+                let mut lean = Reader::new(&bytes, &l);
+                if nested {
+                    full.depth = 1;
+                    lean.depth = 1;
+                }
+                let want = full
+                    .data_value()
+                    .map(|d| (d.value.map(|v| v.values).unwrap_or_default(), d.status));
+                prop_assert_eq!(lean.data_value_values(), want);
+                prop_assert_eq!(full.pos(), lean.pos());
+            }
+        }
+    }
+
+    /// Every fixed-size type converts as the Part 6 encoding says (sign, width, range).
+    #[test]
+    fn fixed_size_scalars() {
+        let l = lim();
+        let cases: &[(&[u8], Value)] = &[
+            (&[0x01, 2], Value::Bool(true)),
+            (&[0x01, 0], Value::Bool(false)),
+            (&[0x02, 0xff], Value::Int(-1)),
+            (&[0x03, 0xff], Value::Int(255)),
+            (&[0x04, 0xff, 0xff], Value::Int(-1)),
+            (&[0x05, 0xff, 0xff], Value::Int(65535)),
+            (&[0x06, 0xfe, 0xff, 0xff, 0xff], Value::Int(-2)),
+            (&[0x07, 0xff, 0xff, 0xff, 0xff], Value::Int(4_294_967_295)),
+            (
+                &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Value::Int(-1),
+            ),
+            (
+                &[0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Value::UInt(u64::MAX),
+            ),
+            (&[0x09, 7, 0, 0, 0, 0, 0, 0, 0], Value::Int(7)),
+            (&[0x0a, 0, 0, 0xc0, 0x3f], Value::Float(1.5)),
+            (&[0x0b, 0, 0, 0, 0, 0, 0, 0x04, 0xc0], Value::Float(-2.5)),
+        ];
+        for (bytes, want) in cases {
+            let v = Reader::new(bytes, &l).variant().unwrap();
+            assert_eq!(v.values, vec![want.clone()], "{bytes:?}");
+            let mut dv = vec![0x01];
+            dv.extend(*bytes);
+            let (values, status) = Reader::new(&dv, &l).data_value_values().unwrap();
+            assert_eq!((values, status), (vec![want.clone()], None));
         }
     }
 
