@@ -747,8 +747,8 @@ impl OpcuaParser {
                 }
                 self.learn_requests_from(first.dir);
                 let mut handle = None;
-                let res = services::request_header(&mut r).and_then(|h| {
-                    handle = Some(h.request_handle);
+                let res = services::request_handle(&mut r).and_then(|h| {
+                    handle = Some(h);
                     if enc.service == "OpenSecureChannel" {
                         self.open_request(&mut r, &mut decoded)
                     } else {

@@ -252,6 +252,19 @@ pub fn request_header<'a>(r: &mut Reader<'a>) -> DResult<RequestHeader<'a>> {
     })
 }
 
+/// The request handle of a RequestHeader, read as [`request_header`] reads it (same reads,
+/// same errors) without building the rest.
+pub fn request_handle(r: &mut Reader<'_>) -> DResult<u32> {
+    r.node_id()?; // authentication token
+    r.datetime()?;
+    let handle = r.u32()?;
+    r.u32()?; // return diagnostics
+    r.string()?; // audit entry id
+    r.u32()?; // timeout hint
+    r.nested(|r| r.extension_object())?;
+    Ok(handle)
+}
+
 /// The fields of a ResponseHeader that events use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseHeader {
@@ -298,8 +311,24 @@ pub fn response_header_rest(r: &mut Reader<'_>) -> DResult<Vec<String>> {
     Ok(string_table)
 }
 
-/// [`response_header_rest`] without keeping the string table: the same reads and errors.
+/// The rest of a ResponseHeader as almost every server sends it: no diagnostics (mask 0),
+/// a null or empty string table, no additional header (null NodeId, no body).
+const PLAIN_HEADER_REST: [[u8; 8]; 2] = [
+    [0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00],
+    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+/// [`response_header_rest`] without keeping the string table: the same reads and errors
+/// (the plain rest is skipped in one step when nesting is allowed; tested).
 pub fn skip_response_header_rest(r: &mut Reader<'_>) -> DResult<()> {
+    if r.can_nest() {
+        if let Some(head) = r.rest().first_chunk::<8>() {
+            if PLAIN_HEADER_REST.contains(head) {
+                r.take(8)?;
+                return Ok(());
+            }
+        }
+    }
     r.diagnostic_info()?;
     strings(r)?;
     r.nested(|r| r.extension_object())?;
@@ -1270,6 +1299,37 @@ mod tests {
         let mut d = Decoded::default();
         decode_request("Call", &mut Reader::new(&call, &limits), &mut d).unwrap();
         assert_eq!(d.accesses.len(), 1);
+    }
+
+    proptest::proptest! {
+        /// The lean header readers read what the full ones read, plain rests included, at
+        /// every depth cap.
+        #[test]
+        fn lean_headers_match_full_ones(
+            prefix in proptest::sample::select(vec![
+                PLAIN_HEADER_REST[0].to_vec(),
+                PLAIN_HEADER_REST[1].to_vec(),
+                vec![],
+                vec![0x00],
+            ]),
+            bytes in proptest::collection::vec(proptest::prop_oneof![0u8..2, 0xffu8..=0xff, proptest::prelude::any::<u8>()], 0..40),
+            cut in 0usize..48,
+            depth in 0usize..3,
+        ) {
+            let limits = crate::proto::opcua::limits::DecodeLimits {
+                max_depth: depth,
+                ..Default::default()
+            };
+            let mut all = prefix;
+            all.extend(bytes);
+            all.truncate(cut);
+            let (mut a, mut b) = (Reader::new(&all, &limits), Reader::new(&all, &limits));
+            proptest::prop_assert_eq!(skip_response_header_rest(&mut a), response_header_rest(&mut b).map(|_| ()));
+            proptest::prop_assert_eq!(a.pos(), b.pos());
+            let (mut a, mut b) = (Reader::new(&all, &limits), Reader::new(&all, &limits));
+            proptest::prop_assert_eq!(request_handle(&mut a), request_header(&mut b).map(|h| h.request_handle));
+            proptest::prop_assert_eq!(a.pos(), b.pos());
+        }
     }
 
     #[test]

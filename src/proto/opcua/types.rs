@@ -189,20 +189,24 @@ impl NodeId<'_> {
     /// The text of this NodeId, as `to_string()` gives it; numeric ones (the common case) are
     /// written without the formatting machinery.
     pub fn to_text(&self) -> String {
-        match self.id {
-            Identifier::Numeric(n) => {
-                let mut s = String::with_capacity(16);
-                if self.ns != 0 {
-                    s.push_str("ns=");
-                    push_decimal(&mut s, u32::from(self.ns));
-                    s.push(';');
-                }
-                s.push_str("i=");
-                push_decimal(&mut s, n);
-                s
-            }
-            _ => self.to_string(),
+        let (tag, text) = match self.id {
+            Identifier::Numeric(_) => ("i=", None),
+            Identifier::String(t) => ("s=", Some(String::from_utf8_lossy(t.unwrap_or_default()))),
+            _ => return self.to_string(),
+        };
+        let mut s = String::with_capacity(16 + text.as_ref().map_or(0, |t| t.len()));
+        if self.ns != 0 {
+            s.push_str("ns=");
+            push_decimal(&mut s, u32::from(self.ns));
+            s.push(';');
         }
+        s.push_str(tag);
+        match (self.id, text) {
+            (Identifier::Numeric(n), _) => push_decimal(&mut s, n),
+            (_, Some(t)) => s.push_str(&t),
+            _ => {}
+        }
+        s
     }
 }
 
@@ -428,6 +432,28 @@ fn fixed_value(t: u8, bytes: &[u8]) -> Value {
     }
 }
 
+/// Bytes a DataValue holds after its value for each mask (bits 0..5): status 4, source
+/// timestamp 8, server timestamp 8, and 2 for each picoseconds field.
+const DATA_VALUE_EXTRA: [u8; 64] = data_value_extra();
+
+#[allow(clippy::indexing_slicing)] // compile time only: `mask` is below 64
+const fn data_value_extra() -> [u8; 64] {
+    const FIELDS: [(usize, u8); 5] = [(0x02, 4), (0x04, 8), (0x10, 2), (0x08, 8), (0x20, 2)];
+    let mut out = [0u8; 64];
+    let mut mask = 0;
+    while mask < 64 {
+        let mut f = 0;
+        while f < FIELDS.len() {
+            if mask & FIELDS[f].0 != 0 {
+                out[mask] += FIELDS[f].1;
+            }
+            f += 1;
+        }
+        mask += 1;
+    }
+    out
+}
+
 /// Largest ByteString kept whole as a value; longer ones become `Opaque`.
 const MAX_BYTES_VALUE: usize = 1024;
 
@@ -588,6 +614,11 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// True when one more nesting level is allowed (what [`Reader::nested`] checks).
+    pub fn can_nest(&self) -> bool {
+        self.depth < self.limits.max_depth
+    }
+
     /// Runs `f` one nesting level deeper, failing when the depth cap is reached.
     pub fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> DResult<T>) -> DResult<T> {
         if self.depth >= self.limits.max_depth {
@@ -646,6 +677,36 @@ impl<'a> Reader<'a> {
 
     /// A NodeId.
     pub fn node_id(&mut self) -> DResult<NodeId<'a>> {
+        if let Some(id) = self.short_numeric() {
+            return Ok(id);
+        }
+        self.node_id_general()
+    }
+
+    /// The two-byte and four-byte numeric NodeId forms (most NodeIds on the wire), read in
+    /// one step; `None` (the reader untouched) for any other bytes. The general decoders
+    /// give the same for these forms (tested).
+    fn short_numeric(&mut self) -> Option<NodeId<'a>> {
+        match *self.rest() {
+            [0x00, id, ..] => {
+                self.pos += 2;
+                Some(NodeId {
+                    ns: 0,
+                    id: Identifier::Numeric(u32::from(id)),
+                })
+            }
+            [0x01, ns, lo, hi, ..] => {
+                self.pos += 4;
+                Some(NodeId {
+                    ns: u16::from(ns),
+                    id: Identifier::Numeric(u32::from(u16::from_le_bytes([lo, hi]))),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn node_id_general(&mut self) -> DResult<NodeId<'a>> {
         let enc = self.u8()?;
         if enc & 0xf0 != 0 {
             return Err(DecodeError::Invalid("node_id_encoding"));
@@ -655,6 +716,18 @@ impl<'a> Reader<'a> {
 
     /// An ExpandedNodeId.
     pub fn expanded_node_id(&mut self) -> DResult<ExpandedNodeId<'a>> {
+        if let Some(node) = self.short_numeric() {
+            // Encoding bytes 0x00 and 0x01: no namespace URI, no server index.
+            return Ok(ExpandedNodeId {
+                node,
+                namespace_uri: None,
+                server_index: None,
+            });
+        }
+        self.expanded_node_id_general()
+    }
+
+    fn expanded_node_id_general(&mut self) -> DResult<ExpandedNodeId<'a>> {
         let enc = self.u8()?;
         if enc & 0x30 != 0 {
             return Err(DecodeError::Invalid("node_id_encoding"));
@@ -682,20 +755,12 @@ impl<'a> Reader<'a> {
     /// encoding id); `None` for any other. The two-byte and four-byte forms that service
     /// messages use are read in one step.
     pub fn encoding_id(&mut self) -> DResult<Option<u32>> {
-        match *self.rest() {
-            [0x00, id, ..] => {
-                self.pos += 2;
-                Ok(Some(u32::from(id)))
-            }
-            [0x01, 0x00, lo, hi, ..] => {
-                self.pos += 4;
-                Ok(Some(u32::from(u16::from_le_bytes([lo, hi]))))
-            }
-            _ => Ok(match self.expanded_node_id()? {
-                id if id.namespace_uri.is_none() => id.node.ns0_numeric(),
-                _ => None,
-            }),
-        }
+        let id = self.expanded_node_id()?;
+        Ok(if id.namespace_uri.is_none() {
+            id.node.ns0_numeric()
+        } else {
+            None
+        })
     }
 
     /// A LocalizedText.
@@ -933,9 +998,14 @@ impl<'a> Reader<'a> {
         {
             return None;
         }
-        let opt = |bit: u8, n: usize| if mask & bit != 0 { n } else { 0 };
-        let total =
-            2 + size + opt(0x02, 4) + opt(0x04, 8) + opt(0x10, 2) + opt(0x08, 8) + opt(0x20, 2);
+        let total = 2
+            + size
+            + usize::from(
+                DATA_VALUE_EXTRA
+                    .get(usize::from(mask & 0x3f))
+                    .copied()
+                    .unwrap_or(0),
+            );
         let body = self.rest().get(2..total)?;
         let (value, after) = body.split_at_checked(size)?;
         let status = if mask & 0x02 != 0 {
@@ -1366,6 +1436,18 @@ mod tests {
             prop_assert_eq!(full.pos(), lean.pos());
         }
 
+        /// The one-step NodeId forms read what the general decoders read.
+        #[test]
+        fn short_node_ids_match_general_decoders(bytes in proptest::collection::vec(prop_oneof![0u8..3, any::<u8>()], 0..8)) {
+            let l = lim();
+            let (mut a, mut b) = (Reader::new(&bytes, &l), Reader::new(&bytes, &l));
+            prop_assert_eq!(a.node_id(), b.node_id_general());
+            prop_assert_eq!(a.pos(), b.pos());
+            let (mut a, mut b) = (Reader::new(&bytes, &l), Reader::new(&bytes, &l));
+            prop_assert_eq!(a.expanded_node_id(), b.expanded_node_id_general());
+            prop_assert_eq!(a.pos(), b.pos());
+        }
+
         /// The one-step encoding id reads what the ExpandedNodeId decoder reads.
         #[test]
         fn encoding_id_matches_expanded_node_id(bytes in proptest::collection::vec(prop_oneof![0u8..3, any::<u8>()], 0..12)) {
@@ -1379,11 +1461,19 @@ mod tests {
             prop_assert_eq!(full.pos(), lean.pos());
         }
 
-        /// Numeric NodeIds and numbers are written as `Display` writes them.
+        /// Numeric and string NodeIds and numbers are written as `Display` writes them.
         #[test]
-        fn fast_text_matches_display(ns in any::<u16>(), n in any::<u32>()) {
+        fn fast_text_matches_display(
+            ns in prop_oneof![Just(0u16), any::<u16>()],
+            n in any::<u32>(),
+            text in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..12)),
+        ) {
             prop_assert_eq!(decimal(n), n.to_string());
             let id = NodeId { ns, id: Identifier::Numeric(n) };
+            prop_assert_eq!(id.to_text(), id.to_string());
+            let id = NodeId { ns, id: Identifier::String(text.as_deref()) };
+            prop_assert_eq!(id.to_text(), id.to_string());
+            let id = NodeId { ns, id: Identifier::Opaque(text.as_deref()) };
             prop_assert_eq!(id.to_text(), id.to_string());
         }
     }
