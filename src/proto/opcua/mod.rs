@@ -18,6 +18,7 @@
 #[doc(hidden)]
 pub mod fixtures;
 pub mod limits;
+pub mod names;
 pub mod services;
 pub mod sha1;
 pub mod state;
@@ -32,9 +33,10 @@ use crate::flow::Direction;
 use crate::proto::{ParseCx, Probe, StreamParser};
 use crate::time::Timestamp;
 use limits::DecodeLimits;
+use names::Name;
 use serde::Serialize;
 use services::{Decoded, MsgKind};
-use state::{ChunkResult, Pending, Reassembler, Response};
+use state::{ChunkResult, Pending, PendingTable, Reassembler, Response};
 use std::collections::BTreeMap;
 use transport::{Header, HeaderCheck, MsgType, HEADER_LEN};
 use types::{hex, text, DecodeError, Reader};
@@ -45,9 +47,9 @@ pub struct OpcuaStats {
     /// Messages (chunks) framed, of every type.
     pub messages: u64,
     /// Chunks framed per message type (`HEL`, `ACK`, `ERR`, `RHE`, `OPN`, `MSG`, `CLO`).
-    pub by_type: BTreeMap<&'static str, u64>,
+    pub by_type: BTreeMap<Name, u64>,
     /// Decoded service messages per encoding name (`ReadRequest`, `ReadResponse`, …).
-    pub services: BTreeMap<&'static str, u64>,
+    pub services: BTreeMap<Name, u64>,
     /// Chunks whose body was encrypted (counted, not parsed).
     pub encrypted_messages: u64,
     /// Protocol violations and limit hits by name.
@@ -151,7 +153,7 @@ pub struct OpcuaParser {
     /// The wire direction that carries requests, once the content told us.
     requests_from: Option<Direction>,
     /// Service requests (and plain OPN requests) by request id.
-    pending: BTreeMap<u32, Pending>,
+    pending: PendingTable,
     /// A HEL waiting for its ACK or ERR.
     hello: Option<Pending>,
     /// An encrypted OPN waiting for its response.
@@ -210,7 +212,7 @@ impl OpcuaParser {
     }
 
     fn session(&self) -> Option<String> {
-        self.channel.id.map(|id| id.to_string())
+        self.channel.id.map(types::decimal)
     }
 
     /// A plausible header at the start of `data` while resynchronising (`None`: need more).
@@ -237,7 +239,7 @@ impl OpcuaParser {
     fn on_chunk(&mut self, h: Header, chunk: &[u8], at: At, cx: &mut ParseCx<'_>) {
         let st = &mut cx.stats.opcua;
         st.messages += 1;
-        *st.by_type.entry(h.msg_type.as_str()).or_insert(0) += 1;
+        *st.by_type.entry(Name::msg_type(h.msg_type)).or_insert(0) += 1;
         let body = chunk.get(HEADER_LEN..).unwrap_or_default();
         let limits = self.limits.clone();
         let mut r = Reader::new(body, &limits);
@@ -453,16 +455,16 @@ impl OpcuaParser {
         }
         match transport::parse_seq_header(r) {
             Ok(seq) => {
-                let limits = self.limits.clone();
+                let limits = r.limits();
                 let res = self.dir_state(at.dir).opn_reasm.push(
                     chunk_type,
                     seq.request_id,
                     r.rest(),
                     at.ts,
                     at.packet,
-                    &limits,
+                    limits,
                 );
-                self.on_chunk_result(res, at, seq.request_id, cx, decoded, violations);
+                self.on_chunk_result(res, at, seq.request_id, limits, cx, decoded, violations);
             }
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
@@ -582,11 +584,13 @@ impl OpcuaParser {
     }
 
     /// Acts on what a chunk did to its message (MSG, and OPN with policy None).
+    #[allow(clippy::too_many_arguments)]
     fn on_chunk_result(
         &mut self,
         res: ChunkResult<'_>,
         at: At,
         request_id: u32,
+        limits: &DecodeLimits,
         cx: &mut ParseCx<'_>,
         decoded: Decoded,
         violations: Vec<&'static str>,
@@ -595,7 +599,7 @@ impl OpcuaParser {
             ChunkResult::Complete(msg, ts, packet) => {
                 let first = At { ts, packet, ..at };
                 self.on_message_with_response_at(
-                    first, at, request_id, &msg, cx, decoded, violations,
+                    first, at, request_id, &msg, limits, cx, decoded, violations,
                 );
             }
             ChunkResult::Pending | ChunkResult::Discarded => {}
@@ -631,7 +635,7 @@ impl OpcuaParser {
                 return;
             }
         };
-        let limits = self.limits.clone();
+        let limits = r.limits();
         let body = r.rest();
         let res = self.dir_state(at.dir).reasm.push(
             chunk_type,
@@ -639,9 +643,17 @@ impl OpcuaParser {
             body,
             at.ts,
             at.packet,
-            &limits,
+            limits,
         );
-        self.on_chunk_result(res, at, seq.request_id, cx, Decoded::default(), Vec::new());
+        self.on_chunk_result(
+            res,
+            at,
+            seq.request_id,
+            limits,
+            cx,
+            Decoded::default(),
+            Vec::new(),
+        );
     }
 
     fn on_close_channel(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
@@ -659,12 +671,10 @@ impl OpcuaParser {
         } else if parsed.is_ok() {
             let mut t = Reader::new(r.rest(), &self.limits);
             match t.expanded_node_id().map(|id| id.node.ns0_numeric()) {
-                Ok(Some(452)) => {
-                    *cx.stats
-                        .opcua
-                        .services
-                        .entry("CloseSecureChannelRequest")
-                        .or_insert(0) += 1;
+                Ok(Some(id @ 452)) => {
+                    if let Some(enc) = services::lookup(id) {
+                        *cx.stats.opcua.services.entry(enc.stat).or_insert(0) += 1;
+                    }
                     match services::request_header(&mut t) {
                         Ok(h) => p.request_handle = Some(h.request_handle),
                         Err(e) => {
@@ -698,17 +708,14 @@ impl OpcuaParser {
         last: At,
         request_id: u32,
         body: &[u8],
+        limits: &DecodeLimits,
         cx: &mut ParseCx<'_>,
         mut decoded: Decoded,
         mut violations: Vec<&'static str>,
     ) {
-        let limits = self.limits.clone();
-        let mut r = Reader::new(body, &limits);
-        let enc = match r.expanded_node_id() {
-            Ok(id) if id.namespace_uri.is_none() => {
-                id.node.ns0_numeric().and_then(services::lookup)
-            }
-            Ok(_) => None,
+        let mut r = Reader::new(body, limits);
+        let enc = match r.encoding_id() {
+            Ok(id) => id.and_then(services::lookup),
             Err(e) => {
                 if self.channel.maybe_encrypted() {
                     cx.stats.opcua.encrypted_messages += 1;
@@ -731,7 +738,7 @@ impl OpcuaParser {
             // A readable body on a secured channel: the mode is Sign.
             self.channel.mode = Some(2);
         }
-        *cx.stats.opcua.services.entry(enc.type_name).or_insert(0) += 1;
+        *cx.stats.opcua.services.entry(enc.stat).or_insert(0) += 1;
         match enc.kind {
             MsgKind::Request | MsgKind::Structure => {
                 if enc.kind == MsgKind::Structure {
@@ -740,8 +747,8 @@ impl OpcuaParser {
                 }
                 self.learn_requests_from(first.dir);
                 let mut handle = None;
-                let res = services::request_header(&mut r).and_then(|h| {
-                    handle = Some(h.request_handle);
+                let res = services::request_handle(&mut r).and_then(|h| {
+                    handle = Some(h);
                     if enc.service == "OpenSecureChannel" {
                         self.open_request(&mut r, &mut decoded)
                     } else {
@@ -786,7 +793,7 @@ impl OpcuaParser {
                 let res = services::response_status(&mut r).and_then(|(_, handle, result)| {
                     resp.status = Some(result);
                     resp.request_handle = Some(handle);
-                    services::response_header_rest(&mut r)?;
+                    services::skip_response_header_rest(&mut r)?;
                     if enc.service == "OpenSecureChannel" {
                         self.open_response(&mut r, &mut resp.decoded)
                     } else {
@@ -798,7 +805,7 @@ impl OpcuaParser {
                     resp.violations.push(e.violation());
                     resp.undecodable = resp.status.is_none();
                 }
-                match self.pending.remove(&request_id) {
+                match self.pending.remove(request_id) {
                     Some(p) => {
                         if p.request_handle.is_some()
                             && resp.request_handle.is_some()
@@ -911,7 +918,12 @@ impl OpcuaParser {
                     details.extend(vals.into_iter().map(|v| ("output_argument", v)));
                 }
             }
-            accesses.extend(rd.accesses);
+            if accesses.is_empty() {
+                // The request named no object (Publish): the response's list, as it is.
+                accesses = rd.accesses;
+            } else {
+                accesses.extend(rd.accesses);
+            }
             for kv in rd.details {
                 if !details.contains(&kv) {
                     details.push(kv);
@@ -1060,7 +1072,7 @@ impl StreamParser for OpcuaParser {
                         *cx.stats
                             .opcua
                             .by_type
-                            .entry(h.msg_type.as_str())
+                            .entry(Name::msg_type(h.msg_type))
                             .or_insert(0) += 1;
                         self.dir_state(dir).skip = u64::from(h.size);
                         continue;
@@ -1098,8 +1110,7 @@ impl StreamParser for OpcuaParser {
     }
 
     fn on_close(&mut self, cx: &mut ParseCx<'_>) {
-        let pending = std::mem::take(&mut self.pending);
-        let mut all: Vec<Pending> = pending.into_values().collect();
+        let mut all: Vec<Pending> = self.pending.take_all();
         all.extend(self.hello.take());
         all.extend(self.opn.take());
         all.sort_by_key(|p| (p.ts, p.packet));

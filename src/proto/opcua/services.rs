@@ -1,9 +1,11 @@
 //! OPC UA services (Part 4): the encoding ids of every request and response, their names, and
 //! the decoders of the services read in depth.
 
+use super::names::Name;
 use super::status;
-use super::types::{text, DResult, DataValue, ExtBody, NodeId, Reader};
+use super::types::{push_decimal, text, DResult, ExtBody, NodeId, Reader};
 use crate::event::{Access, AccessDir, AssetFact, ObjectRef, OpKind, Side, Value};
+use crate::proto::recycle;
 
 /// What an encoding id stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct Encoding {
     pub service: &'static str,
     /// Request, response, fault or structure.
     pub kind: MsgKind,
+    /// `type_name` as the key of the service counters.
+    pub stat: Name,
 }
 
 /// Looks up a namespace-0 encoding id.
@@ -41,6 +45,7 @@ pub fn lookup(id: u32) -> Option<Encoding> {
             type_name,
             service,
             kind,
+            stat: Name::encoding(i),
         })
 }
 
@@ -172,6 +177,14 @@ impl Decoded {
         }
     }
 
+    /// Keeps an access, in a spare vector (see `recycle`) for the first one.
+    fn push_access(&mut self, a: Access) {
+        if self.accesses.capacity() == 0 {
+            self.accesses = recycle::accesses();
+        }
+        self.accesses.push(a);
+    }
+
     /// Adds a per-item detail while fewer than [`MAX_DETAILS`] are kept.
     fn detail_capped(&mut self, key: &'static str, v: impl FnOnce() -> Value) {
         if self.details.len() < MAX_DETAILS {
@@ -239,6 +252,19 @@ pub fn request_header<'a>(r: &mut Reader<'a>) -> DResult<RequestHeader<'a>> {
     })
 }
 
+/// The request handle of a RequestHeader, read as [`request_header`] reads it (same reads,
+/// same errors) without building the rest.
+pub fn request_handle(r: &mut Reader<'_>) -> DResult<u32> {
+    r.node_id()?; // authentication token
+    r.datetime()?;
+    let handle = r.u32()?;
+    r.u32()?; // return diagnostics
+    r.string()?; // audit entry id
+    r.u32()?; // timeout hint
+    r.nested(|r| r.extension_object())?;
+    Ok(handle)
+}
+
 /// The fields of a ResponseHeader that events use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseHeader {
@@ -285,6 +311,30 @@ pub fn response_header_rest(r: &mut Reader<'_>) -> DResult<Vec<String>> {
     Ok(string_table)
 }
 
+/// The rest of a ResponseHeader as almost every server sends it: no diagnostics (mask 0),
+/// a null or empty string table, no additional header (null NodeId, no body).
+const PLAIN_HEADER_REST: [[u8; 8]; 2] = [
+    [0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00],
+    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+/// [`response_header_rest`] without keeping the string table: the same reads and errors
+/// (the plain rest is skipped in one step when nesting is allowed; tested).
+pub fn skip_response_header_rest(r: &mut Reader<'_>) -> DResult<()> {
+    if r.can_nest() {
+        if let Some(head) = r.rest().first_chunk::<8>() {
+            if PLAIN_HEADER_REST.contains(head) {
+                r.take(8)?;
+                return Ok(());
+            }
+        }
+    }
+    r.diagnostic_info()?;
+    strings(r)?;
+    r.nested(|r| r.extension_object())?;
+    Ok(())
+}
+
 fn strings(r: &mut Reader<'_>) -> DResult<()> {
     let n = r.array_len(4)?;
     for _ in 0..n {
@@ -306,14 +356,21 @@ fn variants(r: &mut Reader<'_>, keep: usize) -> DResult<Vec<Value>> {
     let n = r.array_len(1)?;
     let mut out = Vec::new();
     for _ in 0..n {
-        let v = r.variant()?;
-        for x in v.values {
+        for x in r.variant_values()? {
             if out.len() < keep {
                 out.push(x);
             }
         }
     }
     Ok(out)
+}
+
+/// The object name of a monitored item's notification, `client_handle=<handle>`.
+fn client_handle(handle: u32) -> String {
+    let mut s = String::with_capacity(24);
+    s.push_str("client_handle=");
+    push_decimal(&mut s, handle);
+    s
 }
 
 fn node(node_id: String, attribute: Option<u32>) -> ObjectRef {
@@ -502,9 +559,9 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
             for _ in 0..n {
                 let (id, attribute) = read_value_id(r)?;
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Read,
-                        object: node(id.to_string(), Some(attribute)),
+                        object: node(id.to_text(), Some(attribute)),
                         values: Vec::new(),
                     });
                 }
@@ -516,12 +573,12 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 let id = r.node_id()?;
                 let attribute = r.u32()?;
                 r.string()?; // index range
-                let dv: DataValue = r.nested(|r| r.data_value())?;
+                let (values, _) = r.nested(|r| r.data_value_values())?;
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Write,
-                        object: node(id.to_string(), Some(attribute)),
-                        values: dv.value.map(|v| v.values).unwrap_or_default(),
+                        object: node(id.to_text(), Some(attribute)),
+                        values,
                     });
                 }
             }
@@ -532,11 +589,11 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 let object = r.node_id()?;
                 let method = r.node_id()?;
                 let args = variants(r, keep)?;
-                d.detail_capped("call_object", || Value::Str(object.to_string()));
+                d.detail_capped("call_object", || Value::Str(object.to_text()));
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Write,
-                        object: node(method.to_string(), None),
+                        object: node(method.to_text(), None),
                         values: args,
                     });
                 }
@@ -556,9 +613,9 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 r.u32()?; // node class mask
                 r.u32()?; // result mask
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Read,
-                        object: node(id.to_string(), None),
+                        object: node(id.to_text(), None),
                         values: Vec::new(),
                     });
                 }
@@ -604,9 +661,9 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 r.bool()?; // discard oldest
                 d.detail_capped("sampling_interval_ms", || Value::Float(sampling));
                 if d.room(cap) {
-                    d.accesses.push(Access {
+                    d.push_access(Access {
                         dir: AccessDir::Read,
-                        object: node(id.to_string(), Some(attribute)),
+                        object: node(id.to_text(), Some(attribute)),
                         values: Vec::new(),
                     });
                 }
@@ -639,7 +696,7 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
             }
         }
         "CreateSession" => {
-            let session = r.node_id()?.to_string();
+            let session = r.node_id()?.to_text();
             d.details.push(("session_id", Value::Str(session)));
             r.node_id()?; // authentication token
             let timeout = r.f64()?;
@@ -669,13 +726,12 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
         "Read" => {
             let n = r.array_len(1)?;
             for _ in 0..n {
-                let dv = r.nested(|r| r.data_value())?;
-                if let Some(s) = dv.status {
+                let (values, status) = r.nested(|r| r.data_value_values())?;
+                if let Some(s) = status {
                     d.bad(s);
                 }
                 if d.item_values.len() < cap {
-                    d.item_values
-                        .push(dv.value.map(|v| v.values).unwrap_or_default());
+                    d.item_values.push(values);
                 }
             }
             r.skip_diagnostic_infos()?;
@@ -742,14 +798,14 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                     let m = inner.array_len(5)?;
                     for _ in 0..m {
                         let handle = inner.u32()?;
-                        let dv = inner.nested(|r| r.data_value())?;
+                        let (values, _) = inner.nested(|r| r.data_value_values())?;
                         if d.room(cap) {
-                            d.accesses.push(Access {
+                            d.push_access(Access {
                                 dir: AccessDir::Read,
                                 object: ObjectRef::Other {
-                                    name: format!("client_handle={handle}"),
+                                    name: client_handle(handle),
                                 },
-                                values: dv.value.map(|v| v.values).unwrap_or_default(),
+                                values,
                             });
                         }
                     }
@@ -1243,6 +1299,37 @@ mod tests {
         let mut d = Decoded::default();
         decode_request("Call", &mut Reader::new(&call, &limits), &mut d).unwrap();
         assert_eq!(d.accesses.len(), 1);
+    }
+
+    proptest::proptest! {
+        /// The lean header readers read what the full ones read, plain rests included, at
+        /// every depth cap.
+        #[test]
+        fn lean_headers_match_full_ones(
+            prefix in proptest::sample::select(vec![
+                PLAIN_HEADER_REST[0].to_vec(),
+                PLAIN_HEADER_REST[1].to_vec(),
+                vec![],
+                vec![0x00],
+            ]),
+            bytes in proptest::collection::vec(proptest::prop_oneof![0u8..2, 0xffu8..=0xff, proptest::prelude::any::<u8>()], 0..40),
+            cut in 0usize..48,
+            depth in 0usize..3,
+        ) {
+            let limits = crate::proto::opcua::limits::DecodeLimits {
+                max_depth: depth,
+                ..Default::default()
+            };
+            let mut all = prefix;
+            all.extend(bytes);
+            all.truncate(cut);
+            let (mut a, mut b) = (Reader::new(&all, &limits), Reader::new(&all, &limits));
+            proptest::prop_assert_eq!(skip_response_header_rest(&mut a), response_header_rest(&mut b).map(|_| ()));
+            proptest::prop_assert_eq!(a.pos(), b.pos());
+            let (mut a, mut b) = (Reader::new(&all, &limits), Reader::new(&all, &limits));
+            proptest::prop_assert_eq!(request_handle(&mut a), request_header(&mut b).map(|h| h.request_handle));
+            proptest::prop_assert_eq!(a.pos(), b.pos());
+        }
     }
 
     #[test]

@@ -176,6 +176,73 @@ pub struct Pending {
     pub session: Option<String>,
 }
 
+/// Requests awaiting their response, by request id: a vector kept sorted by id, which is what
+/// a flow holds (one or a few requests, ids mostly increasing) cheaper than a map, with the
+/// same order (`pop_first` takes the lowest id, `into_values` is in id order).
+#[derive(Debug, Default)]
+pub struct PendingTable {
+    items: Vec<(u32, Pending)>,
+}
+
+impl PendingTable {
+    /// Requests waiting.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when no request is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn find(&self, id: u32) -> Result<usize, usize> {
+        // Ids mostly increase: the last one is checked first.
+        match self.items.last() {
+            None => Err(0),
+            Some((last, _)) if *last < id => Err(self.items.len()),
+            Some((last, _)) if *last == id => Ok(self.items.len() - 1),
+            Some(_) => self.items.binary_search_by_key(&id, |(k, _)| *k),
+        }
+    }
+
+    /// Adds a request; returns the one it replaces (same request id).
+    pub fn insert(&mut self, id: u32, p: Pending) -> Option<Pending> {
+        match self.find(id) {
+            Ok(i) => self
+                .items
+                .get_mut(i)
+                .map(|slot| std::mem::replace(&mut slot.1, p)),
+            Err(i) => {
+                self.items.insert(i, (id, p));
+                None
+            }
+        }
+    }
+
+    /// Takes the request with this id.
+    pub fn remove(&mut self, id: u32) -> Option<Pending> {
+        let i = self.find(id).ok()?;
+        Some(self.items.remove(i).1)
+    }
+
+    /// Takes the request with the lowest id.
+    pub fn pop_first(&mut self) -> Option<(u32, Pending)> {
+        if self.items.is_empty() {
+            None
+        } else {
+            Some(self.items.remove(0))
+        }
+    }
+
+    /// Takes every request, in id order.
+    pub fn take_all(&mut self) -> Vec<Pending> {
+        std::mem::take(&mut self.items)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+}
+
 /// What a response contributes to its transaction's event.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -212,6 +279,52 @@ mod tests {
             max_message_size: 10,
             max_partial_messages: 2,
             ..DecodeLimits::default()
+        }
+    }
+
+    fn pending(packet: u64) -> Pending {
+        Pending {
+            ts: Timestamp::default(),
+            packet,
+            code: 0,
+            name: "Read",
+            category: "service",
+            op: OpKind::Read,
+            request_handle: None,
+            decoded: Decoded::default(),
+            violations: Vec::new(),
+            session: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// The pending table behaves as the map it replaced, whatever the order of ids.
+        #[test]
+        fn pending_table_is_a_map(ops in proptest::collection::vec((0u8..4, 0u32..12), 0..64)) {
+            let mut t = PendingTable::default();
+            let mut m = std::collections::BTreeMap::new();
+            for (n, (op, id)) in ops.into_iter().enumerate() {
+                let n = n as u64;
+                match op {
+                    0 | 1 => proptest::prop_assert_eq!(
+                        t.insert(id, pending(n)).map(|p| p.packet),
+                        m.insert(id, pending(n)).map(|p| p.packet)
+                    ),
+                    2 => proptest::prop_assert_eq!(
+                        t.remove(id).map(|p| p.packet),
+                        m.remove(&id).map(|p| p.packet)
+                    ),
+                    _ => proptest::prop_assert_eq!(
+                        t.pop_first().map(|(k, p)| (k, p.packet)),
+                        m.pop_first().map(|(k, p)| (k, p.packet))
+                    ),
+                }
+                proptest::prop_assert_eq!(t.len(), m.len());
+            }
+            let all: Vec<u64> = t.take_all().into_iter().map(|p| p.packet).collect();
+            let want: Vec<u64> = m.into_values().map(|p| p.packet).collect();
+            proptest::prop_assert_eq!(all, want);
+            proptest::prop_assert!(t.is_empty());
         }
     }
 

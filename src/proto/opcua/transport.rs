@@ -33,7 +33,12 @@ pub enum MsgType {
 impl MsgType {
     /// Recognises the three type bytes.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        Some(match b {
+        Self::from_array(<[u8; 3]>::try_from(b).ok()?)
+    }
+
+    /// Recognises the three type bytes, as an array (compared as integers, not as strings).
+    fn from_array(b: [u8; 3]) -> Option<Self> {
+        Some(match &b {
             b"HEL" => MsgType::Hel,
             b"ACK" => MsgType::Ack,
             b"ERR" => MsgType::Err,
@@ -122,6 +127,18 @@ fn raw_header(i: &[u8]) -> IResult<&[u8], (&[u8], u8, u32)> {
 /// Checks a header at the start of `data`: known type, chunk type valid for it, and a size
 /// between the type's minimum and `max_size`.
 pub fn check_header(data: &[u8], max_size: u32) -> HeaderCheck {
+    if let Some(&[t0, t1, t2, chunk, s0, s1, s2, s3]) = data.first_chunk::<HEADER_LEN>() {
+        // A whole header: the same checks as below without the prefix search.
+        let Some(msg_type) = MsgType::from_array([t0, t1, t2]) else {
+            return HeaderCheck::Invalid("unknown_message_type");
+        };
+        return checked(
+            msg_type,
+            chunk,
+            u32::from_le_bytes([s0, s1, s2, s3]),
+            max_size,
+        );
+    }
     let type_bytes = data.get(..3.min(data.len())).unwrap_or_default();
     let known_prefix = [b"HEL", b"ACK", b"ERR", b"RHE", b"OPN", b"MSG", b"CLO"]
         .iter()
@@ -142,6 +159,11 @@ pub fn check_header(data: &[u8], max_size: u32) -> HeaderCheck {
     let Some(msg_type) = MsgType::from_bytes(t) else {
         return HeaderCheck::Invalid("unknown_message_type");
     };
+    checked(msg_type, chunk, size, max_size)
+}
+
+/// The checks of a whole header once its type is known.
+fn checked(msg_type: MsgType, chunk: u8, size: u32, max_size: u32) -> HeaderCheck {
     if !msg_type.allows_chunk(chunk) {
         return HeaderCheck::Invalid("bad_chunk_type");
     }

@@ -7,6 +7,7 @@
 use super::limits::DecodeLimits;
 use super::status;
 use crate::event::Value;
+use crate::proto::recycle;
 use crate::time::Timestamp;
 use std::fmt;
 
@@ -64,6 +65,38 @@ pub fn datetime_to_ts(ticks: i64) -> Option<Timestamp> {
 /// Text of a UA String, lossily converted from UTF-8; `None` for the null string.
 pub fn text(s: Option<&[u8]>) -> Option<String> {
     s.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Appends the decimal digits of `n`: what `write!(out, "{n}")` appends, without the
+/// formatting machinery (this runs for every session id, client handle and numeric NodeId).
+pub fn push_decimal(out: &mut String, n: u32) {
+    if n < 10 {
+        // `n` is one digit.
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    let mut rest = n;
+    for d in digits.iter_mut() {
+        // `rest % 10` is below 10.
+        *d = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(..len).unwrap_or_default().iter().rev() {
+        out.push(char::from(d));
+    }
+}
+
+/// The decimal text of `n` (as `n.to_string()`).
+pub fn decimal(n: u32) -> String {
+    let mut s = String::with_capacity(10);
+    push_decimal(&mut s, n);
+    s
 }
 
 /// Standard base64 (with padding), for opaque NodeIds.
@@ -151,6 +184,29 @@ impl NodeId<'_> {
     /// True for the null NodeId (`i=0`).
     pub fn is_null(&self) -> bool {
         self.ns0_numeric() == Some(0)
+    }
+
+    /// The text of this NodeId, as `to_string()` gives it; numeric ones (the common case) are
+    /// written without the formatting machinery.
+    pub fn to_text(&self) -> String {
+        let (tag, text) = match self.id {
+            Identifier::Numeric(_) => ("i=", None),
+            Identifier::String(t) => ("s=", Some(String::from_utf8_lossy(t.unwrap_or_default()))),
+            _ => return self.to_string(),
+        };
+        let mut s = String::with_capacity(16 + text.as_ref().map_or(0, |t| t.len()));
+        if self.ns != 0 {
+            s.push_str("ns=");
+            push_decimal(&mut s, u32::from(self.ns));
+            s.push(';');
+        }
+        s.push_str(tag);
+        match (self.id, text) {
+            (Identifier::Numeric(n), _) => push_decimal(&mut s, n),
+            (_, Some(t)) => s.push_str(&t),
+            _ => {}
+        }
+        s
     }
 }
 
@@ -340,6 +396,64 @@ fn min_size(t: u8) -> usize {
     }
 }
 
+/// Encoded size of the fixed-size scalar types (Boolean to Double, 1..=11); 0 for the others.
+fn fixed_size(t: u8) -> usize {
+    match t {
+        1..=3 => 1,
+        4 | 5 => 2,
+        6 | 7 | 10 => 4,
+        8 | 9 | 11 => 8,
+        _ => 0,
+    }
+}
+
+/// The value of a fixed-size scalar of type `t` (1..=11) from its `fixed_size(t)` bytes.
+fn fixed_value(t: u8, bytes: &[u8]) -> Value {
+    let mut b = [0u8; 8];
+    for (d, s) in b.iter_mut().zip(bytes) {
+        *d = *s;
+    }
+    let [b0, b1, b2, b3, ..] = b;
+    match t {
+        1 => Value::Bool(b0 != 0),
+        2 => Value::Int(i64::from(b0 as i8)),
+        3 => Value::Int(i64::from(b0)),
+        4 => Value::Int(i64::from(i16::from_le_bytes([b0, b1]))),
+        5 => Value::Int(i64::from(u16::from_le_bytes([b0, b1]))),
+        6 => Value::Int(i64::from(i32::from_le_bytes([b0, b1, b2, b3]))),
+        7 => Value::Int(i64::from(u32::from_le_bytes([b0, b1, b2, b3]))),
+        8 => Value::Int(i64::from_le_bytes(b)),
+        9 => {
+            let v = u64::from_le_bytes(b);
+            i64::try_from(v).map_or(Value::UInt(v), Value::Int)
+        }
+        10 => Value::Float(f64::from(f32::from_le_bytes([b0, b1, b2, b3]))),
+        _ => Value::Float(f64::from_le_bytes(b)),
+    }
+}
+
+/// Bytes a DataValue holds after its value for each mask (bits 0..5): status 4, source
+/// timestamp 8, server timestamp 8, and 2 for each picoseconds field.
+const DATA_VALUE_EXTRA: [u8; 64] = data_value_extra();
+
+#[allow(clippy::indexing_slicing)] // compile time only: `mask` is below 64
+const fn data_value_extra() -> [u8; 64] {
+    const FIELDS: [(usize, u8); 5] = [(0x02, 4), (0x04, 8), (0x10, 2), (0x08, 8), (0x20, 2)];
+    let mut out = [0u8; 64];
+    let mut mask = 0;
+    while mask < 64 {
+        let mut f = 0;
+        while f < FIELDS.len() {
+            if mask & FIELDS[f].0 != 0 {
+                out[mask] += FIELDS[f].1;
+            }
+            f += 1;
+        }
+        mask += 1;
+    }
+    out
+}
+
 /// Largest ByteString kept whole as a value; longer ones become `Opaque`.
 const MAX_BYTES_VALUE: usize = 1024;
 
@@ -398,10 +512,13 @@ impl<'a> Reader<'a> {
     }
 
     fn array<const N: usize>(&mut self) -> DResult<[u8; N]> {
-        let s = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
+        match self.buf.get(self.pos..).and_then(|s| s.first_chunk::<N>()) {
+            Some(a) => {
+                self.pos += N;
+                Ok(*a)
+            }
+            None => Err(DecodeError::Truncated { at: self.pos }),
+        }
     }
 
     /// A Byte.
@@ -497,6 +614,11 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// True when one more nesting level is allowed (what [`Reader::nested`] checks).
+    pub fn can_nest(&self) -> bool {
+        self.depth < self.limits.max_depth
+    }
+
     /// Runs `f` one nesting level deeper, failing when the depth cap is reached.
     pub fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> DResult<T>) -> DResult<T> {
         if self.depth >= self.limits.max_depth {
@@ -555,6 +677,36 @@ impl<'a> Reader<'a> {
 
     /// A NodeId.
     pub fn node_id(&mut self) -> DResult<NodeId<'a>> {
+        if let Some(id) = self.short_numeric() {
+            return Ok(id);
+        }
+        self.node_id_general()
+    }
+
+    /// The two-byte and four-byte numeric NodeId forms (most NodeIds on the wire), read in
+    /// one step; `None` (the reader untouched) for any other bytes. The general decoders
+    /// give the same for these forms (tested).
+    fn short_numeric(&mut self) -> Option<NodeId<'a>> {
+        match *self.rest() {
+            [0x00, id, ..] => {
+                self.pos += 2;
+                Some(NodeId {
+                    ns: 0,
+                    id: Identifier::Numeric(u32::from(id)),
+                })
+            }
+            [0x01, ns, lo, hi, ..] => {
+                self.pos += 4;
+                Some(NodeId {
+                    ns: u16::from(ns),
+                    id: Identifier::Numeric(u32::from(u16::from_le_bytes([lo, hi]))),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn node_id_general(&mut self) -> DResult<NodeId<'a>> {
         let enc = self.u8()?;
         if enc & 0xf0 != 0 {
             return Err(DecodeError::Invalid("node_id_encoding"));
@@ -564,6 +716,18 @@ impl<'a> Reader<'a> {
 
     /// An ExpandedNodeId.
     pub fn expanded_node_id(&mut self) -> DResult<ExpandedNodeId<'a>> {
+        if let Some(node) = self.short_numeric() {
+            // Encoding bytes 0x00 and 0x01: no namespace URI, no server index.
+            return Ok(ExpandedNodeId {
+                node,
+                namespace_uri: None,
+                server_index: None,
+            });
+        }
+        self.expanded_node_id_general()
+    }
+
+    fn expanded_node_id_general(&mut self) -> DResult<ExpandedNodeId<'a>> {
         let enc = self.u8()?;
         if enc & 0x30 != 0 {
             return Err(DecodeError::Invalid("node_id_encoding"));
@@ -583,6 +747,19 @@ impl<'a> Reader<'a> {
             node,
             namespace_uri,
             server_index,
+        })
+    }
+
+    /// An ExpandedNodeId read as [`Reader::expanded_node_id`] reads it, reduced to its
+    /// numeric identifier when it is a namespace-0 numeric NodeId without namespace URI (an
+    /// encoding id); `None` for any other. The two-byte and four-byte forms that service
+    /// messages use are read in one step.
+    pub fn encoding_id(&mut self) -> DResult<Option<u32>> {
+        let id = self.expanded_node_id()?;
+        Ok(if id.namespace_uri.is_none() {
+            id.node.ns0_numeric()
+        } else {
+            None
         })
     }
 
@@ -665,20 +842,7 @@ impl<'a> Reader<'a> {
     /// One value of built-in type `t`, appended to `out` while it holds fewer than `keep`.
     fn builtin_value(&mut self, t: u8, out: &mut Vec<Value>, keep: usize) -> DResult<()> {
         let v = match t {
-            1 => Value::Bool(self.bool()?),
-            2 => Value::Int(i64::from(self.u8()? as i8)),
-            3 => Value::Int(i64::from(self.u8()?)),
-            4 => Value::Int(i64::from(self.u16()? as i16)),
-            5 => Value::Int(i64::from(self.u16()?)),
-            6 => Value::Int(i64::from(self.i32()?)),
-            7 => Value::Int(i64::from(self.u32()?)),
-            8 => Value::Int(self.i64()?),
-            9 => {
-                let v = self.u64()?;
-                i64::try_from(v).map_or(Value::UInt(v), Value::Int)
-            }
-            10 => Value::Float(f64::from(f32::from_le_bytes(self.array()?))),
-            11 => Value::Float(self.f64()?),
+            1..=11 => fixed_value(t, self.take(fixed_size(t))?),
             12 | 16 => match self.string()? {
                 Some(s) => Value::Str(String::from_utf8_lossy(s).into_owned()),
                 None => Value::Opaque("null"),
@@ -693,7 +857,7 @@ impl<'a> Reader<'a> {
                 Some(_) => Value::Opaque("ByteString"),
                 None => Value::Opaque("null"),
             },
-            17 => Value::Str(self.node_id()?.to_string()),
+            17 => Value::Str(self.node_id()?.to_text()),
             18 => Value::Str(self.expanded_node_id()?.to_string()),
             19 => {
                 let c = self.status_code()?;
@@ -717,19 +881,16 @@ impl<'a> Reader<'a> {
                 Value::Opaque("ExtensionObject")
             }
             23 => {
-                let dv = self.nested(|r| r.data_value())?;
-                if let Some(var) = dv.value {
-                    for v in var.values {
-                        if out.len() < keep {
-                            out.push(v);
-                        }
+                let (values, _) = self.nested(|r| r.data_value_values())?;
+                for v in values {
+                    if out.len() < keep {
+                        out.push(v);
                     }
                 }
                 return Ok(());
             }
             24 => {
-                let var = self.variant()?;
-                for v in var.values {
+                for v in self.variant_values()? {
                     if out.len() < keep {
                         out.push(v);
                     }
@@ -768,7 +929,7 @@ impl<'a> Reader<'a> {
             if var.is_array {
                 let n = r.array_len(min_size(t))?;
                 var.len = n;
-                var.values.reserve(n.min(keep));
+                var.values = recycle::values(n.min(keep));
                 for _ in 0..n {
                     r.builtin_value(t, &mut var.values, keep)?;
                 }
@@ -780,10 +941,115 @@ impl<'a> Reader<'a> {
                 }
             } else {
                 var.len = 1;
+                var.values = recycle::values(1);
                 r.builtin_value(t, &mut var.values, keep)?;
             }
             Ok(var)
         })
+    }
+
+    /// The values of a Variant, read as [`Reader::variant`] reads it (same checks, same
+    /// errors) without the rest of the [`Variant`].
+    pub fn variant_values(&mut self) -> DResult<Vec<Value>> {
+        self.nested(|r| {
+            let enc = r.u8()?;
+            let t = enc & 0x3f;
+            if t == 0 {
+                return Ok(Vec::new());
+            }
+            if t > 25 {
+                return Err(DecodeError::Invalid("variant_type"));
+            }
+            let keep = r.limits.max_values_kept;
+            if enc & 0x80 != 0 {
+                let n = r.array_len(min_size(t))?;
+                let mut values = recycle::values(n.min(keep));
+                for _ in 0..n {
+                    r.builtin_value(t, &mut values, keep)?;
+                }
+                if enc & 0x40 != 0 {
+                    let dims = r.array_len(4)?;
+                    for _ in 0..dims {
+                        r.i32()?;
+                    }
+                }
+                Ok(values)
+            } else {
+                let mut values = recycle::values(1);
+                r.builtin_value(t, &mut values, keep)?;
+                Ok(values)
+            }
+        })
+    }
+
+    /// The common DataValue in one step: a fixed-size scalar value, with or without status
+    /// and timestamps, whole in the input and within the depth and value caps. `None` (the
+    /// reader untouched) for anything else, which [`Reader::data_value_values`] then reads
+    /// the general way; what both ways give is the same (tested).
+    fn fixed_scalar_data_value(&mut self) -> Option<(Vec<Value>, Option<u32>)> {
+        let [mask, enc] = *self.rest().first_chunk::<2>()?;
+        let t = enc & 0x3f;
+        let size = fixed_size(t);
+        if mask & 0x01 == 0
+            || enc & 0x80 != 0
+            || size == 0
+            || self.depth >= self.limits.max_depth
+            || self.limits.max_values_kept == 0
+        {
+            return None;
+        }
+        let total = 2
+            + size
+            + usize::from(
+                DATA_VALUE_EXTRA
+                    .get(usize::from(mask & 0x3f))
+                    .copied()
+                    .unwrap_or(0),
+            );
+        let body = self.rest().get(2..total)?;
+        let (value, after) = body.split_at_checked(size)?;
+        let status = if mask & 0x02 != 0 {
+            Some(u32::from_le_bytes(*after.first_chunk::<4>()?))
+        } else {
+            None
+        };
+        let mut values = recycle::values(1);
+        values.push(fixed_value(t, value));
+        self.pos += total;
+        Some((values, status))
+    }
+
+    /// The values and status of a DataValue (what events keep), read as
+    /// [`Reader::data_value`] reads it (same checks, same errors); no value reads as none.
+    pub fn data_value_values(&mut self) -> DResult<(Vec<Value>, Option<u32>)> {
+        if let Some(common) = self.fixed_scalar_data_value() {
+            return Ok(common);
+        }
+        let mask = self.u8()?;
+        let values = if mask & 0x01 != 0 {
+            self.variant_values()?
+        } else {
+            Vec::new()
+        };
+        let status = if mask & 0x02 != 0 {
+            Some(self.status_code()?)
+        } else {
+            None
+        };
+        // Timestamps and picoseconds, in wire order.
+        if mask & 0x04 != 0 {
+            self.array::<8>()?;
+        }
+        if mask & 0x10 != 0 {
+            self.array::<2>()?;
+        }
+        if mask & 0x08 != 0 {
+            self.array::<8>()?;
+        }
+        if mask & 0x20 != 0 {
+            self.array::<2>()?;
+        }
+        Ok((values, status))
     }
 
     /// A DataValue.
@@ -1147,5 +1413,165 @@ mod tests {
             let _ = Reader::new(&bytes, &l).expanded_node_id();
             let _ = Reader::new(&bytes, &l).localized_text();
         }
+
+        /// The lean decoders read what the full ones read: same values, status, errors and
+        /// bytes consumed, at every depth cap (0 and 1 make the nesting checks fail).
+        #[test]
+        fn lean_decoders_match_full_ones(
+            bytes in proptest::collection::vec(any::<u8>(), 0..96),
+            depth in 0usize..4,
+            keep in 0usize..4,
+        ) {
+            let l = DecodeLimits { max_depth: depth, max_values_kept: keep, ..DecodeLimits::default() };
+            let mut full = Reader::new(&bytes, &l);
+            let mut lean = Reader::new(&bytes, &l);
+            prop_assert_eq!(full.variant().map(|v| v.values), lean.variant_values());
+            prop_assert_eq!(full.pos(), lean.pos());
+            let mut full = Reader::new(&bytes, &l);
+            let mut lean = Reader::new(&bytes, &l);
+            prop_assert_eq!(
+                full.data_value().map(|d| (d.value.map(|v| v.values).unwrap_or_default(), d.status)),
+                lean.data_value_values()
+            );
+            prop_assert_eq!(full.pos(), lean.pos());
+        }
+
+        /// The one-step NodeId forms read what the general decoders read.
+        #[test]
+        fn short_node_ids_match_general_decoders(bytes in proptest::collection::vec(prop_oneof![0u8..3, any::<u8>()], 0..8)) {
+            let l = lim();
+            let (mut a, mut b) = (Reader::new(&bytes, &l), Reader::new(&bytes, &l));
+            prop_assert_eq!(a.node_id(), b.node_id_general());
+            prop_assert_eq!(a.pos(), b.pos());
+            let (mut a, mut b) = (Reader::new(&bytes, &l), Reader::new(&bytes, &l));
+            prop_assert_eq!(a.expanded_node_id(), b.expanded_node_id_general());
+            prop_assert_eq!(a.pos(), b.pos());
+        }
+
+        /// The one-step encoding id reads what the ExpandedNodeId decoder reads.
+        #[test]
+        fn encoding_id_matches_expanded_node_id(bytes in proptest::collection::vec(prop_oneof![0u8..3, any::<u8>()], 0..12)) {
+            let l = lim();
+            let mut full = Reader::new(&bytes, &l);
+            let mut lean = Reader::new(&bytes, &l);
+            let want = full.expanded_node_id().map(|id| {
+                if id.namespace_uri.is_none() { id.node.ns0_numeric() } else { None }
+            });
+            prop_assert_eq!(lean.encoding_id(), want);
+            prop_assert_eq!(full.pos(), lean.pos());
+        }
+
+        /// Numeric and string NodeIds and numbers are written as `Display` writes them.
+        #[test]
+        fn fast_text_matches_display(
+            ns in prop_oneof![Just(0u16), any::<u16>()],
+            n in any::<u32>(),
+            text in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..12)),
+        ) {
+            prop_assert_eq!(decimal(n), n.to_string());
+            let id = NodeId { ns, id: Identifier::Numeric(n) };
+            prop_assert_eq!(id.to_text(), id.to_string());
+            let id = NodeId { ns, id: Identifier::String(text.as_deref()) };
+            prop_assert_eq!(id.to_text(), id.to_string());
+            let id = NodeId { ns, id: Identifier::Opaque(text.as_deref()) };
+            prop_assert_eq!(id.to_text(), id.to_string());
+        }
+    }
+
+    proptest! {
+        /// DataValues of the shape the one-step path reads (a fixed-size scalar, any mask),
+        /// whole or cut anywhere, at small depth and value caps: the same as the full decoder.
+        #[test]
+        fn common_data_values_match_full_decoder(
+            mask in any::<u8>(),
+            enc in prop_oneof![0u8..=12, any::<u8>()],
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+            cut in 0usize..48,
+            depth in 0usize..3,
+            keep in 0usize..2,
+        ) {
+            let l = DecodeLimits { max_depth: depth, max_values_kept: keep, ..DecodeLimits::default() };
+            let mut bytes = vec![mask | 0x01, enc];
+            bytes.extend(&payload);
+            bytes.truncate(cut.max(1));
+            for nested in [false, true] {
+                let mut full = Reader::new(&bytes, &l);
+                let mut lean = Reader::new(&bytes, &l);
+                if nested {
+                    full.depth = 1;
+                    lean.depth = 1;
+                }
+                let want = full
+                    .data_value()
+                    .map(|d| (d.value.map(|v| v.values).unwrap_or_default(), d.status));
+                prop_assert_eq!(lean.data_value_values(), want);
+                prop_assert_eq!(full.pos(), lean.pos());
+            }
+        }
+    }
+
+    /// Every fixed-size type converts as the Part 6 encoding says (sign, width, range).
+    #[test]
+    fn fixed_size_scalars() {
+        let l = lim();
+        let cases: &[(&[u8], Value)] = &[
+            (&[0x01, 2], Value::Bool(true)),
+            (&[0x01, 0], Value::Bool(false)),
+            (&[0x02, 0xff], Value::Int(-1)),
+            (&[0x03, 0xff], Value::Int(255)),
+            (&[0x04, 0xff, 0xff], Value::Int(-1)),
+            (&[0x05, 0xff, 0xff], Value::Int(65535)),
+            (&[0x06, 0xfe, 0xff, 0xff, 0xff], Value::Int(-2)),
+            (&[0x07, 0xff, 0xff, 0xff, 0xff], Value::Int(4_294_967_295)),
+            (
+                &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Value::Int(-1),
+            ),
+            (
+                &[0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Value::UInt(u64::MAX),
+            ),
+            (&[0x09, 7, 0, 0, 0, 0, 0, 0, 0], Value::Int(7)),
+            (&[0x0a, 0, 0, 0xc0, 0x3f], Value::Float(1.5)),
+            (&[0x0b, 0, 0, 0, 0, 0, 0, 0x04, 0xc0], Value::Float(-2.5)),
+        ];
+        for (bytes, want) in cases {
+            let v = Reader::new(bytes, &l).variant().unwrap();
+            assert_eq!(v.values, vec![want.clone()], "{bytes:?}");
+            let mut dv = vec![0x01];
+            dv.extend(*bytes);
+            let (values, status) = Reader::new(&dv, &l).data_value_values().unwrap();
+            assert_eq!((values, status), (vec![want.clone()], None));
+        }
+    }
+
+    /// Variants whose bytes are common values (scalars, arrays of every type, nested
+    /// DataValues) give the same values through both decoders.
+    #[test]
+    fn lean_decoders_on_valid_values() {
+        let l = lim();
+        let cases: &[&[u8]] = &[
+            &[0x0b, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f],       // Double 1.0
+            &[0x01, 1],                                  // Boolean true
+            &[0x86, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0], // Int32[2]
+            &[0xc6, 1, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], // with dimensions
+            &[0x17, 0x03, 0x03, 5, 0, 0, 0, 0, 0, 0x80], // DataValue(Byte 5, Bad status)
+            &[0x18, 0x0c, 2, 0, 0, 0, b'h', b'i'],       // Variant(String "hi")
+            &[0x00],                                     // empty
+        ];
+        for bytes in cases {
+            let full = Reader::new(bytes, &l).variant().unwrap().values;
+            assert_eq!(Reader::new(bytes, &l).variant_values().unwrap(), full);
+            assert!(!full.is_empty() || bytes == &[0x00]);
+        }
+        let dv = [
+            0x0f, 0x0a, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5,
+            6, 7, 8,
+        ];
+        let full = Reader::new(&dv, &l).data_value().unwrap();
+        let (values, status) = Reader::new(&dv, &l).data_value_values().unwrap();
+        assert_eq!(values, full.value.unwrap().values);
+        assert_eq!(status, full.status);
+        assert_eq!(status, Some(0x8080_0000));
     }
 }
