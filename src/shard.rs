@@ -12,9 +12,11 @@
 //! - The reader decides the idle sweeps (from the latest capture time over all packets) and
 //!   sends each one to every worker at the same packet index.
 //! - Packets travel in rounds: every `ROUND` packets the reader sends each worker one batch
-//!   (possibly empty); the calling thread takes one answer per worker per round and merges
-//!   them by tag. Batches (owned packet bytes) come back to the reader through a return
-//!   channel, so steady state allocates nothing per packet; bounded channels give
+//!   (possibly empty); the calling thread takes one answer per worker per round and hands
+//!   the events on by reference in tag order. Batches (owned packet bytes) come back to the
+//!   reader, and answers (with their events) to their worker, which frees and recycles the
+//!   events where they were allocated, one old for each new, so steady state allocates
+//!   nothing per packet and the parsers' spare vectors stay stocked; bounded channels give
 //!   back-pressure.
 //! - Counters are summed; the flow and memory peaks are recomputed over the whole run from the
 //!   per-packet changes each worker reports.
@@ -29,15 +31,17 @@ use crate::event::IcsEvent;
 use crate::flow::hash::KeyHashBuilder;
 use crate::flow::FlowKey;
 use crate::pipeline::{self, sweep_due, Pipeline, PipelineConfig, Tagged};
+use crate::proto::recycle;
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 /// Packets (over all workers) per round.
-const ROUND: usize = 1024;
+const ROUND: usize = 4096;
 /// Rounds queued per worker before the reader waits.
 const QUEUE: usize = 4;
 
@@ -94,7 +98,9 @@ struct Change {
 }
 
 /// Worker to merger: one round's events (tagged `(at, sub)`, already mapped) and changes;
-/// the counters with the last one.
+/// the counters with the last one. The merger hands the events on by reference and sends the
+/// whole message back, so the events are freed (and their vectors recycled) on the worker that
+/// built them.
 #[derive(Debug)]
 struct FromWorker<T> {
     events: Vec<(u64, u64, T)>,
@@ -146,82 +152,10 @@ pub fn run(
         threads,
         files,
         &|e| e,
-        &mut |e| emit(&e),
+        &|e: &mut IcsEvent| recycle::recycle_all(std::slice::from_mut(e)),
+        &mut |e: &mut IcsEvent| emit(e),
         progress,
-        Vec::new(),
     )
-}
-
-/// As [`run`], but `emit` owns the events: with several threads they arrive owned from the
-/// workers and are moved on, not copied (with one thread each is cloned for `emit`). Events
-/// the consumer is done with can go back through [`Returns`] to the worker that built them,
-/// to be freed (and their vectors reused) on the thread that allocated them: freeing them
-/// elsewhere makes the allocator's threads wait on each other's locks.
-pub fn run_owned(
-    cfg: PipelineConfig,
-    threads: usize,
-    files: &mut [CaptureFile],
-    emit: &mut impl FnMut(IcsEvent, &Returns),
-    progress: &mut impl FnMut(usize, u64),
-) -> Result<RunStats, CaptureError> {
-    if threads <= 1 {
-        let none = Returns { to: Vec::new() };
-        return pipeline::run(cfg, files, &mut |e| emit(e.clone(), &none), progress);
-    }
-    let (returns, graves) = Returns::new(threads);
-    run_inner(
-        cfg,
-        threads,
-        files,
-        &|e| e,
-        &mut |e| emit(e, &returns),
-        progress,
-        graves,
-    )
-}
-
-/// The way back for events, to the workers that built them (see [`run_owned`]).
-#[derive(Debug)]
-pub struct Returns {
-    to: Vec<Sender<Vec<IcsEvent>>>,
-}
-
-impl Returns {
-    fn new(n: usize) -> (Returns, Vec<Option<Receiver<Vec<IcsEvent>>>>) {
-        let (to, from): (Vec<_>, Vec<_>) = (0..n)
-            .map(|_| {
-                let (tx, rx) = channel();
-                (tx, Some(rx))
-            })
-            .unzip();
-        (Returns { to }, from)
-    }
-
-    /// Sends each event back to its worker (by the same flow hash that chose it); events of
-    /// a run on one thread, or whose worker is gone, are simply dropped here.
-    pub fn give_back(&self, events: Vec<IcsEvent>) {
-        let n = self.to.len();
-        if n == 0 {
-            return;
-        }
-        let mut per: Vec<Vec<IcsEvent>> = (0..n).map(|_| Vec::new()).collect();
-        for ev in events {
-            let key = FlowKey::new(
-                (ev.client.ip, ev.client.port),
-                (ev.server.ip, ev.server.port),
-                6,
-                ev.vlan.unwrap_or(0),
-            );
-            if let Some(v) = per.get_mut(worker_of(&key, n)) {
-                v.push(ev);
-            }
-        }
-        for (tx, v) in self.to.iter().zip(per) {
-            if !v.is_empty() {
-                let _ = tx.send(v);
-            }
-        }
-    }
 }
 
 /// As [`run`], but each event is first turned into a `T` by `map` on the worker threads (for
@@ -242,24 +176,37 @@ pub fn run_map<T: Send>(
         cfg,
         threads,
         files,
-        &|e| map(&e),
-        emit,
+        &|mut e: IcsEvent| {
+            let t = map(&e);
+            recycle::recycle_all(std::slice::from_mut(&mut e));
+            Some(t)
+        },
+        &|_: &mut Option<T>| {},
+        &mut |t: &mut Option<T>| {
+            if let Some(t) = t.take() {
+                emit(t);
+            }
+        },
         progress,
-        Vec::new(),
     )
 }
 
-/// The sharded run; `graves` holds, per worker, the channel of events given back to it (empty
-/// when nothing comes back).
-fn run_inner<T: Send>(
+/// The sharded run: `map` turns each event into what travels to the calling thread, `emit`
+/// gets those in order there, and `done` is called on the worker once the calling thread is
+/// through with one (to recycle what the event holds where it was allocated).
+fn run_inner<T: Send, M, D>(
     cfg: PipelineConfig,
     threads: usize,
     files: &mut [CaptureFile],
-    map: &(dyn Fn(IcsEvent) -> T + Sync),
-    emit: &mut impl FnMut(T),
+    map: &M,
+    done: &D,
+    emit: &mut impl FnMut(&mut T),
     progress: &mut impl FnMut(usize, u64),
-    mut graves: Vec<Option<Receiver<Vec<IcsEvent>>>>,
-) -> Result<RunStats, CaptureError> {
+) -> Result<RunStats, CaptureError>
+where
+    M: Fn(IcsEvent) -> T + Sync,
+    D: Fn(&mut T) + Sync,
+{
     let n = threads;
     let mut wcfg = cfg;
     wcfg.flow.max_flows = (wcfg.flow.max_flows / n).max(1);
@@ -276,8 +223,7 @@ fn run_inner<T: Send>(
         let mut to_workers = Vec::with_capacity(n);
         let mut from_workers = Vec::with_capacity(n);
         let mut give_back = Vec::with_capacity(n);
-        for k in 0..n {
-            let grave = graves.get_mut(k).and_then(Option::take);
+        for _ in 0..n {
             let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
             let (otx, orx) = sync_channel::<FromWorker<T>>(QUEUE);
             let (btx, brx) = channel::<FromWorker<T>>();
@@ -286,7 +232,7 @@ fn run_inner<T: Send>(
             give_back.push(btx);
             let ret = ret_tx.clone();
             let wcfg = wcfg.clone();
-            s.spawn(move || worker(wcfg, names, map, rx, otx, brx, ret, grave));
+            s.spawn(move || worker(wcfg, names, map, done, rx, otx, brx, ret));
         }
         drop(ret_tx);
         let (pf, pp) = (&prog_file, &prog_pos);
@@ -298,6 +244,7 @@ fn run_inner<T: Send>(
             )
         });
         drop(from_workers);
+        drop(give_back);
         let files = match reader.join() {
             Ok(r) => r?,
             Err(p) => std::panic::resume_unwind(p),
@@ -408,20 +355,99 @@ fn send_round(batches: &mut [Batch], to: &[SyncSender<ToWorker>], ret: &Receiver
     true
 }
 
+/// Events the calling thread is through with, back on the worker that built them. They are
+/// recycled as the worker builds new ones (one old event for each new one, so the parsers'
+/// spare vectors stay stocked as on one thread), and their lists are reused for later rounds.
+#[derive(Debug)]
+struct Spent<T> {
+    /// Returned event lists, oldest first; the first `cursor` events of the front one are done.
+    queue: VecDeque<Vec<(u64, u64, T)>>,
+    cursor: usize,
+    /// Empty event lists and change lists, for the next rounds.
+    lists: Vec<Vec<(u64, u64, T)>>,
+    changes: Vec<Vec<Change>>,
+}
+
+/// Returned lists kept waiting to be recycled; older ones are done at once.
+const SPENT_LISTS: usize = 2;
+
+impl<T> Spent<T> {
+    fn new() -> Self {
+        Spent {
+            queue: VecDeque::new(),
+            cursor: 0,
+            lists: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// Takes back a round the calling thread is through with.
+    fn give(&mut self, o: FromWorker<T>, done: &impl Fn(&mut T)) {
+        let mut changes = o.changes;
+        changes.clear();
+        self.changes.push(changes);
+        self.queue.push_back(o.events);
+        while self.queue.len() > SPENT_LISTS {
+            self.retire_front(done);
+        }
+    }
+
+    /// Recycles up to `k` returned events, oldest first.
+    fn recycle(&mut self, mut k: usize, done: &impl Fn(&mut T)) {
+        while k > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                return;
+            };
+            let end = self.cursor.saturating_add(k).min(front.len());
+            if let Some(evs) = front.get_mut(self.cursor..end) {
+                for e in evs {
+                    done(&mut e.2);
+                }
+            }
+            k -= end.saturating_sub(self.cursor).min(k);
+            self.cursor = end;
+            if self.cursor >= front.len() {
+                self.retire_front(done);
+            }
+        }
+    }
+
+    /// Finishes the oldest returned list and keeps it, emptied, for reuse.
+    fn retire_front(&mut self, done: &impl Fn(&mut T)) {
+        if let Some(mut list) = self.queue.pop_front() {
+            for e in list.iter_mut().skip(self.cursor) {
+                done(&mut e.2);
+            }
+            list.clear();
+            self.lists.push(list);
+        }
+        self.cursor = 0;
+    }
+
+    /// Empty lists for one round's events and changes.
+    fn fresh(&mut self) -> (Vec<(u64, u64, T)>, Vec<Change>) {
+        (
+            self.lists.pop().unwrap_or_default(),
+            self.changes.pop().unwrap_or_default(),
+        )
+    }
+}
+
 /// A worker: its own pipeline over the packets of its flows.
 #[allow(clippy::too_many_arguments)]
 fn worker<T>(
     cfg: PipelineConfig,
     names: &[Arc<str>],
-    map: &(dyn Fn(IcsEvent) -> T + Sync),
+    map: &impl Fn(IcsEvent) -> T,
+    done: &impl Fn(&mut T),
     rx: Receiver<ToWorker>,
     tx: SyncSender<FromWorker<T>>,
     back: Receiver<FromWorker<T>>,
     ret: Sender<Batch>,
-    grave: Option<Receiver<Vec<IcsEvent>>>,
 ) {
     let mut p = Pipeline::new(cfg);
     let mut events: Vec<Tagged> = Vec::new();
+    let mut spent = Spent::new();
     let empty: Arc<str> = Arc::from("");
     let name = |f: u32| names.get(f as usize).unwrap_or(&empty);
     let (mut flows, mut mem) = (0i64, 0i64);
@@ -438,20 +464,23 @@ fn worker<T>(
             (flows, mem) = (f, m);
         }
     };
-    for msg in rx {
-        // Events the consumer gave back: freed here, where they were allocated, their vectors
-        // kept for the next events.
-        if let Some(g) = &grave {
-            for mut evs in g.try_iter() {
-                crate::proto::recycle::recycle_all(&mut evs);
-            }
+    // Moves the events the pipeline just made to `out`, recycling as many returned ones.
+    let take = |p: &mut Pipeline,
+                events: &mut Vec<Tagged>,
+                out: &mut Vec<(u64, u64, T)>,
+                spent: &mut Spent<T>| {
+        let k = events.len();
+        if k > 0 {
+            p.count_events(k);
+            out.extend(events.drain(..).map(|t| (t.at, t.sub, map(t.ev))));
+            spent.recycle(k, done);
         }
-        let (mut mapped, mut changes) = match back.try_recv() {
-            Ok(o) => (o.events, o.changes),
-            Err(_) => (Vec::new(), Vec::new()),
-        };
-        mapped.clear();
-        changes.clear();
+    };
+    for msg in rx {
+        for o in back.try_iter() {
+            spent.give(o, done);
+        }
+        let (mut out, mut changes) = spent.fresh();
         match msg {
             ToWorker::Round(mut batch) => {
                 for item in &batch.items {
@@ -486,18 +515,17 @@ fn worker<T>(
                             record(&p, index, 1, &mut changes);
                         }
                     }
+                    take(&mut p, &mut events, &mut out, &mut spent);
                 }
                 batch.data.clear();
                 batch.items.clear();
                 let _ = ret.send(batch);
-                p.count_events(events.len());
-                mapped.extend(events.drain(..).map(|t| (t.at, t.sub, map(t.ev))));
-                let out = FromWorker {
-                    events: mapped,
+                let msg = FromWorker {
+                    events: out,
                     changes,
                     stats: None,
                 };
-                if tx.send(out).is_err() {
+                if tx.send(msg).is_err() {
                     return;
                 }
             }
@@ -508,14 +536,13 @@ fn worker<T>(
             } => {
                 p.shard_finish(now, name(file), last_packet, &mut events);
                 record(&p, u64::MAX, 2, &mut changes);
-                p.count_events(events.len());
-                mapped.extend(events.drain(..).map(|t| (t.at, t.sub, map(t.ev))));
-                let out = FromWorker {
-                    events: mapped,
+                take(&mut p, &mut events, &mut out, &mut spent);
+                let msg = FromWorker {
+                    events: out,
                     changes,
                     stats: Some(Box::new(p.into_stats())),
                 };
-                let _ = tx.send(out);
+                let _ = tx.send(msg);
                 return;
             }
         }
@@ -523,15 +550,16 @@ fn worker<T>(
 }
 
 /// The merger: takes one answer per worker per round, hands the events on in tag order and
-/// tracks the global flow and memory peaks. Returns the summed counters, or `None` when the
-/// workers stopped early (the reader failed).
+/// tracks the global flow and memory peaks; each answer then goes back to its worker. Returns
+/// the summed counters, or `None` when the workers stopped early (the reader failed).
 fn merge<T>(
     from: &[Receiver<FromWorker<T>>],
     give_back: &[Sender<FromWorker<T>>],
-    emit: &mut impl FnMut(T),
+    emit: &mut impl FnMut(&mut T),
     progress: &mut impl FnMut(),
 ) -> Option<RunStats> {
     let mut round: Vec<FromWorker<T>> = Vec::with_capacity(from.len());
+    let mut pos: Vec<usize> = vec![0; from.len()];
     let mut changes: Vec<Change> = Vec::new();
     let (mut flows, mut mem, mut flow_peak, mut mem_peak) = (0i64, 0i64, 0i64, 0i64);
     loop {
@@ -541,27 +569,25 @@ fn merge<T>(
         }
         progress();
         // k-way merge by (at, sub); ties only happen within one worker, whose order is kept.
-        {
-            let mut heads: Vec<_> = round
-                .iter_mut()
-                .map(|o| o.events.drain(..).peekable())
-                .collect();
-            loop {
-                let mut best: Option<(u64, u64, usize)> = None;
-                for (w, it) in heads.iter_mut().enumerate() {
-                    let Some(&(at, sub, _)) = it.peek() else {
-                        continue;
-                    };
-                    if best.is_none_or(|(a, s, _)| (at, sub) < (a, s)) {
-                        best = Some((at, sub, w));
-                    }
-                }
-                let Some((_, _, w)) = best else {
-                    break;
+        pos.fill(0);
+        loop {
+            let mut best: Option<(u64, u64, usize)> = None;
+            for (w, o) in round.iter().enumerate() {
+                let Some(&(at, sub, _)) = pos.get(w).and_then(|&i| o.events.get(i)) else {
+                    continue;
                 };
-                if let Some((_, _, ev)) = heads.get_mut(w).and_then(Iterator::next) {
-                    emit(ev);
+                if best.is_none_or(|(a, s, _)| (at, sub) < (a, s)) {
+                    best = Some((at, sub, w));
                 }
+            }
+            let Some((_, _, w)) = best else {
+                break;
+            };
+            if let (Some(o), Some(i)) = (round.get_mut(w), pos.get_mut(w)) {
+                if let Some(e) = o.events.get_mut(*i) {
+                    emit(&mut e.2);
+                }
+                *i += 1;
             }
         }
         changes.clear();
@@ -598,56 +624,47 @@ fn merge<T>(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::detect::testkit::write_hr;
-    use crate::synth::{tcp_frame_into, TcpSpec};
-    use std::net::Ipv4Addr;
+    use std::cell::RefCell;
+
+    fn round(tags: std::ops::Range<u64>) -> FromWorker<u64> {
+        FromWorker {
+            events: tags.map(|t| (t, 0, t)).collect(),
+            changes: vec![Change {
+                index: 1,
+                phase: 0,
+                flows: 1,
+                mem: 0,
+            }],
+            stats: None,
+        }
+    }
 
     #[test]
-    fn events_go_back_to_the_worker_of_their_packets() {
-        for n in [2, 3, 4, 7] {
-            let (returns, graves) = Returns::new(n);
-            let mut expect = vec![0usize; n];
-            for i in 0..64u8 {
-                let client = Ipv4Addr::new(10, 0, 0, i);
-                let server = Ipv4Addr::new(10, 0, 1, i % 5);
-                let port = 40000 + u16::from(i);
-                // Both directions of the flow go to one worker...
-                let mut ws = Vec::new();
-                for (src, dst) in [
-                    ((client, port), (server, 502)),
-                    ((server, 502), (client, port)),
-                ] {
-                    let mut f = Vec::new();
-                    let spec = TcpSpec {
-                        src,
-                        dst,
-                        seq: 1,
-                        ack: 1,
-                        flags: 0x18,
-                    };
-                    tcp_frame_into(&mut f, &spec, &[0, 1, 0, 0, 0, 6, 1, 6, 0, 4, 0, 1]);
-                    let pkt = Packet {
-                        ts: Timestamp::default(),
-                        link: LinkType::Ethernet,
-                        data: &f,
-                        orig_len: f.len() as u32,
-                        number: 1,
-                    };
-                    ws.push(shard_of(&pkt, n));
-                }
-                assert_eq!(ws[0], ws[1]);
-                expect[ws[0]] += 1;
-                // ... and so do the events it gave, when they come back.
-                let mut ev = write_hr(0, &client.to_string(), &server.to_string(), 1, 4, 1);
-                ev.client.port = port;
-                ev.server.port = 502;
-                returns.give_back(vec![ev]);
-            }
-            let got: Vec<usize> = graves
-                .into_iter()
-                .map(|g| g.unwrap().try_iter().map(|v| v.len()).sum())
-                .collect();
-            assert_eq!(got, expect, "{n} workers");
+    fn spent_events_are_done_once_each_in_order_and_lists_come_back_empty() {
+        let seen = RefCell::new(Vec::new());
+        let done = |t: &mut u64| seen.borrow_mut().push(*t);
+        let mut s = Spent::new();
+        // Nothing returned yet: recycling does nothing, fresh lists are new.
+        s.recycle(5, &done);
+        assert!(seen.borrow().is_empty());
+        s.give(round(0..3), &done);
+        s.give(round(3..4), &done);
+        // One old event per new one, across lists.
+        s.recycle(2, &done);
+        assert_eq!(*seen.borrow(), vec![0, 1]);
+        s.recycle(2, &done);
+        assert_eq!(*seen.borrow(), vec![0, 1, 2, 3]);
+        assert!(s.queue.is_empty());
+        let (events, changes) = s.fresh();
+        assert!(events.is_empty() && events.capacity() > 0);
+        assert!(changes.is_empty());
+        // More lists than kept waiting: the oldest are done at once.
+        for k in 0..SPENT_LISTS as u64 + 2 {
+            s.give(round(10 * k..10 * k + 2), &done);
         }
+        assert_eq!(s.queue.len(), SPENT_LISTS);
+        assert_eq!(seen.borrow()[4..], [0, 1, 10, 11]);
+        s.recycle(usize::MAX, &done);
+        assert_eq!(seen.borrow().len(), 4 + 2 * (SPENT_LISTS + 2));
     }
 }
