@@ -1,21 +1,26 @@
 //! The pipeline on several cores, with the output of one.
 //!
-//! One reader thread reads the captures and hashes each packet's flow key (both directions
-//! alike) to pick one of N worker threads; each worker runs its own [`Pipeline`] up to ICS
-//! events, and the calling thread merges the workers' events and hands them on (to `inspect`,
-//! learning or detection) in the order a single pipeline would have produced them:
+//! Worker 0 reads the captures and hashes each packet's flow key (both directions alike) to
+//! pick one of N workers: its own packets it runs through its [`Pipeline`] at once, the others'
+//! it copies into batches for workers 1..N, each with a pipeline of its own. The calling thread
+//! merges the workers' events and hands them on (to `inspect`, learning or detection) in the
+//! order a single pipeline would have produced them. With two workers on two cores the three
+//! busy threads (reader and worker, worker, consumer) share the cores; nothing is copied per
+//! event and nothing is synchronised per packet:
 //!
 //! - Every event is tagged with the global index of the packet at which it was emitted, and
 //!   within it by the recency stamp (idle sweep) or id (end of input) of the flow whose end
 //!   produced it. Flow ids and recency stamps derive from global packet indices
 //!   ([`crate::flow::FlowTable::set_packet_index`]), so they do not depend on N.
-//! - The reader decides the idle sweeps (from the latest capture time over all packets) and
-//!   sends each one to every worker at the same packet index.
-//! - Packets travel in rounds: every `ROUND` packets the reader sends each worker one batch
-//!   (possibly empty); the calling thread takes one answer per worker per round and merges
-//!   them by tag. Batches (owned packet bytes) come back to the reader through a return
-//!   channel, so steady state allocates nothing per packet; bounded channels give
-//!   back-pressure.
+//! - Worker 0 decides the idle sweeps (from the latest capture time over all packets), runs
+//!   each one itself and sends it to every other worker at the same packet index.
+//! - Packets travel in rounds: every `ROUND` packets worker 0 sends each other worker one
+//!   batch (possibly empty) and every worker answers with the round's events; the calling
+//!   thread takes one answer per worker per round and hands the events on by reference in tag
+//!   order. Batches (owned packet bytes) come back to worker 0, and answers (with their events)
+//!   to their worker, which frees and recycles the events where they were allocated, one old
+//!   for each new, so steady state allocates nothing per packet and the parsers' spare vectors
+//!   stay stocked; bounded channels give back-pressure.
 //! - Counters are summed; the flow and memory peaks are recomputed over the whole run from the
 //!   per-packet changes each worker reports.
 //!
@@ -26,18 +31,18 @@
 use crate::capture::{CaptureError, CaptureFile, Packet};
 use crate::decode::{decode, LinkType, Transport};
 use crate::event::IcsEvent;
-use crate::flow::hash::KeyHashBuilder;
-use crate::flow::FlowKey;
 use crate::pipeline::{self, sweep_due, Pipeline, PipelineConfig, Tagged};
+use crate::proto::recycle;
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
-use std::hash::BuildHasher;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 /// Packets (over all workers) per round.
-const ROUND: usize = 1024;
+const ROUND: usize = 4096;
 /// Rounds queued per worker before the reader waits.
 const QUEUE: usize = 4;
 
@@ -93,20 +98,38 @@ struct Change {
     mem: i64,
 }
 
-/// Worker to merger: one round's events (tagged `(at, sub)`, already mapped) and changes;
-/// the counters with the last one.
+/// Worker to merger: one round's events (tagged, in the order this worker made them), what
+/// the map made of each (empty without one), the flow and memory changes, and the counters
+/// with the last answer. The merger hands the events on by reference and sends the whole
+/// answer back, so the events are freed (and their vectors recycled) on the worker that built
+/// them.
 #[derive(Debug)]
 struct FromWorker<T> {
-    events: Vec<(u64, u64, T)>,
+    events: Vec<Tagged>,
+    mapped: Vec<Option<T>>,
     changes: Vec<Change>,
     stats: Option<Box<RunStats>>,
 }
 
-/// The worker of a packet: by a hash of its canonical flow key, so both directions of a flow
-/// go to the same worker. Packets that belong to no flow go to worker 0.
+impl<T> Default for FromWorker<T> {
+    fn default() -> Self {
+        FromWorker {
+            events: Vec::new(),
+            mapped: Vec::new(),
+            changes: Vec::new(),
+            stats: None,
+        }
+    }
+}
+
+/// The worker of a packet: by a symmetric hash of its flow's addresses and ports, so both
+/// directions of a flow go to the same worker. Packets that belong to no flow go to worker 0.
 fn shard_of(pkt: &Packet<'_>, n: usize) -> usize {
     if n <= 1 {
         return 0;
+    }
+    if let Some((a, b)) = common_tcp_ends(pkt) {
+        return worker_of(a, b, 6, 0, n);
     }
     let d = decode(pkt.link, pkt.data, pkt.orig_len);
     let Some(ip) = d.ip else {
@@ -117,17 +140,59 @@ fn shard_of(pkt: &Packet<'_>, n: usize) -> usize {
         Transport::Udp(u) => (u.src_port, u.dst_port, 17),
         Transport::Other(_) | Transport::None => return 0,
     };
-    let key = FlowKey::new((ip.src, sp), (ip.dst, dp), proto, d.vlan.unwrap_or(0));
-    worker_of(&key, n)
+    worker_of((ip.src, sp), (ip.dst, dp), proto, d.vlan.unwrap_or(0), n)
 }
 
-/// The worker of a flow key, of `n`.
-fn worker_of(key: &FlowKey, n: usize) -> usize {
-    // Fixed seeds: the same packet always goes to the same worker, in every run (chosen keys
-    // could only unbalance the workers; each worker's own table has random seeds).
-    let h = KeyHashBuilder::with_seeds(0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344).hash_one(key);
-    (h % n as u64) as usize
+/// The two ends of the common frame (untagged Ethernet, IPv4 without options, not a fragment,
+/// TCP), read from their fixed offsets without decoding the rest; `None` for anything else.
+/// Wherever [`decode`] finds TCP in such a frame, these are its addresses and ports (the same
+/// bytes); where it finds none, the packet makes no flow and any worker will do.
+fn common_tcp_ends(pkt: &Packet<'_>) -> Option<((IpAddr, u16), (IpAddr, u16))> {
+    if pkt.link != LinkType::Ethernet {
+        return None;
+    }
+    let h: &[u8; 38] = pkt.data.first_chunk()?;
+    let be16 = |i: usize| -> Option<u16> { Some(u16::from_be_bytes(*h.get(i..)?.first_chunk()?)) };
+    let ip = |i: usize| -> Option<IpAddr> {
+        let a: [u8; 4] = *h.get(i..)?.first_chunk()?;
+        Some(IpAddr::V4(Ipv4Addr::from(a)))
+    };
+    if be16(12)? != 0x0800 || h[14] != 0x45 || h[23] != 6 || be16(20)? & 0x3fff != 0 {
+        return None;
+    }
+    Some(((ip(26)?, be16(34)?), (ip(30)?, be16(36)?)))
 }
+
+/// The worker of a flow, of `n` (≥ 2): a fixed function (the same packet goes to the same worker in
+/// every run; chosen keys could only unbalance the workers, whose own tables have random
+/// seeds), symmetric in the two ends.
+fn worker_of(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8, vlan: u16, n: usize) -> usize {
+    let fold = |ip: IpAddr| -> u64 {
+        match ip {
+            IpAddr::V4(v) => u64::from(u32::from(v)),
+            IpAddr::V6(v) => {
+                let x = u128::from(v);
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        }
+    };
+    let ends = fold(a.0).wrapping_add(fold(b.0));
+    let rest = (u64::from(a.1) + u64::from(b.1)) | u64::from(proto) << 17 | u64::from(vlan) << 25;
+    let mut h = ends.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ rest.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0x1656_67b1_9e37_79f9);
+    h ^= h >> 29;
+    // Worker 0 also reads and dispatches every packet: it gets 7 of 8n - 1 slots, the others
+    // 8 each (with two workers, 47 % of the flows against 53 %).
+    let slots = (8 * n as u64).saturating_sub(1).max(1);
+    match (h % slots).checked_sub(7) {
+        None => 0,
+        Some(s) => 1 + (s / 8) as usize,
+    }
+}
+
+/// What the workers make of each event for the calling thread (nothing: the event itself).
+type Map<'a, T> = Option<&'a (dyn Fn(&IcsEvent) -> T + Sync)>;
 
 /// Runs files through `threads` pipelines as one continuous capture, handing events to `emit`
 /// in the order one pipeline would. With `threads` ≤ 1 this is [`pipeline::run`].
@@ -141,87 +206,18 @@ pub fn run(
     if threads <= 1 {
         return pipeline::run(cfg, files, emit, progress);
     }
-    run_inner(
+    run_inner::<()>(
         cfg,
         threads,
         files,
-        &|e| e,
-        &mut |e| emit(&e),
-        progress,
-        Vec::new(),
-    )
-}
-
-/// As [`run`], but `emit` owns the events: with several threads they arrive owned from the
-/// workers and are moved on, not copied (with one thread each is cloned for `emit`). Events
-/// the consumer is done with can go back through [`Returns`] to the worker that built them,
-/// to be freed (and their vectors reused) on the thread that allocated them: freeing them
-/// elsewhere makes the allocator's threads wait on each other's locks.
-pub fn run_owned(
-    cfg: PipelineConfig,
-    threads: usize,
-    files: &mut [CaptureFile],
-    emit: &mut impl FnMut(IcsEvent, &Returns),
-    progress: &mut impl FnMut(usize, u64),
-) -> Result<RunStats, CaptureError> {
-    if threads <= 1 {
-        let none = Returns { to: Vec::new() };
-        return pipeline::run(cfg, files, &mut |e| emit(e.clone(), &none), progress);
-    }
-    let (returns, graves) = Returns::new(threads);
-    run_inner(
-        cfg,
-        threads,
-        files,
-        &|e| e,
-        &mut |e| emit(e, &returns),
-        progress,
-        graves,
-    )
-}
-
-/// The way back for events, to the workers that built them (see [`run_owned`]).
-#[derive(Debug)]
-pub struct Returns {
-    to: Vec<Sender<Vec<IcsEvent>>>,
-}
-
-impl Returns {
-    fn new(n: usize) -> (Returns, Vec<Option<Receiver<Vec<IcsEvent>>>>) {
-        let (to, from): (Vec<_>, Vec<_>) = (0..n)
-            .map(|_| {
-                let (tx, rx) = channel();
-                (tx, Some(rx))
-            })
-            .unzip();
-        (Returns { to }, from)
-    }
-
-    /// Sends each event back to its worker (by the same flow hash that chose it); events of
-    /// a run on one thread, or whose worker is gone, are simply dropped here.
-    pub fn give_back(&self, events: Vec<IcsEvent>) {
-        let n = self.to.len();
-        if n == 0 {
-            return;
-        }
-        let mut per: Vec<Vec<IcsEvent>> = (0..n).map(|_| Vec::new()).collect();
-        for ev in events {
-            let key = FlowKey::new(
-                (ev.client.ip, ev.client.port),
-                (ev.server.ip, ev.server.port),
-                6,
-                ev.vlan.unwrap_or(0),
-            );
-            if let Some(v) = per.get_mut(worker_of(&key, n)) {
-                v.push(ev);
+        None,
+        &mut |o, i| {
+            if let Some(t) = o.events.get(i) {
+                emit(&t.ev);
             }
-        }
-        for (tx, v) in self.to.iter().zip(per) {
-            if !v.is_empty() {
-                let _ = tx.send(v);
-            }
-        }
-    }
+        },
+        progress,
+    )
 }
 
 /// As [`run`], but each event is first turned into a `T` by `map` on the worker threads (for
@@ -242,23 +238,25 @@ pub fn run_map<T: Send>(
         cfg,
         threads,
         files,
-        &|e| map(&e),
-        emit,
+        Some(map),
+        &mut |o, i| {
+            if let Some(t) = o.mapped.get_mut(i).and_then(Option::take) {
+                emit(t);
+            }
+        },
         progress,
-        Vec::new(),
     )
 }
 
-/// The sharded run; `graves` holds, per worker, the channel of events given back to it (empty
-/// when nothing comes back).
+/// The sharded run: `map` (if any) turns each event into a `T` on its worker; `emit` gets each
+/// answer and the place of the next event in it, in order, on the calling thread.
 fn run_inner<T: Send>(
     cfg: PipelineConfig,
     threads: usize,
     files: &mut [CaptureFile],
-    map: &(dyn Fn(IcsEvent) -> T + Sync),
-    emit: &mut impl FnMut(T),
+    map: Map<'_, T>,
+    emit: &mut impl FnMut(&mut FromWorker<T>, usize),
     progress: &mut impl FnMut(usize, u64),
-    mut graves: Vec<Option<Receiver<Vec<IcsEvent>>>>,
 ) -> Result<RunStats, CaptureError> {
     let n = threads;
     let mut wcfg = cfg;
@@ -276,21 +274,30 @@ fn run_inner<T: Send>(
         let mut to_workers = Vec::with_capacity(n);
         let mut from_workers = Vec::with_capacity(n);
         let mut give_back = Vec::with_capacity(n);
+        let mut lead_ends = None;
         for k in 0..n {
-            let grave = graves.get_mut(k).and_then(Option::take);
-            let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
             let (otx, orx) = sync_channel::<FromWorker<T>>(QUEUE);
             let (btx, brx) = channel::<FromWorker<T>>();
-            to_workers.push(tx);
             from_workers.push(orx);
             give_back.push(btx);
-            let ret = ret_tx.clone();
             let wcfg = wcfg.clone();
-            s.spawn(move || worker(wcfg, names, map, rx, otx, brx, ret, grave));
+            if k == 0 {
+                lead_ends = Some((wcfg, otx, brx));
+                continue;
+            }
+            let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
+            to_workers.push(tx);
+            let ret = ret_tx.clone();
+            s.spawn(move || follow(Shard::new(wcfg, names, map, otx, brx), rx, ret));
         }
         drop(ret_tx);
         let (pf, pp) = (&prog_file, &prog_pos);
-        let reader = s.spawn(move || read_all(files, names, to_workers, ret_rx, pf, pp));
+        let reader = lead_ends.map(|(wcfg, otx, brx)| {
+            s.spawn(move || {
+                let me = Shard::new(wcfg, names, map, otx, brx);
+                lead(me, n, files, names, to_workers, ret_rx, pf, pp)
+            })
+        });
         let merged = merge(&from_workers, &give_back, emit, &mut || {
             progress(
                 prog_file.load(Ordering::Relaxed),
@@ -298,9 +305,11 @@ fn run_inner<T: Send>(
             )
         });
         drop(from_workers);
-        let files = match reader.join() {
-            Ok(r) => r?,
-            Err(p) => std::panic::resume_unwind(p),
+        drop(give_back);
+        let files = match reader.map(|r| r.join()) {
+            Some(Ok(r)) => r?,
+            Some(Err(p)) => std::panic::resume_unwind(p),
+            None => Vec::new(),
         };
         let mut stats = merged.unwrap_or_default();
         stats.files = files;
@@ -308,8 +317,199 @@ fn run_inner<T: Send>(
     })
 }
 
-/// The reader: reads every file, sends packets and sweeps to the workers round by round.
-fn read_all(
+/// Answers the calling thread is through with, back on the worker that built them. Their
+/// events are recycled as the worker builds new ones (one old event for each new one, so the
+/// parsers' spare vectors stay stocked as on one thread), and the answers are reused for
+/// later rounds.
+#[derive(Debug)]
+struct Spent<T> {
+    /// Returned answers, oldest first; the first `cursor` events of the front one are done.
+    queue: VecDeque<FromWorker<T>>,
+    cursor: usize,
+    /// Emptied answers, for the next rounds.
+    free: Vec<FromWorker<T>>,
+}
+
+/// Returned answers kept waiting to be recycled; older ones are done at once.
+const SPENT_LISTS: usize = 2;
+
+/// Frees an event the calling thread is through with, keeping its vectors for the parsers.
+fn done(t: &mut Tagged) {
+    recycle::recycle_all(std::slice::from_mut(&mut t.ev));
+}
+
+impl<T> Spent<T> {
+    fn new() -> Self {
+        Spent {
+            queue: VecDeque::new(),
+            cursor: 0,
+            free: Vec::new(),
+        }
+    }
+
+    /// Takes back an answer the calling thread is through with.
+    fn give(&mut self, o: FromWorker<T>) {
+        self.queue.push_back(o);
+        while self.queue.len() > SPENT_LISTS {
+            self.retire_front();
+        }
+    }
+
+    /// Recycles up to `k` returned events, oldest first.
+    fn recycle(&mut self, mut k: usize) {
+        while k > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                return;
+            };
+            let end = self.cursor.saturating_add(k).min(front.events.len());
+            if let Some(evs) = front.events.get_mut(self.cursor..end) {
+                evs.iter_mut().for_each(done);
+            }
+            k -= end.saturating_sub(self.cursor).min(k);
+            self.cursor = end;
+            if self.cursor >= front.events.len() {
+                self.retire_front();
+            }
+        }
+    }
+
+    /// Finishes the oldest returned answer and keeps it, emptied, for reuse.
+    fn retire_front(&mut self) {
+        if let Some(mut o) = self.queue.pop_front() {
+            o.events.iter_mut().skip(self.cursor).for_each(done);
+            o.events.clear();
+            o.mapped.clear();
+            o.changes.clear();
+            o.stats = None;
+            self.free.push(o);
+        }
+        self.cursor = 0;
+    }
+
+    /// An empty answer for the next round.
+    fn fresh(&mut self) -> FromWorker<T> {
+        self.free.pop().unwrap_or_default()
+    }
+}
+
+/// One worker's pipeline and the answer it is filling.
+struct Shard<'a, T> {
+    p: Pipeline,
+    names: &'a [Arc<str>],
+    empty: Arc<str>,
+    map: Map<'a, T>,
+    out: FromWorker<T>,
+    spent: Spent<T>,
+    /// Flow count and buffer memory at the last change reported.
+    flows: i64,
+    mem: i64,
+    tx: SyncSender<FromWorker<T>>,
+    back: Receiver<FromWorker<T>>,
+}
+
+impl<'a, T> Shard<'a, T> {
+    fn new(
+        cfg: PipelineConfig,
+        names: &'a [Arc<str>],
+        map: Map<'a, T>,
+        tx: SyncSender<FromWorker<T>>,
+        back: Receiver<FromWorker<T>>,
+    ) -> Self {
+        Shard {
+            p: Pipeline::new(cfg),
+            names,
+            empty: Arc::from(""),
+            map,
+            out: FromWorker::default(),
+            spent: Spent::new(),
+            flows: 0,
+            mem: 0,
+            tx,
+            back,
+        }
+    }
+
+    /// The packet of global index `index`, of file `file`.
+    fn packet(&mut self, index: u64, file: u32, pkt: &Packet<'_>) {
+        let before = self.out.events.len();
+        let name = self.names.get(file as usize).unwrap_or(&self.empty);
+        self.p.shard_packet(index, name, pkt, &mut self.out.events);
+        self.record(index, 0);
+        self.took(before);
+    }
+
+    /// The idle sweep after packet `index` (packet `number` of file `file`) at time `now`.
+    fn sweep(&mut self, index: u64, now: Timestamp, file: u32, number: u64) {
+        let before = self.out.events.len();
+        let name = self.names.get(file as usize).unwrap_or(&self.empty);
+        self.p
+            .shard_sweep(index, now, name, number, &mut self.out.events);
+        self.record(index, 1);
+        self.took(before);
+    }
+
+    /// Notes a change of the flow count or buffer memory after packet `index` (phase 0), a
+    /// sweep (1) or at the end (2).
+    fn record(&mut self, index: u64, phase: u8) {
+        let f = i64::try_from(self.p.flow_count()).unwrap_or(i64::MAX);
+        let m = i64::try_from(self.p.flow_memory()).unwrap_or(i64::MAX);
+        if f != self.flows || m != self.mem {
+            self.out.changes.push(Change {
+                index,
+                phase,
+                flows: f - self.flows,
+                mem: m - self.mem,
+            });
+            (self.flows, self.mem) = (f, m);
+        }
+    }
+
+    /// Counts (and maps) the events made since `before`, recycling as many returned ones.
+    fn took(&mut self, before: usize) {
+        let k = self.out.events.len().saturating_sub(before);
+        if k == 0 {
+            return;
+        }
+        self.p.count_events(k);
+        if let (Some(map), Some(new)) = (self.map, self.out.events.get_mut(before..)) {
+            for t in new {
+                self.out.mapped.push(Some(map(&t.ev)));
+                done(t);
+            }
+        }
+        self.spent.recycle(k);
+    }
+
+    /// Sends the round's answer; false when the calling thread is gone.
+    fn send(&mut self) -> bool {
+        for o in self.back.try_iter() {
+            self.spent.give(o);
+        }
+        let fresh = self.spent.fresh();
+        let full = std::mem::replace(&mut self.out, fresh);
+        self.tx.send(full).is_ok()
+    }
+
+    /// End of input: ends every flow and sends the last answer, with the counters.
+    fn finish(mut self, now: Timestamp, file: u32, last_packet: u64) {
+        let before = self.out.events.len();
+        let name = self.names.get(file as usize).unwrap_or(&self.empty);
+        self.p
+            .shard_finish(now, name, last_packet, &mut self.out.events);
+        self.record(u64::MAX, 2);
+        self.took(before);
+        let mut out = std::mem::take(&mut self.out);
+        out.stats = Some(Box::new(self.p.into_stats()));
+        let _ = self.tx.send(out);
+    }
+}
+
+/// Worker 0: reads every file, runs its own packets and sends the others' to their workers
+/// round by round.
+#[allow(clippy::too_many_arguments)]
+fn lead<T>(
+    mut me: Shard<'_, T>,
+    n: usize,
     files: &mut [CaptureFile],
     names: &[Arc<str>],
     to: Vec<SyncSender<ToWorker>>,
@@ -317,8 +517,7 @@ fn read_all(
     prog_file: &AtomicUsize,
     prog_pos: &AtomicU64,
 ) -> Result<Vec<FileStats>, CaptureError> {
-    let n = to.len();
-    let mut batches: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();
+    let mut batches: Vec<Batch> = to.iter().map(|_| Batch::default()).collect();
     let mut index: u64 = 0;
     let mut now = Timestamp::default();
     let mut last_sweep = None;
@@ -336,21 +535,27 @@ fn read_all(
             if pkt.ts > now {
                 now = pkt.ts;
             }
-            if let Some(b) = batches.get_mut(shard_of(&pkt, n)) {
-                let start = b.data.len();
-                b.data.extend_from_slice(pkt.data);
-                b.items.push(Item::Packet {
-                    index,
-                    file,
-                    number: pkt.number,
-                    ts: pkt.ts,
-                    link: pkt.link,
-                    orig_len: pkt.orig_len,
-                    start,
-                    end: b.data.len(),
-                });
+            match shard_of(&pkt, n).checked_sub(1) {
+                None => me.packet(index, file, &pkt),
+                Some(w) => {
+                    if let Some(b) = batches.get_mut(w) {
+                        let start = b.data.len();
+                        b.data.extend_from_slice(pkt.data);
+                        b.items.push(Item::Packet {
+                            index,
+                            file,
+                            number: pkt.number,
+                            ts: pkt.ts,
+                            link: pkt.link,
+                            orig_len: pkt.orig_len,
+                            start,
+                            end: b.data.len(),
+                        });
+                    }
+                }
             }
             if sweep_due(&mut last_sweep, now) {
+                me.sweep(index, now, file, pkt.number);
                 for b in &mut batches {
                     b.items.push(Item::Sweep {
                         index,
@@ -364,7 +569,7 @@ fn read_all(
             if in_round == ROUND {
                 in_round = 0;
                 prog_pos.store(cap.position(), Ordering::Relaxed);
-                if !send_round(&mut batches, &to, &ret) {
+                if !send_round(&mut batches, &to, &ret) || !me.send() {
                     return Ok(out);
                 }
             }
@@ -382,7 +587,7 @@ fn read_all(
         }
         out.push(fs);
     }
-    if in_round > 0 && !send_round(&mut batches, &to, &ret) {
+    if in_round > 0 && (!send_round(&mut batches, &to, &ret) || !me.send()) {
         return Ok(out);
     }
     for tx in &to {
@@ -392,11 +597,12 @@ fn read_all(
             last_packet: last_number,
         });
     }
+    me.finish(now, last_file, last_number);
     Ok(out)
 }
 
-/// Sends every worker its batch of the round (even an empty one), refilling from returned
-/// batches. False when a worker is gone.
+/// Sends every other worker its batch of the round (even an empty one), refilling from
+/// returned batches. False when a worker is gone.
 fn send_round(batches: &mut [Batch], to: &[SyncSender<ToWorker>], ret: &Receiver<Batch>) -> bool {
     for (b, tx) in batches.iter_mut().zip(to) {
         let fresh = ret.try_recv().unwrap_or_default();
@@ -408,50 +614,9 @@ fn send_round(batches: &mut [Batch], to: &[SyncSender<ToWorker>], ret: &Receiver
     true
 }
 
-/// A worker: its own pipeline over the packets of its flows.
-#[allow(clippy::too_many_arguments)]
-fn worker<T>(
-    cfg: PipelineConfig,
-    names: &[Arc<str>],
-    map: &(dyn Fn(IcsEvent) -> T + Sync),
-    rx: Receiver<ToWorker>,
-    tx: SyncSender<FromWorker<T>>,
-    back: Receiver<FromWorker<T>>,
-    ret: Sender<Batch>,
-    grave: Option<Receiver<Vec<IcsEvent>>>,
-) {
-    let mut p = Pipeline::new(cfg);
-    let mut events: Vec<Tagged> = Vec::new();
-    let empty: Arc<str> = Arc::from("");
-    let name = |f: u32| names.get(f as usize).unwrap_or(&empty);
-    let (mut flows, mut mem) = (0i64, 0i64);
-    let mut record = |p: &Pipeline, index: u64, phase: u8, ch: &mut Vec<Change>| {
-        let f = i64::try_from(p.flow_count()).unwrap_or(i64::MAX);
-        let m = i64::try_from(p.flow_memory()).unwrap_or(i64::MAX);
-        if f != flows || m != mem {
-            ch.push(Change {
-                index,
-                phase,
-                flows: f - flows,
-                mem: m - mem,
-            });
-            (flows, mem) = (f, m);
-        }
-    };
+/// Workers 1..N: their pipeline over the packets worker 0 sends them.
+fn follow<T>(mut me: Shard<'_, T>, rx: Receiver<ToWorker>, ret: Sender<Batch>) {
     for msg in rx {
-        // Events the consumer gave back: freed here, where they were allocated, their vectors
-        // kept for the next events.
-        if let Some(g) = &grave {
-            for mut evs in g.try_iter() {
-                crate::proto::recycle::recycle_all(&mut evs);
-            }
-        }
-        let (mut mapped, mut changes) = match back.try_recv() {
-            Ok(o) => (o.events, o.changes),
-            Err(_) => (Vec::new(), Vec::new()),
-        };
-        mapped.clear();
-        changes.clear();
         match msg {
             ToWorker::Round(mut batch) => {
                 for item in &batch.items {
@@ -473,31 +638,20 @@ fn worker<T>(
                                 orig_len,
                                 number,
                             };
-                            p.shard_packet(index, name(file), &pkt, &mut events);
-                            record(&p, index, 0, &mut changes);
+                            me.packet(index, file, &pkt);
                         }
                         Item::Sweep {
                             index,
                             now,
                             file,
                             number,
-                        } => {
-                            p.shard_sweep(index, now, name(file), number, &mut events);
-                            record(&p, index, 1, &mut changes);
-                        }
+                        } => me.sweep(index, now, file, number),
                     }
                 }
                 batch.data.clear();
                 batch.items.clear();
                 let _ = ret.send(batch);
-                p.count_events(events.len());
-                mapped.extend(events.drain(..).map(|t| (t.at, t.sub, map(t.ev))));
-                let out = FromWorker {
-                    events: mapped,
-                    changes,
-                    stats: None,
-                };
-                if tx.send(out).is_err() {
+                if !me.send() {
                     return;
                 }
             }
@@ -506,16 +660,7 @@ fn worker<T>(
                 file,
                 last_packet,
             } => {
-                p.shard_finish(now, name(file), last_packet, &mut events);
-                record(&p, u64::MAX, 2, &mut changes);
-                p.count_events(events.len());
-                mapped.extend(events.drain(..).map(|t| (t.at, t.sub, map(t.ev))));
-                let out = FromWorker {
-                    events: mapped,
-                    changes,
-                    stats: Some(Box::new(p.into_stats())),
-                };
-                let _ = tx.send(out);
+                me.finish(now, file, last_packet);
                 return;
             }
         }
@@ -523,15 +668,16 @@ fn worker<T>(
 }
 
 /// The merger: takes one answer per worker per round, hands the events on in tag order and
-/// tracks the global flow and memory peaks. Returns the summed counters, or `None` when the
-/// workers stopped early (the reader failed).
+/// tracks the global flow and memory peaks; each answer then goes back to its worker. Returns
+/// the summed counters, or `None` when the workers stopped early (the reader failed).
 fn merge<T>(
     from: &[Receiver<FromWorker<T>>],
     give_back: &[Sender<FromWorker<T>>],
-    emit: &mut impl FnMut(T),
+    emit: &mut impl FnMut(&mut FromWorker<T>, usize),
     progress: &mut impl FnMut(),
 ) -> Option<RunStats> {
     let mut round: Vec<FromWorker<T>> = Vec::with_capacity(from.len());
+    let mut pos: Vec<usize> = vec![0; from.len()];
     let mut changes: Vec<Change> = Vec::new();
     let (mut flows, mut mem, mut flow_peak, mut mem_peak) = (0i64, 0i64, 0i64, 0i64);
     loop {
@@ -541,27 +687,23 @@ fn merge<T>(
         }
         progress();
         // k-way merge by (at, sub); ties only happen within one worker, whose order is kept.
-        {
-            let mut heads: Vec<_> = round
-                .iter_mut()
-                .map(|o| o.events.drain(..).peekable())
-                .collect();
-            loop {
-                let mut best: Option<(u64, u64, usize)> = None;
-                for (w, it) in heads.iter_mut().enumerate() {
-                    let Some(&(at, sub, _)) = it.peek() else {
-                        continue;
-                    };
-                    if best.is_none_or(|(a, s, _)| (at, sub) < (a, s)) {
-                        best = Some((at, sub, w));
-                    }
-                }
-                let Some((_, _, w)) = best else {
-                    break;
+        pos.fill(0);
+        loop {
+            let mut best: Option<(u64, u64, usize)> = None;
+            for (w, o) in round.iter().enumerate() {
+                let Some(t) = pos.get(w).and_then(|&i| o.events.get(i)) else {
+                    continue;
                 };
-                if let Some((_, _, ev)) = heads.get_mut(w).and_then(Iterator::next) {
-                    emit(ev);
+                if best.is_none_or(|(a, s, _)| (t.at, t.sub) < (a, s)) {
+                    best = Some((t.at, t.sub, w));
                 }
+            }
+            let Some((_, _, w)) = best else {
+                break;
+            };
+            if let (Some(o), Some(i)) = (round.get_mut(w), pos.get_mut(w)) {
+                emit(o, *i);
+                *i += 1;
             }
         }
         changes.clear();
@@ -603,15 +745,13 @@ mod tests {
     use std::net::Ipv4Addr;
 
     #[test]
-    fn events_go_back_to_the_worker_of_their_packets() {
+    fn both_directions_of_a_flow_go_to_one_worker_and_flows_spread() {
         for n in [2, 3, 4, 7] {
-            let (returns, graves) = Returns::new(n);
-            let mut expect = vec![0usize; n];
-            for i in 0..64u8 {
+            let mut per = vec![0usize; n];
+            for i in 0..=255u8 {
                 let client = Ipv4Addr::new(10, 0, 0, i);
                 let server = Ipv4Addr::new(10, 0, 1, i % 5);
                 let port = 40000 + u16::from(i);
-                // Both directions of the flow go to one worker...
                 let mut ws = Vec::new();
                 for (src, dst) in [
                     ((client, port), (server, 502)),
@@ -635,19 +775,160 @@ mod tests {
                     };
                     ws.push(shard_of(&pkt, n));
                 }
-                assert_eq!(ws[0], ws[1]);
-                expect[ws[0]] += 1;
-                // ... and so do the events it gave, when they come back.
-                let mut ev = write_hr(0, &client.to_string(), &server.to_string(), 1, 4, 1);
-                ev.client.port = port;
-                ev.server.port = 502;
-                returns.give_back(vec![ev]);
+                assert_eq!(ws[0], ws[1], "{n} workers, flow {i}");
+                per[ws[0]] += 1;
             }
-            let got: Vec<usize> = graves
-                .into_iter()
-                .map(|g| g.unwrap().try_iter().map(|v| v.len()).sum())
-                .collect();
-            assert_eq!(got, expect, "{n} workers");
+            // Every worker gets a fair share (256 flows: at least half of an even split).
+            assert!(
+                per.iter().all(|&c| c * n * 2 >= 256),
+                "{n} workers: {per:?}"
+            );
         }
+        // Not a flow: worker 0.
+        let pkt = Packet {
+            ts: Timestamp::default(),
+            link: LinkType::Ethernet,
+            data: &[0u8; 10],
+            orig_len: 10,
+            number: 1,
+        };
+        assert_eq!(shard_of(&pkt, 4), 0);
+    }
+
+    /// The decoder's flow ends of a packet, if it makes a flow.
+    type Ends = ((IpAddr, u16), (IpAddr, u16), u8, u16);
+
+    fn decoded_ends(pkt: &Packet<'_>) -> Option<Ends> {
+        let d = decode(pkt.link, pkt.data, pkt.orig_len);
+        let ip = d.ip?;
+        let (sp, dp, proto) = match d.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port, 6),
+            Transport::Udp(u) => (u.src_port, u.dst_port, 17),
+            Transport::Other(_) | Transport::None => return None,
+        };
+        Some(((ip.src, sp), (ip.dst, dp), proto, d.vlan.unwrap_or(0)))
+    }
+
+    /// Wherever the decoder makes a flow of a packet, the shortcut gives the same ends (or
+    /// none).
+    fn check_shortcut(pkt: &Packet<'_>) -> bool {
+        let Some((a, b)) = common_tcp_ends(pkt) else {
+            return false;
+        };
+        if let Some(d) = decoded_ends(pkt) {
+            assert_eq!(d, (a, b, 6, 0), "{:02x?}", pkt.data);
+        }
+        true
+    }
+
+    #[test]
+    fn the_common_frame_shortcut_gives_the_decoders_flow_ends() {
+        // Real captures: every packet.
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut paths: Vec<_> = [
+            "modbus_plant.pcap",
+            "opcua_plant.pcap",
+            "modbus_attack.pcapng",
+        ]
+        .iter()
+        .map(|p| root.join("pcaps").join(p))
+        .collect();
+        paths.push(root.join("../shared/pcaps/ITI__ICS-Security-Tools/pcaps__ModbusTCP__mb2.pcap"));
+        let mut hits = 0;
+        for p in paths.iter().filter(|p| p.exists()) {
+            let mut cap = CaptureFile::open(p).unwrap();
+            while let Some(pkt) = cap.next_packet().unwrap() {
+                hits += usize::from(check_shortcut(&pkt));
+            }
+        }
+        assert!(hits > 1000, "{hits}");
+        // A frame with every byte of its headers changed in turn, and cut at every length.
+        let mut f = Vec::new();
+        let spec = TcpSpec {
+            src: (Ipv4Addr::new(10, 0, 0, 1), 40000),
+            dst: (Ipv4Addr::new(10, 0, 1, 2), 502),
+            seq: 1,
+            ack: 1,
+            flags: 0x18,
+        };
+        tcp_frame_into(&mut f, &spec, &[0, 1, 0, 0, 0, 6, 1, 6, 0, 4, 0, 1]);
+        let pkt = |data: &[u8]| -> bool {
+            check_shortcut(&Packet {
+                ts: Timestamp::default(),
+                link: LinkType::Ethernet,
+                data,
+                orig_len: data.len() as u32,
+                number: 1,
+            })
+        };
+        assert!(pkt(&f));
+        for i in 0..54 {
+            for v in [0u8, 1, 5, 6, 0x11, 0x20, 0x3f, 0x40, 0x45, 0x46, 0x81, 0xff] {
+                let mut g = f.clone();
+                g[i] = v;
+                pkt(&g);
+            }
+        }
+        for len in 0..f.len() {
+            pkt(&f[..len]);
+        }
+    }
+
+    fn answer(tags: std::ops::Range<u64>) -> FromWorker<()> {
+        FromWorker {
+            events: tags
+                .map(|t| Tagged {
+                    at: t,
+                    sub: 0,
+                    ev: write_hr(0, "10.0.0.1", "10.0.0.2", 1, 4, 1),
+                })
+                .collect(),
+            mapped: Vec::new(),
+            changes: vec![Change {
+                index: 1,
+                phase: 0,
+                flows: 1,
+                mem: 0,
+            }],
+            stats: None,
+        }
+    }
+
+    /// Tags of the returned events already done (recycling takes their access lists).
+    fn done_tags(s: &Spent<()>) -> Vec<u64> {
+        s.queue
+            .iter()
+            .flat_map(|o| &o.events)
+            .filter(|t| t.ev.accesses.capacity() == 0)
+            .map(|t| t.at)
+            .collect()
+    }
+
+    #[test]
+    fn spent_events_are_done_in_order_and_answers_come_back_empty() {
+        let mut s = Spent::new();
+        // Nothing returned yet: recycling does nothing, fresh answers are new.
+        s.recycle(5);
+        assert!(s.fresh().events.is_empty());
+        s.give(answer(0..3));
+        s.give(answer(3..5));
+        assert!(done_tags(&s).is_empty());
+        // One old event per new one, across answers.
+        s.recycle(2);
+        assert_eq!(done_tags(&s), vec![0, 1]);
+        s.recycle(2);
+        assert_eq!(s.queue.len(), 1);
+        assert_eq!(done_tags(&s), vec![3]);
+        let o = s.fresh();
+        assert!(o.events.is_empty() && o.events.capacity() > 0);
+        assert!(o.changes.is_empty() && o.stats.is_none());
+        // More answers than kept waiting: the oldest are done at once and kept for reuse.
+        for k in 0..SPENT_LISTS as u64 + 2 {
+            s.give(answer(10 * k..10 * k + 2));
+        }
+        assert_eq!(s.queue.len(), SPENT_LISTS);
+        assert_eq!(s.free.len(), 3);
+        s.recycle(usize::MAX);
+        assert!(s.queue.is_empty());
     }
 }
