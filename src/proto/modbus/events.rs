@@ -275,11 +275,12 @@ pub(crate) fn request_event(
         // (its value list is empty like the general path's, with a spare's room for the
         // response's values).
         let (mut accesses, values) = recycle::accesses_and_values();
-        accesses.push(Access {
-            dir: AccessDir::Read,
-            object: modbus(table, u32::from(*start), u32::from(*quantity)),
+        recycle::reuse_first(
+            &mut accesses,
+            AccessDir::Read,
+            modbus(table, u32::from(*start), u32::from(*quantity)),
             values,
-        });
+        );
         ev.ts = cx.ts;
         ev.packet = cx.packet;
         ev.file = Some(Arc::clone(cx.file));
