@@ -142,7 +142,7 @@ impl RunStats {
         m.pdus += n.pdus;
         m.requests += n.requests;
         m.responses += n.responses;
-        add_map(&mut m.function_codes, &n.function_codes);
+        m.function_codes.merge(&n.function_codes);
         m.exceptions += n.exceptions;
         add_map(&mut m.exception_codes, &n.exception_codes);
         add_map(&mut m.violations, &n.violations);

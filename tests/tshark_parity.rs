@@ -232,7 +232,7 @@ fn modbus_counts_equal_tshark() {
             ));
         }
         let t = tshark_function_codes(&path, &ports);
-        let o = keyed(&s.proto.modbus.function_codes);
+        let o = keyed(&s.proto.modbus.function_codes.to_map());
         if o != t {
             wrong.push(format!(
                 "{}: function codes ours {o:?} tshark {t:?}",
@@ -254,7 +254,7 @@ fn modbus_on_other_ports_in_our_samples() {
         "found by content on port 5020"
     );
     let t = tshark_function_codes(&path, &ports);
-    let o = keyed(&s.proto.modbus.function_codes);
+    let o = keyed(&s.proto.modbus.function_codes.to_map());
     assert_eq!(o, t);
     assert_eq!(s.proto.modbus.pdus, t.values().sum::<u64>());
     assert_eq!(

@@ -5,9 +5,13 @@
 //! [`recycle_all`], which keeps its (emptied) vectors; the parsers take them back through
 //! [`accesses`] and [`values`]. The spares are per thread and bounded: at most
 //! [`MAX_SPARES`] vectors of each kind, value lists only up to [`MAX_VALUES_CAPACITY`] slots.
-//! Reuse changes no output: a spare is empty, only its capacity is kept.
+//! Reuse changes no output: a spare value list is empty, only its capacity is kept. A spare
+//! access list keeps its last accesses (whose value lists were taken or emptied), so that
+//! recycling does not drop them one by one: [`accesses`] empties it before handing it out,
+//! [`accesses_and_values`] hands it out as it is, for the read fast path to overwrite its
+//! first access in place ([`reuse_first`]).
 
-use crate::event::{Access, IcsEvent, Value};
+use crate::event::{Access, AccessDir, IcsEvent, ObjectRef, Value};
 use std::cell::RefCell;
 
 /// Most spare vectors kept of each kind.
@@ -34,15 +38,19 @@ thread_local! {
 
 /// An empty access list (a spare one when there is one).
 pub(crate) fn accesses() -> Vec<Access> {
-    SPARES
+    let mut a: Vec<Access> = SPARES
         .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.accesses.pop()))
         .ok()
         .flatten()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    a.clear();
+    a
 }
 
-/// An empty access list and an empty value list (spares when there are, found with one
-/// look-up), for a request whose values come later: the value list gets its room then.
+/// An access list that may still hold a finished event's accesses (make it the list of
+/// one access with [`reuse_first`]) and an empty value list (spares when there are, found
+/// with one look-up), for a request whose values come later: the value list gets its room
+/// then.
 pub(crate) fn accesses_and_values() -> (Vec<Access>, Vec<Value>) {
     SPARES
         .try_with(|s| {
@@ -77,6 +85,30 @@ pub(crate) fn values(n: usize) -> Vec<Value> {
     }
 }
 
+/// Makes `list` (from [`accesses_and_values`]) the list of the one access `dir`, `object`,
+/// `values`: its first access is overwritten in place when it has one, the others dropped.
+#[inline]
+pub(crate) fn reuse_first(
+    list: &mut Vec<Access>,
+    dir: AccessDir,
+    object: ObjectRef,
+    values: Vec<Value>,
+) {
+    match list.first_mut() {
+        Some(a) => {
+            a.dir = dir;
+            a.object = object;
+            a.values = values;
+            list.truncate(1);
+        }
+        None => list.push(Access {
+            dir,
+            object,
+            values,
+        }),
+    }
+}
+
 /// Takes the vectors of emitted events as spares (the events keep empty ones, or the
 /// vectors that are not kept).
 pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
@@ -94,12 +126,15 @@ pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
 }
 
 impl Spares {
-    /// Keeps the vectors of `ev` (within the bounds); the event keeps the others.
+    /// Keeps the vectors of `ev` (within the bounds); the event keeps the others. A kept
+    /// access list keeps its accesses, their value lists taken (or dropped when not kept).
     #[inline]
     fn take_from(&mut self, ev: &mut IcsEvent) {
         if ev.accesses.capacity() == 0 {
             return;
         }
+        let keep_list =
+            ev.accesses.capacity() <= MAX_ACCESSES_CAPACITY && self.accesses.len() < MAX_SPARES;
         for a in &mut ev.accesses {
             let v = &mut a.values;
             if v.capacity() > 0
@@ -108,12 +143,13 @@ impl Spares {
             {
                 v.clear();
                 self.values.push(std::mem::take(v));
+            } else if keep_list && v.capacity() > 0 {
+                // Not kept as a spare: not kept in the spare access list either.
+                *v = Vec::new();
             }
         }
-        if ev.accesses.capacity() <= MAX_ACCESSES_CAPACITY && self.accesses.len() < MAX_SPARES {
-            let mut accesses = std::mem::take(&mut ev.accesses);
-            accesses.clear();
-            self.accesses.push(accesses);
+        if keep_list {
+            self.accesses.push(std::mem::take(&mut ev.accesses));
         }
     }
 }
@@ -162,6 +198,79 @@ mod tests {
             let s = s.borrow();
             assert!(s.accesses.len() <= MAX_SPARES && s.values.len() <= MAX_SPARES);
         });
+    }
+
+    /// A spare access list still holding accesses (Modbus, OPC UA node and named objects,
+    /// several, with value lists kept or too big to keep) is empty through `accesses`, and
+    /// through `reuse_first` becomes exactly the one access asked for, as a fresh list would.
+    #[test]
+    fn reused_access_lists_equal_fresh_ones() {
+        let object = |k: u32| match k % 3 {
+            0 => ObjectRef::Modbus {
+                table: crate::event::ModbusTable::HoldingRegister,
+                start: k,
+                count: 2,
+            },
+            1 => ObjectRef::Node {
+                node_id: format!("ns=2;i={k}"),
+                attribute: Some(13),
+            },
+            _ => ObjectRef::Other {
+                name: "x".to_string(),
+            },
+        };
+        for n in 0..=MAX_ACCESSES_CAPACITY + 1 {
+            for big in [false, true] {
+                let evs: Vec<IcsEvent> = (0..2 * MAX_SPARES)
+                    .map(|e| {
+                        let a = (0..n)
+                            .map(|k| {
+                                let len = if big { MAX_VALUES_CAPACITY + 1 } else { k + 1 };
+                                let mut values = Vec::with_capacity(len);
+                                values.extend((0..len).map(|i| Value::Int(i as i64)));
+                                values.push(Value::Str("s".to_string()));
+                                Access {
+                                    dir: crate::event::AccessDir::Write,
+                                    object: object((k + e) as u32),
+                                    values,
+                                }
+                            })
+                            .collect();
+                        IcsEvent {
+                            accesses: a,
+                            ..test_event()
+                        }
+                    })
+                    .collect();
+                let mut evs = evs;
+                recycle_all(&mut evs);
+                SPARES.with(|s| {
+                    let s = s.borrow();
+                    assert!(s.accesses.len() <= MAX_SPARES && s.values.len() <= MAX_SPARES);
+                    for l in &s.accesses {
+                        assert!(l.iter().all(|a| a.values.capacity() == 0));
+                    }
+                });
+                assert!(accesses().is_empty());
+                for k in 0..3 {
+                    let (mut list, values) = accesses_and_values();
+                    assert!(values.is_empty());
+                    let mut want_values = values.clone();
+                    want_values.push(Value::Int(7));
+                    let mut values = values;
+                    values.push(Value::Int(7));
+                    reuse_first(&mut list, AccessDir::Read, object(k), values);
+                    assert_eq!(
+                        list,
+                        vec![Access {
+                            dir: AccessDir::Read,
+                            object: object(k),
+                            values: want_values,
+                        }]
+                    );
+                }
+            }
+        }
     }
 
     /// Any event: what is recycled is only its accesses.

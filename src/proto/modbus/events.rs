@@ -275,18 +275,26 @@ pub(crate) fn request_event(
         // (its value list is empty like the general path's, with a spare's room for the
         // response's values).
         let (mut accesses, values) = recycle::accesses_and_values();
-        accesses.push(Access {
-            dir: AccessDir::Read,
-            object: modbus(table, u32::from(*start), u32::from(*quantity)),
+        recycle::reuse_first(
+            &mut accesses,
+            AccessDir::Read,
+            modbus(table, u32::from(*start), u32::from(*quantity)),
             values,
-        });
+        );
         ev.ts = cx.ts;
         ev.packet = cx.packet;
         ev.file = Some(Arc::clone(cx.file));
         ev.unit = unit;
         ev.op = OpKind::Read;
         set_function(&mut ev.function, fc);
-        ev.accesses = accesses;
+        let old = std::mem::replace(&mut ev.accesses, accesses);
+        if old.capacity() == 0 {
+            // Moved out by the last `take_event`: owns nothing (no room, so no accesses),
+            // nothing to drop; forgetting it skips the drop glue's call.
+            std::mem::forget(old);
+        } else {
+            drop(old);
+        }
         ev.details.clear();
         return ReqShape::Read {
             fc,
@@ -912,6 +920,23 @@ mod tests {
                         details: old.details.clone(),
                         ..ReqEvent::default()
                     };
+                    let s1 = request_event(&mut fast, &cx, &h, &req);
+                    // A slot whose accesses were not moved out (they are dropped) ends the same.
+                    let mut held = ReqEvent {
+                        function: old.function.clone(),
+                        details: old.details.clone(),
+                        accesses: vec![Access {
+                            dir: AccessDir::Write,
+                            object: ObjectRef::Other { name: "x".into() },
+                            values: vec![Value::Str("old".into())],
+                        }],
+                        ..ReqEvent::default()
+                    };
+                    assert_eq!(request_event(&mut held, &cx, &h, &req), s1);
+                    assert_eq!(
+                        held.take_event(&cx, Outcome::NoResponse),
+                        fast.take_event(&cx, Outcome::NoResponse)
+                    );
                     let s1 = request_event(&mut fast, &cx, &h, &req);
                     let s2 = request_event_general(&mut general, &cx, &h, &req);
                     assert_eq!(s1, s2);

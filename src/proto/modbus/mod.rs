@@ -71,7 +71,7 @@ pub struct ModbusStats {
     /// ADUs framed in the response direction.
     pub responses: u64,
     /// ADUs by function code (exception bit cleared).
-    pub function_codes: BTreeMap<u8, u64>,
+    pub function_codes: FcCounts,
     /// Exception responses.
     pub exceptions: u64,
     /// Exception responses by exception code.
@@ -98,6 +98,62 @@ pub struct ModbusStats {
     pub gaps: u64,
     /// Flows whose Modbus client is the flow table's server side.
     pub swapped_flows: u64,
+}
+
+/// Counts by function code (exception bit cleared, so 0..=127): a fixed array, counted
+/// without a map search per ADU. Reads, serializes and compares as the sorted map of its
+/// non-zero counts (`{"3": 10, "16": 2}`), as a `BTreeMap<u8, u64>` did.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FcCounts([u64; 128]);
+
+impl Default for FcCounts {
+    fn default() -> Self {
+        FcCounts([0; 128])
+    }
+}
+
+impl FcCounts {
+    /// Counts one ADU of code `fc` (its exception bit ignored).
+    #[inline]
+    pub fn add_one(&mut self, fc: u8) {
+        if let Some(n) = self.0.get_mut(usize::from(fc & 0x7f)) {
+            *n += 1;
+        }
+    }
+
+    /// The count of code `fc`, `None` when zero (as a map without the key).
+    pub fn get(&self, fc: &u8) -> Option<&u64> {
+        self.0.get(usize::from(*fc)).filter(|n| **n > 0)
+    }
+
+    /// The non-zero counts in code order.
+    pub fn iter(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        (0u8..).zip(self.0.iter().copied()).filter(|&(_, n)| n > 0)
+    }
+
+    /// Adds another part's counts.
+    pub fn merge(&mut self, o: &FcCounts) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += b;
+        }
+    }
+
+    /// The non-zero counts as a sorted map.
+    pub fn to_map(&self) -> BTreeMap<u8, u64> {
+        self.iter().collect()
+    }
+}
+
+impl std::fmt::Debug for FcCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for FcCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
 }
 
 impl ModbusStats {
@@ -279,13 +335,7 @@ impl ModbusParser {
             Self::emit(cx, ev, hv | Violations::MISSING_FUNCTION_CODE);
             return;
         };
-        // Looked up before inserting: the codes of a flow are few and soon all present.
-        match cx.stats.modbus.function_codes.get_mut(&(fc & 0x7f)) {
-            Some(n) => *n += 1,
-            None => {
-                cx.stats.modbus.function_codes.insert(fc & 0x7f, 1);
-            }
-        }
+        cx.stats.modbus.function_codes.add_one(fc);
         if self.swapped.is_none() {
             self.orient(dir, fc, body, cx);
         }
@@ -453,6 +503,37 @@ mod tests {
     use rstest::rstest;
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Arc;
+
+    proptest::proptest! {
+        /// The function-code array reads, serializes, prints, merges and compares as the
+        /// map it replaced (including codes with the exception bit set, counted as theirs).
+        #[test]
+        fn fc_counts_are_the_map(codes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                                 more in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10)) {
+            let (mut a, mut m) = (FcCounts::default(), BTreeMap::<u8, u64>::new());
+            for &c in &codes {
+                a.add_one(c);
+                *m.entry(c & 0x7f).or_insert(0) += 1;
+            }
+            proptest::prop_assert_eq!(a.to_map(), m.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&m).unwrap());
+            proptest::prop_assert_eq!(format!("{a:?}"), format!("{m:?}"));
+            for c in 0..=255u8 {
+                proptest::prop_assert_eq!(a.get(&c), m.get(&c));
+            }
+            let (mut b, mut n) = (FcCounts::default(), BTreeMap::<u8, u64>::new());
+            for &c in &more {
+                b.add_one(c);
+                *n.entry(c & 0x7f).or_insert(0) += 1;
+            }
+            proptest::prop_assert_eq!(a == b, m == n);
+            a.merge(&b);
+            for (k, v) in n {
+                *m.entry(k).or_insert(0) += v;
+            }
+            proptest::prop_assert_eq!(a.to_map(), m);
+        }
+    }
 
     const CLIENT: u8 = 5;
     const SERVER: u8 = 20;
