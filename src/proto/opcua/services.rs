@@ -373,6 +373,75 @@ fn client_handle(handle: u32) -> String {
     s
 }
 
+/// Slots of a [`HandleNames`] cache.
+const HANDLE_NAME_SLOTS: usize = 32;
+
+/// The `client_handle=<handle>` names a parser built last, one per slot (the handle modulo
+/// the slot count): a monitored item's name recurs in every Publish response, and a copy
+/// of a kept name costs less than writing it again. At most [`HANDLE_NAME_SLOTS`] names.
+#[derive(Clone, Debug, Default)]
+pub struct HandleNames {
+    slots: Vec<(u32, String)>,
+}
+
+impl HandleNames {
+    /// The name of `handle` (as [`client_handle`] writes it).
+    fn name(&mut self, handle: u32) -> String {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, String::new()); HANDLE_NAME_SLOTS];
+        }
+        let i = handle as usize % HANDLE_NAME_SLOTS;
+        match self.slots.get_mut(i) {
+            Some((h, s)) => {
+                // A kept name is never empty: an empty slot holds none.
+                if *h != handle || s.is_empty() {
+                    *h = handle;
+                    *s = client_handle(handle);
+                }
+                s.clone()
+            }
+            None => client_handle(handle),
+        }
+    }
+}
+
+/// Most accesses reserved at once for a DataChangeNotification's items.
+const MAX_NOTIFICATIONS_RESERVED: usize = 16;
+
+/// The items of a DataChangeNotification body: one access per monitored item,
+/// `client_handle=<handle>` with the item's values, as many as the access cap keeps.
+fn data_change_notifications(
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    cap: usize,
+    names: &mut HandleNames,
+) -> DResult<()> {
+    let m = r.array_len(5)?;
+    let room = m
+        .min(cap.saturating_sub(d.accesses.len()))
+        .min(MAX_NOTIFICATIONS_RESERVED);
+    if room > 0 {
+        if d.accesses.capacity() == 0 {
+            d.accesses = recycle::accesses();
+        }
+        d.accesses.reserve(room);
+    }
+    for _ in 0..m {
+        let handle = r.u32()?;
+        let (values, _) = r.nested(|r| r.data_value_values())?;
+        if d.room(cap) {
+            d.accesses.push(Access {
+                dir: AccessDir::Read,
+                object: ObjectRef::Other {
+                    name: names.name(handle),
+                },
+                values,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn node(node_id: String, attribute: Option<u32>) -> ObjectRef {
     ObjectRef::Node { node_id, attribute }
 }
@@ -684,6 +753,17 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
 
 /// Decodes the body of a response after its ResponseHeader.
 pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    decode_response_with(service, r, d, &mut HandleNames::default())
+}
+
+/// Decodes the body of a response after its ResponseHeader, taking the names of monitored
+/// items from `names` (the same as [`decode_response`] gives).
+pub fn decode_response_with(
+    service: &str,
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    names: &mut HandleNames,
+) -> DResult<()> {
     let keep = r.limits().max_values_kept;
     let cap = r.limits().max_accesses_kept;
     match service {
@@ -795,20 +875,7 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                     (eo.ns0_type(), eo.body)
                 {
                     let mut inner = Reader::new(b, r.limits());
-                    let m = inner.array_len(5)?;
-                    for _ in 0..m {
-                        let handle = inner.u32()?;
-                        let (values, _) = inner.nested(|r| r.data_value_values())?;
-                        if d.room(cap) {
-                            d.push_access(Access {
-                                dir: AccessDir::Read,
-                                object: ObjectRef::Other {
-                                    name: client_handle(handle),
-                                },
-                                values,
-                            });
-                        }
-                    }
+                    data_change_notifications(&mut inner, d, cap, names)?;
                 }
             }
             status_codes(r, d)?;
@@ -1299,6 +1366,48 @@ mod tests {
         let mut d = Decoded::default();
         decode_request("Call", &mut Reader::new(&call, &limits), &mut d).unwrap();
         assert_eq!(d.accesses.len(), 1);
+    }
+
+    #[test]
+    fn handle_names_are_the_written_names() {
+        let mut names = HandleNames::default();
+        // Handle 0 in a fresh (empty) slot, colliding handles, the extremes, repeats.
+        let n = HANDLE_NAME_SLOTS as u32;
+        for h in [
+            0,
+            0,
+            n,
+            0,
+            1,
+            n + 1,
+            1,
+            9,
+            10,
+            99,
+            u32::MAX,
+            u32::MAX,
+            u32::MAX - n,
+            7,
+        ] {
+            assert_eq!(names.name(h), client_handle(h));
+            assert_eq!(names.name(h), format!("client_handle={h}"));
+        }
+        assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// A kept name is the name written anew, whatever handles came before.
+        #[test]
+        fn handle_names_match_client_handle(
+            handles in proptest::collection::vec(proptest::prop_oneof![0u32..80, proptest::prelude::any::<u32>()], 0..200),
+        ) {
+            let mut names = HandleNames::default();
+            for h in handles {
+                proptest::prop_assert_eq!(names.name(h), client_handle(h));
+            }
+            proptest::prop_assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
+        }
     }
 
     proptest::proptest! {
