@@ -857,6 +857,10 @@ pub fn decode_response_with(
         }
         "Publish" => {
             let sub = r.u32()?;
+            if d.details.capacity() == 0 {
+                // The two details below, allocated at once.
+                d.details = Vec::with_capacity(2);
+            }
             d.details
                 .push(("subscription_id", Value::Int(i64::from(sub))));
             let n = r.array_len(4)?;
