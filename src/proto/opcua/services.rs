@@ -35,9 +35,43 @@ pub struct Encoding {
     pub stat: Name,
 }
 
+/// The first encoding id of the [`DIRECT`] range.
+const DIRECT_FIRST: u32 = 397;
+/// Ids of the [`DIRECT`] range (397 to 850: every encoding but the four 122xx ones).
+const DIRECT_LEN: usize = 454;
+/// For each id from [`DIRECT_FIRST`], its position in [`ENCODINGS`] plus one (0: none),
+/// computed at build time: the usual look-up in one step.
+const DIRECT: [u8; DIRECT_LEN] = direct_table();
+
+#[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)] // compile time only
+const fn direct_table() -> [u8; DIRECT_LEN] {
+    let mut out = [0u8; DIRECT_LEN];
+    let mut i = 0;
+    while i < ENCODINGS.len() {
+        let id = ENCODINGS[i].0;
+        if id >= DIRECT_FIRST && ((id - DIRECT_FIRST) as usize) < DIRECT_LEN {
+            assert!(i < 255);
+            out[(id - DIRECT_FIRST) as usize] = (i + 1) as u8;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The position of `id` in [`ENCODINGS`].
+fn position(id: u32) -> Option<usize> {
+    let direct = id
+        .checked_sub(DIRECT_FIRST)
+        .and_then(|k| DIRECT.get(usize::try_from(k).ok()?));
+    match direct {
+        Some(&k) => usize::from(k).checked_sub(1),
+        None => ENCODINGS.binary_search_by_key(&id, |e| e.0).ok(),
+    }
+}
+
 /// Looks up a namespace-0 encoding id.
 pub fn lookup(id: u32) -> Option<Encoding> {
-    let i = ENCODINGS.binary_search_by_key(&id, |e| e.0).ok()?;
+    let i = position(id)?;
     ENCODINGS
         .get(i)
         .map(|&(id, type_name, service, kind)| Encoding {
@@ -1370,6 +1404,17 @@ mod tests {
         let mut d = Decoded::default();
         decode_request("Call", &mut Reader::new(&call, &limits), &mut d).unwrap();
         assert_eq!(d.accesses.len(), 1);
+    }
+
+    #[test]
+    fn direct_positions_are_the_searched_ones() {
+        let searched = |id: u32| ENCODINGS.binary_search_by_key(&id, |e| e.0).ok();
+        for id in (0..13_000).chain([u32::MAX, u32::MAX - 1, 1 << 31]) {
+            assert_eq!(position(id), searched(id), "{id}");
+        }
+        for &(id, ..) in ENCODINGS {
+            assert!(position(id).is_some());
+        }
     }
 
     #[test]
