@@ -292,6 +292,18 @@ pub fn request_handle(r: &mut Reader<'_>) -> DResult<u32> {
     r.node_id()?; // authentication token
     r.datetime()?;
     let handle = r.u32()?;
+    if r.can_nest() {
+        if let Some(&tail) = r.rest().first_chunk::<15>() {
+            // Return diagnostics, a null or empty audit entry id, timeout hint and no
+            // additional header: skipped in one step (tested against the full reads).
+            let [_, _, _, _, a0, a1, a2, a3, _, _, _, _, e0, e1, e2] = tail;
+            let audit = [a0, a1, a2, a3];
+            if (audit == [0xff; 4] || audit == [0; 4]) && [e0, e1, e2] == [0; 3] {
+                r.take(15)?;
+                return Ok(handle);
+            }
+        }
+    }
     r.u32()?; // return diagnostics
     r.string()?; // audit entry id
     r.u32()?; // timeout hint
@@ -1414,6 +1426,37 @@ mod tests {
         }
         for &(id, ..) in ENCODINGS {
             assert!(position(id).is_some());
+        }
+    }
+
+    proptest::proptest! {
+        /// Request headers with plain tails (and near misses), cut anywhere, at every depth
+        /// cap: the lean reader reads what the full one reads.
+        #[test]
+        fn plain_request_tails_match_full_header(
+            token in proptest::sample::select(vec![vec![0x00, 0x00], vec![0x01, 0x00, 0x05, 0x00], vec![0x05]]),
+            fixed in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..=16),
+            audit in proptest::sample::select(vec![[0xffu8; 4], [0; 4], [1, 0, 0, 0], [0xfe, 0xff, 0xff, 0xff]]),
+            timeout in proptest::prelude::any::<[u8; 4]>(),
+            ext in proptest::sample::select(vec![[0u8; 3], [0, 0, 1], [1, 0, 0], [0, 1, 0]]),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+            cut in 0usize..48,
+            depth in 0usize..3,
+        ) {
+            let limits = crate::proto::opcua::limits::DecodeLimits {
+                max_depth: depth,
+                ..Default::default()
+            };
+            let mut all = token;
+            all.extend(fixed); // timestamp, request handle, return diagnostics
+            all.extend(audit);
+            all.extend(timeout);
+            all.extend(ext);
+            all.extend(bytes);
+            all.truncate(cut);
+            let (mut a, mut b) = (Reader::new(&all, &limits), Reader::new(&all, &limits));
+            proptest::prop_assert_eq!(request_handle(&mut a), request_header(&mut b).map(|h| h.request_handle));
+            proptest::prop_assert_eq!(a.pos(), b.pos());
         }
     }
 
