@@ -790,6 +790,10 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 r.u32()?;
                 r.u32()?;
             }
+            if d.details.capacity() == 0 {
+                // Room for this detail and the response's two, allocated at once.
+                d.details = Vec::with_capacity(4);
+            }
             d.details.push(("acknowledgements", Value::Int(n as i64)));
         }
         _ => {}
