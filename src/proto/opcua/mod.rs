@@ -158,6 +158,10 @@ pub struct OpcuaParser {
     hello: Option<Pending>,
     /// An encrypted OPN waiting for its response.
     opn: Option<Pending>,
+    /// The session text of the channel id it was written for.
+    session_text: Option<(u32, String)>,
+    /// The names of the monitored items seen last.
+    handle_names: services::HandleNames,
 }
 
 /// A message context: direction, and the time and packet of its (first) chunk.
@@ -211,8 +215,16 @@ impl OpcuaParser {
         }
     }
 
-    fn session(&self) -> Option<String> {
-        self.channel.id.map(types::decimal)
+    fn session(&mut self) -> Option<String> {
+        let id = self.channel.id?;
+        match &self.session_text {
+            Some((kept, s)) if *kept == id => Some(s.clone()),
+            _ => {
+                let s = types::decimal(id);
+                self.session_text = Some((id, s.clone()));
+                Some(s)
+            }
+        }
     }
 
     /// A plausible header at the start of `data` while resynchronising (`None`: need more).
@@ -797,7 +809,12 @@ impl OpcuaParser {
                     if enc.service == "OpenSecureChannel" {
                         self.open_response(&mut r, &mut resp.decoded)
                     } else {
-                        services::decode_response(enc.service, &mut r, &mut resp.decoded)
+                        services::decode_response_with(
+                            enc.service,
+                            &mut r,
+                            &mut resp.decoded,
+                            &mut self.handle_names,
+                        )
                     }
                 });
                 if let Err(e) = res {

@@ -35,9 +35,43 @@ pub struct Encoding {
     pub stat: Name,
 }
 
+/// The first encoding id of the [`DIRECT`] range.
+const DIRECT_FIRST: u32 = 397;
+/// Ids of the [`DIRECT`] range (397 to 850: every encoding but the four 122xx ones).
+const DIRECT_LEN: usize = 454;
+/// For each id from [`DIRECT_FIRST`], its position in [`ENCODINGS`] plus one (0: none),
+/// computed at build time: the usual look-up in one step.
+const DIRECT: [u8; DIRECT_LEN] = direct_table();
+
+#[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)] // compile time only
+const fn direct_table() -> [u8; DIRECT_LEN] {
+    let mut out = [0u8; DIRECT_LEN];
+    let mut i = 0;
+    while i < ENCODINGS.len() {
+        let id = ENCODINGS[i].0;
+        if id >= DIRECT_FIRST && ((id - DIRECT_FIRST) as usize) < DIRECT_LEN {
+            assert!(i < 255);
+            out[(id - DIRECT_FIRST) as usize] = (i + 1) as u8;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The position of `id` in [`ENCODINGS`].
+fn position(id: u32) -> Option<usize> {
+    let direct = id
+        .checked_sub(DIRECT_FIRST)
+        .and_then(|k| DIRECT.get(usize::try_from(k).ok()?));
+    match direct {
+        Some(&k) => usize::from(k).checked_sub(1),
+        None => ENCODINGS.binary_search_by_key(&id, |e| e.0).ok(),
+    }
+}
+
 /// Looks up a namespace-0 encoding id.
 pub fn lookup(id: u32) -> Option<Encoding> {
-    let i = ENCODINGS.binary_search_by_key(&id, |e| e.0).ok()?;
+    let i = position(id)?;
     ENCODINGS
         .get(i)
         .map(|&(id, type_name, service, kind)| Encoding {
@@ -258,6 +292,18 @@ pub fn request_handle(r: &mut Reader<'_>) -> DResult<u32> {
     r.node_id()?; // authentication token
     r.datetime()?;
     let handle = r.u32()?;
+    if r.can_nest() {
+        if let Some(&tail) = r.rest().first_chunk::<15>() {
+            // Return diagnostics, a null or empty audit entry id, timeout hint and no
+            // additional header: skipped in one step (tested against the full reads).
+            let [_, _, _, _, a0, a1, a2, a3, _, _, _, _, e0, e1, e2] = tail;
+            let audit = [a0, a1, a2, a3];
+            if (audit == [0xff; 4] || audit == [0; 4]) && [e0, e1, e2] == [0; 3] {
+                r.take(15)?;
+                return Ok(handle);
+            }
+        }
+    }
     r.u32()?; // return diagnostics
     r.string()?; // audit entry id
     r.u32()?; // timeout hint
@@ -371,6 +417,75 @@ fn client_handle(handle: u32) -> String {
     s.push_str("client_handle=");
     push_decimal(&mut s, handle);
     s
+}
+
+/// Slots of a [`HandleNames`] cache.
+const HANDLE_NAME_SLOTS: usize = 32;
+
+/// The `client_handle=<handle>` names a parser built last, one per slot (the handle modulo
+/// the slot count): a monitored item's name recurs in every Publish response, and a copy
+/// of a kept name costs less than writing it again. At most [`HANDLE_NAME_SLOTS`] names.
+#[derive(Clone, Debug, Default)]
+pub struct HandleNames {
+    slots: Vec<(u32, String)>,
+}
+
+impl HandleNames {
+    /// The name of `handle` (as [`client_handle`] writes it).
+    fn name(&mut self, handle: u32) -> String {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, String::new()); HANDLE_NAME_SLOTS];
+        }
+        let i = handle as usize % HANDLE_NAME_SLOTS;
+        match self.slots.get_mut(i) {
+            Some((h, s)) => {
+                // A kept name is never empty: an empty slot holds none.
+                if *h != handle || s.is_empty() {
+                    *h = handle;
+                    *s = client_handle(handle);
+                }
+                s.clone()
+            }
+            None => client_handle(handle),
+        }
+    }
+}
+
+/// Most accesses reserved at once for a DataChangeNotification's items.
+const MAX_NOTIFICATIONS_RESERVED: usize = 16;
+
+/// The items of a DataChangeNotification body: one access per monitored item,
+/// `client_handle=<handle>` with the item's values, as many as the access cap keeps.
+fn data_change_notifications(
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    cap: usize,
+    names: &mut HandleNames,
+) -> DResult<()> {
+    let m = r.array_len(5)?;
+    let room = m
+        .min(cap.saturating_sub(d.accesses.len()))
+        .min(MAX_NOTIFICATIONS_RESERVED);
+    if room > 0 {
+        if d.accesses.capacity() == 0 {
+            d.accesses = recycle::accesses();
+        }
+        d.accesses.reserve(room);
+    }
+    for _ in 0..m {
+        let handle = r.u32()?;
+        let (values, _) = r.nested(|r| r.data_value_values())?;
+        if d.room(cap) {
+            d.accesses.push(Access {
+                dir: AccessDir::Read,
+                object: ObjectRef::Other {
+                    name: names.name(handle),
+                },
+                values,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn node(node_id: String, attribute: Option<u32>) -> ObjectRef {
@@ -675,6 +790,10 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 r.u32()?;
                 r.u32()?;
             }
+            if d.details.capacity() == 0 {
+                // Room for this detail and the response's two, allocated at once.
+                d.details = Vec::with_capacity(4);
+            }
             d.details.push(("acknowledgements", Value::Int(n as i64)));
         }
         _ => {}
@@ -684,6 +803,17 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
 
 /// Decodes the body of a response after its ResponseHeader.
 pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    decode_response_with(service, r, d, &mut HandleNames::default())
+}
+
+/// Decodes the body of a response after its ResponseHeader, taking the names of monitored
+/// items from `names` (the same as [`decode_response`] gives).
+pub fn decode_response_with(
+    service: &str,
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    names: &mut HandleNames,
+) -> DResult<()> {
     let keep = r.limits().max_values_kept;
     let cap = r.limits().max_accesses_kept;
     match service {
@@ -777,6 +907,10 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
         }
         "Publish" => {
             let sub = r.u32()?;
+            if d.details.capacity() == 0 {
+                // The two details below, allocated at once.
+                d.details = Vec::with_capacity(2);
+            }
             d.details
                 .push(("subscription_id", Value::Int(i64::from(sub))));
             let n = r.array_len(4)?;
@@ -795,20 +929,7 @@ pub fn decode_response(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DR
                     (eo.ns0_type(), eo.body)
                 {
                     let mut inner = Reader::new(b, r.limits());
-                    let m = inner.array_len(5)?;
-                    for _ in 0..m {
-                        let handle = inner.u32()?;
-                        let (values, _) = inner.nested(|r| r.data_value_values())?;
-                        if d.room(cap) {
-                            d.push_access(Access {
-                                dir: AccessDir::Read,
-                                object: ObjectRef::Other {
-                                    name: client_handle(handle),
-                                },
-                                values,
-                            });
-                        }
-                    }
+                    data_change_notifications(&mut inner, d, cap, names)?;
                 }
             }
             status_codes(r, d)?;
@@ -1299,6 +1420,90 @@ mod tests {
         let mut d = Decoded::default();
         decode_request("Call", &mut Reader::new(&call, &limits), &mut d).unwrap();
         assert_eq!(d.accesses.len(), 1);
+    }
+
+    #[test]
+    fn direct_positions_are_the_searched_ones() {
+        let searched = |id: u32| ENCODINGS.binary_search_by_key(&id, |e| e.0).ok();
+        for id in (0..13_000).chain([u32::MAX, u32::MAX - 1, 1 << 31]) {
+            assert_eq!(position(id), searched(id), "{id}");
+        }
+        for &(id, ..) in ENCODINGS {
+            assert!(position(id).is_some());
+        }
+    }
+
+    proptest::proptest! {
+        /// Request headers with plain tails (and near misses), cut anywhere, at every depth
+        /// cap: the lean reader reads what the full one reads.
+        #[test]
+        fn plain_request_tails_match_full_header(
+            token in proptest::sample::select(vec![vec![0x00, 0x00], vec![0x01, 0x00, 0x05, 0x00], vec![0x05]]),
+            fixed in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..=16),
+            audit in proptest::sample::select(vec![[0xffu8; 4], [0; 4], [1, 0, 0, 0], [0xfe, 0xff, 0xff, 0xff]]),
+            timeout in proptest::prelude::any::<[u8; 4]>(),
+            ext in proptest::sample::select(vec![[0u8; 3], [0, 0, 1], [1, 0, 0], [0, 1, 0]]),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+            cut in 0usize..48,
+            depth in 0usize..3,
+        ) {
+            let limits = crate::proto::opcua::limits::DecodeLimits {
+                max_depth: depth,
+                ..Default::default()
+            };
+            let mut all = token;
+            all.extend(fixed); // timestamp, request handle, return diagnostics
+            all.extend(audit);
+            all.extend(timeout);
+            all.extend(ext);
+            all.extend(bytes);
+            all.truncate(cut);
+            let (mut a, mut b) = (Reader::new(&all, &limits), Reader::new(&all, &limits));
+            proptest::prop_assert_eq!(request_handle(&mut a), request_header(&mut b).map(|h| h.request_handle));
+            proptest::prop_assert_eq!(a.pos(), b.pos());
+        }
+    }
+
+    #[test]
+    fn handle_names_are_the_written_names() {
+        let mut names = HandleNames::default();
+        // Handle 0 in a fresh (empty) slot, colliding handles, the extremes, repeats.
+        let n = HANDLE_NAME_SLOTS as u32;
+        for h in [
+            0,
+            0,
+            n,
+            0,
+            1,
+            n + 1,
+            1,
+            9,
+            10,
+            99,
+            u32::MAX,
+            u32::MAX,
+            u32::MAX - n,
+            7,
+        ] {
+            assert_eq!(names.name(h), client_handle(h));
+            assert_eq!(names.name(h), format!("client_handle={h}"));
+        }
+        assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// A kept name is the name written anew, whatever handles came before.
+        #[test]
+        fn handle_names_match_client_handle(
+            handles in proptest::collection::vec(proptest::prop_oneof![0u32..80, proptest::prelude::any::<u32>()], 0..200),
+        ) {
+            let mut names = HandleNames::default();
+            for h in handles {
+                proptest::prop_assert_eq!(names.name(h), client_handle(h));
+            }
+            proptest::prop_assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
+        }
     }
 
     proptest::proptest! {

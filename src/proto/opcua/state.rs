@@ -212,6 +212,11 @@ impl PendingTable {
                 .items
                 .get_mut(i)
                 .map(|slot| std::mem::replace(&mut slot.1, p)),
+            Err(i) if i == self.items.len() => {
+                // The usual case: the highest id yet goes last.
+                self.items.push((id, p));
+                None
+            }
             Err(i) => {
                 self.items.insert(i, (id, p));
                 None
@@ -222,6 +227,10 @@ impl PendingTable {
     /// Takes the request with this id.
     pub fn remove(&mut self, id: u32) -> Option<Pending> {
         let i = self.find(id).ok()?;
+        if i + 1 == self.items.len() {
+            // The usual case: the last request is answered.
+            return self.items.pop().map(|(_, p)| p);
+        }
         Some(self.items.remove(i).1)
     }
 

@@ -1242,3 +1242,16 @@ proptest::proptest! {
         h.close();
     }
 }
+
+#[test]
+fn kept_session_text_follows_the_channel_id() {
+    let mut p = OpcuaParser::new();
+    assert_eq!(p.session(), None);
+    for id in [7, 7, 12345, 0, 0, u32::MAX, 7] {
+        p.channel.id = Some(id);
+        assert_eq!(p.session(), Some(id.to_string()));
+        assert_eq!(p.session(), Some(id.to_string()));
+    }
+    p.channel.id = None;
+    assert_eq!(p.session(), None);
+}
