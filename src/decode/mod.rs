@@ -42,7 +42,7 @@
 //! assert_eq!((udp.dst_port, udp.payload), (20000, &[0x05, 0x64][..]));
 //! ```
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 mod ipv4;
 mod ipv6;
@@ -336,8 +336,8 @@ impl Decoded<'_> {
 /// wire (it may exceed `data.len()` when the capture was cut by snaplen).
 pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Decoded<'_> {
     if link == LinkType::Ethernet {
-        if let Some(d) = ethernet_ipv4_tcp(data, orig_len) {
-            return d;
+        if let Some(f) = ethernet_ipv4_tcp(data, orig_len) {
+            return f.decoded();
         }
     }
     let mut out = Decoded::EMPTY;
@@ -347,11 +347,51 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Decoded<'_> {
     out
 }
 
+/// The fields of the common frame (see [`ethernet_ipv4_tcp`]): what [`decode`] gives for it,
+/// without the fields that are the same for every such frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EthIpv4Tcp<'a> {
+    /// Source MAC.
+    pub src_mac: [u8; 6],
+    /// Destination MAC.
+    pub dst_mac: [u8; 6],
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// TTL.
+    pub ttl: u8,
+    /// The TCP segment.
+    pub tcp: TcpSegment<'a>,
+}
+
+impl<'a> EthIpv4Tcp<'a> {
+    /// The frame as [`decode`] gives it.
+    pub fn decoded(self) -> Decoded<'a> {
+        Decoded {
+            dst_mac: Some(self.dst_mac),
+            src_mac: Some(self.src_mac),
+            vlan: None,
+            inner_vlan: None,
+            ethertype: Some(0x0800),
+            ip: Some(IpHeader {
+                src: IpAddr::V4(self.src),
+                dst: IpAddr::V4(self.dst),
+                proto: tcp::PROTO,
+                ttl: self.ttl,
+                fragment: false,
+            }),
+            transport: Transport::Tcp(self.tcp),
+            error: None,
+        }
+    }
+}
+
 /// Untagged Ethernet, IPv4 without options, not a fragment, TCP with an intact header: the
 /// common frame, decoded in one step from fixed offsets. `None` for anything else (including
 /// every error), which the layer-by-layer decoder then handles; where this returns a value it
-/// is the one that decoder gives.
-fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Decoded<'_>> {
+/// is, through [`EthIpv4Tcp::decoded`], the one that decoder gives.
+pub fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<EthIpv4Tcp<'_>> {
     const ETH: usize = 14;
     const IP: usize = 20;
     let h: &[u8; ETH + IP + 20] = data.first_chunk()?;
@@ -379,27 +419,20 @@ fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Decoded<'_>> {
         return None;
     }
     let payload = seg.get(header_len..)?;
-    let addr = |i: usize| -> Option<IpAddr> {
+    let addr = |i: usize| -> Option<Ipv4Addr> {
         let a: [u8; 4] = h.get(i..i + 4)?.try_into().ok()?;
-        Some(IpAddr::V4(a.into()))
+        Some(a.into())
     };
     let be32 =
         |i: usize| -> Option<u32> { Some(u32::from_be_bytes(h.get(i..i + 4)?.try_into().ok()?)) };
     let t = ETH + IP;
-    Some(Decoded {
-        dst_mac: h.first_chunk::<6>().copied(),
-        src_mac: h.get(6..12).and_then(|m| m.try_into().ok()),
-        vlan: None,
-        inner_vlan: None,
-        ethertype: Some(0x0800),
-        ip: Some(IpHeader {
-            src: addr(ETH + 12)?,
-            dst: addr(ETH + 16)?,
-            proto: tcp::PROTO,
-            ttl: h[ETH + 8],
-            fragment: false,
-        }),
-        transport: Transport::Tcp(TcpSegment {
+    Some(EthIpv4Tcp {
+        dst_mac: *h.first_chunk::<6>()?,
+        src_mac: h.get(6..12)?.try_into().ok()?,
+        src: addr(ETH + 12)?,
+        dst: addr(ETH + 16)?,
+        ttl: h[ETH + 8],
+        tcp: TcpSegment {
             src_port: be16(t)?,
             dst_port: be16(t + 2)?,
             seq: be32(t + 4)?,
@@ -408,8 +441,7 @@ fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Decoded<'_>> {
             window: be16(t + 14)?,
             payload,
             payload_len: u32::try_from(upper_len - header_len).unwrap_or(u32::MAX),
-        }),
-        error: None,
+        },
     })
 }
 
@@ -528,7 +560,7 @@ mod tests {
         let mut check = |f: &[u8], orig: u32| {
             if let Some(d) = ethernet_ipv4_tcp(f, orig) {
                 answered += 1;
-                assert_eq!(d, slow(f, orig), "{f:02x?} orig {orig}");
+                assert_eq!(d.decoded(), slow(f, orig), "{f:02x?} orig {orig}");
             }
         };
         for cut in 0..=base.len() {
@@ -566,7 +598,7 @@ mod tests {
             }
             let f = &f[..cut.min(f.len())];
             let orig = f.len() as u32 + extra;
-            if let Some(d) = ethernet_ipv4_tcp(f, orig) {
+            if let Some(d) = ethernet_ipv4_tcp(f, orig).map(EthIpv4Tcp::decoded) {
                 let mut out = Decoded::EMPTY;
                 if let Err(e) = decode_layers(LinkType::Ethernet, f, orig, &mut out) {
                     out.error = Some(e);
