@@ -391,54 +391,59 @@ impl<'a> EthIpv4Tcp<'a> {
 /// common frame, decoded in one step from fixed offsets. `None` for anything else (including
 /// every error), which the layer-by-layer decoder then handles; where this returns a value it
 /// is, through [`EthIpv4Tcp::decoded`], the one that decoder gives.
+#[inline]
 pub fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<EthIpv4Tcp<'_>> {
     const ETH: usize = 14;
     const IP: usize = 20;
-    let h: &[u8; ETH + IP + 20] = data.first_chunk()?;
-    let be16 =
-        |i: usize| -> Option<u16> { Some(u16::from_be_bytes(h.get(i..i + 2)?.try_into().ok()?)) };
+    const T: usize = ETH + IP;
+    // Fixed offsets into a fixed-size array: no bounds checks.
+    let h: &[u8; T + 20] = data.first_chunk()?;
+    macro_rules! be16 {
+        ($i:expr) => {
+            u16::from_be_bytes([h[$i], h[$i + 1]])
+        };
+    }
+    macro_rules! be32 {
+        ($i:expr) => {
+            u32::from_be_bytes([h[$i], h[$i + 1], h[$i + 2], h[$i + 3]])
+        };
+    }
     // EtherType IPv4, version 4 with IHL 5, protocol TCP.
-    if h[12..14] != [0x08, 0x00] || h[ETH] != 0x45 || h[ETH + 9] != tcp::PROTO {
+    if h[12] != 0x08 || h[13] != 0x00 || h[ETH] != 0x45 || h[ETH + 9] != tcp::PROTO {
         return None;
     }
     // Not a fragment (MF clear, offset 0); a total length that holds both fixed headers
     // (0, "the rest of the frame", goes the long way).
-    let total_len = usize::from(be16(ETH + 2)?);
-    if be16(ETH + 6)? & 0x3fff != 0 || total_len < IP + 20 {
+    let total_len = usize::from(be16!(ETH + 2));
+    if be16!(ETH + 6) & 0x3fff != 0 || total_len < IP + 20 {
         return None;
     }
-    let ip_data = data.get(ETH..)?;
+    let ip_len = data.len().saturating_sub(ETH);
     let wire_len = usize::try_from(orig_len)
         .unwrap_or(usize::MAX)
         .saturating_sub(ETH)
-        .max(ip_data.len());
-    let seg = ip_data.get(..total_len).unwrap_or(ip_data).get(IP..)?;
+        .max(ip_len);
+    // The IP datagram as captured ends at its total length or the end of the capture.
+    let seg_end = ETH + total_len.min(ip_len);
     let upper_len = total_len.min(wire_len).saturating_sub(IP);
-    let header_len = usize::from(h[ETH + IP + 12] >> 4) * 4;
+    let header_len = usize::from(h[T + 12] >> 4) * 4;
     if header_len < 20 || header_len > upper_len {
         return None;
     }
-    let payload = seg.get(header_len..)?;
-    let addr = |i: usize| -> Option<Ipv4Addr> {
-        let a: [u8; 4] = h.get(i..i + 4)?.try_into().ok()?;
-        Some(a.into())
-    };
-    let be32 =
-        |i: usize| -> Option<u32> { Some(u32::from_be_bytes(h.get(i..i + 4)?.try_into().ok()?)) };
-    let t = ETH + IP;
+    let payload = data.get(T + header_len..seg_end)?;
     Some(EthIpv4Tcp {
-        dst_mac: *h.first_chunk::<6>()?,
-        src_mac: h.get(6..12)?.try_into().ok()?,
-        src: addr(ETH + 12)?,
-        dst: addr(ETH + 16)?,
+        dst_mac: [h[0], h[1], h[2], h[3], h[4], h[5]],
+        src_mac: [h[6], h[7], h[8], h[9], h[10], h[11]],
+        src: Ipv4Addr::new(h[ETH + 12], h[ETH + 13], h[ETH + 14], h[ETH + 15]),
+        dst: Ipv4Addr::new(h[ETH + 16], h[ETH + 17], h[ETH + 18], h[ETH + 19]),
         ttl: h[ETH + 8],
         tcp: TcpSegment {
-            src_port: be16(t)?,
-            dst_port: be16(t + 2)?,
-            seq: be32(t + 4)?,
-            ack: be32(t + 8)?,
-            flags: TcpFlags(h[ETH + IP + 13]),
-            window: be16(t + 14)?,
+            src_port: be16!(T),
+            dst_port: be16!(T + 2),
+            seq: be32!(T + 4),
+            ack: be32!(T + 8),
+            flags: TcpFlags(h[T + 13]),
+            window: be16!(T + 14),
             payload,
             payload_len: u32::try_from(upper_len - header_len).unwrap_or(u32::MAX),
         },
