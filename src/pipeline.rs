@@ -5,13 +5,14 @@
 //! the order the transactions complete, so the same input always gives the same output.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
-use crate::decode::{decode, LinkType, Transport};
+use crate::decode::{decode, ethernet_ipv4_tcp, LinkType, Transport};
 use crate::event::{Endpoint, IcsEvent};
 use crate::flow::{Chunk, Direction, EndReason, Flow, FlowConfig, FlowL4, FlowMeta, FlowPacket};
 use crate::flow::{FlowSink, FlowTable};
 use crate::proto::{recycle, ParseCx, ProtoStats, StreamDriver};
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,6 +45,9 @@ pub struct Pipeline {
     /// `stats.decode.link_types` (a map update per packet cost more than the rest of the
     /// packet's bookkeeping).
     link_run: Option<(LinkType, u64)>,
+    /// Test switch: every frame takes the general decode path.
+    #[cfg(test)]
+    no_fast: bool,
 }
 
 /// An event with its place in the order a single pipeline emits events: `at` is the global
@@ -143,6 +147,8 @@ impl Pipeline {
             index: 0,
             ending: Vec::new(),
             link_run: None,
+            #[cfg(test)]
+            no_fast: false,
         }
     }
 
@@ -170,7 +176,6 @@ impl Pipeline {
         self.stats.packets += 1;
         self.last_packet = pkt.number;
         self.stats.bytes += pkt.data.len() as u64;
-        let d = decode(pkt.link, pkt.data, pkt.orig_len);
         match &mut self.link_run {
             Some((link, n)) if *link == pkt.link => *n += 1,
             run => {
@@ -183,9 +188,6 @@ impl Pipeline {
         if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
             ds.snaplen_cut += 1;
         }
-        if let Some(e) = d.error {
-            *ds.errors.entry(e.kind).or_insert(0) += 1;
-        }
         let mut sink = Sink {
             ts: pkt.ts,
             file,
@@ -194,6 +196,43 @@ impl Pipeline {
             proto: &mut self.stats.proto,
             ending: &mut self.ending,
         };
+        // The common frame goes straight to its flow; the same counters and flow packet as
+        // the general path below gives it (tested).
+        #[cfg(test)]
+        let on = !self.no_fast;
+        #[cfg(not(test))]
+        let on = true;
+        let fast = if on && pkt.link == LinkType::Ethernet {
+            ethernet_ipv4_tcp(pkt.data, pkt.orig_len)
+        } else {
+            None
+        };
+        if let Some(f) = fast {
+            ds.ipv4 += 1;
+            ds.tcp += 1;
+            let fp = FlowPacket {
+                ts: pkt.ts,
+                src: Endpoint {
+                    ip: IpAddr::V4(f.src),
+                    port: f.tcp.src_port,
+                    mac: Some(f.src_mac),
+                },
+                dst: Endpoint {
+                    ip: IpAddr::V4(f.dst),
+                    port: f.tcp.dst_port,
+                    mac: Some(f.dst_mac),
+                },
+                vlan: None,
+                l4: FlowL4::Tcp(f.tcp),
+            };
+            self.flows.set_packet_index(index);
+            self.flows.process(&fp, StreamDriver::new, &mut sink);
+            return;
+        }
+        let d = decode(pkt.link, pkt.data, pkt.orig_len);
+        if let Some(e) = d.error {
+            *ds.errors.entry(e.kind).or_insert(0) += 1;
+        }
         match d.ip {
             None => {
                 if d.error.is_none() {
@@ -444,4 +483,88 @@ pub fn run(
     }
     p.finish(&last, emit);
     Ok(p.stats.clone())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::synth::{modbus_plant, SynthConfig};
+
+    /// Events (as text) and counters of a run over `frames`, with or without the fast path.
+    fn run_frames(frames: &[(Timestamp, Vec<u8>)], no_fast: bool) -> (Vec<String>, String) {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        p.no_fast = no_fast;
+        let file: Arc<str> = Arc::from("t.pcap");
+        let mut out = Vec::new();
+        for (i, (ts, f)) in frames.iter().enumerate() {
+            let pkt = Packet {
+                ts: *ts,
+                link: LinkType::Ethernet,
+                data: f,
+                orig_len: f.len() as u32 + (i % 3 == 0) as u32 * 7,
+                number: i as u64 + 1,
+            };
+            p.process(&file, &pkt, &mut |e| out.push(format!("{e:?}")));
+        }
+        p.finish(&file, &mut |e| out.push(format!("{e:?}")));
+        let stats = format!("{:?} {:?}", p.stats(), p.flows.stats());
+        (out, stats)
+    }
+
+    /// Frames of a Modbus plant, some changed so that the one-step decoder must decline them
+    /// (VLAN tag, IPv6 EtherType, IP options, fragments, UDP and other protocols, cut frames).
+    fn plant_with_odd_frames() -> Vec<(Timestamp, Vec<u8>)> {
+        let cfg = SynthConfig {
+            packets: 4_000,
+            ..SynthConfig::default()
+        };
+        let mut frames = modbus_plant(&cfg);
+        for (i, (_, f)) in frames.iter_mut().enumerate() {
+            match i % 23 {
+                1 => {
+                    // 802.1Q tag.
+                    f.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+                }
+                2 => f[12..14].copy_from_slice(&[0x86, 0xdd]),
+                3 => {
+                    // Four bytes of IP options (NOPs).
+                    f.splice(34..34, [1, 1, 1, 1]);
+                    f[14] = 0x46;
+                    let tl = u16::from_be_bytes([f[16], f[17]]) + 4;
+                    f[16..18].copy_from_slice(&tl.to_be_bytes());
+                }
+                4 => f[20] |= 0x20,
+                5 => f[21] = 1,
+                6 => f[23] = 17,
+                7 => f[23] = 1,
+                8 => f.truncate(40),
+                9 => f.truncate(f.len().saturating_sub(3)),
+                10 => f[46] = 0x40,
+                11 => f[16..18].copy_from_slice(&[0, 0]),
+                _ => {}
+            }
+        }
+        frames
+    }
+
+    /// The one-step path of the common frame gives the same events and counters as the
+    /// general decode path, on a plant's traffic with frames it must decline mixed in.
+    #[test]
+    fn fast_path_matches_general_path() {
+        let plain = modbus_plant(&SynthConfig {
+            packets: 2_000,
+            ..SynthConfig::default()
+        });
+        let (ev, st) = run_frames(&plain, false);
+        assert!(ev.len() > 100, "{}", ev.len());
+        assert_eq!((ev, st), run_frames(&plain, true));
+        let odd = plant_with_odd_frames();
+        let (ev, st) = run_frames(&odd, false);
+        assert!(!ev.is_empty());
+        assert_eq!((ev, st.clone()), run_frames(&odd, true));
+        for c in ["errors: {}", "fragments: 0", "udp: 0", "other_ip: 0"] {
+            assert!(!st.contains(c), "{c} in {st}");
+        }
+    }
 }

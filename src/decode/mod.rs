@@ -42,7 +42,7 @@
 //! assert_eq!((udp.dst_port, udp.payload), (20000, &[0x05, 0x64][..]));
 //! ```
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 mod ipv4;
 mod ipv6;
@@ -336,8 +336,8 @@ impl Decoded<'_> {
 /// wire (it may exceed `data.len()` when the capture was cut by snaplen).
 pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Decoded<'_> {
     if link == LinkType::Ethernet {
-        if let Some(d) = ethernet_ipv4_tcp(data, orig_len) {
-            return d;
+        if let Some(f) = ethernet_ipv4_tcp(data, orig_len) {
+            return f.decoded();
         }
     }
     let mut out = Decoded::EMPTY;
@@ -347,69 +347,106 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Decoded<'_> {
     out
 }
 
+/// The fields of the common frame (see [`ethernet_ipv4_tcp`]): what [`decode`] gives for it,
+/// without the fields that are the same for every such frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EthIpv4Tcp<'a> {
+    /// Source MAC.
+    pub src_mac: [u8; 6],
+    /// Destination MAC.
+    pub dst_mac: [u8; 6],
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// TTL.
+    pub ttl: u8,
+    /// The TCP segment.
+    pub tcp: TcpSegment<'a>,
+}
+
+impl<'a> EthIpv4Tcp<'a> {
+    /// The frame as [`decode`] gives it.
+    pub fn decoded(self) -> Decoded<'a> {
+        Decoded {
+            dst_mac: Some(self.dst_mac),
+            src_mac: Some(self.src_mac),
+            vlan: None,
+            inner_vlan: None,
+            ethertype: Some(0x0800),
+            ip: Some(IpHeader {
+                src: IpAddr::V4(self.src),
+                dst: IpAddr::V4(self.dst),
+                proto: tcp::PROTO,
+                ttl: self.ttl,
+                fragment: false,
+            }),
+            transport: Transport::Tcp(self.tcp),
+            error: None,
+        }
+    }
+}
+
 /// Untagged Ethernet, IPv4 without options, not a fragment, TCP with an intact header: the
 /// common frame, decoded in one step from fixed offsets. `None` for anything else (including
 /// every error), which the layer-by-layer decoder then handles; where this returns a value it
-/// is the one that decoder gives.
-fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Decoded<'_>> {
+/// is, through [`EthIpv4Tcp::decoded`], the one that decoder gives.
+#[inline]
+pub fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<EthIpv4Tcp<'_>> {
     const ETH: usize = 14;
     const IP: usize = 20;
-    let h: &[u8; ETH + IP + 20] = data.first_chunk()?;
-    let be16 =
-        |i: usize| -> Option<u16> { Some(u16::from_be_bytes(h.get(i..i + 2)?.try_into().ok()?)) };
+    const T: usize = ETH + IP;
+    // Fixed offsets into a fixed-size array: no bounds checks.
+    let h: &[u8; T + 20] = data.first_chunk()?;
+    macro_rules! be16 {
+        ($i:expr) => {
+            u16::from_be_bytes([h[$i], h[$i + 1]])
+        };
+    }
+    macro_rules! be32 {
+        ($i:expr) => {
+            u32::from_be_bytes([h[$i], h[$i + 1], h[$i + 2], h[$i + 3]])
+        };
+    }
     // EtherType IPv4, version 4 with IHL 5, protocol TCP.
-    if h[12..14] != [0x08, 0x00] || h[ETH] != 0x45 || h[ETH + 9] != tcp::PROTO {
+    if h[12] != 0x08 || h[13] != 0x00 || h[ETH] != 0x45 || h[ETH + 9] != tcp::PROTO {
         return None;
     }
     // Not a fragment (MF clear, offset 0); a total length that holds both fixed headers
     // (0, "the rest of the frame", goes the long way).
-    let total_len = usize::from(be16(ETH + 2)?);
-    if be16(ETH + 6)? & 0x3fff != 0 || total_len < IP + 20 {
+    let total_len = usize::from(be16!(ETH + 2));
+    if be16!(ETH + 6) & 0x3fff != 0 || total_len < IP + 20 {
         return None;
     }
-    let ip_data = data.get(ETH..)?;
+    let ip_len = data.len().saturating_sub(ETH);
     let wire_len = usize::try_from(orig_len)
         .unwrap_or(usize::MAX)
         .saturating_sub(ETH)
-        .max(ip_data.len());
-    let seg = ip_data.get(..total_len).unwrap_or(ip_data).get(IP..)?;
+        .max(ip_len);
+    // The IP datagram as captured ends at its total length or the end of the capture.
+    let seg_end = ETH + total_len.min(ip_len);
     let upper_len = total_len.min(wire_len).saturating_sub(IP);
-    let header_len = usize::from(h[ETH + IP + 12] >> 4) * 4;
+    let header_len = usize::from(h[T + 12] >> 4) * 4;
     if header_len < 20 || header_len > upper_len {
         return None;
     }
-    let payload = seg.get(header_len..)?;
-    let addr = |i: usize| -> Option<IpAddr> {
-        let a: [u8; 4] = h.get(i..i + 4)?.try_into().ok()?;
-        Some(IpAddr::V4(a.into()))
-    };
-    let be32 =
-        |i: usize| -> Option<u32> { Some(u32::from_be_bytes(h.get(i..i + 4)?.try_into().ok()?)) };
-    let t = ETH + IP;
-    Some(Decoded {
-        dst_mac: h.first_chunk::<6>().copied(),
-        src_mac: h.get(6..12).and_then(|m| m.try_into().ok()),
-        vlan: None,
-        inner_vlan: None,
-        ethertype: Some(0x0800),
-        ip: Some(IpHeader {
-            src: addr(ETH + 12)?,
-            dst: addr(ETH + 16)?,
-            proto: tcp::PROTO,
-            ttl: h[ETH + 8],
-            fragment: false,
-        }),
-        transport: Transport::Tcp(TcpSegment {
-            src_port: be16(t)?,
-            dst_port: be16(t + 2)?,
-            seq: be32(t + 4)?,
-            ack: be32(t + 8)?,
-            flags: TcpFlags(h[ETH + IP + 13]),
-            window: be16(t + 14)?,
+    let payload = data.get(T + header_len..seg_end)?;
+    Some(EthIpv4Tcp {
+        dst_mac: [h[0], h[1], h[2], h[3], h[4], h[5]],
+        src_mac: [h[6], h[7], h[8], h[9], h[10], h[11]],
+        src: Ipv4Addr::new(h[ETH + 12], h[ETH + 13], h[ETH + 14], h[ETH + 15]),
+        dst: Ipv4Addr::new(h[ETH + 16], h[ETH + 17], h[ETH + 18], h[ETH + 19]),
+        ttl: h[ETH + 8],
+        tcp: TcpSegment {
+            src_port: be16!(T),
+            dst_port: be16!(T + 2),
+            seq: be32!(T + 4),
+            ack: be32!(T + 8),
+            flags: TcpFlags(h[T + 13]),
+            window: be16!(T + 14),
             payload,
             payload_len: u32::try_from(upper_len - header_len).unwrap_or(u32::MAX),
-        }),
-        error: None,
+        },
     })
 }
 
@@ -528,7 +565,7 @@ mod tests {
         let mut check = |f: &[u8], orig: u32| {
             if let Some(d) = ethernet_ipv4_tcp(f, orig) {
                 answered += 1;
-                assert_eq!(d, slow(f, orig), "{f:02x?} orig {orig}");
+                assert_eq!(d.decoded(), slow(f, orig), "{f:02x?} orig {orig}");
             }
         };
         for cut in 0..=base.len() {
@@ -566,7 +603,7 @@ mod tests {
             }
             let f = &f[..cut.min(f.len())];
             let orig = f.len() as u32 + extra;
-            if let Some(d) = ethernet_ipv4_tcp(f, orig) {
+            if let Some(d) = ethernet_ipv4_tcp(f, orig).map(EthIpv4Tcp::decoded) {
                 let mut out = Decoded::EMPTY;
                 if let Err(e) = decode_layers(LinkType::Ethernet, f, orig, &mut out) {
                     out.error = Some(e);
