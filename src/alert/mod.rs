@@ -8,6 +8,7 @@ pub mod attack;
 pub mod community_id;
 pub mod schema;
 pub mod signatures;
+pub mod text;
 
 pub use schema::{
     Alert, AlertBody, AlertEvidence, AlertMetadata, MlFeature, MlScore, OtwatchInfo, MAX_EVIDENCE,
