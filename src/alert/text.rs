@@ -6,6 +6,24 @@ use super::push_ip;
 use crate::baseline::fmt_num;
 use std::net::IpAddr;
 
+/// `channels[<client>><server> <proto>].objects[<key>].<side>`: where an object's profile is in
+/// the baseline file.
+#[cold]
+pub fn object_ref(client: IpAddr, server: IpAddr, proto: &str, key: &str, side: &str) -> String {
+    let mut s = String::with_capacity(64 + key.len());
+    s.push_str("channels[");
+    push_ip(&mut s, client);
+    s.push('>');
+    push_ip(&mut s, server);
+    s.push(' ');
+    s.push_str(proto);
+    s.push_str("].objects[");
+    s.push_str(key);
+    s.push_str("].");
+    s.push_str(side);
+    s
+}
+
 /// The baseline fact of a read-out-of-range alert: `<obj> on <dev> read <range>`.
 #[cold]
 pub fn read_fact(obj: &str, dev: &str, range: &str) -> String {

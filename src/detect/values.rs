@@ -19,7 +19,7 @@
 
 use super::{list_words, ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
-use crate::alert::text::{read_explanation, read_fact};
+use crate::alert::text::{object_ref, read_explanation, read_fact};
 use crate::alert::Alert;
 use crate::baseline::{
     device_words, event_summary, fmt_num, key_words, modbus_object_key, numeric,
@@ -131,13 +131,8 @@ struct Normal {
 
 impl Normal {
     fn reference(&self, ev: &IcsEvent, key: &str) -> String {
-        format!(
-            "channels[{}>{} {}].objects[{key}].{}",
-            self.ref_client,
-            ev.server.ip,
-            ev.proto.as_str(),
-            self.side
-        )
+        let proto = ev.proto.as_str();
+        object_ref(self.ref_client, ev.server.ip, proto, key, self.side)
     }
 
     /// The margin around the range (see the module docs).
