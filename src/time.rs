@@ -134,8 +134,68 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// Longest text [`Timestamp::rfc3339_bytes`] writes: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const RFC3339_MAX: usize = 30;
+
+/// Writes `v` (below 10^`N`) as `N` decimal digits into `out` from `at`.
+#[inline]
+fn put_digits<const N: usize>(out: &mut [u8; RFC3339_MAX], at: usize, mut v: u32) {
+    let mut i = N;
+    while i > 0 {
+        i -= 1;
+        if let Some(b) = out.get_mut(at + i) {
+            *b = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+    }
+}
+
+impl Timestamp {
+    /// The text `Display` writes, built by hand into a fixed buffer (returned with its length)
+    /// for years 0 to 9999; `None` for other years (and for nanoseconds of a second or more,
+    /// which only a hand-built value can hold), which `Display` writes with `write!`.
+    fn rfc3339_bytes(&self) -> Option<([u8; RFC3339_MAX], usize)> {
+        let days = self.secs.div_euclid(86_400);
+        let sod = self.secs.rem_euclid(86_400) as u32;
+        let (y, mo, d) = civil_from_days(days);
+        let y = u32::try_from(y).ok().filter(|y| *y <= 9999)?;
+        if self.nanos >= 1_000_000_000 {
+            return None;
+        }
+        let mut out = *b"0000-00-00T00:00:00.000000000Z";
+        put_digits::<4>(&mut out, 0, y);
+        put_digits::<2>(&mut out, 5, mo);
+        put_digits::<2>(&mut out, 8, d);
+        put_digits::<2>(&mut out, 11, sod / 3600);
+        put_digits::<2>(&mut out, 14, (sod % 3600) / 60);
+        put_digits::<2>(&mut out, 17, sod % 60);
+        let len = if self.nanos % 1000 == 0 {
+            put_digits::<6>(&mut out, 20, self.nanos / 1000);
+            if let Some(b) = out.get_mut(26) {
+                *b = b'Z';
+            }
+            27
+        } else {
+            put_digits::<9>(&mut out, 20, self.nanos);
+            RFC3339_MAX
+        };
+        Some((out, len))
+    }
+
+    /// Appends the text `Display` writes to `s` (without the formatting machinery).
+    pub fn push_rfc3339(&self, s: &mut String) {
+        match self.rfc3339_bytes() {
+            Some((b, n)) => s.push_str(ascii(&b, n)),
+            None => {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{self}");
+            }
+        }
+    }
+
+    /// The slow, `write!`-based form of `Display` (the reference the fast one is tested
+    /// against, and the form for years outside 0 to 9999).
+    fn fmt_slow(&self, f: &mut dyn fmt::Write) -> fmt::Result {
         let days = self.secs.div_euclid(86_400);
         let sod = self.secs.rem_euclid(86_400);
         let (y, mo, d) = civil_from_days(days);
@@ -149,9 +209,27 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// The first `n` bytes of `b`, which [`Timestamp::rfc3339_bytes`] filled with ASCII only.
+#[inline]
+fn ascii(b: &[u8; RFC3339_MAX], n: usize) -> &str {
+    std::str::from_utf8(b.get(..n).unwrap_or(b)).unwrap_or("")
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3339_bytes() {
+            Some((b, n)) => f.write_str(ascii(&b, n)),
+            None => self.fmt_slow(f),
+        }
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.rfc3339_bytes() {
+            Some((b, n)) => s.serialize_str(ascii(&b, n)),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -206,6 +284,83 @@ mod tests {
             Timestamp::new(-1, 0).to_string(),
             "1969-12-31T23:59:59.000000Z"
         );
+    }
+
+    /// The slow form's text.
+    fn slow(t: &Timestamp) -> String {
+        let mut s = String::new();
+        t.fmt_slow(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn fast_format_matches_slow_one() {
+        let mut secs: Vec<i64> = vec![
+            0,
+            -1,
+            1,
+            86_399,
+            86_400,
+            -86_400,
+            -86_401,
+            951_782_400,     // 2000-02-29
+            951_868_799,     // 2000-02-29T23:59:59
+            951_868_800,     // 2000-03-01
+            4_107_542_400,   // 2100-03-01 (2100 is not a leap year)
+            1_704_067_199,   // 2023-12-31T23:59:59
+            1_704_067_200,   // 2024-01-01
+            1_709_164_800,   // 2024-02-29
+            253_402_300_799, // 9999-12-31T23:59:59, last fast year
+            253_402_300_800, // 10000-01-01: slow form
+            -62_167_219_200, // 0000-01-01: first fast year
+            -62_167_219_201, // -0001-12-31: slow form
+            i64::MAX / 1000,
+            i64::MIN / 1000,
+        ];
+        // Every day boundary of a few leap cycles around 1970 and 2000, and a walk of odd steps.
+        secs.extend((-800..800).map(|d| d * 86_400 + 946_684_800));
+        secs.extend((-800..800).map(|d| d * 86_400 - 1));
+        let mut x: i64 = -70_000_000_000;
+        while x < 260_000_000_000 {
+            secs.push(x);
+            x += 9_876_543_211;
+        }
+        let mut x: i64 = 1_600_000_000;
+        for _ in 0..20_000 {
+            secs.push(x);
+            x += 4_321;
+        }
+        let nanos = [
+            0,
+            1,
+            999,
+            1_000,
+            123_456_000,
+            123_456_789,
+            999_999_000,
+            999_999_999,
+            500_000_000,
+            7_000,
+            1_000_000_000, // only a hand-built value: slow form
+            4_294_967_295,
+        ];
+        for &s in &secs {
+            for &n in &nanos {
+                let t = Timestamp { secs: s, nanos: n };
+                let want = slow(&t);
+                assert_eq!(t.to_string(), want, "{s} {n}");
+                let mut p = String::from("x");
+                t.push_rfc3339(&mut p);
+                assert_eq!(p, format!("x{want}"));
+                assert_eq!(
+                    serde_json::to_string(&t).unwrap(),
+                    serde_json::to_string(&want).unwrap()
+                );
+            }
+        }
+        assert!(Timestamp::new(253_402_300_800, 0).rfc3339_bytes().is_none());
+        assert!(Timestamp::new(-62_167_219_201, 0).rfc3339_bytes().is_none());
+        assert!(Timestamp::new(-62_167_219_200, 0).rfc3339_bytes().is_some());
     }
 
     #[test]

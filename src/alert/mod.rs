@@ -8,6 +8,7 @@ pub mod attack;
 pub mod community_id;
 pub mod schema;
 pub mod signatures;
+pub mod text;
 
 pub use schema::{
     Alert, AlertBody, AlertEvidence, AlertMetadata, MlFeature, MlScore, OtwatchInfo, MAX_EVIDENCE,
@@ -15,5 +16,57 @@ pub use schema::{
 };
 pub use signatures::Signature;
 
+/// Appends `ip` to `s` as its `Display` writes it (IPv4 by hand: this runs several times for
+/// every alert of a flood; IPv6 through `Display`).
+pub fn push_ip(s: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + (o / 10) % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{ip}");
+        }
+    }
+}
+
 /// The JSON Schema of the alert record.
 pub const JSON_SCHEMA: &str = include_str!("alert.schema.json");
+
+#[cfg(test)]
+mod tests {
+    use super::push_ip;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn push_ip_matches_display() {
+        let mut ips: Vec<IpAddr> = Vec::new();
+        for a in [0u8, 1, 9, 10, 99, 100, 109, 110, 199, 200, 255] {
+            for b in [0u8, 5, 10, 42, 100, 255] {
+                ips.push(IpAddr::V4(Ipv4Addr::new(a, b, 255 - b, a ^ b)));
+            }
+        }
+        for x in 0..=255u8 {
+            ips.push(IpAddr::V4(Ipv4Addr::new(x, x, x, x)));
+        }
+        ips.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        ips.push(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 1, 2, 3, 4)));
+        ips.push(IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()));
+        for ip in ips {
+            let mut s = String::from("x");
+            push_ip(&mut s, ip);
+            assert_eq!(s, format!("x{ip}"));
+        }
+    }
+}

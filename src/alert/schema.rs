@@ -195,6 +195,18 @@ fn proto_tag(p: AppProto) -> &'static str {
     }
 }
 
+/// `OTWATCH <PROTO> <title>` (as `format!` wrote it, without its machinery: this runs for every
+/// alert).
+fn signature_text(p: AppProto, sig: &Signature) -> String {
+    let tag = proto_tag(p);
+    let mut s = String::with_capacity(9 + tag.len() + sig.title.len());
+    s.push_str("OTWATCH ");
+    s.push_str(tag);
+    s.push(' ');
+    s.push_str(sig.title);
+    s
+}
+
 impl Alert {
     /// A new alert of `sig` on the connection `client` → `server`, at capture time `ts`.
     pub fn new(
@@ -228,7 +240,7 @@ impl Alert {
                 gid: 1,
                 signature_id: sig.id,
                 rev: 1,
-                signature: format!("OTWATCH {} {}", proto_tag(app_proto), sig.title),
+                signature: signature_text(app_proto, sig),
                 category: sig.category,
                 severity: sig.severity,
                 metadata: AlertMetadata {
@@ -317,6 +329,18 @@ mod tests {
     use crate::event::*;
     use serde_json::Value as J;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn signature_text_is_the_format() {
+        for sig in signatures::SIGNATURES {
+            for p in [AppProto::Modbus, AppProto::Opcua] {
+                assert_eq!(
+                    signature_text(p, sig),
+                    format!("OTWATCH {} {}", proto_tag(p), sig.title)
+                );
+            }
+        }
+    }
 
     fn write_event() -> IcsEvent {
         IcsEvent {

@@ -25,7 +25,6 @@ use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef,
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Timing thresholds.
@@ -792,8 +791,7 @@ impl Detector for Timing {
             explanation.push_str(&text.head);
             explanation.push_str(&gap);
             explanation.push_str(" s ago, at ");
-            // Writing to a String cannot fail.
-            let _ = write!(explanation, "{}", st.last);
+            st.last.push_rfc3339(&mut explanation);
             explanation.push_str(&text.tail);
             let mut a = Alert::new(
                 &POLL_STOPPED,

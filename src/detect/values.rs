@@ -19,6 +19,7 @@
 
 use super::{list_words, ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
+use crate::alert::text::{object_ref, read_explanation, read_fact};
 use crate::alert::Alert;
 use crate::baseline::{
     device_words, event_summary, fmt_num, key_words, modbus_object_key, numeric,
@@ -130,13 +131,8 @@ struct Normal {
 
 impl Normal {
     fn reference(&self, ev: &IcsEvent, key: &str) -> String {
-        format!(
-            "channels[{}>{} {}].objects[{key}].{}",
-            self.ref_client,
-            ev.server.ip,
-            ev.proto.as_str(),
-            self.side
-        )
+        let proto = ev.proto.as_str();
+        object_ref(self.ref_client, ev.server.ip, proto, key, self.side)
     }
 
     /// The margin around the range (see the module docs).
@@ -776,19 +772,11 @@ fn read_alert(
         dev,
     } = now.alert_words(ev, key);
     let range = range_words(n);
-    let explanation = format!(
-        "{obj} on {dev} read {} (by {}); in the baseline it read {range} ({} reads). A \
-         process value far outside its normal range means the process is upset, the \
-         sensor failed, or the value is being falsified.",
-        fmt_num(x),
-        ev.client.ip,
-        n.count
-    );
+    let explanation = read_explanation(&obj, &dev, x, ev.client.ip, &range, n.count);
+    let fact = read_fact(&obj, &dev, &range);
     out.push(
-        Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, summary).with_fact(
-            format!("{obj} on {dev} read {range}"),
-            n.reference(ev, &key),
-        ),
+        Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, summary)
+            .with_fact(fact, n.reference(ev, &key)),
     );
 }
 
@@ -977,7 +965,6 @@ fn run_block_dir<const READ: bool>(
 /// [`numeric`] of a value that is neither an integer nor a boolean (kept out of the
 /// per-value loop).
 #[cold]
-#[inline(never)]
 fn numeric_other(v: &Value) -> Option<f64> {
     numeric(v)
 }
@@ -1339,6 +1326,91 @@ mod tests {
     use crate::detect::testkit::*;
 
     const OTHER: &str = "10.0.0.7";
+
+    #[test]
+    fn alert_words_match_their_format() {
+        let ips: [IpAddr; 3] = [
+            "10.0.0.7".parse().unwrap(),
+            "192.168.100.250".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+        ];
+        let xs = [
+            0.0,
+            -1.5,
+            7.0,
+            1e12,
+            0.1,
+            f64::NAN,
+            f64::INFINITY,
+            -0.0,
+            12345.678,
+        ];
+        for (i, &x) in xs.iter().enumerate() {
+            for &ip in &ips {
+                for count in [0u64, 1, 99, u64::MAX] {
+                    assert_eq!(
+                        read_explanation(
+                            "holding register 40",
+                            "10.0.0.2 unit 1",
+                            x,
+                            ip,
+                            "1–2",
+                            count
+                        ),
+                        crate::alert::text::read_explanation_fmt(
+                            "holding register 40",
+                            "10.0.0.2 unit 1",
+                            x,
+                            ip,
+                            "1–2",
+                            count
+                        )
+                    );
+                }
+                for &y in &xs[i..] {
+                    for side in ["read", "written"] {
+                        let n = Normal {
+                            min: x,
+                            max: y,
+                            max_step: 0.0,
+                            max_same_run: 0,
+                            distinct: 1,
+                            count: 1,
+                            who: vec![ip],
+                            own: false,
+                            ref_client: ip,
+                            side,
+                            monotonic: false,
+                            counter: None,
+                        };
+                        let want = if n.min == n.max {
+                            format!("always {}", fmt_num(n.min))
+                        } else {
+                            format!("{}–{}", fmt_num(n.min), fmt_num(n.max))
+                        };
+                        assert_eq!(range_words(&n), want);
+                        for ev in [
+                            read_ir(5, MASTER, PLC, 1, 0, &[1]),
+                            write_hr(5, OTHER, PLC, 1, 40, 2),
+                        ] {
+                            for key in ["1/holding_register/40", "node/ns=2;s=x"] {
+                                assert_eq!(
+                                    n.reference(&ev, key),
+                                    format!(
+                                        "channels[{}>{} {}].objects[{key}].{}",
+                                        n.ref_client,
+                                        ev.server.ip,
+                                        ev.proto.as_str(),
+                                        n.side
+                                    )
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     fn learnt() -> Baseline {
         let mut l = Learner::default();
