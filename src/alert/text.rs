@@ -36,7 +36,7 @@ pub fn read_fact(obj: &str, dev: &str, range: &str) -> String {
     s
 }
 
-/// The explanation of a read-out-of-range alert (as [`read_explanation_fmt`] writes it, in
+/// The explanation of a read-out-of-range alert (as the `read_explanation_fmt` of its tests writes it, in
 /// one buffer sized up front: this runs for every alert of a flood).
 #[cold]
 pub fn read_explanation(

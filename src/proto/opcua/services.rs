@@ -424,7 +424,7 @@ const HANDLE_NAME_SLOTS: usize = 32;
 
 /// The `client_handle=<handle>` names a parser built last, one per slot (the handle modulo
 /// the slot count): a monitored item's name recurs in every Publish response, and a copy
-/// of a kept name costs less than writing it again. At most [`HANDLE_NAME_SLOTS`] names.
+/// of a kept name costs less than writing it again. At most `HANDLE_NAME_SLOTS` names.
 #[derive(Clone, Debug, Default)]
 pub struct HandleNames {
     slots: Vec<(u32, String)>,
