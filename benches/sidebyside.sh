@@ -5,7 +5,7 @@
 #   benches/sidebyside.sh                    # 3M packets, 5 runs each, medians
 #   PACKETS=500000 RUNS=3 benches/sidebyside.sh
 #
-# Environment: PACKETS (3000000), RUNS (5), SEED (1), OPCUA_SHARE (0.05: Modbus-heavy, as
+# Environment: PROFILE (dist), PACKETS (3000000), RUNS (5), SEED (1), OPCUA_SHARE (0.05: Modbus-heavy, as
 # Suricata has no OPC UA parser), LOSS (0), REORDER (0.0002), WORK (/tmp/otwatch-sidebyside). The baseline for detect is
 # learnt with `otwatch learn` on a separate capture: same plant, seed SEED+1, PACKETS/4 packets.
 set -euo pipefail
@@ -24,10 +24,13 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$WORK"
 
 cd "$ROOT"
-cargo build --release --quiet --bin otwatch --bin otwatch-gen --example walk
-OTWATCH=$TARGET/release/otwatch
-GEN=$TARGET/release/otwatch-gen
-WALK=$TARGET/release/examples/walk
+# The `dist` profile (fat LTO, one code unit) is what a deployment runs; PROFILE=release for the
+# development build.
+PROFILE=${PROFILE:-dist}
+cargo build --profile "$PROFILE" --quiet --bin otwatch --bin otwatch-gen --example walk
+OTWATCH=$TARGET/$PROFILE/otwatch
+GEN=$TARGET/$PROFILE/otwatch-gen
+WALK=$TARGET/$PROFILE/examples/walk
 
 CAP=$WORK/plant-s$SEED-p$PACKETS-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
 LEARNCAP=$WORK/plant-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
