@@ -40,6 +40,7 @@ use sniff::{sniff, Sniffed, SNIFF_LEN};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Cursor, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -488,44 +489,58 @@ impl CaptureFile {
         })
     }
 
-    /// The next packet, `Ok(None)` at the end of the file (including after a truncated or
-    /// corrupt record, which [`CaptureFile::stats`] then reports).
-    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
-        if let Layout::Pcap {
+    /// Takes the legacy pcap record that starts `at` bytes into the buffer when all of it is
+    /// there (what `fill`, `examine` and the range check do for it, with one look at the
+    /// buffer): counts it, and returns its time, link type, original length and where its
+    /// bytes are. `None` for other formats, or when the record is not wholly buffered.
+    #[inline]
+    fn take_pcap_record(&mut self, at: usize) -> Option<(Timestamp, LinkType, u32, Range<usize>)> {
+        let Layout::Pcap {
             big_endian,
             nanos,
             record_header,
             link,
         } = self.layout
-        {
-            // Fast path: the next legacy record is wholly in the buffer, after the records
-            // handed out before it, which are consumed only when the buffer must be refilled
-            // (`pending` counts them all). What `fill`, `examine` and the range check below do
-            // for it, with one look at the buffer.
-            let at = self.pending;
-            let rec = match self.done {
-                true => None,
-                false => self
-                    .reader
-                    .data()
-                    .get(at..)
-                    .and_then(|rest| pcap_record(rest, big_endian, record_header)),
-            };
-            if let Some(r) = rec {
-                let end = at + r.end;
-                self.pending = end;
-                self.stats.packets += 1;
-                let ts = timestamps::from_pcap(r.secs, r.frac, nanos);
-                self.last_ts = ts;
-                let number = self.stats.packets;
-                let data = self.reader.data().get(at + record_header..end);
-                return Ok(data.map(|data| Packet {
-                    ts,
-                    link,
-                    data,
-                    orig_len: r.orig_len,
-                    number,
-                }));
+        else {
+            return None;
+        };
+        let r = pcap_record(self.reader.data().get(at..)?, big_endian, record_header)?;
+        let end = at + r.end;
+        self.pending = end;
+        self.stats.packets += 1;
+        let ts = timestamps::from_pcap(r.secs, r.frac, nanos);
+        self.last_ts = ts;
+        Some((ts, link, r.orig_len, at + record_header..end))
+    }
+
+    /// The packet whose bytes are `range` of the buffer, numbered as the last one counted.
+    #[inline]
+    fn packet_at(
+        &self,
+        ts: Timestamp,
+        link: LinkType,
+        orig_len: u32,
+        range: Range<usize>,
+    ) -> Option<Packet<'_>> {
+        let number = self.stats.packets;
+        self.reader.data().get(range).map(|data| Packet {
+            ts,
+            link,
+            data,
+            orig_len,
+            number,
+        })
+    }
+
+    /// The next packet, `Ok(None)` at the end of the file (including after a truncated or
+    /// corrupt record, which [`CaptureFile::stats`] then reports).
+    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        // Fast path: the next legacy record is wholly in the buffer, after the records handed
+        // out before it, which are consumed only when the buffer must be refilled (`pending`
+        // counts them all).
+        if !self.done {
+            if let Some((ts, link, orig_len, range)) = self.take_pcap_record(self.pending) {
+                return Ok(self.packet_at(ts, link, orig_len, range));
             }
         }
         if self.pending > 0 {
@@ -535,32 +550,9 @@ impl CaptureFile {
         if self.done {
             return Ok(None);
         }
-        if let Layout::Pcap {
-            big_endian,
-            nanos,
-            record_header,
-            link,
-        } = self.layout
-        {
-            // The same, now at the front of the buffer.
-            if let Some(r) = pcap_record(self.reader.data(), big_endian, record_header) {
-                self.pending = r.end;
-                self.stats.packets += 1;
-                let ts = timestamps::from_pcap(r.secs, r.frac, nanos);
-                self.last_ts = ts;
-                let number = self.stats.packets;
-                return Ok(self
-                    .reader
-                    .data()
-                    .get(record_header..r.end)
-                    .map(|data| Packet {
-                        ts,
-                        link,
-                        data,
-                        orig_len: r.orig_len,
-                        number,
-                    }));
-            }
+        // The same, now at the front of the buffer.
+        if let Some((ts, link, orig_len, range)) = self.take_pcap_record(0) {
+            return Ok(self.packet_at(ts, link, orig_len, range));
         }
         let found = loop {
             let len = match self.fill()? {
@@ -595,14 +587,7 @@ impl CaptureFile {
         self.pending = found.record_len;
         self.stats.packets += 1;
         self.last_ts = found.ts;
-        let number = self.stats.packets;
-        Ok(self.reader.data().get(range).map(|data| Packet {
-            ts: found.ts,
-            link: found.link,
-            data,
-            orig_len: found.orig_len,
-            number,
-        }))
+        Ok(self.packet_at(found.ts, found.link, found.orig_len, range))
     }
 
     /// What the reader has met so far.
