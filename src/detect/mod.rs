@@ -413,14 +413,6 @@ impl Engine {
         }
     }
 
-    /// Events the detector threads are done with (after [`Engine::parallel`]; otherwise none),
-    /// so that the caller can free them where they were allocated.
-    pub fn take_finished(&mut self) -> Vec<IcsEvent> {
-        self.pool
-            .as_mut()
-            .map_or_else(Vec::new, parallel::Pool::take_finished)
-    }
-
     /// Advances the capture clock to `ts`; whether a tick is due (and records it).
     fn clock(&mut self, ts: Timestamp) -> bool {
         let now = self.now.map_or(ts, |n| n.max(ts));

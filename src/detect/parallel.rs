@@ -10,9 +10,8 @@
 //! engine does: tick alerts, then the expiry of aggregation windows, then event alerts. So the
 //! output is the same as without threads; it only comes out one batch later.
 //!
-//! One batch is in flight while the next is filled. Answered batches come back to the calling
-//! thread, whose caller can hand their events back to the threads that built them
-//! ([`super::Engine::take_finished`]). Detectors share nothing (each has its own
+//! One batch is in flight while the next is filled; an answered batch's events are dropped on
+//! the calling thread. Detectors share nothing (each has its own
 //! state; the baseline is read-only behind an `Arc`), which is what makes this exact.
 
 use super::aggregate::Aggregator;
@@ -84,9 +83,6 @@ pub(super) struct Pool {
     filling: Batch,
     /// The batches sent and not yet answered, oldest first.
     in_flight: VecDeque<Arc<Batch>>,
-    /// Events of answered batches, for [`Pool::take_finished`] (dropped with the next batch
-    /// when nobody takes them).
-    finished: Vec<IcsEvent>,
     /// The detectors' counters, in engine order, once [`Pool::finish`] ran.
     counters: Vec<Counter>,
 }
@@ -209,7 +205,6 @@ impl Pool {
             groups,
             filling: Batch::default(),
             in_flight: VecDeque::new(),
-            finished: Vec::new(),
             counters: Vec::new(),
         }
     }
@@ -287,18 +282,6 @@ impl Pool {
             }
         }
         merge(lists, &batch.ticks, agg, raised, out);
-        // Every group dropped its reference before answering.
-        if let Ok(b) = Arc::try_unwrap(batch) {
-            if self.finished.len() > 4 * BATCH {
-                self.finished.clear();
-            }
-            self.finished.extend(b.events);
-        }
-    }
-
-    /// The events of the batches answered so far (to hand them back to whoever allocated them).
-    pub(super) fn take_finished(&mut self) -> Vec<IcsEvent> {
-        std::mem::take(&mut self.finished)
     }
 
     /// End of input: sends what is left, merges every answer, then the final tick.
