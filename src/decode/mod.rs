@@ -391,7 +391,7 @@ impl<'a> EthIpv4Tcp<'a> {
 /// common frame, decoded in one step from fixed offsets. `None` for anything else (including
 /// every error), which the layer-by-layer decoder then handles; where this returns a value it
 /// is, through [`EthIpv4Tcp::decoded`], the one that decoder gives.
-#[inline]
+#[inline(always)]
 pub fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<EthIpv4Tcp<'_>> {
     const ETH: usize = 14;
     const IP: usize = 20;

@@ -9,7 +9,7 @@
 pub(crate) mod hash;
 pub mod reassembly;
 
-use crate::decode::{TcpFlags, TcpSegment};
+use crate::decode::{EthIpv4Tcp, TcpFlags, TcpSegment};
 use crate::event::Endpoint;
 use crate::time::Timestamp;
 use hash::KeyHashBuilder;
@@ -234,6 +234,38 @@ fn cache_place(k: &MapKey) -> usize {
         ^ k.rest;
     // The top 8 bits of the product: a place below CACHE_PLACES.
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize
+}
+
+/// Places in the table's lane of steady TCP flows (a power of two).
+const LANE_PLACES: usize = 4096;
+
+/// One direction of an untagged IPv4 TCP flow in the lane: its 4-tuple as the packets of that
+/// direction carry it, and where the flow is.
+#[derive(Clone, Copy, Debug)]
+struct LaneEntry {
+    /// Sender address << 32 | receiver address.
+    addrs: u64,
+    /// Sender port << 16 | receiver port.
+    ports: u32,
+    /// Slot << 1 | direction index; `NIL` when empty.
+    tag: u32,
+}
+
+/// The place of a directional IPv4 4-tuple in the lane.
+#[inline]
+fn lane_place(addrs: u64, ports: u32) -> usize {
+    let x = addrs ^ (u64::from(ports) << 16);
+    // The top 12 bits of the product: a place below LANE_PLACES.
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize
+}
+
+/// The lane's words of a packet from `src` to `dst`.
+#[inline]
+fn lane_words(src: (u32, u16), dst: (u32, u16)) -> (u64, u32) {
+    (
+        u64::from(src.0) << 32 | u64::from(dst.0),
+        u32::from(src.1) << 16 | u32::from(dst.1),
+    )
 }
 
 /// Counters of the flow table and reassembly.
@@ -522,6 +554,10 @@ pub struct FlowTable<S> {
     /// ([`cache_place`]): a hit spares the map lookup (a miss, or a collision, only costs it).
     /// A slot of `NIL` is empty; an entry is cleared when its flow leaves.
     cache: Vec<(MapKey, u32)>,
+    /// The lane ([`FlowTable::process_lane`]): directional 4-tuples of untagged IPv4 TCP flows
+    /// and their slots, at a place chosen by [`lane_place`]. An entry is cleared when its flow
+    /// leaves; a miss costs a map lookup.
+    lane: Vec<LaneEntry>,
 }
 
 impl<S> FlowTable<S> {
@@ -563,6 +599,14 @@ impl<S> FlowTable<S> {
                     NIL,
                 );
                 CACHE_PLACES
+            ],
+            lane: vec![
+                LaneEntry {
+                    addrs: 0,
+                    ports: 0,
+                    tag: NIL,
+                };
+                LANE_PLACES
             ],
         }
     }
@@ -679,6 +723,177 @@ impl<S> FlowTable<S> {
         self.touch(idx);
         self.account(idx, sink);
         self.enforce_budget(sink);
+    }
+
+    /// The lane of steady TCP flows: handles the untagged IPv4 TCP segment `f` of global packet
+    /// index `index` (as [`FlowTable::set_packet_index`]) and capture time `ts` with the same
+    /// effects as [`FlowTable::process`], when its flow is held and not idle past its timeout,
+    /// the segment has ACK but no SYN, FIN or RST, its ACK is exactly the peer's next byte (or
+    /// the peer has not started) and its payload is the next expected bytes, all captured, with
+    /// nothing buffered (or it has none, at the next byte). Returns false, having changed
+    /// nothing, for any other packet: the caller then hands it to `process`.
+    #[inline]
+    pub fn process_lane(
+        &mut self,
+        index: u64,
+        ts: Timestamp,
+        f: &EthIpv4Tcp<'_>,
+        sink: &mut impl FlowSink<S>,
+    ) -> bool {
+        let seg = &f.tcp;
+        let fl = seg.flags.0;
+        if fl & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK) != TcpFlags::ACK {
+            return false;
+        }
+        let (addrs, ports) = lane_words(
+            (f.src.to_bits(), seg.src_port),
+            (f.dst.to_bits(), seg.dst_port),
+        );
+        let place = lane_place(addrs, ports);
+        let tag = match self.lane.get(place) {
+            Some(e) if e.addrs == addrs && e.ports == ports && e.tag != NIL => e.tag,
+            _ => match self.lane_fill(place, addrs, ports, f) {
+                Some(t) => t,
+                None => return false,
+            },
+        };
+        let idx = tag >> 1;
+        let to_server = tag & 1 == 0;
+        let (long_t, short_t) = (
+            self.cfg.tcp_idle_timeout_secs,
+            self.cfg.short_idle_timeout_secs,
+        );
+        let keep = self.lim.max_retained_bytes;
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return false;
+        };
+        let timeout = if usize::from(slot.list) & LONG != 0 {
+            long_t
+        } else {
+            short_t
+        };
+        let held = slot.mem;
+        let Some(flow) = slot.flow.as_mut() else {
+            return false;
+        };
+        if flow.meta.last_seen.plus_secs(timeout) < ts {
+            return false;
+        }
+        let Flow { meta, app, tcp } = flow;
+        let [rx_s, rx_c] = &mut tcp.rx;
+        let (rx, back) = if to_server {
+            (rx_s, rx_c)
+        } else {
+            (rx_c, rx_s)
+        };
+        if !back.lane_ack_ok(seg.ack) || !rx.lane_ok(seg.seq, seg.payload, seg.payload_len) {
+            return false;
+        }
+        // From here on the packet is the lane's: the same steps as `process`.
+        self.pkt_index = Some(index);
+        self.clock = self.clock.max(index.saturating_mul(2));
+        if ts > meta.last_seen {
+            meta.last_seen = ts;
+        }
+        let len = seg.payload.len() as u64;
+        let [p0, p1] = &mut meta.packets;
+        let [b0, b1] = &mut meta.bytes;
+        let (me, peer, p, b, dir, data_bit) = if to_server {
+            (
+                &mut meta.client,
+                &mut meta.server,
+                p0,
+                b0,
+                Direction::ToServer,
+                tcpf::DATA_TO_SERVER,
+            )
+        } else {
+            (
+                &mut meta.server,
+                &mut meta.client,
+                p1,
+                b1,
+                Direction::ToClient,
+                tcpf::DATA_TO_CLIENT,
+            )
+        };
+        *p += 1;
+        *b += len;
+        if me.mac.is_none() {
+            me.mac = Some(f.src_mac);
+        }
+        if peer.mac.is_none() {
+            peer.mac = Some(f.dst_mac);
+        }
+        back.lane_ack();
+        if to_server && tcp.flags & tcpf::SYN_ACK != 0 {
+            tcp.flags |= tcpf::ESTABLISHED;
+        }
+        let data = rx.lane_segment(seg.payload, keep);
+        if !data.is_empty() {
+            tcp.flags |= data_bit;
+            sink.on_chunk(meta, app, dir, Chunk::Data(data));
+        }
+        // The lane changes no reassembly buffer: a flow that held nothing and whose caller's
+        // state holds nothing still holds nothing, and with the total within the budget (it
+        // did not change) `account` and `enforce_budget` would change nothing.
+        let unchanged =
+            held == 0 && sink.app_memory(app) == 0 && self.mem <= self.cfg.memory_budget_bytes;
+        self.touch(idx);
+        if !unchanged {
+            self.account(idx, sink);
+            self.enforce_budget(sink);
+        }
+        true
+    }
+
+    /// Finds the flow of a lane packet through the map and puts it in the lane at `place`;
+    /// returns its lane tag.
+    #[inline(never)]
+    fn lane_fill(
+        &mut self,
+        place: usize,
+        addrs: u64,
+        ports: u32,
+        f: &EthIpv4Tcp<'_>,
+    ) -> Option<u32> {
+        let (mk, src_lo) = MapKey::of_packet(
+            (IpAddr::V4(f.src), f.tcp.src_port),
+            (IpAddr::V4(f.dst), f.tcp.dst_port),
+            6,
+            0,
+        );
+        let idx = *self.map.get(&mk)?;
+        if idx >= (NIL >> 1) {
+            return None;
+        }
+        let slot = self.slot(idx)?;
+        let to_server = src_lo == slot.client_lo;
+        let tag = idx << 1 | u32::from(!to_server);
+        if let Some(e) = self.lane.get_mut(place) {
+            *e = LaneEntry { addrs, ports, tag };
+        }
+        Some(tag)
+    }
+
+    /// Clears the lane entries of the flow in slot `idx`, whose key is `key`.
+    fn lane_clear(&mut self, idx: u32, key: &FlowKey) {
+        let (IpAddr::V4(a), IpAddr::V4(b)) = (key.lo.0, key.hi.0) else {
+            return;
+        };
+        if key.proto != 6 || key.vlan != 0 {
+            return;
+        }
+        let lo = (a.to_bits(), key.lo.1);
+        let hi = (b.to_bits(), key.hi.1);
+        for (src, dst) in [(lo, hi), (hi, lo)] {
+            let (addrs, ports) = lane_words(src, dst);
+            if let Some(e) = self.lane.get_mut(lane_place(addrs, ports)) {
+                if e.tag != NIL && e.tag >> 1 == idx {
+                    e.tag = NIL;
+                }
+            }
+        }
     }
 
     /// Makes room for and inserts the new flow of a packet whose key `mk` is not held.
@@ -1099,6 +1314,7 @@ impl<S> FlowTable<S> {
             }
         }
         self.map.remove(&mk);
+        self.lane_clear(idx, &flow.meta.key);
         self.len -= 1;
         Some(flow)
     }
@@ -1996,6 +2212,301 @@ mod tests {
             slow.drain(&mut rs);
             proptest::prop_assert_eq!(&rf, &rs);
             proptest::prop_assert_eq!(fast.stats(), slow.stats());
+        }
+    }
+
+    /// A sink that also records flow endings with their recency stamps, budget drops, and
+    /// reports caller memory that comes and goes with the chunks (so that the lane's
+    /// accounting shortcut meets flows whose state holds memory).
+    #[derive(Default, Debug, PartialEq, Eq)]
+    struct LaneRec {
+        rec: Rec,
+        endings: Vec<(u64, u64)>,
+        drops: Vec<u64>,
+    }
+
+    impl FlowSink<u32> for LaneRec {
+        fn on_chunk(&mut self, meta: &FlowMeta, app: &mut u32, dir: Direction, c: Chunk<'_>) {
+            self.rec.on_chunk(meta, app, dir, c);
+        }
+        fn on_datagram(&mut self, meta: &FlowMeta, app: &mut u32, dir: Direction, p: &[u8]) {
+            self.rec.on_datagram(meta, app, dir, p);
+        }
+        fn on_end(&mut self, flow: Flow<u32>, reason: EndReason) {
+            self.rec.on_end(flow, reason);
+        }
+        fn on_ending(&mut self, meta: &FlowMeta, stamp: u64) {
+            self.endings.push((meta.id, stamp));
+        }
+        fn app_memory(&self, app: &u32) -> usize {
+            if app % 5 == 3 {
+                700
+            } else {
+                0
+            }
+        }
+        fn on_budget_drop(&mut self, meta: &FlowMeta, app: &mut u32) {
+            *app += 1;
+            self.drops.push(meta.id);
+        }
+    }
+
+    /// What a lane test packet does (see `lane_equals_process`).
+    #[derive(Clone, Copy, Debug)]
+    enum Kind {
+        Data,
+        PureAck,
+        Retrans,
+        Ahead,
+        OldAck,
+        Syn,
+        SynAck,
+        Fin,
+        Rst,
+        NoAck,
+        Cut,
+    }
+
+    /// Builds the frame fields of a lane test packet.
+    #[allow(clippy::too_many_arguments)]
+    fn lane_frame<'a>(
+        c: (u32, u16),
+        s: (u32, u16),
+        to_server: bool,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &'a [u8],
+        payload_len: u32,
+    ) -> EthIpv4Tcp<'a> {
+        let ((sa, sp), (da, dp)) = if to_server { (c, s) } else { (s, c) };
+        EthIpv4Tcp {
+            src_mac: [sa as u8; 6],
+            dst_mac: [da as u8; 6],
+            src: Ipv4Addr::from_bits(sa),
+            dst: Ipv4Addr::from_bits(da),
+            ttl: 64,
+            tcp: TcpSegment {
+                src_port: sp,
+                dst_port: dp,
+                seq,
+                ack,
+                flags: TcpFlags(flags),
+                window: 1024,
+                payload,
+                payload_len,
+            },
+        }
+    }
+
+    /// The flow packet `process` gets for a lane frame.
+    fn lane_packet<'a>(t: Timestamp, f: &EthIpv4Tcp<'a>) -> FlowPacket<'a> {
+        FlowPacket {
+            ts: t,
+            src: Endpoint {
+                ip: IpAddr::V4(f.src),
+                port: f.tcp.src_port,
+                mac: Some(f.src_mac),
+            },
+            dst: Endpoint {
+                ip: IpAddr::V4(f.dst),
+                port: f.tcp.dst_port,
+                mac: Some(f.dst_mac),
+            },
+            vlan: None,
+            l4: FlowL4::Tcp(f.tcp),
+        }
+    }
+
+    type LaneStep = (usize, bool, Kind, usize, u32, i64, bool);
+
+    /// Runs `steps` through a table that tries the lane first and one that only uses
+    /// `process`; returns both recordings and how many packets took the lane.
+    fn lane_run(
+        steps: &[LaneStep],
+        cfg: FlowConfig,
+        isn: [u32; 2],
+    ) -> (
+        (LaneRec, FlowStats, usize),
+        (LaneRec, FlowStats, usize),
+        usize,
+    ) {
+        let clients = [
+            (0x0a00_0001u32, 40_000u16),
+            (0x0a00_0002, 40_001),
+            (0x0a00_0002, 40_002),
+        ];
+        let servers = [(0x0a00_0064u32, 502u16), (0x0a00_0064, 4840)];
+        let seeds = || KeyHashBuilder::with_seeds(3, 4);
+        let mut lane: FlowTable<u32> = FlowTable::with_hasher(cfg.clone(), seeds());
+        let mut plain: FlowTable<u32> = FlowTable::with_hasher(cfg, seeds());
+        let (mut rl, mut rp) = (LaneRec::default(), LaneRec::default());
+        // Next sequence number of each direction of each pair.
+        let mut next = [[0u32; 2]; 6];
+        for (i, n) in next.iter_mut().enumerate() {
+            *n = [
+                isn[0].wrapping_add(i as u32 * 1000),
+                isn[1].wrapping_sub(i as u32),
+            ];
+        }
+        let mut now = 0i64;
+        let mut hits = 0;
+        let mut last_sweep = 0i64;
+        let bytes: Vec<u8> = (0..64u8).collect();
+        for (index, &(pair, to_server, kind, len, k, dt, flip)) in steps.iter().enumerate() {
+            now += dt;
+            let (c, s) = (clients[pair % 3], servers[pair / 3 % 2]);
+            let d = usize::from(!to_server);
+            let n = &mut next[pair % 6];
+            let (mut seq, mut ack) = (n[d], n[1 - d]);
+            let mut flags = ACK | PSH;
+            let mut len = len;
+            let mut declared = None;
+            match kind {
+                Kind::Data => {}
+                Kind::PureAck => {
+                    flags = ACK;
+                    len = 0;
+                }
+                Kind::Retrans => seq = seq.wrapping_sub(k),
+                Kind::Ahead => seq = seq.wrapping_add(k),
+                Kind::OldAck => ack = ack.wrapping_sub(k),
+                Kind::Syn => {
+                    flags = SYN;
+                    seq = seq.wrapping_sub(1);
+                    len = 0;
+                }
+                Kind::SynAck => {
+                    flags = SYN | ACK;
+                    seq = seq.wrapping_sub(1);
+                    len = 0;
+                }
+                Kind::Fin => flags = FIN | ACK,
+                Kind::Rst => flags = RST | ACK,
+                Kind::NoAck => flags = PSH,
+                Kind::Cut => declared = Some(len as u32 + k),
+            }
+            // Stream bytes are a function of the sequence number, unless flipped (a
+            // retransmission with other bytes).
+            let start = (seq as usize) % 32;
+            let mut payload = bytes[start..start + len].to_vec();
+            if flip {
+                payload.iter_mut().for_each(|b| *b ^= 0x55);
+            }
+            let declared = declared.unwrap_or(len as u32);
+            if matches!(
+                kind,
+                Kind::Data | Kind::Cut | Kind::Fin | Kind::NoAck | Kind::Ahead
+            ) {
+                n[d] = seq.wrapping_add(declared);
+            }
+            let f = lane_frame(c, s, to_server, seq, ack, flags, &payload, declared);
+            let t = Timestamp::new(now, 0);
+            let index = index as u64 + 1;
+            if lane.process_lane(index, t, &f, &mut rl) {
+                hits += 1;
+            } else {
+                lane.set_packet_index(index);
+                lane.process(&lane_packet(t, &f), || 0, &mut rl);
+            }
+            plain.set_packet_index(index);
+            plain.process(&lane_packet(t, &f), || 0, &mut rp);
+            if now > last_sweep {
+                last_sweep = now;
+                lane.expire(t, &mut rl);
+                plain.expire(t, &mut rp);
+            }
+            assert_eq!(lane.memory(), plain.memory());
+            assert_eq!(lane.len(), plain.len());
+        }
+        let (ml, mp) = (lane.memory(), plain.memory());
+        lane.drain(&mut rl);
+        plain.drain(&mut rp);
+        let (sl, sp) = (lane.stats().clone(), plain.stats().clone());
+        ((rl, sl, ml), (rp, sp, mp), hits)
+    }
+
+    fn lane_kind() -> impl proptest::strategy::Strategy<Value = Kind> {
+        proptest::sample::select(vec![
+            Kind::Data,
+            Kind::Data,
+            Kind::Data,
+            Kind::Data,
+            Kind::Data,
+            Kind::PureAck,
+            Kind::PureAck,
+            Kind::Retrans,
+            Kind::Ahead,
+            Kind::OldAck,
+            Kind::Syn,
+            Kind::SynAck,
+            Kind::Fin,
+            Kind::Rst,
+            Kind::NoAck,
+            Kind::Cut,
+        ])
+    }
+
+    /// A plain exchange mostly takes the lane, and gives what `process` gives.
+    #[test]
+    fn lane_takes_steady_traffic() {
+        let mut steps: Vec<LaneStep> = Vec::new();
+        for i in 0..600 {
+            let pair = i / 2 % 6;
+            steps.push((
+                pair,
+                i % 2 == 0,
+                Kind::Data,
+                1 + i % 7,
+                0,
+                i64::from(i % 50 == 0),
+                false,
+            ));
+        }
+        for isn in [[1000, 2000], [u32::MAX - 30, u32::MAX - 3]] {
+            let (l, p, hits) = lane_run(&steps, FlowConfig::default(), isn);
+            assert_eq!(l, p);
+            assert!(hits > 550, "{hits} lane packets");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The lane gives exactly what `process` gives (chunks, ends, end order and recency
+        /// stamps, counters, memory), with every case that makes it decline mixed in:
+        /// handshakes, retransmissions with the same or other bytes, segments ahead of a hole,
+        /// old ACKs, FIN, RST, segments without ACK, snaplen-cut segments, idle timeouts,
+        /// eviction under a small flow cap, a small memory budget, retained bytes on or off.
+        #[test]
+        fn lane_equals_process(
+            steps in proptest::collection::vec(
+                (
+                    0..6usize,
+                    proptest::bool::ANY,
+                    lane_kind(),
+                    0..9usize,
+                    1..12u32,
+                    proptest::sample::select(vec![0i64, 0, 0, 0, 1, 31, 700]),
+                    proptest::bool::weighted(0.2),
+                ),
+                0..200,
+            ),
+            max_flows in 1..7usize,
+            budget in proptest::sample::select(vec![1usize << 20, 3000, 0]),
+            retained in proptest::sample::select(vec![2048usize, 5, 0]),
+            isn in proptest::sample::select(vec![[7u32, 900], [u32::MAX - 20, u32::MAX - 2]]),
+        ) {
+            let cfg = FlowConfig {
+                max_flows,
+                memory_budget_bytes: budget,
+                max_retained_bytes: retained,
+                max_buffered_bytes: 64,
+                max_holes: 3,
+                ..FlowConfig::default()
+            };
+            let (l, p, _) = lane_run(&steps, cfg, isn);
+            proptest::prop_assert_eq!(l, p);
         }
     }
 }

@@ -156,6 +156,12 @@ impl Retained {
     /// Appends `data`, then keeps only the last `keep` bytes (`keep` > 0).
     #[inline]
     fn push(&mut self, data: &[u8], keep: usize) {
+        if self.buf.is_empty() && data.len() < keep {
+            // Nothing held (the peer acknowledged it all): the bytes are all there is to keep.
+            self.start = 0;
+            self.buf.extend_from_slice(data);
+            return;
+        }
         if data.len() >= keep {
             self.clear();
             let tail = data.get(data.len() - keep..).unwrap_or_default();
@@ -387,6 +393,71 @@ impl Reassembler {
             return;
         }
         self.segment_slow(seq, payload, declared_len, fin, lim, stats, emit);
+    }
+
+    /// The next expected sequence number (meaningful once initialised).
+    #[inline]
+    fn expected(&self) -> u32 {
+        self.base.wrapping_add(self.offset as u32)
+    }
+
+    /// True when an ACK of `ack` for this direction's bytes changes nothing but the retained
+    /// bytes (see [`Reassembler::lane_ack`]): the direction has not started, or `ack` is
+    /// exactly its next expected byte.
+    #[inline]
+    pub(crate) fn lane_ack_ok(&self, ack: u32) -> bool {
+        self.flags & F_INIT == 0 || ack == self.expected()
+    }
+
+    /// [`Reassembler::ack`] of an ACK for which [`Reassembler::lane_ack_ok`] holds.
+    #[inline]
+    pub(crate) fn lane_ack(&mut self) {
+        if self.flags & F_INIT != 0 {
+            self.recent.clear();
+        }
+    }
+
+    /// True when a segment without SYN, FIN or RST is one [`Reassembler::lane_segment`]
+    /// handles as [`Reassembler::segment`] would: payload that is the next expected bytes,
+    /// all captured, with nothing buffered and no FIN seen; or no payload at all, at the
+    /// next expected byte (or before the direction started).
+    #[inline]
+    pub(crate) fn lane_ok(&self, seq: u32, payload: &[u8], declared_len: u32) -> bool {
+        if payload.is_empty() {
+            declared_len == 0
+                && (self.flags & F_INIT == 0 || (seq == self.expected() && self.fin_at == NO_FIN))
+        } else {
+            self.flags & F_INIT != 0
+                && self.fin_at == NO_FIN
+                && self.ranges.is_empty()
+                && u64::from(declared_len) <= payload.len() as u64
+                && seq == self.expected()
+        }
+    }
+
+    /// [`Reassembler::segment`] of a segment for which [`Reassembler::lane_ok`] holds (no
+    /// FIN): returns the payload to deliver (empty when there is none), having kept up to
+    /// `keep` of its last bytes as retained.
+    #[inline]
+    pub(crate) fn lane_segment<'p>(&mut self, payload: &'p [u8], keep: usize) -> &'p [u8] {
+        if payload.is_empty() {
+            // segment_slow of an empty segment at the next byte: only the furthest byte seen
+            // may move up to it.
+            if self.flags & F_INIT != 0 && self.offset > self.max_end {
+                self.max_end = self.offset;
+            }
+            return payload;
+        }
+        self.far_hits = 0;
+        let end = self.offset + payload.len() as u64;
+        if end > self.max_end {
+            self.max_end = end;
+        }
+        if keep > 0 {
+            self.recent.push(payload, keep);
+        }
+        self.offset = end;
+        payload
     }
 
     /// [`Reassembler::segment`] off its fast path.

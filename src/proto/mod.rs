@@ -164,7 +164,43 @@ impl StreamDriver {
     }
 
     /// Feeds in-order bytes of one direction.
+    #[inline]
     pub fn on_data(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) {
+        // The common case: a parser and no partial message held, so the bytes go straight to
+        // it (as `feed` does); only a trailing partial message takes the long way.
+        if let Stage::Parsing(parser) = &mut self.stage {
+            if self.pending.get(dir.index()).is_some_and(Vec::is_empty) {
+                let used = parser.parse(dir, data, cx);
+                if used < data.len() {
+                    self.keep_tail(dir, data.get(used..).unwrap_or_default(), cx);
+                }
+                return;
+            }
+        }
+        self.on_data_slow(dir, data, cx);
+    }
+
+    /// What [`StreamDriver::feed`] does with the bytes a parser left unconsumed when no
+    /// partial message was held: keeps them, or drops them as a gap when too long.
+    #[inline(never)]
+    fn keep_tail(&mut self, dir: Direction, tail: &[u8], cx: &mut ParseCx<'_>) {
+        let Stage::Parsing(parser) = &mut self.stage else {
+            return;
+        };
+        let Some(buf) = self.pending.get_mut(dir.index()) else {
+            return;
+        };
+        if tail.len() > parser.max_message_len() {
+            cx.stats.stream.buffer_overflows += 1;
+            parser.on_gap(dir, tail.len() as u64, cx);
+        } else {
+            buf.extend_from_slice(tail);
+        }
+    }
+
+    /// [`StreamDriver::on_data`] off its common case.
+    #[inline(never)]
+    fn on_data_slow(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) {
         let d = dir.index();
         if let Stage::Detecting = self.stage {
             let Some(buf) = self.pending.get_mut(d) else {
@@ -276,6 +312,7 @@ impl StreamDriver {
 
     /// Bytes held in partial-message buffers (only buffers holding data count: an empty one
     /// is bounded scratch space of at most the parser's maximum message length).
+    #[inline]
     pub fn buffer_memory(&self) -> usize {
         self.pending
             .iter()
