@@ -5,7 +5,7 @@
 //! the order the transactions complete, so the same input always gives the same output.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
-use crate::decode::{decode, ethernet_ipv4_tcp, LinkType, Transport};
+use crate::decode::{common_frame, decode, LinkType, Transport};
 use crate::event::{Endpoint, IcsEvent};
 use crate::flow::{Chunk, Direction, EndReason, Flow, FlowConfig, FlowL4, FlowMeta, FlowPacket};
 use crate::flow::{FlowSink, FlowTable};
@@ -210,20 +210,21 @@ impl Pipeline {
         #[cfg(not(test))]
         let on = true;
         let fast = if on && pkt.link == LinkType::Ethernet {
-            ethernet_ipv4_tcp(pkt.data, pkt.orig_len)
+            common_frame(pkt.data, pkt.orig_len)
         } else {
             None
         };
-        if let Some(f) = &fast {
+        if let Some(cf) = &fast {
             ds.ipv4 += 1;
             ds.tcp += 1;
             #[cfg(test)]
             let lane = !self.no_lane;
             #[cfg(not(test))]
             let lane = true;
-            if lane && self.flows.process_lane(index, pkt.ts, f, &mut sink) {
+            if lane && self.flows.process_lane(index, pkt.ts, cf, &mut sink) {
                 return;
             }
+            let f = cf.fields();
             let fp = FlowPacket {
                 ts: pkt.ts,
                 src: Endpoint {

@@ -393,29 +393,128 @@ impl<'a> EthIpv4Tcp<'a> {
 /// is, through [`EthIpv4Tcp::decoded`], the one that decoder gives.
 #[inline(always)]
 pub fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<EthIpv4Tcp<'_>> {
-    const ETH: usize = 14;
+    common_frame(data, orig_len).map(|f| f.fields())
+}
+
+/// Offset of the IPv4 header in an untagged Ethernet frame.
+const CF_IP: usize = 14;
+/// Offset of the TCP header in the common frame.
+const CF_TCP: usize = CF_IP + 20;
+/// Bytes of the fixed headers of the common frame.
+const CF_HEAD: usize = CF_TCP + 20;
+
+/// A common frame (see [`ethernet_ipv4_tcp`]) checked but not taken apart: its fixed headers,
+/// read field by field on demand, and its TCP payload. [`CommonFrame::fields`] gives what
+/// [`ethernet_ipv4_tcp`] gives.
+#[derive(Clone, Copy, Debug)]
+pub struct CommonFrame<'a> {
+    head: &'a [u8; CF_HEAD],
+    /// The TCP payload as captured.
+    pub payload: &'a [u8],
+    /// The TCP payload length the IP header declares (more than captured when cut).
+    pub payload_len: u32,
+}
+
+impl<'a> CommonFrame<'a> {
+    /// Source address << 32 | destination address.
+    #[inline]
+    pub fn addrs(&self) -> u64 {
+        let h = self.head;
+        u64::from_be_bytes([
+            h[CF_IP + 12],
+            h[CF_IP + 13],
+            h[CF_IP + 14],
+            h[CF_IP + 15],
+            h[CF_IP + 16],
+            h[CF_IP + 17],
+            h[CF_IP + 18],
+            h[CF_IP + 19],
+        ])
+    }
+
+    /// Source port << 16 | destination port.
+    #[inline]
+    pub fn ports(&self) -> u32 {
+        let h = self.head;
+        u32::from_be_bytes([h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]])
+    }
+
+    /// TCP sequence number.
+    #[inline]
+    pub fn seq(&self) -> u32 {
+        let h = self.head;
+        u32::from_be_bytes([h[CF_TCP + 4], h[CF_TCP + 5], h[CF_TCP + 6], h[CF_TCP + 7]])
+    }
+
+    /// TCP acknowledgment number.
+    #[inline]
+    pub fn ack(&self) -> u32 {
+        let h = self.head;
+        u32::from_be_bytes([h[CF_TCP + 8], h[CF_TCP + 9], h[CF_TCP + 10], h[CF_TCP + 11]])
+    }
+
+    /// TCP flags.
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        self.head[CF_TCP + 13]
+    }
+
+    /// Source MAC.
+    #[inline]
+    pub fn src_mac(&self) -> [u8; 6] {
+        let h = self.head;
+        [h[6], h[7], h[8], h[9], h[10], h[11]]
+    }
+
+    /// Destination MAC.
+    #[inline]
+    pub fn dst_mac(&self) -> [u8; 6] {
+        let h = self.head;
+        [h[0], h[1], h[2], h[3], h[4], h[5]]
+    }
+
+    /// All the fields, as [`ethernet_ipv4_tcp`] gives them.
+    #[inline]
+    pub fn fields(&self) -> EthIpv4Tcp<'a> {
+        let h = self.head;
+        let a = self.addrs();
+        let p = self.ports();
+        EthIpv4Tcp {
+            dst_mac: self.dst_mac(),
+            src_mac: self.src_mac(),
+            src: Ipv4Addr::from_bits((a >> 32) as u32),
+            dst: Ipv4Addr::from_bits(a as u32),
+            ttl: h[CF_IP + 8],
+            tcp: TcpSegment {
+                src_port: (p >> 16) as u16,
+                dst_port: p as u16,
+                seq: self.seq(),
+                ack: self.ack(),
+                flags: TcpFlags(self.flags()),
+                window: u16::from_be_bytes([h[CF_TCP + 14], h[CF_TCP + 15]]),
+                payload: self.payload,
+                payload_len: self.payload_len,
+            },
+        }
+    }
+}
+
+/// The common frame (see [`ethernet_ipv4_tcp`]) checked in one step, its fields left in place.
+#[inline(always)]
+pub fn common_frame(data: &[u8], orig_len: u32) -> Option<CommonFrame<'_>> {
+    const ETH: usize = CF_IP;
     const IP: usize = 20;
-    const T: usize = ETH + IP;
+    const T: usize = CF_TCP;
     // Fixed offsets into a fixed-size array: no bounds checks.
-    let h: &[u8; T + 20] = data.first_chunk()?;
-    macro_rules! be16 {
-        ($i:expr) => {
-            u16::from_be_bytes([h[$i], h[$i + 1]])
-        };
-    }
-    macro_rules! be32 {
-        ($i:expr) => {
-            u32::from_be_bytes([h[$i], h[$i + 1], h[$i + 2], h[$i + 3]])
-        };
-    }
+    let h: &[u8; CF_HEAD] = data.first_chunk()?;
     // EtherType IPv4, version 4 with IHL 5, protocol TCP.
     if h[12] != 0x08 || h[13] != 0x00 || h[ETH] != 0x45 || h[ETH + 9] != tcp::PROTO {
         return None;
     }
     // Not a fragment (MF clear, offset 0); a total length that holds both fixed headers
     // (0, "the rest of the frame", goes the long way).
-    let total_len = usize::from(be16!(ETH + 2));
-    if be16!(ETH + 6) & 0x3fff != 0 || total_len < IP + 20 {
+    let total_len = usize::from(u16::from_be_bytes([h[ETH + 2], h[ETH + 3]]));
+    if u16::from_be_bytes([h[ETH + 6], h[ETH + 7]]) & 0x3fff != 0 || total_len < IP + 20 {
         return None;
     }
     let ip_len = data.len().saturating_sub(ETH);
@@ -431,22 +530,10 @@ pub fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<EthIpv4Tcp<'_>> {
         return None;
     }
     let payload = data.get(T + header_len..seg_end)?;
-    Some(EthIpv4Tcp {
-        dst_mac: [h[0], h[1], h[2], h[3], h[4], h[5]],
-        src_mac: [h[6], h[7], h[8], h[9], h[10], h[11]],
-        src: Ipv4Addr::new(h[ETH + 12], h[ETH + 13], h[ETH + 14], h[ETH + 15]),
-        dst: Ipv4Addr::new(h[ETH + 16], h[ETH + 17], h[ETH + 18], h[ETH + 19]),
-        ttl: h[ETH + 8],
-        tcp: TcpSegment {
-            src_port: be16!(T),
-            dst_port: be16!(T + 2),
-            seq: be32!(T + 4),
-            ack: be32!(T + 8),
-            flags: TcpFlags(h[T + 13]),
-            window: be16!(T + 14),
-            payload,
-            payload_len: u32::try_from(upper_len - header_len).unwrap_or(u32::MAX),
-        },
+    Some(CommonFrame {
+        head: h,
+        payload,
+        payload_len: u32::try_from(upper_len - header_len).unwrap_or(u32::MAX),
     })
 }
 

@@ -9,7 +9,7 @@
 pub(crate) mod hash;
 pub mod reassembly;
 
-use crate::decode::{EthIpv4Tcp, TcpFlags, TcpSegment};
+use crate::decode::{CommonFrame, TcpFlags, TcpSegment};
 use crate::event::Endpoint;
 use crate::time::Timestamp;
 use hash::KeyHashBuilder;
@@ -737,22 +737,18 @@ impl<S> FlowTable<S> {
         &mut self,
         index: u64,
         ts: Timestamp,
-        f: &EthIpv4Tcp<'_>,
+        f: &CommonFrame<'_>,
         sink: &mut impl FlowSink<S>,
     ) -> bool {
-        let seg = &f.tcp;
-        let fl = seg.flags.0;
+        let fl = f.flags();
         if fl & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK) != TcpFlags::ACK {
             return false;
         }
-        let (addrs, ports) = lane_words(
-            (f.src.to_bits(), seg.src_port),
-            (f.dst.to_bits(), seg.dst_port),
-        );
+        let (addrs, ports) = (f.addrs(), f.ports());
         let place = lane_place(addrs, ports);
         let tag = match self.lane.get(place) {
             Some(e) if e.addrs == addrs && e.ports == ports && e.tag != NIL => e.tag,
-            _ => match self.lane_fill(place, addrs, ports, f) {
+            _ => match self.lane_fill(place, addrs, ports) {
                 Some(t) => t,
                 None => return false,
             },
@@ -786,7 +782,8 @@ impl<S> FlowTable<S> {
         } else {
             (rx_c, rx_s)
         };
-        if !back.lane_ack_ok(seg.ack) || !rx.lane_ok(seg.seq, seg.payload, seg.payload_len) {
+        let payload = f.payload;
+        if !back.lane_ack_ok(f.ack()) || !rx.lane_ok(f.seq(), payload, f.payload_len) {
             return false;
         }
         // From here on the packet is the lane's: the same steps as `process`.
@@ -795,7 +792,7 @@ impl<S> FlowTable<S> {
         if ts > meta.last_seen {
             meta.last_seen = ts;
         }
-        let len = seg.payload.len() as u64;
+        let len = payload.len() as u64;
         let [p0, p1] = &mut meta.packets;
         let [b0, b1] = &mut meta.bytes;
         let (me, peer, p, b, dir, data_bit) = if to_server {
@@ -820,16 +817,16 @@ impl<S> FlowTable<S> {
         *p += 1;
         *b += len;
         if me.mac.is_none() {
-            me.mac = Some(f.src_mac);
+            me.mac = Some(f.src_mac());
         }
         if peer.mac.is_none() {
-            peer.mac = Some(f.dst_mac);
+            peer.mac = Some(f.dst_mac());
         }
         back.lane_ack();
         if to_server && tcp.flags & tcpf::SYN_ACK != 0 {
             tcp.flags |= tcpf::ESTABLISHED;
         }
-        let data = rx.lane_segment(seg.payload, keep);
+        let data = rx.lane_segment(payload, keep);
         if !data.is_empty() {
             tcp.flags |= data_bit;
             sink.on_chunk(meta, app, dir, Chunk::Data(data));
@@ -847,22 +844,15 @@ impl<S> FlowTable<S> {
         true
     }
 
-    /// Finds the flow of a lane packet through the map and puts it in the lane at `place`;
-    /// returns its lane tag.
+    /// Finds the flow of a lane packet (sender address << 32 | receiver address, sender port
+    /// << 16 | receiver port) through the map and puts it in the lane at `place`; returns its
+    /// lane tag.
     #[inline(never)]
-    fn lane_fill(
-        &mut self,
-        place: usize,
-        addrs: u64,
-        ports: u32,
-        f: &EthIpv4Tcp<'_>,
-    ) -> Option<u32> {
-        let (mk, src_lo) = MapKey::of_packet(
-            (IpAddr::V4(f.src), f.tcp.src_port),
-            (IpAddr::V4(f.dst), f.tcp.dst_port),
-            6,
-            0,
-        );
+    fn lane_fill(&mut self, place: usize, addrs: u64, ports: u32) -> Option<u32> {
+        let src = IpAddr::V4(std::net::Ipv4Addr::from_bits((addrs >> 32) as u32));
+        let dst = IpAddr::V4(std::net::Ipv4Addr::from_bits(addrs as u32));
+        let (mk, src_lo) =
+            MapKey::of_packet((src, (ports >> 16) as u16), (dst, ports as u16), 6, 0);
         let idx = *self.map.get(&mk)?;
         if idx >= (NIL >> 1) {
             return None;
@@ -2267,40 +2257,54 @@ mod tests {
         Cut,
     }
 
-    /// Builds the frame fields of a lane test packet.
+    /// Builds the bytes of a lane test frame (Ethernet, IPv4, TCP); `cut` bytes of the
+    /// payload are left out of the capture. Returns the frame and its length on the wire.
     #[allow(clippy::too_many_arguments)]
-    fn lane_frame<'a>(
+    fn lane_bytes(
         c: (u32, u16),
         s: (u32, u16),
         to_server: bool,
         seq: u32,
         ack: u32,
         flags: u8,
-        payload: &'a [u8],
-        payload_len: u32,
-    ) -> EthIpv4Tcp<'a> {
+        payload: &[u8],
+        cut: u32,
+    ) -> (Vec<u8>, u32) {
         let ((sa, sp), (da, dp)) = if to_server { (c, s) } else { (s, c) };
-        EthIpv4Tcp {
-            src_mac: [sa as u8; 6],
-            dst_mac: [da as u8; 6],
-            src: Ipv4Addr::from_bits(sa),
-            dst: Ipv4Addr::from_bits(da),
-            ttl: 64,
-            tcp: TcpSegment {
-                src_port: sp,
-                dst_port: dp,
-                seq,
-                ack,
-                flags: TcpFlags(flags),
-                window: 1024,
-                payload,
-                payload_len,
-            },
-        }
+        let mut f = Vec::new();
+        f.extend_from_slice(&[da as u8; 6]);
+        f.extend_from_slice(&[sa as u8; 6]);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (40 + payload.len() as u32 + cut) as u16;
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+        ]);
+        f.extend_from_slice(&sa.to_be_bytes());
+        f.extend_from_slice(&da.to_be_bytes());
+        f.extend_from_slice(&sp.to_be_bytes());
+        f.extend_from_slice(&dp.to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&ack.to_be_bytes());
+        f.extend_from_slice(&[0x50, flags, 0x04, 0x00, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        let wire = f.len() as u32 + cut;
+        (f, wire)
     }
 
     /// The flow packet `process` gets for a lane frame.
-    fn lane_packet<'a>(t: Timestamp, f: &EthIpv4Tcp<'a>) -> FlowPacket<'a> {
+    fn lane_packet<'a>(t: Timestamp, f: &CommonFrame<'a>) -> FlowPacket<'a> {
+        let f = f.fields();
         FlowPacket {
             ts: t,
             src: Endpoint {
@@ -2400,7 +2404,10 @@ mod tests {
             ) {
                 n[d] = seq.wrapping_add(declared);
             }
-            let f = lane_frame(c, s, to_server, seq, ack, flags, &payload, declared);
+            let cut = declared - len as u32;
+            let (bytes_f, wire) = lane_bytes(c, s, to_server, seq, ack, flags, &payload, cut);
+            let f = crate::decode::common_frame(&bytes_f, wire).unwrap();
+            assert_eq!(f.payload_len, declared);
             let t = Timestamp::new(now, 0);
             let index = index as u64 + 1;
             if lane.process_lane(index, t, &f, &mut rl) {
