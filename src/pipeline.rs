@@ -91,7 +91,7 @@ impl Sink<'_> {
 }
 
 impl FlowSink<StreamDriver> for Sink<'_> {
-    #[inline]
+    #[inline(always)]
     fn on_chunk(&mut self, meta: &FlowMeta, app: &mut StreamDriver, dir: Direction, c: Chunk<'_>) {
         let mut cx = self.cx(meta);
         match c {

@@ -769,6 +769,7 @@ impl<S> FlowTable<S> {
             short_t
         };
         let held = slot.mem;
+        let steady = usize::from(slot.list) == CONFIRMED | LONG;
         let Some(flow) = slot.flow.as_mut() else {
             return false;
         };
@@ -836,7 +837,13 @@ impl<S> FlowTable<S> {
         // did not change) `account` and `enforce_budget` would change nothing.
         let unchanged =
             held == 0 && sink.app_memory(app) == 0 && self.mem <= self.cfg.memory_budget_bytes;
-        self.touch(idx);
+        if steady {
+            // Confirmed and long before the packet, and the lane neither closes a flow nor
+            // takes back payload or progress bits: it stays on that list (what `touch` finds).
+            self.touch_on(idx, CONFIRMED | LONG);
+        } else {
+            self.touch(idx);
+        }
         if !unchanged {
             self.account(idx, sink);
             self.enforce_budget(sink);
@@ -1141,6 +1148,45 @@ impl<S> FlowTable<S> {
                     e.tail = prev;
                 }
             }
+        }
+    }
+
+    /// [`FlowTable::touch`] of a flow already on list `list`, which its state still belongs to.
+    #[inline]
+    fn touch_on(&mut self, idx: u32, list: usize) {
+        self.clock += 1;
+        let clock = self.clock;
+        let Some(ends) = self.lists.get(list).copied() else {
+            return;
+        };
+        if ends.head == idx {
+            if let Some(slot) = self.slot_mut(idx) {
+                slot.stamp = clock;
+            }
+            return;
+        }
+        // Not the head, so it has a previous flow on the list.
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        let (prev, next) = (slot.prev, slot.next);
+        slot.prev = NIL;
+        slot.next = ends.head;
+        slot.stamp = clock;
+        if let Some(p) = self.slot_mut(prev) {
+            p.next = next;
+        }
+        let mut tail = ends.tail;
+        match self.slot_mut(next) {
+            Some(n) => n.prev = prev,
+            None => tail = prev,
+        }
+        if let Some(old) = self.slot_mut(ends.head) {
+            old.prev = idx;
+        }
+        if let Some(e) = self.lists.get_mut(list) {
+            e.head = idx;
+            e.tail = tail;
         }
     }
 
@@ -2418,6 +2464,7 @@ mod tests {
             }
             plain.set_packet_index(index);
             plain.process(&lane_packet(t, &f), || 0, &mut rp);
+            check_lists(&lane);
             if now > last_sweep {
                 last_sweep = now;
                 lane.expire(t, &mut rl);
@@ -2431,6 +2478,31 @@ mod tests {
         plain.drain(&mut rp);
         let (sl, sp) = (lane.stats().clone(), plain.stats().clone());
         ((rl, sl, ml), (rp, sp, mp), hits)
+    }
+
+    /// The LRU lists: every held flow is linked on the list its state belongs to, with
+    /// consistent links, each list running from the largest stamp to the smallest.
+    fn check_lists<S>(t: &FlowTable<S>) {
+        let mut seen = 0;
+        for (l, ends) in t.lists.iter().enumerate() {
+            let (mut at, mut prev, mut prev_stamp) = (ends.head, NIL, u64::MAX);
+            while at != NIL {
+                let slot = &t.slots[at as usize];
+                let flow = slot.flow.as_ref().unwrap();
+                let want = (if FlowTable::<S>::confirmed(flow) {
+                    CONFIRMED
+                } else {
+                    0
+                }) | (if FlowTable::<S>::long(flow) { LONG } else { 0 });
+                assert_eq!((usize::from(slot.list), want), (l, l));
+                assert!(slot.stamp < prev_stamp);
+                assert_eq!(slot.prev, prev);
+                (prev, prev_stamp, at) = (at, slot.stamp, slot.next);
+                seen += 1;
+            }
+            assert_eq!(ends.tail, prev);
+        }
+        assert_eq!(seen, t.len());
     }
 
     fn lane_kind() -> impl proptest::strategy::Strategy<Value = Kind> {

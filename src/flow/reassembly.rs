@@ -438,7 +438,7 @@ impl Reassembler {
     /// [`Reassembler::segment`] of a segment for which [`Reassembler::lane_ok`] holds (no
     /// FIN): returns the payload to deliver (empty when there is none), having kept up to
     /// `keep` of its last bytes as retained.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lane_segment<'p>(&mut self, payload: &'p [u8], keep: usize) -> &'p [u8] {
         if payload.is_empty() {
             // segment_slow of an empty segment at the next byte: only the furthest byte seen
@@ -453,7 +453,11 @@ impl Reassembler {
         if end > self.max_end {
             self.max_end = end;
         }
-        if keep > 0 {
+        if self.recent.buf.is_empty() && payload.len() < keep {
+            // Nothing held (the peer acknowledged it all): what `push` does then.
+            self.recent.start = 0;
+            self.recent.buf.extend_from_slice(payload);
+        } else if keep > 0 {
             self.recent.push(payload, keep);
         }
         self.offset = end;
