@@ -832,11 +832,16 @@ impl<S> FlowTable<S> {
             tcp.flags |= data_bit;
             sink.on_chunk(meta, app, dir, Chunk::Data(data));
         }
-        // The lane changes no reassembly buffer: a flow that held nothing and whose caller's
-        // state holds nothing still holds nothing, and with the total within the budget (it
-        // did not change) `account` and `enforce_budget` would change nothing.
-        let unchanged =
-            held == 0 && sink.app_memory(app) == 0 && self.mem <= self.cfg.memory_budget_bytes;
+        // With the flow holding what it held and the total within the budget (it did not
+        // change), `account` would only move the flow to the front of the memory list (if it
+        // holds anything) and `enforce_budget` would change nothing.
+        let same = if held == 0 {
+            // Held nothing, so its reassembly buffers were empty, and the lane fills none.
+            sink.app_memory(app) == 0
+        } else {
+            rx.buffer_memory() + back.buffer_memory() + sink.app_memory(app) == held
+        };
+        let unchanged = same && self.mem <= self.cfg.memory_budget_bytes;
         if steady {
             // Confirmed and long before the packet, and the lane neither closes a flow nor
             // takes back payload or progress bits: it stays on that list (what `touch` finds).
@@ -847,6 +852,8 @@ impl<S> FlowTable<S> {
         if !unchanged {
             self.account(idx, sink);
             self.enforce_budget(sink);
+        } else if held > 0 {
+            self.mem_to_front(idx);
         }
         true
     }
@@ -1239,6 +1246,32 @@ impl<S> FlowTable<S> {
         if m > 0 {
             self.mem_link_front(idx);
         }
+    }
+
+    /// Moves a flow on the memory list to its front (what `mem_unlink` and `mem_link_front`
+    /// do for a flow whose memory did not change).
+    fn mem_to_front(&mut self, idx: u32) {
+        let head = self.mem_list.head;
+        if head == idx {
+            return;
+        }
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        let (prev, next) = (slot.mprev, slot.mnext);
+        slot.mprev = NIL;
+        slot.mnext = head;
+        if let Some(p) = self.slot_mut(prev) {
+            p.mnext = next;
+        }
+        match self.slot_mut(next) {
+            Some(n) => n.mprev = prev,
+            None => self.mem_list.tail = prev,
+        }
+        if let Some(old) = self.slot_mut(head) {
+            old.mprev = idx;
+        }
+        self.mem_list.head = idx;
     }
 
     fn mem_unlink(&mut self, idx: u32) {
@@ -2503,6 +2536,25 @@ mod tests {
             assert_eq!(ends.tail, prev);
         }
         assert_eq!(seen, t.len());
+        // The memory list: the flows holding memory, linked both ways, adding up to the total.
+        let (mut at, mut prev, mut sum, mut n) = (t.mem_list.head, NIL, 0, 0);
+        while at != NIL {
+            let slot = &t.slots[at as usize];
+            assert!(slot.mem > 0);
+            assert_eq!(slot.mprev, prev);
+            sum += slot.mem;
+            n += 1;
+            (prev, at) = (at, slot.mnext);
+        }
+        assert_eq!(t.mem_list.tail, prev);
+        assert_eq!(sum, t.mem);
+        assert_eq!(
+            n,
+            t.slots
+                .iter()
+                .filter(|s| s.flow.is_some() && s.mem > 0)
+                .count()
+        );
     }
 
     fn lane_kind() -> impl proptest::strategy::Strategy<Value = Kind> {

@@ -164,7 +164,7 @@ impl StreamDriver {
     }
 
     /// Feeds in-order bytes of one direction.
-    #[inline]
+    #[inline(always)]
     pub fn on_data(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) {
         // The common case: a parser and no partial message held, so the bytes go straight to
         // it (as `feed` does); only a trailing partial message takes the long way.
