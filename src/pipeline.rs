@@ -5,7 +5,7 @@
 //! the order the transactions complete, so the same input always gives the same output.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
-use crate::decode::{common_frame, decode, LinkType, Transport};
+use crate::decode::{common_frame, decode, CommonFrame, LinkType, Transport};
 use crate::event::{Endpoint, IcsEvent};
 use crate::flow::{Chunk, Direction, EndReason, Flow, FlowConfig, FlowL4, FlowMeta, FlowPacket};
 use crate::flow::{FlowSink, FlowTable};
@@ -185,24 +185,11 @@ impl Pipeline {
         self.stats.bytes += pkt.data.len() as u64;
         match &mut self.link_run {
             Some((link, n)) if *link == pkt.link => *n += 1,
-            run => {
-                if let Some((link, n)) = run.replace((pkt.link, 1)) {
-                    *self.stats.decode.link_types.entry(link).or_insert(0) += n;
-                }
-            }
+            _ => self.new_link_run(pkt.link),
         }
-        let ds = &mut self.stats.decode;
         if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
-            ds.snaplen_cut += 1;
+            self.stats.decode.snaplen_cut += 1;
         }
-        let mut sink = Sink {
-            ts: pkt.ts,
-            file,
-            packet: pkt.number,
-            events: &mut self.events,
-            proto: &mut self.stats.proto,
-            ending: &mut self.ending,
-        };
         // The common frame goes straight to its flow; the same counters and flow packet as
         // the general path below gives it (tested).
         #[cfg(test)]
@@ -214,36 +201,91 @@ impl Pipeline {
         } else {
             None
         };
-        if let Some(cf) = &fast {
-            ds.ipv4 += 1;
-            ds.tcp += 1;
-            #[cfg(test)]
-            let lane = !self.no_lane;
-            #[cfg(not(test))]
-            let lane = true;
-            if lane && self.flows.process_lane(index, pkt.ts, cf, &mut sink) {
+        let Some(cf) = &fast else {
+            self.handle_general(index, file, pkt);
+            return;
+        };
+        let ds = &mut self.stats.decode;
+        ds.ipv4 += 1;
+        ds.tcp += 1;
+        #[cfg(test)]
+        let lane = !self.no_lane;
+        #[cfg(not(test))]
+        let lane = true;
+        if lane {
+            let mut sink = Sink {
+                ts: pkt.ts,
+                file,
+                packet: pkt.number,
+                events: &mut self.events,
+                proto: &mut self.stats.proto,
+                ending: &mut self.ending,
+            };
+            if self.flows.process_lane(index, pkt.ts, cf, &mut sink) {
                 return;
             }
-            let f = cf.fields();
-            let fp = FlowPacket {
-                ts: pkt.ts,
-                src: Endpoint {
-                    ip: IpAddr::V4(f.src),
-                    port: f.tcp.src_port,
-                    mac: Some(f.src_mac),
-                },
-                dst: Endpoint {
-                    ip: IpAddr::V4(f.dst),
-                    port: f.tcp.dst_port,
-                    mac: Some(f.dst_mac),
-                },
-                vlan: None,
-                l4: FlowL4::Tcp(f.tcp),
-            };
-            self.flows.set_packet_index(index);
-            self.flows.process(&fp, StreamDriver::new, &mut sink);
-            return;
         }
+        self.handle_common(index, file, pkt, cf);
+    }
+
+    /// Starts a run of packets of another link type, adding the previous run to the counters.
+    #[cold]
+    #[inline(never)]
+    fn new_link_run(&mut self, link: LinkType) {
+        if let Some((prev, n)) = self.link_run.replace((link, 1)) {
+            *self.stats.decode.link_types.entry(prev).or_insert(0) += n;
+        }
+    }
+
+    /// A common frame (already counted) that its flow's lane declined: the general flow path.
+    #[inline(never)]
+    fn handle_common(
+        &mut self,
+        index: u64,
+        file: &Arc<str>,
+        pkt: &Packet<'_>,
+        cf: &CommonFrame<'_>,
+    ) {
+        let mut sink = Sink {
+            ts: pkt.ts,
+            file,
+            packet: pkt.number,
+            events: &mut self.events,
+            proto: &mut self.stats.proto,
+            ending: &mut self.ending,
+        };
+        let f = cf.fields();
+        let fp = FlowPacket {
+            ts: pkt.ts,
+            src: Endpoint {
+                ip: IpAddr::V4(f.src),
+                port: f.tcp.src_port,
+                mac: Some(f.src_mac),
+            },
+            dst: Endpoint {
+                ip: IpAddr::V4(f.dst),
+                port: f.tcp.dst_port,
+                mac: Some(f.dst_mac),
+            },
+            vlan: None,
+            l4: FlowL4::Tcp(f.tcp),
+        };
+        self.flows.set_packet_index(index);
+        self.flows.process(&fp, StreamDriver::new, &mut sink);
+    }
+
+    /// A frame other than the common one: decoded layer by layer, then through its flow.
+    #[inline(never)]
+    fn handle_general(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
+        let ds = &mut self.stats.decode;
+        let mut sink = Sink {
+            ts: pkt.ts,
+            file,
+            packet: pkt.number,
+            events: &mut self.events,
+            proto: &mut self.stats.proto,
+            ending: &mut self.ending,
+        };
         let d = decode(pkt.link, pkt.data, pkt.orig_len);
         if let Some(e) = d.error {
             *ds.errors.entry(e.kind).or_insert(0) += 1;

@@ -1159,7 +1159,7 @@ impl<S> FlowTable<S> {
     }
 
     /// [`FlowTable::touch`] of a flow already on list `list`, which its state still belongs to.
-    #[inline]
+    #[inline(always)]
     fn touch_on(&mut self, idx: u32, list: usize) {
         self.clock += 1;
         let clock = self.clock;
