@@ -499,6 +499,7 @@ impl CaptureFile {
                 Ok(pcap::Refill::Corrupt) => Some(false),
                 Err(source) => {
                     self.done = true;
+                    p.release();
                     return Err(CaptureError::Io {
                         path: self.path.clone(),
                         source,
@@ -509,6 +510,7 @@ impl CaptureFile {
             if let Some(truncated) = stopped {
                 stop_stats(&mut self.stats, truncated, position);
             }
+            p.release();
             self.done = true;
             return Ok(None);
         }

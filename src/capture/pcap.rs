@@ -161,6 +161,16 @@ impl PcapStream {
         self.buf.get(range).unwrap_or_default()
     }
 
+    /// Gives the buffer back once reading has stopped (many files may be open at once); the
+    /// position stays where it was.
+    pub(super) fn release(&mut self) {
+        self.base = self.position();
+        self.pos = 0;
+        self.end = 0;
+        self.buf = Vec::new();
+        self.eof = true;
+    }
+
     /// Brings the next record wholly into the buffer (moving what is left to the front,
     /// growing the buffer for a record larger than it, reading to fill it), or says why it
     /// cannot. An I/O error is returned as is.

@@ -491,6 +491,30 @@ fn legacy_buffer_sizes_agree_with_each_other_and_pcap_parser() {
     }
 }
 
+/// At the end (clean, truncated or corrupt) the buffer is given back and the position and
+/// stats stay as they were.
+#[test]
+fn legacy_buffer_is_released_at_the_end() {
+    let mut f = pcap_header(false, false, 1);
+    f.extend(pcap_record(false, 1, 0, FRAME_A, 60));
+    let good_end = f.len() as u64;
+    f.extend(pcap_record(false, 2, 0, FRAME_B, 7));
+    for (cut, end) in [(f.len(), f.len() as u64), (f.len() - 2, good_end)] {
+        let file = TempFile::new(&f[..cut]);
+        let mut cap = CaptureFile::open(&file.0).unwrap();
+        while cap.next_packet().unwrap().is_some() {}
+        let Layout::Pcap(p) = &cap.layout else {
+            panic!("not legacy pcap");
+        };
+        assert_eq!(p.capacity(), 0);
+        assert_eq!(cap.position(), end);
+        let stats = cap.stats().clone();
+        assert!(cap.next_packet().unwrap().is_none());
+        assert_eq!(cap.position(), end);
+        assert_eq!(cap.stats(), &stats);
+    }
+}
+
 /// A corrupt record length stops every buffer size at the same record and offset, as does a
 /// record that grows a small buffer.
 #[test]
