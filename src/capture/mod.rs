@@ -4,12 +4,14 @@
 //! buffer that is reused for the next packet (a lending iterator). Live capture will implement
 //! the same shape.
 //!
-//! Reading is built on `pcap-parser`'s streaming readers (a circular buffer over the file).
-//! This module frames each record itself before asking the reader to parse it: it reads the
-//! record's declared length, checks it against [`MAX_BLOCK_LEN`], makes sure the whole record
-//! is in the buffer (refilling, and growing the buffer only for a record larger than it), and
-//! only then parses. So a record that the file cuts short is told apart from a malformed one:
-//! the first sets [`CaptureStats::truncated`], the second [`CaptureStats::corrupt`].
+//! Legacy pcap is read by this module itself (`pcap.rs`): one large buffer, each record's
+//! header read in one load and its bytes handed out as a slice of the buffer, the refill
+//! amortised over the hundreds of records a buffer holds. pcapng is read with `pcap-parser`'s
+//! streaming reader (a circular buffer over the file). Either way each record is framed before
+//! it is parsed: its declared length is read, checked against [`MAX_BLOCK_LEN`], and the whole
+//! record brought into the buffer (refilling, and growing the buffer only for a record larger
+//! than it). So a record that the file cuts short is told apart from a malformed one: the
+//! first sets [`CaptureStats::truncated`], the second [`CaptureStats::corrupt`].
 //!
 //! Formats:
 //! - pcap: both byte orders, microsecond and nanosecond magic, and the little-endian
@@ -26,21 +28,21 @@
 //!   [`CaptureStats::skipped_blocks`]. A packet on an interface the section never described is
 //!   counted in [`CaptureStats::unknown_interface`] and skipped.
 
+mod pcap;
 mod sniff;
 mod timestamps;
 
 use crate::decode::LinkType;
 use crate::time::Timestamp;
+use pcap::PcapStream;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{
-    Block, InterfaceDescriptionBlock, LegacyPcapReader, OptionCode, PcapBlockOwned, PcapError,
-    PcapNGReader,
+    Block, InterfaceDescriptionBlock, OptionCode, PcapBlockOwned, PcapError, PcapNGReader,
 };
 use sniff::{sniff, Sniffed, SNIFF_LEN};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Cursor, Read};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -218,21 +220,24 @@ impl Interface {
     }
 }
 
+/// The pcapng reader and the state of the current section.
+struct NgStream {
+    reader: Box<dyn PcapReaderIterator + Send>,
+    io_error: IoSlot,
+    /// Current buffer size.
+    capacity: usize,
+    /// Bytes of the record handed out last, not yet consumed from the reader's buffer.
+    pending: usize,
+    /// Byte order of the current section.
+    big_endian: bool,
+    /// Interfaces of the current section, by id.
+    interfaces: Vec<Interface>,
+}
+
 /// Format-specific state.
-#[derive(Debug)]
 enum Layout {
-    Pcap {
-        big_endian: bool,
-        nanos: bool,
-        record_header: usize,
-        link: LinkType,
-    },
-    PcapNg {
-        /// Byte order of the current section.
-        big_endian: bool,
-        /// Interfaces of the current section, by id.
-        interfaces: Vec<Interface>,
-    },
+    Pcap(PcapStream),
+    PcapNg(NgStream),
 }
 
 /// What the bytes at the front of the buffer say about the next record.
@@ -255,80 +260,31 @@ fn u32_at(bytes: &[u8], at: usize, big_endian: bool) -> Option<u32> {
     })
 }
 
-/// The header of a legacy pcap record that is wholly at the front of the buffer.
-struct PcapRecord {
-    /// Length of the record, header included.
-    end: usize,
-    secs: u32,
-    frac: u32,
-    orig_len: u32,
-}
-
-/// The legacy pcap record at the front of `data`, when all of it is there and its length is
-/// acceptable (as [`Layout::framing`] decides); `None` otherwise.
-fn pcap_record(data: &[u8], big_endian: bool, record_header: usize) -> Option<PcapRecord> {
-    let caplen = usize::try_from(u32_at(data, 8, big_endian)?).ok()?;
-    let end = caplen.checked_add(record_header)?;
-    if data.len() < record_header || end > MAX_BLOCK_LEN || data.len() < end {
-        return None;
-    }
-    Some(PcapRecord {
-        end,
-        secs: u32_at(data, 0, big_endian)?,
-        frac: u32_at(data, 4, big_endian)?,
-        orig_len: u32_at(data, 12, big_endian)?,
-    })
-}
-
-impl Layout {
-    /// Frames the record at the front of `data` (no parsing beyond its length).
-    fn framing(&self, data: &[u8]) -> Framing {
-        match self {
-            Layout::Pcap {
-                big_endian,
-                record_header,
-                ..
-            } => {
-                let Some(caplen) = u32_at(data, 8, *big_endian) else {
-                    return Framing::NeedHeader(*record_header);
-                };
-                if data.len() < *record_header {
-                    return Framing::NeedHeader(*record_header);
-                }
-                match usize::try_from(caplen)
-                    .ok()
-                    .and_then(|c| c.checked_add(*record_header))
-                {
-                    Some(total) if total <= MAX_BLOCK_LEN => Framing::Record(total),
-                    _ => Framing::Invalid,
-                }
-            }
-            Layout::PcapNg { big_endian, .. } => {
-                let Some(block_type) = u32_at(data, 0, false) else {
-                    return Framing::NeedHeader(NG_BLOCK_HEADER_LEN);
-                };
-                let big_endian = if block_type == SHB_TYPE {
-                    // A new section announces its own byte order.
-                    match data.get(8..12) {
-                        None => return Framing::NeedHeader(12),
-                        Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
-                        Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
-                        Some(_) => return Framing::Invalid,
-                    }
-                } else {
-                    *big_endian
-                };
-                let Some(len) = u32_at(data, 4, big_endian) else {
-                    return Framing::NeedHeader(NG_BLOCK_HEADER_LEN);
-                };
-                match usize::try_from(len) {
-                    Ok(len) if len >= NG_MIN_BLOCK_LEN && len % 4 == 0 && len <= MAX_BLOCK_LEN => {
-                        Framing::Record(len)
-                    }
-                    _ => Framing::Invalid,
-                }
-            }
+/// Frames the pcapng block at the front of `data` (no parsing beyond its length), in the
+/// current section's byte order unless the block starts a new section.
+fn ng_framing(data: &[u8], big_endian: bool) -> Framing {
+    let Some(block_type) = u32_at(data, 0, false) else {
+        return Framing::NeedHeader(NG_BLOCK_HEADER_LEN);
+    };
+    let big_endian = if block_type == SHB_TYPE {
+        // A new section announces its own byte order.
+        match data.get(8..12) {
+            None => return Framing::NeedHeader(12),
+            Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
+            Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
+            Some(_) => return Framing::Invalid,
         }
+    } else {
+        big_endian
+    };
+    let Some(len) = u32_at(data, 4, big_endian) else {
+        return Framing::NeedHeader(NG_BLOCK_HEADER_LEN);
+    };
+    match usize::try_from(len) {
+        Ok(len) if len >= NG_MIN_BLOCK_LEN && len % 4 == 0 && len <= MAX_BLOCK_LEN => {
+            Framing::Record(len)
+        }
+        _ => Framing::Invalid,
     }
 }
 
@@ -367,14 +323,7 @@ pub struct CaptureFile {
     path: PathBuf,
     stats: CaptureStats,
     format: CaptureFormat,
-    reader: Box<dyn PcapReaderIterator + Send>,
-    io_error: IoSlot,
     layout: Layout,
-    /// Current buffer size.
-    capacity: usize,
-    /// Bytes of the records handed out and not yet consumed from the reader's buffer (the
-    /// last one, or for legacy pcap all those handed out since the buffer was last refilled).
-    pending: usize,
     /// Timestamp of the last packet handed out (for Simple Packet Blocks).
     last_ts: Timestamp,
     /// End of file, truncation, corruption or I/O error reached.
@@ -383,12 +332,16 @@ pub struct CaptureFile {
 
 impl fmt::Debug for CaptureFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let capacity = match &self.layout {
+            Layout::Pcap(p) => p.capacity(),
+            Layout::PcapNg(ng) => ng.capacity,
+        };
         f.debug_struct("CaptureFile")
             .field("path", &self.path)
             .field("format", &self.format)
             .field("stats", &self.stats)
             .field("position", &self.position())
-            .field("capacity", &self.capacity)
+            .field("capacity", &capacity)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -397,6 +350,11 @@ impl fmt::Debug for CaptureFile {
 impl CaptureFile {
     /// Opens a capture, checking that it is pcap or pcapng (by magic number, not name).
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        Self::open_with(path, pcap::PCAP_BUFFER_LEN)
+    }
+
+    /// As [`CaptureFile::open`], with a legacy pcap read buffer of `pcap_buffer` bytes.
+    fn open_with(path: &Path, pcap_buffer: usize) -> Result<Self, CaptureError> {
         let io_err = |source| CaptureError::Io {
             path: path.to_path_buf(),
             source,
@@ -412,147 +370,163 @@ impl CaptureFile {
             .read_to_end(&mut prefix)
             .map_err(io_err)?;
         let sniffed = sniff(&prefix, MAX_BLOCK_LEN).map_err(not_capture)?;
-        let io_error = IoSlot::default();
-        let source = Source {
-            inner: Cursor::new(prefix).chain(file),
-            error: Arc::clone(&io_error),
-        };
-        // Turns an error of the reader's first fill into ours.
-        let setup_err = |e: PcapError<&[u8]>, what: &str| match e {
-            PcapError::ReadError => {
-                let source = io_error
-                    .lock()
-                    .ok()
-                    .and_then(|mut slot| slot.take())
-                    .unwrap_or_else(|| io::Error::other("read error"));
-                io_err(source)
-            }
-            PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
-                not_capture(format!("file ends inside the {what}"))
-            }
-            _ => not_capture(format!("malformed {what}")),
-        };
-        let (reader, layout, format, capacity): (Box<dyn PcapReaderIterator + Send>, _, _, _) =
-            match sniffed {
-                Sniffed::Pcap {
+        let (layout, format) = match sniffed {
+            Sniffed::Pcap {
+                big_endian,
+                nanos,
+                modified,
+                link,
+            } => {
+                // `sniff` checked the 24-byte file header; records follow it.
+                let stream = PcapStream::new(
+                    file,
+                    &prefix,
+                    pcap_buffer,
                     big_endian,
                     nanos,
-                    modified,
+                    if modified { 24 } else { 16 },
                     link,
-                } => {
-                    let mut reader = LegacyPcapReader::new(INITIAL_BUFFER_LEN, source)
-                        .map_err(|e| setup_err(e, "pcap file header"))?;
-                    // The first `next` hands out the file header, already checked by `sniff`.
-                    let header_len = match reader.next() {
-                        Ok((n, PcapBlockOwned::LegacyHeader(_))) => n,
-                        _ => return Err(not_capture("malformed pcap file header".to_owned())),
-                    };
-                    reader.consume(header_len);
-                    let layout = Layout::Pcap {
-                        big_endian,
-                        nanos,
-                        record_header: if modified { 24 } else { 16 },
-                        link,
-                    };
-                    let format = CaptureFormat::Pcap { nanosecond: nanos };
-                    (Box::new(reader), layout, format, INITIAL_BUFFER_LEN)
-                }
-                Sniffed::PcapNg { shb_len } => {
-                    // The reader checks the first section header within its first fill, so
-                    // the buffer must hold it whole. `sniff` bounded it by MAX_BLOCK_LEN, a
-                    // power of two, so the rounded capacity stays within the cap.
-                    let capacity = usize::try_from(shb_len)
-                        .unwrap_or(MAX_BLOCK_LEN)
-                        .max(INITIAL_BUFFER_LEN)
-                        .next_power_of_two()
-                        .min(MAX_BLOCK_LEN);
-                    let reader = PcapNGReader::new(capacity, source)
-                        .map_err(|e| setup_err(e, "pcapng section header block"))?;
-                    let layout = Layout::PcapNg {
-                        big_endian: false,
-                        interfaces: Vec::new(),
-                    };
-                    (Box::new(reader), layout, CaptureFormat::PcapNg, capacity)
-                }
-            };
+                );
+                (
+                    Layout::Pcap(stream),
+                    CaptureFormat::Pcap { nanosecond: nanos },
+                )
+            }
+            Sniffed::PcapNg { shb_len } => {
+                let io_error = IoSlot::default();
+                let source = Source {
+                    inner: Cursor::new(prefix).chain(file),
+                    error: Arc::clone(&io_error),
+                };
+                // The reader checks the first section header within its first fill, so
+                // the buffer must hold it whole. `sniff` bounded it by MAX_BLOCK_LEN, a
+                // power of two, so the rounded capacity stays within the cap.
+                let capacity = usize::try_from(shb_len)
+                    .unwrap_or(MAX_BLOCK_LEN)
+                    .max(INITIAL_BUFFER_LEN)
+                    .next_power_of_two()
+                    .min(MAX_BLOCK_LEN);
+                let reader = PcapNGReader::new(capacity, source).map_err(|e| match e {
+                    PcapError::ReadError => {
+                        let source = io_error
+                            .lock()
+                            .ok()
+                            .and_then(|mut slot| slot.take())
+                            .unwrap_or_else(|| io::Error::other("read error"));
+                        io_err(source)
+                    }
+                    PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
+                        not_capture("file ends inside the pcapng section header block".to_owned())
+                    }
+                    _ => not_capture("malformed pcapng section header block".to_owned()),
+                })?;
+                let ng = NgStream {
+                    reader: Box::new(reader),
+                    io_error,
+                    capacity,
+                    pending: 0,
+                    big_endian: false,
+                    interfaces: Vec::new(),
+                };
+                (Layout::PcapNg(ng), CaptureFormat::PcapNg)
+            }
+        };
         Ok(CaptureFile {
             path: path.to_path_buf(),
             stats: CaptureStats::default(),
             format,
-            reader,
-            io_error,
             layout,
-            capacity,
-            pending: 0,
             last_ts: Timestamp::default(),
             done: false,
         })
     }
 
-    /// Takes the legacy pcap record that starts `at` bytes into the buffer when all of it is
-    /// there (what `fill`, `examine` and the range check do for it, with one look at the
-    /// buffer): counts it, and returns its time, link type, original length and where its
-    /// bytes are. `None` for other formats, or when the record is not wholly buffered.
-    #[inline]
-    fn take_pcap_record(&mut self, at: usize) -> Option<(Timestamp, LinkType, u32, Range<usize>)> {
-        let Layout::Pcap {
-            big_endian,
-            nanos,
-            record_header,
-            link,
-        } = self.layout
-        else {
-            return None;
-        };
-        let r = pcap_record(self.reader.data().get(at..)?, big_endian, record_header)?;
-        let end = at + r.end;
-        self.pending = end;
-        self.stats.packets += 1;
-        let ts = timestamps::from_pcap(r.secs, r.frac, nanos);
-        self.last_ts = ts;
-        Some((ts, link, r.orig_len, at + record_header..end))
-    }
-
-    /// The packet whose bytes are `range` of the buffer, numbered as the last one counted.
-    #[inline]
-    fn packet_at(
-        &self,
-        ts: Timestamp,
-        link: LinkType,
-        orig_len: u32,
-        range: Range<usize>,
-    ) -> Option<Packet<'_>> {
-        let number = self.stats.packets;
-        self.reader.data().get(range).map(|data| Packet {
-            ts,
-            link,
-            data,
-            orig_len,
-            number,
-        })
-    }
-
     /// The next packet, `Ok(None)` at the end of the file (including after a truncated or
     /// corrupt record, which [`CaptureFile::stats`] then reports).
+    #[inline(always)]
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
-        // Fast path: the next legacy record is wholly in the buffer, after the records handed
-        // out before it, which are consumed only when the buffer must be refilled (`pending`
-        // counts them all).
-        if !self.done {
-            if let Some((ts, link, orig_len, range)) = self.take_pcap_record(self.pending) {
-                return Ok(self.packet_at(ts, link, orig_len, range));
-            }
+        // The common case, inlined into the caller's loop: the next legacy record is wholly in
+        // the buffer. Everything else (refills, ends, pcapng) is out of line.
+        let hit = match &mut self.layout {
+            Layout::Pcap(p) => p.take(),
+            Layout::PcapNg(_) => None,
+        };
+        if let Some((ts, orig_len, range)) = hit {
+            self.stats.packets += 1;
+            let (link, data) = match &self.layout {
+                Layout::Pcap(p) => (p.link(), p.bytes(range)),
+                Layout::PcapNg(_) => (LinkType::Other(0), &[][..]),
+            };
+            return Ok(Some(Packet {
+                ts,
+                link,
+                data,
+                orig_len,
+                number: self.stats.packets,
+            }));
         }
-        if self.pending > 0 {
-            self.reader.consume_noshift(self.pending);
-            self.pending = 0;
+        self.next_packet_slow()
+    }
+
+    /// [`CaptureFile::next_packet`] when the next record is not wholly buffered, or the file
+    /// is pcapng.
+    #[inline(never)]
+    fn next_packet_slow(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        if !matches!(self.layout, Layout::Pcap(_)) {
+            return self.next_ng_packet();
+        }
+        let Layout::Pcap(p) = &mut self.layout else {
+            return Ok(None);
+        };
+        loop {
+            if let Some((ts, orig_len, range)) = p.take() {
+                self.stats.packets += 1;
+                return Ok(Some(Packet {
+                    ts,
+                    link: p.link(),
+                    data: p.bytes(range),
+                    orig_len,
+                    number: self.stats.packets,
+                }));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let stopped = match p.refill() {
+                Ok(pcap::Refill::Ready) => continue,
+                Ok(pcap::Refill::End) => None,
+                Ok(pcap::Refill::Truncated) => Some(true),
+                Ok(pcap::Refill::Corrupt) => Some(false),
+                Err(source) => {
+                    self.done = true;
+                    p.release();
+                    return Err(CaptureError::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            };
+            let position = p.position();
+            if let Some(truncated) = stopped {
+                stop_stats(&mut self.stats, truncated, position);
+            }
+            p.release();
+            self.done = true;
+            return Ok(None);
+        }
+    }
+
+    /// [`CaptureFile::next_packet`] for pcapng.
+    fn next_ng_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        let Layout::PcapNg(ng) = &mut self.layout else {
+            return Ok(None);
+        };
+        if ng.pending > 0 {
+            ng.reader.consume_noshift(ng.pending);
+            ng.pending = 0;
         }
         if self.done {
             return Ok(None);
-        }
-        // The same, now at the front of the buffer.
-        if let Some((ts, link, orig_len, range)) = self.take_pcap_record(0) {
-            return Ok(self.packet_at(ts, link, orig_len, range));
         }
         let found = loop {
             let len = match self.fill()? {
@@ -572,7 +546,11 @@ impl CaptureFile {
             };
             match self.examine(len) {
                 Step::Packet(found) => break found,
-                Step::Skip(n) => self.reader.consume_noshift(n),
+                Step::Skip(n) => {
+                    if let Layout::PcapNg(ng) = &mut self.layout {
+                        ng.reader.consume_noshift(n);
+                    }
+                }
                 Step::Corrupt => {
                     self.stop(false);
                     return Ok(None);
@@ -580,14 +558,28 @@ impl CaptureFile {
             }
         };
         let range = found.start..found.start.saturating_add(found.len);
-        if self.reader.data().get(range.clone()).is_none() {
+        let whole = match &self.layout {
+            Layout::PcapNg(ng) => ng.reader.data().get(range.clone()).is_some(),
+            Layout::Pcap(_) => false,
+        };
+        if !whole {
             self.stop(false);
             return Ok(None);
         }
-        self.pending = found.record_len;
+        let Layout::PcapNg(ng) = &mut self.layout else {
+            return Ok(None);
+        };
+        ng.pending = found.record_len;
         self.stats.packets += 1;
         self.last_ts = found.ts;
-        Ok(self.packet_at(found.ts, found.link, found.orig_len, range))
+        let number = self.stats.packets;
+        Ok(ng.reader.data().get(range).map(|data| Packet {
+            ts: found.ts,
+            link: found.link,
+            data,
+            orig_len: found.orig_len,
+            number,
+        }))
     }
 
     /// What the reader has met so far.
@@ -598,8 +590,13 @@ impl CaptureFile {
     /// Bytes of the file consumed so far (for progress display), including the packet handed
     /// out last.
     pub fn position(&self) -> u64 {
-        let consumed = self.reader.consumed().saturating_add(self.pending);
-        u64::try_from(consumed).unwrap_or(u64::MAX)
+        match &self.layout {
+            Layout::Pcap(p) => p.position(),
+            Layout::PcapNg(ng) => {
+                let consumed = ng.reader.consumed().saturating_add(ng.pending);
+                u64::try_from(consumed).unwrap_or(u64::MAX)
+            }
+        }
     }
 
     /// Path as given to [`CaptureFile::open`].
@@ -614,96 +611,66 @@ impl CaptureFile {
 
     /// Stops reading: marks the file truncated (or corrupt) at the current offset.
     fn stop(&mut self, truncated: bool) {
-        if truncated {
-            self.stats.truncated = true;
-        } else {
-            self.stats.corrupt = true;
-        }
-        self.stats.stopped_at = Some(self.position());
+        let position = self.position();
+        stop_stats(&mut self.stats, truncated, position);
         self.done = true;
     }
 
     /// The I/O error the reader met, naming the file.
     fn io_error(&mut self) -> CaptureError {
         self.done = true;
-        let source = self
-            .io_error
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .unwrap_or_else(|| io::Error::other("read error"));
+        let source = match &self.layout {
+            Layout::PcapNg(ng) => ng.io_error.lock().ok().and_then(|mut slot| slot.take()),
+            Layout::Pcap(_) => None,
+        };
         CaptureError::Io {
             path: self.path.clone(),
-            source,
+            source: source.unwrap_or_else(|| io::Error::other("read error")),
         }
     }
 
-    /// Brings the next whole record to the front of the buffer.
+    /// Brings the next whole pcapng block to the front of the buffer.
     fn fill(&mut self) -> Result<Fill, CaptureError> {
         loop {
-            let data = self.reader.data();
+            let Layout::PcapNg(ng) = &mut self.layout else {
+                return Ok(Fill::End);
+            };
+            let data = ng.reader.data();
             let have = data.len();
-            let want = match self.layout.framing(data) {
+            let want = match ng_framing(data, ng.big_endian) {
                 Framing::Invalid => return Ok(Fill::Corrupt),
                 Framing::Record(len) if have >= len => return Ok(Fill::Ready(len)),
                 Framing::Record(len) | Framing::NeedHeader(len) => len,
             };
-            if self.reader.reader_exhausted() {
+            if ng.reader.reader_exhausted() {
                 return Ok(if have == 0 {
                     Fill::End
                 } else {
                     Fill::Truncated
                 });
             }
-            if want > self.capacity {
-                // `want` is at most MAX_BLOCK_LEN (checked by `framing`).
+            if want > ng.capacity {
+                // `want` is at most MAX_BLOCK_LEN (checked by `ng_framing`).
                 let grown = want
                     .checked_next_power_of_two()
                     .unwrap_or(want)
                     .min(MAX_BLOCK_LEN)
                     .max(want);
-                self.reader.grow(grown);
-                self.capacity = grown;
+                ng.reader.grow(grown);
+                ng.capacity = grown;
             }
-            if self.reader.refill().is_err() {
+            if ng.reader.refill().is_err() {
                 return Err(self.io_error());
             }
         }
     }
 
-    /// Parses the complete record of `len` bytes at the front of the buffer.
+    /// Parses the complete pcapng block of `len` bytes at the front of the buffer.
     fn examine(&mut self, len: usize) -> Step {
-        if let Layout::Pcap {
-            big_endian,
-            nanos,
-            record_header,
-            link,
-        } = self.layout
-        {
-            // A legacy record is a fixed header and the bytes `framing` measured: read the
-            // header here (as pcap-parser's frame parser would) instead of a dynamic call
-            // into the reader that re-parses it.
-            let data = self.reader.data();
-            let (Some(secs), Some(frac), Some(orig_len)) = (
-                u32_at(data, 0, big_endian),
-                u32_at(data, 4, big_endian),
-                u32_at(data, 12, big_endian),
-            ) else {
-                return Step::Corrupt;
-            };
-            let Some(caplen) = len.checked_sub(record_header) else {
-                return Step::Corrupt;
-            };
-            return Step::Packet(Found {
-                record_len: len,
-                start: record_header,
-                len: caplen,
-                ts: timestamps::from_pcap(secs, frac, nanos),
-                link,
-                orig_len,
-            });
-        }
-        let (consumed, block) = match self.reader.next() {
+        let Layout::PcapNg(ng) = &mut self.layout else {
+            return Step::Corrupt;
+        };
+        let (consumed, block) = match ng.reader.next() {
             Ok(ok) => ok,
             Err(_) => return Step::Corrupt,
         };
@@ -711,129 +678,122 @@ impl CaptureFile {
             // pcap-parser and our framing disagree about the record's extent.
             return Step::Corrupt;
         }
-        match (&mut self.layout, block) {
-            (
-                Layout::Pcap {
-                    nanos,
-                    record_header,
-                    link,
-                    ..
-                },
-                PcapBlockOwned::Legacy(b),
-            ) => Step::Packet(Found {
-                record_len: len,
-                start: *record_header,
-                len: b.data.len(),
-                ts: timestamps::from_pcap(b.ts_sec, b.ts_usec, *nanos),
-                link: *link,
-                orig_len: b.origlen,
-            }),
-            (
-                Layout::PcapNg {
-                    big_endian,
-                    interfaces,
-                },
-                PcapBlockOwned::NG(block),
-            ) => match block {
-                Block::SectionHeader(shb) => {
-                    *big_endian = shb.big_endian();
-                    interfaces.clear();
-                    Step::Skip(len)
-                }
-                Block::InterfaceDescription(idb) => {
-                    if interfaces.len() < MAX_INTERFACES {
-                        interfaces.push(Interface::from_idb(&idb, *big_endian));
-                    } else {
-                        self.stats.skipped_blocks += 1;
-                    }
-                    Step::Skip(len)
-                }
-                Block::EnhancedPacket(epb) => {
-                    let iface = usize::try_from(epb.if_id)
-                        .ok()
-                        .and_then(|id| interfaces.get(id));
-                    let Some(iface) = iface else {
-                        self.stats.unknown_interface += 1;
-                        return Step::Skip(len);
-                    };
-                    let Ok(caplen) = usize::try_from(epb.caplen) else {
-                        return Step::Corrupt;
-                    };
-                    if caplen > epb.data.len() {
-                        return Step::Corrupt;
-                    }
-                    let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                    Step::Packet(Found {
-                        record_len: len,
-                        start: EPB_DATA_OFFSET,
-                        len: caplen,
-                        ts: timestamps::from_units(raw, iface.units_per_sec, iface.offset_secs),
-                        link: iface.link,
-                        orig_len: epb.origlen,
-                    })
-                }
-                Block::SimplePacket(spb) => {
-                    let Some(iface) = interfaces.first() else {
-                        self.stats.unknown_interface += 1;
-                        return Step::Skip(len);
-                    };
-                    // Captured length: the original length, cut by the interface's snaplen
-                    // and by the room in the block (which includes padding).
-                    let mut caplen = usize::try_from(spb.origlen).unwrap_or(usize::MAX);
-                    if iface.snaplen > 0 {
-                        caplen = caplen.min(usize::try_from(iface.snaplen).unwrap_or(usize::MAX));
-                    }
-                    Step::Packet(Found {
-                        record_len: len,
-                        start: SPB_DATA_OFFSET,
-                        len: caplen.min(spb.data.len()),
-                        ts: self.last_ts,
-                        link: iface.link,
-                        orig_len: spb.origlen,
-                    })
-                }
-                Block::Unknown(ub) => {
-                    let block_type = if *big_endian {
-                        ub.block_type.swap_bytes()
-                    } else {
-                        ub.block_type
-                    };
-                    if block_type != OBSOLETE_PB_TYPE {
-                        self.stats.skipped_blocks += 1;
-                        return Step::Skip(len);
-                    }
-                    match ObsoletePacket::parse(ub.data, *big_endian) {
-                        None => Step::Corrupt,
-                        Some(pb) => {
-                            let iface = interfaces.get(usize::from(pb.if_id));
-                            let Some(iface) = iface else {
-                                self.stats.unknown_interface += 1;
-                                return Step::Skip(len);
-                            };
-                            Step::Packet(Found {
-                                record_len: len,
-                                start: EPB_DATA_OFFSET,
-                                len: pb.caplen,
-                                ts: timestamps::from_units(
-                                    pb.ts,
-                                    iface.units_per_sec,
-                                    iface.offset_secs,
-                                ),
-                                link: iface.link,
-                                orig_len: pb.orig_len,
-                            })
-                        }
-                    }
-                }
-                _ => {
+        let NgStream {
+            big_endian,
+            interfaces,
+            ..
+        } = ng;
+        let PcapBlockOwned::NG(block) = block else {
+            // A pcap header or record in a pcapng file: impossible.
+            return Step::Corrupt;
+        };
+        match block {
+            Block::SectionHeader(shb) => {
+                *big_endian = shb.big_endian();
+                interfaces.clear();
+                Step::Skip(len)
+            }
+            Block::InterfaceDescription(idb) => {
+                if interfaces.len() < MAX_INTERFACES {
+                    interfaces.push(Interface::from_idb(&idb, *big_endian));
+                } else {
                     self.stats.skipped_blocks += 1;
-                    Step::Skip(len)
                 }
-            },
-            // A pcap header in the middle of the stream, or pcapng in a pcap file: impossible.
-            _ => Step::Corrupt,
+                Step::Skip(len)
+            }
+            Block::EnhancedPacket(epb) => {
+                let iface = usize::try_from(epb.if_id)
+                    .ok()
+                    .and_then(|id| interfaces.get(id));
+                let Some(iface) = iface else {
+                    self.stats.unknown_interface += 1;
+                    return Step::Skip(len);
+                };
+                let Ok(caplen) = usize::try_from(epb.caplen) else {
+                    return Step::Corrupt;
+                };
+                if caplen > epb.data.len() {
+                    return Step::Corrupt;
+                }
+                let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                Step::Packet(Found {
+                    record_len: len,
+                    start: EPB_DATA_OFFSET,
+                    len: caplen,
+                    ts: timestamps::from_units(raw, iface.units_per_sec, iface.offset_secs),
+                    link: iface.link,
+                    orig_len: epb.origlen,
+                })
+            }
+            Block::SimplePacket(spb) => {
+                let Some(iface) = interfaces.first() else {
+                    self.stats.unknown_interface += 1;
+                    return Step::Skip(len);
+                };
+                // Captured length: the original length, cut by the interface's snaplen
+                // and by the room in the block (which includes padding).
+                let mut caplen = usize::try_from(spb.origlen).unwrap_or(usize::MAX);
+                if iface.snaplen > 0 {
+                    caplen = caplen.min(usize::try_from(iface.snaplen).unwrap_or(usize::MAX));
+                }
+                Step::Packet(Found {
+                    record_len: len,
+                    start: SPB_DATA_OFFSET,
+                    len: caplen.min(spb.data.len()),
+                    ts: self.last_ts,
+                    link: iface.link,
+                    orig_len: spb.origlen,
+                })
+            }
+            Block::Unknown(ub) => {
+                let block_type = if *big_endian {
+                    ub.block_type.swap_bytes()
+                } else {
+                    ub.block_type
+                };
+                if block_type != OBSOLETE_PB_TYPE {
+                    self.stats.skipped_blocks += 1;
+                    return Step::Skip(len);
+                }
+                match ObsoletePacket::parse(ub.data, *big_endian) {
+                    None => Step::Corrupt,
+                    Some(pb) => {
+                        let iface = interfaces.get(usize::from(pb.if_id));
+                        let Some(iface) = iface else {
+                            self.stats.unknown_interface += 1;
+                            return Step::Skip(len);
+                        };
+                        Step::Packet(Found {
+                            record_len: len,
+                            start: EPB_DATA_OFFSET,
+                            len: pb.caplen,
+                            ts: timestamps::from_units(
+                                pb.ts,
+                                iface.units_per_sec,
+                                iface.offset_secs,
+                            ),
+                            link: iface.link,
+                            orig_len: pb.orig_len,
+                        })
+                    }
+                }
+            }
+            _ => {
+                self.stats.skipped_blocks += 1;
+                Step::Skip(len)
+            }
         }
     }
+}
+
+/// Records the stop of reading: truncated (or corrupt) at `position`.
+fn stop_stats(stats: &mut CaptureStats, truncated: bool, position: u64) {
+    if truncated {
+        stats.truncated = true;
+    } else {
+        stats.corrupt = true;
+    }
+    stats.stopped_at = Some(position);
 }
 
 /// The fields of an obsolete pcapng Packet Block (type 2), which pcap-parser hands out as an

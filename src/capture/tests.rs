@@ -396,6 +396,149 @@ fn position_moves_by_one_record_per_packet() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The legacy reader's buffer against an independent reader
+// ---------------------------------------------------------------------------------------------
+
+/// Reads a whole capture with a legacy pcap buffer of `buffer` bytes: packets, stats, and the
+/// position after each packet and at the end.
+fn read_with_buffer(bytes: &[u8], buffer: usize) -> (Vec<Owned>, CaptureStats, Vec<u64>) {
+    let file = TempFile::new(bytes);
+    let mut cap = CaptureFile::open_with(&file.0, buffer).unwrap();
+    let mut out = Vec::new();
+    let mut positions = Vec::new();
+    while let Some(p) = cap.next_packet().unwrap() {
+        out.push(Owned {
+            ts: p.ts,
+            link: p.link,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+            number: p.number,
+        });
+        positions.push(cap.position());
+    }
+    assert!(cap.next_packet().unwrap().is_none());
+    positions.push(cap.position());
+    (out, cap.stats().clone(), positions)
+}
+
+/// The packets of a legacy pcap as pcap-parser's own streaming reader (what this module used
+/// before it framed records itself) sees them, all in one buffer: time, captured bytes and
+/// original length, and whether the file ends inside a record.
+fn oracle(bytes: &[u8], nanos: bool) -> (Vec<(Timestamp, Vec<u8>, u32)>, bool) {
+    use pcap_parser::LegacyPcapReader;
+    let mut reader = LegacyPcapReader::new(bytes.len().max(1 << 16), bytes).unwrap();
+    let mut out = Vec::new();
+    let mut consumed = 0;
+    loop {
+        match reader.next() {
+            Ok((n, block)) => {
+                if let PcapBlockOwned::Legacy(b) = block {
+                    let ts = timestamps::from_pcap(b.ts_sec, b.ts_usec, nanos);
+                    out.push((ts, b.data.to_vec(), b.origlen));
+                }
+                consumed += n;
+                reader.consume(n);
+            }
+            Err(PcapError::Incomplete(_)) => {
+                if reader.reader_exhausted() {
+                    return (out, consumed < bytes.len());
+                }
+                reader.refill().unwrap();
+            }
+            Err(_) => return (out, consumed < bytes.len()),
+        }
+    }
+}
+
+/// Every buffer size, from one too small for a record header on, reads the same packets,
+/// stats and positions as the default one, which reads what pcap-parser reads, for both byte
+/// orders and resolutions, records cut by a snaplen, and a file cut anywhere.
+#[test]
+fn legacy_buffer_sizes_agree_with_each_other_and_pcap_parser() {
+    for (be, nanos) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mut f = pcap_header(be, nanos, 1);
+        for i in 0..60u32 {
+            let data: Vec<u8> = (0..(i * 7 % 83) as u8).collect();
+            // Every third record is cut by a snaplen; fractions of a second or more carry.
+            let orig = data.len() as u32 + if i % 3 == 0 { 40 } else { 0 };
+            f.extend(pcap_record(
+                be,
+                1000 + i,
+                i * 48_611 % 1_200_000,
+                &data,
+                orig,
+            ));
+        }
+        for cut in [f.len(), f.len() - 1, f.len() - 30, 24 + 17, 24 + 3] {
+            let bytes = &f[..cut];
+            let whole = read_with_buffer(bytes, pcap::PCAP_BUFFER_LEN);
+            let (want, cut_short) = oracle(bytes, nanos);
+            let got: Vec<_> = whole
+                .0
+                .iter()
+                .map(|p| (p.ts, p.data.clone(), p.orig_len))
+                .collect();
+            assert_eq!(got, want, "be {be} nanos {nanos} cut {cut}");
+            assert_eq!(whole.1.truncated, cut_short, "cut {cut}");
+            for buffer in [1, 16, 17, 40, 100, 250, 4096] {
+                assert_eq!(
+                    read_with_buffer(bytes, buffer),
+                    whole,
+                    "be {be} nanos {nanos} cut {cut} buffer {buffer}"
+                );
+            }
+        }
+    }
+}
+
+/// At the end (clean, truncated or corrupt) the buffer is given back and the position and
+/// stats stay as they were.
+#[test]
+fn legacy_buffer_is_released_at_the_end() {
+    let mut f = pcap_header(false, false, 1);
+    f.extend(pcap_record(false, 1, 0, FRAME_A, 60));
+    let good_end = f.len() as u64;
+    f.extend(pcap_record(false, 2, 0, FRAME_B, 7));
+    for (cut, end) in [(f.len(), f.len() as u64), (f.len() - 2, good_end)] {
+        let file = TempFile::new(&f[..cut]);
+        let mut cap = CaptureFile::open(&file.0).unwrap();
+        while cap.next_packet().unwrap().is_some() {}
+        let Layout::Pcap(p) = &cap.layout else {
+            panic!("not legacy pcap");
+        };
+        assert_eq!(p.capacity(), 0);
+        assert_eq!(cap.position(), end);
+        let stats = cap.stats().clone();
+        assert!(cap.next_packet().unwrap().is_none());
+        assert_eq!(cap.position(), end);
+        assert_eq!(cap.stats(), &stats);
+    }
+}
+
+/// A corrupt record length stops every buffer size at the same record and offset, as does a
+/// record that grows a small buffer.
+#[test]
+fn legacy_corrupt_and_growing_records_agree_for_every_buffer() {
+    let mut f = pcap_header(true, false, 1);
+    f.extend(pcap_record(true, 1, 0, FRAME_A, 60));
+    f.extend(pcap_record(true, 2, 0, &[7u8; 5000], 5000));
+    f.extend(pcap_record(true, 3, 0, FRAME_B, 7));
+    let good_end = f.len() as u64;
+    f.extend(1u32.to_be_bytes());
+    f.extend(0u32.to_be_bytes());
+    f.extend(0x0100_0000u32.to_be_bytes()); // one past the largest acceptable record
+    f.extend(60u32.to_be_bytes());
+    f.extend_from_slice(FRAME_A);
+    let whole = read_with_buffer(&f, pcap::PCAP_BUFFER_LEN);
+    assert_eq!(whole.0.len(), 3);
+    assert!(whole.1.corrupt && !whole.1.truncated);
+    assert_eq!(whole.1.stopped_at, Some(good_end));
+    for buffer in [1, 16, 64, 1000] {
+        assert_eq!(read_with_buffer(&f, buffer), whole, "buffer {buffer}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // pcapng
 // ---------------------------------------------------------------------------------------------
 
@@ -695,27 +838,25 @@ fn accessors() {
 
 #[test]
 fn framing_needs_header_bytes_first() {
-    let pcap = Layout::Pcap {
-        big_endian: false,
-        nanos: false,
-        record_header: 16,
-        link: LinkType::Ethernet,
-    };
-    assert_eq!(pcap.framing(&[]), Framing::NeedHeader(16));
-    assert_eq!(pcap.framing(&[0; 15]), Framing::NeedHeader(16));
-    assert_eq!(pcap.framing(&[0; 16]), Framing::Record(16));
-    let ng = Layout::PcapNg {
-        big_endian: false,
-        interfaces: Vec::new(),
-    };
-    assert_eq!(ng.framing(&[6, 0, 0]), Framing::NeedHeader(8));
-    assert_eq!(ng.framing(&[6, 0, 0, 0, 32, 0, 0, 0]), Framing::Record(32));
+    let pcap = |data: &[u8]| pcap::framing(data, false, 16);
+    assert_eq!(pcap(&[]), Framing::NeedHeader(16));
+    assert_eq!(pcap(&[0; 15]), Framing::NeedHeader(16));
+    assert_eq!(pcap(&[0; 16]), Framing::Record(16));
+    assert_eq!(pcap::framing(&[0; 20], false, 24), Framing::NeedHeader(24));
+    assert_eq!(pcap::framing(&[0; 24], false, 24), Framing::Record(24));
+    let mut huge = [0u8; 16];
+    huge[8..12].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+    assert_eq!(pcap::framing(&huge, true, 16), Framing::Invalid);
+    assert_eq!(pcap::framing(&huge, false, 16), Framing::Record(17));
+    let ng = |data: &[u8]| ng_framing(data, false);
+    assert_eq!(ng(&[6, 0, 0]), Framing::NeedHeader(8));
+    assert_eq!(ng(&[6, 0, 0, 0, 32, 0, 0, 0]), Framing::Record(32));
     assert_eq!(
-        ng.framing(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28]),
+        ng(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28]),
         Framing::NeedHeader(12)
     );
     assert_eq!(
-        ng.framing(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28, 0x1a, 0x2b, 0x3c, 0x4d]),
+        ng(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28, 0x1a, 0x2b, 0x3c, 0x4d]),
         Framing::Record(28)
     );
 }
@@ -770,6 +911,24 @@ proptest! {
         let mut f = pcap_header(be, nanos, 1);
         f.extend(tail);
         read_any(&f);
+    }
+
+    /// Random records, some with an impossible length, read alike through any buffer size.
+    #[test]
+    fn pcap_random_records_any_buffer(be in any::<bool>(), nanos in any::<bool>(),
+                                      recs in proptest::collection::vec((0usize..300, any::<u32>(), any::<bool>()), 0..12),
+                                      cut in any::<usize>(), buffer in 1usize..600) {
+        let mut f = pcap_header(be, nanos, 1);
+        for (len, frac, bad) in recs {
+            let mut r = pcap_record(be, 5, frac, &vec![0xa5; len], len as u32 + 3);
+            if bad && len % 5 == 0 {
+                r[8..12].copy_from_slice(&u32b(0x7fff_0000, be));
+            }
+            f.extend(r);
+        }
+        f.truncate(24 + cut % (f.len() - 23));
+        let whole = read_with_buffer(&f, pcap::PCAP_BUFFER_LEN);
+        prop_assert_eq!(read_with_buffer(&f, buffer), whole);
     }
 
     #[test]

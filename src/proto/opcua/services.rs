@@ -462,6 +462,19 @@ fn data_change_notifications(
     cap: usize,
     names: &mut HandleNames,
 ) -> DResult<()> {
+    data_change_notifications_with(r, d, cap, names, true)
+}
+
+/// [`data_change_notifications`], with (`fast`) or without the one-step read of the common
+/// item (the same result, tested).
+#[inline(always)]
+fn data_change_notifications_with(
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    cap: usize,
+    names: &mut HandleNames,
+    fast: bool,
+) -> DResult<()> {
     let m = r.array_len(5)?;
     let room = m
         .min(cap.saturating_sub(d.accesses.len()))
@@ -473,6 +486,23 @@ fn data_change_notifications(
         d.accesses.reserve(room);
     }
     for _ in 0..m {
+        if fast {
+            if let Some((handle, value)) = r.fixed_monitored_item() {
+                // The value list is built only for a kept item.
+                if d.room(cap) {
+                    let mut values = recycle::values(1);
+                    values.push(value);
+                    d.accesses.push(Access {
+                        dir: AccessDir::Read,
+                        object: ObjectRef::Other {
+                            name: names.name(handle),
+                        },
+                        values,
+                    });
+                }
+                continue;
+            }
+        }
         let handle = r.u32()?;
         let (values, _) = r.nested(|r| r.data_value_values())?;
         if d.room(cap) {
@@ -1364,6 +1394,131 @@ mod tests {
             v.push(0); // security level
         }
         v
+    }
+
+    /// A DataChangeNotification body from a seed: items whose DataValues are of every kind
+    /// (fixed scalars of each type with any fields, strings, arrays, nulls, no value).
+    fn notification_body(seed: u64, items: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut v = (items as i32).to_le_bytes().to_vec();
+        for _ in 0..items {
+            v.extend(((next() % 7) as u32).to_le_bytes()); // client handle
+            let mask = (next() % 64) as u8 | if next() % 5 == 0 { 0 } else { 1 };
+            v.push(mask);
+            let kind = next() % 10;
+            if mask & 1 != 0 {
+                match kind {
+                    0 => {
+                        v.push(12); // String
+                        v.extend(3i32.to_le_bytes());
+                        v.extend(b"abc");
+                    }
+                    1 => {
+                        v.push(6 | 0x80); // Int32 array
+                        v.extend(2i32.to_le_bytes());
+                        v.extend([1, 0, 0, 0, 2, 0, 0, 0]);
+                    }
+                    2 => v.push(0), // null variant
+                    _ => {
+                        let t = 1 + (next() % 11) as u8;
+                        v.push(t);
+                        v.extend((0..fixed_size(t)).map(|_| next() as u8));
+                    }
+                }
+            }
+            for (bit, len) in [(0x02, 4), (0x04, 8), (0x10, 2), (0x08, 8), (0x20, 2)] {
+                if mask & bit != 0 {
+                    v.extend((0..len).map(|_| next() as u8));
+                }
+            }
+        }
+        v.extend((-1i32).to_le_bytes()); // diagnostic infos: null
+        v
+    }
+
+    /// The size of a fixed-size scalar (as the types module has it).
+    fn fixed_size(t: u8) -> usize {
+        match t {
+            1..=3 => 1,
+            4 | 5 => 2,
+            6 | 7 | 10 => 4,
+            _ => 8,
+        }
+    }
+
+    /// The one-step read of the common monitored item gives what the item-by-item read
+    /// gives: accesses, values, names, dropped counts, errors and the reader's position, on
+    /// bodies with every kind of DataValue, cut anywhere, under small depth, value and access
+    /// caps.
+    #[test]
+    fn data_change_fast_path_matches_item_by_item_read() {
+        let base = crate::proto::opcua::limits::DecodeLimits::default;
+        let limits = [
+            base(),
+            crate::proto::opcua::limits::DecodeLimits {
+                max_depth: 1,
+                ..base()
+            },
+            crate::proto::opcua::limits::DecodeLimits {
+                max_depth: 2,
+                ..base()
+            },
+            crate::proto::opcua::limits::DecodeLimits {
+                max_values_kept: 0,
+                ..base()
+            },
+            crate::proto::opcua::limits::DecodeLimits {
+                max_accesses_kept: 3,
+                ..base()
+            },
+        ];
+        let mut fast_items = 0;
+        for seed in 0..200u64 {
+            let body = notification_body(seed, (seed % 9) as usize);
+            for cut in [body.len(), body.len() - 1, body.len() / 2, 7, 4] {
+                let bytes = &body[..cut.min(body.len())];
+                for (li, lim) in limits.iter().enumerate() {
+                    for depth in 0..2 {
+                        let run = |fast: bool| {
+                            let mut r = Reader::new(bytes, lim);
+                            let mut d = Decoded::default();
+                            let mut names = HandleNames::default();
+                            let res = if depth == 0 {
+                                data_change_notifications_with(
+                                    &mut r,
+                                    &mut d,
+                                    lim.max_accesses_kept,
+                                    &mut names,
+                                    fast,
+                                )
+                            } else {
+                                r.nested(|r| {
+                                    data_change_notifications_with(
+                                        r,
+                                        &mut d,
+                                        lim.max_accesses_kept,
+                                        &mut names,
+                                        fast,
+                                    )
+                                })
+                            };
+                            (res, d, r.rest().len())
+                        };
+                        let want = run(false);
+                        let got = run(true);
+                        assert_eq!(got, want, "seed {seed} cut {cut} limits {li} depth {depth}");
+                        fast_items += got.1.accesses.len();
+                    }
+                }
+            }
+        }
+        assert!(fast_items > 1000, "{fast_items}");
     }
 
     #[test]

@@ -1019,6 +1019,38 @@ impl<'a> Reader<'a> {
         Some((values, status))
     }
 
+    /// A MonitoredItemNotification whose DataValue is the common one (see
+    /// `fixed_scalar_data_value`), in one step: its client handle and value, the reader moved
+    /// past it. What `u32()` then `nested(|r| r.data_value_values())` would read (tested);
+    /// `None`, the reader untouched, for anything else.
+    #[inline]
+    pub fn fixed_monitored_item(&mut self) -> Option<(u32, Value)> {
+        let rest = self.rest();
+        let [h0, h1, h2, h3, mask, enc] = *rest.first_chunk::<6>()?;
+        let t = enc & 0x3f;
+        let size = fixed_size(t);
+        // One level deeper (the DataValue is nested) must stay within the depth cap.
+        if mask & 0x01 == 0
+            || enc & 0x80 != 0
+            || size == 0
+            || self.depth.saturating_add(1) >= self.limits.max_depth
+            || self.limits.max_values_kept == 0
+        {
+            return None;
+        }
+        let extra = DATA_VALUE_EXTRA
+            .get(usize::from(mask & 0x3f))
+            .copied()
+            .unwrap_or(0);
+        let total = 6 + size + usize::from(extra);
+        if rest.len() < total {
+            return None;
+        }
+        let value = fixed_value(t, rest.get(6..6 + size)?);
+        self.pos += total;
+        Some((u32::from_le_bytes([h0, h1, h2, h3]), value))
+    }
+
     /// The values and status of a DataValue (what events keep), read as
     /// [`Reader::data_value`] reads it (same checks, same errors); no value reads as none.
     pub fn data_value_values(&mut self) -> DResult<(Vec<Value>, Option<u32>)> {

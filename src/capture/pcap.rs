@@ -1,0 +1,233 @@
+//! Legacy pcap records, read straight from a buffer of this module's own.
+//!
+//! The reader keeps one large buffer of file bytes and hands out each record as a borrowed
+//! slice of it: the record header's four words are read with one bounds check, and the buffer
+//! is refilled (what is left of the last record moved to its front, then one read to fill it)
+//! only when the next record is not wholly in it, so the cost of the refill is shared by the
+//! hundreds of records a buffer holds. A record larger than the buffer grows it (up to
+//! [`MAX_BLOCK_LEN`]); a record declaring more is corruption, and a file ending inside a record
+//! is truncation, both reported at the record's first byte as before.
+
+use super::{timestamps, Framing, MAX_BLOCK_LEN};
+use crate::decode::LinkType;
+use crate::time::Timestamp;
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Range;
+
+/// Size of the read buffer of a legacy pcap file: large enough that refills are rare (a few
+/// hundred records each), small enough to stay in the second-level cache.
+pub(super) const PCAP_BUFFER_LEN: usize = 256 * 1024;
+
+/// What bringing the next record into the buffer found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Refill {
+    /// The whole next record is in the buffer.
+    Ready,
+    /// Clean end of file.
+    End,
+    /// The file ends inside the record.
+    Truncated,
+    /// The record's length is impossible.
+    Corrupt,
+}
+
+/// Frames the legacy record at the front of `data`: its whole length, or how many bytes are
+/// needed to read it, or [`Framing::Invalid`] when it declares more than [`MAX_BLOCK_LEN`].
+pub(super) fn framing(data: &[u8], big_endian: bool, record_header: usize) -> Framing {
+    let Some(h) = data.first_chunk::<16>() else {
+        return Framing::NeedHeader(record_header);
+    };
+    if data.len() < record_header {
+        return Framing::NeedHeader(record_header);
+    }
+    let [_, _, caplen, _] = words(h, big_endian);
+    match usize::try_from(caplen)
+        .ok()
+        .and_then(|c| c.checked_add(record_header))
+    {
+        Some(total) if total <= MAX_BLOCK_LEN => Framing::Record(total),
+        _ => Framing::Invalid,
+    }
+}
+
+/// The four 32-bit words of a record header (seconds, fraction, captured and original
+/// length), in the file's byte order, read as one 16-byte load.
+#[inline(always)]
+fn words(h: &[u8; 16], big_endian: bool) -> [u32; 4] {
+    let x = u128::from_le_bytes(*h);
+    let w = |i: u32| -> u32 {
+        let v = (x >> (32 * i)) as u32;
+        if big_endian {
+            v.swap_bytes()
+        } else {
+            v
+        }
+    };
+    [w(0), w(1), w(2), w(3)]
+}
+
+/// A legacy pcap file's records, from the first record header on.
+#[derive(Debug)]
+pub(super) struct PcapStream {
+    file: File,
+    /// File bytes `base..base + end`; `pos..end` is not handed out yet.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// A read returned fewer bytes than asked: the file has no more.
+    eof: bool,
+    big_endian: bool,
+    nanos: bool,
+    record_header: usize,
+    link: LinkType,
+}
+
+impl PcapStream {
+    /// A stream over `file`, whose first bytes (`prefix`, already read, at least the 24-byte
+    /// file header) are put in the buffer first; records start at offset 24.
+    pub(super) fn new(
+        file: File,
+        prefix: &[u8],
+        buffer_len: usize,
+        big_endian: bool,
+        nanos: bool,
+        record_header: usize,
+        link: LinkType,
+    ) -> Self {
+        let mut buf = vec![0u8; buffer_len.max(prefix.len())];
+        if let Some(dst) = buf.get_mut(..prefix.len()) {
+            dst.copy_from_slice(prefix);
+        }
+        PcapStream {
+            file,
+            buf,
+            pos: 24.min(prefix.len()),
+            end: prefix.len(),
+            base: 0,
+            eof: false,
+            big_endian,
+            nanos,
+            record_header,
+            link,
+        }
+    }
+
+    /// Link type of every record.
+    #[inline]
+    pub(super) fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// Current buffer size.
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// File offset just past the last record handed out (or of the record that stopped the
+    /// reading).
+    pub(super) fn position(&self) -> u64 {
+        self.base.saturating_add(self.pos as u64)
+    }
+
+    /// Takes the next record when all of it is in the buffer (and its length is acceptable):
+    /// its time, original length and where its captured bytes are (for
+    /// [`PcapStream::bytes`]). `None` otherwise, leaving the stream as it was (then
+    /// [`PcapStream::refill`] tells why, or brings it in).
+    #[inline(always)]
+    pub(super) fn take(&mut self) -> Option<(Timestamp, u32, Range<usize>)> {
+        let rest = self.buf.get(self.pos..self.end)?;
+        let h: &[u8; 16] = rest.first_chunk()?;
+        let [secs, frac, caplen, orig_len] = words(h, self.big_endian);
+        let caplen = caplen as usize;
+        let total = caplen.checked_add(self.record_header)?;
+        if total > MAX_BLOCK_LEN {
+            return None;
+        }
+        if rest.len() < total {
+            return None;
+        }
+        let start = self.pos;
+        self.pos += total;
+        let ts = timestamps::from_pcap(secs, frac, self.nanos);
+        Some((ts, orig_len, start + self.record_header..self.pos))
+    }
+
+    /// Bytes of the buffer that [`PcapStream::take`] pointed at (empty for any other range).
+    #[inline(always)]
+    pub(super) fn bytes(&self, range: Range<usize>) -> &[u8] {
+        self.buf.get(range).unwrap_or_default()
+    }
+
+    /// Gives the buffer back once reading has stopped (many files may be open at once); the
+    /// position stays where it was.
+    pub(super) fn release(&mut self) {
+        self.base = self.position();
+        self.pos = 0;
+        self.end = 0;
+        self.buf = Vec::new();
+        self.eof = true;
+    }
+
+    /// Brings the next record wholly into the buffer (moving what is left to the front,
+    /// growing the buffer for a record larger than it, reading to fill it), or says why it
+    /// cannot. An I/O error is returned as is.
+    pub(super) fn refill(&mut self) -> io::Result<Refill> {
+        loop {
+            let rest = self.buf.get(self.pos..self.end).unwrap_or(&[]);
+            let have = rest.len();
+            let want = match framing(rest, self.big_endian, self.record_header) {
+                Framing::Invalid => return Ok(Refill::Corrupt),
+                Framing::Record(len) if have >= len => return Ok(Refill::Ready),
+                Framing::Record(len) | Framing::NeedHeader(len) => len,
+            };
+            if self.eof {
+                return Ok(if have == 0 {
+                    Refill::End
+                } else {
+                    Refill::Truncated
+                });
+            }
+            // Keep the unread bytes, at the front.
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base = self.base.saturating_add(self.pos as u64);
+            self.pos = 0;
+            self.end = have;
+            if want > self.buf.len() {
+                // `want` is at most MAX_BLOCK_LEN (checked by `framing`).
+                let grown = want
+                    .checked_next_power_of_two()
+                    .unwrap_or(want)
+                    .min(MAX_BLOCK_LEN)
+                    .max(want);
+                self.buf.resize(grown, 0);
+            }
+            let room = self.buf.get_mut(self.end..).unwrap_or(&mut []);
+            let asked = room.len();
+            let got = read_full(&mut self.file, room)?;
+            self.end += got;
+            if got < asked {
+                self.eof = true;
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; the count read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..) {
+        if rest.is_empty() {
+            break;
+        }
+        match file.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
