@@ -147,6 +147,25 @@ impl Transactions {
         self.map.len() + usize::from(self.one.is_some())
     }
 
+    /// True when no request is pending or queued (and the single-request fast path is on):
+    /// then [`Transactions::add`] only keeps the new request, replacing and dropping none.
+    #[inline]
+    pub(crate) fn idle(&self) -> bool {
+        #[cfg(test)]
+        if self.no_one {
+            return false;
+        }
+        self.one.is_none() && self.map.is_empty() && self.order.is_empty()
+    }
+
+    /// The slot of the single pending request when its key is `key` (it is then the one
+    /// [`Transactions::answer`] matches, with no violation).
+    #[inline]
+    pub(crate) fn only(&self, key: TxKey) -> Option<&Pending> {
+        let o = self.one.filter(|o| o.key == key)?;
+        self.slots.get(o.slot as usize)
+    }
+
     /// Moves the single pending request into the map and the queue.
     fn spill(&mut self) {
         if let Some(o) = self.one.take() {
