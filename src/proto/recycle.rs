@@ -66,18 +66,6 @@ pub(crate) fn accesses() -> Vec<Access> {
 /// first access (and its value list's room) is reused in place when there is one.
 #[inline]
 pub(crate) fn read_list(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
-    let mut list = read_list_unemptied(dir, object);
-    if let Some(a) = list.first_mut() {
-        a.values.clear();
-    }
-    list
-}
-
-/// [`read_list`] whose access's value list may still hold a finished event's values, for a
-/// caller that overwrites them all (and drops the rest): the values an emptied list would
-/// get, without emptying it first.
-#[inline]
-pub(crate) fn read_list_unemptied(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
     let mut list = with_spares(|s| s.whole.pop().or_else(|| s.bare.pop()))
         .flatten()
         .unwrap_or_default();
@@ -85,6 +73,7 @@ pub(crate) fn read_list_unemptied(dir: AccessDir, object: ObjectRef) -> Vec<Acce
         Some(a) => {
             a.dir = dir;
             a.object = object;
+            a.values.clear();
             if list.len() > 1 {
                 with_spares(|s| s.harvest_from(&mut list, 1));
                 list.truncate(1);
@@ -353,7 +342,6 @@ mod tests {
         Accesses,
         Values(usize),
         Read(u32),
-        Unemptied(u32),
     }
 
     proptest! {
@@ -365,7 +353,6 @@ mod tests {
             Just(Op::Accesses),
             (0usize..200).prop_map(Op::Values),
             (0u32..6).prop_map(Op::Read),
-            (0u32..6).prop_map(Op::Unemptied),
         ], 0..200)) {
             drain_spares();
             for op in ops {
@@ -380,15 +367,6 @@ mod tests {
                         read_list(AccessDir::Write, object(k)),
                         vec![Access { dir: AccessDir::Write, object: object(k), values: Vec::new() }]
                     ),
-                    Op::Unemptied(k) => {
-                        let mut l = read_list_unemptied(AccessDir::Read, object(k));
-                        prop_assert_eq!(l.len(), 1);
-                        l[0].values.clear();
-                        prop_assert_eq!(
-                            l,
-                            vec![Access { dir: AccessDir::Read, object: object(k), values: Vec::new() }]
-                        );
-                    }
                 }
                 bounded();
             }

@@ -159,17 +159,17 @@ impl ReqEvent {
 
     /// The event of this read request (`read` set, FC `fc` 1–4) answered `Ok` with read
     /// data `data` of the byte count its quantity asks for: [`ReqEvent::take_event`] then
-    /// [`apply_response`], with the values written over a spare value list's old ones.
+    /// [`apply_response`], in one go.
     #[inline(always)]
     pub(crate) fn take_read_event(&mut self, cx: &EventCx<'_>, fc: u8, data: &[u8]) -> IcsEvent {
         let accesses = match self.read.take() {
             Some(r) => {
-                let mut list = recycle::read_list_unemptied(AccessDir::Read, r.object());
+                let mut list = recycle::read_list(AccessDir::Read, r.object());
                 if let Some(a) = list.first_mut() {
                     if fc <= 2 {
-                        overwrite_bits(&mut a.values, data, usize::from(r.quantity));
+                        fill_bits(&mut a.values, data, usize::from(r.quantity));
                     } else {
-                        overwrite_registers(&mut a.values, data);
+                        fill_registers(&mut a.values, data);
                     }
                 }
                 list
@@ -272,7 +272,7 @@ pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
 fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
     out.clear();
-    out.reserve(n);
+    grow(out, n);
     // Whole bytes, then the bits of the last one: no per-bit length check.
     let (whole, part) = (n / 8, n % 8);
     for b in data.iter().take(whole) {
@@ -280,6 +280,15 @@ fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     }
     if let Some(b) = data.get(whole).filter(|_| part > 0) {
         out.extend((0..part).map(|k| Value::Bool(b >> k & 1 == 1)));
+    }
+}
+
+/// Room for `n` values in the empty list `out`: a spare list too small grows at once to the
+/// register maximum (or `n`), not poll by poll.
+#[inline]
+fn grow(out: &mut Vec<Value>, n: usize) {
+    if out.capacity() < n {
+        out.reserve_exact(MAX_REGISTER_VALUES.max(n));
     }
 }
 
@@ -294,71 +303,12 @@ pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
 fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
     out.clear();
-    out.reserve(n);
+    grow(out, n);
     // `extend` from an exact-size iterator: one capacity check, not one per value.
     out.extend(data.chunks_exact(2).take(n).map(|c| match *c {
         [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
         _ => Value::Int(0),
     }));
-}
-
-/// [`fill_registers`] written over the values `out` holds (each dropped as it is
-/// overwritten, the extra ones truncated): the same list, without emptying it first.
-pub(crate) fn overwrite_registers(out: &mut Vec<Value>, data: &[u8]) {
-    let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
-    let data = data.get(..2 * n).unwrap_or_default();
-    out.truncate(n);
-    if out.capacity() < n {
-        // Room for any register read at once: a spare list grows once, not poll by poll.
-        out.reserve_exact(MAX_REGISTER_VALUES.max(n) - out.len());
-    }
-    // The registers for the values held, then the rest appended (an exact-size iterator:
-    // one capacity check).
-    let (over, rest) = data.split_at_checked(2 * out.len()).unwrap_or((data, &[]));
-    for (slot, c) in out.iter_mut().zip(over.chunks_exact(2)) {
-        let v = match *c {
-            [hi, lo] => i64::from(u16::from_be_bytes([hi, lo])),
-            _ => 0,
-        };
-        match slot {
-            Value::Int(x) => *x = v,
-            other => *other = Value::Int(v),
-        }
-    }
-    out.extend(rest.chunks_exact(2).map(register));
-}
-
-/// The big-endian register in `c` (two bytes).
-#[inline]
-fn register(c: &[u8]) -> Value {
-    match *c {
-        [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
-        _ => Value::Int(0),
-    }
-}
-
-/// [`fill_bits`] written over the values `out` holds, as [`overwrite_registers`].
-pub(crate) fn overwrite_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
-    let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
-    out.truncate(n);
-    if out.capacity() < n {
-        // As in `overwrite_registers` (coil reads beyond that grow as needed).
-        out.reserve_exact(MAX_REGISTER_VALUES.max(n) - out.len());
-    }
-    // Eight values per byte over the values held, then the rest appended as `fill_bits`.
-    let k = out.len();
-    for (chunk, b) in out.chunks_mut(8).zip(data) {
-        for (i, slot) in chunk.iter_mut().enumerate() {
-            let v = b >> i & 1 == 1;
-            match slot {
-                Value::Bool(x) => *x = v,
-                other => *other = Value::Bool(v),
-            }
-        }
-    }
-    out.extend(
-        (k..n).map(|i| Value::Bool(data.get(i >> 3).is_some_and(|b| b >> (i & 7) & 1 == 1))),
-    );
 }
 
 fn raw(data: &[u8]) -> Value {
@@ -1002,24 +952,6 @@ mod tests {
                 let mut v = vec![Value::Bool(true); 3];
                 fill_bits(&mut v, d, n);
                 assert_eq!(v, bits(d, n));
-            }
-            // Written over lists shorter, as long and longer, holding other kinds of values.
-            for old in [0usize, 1, 5, 128, 130, 300, 2100] {
-                let held: Vec<Value> = (0..old)
-                    .map(|i| match i % 3 {
-                        0 => Value::Str("old".into()),
-                        1 => Value::Bool(false),
-                        _ => Value::Int(-1),
-                    })
-                    .collect();
-                let mut v = held.clone();
-                overwrite_registers(&mut v, d);
-                assert_eq!(v, registers(d));
-                for n in [0, 1, 7, 8, 9, 2000, 5000] {
-                    let mut v = held.clone();
-                    overwrite_bits(&mut v, d, n);
-                    assert_eq!(v, bits(d, n));
-                }
             }
         }
     }

@@ -473,7 +473,7 @@ impl ModbusParser {
                 p.fc = fc;
                 p.violations = Violations::NONE;
                 // Nothing pending: nothing replaced, dropped or flooding.
-                let _ = self.tx.add(key, slot, self.config.max_pending);
+                self.tx.add_idle(key, slot);
             }
             #[cfg(test)]
             {
@@ -510,7 +510,7 @@ impl ModbusParser {
         m.responses += 1;
         m.transactions += 1;
         let ecx = self.event_cx(cx);
-        let Some((slot, _)) = self.tx.answer(key, fc, self.config.max_pending) else {
+        let Some(slot) = self.tx.answer_only(self.config.max_pending) else {
             return true;
         };
         if let Some(p) = self.tx.slot_mut(slot) {
