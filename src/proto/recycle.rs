@@ -2,14 +2,18 @@
 //!
 //! A Modbus transaction builds an access list and a value list; allocating and freeing them
 //! per event was a tenth of the packet path. The pipeline hands every event it has emitted to
-//! [`recycle_all`], which keeps its (emptied) vectors; the parsers take them back through
-//! [`accesses`] and [`values`]. The spares are per thread and bounded: at most
+//! [`recycle_all`], which keeps its vectors; the parsers take them back through
+//! [`read_list`], [`accesses`] and [`values`]. The spares are per thread and bounded: at most
 //! [`MAX_SPARES`] vectors of each kind, value lists only up to [`MAX_VALUES_CAPACITY`] slots.
-//! Reuse changes no output: a spare value list is empty, only its capacity is kept. A spare
-//! access list keeps its last accesses (whose value lists were taken or emptied), so that
-//! recycling does not drop them one by one: [`accesses`] empties it before handing it out,
-//! [`accesses_and_values`] hands it out as it is, for the read fast path to overwrite its
-//! first access in place ([`reuse_first`]).
+//!
+//! An access list of at most [`MAX_WHOLE_ACCESSES`] accesses whose value lists are all small
+//! enough (a Modbus event's, most of the time) is kept whole, in one push: its accesses keep
+//! their objects and their value lists, values still in them. The parsers pay for emptying
+//! only what they reuse: [`read_list`] reuses the first access and its value list as they
+//! are (emptied), [`accesses`] and [`values`] take the value lists out of a whole list when
+//! they need them. Other lists are taken apart when recycled, as a whole list is when
+//! reused: value lists kept (emptied) as spares, the list kept empty. Reuse changes no
+//! output: what a parser gets is empty, only its capacity is kept.
 
 use crate::event::{Access, AccessDir, IcsEvent, ObjectRef, Value};
 use std::cell::RefCell;
@@ -20,51 +24,68 @@ pub(crate) const MAX_SPARES: usize = 64;
 pub(crate) const MAX_VALUES_CAPACITY: usize = 128;
 /// Largest access list kept.
 const MAX_ACCESSES_CAPACITY: usize = 8;
+/// Most accesses of a list kept whole (with their value lists).
+pub(crate) const MAX_WHOLE_ACCESSES: usize = 2;
 
 /// The spare vectors of one thread.
 struct Spares {
-    accesses: Vec<Vec<Access>>,
+    /// Access lists kept whole: accesses and value lists as the finished event had them.
+    whole: Vec<Vec<Access>>,
+    /// Empty access lists.
+    bare: Vec<Vec<Access>>,
+    /// Empty value lists.
     values: Vec<Vec<Value>>,
 }
 
 thread_local! {
     static SPARES: RefCell<Spares> = const {
         RefCell::new(Spares {
-            accesses: Vec::new(),
+            whole: Vec::new(),
+            bare: Vec::new(),
             values: Vec::new(),
         })
     };
 }
 
-/// An empty access list (a spare one when there is one).
-pub(crate) fn accesses() -> Vec<Access> {
-    let mut a: Vec<Access> = SPARES
-        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.accesses.pop()))
+/// Runs `f` on this thread's spares; `None` when they cannot be reached (thread ending, or
+/// already borrowed).
+#[inline]
+fn with_spares<R>(f: impl FnOnce(&mut Spares) -> R) -> Option<R> {
+    SPARES
+        .try_with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s)))
         .ok()
         .flatten()
-        .unwrap_or_default();
-    a.clear();
-    a
 }
 
-/// An access list that may still hold a finished event's accesses (make it the list of
-/// one access with [`reuse_first`]) and an empty value list (spares when there are, found
-/// with one look-up), for a request whose values come later: the value list gets its room
-/// then.
-pub(crate) fn accesses_and_values() -> (Vec<Access>, Vec<Value>) {
-    SPARES
-        .try_with(|s| {
-            s.try_borrow_mut()
-                .ok()
-                .map(|mut s| {
-                    (
-                        s.accesses.pop().unwrap_or_default(),
-                        s.values.pop().unwrap_or_default(),
-                    )
-                })
-                .unwrap_or_default()
-        })
-        .unwrap_or_default()
+/// An empty access list (a spare one when there is one).
+pub(crate) fn accesses() -> Vec<Access> {
+    with_spares(Spares::bare_list).unwrap_or_default()
+}
+
+/// The list of the one access `dir`, `object` with an empty value list: a spare list whose
+/// first access (and its value list's room) is reused in place when there is one.
+#[inline]
+pub(crate) fn read_list(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
+    let mut list = with_spares(|s| s.whole.pop().or_else(|| s.bare.pop()))
+        .flatten()
+        .unwrap_or_default();
+    match list.first_mut() {
+        Some(a) => {
+            a.dir = dir;
+            a.object = object;
+            a.values.clear();
+            if list.len() > 1 {
+                with_spares(|s| s.harvest_from(&mut list, 1));
+                list.truncate(1);
+            }
+        }
+        None => list.push(Access {
+            dir,
+            object,
+            values: Vec::new(),
+        }),
+    }
+    list
 }
 
 /// An empty value list with room for `n` values (a spare one when `n` is small).
@@ -72,40 +93,12 @@ pub(crate) fn values(n: usize) -> Vec<Value> {
     if n > MAX_VALUES_CAPACITY {
         return Vec::with_capacity(n);
     }
-    let spare = SPARES
-        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.values.pop()))
-        .ok()
-        .flatten();
-    match spare {
+    match with_spares(Spares::value_list).flatten() {
         Some(mut v) => {
             v.reserve(n);
             v
         }
         None => Vec::with_capacity(n),
-    }
-}
-
-/// Makes `list` (from [`accesses_and_values`]) the list of the one access `dir`, `object`,
-/// `values`: its first access is overwritten in place when it has one, the others dropped.
-#[inline]
-pub(crate) fn reuse_first(
-    list: &mut Vec<Access>,
-    dir: AccessDir,
-    object: ObjectRef,
-    values: Vec<Value>,
-) {
-    match list.first_mut() {
-        Some(a) => {
-            a.dir = dir;
-            a.object = object;
-            a.values = values;
-            list.truncate(1);
-        }
-        None => list.push(Access {
-            dir,
-            object,
-            values,
-        }),
     }
 }
 
@@ -115,10 +108,7 @@ pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
     if evs.is_empty() {
         return;
     }
-    let _ = SPARES.try_with(|s| {
-        let Ok(mut s) = s.try_borrow_mut() else {
-            return;
-        };
+    let _ = with_spares(|s| {
         for ev in evs {
             s.take_from(ev);
         }
@@ -126,16 +116,36 @@ pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
 }
 
 impl Spares {
-    /// Keeps the vectors of `ev` (within the bounds); the event keeps the others. A kept
-    /// access list keeps its accesses, their value lists taken (or dropped when not kept).
+    /// Keeps the vectors of `ev` (within the bounds); the event keeps the others.
     #[inline]
     fn take_from(&mut self, ev: &mut IcsEvent) {
-        if ev.accesses.capacity() == 0 {
+        let cap = ev.accesses.capacity();
+        if cap == 0 {
             return;
         }
-        let keep_list =
-            ev.accesses.capacity() <= MAX_ACCESSES_CAPACITY && self.accesses.len() < MAX_SPARES;
-        for a in &mut ev.accesses {
+        if cap <= MAX_ACCESSES_CAPACITY
+            && ev.accesses.len() <= MAX_WHOLE_ACCESSES
+            && self.whole.len() < MAX_SPARES
+            && ev
+                .accesses
+                .iter()
+                .all(|a| a.values.capacity() <= MAX_VALUES_CAPACITY)
+        {
+            self.whole.push(std::mem::take(&mut ev.accesses));
+            return;
+        }
+        self.harvest_from(&mut ev.accesses, 0);
+        if cap <= MAX_ACCESSES_CAPACITY && self.bare.len() < MAX_SPARES {
+            let mut list = std::mem::take(&mut ev.accesses);
+            list.clear();
+            self.bare.push(list);
+        }
+    }
+
+    /// Keeps the value lists of the accesses of `list` from the `from`th on (emptied, within
+    /// the bounds); the accesses keep empty ones.
+    fn harvest_from(&mut self, list: &mut [Access], from: usize) {
+        for a in list.iter_mut().skip(from) {
             let v = &mut a.values;
             if v.capacity() > 0
                 && v.capacity() <= MAX_VALUES_CAPACITY
@@ -143,24 +153,75 @@ impl Spares {
             {
                 v.clear();
                 self.values.push(std::mem::take(v));
-            } else if keep_list && v.capacity() > 0 {
-                // Not kept as a spare: not kept in the spare access list either.
-                *v = Vec::new();
             }
         }
-        if keep_list {
-            self.accesses.push(std::mem::take(&mut ev.accesses));
+    }
+
+    /// An empty access list: a bare one, or a whole one taken apart.
+    fn bare_list(&mut self) -> Vec<Access> {
+        if let Some(l) = self.bare.pop() {
+            return l;
         }
+        let mut l = self.whole.pop().unwrap_or_default();
+        self.harvest_from(&mut l, 0);
+        l.clear();
+        l
+    }
+
+    /// An empty value list: a spare one, or one taken out of a whole access list (whose
+    /// other value lists become spares, the list a bare one).
+    fn value_list(&mut self) -> Option<Vec<Value>> {
+        if let Some(v) = self.values.pop() {
+            return Some(v);
+        }
+        let mut l = self.whole.pop()?;
+        self.harvest_from(&mut l, 0);
+        l.clear();
+        if self.bare.len() < MAX_SPARES {
+            self.bare.push(l);
+        }
+        self.values.pop()
     }
 }
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn bounded() {
+        SPARES.with(|s| {
+            let s = s.borrow();
+            assert!(
+                s.whole.len() <= MAX_SPARES
+                    && s.bare.len() <= MAX_SPARES
+                    && s.values.len() <= MAX_SPARES
+            );
+            for l in &s.whole {
+                assert!(l.len() <= MAX_WHOLE_ACCESSES && l.capacity() <= MAX_ACCESSES_CAPACITY);
+                assert!(l.iter().all(|a| a.values.capacity() <= MAX_VALUES_CAPACITY));
+            }
+            for l in &s.bare {
+                assert!(l.is_empty() && l.capacity() <= MAX_ACCESSES_CAPACITY);
+            }
+            for v in &s.values {
+                assert!(v.is_empty() && v.capacity() <= MAX_VALUES_CAPACITY);
+            }
+        });
+    }
+
+    fn drain_spares() {
+        SPARES.with(|s| {
+            let mut s = s.borrow_mut();
+            s.whole.clear();
+            s.bare.clear();
+            s.values.clear();
+        });
+    }
 
     #[test]
     fn spares_come_back_empty_and_bounded() {
+        drain_spares();
         let mut a = accesses();
         let mut v = values(10);
         v.push(Value::Int(1));
@@ -194,18 +255,12 @@ mod tests {
                 ..test_event()
             }]);
         }
-        SPARES.with(|s| {
-            let s = s.borrow();
-            assert!(s.accesses.len() <= MAX_SPARES && s.values.len() <= MAX_SPARES);
-        });
+        bounded();
     }
 
-    /// A spare access list still holding accesses (Modbus, OPC UA node and named objects,
-    /// several, with value lists kept or too big to keep) is empty through `accesses`, and
-    /// through `reuse_first` becomes exactly the one access asked for, as a fresh list would.
-    #[test]
-    fn reused_access_lists_equal_fresh_ones() {
-        let object = |k: u32| match k % 3 {
+    /// An object of kind `k`: Modbus, OPC UA node, named.
+    fn object(k: u32) -> ObjectRef {
+        match k % 3 {
             0 => ObjectRef::Modbus {
                 table: crate::event::ModbusTable::HoldingRegister,
                 start: k,
@@ -218,57 +273,102 @@ mod tests {
             _ => ObjectRef::Other {
                 name: "x".to_string(),
             },
-        };
-        for n in 0..=MAX_ACCESSES_CAPACITY + 1 {
-            for big in [false, true] {
-                let evs: Vec<IcsEvent> = (0..2 * MAX_SPARES)
-                    .map(|e| {
-                        let a = (0..n)
-                            .map(|k| {
-                                let len = if big { MAX_VALUES_CAPACITY + 1 } else { k + 1 };
-                                let mut values = Vec::with_capacity(len);
-                                values.extend((0..len).map(|i| Value::Int(i as i64)));
-                                values.push(Value::Str("s".to_string()));
-                                Access {
-                                    dir: crate::event::AccessDir::Write,
-                                    object: object((k + e) as u32),
-                                    values,
-                                }
-                            })
-                            .collect();
-                        IcsEvent {
-                            accesses: a,
-                            ..test_event()
+        }
+    }
+
+    /// Events of `n` accesses each (value lists of `big` size or small, with values).
+    fn events(n: usize, big: bool, count: usize) -> Vec<IcsEvent> {
+        (0..count)
+            .map(|e| {
+                let a = (0..n)
+                    .map(|k| {
+                        let len = if big { MAX_VALUES_CAPACITY + 1 } else { k + 1 };
+                        let mut values = Vec::with_capacity(len);
+                        values.extend((0..len).map(|i| Value::Int(i as i64)));
+                        values.push(Value::Str("s".to_string()));
+                        Access {
+                            dir: crate::event::AccessDir::Write,
+                            object: object((k + e) as u32),
+                            values,
                         }
                     })
                     .collect();
-                let mut evs = evs;
+                IcsEvent {
+                    accesses: a,
+                    ..test_event()
+                }
+            })
+            .collect()
+    }
+
+    /// Spare access lists (whole ones still holding accesses and values, bare ones) are
+    /// empty through `accesses`, their value lists empty through `values`, and through
+    /// `read_list` become exactly the one access asked for, as a fresh list would.
+    #[test]
+    fn reused_access_lists_equal_fresh_ones() {
+        for n in 0..=MAX_ACCESSES_CAPACITY + 1 {
+            for big in [false, true] {
+                drain_spares();
+                let mut evs = events(n, big, 2 * MAX_SPARES);
                 recycle_all(&mut evs);
-                SPARES.with(|s| {
-                    let s = s.borrow();
-                    assert!(s.accesses.len() <= MAX_SPARES && s.values.len() <= MAX_SPARES);
-                    for l in &s.accesses {
-                        assert!(l.iter().all(|a| a.values.capacity() == 0));
-                    }
-                });
+                bounded();
                 assert!(accesses().is_empty());
+                assert!(values(3).is_empty());
+                bounded();
                 for k in 0..3 {
-                    let (mut list, values) = accesses_and_values();
-                    assert!(values.is_empty());
-                    let mut want_values = values.clone();
-                    want_values.push(Value::Int(7));
-                    let mut values = values;
-                    values.push(Value::Int(7));
-                    reuse_first(&mut list, AccessDir::Read, object(k), values);
+                    let mut list = read_list(AccessDir::Read, object(k));
                     assert_eq!(
                         list,
                         vec![Access {
                             dir: AccessDir::Read,
                             object: object(k),
-                            values: want_values,
+                            values: Vec::new(),
                         }]
                     );
+                    list[0].values.push(Value::Int(7));
+                    recycle_all(&mut [IcsEvent {
+                        accesses: list,
+                        ..test_event()
+                    }]);
+                    bounded();
                 }
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Recycle(usize, bool),
+        Accesses,
+        Values(usize),
+        Read(u32),
+    }
+
+    proptest! {
+        /// Whatever mix of events is recycled and of vectors taken, every vector handed out
+        /// is empty (or exactly the access asked for), and the spares stay within bounds.
+        #[test]
+        fn any_mix_hands_out_empty_vectors(ops in proptest::collection::vec(prop_oneof![
+            (0usize..5, any::<bool>()).prop_map(|(n, b)| Op::Recycle(n, b)),
+            Just(Op::Accesses),
+            (0usize..200).prop_map(Op::Values),
+            (0u32..6).prop_map(Op::Read),
+        ], 0..200)) {
+            drain_spares();
+            for op in ops {
+                match op {
+                    Op::Recycle(n, big) => recycle_all(&mut events(n, big, 3)),
+                    Op::Accesses => prop_assert!(accesses().is_empty()),
+                    Op::Values(n) => {
+                        let v = values(n);
+                        prop_assert!(v.is_empty() && v.capacity() >= n);
+                    }
+                    Op::Read(k) => prop_assert_eq!(
+                        read_list(AccessDir::Write, object(k)),
+                        vec![Access { dir: AccessDir::Write, object: object(k), values: Vec::new() }]
+                    ),
+                }
+                bounded();
             }
         }
     }

@@ -109,10 +109,24 @@ pub(crate) struct ReqEvent {
     pub(crate) op: OpKind,
     /// Function.
     pub(crate) function: Function,
-    /// Accesses (with written values).
+    /// Accesses (with written values); unused while `read` is set.
     pub(crate) accesses: Vec<Access>,
+    /// The one access of a read (FC 1–4), built only when the event is: set instead of
+    /// `accesses`.
+    pub(crate) read: Option<ReadAccess>,
     /// Details of the request.
     pub(crate) details: Vec<(&'static str, Value)>,
+}
+
+/// The object of a read request (FC 1–4), kept in its slot until its event is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReadAccess {
+    /// Table read.
+    pub(crate) table: ModbusTable,
+    /// First address.
+    pub(crate) start: u16,
+    /// Quantity asked for.
+    pub(crate) quantity: u16,
 }
 
 impl Default for ReqEvent {
@@ -125,6 +139,7 @@ impl Default for ReqEvent {
             op: OpKind::Other,
             function: function(0, None, None),
             accesses: Vec::new(),
+            read: None,
             details: Vec::new(),
         }
     }
@@ -135,6 +150,37 @@ impl ReqEvent {
     /// `outcome` and no response yet; its vectors are moved out.
     #[inline]
     pub(crate) fn take_event(&mut self, cx: &EventCx<'_>, outcome: Outcome) -> IcsEvent {
+        let accesses = match self.read.take() {
+            Some(r) => recycle::read_list(AccessDir::Read, r.object()),
+            None => std::mem::take(&mut self.accesses),
+        };
+        self.event(cx, outcome, accesses)
+    }
+
+    /// The event of this read request (`read` set, FC `fc` 1–4) answered `Ok` with read
+    /// data `data` of the byte count its quantity asks for: [`ReqEvent::take_event`] then
+    /// [`apply_response`], in one go.
+    #[inline(always)]
+    pub(crate) fn take_read_event(&mut self, cx: &EventCx<'_>, fc: u8, data: &[u8]) -> IcsEvent {
+        let accesses = match self.read.take() {
+            Some(r) => {
+                let mut list = recycle::read_list(AccessDir::Read, r.object());
+                if let Some(a) = list.first_mut() {
+                    if fc <= 2 {
+                        fill_bits(&mut a.values, data, usize::from(r.quantity));
+                    } else {
+                        fill_registers(&mut a.values, data);
+                    }
+                }
+                list
+            }
+            None => std::mem::take(&mut self.accesses),
+        };
+        self.event(cx, Outcome::Ok, accesses)
+    }
+
+    #[inline(always)]
+    fn event(&mut self, cx: &EventCx<'_>, outcome: Outcome, accesses: Vec<Access>) -> IcsEvent {
         let (client, server) = cx.sides();
         IcsEvent {
             ts: self.ts,
@@ -147,7 +193,7 @@ impl ReqEvent {
             session: None,
             op: self.op,
             function: self.function.clone(),
-            accesses: std::mem::take(&mut self.accesses),
+            accesses,
             outcome,
             latency_us: None,
             violations: Vec::new(),
@@ -159,6 +205,14 @@ impl ReqEvent {
                 response_packet: None,
             },
         }
+    }
+}
+
+impl ReadAccess {
+    /// The object read.
+    #[inline]
+    fn object(self) -> ObjectRef {
+        modbus(self.table, u32::from(self.start), u32::from(self.quantity))
     }
 }
 
@@ -218,7 +272,7 @@ pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
 fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
     out.clear();
-    out.reserve(n);
+    grow(out, n);
     // Whole bytes, then the bits of the last one: no per-bit length check.
     let (whole, part) = (n / 8, n % 8);
     for b in data.iter().take(whole) {
@@ -226,6 +280,15 @@ fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     }
     if let Some(b) = data.get(whole).filter(|_| part > 0) {
         out.extend((0..part).map(|k| Value::Bool(b >> k & 1 == 1)));
+    }
+}
+
+/// Room for `n` values in the empty list `out`: a spare list too small grows at once to the
+/// register maximum (or `n`), not poll by poll.
+#[inline]
+fn grow(out: &mut Vec<Value>, n: usize) {
+    if out.capacity() < n {
+        out.reserve_exact(MAX_REGISTER_VALUES.max(n));
     }
 }
 
@@ -240,7 +303,7 @@ pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
 fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
     out.clear();
-    out.reserve(n);
+    grow(out, n);
     // `extend` from an exact-size iterator: one capacity check, not one per value.
     out.extend(data.chunks_exact(2).take(n).map(|c| match *c {
         [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
@@ -271,37 +334,47 @@ pub(crate) fn request_event(
     let fc = req.function;
     let unit = Some(h.unit_id);
     if let (Request::Read { start, quantity }, Some(table)) = (&req.body, read_table(fc)) {
-        // The common read: written straight into the slot, as the general path below would
-        // (its value list is empty like the general path's, with a spare's room for the
+        // The common read: written straight into the slot, as the general path below would,
+        // but its access only when its event is built (with a spare list's room for the
         // response's values).
-        let (mut accesses, values) = recycle::accesses_and_values();
-        recycle::reuse_first(
-            &mut accesses,
-            AccessDir::Read,
-            modbus(table, u32::from(*start), u32::from(*quantity)),
-            values,
-        );
-        ev.ts = cx.ts;
-        ev.packet = cx.packet;
-        ev.file = Some(Arc::clone(cx.file));
-        ev.unit = unit;
-        ev.op = OpKind::Read;
-        set_function(&mut ev.function, fc);
-        let old = std::mem::replace(&mut ev.accesses, accesses);
-        if old.capacity() == 0 {
-            // Moved out by the last `take_event`: owns nothing (no room, so no accesses),
-            // nothing to drop; forgetting it skips the drop glue's call.
-            std::mem::forget(old);
-        } else {
-            drop(old);
-        }
-        ev.details.clear();
+        write_read(ev, cx, unit, fc, table, *start, *quantity);
         return ReqShape::Read {
             fc,
             quantity: *quantity,
         };
     }
     request_event_general(ev, cx, h, req)
+}
+
+/// Writes a read request (FC 1–4, table `table`) into `ev`, as [`request_event`] does.
+#[inline]
+pub(crate) fn write_read(
+    ev: &mut ReqEvent,
+    cx: &EventCx<'_>,
+    unit: Option<u8>,
+    fc: u8,
+    table: ModbusTable,
+    start: u16,
+    quantity: u16,
+) {
+    ev.ts = cx.ts;
+    ev.packet = cx.packet;
+    ev.file = Some(Arc::clone(cx.file));
+    ev.unit = unit;
+    ev.op = OpKind::Read;
+    set_function(&mut ev.function, fc);
+    if ev.accesses.capacity() != 0 {
+        // Not moved out (a slot dropped without an event): not used while `read` is set.
+        ev.accesses = Vec::new();
+    }
+    ev.read = Some(ReadAccess {
+        table,
+        start,
+        quantity,
+    });
+    if !ev.details.is_empty() {
+        ev.details.clear();
+    }
 }
 
 /// [`request_event`] for any request (the reference for its fast path).
@@ -537,6 +610,7 @@ fn request_event_general(
     ev.op = op;
     ev.function = function(fc & 0x7f, sub, sub_name);
     ev.accesses = accesses;
+    ev.read = None;
     ev.details = details;
     shape
 }
@@ -578,14 +652,7 @@ pub(crate) fn apply_response(
             if usize::from(*byte_count) != expected {
                 v |= Violations::RESPONSE_BYTE_COUNT_MISMATCH;
             }
-            // Into the access's own (empty) value list.
-            if let Some(a) = ev.accesses.first_mut() {
-                if *fc <= 2 {
-                    fill_bits(&mut a.values, data, usize::from(*quantity));
-                } else {
-                    fill_registers(&mut a.values, data);
-                }
-            }
+            fill_read(ev, *fc, *quantity, data);
         }
         (Response::ReadData { byte_count, data }, ReqShape::ReadWrite { quantity }) => {
             if usize::from(*byte_count) != usize::from(*quantity) * 2 {
@@ -667,6 +734,19 @@ pub(crate) fn apply_response(
         _ => response_details(ev, resp),
     }
     v
+}
+
+/// Writes the values of read data (FC 1–4 asking for `quantity`) into the (empty) value
+/// list of the event's first access.
+#[inline]
+pub(crate) fn fill_read(ev: &mut IcsEvent, fc: u8, quantity: u16, data: &[u8]) {
+    if let Some(a) = ev.accesses.first_mut() {
+        if fc <= 2 {
+            fill_bits(&mut a.values, data, usize::from(quantity));
+        } else {
+            fill_registers(&mut a.values, data);
+        }
+    }
 }
 
 #[inline]

@@ -191,6 +191,12 @@ pub struct ModbusParser {
     /// `Some(true)` when the Modbus client is the flow table's server side.
     swapped: Option<bool>,
     tx: Transactions,
+    /// Tests only: never take the read fast path (the reference it is checked against).
+    #[cfg(test)]
+    no_fast: bool,
+    /// Tests only: ADUs the read fast path handled.
+    #[cfg(test)]
+    fast_hits: u64,
 }
 
 impl ModbusParser {
@@ -208,6 +214,10 @@ impl ModbusParser {
             in_sync: [true, true],
             swapped: None,
             tx: Transactions::default(),
+            #[cfg(test)]
+            no_fast: false,
+            #[cfg(test)]
+            fast_hits: 0,
         }
     }
 
@@ -340,6 +350,9 @@ impl ModbusParser {
             self.orient(dir, fc, body, cx);
         }
         let is_request = (dir == Direction::ToServer) != (self.swapped == Some(true));
+        if self.fast_read(is_request, h, fc, body, cx) {
+            return;
+        }
         let key = (h.transaction_id, h.unit_id);
         let cap = self.config.max_pending;
         if is_request {
@@ -397,6 +410,122 @@ impl ModbusParser {
                 }
             }
         }
+    }
+
+    /// The common read poll (FC 1–4), request or response, when nothing about it needs the
+    /// general path of [`ModbusParser::on_adu`]: no violation in the header, the request or
+    /// the pair, a request when nothing is pending, the response of the only pending request
+    /// with its transaction id and the byte count its quantity asks for. Does what the
+    /// general path does (counters, slot, event) and returns true; false when the ADU is
+    /// not such a read (nothing done). The ADU's `pdus` and function code are counted.
+    #[inline]
+    fn fast_read(
+        &mut self,
+        is_request: bool,
+        h: &Mbap,
+        fc: u8,
+        body: &[u8],
+        cx: &mut ParseCx<'_>,
+    ) -> bool {
+        #[cfg(test)]
+        if self.no_fast {
+            return false;
+        }
+        let Some(table) = types::read_table(fc) else {
+            return false;
+        };
+        if h.protocol_id != 0 {
+            return false;
+        }
+        let key = (h.transaction_id, h.unit_id);
+        if is_request {
+            // Length 6 (so within 2..=254): the function code and these four bytes.
+            let &[a, b, c, d] = body else {
+                return false;
+            };
+            let (start, quantity) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            let max = if fc <= 2 {
+                types::limits::READ_BITS
+            } else {
+                types::limits::READ_REGISTERS
+            };
+            if quantity == 0
+                || quantity > max
+                || u32::from(start) + u32::from(quantity) > 0x1_0000
+                || !self.tx.idle()
+            {
+                return false;
+            }
+            cx.stats.modbus.requests += 1;
+            let ecx = self.event_cx(cx);
+            let slot = self.tx.alloc();
+            if let Some(p) = self.tx.slot_mut(slot) {
+                events::write_read(
+                    &mut p.req,
+                    &ecx,
+                    Some(h.unit_id),
+                    fc,
+                    table,
+                    start,
+                    quantity,
+                );
+                p.shape = events::ReqShape::Read { fc, quantity };
+                p.fc = fc;
+                p.violations = Violations::NONE;
+                // Nothing pending: nothing replaced, dropped or flooding.
+                self.tx.add_idle(key, slot);
+            }
+            #[cfg(test)]
+            {
+                self.fast_hits += 1;
+            }
+            return true;
+        }
+        // Read data whose byte count is the body's (so the length is within 2..=254 and
+        // not 0, and even for registers when it is the count asked for).
+        let [byte_count, data @ ..] = body else {
+            return false;
+        };
+        let Some(p) = self.tx.only(key) else {
+            return false;
+        };
+        let expected = match p.shape {
+            events::ReqShape::Read { fc: f, quantity } if f == fc => {
+                if fc <= 2 {
+                    parser::bit_bytes(quantity)
+                } else {
+                    usize::from(quantity) * 2
+                }
+            }
+            _ => return false,
+        };
+        if usize::from(*byte_count) != expected
+            || data.len() != expected
+            || !p.violations.is_empty()
+            || p.fc != fc
+        {
+            return false;
+        }
+        let m = &mut cx.stats.modbus;
+        m.responses += 1;
+        m.transactions += 1;
+        let ecx = self.event_cx(cx);
+        let Some(slot) = self.tx.answer_only(self.config.max_pending) else {
+            return true;
+        };
+        if let Some(p) = self.tx.slot_mut(slot) {
+            cx.events.push(p.req.take_read_event(&ecx, fc, data));
+            if let Some(ev) = cx.events.last_mut() {
+                ev.latency_us = Some(ecx.ts.micros_since(ev.ts));
+                ev.evidence.response_packet = Some(ecx.packet);
+            }
+            #[cfg(test)]
+            {
+                self.fast_hits += 1;
+            }
+        }
+        self.tx.free(slot);
+        true
     }
 
     /// Out of sync in `data`: returns the offset of the next plausible frame start, or how
@@ -682,6 +811,8 @@ mod tests {
         );
         assert!(h.m().violations.is_empty());
         assert_eq!((h.m().pdus, h.m().transactions), (2, 1));
+        // Both through the read fast path.
+        assert_eq!(h.parser.fast_hits, 2);
     }
 
     #[test]
@@ -1377,6 +1508,130 @@ mod tests {
         }
     }
 
+    /// One step of a conversation for the fast-path equivalence test.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A request and (maybe) its response, with what goes wrong: 0 nothing, 1 byte count
+        /// off by one, 2 exception, 3 no response, 4 response of another read function, 5
+        /// response with another transaction id, 6 request flagged (protocol id 1), 7 data
+        /// cut short, 8 request repeated before the response (tid reused). `split` cuts the
+        /// request and the response in two packets; `twice` sends a second request (next
+        /// tid) in the same segment, and both responses in one segment.
+        Pair {
+            case: Case,
+            tid: u16,
+            unit: u8,
+            wrong: u8,
+            split: Option<usize>,
+            twice: bool,
+        },
+        /// A reassembly gap in one direction.
+        Gap(bool),
+        /// Seconds pass.
+        Wait(u8),
+        /// Arbitrary bytes in one direction.
+        Junk(bool, Vec<u8>),
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            8 => (arb_case(), 0u16..4, 0u8..2, prop_oneof![6 => Just(0u8), 4 => 0u8..9],
+                  prop::option::weighted(0.2, 1usize..20), prop::bool::weighted(0.2))
+                .prop_map(|(case, tid, unit, wrong, split, twice)| Step::Pair {
+                    case, tid, unit, wrong, split, twice,
+                }),
+            1 => any::<bool>().prop_map(Step::Gap),
+            1 => (0u8..15).prop_map(Step::Wait),
+            1 => (any::<bool>(), prop::collection::vec(any::<u8>(), 0..20))
+                .prop_map(|(d, b)| Step::Junk(d, b)),
+        ]
+    }
+
+    /// Runs `steps` through a parser with the read fast path on or off: its events and
+    /// counters.
+    fn converse(steps: &[Step], cap: usize, fast: bool) -> (Vec<IcsEvent>, ModbusStats) {
+        let cfg = ModbusConfig {
+            request_timeout_secs: 10,
+            max_pending: cap,
+        };
+        let mut h = Harness::with(
+            cfg,
+            meta(ep(CLIENT, 40000), ep(SERVER, 502), SideSource::Handshake),
+        );
+        h.parser.no_fast = !fast;
+        let mut ms = 0u64;
+        let send =
+            |h: &mut Harness, ms: &mut u64, dir: Direction, bytes: &[u8], split: Option<usize>| {
+                *ms += 1;
+                match split.filter(|k| *k < bytes.len()) {
+                    Some(k) => {
+                        h.send(dir, *ms, &bytes[..k]);
+                        *ms += 1;
+                        h.send(dir, *ms, &bytes[k..]);
+                    }
+                    None => h.send(dir, *ms, bytes),
+                }
+            };
+        for step in steps {
+            match step {
+                Step::Pair {
+                    case,
+                    tid,
+                    unit,
+                    wrong,
+                    split,
+                    twice,
+                } => {
+                    let (req, mut resp) = build(case);
+                    let mut req_adu = adu(*tid, *unit, &req);
+                    if *wrong == 6 {
+                        req_adu[3] = 1;
+                    }
+                    match wrong {
+                        1 if resp.len() > 1 && matches!(case.fc, 1..=4 | 23) => {
+                            resp[1] = resp[1].wrapping_add(1)
+                        }
+                        2 => resp = vec![case.fc | 0x80, 2],
+                        4 if matches!(case.fc, 1..=4) => resp[0] = if case.fc == 3 { 4 } else { 3 },
+                        7 if resp.len() > 2 => {
+                            resp.pop();
+                        }
+                        _ => {}
+                    }
+                    let resp_tid = if *wrong == 5 {
+                        tid.wrapping_add(9)
+                    } else {
+                        *tid
+                    };
+                    let mut req_seg = req_adu.clone();
+                    if *wrong == 8 {
+                        req_seg.extend(&req_adu);
+                    }
+                    let mut resp_seg = adu(resp_tid, *unit, &resp);
+                    if *twice {
+                        req_seg.extend(adu(tid.wrapping_add(1), *unit, &req));
+                        resp_seg.extend(adu(resp_tid.wrapping_add(1), *unit, &resp));
+                    }
+                    send(&mut h, &mut ms, TS, &req_seg, *split);
+                    if *wrong != 3 {
+                        send(&mut h, &mut ms, TC, &resp_seg, *split);
+                    }
+                }
+                Step::Gap(to_client) => h.gap(if *to_client { TC } else { TS }),
+                Step::Wait(secs) => ms += u64::from(*secs) * 1000,
+                Step::Junk(to_client, bytes) => send(
+                    &mut h,
+                    &mut ms,
+                    if *to_client { TC } else { TS },
+                    bytes,
+                    None,
+                ),
+            }
+        }
+        h.close(ms + 1);
+        (std::mem::take(&mut h.events), h.stats.modbus.clone())
+    }
+
     proptest! {
         #[test]
         fn round_trip(c in arb_case(), tid in any::<u16>(), unit in any::<u8>()) {
@@ -1412,6 +1667,21 @@ mod tests {
                 prop_assert_eq!(&w.values, &wv);
                 prop_assert_eq!(w.dir, AccessDir::Write);
             }
+        }
+
+        /// The read fast path gives the events and counters of the general path, whatever
+        /// happens around the reads: exceptions, wrong byte counts or functions, other
+        /// transaction ids, flagged requests, split and coalesced ADUs, requests pending or
+        /// repeated, floods (small caps), gaps, timeouts and garbage.
+        #[test]
+        fn read_fast_path_is_the_general_path(
+            steps in prop::collection::vec(arb_step(), 0..16),
+            cap in prop_oneof![Just(1usize), Just(2), Just(500)],
+        ) {
+            let (fast, fast_stats) = converse(&steps, cap, true);
+            let (general, general_stats) = converse(&steps, cap, false);
+            prop_assert_eq!(fast_stats, general_stats);
+            prop_assert_eq!(fast, general);
         }
 
         #[test]

@@ -147,6 +147,47 @@ impl Transactions {
         self.map.len() + usize::from(self.one.is_some())
     }
 
+    /// True when no request is pending or queued (and the single-request fast path is on):
+    /// then [`Transactions::add`] only keeps the new request, replacing and dropping none.
+    #[inline]
+    pub(crate) fn idle(&self) -> bool {
+        #[cfg(test)]
+        if self.no_one {
+            return false;
+        }
+        self.one.is_none() && self.map.is_empty() && self.order.is_empty()
+    }
+
+    /// The slot of the single pending request when its key is `key` (it is then the one
+    /// [`Transactions::answer`] matches, with no violation).
+    #[inline]
+    pub(crate) fn only(&self, key: TxKey) -> Option<&Pending> {
+        let o = self.one.filter(|o| o.key == key)?;
+        self.slots.get(o.slot as usize)
+    }
+
+    /// [`Transactions::add`] when [`Transactions::idle`]: the request in `slot` becomes the
+    /// single pending one (nothing replaced, dropped or flooding).
+    #[inline]
+    pub(crate) fn add_idle(&mut self, key: TxKey, slot: Slot) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(p) = self.slots.get_mut(slot as usize) {
+            p.seq = seq;
+            let ts = p.req.ts;
+            self.one = Some(One { key, slot, seq, ts });
+        }
+    }
+
+    /// [`Transactions::answer`] for the response that [`Transactions::only`] found the
+    /// request of (key equal): takes it out and returns its slot.
+    #[inline]
+    pub(crate) fn answer_only(&mut self, cap: usize) -> Option<Slot> {
+        let o = self.one.take()?;
+        self.settle(cap);
+        Some(o.slot)
+    }
+
     /// Moves the single pending request into the map and the queue.
     fn spill(&mut self) {
         if let Some(o) = self.one.take() {
