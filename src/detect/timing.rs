@@ -336,6 +336,9 @@ pub struct Timing {
     chans: Vec<Chan>,
     /// Index in `chans` by channel; iterated only to update in place.
     chan_index: ChanSlots<u32>,
+    /// By engine request number ([`EventCtx::req`]): what was found of the request, under
+    /// the baseline `base` names.
+    req_memo: Vec<ReqMemo>,
     /// The baseline the channel indices point into.
     base: Option<(usize, usize, usize)>,
     /// The running states by the time (µs) after which they may be found stopped (see
@@ -472,6 +475,7 @@ impl Timing {
             order_stale: false,
             chans: Vec::new(),
             chan_index: ChanSlots::default(),
+            req_memo: Vec::new(),
             base: None,
             due: BinaryHeap::new(),
             due_now: Vec::new(),
@@ -494,6 +498,7 @@ impl Timing {
     #[cold]
     fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
         self.base = Some(id);
+        self.req_memo.clear();
         // Iterated to update in place only; nothing from here reaches the output.
         for (key, &mut i) in self.chan_index.iter_mut() {
             if let Some(c) = self.chans.get_mut(i as usize) {
@@ -634,6 +639,18 @@ impl Detector for Timing {
         };
         self.sync(b);
         let key = ctx.key;
+        // A request seen before, by its engine number: its info, or nothing to do.
+        if let Some(r) = ctx.req {
+            if let Some(m) = self.req_memo.get(r as usize) {
+                if std::ptr::eq(m.name, ev.function.name) {
+                    match m.info {
+                        MEMO_NONE => {}
+                        MEMO_SKIP => return,
+                        i => return self.known(ev, key, b, i, out),
+                    }
+                }
+            }
+        }
         let known_chan = self.chan_index.find(ctx);
         // A Modbus request already seen on a channel: found in the channel's list of
         // signatures, else by one lookup of both.
@@ -654,22 +671,8 @@ impl Detector for Timing {
                 }),
             };
             if let Some(i) = found {
-                let Some(info) = self.infos.get(i as usize) else {
-                    return;
-                };
-                let Some(chan) = self.chans.get_mut(info.chan as usize) else {
-                    return;
-                };
-                let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
-                    return;
-                };
-                let max10 = ch.volume.max_per_10s;
-                Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
-                if info.cycle_pos.is_some() || info.poll.is_some() {
-                    // (Without either, `request` has nothing to do.)
-                    self.request(ev, key, ch, i, out);
-                }
-                return;
+                self.memo(ctx, m.name, i);
+                return self.known(ev, key, b, i, out);
             }
         }
         let c = match known_chan.and_then(|s| self.chan_index.get_mut(s).map(|c| *c)) {
@@ -693,6 +696,10 @@ impl Detector for Timing {
             return;
         };
         let Some(ch) = chan.ch.and_then(|i| b.channels.get(i as usize)) else {
+            // Not a baseline channel: nothing to do (while the baseline is this one).
+            if ctx.sig.is_some() {
+                self.memo(ctx, ev.function.name, MEMO_SKIP);
+            }
             return;
         };
         let max10 = ch.volume.max_per_10s;
@@ -868,7 +875,62 @@ impl Detector for Timing {
     }
 }
 
+/// No memo (in [`Timing::req_memo`]).
+const MEMO_NONE: u32 = u32::MAX;
+/// The request's channel is not in the baseline: nothing to do.
+const MEMO_SKIP: u32 = u32::MAX - 1;
+
+/// What the detector found of an engine-numbered request (see [`EventCtx::req`]).
+#[derive(Clone, Copy, Debug)]
+struct ReqMemo {
+    /// Index in `infos`, or [`MEMO_NONE`], or [`MEMO_SKIP`].
+    info: u32,
+    /// The function name of the request (part of its [`ModbusSig`], not of its number):
+    /// the memo holds for this name only.
+    name: &'static str,
+}
+
 impl Timing {
+    /// Remembers what was found of the event's request (when the engine numbered it).
+    fn memo(&mut self, ctx: &EventCtx, name: &'static str, info: u32) {
+        let Some(r) = ctx.req.map(|r| r as usize) else {
+            return;
+        };
+        if r >= self.req_memo.len() {
+            self.req_memo.resize(
+                r + 1,
+                ReqMemo {
+                    info: MEMO_NONE,
+                    name: "",
+                },
+            );
+        }
+        if let Some(m) = self.req_memo.get_mut(r) {
+            *m = ReqMemo { info, name };
+        }
+    }
+
+    /// A request with info `i`: the burst check of its channel, and its order and period
+    /// checks.
+    #[inline]
+    fn known(&mut self, ev: &IcsEvent, key: ChanId, b: &Baseline, i: u32, out: &mut Vec<Alert>) {
+        let Some(info) = self.infos.get(i as usize) else {
+            return;
+        };
+        let Some(chan) = self.chans.get_mut(info.chan as usize) else {
+            return;
+        };
+        let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+            return;
+        };
+        let max10 = ch.volume.max_per_10s;
+        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        if info.cycle_pos.is_some() || info.poll.is_some() {
+            // (Without either, `request` has nothing to do.)
+            self.request(ev, key, ch, i, out);
+        }
+    }
+
     /// The order and period checks of a request with info `i` on the baseline channel `ch`.
     #[inline]
     fn request(&mut self, ev: &IcsEvent, key: ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
