@@ -88,9 +88,7 @@ const KEPT_ACCESSES: usize = 4;
 #[derive(Debug)]
 struct SigState {
     last: Timestamp,
-    recent: VecDeque<u64>,
-    /// `recent` in ascending order.
-    sorted: Vec<u64>,
+    recent: Intervals,
     stopped: bool,
     period_reported: bool,
     client: Endpoint,
@@ -357,6 +355,70 @@ pub struct Timing {
 /// The median of sorted intervals (the upper one of an even count).
 fn median(sorted: &[u64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0) as f64
+}
+
+/// The last intervals of a poll (at most a window of them), in arrival order (a ring) and
+/// sorted; a new one replaces the oldest in the sorted list in one pass, without moving the
+/// others more than their rank changes.
+#[derive(Debug, Default)]
+struct Intervals {
+    /// The intervals, oldest at `head` once the window is full.
+    ring: Vec<u64>,
+    head: usize,
+    /// `ring` in ascending order.
+    sorted: Vec<u64>,
+}
+
+impl Intervals {
+    /// Intervals kept.
+    fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Forgets every interval.
+    fn clear(&mut self) {
+        self.ring.clear();
+        self.head = 0;
+        self.sorted.clear();
+    }
+
+    /// Adds `d`, dropping the oldest interval when there are more than `window`.
+    #[inline]
+    fn push(&mut self, d: u64, window: usize) {
+        let mut i = if self.ring.len() < window {
+            self.ring.push(d);
+            self.sorted.push(d);
+            self.sorted.len() - 1
+        } else {
+            let Some(slot) = self.ring.get_mut(self.head) else {
+                return;
+            };
+            let old = std::mem::replace(slot, d);
+            self.head = if self.head + 1 < self.ring.len() {
+                self.head + 1
+            } else {
+                0
+            };
+            match self.sorted.iter().position(|&x| x == old) {
+                Some(i) => {
+                    if let Some(x) = self.sorted.get_mut(i) {
+                        *x = d;
+                    }
+                    i
+                }
+                None => return,
+            }
+        };
+        // `d` at `i`, the rest in order: move it to its place.
+        while i + 1 < self.sorted.len() && self.sorted.get(i + 1).is_some_and(|&x| x < d) {
+            self.sorted.swap(i, i + 1);
+            i += 1;
+        }
+        while i > 0 && self.sorted.get(i - 1).is_some_and(|&x| x > d) {
+            self.sorted.swap(i, i - 1);
+            i -= 1;
+        }
+    }
 }
 
 /// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
@@ -638,7 +700,6 @@ impl Detector for Timing {
             return;
         };
         self.sync(b);
-        let key = ctx.key;
         // A request seen before, by its engine number: its info, or nothing to do.
         if let Some(r) = ctx.req {
             if let Some(m) = self.req_memo.get(r as usize) {
@@ -646,11 +707,12 @@ impl Detector for Timing {
                     match m.info {
                         MEMO_NONE => {}
                         MEMO_SKIP => return,
-                        i => return self.known(ev, key, b, i, out),
+                        i => return self.known(ev, &ctx.key, b, i, out),
                     }
                 }
             }
         }
+        let key = ctx.key;
         let known_chan = self.chan_index.find(ctx);
         // A Modbus request already seen on a channel: found in the channel's list of
         // signatures, else by one lookup of both.
@@ -672,7 +734,7 @@ impl Detector for Timing {
             };
             if let Some(i) = found {
                 self.memo(ctx, m.name, i);
-                return self.known(ev, key, b, i, out);
+                return self.known(ev, &key, b, i, out);
             }
         }
         let c = match known_chan.and_then(|s| self.chan_index.get_mut(s).map(|c| *c)) {
@@ -750,7 +812,7 @@ impl Detector for Timing {
                 i
             }
         };
-        self.request(ev, key, ch, i, out);
+        self.request(ev, &key, ch, i, out);
     }
 
     fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
@@ -913,7 +975,7 @@ impl Timing {
     /// A request with info `i`: the burst check of its channel, and its order and period
     /// checks.
     #[inline]
-    fn known(&mut self, ev: &IcsEvent, key: ChanId, b: &Baseline, i: u32, out: &mut Vec<Alert>) {
+    fn known(&mut self, ev: &IcsEvent, key: &ChanId, b: &Baseline, i: u32, out: &mut Vec<Alert>) {
         let Some(info) = self.infos.get(i as usize) else {
             return;
         };
@@ -933,7 +995,7 @@ impl Timing {
 
     /// The order and period checks of a request with info `i` on the baseline channel `ch`.
     #[inline]
-    fn request(&mut self, ev: &IcsEvent, key: ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
+    fn request(&mut self, ev: &IcsEvent, key: &ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
         let Some(info) = self.infos.get_mut(i as usize) else {
             return;
         };
@@ -983,12 +1045,11 @@ impl Timing {
                 self.due.push(Reverse((t, i)));
             }
             self.states.push((
-                key,
+                *key,
                 info.sig.clone(),
                 SigState {
                     last: ev.ts,
-                    recent: VecDeque::new(),
-                    sorted: Vec::new(),
+                    recent: Intervals::default(),
                     stopped: false,
                     period_reported: false,
                     client: ev.client,
@@ -1023,23 +1084,14 @@ impl Timing {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
             st.recent.clear();
-            st.sorted.clear();
             return;
         }
-        st.recent.push_back(d);
-        let at = st.sorted.partition_point(|&x| x < d);
-        st.sorted.insert(at, d);
-        while st.recent.len() > self.cfg.period_window.max(1) {
-            if let Some(old) = st.recent.pop_front() {
-                if let Ok(i) = st.sorted.binary_search(&old) {
-                    st.sorted.remove(i);
-                }
-            }
-        }
-        if st.recent.len() < self.cfg.period_window.max(1) {
+        let window = self.cfg.period_window.max(1);
+        st.recent.push(d, window);
+        if st.recent.len() < window {
             return;
         }
-        let med_ms = median(&st.sorted) / 1e3;
+        let med_ms = median(&st.recent.sorted) / 1e3;
         let tol = (self.cfg.period_tolerance_frac * p.period_ms)
             .max(self.cfg.jitter_factor * p.jitter_ms)
             .max(self.cfg.period_min_tolerance_ms);
@@ -1433,6 +1485,35 @@ mod tests {
     }
 
     #[test]
+    fn intervals_equal_a_window_sorted_anew() {
+        // Against the window kept as a queue and sorted at each step: the same intervals, in
+        // order, for any window (ties, repeats, a window of one).
+        let mut x = 11u64;
+        for window in [1usize, 2, 3, 8, 9] {
+            let mut fast = Intervals::default();
+            let mut slow: VecDeque<u64> = VecDeque::new();
+            for step in 0..2000 {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let d = (x >> 40) % if step % 7 == 0 { 3 } else { 1000 };
+                if step % 500 == 499 {
+                    fast.clear();
+                    slow.clear();
+                }
+                fast.push(d, window);
+                slow.push_back(d);
+                while slow.len() > window {
+                    slow.pop_front();
+                }
+                let mut sorted: Vec<u64> = slow.iter().copied().collect();
+                sorted.sort_unstable();
+                assert_eq!(fast.sorted, sorted, "window {window} step {step}");
+                assert_eq!(fast.len(), slow.len());
+                assert_eq!(median(&fast.sorted), median(&sorted));
+            }
+        }
+    }
+
+    #[test]
     fn sorted_window_median() {
         let mut d = Timing::new(TimingConfig::default());
         let b = learnt();
@@ -1450,9 +1531,9 @@ mod tests {
         }
         assert!(out.is_empty(), "{out:?}");
         for (_, _, st) in &d.states {
-            let mut r: Vec<u64> = st.recent.iter().copied().collect();
+            let mut r: Vec<u64> = st.recent.ring.clone();
             r.sort_unstable();
-            assert_eq!(r, st.sorted);
+            assert_eq!(r, st.recent.sorted);
         }
     }
 
