@@ -336,6 +336,8 @@ pub struct Engine {
     agg: Aggregator,
     tick_us: u64,
     last_tick: Option<Timestamp>,
+    /// When the next tick is due, in nanoseconds: `tick_us` after `last_tick`.
+    next_tick_ns: i128,
     now: Option<Timestamp>,
     raw: Vec<Alert>,
     /// Channel numbers given (see [`EventCtx`]), at most [`MAX_NUMBERED_CHANNELS`].
@@ -396,6 +398,7 @@ impl Engine {
             agg: Aggregator::new(cfg.aggregate_window_s),
             tick_us: cfg.tick_interval_ms.saturating_mul(1000).max(1),
             last_tick: None,
+            next_tick_ns: 0,
             now: None,
             raw: Vec::new(),
             chan_numbers: HashMap::default(),
@@ -553,21 +556,33 @@ impl Engine {
         }
     }
 
-    /// Advances the capture clock to `ts`; whether a tick is due (and records it).
+    /// Advances the capture clock to `ts`; whether a tick is due (and records it): at least
+    /// `tick_us` microseconds passed since the last tick.
+    #[inline]
     fn clock(&mut self, ts: Timestamp) -> bool {
-        let now = self.now.map_or(ts, |n| n.max(ts));
+        let now = match self.now {
+            Some(n) if n >= ts => n,
+            _ => ts,
+        };
         self.now = Some(now);
-        match self.last_tick {
-            None => {
-                self.last_tick = Some(now);
-                false
-            }
-            Some(t) if now.micros_since(t) >= self.tick_us => {
-                self.last_tick = Some(now);
-                true
-            }
-            Some(_) => false,
+        if self.last_tick.is_none() {
+            self.set_tick(now);
+            return false;
         }
+        if now.as_nanos() >= self.next_tick_ns {
+            self.set_tick(now);
+            return true;
+        }
+        false
+    }
+
+    /// Records a tick at `now` and when the next one is due: `now.micros_since(last) >=
+    /// tick_us` holds exactly from `last + tick_us` on (whole microseconds of a positive
+    /// difference in nanoseconds, `tick_us` ≥ 1).
+    #[cold]
+    fn set_tick(&mut self, now: Timestamp) {
+        self.last_tick = Some(now);
+        self.next_tick_ns = now.as_nanos() + i128::from(self.tick_us) * 1000;
     }
 
     /// The detectors on this thread, on one event.
@@ -918,6 +933,64 @@ mod tests {
         assert_eq!(c1, c2);
         // The master polls more blocks than a channel numbers: some requests have no number.
         assert!(unnumbered > 0);
+    }
+
+    #[test]
+    fn clock_ticks_when_micros_since_the_last_tick_reach_the_interval() {
+        let mut x = 3u64;
+        let mut rnd = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 20) % n.max(1)
+        };
+        for tick_ms in [0u64, 1, 7, 1000] {
+            let mut e = Engine::new(
+                None,
+                DetectConfig {
+                    tick_interval_ms: tick_ms,
+                    ..DetectConfig::default()
+                },
+            );
+            let tick_us = tick_ms.saturating_mul(1000).max(1);
+            let (mut now, mut last): (Option<Timestamp>, Option<Timestamp>) = (None, None);
+            let mut t = Timestamp::new(1_700_000_000, 0);
+            let mut ticks = 0;
+            for step in 0..20_000 {
+                // Steps of nanoseconds to seconds, now and then back in time.
+                let d = match rnd(6) {
+                    0 => rnd(2_000),
+                    1 => rnd(2_000_000),
+                    2 => rnd(3_000_000_000),
+                    _ => tick_us * 1000 - 1 + rnd(3),
+                };
+                let ns = t.as_nanos()
+                    + if step % 13 == 0 {
+                        -(d as i128)
+                    } else {
+                        d as i128
+                    };
+                t = Timestamp::new(
+                    i64::try_from(ns.div_euclid(1_000_000_000)).unwrap(),
+                    u32::try_from(ns.rem_euclid(1_000_000_000)).unwrap(),
+                );
+                // The clock as it was: `micros_since` the last tick.
+                let n = now.map_or(t, |n| n.max(t));
+                now = Some(n);
+                let want = match last {
+                    None => {
+                        last = Some(n);
+                        false
+                    }
+                    Some(l) if n.micros_since(l) >= tick_us => {
+                        last = Some(n);
+                        true
+                    }
+                    Some(_) => false,
+                };
+                assert_eq!(e.clock(t), want, "tick {tick_ms} ms, step {step}");
+                ticks += usize::from(want);
+            }
+            assert!(ticks > 100, "{ticks}");
+        }
     }
 
     #[test]
