@@ -264,6 +264,17 @@ pub trait Detector: Send {
     fn acts_on(&self, _kind: &EventKind) -> bool {
         true
     }
+    /// Whether [`Detector::idle_on`] can ever be true (asked once, with `acts_on`).
+    fn can_idle(&self) -> bool {
+        false
+    }
+    /// Whether the detector does nothing, from now on, for events that repeat the request of
+    /// `ctx` (same [`EventCtx::req`]) and ended normally ([`crate::event::Outcome::Ok`]):
+    /// asked right after it saw such an event; once it answered yes, the engine no longer
+    /// hands it those events.
+    fn idle_on(&self, _ctx: &EventCtx) -> bool {
+        false
+    }
     /// Called as capture time passes (at most once per tick interval, and at the end), for
     /// checks that fire on absence, like a poll that stopped.
     fn on_tick(&mut self, _now: Timestamp, _baseline: Option<&Baseline>, _out: &mut Vec<Alert>) {}
@@ -353,6 +364,10 @@ pub struct Engine {
     masks: Vec<u32>,
     /// The same for other kinds (at most [`MAX_OTHER_KINDS`]).
     other_masks: Vec<(EventKind, u32)>,
+    /// The detectors that may become idle on a request (see [`Detector::idle_on`]).
+    may_idle: u32,
+    /// By request number: the detectors idle on it (for events that ended normally).
+    req_idle: Vec<u32>,
     /// Raw alerts raised by the detectors (before aggregation).
     pub raised: u64,
     /// Events whose channel got no number because the table was full (their detectors look
@@ -391,7 +406,7 @@ impl Engine {
         if cfg.ml.enabled && baseline.as_ref().is_some_and(|b| b.ml.is_some()) {
             detectors.push(Box::new(ml::MlDetector::new(cfg.ml.clone())));
         }
-        Engine {
+        let mut e = Engine {
             baseline: baseline.map(Arc::new),
             detectors,
             pool: None,
@@ -407,10 +422,14 @@ impl Engine {
             reqs: 0,
             masks: vec![0; MASK_SLOTS],
             other_masks: Vec::new(),
+            may_idle: 0,
+            req_idle: Vec::new(),
             raised: 0,
             channels_unnumbered: 0,
             requests_unnumbered: 0,
-        }
+        };
+        e.may_idle = e.idle_mask();
+        e
     }
 
     /// Adds a detector (e.g. a machine-learning scorer); it runs after the standard ones.
@@ -421,6 +440,20 @@ impl Engine {
         // The masks are worked out again for the new set of detectors.
         self.masks.iter_mut().for_each(|m| *m = 0);
         self.other_masks.clear();
+        self.may_idle = self.idle_mask();
+        self.req_idle.clear();
+    }
+
+    /// The detectors that may become idle on a request, one bit each.
+    fn idle_mask(&self) -> u32 {
+        if self.detectors.len() > MAX_MASKED_DETECTORS {
+            return 0;
+        }
+        self.detectors
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.can_idle())
+            .fold(0, |m, (i, _)| m | (1 << i))
     }
 
     /// The detectors that act on events of `kind`, one bit each (every bit when there are
@@ -465,6 +498,8 @@ impl Engine {
             let detectors = std::mem::take(&mut self.detectors);
             self.masks.iter_mut().for_each(|m| *m = 0);
             self.other_masks.clear();
+            self.may_idle = 0;
+            self.req_idle.clear();
             self.pool = Some(parallel::Pool::new(
                 detectors,
                 threads,
@@ -601,7 +636,15 @@ impl Engine {
             }
             return self.drain(out);
         }
-        let mut mask = self.mask(&EventKind::of(ev)) & !MASK_KNOWN;
+        let kind = EventKind::of(ev);
+        let mut mask = self.mask(&kind) & !MASK_KNOWN;
+        // A request that ended normally: not the detectors idle on it; the others that may
+        // become idle are asked after it.
+        let mut ask = 0;
+        if let (true, Some(r)) = (kind.ok, ctx.req) {
+            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
+            ask = mask & self.may_idle;
+        }
         // The detectors that act on the event, in order.
         while mask != 0 {
             let i = mask.trailing_zeros() as usize;
@@ -610,7 +653,30 @@ impl Engine {
                 d.on_event_ctx(ev, &ctx, self.baseline.as_deref(), &mut self.raw);
             }
         }
+        if ask != 0 {
+            self.ask_idle(&ctx, ask);
+        }
         self.drain(out);
+    }
+
+    /// Asks the detectors of `ask` whether they are idle on the request of `ctx`.
+    #[cold]
+    fn ask_idle(&mut self, ctx: &EventCtx, mut ask: u32) {
+        let Some(r) = ctx.req.map(|r| r as usize) else {
+            return;
+        };
+        while ask != 0 {
+            let i = ask.trailing_zeros() as usize;
+            ask &= ask - 1;
+            if self.detectors.get(i).is_some_and(|d| d.idle_on(ctx)) {
+                if r >= self.req_idle.len() {
+                    self.req_idle.resize(r + 1, 0);
+                }
+                if let Some(m) = self.req_idle.get_mut(r) {
+                    *m |= 1 << i;
+                }
+            }
+        }
     }
 
     /// The event's [`EventCtx`], its channel numbered if new (while there is room).

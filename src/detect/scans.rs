@@ -259,6 +259,19 @@ impl Detector for Scans {
         vec![("sigs_uncached", self.sigs_uncached)]
     }
 
+    fn can_idle(&self) -> bool {
+        true
+    }
+
+    fn idle_on(&self, ctx: &EventCtx) -> bool {
+        // A known request answered normally returns at once (see `on_event_ctx`), as long as
+        // the baseline stays (an engine's does) and it is in its pair's set (or it counts).
+        self.thresholds_positive
+            && ctx
+                .req
+                .is_some_and(|r| self.known_reqs.get(r as usize) == Some(&REQ_KNOWN))
+    }
+
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
         self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
     }
