@@ -978,10 +978,13 @@ mod tests {
                 e.on_event(ev, &mut out);
             }
             e.finish(&mut out);
-            (lines(&out), e.counters(), e.requests_unnumbered)
+            let idle = e.req_idle.iter().filter(|m| **m != 0).count();
+            (lines(&out), e.counters(), e.requests_unnumbered, idle)
         };
-        let (one, c1, unnumbered) = run(1);
-        let (two, c2, _) = run(2);
+        let (one, c1, unnumbered, idle) = run(1);
+        let (two, c2, _, _) = run(2);
+        // Scans went idle on the known requests.
+        assert!(idle > 10, "{idle}");
         let kinds: BTreeSet<&str> = one
             .iter()
             .filter_map(|l| l.split("\"kind\":\"").nth(1)?.split('"').next())

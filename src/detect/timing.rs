@@ -707,7 +707,10 @@ impl Detector for Timing {
                     match m.info {
                         MEMO_NONE => {}
                         MEMO_SKIP => return,
-                        i => return self.known(ev, &ctx.key, b, i, out),
+                        i => {
+                            let m = *m;
+                            return self.known_memo(ev, &ctx.key, b, i, m, out);
+                        }
                     }
                 }
             }
@@ -947,6 +950,10 @@ const MEMO_SKIP: u32 = u32::MAX - 1;
 struct ReqMemo {
     /// Index in `infos`, or [`MEMO_NONE`], or [`MEMO_SKIP`].
     info: u32,
+    /// Its index in `chans` (with an info).
+    chan: u32,
+    /// It has a cycle position or a poll pattern (with an info): `request` has work.
+    checks: bool,
     /// The function name of the request (part of its [`ModbusSig`], not of its number):
     /// the memo holds for this name only.
     name: &'static str,
@@ -963,12 +970,47 @@ impl Timing {
                 r + 1,
                 ReqMemo {
                     info: MEMO_NONE,
+                    chan: 0,
+                    checks: false,
                     name: "",
                 },
             );
         }
+        let (chan, checks) = self.infos.get(info as usize).map_or((0, false), |i| {
+            (i.chan, i.cycle_pos.is_some() || i.poll.is_some())
+        });
         if let Some(m) = self.req_memo.get_mut(r) {
-            *m = ReqMemo { info, name };
+            *m = ReqMemo {
+                info,
+                chan,
+                checks,
+                name,
+            };
+        }
+    }
+
+    /// As [`Timing::known`], with the channel and whether there are checks from the memo
+    /// (an info's channel and checks never change).
+    #[inline]
+    fn known_memo(
+        &mut self,
+        ev: &IcsEvent,
+        key: &ChanId,
+        b: &Baseline,
+        i: u32,
+        m: ReqMemo,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(chan) = self.chans.get_mut(m.chan as usize) else {
+            return;
+        };
+        let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+            return;
+        };
+        let max10 = ch.volume.max_per_10s;
+        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        if m.checks {
+            self.request(ev, key, ch, i, out);
         }
     }
 
