@@ -59,6 +59,11 @@ pub struct EventCtx {
     pub(crate) chan: Option<u32>,
     /// [`ModSig::of`] the event.
     pub(crate) sig: Option<ModSig>,
+    /// The request's number in the engine (`None`: no `sig`, the channel has no number, or
+    /// its list of requests is full): the same channel and `sig` always have the same
+    /// number in one engine, different ones different numbers, so that detectors can keep
+    /// what they found of a request in a vector.
+    pub(crate) req: Option<u32>,
 }
 
 impl EventCtx {
@@ -69,7 +74,83 @@ impl EventCtx {
             key: ChanId::of(ev),
             chan: None,
             sig: ModSig::of(ev),
+            req: None,
         }
+    }
+}
+
+/// What decides whether a detector can act on an event (see [`Detector::acts_on`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventKind {
+    /// The protocol.
+    pub proto: crate::event::AppProto,
+    /// The function code (Modbus) or service (OPC UA).
+    pub code: u32,
+    /// The outcome is [`crate::event::Outcome::Ok`].
+    pub ok: bool,
+    /// The event has protocol violations.
+    pub violations: bool,
+}
+
+impl EventKind {
+    /// The kind of an event.
+    #[inline]
+    pub fn of(ev: &IcsEvent) -> Self {
+        EventKind {
+            proto: ev.proto,
+            code: ev.function.code,
+            ok: matches!(ev.outcome, crate::event::Outcome::Ok),
+            violations: !ev.violations.is_empty(),
+        }
+    }
+
+    /// Index in [`Engine`]'s table of detector masks (Modbus codes below 256), else `None`.
+    #[inline]
+    fn slot(&self) -> Option<usize> {
+        (self.proto == crate::event::AppProto::Modbus && self.code < 256).then_some(
+            ((self.code as usize) << 2)
+                | (usize::from(self.ok) << 1)
+                | usize::from(self.violations),
+        )
+    }
+}
+
+/// Entries of the engine's table of detector masks (Modbus kinds).
+const MASK_SLOTS: usize = 256 << 2;
+
+/// Most other kinds whose detector mask the engine remembers.
+const MAX_OTHER_KINDS: usize = 64;
+
+/// Most detectors that the engine skips for kinds they do not act on (beyond, every
+/// detector sees every event).
+const MAX_MASKED_DETECTORS: usize = 31;
+
+/// A mask with every detector (and the bit that marks a mask as worked out).
+const MASK_KNOWN: u32 = 1 << 31;
+
+/// Most requests numbered per channel (see [`EventCtx::req`]).
+const MAX_CHAN_REQS: usize = 64;
+
+/// Most requests an engine numbers.
+const MAX_REQS: u32 = 1 << 20;
+
+/// The requests of one channel with their numbers, looked up after the last hit first.
+#[derive(Debug, Default)]
+struct ChanReqs {
+    sigs: Vec<(ModSig, u32)>,
+    next: usize,
+}
+
+impl ChanReqs {
+    /// The number of `s`, if it has one.
+    #[inline]
+    fn find(&mut self, s: &ModSig) -> Option<u32> {
+        let k = match self.sigs.get(self.next) {
+            Some((x, _)) if x == s => self.next,
+            _ => self.sigs.iter().position(|(x, _)| x == s)?,
+        };
+        self.next = if k + 1 < self.sigs.len() { k + 1 } else { 0 };
+        self.sigs.get(k).map(|&(_, r)| r)
     }
 }
 
@@ -177,6 +258,23 @@ pub trait Detector: Send {
     fn name(&self) -> &'static str;
     /// Looks at one event; pushes any alerts to `out`.
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>);
+    /// Whether the detector can act on events of `kind` (raise an alert or change its state);
+    /// the engine asks once per kind and does not hand it events of the kinds it answered
+    /// no for. The answer must stay the same for the detector's life. By default: every kind.
+    fn acts_on(&self, _kind: &EventKind) -> bool {
+        true
+    }
+    /// Whether [`Detector::idle_on`] can ever be true (asked once, with `acts_on`).
+    fn can_idle(&self) -> bool {
+        false
+    }
+    /// Whether the detector does nothing, from now on, for events that repeat the request of
+    /// `ctx` (same [`EventCtx::req`]) and ended normally ([`crate::event::Outcome::Ok`]):
+    /// asked right after it saw such an event; once it answered yes, the engine no longer
+    /// hands it those events.
+    fn idle_on(&self, _ctx: &EventCtx) -> bool {
+        false
+    }
     /// Called as capture time passes (at most once per tick interval, and at the end), for
     /// checks that fire on absence, like a poll that stopped.
     fn on_tick(&mut self, _now: Timestamp, _baseline: Option<&Baseline>, _out: &mut Vec<Alert>) {}
@@ -249,6 +347,8 @@ pub struct Engine {
     agg: Aggregator,
     tick_us: u64,
     last_tick: Option<Timestamp>,
+    /// When the next tick is due, in nanoseconds: `tick_us` after `last_tick`.
+    next_tick_ns: i128,
     now: Option<Timestamp>,
     raw: Vec<Alert>,
     /// Channel numbers given (see [`EventCtx`]), at most [`MAX_NUMBERED_CHANNELS`].
@@ -256,11 +356,26 @@ pub struct Engine {
     /// Recently numbered channels, at the slot of their event's flow id (checked against
     /// the channel, so a wrong guess only misses): most events need no hash lookup.
     flow_memo: Vec<Option<(ChanId, u32)>>,
+    /// The requests of each numbered channel (see [`EventCtx::req`]).
+    chan_reqs: Vec<ChanReqs>,
+    /// Requests numbered.
+    reqs: u32,
+    /// Which detectors act on each Modbus event kind ([`MASK_KNOWN`] set once worked out).
+    masks: Vec<u32>,
+    /// The same for other kinds (at most [`MAX_OTHER_KINDS`]).
+    other_masks: Vec<(EventKind, u32)>,
+    /// The detectors that may become idle on a request (see [`Detector::idle_on`]).
+    may_idle: u32,
+    /// By request number: the detectors idle on it (for events that ended normally).
+    req_idle: Vec<u32>,
     /// Raw alerts raised by the detectors (before aggregation).
     pub raised: u64,
     /// Events whose channel got no number because the table was full (their detectors look
     /// the channel up themselves: no check is skipped).
     pub channels_unnumbered: u64,
+    /// Events whose request got no number because its channel's list or the engine's table
+    /// was full (their detectors look the request up themselves: no check is skipped).
+    pub requests_unnumbered: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -291,20 +406,30 @@ impl Engine {
         if cfg.ml.enabled && baseline.as_ref().is_some_and(|b| b.ml.is_some()) {
             detectors.push(Box::new(ml::MlDetector::new(cfg.ml.clone())));
         }
-        Engine {
+        let mut e = Engine {
             baseline: baseline.map(Arc::new),
             detectors,
             pool: None,
             agg: Aggregator::new(cfg.aggregate_window_s),
             tick_us: cfg.tick_interval_ms.saturating_mul(1000).max(1),
             last_tick: None,
+            next_tick_ns: 0,
             now: None,
             raw: Vec::new(),
             chan_numbers: HashMap::default(),
             flow_memo: vec![None; FLOW_MEMO],
+            chan_reqs: Vec::new(),
+            reqs: 0,
+            masks: vec![0; MASK_SLOTS],
+            other_masks: Vec::new(),
+            may_idle: 0,
+            req_idle: Vec::new(),
             raised: 0,
             channels_unnumbered: 0,
-        }
+            requests_unnumbered: 0,
+        };
+        e.may_idle = e.idle_mask();
+        e
     }
 
     /// Adds a detector (e.g. a machine-learning scorer); it runs after the standard ones.
@@ -312,6 +437,55 @@ impl Engine {
     /// (their alerts then come before those of the threads for the same event).
     pub fn add_detector(&mut self, d: Box<dyn Detector>) {
         self.detectors.push(d);
+        // The masks are worked out again for the new set of detectors.
+        self.masks.iter_mut().for_each(|m| *m = 0);
+        self.other_masks.clear();
+        self.may_idle = self.idle_mask();
+        self.req_idle.clear();
+    }
+
+    /// The detectors that may become idle on a request, one bit each.
+    fn idle_mask(&self) -> u32 {
+        if self.detectors.len() > MAX_MASKED_DETECTORS {
+            return 0;
+        }
+        self.detectors
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.can_idle())
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+
+    /// The detectors that act on events of `kind`, one bit each (every bit when there are
+    /// too many detectors to mask).
+    #[inline]
+    fn mask(&mut self, kind: &EventKind) -> u32 {
+        match kind.slot().and_then(|i| self.masks.get(i)) {
+            Some(&m) if m != 0 => m,
+            _ => self.mask_slow(kind),
+        }
+    }
+
+    #[cold]
+    fn mask_slow(&mut self, kind: &EventKind) -> u32 {
+        if let Some(&(_, m)) = self.other_masks.iter().find(|(k, _)| k == kind) {
+            return m;
+        }
+        let m = if self.detectors.len() > MAX_MASKED_DETECTORS {
+            u32::MAX
+        } else {
+            self.detectors
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.acts_on(kind))
+                .fold(MASK_KNOWN, |m, (i, _)| m | (1 << i))
+        };
+        match kind.slot().and_then(|i| self.masks.get_mut(i)) {
+            Some(x) => *x = m,
+            None if self.other_masks.len() < MAX_OTHER_KINDS => self.other_masks.push((*kind, m)),
+            None => {}
+        }
+        m
     }
 
     /// Moves the detectors onto `threads` threads of their own (nothing changes for fewer
@@ -322,6 +496,10 @@ impl Engine {
     pub fn parallel(mut self, threads: usize) -> Self {
         if threads >= 2 && self.pool.is_none() && self.detectors.len() >= 2 {
             let detectors = std::mem::take(&mut self.detectors);
+            self.masks.iter_mut().for_each(|m| *m = 0);
+            self.other_masks.clear();
+            self.may_idle = 0;
+            self.req_idle.clear();
             self.pool = Some(parallel::Pool::new(
                 detectors,
                 threads,
@@ -413,21 +591,33 @@ impl Engine {
         }
     }
 
-    /// Advances the capture clock to `ts`; whether a tick is due (and records it).
+    /// Advances the capture clock to `ts`; whether a tick is due (and records it): at least
+    /// `tick_us` microseconds passed since the last tick.
+    #[inline]
     fn clock(&mut self, ts: Timestamp) -> bool {
-        let now = self.now.map_or(ts, |n| n.max(ts));
+        let now = match self.now {
+            Some(n) if n >= ts => n,
+            _ => ts,
+        };
         self.now = Some(now);
-        match self.last_tick {
-            None => {
-                self.last_tick = Some(now);
-                false
-            }
-            Some(t) if now.micros_since(t) >= self.tick_us => {
-                self.last_tick = Some(now);
-                true
-            }
-            Some(_) => false,
+        if self.last_tick.is_none() {
+            self.set_tick(now);
+            return false;
         }
+        if now.as_nanos() >= self.next_tick_ns {
+            self.set_tick(now);
+            return true;
+        }
+        false
+    }
+
+    /// Records a tick at `now` and when the next one is due: `now.micros_since(last) >=
+    /// tick_us` holds exactly from `last + tick_us` on (whole microseconds of a positive
+    /// difference in nanoseconds, `tick_us` ≥ 1).
+    #[cold]
+    fn set_tick(&mut self, now: Timestamp) {
+        self.last_tick = Some(now);
+        self.next_tick_ns = now.as_nanos() + i128::from(self.tick_us) * 1000;
     }
 
     /// The detectors on this thread, on one event.
@@ -440,10 +630,53 @@ impl Engine {
             self.agg.flush_expired(now, out);
         }
         let ctx = self.ctx(ev);
-        for d in &mut self.detectors {
-            d.on_event_ctx(ev, &ctx, self.baseline.as_deref(), &mut self.raw);
+        if self.detectors.len() > MAX_MASKED_DETECTORS {
+            for d in &mut self.detectors {
+                d.on_event_ctx(ev, &ctx, self.baseline.as_deref(), &mut self.raw);
+            }
+            return self.drain(out);
+        }
+        let kind = EventKind::of(ev);
+        let mut mask = self.mask(&kind) & !MASK_KNOWN;
+        // A request that ended normally: not the detectors idle on it; the others that may
+        // become idle are asked after it.
+        let mut ask = 0;
+        if let (true, Some(r)) = (kind.ok, ctx.req) {
+            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
+            ask = mask & self.may_idle;
+        }
+        // The detectors that act on the event, in order.
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(d) = self.detectors.get_mut(i) {
+                d.on_event_ctx(ev, &ctx, self.baseline.as_deref(), &mut self.raw);
+            }
+        }
+        if ask != 0 {
+            self.ask_idle(&ctx, ask);
         }
         self.drain(out);
+    }
+
+    /// Asks the detectors of `ask` whether they are idle on the request of `ctx`.
+    #[cold]
+    fn ask_idle(&mut self, ctx: &EventCtx, mut ask: u32) {
+        let Some(r) = ctx.req.map(|r| r as usize) else {
+            return;
+        };
+        while ask != 0 {
+            let i = ask.trailing_zeros() as usize;
+            ask &= ask - 1;
+            if self.detectors.get(i).is_some_and(|d| d.idle_on(ctx)) {
+                if r >= self.req_idle.len() {
+                    self.req_idle.resize(r + 1, 0);
+                }
+                if let Some(m) = self.req_idle.get_mut(r) {
+                    *m |= 1 << i;
+                }
+            }
+        }
     }
 
     /// The event's [`EventCtx`], its channel numbered if new (while there is room).
@@ -451,20 +684,46 @@ impl Engine {
     fn ctx(&mut self, ev: &IcsEvent) -> EventCtx {
         let mut ctx = EventCtx::of(ev);
         let slot = (ev.flow_id % FLOW_MEMO as u64) as usize;
-        if let Some(Some((key, n))) = self.flow_memo.get(slot) {
-            if *key == ctx.key {
-                ctx.chan = Some(*n);
-                return ctx;
+        match self.flow_memo.get(slot) {
+            Some(Some((key, n))) if *key == ctx.key => ctx.chan = Some(*n),
+            _ => {
+                ctx.chan = match self.chan_numbers.get(&ctx.key) {
+                    Some(&n) => Some(n),
+                    None => self.number(ctx.key),
+                };
+                if let (Some(m), Some(n)) = (self.flow_memo.get_mut(slot), ctx.chan) {
+                    *m = Some((ctx.key, n));
+                }
             }
         }
-        ctx.chan = match self.chan_numbers.get(&ctx.key) {
-            Some(&n) => Some(n),
-            None => self.number(ctx.key),
-        };
-        if let (Some(m), Some(n)) = (self.flow_memo.get_mut(slot), ctx.chan) {
-            *m = Some((ctx.key, n));
+        if let (Some(n), Some(sig)) = (ctx.chan, ctx.sig.as_ref()) {
+            ctx.req = match self.chan_reqs.get_mut(n as usize).and_then(|c| c.find(sig)) {
+                Some(r) => Some(r),
+                None => self.number_req(n, *sig),
+            };
         }
         ctx
+    }
+
+    /// Numbers the request `sig` of channel number `n` (which has none), while there is room.
+    #[cold]
+    fn number_req(&mut self, n: u32, sig: ModSig) -> Option<u32> {
+        let n = n as usize;
+        if n >= self.chan_reqs.len() {
+            self.chan_reqs.resize_with(n + 1, ChanReqs::default);
+        }
+        let r = self.reqs;
+        match self.chan_reqs.get_mut(n) {
+            Some(c) if c.sigs.len() < MAX_CHAN_REQS && r < MAX_REQS => {
+                c.sigs.push((sig, r));
+                self.reqs += 1;
+                Some(r)
+            }
+            _ => {
+                self.requests_unnumbered += 1;
+                None
+            }
+        }
     }
 
     #[cold]
@@ -655,8 +914,182 @@ mod tests {
         evs
     }
 
+    /// `traffic` with exceptions, violations, a request whose function has another name than
+    /// its code has elsewhere, and a burst of unknown requests (a scan).
+    fn mixed_traffic() -> Vec<IcsEvent> {
+        let mut evs = traffic();
+        for (i, ev) in evs.iter_mut().enumerate() {
+            match i % 97 {
+                5 | 6 => ev.outcome = exception(2),
+                7 => ev.violations = vec!["length_mismatch"],
+                8 => ev.function.name = "read_holding_registers_too",
+                9 if i % 3 == 0 => ev.outcome = exception(1),
+                _ => {}
+            }
+        }
+        let t = 250_000;
+        for fc in 1..12u32 {
+            let mut e = read_hr(t + i64::from(fc) * 10, ROGUE, OTHER_PLC, 1, fc * 100, &[1]);
+            e.function.code = fc;
+            e.outcome = exception(1);
+            e.flow_id = 9;
+            evs.push(e);
+        }
+        evs.sort_by_key(|e| e.ts);
+        evs
+    }
+
+    #[test]
+    fn detectors_skipped_for_kinds_they_ignore_change_no_alert() {
+        // The engine hands each event only to the detectors that act on its kind, with channel
+        // and request numbers; on threads every detector sees every event, without numbers.
+        let b = learnt();
+        let evs = mixed_traffic();
+        let text = [
+            (1, "proto = \"modbus\"\nfunction = 6"),
+            (
+                2,
+                "proto = \"modbus\"\nfunction = 3\noutcome = [\"exception\"]",
+            ),
+            (3, "proto = \"modbus\"\nviolation = true"),
+        ]
+        .iter()
+        .map(|(id, m)| {
+            format!(
+                "[[rule]]\nid = {id}\nrev = 1\ntitle = \"Rule {id}\"\nseverity = \"high\"\n\
+                 attack = [\"T0836\"]\ndescription = \"x\"\n\n[rule.match]\n{m}\n"
+            )
+        })
+        .collect::<String>();
+        let report = crate::rules::load(&[crate::rules::Source {
+            name: "t.toml".into(),
+            text,
+        }]);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let set = Arc::new(report.set);
+        let run = |threads: usize| {
+            let mut e = Engine::new(Some(b.clone()), DetectConfig::default());
+            e.add_detector(Box::new(crate::rules::detector::RulesDetector::new(
+                Arc::clone(&set),
+            )));
+            let mut e = e.parallel(threads);
+            let mut out = Vec::new();
+            for ev in &evs {
+                e.on_event(ev, &mut out);
+            }
+            e.finish(&mut out);
+            let idle = e.req_idle.iter().filter(|m| **m != 0).count();
+            (lines(&out), e.counters(), e.requests_unnumbered, idle)
+        };
+        let (one, c1, unnumbered, idle) = run(1);
+        let (two, c2, _, _) = run(2);
+        // Scans went idle on the known requests.
+        assert!(idle > 10, "{idle}");
+        let kinds: BTreeSet<&str> = one
+            .iter()
+            .filter_map(|l| l.split("\"kind\":\"").nth(1)?.split('"').next())
+            .collect();
+        for k in [
+            "rule",
+            "protocol_violation",
+            "function_code_scan",
+            "exception_burst",
+            "poll_stopped",
+        ] {
+            assert!(kinds.contains(k), "{k} missing from {kinds:?}");
+        }
+        assert_eq!(one, two);
+        assert_eq!(c1, c2);
+        // The master polls more blocks than a channel numbers: some requests have no number.
+        assert!(unnumbered > 0);
+    }
+
+    #[test]
+    fn clock_ticks_when_micros_since_the_last_tick_reach_the_interval() {
+        let mut x = 3u64;
+        let mut rnd = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 20) % n.max(1)
+        };
+        for tick_ms in [0u64, 1, 7, 1000] {
+            let mut e = Engine::new(
+                None,
+                DetectConfig {
+                    tick_interval_ms: tick_ms,
+                    ..DetectConfig::default()
+                },
+            );
+            let tick_us = tick_ms.saturating_mul(1000).max(1);
+            let (mut now, mut last): (Option<Timestamp>, Option<Timestamp>) = (None, None);
+            let mut t = Timestamp::new(1_700_000_000, 0);
+            let mut ticks = 0;
+            for step in 0..20_000 {
+                // Steps of nanoseconds to seconds, now and then back in time.
+                let d = match rnd(6) {
+                    0 => rnd(2_000),
+                    1 => rnd(2_000_000),
+                    2 => rnd(3_000_000_000),
+                    _ => tick_us * 1000 - 1 + rnd(3),
+                };
+                let ns = t.as_nanos()
+                    + if step % 13 == 0 {
+                        -(d as i128)
+                    } else {
+                        d as i128
+                    };
+                t = Timestamp::new(
+                    i64::try_from(ns.div_euclid(1_000_000_000)).unwrap(),
+                    u32::try_from(ns.rem_euclid(1_000_000_000)).unwrap(),
+                );
+                // The clock as it was: `micros_since` the last tick.
+                let n = now.map_or(t, |n| n.max(t));
+                now = Some(n);
+                let want = match last {
+                    None => {
+                        last = Some(n);
+                        false
+                    }
+                    Some(l) if n.micros_since(l) >= tick_us => {
+                        last = Some(n);
+                        true
+                    }
+                    Some(_) => false,
+                };
+                assert_eq!(e.clock(t), want, "tick {tick_ms} ms, step {step}");
+                ticks += usize::from(want);
+            }
+            assert!(ticks > 100, "{ticks}");
+        }
+    }
+
+    #[test]
+    fn event_kinds_mask_the_detectors() {
+        let mut e = Engine::new(None, DetectConfig::default());
+        let mut ev = read_hr(0, MASTER, PLC, 1, 0, &[1]);
+        let all = e.mask(&EventKind::of(&ev));
+        assert_eq!(all & !MASK_KNOWN, 0b11110, "violations skipped");
+        ev.violations = vec!["length_mismatch"];
+        assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        // Kinds outside the table (OPC UA, codes past 255) are worked out as well.
+        ev.function.code = 300;
+        assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        for i in 0..40 {
+            e.add_detector(Box::new(violations::Violations));
+            ev.violations.clear();
+            let m = e.mask(&EventKind::of(&ev));
+            if e.detectors.len() > MAX_MASKED_DETECTORS {
+                assert_eq!(m, u32::MAX, "{i}");
+            } else {
+                assert_eq!(m & !MASK_KNOWN, 0b11110, "{i}");
+            }
+        }
+    }
+
     /// Numbers a channel (given the numbers so far), or not.
     type Numbering = dyn Fn(&ChanId, &mut HashMap<ChanId, u32>) -> Option<u32>;
+
+    /// Numbers a request, given its rank among the requests seen (or not).
+    type ReqNumbering = dyn Fn(u32) -> Option<u32>;
 
     fn lines(out: &[Alert]) -> Vec<String> {
         out.iter().map(Alert::to_json_line).collect()
@@ -705,8 +1138,8 @@ mod tests {
         // Each detector on its own: without numbers, with the engine's, and with numbers given
         // in another order (a number is only ever a cache key for its channel).
         let b = learnt();
-        let evs = traffic();
-        let run = |number: &Numbering| {
+        let evs = mixed_traffic();
+        let run = |number: &Numbering, number_req: &ReqNumbering| {
             let mut dets: Vec<Box<dyn Detector>> = vec![
                 Box::new(novelty::Novelty::new(novelty::NoveltyConfig::default())),
                 Box::new(values::Values::new(values::ValuesConfig::default())),
@@ -714,10 +1147,19 @@ mod tests {
                 Box::new(scans::Scans::new(scans::ScanConfig::default())),
             ];
             let mut nums = HashMap::new();
+            let mut reqs: Vec<(ChanId, ModSig)> = Vec::new();
             let mut out = Vec::new();
             for ev in &evs {
                 let mut ctx = EventCtx::of(ev);
                 ctx.chan = number(&ctx.key, &mut nums);
+                ctx.req = ctx.sig.and_then(|s| {
+                    let k = (ctx.key, s);
+                    let rank = reqs.iter().position(|x| *x == k).unwrap_or_else(|| {
+                        reqs.push(k);
+                        reqs.len() - 1
+                    });
+                    number_req(u32::try_from(rank).unwrap())
+                });
                 for d in &mut dets {
                     d.on_event_ctx(ev, &ctx, Some(&b), &mut out);
                 }
@@ -729,18 +1171,33 @@ mod tests {
             }
             lines(&out)
         };
-        let none = run(&|_, _| None);
-        let in_order = run(&|k, m| {
-            let n = u32::try_from(m.len()).unwrap();
-            Some(*m.entry(*k).or_insert(n))
-        });
-        let reversed = run(&|k, m| {
-            let n = 1000 - u32::try_from(m.len()).unwrap();
-            Some(*m.entry(*k).or_insert(n))
-        });
+        let none = run(&|_, _| None, &|_| None);
+        let in_order = run(
+            &|k, m| {
+                let n = u32::try_from(m.len()).unwrap();
+                Some(*m.entry(*k).or_insert(n))
+            },
+            &Some,
+        );
+        let reversed = run(
+            &|k, m| {
+                let n = 1000 - u32::try_from(m.len()).unwrap();
+                Some(*m.entry(*k).or_insert(n))
+            },
+            &|r| Some(5000 - r),
+        );
+        // Some requests without a number (their channel's list was full).
+        let partly = run(
+            &|k, m| {
+                let n = u32::try_from(m.len()).unwrap();
+                Some(*m.entry(*k).or_insert(n))
+            },
+            &|r| (r % 3 != 1).then_some(r),
+        );
         assert!(none.len() > 10, "{}", none.len());
         assert_eq!(none, in_order);
         assert_eq!(none, reversed);
+        assert_eq!(none, partly);
     }
 
     #[test]

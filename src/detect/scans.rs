@@ -154,6 +154,12 @@ struct PairState {
     known_named: KnownNamed,
 }
 
+/// A numbered request found known, and in its pair's set of known requests.
+const REQ_KNOWN: u8 = 1;
+/// A numbered request found known, not in its pair's set (full): each of its events counts
+/// in `sigs_uncached`, as it would without the number.
+const REQ_KNOWN_UNCACHED: u8 = 2;
+
 /// The scan detector.
 #[derive(Debug)]
 pub struct Scans {
@@ -164,6 +170,10 @@ pub struct Scans {
     base: Option<(usize, usize, usize)>,
     /// Every "at least" threshold is at least 1, so empty windows fire nothing.
     thresholds_positive: bool,
+    /// By engine request number ([`EventCtx::req`]): [`REQ_KNOWN`] when the request was
+    /// found known on its channel (under the baseline `base` names; its pair is tracked),
+    /// [`REQ_KNOWN_UNCACHED`] when its pair's set of known requests had no room for it.
+    known_reqs: Vec<u8>,
     /// Pairs not tracked because the table was full.
     pub pairs_dropped: u64,
     /// Known requests not remembered because their pair's set was full.
@@ -219,6 +229,7 @@ impl Scans {
             pairs: ChanSlots::default(),
             base: None,
             thresholds_positive,
+            known_reqs: Vec::new(),
             pairs_dropped: 0,
             sigs_uncached: 0,
         }
@@ -248,6 +259,19 @@ impl Detector for Scans {
         vec![("sigs_uncached", self.sigs_uncached)]
     }
 
+    fn can_idle(&self) -> bool {
+        true
+    }
+
+    fn idle_on(&self, ctx: &EventCtx) -> bool {
+        // A known request answered normally returns at once (see `on_event_ctx`), as long as
+        // the baseline stays (an engine's does) and it is in its pair's set (or it counts).
+        self.thresholds_positive
+            && ctx
+                .req
+                .is_some_and(|r| self.known_reqs.get(r as usize) == Some(&REQ_KNOWN))
+    }
+
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
         self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
     }
@@ -268,6 +292,24 @@ impl Detector for Scans {
                 st.known.clear();
                 st.known_named.clear();
             }
+            self.known_reqs.clear();
+        }
+        let exc = match ev.outcome {
+            Outcome::Exception { code, .. } => Some(code),
+            Outcome::Bad { .. } => Some(0),
+            _ => None,
+        };
+        let known_req = ctx
+            .req
+            .and_then(|r| self.known_reqs.get(r as usize).copied())
+            .unwrap_or(0);
+        if known_req != 0 && exc.is_none() && self.thresholds_positive {
+            // As below for a known request (its pair is tracked, as it was when the request
+            // was found known), without looking the pair up.
+            if known_req == REQ_KNOWN_UNCACHED {
+                self.sigs_uncached += 1;
+            }
+            return;
         }
         let key = ctx.key;
         let found = match self.pairs.find(ctx) {
@@ -299,6 +341,7 @@ impl Detector for Scans {
         // only on the baseline channel and on the request's signature.
         let sig = ctx.sig;
         let cached = match &sig {
+            Some(_) if ctx.req.is_some() => known_req == REQ_KNOWN,
             Some(s) => st.known.contains(s),
             None => ch.is_some() && st.known_named.contains(ev),
         };
@@ -312,9 +355,23 @@ impl Detector for Scans {
                 let block_known =
                     ev.accesses.is_empty() || ch.is_some_and(|c| block_is_known(c, ev));
                 if fc_known && unit_known && block_known {
-                    let kept = match sig {
-                        Some(sig) => st.known.insert(sig),
-                        None => st.known_named.insert(ev),
+                    let kept = match (sig, ctx.req) {
+                        (Some(_), Some(_)) if known_req == REQ_KNOWN_UNCACHED => false,
+                        (Some(sig), Some(r)) => {
+                            // Into the pair's set as without the number, so that requests
+                            // without one find the same set.
+                            let kept = st.known.insert(sig);
+                            let r = r as usize;
+                            if r >= self.known_reqs.len() {
+                                self.known_reqs.resize(r + 1, 0);
+                            }
+                            if let Some(k) = self.known_reqs.get_mut(r) {
+                                *k = if kept { REQ_KNOWN } else { REQ_KNOWN_UNCACHED };
+                            }
+                            kept
+                        }
+                        (Some(sig), None) => st.known.insert(sig),
+                        (None, _) => st.known_named.insert(ev),
                     };
                     if !kept {
                         self.sigs_uncached += 1;
@@ -322,11 +379,6 @@ impl Detector for Scans {
                 }
                 (fc_known, unit_known, block_known)
             }
-        };
-        let exc = match ev.outcome {
-            Outcome::Exception { code, .. } => Some(code),
-            Outcome::Bad { .. } => Some(0),
-            _ => None,
         };
         if cached && exc.is_none() && self.thresholds_positive {
             // A known request answered normally pushes nothing: every count stays as the last

@@ -24,7 +24,8 @@ use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, S
 use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Timing thresholds.
@@ -87,9 +88,7 @@ const KEPT_ACCESSES: usize = 4;
 #[derive(Debug)]
 struct SigState {
     last: Timestamp,
-    recent: VecDeque<u64>,
-    /// `recent` in ascending order.
-    sorted: Vec<u64>,
+    recent: Intervals,
     stopped: bool,
     period_reported: bool,
     client: Endpoint,
@@ -107,6 +106,9 @@ struct SigState {
     /// It cannot be found stopped while at most this many microseconds passed since `last`
     /// (see [`quiet_us`]).
     quiet_us: i64,
+    /// The time (µs) of its entry in [`Timing::due`], when it has one: never later than its
+    /// last request plus `quiet_us` (none: stopped, or not checked at ticks).
+    queued: Option<i64>,
 }
 
 /// How long (ms) a poll may be silent before it counts as stopped.
@@ -324,18 +326,28 @@ pub struct Timing {
     states: Vec<(ChanId, String, SigState)>,
     /// `states` in (channel, signature) order, for deterministic ticks.
     order: BTreeMap<((IpAddr, IpAddr, AppProto), String), usize>,
-    /// `order`'s values, refreshed at the first tick after a state was added.
-    tick_order: Vec<usize>,
+    /// Each state's position in `order`, refreshed at the first tick that needs it after a
+    /// state was added.
+    rank: Vec<u32>,
     order_stale: bool,
     /// Per channel (unknown ones too, up to `max_states`).
     chans: Vec<Chan>,
     /// Index in `chans` by channel; iterated only to update in place.
     chan_index: ChanSlots<u32>,
+    /// By engine request number ([`EventCtx::req`]): what was found of the request, under
+    /// the baseline `base` names.
+    req_memo: Vec<ReqMemo>,
     /// The baseline the channel indices point into.
     base: Option<(usize, usize, usize)>,
-    /// No poll can be found stopped at a tick up to this time (µs): a lower bound of every
-    /// running state's last request plus its `quiet_us`, lowered as requests come.
-    quiet_until: i64,
+    /// The running states by the time (µs) after which they may be found stopped (see
+    /// [`SigState::queued`]; entries whose time is not their state's `queued` are stale): a
+    /// tick looks only at the states due, not at all of them.
+    due: BinaryHeap<Reverse<(i64, u32)>>,
+    /// States due at a tick (reused).
+    due_now: Vec<u32>,
+    /// Tests: every running state is due at every tick (the walk `due` saves).
+    #[cfg(test)]
+    walk_all: bool,
     /// States not kept because the table was full.
     pub states_dropped: u64,
 }
@@ -343,6 +355,70 @@ pub struct Timing {
 /// The median of sorted intervals (the upper one of an even count).
 fn median(sorted: &[u64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0) as f64
+}
+
+/// The last intervals of a poll (at most a window of them), in arrival order (a ring) and
+/// sorted; a new one replaces the oldest in the sorted list in one pass, without moving the
+/// others more than their rank changes.
+#[derive(Debug, Default)]
+struct Intervals {
+    /// The intervals, oldest at `head` once the window is full.
+    ring: Vec<u64>,
+    head: usize,
+    /// `ring` in ascending order.
+    sorted: Vec<u64>,
+}
+
+impl Intervals {
+    /// Intervals kept.
+    fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Forgets every interval.
+    fn clear(&mut self) {
+        self.ring.clear();
+        self.head = 0;
+        self.sorted.clear();
+    }
+
+    /// Adds `d`, dropping the oldest interval when there are more than `window`.
+    #[inline]
+    fn push(&mut self, d: u64, window: usize) {
+        let mut i = if self.ring.len() < window {
+            self.ring.push(d);
+            self.sorted.push(d);
+            self.sorted.len() - 1
+        } else {
+            let Some(slot) = self.ring.get_mut(self.head) else {
+                return;
+            };
+            let old = std::mem::replace(slot, d);
+            self.head = if self.head + 1 < self.ring.len() {
+                self.head + 1
+            } else {
+                0
+            };
+            match self.sorted.iter().position(|&x| x == old) {
+                Some(i) => {
+                    if let Some(x) = self.sorted.get_mut(i) {
+                        *x = d;
+                    }
+                    i
+                }
+                None => return,
+            }
+        };
+        // `d` at `i`, the rest in order: move it to its place.
+        while i + 1 < self.sorted.len() && self.sorted.get(i + 1).is_some_and(|&x| x < d) {
+            self.sorted.swap(i, i + 1);
+            i += 1;
+        }
+        while i > 0 && self.sorted.get(i - 1).is_some_and(|&x| x > d) {
+            self.sorted.swap(i, i - 1);
+            i -= 1;
+        }
+    }
 }
 
 /// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
@@ -457,12 +533,16 @@ impl Timing {
             info_index: HashMap::default(),
             states: Vec::new(),
             order: BTreeMap::new(),
-            tick_order: Vec::new(),
+            rank: Vec::new(),
             order_stale: false,
             chans: Vec::new(),
             chan_index: ChanSlots::default(),
+            req_memo: Vec::new(),
             base: None,
-            quiet_until: i64::MIN,
+            due: BinaryHeap::new(),
+            due_now: Vec::new(),
+            #[cfg(test)]
+            walk_all: false,
             states_dropped: 0,
         }
     }
@@ -480,18 +560,27 @@ impl Timing {
     #[cold]
     fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
         self.base = Some(id);
+        self.req_memo.clear();
         // Iterated to update in place only; nothing from here reaches the output.
         for (key, &mut i) in self.chan_index.iter_mut() {
             if let Some(c) = self.chans.get_mut(i as usize) {
                 c.bind(&self.cfg, b, key);
             }
         }
-        self.quiet_until = i64::MIN;
-        for (key, sig, st) in &mut self.states {
+        self.due.clear();
+        for (i, (key, sig, st)) in self.states.iter_mut().enumerate() {
             st.ch = channel_index(b, key);
             st.poll = poll_index(b, st.ch, sig);
             st.stop_text = None;
             st.quiet_us = quiet_of(&self.cfg, b, st.ch, st.poll);
+            st.queued = None;
+            if !st.stopped {
+                if let Ok(i) = u32::try_from(i) {
+                    let t = st.last.as_micros().saturating_add(st.quiet_us);
+                    st.queued = Some(t);
+                    self.due.push(Reverse((t, i)));
+                }
+            }
         }
     }
 
@@ -611,6 +700,21 @@ impl Detector for Timing {
             return;
         };
         self.sync(b);
+        // A request seen before, by its engine number: its info, or nothing to do.
+        if let Some(r) = ctx.req {
+            if let Some(m) = self.req_memo.get(r as usize) {
+                if std::ptr::eq(m.name, ev.function.name) {
+                    match m.info {
+                        MEMO_NONE => {}
+                        MEMO_SKIP => return,
+                        i => {
+                            let m = *m;
+                            return self.known_memo(ev, &ctx.key, b, i, m, out);
+                        }
+                    }
+                }
+            }
+        }
         let key = ctx.key;
         let known_chan = self.chan_index.find(ctx);
         // A Modbus request already seen on a channel: found in the channel's list of
@@ -632,22 +736,8 @@ impl Detector for Timing {
                 }),
             };
             if let Some(i) = found {
-                let Some(info) = self.infos.get(i as usize) else {
-                    return;
-                };
-                let Some(chan) = self.chans.get_mut(info.chan as usize) else {
-                    return;
-                };
-                let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
-                    return;
-                };
-                let max10 = ch.volume.max_per_10s;
-                Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
-                if info.cycle_pos.is_some() || info.poll.is_some() {
-                    // (Without either, `request` has nothing to do.)
-                    self.request(ev, key, ch, i, out);
-                }
-                return;
+                self.memo(ctx, m.name, i);
+                return self.known(ev, &key, b, i, out);
             }
         }
         let c = match known_chan.and_then(|s| self.chan_index.get_mut(s).map(|c| *c)) {
@@ -671,6 +761,10 @@ impl Detector for Timing {
             return;
         };
         let Some(ch) = chan.ch.and_then(|i| b.channels.get(i as usize)) else {
+            // Not a baseline channel: nothing to do (while the baseline is this one).
+            if ctx.sig.is_some() {
+                self.memo(ctx, ev.function.name, MEMO_SKIP);
+            }
             return;
         };
         let max10 = ch.volume.max_per_10s;
@@ -721,7 +815,7 @@ impl Detector for Timing {
                 i
             }
         };
-        self.request(ev, key, ch, i, out);
+        self.request(ev, &key, ch, i, out);
     }
 
     fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
@@ -729,19 +823,50 @@ impl Detector for Timing {
             return;
         };
         self.sync(b);
-        if self.order_stale {
-            self.order_stale = false;
-            self.tick_order.clear();
-            self.tick_order.extend(self.order.values().copied());
-        }
         let now_us = now.as_micros();
-        if now_us <= self.quiet_until {
-            // No running poll has been silent long enough to be stopped.
+        // The states that may be stopped: those due before now (a state cannot be found
+        // stopped while at most its `quiet_us` passed since its last request).
+        self.due_now.clear();
+        while let Some(&Reverse((t, i))) = self.due.peek() {
+            if t >= now_us {
+                break;
+            }
+            self.due.pop();
+            if let Some((_, _, st)) = self.states.get_mut(i as usize) {
+                if st.queued == Some(t) {
+                    st.queued = None;
+                    self.due_now.push(i);
+                }
+            }
+        }
+        #[cfg(test)]
+        if self.walk_all {
+            for (i, (_, _, st)) in self.states.iter_mut().enumerate() {
+                if st.queued.is_some() || (!st.stopped && !self.due_now.contains(&(i as u32))) {
+                    st.queued = None;
+                    self.due_now.push(i as u32);
+                }
+            }
+        }
+        if self.due_now.is_empty() {
             return;
         }
-        let mut quiet_until = i64::MAX;
-        for &i in &self.tick_order {
-            let Some((key, sig, st)) = self.states.get_mut(i) else {
+        if self.order_stale {
+            self.order_stale = false;
+            self.rank.clear();
+            self.rank.resize(self.states.len(), u32::MAX);
+            for (r, &i) in self.order.values().enumerate() {
+                if let Some(x) = self.rank.get_mut(i) {
+                    *x = u32::try_from(r).unwrap_or(u32::MAX);
+                }
+            }
+        }
+        // In (channel, signature) order, as the alerts go out.
+        let rank = &self.rank;
+        self.due_now
+            .sort_unstable_by_key(|&i| (rank.get(i as usize).copied().unwrap_or(u32::MAX), i));
+        for &i in &self.due_now {
+            let Some((key, sig, st)) = self.states.get_mut(i as usize) else {
                 continue;
             };
             if st.stopped {
@@ -756,8 +881,11 @@ impl Detector for Timing {
             let gap_ms = now.micros_since(st.last) as f64 / 1e3;
             let limit = stop_limit_ms(&self.cfg, p);
             if gap_ms <= limit {
-                let until = st.last.as_micros().saturating_add(st.quiet_us);
-                quiet_until = quiet_until.min(until);
+                // Not stopped (yet): due again at its time, or at the next tick if that
+                // passed already.
+                let t = st.last.as_micros().saturating_add(st.quiet_us);
+                st.queued = Some(t);
+                self.due.push(Reverse((t, i)));
                 continue;
             }
             st.stopped = true;
@@ -809,14 +937,107 @@ impl Detector for Timing {
             ));
             out.push(a);
         }
-        self.quiet_until = quiet_until;
     }
 }
 
+/// No memo (in [`Timing::req_memo`]).
+const MEMO_NONE: u32 = u32::MAX;
+/// The request's channel is not in the baseline: nothing to do.
+const MEMO_SKIP: u32 = u32::MAX - 1;
+
+/// What the detector found of an engine-numbered request (see [`EventCtx::req`]).
+#[derive(Clone, Copy, Debug)]
+struct ReqMemo {
+    /// Index in `infos`, or [`MEMO_NONE`], or [`MEMO_SKIP`].
+    info: u32,
+    /// Its index in `chans` (with an info).
+    chan: u32,
+    /// It has a cycle position or a poll pattern (with an info): `request` has work.
+    checks: bool,
+    /// The function name of the request (part of its [`ModbusSig`], not of its number):
+    /// the memo holds for this name only.
+    name: &'static str,
+}
+
 impl Timing {
+    /// Remembers what was found of the event's request (when the engine numbered it).
+    fn memo(&mut self, ctx: &EventCtx, name: &'static str, info: u32) {
+        let Some(r) = ctx.req.map(|r| r as usize) else {
+            return;
+        };
+        if r >= self.req_memo.len() {
+            self.req_memo.resize(
+                r + 1,
+                ReqMemo {
+                    info: MEMO_NONE,
+                    chan: 0,
+                    checks: false,
+                    name: "",
+                },
+            );
+        }
+        let (chan, checks) = self.infos.get(info as usize).map_or((0, false), |i| {
+            (i.chan, i.cycle_pos.is_some() || i.poll.is_some())
+        });
+        if let Some(m) = self.req_memo.get_mut(r) {
+            *m = ReqMemo {
+                info,
+                chan,
+                checks,
+                name,
+            };
+        }
+    }
+
+    /// As [`Timing::known`], with the channel and whether there are checks from the memo
+    /// (an info's channel and checks never change).
+    #[inline]
+    fn known_memo(
+        &mut self,
+        ev: &IcsEvent,
+        key: &ChanId,
+        b: &Baseline,
+        i: u32,
+        m: ReqMemo,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(chan) = self.chans.get_mut(m.chan as usize) else {
+            return;
+        };
+        let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+            return;
+        };
+        let max10 = ch.volume.max_per_10s;
+        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        if m.checks {
+            self.request(ev, key, ch, i, out);
+        }
+    }
+
+    /// A request with info `i`: the burst check of its channel, and its order and period
+    /// checks.
+    #[inline]
+    fn known(&mut self, ev: &IcsEvent, key: &ChanId, b: &Baseline, i: u32, out: &mut Vec<Alert>) {
+        let Some(info) = self.infos.get(i as usize) else {
+            return;
+        };
+        let Some(chan) = self.chans.get_mut(info.chan as usize) else {
+            return;
+        };
+        let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+            return;
+        };
+        let max10 = ch.volume.max_per_10s;
+        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        if info.cycle_pos.is_some() || info.poll.is_some() {
+            // (Without either, `request` has nothing to do.)
+            self.request(ev, key, ch, i, out);
+        }
+    }
+
     /// The order and period checks of a request with info `i` on the baseline channel `ch`.
     #[inline]
-    fn request(&mut self, ev: &IcsEvent, key: ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
+    fn request(&mut self, ev: &IcsEvent, key: &ChanId, ch: &Channel, i: u32, out: &mut Vec<Alert>) {
         let Some(info) = self.infos.get_mut(i as usize) else {
             return;
         };
@@ -838,6 +1059,7 @@ impl Timing {
         let Some(p) = info.poll.and_then(|i| ch.polls.get(i)) else {
             return;
         };
+        let si = info.state.unwrap_or(usize::MAX);
         let Some(st) = info
             .state
             .and_then(|i| self.states.get_mut(i))
@@ -860,16 +1082,16 @@ impl Timing {
                 .polls
                 .get(poll.map_or(usize::MAX, |p| p as usize))
                 .map_or(i64::MAX / 4, |p| quiet_us(stop_limit_ms(&self.cfg, p)));
-            self.quiet_until = self
-                .quiet_until
-                .min(ev.ts.as_micros().saturating_add(quiet));
+            let t = ev.ts.as_micros().saturating_add(quiet);
+            if let Ok(i) = u32::try_from(i) {
+                self.due.push(Reverse((t, i)));
+            }
             self.states.push((
-                key,
+                *key,
                 info.sig.clone(),
                 SigState {
                     last: ev.ts,
-                    recent: VecDeque::new(),
-                    sorted: Vec::new(),
+                    recent: Intervals::default(),
                     stopped: false,
                     period_reported: false,
                     client: ev.client,
@@ -880,15 +1102,23 @@ impl Timing {
                     poll,
                     stop_text: None,
                     quiet_us: quiet,
+                    queued: u32::try_from(i).ok().map(|_| t),
                 },
             ));
             return;
         };
         let d = ev.ts.micros_since(st.last);
         st.last = ev.ts;
-        self.quiet_until = self
-            .quiet_until
-            .min(ev.ts.as_micros().saturating_add(st.quiet_us));
+        // Its entry in `due` stays valid while it is not later than the new time (requests
+        // in time order only move the time later); else (a request back in time, or a poll
+        // that resumes) a new entry.
+        let t = ev.ts.as_micros().saturating_add(st.quiet_us);
+        if st.queued.is_none_or(|q| t < q) {
+            if let Ok(si) = u32::try_from(si) {
+                st.queued = Some(t);
+                self.due.push(Reverse((t, si)));
+            }
+        }
         st.client = ev.client;
         st.server = ev.server;
         keep_for_evidence(&mut st.last_ev, ev);
@@ -896,23 +1126,14 @@ impl Timing {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
             st.recent.clear();
-            st.sorted.clear();
             return;
         }
-        st.recent.push_back(d);
-        let at = st.sorted.partition_point(|&x| x < d);
-        st.sorted.insert(at, d);
-        while st.recent.len() > self.cfg.period_window.max(1) {
-            if let Some(old) = st.recent.pop_front() {
-                if let Ok(i) = st.sorted.binary_search(&old) {
-                    st.sorted.remove(i);
-                }
-            }
-        }
-        if st.recent.len() < self.cfg.period_window.max(1) {
+        let window = self.cfg.period_window.max(1);
+        st.recent.push(d, window);
+        if st.recent.len() < window {
             return;
         }
-        let med_ms = median(&st.sorted) / 1e3;
+        let med_ms = median(&st.recent.sorted) / 1e3;
         let tol = (self.cfg.period_tolerance_frac * p.period_ms)
             .max(self.cfg.jitter_factor * p.jitter_ms)
             .max(self.cfg.period_min_tolerance_ms);
@@ -1179,6 +1400,161 @@ mod tests {
         assert_eq!(event_summary(&kept), event_summary(&last));
     }
 
+    /// Several channels and signatures with their own periods, learnt for 10 minutes.
+    fn learnt_plant() -> Baseline {
+        let mut l = Learner::default();
+        for i in 0..600i64 {
+            for (k, &(m, p, period)) in plant().iter().enumerate() {
+                let t = i * period + (i * 37 % 21) - 10 + k as i64;
+                if t < 600_000 {
+                    l.observe(&read_hr(t, m, p, 1, 0, &[1, 2]));
+                    l.observe(&read_coils(t + 15, m, p, 1, 0, &[true]));
+                    l.observe(&read_hr(t + 30, m, p, 2, 100, &[3]));
+                }
+            }
+        }
+        l.finish().unwrap()
+    }
+
+    fn plant() -> [(&'static str, &'static str, i64); 4] {
+        [
+            (MASTER, PLC, 1000),
+            (MASTER, "10.0.1.2", 500),
+            ("10.0.0.2", PLC, 2000),
+            ("10.0.0.3", "10.0.1.3", 250),
+        ]
+    }
+
+    /// Detection traffic with stops and restarts, requests out of time order, a channel and a
+    /// signature the baseline does not have, and ticks at odd times (some between the events
+    /// of one instant, some long after the last event).
+    fn plant_traffic(seed: u64) -> (Vec<IcsEvent>, Vec<i64>) {
+        let mut x = seed;
+        let mut rnd = move |n: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n.max(1)
+        };
+        let mut evs = Vec::new();
+        for (k, &(m, p, period)) in plant().iter().enumerate() {
+            let mut t = 700_000 + k as i64 * 3;
+            let mut off = false;
+            while t < 760_000 {
+                if rnd(40) == 0 {
+                    off = !off;
+                }
+                if !off {
+                    evs.push(read_hr(t, m, p, 1, 0, &[1, 2]));
+                    evs.push(read_coils(t + 15, m, p, 1, 0, &[true]));
+                    if rnd(3) != 0 {
+                        evs.push(read_hr(t + 30, m, p, 2, 100, &[3]));
+                    }
+                    if rnd(50) == 0 {
+                        evs.push(read_hr(t + 40, m, p, 7, 900, &[3]));
+                    }
+                }
+                t += period + rnd(2 * period as u64 / 5) as i64 - period / 5;
+            }
+        }
+        for i in 0..30 {
+            evs.push(read_hr(705_000 + i * 900, ROGUE, PLC, 1, 0, &[1]));
+        }
+        evs.sort_by_key(|e| e.ts);
+        // Some requests out of time order: swapped with the next, or repeated seconds late.
+        for i in (1..evs.len()).step_by(17) {
+            evs.swap(i - 1, i);
+        }
+        let mut late = Vec::with_capacity(evs.len() * 2);
+        for (i, e) in evs.into_iter().enumerate() {
+            if i % 23 == 5 {
+                let mut old = e.clone();
+                old.ts = Timestamp::from_micros(e.ts.as_micros() - 1000 * (500 + rnd(6000) as i64));
+                late.push(e);
+                late.push(old);
+            } else {
+                late.push(e);
+            }
+        }
+        let evs = late;
+        let mut ticks: Vec<i64> = (0..200).map(|_| 699_000 + rnd(80_000) as i64).collect();
+        ticks.sort_unstable();
+        (evs, ticks)
+    }
+
+    #[test]
+    fn due_states_are_those_a_walk_finds() {
+        let b = learnt_plant();
+        let mut other = Learner::default();
+        for i in 0..600i64 {
+            other.observe(&read_hr(i * 1000, MASTER, PLC, 1, 0, &[1, 2]));
+        }
+        let other = other.finish().unwrap();
+        for seed in 0..6u64 {
+            let (evs, ticks) = plant_traffic(seed);
+            let run = |walk_all: bool| {
+                let mut d = Timing::new(TimingConfig {
+                    // Seed 5: the state table fills up.
+                    max_states: if seed == 5 { 7 } else { 65_536 },
+                    // Seed 4: some polls are always due.
+                    stop_min_ms: if seed == 4 { -1.0 } else { 2000.0 },
+                    ..TimingConfig::default()
+                });
+                d.walk_all = walk_all;
+                let mut out = Vec::new();
+                let mut ticks = ticks.iter().peekable();
+                for (n, e) in evs.iter().enumerate() {
+                    while let Some(t) = ticks.next_if(|t| ts_ms(**t) <= e.ts) {
+                        // Now and then under another baseline.
+                        let base = if n % 97 == 3 { &other } else { &b };
+                        d.on_tick(ts_ms(*t), Some(base), &mut out);
+                    }
+                    d.on_event(e, Some(&b), &mut out);
+                }
+                for t in ticks {
+                    d.on_tick(ts_ms(*t), Some(&b), &mut out);
+                }
+                d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+                out.iter().map(Alert::to_json_line).collect::<Vec<_>>()
+            };
+            let slow = run(true);
+            assert!(
+                slow.iter().filter(|a| a.contains("poll_stopped")).count() >= 8,
+                "{seed}: {slow:?}"
+            );
+            assert_eq!(run(false), slow, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn intervals_equal_a_window_sorted_anew() {
+        // Against the window kept as a queue and sorted at each step: the same intervals, in
+        // order, for any window (ties, repeats, a window of one).
+        let mut x = 11u64;
+        for window in [1usize, 2, 3, 8, 9] {
+            let mut fast = Intervals::default();
+            let mut slow: VecDeque<u64> = VecDeque::new();
+            for step in 0..2000 {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let d = (x >> 40) % if step % 7 == 0 { 3 } else { 1000 };
+                if step % 500 == 499 {
+                    fast.clear();
+                    slow.clear();
+                }
+                fast.push(d, window);
+                slow.push_back(d);
+                while slow.len() > window {
+                    slow.pop_front();
+                }
+                let mut sorted: Vec<u64> = slow.iter().copied().collect();
+                sorted.sort_unstable();
+                assert_eq!(fast.sorted, sorted, "window {window} step {step}");
+                assert_eq!(fast.len(), slow.len());
+                assert_eq!(median(&fast.sorted), median(&sorted));
+            }
+        }
+    }
+
     #[test]
     fn sorted_window_median() {
         let mut d = Timing::new(TimingConfig::default());
@@ -1197,9 +1573,9 @@ mod tests {
         }
         assert!(out.is_empty(), "{out:?}");
         for (_, _, st) in &d.states {
-            let mut r: Vec<u64> = st.recent.iter().copied().collect();
+            let mut r: Vec<u64> = st.recent.ring.clone();
             r.sort_unstable();
-            assert_eq!(r, st.sorted);
+            assert_eq!(r, st.recent.sorted);
         }
     }
 

@@ -4,7 +4,7 @@
 //! `OTWATCH <PROTO> Protocol violation: <name>`, so repeats of one violation on one channel
 //! aggregate together and different violations stay apart.
 
-use super::Detector;
+use super::{Detector, EventKind};
 use crate::alert::signatures::PROTOCOL_VIOLATION;
 use crate::alert::Alert;
 use crate::baseline::{device_words, event_summary, Baseline};
@@ -24,6 +24,10 @@ fn proto_words(p: AppProto) -> &'static str {
 impl Detector for Violations {
     fn name(&self) -> &'static str {
         "violations"
+    }
+
+    fn acts_on(&self, kind: &EventKind) -> bool {
+        kind.violations
     }
 
     fn on_event(&mut self, ev: &IcsEvent, _b: Option<&Baseline>, out: &mut Vec<Alert>) {

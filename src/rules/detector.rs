@@ -6,7 +6,7 @@ use super::{Rule, RuleSet, ThresholdKind, Track};
 use crate::alert::signatures::RULE_MATCH;
 use crate::alert::Alert;
 use crate::baseline::{device_words, event_summary, fmt_value, object_words, Baseline};
-use crate::detect::Detector;
+use crate::detect::{Detector, EventKind};
 use crate::event::{AppProto, IcsEvent, Outcome, Value};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -230,6 +230,12 @@ impl Detector for RulesDetector {
                 self.stats.threshold_dropped.load(Ordering::Relaxed),
             ),
         ]
+    }
+
+    fn acts_on(&self, kind: &EventKind) -> bool {
+        // Without a candidate rule `on_event` returns at once.
+        let (a, b) = self.set.index.candidates_of(kind.proto, kind.code, kind.ok);
+        !a.is_empty() || !b.is_empty()
     }
 
     fn on_event(&mut self, ev: &IcsEvent, _b: Option<&Baseline>, out: &mut Vec<Alert>) {

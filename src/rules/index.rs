@@ -54,9 +54,8 @@ impl Buckets {
     }
 
     #[inline]
-    fn candidates(&self, ev: &IcsEvent) -> (&[u32], &[u32]) {
-        let code = ev.function.code;
-        match ev.proto {
+    fn candidates(&self, proto: AppProto, code: u32) -> (&[u32], &[u32]) {
+        match proto {
             AppProto::Modbus => (
                 usize::try_from(code)
                     .ok()
@@ -95,10 +94,21 @@ impl Index {
     /// The two candidate lists of an event: its function's bucket and the wildcard bucket.
     #[inline]
     pub fn candidates(&self, ev: &IcsEvent) -> (&[u32], &[u32]) {
-        if matches!(ev.outcome, Outcome::Ok) {
-            self.ok.candidates(ev)
+        self.candidates_of(
+            ev.proto,
+            ev.function.code,
+            matches!(ev.outcome, Outcome::Ok),
+        )
+    }
+
+    /// The candidate lists of events of a protocol and function, that ended normally or
+    /// not: those of every such event.
+    #[inline]
+    pub fn candidates_of(&self, proto: AppProto, code: u32, ok: bool) -> (&[u32], &[u32]) {
+        if ok {
+            self.ok.candidates(proto, code)
         } else {
-            self.all.candidates(ev)
+            self.all.candidates(proto, code)
         }
     }
 }
