@@ -1098,7 +1098,12 @@ fn run_block_dir<const READ: bool, const FAST: bool>(
     states_dropped: &mut u64,
     out: &mut Vec<Alert>,
 ) {
-    for (i, (h, v)) in slots.hot.iter().zip(values).enumerate() {
+    // A slot's index, worked out from its address off the common paths (no index kept in
+    // the loop).
+    let base = slots.hot.as_ptr() as usize;
+    let index =
+        |h: &Hot| (h as *const Hot as usize).wrapping_sub(base) / std::mem::size_of::<Hot>();
+    for (h, v) in slots.hot.iter().zip(values) {
         // Registers are integers and coils booleans: those cases first, without the jump
         // table of `numeric`.
         let x = if let Value::Int(n) = v {
@@ -1114,6 +1119,7 @@ fn run_block_dir<const READ: bool, const FAST: bool>(
         // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
         let Some(st) = states.get_mut(h.obj as usize) else {
             *states_dropped += 1;
+            let i = index(h);
             if let Some(Some(c)) = slots.checks.get(i) {
                 let dir = if READ {
                     AccessDir::Read
@@ -1124,19 +1130,24 @@ fn run_block_dir<const READ: bool, const FAST: bool>(
             }
             continue;
         };
-        if READ && FAST && x == st.last && st.run < st.quiet_until {
-            // The repeat path: see `ObjState::quiet_until` (`read` would only count it).
-            st.run += 1;
-            // `x == last` holds for 0 and −0: keep the value read, as `read` does.
-            st.last = x;
-            continue;
-        }
-        if READ && FAST && x != st.last && read_change(h, st, x, ev.ts) {
-            continue;
+        if READ && FAST {
+            if x == st.last {
+                if st.run < st.quiet_until {
+                    // The repeat path: see `ObjState::quiet_until` (`read` would only count
+                    // it). `x == last` holds for 0 and −0: keep the value read, as `read`
+                    // does.
+                    st.run += 1;
+                    st.last = x;
+                    continue;
+                }
+            } else if read_change(h, st, x, ev.ts) {
+                continue;
+            }
         }
         if !h.has {
             continue;
         }
+        let i = index(h);
         if READ {
             if let Some(Some(c)) = slots.checks.get(i) {
                 let key = || KeyRef::Modbus(slot_addr(key, i));
