@@ -1024,6 +1024,7 @@ fn slot_addr(key: &Shape, i: usize) -> AddrKey {
 /// Checks the values of a Modbus access against its compiled block; `unresolved` counts the
 /// block's slots not yet tied to an object state.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn run_block(
     ev: &IcsEvent,
     now: &mut Now,
