@@ -212,7 +212,7 @@ impl<T> Default for KnownSigs<T> {
 
 impl<T: Copy + Eq> KnownSigs<T> {
     /// True when `s` is remembered.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn contains(&mut self, s: &T) -> bool {
         let i = match self.sigs.get(self.next) {
             Some(x) if x == s => self.next,
@@ -331,6 +331,137 @@ impl KnownNamed {
     }
 }
 
+/// Most request heads (function, unit, protocol) remembered by [`QuietParts`].
+const MAX_QUIET_HEADS: usize = 64;
+
+/// The parts of requests of one channel (with objects of any kind) already found to raise
+/// nothing, for novelty: request heads (function, unit, protocol) and accessed objects with
+/// their unit and direction (up to [`MAX_NAMED_OBJECTS`]). Novelty's checks of a request are
+/// one check of its head (unit id, function) and one per access that depends only on the
+/// access and the unit, so a request whose head and every access are remembered raises
+/// nothing, whatever combination of accesses it makes (an OPC UA publish response names a
+/// different subset of the subscribed items each time). Objects are looked up after the
+/// last hit first: a request's accesses usually follow the order of the previous one.
+#[derive(Debug, Default)]
+pub(crate) struct QuietParts {
+    heads: Vec<u64>,
+    /// [`part_print`] of each of `objs`, scanned before any object is compared.
+    prints: Vec<u64>,
+    /// Unit (+1, 0: none), direction and object.
+    objs: Vec<(u16, AccessDir, ObjectRef)>,
+    next: usize,
+}
+
+/// A fingerprint of an access with its unit: equal accesses have equal prints (unit,
+/// direction, kind of object, and for a named object its name's length and last 4 bytes; for
+/// a Modbus object its table, start and count).
+#[inline]
+fn part_print(unit: u16, a: &crate::event::Access) -> u64 {
+    let dir = match a.dir {
+        AccessDir::Read => 0u64,
+        AccessDir::Write => 1,
+    };
+    // The name's last 4 bytes (most names differ at their end: `client_handle=12`).
+    let tail = |s: &str, tag: u64| {
+        let b = s.as_bytes();
+        let last = match b.len().checked_sub(4).and_then(|i| b.get(i..)) {
+            Some(&[w, x, y, z]) => u32::from_le_bytes([w, x, y, z]),
+            _ => b.iter().fold(0u32, |v, &c| v << 8 | u32::from(c)),
+        };
+        u64::from(last) ^ ((b.len() as u64) << 32) ^ tag
+    };
+    let obj = match &a.object {
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } => (u64::from(*start) << 32 | u64::from(*count)) ^ (*table as u64) << 61,
+        ObjectRef::Node { node_id, attribute } => tail(
+            node_id,
+            1 << 62 | u64::from(attribute.map_or(0, |x| x.wrapping_add(1))).rotate_left(17),
+        ),
+        ObjectRef::Other { name } => tail(name, 1 << 63),
+    };
+    obj ^ u64::from(unit).rotate_left(48) ^ dir << 60
+}
+
+impl QuietParts {
+    /// True when the head and every access of `ev` are remembered.
+    pub(crate) fn contains(&mut self, ev: &IcsEvent) -> bool {
+        if self.heads.is_empty() || !self.heads.contains(&named_head(ev)) {
+            return false;
+        }
+        let unit = unit_tag(ev);
+        ev.accesses.iter().all(|a| self.find(unit, a))
+    }
+
+    /// Finds an access (moving `next` past it).
+    #[inline(always)]
+    fn find(&mut self, unit: u16, a: &crate::event::Access) -> bool {
+        let print = part_print(unit, a);
+        let hit = |i: usize| {
+            self.objs
+                .get(i)
+                .is_some_and(|x| x.0 == unit && x.1 == a.dir && x.2 == a.object)
+        };
+        let i = if self.prints.get(self.next) == Some(&print) && hit(self.next) {
+            self.next
+        } else {
+            let mut found = None;
+            let mut from = 0;
+            while let Some(k) = self
+                .prints
+                .get(from..)
+                .and_then(|p| p.iter().position(|&x| x == print))
+            {
+                if hit(from + k) {
+                    found = Some(from + k);
+                    break;
+                }
+                from += k + 1;
+            }
+            match found {
+                Some(i) => i,
+                None => return false,
+            }
+        };
+        self.next = if i + 1 < self.objs.len() { i + 1 } else { 0 };
+        true
+    }
+
+    /// Remembers the head and the accesses of `ev` (a request that raised nothing); false
+    /// when some part could not be remembered (no room).
+    pub(crate) fn insert(&mut self, ev: &IcsEvent) -> bool {
+        let mut kept = true;
+        let head = named_head(ev);
+        if !self.heads.contains(&head) {
+            if self.heads.len() < MAX_QUIET_HEADS {
+                self.heads.push(head);
+            } else {
+                kept = false;
+            }
+        }
+        let unit = unit_tag(ev);
+        for a in &ev.accesses {
+            if self.find(unit, a) {
+                continue;
+            }
+            if self.objs.len() < MAX_NAMED_OBJECTS {
+                self.prints.push(part_print(unit, a));
+                self.objs.push((unit, a.dir, a.object.clone()));
+            } else {
+                kept = false;
+            }
+        }
+        kept
+    }
+}
+
+/// An event's unit id as a number (+1, 0: none).
+fn unit_tag(ev: &IcsEvent) -> u16 {
+    ev.unit_id.map_or(0, |u| u16::from(u) + 1)
+}
+
 /// What novelty found of one channel in the baseline.
 #[derive(Debug)]
 struct NovChan {
@@ -340,8 +471,8 @@ struct NovChan {
     assets_known: bool,
     /// Modbus requests on the channel that raised nothing.
     quiet: KnownSigs<ModSig>,
-    /// Other requests on the channel that raised nothing.
-    quiet_named: KnownNamed,
+    /// Parts of other requests on the channel that raised nothing.
+    quiet_named: QuietParts,
 }
 
 impl NovChan {
@@ -350,7 +481,7 @@ impl NovChan {
             ch: channel_index(b, key),
             assets_known: b.asset(key.client()).is_some() && b.asset(key.server()).is_some(),
             quiet: KnownSigs::default(),
-            quiet_named: KnownNamed::default(),
+            quiet_named: QuietParts::default(),
         }
     }
 }
@@ -368,6 +499,9 @@ pub struct Novelty {
     pub channels_uncached: u64,
     /// Quiet requests not remembered because their channel's set was full.
     pub sigs_uncached: u64,
+    /// Skip the checks of requests remembered as quiet (false only in tests, to compare
+    /// the memo with the full checks).
+    memo: bool,
 }
 
 impl Novelty {
@@ -380,6 +514,7 @@ impl Novelty {
             base: None,
             channels_uncached: 0,
             sigs_uncached: 0,
+            memo: true,
         }
     }
 }
@@ -777,6 +912,40 @@ impl Detector for Novelty {
         let Some(b) = baseline else {
             return;
         };
+        // The common case first, in a few instructions: a request already found to raise
+        // nothing on a cached channel whose endpoints are known assets (its quiet sets are
+        // only filled on a baseline channel, so nothing else would be checked).
+        let mut looked = false;
+        if self.memo && self.base == Some(baseline_id(b)) {
+            if let Some(slot) = self.chans.find(ctx).and_then(|i| self.chans.get_mut(i)) {
+                if slot.assets_known {
+                    let known = match &ctx.sig {
+                        Some(sig) => slot.quiet.contains(sig),
+                        None => slot.quiet_named.contains(ev),
+                    };
+                    if known {
+                        return;
+                    }
+                    looked = true;
+                }
+            }
+        }
+        self.event(ev, ctx, b, out, looked);
+    }
+}
+
+impl Novelty {
+    /// Every check of an event (the requests found quiet on the channel excepted; `looked`:
+    /// the event's channel was found and its request is not among them).
+    #[inline(never)]
+    fn event(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        b: &Baseline,
+        out: &mut Vec<Alert>,
+        looked: bool,
+    ) {
         let id = baseline_id(b);
         if self.base != Some(id) {
             self.chans.clear();
@@ -806,10 +975,12 @@ impl Detector for Novelty {
         // A request already found to raise nothing on this channel raises nothing again: the
         // checks below depend only on the baseline and on the request's signature.
         let sig = ctx.sig;
-        let known = match &sig {
-            Some(sig) => slot.quiet.contains(sig),
-            None => slot.quiet_named.contains(ev),
-        };
+        let known = self.memo
+            && !looked
+            && match &sig {
+                Some(sig) => slot.quiet.contains(sig),
+                None => slot.quiet_named.contains(ev),
+            };
         if known {
             return;
         }
@@ -995,6 +1166,124 @@ mod tests {
 
         let a = run(&write_coil(99_000, MASTER, PLC, 1, 1, true));
         assert_eq!(kinds(&a), ["new_function", "write_to_read_only"]);
+    }
+
+    #[test]
+    fn quiet_parts_change_no_alert() {
+        // Requests naming random subsets of known and unknown nodes and handles, with known
+        // and unknown functions, reads and writes, and Modbus requests of three accesses
+        // (no signature) with known and unknown units: the same alerts with the memo of
+        // quiet parts as with the full checks of every request, also once the memo is full.
+        use crate::event::{Access, AccessDir, AppProto, ObjectRef, Value};
+        let objs = |k: u64| -> ObjectRef {
+            match k {
+                0..=3 => ObjectRef::Node {
+                    node_id: format!("ns=2;s=N{k}"),
+                    attribute: Some(13),
+                },
+                4 => ObjectRef::Node {
+                    node_id: "ns=2;s=N0".into(),
+                    attribute: None,
+                },
+                _ => ObjectRef::Other {
+                    name: format!("client_handle={}", k - 5),
+                },
+            }
+        };
+        let ua = |ms: i64, code: u32, accs: Vec<(AccessDir, ObjectRef)>| {
+            let mut e = read_hr(ms, MASTER, PLC, 1, 0, &[]);
+            e.proto = AppProto::Opcua;
+            e.unit_id = None;
+            e.server.port = 4840;
+            e.function.code = code;
+            e.accesses = accs
+                .into_iter()
+                .map(|(dir, object)| Access {
+                    dir,
+                    object,
+                    values: vec![Value::Float(1.5)],
+                })
+                .collect();
+            e
+        };
+        let mut l = Learner::default();
+        for i in 0..20 {
+            let reads = (0..4)
+                .chain(5..9)
+                .map(|k| (AccessDir::Read, objs(k)))
+                .collect();
+            l.observe(&ua(i * 1000, 631, reads));
+            l.observe(&ua(i * 1000 + 5, 673, vec![(AccessDir::Write, objs(2))]));
+        }
+        for i in 0..20 {
+            l.observe(&read_hr(i * 1000, MASTER, PLC, 1, 0, &[1, 2, 3, 4]));
+        }
+        let b = l.finish().unwrap();
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let mut evs = Vec::new();
+        for i in 0..3000 {
+            let t = 100_000 + i * 100;
+            if next(6) == 0 {
+                let mut e = read_hr(t, MASTER, PLC, 1 + next(2) as u8 * 6, 0, &[1]);
+                let a = e.accesses[0].clone();
+                let start = next(8) as u32;
+                let mut b = a.clone();
+                b.object = ObjectRef::Modbus {
+                    table: crate::event::ModbusTable::HoldingRegister,
+                    start,
+                    count: 1,
+                };
+                e.accesses = vec![a.clone(), b, a];
+                evs.push(e);
+                continue;
+            }
+            let code = [631, 631, 631, 673, 999][next(5) as usize];
+            let n = next(7);
+            let accs = (0..n)
+                .map(|_| {
+                    let dir = if next(5) == 0 {
+                        AccessDir::Write
+                    } else {
+                        AccessDir::Read
+                    };
+                    // Mostly known objects (0..=8), sometimes unknown ones (9..).
+                    let k = if next(10) == 0 { 9 + next(80) } else { next(9) };
+                    (dir, objs(k))
+                })
+                .collect();
+            evs.push(ua(t, code, accs));
+        }
+        let run = |memo: bool| {
+            let mut d = Novelty::new(NoveltyConfig::default());
+            d.memo = memo;
+            let mut out = Vec::new();
+            for e in &evs {
+                d.on_event(e, Some(&b), &mut out);
+            }
+            out.iter()
+                .map(|a| (a.otwatch.kind, a.otwatch.explanation.clone()))
+                .collect::<Vec<_>>()
+        };
+        let with = run(true);
+        assert_eq!(with, run(false));
+        let kinds: Vec<&str> = with.iter().map(|a| a.0).collect();
+        for kind in ["new_object_read", "write_to_read_only", "new_function"] {
+            assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
+        }
+        // The memo fills up (distinct handles, units and blocks), and then still gives the
+        // same alerts.
+        let mut q = QuietParts::default();
+        for k in 0..(MAX_NAMED_OBJECTS as u64 + 10) {
+            let e = ua(0, 631, vec![(AccessDir::Read, objs(5 + k))]);
+            assert_eq!(q.insert(&e), k < MAX_NAMED_OBJECTS as u64);
+            assert_eq!(q.contains(&e), k < MAX_NAMED_OBJECTS as u64);
+        }
     }
 
     #[test]

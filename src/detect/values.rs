@@ -88,20 +88,37 @@ impl Default for ValuesConfig {
 }
 
 /// The read state of one object: its last value and how many reads in a row returned it
-/// (`run` 0: no read with a known profile seen yet).
-#[derive(Debug, Default)]
+/// (`run` 0: no read with a known profile seen yet; `last` is NaN then).
+#[derive(Debug)]
 struct ObjState {
     last: f64,
     run: u64,
     /// Capture time of the first read of the current run.
     run_since: Timestamp,
     frozen_reported: bool,
+    /// A read of the same value is quiet (no alert: inside the range without the counter
+    /// test, a step of 0 is no jump) and only counts, while `run` is below this: 0 when not
+    /// known quiet, `u64::MAX` when the freeze is already reported, else the freeze
+    /// threshold. Kept by [`read`] and [`read_quiet`], used by the repeat path of blocks.
+    quiet_until: u64,
 }
 
 type ChanKey = (IpAddr, IpAddr, AppProto);
 type FastMap<K, V> = HashMap<K, V, KeyHashBuilder>;
 /// A Modbus object on a channel: unit, table, address.
 type AddrKey = (Option<u8>, ModbusTable, u32);
+
+impl Default for ObjState {
+    fn default() -> Self {
+        ObjState {
+            last: f64::NAN,
+            run: 0,
+            run_since: Timestamp::default(),
+            frozen_reported: false,
+            quiet_until: 0,
+        }
+    }
+}
 
 /// A slot not yet tied to its object's state (no numeric value seen at it yet).
 const UNRESOLVED: u32 = u32::MAX;
@@ -166,6 +183,9 @@ struct Check {
     freeze_reads: u64,
     /// ... spanning at least this many seconds.
     freeze_secs: f64,
+    /// `freeze_reads` when a step of 0 is no jump (`jump_above` is not negative), else 0:
+    /// see [`ObjState::quiet_until`].
+    quiet_base: u64,
     /// The profile, for the alert texts.
     n: Box<Normal>,
 }
@@ -208,7 +228,28 @@ impl Check {
                 u64::MAX
             },
             freeze_secs,
+            quiet_base: 0,
             n: Box::new(n),
+        }
+        .with_quiet_base()
+    }
+
+    fn with_quiet_base(mut self) -> Check {
+        self.quiet_base = if 0.0 > self.jump_above {
+            0
+        } else {
+            self.freeze_reads
+        };
+        self
+    }
+
+    /// [`ObjState::quiet_until`] after a read of `x`.
+    #[inline]
+    fn quiet_after(&self, x: f64, frozen_reported: bool) -> u64 {
+        if x >= self.lo && x <= self.hi_fast {
+            quiet_until(self.quiet_base, frozen_reported)
+        } else {
+            0
         }
     }
 
@@ -229,6 +270,18 @@ impl Check {
             None => x > self.hi,
             Some((rate, end)) => x > self.hi + rate * now.micros_since(end) / 1e6,
         }
+    }
+}
+
+/// [`ObjState::quiet_until`] after a read inside the range (see [`Check::quiet_base`]).
+#[inline(always)]
+fn quiet_until(quiet_base: u64, frozen_reported: bool) -> u64 {
+    if quiet_base == 0 {
+        0
+    } else if frozen_reported {
+        u64::MAX
+    } else {
+        quiet_base
     }
 }
 
@@ -312,14 +365,65 @@ fn micros_between(now: Timestamp, earlier: Timestamp) -> u64 {
     }
 }
 
-/// One address of a cached Modbus request block.
-#[derive(Debug)]
-struct Slot {
+/// The per-value fields of one address of a cached Modbus request block, kept apart from
+/// its [`Check`] (alert texts, counters' growth) so that the per-value loop reads 40 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    /// [`Check::lo`] (+∞ without a profile).
+    lo: f64,
+    /// [`Check::hi_fast`].
+    hi_fast: f64,
+    /// [`Check::jump_above`], or NaN (no change path) without a profile or when a run of 1
+    /// is a freeze (`freeze_reads` 0).
+    step_max: f64,
+    /// [`Check::quiet_base`].
+    quiet_base: u64,
     /// Index of the object's state in its channel's `states`, or [`UNRESOLVED`] /
     /// [`UNTRACKED`].
     obj: u32,
-    /// The object's profile in the block's direction; `None` when the baseline has none.
-    check: Option<Check>,
+    /// The address has a profile in the block's direction.
+    has: bool,
+}
+
+impl Hot {
+    fn of(c: Option<&Check>) -> Hot {
+        match c {
+            Some(c) => Hot {
+                lo: c.lo,
+                hi_fast: c.hi_fast,
+                step_max: if c.freeze_reads == 0 {
+                    f64::NAN
+                } else {
+                    c.jump_above
+                },
+                quiet_base: c.quiet_base,
+                obj: UNRESOLVED,
+                has: true,
+            },
+            None => Hot {
+                lo: f64::INFINITY,
+                hi_fast: f64::NEG_INFINITY,
+                step_max: f64::NAN,
+                quiet_base: 0,
+                obj: UNRESOLVED,
+                has: false,
+            },
+        }
+    }
+}
+
+/// The addresses of a cached Modbus request block, as structure of arrays: per address its
+/// per-value fields and its compiled profile (`None` when the baseline has none).
+#[derive(Debug, Default)]
+struct Slots {
+    hot: Vec<Hot>,
+    checks: Vec<Option<Check>>,
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.hot.len()
+    }
 }
 
 /// A Modbus request block on any channel: unit, table, first address, addresses examined
@@ -364,7 +468,7 @@ impl std::hash::Hash for BlockKey {
 #[derive(Debug)]
 struct Block {
     chan: usize,
-    slots: Vec<Slot>,
+    slots: Slots,
     /// Slots not yet tied to an object state.
     unresolved: u32,
 }
@@ -384,6 +488,8 @@ enum Lazy {
 /// A tracked named object (OPC UA node, other) on one channel.
 #[derive(Debug)]
 struct NamedObj {
+    /// Its baseline key.
+    key: String,
     /// Index of its state in the channel's `states`.
     obj: u32,
     read: Lazy,
@@ -422,10 +528,45 @@ struct Chan {
     next_block: usize,
     /// Tracked Modbus objects: index in `states`.
     modbus: FastMap<AddrKey, u32>,
-    /// Tracked named objects by key.
-    named: FastMap<String, NamedObj>,
+    /// Tracked named objects by key: index in `named_objs`.
+    named: FastMap<String, u32>,
+    /// The tracked named objects.
+    named_objs: Vec<NamedObj>,
+    /// Named objects as events name them, with their index in `named_objs` (at most
+    /// [`MAX_NAMED_MEMO`]): found by a compare instead of building the key and hashing it;
+    /// looked up after the last hit first (a polling cycle hits it).
+    named_memo: Vec<(ObjectRef, u32)>,
+    /// Where to look first in `named_memo`.
+    named_next: usize,
     /// Per tracked object: last value read and its run.
     states: Vec<ObjState>,
+}
+
+/// Most named objects a channel remembers in [`Chan::named_memo`].
+const MAX_NAMED_MEMO: usize = 64;
+
+impl Chan {
+    /// The index in `named_objs` of the object `o` names, when `named_memo` has it.
+    #[inline]
+    fn memo_find(&mut self, o: &ObjectRef) -> Option<u32> {
+        let k = match self.named_memo.get(self.named_next) {
+            Some((x, _)) if x == o => self.named_next,
+            _ => self.named_memo.iter().position(|(x, _)| x == o)?,
+        };
+        self.named_next = if k + 1 < self.named_memo.len() {
+            k + 1
+        } else {
+            0
+        };
+        self.named_memo.get(k).map(|&(_, i)| i)
+    }
+
+    /// Remembers that `o` names `named_objs[i]`, while the memo has room.
+    fn memo_add(&mut self, o: &ObjectRef, i: u32) {
+        if self.named_memo.len() < MAX_NAMED_MEMO {
+            self.named_memo.push((o.clone(), i));
+        }
+    }
 }
 
 /// The values detector.
@@ -452,6 +593,9 @@ pub struct Values {
     pub cache_resets: u64,
     /// A named object's key, reused.
     key_buf: String,
+    /// Take the fast paths: the repeat and change paths of reads in blocks, the memo of
+    /// named objects (false only in tests, to compare them with the full checks).
+    fast_paths: bool,
 }
 
 fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, side: &'static str) {
@@ -559,22 +703,25 @@ impl<'a> Compiler<'a> {
     }
 
     /// The slots of a Modbus request block, every address's profile compiled.
-    fn block(&self, key: &Shape) -> Vec<Slot> {
+    fn block(&self, key: &Shape) -> Slots {
         let mut buf = String::new();
-        (0..key.n)
-            .map(|i| {
-                let okey = ObjKey::Modbus {
-                    unit: key.unit,
-                    table: key.table,
-                    addr: key.start.saturating_add(i),
-                };
-                okey.write_key(&mut buf);
-                Slot {
-                    obj: UNRESOLVED,
-                    check: self.check(&buf, key.dir),
-                }
-            })
-            .collect()
+        let n = key.n as usize;
+        let mut slots = Slots {
+            hot: Vec::with_capacity(n),
+            checks: Vec::with_capacity(n),
+        };
+        for i in 0..key.n {
+            let okey = ObjKey::Modbus {
+                unit: key.unit,
+                table: key.table,
+                addr: key.start.saturating_add(i),
+            };
+            okey.write_key(&mut buf);
+            let check = self.check(&buf, key.dir);
+            slots.hot.push(Hot::of(check.as_ref()));
+            slots.checks.push(check);
+        }
+        slots
     }
 }
 
@@ -687,6 +834,7 @@ fn read<'k>(
             run: 1,
             run_since: ev.ts,
             frozen_reported: false,
+            quiet_until: c.quiet_after(x, false),
         };
         return;
     }
@@ -712,6 +860,7 @@ fn read<'k>(
             frozen_alert(ev, now, key(), &c.n, x, st.run, run_secs, out);
         }
     }
+    st.quiet_until = c.quiet_after(x, st.frozen_reported);
 }
 
 #[cold]
@@ -860,6 +1009,8 @@ struct Tracker<'a> {
     n_states: &'a mut usize,
     states_dropped: &'a mut u64,
     max_states: usize,
+    /// Take the repeat and change paths of reads ([`Values::fast_paths`]).
+    fast: bool,
 }
 
 /// The address of slot `i` of a block (for alerts and the object table only: kept out of
@@ -873,12 +1024,13 @@ fn slot_addr(key: &Shape, i: usize) -> AddrKey {
 /// Checks the values of a Modbus access against its compiled block; `unresolved` counts the
 /// block's slots not yet tied to an object state.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn run_block(
     ev: &IcsEvent,
     now: &mut Now,
     values: &[Value],
     key: &Shape,
-    slots: &mut [Slot],
+    slots: &mut Slots,
     unresolved: &mut u32,
     t: Tracker<'_>,
     out: &mut Vec<Alert>,
@@ -886,7 +1038,7 @@ fn run_block(
     // An object is tracked from its first numeric value, in the order of the values (the
     // checks below do not change the state table).
     if *unresolved > 0 {
-        for (i, (slot, v)) in slots.iter_mut().zip(values).enumerate() {
+        for (i, (slot, v)) in slots.hot.iter_mut().zip(values).enumerate() {
             if slot.obj == UNRESOLVED && numeric(v).is_some() {
                 slot.obj = resolve(
                     t.objs,
@@ -900,31 +1052,59 @@ fn run_block(
         }
     }
     // One loop per direction, each with the per-value checks inlined.
-    match key.dir {
-        AccessDir::Read => {
-            run_block_dir::<true>(ev, now, values, key, slots, t.states, t.states_dropped, out)
+    let (states, dropped) = (t.states, t.states_dropped);
+    match (key.dir, t.fast) {
+        (AccessDir::Read, true) => {
+            run_block_dir::<true, true>(ev, now, values, key, slots, states, dropped, out)
         }
-        AccessDir::Write => {
-            run_block_dir::<false>(ev, now, values, key, slots, t.states, t.states_dropped, out)
+        (AccessDir::Read, false) => {
+            run_block_dir::<true, false>(ev, now, values, key, slots, states, dropped, out)
+        }
+        (AccessDir::Write, _) => {
+            run_block_dir::<false, false>(ev, now, values, key, slots, states, dropped, out)
         }
     }
 }
 
+/// The change path of a read, in the per-value fields only: the object has a state with a
+/// last value other than `x`, `x` is inside the range without the counter test (no alert)
+/// and its step is no jump, and a run of 1 is no freeze. Then it does what [`read`] does
+/// (starts a new run) and returns true; false (nothing changed) when the full checks are
+/// needed. A state without a last value has a NaN `last` (see [`ObjState::default`]), so
+/// the step test fails for it.
+#[inline(always)]
+fn read_change(h: &Hot, st: &mut ObjState, x: f64, ts: Timestamp) -> bool {
+    if !(x >= h.lo && x <= h.hi_fast && (x - st.last).abs() <= h.step_max) {
+        return false;
+    }
+    st.run = 1;
+    st.run_since = ts;
+    st.frozen_reported = false;
+    st.last = x;
+    st.quiet_until = h.quiet_base;
+    true
+}
+
 /// [`run_block`] for reads (`READ`) or writes, once every slot with a numeric value is
-/// resolved.
+/// resolved; `FAST`: reads take the repeat and change paths when they can.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn run_block_dir<const READ: bool>(
+fn run_block_dir<const READ: bool, const FAST: bool>(
     ev: &IcsEvent,
     now: &mut Now,
     values: &[Value],
     key: &Shape,
-    slots: &[Slot],
+    slots: &Slots,
     states: &mut [ObjState],
     states_dropped: &mut u64,
     out: &mut Vec<Alert>,
 ) {
-    for (i, (slot, v)) in slots.iter().zip(values).enumerate() {
+    // A slot's index, worked out from its address off the common paths (no index kept in
+    // the loop).
+    let base = slots.hot.as_ptr() as usize;
+    let index =
+        |h: &Hot| (h as *const Hot as usize).wrapping_sub(base) / std::mem::size_of::<Hot>();
+    for (h, v) in slots.hot.iter().zip(values) {
         // Registers are integers and coils booleans: those cases first, without the jump
         // table of `numeric`.
         let x = if let Value::Int(n) = v {
@@ -938,9 +1118,10 @@ fn run_block_dir<const READ: bool>(
             }
         };
         // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
-        let Some(st) = states.get_mut(slot.obj as usize) else {
+        let Some(st) = states.get_mut(h.obj as usize) else {
             *states_dropped += 1;
-            if let Some(c) = &slot.check {
+            let i = index(h);
+            if let Some(Some(c)) = slots.checks.get(i) {
                 let dir = if READ {
                     AccessDir::Read
                 } else {
@@ -950,14 +1131,35 @@ fn run_block_dir<const READ: bool>(
             }
             continue;
         };
-        let Some(c) = &slot.check else {
+        if READ && FAST {
+            if x == st.last {
+                if st.run < st.quiet_until {
+                    // The repeat path: see `ObjState::quiet_until` (`read` would only count
+                    // it). `x == last` holds for 0 and −0: keep the value read, as `read`
+                    // does.
+                    st.run += 1;
+                    st.last = x;
+                    continue;
+                }
+            } else if read_change(h, st, x, ev.ts) {
+                continue;
+            }
+        }
+        if !h.has {
             continue;
-        };
+        }
+        let i = index(h);
         if READ {
-            let key = || KeyRef::Modbus(slot_addr(key, i));
-            read(ev, now, key, c, Some(st), x, out);
-        } else if c.outside(x, now) {
-            write_alert(ev, now, KeyRef::Modbus(slot_addr(key, i)), &c.n, x, out);
+            if let Some(Some(c)) = slots.checks.get(i) {
+                let key = || KeyRef::Modbus(slot_addr(key, i));
+                read(ev, now, key, c, Some(st), x, out);
+            }
+        } else if x < h.lo || x > h.hi_fast {
+            if let Some(Some(c)) = slots.checks.get(i) {
+                if c.outside(x, now) {
+                    write_alert(ev, now, KeyRef::Modbus(slot_addr(key, i)), &c.n, x, out);
+                }
+            }
         }
     }
 }
@@ -997,6 +1199,7 @@ impl Values {
             cached_slots: 0,
             cache_resets: 0,
             key_buf: String::new(),
+            fast_paths: true,
         }
     }
 
@@ -1069,6 +1272,7 @@ impl Values {
                     n_states: &mut self.n_states,
                     states_dropped: &mut self.states_dropped,
                     max_states,
+                    fast: self.fast_paths,
                 };
                 let (slots, unresolved) = (&mut block.slots, &mut block.unresolved);
                 run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
@@ -1142,6 +1346,7 @@ impl Values {
             n_states: &mut self.n_states,
             states_dropped: &mut self.states_dropped,
             max_states,
+            fast: self.fast_paths,
         };
         run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
     }
@@ -1166,83 +1371,73 @@ impl Values {
             n_states,
             states_dropped,
             key_buf,
+            fast_paths,
             ..
         } = self;
-        if !write_named_object_key(&a.object, key_buf) {
-            return;
-        }
         let Some(chan) = chans.get_mut(ci) else {
             return;
         };
-        let okey = key_buf.as_str();
-        let compile_it = || Compiler::new(cfg, b, ev).check(okey, a.dir);
-        if let Some(e) = chan.named.get_mut(okey) {
-            named_value(
-                ev,
-                now,
-                e,
-                &mut chan.states,
-                okey,
-                a.dir,
-                compile_it,
-                x,
-                out,
-            );
-            return;
-        }
-        let Some(i) = new_state(&mut chan.states, n_states, cfg.max_states) else {
-            *states_dropped += 1;
-            if let Some(c) = compile_it() {
-                untracked(ev, now, KeyRef::Named(okey), a.dir, &c, x, out);
+        let memo = if *fast_paths {
+            chan.memo_find(&a.object)
+        } else {
+            None
+        };
+        let i = match memo {
+            Some(i) => i,
+            None => {
+                if !write_named_object_key(&a.object, key_buf) {
+                    return;
+                }
+                let okey = key_buf.as_str();
+                match chan.named.get(okey) {
+                    Some(&i) => {
+                        chan.memo_add(&a.object, i);
+                        i
+                    }
+                    None => {
+                        let Some(obj) = new_state(&mut chan.states, n_states, cfg.max_states)
+                        else {
+                            *states_dropped += 1;
+                            if let Some(c) = Compiler::new(cfg, b, ev).check(okey, a.dir) {
+                                untracked(ev, now, KeyRef::Named(okey), a.dir, &c, x, out);
+                            }
+                            return;
+                        };
+                        // Fewer named objects than states, whose indices are u32.
+                        let Ok(i) = u32::try_from(chan.named_objs.len()) else {
+                            return;
+                        };
+                        chan.named_objs.push(NamedObj {
+                            key: okey.to_string(),
+                            obj,
+                            read: Lazy::NotYet,
+                            written: Lazy::NotYet,
+                        });
+                        chan.named.insert(okey.to_string(), i);
+                        chan.memo_add(&a.object, i);
+                        i
+                    }
+                }
             }
+        };
+        let Some(e) = chan.named_objs.get_mut(i as usize) else {
             return;
         };
-        let e = chan.named.entry(okey.to_string()).or_insert(NamedObj {
-            obj: i,
-            read: Lazy::NotYet,
-            written: Lazy::NotYet,
-        });
-        named_value(
-            ev,
-            now,
-            e,
-            &mut chan.states,
-            okey,
-            a.dir,
-            compile_it,
-            x,
-            out,
-        );
-    }
-}
-
-/// Checks value `x` of a tracked named object, compiling its profile in direction `dir` on
-/// first use.
-#[allow(clippy::too_many_arguments)]
-fn named_value(
-    ev: &IcsEvent,
-    now: &mut Now,
-    e: &mut NamedObj,
-    states: &mut [ObjState],
-    okey: &str,
-    dir: AccessDir,
-    compile: impl FnOnce() -> Option<Check>,
-    x: f64,
-    out: &mut Vec<Alert>,
-) {
-    let lazy = match dir {
-        AccessDir::Read => &mut e.read,
-        AccessDir::Write => &mut e.written,
-    };
-    if matches!(lazy, Lazy::NotYet) {
-        *lazy = match compile() {
-            Some(c) => Lazy::Found(c),
-            None => Lazy::Missing,
+        let okey = e.key.as_str();
+        let lazy = match a.dir {
+            AccessDir::Read => &mut e.read,
+            AccessDir::Write => &mut e.written,
         };
-    }
-    if let Lazy::Found(c) = lazy {
-        let state = states.get_mut(e.obj as usize);
-        check_value(ev, now, || KeyRef::Named(okey), dir, c, state, x, out);
+        if matches!(lazy, Lazy::NotYet) {
+            *lazy = match Compiler::new(cfg, b, ev).check(okey, a.dir) {
+                Some(c) => Lazy::Found(c),
+                None => Lazy::Missing,
+            };
+        }
+        if let Lazy::Found(c) = lazy {
+            let state = chan.states.get_mut(e.obj as usize);
+            check_value(ev, now, || KeyRef::Named(okey), a.dir, c, state, x, out);
+        }
     }
 }
 
@@ -1467,6 +1662,209 @@ mod tests {
             node_id: "ns=2;s=Tank.Level".into(),
             attribute: Some(13),
         }
+    }
+
+    /// A small deterministic pseudo-random generator for the fast path tests.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    /// A mixed stream: reads of input registers 0..=3 through overlapping blocks (register
+    /// 0 is a counter in `learnt`, 1 constant), runs of repeats long enough to freeze,
+    /// steps small and large, values out of range, −0 and 0, NaN, non-numeric values, short
+    /// responses (unresolved slots), writes, named objects, and time that sometimes goes
+    /// back.
+    fn mixed_stream(seed: u64, n: usize) -> Vec<IcsEvent> {
+        let mut r = Lcg(seed);
+        let mut t = 999_000i64;
+        let mut cur = [180i64, 7, 50, 3];
+        let mut evs = Vec::new();
+        for i in 0..n {
+            // Every other stretch of 100 events the values hold still (long enough to
+            // freeze), register 0 at a normal value.
+            let still = i % 200 >= 100;
+            if i % 200 == 100 {
+                cur[0] = 180;
+            }
+            t += match r.next(20) {
+                0 => -1500,
+                1..=9 => 900,
+                _ => r.next(2500) as i64,
+            };
+            for c in cur.iter_mut().filter(|_| !still) {
+                *c = match r.next(12) {
+                    0..=5 => *c,
+                    6 | 7 => *c + r.next(5) as i64 - 2,
+                    8 => 100 + r.next(200) as i64,
+                    9 => 250 + r.next(40) as i64,
+                    10 => 5000,
+                    _ => 7,
+                };
+            }
+            let start = r.next(3) as u32;
+            let vals: Vec<i64> = cur[start as usize..].to_vec();
+            let mut ev = read_ir(t, MASTER, PLC, 1, start, &vals);
+            match r.next(14) {
+                0 => ev = write_hr(t, OTHER, PLC, 1, 40, 300 + r.next(400) as i64),
+                1 => {
+                    // A short response: the block's last slots stay unresolved.
+                    if let Some(a) = ev.accesses.first_mut() {
+                        a.values.truncate(1);
+                    }
+                }
+                2 => {
+                    if let Some(a) = ev.accesses.first_mut() {
+                        let odd = [
+                            Value::Float(f64::NAN),
+                            Value::Float(-0.0),
+                            Value::Float(0.0),
+                            Value::Str("x".into()),
+                            Value::Bool(true),
+                            Value::UInt(180),
+                            Value::Float(180.0),
+                        ];
+                        let k = r.next(odd.len() as u64) as usize;
+                        if let Some(v) = a.values.first_mut() {
+                            *v = odd[k].clone();
+                        }
+                    }
+                }
+                3 => {
+                    let name = format!("client_handle={}", r.next(80));
+                    let obj = ObjectRef::Other { name };
+                    let dir = if r.next(4) == 0 {
+                        AccessDir::Write
+                    } else {
+                        AccessDir::Read
+                    };
+                    ev = named(ev, obj, dir, cur[0]);
+                }
+                4 => ev = named(ev, level(), AccessDir::Read, cur[0] + 100),
+                _ => {}
+            }
+            evs.push(ev);
+        }
+        evs
+    }
+
+    /// The alerts and the final object states of `evs`, with the fast paths or without.
+    fn run_paths(cfg: &ValuesConfig, evs: &[IcsEvent], fast: bool) -> (Vec<Alert>, String) {
+        let b = learnt();
+        let mut d = Values::new(cfg.clone());
+        d.fast_paths = fast;
+        let mut out = Vec::new();
+        for e in evs {
+            d.on_event(e, Some(&b), &mut out);
+        }
+        let states: Vec<String> = d
+            .chans
+            .iter()
+            .map(|c| format!("{:?} {}", c.states, d.states_dropped))
+            .collect();
+        (out, states.join("\n"))
+    }
+
+    #[test]
+    fn the_fast_paths_change_no_alert_and_no_state() {
+        let configs = [
+            ValuesConfig::default(),
+            // Room for few objects: untracked objects, full state table.
+            ValuesConfig {
+                max_states: 2,
+                ..ValuesConfig::default()
+            },
+            // The block cache emptied again and again.
+            ValuesConfig {
+                max_cached_slots: 3,
+                ..ValuesConfig::default()
+            },
+            // A run of 1 is already a freeze.
+            ValuesConfig {
+                freeze_factor: 0.0,
+                freeze_min_reads: 0,
+                freeze_min_secs: 0,
+                ..ValuesConfig::default()
+            },
+            // Short freezes (the frozen state is reached and reported often).
+            ValuesConfig {
+                freeze_min_reads: 3,
+                freeze_factor: 0.0,
+                freeze_min_secs: 1,
+                ..ValuesConfig::default()
+            },
+            // A step of 0 is a jump (negative threshold).
+            ValuesConfig {
+                jump_factor: -1.0,
+                min_margin: -50.0,
+                read_margin_frac: -0.6,
+                magnitude_frac: -1.0,
+                ..ValuesConfig::default()
+            },
+            // Counters whose growth is negative: every value above the range is tested.
+            ValuesConfig {
+                counter_rate_factor: -1.0,
+                ..ValuesConfig::default()
+            },
+            // Narrow ranges: many values out of range.
+            ValuesConfig {
+                read_margin_frac: 0.0,
+                magnitude_frac: 0.0,
+                min_margin: 0.0,
+                ..ValuesConfig::default()
+            },
+        ];
+        for (k, cfg) in configs.iter().enumerate() {
+            for seed in 0..6u64 {
+                let evs = mixed_stream(seed * 7 + k as u64, 600);
+                let (fast, fast_states) = run_paths(cfg, &evs, true);
+                let (slow, slow_states) = run_paths(cfg, &evs, false);
+                assert_eq!(texts(&fast), texts(&slow), "config {k} seed {seed}");
+                assert_eq!(fast_states, slow_states, "config {k} seed {seed}");
+                if k == 0 && seed == 0 {
+                    // The stream does raise every kind of value alert.
+                    for kind in [
+                        "read_value_out_of_range",
+                        "value_jump",
+                        "value_frozen",
+                        "written_value_out_of_range",
+                    ] {
+                        let kinds: Vec<&str> = fast.iter().map(|a| a.otwatch.kind).collect();
+                        assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_repeat_path_counts_like_the_full_checks() {
+        // 180 read 30 times a second apart: the repeats take the repeat path until the run
+        // reaches the freeze threshold (20), then the full checks raise the freeze once; and
+        // with the freeze reported, repeats take the repeat path again.
+        let evs: Vec<IcsEvent> = (0..40)
+            .map(|i| read_ir(999_000 + i * 1000, MASTER, PLC, 1, 0, &[180, 7]))
+            .collect();
+        let cfg = ValuesConfig::default();
+        let (fast, fast_states) = run_paths(&cfg, &evs, true);
+        let (slow, slow_states) = run_paths(&cfg, &evs, false);
+        assert_eq!(fast.len(), 1, "{fast:?}");
+        assert_eq!(fast[0].otwatch.kind, "value_frozen");
+        assert_eq!(texts(&fast), texts(&slow));
+        assert_eq!(fast_states, slow_states);
+        // A value that stays out of range is reported on every read: never the repeat path.
+        let evs: Vec<IcsEvent> = (0..5)
+            .map(|i| read_ir(999_000 + i * 1000, MASTER, PLC, 1, 0, &[180, 9000]))
+            .collect();
+        let (fast, _) = run_paths(&cfg, &evs, true);
+        assert_eq!(fast.len(), 5, "{fast:?}");
     }
 
     #[test]
