@@ -269,7 +269,7 @@ pub trait Detector: Send {
         false
     }
     /// Whether the detector does nothing, from now on, for events that repeat the request of
-    /// `ctx` (same [`EventCtx::req`]) and ended normally ([`crate::event::Outcome::Ok`]):
+    /// `ctx` (same `EventCtx::req`) and ended normally ([`crate::event::Outcome::Ok`]):
     /// asked right after it saw such an event; once it answered yes, the engine no longer
     /// hands it those events.
     fn idle_on(&self, _ctx: &EventCtx) -> bool {
