@@ -502,6 +502,9 @@ pub struct Novelty {
     /// Skip the checks of requests remembered as quiet (false only in tests, to compare
     /// the memo with the full checks).
     memo: bool,
+    /// By request number ([`EventCtx::req`]): found quiet on a cached channel whose
+    /// endpoints are known assets, with the baseline `base` (see [`Detector::idle_on`]).
+    quiet_reqs: Vec<bool>,
 }
 
 impl Novelty {
@@ -515,6 +518,7 @@ impl Novelty {
             channels_uncached: 0,
             sigs_uncached: 0,
             memo: true,
+            quiet_reqs: Vec::new(),
         }
     }
 }
@@ -902,6 +906,19 @@ impl Detector for Novelty {
         self.on_event_ctx(ev, &EventCtx::of(ev), baseline, out);
     }
 
+    fn can_idle(&self) -> bool {
+        true
+    }
+
+    fn idle_on(&self, ctx: &EventCtx) -> bool {
+        // A request found quiet returns at once (see `on_event_ctx`) whatever its outcome, as
+        // long as the baseline stays (an engine's does).
+        self.memo
+            && ctx
+                .req
+                .is_some_and(|r| self.quiet_reqs.get(r as usize) == Some(&true))
+    }
+
     fn on_event_ctx(
         &mut self,
         ev: &IcsEvent,
@@ -924,6 +941,11 @@ impl Detector for Novelty {
                         None => slot.quiet_named.contains(ev),
                     };
                     if known {
+                        if let Some(r) = ctx.req {
+                            if self.quiet_reqs.get(r as usize) != Some(&true) {
+                                Novelty::mark_quiet(&mut self.quiet_reqs, r);
+                            }
+                        }
                         return;
                     }
                     looked = true;
@@ -935,6 +957,18 @@ impl Detector for Novelty {
 }
 
 impl Novelty {
+    /// Marks request `r` quiet (see `quiet_reqs`).
+    #[cold]
+    fn mark_quiet(quiet: &mut Vec<bool>, r: u32) {
+        let r = r as usize;
+        if r >= quiet.len() {
+            quiet.resize(r + 1, false);
+        }
+        if let Some(q) = quiet.get_mut(r) {
+            *q = true;
+        }
+    }
+
     /// Every check of an event (the requests found quiet on the channel excepted; `looked`:
     /// the event's channel was found and its request is not among them).
     #[inline(never)]
@@ -949,6 +983,7 @@ impl Novelty {
         let id = baseline_id(b);
         if self.base != Some(id) {
             self.chans.clear();
+            self.quiet_reqs.clear();
             self.base = Some(id);
         }
         let key = ctx.key;
@@ -1106,6 +1141,102 @@ mod tests {
         let mut out = Vec::new();
         d.on_event(&read_hr(0, ROGUE, PLC, 1, 0, &[1]), None, &mut out);
         assert!(out.is_empty(), "no baseline, no novelty");
+    }
+
+    #[test]
+    fn requests_found_quiet_go_idle_and_skipping_them_changes_no_alert() {
+        // As the engine does: numbered requests, Ok events of requests the detector is idle
+        // on skipped. Known requests, new ones, exceptions, a client that is no asset (its
+        // requests never go idle), a new channel, and some requests without a number.
+        let b = learnt();
+        let mut evs = Vec::new();
+        for i in 0..60i64 {
+            let t = 100_000 + i * 1000;
+            evs.push(read_hr(t, MASTER, PLC, 1, 0, &[1, 2, 3, 4]));
+            let mut c = read_coils(t + 10, MASTER, PLC, 1, 0, &[true, false]);
+            if i % 7 == 3 {
+                c.outcome = exception(2);
+            }
+            evs.push(c);
+            evs.push(read_hr(t + 20, MASTER, PLC, 1, 100 + (i as u32 % 3), &[1]));
+            evs.push(read_hr(t + 30, ROGUE, PLC, 1, 0, &[1, 2, 3, 4]));
+            evs.push(write_hr(t + 40, MASTER, PLC, 1 + (i as u8 % 2), 0, 7));
+            evs.push(read_hr(t + 50, PLC, MASTER, 1, 0, &[1]));
+        }
+        let run = |numbered: bool| {
+            let mut d = Novelty::new(NoveltyConfig::default());
+            let mut reqs: Vec<(ChanId, ModSig)> = Vec::new();
+            let mut idle: Vec<bool> = Vec::new();
+            let mut out = Vec::new();
+            let mut skipped = 0;
+            for e in &evs {
+                let mut ctx = EventCtx::of(e);
+                ctx.req = ctx.sig.filter(|_| numbered).and_then(|s| {
+                    let k = (ctx.key, s);
+                    let rank = reqs.iter().position(|x| *x == k).unwrap_or_else(|| {
+                        reqs.push(k);
+                        reqs.len() - 1
+                    });
+                    // Every fourth request has no number.
+                    (rank % 4 != 3).then(|| u32::try_from(rank).unwrap())
+                });
+                let ok = matches!(e.outcome, Outcome::Ok);
+                if let (true, Some(r)) = (ok, ctx.req) {
+                    if idle.get(r as usize) == Some(&true) {
+                        skipped += 1;
+                        continue;
+                    }
+                }
+                d.on_event_ctx(e, &ctx, Some(&b), &mut out);
+                if let (true, Some(r)) = (ok, ctx.req) {
+                    if d.idle_on(&ctx) {
+                        let r = r as usize;
+                        if idle.len() <= r {
+                            idle.resize(r + 1, false);
+                        }
+                        idle[r] = true;
+                    }
+                }
+            }
+            let alerts: Vec<_> = out
+                .iter()
+                .map(|a| (a.otwatch.kind, a.otwatch.explanation.clone()))
+                .collect();
+            (alerts, skipped, d)
+        };
+        let (plain, none, _) = run(false);
+        let (skipping, skipped, d) = run(true);
+        assert_eq!(none, 0);
+        assert!(skipped > 100, "{skipped}");
+        assert_eq!(plain, skipping);
+        let kinds: Vec<&str> = plain.iter().map(|a| a.0).collect();
+        for kind in ["new_asset", "new_channel", "new_unit_id", "new_object_read"] {
+            assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
+        }
+        // The rogue client's known request never went idle (its assets are not known), the
+        // master's did; with another baseline nothing is idle until found quiet again.
+        let ctx_of = |e: &IcsEvent, r: u32| EventCtx {
+            req: Some(r),
+            ..EventCtx::of(e)
+        };
+        let mut d = d;
+        let master = read_hr(0, MASTER, PLC, 1, 0, &[1, 2, 3, 4]);
+        let rogue = read_hr(0, ROGUE, PLC, 1, 0, &[1, 2, 3, 4]);
+        let mut out = Vec::new();
+        let (m, g) = (ctx_of(&master, 7_000), ctx_of(&rogue, 7_001));
+        for _ in 0..2 {
+            d.on_event_ctx(&master, &m, Some(&b), &mut out);
+            d.on_event_ctx(&rogue, &g, Some(&b), &mut out);
+        }
+        assert!(d.idle_on(&m));
+        assert!(!d.idle_on(&g));
+        let other = learnt();
+        d.on_event_ctx(&rogue, &g, Some(&other), &mut out);
+        assert!(!d.idle_on(&m));
+        d.memo = false;
+        d.on_event_ctx(&master, &m, Some(&other), &mut out);
+        d.on_event_ctx(&master, &m, Some(&other), &mut out);
+        assert!(!d.idle_on(&m), "no memo, never idle");
     }
 
     #[test]

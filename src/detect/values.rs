@@ -569,6 +569,9 @@ impl Chan {
     }
 }
 
+/// No block (in [`Values::by_req`]).
+const NO_BLOCK: u32 = u32::MAX;
+
 /// The values detector.
 #[derive(Debug)]
 pub struct Values {
@@ -581,6 +584,9 @@ pub struct Values {
     blocks: FastMap<BlockKey, u32>,
     /// The blocks.
     store: Vec<Block>,
+    /// By request number ([`EventCtx::req`]): the index in `store` of the block of each of
+    /// its (at most two) accesses, [`NO_BLOCK`] when not known yet (emptied with `store`).
+    by_req: Vec<[u32; 2]>,
     /// Objects tracked, over all channels.
     n_states: usize,
     /// Values of objects not tracked because the state table was full (they are still checked
@@ -1194,6 +1200,7 @@ impl Values {
             chans: Vec::new(),
             blocks: FastMap::default(),
             store: Vec::new(),
+            by_req: Vec::new(),
             n_states: 0,
             states_dropped: 0,
             cached_slots: 0,
@@ -1247,7 +1254,8 @@ impl Values {
     }
 
     /// Checks the values of a Modbus access: per channel and (unit, table, start, count,
-    /// direction) the profiles are compiled once and kept.
+    /// direction) the profiles are compiled once and kept. The index in `store` of the block
+    /// used, when it is cached.
     #[allow(clippy::too_many_arguments)]
     fn modbus_access(
         &mut self,
@@ -1259,27 +1267,52 @@ impl Values {
         a: &Access,
         key: Shape,
         out: &mut Vec<Alert>,
-    ) {
-        let max_states = self.cfg.max_states;
+    ) -> Option<u32> {
         if let Some(bi) = self.find_block(ci, ev, &key) {
-            let Some(block) = self.store.get_mut(bi as usize) else {
-                return;
-            };
-            if let Some(chan) = self.chans.get_mut(block.chan) {
-                let t = Tracker {
-                    objs: &mut chan.modbus,
-                    states: &mut chan.states,
-                    n_states: &mut self.n_states,
-                    states_dropped: &mut self.states_dropped,
-                    max_states,
-                    fast: self.fast_paths,
-                };
-                let (slots, unresolved) = (&mut block.slots, &mut block.unresolved);
-                run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
-            }
-            return;
+            self.cached_block(bi, ev, now, a, &key, out);
+            return Some(bi);
         }
-        self.new_block(b, ev, ctx, now, a, key, out);
+        self.new_block(b, ev, ctx, now, a, key, out)
+    }
+
+    /// Checks the values of a Modbus access against the cached block `bi` (its block).
+    #[inline(always)]
+    fn cached_block(
+        &mut self,
+        bi: u32,
+        ev: &IcsEvent,
+        now: &mut Now,
+        a: &Access,
+        key: &Shape,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(block) = self.store.get_mut(bi as usize) else {
+            return;
+        };
+        if let Some(chan) = self.chans.get_mut(block.chan) {
+            let t = Tracker {
+                objs: &mut chan.modbus,
+                states: &mut chan.states,
+                n_states: &mut self.n_states,
+                states_dropped: &mut self.states_dropped,
+                max_states: self.cfg.max_states,
+                fast: self.fast_paths,
+            };
+            let (slots, unresolved) = (&mut block.slots, &mut block.unresolved);
+            run_block(ev, now, &a.values, key, slots, unresolved, t, out);
+        }
+    }
+
+    /// Remembers that access `i` of request `r` uses the cached block `bi`.
+    #[cold]
+    fn remember_block(&mut self, r: u32, i: usize, bi: u32) {
+        let r = r as usize;
+        if r >= self.by_req.len() {
+            self.by_req.resize(r + 1, [NO_BLOCK; 2]);
+        }
+        if let Some(x) = self.by_req.get_mut(r).and_then(|x| x.get_mut(i)) {
+            *x = bi;
+        }
     }
 
     /// [`Values::modbus_access`] for a block not in the cache: compiles it, caches it if it
@@ -1296,7 +1329,7 @@ impl Values {
         a: &Access,
         key: Shape,
         out: &mut Vec<Alert>,
-    ) {
+    ) -> Option<u32> {
         let max_states = self.cfg.max_states;
         let ci = self.chan_of(ctx);
         let full_key = BlockKey {
@@ -1310,6 +1343,7 @@ impl Values {
         if cacheable && self.cached_slots + slots.len() > self.cfg.max_cached_slots {
             self.blocks.clear();
             self.store.clear();
+            self.by_req.clear();
             for c in &mut self.chans {
                 c.blocks.clear();
                 c.next_block = 0;
@@ -1317,11 +1351,9 @@ impl Values {
             self.cached_slots = 0;
             self.cache_resets += 1;
         }
-        let Some(chan) = self.chans.get_mut(ci) else {
-            return;
-        };
-        let bi = u32::try_from(self.store.len()).ok();
-        let (slots, unresolved) = match bi.filter(|_| cacheable) {
+        let chan = self.chans.get_mut(ci)?;
+        let bi = u32::try_from(self.store.len()).ok().filter(|_| cacheable);
+        let (slots, unresolved) = match bi {
             Some(bi) => {
                 self.cached_slots += slots.len();
                 self.blocks.insert(full_key, bi);
@@ -1333,10 +1365,8 @@ impl Values {
                     slots,
                     unresolved,
                 });
-                match self.store.last_mut() {
-                    Some(block) => (&mut block.slots, &mut block.unresolved),
-                    None => return,
-                }
+                let block = self.store.last_mut()?;
+                (&mut block.slots, &mut block.unresolved)
             }
             None => (&mut slots, &mut unresolved),
         };
@@ -1349,6 +1379,7 @@ impl Values {
             fast: self.fast_paths,
         };
         run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
+        bi
     }
 
     /// Checks the value of an access to a named object (OPC UA node, other).
@@ -1472,14 +1503,16 @@ impl Detector for Values {
         }
         let cap = u32::try_from(self.cfg.max_values_per_access).unwrap_or(u32::MAX);
         let mut now = Now::new(ev.ts);
-        // The channel's index, when it has one, for its list of blocks.
-        let known = self
-            .chan_index
-            .find(ctx)
-            .and_then(|s| self.chan_index.get_mut(s).map(|c| *c));
+        // A numbered request (at most two Modbus accesses, its signature fixing their
+        // blocks): the blocks it used before, straight from `by_req` (read per access, as an
+        // access may empty the cache).
+        let req = ctx.req.filter(|_| self.fast_paths);
+        // The channel's index, when it has one, for its list of blocks (looked up once, when
+        // a block is not in `by_req`).
+        let mut known = None;
         // The channel's index, for named objects (added if new).
         let mut ci = None;
-        for a in &ev.accesses {
+        for (i, a) in ev.accesses.iter().enumerate() {
             match &a.object {
                 ObjectRef::Modbus {
                     table,
@@ -1497,7 +1530,24 @@ impl Detector for Values {
                         n,
                         dir: a.dir,
                     };
-                    self.modbus_access(b, ev, ctx, known, &mut now, a, key, out);
+                    let cached = req.and_then(|r| self.by_req.get(r as usize)?.get(i).copied());
+                    if let Some(bi) = cached {
+                        if bi != NO_BLOCK {
+                            self.cached_block(bi, ev, &mut now, a, &key, out);
+                            continue;
+                        }
+                    }
+                    let known = *known.get_or_insert_with(|| {
+                        self.chan_index
+                            .find(ctx)
+                            .and_then(|s| self.chan_index.get_mut(s).map(|c| *c))
+                    });
+                    let bi = self.modbus_access(b, ev, ctx, known, &mut now, a, key, out);
+                    if let (Some(r), Some(bi)) = (req, bi) {
+                        if i < 2 {
+                            self.remember_block(r, i, bi);
+                        }
+                    }
                 }
                 _ => {
                     let ci = *ci.get_or_insert_with(|| self.chan_of(ctx));
@@ -1840,6 +1890,101 @@ mod tests {
                         assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The alerts and the final object states of `evs`, each event with the request number
+    /// `number` gives (given its rank among the requests seen), or none.
+    fn run_numbered(
+        cfg: &ValuesConfig,
+        evs: &[IcsEvent],
+        number: &dyn Fn(u32) -> Option<u32>,
+    ) -> (Vec<Alert>, String, usize) {
+        let b = learnt();
+        let mut d = Values::new(cfg.clone());
+        let mut reqs: Vec<(
+            crate::detect::novelty::ChanId,
+            crate::detect::novelty::ModSig,
+        )> = Vec::new();
+        let mut out = Vec::new();
+        let mut used = 0;
+        for e in evs {
+            let mut ctx = EventCtx::of(e);
+            ctx.req = ctx.sig.and_then(|s| {
+                let k = (ctx.key, s);
+                let rank = reqs.iter().position(|x| *x == k).unwrap_or_else(|| {
+                    reqs.push(k);
+                    reqs.len() - 1
+                });
+                number(u32::try_from(rank).unwrap())
+            });
+            d.on_event_ctx(e, &ctx, Some(&b), &mut out);
+            // The most blocks the request table held at once.
+            used = used.max(
+                d.by_req
+                    .iter()
+                    .flatten()
+                    .filter(|&&x| x != NO_BLOCK)
+                    .count(),
+            );
+        }
+        let states: Vec<String> = d
+            .chans
+            .iter()
+            .map(|c| format!("{:?} {}", c.states, d.states_dropped))
+            .collect();
+        (out, states.join("\n"), used)
+    }
+
+    #[test]
+    fn blocks_found_by_request_number_change_no_alert_and_no_state() {
+        // Requests with two accesses (read and write of holding registers), some channels
+        // other than the baseline's, a cache emptied within one event (by its second access
+        // when its first was cached), requests without numbers and numbers in any order.
+        let mut evs = mixed_stream(11, 900);
+        let mut r = Lcg(5);
+        for ev in &mut evs {
+            match r.next(6) {
+                0 if ev.accesses.len() == 1 => {
+                    ev.function.code = 23;
+                    ev.accesses.push(Access {
+                        dir: AccessDir::Write,
+                        object: ObjectRef::Modbus {
+                            table: ModbusTable::HoldingRegister,
+                            start: 40,
+                            count: 1,
+                        },
+                        values: ints(&[400 + r.next(200) as i64]),
+                    });
+                }
+                1 => ev.client.ip = ip(OTHER),
+                _ => {}
+            }
+        }
+        let configs = [
+            ValuesConfig::default(),
+            ValuesConfig {
+                max_cached_slots: 3,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                max_cached_slots: 5,
+                max_values_per_access: 2,
+                ..ValuesConfig::default()
+            },
+        ];
+        for (k, cfg) in configs.iter().enumerate() {
+            let (none, none_states, used) = run_numbered(cfg, &evs, &|_| None);
+            assert_eq!(used, 0);
+            assert!(!none.is_empty());
+            let numberings: [&dyn Fn(u32) -> Option<u32>; 3] =
+                [&Some, &|r| Some(900 - r), &|r| (r % 3 != 1).then_some(r)];
+            for (j, number) in numberings.iter().enumerate() {
+                let (out, states, used) = run_numbered(cfg, &evs, number);
+                assert_eq!(texts(&out), texts(&none), "config {k} numbering {j}");
+                assert_eq!(states, none_states, "config {k} numbering {j}");
+                assert!(used > 0, "config {k} numbering {j}");
             }
         }
     }
