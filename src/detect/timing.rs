@@ -343,8 +343,8 @@ pub struct Timing {
     /// [`SigState::queued`]; entries whose time is not their state's `queued` are stale): a
     /// tick looks only at the states due, not at all of them.
     due: BinaryHeap<Reverse<(i64, u32)>>,
-    /// States due at a tick (reused).
-    due_now: Vec<u32>,
+    /// States due at a tick (reused): their index, then `(rank << 32) | index` for sorting.
+    due_now: Vec<u64>,
     /// Tests: every running state is due at every tick (the walk `due` saves).
     #[cfg(test)]
     walk_all: bool,
@@ -502,18 +502,37 @@ fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
     e
 }
 
-/// `fmt_num(t.round() / 10.0)`: a number of tenths in words, worked out in integers when
-/// it is small enough for that to be exact (below 10⁹ tenths).
-fn tenths(t: f64) -> String {
+/// Appends the decimal digits of `n` to `s`.
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        s.push(char::from(*d));
+    }
+}
+
+/// Appends `fmt_num(t.round() / 10.0)` to `s`: a number of tenths in words, worked out in
+/// integers when it is small enough for that to be exact (below 10⁹ tenths).
+fn push_tenths(s: &mut String, t: f64) {
     let k = t.round();
     if (0.0..1e9).contains(&k) {
         let k = k as u64;
-        return match k % 10 {
-            0 => (k / 10).to_string(),
-            d => format!("{}.{d}", k / 10),
-        };
+        push_decimal(s, k / 10);
+        if k % 10 != 0 {
+            s.push('.');
+            push_decimal(s, k % 10);
+        }
+        return;
     }
-    fmt_num(k / 10.0)
+    s.push_str(&fmt_num(k / 10.0));
 }
 
 /// Index of the first poll pattern of `sig` in the channel `ch` of `b`.
@@ -835,16 +854,16 @@ impl Detector for Timing {
             if let Some((_, _, st)) = self.states.get_mut(i as usize) {
                 if st.queued == Some(t) {
                     st.queued = None;
-                    self.due_now.push(i);
+                    self.due_now.push(u64::from(i));
                 }
             }
         }
         #[cfg(test)]
         if self.walk_all {
             for (i, (_, _, st)) in self.states.iter_mut().enumerate() {
-                if st.queued.is_some() || (!st.stopped && !self.due_now.contains(&(i as u32))) {
+                if st.queued.is_some() || (!st.stopped && !self.due_now.contains(&(i as u64))) {
                     st.queued = None;
-                    self.due_now.push(i as u32);
+                    self.due_now.push(i as u64);
                 }
             }
         }
@@ -861,11 +880,16 @@ impl Detector for Timing {
                 }
             }
         }
-        // In (channel, signature) order, as the alerts go out.
+        // In (channel, signature) order, as the alerts go out: sorted by (rank, index) packed
+        // in one number.
         let rank = &self.rank;
-        self.due_now
-            .sort_unstable_by_key(|&i| (rank.get(i as usize).copied().unwrap_or(u32::MAX), i));
-        for &i in &self.due_now {
+        for x in self.due_now.iter_mut() {
+            let r = rank.get(*x as usize).copied().unwrap_or(u32::MAX);
+            *x = (u64::from(r) << 32) | (*x & u64::from(u32::MAX));
+        }
+        self.due_now.sort_unstable();
+        for &x in &self.due_now {
+            let i = x as u32;
             let Some((key, sig, st)) = self.states.get_mut(i as usize) else {
                 continue;
             };
@@ -914,10 +938,9 @@ impl Detector for Timing {
                     ),
                 })
             });
-            let gap = tenths(gap_ms / 100.0);
             let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
             explanation.push_str(&text.head);
-            explanation.push_str(&gap);
+            push_tenths(&mut explanation, gap_ms / 100.0);
             explanation.push_str(" s ago, at ");
             st.last.push_rfc3339(&mut explanation);
             explanation.push_str(&text.tail);
@@ -1264,7 +1287,9 @@ mod tests {
             cases.push((x >> 11) as f64 / (1u64 << 53) as f64 * 2e9);
         }
         for t in cases {
-            assert_eq!(tenths(t), fmt_num(t.round() / 10.0), "{t}");
+            let mut s = String::from("x");
+            push_tenths(&mut s, t);
+            assert_eq!(s, format!("x{}", fmt_num(t.round() / 10.0)), "{t}");
         }
     }
 
