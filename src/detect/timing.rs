@@ -21,7 +21,7 @@ use super::{ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
-use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef, Value};
+use crate::event::{Access, AppProto, Endpoint, Function, IcsEvent, ModbusTable, ObjectRef, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::cmp::Reverse;
@@ -427,7 +427,21 @@ impl Intervals {
 fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
     dst.ts = src.ts;
     dst.proto = src.proto;
-    dst.function.clone_from(&src.function);
+    // Field by field (all `Copy`): no derived `clone_from`.
+    let Function {
+        code,
+        name,
+        category,
+        sub,
+        sub_name,
+    } = src.function;
+    dst.function = Function {
+        code,
+        name,
+        category,
+        sub,
+        sub_name,
+    };
     dst.outcome.clone_from(&src.outcome);
     if !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file) {
         dst.evidence.file = src.evidence.file.clone();
@@ -444,8 +458,28 @@ fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
         match dst.accesses.get_mut(i) {
             Some(d) => {
                 d.dir = a.dir;
-                if d.object != a.object {
-                    d.object.clone_from(&a.object);
+                match (&mut d.object, &a.object) {
+                    (
+                        ObjectRef::Modbus {
+                            table,
+                            start,
+                            count,
+                        },
+                        &ObjectRef::Modbus {
+                            table: t,
+                            start: s,
+                            count: c,
+                        },
+                    ) => {
+                        *table = t;
+                        *start = s;
+                        *count = c;
+                    }
+                    (o, s) => {
+                        if *o != *s {
+                            o.clone_from(s);
+                        }
+                    }
                 }
                 if d.values.len() == vals.len() {
                     for (x, y) in d.values.iter_mut().zip(vals) {
@@ -1423,6 +1457,84 @@ mod tests {
         let mut kept = evidence_copy(&evs[0]);
         keep_for_evidence(&mut kept, &last);
         assert_eq!(event_summary(&kept), event_summary(&last));
+    }
+
+    /// Keeping one event after another in the same copy gives what a fresh copy of the last
+    /// one gives, whatever changed between them (objects of either kind, value kinds and
+    /// counts, accesses, function, outcome).
+    #[test]
+    fn kept_evidence_equals_a_fresh_copy() {
+        use crate::event::{AccessDir, Outcome};
+        let base = read_hr(1000, MASTER, PLC, 1, 0, &[1, 2]);
+        let objects = [
+            ObjectRef::Modbus {
+                table: ModbusTable::HoldingRegister,
+                start: 0,
+                count: 2,
+            },
+            ObjectRef::Modbus {
+                table: ModbusTable::Coil,
+                start: 7,
+                count: 1,
+            },
+            ObjectRef::Node {
+                node_id: "ns=2;s=A".into(),
+                attribute: Some(13),
+            },
+            ObjectRef::Other { name: "x".into() },
+        ];
+        let values = [
+            Value::Int(-3),
+            Value::UInt(9),
+            Value::Bool(true),
+            Value::Float(0.5),
+            Value::Str("s".into()),
+            Value::Bytes(vec![1]),
+            Value::Opaque("V"),
+        ];
+        let mut evs = Vec::new();
+        for k in 0..60usize {
+            let mut ev = base.clone();
+            ev.ts = ts_ms(1000 + k as i64);
+            ev.evidence.packet = k as u64;
+            ev.function.code = (k % 3) as u32;
+            ev.function.sub_name = (k % 5 == 0).then_some("sub");
+            if k % 7 == 3 {
+                ev.outcome = Outcome::Exception {
+                    code: 2,
+                    name: "illegal data address",
+                };
+            }
+            ev.accesses = (0..(k * 5 % 7))
+                .map(|i| Access {
+                    dir: if i % 2 == 0 {
+                        AccessDir::Read
+                    } else {
+                        AccessDir::Write
+                    },
+                    object: objects[(k / 3 + i) % objects.len()].clone(),
+                    values: values
+                        .iter()
+                        .cycle()
+                        .skip(k % 4 + i)
+                        .take((k + i) % 8)
+                        .cloned()
+                        .collect(),
+                })
+                .collect();
+            evs.push(ev);
+        }
+        let mut kept = evidence_copy(&evs[0]);
+        for ev in &evs {
+            keep_for_evidence(&mut kept, ev);
+            let fresh = evidence_copy(ev);
+            assert_eq!(kept.accesses, fresh.accesses);
+            assert_eq!(kept.function, fresh.function);
+            assert_eq!(kept.outcome, fresh.outcome);
+            assert_eq!(event_summary(&kept), event_summary(ev));
+            assert_eq!(kept.ts, ev.ts);
+            assert_eq!(kept.evidence, ev.evidence);
+        }
     }
 
     /// Several channels and signatures with their own periods, learnt for 10 minutes.
