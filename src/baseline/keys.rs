@@ -398,14 +398,15 @@ pub fn device_words(ip: std::net::IpAddr, unit: Option<u8>) -> String {
 /// A short summary of an event for alert evidence:
 /// `write_single_register (fc 6) holding register 40 = 9999 → ok`.
 pub fn event_summary(ev: &IcsEvent) -> String {
-    use std::fmt::Write as _;
     let f = &ev.function;
-    // One buffer, written in place: this runs for every raw alert, and a flood of them is when
-    // the sensor must keep up.
+    // One buffer, written in place (numbers, Modbus objects and outcomes without `format!`):
+    // this runs for every raw alert, and a flood of them is when the sensor must keep up.
     let mut s = String::with_capacity(96);
     s.push_str(f.name);
     if ev.proto == crate::event::AppProto::Modbus {
-        let _ = write!(s, " (fc {})", f.code);
+        s.push_str(" (fc ");
+        push_decimal(&mut s, u64::from(f.code));
+        s.push(')');
     }
     if let Some(sub) = f.sub_name {
         s.push(' ');
@@ -413,14 +414,14 @@ pub fn event_summary(ev: &IcsEvent) -> String {
     }
     for a in ev.accesses.iter().take(3) {
         s.push(' ');
-        s.push_str(&object_words(&a.object));
+        push_object_words(&mut s, &a.object);
         if !a.values.is_empty() {
             s.push_str(" = ");
             for (i, v) in a.values.iter().take(4).enumerate() {
                 if i > 0 {
                     s.push_str(", ");
                 }
-                s.push_str(&fmt_value(v));
+                push_value(&mut s, v);
             }
             if a.values.len() > 4 {
                 s.push_str(", …");
@@ -434,7 +435,10 @@ pub fn event_summary(ev: &IcsEvent) -> String {
     match &ev.outcome {
         crate::event::Outcome::Ok => s.push_str("ok"),
         crate::event::Outcome::Exception { code, name } => {
-            let _ = write!(s, "exception {code} {name}");
+            s.push_str("exception ");
+            push_decimal(&mut s, u64::from(*code));
+            s.push(' ');
+            s.push_str(name);
         }
         crate::event::Outcome::Bad { name, .. } => {
             s.push_str("bad status ");
@@ -448,6 +452,48 @@ pub fn event_summary(ev: &IcsEvent) -> String {
     s
 }
 
+/// Appends [`object_words`] of `obj` to `s`.
+fn push_object_words(s: &mut String, obj: &ObjectRef) {
+    match obj {
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } => {
+            s.push_str(table_words(*table));
+            if *count <= 1 {
+                s.push(' ');
+                push_decimal(s, u64::from(*start));
+            } else {
+                s.push_str("s ");
+                push_decimal(s, u64::from(*start));
+                s.push('–');
+                push_decimal(s, u64::from(start.saturating_add(count.saturating_sub(1))));
+            }
+        }
+        ObjectRef::Node { node_id, .. } => {
+            s.push_str("node ");
+            s.push_str(node_id);
+        }
+        ObjectRef::Other { name } => s.push_str(name),
+    }
+}
+
+/// Appends [`fmt_value`] of `v` to `s`.
+fn push_value(s: &mut String, v: &Value) {
+    match v {
+        Value::Bool(b) => s.push_str(if *b { "ON (1)" } else { "OFF (0)" }),
+        Value::Int(i) => {
+            if *i < 0 {
+                s.push('-');
+            }
+            push_decimal(s, i.unsigned_abs());
+        }
+        Value::UInt(u) => push_decimal(s, *u),
+        _ => s.push_str(&fmt_value(v)),
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -457,6 +503,162 @@ pub fn event_summary(ev: &IcsEvent) -> String {
 )]
 mod tests {
     use super::*;
+
+    /// `event_summary` as it was written with `format!` (the reference of the in-place one).
+    fn event_summary_fmt(ev: &IcsEvent) -> String {
+        use std::fmt::Write as _;
+        let f = &ev.function;
+        let mut s = String::with_capacity(96);
+        s.push_str(f.name);
+        if ev.proto == crate::event::AppProto::Modbus {
+            let _ = write!(s, " (fc {})", f.code);
+        }
+        if let Some(sub) = f.sub_name {
+            s.push(' ');
+            s.push_str(sub);
+        }
+        for a in ev.accesses.iter().take(3) {
+            s.push(' ');
+            s.push_str(&object_words(&a.object));
+            if !a.values.is_empty() {
+                s.push_str(" = ");
+                for (i, v) in a.values.iter().take(4).enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    s.push_str(&fmt_value(v));
+                }
+                if a.values.len() > 4 {
+                    s.push_str(", …");
+                }
+            }
+        }
+        if ev.accesses.len() > 3 {
+            s.push_str(" …");
+        }
+        s.push_str(" → ");
+        match &ev.outcome {
+            crate::event::Outcome::Ok => s.push_str("ok"),
+            crate::event::Outcome::Exception { code, name } => {
+                let _ = write!(s, "exception {code} {name}");
+            }
+            crate::event::Outcome::Bad { name, .. } => {
+                s.push_str("bad status ");
+                s.push_str(name);
+            }
+            crate::event::Outcome::Timeout => s.push_str("no response (timeout)"),
+            crate::event::Outcome::NoResponse => s.push_str("no response"),
+            crate::event::Outcome::Unsolicited => s.push_str("unsolicited response"),
+            crate::event::Outcome::NotApplicable => s.push_str("one-way"),
+        }
+        s
+    }
+
+    #[test]
+    fn event_summary_equals_the_format_one() {
+        use crate::event::{Access, AccessDir, AppProto, Outcome};
+        let base = crate::detect::testkit::read_hr(1000, "10.0.0.1", "10.0.0.2", 1, 0, &[1]);
+        let values = [
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(0),
+            Value::Int(-1),
+            Value::Int(i64::MIN),
+            Value::Int(i64::MAX),
+            Value::UInt(0),
+            Value::UInt(u64::MAX),
+            Value::UInt(1234567),
+            Value::Float(1.5),
+            Value::Float(-0.0),
+            Value::Float(f64::NAN),
+            Value::Float(1e20),
+            Value::Str("a \"b\"".into()),
+            Value::Bytes(vec![1, 2, 3]),
+            Value::Opaque("Variant"),
+        ];
+        let objects = [
+            ObjectRef::Modbus {
+                table: ModbusTable::Coil,
+                start: 0,
+                count: 0,
+            },
+            ObjectRef::Modbus {
+                table: ModbusTable::HoldingRegister,
+                start: 40,
+                count: 1,
+            },
+            ObjectRef::Modbus {
+                table: ModbusTable::InputRegister,
+                start: u32::MAX,
+                count: 10,
+            },
+            ObjectRef::Modbus {
+                table: ModbusTable::Fifo,
+                start: 7,
+                count: u32::MAX,
+            },
+            ObjectRef::Node {
+                node_id: "ns=2;s=Tank.Level".into(),
+                attribute: Some(13),
+            },
+            ObjectRef::Other { name: "x".into() },
+        ];
+        let outcomes = [
+            Outcome::Ok,
+            Outcome::Exception {
+                code: 2,
+                name: "illegal data address",
+            },
+            Outcome::Bad {
+                code: 0x8000_0000,
+                name: "BadUnexpectedError",
+            },
+            Outcome::Timeout,
+            Outcome::NoResponse,
+            Outcome::Unsolicited,
+            Outcome::NotApplicable,
+        ];
+        let mut n = 0;
+        for (k, outcome) in outcomes.iter().enumerate() {
+            for proto in [AppProto::Modbus, AppProto::Opcua] {
+                for accesses in 0..6usize {
+                    let mut ev = base.clone();
+                    ev.proto = proto;
+                    ev.function.code = k as u32 * 1000;
+                    ev.function.sub_name = (accesses % 2 == 1).then_some("sub");
+                    ev.outcome = outcome.clone();
+                    ev.accesses = (0..accesses)
+                        .map(|i| Access {
+                            dir: AccessDir::Read,
+                            object: objects[(i + k) % objects.len()].clone(),
+                            values: values
+                                .iter()
+                                .cycle()
+                                .skip(i * 3 + k)
+                                .take((i * 2 + k) % 7)
+                                .cloned()
+                                .collect(),
+                        })
+                        .collect();
+                    assert_eq!(event_summary(&ev), event_summary_fmt(&ev));
+                    n += 1;
+                }
+            }
+        }
+        for v in &values {
+            for o in &objects {
+                let mut ev = base.clone();
+                ev.accesses = vec![Access {
+                    dir: AccessDir::Write,
+                    object: o.clone(),
+                    values: vec![v.clone()],
+                }];
+                assert_eq!(event_summary(&ev), event_summary_fmt(&ev));
+                n += 1;
+            }
+        }
+        assert!(n > 100);
+    }
 
     #[test]
     fn stack_space_key_equals_space_key() {

@@ -21,7 +21,7 @@ use super::{ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
-use crate::event::{Access, AppProto, Endpoint, IcsEvent, ModbusTable, ObjectRef, Value};
+use crate::event::{Access, AppProto, Endpoint, Function, IcsEvent, ModbusTable, ObjectRef, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::cmp::Reverse;
@@ -343,8 +343,8 @@ pub struct Timing {
     /// [`SigState::queued`]; entries whose time is not their state's `queued` are stale): a
     /// tick looks only at the states due, not at all of them.
     due: BinaryHeap<Reverse<(i64, u32)>>,
-    /// States due at a tick (reused).
-    due_now: Vec<u32>,
+    /// States due at a tick (reused): their index, then `(rank << 32) | index` for sorting.
+    due_now: Vec<u64>,
     /// Tests: every running state is due at every tick (the walk `due` saves).
     #[cfg(test)]
     walk_all: bool,
@@ -427,7 +427,21 @@ impl Intervals {
 fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
     dst.ts = src.ts;
     dst.proto = src.proto;
-    dst.function.clone_from(&src.function);
+    // Field by field (all `Copy`): no derived `clone_from`.
+    let Function {
+        code,
+        name,
+        category,
+        sub,
+        sub_name,
+    } = src.function;
+    dst.function = Function {
+        code,
+        name,
+        category,
+        sub,
+        sub_name,
+    };
     dst.outcome.clone_from(&src.outcome);
     if !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file) {
         dst.evidence.file = src.evidence.file.clone();
@@ -444,8 +458,28 @@ fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
         match dst.accesses.get_mut(i) {
             Some(d) => {
                 d.dir = a.dir;
-                if d.object != a.object {
-                    d.object.clone_from(&a.object);
+                match (&mut d.object, &a.object) {
+                    (
+                        ObjectRef::Modbus {
+                            table,
+                            start,
+                            count,
+                        },
+                        &ObjectRef::Modbus {
+                            table: t,
+                            start: s,
+                            count: c,
+                        },
+                    ) => {
+                        *table = t;
+                        *start = s;
+                        *count = c;
+                    }
+                    (o, s) => {
+                        if *o != *s {
+                            o.clone_from(s);
+                        }
+                    }
                 }
                 if d.values.len() == vals.len() {
                     for (x, y) in d.values.iter_mut().zip(vals) {
@@ -502,18 +536,37 @@ fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
     e
 }
 
-/// `fmt_num(t.round() / 10.0)`: a number of tenths in words, worked out in integers when
-/// it is small enough for that to be exact (below 10⁹ tenths).
-fn tenths(t: f64) -> String {
+/// Appends the decimal digits of `n` to `s`.
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        s.push(char::from(*d));
+    }
+}
+
+/// Appends `fmt_num(t.round() / 10.0)` to `s`: a number of tenths in words, worked out in
+/// integers when it is small enough for that to be exact (below 10⁹ tenths).
+fn push_tenths(s: &mut String, t: f64) {
     let k = t.round();
     if (0.0..1e9).contains(&k) {
         let k = k as u64;
-        return match k % 10 {
-            0 => (k / 10).to_string(),
-            d => format!("{}.{d}", k / 10),
-        };
+        push_decimal(s, k / 10);
+        if k % 10 != 0 {
+            s.push('.');
+            push_decimal(s, k % 10);
+        }
+        return;
     }
-    fmt_num(k / 10.0)
+    s.push_str(&fmt_num(k / 10.0));
 }
 
 /// Index of the first poll pattern of `sig` in the channel `ch` of `b`.
@@ -835,16 +888,16 @@ impl Detector for Timing {
             if let Some((_, _, st)) = self.states.get_mut(i as usize) {
                 if st.queued == Some(t) {
                     st.queued = None;
-                    self.due_now.push(i);
+                    self.due_now.push(u64::from(i));
                 }
             }
         }
         #[cfg(test)]
         if self.walk_all {
             for (i, (_, _, st)) in self.states.iter_mut().enumerate() {
-                if st.queued.is_some() || (!st.stopped && !self.due_now.contains(&(i as u32))) {
+                if st.queued.is_some() || (!st.stopped && !self.due_now.contains(&(i as u64))) {
                     st.queued = None;
-                    self.due_now.push(i as u32);
+                    self.due_now.push(i as u64);
                 }
             }
         }
@@ -861,11 +914,16 @@ impl Detector for Timing {
                 }
             }
         }
-        // In (channel, signature) order, as the alerts go out.
+        // In (channel, signature) order, as the alerts go out: sorted by (rank, index) packed
+        // in one number.
         let rank = &self.rank;
-        self.due_now
-            .sort_unstable_by_key(|&i| (rank.get(i as usize).copied().unwrap_or(u32::MAX), i));
-        for &i in &self.due_now {
+        for x in self.due_now.iter_mut() {
+            let r = rank.get(*x as usize).copied().unwrap_or(u32::MAX);
+            *x = (u64::from(r) << 32) | (*x & u64::from(u32::MAX));
+        }
+        self.due_now.sort_unstable();
+        for &x in &self.due_now {
+            let i = x as u32;
             let Some((key, sig, st)) = self.states.get_mut(i as usize) else {
                 continue;
             };
@@ -914,10 +972,9 @@ impl Detector for Timing {
                     ),
                 })
             });
-            let gap = tenths(gap_ms / 100.0);
             let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
             explanation.push_str(&text.head);
-            explanation.push_str(&gap);
+            push_tenths(&mut explanation, gap_ms / 100.0);
             explanation.push_str(" s ago, at ");
             st.last.push_rfc3339(&mut explanation);
             explanation.push_str(&text.tail);
@@ -1264,7 +1321,9 @@ mod tests {
             cases.push((x >> 11) as f64 / (1u64 << 53) as f64 * 2e9);
         }
         for t in cases {
-            assert_eq!(tenths(t), fmt_num(t.round() / 10.0), "{t}");
+            let mut s = String::from("x");
+            push_tenths(&mut s, t);
+            assert_eq!(s, format!("x{}", fmt_num(t.round() / 10.0)), "{t}");
         }
     }
 
@@ -1398,6 +1457,84 @@ mod tests {
         let mut kept = evidence_copy(&evs[0]);
         keep_for_evidence(&mut kept, &last);
         assert_eq!(event_summary(&kept), event_summary(&last));
+    }
+
+    /// Keeping one event after another in the same copy gives what a fresh copy of the last
+    /// one gives, whatever changed between them (objects of either kind, value kinds and
+    /// counts, accesses, function, outcome).
+    #[test]
+    fn kept_evidence_equals_a_fresh_copy() {
+        use crate::event::{AccessDir, Outcome};
+        let base = read_hr(1000, MASTER, PLC, 1, 0, &[1, 2]);
+        let objects = [
+            ObjectRef::Modbus {
+                table: ModbusTable::HoldingRegister,
+                start: 0,
+                count: 2,
+            },
+            ObjectRef::Modbus {
+                table: ModbusTable::Coil,
+                start: 7,
+                count: 1,
+            },
+            ObjectRef::Node {
+                node_id: "ns=2;s=A".into(),
+                attribute: Some(13),
+            },
+            ObjectRef::Other { name: "x".into() },
+        ];
+        let values = [
+            Value::Int(-3),
+            Value::UInt(9),
+            Value::Bool(true),
+            Value::Float(0.5),
+            Value::Str("s".into()),
+            Value::Bytes(vec![1]),
+            Value::Opaque("V"),
+        ];
+        let mut evs = Vec::new();
+        for k in 0..60usize {
+            let mut ev = base.clone();
+            ev.ts = ts_ms(1000 + k as i64);
+            ev.evidence.packet = k as u64;
+            ev.function.code = (k % 3) as u32;
+            ev.function.sub_name = (k % 5 == 0).then_some("sub");
+            if k % 7 == 3 {
+                ev.outcome = Outcome::Exception {
+                    code: 2,
+                    name: "illegal data address",
+                };
+            }
+            ev.accesses = (0..(k * 5 % 7))
+                .map(|i| Access {
+                    dir: if i % 2 == 0 {
+                        AccessDir::Read
+                    } else {
+                        AccessDir::Write
+                    },
+                    object: objects[(k / 3 + i) % objects.len()].clone(),
+                    values: values
+                        .iter()
+                        .cycle()
+                        .skip(k % 4 + i)
+                        .take((k + i) % 8)
+                        .cloned()
+                        .collect(),
+                })
+                .collect();
+            evs.push(ev);
+        }
+        let mut kept = evidence_copy(&evs[0]);
+        for ev in &evs {
+            keep_for_evidence(&mut kept, ev);
+            let fresh = evidence_copy(ev);
+            assert_eq!(kept.accesses, fresh.accesses);
+            assert_eq!(kept.function, fresh.function);
+            assert_eq!(kept.outcome, fresh.outcome);
+            assert_eq!(event_summary(&kept), event_summary(ev));
+            assert_eq!(kept.ts, ev.ts);
+            assert_eq!(kept.evidence, ev.evidence);
+        }
     }
 
     /// Several channels and signatures with their own periods, learnt for 10 minutes.
