@@ -179,6 +179,7 @@ impl Pipeline {
     }
 
     /// Decodes one packet and runs it through its flow (no idle sweep, events stay queued).
+    #[inline(always)]
     fn handle(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
         self.stats.packets += 1;
         self.last_packet = pkt.number;

@@ -56,15 +56,14 @@ pub(super) fn framing(data: &[u8], big_endian: bool, record_header: usize) -> Fr
 #[inline(always)]
 fn words(h: &[u8; 16], big_endian: bool) -> [u32; 4] {
     let x = u128::from_le_bytes(*h);
-    let w = |i: u32| -> u32 {
-        let v = (x >> (32 * i)) as u32;
-        if big_endian {
-            v.swap_bytes()
-        } else {
-            v
-        }
-    };
-    [w(0), w(1), w(2), w(3)]
+    let w = |i: u32| -> u32 { (x >> (32 * i)) as u32 };
+    let v = [w(0), w(1), w(2), w(3)];
+    // One test of the byte order for the whole header, not one per word.
+    if big_endian {
+        v.map(u32::swap_bytes)
+    } else {
+        v
+    }
 }
 
 /// A legacy pcap file's records, from the first record header on.

@@ -732,7 +732,7 @@ impl<S> FlowTable<S> {
     /// the peer has not started) and its payload is the next expected bytes, all captured, with
     /// nothing buffered (or it has none, at the next byte). Returns false, having changed
     /// nothing, for any other packet: the caller then hands it to `process`.
-    #[inline]
+    #[inline(always)]
     pub fn process_lane(
         &mut self,
         index: u64,
