@@ -327,8 +327,25 @@ impl ModbusParser {
         self.swapped = Some(swapped);
     }
 
-    /// Handles one framed ADU.
+    /// Handles one framed ADU: the read fast path inline (in the framing loop), the rest in
+    /// [`ModbusParser::on_adu_slow`].
+    #[inline(always)]
     fn on_adu(&mut self, dir: Direction, h: &Mbap, pdu: &[u8], cx: &mut ParseCx<'_>) {
+        if let (Some((&fc, body)), Some(swapped)) = (pdu.split_first(), self.swapped) {
+            let is_request = (dir == Direction::ToServer) != swapped;
+            if self.fast_read(is_request, h, fc, body, cx) {
+                cx.stats.modbus.pdus += 1;
+                cx.stats.modbus.function_codes.add_one(fc);
+                return;
+            }
+        }
+        self.on_adu_slow(dir, h, pdu, cx);
+    }
+
+    /// Handles one framed ADU the general way (it still takes the read fast path when the
+    /// flow is oriented by this ADU).
+    #[inline(never)]
+    fn on_adu_slow(&mut self, dir: Direction, h: &Mbap, pdu: &[u8], cx: &mut ParseCx<'_>) {
         cx.stats.modbus.pdus += 1;
         let hv = header_violations(h);
         let Some((&fc, body)) = pdu.split_first() else {
