@@ -435,7 +435,7 @@ impl ModbusParser {
     /// with its transaction id and the byte count its quantity asks for. Does what the
     /// general path does (counters, slot, event) and returns true; false when the ADU is
     /// not such a read (nothing done). The ADU's `pdus` and function code are counted.
-    #[inline]
+    #[inline(always)]
     fn fast_read(
         &mut self,
         is_request: bool,
