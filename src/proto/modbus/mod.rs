@@ -327,8 +327,25 @@ impl ModbusParser {
         self.swapped = Some(swapped);
     }
 
-    /// Handles one framed ADU.
+    /// Handles one framed ADU: the read fast path inline (in the framing loop), the rest in
+    /// [`ModbusParser::on_adu_slow`].
+    #[inline(always)]
     fn on_adu(&mut self, dir: Direction, h: &Mbap, pdu: &[u8], cx: &mut ParseCx<'_>) {
+        if let (Some((&fc, body)), Some(swapped)) = (pdu.split_first(), self.swapped) {
+            let is_request = (dir == Direction::ToServer) != swapped;
+            if self.fast_read(is_request, h, fc, body, cx) {
+                cx.stats.modbus.pdus += 1;
+                cx.stats.modbus.function_codes.add_one(fc);
+                return;
+            }
+        }
+        self.on_adu_slow(dir, h, pdu, cx);
+    }
+
+    /// Handles one framed ADU the general way (it still takes the read fast path when the
+    /// flow is oriented by this ADU).
+    #[inline(never)]
+    fn on_adu_slow(&mut self, dir: Direction, h: &Mbap, pdu: &[u8], cx: &mut ParseCx<'_>) {
         cx.stats.modbus.pdus += 1;
         let hv = header_violations(h);
         let Some((&fc, body)) = pdu.split_first() else {
@@ -418,7 +435,7 @@ impl ModbusParser {
     /// with its transaction id and the byte count its quantity asks for. Does what the
     /// general path does (counters, slot, event) and returns true; false when the ADU is
     /// not such a read (nothing done). The ADU's `pdus` and function code are counted.
-    #[inline]
+    #[inline(always)]
     fn fast_read(
         &mut self,
         is_request: bool,
@@ -813,6 +830,51 @@ mod tests {
         assert_eq!((h.m().pdus, h.m().transactions), (2, 1));
         // Both through the read fast path.
         assert_eq!(h.parser.fast_hits, 2);
+    }
+
+    /// The read fast path taken in the framing loop falls back to the general path exactly
+    /// where it must: the first ADU (flow not yet oriented), an ADU without a function
+    /// code, exceptions, mismatched byte counts, unknown transaction ids, coalesced ADUs.
+    #[test]
+    fn inline_fast_path_falls_back_like_the_reference() {
+        let run = |fast: bool| {
+            let mut h = Harness::new();
+            h.parser.no_fast = !fast;
+            let read = [0x03, 0x00, 0x10, 0x00, 0x02];
+            let data = [0x03, 0x04, 0x00, 0x01, 0x00, 0x02];
+            // Unoriented first read, answered.
+            h.send(TS, 0, &adu(1, 1, &read));
+            h.send(TC, 1, &adu(1, 1, &data));
+            // A unit id and nothing else, each way.
+            h.send(TS, 2, &adu(2, 1, &[]));
+            h.send(TC, 3, &adu(2, 1, &[]));
+            // Exception; byte count off by one; unknown transaction id.
+            h.send(TS, 4, &adu(3, 1, &read));
+            h.send(TC, 5, &adu(3, 1, &[0x83, 0x02]));
+            h.send(TS, 6, &adu(4, 1, &read));
+            h.send(TC, 7, &adu(4, 1, &[0x03, 0x03, 0x00, 0x01, 0x00]));
+            h.send(TS, 8, &adu(5, 1, &read));
+            h.send(TC, 9, &adu(6, 1, &data));
+            // Two polls coalesced in one segment each way, then a clean pair.
+            let mut two = adu(7, 1, &read);
+            two.extend(adu(8, 1, &[0x01, 0x00, 0x00, 0x00, 0x09]));
+            h.send(TS, 10, &two);
+            let mut back = adu(7, 1, &data);
+            back.extend(adu(8, 1, &[0x01, 0x02, 0xff, 0x01]));
+            h.send(TC, 11, &back);
+            h.send(TS, 12, &adu(9, 1, &read));
+            h.send(TC, 13, &adu(9, 1, &data));
+            h.close(14);
+            (h.events, h.stats.modbus, h.parser.fast_hits)
+        };
+        let (fast, fast_stats, hits) = run(true);
+        let (slow, slow_stats, none) = run(false);
+        assert_eq!(fast, slow);
+        assert_eq!(fast_stats, slow_stats);
+        assert_eq!(none, 0);
+        // First pair, the request of each fallback pair and the last clean pair.
+        assert!(hits >= 4, "{hits}");
+        assert_eq!(fast_stats.pdus, 16);
     }
 
     #[test]
