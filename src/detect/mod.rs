@@ -715,6 +715,11 @@ impl Engine {
         let r = self.reqs;
         match self.chan_reqs.get_mut(n) {
             Some(c) if c.sigs.len() < MAX_CHAN_REQS && r < MAX_REQS => {
+                // Most channels (one per polling master and device) have one request: a
+                // first push would reserve room for four.
+                if c.sigs.capacity() == 0 {
+                    c.sigs.reserve_exact(1);
+                }
                 c.sigs.push((sig, r));
                 self.reqs += 1;
                 Some(r)
@@ -937,6 +942,28 @@ mod tests {
         }
         evs.sort_by_key(|e| e.ts);
         evs
+    }
+
+    #[test]
+    fn a_channel_with_one_request_keeps_room_for_one() {
+        // 100,000 plant channels of one poll each must not carry room for four requests.
+        let mut e = Engine::new(Some(learnt()), DetectConfig::default());
+        let mut out = Vec::new();
+        for (k, plc) in [PLC, OTHER_PLC].iter().enumerate() {
+            let mut ev = read_hr(k as i64, MASTER, plc, 1, 0, &[1, 2]);
+            ev.flow_id = k as u64 + 1;
+            e.on_event(&ev, &mut out);
+            e.on_event(&ev, &mut out);
+        }
+        assert_eq!(e.chan_reqs.len(), 2);
+        for c in &e.chan_reqs {
+            assert_eq!((c.sigs.len(), c.sigs.capacity()), (1, 1));
+        }
+        let mut ev = read_hr(9, MASTER, PLC, 1, 100, &[1]);
+        ev.flow_id = 1;
+        e.on_event(&ev, &mut out);
+        assert_eq!(e.chan_reqs[0].sigs.len(), 2);
+        assert_eq!(e.requests_unnumbered, 0);
     }
 
     #[test]
