@@ -215,7 +215,7 @@ impl ObjKey {
 }
 
 /// Appends `n` in decimal, as `{n}` formats it, without the formatting machinery.
-fn push_decimal(buf: &mut String, mut n: u64) {
+pub(crate) fn push_decimal(buf: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut len = 0;
     for d in digits.iter_mut() {

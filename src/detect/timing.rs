@@ -20,7 +20,9 @@ use super::novelty::{baseline_id, channel_index, ChanId};
 use super::{ChanSlots, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
-use crate::baseline::{device_words, event_summary, fmt_num, Baseline, Channel, SigKey};
+use crate::baseline::{
+    device_words, event_summary, fmt_num, push_decimal, Baseline, Channel, SigKey,
+};
 use crate::event::{Access, AppProto, Endpoint, Function, IcsEvent, ModbusTable, ObjectRef, Value};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
@@ -534,23 +536,6 @@ fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
     };
     keep_for_evidence(&mut e, ev);
     e
-}
-
-/// Appends the decimal digits of `n` to `s`.
-fn push_decimal(s: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    for d in digits.iter_mut() {
-        *d = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in digits.iter().take(len).rev() {
-        s.push(char::from(*d));
-    }
 }
 
 /// Appends `fmt_num(t.round() / 10.0)` to `s`: a number of tenths in words, worked out in

@@ -273,15 +273,9 @@ impl StreamDriver {
             // Fast path: parse straight from the packet, copy only a partial tail.
             let used = parser.parse(dir, data, cx).min(data.len());
             let tail = data.get(used..).unwrap_or_default();
-            if tail.is_empty() {
-                // The whole packet was consumed (the common case): nothing to keep.
-                return;
-            }
-            if tail.len() > parser.max_message_len() {
-                cx.stats.stream.buffer_overflows += 1;
-                parser.on_gap(dir, tail.len() as u64, cx);
-            } else {
-                buf.extend_from_slice(tail);
+            // The whole packet consumed (the common case): nothing to keep.
+            if !tail.is_empty() {
+                self.keep_tail(dir, tail, cx);
             }
         } else {
             buf.extend_from_slice(data);
