@@ -146,3 +146,27 @@ pub fn modbus_stream(data: &[u8]) {
 pub fn opcua_stream(data: &[u8]) {
     stream_parser(&mut crate::proto::opcua::OpcuaParser::new(), 4840, data);
 }
+
+/// The capture reader (pcap and pcapng, every record framing and buffer refill): the bytes
+/// are written to a temporary file of this process and read to the end, or to the first
+/// error, with every packet's bytes touched.
+pub fn capture_file(data: &[u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "otwatch-fuzz-capture-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    if let Ok(mut f) = crate::capture::CaptureFile::open(&path) {
+        let mut sum = 0u64;
+        while let Ok(Some(p)) = f.next_packet() {
+            sum = sum.wrapping_add(p.data.iter().map(|&b| u64::from(b)).sum::<u64>());
+        }
+        std::hint::black_box((sum, f.stats(), f.position()));
+    }
+    let _ = std::fs::remove_file(&path);
+}

@@ -41,6 +41,42 @@ fn opcua_corpus() {
     assert!(replay("opcua", otwatch::fuzzing::opcua_stream) > 0);
 }
 
+#[test]
+fn capture_file_corpus() {
+    assert!(replay("capture_file", otwatch::fuzzing::capture_file) > 0);
+}
+
+/// The capture seeds with bytes changed and cut at deterministic places (record lengths,
+/// header words and block types among them): the reader must stop or go on, never panic.
+#[test]
+fn capture_file_mutations() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/capture_file");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut runs = 0;
+    for name in ["seed-pcap", "seed-pcapng"] {
+        let seed = std::fs::read(dir.join(name)).unwrap();
+        for _ in 0..150 {
+            let mut d = seed.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() % d.len() as u64) as usize;
+                d[i] = next() as u8;
+            }
+            if next() % 3 == 0 {
+                d.truncate((next() % d.len() as u64) as usize);
+            }
+            otwatch::fuzzing::capture_file(&d);
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 300);
+}
+
 /// Writes the packet-path seed made from the synthetic plant (`cargo test -- --ignored`).
 #[test]
 #[ignore = "regenerates a committed seed file"]
