@@ -12,7 +12,6 @@ use crate::flow::{FlowSink, FlowTable};
 use crate::proto::{recycle, ParseCx, ProtoStats, StreamDriver};
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -255,22 +254,7 @@ impl Pipeline {
             proto: &mut self.stats.proto,
             ending: &mut self.ending,
         };
-        let f = cf.fields();
-        let fp = FlowPacket {
-            ts: pkt.ts,
-            src: Endpoint {
-                ip: IpAddr::V4(f.src),
-                port: f.tcp.src_port,
-                mac: Some(f.src_mac),
-            },
-            dst: Endpoint {
-                ip: IpAddr::V4(f.dst),
-                port: f.tcp.dst_port,
-                mac: Some(f.dst_mac),
-            },
-            vlan: None,
-            l4: FlowL4::Tcp(f.tcp),
-        };
+        let fp = FlowPacket::of_common(pkt.ts, cf);
         self.flows.set_packet_index(index);
         self.flows.process(&fp, StreamDriver::new, &mut sink);
     }

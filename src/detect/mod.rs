@@ -134,25 +134,64 @@ const MAX_CHAN_REQS: usize = 64;
 /// Most requests an engine numbers.
 const MAX_REQS: u32 = 1 << 20;
 
-/// The requests of one channel with their numbers, looked up after the last hit first.
-#[derive(Debug, Default)]
-struct ChanReqs {
-    sigs: Vec<(ModSig, u32)>,
+/// A short list of keys with values, looked up after the last hit first: a channel's
+/// requests come back in the same polling cycle, so the next lookup is usually one compare.
+#[derive(Debug)]
+pub(crate) struct CycleMap<K, V> {
+    items: Vec<(K, V)>,
+    /// Where to look first.
     next: usize,
 }
 
-impl ChanReqs {
-    /// The number of `s`, if it has one.
-    #[inline]
-    fn find(&mut self, s: &ModSig) -> Option<u32> {
-        let k = match self.sigs.get(self.next) {
-            Some((x, _)) if x == s => self.next,
-            _ => self.sigs.iter().position(|(x, _)| x == s)?,
-        };
-        self.next = if k + 1 < self.sigs.len() { k + 1 } else { 0 };
-        self.sigs.get(k).map(|&(_, r)| r)
+impl<K, V> Default for CycleMap<K, V> {
+    fn default() -> Self {
+        CycleMap {
+            items: Vec::new(),
+            next: 0,
+        }
     }
 }
+
+impl<K: PartialEq, V: Copy> CycleMap<K, V> {
+    /// The value of `k`, when listed.
+    #[inline]
+    pub(crate) fn find(&mut self, k: &K) -> Option<V> {
+        let i = match self.items.get(self.next) {
+            Some((x, _)) if x == k => self.next,
+            _ => self.items.iter().position(|(x, _)| x == k)?,
+        };
+        self.next = if i + 1 < self.items.len() { i + 1 } else { 0 };
+        self.items.get(i).map(|&(_, v)| v)
+    }
+
+    /// Lists `k` with `v` while fewer than `cap` are listed; false when full (not listed).
+    pub(crate) fn push_within(&mut self, cap: usize, k: K, v: V) -> bool {
+        if self.items.len() >= cap {
+            return false;
+        }
+        // Most lists hold one entry (one request per channel): a first push would reserve
+        // room for four.
+        if self.items.capacity() == 0 {
+            self.items.reserve_exact(1);
+        }
+        self.items.push((k, v));
+        true
+    }
+
+    /// How many are listed.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Forgets every entry (keeps the room).
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+        self.next = 0;
+    }
+}
+
+/// The requests of one channel with their numbers.
+type ChanReqs = CycleMap<ModSig, u32>;
 
 /// Most channels an engine numbers (beyond: detectors look them up themselves).
 const MAX_NUMBERED_CHANNELS: usize = 65_536;
@@ -713,21 +752,17 @@ impl Engine {
             self.chan_reqs.resize_with(n + 1, ChanReqs::default);
         }
         let r = self.reqs;
-        match self.chan_reqs.get_mut(n) {
-            Some(c) if c.sigs.len() < MAX_CHAN_REQS && r < MAX_REQS => {
-                // Most channels (one per polling master and device) have one request: a
-                // first push would reserve room for four.
-                if c.sigs.capacity() == 0 {
-                    c.sigs.reserve_exact(1);
-                }
-                c.sigs.push((sig, r));
-                self.reqs += 1;
-                Some(r)
-            }
-            _ => {
-                self.requests_unnumbered += 1;
-                None
-            }
+        let listed = r < MAX_REQS
+            && self
+                .chan_reqs
+                .get_mut(n)
+                .is_some_and(|c| c.push_within(MAX_CHAN_REQS, sig, r));
+        if listed {
+            self.reqs += 1;
+            Some(r)
+        } else {
+            self.requests_unnumbered += 1;
+            None
         }
     }
 
@@ -957,12 +992,12 @@ mod tests {
         }
         assert_eq!(e.chan_reqs.len(), 2);
         for c in &e.chan_reqs {
-            assert_eq!((c.sigs.len(), c.sigs.capacity()), (1, 1));
+            assert_eq!((c.items.len(), c.items.capacity()), (1, 1));
         }
         let mut ev = read_hr(9, MASTER, PLC, 1, 100, &[1]);
         ev.flow_id = 1;
         e.on_event(&ev, &mut out);
-        assert_eq!(e.chan_reqs[0].sigs.len(), 2);
+        assert_eq!(e.chan_reqs[0].len(), 2);
         assert_eq!(e.requests_unnumbered, 0);
     }
 

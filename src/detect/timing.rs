@@ -17,7 +17,7 @@
 //! `max(burst_factor × learnt maximum, learnt maximum + burst_min_extra)`.
 
 use super::novelty::{baseline_id, channel_index, ChanId};
-use super::{ChanSlots, Detector, EventCtx};
+use super::{ChanSlots, CycleMap, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{
@@ -176,31 +176,17 @@ struct Chan {
     burst_limit: u64,
     st: ChanState,
     /// Modbus signatures of the channel with their index in `infos` (at most
-    /// [`MAX_CHAN_SIGS`], the same as in `modbus_index`), looked up after the last hit first.
-    sigs: Vec<(ModbusSig, u32)>,
-    /// Where to look first in `sigs`.
-    next_sig: usize,
+    /// [`MAX_CHAN_SIGS`], the same as in `modbus_index`).
+    sigs: CycleMap<ModbusSig, u32>,
 }
 
 impl Chan {
-    /// The index in `infos` of Modbus signature `m`, when remembered in `sigs`.
-    #[inline]
-    fn sig(&mut self, m: &ModbusSig) -> Option<u32> {
-        let k = match self.sigs.get(self.next_sig) {
-            Some((x, _)) if x == m => self.next_sig,
-            _ => self.sigs.iter().position(|(x, _)| x == m)?,
-        };
-        self.next_sig = if k + 1 < self.sigs.len() { k + 1 } else { 0 };
-        self.sigs.get(k).map(|&(_, i)| i)
-    }
-
     fn new(cfg: &TimingConfig, b: &Baseline, key: &ChanId) -> Self {
         let mut c = Chan {
             ch: None,
             burst_limit: 0,
             st: ChanState::default(),
-            sigs: Vec::new(),
-            next_sig: 0,
+            sigs: CycleMap::default(),
         };
         c.bind(cfg, b, key);
         c
@@ -761,15 +747,13 @@ impl Detector for Timing {
             let listed = known_chan
                 .and_then(|s| self.chan_index.get_mut(s).map(|c| *c))
                 .and_then(|c| self.chans.get_mut(c as usize))
-                .and_then(|chan| chan.sig(&m));
+                .and_then(|chan| chan.sigs.find(&m));
             let found = match listed {
                 Some(i) => Some(i),
                 None => self.modbus_index.get(&(key, m)).copied().inspect(|&i| {
                     let c = self.infos.get(i as usize).map(|info| info.chan);
                     if let Some(chan) = c.and_then(|c| self.chans.get_mut(c as usize)) {
-                        if chan.sigs.len() < MAX_CHAN_SIGS {
-                            chan.sigs.push((m, i));
-                        }
+                        chan.sigs.push_within(MAX_CHAN_SIGS, m, i);
                     }
                 }),
             };

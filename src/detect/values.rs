@@ -17,7 +17,7 @@
 //!   `max(freeze_min_secs, freeze_factor × max_same_run × mean learnt read interval)` (a fast
 //!   burst of reads is not a freeze).
 
-use super::{list_words, ChanSlots, Detector, EventCtx};
+use super::{list_words, ChanSlots, CycleMap, Detector, EventCtx};
 use crate::alert::signatures::*;
 use crate::alert::text::{object_ref, read_explanation, read_fact};
 use crate::alert::Alert;
@@ -522,10 +522,8 @@ impl SubKey {
 #[derive(Debug, Default)]
 struct Chan {
     /// Cached blocks of the channel with their index in `Values::store` (at most
-    /// [`MAX_CHAN_BLOCKS`], all in `Values::blocks` too), looked up after the last hit first.
-    blocks: Vec<(SubKey, u32)>,
-    /// Where to look first in `blocks`.
-    next_block: usize,
+    /// [`MAX_CHAN_BLOCKS`], all in `Values::blocks` too).
+    blocks: CycleMap<SubKey, u32>,
     /// Tracked Modbus objects: index in `states`.
     modbus: FastMap<AddrKey, u32>,
     /// Tracked named objects by key: index in `named_objs`.
@@ -535,9 +533,7 @@ struct Chan {
     /// Named objects as events name them, with their index in `named_objs` (at most
     /// [`MAX_NAMED_MEMO`]): found by a compare instead of building the key and hashing it;
     /// looked up after the last hit first (a polling cycle hits it).
-    named_memo: Vec<(ObjectRef, u32)>,
-    /// Where to look first in `named_memo`.
-    named_next: usize,
+    named_memo: CycleMap<ObjectRef, u32>,
     /// Per tracked object: last value read and its run.
     states: Vec<ObjState>,
 }
@@ -546,25 +542,11 @@ struct Chan {
 const MAX_NAMED_MEMO: usize = 64;
 
 impl Chan {
-    /// The index in `named_objs` of the object `o` names, when `named_memo` has it.
-    #[inline]
-    fn memo_find(&mut self, o: &ObjectRef) -> Option<u32> {
-        let k = match self.named_memo.get(self.named_next) {
-            Some((x, _)) if x == o => self.named_next,
-            _ => self.named_memo.iter().position(|(x, _)| x == o)?,
-        };
-        self.named_next = if k + 1 < self.named_memo.len() {
-            k + 1
-        } else {
-            0
-        };
-        self.named_memo.get(k).map(|&(_, i)| i)
-    }
-
     /// Remembers that `o` names `named_objs[i]`, while the memo has room.
     fn memo_add(&mut self, o: &ObjectRef, i: u32) {
+        // Checked first: `o` is cloned only when it is kept.
         if self.named_memo.len() < MAX_NAMED_MEMO {
-            self.named_memo.push((o.clone(), i));
+            self.named_memo.push_within(MAX_NAMED_MEMO, o.clone(), i);
         }
     }
 }
@@ -1238,18 +1220,11 @@ impl Values {
         let Some(chan) = ci.and_then(|ci| self.chans.get_mut(ci)) else {
             return self.blocks.get(&key()).copied();
         };
-        let k = match chan.blocks.get(chan.next_block) {
-            Some((x, _)) if *x == sub => Some(chan.next_block),
-            _ => chan.blocks.iter().position(|(x, _)| *x == sub),
-        };
-        if let Some(k) = k {
-            chan.next_block = if k + 1 < chan.blocks.len() { k + 1 } else { 0 };
-            return chan.blocks.get(k).map(|&(_, b)| b);
+        if let Some(b) = chan.blocks.find(&sub) {
+            return Some(b);
         }
         let b = *self.blocks.get(&key())?;
-        if chan.blocks.len() < MAX_CHAN_BLOCKS {
-            chan.blocks.push((sub, b));
-        }
+        chan.blocks.push_within(MAX_CHAN_BLOCKS, sub, b);
         Some(b)
     }
 
@@ -1346,7 +1321,6 @@ impl Values {
             self.by_req.clear();
             for c in &mut self.chans {
                 c.blocks.clear();
-                c.next_block = 0;
             }
             self.cached_slots = 0;
             self.cache_resets += 1;
@@ -1357,9 +1331,8 @@ impl Values {
             Some(bi) => {
                 self.cached_slots += slots.len();
                 self.blocks.insert(full_key, bi);
-                if chan.blocks.len() < MAX_CHAN_BLOCKS {
-                    chan.blocks.push((SubKey::of(&key), bi));
-                }
+                chan.blocks
+                    .push_within(MAX_CHAN_BLOCKS, SubKey::of(&key), bi);
                 self.store.push(Block {
                     chan: ci,
                     slots,
@@ -1409,7 +1382,7 @@ impl Values {
             return;
         };
         let memo = if *fast_paths {
-            chan.memo_find(&a.object)
+            chan.named_memo.find(&a.object)
         } else {
             None
         };

@@ -381,6 +381,28 @@ pub struct FlowPacket<'a> {
     pub l4: FlowL4<'a>,
 }
 
+impl<'a> FlowPacket<'a> {
+    /// The flow packet of a common Ethernet/IPv4/TCP frame captured at `ts`.
+    pub fn of_common(ts: Timestamp, cf: &CommonFrame<'a>) -> Self {
+        let f = cf.fields();
+        FlowPacket {
+            ts,
+            src: Endpoint {
+                ip: IpAddr::V4(f.src),
+                port: f.tcp.src_port,
+                mac: Some(f.src_mac),
+            },
+            dst: Endpoint {
+                ip: IpAddr::V4(f.dst),
+                port: f.tcp.dst_port,
+                mac: Some(f.dst_mac),
+            },
+            vlan: None,
+            l4: FlowL4::Tcp(f.tcp),
+        }
+    }
+}
+
 /// Transport layer of a [`FlowPacket`].
 #[derive(Clone, Copy, Debug)]
 pub enum FlowL4<'a> {
@@ -2381,26 +2403,6 @@ mod tests {
         (f, wire)
     }
 
-    /// The flow packet `process` gets for a lane frame.
-    fn lane_packet<'a>(t: Timestamp, f: &CommonFrame<'a>) -> FlowPacket<'a> {
-        let f = f.fields();
-        FlowPacket {
-            ts: t,
-            src: Endpoint {
-                ip: IpAddr::V4(f.src),
-                port: f.tcp.src_port,
-                mac: Some(f.src_mac),
-            },
-            dst: Endpoint {
-                ip: IpAddr::V4(f.dst),
-                port: f.tcp.dst_port,
-                mac: Some(f.dst_mac),
-            },
-            vlan: None,
-            l4: FlowL4::Tcp(f.tcp),
-        }
-    }
-
     type LaneStep = (usize, bool, Kind, usize, u32, i64, bool);
 
     /// Runs `steps` through a table that tries the lane first and one that only uses
@@ -2493,10 +2495,10 @@ mod tests {
                 hits += 1;
             } else {
                 lane.set_packet_index(index);
-                lane.process(&lane_packet(t, &f), || 0, &mut rl);
+                lane.process(&FlowPacket::of_common(t, &f), || 0, &mut rl);
             }
             plain.set_packet_index(index);
-            plain.process(&lane_packet(t, &f), || 0, &mut rp);
+            plain.process(&FlowPacket::of_common(t, &f), || 0, &mut rp);
             check_lists(&lane);
             if now > last_sweep {
                 last_sweep = now;
