@@ -52,19 +52,11 @@ pub struct Pipeline {
     no_lane: bool,
 }
 
-/// An event with its place in the order a single pipeline emits events: `at` is the global
-/// index of the packet at which it was emitted (`u64::MAX` at the end of input), `sub` orders
-/// events emitted at the same index (0 for the packet's own, then flows ended by the idle sweep
-/// in recency order, or flows ended at the end in id order).
-#[derive(Debug)]
-pub(crate) struct Tagged {
-    /// Global packet index.
-    pub(crate) at: u64,
-    /// Order within the index.
-    pub(crate) sub: u64,
-    /// The event.
-    pub(crate) ev: IcsEvent,
-}
+/// The place of an event in the order a single pipeline emits events: the global index of
+/// the packet at which it was emitted (`u64::MAX` at the end of input), then an order among
+/// events emitted at the same index (0 for the packet's own, then flows ended by the idle
+/// sweep in recency order, or flows ended at the end in id order).
+pub(crate) type Tag = (u64, u64);
 
 /// Routes flow-table output into the per-flow protocol drivers.
 struct Sink<'a> {
@@ -341,70 +333,71 @@ impl Pipeline {
         self.flows.expire(now, &mut sink);
     }
 
-    /// Shard worker: handles the packet of global index `index` (no sweep).
-    pub(crate) fn shard_packet(
-        &mut self,
-        index: u64,
-        file: &Arc<str>,
-        pkt: &Packet<'_>,
-        out: &mut Vec<Tagged>,
-    ) {
+    /// Shard worker: handles the packet of global index `index` (no sweep). Its events stay
+    /// queued ([`Pipeline::shard_events`]); returns how many it made.
+    #[inline(always)]
+    pub(crate) fn shard_packet(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) -> usize {
         let before = self.events.len();
         self.handle(index, file, pkt);
         self.ending.clear();
-        out.extend(self.events.drain(before..).map(|ev| Tagged {
-            at: index,
-            sub: 0,
-            ev,
-        }));
+        self.events.len().saturating_sub(before)
     }
 
     /// Shard worker: the idle sweep that a single pipeline runs after packet `index`, at
-    /// global capture time `now`. `file` and `packet` name that packet.
+    /// global capture time `now`. `file` and `packet` name that packet. Its events stay
+    /// queued, their tags go to `tags`; returns how many it made.
     pub(crate) fn shard_sweep(
         &mut self,
         index: u64,
         now: Timestamp,
         file: &Arc<str>,
         packet: u64,
-        out: &mut Vec<Tagged>,
-    ) {
+        tags: &mut Vec<Tag>,
+    ) -> usize {
         self.now = now;
         let before = self.events.len();
         self.sweep(now, file, packet);
-        self.tag_ended(before, index, false, out);
+        self.tag_ended(before, index, false, tags)
     }
 
-    /// Moves events queued since `before` to `out`, tagged by the flow whose end produced
-    /// them: by recency stamp (sweep) or by flow id (end of input).
-    fn tag_ended(&mut self, before: usize, at: u64, by_id: bool, out: &mut Vec<Tagged>) {
+    /// Shard worker: the events queued (by the packets, sweeps and end since the worker last
+    /// took them), for the worker to take or swap out.
+    pub(crate) fn shard_events(&mut self) -> &mut Vec<IcsEvent> {
+        &mut self.events
+    }
+
+    /// Tags the events queued since `before` by the flow whose end produced them: by recency
+    /// stamp (sweep) or by flow id (end of input). Returns how many there are.
+    fn tag_ended(&mut self, before: usize, at: u64, by_id: bool, tags: &mut Vec<Tag>) -> usize {
         let mut marks = self.ending.drain(..).peekable();
         let mut sub = 0;
-        for (i, ev) in self.events.drain(before..).enumerate() {
+        for i in before..self.events.len() {
             while let Some(&(pos, stamp, id)) = marks.peek() {
-                if pos > before + i {
+                if pos > i {
                     break;
                 }
                 sub = if by_id { id } else { stamp };
                 marks.next();
             }
-            out.push(Tagged { at, sub, ev });
+            tags.push((at, sub));
         }
+        self.events.len().saturating_sub(before)
     }
 
-    /// Shard worker: ends every flow at the end of input, as [`Pipeline::finish`] does.
+    /// Shard worker: ends every flow at the end of input, as [`Pipeline::finish`] does; events
+    /// and tags as [`Pipeline::shard_sweep`].
     pub(crate) fn shard_finish(
         &mut self,
         now: Timestamp,
         file: &Arc<str>,
         last_packet: u64,
-        out: &mut Vec<Tagged>,
-    ) {
+        tags: &mut Vec<Tag>,
+    ) -> usize {
         self.now = now;
         self.last_packet = last_packet;
         let before = self.events.len();
         self.finish_flows(file);
-        self.tag_ended(before, u64::MAX, true, out);
+        self.tag_ended(before, u64::MAX, true, tags)
     }
 
     /// Flows currently held.

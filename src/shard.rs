@@ -1,17 +1,21 @@
 //! The pipeline on several cores, with the output of one.
 //!
-//! Worker 0 reads the captures and hashes each packet's flow key (both directions alike) to
-//! pick one of N workers: its own packets it runs through its [`Pipeline`] at once, the others'
-//! it copies into batches for workers 1..N, each with a pipeline of its own. The calling thread
-//! merges the workers' events and hands them on (to `inspect`, learning or detection) in the
-//! order a single pipeline would have produced them. With two workers on two cores the three
-//! busy threads (reader and worker, worker, consumer) share the cores; nothing is copied per
-//! event and nothing is synchronised per packet:
+//! `--threads N` runs N - 1 packet workers (at least one) and the calling thread, which merges
+//! their events and consumes them (`inspect`, learning, detection). On two cores that is one
+//! worker, which reads the captures and runs every packet through one [`Pipeline`] as a single
+//! thread would (no flow hash, no packet copy, no split of the flow cap or the memory budget),
+//! and the calling thread, which runs detection on its events: two busy threads, one per core.
+//! With more workers, worker 0 reads the captures and hashes each packet's flow key (both
+//! directions alike) to pick its worker: its own packets it runs at once, the others' it copies
+//! into batches for workers 1.., each with a pipeline of its own. Nothing is copied per event
+//! (the parsers build them straight into the answer sent to the calling thread) and nothing
+//! is synchronised per packet:
 //!
-//! - Every event is tagged with the global index of the packet at which it was emitted, and
-//!   within it by the recency stamp (idle sweep) or id (end of input) of the flow whose end
-//!   produced it. Flow ids and recency stamps derive from global packet indices
-//!   ([`crate::flow::FlowTable::set_packet_index`]), so they do not depend on N.
+//! - With several workers every event is tagged with the global index of the packet at which
+//!   it was emitted, and within it by the recency stamp (idle sweep) or id (end of input) of
+//!   the flow whose end produced it. Flow ids and recency stamps derive from global packet
+//!   indices ([`crate::flow::FlowTable::set_packet_index`]), so they do not depend on N. A
+//!   single worker's events are already in order.
 //! - Worker 0 decides the idle sweeps (from the latest capture time over all packets), runs
 //!   each one itself and sends it to every other worker at the same packet index.
 //! - Packets travel in rounds: every `ROUND` packets worker 0 sends each other worker one
@@ -19,34 +23,42 @@
 //!   thread takes one answer per worker per round and hands the events on by reference in tag
 //!   order. Batches (owned packet bytes) come back to worker 0, and answers (with their events)
 //!   to their worker, which frees and recycles the events where they were allocated, one old
-//!   for each new, so steady state allocates nothing per packet and the parsers' spare vectors
-//!   stay stocked; bounded channels give back-pressure.
-//! - Counters are summed; the flow and memory peaks are recomputed over the whole run from the
-//!   per-packet changes each worker reports.
+//!   for each new, keeping every answer that comes back until its events are reused, so steady
+//!   state allocates nothing per packet and the parsers' spare vectors stay stocked; bounded
+//!   channels give back-pressure.
+//! - The calling thread may prepare its consumer (`detect` loads the baseline and the rules)
+//!   while the workers start: until it is ready the workers keep their answers, up to `HOLD`
+//!   rounds, instead of waiting on the queue.
+//! - Counters are summed; with several workers the flow and memory peaks are recomputed over
+//!   the whole run from the per-packet changes each worker reports.
 //!
-//! The output is byte-identical for every N as long as no per-table limit is reached: the flow
-//! cap and the memory budget are split evenly between workers, so which flows get evicted or
-//! give up buffers under pressure can differ with N.
+//! The output is byte-identical for every N. With more than one worker that holds as long as
+//! no per-table limit is reached: the flow cap and the memory budget are split evenly between
+//! the workers, so which flows get evicted or give up buffers under pressure can differ with N.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
 use crate::decode::{decode, LinkType, Transport};
 use crate::event::IcsEvent;
-use crate::pipeline::{self, sweep_due, Pipeline, PipelineConfig, Tagged};
+use crate::pipeline::{self, sweep_due, Pipeline, PipelineConfig, Tag};
 use crate::proto::recycle;
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 /// Packets (over all workers) per round. 1024 keeps a round's packets and events in the
-/// caches: on the 3M-packet plant capture `detect --threads 2` took 0.55-0.56 s against
-/// 0.58-0.60 s with 4096 and 0.64-0.67 s with 256 (same binary otherwise, interleaved runs).
+/// caches (measured with three threads: 0.55-0.56 s on the 3M-packet plant capture against
+/// 0.58-0.60 s with 4096 and 0.64-0.67 s with 256).
 const ROUND: usize = 1024;
-/// Rounds queued per worker before the reader waits.
+/// Rounds queued per worker before it waits.
 const QUEUE: usize = 4;
+/// Rounds a worker keeps in one answer while the calling thread is not ready to merge (about
+/// the time `detect` takes to load a large baseline).
+const HOLD: usize = 32;
 
 /// One packet or idle sweep in a batch.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +88,8 @@ enum Item {
 struct Batch {
     data: Vec<u8>,
     items: Vec<Item>,
+    /// Keep the round's events with the next round's (the calling thread is not ready).
+    hold: bool,
 }
 
 /// Reader to worker.
@@ -100,14 +114,15 @@ struct Change {
     mem: i64,
 }
 
-/// Worker to merger: one round's events (tagged, in the order this worker made them), what
-/// the map made of each (empty without one), the flow and memory changes, and the counters
-/// with the last answer. The merger hands the events on by reference and sends the whole
-/// answer back, so the events are freed (and their vectors recycled) on the worker that built
-/// them.
+/// Worker to merger: one round's events (in the order this worker made them) with their tags
+/// (with several workers), what the map made of each (empty without one), the flow and memory
+/// changes (with several workers), and the counters with the last answer. The merger hands
+/// the events on by reference and sends the whole answer back, so the events are freed (and
+/// their vectors recycled) on the worker that built them.
 #[derive(Debug)]
 struct FromWorker<T> {
-    events: Vec<Tagged>,
+    events: Vec<IcsEvent>,
+    tags: Vec<Tag>,
     mapped: Vec<Option<T>>,
     changes: Vec<Change>,
     stats: Option<Box<RunStats>>,
@@ -117,13 +132,13 @@ impl<T> Default for FromWorker<T> {
     fn default() -> Self {
         FromWorker {
             events: Vec::new(),
+            tags: Vec::new(),
             mapped: Vec::new(),
             changes: Vec::new(),
             stats: None,
         }
     }
 }
-
 /// The worker of a packet: by a symmetric hash of its flow's addresses and ports, so both
 /// directions of a flow go to the same worker. Packets that belong to no flow go to worker 0.
 fn shard_of(pkt: &Packet<'_>, n: usize) -> usize {
@@ -208,18 +223,55 @@ pub fn run(
     if threads <= 1 {
         return pipeline::run(cfg, files, emit, progress);
     }
-    run_inner::<()>(
+    let run = run_inner::<(), (), Infallible>(
         cfg,
         threads,
         files,
         None,
-        &mut |o, i| {
-            if let Some(t) = o.events.get(i) {
-                emit(&t.ev);
+        || Ok(()),
+        &mut |(), o, i| {
+            if let Some(e) = o.events.get(i) {
+                emit(e);
             }
         },
         progress,
-    )
+    )?;
+    match run {
+        Ok((stats, ())) => Ok(stats),
+        Err(never) => match never {},
+    }
+}
+
+/// As [`run`], but the consumer is made by `setup` on the calling thread while the workers
+/// start (with `threads` ≤ 1, before the run), and gets each event with it. An error of
+/// `setup` stops the workers and is returned as it is; the consumer is returned with the
+/// counters.
+pub fn run_with<C, E: From<CaptureError>>(
+    cfg: PipelineConfig,
+    threads: usize,
+    files: &mut [CaptureFile],
+    setup: impl FnOnce() -> Result<C, E>,
+    emit: &mut impl FnMut(&mut C, &IcsEvent),
+    progress: &mut impl FnMut(usize, u64),
+) -> Result<(RunStats, C), E> {
+    if threads <= 1 {
+        let mut c = setup()?;
+        let stats = pipeline::run(cfg, files, &mut |e| emit(&mut c, e), progress)?;
+        return Ok((stats, c));
+    }
+    run_inner::<(), C, E>(
+        cfg,
+        threads,
+        files,
+        None,
+        setup,
+        &mut |c, o, i| {
+            if let Some(e) = o.events.get(i) {
+                emit(c, e);
+            }
+        },
+        progress,
+    )?
 }
 
 /// As [`run`], but each event is first turned into a `T` by `map` on the worker threads (for
@@ -236,31 +288,40 @@ pub fn run_map<T: Send>(
     if threads <= 1 {
         return pipeline::run(cfg, files, &mut |e| emit(map(e)), progress);
     }
-    run_inner(
+    let run = run_inner::<T, (), Infallible>(
         cfg,
         threads,
         files,
         Some(map),
-        &mut |o, i| {
+        || Ok(()),
+        &mut |(), o, i| {
             if let Some(t) = o.mapped.get_mut(i).and_then(Option::take) {
                 emit(t);
             }
         },
         progress,
-    )
+    )?;
+    match run {
+        Ok((stats, ())) => Ok(stats),
+        Err(never) => match never {},
+    }
 }
 
-/// The sharded run: `map` (if any) turns each event into a `T` on its worker; `emit` gets each
-/// answer and the place of the next event in it, in order, on the calling thread.
-fn run_inner<T: Send>(
+/// The sharded run on `threads` - 1 workers (at least one): `map` (if any) turns each event
+/// into a `T` on its worker; `setup` makes the consumer on the calling thread once the workers
+/// run (its error stops them and is the inner result, before any capture error); `emit` gets
+/// the consumer, each answer and the place of the next event in it, in order, on the calling
+/// thread.
+fn run_inner<T: Send, C, E>(
     cfg: PipelineConfig,
     threads: usize,
     files: &mut [CaptureFile],
     map: Map<'_, T>,
-    emit: &mut impl FnMut(&mut FromWorker<T>, usize),
+    setup: impl FnOnce() -> Result<C, E>,
+    emit: &mut impl FnMut(&mut C, &mut FromWorker<T>, usize),
     progress: &mut impl FnMut(usize, u64),
-) -> Result<RunStats, CaptureError> {
-    let n = threads;
+) -> Result<Result<(RunStats, C), E>, CaptureError> {
+    let n = threads.saturating_sub(1).max(1);
     let mut wcfg = cfg;
     wcfg.flow.max_flows = (wcfg.flow.max_flows / n).max(1);
     wcfg.flow.memory_budget_bytes /= n;
@@ -271,6 +332,7 @@ fn run_inner<T: Send>(
     let names = &names;
     let prog_file = AtomicUsize::new(0);
     let prog_pos = AtomicU64::new(0);
+    let ready = AtomicBool::new(false);
     let (ret_tx, ret_rx) = channel::<Batch>();
     std::thread::scope(|s| {
         let mut to_workers = Vec::with_capacity(n);
@@ -290,32 +352,47 @@ fn run_inner<T: Send>(
             let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
             to_workers.push(tx);
             let ret = ret_tx.clone();
-            s.spawn(move || follow(Shard::new(wcfg, names, map, otx, brx), rx, ret));
+            s.spawn(move || follow(Shard::new(wcfg, n, names, map, otx, brx), rx, ret));
         }
         drop(ret_tx);
-        let (pf, pp) = (&prog_file, &prog_pos);
+        let (pf, pp, rd) = (&prog_file, &prog_pos, &ready);
         let reader = lead_ends.map(|(wcfg, otx, brx)| {
             s.spawn(move || {
-                let me = Shard::new(wcfg, names, map, otx, brx);
-                lead(me, n, files, names, to_workers, ret_rx, pf, pp)
+                let me = Shard::new(wcfg, n, names, map, otx, brx);
+                lead(me, n, files, names, to_workers, ret_rx, pf, pp, rd)
             })
         });
-        let merged = merge(&from_workers, &give_back, emit, &mut || {
-            progress(
-                prog_file.load(Ordering::Relaxed),
-                prog_pos.load(Ordering::Relaxed),
-            )
+        let consumer = setup();
+        ready.store(true, Ordering::Relaxed);
+        let merged = consumer.map(|mut c| {
+            let stats = merge(
+                &from_workers,
+                &give_back,
+                &mut |o, i| emit(&mut c, o, i),
+                &mut || {
+                    progress(
+                        prog_file.load(Ordering::Relaxed),
+                        prog_pos.load(Ordering::Relaxed),
+                    )
+                },
+            );
+            (stats, c)
         });
         drop(from_workers);
         drop(give_back);
         let files = match reader.map(|r| r.join()) {
-            Some(Ok(r)) => r?,
+            Some(Ok(r)) => r,
             Some(Err(p)) => std::panic::resume_unwind(p),
-            None => Vec::new(),
+            None => Ok(Vec::new()),
         };
+        let (merged, c) = match merged {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let files = files?;
         let mut stats = merged.unwrap_or_default();
         stats.files = files;
-        Ok(stats)
+        Ok(Ok((stats, c)))
     })
 }
 
@@ -332,12 +409,18 @@ struct Spent<T> {
     free: Vec<FromWorker<T>>,
 }
 
-/// Returned answers kept waiting to be recycled; older ones are done at once.
-const SPENT_LISTS: usize = 2;
+/// Returned answers kept waiting to be recycled; older ones are done at once. More than can
+/// be out at once (the queue, the one being merged and the one being filled), so that a
+/// worker that gets several back together keeps every event for reuse rather than freeing
+/// some and allocating again.
+const SPENT_LISTS: usize = 4 * QUEUE;
+
+/// Events an emptied answer keeps room for (one held for many rounds is cut back).
+const KEEP_EVENTS: usize = 4 * ROUND;
 
 /// Frees an event the calling thread is through with, keeping its vectors for the parsers.
-fn done(t: &mut Tagged) {
-    recycle::recycle_all(std::slice::from_mut(&mut t.ev));
+fn done(e: &mut IcsEvent) {
+    recycle::recycle_all(std::slice::from_mut(e));
 }
 
 impl<T> Spent<T> {
@@ -380,6 +463,9 @@ impl<T> Spent<T> {
         if let Some(mut o) = self.queue.pop_front() {
             o.events.iter_mut().skip(self.cursor).for_each(done);
             o.events.clear();
+            o.events.shrink_to(KEEP_EVENTS);
+            o.tags.clear();
+            o.tags.shrink_to(KEEP_EVENTS);
             o.mapped.clear();
             o.changes.clear();
             o.stats = None;
@@ -394,14 +480,23 @@ impl<T> Spent<T> {
     }
 }
 
-/// One worker's pipeline and the answer it is filling.
+/// Events a worker makes before it counts them and recycles as many returned ones (fewer
+/// than the parsers' spares, [`recycle::MAX_SPARES`], so that they stay stocked).
+const SETTLE: usize = 16;
+
+/// One worker's pipeline and the answer it is filling (the round's events stay in the
+/// pipeline until the answer is sent).
 struct Shard<'a, T> {
     p: Pipeline,
+    /// Several workers: events are tagged and flow changes reported.
+    many: bool,
     names: &'a [Arc<str>],
     empty: Arc<str>,
     map: Map<'a, T>,
     out: FromWorker<T>,
     spent: Spent<T>,
+    /// Events made and not yet counted (nor matched by recycled ones).
+    made: usize,
     /// Flow count and buffer memory at the last change reported.
     flows: i64,
     mem: i64,
@@ -412,6 +507,7 @@ struct Shard<'a, T> {
 impl<'a, T> Shard<'a, T> {
     fn new(
         cfg: PipelineConfig,
+        workers: usize,
         names: &'a [Arc<str>],
         map: Map<'a, T>,
         tx: SyncSender<FromWorker<T>>,
@@ -419,11 +515,13 @@ impl<'a, T> Shard<'a, T> {
     ) -> Self {
         Shard {
             p: Pipeline::new(cfg),
+            many: workers > 1,
             names,
             empty: Arc::from(""),
             map,
             out: FromWorker::default(),
             spent: Spent::new(),
+            made: 0,
             flows: 0,
             mem: 0,
             tx,
@@ -432,22 +530,34 @@ impl<'a, T> Shard<'a, T> {
     }
 
     /// The packet of global index `index`, of file `file`.
+    #[inline(always)]
     fn packet(&mut self, index: u64, file: u32, pkt: &Packet<'_>) {
-        let before = self.out.events.len();
         let name = self.names.get(file as usize).unwrap_or(&self.empty);
-        self.p.shard_packet(index, name, pkt, &mut self.out.events);
-        self.record(index, 0);
-        self.took(before);
+        let k = self.p.shard_packet(index, name, pkt);
+        if self.many {
+            self.record(index, 0);
+            if k > 0 {
+                self.out.tags.extend(std::iter::repeat_n((index, 0), k));
+            }
+        }
+        if k > 0 {
+            self.took(k);
+        }
     }
 
     /// The idle sweep after packet `index` (packet `number` of file `file`) at time `now`.
     fn sweep(&mut self, index: u64, now: Timestamp, file: u32, number: u64) {
-        let before = self.out.events.len();
         let name = self.names.get(file as usize).unwrap_or(&self.empty);
-        self.p
-            .shard_sweep(index, now, name, number, &mut self.out.events);
-        self.record(index, 1);
-        self.took(before);
+        let k = self
+            .p
+            .shard_sweep(index, now, name, number, &mut self.out.tags);
+        if self.many {
+            self.record(index, 1);
+        } else {
+            // One worker: its events are in order as they are, the tags are not needed.
+            self.out.tags.clear();
+        }
+        self.took(k);
     }
 
     /// Notes a change of the flow count or buffer memory after packet `index` (phase 0), a
@@ -466,41 +576,64 @@ impl<'a, T> Shard<'a, T> {
         }
     }
 
-    /// Counts (and maps) the events made since `before`, recycling as many returned ones.
-    fn took(&mut self, before: usize) {
-        let k = self.out.events.len().saturating_sub(before);
-        if k == 0 {
-            return;
-        }
-        self.p.count_events(k);
-        if let (Some(map), Some(new)) = (self.map, self.out.events.get_mut(before..)) {
-            for t in new {
-                self.out.mapped.push(Some(map(&t.ev)));
-                done(t);
+    /// Takes note of the last `k` events made: maps them (with a map), and every `SETTLE`
+    /// events counts them and recycles as many returned ones.
+    #[inline]
+    fn took(&mut self, k: usize) {
+        if let Some(map) = self.map {
+            let evs = self.p.shard_events();
+            let from = evs.len().saturating_sub(k);
+            if let Some(new) = evs.get_mut(from..) {
+                for e in new {
+                    self.out.mapped.push(Some(map(e)));
+                    done(e);
+                }
             }
         }
-        self.spent.recycle(k);
+        self.made += k;
+        if self.made >= SETTLE {
+            self.settle();
+        }
     }
 
-    /// Sends the round's answer; false when the calling thread is gone.
-    fn send(&mut self) -> bool {
+    /// Counts the events made since the last time and recycles as many returned ones.
+    fn settle(&mut self) {
+        self.p.count_events(self.made);
+        self.spent.recycle(self.made);
+        self.made = 0;
+    }
+
+    /// Ends a round: sends its answer, or keeps it when `hold`; false when the calling thread
+    /// is gone.
+    fn send(&mut self, hold: bool) -> bool {
+        self.settle();
+        if hold {
+            return true;
+        }
         for o in self.back.try_iter() {
             self.spent.give(o);
         }
         let fresh = self.spent.fresh();
-        let full = std::mem::replace(&mut self.out, fresh);
+        let mut full = std::mem::replace(&mut self.out, fresh);
+        std::mem::swap(self.p.shard_events(), &mut full.events);
         self.tx.send(full).is_ok()
     }
 
     /// End of input: ends every flow and sends the last answer, with the counters.
     fn finish(mut self, now: Timestamp, file: u32, last_packet: u64) {
-        let before = self.out.events.len();
         let name = self.names.get(file as usize).unwrap_or(&self.empty);
-        self.p
-            .shard_finish(now, name, last_packet, &mut self.out.events);
-        self.record(u64::MAX, 2);
-        self.took(before);
+        let k = self
+            .p
+            .shard_finish(now, name, last_packet, &mut self.out.tags);
+        if self.many {
+            self.record(u64::MAX, 2);
+        } else {
+            self.out.tags.clear();
+        }
+        self.took(k);
+        self.settle();
         let mut out = std::mem::take(&mut self.out);
+        std::mem::swap(self.p.shard_events(), &mut out.events);
         out.stats = Some(Box::new(self.p.into_stats()));
         let _ = self.tx.send(out);
     }
@@ -518,12 +651,17 @@ fn lead<T>(
     ret: Receiver<Batch>,
     prog_file: &AtomicUsize,
     prog_pos: &AtomicU64,
+    ready: &AtomicBool,
 ) -> Result<Vec<FileStats>, CaptureError> {
     let mut batches: Vec<Batch> = to.iter().map(|_| Batch::default()).collect();
     let mut index: u64 = 0;
     let mut now = Timestamp::default();
     let mut last_sweep = None;
     let mut in_round = 0;
+    // Rounds kept in the answers so far; `holding` until the calling thread is ready or HOLD
+    // rounds are kept, then never again.
+    let mut held = 0;
+    let mut holding = true;
     let mut last_number = 0;
     let mut out = Vec::with_capacity(files.len());
     let mut last_file = 0u32;
@@ -571,7 +709,11 @@ fn lead<T>(
             if in_round == ROUND {
                 in_round = 0;
                 prog_pos.store(cap.position(), Ordering::Relaxed);
-                if !send_round(&mut batches, &to, &ret) || !me.send() {
+                // Until the calling thread is ready, keep up to HOLD rounds in one answer.
+                holding = holding && held < HOLD && !ready.load(Ordering::Relaxed);
+                let hold = holding;
+                held += usize::from(hold);
+                if !send_round(&mut batches, hold, &to, &ret) || !me.send(hold) {
                     return Ok(out);
                 }
             }
@@ -589,7 +731,8 @@ fn lead<T>(
         }
         out.push(fs);
     }
-    if in_round > 0 && (!send_round(&mut batches, &to, &ret) || !me.send()) {
+    if (in_round > 0 || holding) && (!send_round(&mut batches, false, &to, &ret) || !me.send(false))
+    {
         return Ok(out);
     }
     for tx in &to {
@@ -604,11 +747,18 @@ fn lead<T>(
 }
 
 /// Sends every other worker its batch of the round (even an empty one), refilling from
-/// returned batches. False when a worker is gone.
-fn send_round(batches: &mut [Batch], to: &[SyncSender<ToWorker>], ret: &Receiver<Batch>) -> bool {
+/// returned batches; `hold`: the workers keep the round's events with the next round's.
+/// False when a worker is gone.
+fn send_round(
+    batches: &mut [Batch],
+    hold: bool,
+    to: &[SyncSender<ToWorker>],
+    ret: &Receiver<Batch>,
+) -> bool {
     for (b, tx) in batches.iter_mut().zip(to) {
         let fresh = ret.try_recv().unwrap_or_default();
-        let full = std::mem::replace(b, fresh);
+        let mut full = std::mem::replace(b, fresh);
+        full.hold = hold;
         if tx.send(ToWorker::Round(full)).is_err() {
             return false;
         }
@@ -650,10 +800,12 @@ fn follow<T>(mut me: Shard<'_, T>, rx: Receiver<ToWorker>, ret: Sender<Batch>) {
                         } => me.sweep(index, now, file, number),
                     }
                 }
+                let hold = batch.hold;
                 batch.data.clear();
                 batch.items.clear();
+                batch.hold = false;
                 let _ = ret.send(batch);
-                if !me.send() {
+                if !me.send(hold) {
                     return;
                 }
             }
@@ -669,15 +821,19 @@ fn follow<T>(mut me: Shard<'_, T>, rx: Receiver<ToWorker>, ret: Sender<Batch>) {
     }
 }
 
-/// The merger: takes one answer per worker per round, hands the events on in tag order and
-/// tracks the global flow and memory peaks; each answer then goes back to its worker. Returns
-/// the summed counters, or `None` when the workers stopped early (the reader failed).
+/// The merger: takes one answer per worker per round, hands the events on in order and, with
+/// several workers, tracks the global flow and memory peaks; each answer then goes back to its
+/// worker. Returns the summed counters, or `None` when the workers stopped early (the reader
+/// failed).
 fn merge<T>(
     from: &[Receiver<FromWorker<T>>],
     give_back: &[Sender<FromWorker<T>>],
     emit: &mut impl FnMut(&mut FromWorker<T>, usize),
     progress: &mut impl FnMut(),
 ) -> Option<RunStats> {
+    if let ([rx], [back]) = (from, give_back) {
+        return merge_one(rx, back, emit, progress);
+    }
     let mut round: Vec<FromWorker<T>> = Vec::with_capacity(from.len());
     let mut pos: Vec<usize> = vec![0; from.len()];
     let mut changes: Vec<Change> = Vec::new();
@@ -688,19 +844,19 @@ fn merge<T>(
             round.push(rx.recv().ok()?);
         }
         progress();
-        // k-way merge by (at, sub); ties only happen within one worker, whose order is kept.
+        // k-way merge by tag; ties only happen within one worker, whose order is kept.
         pos.fill(0);
         loop {
-            let mut best: Option<(u64, u64, usize)> = None;
+            let mut best: Option<(Tag, usize)> = None;
             for (w, o) in round.iter().enumerate() {
-                let Some(t) = pos.get(w).and_then(|&i| o.events.get(i)) else {
+                let Some(&t) = pos.get(w).and_then(|&i| o.tags.get(i)) else {
                     continue;
                 };
-                if best.is_none_or(|(a, s, _)| (t.at, t.sub) < (a, s)) {
-                    best = Some((t.at, t.sub, w));
+                if best.is_none_or(|(b, _)| t < b) {
+                    best = Some((t, w));
                 }
             }
-            let Some((_, _, w)) = best else {
+            let Some((_, w)) = best else {
                 break;
             };
             if let (Some(o), Some(i)) = (round.get_mut(w), pos.get_mut(w)) {
@@ -735,6 +891,26 @@ fn merge<T>(
         for (o, b) in round.drain(..).zip(give_back) {
             let _ = b.send(o);
         }
+    }
+}
+
+/// The merger of a single worker: its events are in order, its counters those of the run.
+fn merge_one<T>(
+    rx: &Receiver<FromWorker<T>>,
+    back: &Sender<FromWorker<T>>,
+    emit: &mut impl FnMut(&mut FromWorker<T>, usize),
+    progress: &mut impl FnMut(),
+) -> Option<RunStats> {
+    loop {
+        let mut o = rx.recv().ok()?;
+        progress();
+        for i in 0..o.events.len() {
+            emit(&mut o, i);
+        }
+        if let Some(s) = o.stats.take() {
+            return Some(*s);
+        }
+        let _ = back.send(o);
     }
 }
 
@@ -876,15 +1052,71 @@ mod tests {
         }
     }
 
+    /// Events (as text) and counters of a run of `pcap` with `threads`, through
+    /// [`run_with`] with a setup that takes `setup_ms`.
+    fn run_plant(pcap: &std::path::Path, threads: usize, setup_ms: u64) -> (Vec<String>, String) {
+        let mut files = pipeline::open_all(&[pcap]).unwrap();
+        let (stats, out) = run_with(
+            PipelineConfig::default(),
+            threads,
+            &mut files,
+            || -> Result<Vec<String>, CaptureError> {
+                std::thread::sleep(std::time::Duration::from_millis(setup_ms));
+                Ok(Vec::new())
+            },
+            &mut |out: &mut Vec<String>, e| out.push(format!("{e:?}")),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        (out, stats.to_json().to_string())
+    }
+
+    /// One packet worker (two threads), several (three, four), with a consumer ready at once
+    /// or only after the workers have held rounds for it (past `HOLD` rounds): the events and
+    /// counters of one thread. A failing setup stops the run with its error and no event.
+    #[test]
+    fn run_with_gives_one_threads_output_and_stops_on_a_setup_error() {
+        let frames = crate::synth::modbus_plant(&crate::synth::SynthConfig {
+            packets: (HOLD + 8) * ROUND,
+            ..crate::synth::SynthConfig::default()
+        });
+        let path = std::env::temp_dir().join(format!("otwatch-shard-{}.pcap", std::process::id()));
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        crate::synth::write_pcap(&mut w, &frames).unwrap();
+        drop(w);
+        let one = run_plant(&path, 1, 0);
+        assert!(one.0.len() > 1000, "{}", one.0.len());
+        for (threads, setup_ms) in [(2, 0), (2, 400), (3, 0), (3, 400), (4, 0)] {
+            let got = run_plant(&path, threads, setup_ms);
+            assert!(got == one, "{threads} threads, setup {setup_ms} ms");
+        }
+        for threads in [1, 2, 3] {
+            let mut files = pipeline::open_all(&[&path]).unwrap();
+            let mut seen = 0;
+            let r = run_with(
+                PipelineConfig::default(),
+                threads,
+                &mut files,
+                || -> Result<(), anyhow::Error> { Err(anyhow::anyhow!("no baseline")) },
+                &mut |(), _| seen += 1,
+                &mut |_, _| {},
+            );
+            assert_eq!(
+                r.err().map(|e| e.to_string()).as_deref(),
+                Some("no baseline")
+            );
+            assert_eq!(seen, 0);
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
     fn answer(tags: std::ops::Range<u64>) -> FromWorker<()> {
         FromWorker {
             events: tags
-                .map(|t| Tagged {
-                    at: t,
-                    sub: 0,
-                    ev: write_hr(0, "10.0.0.1", "10.0.0.2", 1, 4, 1),
-                })
+                .clone()
+                .map(|_| write_hr(0, "10.0.0.1", "10.0.0.2", 1, 4, 1))
                 .collect(),
+            tags: tags.map(|t| (t, 0)).collect(),
             mapped: Vec::new(),
             changes: vec![Change {
                 index: 1,
@@ -900,9 +1132,9 @@ mod tests {
     fn done_tags(s: &Spent<()>) -> Vec<u64> {
         s.queue
             .iter()
-            .flat_map(|o| &o.events)
-            .filter(|t| t.ev.accesses.capacity() == 0)
-            .map(|t| t.at)
+            .flat_map(|o| o.events.iter().zip(&o.tags))
+            .filter(|(e, _)| e.accesses.capacity() == 0)
+            .map(|(_, t)| t.0)
             .collect()
     }
 

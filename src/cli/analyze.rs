@@ -245,47 +245,94 @@ pub fn detect(
     rules: &RuleChoice,
     threads: usize,
 ) -> anyhow::Result<()> {
-    let baseline = match baseline {
-        Some(p) => Some(Baseline::load(p).map_err(|e| anyhow::anyhow!(BadInput(e.to_string())))?),
-        None => None,
+    // The inputs are checked before the output is created, in this order: baseline, rules,
+    // captures. With several threads the pipeline runs on workers and detection stays on this
+    // thread, which merges their events (on two cores one packet worker and detection balance
+    // the load, with no copy of the events and no merge of alerts); the captures are then
+    // opened first, so that the workers start while this thread loads the baseline and the
+    // rules. A capture that does not open takes the order above, for the same error.
+    let early = if threads > 1 {
+        pipeline::open_all(pcaps).ok()
+    } else {
+        None
     };
-    let rule_set = rules.load()?;
-    // Validate the inputs before creating the output.
-    let mut files = pipeline::open_all(pcaps)?;
-    let mut w = alert_writer(output)?;
-    let mut engine = Engine::new(baseline, DetectConfig::default());
-    add_rules(&mut engine, rule_set.as_ref());
-    // With several threads the pipeline runs on workers and detection stays on this thread,
-    // which merges their events: on two cores that balances the load (detection is about a
-    // third of the work), with no copy of the events and no merge of alerts.
-    let mut alerts = Vec::new();
-    let mut io_err: Option<std::io::Error> = None;
-    shard::run(
+    let (mut files, mut inputs) = match early {
+        Some(files) => (files, None),
+        None => {
+            let inputs = detect_inputs(baseline, rules)?;
+            (pipeline::open_all(pcaps)?, Some(inputs))
+        }
+    };
+    let setup = || -> anyhow::Result<Detection> {
+        let (baseline, rule_set) = match inputs.take() {
+            Some(i) => i,
+            None => detect_inputs(baseline, rules)?,
+        };
+        let w = alert_writer(output)?;
+        let mut engine = Engine::new(baseline, DetectConfig::default());
+        add_rules(&mut engine, rule_set.as_ref());
+        Ok(Detection {
+            engine,
+            w,
+            alerts: Vec::new(),
+            io_err: None,
+        })
+    };
+    let (_, mut d) = shard::run_with(
         PipelineConfig::default(),
         threads,
         &mut files,
-        &mut |e| {
-            engine.on_event(e, &mut alerts);
-            if !alerts.is_empty() {
-                if io_err.is_none() {
-                    io_err = write_alerts(&mut w, &mut alerts).err();
-                }
-                alerts.clear();
-            }
-        },
+        setup,
+        &mut |d, e| d.on_event(e),
         &mut |_, _| {},
     )?;
-    engine.finish(&mut alerts);
-    report_counters(&engine);
+    d.engine.finish(&mut d.alerts);
+    report_counters(&d.engine);
+    let mut io_err = d.io_err;
     if io_err.is_none() {
-        io_err = write_alerts(&mut w, &mut alerts).err();
+        io_err = write_alerts(&mut d.w, &mut d.alerts).err();
     }
     if io_err.is_none() {
-        io_err = w.flush().err();
+        io_err = d.w.flush().err();
     }
     match io_err {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing alerts"),
         _ => Ok(()),
+    }
+}
+
+/// The baseline (bad: exit code 2) and the rules of `detect`.
+fn detect_inputs(
+    baseline: Option<&Path>,
+    rules: &RuleChoice,
+) -> anyhow::Result<(Option<Baseline>, Option<Arc<RuleSet>>)> {
+    let baseline = match baseline {
+        Some(p) => Some(Baseline::load(p).map_err(|e| anyhow::anyhow!(BadInput(e.to_string())))?),
+        None => None,
+    };
+    Ok((baseline, rules.load()?))
+}
+
+/// `detect`'s consumer of events: the engine and where its alerts go.
+struct Detection {
+    engine: Engine,
+    w: Box<dyn Write>,
+    alerts: Vec<Alert>,
+    /// The first error writing alerts (later alerts are dropped).
+    io_err: Option<std::io::Error>,
+}
+
+impl Detection {
+    /// Runs detection on one event and writes its alerts.
+    #[inline]
+    fn on_event(&mut self, e: &IcsEvent) {
+        self.engine.on_event(e, &mut self.alerts);
+        if !self.alerts.is_empty() {
+            if self.io_err.is_none() {
+                self.io_err = write_alerts(&mut self.w, &mut self.alerts).err();
+            }
+            self.alerts.clear();
+        }
     }
 }
 

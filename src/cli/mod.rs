@@ -36,8 +36,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
-        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
-        /// number).
+        /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
+        /// merges their events and consumes them (2 suits two cores). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.
@@ -49,8 +49,8 @@ pub enum Command {
         /// Print one JSON object instead of `key value` lines.
         #[arg(long)]
         json: bool,
-        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
-        /// number).
+        /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
+        /// merges their events and consumes them (2 suits two cores). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.
@@ -66,8 +66,8 @@ pub enum Command {
         /// baseline; `detect` then adds its anomaly score as an extra detector.
         #[arg(long)]
         ml: bool,
-        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
-        /// number).
+        /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
+        /// merges their events and consumes them (2 suits two cores). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files of normal traffic, read in order as one capture.
@@ -88,8 +88,8 @@ pub enum Command {
         /// Run no rules.
         #[arg(long, conflicts_with = "rules")]
         no_rules: bool,
-        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
-        /// number).
+        /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
+        /// merges their events and consumes them (2 suits two cores). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.
@@ -113,8 +113,8 @@ pub enum Command {
         /// Run no rules.
         #[arg(long, conflicts_with = "rules")]
         no_rules: bool,
-        /// Worker threads for decoding, reassembly and parsing (the output is the same for any
-        /// number).
+        /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
+        /// merges their events and consumes them (2 suits two cores). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.
