@@ -182,8 +182,11 @@ impl Pipeline {
         // `sweep_due` can only change its answer when the latest time enters another second
         // (after its first call it is false until then), so it is asked only then.
         let mut ask = self.last_sweep.is_none();
-        if pkt.ts > self.now {
-            ask |= pkt.ts.secs != self.now.secs;
+        // `pkt.ts > self.now`, seconds first.
+        if pkt.ts.secs > self.now.secs {
+            ask = true;
+            self.now = pkt.ts;
+        } else if pkt.ts.secs == self.now.secs && pkt.ts.nanos > self.now.nanos {
             self.now = pkt.ts;
         }
         if ask && sweep_due(&mut self.last_sweep, self.now) {

@@ -580,6 +580,8 @@ pub struct FlowTable<S> {
     /// and their slots, at a place chosen by [`lane_place`]. An entry is cleared when its flow
     /// leaves; a miss costs a map lookup.
     lane: Vec<LaneEntry>,
+    /// The short and long idle timeouts as [`Timestamp::plus_secs`] adds them, for the lane.
+    lane_timeouts: [i64; 2],
 }
 
 impl<S> FlowTable<S> {
@@ -590,7 +592,10 @@ impl<S> FlowTable<S> {
 
     fn with_hasher(cfg: FlowConfig, hasher: KeyHashBuilder) -> Self {
         let max = cfg.max_flows.clamp(1, (NIL - 1) as usize);
+        let lane_timeouts = [cfg.short_idle_timeout_secs, cfg.tcp_idle_timeout_secs]
+            .map(|t| i64::try_from(t).unwrap_or(i64::MAX));
         FlowTable {
+            lane_timeouts,
             lim: ReassemblyLimits::from(&cfg),
             cfg,
             stats: FlowStats::default(),
@@ -777,10 +782,7 @@ impl<S> FlowTable<S> {
         };
         let idx = tag >> 1;
         let to_server = tag & 1 == 0;
-        let (long_t, short_t) = (
-            self.cfg.tcp_idle_timeout_secs,
-            self.cfg.short_idle_timeout_secs,
-        );
+        let [short_t, long_t] = self.lane_timeouts;
         let keep = self.lim.max_retained_bytes;
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return false;
@@ -795,7 +797,9 @@ impl<S> FlowTable<S> {
         let Some(flow) = slot.flow.as_mut() else {
             return false;
         };
-        if flow.meta.last_seen.plus_secs(timeout) < ts {
+        // `last_seen.plus_secs(timeout) < ts`, the timeout already a saturated i64.
+        let idle_at = flow.meta.last_seen.secs.saturating_add(timeout);
+        if idle_at < ts.secs || (idle_at == ts.secs && flow.meta.last_seen.nanos < ts.nanos) {
             return false;
         }
         let Flow { meta, app, tcp } = flow;
