@@ -780,8 +780,26 @@ impl<S> FlowTable<S> {
                 None => return false,
             },
         };
-        let idx = tag >> 1;
-        let to_server = tag & 1 == 0;
+        // One copy of the rest per direction, the direction's choices made at compile time.
+        if tag & 1 == 0 {
+            self.lane_hit::<true>(tag >> 1, index, ts, f, sink)
+        } else {
+            self.lane_hit::<false>(tag >> 1, index, ts, f, sink)
+        }
+    }
+
+    /// [`FlowTable::process_lane`] once the packet's flow is found: the flow in slot `idx`,
+    /// the packet travelling to the server when `TO_SERVER`.
+    #[inline(always)]
+    fn lane_hit<const TO_SERVER: bool>(
+        &mut self,
+        idx: u32,
+        index: u64,
+        ts: Timestamp,
+        f: &CommonFrame<'_>,
+        sink: &mut impl FlowSink<S>,
+    ) -> bool {
+        let to_server = TO_SERVER;
         let [short_t, long_t] = self.lane_timeouts;
         let keep = self.lim.max_retained_bytes;
         let Some(slot) = self.slots.get_mut(idx as usize) else {
