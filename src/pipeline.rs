@@ -158,15 +158,44 @@ impl Pipeline {
     /// Runs one packet through decode, flows and parsers. Events completed by it are passed
     /// to `emit`.
     pub fn process(&mut self, file: &Arc<str>, pkt: &Packet<'_>, emit: &mut impl FnMut(&IcsEvent)) {
+        self.process_inline(file, pkt, emit);
+    }
+
+    /// [`Pipeline::process`], inlined into the run loop.
+    #[inline(always)]
+    fn process_inline(
+        &mut self,
+        file: &Arc<str>,
+        pkt: &Packet<'_>,
+        emit: &mut impl FnMut(&IcsEvent),
+    ) {
         self.index += 1;
         self.handle(self.index, file, pkt);
-        if pkt.ts > self.now {
+        // `sweep_due` can only change its answer when the latest time enters another second
+        // (after its first call it is false until then), so it is asked only then.
+        let mut ask = self.last_sweep.is_none();
+        // `pkt.ts > self.now`, seconds first.
+        if pkt.ts.secs > self.now.secs {
+            ask = true;
+            self.now = pkt.ts;
+        } else if pkt.ts.secs == self.now.secs && pkt.ts.nanos > self.now.nanos {
             self.now = pkt.ts;
         }
-        if sweep_due(&mut self.last_sweep, self.now) {
+        if ask && sweep_due(&mut self.last_sweep, self.now) {
             self.sweep(self.now, file, pkt.number);
         }
         self.flush_events(emit);
+    }
+
+    /// [`Pipeline::process`] out of line, for the packets the run loop's fast read skipped.
+    #[inline(never)]
+    fn process_cold(
+        &mut self,
+        file: &Arc<str>,
+        pkt: &Packet<'_>,
+        emit: &mut impl FnMut(&IcsEvent),
+    ) {
+        self.process_inline(file, pkt, emit);
     }
 
     /// Decodes one packet and runs it through its flow (no idle sweep, events stay queued).
@@ -473,8 +502,16 @@ impl Pipeline {
     ) -> Result<(), CaptureError> {
         let name: Arc<str> = Arc::from(cap.path().to_string_lossy().as_ref());
         let mut n: u64 = 0;
-        while let Some(pkt) = cap.next_packet()? {
-            self.process(&name, &pkt, emit);
+        loop {
+            // The buffered record in registers, inlined; anything else out of line.
+            if let Some(pkt) = cap.next_buffered() {
+                self.process_inline(&name, &pkt, emit);
+            } else {
+                let Some(pkt) = cap.next_packet()? else {
+                    break;
+                };
+                self.process_cold(&name, &pkt, emit);
+            }
             n += 1;
             if n % 4096 == 0 {
                 progress(cap.position());

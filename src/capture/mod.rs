@@ -441,6 +441,27 @@ impl CaptureFile {
         })
     }
 
+    /// The next packet when it is a legacy pcap record wholly in the read buffer (the common
+    /// case), `None` otherwise, having changed nothing: then [`CaptureFile::next_packet`]
+    /// gives it (or the end, or the error). No `Result` to pass back, so that a caller's loop
+    /// keeps the packet in registers.
+    #[inline(always)]
+    pub fn next_buffered(&mut self) -> Option<Packet<'_>> {
+        let Layout::Pcap(p) = &mut self.layout else {
+            return None;
+        };
+        let link = p.link();
+        let (ts, orig_len, data) = p.take()?;
+        self.stats.packets += 1;
+        Some(Packet {
+            ts,
+            link,
+            data,
+            orig_len,
+            number: self.stats.packets,
+        })
+    }
+
     /// The next packet, `Ok(None)` at the end of the file (including after a truncated or
     /// corrupt record, which [`CaptureFile::stats`] then reports).
     #[inline(always)]
@@ -448,7 +469,7 @@ impl CaptureFile {
         // The common case, inlined into the caller's loop: the next legacy record is wholly in
         // the buffer. Everything else (refills, ends, pcapng) is out of line.
         let hit = match &mut self.layout {
-            Layout::Pcap(p) => p.take(),
+            Layout::Pcap(p) => p.take_range(),
             Layout::PcapNg(_) => None,
         };
         if let Some((ts, orig_len, range)) = hit {
@@ -479,7 +500,7 @@ impl CaptureFile {
             return Ok(None);
         };
         loop {
-            if let Some((ts, orig_len, range)) = p.take() {
+            if let Some((ts, orig_len, range)) = p.take_range() {
                 self.stats.packets += 1;
                 return Ok(Some(Packet {
                     ts,

@@ -81,6 +81,8 @@ pub(super) struct PcapStream {
     big_endian: bool,
     nanos: bool,
     record_header: usize,
+    /// `record_header` (16 or 24), as the record reader adds it.
+    head_len: u32,
     link: LinkType,
 }
 
@@ -110,6 +112,7 @@ impl PcapStream {
             big_endian,
             nanos,
             record_header,
+            head_len: u32::try_from(record_header).unwrap_or(u32::MAX),
             link,
         }
     }
@@ -132,29 +135,49 @@ impl PcapStream {
     }
 
     /// Takes the next record when all of it is in the buffer (and its length is acceptable):
-    /// its time, original length and where its captured bytes are (for
-    /// [`PcapStream::bytes`]). `None` otherwise, leaving the stream as it was (then
-    /// [`PcapStream::refill`] tells why, or brings it in).
+    /// its time, original length and captured bytes. `None` otherwise, leaving the stream as
+    /// it was (then [`PcapStream::refill`] tells why, or brings it in).
     #[inline(always)]
-    pub(super) fn take(&mut self) -> Option<(Timestamp, u32, Range<usize>)> {
+    pub(super) fn take(&mut self) -> Option<(Timestamp, u32, &[u8])> {
         let rest = self.buf.get(self.pos..self.end)?;
-        let h: &[u8; 16] = rest.first_chunk()?;
-        let [secs, frac, caplen, orig_len] = words(h, self.big_endian);
-        let caplen = caplen as usize;
-        let total = caplen.checked_add(self.record_header)?;
-        if total > MAX_BLOCK_LEN {
-            return None;
-        }
+        let (ts, orig_len, total) = self.record(rest)?;
+        let data = rest.get(self.head_len as usize..total)?;
+        self.pos += total;
+        Some((ts, orig_len, data))
+    }
+
+    /// [`PcapStream::take`] giving where the captured bytes are (for [`PcapStream::bytes`]),
+    /// for a caller that must not hold a borrow of the stream.
+    #[inline(always)]
+    pub(super) fn take_range(&mut self) -> Option<(Timestamp, u32, Range<usize>)> {
+        let rest = self.buf.get(self.pos..self.end)?;
+        let (ts, orig_len, total) = self.record(rest)?;
         if rest.len() < total {
             return None;
         }
         let start = self.pos;
         self.pos += total;
-        let ts = timestamps::from_pcap(secs, frac, self.nanos);
-        Some((ts, orig_len, start + self.record_header..self.pos))
+        Some((ts, orig_len, start + self.head_len as usize..self.pos))
     }
 
-    /// Bytes of the buffer that [`PcapStream::take`] pointed at (empty for any other range).
+    /// The time, original length and whole length (header included, at most
+    /// [`MAX_BLOCK_LEN`]) of the record whose header starts `rest`, the unread bytes.
+    #[inline(always)]
+    fn record(&self, rest: &[u8]) -> Option<(Timestamp, u32, usize)> {
+        let h: &[u8; 16] = rest.first_chunk()?;
+        let [secs, frac, caplen, orig_len] = words(h, self.big_endian);
+        // Both terms are below 2^32: no overflow.
+        let total = u64::from(caplen) + u64::from(self.head_len);
+        if total > MAX_BLOCK_LEN as u64 {
+            return None;
+        }
+        let ts = timestamps::from_pcap(secs, frac, self.nanos);
+        // At most MAX_BLOCK_LEN: fits.
+        Some((ts, orig_len, total as usize))
+    }
+
+    /// Bytes of the buffer that [`PcapStream::take_range`] pointed at (empty for any other
+    /// range).
     #[inline(always)]
     pub(super) fn bytes(&self, range: Range<usize>) -> &[u8] {
         self.buf.get(range).unwrap_or_default()

@@ -507,14 +507,27 @@ pub fn common_frame(data: &[u8], orig_len: u32) -> Option<CommonFrame<'_>> {
     const T: usize = CF_TCP;
     // Fixed offsets into a fixed-size array: no bounds checks.
     let h: &[u8; CF_HEAD] = data.first_chunk()?;
-    // EtherType IPv4, version 4 with IHL 5, protocol TCP.
-    if h[12] != 0x08 || h[13] != 0x00 || h[ETH] != 0x45 || h[ETH + 9] != tcp::PROTO {
+    // EtherType IPv4 and version 4 with IHL 5 (the type of service byte aside), in one word.
+    let eth = u32::from_le_bytes([h[12], h[13], h[ETH], h[ETH + 1]]);
+    // IP total length, identification, flags and fragment offset, TTL, protocol.
+    let ip = u64::from_be_bytes([
+        h[ETH + 2],
+        h[ETH + 3],
+        h[ETH + 4],
+        h[ETH + 5],
+        h[ETH + 6],
+        h[ETH + 7],
+        h[ETH + 8],
+        h[ETH + 9],
+    ]);
+    // Protocol TCP, not a fragment (MF clear, offset 0).
+    if eth & 0x00ff_ffff != 0x0045_0008 || ip & 0x3fff_00ff != u64::from(tcp::PROTO) {
         return None;
     }
-    // Not a fragment (MF clear, offset 0); a total length that holds both fixed headers
-    // (0, "the rest of the frame", goes the long way).
-    let total_len = usize::from(u16::from_be_bytes([h[ETH + 2], h[ETH + 3]]));
-    if u16::from_be_bytes([h[ETH + 6], h[ETH + 7]]) & 0x3fff != 0 || total_len < IP + 20 {
+    // A total length that holds both fixed headers (0, "the rest of the frame", goes the
+    // long way).
+    let total_len = (ip >> 48) as usize;
+    if total_len < IP + 20 {
         return None;
     }
     let ip_len = data.len().saturating_sub(ETH);

@@ -580,6 +580,8 @@ pub struct FlowTable<S> {
     /// and their slots, at a place chosen by [`lane_place`]. An entry is cleared when its flow
     /// leaves; a miss costs a map lookup.
     lane: Vec<LaneEntry>,
+    /// The short and long idle timeouts as [`Timestamp::plus_secs`] adds them, for the lane.
+    lane_timeouts: [i64; 2],
 }
 
 impl<S> FlowTable<S> {
@@ -590,7 +592,10 @@ impl<S> FlowTable<S> {
 
     fn with_hasher(cfg: FlowConfig, hasher: KeyHashBuilder) -> Self {
         let max = cfg.max_flows.clamp(1, (NIL - 1) as usize);
+        let lane_timeouts = [cfg.short_idle_timeout_secs, cfg.tcp_idle_timeout_secs]
+            .map(|t| i64::try_from(t).unwrap_or(i64::MAX));
         FlowTable {
+            lane_timeouts,
             lim: ReassemblyLimits::from(&cfg),
             cfg,
             stats: FlowStats::default(),
@@ -775,12 +780,27 @@ impl<S> FlowTable<S> {
                 None => return false,
             },
         };
-        let idx = tag >> 1;
-        let to_server = tag & 1 == 0;
-        let (long_t, short_t) = (
-            self.cfg.tcp_idle_timeout_secs,
-            self.cfg.short_idle_timeout_secs,
-        );
+        // One copy of the rest per direction, the direction's choices made at compile time.
+        if tag & 1 == 0 {
+            self.lane_hit::<true>(tag >> 1, index, ts, f, sink)
+        } else {
+            self.lane_hit::<false>(tag >> 1, index, ts, f, sink)
+        }
+    }
+
+    /// [`FlowTable::process_lane`] once the packet's flow is found: the flow in slot `idx`,
+    /// the packet travelling to the server when `TO_SERVER`.
+    #[inline(always)]
+    fn lane_hit<const TO_SERVER: bool>(
+        &mut self,
+        idx: u32,
+        index: u64,
+        ts: Timestamp,
+        f: &CommonFrame<'_>,
+        sink: &mut impl FlowSink<S>,
+    ) -> bool {
+        let to_server = TO_SERVER;
+        let [short_t, long_t] = self.lane_timeouts;
         let keep = self.lim.max_retained_bytes;
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return false;
@@ -795,7 +815,9 @@ impl<S> FlowTable<S> {
         let Some(flow) = slot.flow.as_mut() else {
             return false;
         };
-        if flow.meta.last_seen.plus_secs(timeout) < ts {
+        // `last_seen.plus_secs(timeout) < ts`, the timeout already a saturated i64.
+        let idle_at = flow.meta.last_seen.secs.saturating_add(timeout);
+        if idle_at < ts.secs || (idle_at == ts.secs && flow.meta.last_seen.nanos < ts.nanos) {
             return false;
         }
         let Flow { meta, app, tcp } = flow;

@@ -421,7 +421,7 @@ impl Reassembler {
     /// handles as [`Reassembler::segment`] would: payload that is the next expected bytes,
     /// all captured, with nothing buffered and no FIN seen; or no payload at all, at the
     /// next expected byte (or before the direction started).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lane_ok(&self, seq: u32, payload: &[u8], declared_len: u32) -> bool {
         if payload.is_empty() {
             declared_len == 0
