@@ -164,7 +164,8 @@ impl ReqEvent {
     pub(crate) fn take_read_event(&mut self, cx: &EventCx<'_>, fc: u8, data: &[u8]) -> IcsEvent {
         let accesses = match self.read.take() {
             Some(r) => {
-                let mut list = recycle::read_list(AccessDir::Read, r.object());
+                // The spare list's old values are overwritten by the fill, not emptied first.
+                let mut list = recycle::read_list_stale(AccessDir::Read, r.object());
                 if let Some(a) = list.first_mut() {
                     if fc <= 2 {
                         fill_bits(&mut a.values, data, usize::from(r.quantity));
@@ -268,27 +269,32 @@ pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
     out
 }
 
-/// [`bits`] into `out` (emptied first, its room kept).
+/// [`bits`] into `out`, whatever it held: its values are overwritten in place (one pass, not
+/// an emptying pass and then a filling one), the missing ones added, the extra ones dropped;
+/// its room is kept.
+#[inline]
 fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
-    out.clear();
+    out.truncate(n);
+    let bit = |i: usize| data.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1);
+    for (i, v) in out.iter_mut().enumerate() {
+        match v {
+            // A coil over a coil: its flag only (no drop of the old value to check for).
+            Value::Bool(x) => *x = bit(i),
+            _ => *v = Value::Bool(bit(i)),
+        }
+    }
+    let kept = out.len();
     grow(out, n);
-    // Whole bytes, then the bits of the last one: no per-bit length check.
-    let (whole, part) = (n / 8, n % 8);
-    for b in data.iter().take(whole) {
-        out.extend((0..8).map(|k| Value::Bool(b >> k & 1 == 1)));
-    }
-    if let Some(b) = data.get(whole).filter(|_| part > 0) {
-        out.extend((0..part).map(|k| Value::Bool(b >> k & 1 == 1)));
-    }
+    out.extend((kept..n).map(|i| Value::Bool(bit(i))));
 }
 
-/// Room for `n` values in the empty list `out`: a spare list too small grows at once to the
-/// register maximum (or `n`), not poll by poll.
+/// Room for `n` values in `out` (which holds at most `n`): a list too small grows at once
+/// to the register maximum (or `n`), not poll by poll.
 #[inline]
 fn grow(out: &mut Vec<Value>, n: usize) {
     if out.capacity() < n {
-        out.reserve_exact(MAX_REGISTER_VALUES.max(n));
+        out.reserve_exact(MAX_REGISTER_VALUES.max(n).saturating_sub(out.len()));
     }
 }
 
@@ -299,16 +305,35 @@ pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
     out
 }
 
-/// [`registers`] into `out` (emptied first, its room kept).
+/// [`registers`] into `out`, whatever it held: as [`fill_bits`], values overwritten in
+/// place, the missing ones added from an exact-size iterator, the extra ones dropped.
+#[inline]
 fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
-    out.clear();
-    grow(out, n);
-    // `extend` from an exact-size iterator: one capacity check, not one per value.
-    out.extend(data.chunks_exact(2).take(n).map(|c| match *c {
+    out.truncate(n);
+    let kept = out.len();
+    let (now, later) = data.split_at_checked(kept * 2).unwrap_or((data, &[]));
+    for (v, c) in out.iter_mut().zip(now.chunks_exact(2)) {
+        match (v, c) {
+            // A register over a register: its number only (no drop of the old value to
+            // check for).
+            (Value::Int(x), &[hi, lo]) => *x = i64::from(u16::from_be_bytes([hi, lo])),
+            (v, c) => *v = register(c),
+        }
+    }
+    if kept < n {
+        grow(out, n);
+        out.extend(later.chunks_exact(2).take(n - kept).map(register));
+    }
+}
+
+/// The value of one big-endian register (two bytes).
+#[inline(always)]
+fn register(c: &[u8]) -> Value {
+    match *c {
         [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
         _ => Value::Int(0),
-    }));
+    }
 }
 
 fn raw(data: &[u8]) -> Value {
@@ -939,15 +964,47 @@ mod tests {
         }
     }
 
-    /// Filling a value list that held other values gives what a fresh decode gives.
+    /// Filling a value list that held other values gives what a fresh decode gives, and
+    /// both give the plain definition (LSB-first coils, big-endian registers, capped).
     #[test]
     fn fill_into_used_lists_matches_fresh_decode() {
-        let data: Vec<u8> = (0..=255).collect();
+        let data: Vec<u8> = (0..=255).map(|b: u8| b.wrapping_mul(37)).collect();
         for len in [0, 1, 2, 3, 9, 250, 256] {
             let d = &data[..len];
+            let plain_regs: Vec<Value> = d
+                .chunks_exact(2)
+                .take(MAX_REGISTER_VALUES)
+                .map(|c| Value::Int(i64::from(c[0]) << 8 | i64::from(c[1])))
+                .collect();
+            assert_eq!(registers(d), plain_regs);
+            for n in [0, 1, 7, 8, 9, 2000, 5000] {
+                let plain_bits: Vec<Value> = (0..n.min(MAX_BIT_VALUES).min(len * 8))
+                    .map(|i| Value::Bool(d[i / 8] >> (i % 8) & 1 == 1))
+                    .collect();
+                assert_eq!(bits(d, n), plain_bits);
+            }
             let mut v = vec![Value::Str("old".into()), Value::Int(3)];
             fill_registers(&mut v, d);
             assert_eq!(v, registers(d));
+            // Longer and shorter lists of registers, coils and other values, in any order.
+            let mixed = [
+                Value::Int(-1),
+                Value::Bool(true),
+                Value::Bytes(vec![1]),
+                Value::Float(0.5),
+                Value::Int(9),
+            ];
+            for k in [0, 1, 4, 5, 130, 300] {
+                let old: Vec<Value> = mixed.iter().cycle().take(k).cloned().collect();
+                let mut v = old.clone();
+                fill_registers(&mut v, d);
+                assert_eq!(v, registers(d));
+                for n in [0, 1, 7, 8, 9, 2000] {
+                    let mut v = old.clone();
+                    fill_bits(&mut v, d, n);
+                    assert_eq!(v, bits(d, n));
+                }
+            }
             for n in [0, 1, 7, 8, 9, 2000, 5000] {
                 let mut v = vec![Value::Bool(true); 3];
                 fill_bits(&mut v, d, n);
