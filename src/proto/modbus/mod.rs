@@ -549,7 +549,10 @@ impl ModbusParser {
             return true;
         };
         if let Some(p) = self.tx.slot_mut(slot) {
-            cx.events.push(p.req.take_read_event(&ecx, fc, data));
+            // Built where it lands (a push copied the finished 344-byte event there).
+            let len = cx.events.len();
+            cx.events
+                .resize_with(len + 1, || p.req.take_read_event(&ecx, fc, data));
             if let Some(ev) = cx.events.last_mut() {
                 ev.latency_us = Some(latency_us(ecx.ts, ev.ts));
                 ev.evidence.response_packet = Some(ecx.packet);
