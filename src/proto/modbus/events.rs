@@ -154,12 +154,12 @@ impl ReqEvent {
             Some(r) => recycle::read_list(AccessDir::Read, r.object()),
             None => std::mem::take(&mut self.accesses),
         };
-        self.event(cx, outcome, accesses)
+        self.event(cx, outcome, accesses, false)
     }
 
     /// The event of this read request (`read` set, FC `fc` 1–4) answered `Ok` with read
     /// data `data` of the byte count its quantity asks for: [`ReqEvent::take_event`] then
-    /// [`apply_response`], in one go.
+    /// [`apply_response`], in one go, with its latency and response packet (`cx`'s).
     #[inline(always)]
     pub(crate) fn take_read_event(&mut self, cx: &EventCx<'_>, fc: u8, data: &[u8]) -> IcsEvent {
         let accesses = match self.read.take() {
@@ -177,11 +177,17 @@ impl ReqEvent {
             }
             None => std::mem::take(&mut self.accesses),
         };
-        self.event(cx, Outcome::Ok, accesses)
+        self.event(cx, Outcome::Ok, accesses, true)
     }
 
     #[inline(always)]
-    fn event(&mut self, cx: &EventCx<'_>, outcome: Outcome, accesses: Vec<Access>) -> IcsEvent {
+    fn event(
+        &mut self,
+        cx: &EventCx<'_>,
+        outcome: Outcome,
+        accesses: Vec<Access>,
+        answered: bool,
+    ) -> IcsEvent {
         let (client, server) = cx.sides();
         IcsEvent {
             ts: self.ts,
@@ -196,14 +202,14 @@ impl ReqEvent {
             function: self.function.clone(),
             accesses,
             outcome,
-            latency_us: None,
+            latency_us: answered.then(|| super::latency_us(cx.ts, self.ts)),
             violations: Vec::new(),
             facts: Vec::new(),
             details: std::mem::take(&mut self.details),
             evidence: Evidence {
                 file: self.file.take().unwrap_or_else(|| Arc::clone(cx.file)),
                 packet: self.packet,
-                response_packet: None,
+                response_packet: answered.then_some(cx.packet),
             },
         }
     }

@@ -549,14 +549,11 @@ impl ModbusParser {
             return true;
         };
         if let Some(p) = self.tx.slot_mut(slot) {
-            // Built where it lands (a push copied the finished 344-byte event there).
+            // Built where it lands, latency and response packet included (a push copied the
+            // finished 344-byte event there).
             let len = cx.events.len();
             cx.events
                 .resize_with(len + 1, || p.req.take_read_event(&ecx, fc, data));
-            if let Some(ev) = cx.events.last_mut() {
-                ev.latency_us = Some(latency_us(ecx.ts, ev.ts));
-                ev.evidence.response_packet = Some(ecx.packet);
-            }
             #[cfg(test)]
             {
                 self.fast_hits += 1;
