@@ -66,6 +66,18 @@ pub(crate) fn accesses() -> Vec<Access> {
 /// first access (and its value list's room) is reused in place when there is one.
 #[inline]
 pub(crate) fn read_list(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
+    let mut list = read_list_stale(dir, object);
+    if let Some(a) = list.first_mut() {
+        a.values.clear();
+    }
+    list
+}
+
+/// [`read_list`] for a caller that then sets every value of the access: the value list of
+/// a spare keeps the values it held (any values, any number), for the caller to overwrite
+/// in place, in one pass instead of an emptying pass and a filling one.
+#[inline]
+pub(crate) fn read_list_stale(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
     let mut list = with_spares(|s| s.whole.pop().or_else(|| s.bare.pop()))
         .flatten()
         .unwrap_or_default();
@@ -73,7 +85,6 @@ pub(crate) fn read_list(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
         Some(a) => {
             a.dir = dir;
             a.object = object;
-            a.values.clear();
             if list.len() > 1 {
                 with_spares(|s| s.harvest_from(&mut list, 1));
                 list.truncate(1);
@@ -326,6 +337,16 @@ mod tests {
                         }]
                     );
                     list[0].values.push(Value::Int(7));
+                    let stale = read_list_stale(AccessDir::Read, object(k));
+                    assert_eq!(stale.len(), 1);
+                    assert_eq!(
+                        (stale[0].dir, &stale[0].object),
+                        (AccessDir::Read, &object(k))
+                    );
+                    recycle_all(&mut [IcsEvent {
+                        accesses: stale,
+                        ..test_event()
+                    }]);
                     recycle_all(&mut [IcsEvent {
                         accesses: list,
                         ..test_event()
@@ -342,6 +363,7 @@ mod tests {
         Accesses,
         Values(usize),
         Read(u32),
+        Stale(u32),
     }
 
     proptest! {
@@ -353,6 +375,7 @@ mod tests {
             Just(Op::Accesses),
             (0usize..200).prop_map(Op::Values),
             (0u32..6).prop_map(Op::Read),
+            (0u32..6).prop_map(Op::Stale),
         ], 0..200)) {
             drain_spares();
             for op in ops {
@@ -367,6 +390,11 @@ mod tests {
                         read_list(AccessDir::Write, object(k)),
                         vec![Access { dir: AccessDir::Write, object: object(k), values: Vec::new() }]
                     ),
+                    Op::Stale(k) => {
+                        let l = read_list_stale(AccessDir::Write, object(k));
+                        prop_assert!(l.len() == 1 && l[0].dir == AccessDir::Write && l[0].object == object(k));
+                        prop_assert!(l[0].values.capacity() <= MAX_VALUES_CAPACITY);
+                    }
                 }
                 bounded();
             }

@@ -154,17 +154,18 @@ impl ReqEvent {
             Some(r) => recycle::read_list(AccessDir::Read, r.object()),
             None => std::mem::take(&mut self.accesses),
         };
-        self.event(cx, outcome, accesses)
+        self.event(cx, outcome, accesses, false)
     }
 
     /// The event of this read request (`read` set, FC `fc` 1–4) answered `Ok` with read
     /// data `data` of the byte count its quantity asks for: [`ReqEvent::take_event`] then
-    /// [`apply_response`], in one go.
+    /// [`apply_response`], in one go, with its latency and response packet (`cx`'s).
     #[inline(always)]
     pub(crate) fn take_read_event(&mut self, cx: &EventCx<'_>, fc: u8, data: &[u8]) -> IcsEvent {
         let accesses = match self.read.take() {
             Some(r) => {
-                let mut list = recycle::read_list(AccessDir::Read, r.object());
+                // The spare list's old values are overwritten by the fill, not emptied first.
+                let mut list = recycle::read_list_stale(AccessDir::Read, r.object());
                 if let Some(a) = list.first_mut() {
                     if fc <= 2 {
                         fill_bits(&mut a.values, data, usize::from(r.quantity));
@@ -176,11 +177,17 @@ impl ReqEvent {
             }
             None => std::mem::take(&mut self.accesses),
         };
-        self.event(cx, Outcome::Ok, accesses)
+        self.event(cx, Outcome::Ok, accesses, true)
     }
 
     #[inline(always)]
-    fn event(&mut self, cx: &EventCx<'_>, outcome: Outcome, accesses: Vec<Access>) -> IcsEvent {
+    fn event(
+        &mut self,
+        cx: &EventCx<'_>,
+        outcome: Outcome,
+        accesses: Vec<Access>,
+        answered: bool,
+    ) -> IcsEvent {
         let (client, server) = cx.sides();
         IcsEvent {
             ts: self.ts,
@@ -195,14 +202,14 @@ impl ReqEvent {
             function: self.function.clone(),
             accesses,
             outcome,
-            latency_us: None,
+            latency_us: answered.then(|| super::latency_us(cx.ts, self.ts)),
             violations: Vec::new(),
             facts: Vec::new(),
             details: std::mem::take(&mut self.details),
             evidence: Evidence {
                 file: self.file.take().unwrap_or_else(|| Arc::clone(cx.file)),
                 packet: self.packet,
-                response_packet: None,
+                response_packet: answered.then_some(cx.packet),
             },
         }
     }
@@ -268,7 +275,10 @@ pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
     out
 }
 
-/// [`bits`] into `out` (emptied first, its room kept).
+/// [`bits`] into `out`, whatever it held: emptied first, its room kept (for coils, an
+/// overwrite in place with a flag test per value cost more than emptying and refilling
+/// eight values per data byte).
+#[inline]
 fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
     out.clear();
@@ -283,12 +293,12 @@ fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
     }
 }
 
-/// Room for `n` values in the empty list `out`: a spare list too small grows at once to the
-/// register maximum (or `n`), not poll by poll.
+/// Room for `n` values in `out` (which holds at most `n`): a list too small grows at once
+/// to the register maximum (or `n`), not poll by poll.
 #[inline]
 fn grow(out: &mut Vec<Value>, n: usize) {
     if out.capacity() < n {
-        out.reserve_exact(MAX_REGISTER_VALUES.max(n));
+        out.reserve_exact(MAX_REGISTER_VALUES.max(n).saturating_sub(out.len()));
     }
 }
 
@@ -299,16 +309,35 @@ pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
     out
 }
 
-/// [`registers`] into `out` (emptied first, its room kept).
+/// [`registers`] into `out`, whatever it held: as [`fill_bits`], values overwritten in
+/// place, the missing ones added from an exact-size iterator, the extra ones dropped.
+#[inline]
 fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
-    out.clear();
-    grow(out, n);
-    // `extend` from an exact-size iterator: one capacity check, not one per value.
-    out.extend(data.chunks_exact(2).take(n).map(|c| match *c {
+    out.truncate(n);
+    let kept = out.len();
+    let (now, later) = data.split_at_checked(kept * 2).unwrap_or((data, &[]));
+    for (v, c) in out.iter_mut().zip(now.chunks_exact(2)) {
+        match (v, c) {
+            // A register over a register: its number only (no drop of the old value to
+            // check for).
+            (Value::Int(x), &[hi, lo]) => *x = i64::from(u16::from_be_bytes([hi, lo])),
+            (v, c) => *v = register(c),
+        }
+    }
+    if kept < n {
+        grow(out, n);
+        out.extend(later.chunks_exact(2).take(n - kept).map(register));
+    }
+}
+
+/// The value of one big-endian register (two bytes).
+#[inline(always)]
+fn register(c: &[u8]) -> Value {
+    match *c {
         [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
         _ => Value::Int(0),
-    }));
+    }
 }
 
 fn raw(data: &[u8]) -> Value {
@@ -939,15 +968,47 @@ mod tests {
         }
     }
 
-    /// Filling a value list that held other values gives what a fresh decode gives.
+    /// Filling a value list that held other values gives what a fresh decode gives, and
+    /// both give the plain definition (LSB-first coils, big-endian registers, capped).
     #[test]
     fn fill_into_used_lists_matches_fresh_decode() {
-        let data: Vec<u8> = (0..=255).collect();
+        let data: Vec<u8> = (0..=255).map(|b: u8| b.wrapping_mul(37)).collect();
         for len in [0, 1, 2, 3, 9, 250, 256] {
             let d = &data[..len];
+            let plain_regs: Vec<Value> = d
+                .chunks_exact(2)
+                .take(MAX_REGISTER_VALUES)
+                .map(|c| Value::Int(i64::from(c[0]) << 8 | i64::from(c[1])))
+                .collect();
+            assert_eq!(registers(d), plain_regs);
+            for n in [0, 1, 7, 8, 9, 2000, 5000] {
+                let plain_bits: Vec<Value> = (0..n.min(MAX_BIT_VALUES).min(len * 8))
+                    .map(|i| Value::Bool(d[i / 8] >> (i % 8) & 1 == 1))
+                    .collect();
+                assert_eq!(bits(d, n), plain_bits);
+            }
             let mut v = vec![Value::Str("old".into()), Value::Int(3)];
             fill_registers(&mut v, d);
             assert_eq!(v, registers(d));
+            // Longer and shorter lists of registers, coils and other values, in any order.
+            let mixed = [
+                Value::Int(-1),
+                Value::Bool(true),
+                Value::Bytes(vec![1]),
+                Value::Float(0.5),
+                Value::Int(9),
+            ];
+            for k in [0, 1, 4, 5, 130, 300] {
+                let old: Vec<Value> = mixed.iter().cycle().take(k).cloned().collect();
+                let mut v = old.clone();
+                fill_registers(&mut v, d);
+                assert_eq!(v, registers(d));
+                for n in [0, 1, 7, 8, 9, 2000] {
+                    let mut v = old.clone();
+                    fill_bits(&mut v, d, n);
+                    assert_eq!(v, bits(d, n));
+                }
+            }
             for n in [0, 1, 7, 8, 9, 2000, 5000] {
                 let mut v = vec![Value::Bool(true); 3];
                 fill_bits(&mut v, d, n);

@@ -30,6 +30,7 @@ mod state;
 use crate::event::{Endpoint, IcsEvent, OpKind, Outcome, Value};
 use crate::flow::{Direction, SideSource};
 use crate::proto::{ParseCx, Probe, StreamParser};
+use crate::time::Timestamp;
 use events::EventCx;
 use parser::{
     candidate_at, decode_request, decode_response, frame_adu, header_violations, parse_adu,
@@ -164,6 +165,23 @@ impl ModbusStats {
     }
 }
 
+/// `now.micros_since(then)`, in 64-bit arithmetic when the seconds are less than 2^33 apart
+/// (always, in a capture), without the 128-bit division.
+#[inline]
+fn latency_us(now: Timestamp, then: Timestamp) -> u64 {
+    match now.secs.checked_sub(then.secs) {
+        Some(ds) if (-(1i64 << 33)..(1i64 << 33)).contains(&ds) => {
+            let d = ds * 1_000_000_000 + (i64::from(now.nanos) - i64::from(then.nanos));
+            if d <= 0 {
+                0
+            } else {
+                d.unsigned_abs() / 1000
+            }
+        }
+        _ => now.micros_since(then),
+    }
+}
+
 /// Says whether the first bytes of a stream are Modbus/TCP.
 ///
 /// Needs protocol id 0, length 2..=254, the whole first frame, and either a plausible function
@@ -271,7 +289,7 @@ impl ModbusParser {
             return;
         };
         let pair = pair | events::apply_response(ev, p.fc, &p.shape, resp);
-        ev.latency_us = Some(ecx.ts.micros_since(ev.ts));
+        ev.latency_us = Some(latency_us(ecx.ts, ev.ts));
         ev.evidence.response_packet = Some(ecx.packet);
         let v = p.violations | resp_violations | pair;
         if !v.is_empty() {
@@ -531,11 +549,11 @@ impl ModbusParser {
             return true;
         };
         if let Some(p) = self.tx.slot_mut(slot) {
-            cx.events.push(p.req.take_read_event(&ecx, fc, data));
-            if let Some(ev) = cx.events.last_mut() {
-                ev.latency_us = Some(ecx.ts.micros_since(ev.ts));
-                ev.evidence.response_packet = Some(ecx.packet);
-            }
+            // Built where it lands, latency and response packet included (a push copied the
+            // finished 344-byte event there).
+            let len = cx.events.len();
+            cx.events
+                .resize_with(len + 1, || p.req.take_read_event(&ecx, fc, data));
             #[cfg(test)]
             {
                 self.fast_hits += 1;
@@ -678,6 +696,22 @@ mod tests {
                 *m.entry(k).or_insert(0) += v;
             }
             proptest::prop_assert_eq!(a.to_map(), m);
+        }
+    }
+
+    proptest::proptest! {
+        /// The 64-bit latency is `micros_since`, near and far apart, either order, any
+        /// nanoseconds (including out-of-range ones a `Timestamp` literal can hold).
+        #[test]
+        fn latency_is_micros_since(
+            a in proptest::prelude::any::<i64>(),
+            d in proptest::prelude::prop_oneof![-5i64..5, -100_000i64..100_000, proptest::prelude::any::<i64>()],
+            na in 0u32..2_000_000_000,
+            nb in 0u32..2_000_000_000,
+        ) {
+            let now = Timestamp { secs: a, nanos: na };
+            let then = Timestamp { secs: a.wrapping_sub(d), nanos: nb };
+            proptest::prop_assert_eq!(latency_us(now, then), now.micros_since(then));
         }
     }
 
