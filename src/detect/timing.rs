@@ -117,6 +117,10 @@ struct SigState {
     /// tolerance are one interval of integers (`|m / 1e3 - period| <= tol` is monotone on
     /// each side of the period), so any median between the two is within it too.
     med_ok: (u64, u64),
+    /// The greatest median found below the tolerance and the least found above it under this
+    /// baseline (each side of the tolerance is a half-line of integers): a median at or past
+    /// either is out of the tolerance too.
+    med_bad: (Option<u64>, Option<u64>),
 }
 
 /// No median found within the tolerance yet (see [`SigState::med_ok`]).
@@ -180,6 +184,9 @@ struct StopText {
 #[derive(Debug, Default)]
 struct ChanState {
     bucket: Option<i64>,
+    /// The first second of `bucket` (`i64::MAX` when it does not fit): a request within the
+    /// same 10 seconds needs no division.
+    bucket_from: i64,
     count: u64,
     burst_reported: bool,
     /// Position in the cycle of the last cycle request.
@@ -197,6 +204,22 @@ struct ChanState {
 }
 
 impl ChanState {
+    /// Counts a request at `secs` in its 10-second bucket (a new bucket starts from zero).
+    #[inline(always)]
+    fn count_in_bucket(&mut self, secs: i64) {
+        let from = self.bucket_from;
+        if !(self.bucket.is_some() && from <= secs && secs < from.saturating_add(10)) {
+            let b = secs.div_euclid(10);
+            if self.bucket != Some(b) {
+                self.bucket = Some(b);
+                self.count = 0;
+                self.burst_reported = false;
+            }
+            self.bucket_from = b.checked_mul(10).unwrap_or(i64::MAX);
+        }
+        self.count += 1;
+    }
+
     /// Adds a transition to the window of the last `window` ones, in one word (`bits`, for
     /// windows of at most 64) or in a queue; how many the window holds.
     #[inline]
@@ -233,6 +256,54 @@ struct Chan {
     /// Modbus signatures of the channel with their index in `infos` (at most
     /// [`MAX_CHAN_SIGS`], the same as in `modbus_index`).
     sigs: CycleMap<ModbusSig, u32>,
+    /// Other requests of the channel with their index in `infos` (at most
+    /// [`MAX_CHAN_NAMED`]), looked up after the last hit first.
+    named: Vec<(NamedReq, u32)>,
+    /// Where to look first in `named`.
+    named_next: usize,
+}
+
+/// Most other requests a channel remembers in [`Chan::named`] (beyond: found by building
+/// their [`SigKey`], as before they were remembered).
+const MAX_CHAN_NAMED: usize = 16;
+
+/// What makes the [`SigKey`] of a request that is not a Modbus one, compared field by field
+/// with an event (no key built): equal ones have equal keys (the first object compared whole,
+/// the count of accesses always).
+#[derive(Debug)]
+struct NamedReq {
+    proto: AppProto,
+    code: u32,
+    name: &'static str,
+    sub: Option<u16>,
+    unit: Option<u8>,
+    first: Option<ObjectRef>,
+    accesses: usize,
+}
+
+impl NamedReq {
+    fn of(ev: &IcsEvent) -> Self {
+        NamedReq {
+            proto: ev.proto,
+            code: ev.function.code,
+            name: ev.function.name,
+            sub: ev.function.sub,
+            unit: ev.unit_id,
+            first: ev.accesses.first().map(|a| a.object.clone()),
+            accesses: ev.accesses.len(),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, ev: &IcsEvent) -> bool {
+        self.code == ev.function.code
+            && self.proto == ev.proto
+            && self.accesses == ev.accesses.len()
+            && self.sub == ev.function.sub
+            && self.unit == ev.unit_id
+            && self.name == ev.function.name
+            && self.first.as_ref() == ev.accesses.first().map(|a| &a.object)
+    }
 }
 
 impl Chan {
@@ -242,9 +313,22 @@ impl Chan {
             burst_limit: 0,
             st: ChanState::default(),
             sigs: CycleMap::default(),
+            named: Vec::new(),
+            named_next: 0,
         };
         c.bind(cfg, b, key);
         c
+    }
+
+    /// The index in `infos` of a remembered request that is not a Modbus one.
+    #[inline]
+    fn find_named(&mut self, ev: &IcsEvent) -> Option<u32> {
+        let i = match self.named.get(self.named_next) {
+            Some((r, _)) if r.matches(ev) => self.named_next,
+            _ => self.named.iter().position(|(r, _)| r.matches(ev))?,
+        };
+        self.named_next = if i + 1 < self.named.len() { i + 1 } else { 0 };
+        self.named.get(i).map(|&(_, x)| x)
     }
 
     /// Looks the channel up in `b`.
@@ -394,6 +478,9 @@ pub struct Timing {
     /// Tests: every median is checked against the tolerance (the work `med_ok` saves).
     #[cfg(test)]
     check_every_median: bool,
+    /// Tests: other requests are found by their key only (not in [`Chan::named`]).
+    #[cfg(test)]
+    no_named_memo: bool,
     /// States not kept because the table was full.
     pub states_dropped: u64,
 }
@@ -782,6 +869,8 @@ impl Timing {
             walk_all: false,
             #[cfg(test)]
             check_every_median: false,
+            #[cfg(test)]
+            no_named_memo: false,
             states_dropped: 0,
         }
     }
@@ -812,6 +901,7 @@ impl Timing {
             st.poll = poll_index(b, st.ch, sig);
             st.stop_text = None;
             st.med_ok = NO_MEDIAN;
+            st.med_bad = (None, None);
             st.quiet_us = quiet_of(&self.cfg, b, st.ch, st.poll);
             st.queued = None;
             if !st.stopped {
@@ -833,13 +923,7 @@ impl Timing {
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
-        let b = ev.ts.secs.div_euclid(10);
-        if st.bucket != Some(b) {
-            st.bucket = Some(b);
-            st.count = 0;
-            st.burst_reported = false;
-        }
-        st.count += 1;
+        st.count_in_bucket(ev.ts.secs);
         if st.count > limit && !st.burst_reported {
             st.burst_reported = true;
             Timing::burst_alert(st.count, ev, max10, ch, out);
@@ -1134,6 +1218,15 @@ impl Timing {
             // the data changes, not a polling cycle, so they have no period to keep.
             return;
         }
+        let modbus = ModbusSig::of(ev).is_some();
+        #[cfg(test)]
+        let modbus = modbus || self.no_named_memo;
+        if !modbus {
+            if let Some(i) = chan.find_named(ev) {
+                // A request remembered with its info: as found by its key.
+                return self.request(ev, &key, ch, i, out);
+            }
+        }
         let (found, tsig) = match TSig::of(ev) {
             TSig::Modbus(m) => (self.modbus_index.get(&(key, m)).copied(), TSig::Modbus(m)),
             TSig::Other(k) => {
@@ -1141,6 +1234,7 @@ impl Timing {
                 (self.info_index.get(&skey).copied(), TSig::Other(skey.1))
             }
         };
+
         let i = match found {
             Some(i) => i,
             None => {
@@ -1174,6 +1268,13 @@ impl Timing {
                 i
             }
         };
+        if !modbus {
+            if let Some(chan) = self.chans.get_mut(c as usize) {
+                if chan.named.len() < MAX_CHAN_NAMED {
+                    chan.named.push((NamedReq::of(ev), i));
+                }
+            }
+        }
         self.request(ev, &key, ch, i, out);
     }
 }
@@ -1342,6 +1443,7 @@ impl Timing {
                     quiet_us: quiet,
                     queued: u32::try_from(i).ok().map(|_| t),
                     med_ok: NO_MEDIAN,
+                    med_bad: (None, None),
                 },
             ));
             return;
@@ -1376,20 +1478,34 @@ impl Timing {
         #[cfg(test)]
         if self.check_every_median {
             st.med_ok = NO_MEDIAN;
+            st.med_bad = (None, None);
         }
         if st.med_ok.0 <= med && med <= st.med_ok.1 {
             // Between two medians within the tolerance: within it.
             st.period_reported = false;
             return;
         }
+        if st.period_reported
+            && (st.med_bad.0.is_some_and(|m| med <= m) || st.med_bad.1.is_some_and(|m| med >= m))
+        {
+            // Out of the tolerance (as a median found out of it on the same side), reported.
+            return;
+        }
         let med_ms = med as f64 / 1e3;
         let tol = (self.cfg.period_tolerance_frac * p.period_ms)
             .max(self.cfg.jitter_factor * p.jitter_ms)
             .max(self.cfg.period_min_tolerance_ms);
-        if (med_ms - p.period_ms).abs() <= tol {
+        let off = med_ms - p.period_ms;
+        if off.abs() <= tol {
             st.med_ok = (st.med_ok.0.min(med), st.med_ok.1.max(med));
             st.period_reported = false;
             return;
+        }
+        // Out of the tolerance: so is every median further on the same side.
+        if off < 0.0 {
+            st.med_bad.0 = Some(st.med_bad.0.map_or(med, |m| m.max(med)));
+        } else if off > 0.0 {
+            st.med_bad.1 = Some(st.med_bad.1.map_or(med, |m| m.min(med)));
         }
         if st.period_reported {
             return;
@@ -1882,9 +1998,14 @@ mod tests {
         for seed in 0..4u64 {
             let (mut evs, ticks) = plant_traffic(seed);
             let mut t = 770_000;
-            for k in 0..120i64 {
-                // 1 s, then slower and slower, then back to 1 s.
-                let period = 1000 + (k % 60) * 15 - if k >= 60 { (k % 60) * 15 } else { 0 };
+            for k in 0..240i64 {
+                // 1 s, then slower and slower, then back to 1 s, then faster, then back.
+                let period = match k {
+                    0..=59 => 1000 + k * 15,
+                    60..=119 => 1000,
+                    120..=179 => 1000 - (k - 120) * 8 + (k % 3) * 40,
+                    _ => 1000,
+                };
                 t += period + (k * 37 % 21) - 10;
                 evs.push(read_hr(t, MASTER, PLC, 1, 0, &[1, 2]));
                 evs.push(read_coils(t + 15, MASTER, PLC, 1, 0, &[true]));
@@ -1909,6 +2030,112 @@ mod tests {
                 "seed {seed}"
             );
             assert_eq!(run(false), slow, "seed {seed}");
+        }
+    }
+
+    /// An OPC UA read of `n` nodes from `node` on.
+    fn opc_read(ms: i64, node: u32, n: u32) -> IcsEvent {
+        let mut e = read_hr(ms, MASTER, PLC, 1, 0, &[1]);
+        e.proto = AppProto::Opcua;
+        e.unit_id = None;
+        e.function.code = 631;
+        e.function.name = "ReadRequest";
+        e.accesses = (0..n)
+            .map(|k| Access {
+                dir: crate::event::AccessDir::Read,
+                object: ObjectRef::Node {
+                    node_id: format!("ns=2;s=Tag{}", node + k),
+                    attribute: Some(13),
+                },
+                values: vec![Value::Int(i64::from(k))],
+            })
+            .collect();
+        e
+    }
+
+    #[test]
+    fn named_requests_remembered_change_no_alert() {
+        // More other requests per channel than a channel remembers, in a cycle that stops,
+        // changes order and period: the same alerts as when each is found by its key.
+        let reqs = |i: i64| -> Vec<(u32, u32)> {
+            (0..20u32)
+                .map(|k| {
+                    let extra = i >= 700 && i % 7 == 3 && k == 5;
+                    (k * 3, 1 + u32::from(k % 4 == 0) + u32::from(extra))
+                })
+                .collect()
+        };
+        let mut l = Learner::default();
+        for i in 0..600i64 {
+            for (k, &(node, n)) in reqs(i).iter().enumerate() {
+                l.observe(&opc_read(i * 1000 + k as i64 * 10, node, n));
+            }
+        }
+        let b = l.finish().unwrap();
+        let mut evs = Vec::new();
+        for i in 700..800i64 {
+            if (730..740).contains(&i) {
+                continue;
+            }
+            let mut r = reqs(i);
+            if i % 9 == 0 {
+                r.swap(2, 3);
+            }
+            let period = if (760..775).contains(&i) { 1600 } else { 1000 };
+            for (k, &(node, n)) in r.iter().enumerate() {
+                evs.push(opc_read(
+                    700_000 + (i - 700) * period + k as i64 * 10,
+                    node,
+                    n,
+                ));
+            }
+        }
+        let run = |no_memo: bool| {
+            let mut d = Timing::new(TimingConfig::default());
+            d.no_named_memo = no_memo;
+            let mut out = Vec::new();
+            for (n, e) in evs.iter().enumerate() {
+                if n % 50 == 0 {
+                    d.on_tick(e.ts, Some(&b), &mut out);
+                }
+                d.on_event(e, Some(&b), &mut out);
+            }
+            d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+            (
+                out.iter().map(Alert::to_json_line).collect::<Vec<_>>(),
+                d.infos.len(),
+            )
+        };
+        let (slow, infos) = run(true);
+        for k in ["poll_stopped", "poll_order_changed", "poll_period_changed"] {
+            assert!(slow.iter().any(|a| a.contains(k)), "{k} missing");
+        }
+        assert!(infos > MAX_CHAN_NAMED, "{infos}");
+        assert_eq!(run(false), (slow, infos));
+    }
+
+    #[test]
+    fn buckets_without_division_are_those_of_a_division() {
+        let mut x = 21u64;
+        let mut fast = ChanState::default();
+        let (mut bucket, mut count): (Option<i64>, u64) = (None, 0);
+        let mut secs: i64 = 1_700_000_000;
+        for step in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            secs = match (x >> 33) % 50 {
+                0 => secs.saturating_sub(((x >> 40) % 30) as i64),
+                1 => [i64::MIN, i64::MIN + 9, i64::MAX, i64::MAX - 7, -1, 0, 9, 10][step % 8],
+                2 => secs.saturating_add(((x >> 20) % 1000) as i64),
+                _ => secs.saturating_add(((x >> 40) % 3) as i64),
+            };
+            let b = secs.div_euclid(10);
+            if bucket != Some(b) {
+                bucket = Some(b);
+                count = 0;
+            }
+            count += 1;
+            fast.count_in_bucket(secs);
+            assert_eq!((fast.bucket, fast.count), (bucket, count), "{secs}");
         }
     }
 
