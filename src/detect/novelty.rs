@@ -500,6 +500,9 @@ struct NovChan {
     quiet: KnownSigs<ModSig>,
     /// Parts of other requests on the channel that raised nothing.
     quiet_named: QuietParts,
+    /// Whole requests that `quiet_named` found quiet, remembered while there is room: a
+    /// repeated request is one key scan and one compare of its objects.
+    quiet_whole: KnownNamed,
 }
 
 impl NovChan {
@@ -509,7 +512,23 @@ impl NovChan {
             assets_known: b.asset(key.client()).is_some() && b.asset(key.server()).is_some(),
             quiet: KnownSigs::default(),
             quiet_named: QuietParts::default(),
+            quiet_whole: KnownNamed::default(),
         }
+    }
+
+    /// True when the request of `ev` (not a Modbus signature) raises nothing on the channel,
+    /// as `quiet_named` says: whole requests it found quiet are remembered and found first.
+    #[inline]
+    fn quiet_request(&mut self, ev: &IcsEvent) -> bool {
+        if self.quiet_whole.contains(ev) {
+            return true;
+        }
+        if !self.quiet_named.contains(ev) {
+            return false;
+        }
+        // No room: the parts keep answering.
+        let _ = self.quiet_whole.insert(ev);
+        true
     }
 }
 
@@ -965,7 +984,7 @@ impl Detector for Novelty {
                 if slot.assets_known {
                     let known = match &ctx.sig {
                         Some(sig) => slot.quiet.contains(sig),
-                        None => slot.quiet_named.contains(ev),
+                        None => slot.quiet_request(ev),
                     };
                     if known {
                         if let Some(r) = ctx.req {
@@ -1041,7 +1060,7 @@ impl Novelty {
             && !looked
             && match &sig {
                 Some(sig) => slot.quiet.contains(sig),
-                None => slot.quiet_named.contains(ev),
+                None => slot.quiet_request(ev),
             };
         if known {
             return;
@@ -1191,6 +1210,58 @@ mod tests {
             }
         }
         assert!(hits > 1000, "{hits}");
+    }
+
+    #[test]
+    fn quiet_whole_requests_answer_as_the_quiet_parts() {
+        // Against a channel's parts alone: the same answers for requests that repeat, that
+        // combine remembered parts anew, that miss a part, and once the whole requests fill
+        // up (many distinct combinations) or the parts do.
+        let mut x = 29u64;
+        let mut rnd = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) % n.max(1)
+        };
+        let mut slot = NovChan {
+            ch: None,
+            assets_known: true,
+            quiet: KnownSigs::default(),
+            quiet_named: QuietParts::default(),
+            quiet_whole: KnownNamed::default(),
+        };
+        let mut parts = QuietParts::default();
+        let (mut hits, mut whole) = (0, 0);
+        for step in 0..30_000 {
+            let mut ev = read_hr(step, MASTER, PLC, 1, 0, &[1]);
+            ev.proto = AppProto::Opcua;
+            ev.function.code = 631 + 42 * rnd(2) as u32;
+            ev.unit_id = (rnd(8) == 0).then_some(1);
+            let spread = if step < 15_000 { 6 } else { 700 };
+            ev.accesses = (0..1 + rnd(5))
+                .map(|_| crate::event::Access {
+                    dir: if rnd(6) == 0 {
+                        AccessDir::Write
+                    } else {
+                        AccessDir::Read
+                    },
+                    object: ObjectRef::Node {
+                        node_id: format!("ns=2;s=T{}", rnd(spread)),
+                        attribute: Some(13),
+                    },
+                    values: Vec::new(),
+                })
+                .collect();
+            let want = parts.contains(&ev);
+            let had = slot.quiet_whole.contains(&ev);
+            assert_eq!(slot.quiet_request(&ev), want, "step {step}");
+            hits += usize::from(want);
+            whole += usize::from(had);
+            if !want && rnd(3) == 0 {
+                assert_eq!(slot.quiet_named.insert(&ev), parts.insert(&ev));
+            }
+        }
+        assert!(hits > 3000 && whole > 1000, "{hits} {whole}");
+        assert!(slot.quiet_whole.objects >= MAX_NAMED_OBJECTS - MAX_NAMED_SIG_OBJECTS);
     }
 
     fn learnt() -> Baseline {
