@@ -41,7 +41,7 @@ impl Default for NoveltyConfig {
 /// A channel (client, server, protocol) as a hash key: the addresses as numbers (IPv4 in the
 /// low 32 bits) with tags for IPv6 and the protocol, compared and hashed as words (one word
 /// for two IPv4 addresses). Shared by the per-channel caches of novelty, timing and scans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ChanId {
     client: u128,
     server: u128,
