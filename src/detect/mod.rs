@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 /// What the engine works out of an event once for all its detectors: the channel, its
 /// number in this engine, and the Modbus request signature.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct EventCtx {
     /// The event's channel.
     pub(crate) key: ChanId,
@@ -390,6 +390,8 @@ pub struct Engine {
     next_tick_ns: i128,
     now: Option<Timestamp>,
     raw: Vec<Alert>,
+    /// The context of the event being run, built in place (see [`Engine::fill_ctx`]).
+    cur: EventCtx,
     /// Channel numbers given (see [`EventCtx`]), at most [`MAX_NUMBERED_CHANNELS`].
     chan_numbers: HashMap<ChanId, u32, KeyHashBuilder>,
     /// Recently numbered channels, at the slot of their event's flow id (checked against
@@ -455,6 +457,7 @@ impl Engine {
             next_tick_ns: 0,
             now: None,
             raw: Vec::new(),
+            cur: EventCtx::default(),
             chan_numbers: HashMap::default(),
             flow_memo: vec![None; FLOW_MEMO],
             chan_reqs: Vec::new(),
@@ -668,15 +671,16 @@ impl Engine {
             self.drain(out);
             self.agg.flush_expired(now, out);
         }
-        let ctx = self.ctx(ev);
+        self.fill_ctx(ev);
         if self.detectors.len() > MAX_MASKED_DETECTORS {
             for d in &mut self.detectors {
-                d.on_event_ctx(ev, &ctx, self.baseline.as_deref(), &mut self.raw);
+                d.on_event_ctx(ev, &self.cur, self.baseline.as_deref(), &mut self.raw);
             }
             return self.drain(out);
         }
         let kind = EventKind::of(ev);
         let mut mask = self.mask(&kind) & !MASK_KNOWN;
+        let ctx = &self.cur;
         // A request that ended normally: not the detectors idle on it; the others that may
         // become idle are asked after it.
         let mut ask = 0;
@@ -689,10 +693,11 @@ impl Engine {
             let i = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             if let Some(d) = self.detectors.get_mut(i) {
-                d.on_event_ctx(ev, &ctx, self.baseline.as_deref(), &mut self.raw);
+                d.on_event_ctx(ev, ctx, self.baseline.as_deref(), &mut self.raw);
             }
         }
         if ask != 0 {
+            let ctx = *ctx;
             self.ask_idle(&ctx, ask);
         }
         self.drain(out);
@@ -718,30 +723,37 @@ impl Engine {
         }
     }
 
-    /// The event's [`EventCtx`], its channel numbered if new (while there is room).
+    /// The event's [`EventCtx`] into `cur` (in place, not copied out), its channel numbered
+    /// if new (while there is room).
     #[inline]
-    fn ctx(&mut self, ev: &IcsEvent) -> EventCtx {
-        let mut ctx = EventCtx::of(ev);
+    fn fill_ctx(&mut self, ev: &IcsEvent) {
+        let key = ChanId::of(ev);
+        let sig = ModSig::of(ev);
         let slot = (ev.flow_id % FLOW_MEMO as u64) as usize;
-        match self.flow_memo.get(slot) {
-            Some(Some((key, n))) if *key == ctx.key => ctx.chan = Some(*n),
+        let chan = match self.flow_memo.get(slot) {
+            Some(Some((k, n))) if *k == key => Some(*n),
             _ => {
-                ctx.chan = match self.chan_numbers.get(&ctx.key) {
+                let chan = match self.chan_numbers.get(&key) {
                     Some(&n) => Some(n),
-                    None => self.number(ctx.key),
+                    None => self.number(key),
                 };
-                if let (Some(m), Some(n)) = (self.flow_memo.get_mut(slot), ctx.chan) {
-                    *m = Some((ctx.key, n));
+                if let (Some(m), Some(n)) = (self.flow_memo.get_mut(slot), chan) {
+                    *m = Some((key, n));
                 }
+                chan
             }
-        }
-        if let (Some(n), Some(sig)) = (ctx.chan, ctx.sig.as_ref()) {
-            ctx.req = match self.chan_reqs.get_mut(n as usize).and_then(|c| c.find(sig)) {
+        };
+        let mut req = None;
+        if let (Some(n), Some(sig)) = (chan, sig.as_ref()) {
+            req = match self.chan_reqs.get_mut(n as usize).and_then(|c| c.find(sig)) {
                 Some(r) => Some(r),
                 None => self.number_req(n, *sig),
             };
         }
-        ctx
+        self.cur.key = key;
+        self.cur.chan = chan;
+        self.cur.sig = sig;
+        self.cur.req = req;
     }
 
     /// Numbers the request `sig` of channel number `n` (which has none), while there is room.

@@ -41,7 +41,7 @@ impl Default for NoveltyConfig {
 /// A channel (client, server, protocol) as a hash key: the addresses as numbers (IPv4 in the
 /// low 32 bits) with tags for IPv6 and the protocol, compared and hashed as words (one word
 /// for two IPv4 addresses). Shared by the per-channel caches of novelty, timing and scans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ChanId {
     client: u128,
     server: u128,
@@ -265,6 +265,13 @@ fn named_head(ev: &IcsEvent) -> u64 {
     u64::from(ev.function.code) | (sub << 32) | (unit << 49) | (proto << 58)
 }
 
+/// A request's head and number of accesses in one word: requests that [`NamedSig::matches`]
+/// have equal keys.
+#[inline]
+fn named_key(head: u64, accesses: usize) -> u64 {
+    head ^ (accesses as u64).rotate_left(40)
+}
+
 impl NamedSig {
     #[inline]
     fn matches(&self, head: u64, ev: &IcsEvent) -> bool {
@@ -283,6 +290,8 @@ impl NamedSig {
 #[derive(Debug, Default)]
 pub(crate) struct KnownNamed {
     sigs: Vec<NamedSig>,
+    /// [`named_key`] of each of `sigs`, scanned before any of them is compared.
+    keys: Vec<u64>,
     objects: usize,
     next: usize,
 }
@@ -294,12 +303,28 @@ impl KnownNamed {
             return false;
         }
         let head = named_head(ev);
-        let i = match self.sigs.get(self.next) {
-            Some(x) if x.matches(head, ev) => self.next,
-            _ => match self.sigs.iter().position(|x| x.matches(head, ev)) {
-                Some(i) => i,
-                None => return false,
-            },
+        let key = named_key(head, ev.accesses.len());
+        let hit = |i: usize| {
+            self.keys.get(i) == Some(&key) && self.sigs.get(i).is_some_and(|x| x.matches(head, ev))
+        };
+        let i = if hit(self.next) {
+            self.next
+        } else {
+            // The requests with the same key, in order (their keys in one flat scan).
+            let mut from = 0;
+            loop {
+                let Some(k) = self
+                    .keys
+                    .get(from..)
+                    .and_then(|p| p.iter().position(|&x| x == key))
+                else {
+                    return false;
+                };
+                if hit(from + k) {
+                    break from + k;
+                }
+                from += k + 1;
+            }
         };
         self.next = if i + 1 < self.sigs.len() { i + 1 } else { 0 };
         true
@@ -312,6 +337,7 @@ impl KnownNamed {
             return false;
         }
         self.objects += n;
+        self.keys.push(named_key(named_head(ev), n));
         self.sigs.push(NamedSig {
             head: named_head(ev),
             objs: ev
@@ -326,6 +352,7 @@ impl KnownNamed {
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
         self.sigs.clear();
+        self.keys.clear();
         self.objects = 0;
         self.next = 0;
     }
@@ -473,6 +500,9 @@ struct NovChan {
     quiet: KnownSigs<ModSig>,
     /// Parts of other requests on the channel that raised nothing.
     quiet_named: QuietParts,
+    /// Whole requests that `quiet_named` found quiet, remembered while there is room: a
+    /// repeated request is one key scan and one compare of its objects.
+    quiet_whole: KnownNamed,
 }
 
 impl NovChan {
@@ -482,7 +512,23 @@ impl NovChan {
             assets_known: b.asset(key.client()).is_some() && b.asset(key.server()).is_some(),
             quiet: KnownSigs::default(),
             quiet_named: QuietParts::default(),
+            quiet_whole: KnownNamed::default(),
         }
+    }
+
+    /// True when the request of `ev` (not a Modbus signature) raises nothing on the channel,
+    /// as `quiet_named` says: whole requests it found quiet are remembered and found first.
+    #[inline]
+    fn quiet_request(&mut self, ev: &IcsEvent) -> bool {
+        if self.quiet_whole.contains(ev) {
+            return true;
+        }
+        if !self.quiet_named.contains(ev) {
+            return false;
+        }
+        // No room: the parts keep answering.
+        let _ = self.quiet_whole.insert(ev);
+        true
     }
 }
 
@@ -938,7 +984,7 @@ impl Detector for Novelty {
                 if slot.assets_known {
                     let known = match &ctx.sig {
                         Some(sig) => slot.quiet.contains(sig),
-                        None => slot.quiet_named.contains(ev),
+                        None => slot.quiet_request(ev),
                     };
                     if known {
                         if let Some(r) = ctx.req {
@@ -1014,7 +1060,7 @@ impl Novelty {
             && !looked
             && match &sig {
                 Some(sig) => slot.quiet.contains(sig),
-                None => slot.quiet_named.contains(ev),
+                None => slot.quiet_request(ev),
             };
         if known {
             return;
@@ -1107,6 +1153,116 @@ mod tests {
     use crate::baseline::Learner;
     use crate::detect::testkit::*;
     use crate::event::{OpKind, Outcome};
+
+    #[test]
+    fn known_named_keys_find_what_a_scan_of_the_requests_finds() {
+        // Against the requests compared one by one from the first: the same answers, with
+        // heads and access counts that collide, and lists that fill up and are cleared.
+        let mut x = 17u64;
+        let mut rnd = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) % n.max(1)
+        };
+        let mut known = KnownNamed::default();
+        let mut list: Vec<(u64, Vec<(AccessDir, ObjectRef)>)> = Vec::new();
+        let mut hits = 0;
+        for step in 0..20_000 {
+            let mut ev = read_hr(step, MASTER, PLC, 1, 0, &[1]);
+            ev.function.code = 3 + rnd(3) as u32;
+            ev.unit_id = (rnd(4) != 0).then_some(1);
+            let n = rnd(4) as usize;
+            ev.accesses = (0..n)
+                .map(|_| crate::event::Access {
+                    dir: if rnd(5) == 0 {
+                        AccessDir::Write
+                    } else {
+                        AccessDir::Read
+                    },
+                    object: match rnd(3) {
+                        0 => ObjectRef::Modbus {
+                            table: crate::event::ModbusTable::HoldingRegister,
+                            start: rnd(3) as u32,
+                            count: 1,
+                        },
+                        _ => ObjectRef::Node {
+                            node_id: format!("ns=2;s=T{}", rnd(4)),
+                            attribute: Some(13),
+                        },
+                    },
+                    values: Vec::new(),
+                })
+                .collect();
+            if step % 5000 == 4999 {
+                known.clear();
+                list.clear();
+            }
+            let head = named_head(&ev);
+            let objs: Vec<(AccessDir, ObjectRef)> = ev
+                .accesses
+                .iter()
+                .map(|a| (a.dir, a.object.clone()))
+                .collect();
+            let want = list.iter().any(|(h, o)| *h == head && *o == objs);
+            assert_eq!(known.contains(&ev), want, "step {step}");
+            hits += usize::from(want);
+            if !want && rnd(2) == 0 && known.insert(&ev) {
+                list.push((head, objs));
+            }
+        }
+        assert!(hits > 1000, "{hits}");
+    }
+
+    #[test]
+    fn quiet_whole_requests_answer_as_the_quiet_parts() {
+        // Against a channel's parts alone: the same answers for requests that repeat, that
+        // combine remembered parts anew, that miss a part, and once the whole requests fill
+        // up (many distinct combinations) or the parts do.
+        let mut x = 29u64;
+        let mut rnd = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) % n.max(1)
+        };
+        let mut slot = NovChan {
+            ch: None,
+            assets_known: true,
+            quiet: KnownSigs::default(),
+            quiet_named: QuietParts::default(),
+            quiet_whole: KnownNamed::default(),
+        };
+        let mut parts = QuietParts::default();
+        let (mut hits, mut whole) = (0, 0);
+        for step in 0..30_000 {
+            let mut ev = read_hr(step, MASTER, PLC, 1, 0, &[1]);
+            ev.proto = AppProto::Opcua;
+            ev.function.code = 631 + 42 * rnd(2) as u32;
+            ev.unit_id = (rnd(8) == 0).then_some(1);
+            let spread = if step < 15_000 { 6 } else { 700 };
+            ev.accesses = (0..1 + rnd(5))
+                .map(|_| crate::event::Access {
+                    dir: if rnd(6) == 0 {
+                        AccessDir::Write
+                    } else {
+                        AccessDir::Read
+                    },
+                    object: ObjectRef::Node {
+                        node_id: format!("ns=2;s=T{}", rnd(spread)),
+                        attribute: Some(13),
+                    },
+                    values: Vec::new(),
+                })
+                .collect();
+            let want = parts.contains(&ev);
+            let had = slot.quiet_whole.contains(&ev);
+            assert_eq!(slot.quiet_request(&ev), want, "step {step}");
+            hits += usize::from(want);
+            whole += usize::from(had);
+            if !want && rnd(3) == 0 {
+                assert_eq!(slot.quiet_named.insert(&ev), parts.insert(&ev));
+            }
+        }
+        assert!(hits > 3000 && whole > 1000, "{hits} {whole}");
+        assert!(slot.quiet_whole.objects >= MAX_NAMED_OBJECTS - MAX_NAMED_SIG_OBJECTS);
+    }
 
     fn learnt() -> Baseline {
         let mut l = Learner::default();

@@ -23,11 +23,12 @@ use crate::alert::{Alert, AlertEvidence};
 use crate::baseline::{
     device_words, event_summary, fmt_num, push_decimal, Baseline, Channel, SigKey,
 };
-use crate::event::{Access, AppProto, Endpoint, Function, IcsEvent, ModbusTable, ObjectRef, Value};
+use crate::event::{
+    Access, AppProto, Endpoint, Function, IcsEvent, ModbusTable, ObjectRef, Outcome, Value,
+};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Timing thresholds.
@@ -111,6 +112,35 @@ struct SigState {
     /// The time (µs) of its entry in [`Timing::due`], when it has one: never later than its
     /// last request plus `quiet_us` (none: stopped, or not checked at ticks).
     queued: Option<i64>,
+    /// The least and the greatest median interval (µs) found within the period's tolerance
+    /// under this baseline (none while `med_ok.0 > med_ok.1`): the medians within the
+    /// tolerance are one interval of integers (`|m / 1e3 - period| <= tol` is monotone on
+    /// each side of the period), so any median between the two is within it too.
+    med_ok: (u64, u64),
+    /// The greatest median found below the tolerance and the least found above it under this
+    /// baseline (each side of the tolerance is a half-line of integers): a median at or past
+    /// either is out of the tolerance too.
+    med_bad: (Option<u64>, Option<u64>),
+}
+
+/// No median found within the tolerance yet (see [`SigState::med_ok`]).
+const NO_MEDIAN: (u64, u64) = (u64::MAX, 0);
+
+/// [`Timestamp::micros_since`], in 64-bit arithmetic when the seconds are less than 2³²
+/// apart (always, in a capture).
+#[inline]
+fn micros_between(now: Timestamp, earlier: Timestamp) -> u64 {
+    match now.secs.checked_sub(earlier.secs) {
+        Some(s) if s.unsigned_abs() < 1 << 32 => {
+            let d = s * 1_000_000_000 + (i64::from(now.nanos) - i64::from(earlier.nanos));
+            if d <= 0 {
+                0
+            } else {
+                d.unsigned_abs() / 1000
+            }
+        }
+        _ => now.micros_since(earlier),
+    }
 }
 
 /// How long (ms) a poll may be silent before it counts as stopped.
@@ -154,14 +184,62 @@ struct StopText {
 #[derive(Debug, Default)]
 struct ChanState {
     bucket: Option<i64>,
+    /// The first second of `bucket` (`i64::MAX` when it does not fit): a request within the
+    /// same 10 seconds needs no division.
+    bucket_from: i64,
     count: u64,
     burst_reported: bool,
     /// Position in the cycle of the last cycle request.
     last_cycle_pos: Option<usize>,
+    /// The last transitions (at most a window of them), when the window is longer than 64.
     order: VecDeque<bool>,
+    /// The same for windows of at most 64: bit `i` is set when the `i`-th last transition
+    /// was out of order ...
+    order_bits: u64,
+    /// ... of this many.
+    order_len: usize,
     /// Out-of-order transitions in `order`.
     bad: usize,
     order_reported: bool,
+}
+
+impl ChanState {
+    /// Counts a request at `secs` in its 10-second bucket (a new bucket starts from zero).
+    #[inline(always)]
+    fn count_in_bucket(&mut self, secs: i64) {
+        let from = self.bucket_from;
+        if !(self.bucket.is_some() && from <= secs && secs < from.saturating_add(10)) {
+            let b = secs.div_euclid(10);
+            if self.bucket != Some(b) {
+                self.bucket = Some(b);
+                self.count = 0;
+                self.burst_reported = false;
+            }
+            self.bucket_from = b.checked_mul(10).unwrap_or(i64::MAX);
+        }
+        self.count += 1;
+    }
+
+    /// Adds a transition to the window of the last `window` ones, in one word (`bits`, for
+    /// windows of at most 64) or in a queue; how many the window holds.
+    #[inline]
+    fn push_order(&mut self, ok: bool, window: usize, bits: bool) -> usize {
+        if bits {
+            let keep = u64::MAX >> (64 - window.clamp(1, 64));
+            self.order_bits = ((self.order_bits << 1) | u64::from(!ok)) & keep;
+            self.order_len = (self.order_len + 1).min(window);
+            self.bad = self.order_bits.count_ones() as usize;
+            return self.order_len;
+        }
+        self.order.push_back(ok);
+        self.bad += usize::from(!ok);
+        while self.order.len() > window {
+            if self.order.pop_front() == Some(false) {
+                self.bad -= 1;
+            }
+        }
+        self.order.len()
+    }
 }
 
 /// Most Modbus signatures a channel remembers in [`Chan::sigs`] (beyond: found by a hash
@@ -178,6 +256,54 @@ struct Chan {
     /// Modbus signatures of the channel with their index in `infos` (at most
     /// [`MAX_CHAN_SIGS`], the same as in `modbus_index`).
     sigs: CycleMap<ModbusSig, u32>,
+    /// Other requests of the channel with their index in `infos` (at most
+    /// [`MAX_CHAN_NAMED`]), looked up after the last hit first.
+    named: Vec<(NamedReq, u32)>,
+    /// Where to look first in `named`.
+    named_next: usize,
+}
+
+/// Most other requests a channel remembers in [`Chan::named`] (beyond: found by building
+/// their [`SigKey`], as before they were remembered).
+const MAX_CHAN_NAMED: usize = 16;
+
+/// What makes the [`SigKey`] of a request that is not a Modbus one, compared field by field
+/// with an event (no key built): equal ones have equal keys (the first object compared whole,
+/// the count of accesses always).
+#[derive(Debug)]
+struct NamedReq {
+    proto: AppProto,
+    code: u32,
+    name: &'static str,
+    sub: Option<u16>,
+    unit: Option<u8>,
+    first: Option<ObjectRef>,
+    accesses: usize,
+}
+
+impl NamedReq {
+    fn of(ev: &IcsEvent) -> Self {
+        NamedReq {
+            proto: ev.proto,
+            code: ev.function.code,
+            name: ev.function.name,
+            sub: ev.function.sub,
+            unit: ev.unit_id,
+            first: ev.accesses.first().map(|a| a.object.clone()),
+            accesses: ev.accesses.len(),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, ev: &IcsEvent) -> bool {
+        self.code == ev.function.code
+            && self.proto == ev.proto
+            && self.accesses == ev.accesses.len()
+            && self.sub == ev.function.sub
+            && self.unit == ev.unit_id
+            && self.name == ev.function.name
+            && self.first.as_ref() == ev.accesses.first().map(|a| &a.object)
+    }
 }
 
 impl Chan {
@@ -187,9 +313,22 @@ impl Chan {
             burst_limit: 0,
             st: ChanState::default(),
             sigs: CycleMap::default(),
+            named: Vec::new(),
+            named_next: 0,
         };
         c.bind(cfg, b, key);
         c
+    }
+
+    /// The index in `infos` of a remembered request that is not a Modbus one.
+    #[inline]
+    fn find_named(&mut self, ev: &IcsEvent) -> Option<u32> {
+        let i = match self.named.get(self.named_next) {
+            Some((r, _)) if r.matches(ev) => self.named_next,
+            _ => self.named.iter().position(|(r, _)| r.matches(ev))?,
+        };
+        self.named_next = if i + 1 < self.named.len() { i + 1 } else { 0 };
+        self.named.get(i).map(|&(_, x)| x)
     }
 
     /// Looks the channel up in `b`.
@@ -330,19 +469,32 @@ pub struct Timing {
     /// The running states by the time (µs) after which they may be found stopped (see
     /// [`SigState::queued`]; entries whose time is not their state's `queued` are stale): a
     /// tick looks only at the states due, not at all of them.
-    due: BinaryHeap<Reverse<(i64, u32)>>,
+    due: DueQueue,
     /// States due at a tick (reused): their index, then `(rank << 32) | index` for sorting.
     due_now: Vec<u64>,
     /// Tests: every running state is due at every tick (the walk `due` saves).
     #[cfg(test)]
     walk_all: bool,
+    /// Tests: every median is checked against the tolerance (the work `med_ok` saves).
+    #[cfg(test)]
+    check_every_median: bool,
+    /// Tests: other requests are found by their key only (not in [`Chan::named`]).
+    #[cfg(test)]
+    no_named_memo: bool,
     /// States not kept because the table was full.
     pub states_dropped: u64,
 }
 
 /// The median of sorted intervals (the upper one of an even count).
+#[cfg(test)]
 fn median(sorted: &[u64]) -> f64 {
-    sorted.get(sorted.len() / 2).copied().unwrap_or(0) as f64
+    median_us(sorted) as f64
+}
+
+/// The median of sorted intervals (the upper one of an even count), in µs.
+#[inline]
+fn median_us(sorted: &[u64]) -> u64 {
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
 }
 
 /// The last intervals of a poll (at most a window of them), in arrival order (a ring) and
@@ -409,6 +561,116 @@ impl Intervals {
     }
 }
 
+/// Slots of [`DueQueue`]'s calendar (a power of two).
+const DUE_SLOTS: usize = 64;
+/// Each slot of the calendar covers `1 << DUE_SHIFT` microseconds (about a second).
+const DUE_SHIFT: u32 = 20;
+
+/// Entries `(time in µs, state)`, taken out once a tick's time is past theirs, in no
+/// particular order (a tick sorts the states it takes). A calendar of [`DUE_SLOTS`] slots
+/// from slot `base` on (slot `k` holds the times `t` with `t >> DUE_SHIFT == k`, and slot
+/// `base` also those before it), and a list of the times beyond: a tick empties the slots it
+/// passed and looks through the one it is in, instead of popping a heap.
+#[derive(Debug, Default)]
+struct DueQueue {
+    /// The calendar (empty until the first entry).
+    slots: Vec<Vec<(i64, u32)>>,
+    /// The first slot number not emptied.
+    base: i64,
+    /// Entries in `slots`.
+    in_slots: usize,
+    /// The entries past the calendar ...
+    far: Vec<(i64, u32)>,
+    /// ... and the earliest of their times (`i64::MAX` when none).
+    far_min: i64,
+}
+
+impl DueQueue {
+    /// Forgets every entry.
+    fn clear(&mut self) {
+        self.slots.iter_mut().for_each(Vec::clear);
+        self.in_slots = 0;
+        self.far.clear();
+        self.far_min = i64::MAX;
+    }
+
+    /// The calendar slot of slot number `k` (at least `base`, less than `base + DUE_SLOTS`).
+    #[inline]
+    fn slot(&mut self, k: i64) -> Option<&mut Vec<(i64, u32)>> {
+        self.slots.get_mut((k as usize) & (DUE_SLOTS - 1))
+    }
+
+    /// Adds an entry.
+    #[inline]
+    fn push(&mut self, t: i64, i: u32) {
+        if self.slots.is_empty() {
+            self.slots.resize_with(DUE_SLOTS, Vec::new);
+            self.far_min = i64::MAX;
+        }
+        let k = t >> DUE_SHIFT;
+        if self.in_slots == 0 && k > self.base {
+            // Nothing in the calendar: it starts at this entry's slot.
+            self.base = k;
+        }
+        let k = k.max(self.base);
+        if k - self.base < DUE_SLOTS as i64 {
+            if let Some(s) = self.slot(k) {
+                s.push((t, i));
+                self.in_slots += 1;
+                return;
+            }
+        }
+        self.far.push((t, i));
+        self.far_min = self.far_min.min(t);
+    }
+
+    /// Takes out every entry whose time is before `now`, handing each to `f`.
+    fn take_before(&mut self, now: i64, mut f: impl FnMut(i64, u32)) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let kn = now >> DUE_SHIFT;
+        if self.in_slots > 0 && kn > self.base {
+            // The slots passed hold only times before `now`.
+            let n = (kn - self.base).min(DUE_SLOTS as i64);
+            for k in self.base..self.base + n {
+                if let Some(s) = self.slot(k) {
+                    for (t, i) in s.drain(..) {
+                        f(t, i);
+                    }
+                }
+            }
+            self.in_slots = self.slots.iter().map(Vec::len).sum();
+        }
+        self.base = self.base.max(kn);
+        // The slot of `now` (and of the entries pushed late): those before `now`.
+        let base = self.base;
+        let mut taken = 0;
+        if let Some(s) = self.slot(base) {
+            s.retain(|&(t, i)| {
+                let due = t < now;
+                if due {
+                    f(t, i);
+                    taken += 1;
+                }
+                !due
+            });
+        }
+        self.in_slots -= taken;
+        if self.far_min < now {
+            let far = std::mem::take(&mut self.far);
+            self.far_min = i64::MAX;
+            for (t, i) in far {
+                if t < now {
+                    f(t, i);
+                } else {
+                    self.push(t, i);
+                }
+            }
+        }
+    }
+}
+
 /// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
 /// and what [`event_summary`] prints: function, the first accesses and values, outcome),
 /// reusing `dst`'s vectors; the rest of `dst` is left as it is.
@@ -430,12 +692,50 @@ fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
         sub,
         sub_name,
     };
-    dst.outcome.clone_from(&src.outcome);
+    if !matches!((&dst.outcome, &src.outcome), (Outcome::Ok, Outcome::Ok)) {
+        dst.outcome.clone_from(&src.outcome);
+    }
     if !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file) {
         dst.evidence.file = src.evidence.file.clone();
     }
     dst.evidence.packet = src.evidence.packet;
     dst.evidence.response_packet = src.evidence.response_packet;
+    // The repeat of a poll: one access to a Modbus range, as many values kept as last time.
+    if let ([d], [a]) = (dst.accesses.as_mut_slice(), src.accesses.as_slice()) {
+        if let (
+            ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            },
+            &ObjectRef::Modbus {
+                table: t,
+                start: s,
+                count: c,
+            },
+        ) = (&mut d.object, &a.object)
+        {
+            let vals = a
+                .values
+                .get(..a.values.len().min(KEPT_VALUES))
+                .unwrap_or_default();
+            if d.values.len() == vals.len() {
+                d.dir = a.dir;
+                *table = t;
+                *start = s;
+                *count = c;
+                for (x, y) in d.values.iter_mut().zip(vals) {
+                    copy_value(x, y);
+                }
+                return;
+            }
+        }
+    }
+    keep_accesses(dst, src);
+}
+
+/// The accesses part of [`keep_for_evidence`], for any shape.
+fn keep_accesses(dst: &mut IcsEvent, src: &IcsEvent) {
     let n = src.accesses.len().min(KEPT_ACCESSES);
     dst.accesses.truncate(n);
     for (i, a) in src.accesses.iter().take(n).enumerate() {
@@ -488,7 +788,7 @@ fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
 }
 
 /// `*d = s.clone()`, in place for numbers.
-#[inline]
+#[inline(always)]
 fn copy_value(d: &mut Value, s: &Value) {
     match (d, s) {
         (Value::Int(x), Value::Int(y)) => *x = *y,
@@ -563,10 +863,14 @@ impl Timing {
             chan_index: ChanSlots::default(),
             req_memo: Vec::new(),
             base: None,
-            due: BinaryHeap::new(),
+            due: DueQueue::default(),
             due_now: Vec::new(),
             #[cfg(test)]
             walk_all: false,
+            #[cfg(test)]
+            check_every_median: false,
+            #[cfg(test)]
+            no_named_memo: false,
             states_dropped: 0,
         }
     }
@@ -596,13 +900,15 @@ impl Timing {
             st.ch = channel_index(b, key);
             st.poll = poll_index(b, st.ch, sig);
             st.stop_text = None;
+            st.med_ok = NO_MEDIAN;
+            st.med_bad = (None, None);
             st.quiet_us = quiet_of(&self.cfg, b, st.ch, st.poll);
             st.queued = None;
             if !st.stopped {
                 if let Ok(i) = u32::try_from(i) {
                     let t = st.last.as_micros().saturating_add(st.quiet_us);
                     st.queued = Some(t);
-                    self.due.push(Reverse((t, i)));
+                    self.due.push(t, i);
                 }
             }
         }
@@ -617,13 +923,7 @@ impl Timing {
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
-        let b = ev.ts.secs.div_euclid(10);
-        if st.bucket != Some(b) {
-            st.bucket = Some(b);
-            st.count = 0;
-            st.burst_reported = false;
-        }
-        st.count += 1;
+        st.count_in_bucket(ev.ts.secs);
         if st.count > limit && !st.burst_reported {
             st.burst_reported = true;
             Timing::burst_alert(st.count, ev, max10, ch, out);
@@ -669,13 +969,7 @@ impl Timing {
             .unwrap_or("");
         // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
         let ok = (ppos + 1) % cycle.len().max(1) == pos || expected == sig;
-        st.order.push_back(ok);
-        st.bad += usize::from(!ok);
-        while st.order.len() > window {
-            if st.order.pop_front() == Some(false) {
-                st.bad -= 1;
-            }
-        }
+        let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
@@ -690,7 +984,7 @@ impl Timing {
                  connection.",
                 ev.client.ip,
                 device_words(ev.server.ip, ev.unit_id),
-                st.order.len(),
+                len,
                 cycle.join(" → ")
             );
             out.push(
@@ -726,19 +1020,146 @@ impl Detector for Timing {
         self.sync(b);
         // A request seen before, by its engine number: its info, or nothing to do.
         if let Some(r) = ctx.req {
-            if let Some(m) = self.req_memo.get(r as usize) {
+            if let Some(&m) = self.req_memo.get(r as usize) {
                 if std::ptr::eq(m.name, ev.function.name) {
                     match m.info {
                         MEMO_NONE => {}
                         MEMO_SKIP => return,
-                        i => {
-                            let m = *m;
-                            return self.known_memo(ev, &ctx.key, b, i, m, out);
-                        }
+                        i => return self.known_memo(ev, &ctx.key, b, i, m, out),
                     }
                 }
             }
         }
+        self.first_sight(ev, ctx, b, out);
+    }
+    fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
+        let Some(b) = baseline else {
+            return;
+        };
+        self.sync(b);
+        let now_us = now.as_micros();
+        // The states that may be stopped: those due before now (a state cannot be found
+        // stopped while at most its `quiet_us` passed since its last request).
+        self.due_now.clear();
+        let (states, due_now) = (&mut self.states, &mut self.due_now);
+        self.due.take_before(now_us, |t, i| {
+            if let Some((_, _, st)) = states.get_mut(i as usize) {
+                if st.queued == Some(t) {
+                    st.queued = None;
+                    due_now.push(u64::from(i));
+                }
+            }
+        });
+        #[cfg(test)]
+        if self.walk_all {
+            for (i, (_, _, st)) in self.states.iter_mut().enumerate() {
+                if st.queued.is_some() || (!st.stopped && !self.due_now.contains(&(i as u64))) {
+                    st.queued = None;
+                    self.due_now.push(i as u64);
+                }
+            }
+        }
+        if self.due_now.is_empty() {
+            return;
+        }
+        if self.order_stale {
+            self.order_stale = false;
+            self.rank.clear();
+            self.rank.resize(self.states.len(), u32::MAX);
+            for (r, &i) in self.order.values().enumerate() {
+                if let Some(x) = self.rank.get_mut(i) {
+                    *x = u32::try_from(r).unwrap_or(u32::MAX);
+                }
+            }
+        }
+        // In (channel, signature) order, as the alerts go out: sorted by (rank, index) packed
+        // in one number.
+        let rank = &self.rank;
+        for x in self.due_now.iter_mut() {
+            let r = rank.get(*x as usize).copied().unwrap_or(u32::MAX);
+            *x = (u64::from(r) << 32) | (*x & u64::from(u32::MAX));
+        }
+        self.due_now.sort_unstable();
+        for &x in &self.due_now {
+            let i = x as u32;
+            let Some((key, sig, st)) = self.states.get_mut(i as usize) else {
+                continue;
+            };
+            if st.stopped {
+                continue;
+            }
+            let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
+                continue;
+            };
+            let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
+                continue;
+            };
+            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
+            let limit = stop_limit_ms(&self.cfg, p);
+            if gap_ms <= limit {
+                // Not stopped (yet): due again at its time, or at the next tick if that
+                // passed already.
+                let t = st.last.as_micros().saturating_add(st.quiet_us);
+                st.queued = Some(t);
+                self.due.push(t, i);
+                continue;
+            }
+            st.stopped = true;
+            // The words that depend only on the state and its poll pattern are built at its
+            // first stop and kept: a poll that stops and resumes repeats them.
+            let text = st.stop_text.get_or_insert_with(|| {
+                let period = fmt_num(p.period_ms.round());
+                let max_gap = fmt_num(p.max_gap_ms.round());
+                Box::new(StopText {
+                    head: format!(
+                        "{} stopped polling {} with \"{sig}\": the last request was ",
+                        key.client(),
+                        device_words(key.server(), st.unit),
+                    ),
+                    tail: format!(
+                        ". In the baseline it came every {period} ms and was never more than \
+                         {max_gap} ms late. A master that stops polling loses sight of the \
+                         process: the operator may be looking at stale values, or the master or \
+                         PLC may have crashed or been taken over."
+                    ),
+                    fact: format!("period {period} ms, longest gap {max_gap} ms"),
+                    // As `Channel::ref_name`, in one string.
+                    reference: format!(
+                        "channels[{}>{} {}].polls[{sig}]",
+                        ch.client, ch.server, ch.proto
+                    ),
+                })
+            });
+            let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
+            explanation.push_str(&text.head);
+            push_tenths(&mut explanation, gap_ms / 100.0);
+            explanation.push_str(" s ago, at ");
+            st.last.push_rfc3339(&mut explanation);
+            explanation.push_str(&text.tail);
+            let mut a = Alert::new(
+                &POLL_STOPPED,
+                now,
+                &st.client,
+                &st.server,
+                key.proto(),
+                explanation,
+            )
+            .with_fact(text.fact.clone(), text.reference.clone());
+            a.otwatch.unit_id = st.unit;
+            a.otwatch.evidence.push(AlertEvidence::from_event(
+                &st.last_ev,
+                event_summary(&st.last_ev),
+            ));
+            out.push(a);
+        }
+    }
+}
+
+impl Timing {
+    /// An event whose request the detector has no memo of (first sight, or no engine
+    /// number): its channel and signature looked up, and remembered.
+    #[inline(never)]
+    fn first_sight(&mut self, ev: &IcsEvent, ctx: &EventCtx, b: &Baseline, out: &mut Vec<Alert>) {
         let key = ctx.key;
         let known_chan = self.chan_index.find(ctx);
         // A Modbus request already seen on a channel: found in the channel's list of
@@ -797,6 +1218,15 @@ impl Detector for Timing {
             // the data changes, not a polling cycle, so they have no period to keep.
             return;
         }
+        let modbus = ModbusSig::of(ev).is_some();
+        #[cfg(test)]
+        let modbus = modbus || self.no_named_memo;
+        if !modbus {
+            if let Some(i) = chan.find_named(ev) {
+                // A request remembered with its info: as found by its key.
+                return self.request(ev, &key, ch, i, out);
+            }
+        }
         let (found, tsig) = match TSig::of(ev) {
             TSig::Modbus(m) => (self.modbus_index.get(&(key, m)).copied(), TSig::Modbus(m)),
             TSig::Other(k) => {
@@ -804,6 +1234,7 @@ impl Detector for Timing {
                 (self.info_index.get(&skey).copied(), TSig::Other(skey.1))
             }
         };
+
         let i = match found {
             Some(i) => i,
             None => {
@@ -837,132 +1268,14 @@ impl Detector for Timing {
                 i
             }
         };
+        if !modbus {
+            if let Some(chan) = self.chans.get_mut(c as usize) {
+                if chan.named.len() < MAX_CHAN_NAMED {
+                    chan.named.push((NamedReq::of(ev), i));
+                }
+            }
+        }
         self.request(ev, &key, ch, i, out);
-    }
-
-    fn on_tick(&mut self, now: Timestamp, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
-        let Some(b) = baseline else {
-            return;
-        };
-        self.sync(b);
-        let now_us = now.as_micros();
-        // The states that may be stopped: those due before now (a state cannot be found
-        // stopped while at most its `quiet_us` passed since its last request).
-        self.due_now.clear();
-        while let Some(&Reverse((t, i))) = self.due.peek() {
-            if t >= now_us {
-                break;
-            }
-            self.due.pop();
-            if let Some((_, _, st)) = self.states.get_mut(i as usize) {
-                if st.queued == Some(t) {
-                    st.queued = None;
-                    self.due_now.push(u64::from(i));
-                }
-            }
-        }
-        #[cfg(test)]
-        if self.walk_all {
-            for (i, (_, _, st)) in self.states.iter_mut().enumerate() {
-                if st.queued.is_some() || (!st.stopped && !self.due_now.contains(&(i as u64))) {
-                    st.queued = None;
-                    self.due_now.push(i as u64);
-                }
-            }
-        }
-        if self.due_now.is_empty() {
-            return;
-        }
-        if self.order_stale {
-            self.order_stale = false;
-            self.rank.clear();
-            self.rank.resize(self.states.len(), u32::MAX);
-            for (r, &i) in self.order.values().enumerate() {
-                if let Some(x) = self.rank.get_mut(i) {
-                    *x = u32::try_from(r).unwrap_or(u32::MAX);
-                }
-            }
-        }
-        // In (channel, signature) order, as the alerts go out: sorted by (rank, index) packed
-        // in one number.
-        let rank = &self.rank;
-        for x in self.due_now.iter_mut() {
-            let r = rank.get(*x as usize).copied().unwrap_or(u32::MAX);
-            *x = (u64::from(r) << 32) | (*x & u64::from(u32::MAX));
-        }
-        self.due_now.sort_unstable();
-        for &x in &self.due_now {
-            let i = x as u32;
-            let Some((key, sig, st)) = self.states.get_mut(i as usize) else {
-                continue;
-            };
-            if st.stopped {
-                continue;
-            }
-            let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
-                continue;
-            };
-            let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
-                continue;
-            };
-            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
-            let limit = stop_limit_ms(&self.cfg, p);
-            if gap_ms <= limit {
-                // Not stopped (yet): due again at its time, or at the next tick if that
-                // passed already.
-                let t = st.last.as_micros().saturating_add(st.quiet_us);
-                st.queued = Some(t);
-                self.due.push(Reverse((t, i)));
-                continue;
-            }
-            st.stopped = true;
-            // The words that depend only on the state and its poll pattern are built at its
-            // first stop and kept: a poll that stops and resumes repeats them.
-            let text = st.stop_text.get_or_insert_with(|| {
-                let period = fmt_num(p.period_ms.round());
-                let max_gap = fmt_num(p.max_gap_ms.round());
-                Box::new(StopText {
-                    head: format!(
-                        "{} stopped polling {} with \"{sig}\": the last request was ",
-                        key.client(),
-                        device_words(key.server(), st.unit),
-                    ),
-                    tail: format!(
-                        ". In the baseline it came every {period} ms and was never more than \
-                         {max_gap} ms late. A master that stops polling loses sight of the \
-                         process: the operator may be looking at stale values, or the master or \
-                         PLC may have crashed or been taken over."
-                    ),
-                    fact: format!("period {period} ms, longest gap {max_gap} ms"),
-                    // As `Channel::ref_name`, in one string.
-                    reference: format!(
-                        "channels[{}>{} {}].polls[{sig}]",
-                        ch.client, ch.server, ch.proto
-                    ),
-                })
-            });
-            let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
-            explanation.push_str(&text.head);
-            push_tenths(&mut explanation, gap_ms / 100.0);
-            explanation.push_str(" s ago, at ");
-            st.last.push_rfc3339(&mut explanation);
-            explanation.push_str(&text.tail);
-            let mut a = Alert::new(
-                &POLL_STOPPED,
-                now,
-                &st.client,
-                &st.server,
-                key.proto(),
-                explanation,
-            )
-            .with_fact(text.fact.clone(), text.reference.clone());
-            a.otwatch.unit_id = st.unit;
-            a.otwatch.evidence.push(AlertEvidence::from_event(
-                &st.last_ev,
-                event_summary(&st.last_ev),
-            ));
-            out.push(a);
-        }
     }
 }
 
@@ -1110,7 +1423,7 @@ impl Timing {
                 .map_or(i64::MAX / 4, |p| quiet_us(stop_limit_ms(&self.cfg, p)));
             let t = ev.ts.as_micros().saturating_add(quiet);
             if let Ok(i) = u32::try_from(i) {
-                self.due.push(Reverse((t, i)));
+                self.due.push(t, i);
             }
             self.states.push((
                 *key,
@@ -1129,11 +1442,13 @@ impl Timing {
                     stop_text: None,
                     quiet_us: quiet,
                     queued: u32::try_from(i).ok().map(|_| t),
+                    med_ok: NO_MEDIAN,
+                    med_bad: (None, None),
                 },
             ));
             return;
         };
-        let d = ev.ts.micros_since(st.last);
+        let d = micros_between(ev.ts, st.last);
         st.last = ev.ts;
         // Its entry in `due` stays valid while it is not later than the new time (requests
         // in time order only move the time later); else (a request back in time, or a poll
@@ -1142,7 +1457,7 @@ impl Timing {
         if st.queued.is_none_or(|q| t < q) {
             if let Ok(si) = u32::try_from(si) {
                 st.queued = Some(t);
-                self.due.push(Reverse((t, si)));
+                self.due.push(t, si);
             }
         }
         st.client = ev.client;
@@ -1159,13 +1474,38 @@ impl Timing {
         if st.recent.len() < window {
             return;
         }
-        let med_ms = median(&st.recent.sorted) / 1e3;
+        let med = median_us(&st.recent.sorted);
+        #[cfg(test)]
+        if self.check_every_median {
+            st.med_ok = NO_MEDIAN;
+            st.med_bad = (None, None);
+        }
+        if st.med_ok.0 <= med && med <= st.med_ok.1 {
+            // Between two medians within the tolerance: within it.
+            st.period_reported = false;
+            return;
+        }
+        if st.period_reported
+            && (st.med_bad.0.is_some_and(|m| med <= m) || st.med_bad.1.is_some_and(|m| med >= m))
+        {
+            // Out of the tolerance (as a median found out of it on the same side), reported.
+            return;
+        }
+        let med_ms = med as f64 / 1e3;
         let tol = (self.cfg.period_tolerance_frac * p.period_ms)
             .max(self.cfg.jitter_factor * p.jitter_ms)
             .max(self.cfg.period_min_tolerance_ms);
-        if (med_ms - p.period_ms).abs() <= tol {
+        let off = med_ms - p.period_ms;
+        if off.abs() <= tol {
+            st.med_ok = (st.med_ok.0.min(med), st.med_ok.1.max(med));
             st.period_reported = false;
             return;
+        }
+        // Out of the tolerance: so is every median further on the same side.
+        if off < 0.0 {
+            st.med_bad.0 = Some(st.med_bad.0.map_or(med, |m| m.max(med)));
+        } else if off > 0.0 {
+            st.med_bad.1 = Some(st.med_bad.1.map_or(med, |m| m.min(med)));
         }
         if st.period_reported {
             return;
@@ -1493,6 +1833,23 @@ mod tests {
                 .collect();
             evs.push(ev);
         }
+        // Runs of the repeat shape (one access to a Modbus range, the fast path) with values
+        // of every kind and count, and ranges that change.
+        for k in 0..120usize {
+            let mut ev = base.clone();
+            ev.ts = ts_ms(5000 + k as i64);
+            ev.evidence.packet = 1000 + k as u64;
+            ev.accesses[0].object = objects[usize::from(k % 11 == 5)].clone();
+            if k % 13 == 4 {
+                ev.accesses[0].dir = AccessDir::Write;
+            }
+            let n = if k % 9 < 6 { 4 } else { k % 9 };
+            ev.accesses[0].values = values.iter().cycle().skip(k % 7).take(n).cloned().collect();
+            if k % 17 == 16 {
+                ev.accesses[0].object = objects[2].clone();
+            }
+            evs.push(ev);
+        }
         let mut kept = evidence_copy(&evs[0]);
         for ev in &evs {
             keep_for_evidence(&mut kept, ev);
@@ -1630,6 +1987,265 @@ mod tests {
             );
             assert_eq!(run(false), slow, "seed {seed}");
         }
+    }
+
+    #[test]
+    fn medians_between_two_within_tolerance_need_no_check() {
+        // Polls whose period drifts out of the tolerance and back, with jitter, stops, and a
+        // change of baseline: the same alerts with every median checked.
+        let b = learnt_plant();
+        let other = learnt();
+        for seed in 0..4u64 {
+            let (mut evs, ticks) = plant_traffic(seed);
+            let mut t = 770_000;
+            for k in 0..240i64 {
+                // 1 s, then slower and slower, then back to 1 s, then faster, then back.
+                let period = match k {
+                    0..=59 => 1000 + k * 15,
+                    60..=119 => 1000,
+                    120..=179 => 1000 - (k - 120) * 8 + (k % 3) * 40,
+                    _ => 1000,
+                };
+                t += period + (k * 37 % 21) - 10;
+                evs.push(read_hr(t, MASTER, PLC, 1, 0, &[1, 2]));
+                evs.push(read_coils(t + 15, MASTER, PLC, 1, 0, &[true]));
+            }
+            let run = |every: bool| {
+                let mut d = Timing::new(TimingConfig::default());
+                d.check_every_median = every;
+                let mut out = Vec::new();
+                let mut ticks = ticks.iter().peekable();
+                for (n, e) in evs.iter().enumerate() {
+                    while let Some(t) = ticks.next_if(|t| ts_ms(**t) <= e.ts) {
+                        d.on_tick(ts_ms(*t), Some(&b), &mut out);
+                    }
+                    let base = if n % 401 == 7 { &other } else { &b };
+                    d.on_event(e, Some(base), &mut out);
+                }
+                out.iter().map(Alert::to_json_line).collect::<Vec<_>>()
+            };
+            let slow = run(true);
+            assert!(
+                slow.iter().any(|a| a.contains("poll_period_changed")),
+                "seed {seed}"
+            );
+            assert_eq!(run(false), slow, "seed {seed}");
+        }
+    }
+
+    /// An OPC UA read of `n` nodes from `node` on.
+    fn opc_read(ms: i64, node: u32, n: u32) -> IcsEvent {
+        let mut e = read_hr(ms, MASTER, PLC, 1, 0, &[1]);
+        e.proto = AppProto::Opcua;
+        e.unit_id = None;
+        e.function.code = 631;
+        e.function.name = "ReadRequest";
+        e.accesses = (0..n)
+            .map(|k| Access {
+                dir: crate::event::AccessDir::Read,
+                object: ObjectRef::Node {
+                    node_id: format!("ns=2;s=Tag{}", node + k),
+                    attribute: Some(13),
+                },
+                values: vec![Value::Int(i64::from(k))],
+            })
+            .collect();
+        e
+    }
+
+    #[test]
+    fn named_requests_remembered_change_no_alert() {
+        // More other requests per channel than a channel remembers, in a cycle that stops,
+        // changes order and period: the same alerts as when each is found by its key.
+        let reqs = |i: i64| -> Vec<(u32, u32)> {
+            (0..20u32)
+                .map(|k| {
+                    let extra = i >= 700 && i % 7 == 3 && k == 5;
+                    (k * 3, 1 + u32::from(k % 4 == 0) + u32::from(extra))
+                })
+                .collect()
+        };
+        let mut l = Learner::default();
+        for i in 0..600i64 {
+            for (k, &(node, n)) in reqs(i).iter().enumerate() {
+                l.observe(&opc_read(i * 1000 + k as i64 * 10, node, n));
+            }
+        }
+        let b = l.finish().unwrap();
+        let mut evs = Vec::new();
+        for i in 700..800i64 {
+            if (730..740).contains(&i) {
+                continue;
+            }
+            let mut r = reqs(i);
+            if i % 9 == 0 {
+                r.swap(2, 3);
+            }
+            let period = if (760..775).contains(&i) { 1600 } else { 1000 };
+            for (k, &(node, n)) in r.iter().enumerate() {
+                evs.push(opc_read(
+                    700_000 + (i - 700) * period + k as i64 * 10,
+                    node,
+                    n,
+                ));
+            }
+        }
+        let run = |no_memo: bool| {
+            let mut d = Timing::new(TimingConfig::default());
+            d.no_named_memo = no_memo;
+            let mut out = Vec::new();
+            for (n, e) in evs.iter().enumerate() {
+                if n % 50 == 0 {
+                    d.on_tick(e.ts, Some(&b), &mut out);
+                }
+                d.on_event(e, Some(&b), &mut out);
+            }
+            d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+            (
+                out.iter().map(Alert::to_json_line).collect::<Vec<_>>(),
+                d.infos.len(),
+            )
+        };
+        let (slow, infos) = run(true);
+        for k in ["poll_stopped", "poll_order_changed", "poll_period_changed"] {
+            assert!(slow.iter().any(|a| a.contains(k)), "{k} missing");
+        }
+        assert!(infos > MAX_CHAN_NAMED, "{infos}");
+        assert_eq!(run(false), (slow, infos));
+    }
+
+    #[test]
+    fn buckets_without_division_are_those_of_a_division() {
+        let mut x = 21u64;
+        let mut fast = ChanState::default();
+        let (mut bucket, mut count): (Option<i64>, u64) = (None, 0);
+        let mut secs: i64 = 1_700_000_000;
+        for step in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            secs = match (x >> 33) % 50 {
+                0 => secs.saturating_sub(((x >> 40) % 30) as i64),
+                1 => [i64::MIN, i64::MIN + 9, i64::MAX, i64::MAX - 7, -1, 0, 9, 10][step % 8],
+                2 => secs.saturating_add(((x >> 20) % 1000) as i64),
+                _ => secs.saturating_add(((x >> 40) % 3) as i64),
+            };
+            let b = secs.div_euclid(10);
+            if bucket != Some(b) {
+                bucket = Some(b);
+                count = 0;
+            }
+            count += 1;
+            fast.count_in_bucket(secs);
+            assert_eq!((fast.bucket, fast.count), (bucket, count), "{secs}");
+        }
+    }
+
+    #[test]
+    fn due_queue_takes_what_a_heap_pops() {
+        // Against a heap popped while its top is before the tick: the same entries, for ticks
+        // forward, back in time and far apart, times in the past, far away or negative.
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut x = 5u64;
+        let mut rnd = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 20) % n.max(1)
+        };
+        for round in 0..40 {
+            let mut q = DueQueue::default();
+            let mut heap: BinaryHeap<Reverse<(i64, u32)>> = BinaryHeap::new();
+            let mut now: i64 = 1_700_000_000_000_000 + rnd(1 << 30) as i64;
+            for step in 0..3000u32 {
+                match rnd(10) {
+                    0..=5 => {
+                        let t = match rnd(12) {
+                            0 => now - rnd(5_000_000) as i64,
+                            1 => now + 100_000_000 + rnd(1 << 34) as i64,
+                            2 => i64::MAX / 4 + now,
+                            3 if round % 5 == 0 => i64::MIN / 4 + now,
+                            4 if round % 7 == 0 => -(rnd(1 << 30) as i64),
+                            _ => now + rnd(8_000_000) as i64,
+                        };
+                        q.push(t, step);
+                        heap.push(Reverse((t, step)));
+                    }
+                    6 if round % 3 == 0 => {
+                        q.clear();
+                        heap.clear();
+                    }
+                    _ => {
+                        now = match rnd(20) {
+                            0 => now - rnd(3_000_000) as i64,
+                            1 => now + rnd(200_000_000) as i64,
+                            _ => now + rnd(1_500_000) as i64,
+                        };
+                        let mut want = Vec::new();
+                        while let Some(&Reverse((t, i))) = heap.peek() {
+                            if t >= now {
+                                break;
+                            }
+                            heap.pop();
+                            want.push((t, i));
+                        }
+                        let mut got = Vec::new();
+                        q.take_before(now, |t, i| got.push((t, i)));
+                        want.sort_unstable();
+                        got.sort_unstable();
+                        assert_eq!(got, want, "round {round} step {step}");
+                        let mut left: Vec<_> = q.slots.iter().flatten().copied().collect();
+                        left.extend(q.far.iter().copied());
+                        assert_eq!(left.len(), heap.len());
+                        assert_eq!(q.in_slots, q.slots.iter().map(Vec::len).sum::<usize>());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn micros_between_is_micros_since() {
+        let mut x = 9u64;
+        let mut rnd = move || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            x >> 11
+        };
+        let base = [
+            Timestamp::new(1_700_000_000, 0),
+            Timestamp::new(0, 0),
+            Timestamp::new(-5, 999_999_999),
+            Timestamp::new(i64::MAX, 999_999_999),
+            Timestamp::new(i64::MIN, 0),
+        ];
+        for a in base {
+            for _ in 0..3000 {
+                let r = rnd();
+                let secs = match r % 4 {
+                    0 => a.secs.saturating_add((r >> 8) as i64 % 5),
+                    1 => a.secs.saturating_sub((r >> 8) as i64 % 3),
+                    2 => a.secs.saturating_add(((r >> 8) % (1 << 40)) as i64),
+                    _ => (r >> 2) as i64 * if r % 8 == 3 { -1 } else { 1 },
+                };
+                let b = Timestamp::new(secs, (rnd() % 1_000_000_000) as u32);
+                assert_eq!(micros_between(b, a), b.micros_since(a), "{b:?} {a:?}");
+                assert_eq!(micros_between(a, b), a.micros_since(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn order_window_in_a_word_equals_a_queue() {
+        let mut x = 3u64;
+        for window in [1usize, 2, 3, 10, 63, 64] {
+            let (mut bits, mut queue) = (ChanState::default(), ChanState::default());
+            for step in 0..3000 {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let ok = (x >> 30) % if step % 400 < 200 { 2 } else { 9 } != 0;
+                let a = bits.push_order(ok, window, true);
+                let b = queue.push_order(ok, window, false);
+                assert_eq!((a, bits.bad), (b, queue.bad), "window {window} step {step}");
+            }
+        }
+        // Alerts with the default window, which fits in a word.
+        assert!(TimingConfig::default().order_window <= 64);
     }
 
     #[test]
