@@ -825,31 +825,60 @@ fn run_owned(
     if let Some(t) = c.ring.get_mut((k % RING) as usize) {
         *t = ev.ts;
     }
-    // A slot's index, worked out from its address off the common paths.
-    let first = fast.as_ptr() as usize;
-    let index =
-        |f: &Fast| (f as *const Fast as usize).wrapping_sub(first) / std::mem::size_of::<Fast>();
-    if c.dense {
+    let dense = c.dense;
+    // Everything the full checks need, in one record, so that the loop keeps only its
+    // pointers and `k` in registers.
+    let mut s = Slow {
+        ev,
+        now,
+        key,
+        slots,
+        c,
+        states,
+        out,
+        first: fast.as_ptr() as usize,
+    };
+    if dense {
         for (f, v) in fast.iter_mut().zip(values) {
             if !owned_fast(f, v, k) {
-                let i = index(f);
-                owned_slow(ev, now, Some(v), key, slots, f, c, i, states, out);
+                owned_slow(&mut s, Some(v), f);
             }
         }
         // Slots without a value (a short answer).
         for f in fast.iter_mut().skip(values.len()) {
-            let i = index(f);
-            owned_slow(ev, now, None, key, slots, f, c, i, states, out);
+            owned_slow(&mut s, None, f);
         }
     } else {
-        for (i, f) in fast.iter_mut().enumerate() {
-            let v = c.pos.get(i).and_then(|&p| values.get(p as usize));
+        for f in fast.iter_mut() {
+            let i = s.index(f);
+            let v = s.c.pos.get(i).and_then(|&p| values.get(p as usize));
             if !v.is_some_and(|v| owned_fast(f, v, k)) {
-                owned_slow(ev, now, v, key, slots, f, c, i, states, out);
+                owned_slow(&mut s, v, f);
             }
         }
     }
-    c.k = k + 1;
+    s.c.k = k + 1;
+}
+
+/// What the full checks of an owned slot need besides the slot (see [`owned_slow`]).
+struct Slow<'a, 'b> {
+    ev: &'a IcsEvent,
+    now: &'a mut Now,
+    key: &'a Shape,
+    slots: &'a Slots,
+    c: &'a mut OwnedCold,
+    states: &'a mut [ObjState],
+    out: &'b mut Vec<Alert>,
+    /// The address of the block's first [`Fast`].
+    first: usize,
+}
+
+impl Slow<'_, '_> {
+    /// The index of owned slot `f` (worked out from its address, off the common paths).
+    #[inline(always)]
+    fn index(&self, f: &Fast) -> usize {
+        (f as *const Fast as usize).wrapping_sub(self.first) / std::mem::size_of::<Fast>()
+    }
 }
 
 /// The repeat and change paths of an owned slot for value `v` at observation `k`: true
@@ -876,23 +905,22 @@ fn owned_fast(f: &mut Fast, v: &Value, k: u64) -> bool {
     false
 }
 
-/// The full checks of the value `v` of owned slot `i` (fields `f`): its state rebuilt in
-/// its [`ObjState`], [`read`], and taken back.
+/// The full checks of the value `v` of owned slot `f` (context `s`): its state rebuilt
+/// in its [`ObjState`], [`read`], and taken back.
 #[cold]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn owned_slow(
-    ev: &IcsEvent,
-    now: &mut Now,
-    v: Option<&Value>,
-    key: &Shape,
-    slots: &Slots,
-    f: &mut Fast,
-    c: &mut OwnedCold,
-    i: usize,
-    states: &mut [ObjState],
-    out: &mut Vec<Alert>,
-) {
+fn owned_slow(s: &mut Slow<'_, '_>, v: Option<&Value>, f: &mut Fast) {
+    let i = s.index(f);
+    let Slow {
+        ev,
+        now,
+        key,
+        slots,
+        c,
+        states,
+        out,
+        ..
+    } = s;
     let k = c.k;
     let Some(&p) = c.pos.get(i) else {
         return;
