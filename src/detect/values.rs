@@ -817,7 +817,8 @@ fn run_owned(
     key: &Shape,
     slots: &Slots,
     own: &mut Owned,
-    states: &mut [ObjState],
+    chans: &mut [Chan],
+    chan: usize,
     out: &mut Vec<Alert>,
 ) {
     let Owned { fast, c } = own;
@@ -834,7 +835,8 @@ fn run_owned(
         key,
         slots,
         c,
-        states,
+        chans,
+        chan,
         out,
         first: fast.as_ptr() as usize,
     };
@@ -867,7 +869,9 @@ struct Slow<'a, 'b> {
     key: &'a Shape,
     slots: &'a Slots,
     c: &'a mut OwnedCold,
-    states: &'a mut [ObjState],
+    /// The channels, and the block's (its objects' states are looked up only here).
+    chans: &'a mut [Chan],
+    chan: usize,
     out: &'b mut Vec<Alert>,
     /// The address of the block's first [`Fast`].
     first: usize,
@@ -917,7 +921,8 @@ fn owned_slow(s: &mut Slow<'_, '_>, v: Option<&Value>, f: &mut Fast) {
         key,
         slots,
         c,
-        states,
+        chans,
+        chan,
         out,
         ..
     } = s;
@@ -929,7 +934,10 @@ fn owned_slow(s: &mut Slow<'_, '_>, v: Option<&Value>, f: &mut Fast) {
     let (Some(h), Some(Some(chk))) = (slots.hot.get(p), slots.checks.get(p)) else {
         return;
     };
-    let Some(st) = states.get_mut(h.obj as usize) else {
+    let Some(st) = chans
+        .get_mut(*chan)
+        .and_then(|ch| ch.states.get_mut(h.obj as usize))
+    else {
         return;
     };
     if c.detached.get(i) == Some(&false) {
@@ -1758,7 +1766,7 @@ impl Values {
             return;
         };
         if let Some(own) = block.own.as_deref_mut() {
-            if let Some(chan) = self.chans.get_mut(block.chan) {
+            if block.chan < self.chans.len() {
                 run_owned(
                     ev,
                     now,
@@ -1766,7 +1774,8 @@ impl Values {
                     key,
                     &block.slots,
                     own,
-                    &mut chan.states,
+                    &mut self.chans,
+                    block.chan,
                     out,
                 );
             }
@@ -2090,9 +2099,9 @@ impl Values {
         let Some(block) = self.store.get_mut(bi as usize) else {
             return false;
         };
-        let (Some(own), Some(chan), false) = (
+        let (Some(own), true, false) = (
             block.own.as_deref_mut(),
-            self.chans.get_mut(block.chan),
+            block.chan < self.chans.len(),
             n == 0 || a.values.is_empty(),
         ) else {
             return false;
@@ -2112,7 +2121,8 @@ impl Values {
             &key,
             &block.slots,
             own,
-            &mut chan.states,
+            &mut self.chans,
+            block.chan,
             out,
         );
         // Nearly every poll raises no alert: then `now` holds nothing to free.
