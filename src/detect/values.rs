@@ -471,6 +471,492 @@ struct Block {
     slots: Slots,
     /// Slots not yet tied to an object state.
     unresolved: u32,
+    /// The read states of the block's objects, when the block owns them (see [`Owned`]).
+    own: Option<Box<Owned>>,
+    /// Observations to wait before owning the objects again, and the next wait (doubled
+    /// each time ownership ends soon after it began).
+    cool: u32,
+    cool_len: u32,
+}
+
+impl Block {
+    fn new(chan: usize, slots: Slots, unresolved: u32) -> Block {
+        Block {
+            chan,
+            slots,
+            unresolved,
+            own: None,
+            cool: 0,
+            cool_len: 1,
+        }
+    }
+}
+
+/// Observation times a block that owns its objects remembers (a power of two).
+const RING: u64 = 64;
+/// Integers of at most this magnitude convert to `f64` and back exactly, and their
+/// differences do too.
+const EXACT: i64 = 1 << 52;
+/// The first observation number of a block that takes its objects.
+const FIRST_OBS: u64 = 1 << 62;
+/// Longest run a block takes over (longer ones stay in [`ObjState`]).
+const MAX_OWNED_RUN: u64 = 1 << 40;
+/// [`OwnedCold::aux_base`] of a slot without an [`Aux`].
+const NO_AUX: u64 = u64::MAX;
+
+/// The per-value fields of an owned slot for the block loop: the read state of its object
+/// as integers, with the thresholds of the repeat and change paths.
+#[derive(Clone, Copy, Debug)]
+struct Fast {
+    /// The last value read (`i64::MIN` with `qend` 0 when the slot is detached: its
+    /// [`ObjState`] holds the state, every value takes the full checks).
+    last: i64,
+    /// A repeat at observation `k` is quiet (only counted) while `k < qend`.
+    qend: u64,
+    /// The run of `last` began at observation `base` (its length before observation `k`
+    /// is `k − base`).
+    base: u64,
+    /// A change to `x` is quiet when `x − lo` (wrapping, unsigned) is at most `span` ...
+    lo: i64,
+    span: u64,
+    /// ... and `x − last + step` (wrapping, unsigned) at most `step2` (= 2 × `step`).
+    step: u64,
+    step2: u64,
+    /// `min(quiet_base, RING − 1)`: `qend − base` after a change.
+    qbc: u64,
+}
+
+/// What an owned slot's state holds beyond [`Fast`] when it is not the plain one after a
+/// change (valid while [`OwnedCold::aux_base`] is the slot's `base`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Aux {
+    since: Timestamp,
+    frozen: bool,
+    quiet: u64,
+}
+
+/// The read states of a block's objects kept by the block itself, as integers, when it is
+/// the only block of its channel that reads them: a value equal to the last one is counted
+/// by one compare, a quiet change costs three stores, and the run's first time comes from
+/// the ring of observation times. Every other case goes through [`read`] on the object's
+/// [`ObjState`], rebuilt for it and taken back after. Another block reading one of its
+/// objects, or the cache being emptied, writes every state back ([`release`]).
+#[derive(Debug)]
+struct Owned {
+    /// Per owned slot: what the block loop reads and writes.
+    fast: Vec<Fast>,
+    /// The rest.
+    c: OwnedCold,
+}
+
+/// The fields of [`Owned`] that the block loop does not touch per value.
+#[derive(Debug)]
+struct OwnedCold {
+    /// The next observation's number.
+    k: u64,
+    /// Capture time of observation `k` at `ring[k % RING]`, for `k >= FIRST_OBS`.
+    ring: Vec<Timestamp>,
+    /// Every owned slot is the block slot of the same index (no slot without a profile).
+    dense: bool,
+    /// Per owned slot: its index in the block.
+    pos: Vec<u32>,
+    /// Per owned slot: the observation of the run its `aux` is for, or [`NO_AUX`].
+    aux_base: Vec<u64>,
+    aux: Vec<Aux>,
+    /// Per owned slot: [`Check::quiet_base`].
+    qb: Vec<u64>,
+    /// Per owned slot: its state is in its [`ObjState`], not in `fast`.
+    detached: Vec<bool>,
+}
+
+/// `(lo, span, step)` of [`Fast`] for a slot's hot fields: integers that pass are inside
+/// the float range and step tests of [`read_change`] (an empty window when there is no
+/// change path).
+fn int_window(h: &Hot) -> (i64, u64, u64) {
+    const LIM: f64 = EXACT as f64;
+    let empty = (0, 0, 0);
+    // Written so that a NaN anywhere gives the empty window.
+    let usable = h.step_max >= 0.0 && h.lo <= h.hi_fast && h.lo <= LIM && h.hi_fast >= -LIM;
+    if !usable {
+        return empty;
+    }
+    let lo = if h.lo < -LIM {
+        -EXACT
+    } else {
+        h.lo.ceil() as i64
+    };
+    let hi = if h.hi_fast > LIM {
+        EXACT
+    } else {
+        h.hi_fast.floor() as i64
+    };
+    if lo > hi {
+        return empty;
+    }
+    let step = if h.step_max > LIM {
+        EXACT as u64
+    } else {
+        h.step_max.floor() as u64
+    };
+    (lo, hi.abs_diff(lo), step)
+}
+
+impl OwnedCold {
+    /// The state of owned slot `i` (its fields `f`) before observation `k` (not detached).
+    fn state(&self, f: &Fast, i: usize, k: u64) -> Option<ObjState> {
+        let aux = self
+            .aux_base
+            .get(i)
+            .filter(|&&b| b == f.base)
+            .and_then(|_| self.aux.get(i));
+        let since = match aux {
+            Some(a) => a.since,
+            None => *self.ring.get((f.base % RING) as usize)?,
+        };
+        Some(ObjState {
+            last: f.last as f64,
+            run: k.wrapping_sub(f.base),
+            run_since: since,
+            frozen_reported: aux.is_some_and(|a| a.frozen),
+            quiet_until: match aux {
+                Some(a) => a.quiet,
+                None => *self.qb.get(i)?,
+            },
+        })
+    }
+
+    /// Takes `st` into owned slot `i` before observation `k` (`ring`: the observation
+    /// times back to the run's start may be in the ring), or detaches the slot when the
+    /// state is not one of integers.
+    fn take(&mut self, f: &mut Fast, i: usize, st: &ObjState, k: u64, ring: bool) {
+        let (Some(d), Some(ab), Some(aux), Some(&qb)) = (
+            self.detached.get_mut(i),
+            self.aux_base.get_mut(i),
+            self.aux.get_mut(i),
+            self.qb.get(i),
+        ) else {
+            return;
+        };
+        let x = st.last as i64;
+        let exact = (x as f64).to_bits() == st.last.to_bits() && x.unsigned_abs() <= EXACT as u64;
+        if !exact || st.run == 0 || st.run > MAX_OWNED_RUN {
+            *d = true;
+            f.last = i64::MIN;
+            f.qend = 0;
+            return;
+        }
+        *d = false;
+        let base = k - st.run;
+        f.last = x;
+        f.base = base;
+        let in_ring = ring
+            && st.run < RING - 1
+            && base >= FIRST_OBS
+            && self.ring.get((base % RING) as usize) == Some(&st.run_since);
+        if in_ring && !st.frozen_reported && st.quiet_until == qb {
+            *ab = NO_AUX;
+            f.qend = base + f.qbc;
+        } else {
+            *ab = base;
+            *aux = Aux {
+                since: st.run_since,
+                frozen: st.frozen_reported,
+                quiet: st.quiet_until,
+            };
+            f.qend = base.saturating_add(st.quiet_until);
+        }
+    }
+}
+
+/// Gives the states of block `bi`'s objects back to their [`ObjState`]s and ends its
+/// ownership.
+#[cold]
+fn release(store: &mut [Block], chans: &mut [Chan], bi: usize) {
+    let Some(block) = store.get_mut(bi) else {
+        return;
+    };
+    let Some(own) = block.own.take() else {
+        return;
+    };
+    block.cool_len = if own.c.k - FIRST_OBS >= 64 {
+        1
+    } else {
+        (block.cool_len * 2).min(1024)
+    };
+    block.cool = block.cool_len;
+    let Some(chan) = chans.get_mut(block.chan) else {
+        return;
+    };
+    let c = &own.c;
+    for (i, (&p, f)) in c.pos.iter().zip(&own.fast).enumerate() {
+        let Some(h) = block.slots.hot.get(p as usize) else {
+            continue;
+        };
+        if let Some(o) = chan.owner.get_mut(h.obj as usize) {
+            *o = NO_BLOCK;
+        }
+        if c.detached.get(i) == Some(&false) {
+            if let (Some(st), Some(s)) = (c.state(f, i, c.k), chan.states.get_mut(h.obj as usize)) {
+                *s = st;
+            }
+        }
+    }
+}
+
+/// Takes the read states of the objects of block `bi` (cached), or of `slots` of channel
+/// `ci` (a block being made), back from every other block that owns one.
+#[inline(never)]
+fn free_objects(
+    store: &mut [Block],
+    chans: &mut [Chan],
+    bi: Option<u32>,
+    slots: Option<(usize, &Slots)>,
+) {
+    loop {
+        let (ci, hot) = match (bi, slots) {
+            (Some(bi), _) => match store.get(bi as usize) {
+                Some(b) => (b.chan, &b.slots.hot),
+                None => return,
+            },
+            (None, Some((ci, s))) => (ci, &s.hot),
+            (None, None) => return,
+        };
+        let Some(chan) = chans.get(ci) else {
+            return;
+        };
+        if chan.owner.is_empty() {
+            return;
+        }
+        let other = hot.iter().find_map(|h| {
+            chan.owner
+                .get(h.obj as usize)
+                .copied()
+                .filter(|&o| o != NO_BLOCK && Some(o) != bi)
+        });
+        match other {
+            Some(o) => release(store, chans, o as usize),
+            None => return,
+        }
+    }
+}
+
+/// Makes block `bi` (a read block, cached, every slot tied to a tracked object none of
+/// which another block owns) the owner of its objects' read states.
+#[cold]
+fn acquire(store: &mut [Block], chans: &mut [Chan], bi: u32) {
+    let Some(block) = store.get_mut(bi as usize) else {
+        return;
+    };
+    let Some(chan) = chans.get_mut(block.chan) else {
+        return;
+    };
+    let hot = &block.slots.hot;
+    let owned = |h: &Hot| {
+        chan.owner
+            .get(h.obj as usize)
+            .is_some_and(|&o| o != NO_BLOCK)
+    };
+    if block.unresolved > 0
+        || hot.iter().any(|h| h.obj >= UNTRACKED || h.has && owned(h))
+        || !hot.iter().any(|h| h.has)
+    {
+        return;
+    }
+    if chan.owner.len() < chan.states.len() {
+        chan.owner.resize(chan.states.len(), NO_BLOCK);
+    }
+    let m = hot.iter().filter(|h| h.has).count();
+    let mut fast = Vec::with_capacity(m);
+    let mut c = OwnedCold {
+        k: FIRST_OBS,
+        ring: vec![Timestamp::default(); RING as usize],
+        dense: m == hot.len(),
+        pos: Vec::with_capacity(m),
+        aux_base: vec![NO_AUX; m],
+        aux: vec![Aux::default(); m],
+        qb: Vec::with_capacity(m),
+        detached: vec![true; m],
+    };
+    for (p, h) in hot.iter().enumerate().filter(|(_, h)| h.has) {
+        let (lo, span, step) = int_window(h);
+        // `p` is below the block's length, a u32.
+        c.pos.push(p as u32);
+        c.qb.push(h.quiet_base);
+        fast.push(Fast {
+            last: i64::MIN,
+            qend: 0,
+            base: 0,
+            lo,
+            span,
+            step,
+            step2: step * 2,
+            qbc: h.quiet_base.min(RING - 1),
+        });
+    }
+    for (i, f) in fast.iter_mut().enumerate() {
+        let Some(h) = c.pos.get(i).and_then(|&p| hot.get(p as usize)) else {
+            continue;
+        };
+        if let Some(o) = chan.owner.get_mut(h.obj as usize) {
+            *o = bi;
+        }
+        if let Some(st) = chan.states.get(h.obj as usize) {
+            c.take(f, i, st, FIRST_OBS, false);
+        }
+    }
+    block.own = Some(Box::new(Owned { fast, c }));
+}
+
+/// Checks the values of a read of block `bi`, which owns its objects' states.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn run_owned(
+    ev: &IcsEvent,
+    now: &mut Now,
+    values: &[Value],
+    key: &Shape,
+    slots: &Slots,
+    own: &mut Owned,
+    chans: &mut [Chan],
+    chan: usize,
+    out: &mut Vec<Alert>,
+) {
+    let Owned { fast, c } = own;
+    let k = c.k;
+    if let Some(t) = c.ring.get_mut((k % RING) as usize) {
+        *t = ev.ts;
+    }
+    let dense = c.dense;
+    // Everything the full checks need, in one record, so that the loop keeps only its
+    // pointers and `k` in registers.
+    let mut s = Slow {
+        ev,
+        now,
+        key,
+        slots,
+        c,
+        chans,
+        chan,
+        out,
+        first: fast.as_ptr() as usize,
+    };
+    if dense {
+        for (f, v) in fast.iter_mut().zip(values) {
+            if !owned_fast(f, v, k) {
+                owned_slow(&mut s, Some(v), f);
+            }
+        }
+        // Slots without a value (a short answer).
+        for f in fast.iter_mut().skip(values.len()) {
+            owned_slow(&mut s, None, f);
+        }
+    } else {
+        for f in fast.iter_mut() {
+            let i = s.index(f);
+            let v = s.c.pos.get(i).and_then(|&p| values.get(p as usize));
+            if !v.is_some_and(|v| owned_fast(f, v, k)) {
+                owned_slow(&mut s, v, f);
+            }
+        }
+    }
+    s.c.k = k + 1;
+}
+
+/// What the full checks of an owned slot need besides the slot (see [`owned_slow`]).
+struct Slow<'a, 'b> {
+    ev: &'a IcsEvent,
+    now: &'a mut Now,
+    key: &'a Shape,
+    slots: &'a Slots,
+    c: &'a mut OwnedCold,
+    /// The channels, and the block's (its objects' states are looked up only here).
+    chans: &'a mut [Chan],
+    chan: usize,
+    out: &'b mut Vec<Alert>,
+    /// The address of the block's first [`Fast`].
+    first: usize,
+}
+
+impl Slow<'_, '_> {
+    /// The index of owned slot `f` (worked out from its address, off the common paths).
+    #[inline(always)]
+    fn index(&self, f: &Fast) -> usize {
+        (f as *const Fast as usize).wrapping_sub(self.first) / std::mem::size_of::<Fast>()
+    }
+}
+
+/// The repeat and change paths of an owned slot for value `v` at observation `k`: true
+/// when `v` is an integer (or boolean) that [`read`] would only count (a repeat while the
+/// run is quiet) or start a quiet run with (a change inside the range that is no jump).
+#[inline(always)]
+fn owned_fast(f: &mut Fast, v: &Value, k: u64) -> bool {
+    let x = match v {
+        Value::Int(x) => *x,
+        Value::Bool(b) => i64::from(*b),
+        _ => return false,
+    };
+    if x == f.last {
+        return k < f.qend;
+    }
+    if (x.wrapping_sub(f.lo) as u64) <= f.span
+        && (x.wrapping_sub(f.last) as u64).wrapping_add(f.step) <= f.step2
+    {
+        f.last = x;
+        f.base = k;
+        f.qend = k + f.qbc;
+        return true;
+    }
+    false
+}
+
+/// The full checks of the value `v` of owned slot `f` (context `s`): its state rebuilt
+/// in its [`ObjState`], [`read`], and taken back.
+#[cold]
+#[inline(never)]
+fn owned_slow(s: &mut Slow<'_, '_>, v: Option<&Value>, f: &mut Fast) {
+    let i = s.index(f);
+    let Slow {
+        ev,
+        now,
+        key,
+        slots,
+        c,
+        chans,
+        chan,
+        out,
+        ..
+    } = s;
+    let k = c.k;
+    let Some(&p) = c.pos.get(i) else {
+        return;
+    };
+    let p = p as usize;
+    let (Some(h), Some(Some(chk))) = (slots.hot.get(p), slots.checks.get(p)) else {
+        return;
+    };
+    let Some(st) = chans
+        .get_mut(*chan)
+        .and_then(|ch| ch.states.get_mut(h.obj as usize))
+    else {
+        return;
+    };
+    if c.detached.get(i) == Some(&false) {
+        if let Some(s) = c.state(f, i, k) {
+            *st = s;
+        }
+    }
+    if let Some(x) = v.and_then(numeric) {
+        read(
+            ev,
+            now,
+            || KeyRef::Modbus(slot_addr(key, p)),
+            chk,
+            Some(st),
+            x,
+            out,
+        );
+    }
+    c.take(f, i, st, k + 1, true);
 }
 
 /// A profile compiled on first use.
@@ -536,6 +1022,9 @@ struct Chan {
     named_memo: CycleMap<ObjectRef, u32>,
     /// Per tracked object: last value read and its run.
     states: Vec<ObjState>,
+    /// Per tracked object: the block (index in `Values::store`) that owns its read state
+    /// ([`Owned`]), or [`NO_BLOCK`].
+    owner: Vec<u32>,
 }
 
 /// Most named objects a channel remembers in [`Chan::named_memo`].
@@ -584,6 +1073,8 @@ pub struct Values {
     /// Take the fast paths: the repeat and change paths of reads in blocks, the memo of
     /// named objects (false only in tests, to compare them with the full checks).
     fast_paths: bool,
+    /// `max_values_per_access` as a block length.
+    cap: u32,
 }
 
 fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, side: &'static str) {
@@ -1009,8 +1500,34 @@ fn slot_addr(key: &Shape, i: usize) -> AddrKey {
     (key.unit, key.table, key.start.saturating_add(i as u32))
 }
 
-/// Checks the values of a Modbus access against its compiled block; `unresolved` counts the
-/// block's slots not yet tied to an object state.
+/// Ties the slots of a block that have a numeric value in `values` to their objects'
+/// states; `unresolved` counts the block's slots not yet tied to one. An object is tracked
+/// from its first numeric value, in the order of the values (the checks do not change the
+/// state table).
+#[cold]
+fn resolve_slots(
+    values: &[Value],
+    key: &Shape,
+    slots: &mut Slots,
+    unresolved: &mut u32,
+    t: &mut Tracker<'_>,
+) {
+    for (i, (slot, v)) in slots.hot.iter_mut().zip(values).enumerate() {
+        if slot.obj == UNRESOLVED && numeric(v).is_some() {
+            slot.obj = resolve(
+                t.objs,
+                t.states,
+                t.n_states,
+                t.max_states,
+                slot_addr(key, i),
+            );
+            *unresolved = unresolved.saturating_sub(1);
+        }
+    }
+}
+
+/// Checks the values of a Modbus access against its compiled block, every slot with a
+/// numeric value tied to its object ([`resolve_slots`]) and no other block owning one.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run_block(
@@ -1019,26 +1536,9 @@ fn run_block(
     values: &[Value],
     key: &Shape,
     slots: &mut Slots,
-    unresolved: &mut u32,
     t: Tracker<'_>,
     out: &mut Vec<Alert>,
 ) {
-    // An object is tracked from its first numeric value, in the order of the values (the
-    // checks below do not change the state table).
-    if *unresolved > 0 {
-        for (i, (slot, v)) in slots.hot.iter_mut().zip(values).enumerate() {
-            if slot.obj == UNRESOLVED && numeric(v).is_some() {
-                slot.obj = resolve(
-                    t.objs,
-                    t.states,
-                    t.n_states,
-                    t.max_states,
-                    slot_addr(key, i),
-                );
-                *unresolved = unresolved.saturating_sub(1);
-            }
-        }
-    }
     // One loop per direction, each with the per-value checks inlined.
     let (states, dropped) = (t.states, t.states_dropped);
     match (key.dir, t.fast) {
@@ -1177,7 +1677,6 @@ impl Values {
     /// A values detector.
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
-            cfg,
             chan_index: ChanSlots::default(),
             chans: Vec::new(),
             blocks: FastMap::default(),
@@ -1189,6 +1688,8 @@ impl Values {
             cache_resets: 0,
             key_buf: String::new(),
             fast_paths: true,
+            cap: u32::try_from(cfg.max_values_per_access).unwrap_or(u32::MAX),
+            cfg,
         }
     }
 
@@ -1264,17 +1765,94 @@ impl Values {
         let Some(block) = self.store.get_mut(bi as usize) else {
             return;
         };
-        if let Some(chan) = self.chans.get_mut(block.chan) {
-            let t = Tracker {
-                objs: &mut chan.modbus,
-                states: &mut chan.states,
-                n_states: &mut self.n_states,
-                states_dropped: &mut self.states_dropped,
-                max_states: self.cfg.max_states,
-                fast: self.fast_paths,
-            };
-            let (slots, unresolved) = (&mut block.slots, &mut block.unresolved);
-            run_block(ev, now, &a.values, key, slots, unresolved, t, out);
+        if let Some(own) = block.own.as_deref_mut() {
+            if block.chan < self.chans.len() {
+                run_owned(
+                    ev,
+                    now,
+                    &a.values,
+                    key,
+                    &block.slots,
+                    own,
+                    &mut self.chans,
+                    block.chan,
+                    out,
+                );
+            }
+            return;
+        }
+        self.block_slow(bi, ev, now, a, key, out);
+    }
+
+    /// [`Values::cached_block`] for a block that does not own its objects: ties its slots
+    /// to objects, takes their states from the blocks that own them, checks the values,
+    /// and then (reads, after a wait when it lost them soon before) takes the states.
+    #[inline(never)]
+    fn block_slow(
+        &mut self,
+        bi: u32,
+        ev: &IcsEvent,
+        now: &mut Now,
+        a: &Access,
+        key: &Shape,
+        out: &mut Vec<Alert>,
+    ) {
+        let max_states = self.cfg.max_states;
+        let fast = self.fast_paths;
+        let read = key.dir == AccessDir::Read;
+        let Some(block) = self.store.get_mut(bi as usize) else {
+            return;
+        };
+        let Some(chan) = self.chans.get_mut(block.chan) else {
+            return;
+        };
+        let mut t = Tracker {
+            objs: &mut chan.modbus,
+            states: &mut chan.states,
+            n_states: &mut self.n_states,
+            states_dropped: &mut self.states_dropped,
+            max_states,
+            fast,
+        };
+        if block.unresolved > 0 {
+            resolve_slots(
+                &a.values,
+                key,
+                &mut block.slots,
+                &mut block.unresolved,
+                &mut t,
+            );
+        }
+        if read {
+            free_objects(&mut self.store, &mut self.chans, Some(bi), None);
+        }
+        let Some(block) = self.store.get_mut(bi as usize) else {
+            return;
+        };
+        let Some(chan) = self.chans.get_mut(block.chan) else {
+            return;
+        };
+        let t = Tracker {
+            objs: &mut chan.modbus,
+            states: &mut chan.states,
+            n_states: &mut self.n_states,
+            states_dropped: &mut self.states_dropped,
+            max_states,
+            fast,
+        };
+        run_block(ev, now, &a.values, key, &mut block.slots, t, out);
+        if fast && read {
+            block.cool = block.cool.saturating_sub(1);
+            if block.cool == 0 {
+                acquire(&mut self.store, &mut self.chans, bi);
+            }
+        }
+    }
+
+    /// Gives every owned state back to its [`ObjState`] (before the cache is emptied).
+    fn release_all(&mut self) {
+        for bi in 0..self.store.len() {
+            release(&mut self.store, &mut self.chans, bi);
         }
     }
 
@@ -1316,6 +1894,7 @@ impl Values {
         let bi = u32::try_from(self.store.len()).ok();
         let cacheable = slots.len() <= self.cfg.max_cached_slots && bi.is_some();
         if cacheable && self.cached_slots + slots.len() > self.cfg.max_cached_slots {
+            self.release_all();
             self.blocks.clear();
             self.store.clear();
             self.by_req.clear();
@@ -1325,23 +1904,35 @@ impl Values {
             self.cached_slots = 0;
             self.cache_resets += 1;
         }
+        let fast = self.fast_paths;
+        let read = key.dir == AccessDir::Read;
+        {
+            let chan = self.chans.get_mut(ci)?;
+            let mut t = Tracker {
+                objs: &mut chan.modbus,
+                states: &mut chan.states,
+                n_states: &mut self.n_states,
+                states_dropped: &mut self.states_dropped,
+                max_states,
+                fast,
+            };
+            resolve_slots(&a.values, &key, &mut slots, &mut unresolved, &mut t);
+        }
+        if read {
+            free_objects(&mut self.store, &mut self.chans, None, Some((ci, &slots)));
+        }
         let chan = self.chans.get_mut(ci)?;
         let bi = u32::try_from(self.store.len()).ok().filter(|_| cacheable);
-        let (slots, unresolved) = match bi {
+        let slots = match bi {
             Some(bi) => {
                 self.cached_slots += slots.len();
                 self.blocks.insert(full_key, bi);
                 chan.blocks
                     .push_within(MAX_CHAN_BLOCKS, SubKey::of(&key), bi);
-                self.store.push(Block {
-                    chan: ci,
-                    slots,
-                    unresolved,
-                });
-                let block = self.store.last_mut()?;
-                (&mut block.slots, &mut block.unresolved)
+                self.store.push(Block::new(ci, slots, unresolved));
+                &mut self.store.last_mut()?.slots
             }
-            None => (&mut slots, &mut unresolved),
+            None => &mut slots,
         };
         let t = Tracker {
             objs: &mut chan.modbus,
@@ -1349,9 +1940,12 @@ impl Values {
             n_states: &mut self.n_states,
             states_dropped: &mut self.states_dropped,
             max_states,
-            fast: self.fast_paths,
+            fast,
         };
-        run_block(ev, now, &a.values, &key, slots, unresolved, t, out);
+        run_block(ev, now, &a.values, &key, slots, t, out);
+        if let (Some(bi), true, true) = (bi, fast, read) {
+            acquire(&mut self.store, &mut self.chans, bi);
+        }
         bi
     }
 
@@ -1474,7 +2068,80 @@ impl Detector for Values {
         if !matches!(ev.outcome, Outcome::Ok) || ev.accesses.is_empty() {
             return;
         }
-        let cap = u32::try_from(self.cfg.max_values_per_access).unwrap_or(u32::MAX);
+        if self.owned_request(ev, ctx, out) {
+            return;
+        }
+        self.check_accesses(ev, ctx, b, out);
+    }
+}
+
+impl Values {
+    /// A numbered request with one Modbus access whose block owns its objects' states (the
+    /// common poll): checked straight by [`run_owned`], without the general path's set-up.
+    /// False (nothing done) for any other event.
+    #[inline(always)]
+    fn owned_request(&mut self, ev: &IcsEvent, ctx: &EventCtx, out: &mut Vec<Alert>) -> bool {
+        let (Some(r), [a], true) = (ctx.req, ev.accesses.as_slice(), self.fast_paths) else {
+            return false;
+        };
+        let ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } = &a.object
+        else {
+            return false;
+        };
+        let n = (*count).min(self.cap);
+        let Some(&[bi, _]) = self.by_req.get(r as usize) else {
+            return false;
+        };
+        let Some(block) = self.store.get_mut(bi as usize) else {
+            return false;
+        };
+        let (Some(own), true, false) = (
+            block.own.as_deref_mut(),
+            block.chan < self.chans.len(),
+            n == 0 || a.values.is_empty(),
+        ) else {
+            return false;
+        };
+        let key = Shape {
+            unit: ev.unit_id,
+            table: *table,
+            start: *start,
+            n,
+            dir: a.dir,
+        };
+        let mut now = Now::new(ev.ts);
+        run_owned(
+            ev,
+            &mut now,
+            &a.values,
+            &key,
+            &block.slots,
+            own,
+            &mut self.chans,
+            block.chan,
+            out,
+        );
+        // Nearly every poll raises no alert: then `now` holds nothing to free.
+        if now.words.is_none() {
+            std::mem::forget(now);
+        }
+        true
+    }
+
+    /// Checks every access of an event (the general path).
+    #[inline(never)]
+    fn check_accesses(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        b: &Baseline,
+        out: &mut Vec<Alert>,
+    ) {
+        let cap = self.cap;
         let mut now = Now::new(ev.ts);
         // A numbered request (at most two Modbus accesses, its signature fixing their
         // blocks): the blocks it used before, straight from `by_req` (read per access, as an
@@ -1787,6 +2454,7 @@ mod tests {
         for e in evs {
             d.on_event(e, Some(&b), &mut out);
         }
+        d.release_all();
         let states: Vec<String> = d
             .chans
             .iter()
@@ -1902,6 +2570,7 @@ mod tests {
                     .count(),
             );
         }
+        d.release_all();
         let states: Vec<String> = d
             .chans
             .iter()
@@ -1958,6 +2627,251 @@ mod tests {
                 assert_eq!(texts(&out), texts(&none), "config {k} numbering {j}");
                 assert_eq!(states, none_states, "config {k} numbering {j}");
                 assert!(used > 0, "config {k} numbering {j}");
+            }
+        }
+    }
+
+    /// A baseline of input registers 10..=15: a noisy triangle, a constant, three values
+    /// taking turns, large values, a flag and negative values.
+    fn learnt_many() -> Baseline {
+        let mut l = Learner::default();
+        let mut r = Lcg(3);
+        for i in 0..400i64 {
+            let tri = if i % 100 < 50 { i % 100 } else { 100 - i % 100 };
+            let vals = [
+                500 + tri * 4 + r.next(3) as i64,
+                7,
+                [10, 20, 30][(i / 7 % 3) as usize],
+                1_000_000 + (i % 50) * 1000,
+                i / 13 % 2,
+                -300 - (i % 40),
+            ];
+            l.observe(&read_ir(i * 1000, MASTER, PLC, 1, 10, &vals));
+        }
+        l.finish().unwrap()
+    }
+
+    /// Reads of registers 10..=15 mostly through one block (the owned path), sometimes
+    /// through a shorter block over the same registers (the states go back and forth),
+    /// with every kind of value the full checks treat apart: out of range, jumps, long
+    /// repeats (freezes), values too large for the integer paths, non-integers, −0,
+    /// missing values, and time going back.
+    fn owned_stream(seed: u64, n: usize) -> Vec<IcsEvent> {
+        let mut r = Lcg(seed);
+        let mut t = 500_000i64;
+        let mut cur = [600i64, 7, 20, 1_020_000, 1, -310];
+        let mut evs = Vec::new();
+        for i in 0..n {
+            let still = i % 150 >= 90;
+            t += match r.next(30) {
+                0 => -800,
+                1..=20 => 1000,
+                _ => r.next(3000) as i64,
+            };
+            if !still {
+                cur[0] = (cur[0] + r.next(9) as i64 - 4).clamp(520, 680);
+                cur[2] = [10, 20, 30][r.next(3) as usize];
+                cur[3] = 1_000_000 + r.next(50) as i64 * 1000;
+                cur[4] = r.next(2) as i64;
+                cur[5] = -300 - r.next(40) as i64;
+            }
+            let mut vals = cur.to_vec();
+            match r.next(40) {
+                0 => vals[0] = 5000,
+                1 => vals[0] += if cur[0] > 600 { -150 } else { 150 },
+                2 => vals[3] = 1 << 60,
+                3 => vals[5] = i64::MIN,
+                4 => vals[1] = i64::MAX,
+                5 => vals[2] = 0,
+                _ => {}
+            }
+            let mut ev = read_ir(t, MASTER, PLC, 1, 10, &vals);
+            match r.next(25) {
+                _ if i % 250 == 100 => ev = read_ir(t, MASTER, PLC, 1, 10, &vals[..4]),
+                _ if i % 250 == 200 => ev = read_ir(t, MASTER, PLC, 1, 12, &vals[2..]),
+                2 => {
+                    if let Some(a) = ev.accesses.first_mut() {
+                        a.values.truncate(3);
+                    }
+                }
+                3 => {
+                    if let Some(a) = ev.accesses.first_mut() {
+                        let odd = [
+                            Value::Float(600.5),
+                            Value::Float(-0.0),
+                            Value::Float(7.0),
+                            Value::Str("x".into()),
+                            Value::UInt(20),
+                            Value::Bool(true),
+                            Value::Float(f64::NAN),
+                        ];
+                        let k = r.next(odd.len() as u64) as usize;
+                        let at = r.next(6) as usize;
+                        if let Some(v) = a.values.get_mut(at) {
+                            *v = odd[k].clone();
+                        }
+                    }
+                }
+                4 => ev = write_hr(t, OTHER, PLC, 1, 40, 500),
+                _ => {}
+            }
+            evs.push(ev);
+        }
+        evs
+    }
+
+    /// [`run_paths`] on baseline `b`, with the number of events that found a block owning
+    /// its objects.
+    fn run_owned_paths(
+        b: &Baseline,
+        cfg: &ValuesConfig,
+        evs: &[IcsEvent],
+        fast: bool,
+    ) -> (Vec<Alert>, String, usize) {
+        let mut d = Values::new(cfg.clone());
+        d.fast_paths = fast;
+        let mut out = Vec::new();
+        let mut owned = 0;
+        for e in evs {
+            owned += usize::from(d.store.iter().any(|b| b.own.is_some()));
+            d.on_event(e, Some(b), &mut out);
+        }
+        d.release_all();
+        assert!(d
+            .chans
+            .iter()
+            .all(|c| c.owner.iter().all(|&o| o == NO_BLOCK)));
+        let states: Vec<String> = d
+            .chans
+            .iter()
+            .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
+            .collect();
+        (out, states.join("\n"), owned)
+    }
+
+    #[test]
+    fn blocks_owning_their_states_change_no_alert_and_no_state() {
+        let b = learnt_many();
+        let configs = [
+            ValuesConfig::default(),
+            // Room for a few objects: some slots untracked (the block never owns them).
+            ValuesConfig {
+                max_states: 4,
+                ..ValuesConfig::default()
+            },
+            // The cache emptied when the other block shape comes (states given back).
+            ValuesConfig {
+                max_cached_slots: 7,
+                ..ValuesConfig::default()
+            },
+            // Short freezes, often reported (repeats past the ring of observation times).
+            ValuesConfig {
+                freeze_min_reads: 3,
+                freeze_factor: 0.0,
+                freeze_min_secs: 1,
+                ..ValuesConfig::default()
+            },
+            // Long runs of repeats, never frozen (runs longer than the ring).
+            ValuesConfig {
+                freeze_min_reads: 1_000,
+                freeze_factor: 100.0,
+                ..ValuesConfig::default()
+            },
+            // A run of 1 is already a freeze (no change path).
+            ValuesConfig {
+                freeze_factor: 0.0,
+                freeze_min_reads: 0,
+                freeze_min_secs: 0,
+                ..ValuesConfig::default()
+            },
+            // Narrow ranges and steps: many values out of range and many jumps.
+            ValuesConfig {
+                read_margin_frac: 0.0,
+                magnitude_frac: 0.0,
+                min_margin: 0.0,
+                jump_factor: 0.5,
+                ..ValuesConfig::default()
+            },
+            // A step of 0 is a jump.
+            ValuesConfig {
+                jump_factor: -1.0,
+                min_margin: -50.0,
+                read_margin_frac: -0.6,
+                magnitude_frac: -1.0,
+                ..ValuesConfig::default()
+            },
+        ];
+        for (k, cfg) in configs.iter().enumerate() {
+            for seed in 0..4u64 {
+                let evs = owned_stream(seed * 13 + k as u64, 1500);
+                let (fast, fast_states, owned) = run_owned_paths(&b, cfg, &evs, true);
+                let (slow, slow_states, none) = run_owned_paths(&b, cfg, &evs, false);
+                assert_eq!(texts(&fast), texts(&slow), "config {k} seed {seed}");
+                assert_eq!(fast_states, slow_states, "config {k} seed {seed}");
+                assert_eq!(none, 0);
+                // With room for 4 objects the block (6) never owns its states.
+                let least = if k == 1 { 0 } else { 1000 };
+                assert!(owned >= least, "config {k} seed {seed}: {owned}");
+                if k == 0 && seed == 0 {
+                    let kinds: Vec<&str> = fast.iter().map(|a| a.otwatch.kind).collect();
+                    for kind in ["read_value_out_of_range", "value_jump", "value_frozen"] {
+                        assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_integer_window_is_inside_the_float_tests() {
+        // Integers that pass the owned change path pass `read_change`'s float tests.
+        let mut r = Lcg(9);
+        let edges = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            7.0,
+            1e300,
+            -1e300,
+            EXACT as f64,
+            -(EXACT as f64),
+            EXACT as f64 * 4.0,
+        ];
+        let pick = |r: &mut Lcg| match r.next(3) {
+            0 => edges[r.next(edges.len() as u64) as usize],
+            1 => r.next(2000) as f64 - 1000.0,
+            _ => (r.next(2000) as f64 - 1000.0) / 7.0,
+        };
+        for _ in 0..20_000 {
+            let h = Hot {
+                lo: pick(&mut r),
+                hi_fast: pick(&mut r),
+                step_max: pick(&mut r),
+                ..Hot::of(None)
+            };
+            let (lo, span, step) = int_window(&h);
+            for _ in 0..8 {
+                let int = |r: &mut Lcg| match r.next(6) {
+                    0 => [i64::MIN, i64::MAX, EXACT, -EXACT, EXACT + 1, 0][r.next(6) as usize],
+                    _ => r.next(2400) as i64 - 1200,
+                };
+                let (x, last) = (int(&mut r), int(&mut r));
+                let last = if last.unsigned_abs() <= EXACT as u64 {
+                    last
+                } else {
+                    0
+                };
+                // (An equal value takes the repeat path, not this one.)
+                let fast = x != last
+                    && (x.wrapping_sub(lo) as u64) <= span
+                    && (x.wrapping_sub(last) as u64).wrapping_add(step) <= step * 2;
+                let (xf, lf) = (x as f64, last as f64);
+                let slow = xf >= h.lo && xf <= h.hi_fast && (xf - lf).abs() <= h.step_max;
+                assert!(!fast || slow, "{h:?} {x} {last}");
             }
         }
     }
