@@ -81,6 +81,11 @@ pub(crate) struct Pending {
     pub(crate) req: ReqEvent,
     /// Violations of the request.
     pub(crate) violations: Violations,
+    /// A read taken by the fast path: the first eight bytes of its expected response
+    /// ([`super::recent::response_head`]); 0 for any other request.
+    pub(crate) head: u64,
+    /// With `head`: the byte count of its expected response.
+    pub(crate) byte_count: u8,
 }
 
 /// Index of a [`Pending`] slot.
@@ -163,6 +168,13 @@ impl Transactions {
     #[inline]
     pub(crate) fn only(&self, key: TxKey) -> Option<&Pending> {
         let o = self.one.filter(|o| o.key == key)?;
+        self.slots.get(o.slot as usize)
+    }
+
+    /// The single pending request, whatever its key (the caller compares it).
+    #[inline(always)]
+    pub(crate) fn one_pending(&self) -> Option<&Pending> {
+        let o = self.one.as_ref()?;
         self.slots.get(o.slot as usize)
     }
 
