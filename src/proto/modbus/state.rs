@@ -233,10 +233,18 @@ impl Transactions {
     /// A slot for a new request, to be filled through [`Transactions::slot_mut`] and then
     /// [`Transactions::add`]ed. Its event part holds what a previous request left (empty
     /// vectors and the like): the filler overwrites every field.
+    #[inline]
     pub(crate) fn alloc(&mut self) -> Slot {
-        if let Some(s) = self.free.pop() {
-            return s;
+        match self.free.pop() {
+            Some(s) => s,
+            None => self.alloc_new(),
         }
+    }
+
+    /// [`Transactions::alloc`] when no slot is free: a new one.
+    #[cold]
+    #[inline(never)]
+    fn alloc_new(&mut self) -> Slot {
         if self.slots.capacity() == 0 {
             // Most flows never have two requests pending: room for one slot, not the four a
             // first push would reserve (100k polled flows: 40 MB less peak memory).
