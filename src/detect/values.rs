@@ -1058,6 +1058,9 @@ struct NamedObj {
     obj: u32,
     read: Lazy,
     written: Lazy,
+    /// The per-value fields of `read` for its repeat and change paths (those of no profile
+    /// until it is compiled and found: no fast path then).
+    hot: Hot,
 }
 
 /// Most cached blocks a channel lists in [`Chan::blocks`] (beyond: found by a hash lookup).
@@ -2087,6 +2090,7 @@ impl Values {
                             obj,
                             read: Lazy::NotYet,
                             written: Lazy::NotYet,
+                            hot: Hot::of(None),
                         });
                         chan.named.insert(okey.to_string(), i);
                         chan.memo_add(&a.object, i);
@@ -2098,6 +2102,21 @@ impl Values {
         let Some(e) = chan.named_objs.get_mut(i as usize) else {
             return;
         };
+        // The repeat and change paths of a read (as in blocks, see `run_block_dir`): the
+        // state is kept by `read`, `hot` is the compiled read profile's.
+        if *fast_paths && a.dir == AccessDir::Read {
+            if let Some(st) = chan.states.get_mut(e.obj as usize) {
+                if x == st.last {
+                    if st.run < st.quiet_until {
+                        st.run += 1;
+                        st.last = x;
+                        return;
+                    }
+                } else if read_change(&e.hot, st, x, ev.ts) {
+                    return;
+                }
+            }
+        }
         let okey = e.key.as_str();
         let lazy = match a.dir {
             AccessDir::Read => &mut e.read,
@@ -2105,7 +2124,12 @@ impl Values {
         };
         if matches!(lazy, Lazy::NotYet) {
             *lazy = match Compiler::new(cfg, b, ev).check(okey, a.dir) {
-                Some(c) => Lazy::Found(c),
+                Some(c) => {
+                    if a.dir == AccessDir::Read {
+                        e.hot = Hot::of(Some(&c));
+                    }
+                    Lazy::Found(c)
+                }
                 None => Lazy::Missing,
             };
         }
@@ -2936,6 +2960,144 @@ mod tests {
                     for kind in ["read_value_out_of_range", "value_jump", "value_frozen"] {
                         assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
                     }
+                }
+            }
+        }
+    }
+
+    /// The named objects of [`learnt_named`]: a level that grows (a counter), a constant, a
+    /// mode taking turns over three values, and a noisy value named in words.
+    fn named_objs() -> [ObjectRef; 4] {
+        let node = |s: &str| ObjectRef::Node {
+            node_id: s.into(),
+            attribute: Some(13),
+        };
+        [
+            level(),
+            node("ns=2;s=Const"),
+            node("ns=2;s=Mode"),
+            ObjectRef::Other {
+                name: "client_handle=9".into(),
+            },
+        ]
+    }
+
+    /// An event reading `vals` of [`named_objs`] (in order) at `t` ms.
+    fn named_read(t: i64, vals: &[Value]) -> IcsEvent {
+        let mut ev = read_ir(t, MASTER, PLC, 1, 0, &[0]);
+        ev.accesses = named_objs()
+            .into_iter()
+            .zip(vals)
+            .map(|(object, v)| Access {
+                dir: AccessDir::Read,
+                object,
+                values: vec![v.clone()],
+            })
+            .collect();
+        ev
+    }
+
+    fn learnt_named() -> Baseline {
+        let mut l = Learner::default();
+        let mut r = Lcg(4);
+        for i in 0..300i64 {
+            let vals = [
+                100 + i / 2,
+                7,
+                [10, 20, 30][(i / 5 % 3) as usize],
+                50 + r.next(5) as i64,
+            ];
+            l.observe(&named_read(i * 1000, &ints(&vals)));
+        }
+        l.finish().unwrap()
+    }
+
+    #[test]
+    fn named_reads_take_the_fast_paths_without_changing_alerts_or_states() {
+        let b = learnt_named();
+        let mut r = Lcg(21);
+        let mut t = 400_000i64;
+        let mut cur = [180i64, 7, 20, 52];
+        let mut evs = Vec::new();
+        for i in 0..1500 {
+            let still = i % 200 >= 120;
+            t += match r.next(25) {
+                0 => -700,
+                1..=18 => 1000,
+                _ => r.next(4000) as i64,
+            };
+            if !still {
+                cur[0] = (cur[0] + r.next(5) as i64 - 2).clamp(130, 230);
+                cur[2] = [10, 20, 30][r.next(3) as usize];
+                cur[3] = 50 + r.next(5) as i64;
+            }
+            let mut vals = ints(&cur);
+            match r.next(30) {
+                0 => vals[0] = Value::Int(9000),
+                1 => vals[3] = Value::Int(cur[3] + 40),
+                7 | 8 => vals[0] = Value::Int(cur[0] + if cur[0] < 180 { 100 } else { -100 }),
+                2 => vals[1] = Value::Float(7.0),
+                3 => vals[2] = Value::Float(f64::NAN),
+                4 => vals[3] = Value::Str("x".into()),
+                5 => vals[0] = Value::Int(-5),
+                6 => vals[1] = Value::Float(-0.0),
+                _ => {}
+            }
+            let mut ev = named_read(t, &vals);
+            if r.next(40) == 0 {
+                ev.accesses[2].dir = AccessDir::Write;
+            }
+            if r.next(50) == 0 {
+                ev.accesses.reverse();
+            }
+            evs.push(ev);
+        }
+        let configs = [
+            ValuesConfig::default(),
+            ValuesConfig {
+                max_states: 2,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                freeze_min_reads: 3,
+                freeze_factor: 0.0,
+                freeze_min_secs: 1,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                freeze_factor: 0.0,
+                freeze_min_reads: 0,
+                freeze_min_secs: 0,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                jump_factor: -1.0,
+                min_margin: -50.0,
+                read_margin_frac: -0.6,
+                magnitude_frac: -1.0,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                counter_rate_factor: -1.0,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                read_margin_frac: 0.0,
+                magnitude_frac: 0.0,
+                min_margin: 0.0,
+                jump_factor: 0.5,
+                ..ValuesConfig::default()
+            },
+        ];
+        for (k, cfg) in configs.iter().enumerate() {
+            let (fast, fast_states, _) = run_owned_paths(&b, cfg, &evs, true, false);
+            let (slow, slow_states, _) = run_owned_paths(&b, cfg, &evs, false, false);
+            assert_eq!(texts(&fast), texts(&slow), "config {k}");
+            assert_eq!(fast_states, slow_states, "config {k}");
+            if k == 0 {
+                let kinds: Vec<&str> = fast.iter().map(|a| a.otwatch.kind).collect();
+                for kind in ["read_value_out_of_range", "value_jump", "value_frozen"] {
+                    assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
                 }
             }
         }
