@@ -6,10 +6,12 @@
 
 pub mod attack;
 pub mod community_id;
+pub mod json;
 pub mod schema;
 pub mod signatures;
 pub mod text;
 
+pub use json::AlertWriter;
 pub use schema::{
     Alert, AlertBody, AlertEvidence, AlertMetadata, MlFeature, MlScore, OtwatchInfo, MAX_EVIDENCE,
     SCHEMA_VERSION,
