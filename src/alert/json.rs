@@ -6,8 +6,8 @@
 //! printed. Floating-point fields (ML alerts only) are written by `serde_json` itself. Tests check
 //! the bytes against `serde_json` over many alerts.
 
-use super::push_ip;
 use super::schema::{Alert, AlertEvidence};
+use super::{push_ip, push_u64};
 use crate::event::AppProto;
 use crate::time::Timestamp;
 
@@ -191,26 +191,6 @@ fn push_fraction(out: &mut String, nanos: u32) {
         *b = b'Z';
     }
     if let Some(s) = buf.get(..=n).and_then(|b| std::str::from_utf8(b).ok()) {
-        out.push_str(s);
-    }
-}
-
-/// `v` in decimal, as `serde_json` (itoa) writes it.
-#[inline]
-fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        if let Some(b) = buf.get_mut(i) {
-            *b = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-        if v == 0 || i == 0 {
-            break;
-        }
-    }
-    if let Some(s) = buf.get(i..).and_then(|b| std::str::from_utf8(b).ok()) {
         out.push_str(s);
     }
 }
