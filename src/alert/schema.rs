@@ -309,10 +309,12 @@ impl Alert {
     }
 
     /// The alert as one line of JSON (no trailing newline).
+    /// The bytes `serde_json::to_string` writes for it (a non-finite score becomes null),
+    /// written by hand ([`super::json`]).
     pub fn to_json_line(&self) -> String {
-        // Serializing plain structs of strings and numbers cannot fail; a non-finite score
-        // becomes null in serde_json.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut s = String::with_capacity(1024);
+        super::json::AlertWriter::new().write(self, &mut s);
+        s
     }
 }
 

@@ -47,7 +47,6 @@ pub fn read_explanation(
     range: &str,
     count: u64,
 ) -> String {
-    use std::fmt::Write as _;
     const TAIL: &str = " reads). A process value far outside its normal range means the \
                         process is upset, the sensor failed, or the value is being falsified.";
     let mut s = String::with_capacity(obj.len() + dev.len() + range.len() + TAIL.len() + 96);
@@ -55,16 +54,25 @@ pub fn read_explanation(
     s.push_str(" on ");
     s.push_str(dev);
     s.push_str(" read ");
-    s.push_str(&fmt_num(x));
+    push_num(&mut s, x);
     s.push_str(" (by ");
     push_ip(&mut s, by);
     s.push_str("); in the baseline it read ");
     s.push_str(range);
     s.push_str(" (");
-    // Writing to a String cannot fail.
-    let _ = write!(s, "{count}");
+    super::push_u64(&mut s, count);
     s.push_str(TAIL);
     s
+}
+
+/// Appends what [`fmt_num`] returns for `x`: a whole number below 10^15 as an integer written
+/// in place, anything else through `fmt_num`.
+pub fn push_num(s: &mut String, x: f64) {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        super::push_i64(s, x as i64);
+    } else {
+        s.push_str(&fmt_num(x));
+    }
 }
 
 /// The `format!` form of [`read_explanation`] (its reference in tests).
@@ -88,8 +96,48 @@ pub fn read_explanation_fmt(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_num_is_fmt_num() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -0.25,
+            1e15,
+            -1e15,
+            1e15 - 1.0,
+            999_999_999_999_999.0,
+            1e16,
+            123.456_789,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            9999.0,
+        ];
+        for i in -40..40 {
+            xs.push(f64::from(i) * 37.5);
+            xs.push(2f64.powi(i));
+        }
+        for x in xs {
+            let mut s = String::from("x");
+            push_num(&mut s, x);
+            assert_eq!(s, format!("x{}", fmt_num(x)), "{x}");
+        }
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        for (x, n) in [(9999.0, 0u64), (-3.5, 12), (1e20, u64::MAX)] {
+            assert_eq!(
+                read_explanation("o", "d", x, ip, "1–2", n),
+                read_explanation_fmt("o", "d", x, ip, "1–2", n)
+            );
+        }
+    }
 
     #[test]
     fn read_fact_is_the_format() {

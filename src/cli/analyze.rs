@@ -1,6 +1,6 @@
 //! `learn`, `detect` and `audit`: baselines and alerts from captures.
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertWriter};
 use crate::baseline::{Baseline, LearnConfig, Learner};
 use crate::capture::CaptureFile;
 use crate::detect::ml::MlConfig;
@@ -213,10 +213,16 @@ fn alert_writer(output: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     })
 }
 
+/// Writes `alerts` (emptying the list) as JSON lines, each written by hand into one reused
+/// buffer ([`AlertWriter`]: the bytes `serde_json` writes).
 fn write_alerts(w: &mut dyn Write, alerts: &mut Vec<Alert>) -> std::io::Result<()> {
+    let mut json = AlertWriter::new();
+    let mut line = String::with_capacity(2048);
     for a in alerts.drain(..) {
-        w.write_all(a.to_json_line().as_bytes())?;
-        w.write_all(b"\n")?;
+        line.clear();
+        json.write(&a, &mut line);
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
     }
     Ok(())
 }

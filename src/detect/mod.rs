@@ -197,7 +197,7 @@ type ChanReqs = CycleMap<ModSig, u32>;
 const MAX_NUMBERED_CHANNELS: usize = 65_536;
 
 /// Entries of the engine's memo of recent channel numbers, by flow.
-const FLOW_MEMO: usize = 256;
+const FLOW_MEMO: usize = 1024;
 
 /// No slot (in [`ChanSlots`]' number table).
 const NO_SLOT: u32 = u32::MAX;
@@ -951,7 +951,8 @@ mod tests {
                 }
             });
             for (k, ev) in c.iter_mut().enumerate() {
-                ev.flow_id = [1, 257, 3, 1 + 256 * (k as u64 % 3)][(i as usize + k) % 4];
+                let m = FLOW_MEMO as u64;
+                ev.flow_id = [1, 1 + m, 3, 1 + m * (k as u64 % 3)][(i as usize + k) % 4];
             }
             evs.extend(c);
             if i % 20 == 0 {
@@ -959,7 +960,7 @@ mod tests {
                 w.flow_id = 1;
                 evs.push(w);
                 let mut n = read_hr(i * 1000 + 600, OTHER, OTHER_PLC, 2, 500, &[1, 2]);
-                n.flow_id = 257;
+                n.flow_id = 1 + FLOW_MEMO as u64;
                 evs.push(n);
             }
         }

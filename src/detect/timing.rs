@@ -674,7 +674,74 @@ impl DueQueue {
 /// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
 /// and what [`event_summary`] prints: function, the first accesses and values, outcome),
 /// reusing `dst`'s vectors; the rest of `dst` is left as it is.
+#[inline(always)]
 fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
+    if !keep_repeat(dst, src) {
+        keep_general(dst, src);
+    }
+}
+
+/// [`keep_for_evidence`] for the repeat of a poll (both ended normally, same capture file,
+/// one access to a Modbus range, as many values kept as last time), in line; false (nothing
+/// changed) for any other shape.
+#[inline(always)]
+fn keep_repeat(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
+    let ([d], [a]) = (dst.accesses.as_mut_slice(), src.accesses.as_slice()) else {
+        return false;
+    };
+    let (
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        },
+        &ObjectRef::Modbus {
+            table: t,
+            start: s,
+            count: c,
+        },
+    ) = (&mut d.object, &a.object)
+    else {
+        return false;
+    };
+    let n = a.values.len().min(KEPT_VALUES);
+    let ok = matches!((&dst.outcome, &src.outcome), (Outcome::Ok, Outcome::Ok))
+        && std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file)
+        && d.values.len() == n;
+    let Some(vals) = a.values.get(..n).filter(|_| ok) else {
+        return false;
+    };
+    d.dir = a.dir;
+    *table = t;
+    *start = s;
+    *count = c;
+    for (x, y) in d.values.iter_mut().zip(vals) {
+        copy_value(x, y);
+    }
+    dst.ts = src.ts;
+    dst.proto = src.proto;
+    let Function {
+        code,
+        name,
+        category,
+        sub,
+        sub_name,
+    } = src.function;
+    dst.function = Function {
+        code,
+        name,
+        category,
+        sub,
+        sub_name,
+    };
+    dst.evidence.packet = src.evidence.packet;
+    dst.evidence.response_packet = src.evidence.response_packet;
+    true
+}
+
+/// [`keep_for_evidence`] for any shape.
+#[inline(never)]
+fn keep_general(dst: &mut IcsEvent, src: &IcsEvent) {
     dst.ts = src.ts;
     dst.proto = src.proto;
     // Field by field (all `Copy`): no derived `clone_from`.
@@ -1343,13 +1410,38 @@ impl Timing {
         let Some(chan) = self.chans.get_mut(m.chan as usize) else {
             return;
         };
-        let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+        // The baseline channel is looked up only when there is a check to make or an alert
+        // to raise (an index within `b.channels` finds it).
+        let Some(ci) = chan
+            .ch
+            .map(|c| c as usize)
+            .filter(|&c| c < b.channels.len())
+        else {
             return;
         };
-        let max10 = ch.volume.max_per_10s;
-        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        chan.st.count_in_bucket(ev.ts.secs);
+        if chan.st.count > chan.burst_limit && !chan.st.burst_reported {
+            Timing::burst_found(&mut chan.st, ev, b, ci, out);
+        }
         if m.checks {
-            self.request(ev, key, ch, i, out);
+            if let Some(ch) = b.channels.get(ci) {
+                self.request(ev, key, ch, i, out);
+            }
+        }
+    }
+
+    /// A burst found by [`Timing::known_memo`] on the baseline channel `ci` of `b`.
+    #[cold]
+    fn burst_found(
+        st: &mut ChanState,
+        ev: &IcsEvent,
+        b: &Baseline,
+        ci: usize,
+        out: &mut Vec<Alert>,
+    ) {
+        if let Some(ch) = b.channels.get(ci) {
+            st.burst_reported = true;
+            Timing::burst_alert(st.count, ev, ch.volume.max_per_10s, ch, out);
         }
     }
 
@@ -1585,6 +1677,85 @@ mod tests {
             t += period_ms;
         }
         v
+    }
+
+    /// As [`run`], with each event's channel and request numbered as an engine numbers them,
+    /// so that repeats take the memo path.
+    fn run_numbered(evs: &[IcsEvent], ticks: &[i64]) -> Vec<Alert> {
+        let b = learnt();
+        let mut d = Timing::new(TimingConfig::default());
+        let mut out = Vec::new();
+        let mut ticks = ticks.iter().peekable();
+        let mut chans: Vec<ChanId> = Vec::new();
+        let mut reqs: Vec<(ChanId, super::super::novelty::ModSig)> = Vec::new();
+        for e in evs {
+            while let Some(t) = ticks.next_if(|t| ts_ms(**t) <= e.ts) {
+                d.on_tick(ts_ms(*t), Some(&b), &mut out);
+            }
+            let mut ctx = EventCtx::of(e);
+            let c = chans.iter().position(|k| *k == ctx.key).unwrap_or_else(|| {
+                chans.push(ctx.key);
+                chans.len() - 1
+            });
+            ctx.chan = Some(c as u32);
+            if let Some(sig) = ctx.sig {
+                let r = reqs
+                    .iter()
+                    .position(|x| *x == (ctx.key, sig))
+                    .unwrap_or_else(|| {
+                        reqs.push((ctx.key, sig));
+                        reqs.len() - 1
+                    });
+                ctx.req = Some(r as u32);
+            }
+            d.on_event_ctx(e, &ctx, Some(&b), &mut out);
+        }
+        for t in ticks {
+            d.on_tick(ts_ms(*t), Some(&b), &mut out);
+        }
+        out
+    }
+
+    /// The memo path (numbered requests) raises what the plain path raises: bursts, period
+    /// and order changes, stops and resumes, on known and unknown channels.
+    #[test]
+    fn numbered_requests_give_the_same_alerts() {
+        let mut streams = vec![
+            (normal(700, 720, 400), vec![]),
+            (normal(700, 750, 1000), vec![760_000, 761_000, 790_000]),
+        ];
+        let mut burst: Vec<IcsEvent> = (0..200)
+            .map(|i| read_hr(700_000 + i * 10, MASTER, PLC, 1, 0, &[1, 2]))
+            .collect();
+        burst.extend((0..200).map(|i| read_hr(712_000 + i * 10, MASTER, PLC, 1, 0, &[1, 2])));
+        burst.extend((0..50).map(|i| read_hr(700_000 + i * 10, "10.9.9.9", PLC, 1, 0, &[1])));
+        streams.push((burst, vec![]));
+        let mut swapped = Vec::new();
+        for i in 0..20 {
+            let t = 700_000 + i * 1000;
+            swapped.push(read_coils(t, MASTER, PLC, 1, 0, &[true]));
+            swapped.push(read_coils(t + 5, MASTER, PLC, 1, 0, &[true]));
+            swapped.push(read_hr(t + 15, MASTER, PLC, 1, 0, &[1, 2]));
+        }
+        streams.push((swapped, vec![]));
+        let mut resumed = normal(700, 710, 1000);
+        resumed.extend(normal(730, 740, 1000));
+        streams.push((resumed, vec![712_000, 725_000, 745_000]));
+        let mut kinds = Vec::new();
+        for (evs, ticks) in &streams {
+            let plain = run(evs, ticks);
+            let numbered = run_numbered(evs, ticks);
+            assert_eq!(format!("{numbered:?}"), format!("{plain:?}"));
+            kinds.extend(plain.iter().map(|a| a.otwatch.kind));
+        }
+        for k in [
+            "traffic_burst",
+            "poll_period_changed",
+            "poll_order_changed",
+            "poll_stopped",
+        ] {
+            assert!(kinds.contains(&k), "{k} in {kinds:?}");
+        }
     }
 
     /// A Modbus read event dressed as an OPC UA PublishRequest.
@@ -1861,6 +2032,65 @@ mod tests {
             assert_eq!(kept.ts, ev.ts);
             assert_eq!(kept.evidence, ev.evidence);
         }
+    }
+
+    /// The in-line repeat path of `keep_for_evidence` gives what the general path gives, on
+    /// every pair of shapes (repeats with as many values, and each reason to fall back: other
+    /// value counts, outcomes, capture files, accesses, objects, protocols), and is taken
+    /// for the repeats.
+    #[test]
+    fn kept_repeat_equals_the_general_path() {
+        let mut evs = vec![
+            read_hr(1000, MASTER, PLC, 1, 0, &[1, 2]),
+            read_hr(1010, MASTER, PLC, 1, 0, &[3, 4]),
+            read_hr(1020, MASTER, PLC, 1, 0, &[1, 2, 3, 4, 5, 6, 7]),
+            read_hr(1030, MASTER, PLC, 1, 0, &[1, 2, 3, 4, 5]),
+            read_hr(1040, MASTER, PLC, 1, 4, &[9]),
+            read_coils(1050, MASTER, PLC, 1, 0, &[true, false]),
+            read_coils(1060, MASTER, PLC, 1, 0, &[false, true]),
+            write_hr(1070, MASTER, PLC, 1, 3, 7),
+        ];
+        let mut e = read_hr(1080, MASTER, PLC, 1, 0, &[5, 6]);
+        e.outcome = crate::detect::testkit::exception(2);
+        evs.push(e);
+        let mut e = read_hr(1090, MASTER, PLC, 1, 0, &[5, 6]);
+        e.evidence.file = std::sync::Arc::from("other.pcap");
+        evs.push(e);
+        let mut e = read_hr(1100, MASTER, PLC, 1, 0, &[5, 6]);
+        e.accesses.push(e.accesses[0].clone());
+        evs.push(e);
+        let mut e = read_hr(1110, MASTER, PLC, 1, 0, &[5, 6]);
+        e.accesses[0].object = ObjectRef::Other { name: "x".into() };
+        evs.push(e);
+        evs.push(publish(1120));
+        // One capture file (one shared name, as in a run), but for the one from another.
+        let file = evs[0].evidence.file.clone();
+        for e in &mut evs {
+            if &*e.evidence.file != "other.pcap" {
+                e.evidence.file = file.clone();
+            }
+        }
+        let mut fast_taken = 0;
+        for a in &evs {
+            for b in &evs {
+                let mut fast = evidence_copy(a);
+                let mut general = evidence_copy(a);
+                let mut probe = evidence_copy(a);
+                if keep_repeat(&mut probe, b) {
+                    fast_taken += 1;
+                } else {
+                    assert_eq!(probe, evidence_copy(a), "a refused repeat changes nothing");
+                }
+                keep_for_evidence(&mut fast, b);
+                keep_general(&mut general, b);
+                assert_eq!(fast, general, "{a:?} then {b:?}");
+                assert_eq!(event_summary(&fast), event_summary(b));
+            }
+        }
+        // Every pair of same-shape repeats (equal value counts, both ok, same file): the
+        // four reads and coils of two values, the two of one value, the two of five kept, and
+        // the read from the other file after itself.
+        assert_eq!(fast_taken, 16 + 4 + 4 + 1);
     }
 
     /// Several channels and signatures with their own periods, learnt for 10 minutes.

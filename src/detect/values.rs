@@ -437,6 +437,28 @@ struct Shape {
     dir: AccessDir,
 }
 
+impl Shape {
+    /// The block of access `a` of `ev` (its count capped at `cap`), `None` when `a` is not
+    /// to Modbus objects.
+    fn of(ev: &IcsEvent, a: &Access, cap: u32) -> Option<Shape> {
+        let ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } = &a.object
+        else {
+            return None;
+        };
+        Some(Shape {
+            unit: ev.unit_id,
+            table: *table,
+            start: *start,
+            n: (*count).min(cap),
+            dir: a.dir,
+        })
+    }
+}
+
 /// A Modbus request block on one channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct BlockKey {
@@ -464,10 +486,12 @@ impl std::hash::Hash for BlockKey {
     }
 }
 
-/// A cached block: its channel (index in `chans`) and one slot per address.
+/// A cached block: its channel (index in `chans`), its shape and one slot per address.
 #[derive(Debug)]
 struct Block {
     chan: usize,
+    /// The block's unit, table, addresses and direction.
+    shape: Shape,
     slots: Slots,
     /// Slots not yet tied to an object state.
     unresolved: u32,
@@ -480,9 +504,10 @@ struct Block {
 }
 
 impl Block {
-    fn new(chan: usize, slots: Slots, unresolved: u32) -> Block {
+    fn new(chan: usize, shape: Shape, slots: Slots, unresolved: u32) -> Block {
         Block {
             chan,
+            shape,
             slots,
             unresolved,
             own: None,
@@ -555,7 +580,7 @@ struct OwnedCold {
     /// The next observation's number.
     k: u64,
     /// Capture time of observation `k` at `ring[k % RING]`, for `k >= FIRST_OBS`.
-    ring: Vec<Timestamp>,
+    ring: [Timestamp; RING as usize],
     /// Every owned slot is the block slot of the same index (no slot without a profile).
     dense: bool,
     /// Per owned slot: its index in the block.
@@ -769,7 +794,7 @@ fn acquire(store: &mut [Block], chans: &mut [Chan], bi: u32) {
     let mut fast = Vec::with_capacity(m);
     let mut c = OwnedCold {
         k: FIRST_OBS,
-        ring: vec![Timestamp::default(); RING as usize],
+        ring: [Timestamp::default(); RING as usize],
         dense: m == hot.len(),
         pos: Vec::with_capacity(m),
         aux_base: vec![NO_AUX; m],
@@ -807,32 +832,86 @@ fn acquire(store: &mut [Block], chans: &mut [Chan], bi: u32) {
     block.own = Some(Box::new(Owned { fast, c }));
 }
 
-/// Checks the values of a read of block `bi`, which owns its objects' states.
+/// Checks the values of a read of a block (`shape`, `slots`, of channel `chan`) that owns
+/// its objects' states (`own`): the repeat and change paths first, and from the first value
+/// that needs the full checks on, [`owned_rest`] (off the common path). `now`: the event's,
+/// or `None` (then made only when a value needs the full checks).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn run_owned(
     ev: &IcsEvent,
-    now: &mut Now,
+    now: Option<&mut Now>,
     values: &[Value],
-    key: &Shape,
+    shape: &Shape,
     slots: &Slots,
     own: &mut Owned,
     chans: &mut [Chan],
     chan: usize,
     out: &mut Vec<Alert>,
 ) {
-    let Owned { fast, c } = own;
-    let k = c.k;
-    if let Some(t) = c.ring.get_mut((k % RING) as usize) {
+    let k = own.c.k;
+    if let Some(t) = own.c.ring.get_mut((k % RING) as usize) {
         *t = ev.ts;
     }
+    let done = if own.c.dense {
+        owned_prefix(&mut own.fast, values, k)
+    } else {
+        0
+    };
+    if done < own.fast.len() {
+        owned_rest(ev, now, values, shape, slots, own, chans, chan, out, done);
+    }
+    own.c.k = k + 1;
+}
+
+/// How many of the first values of a dense owned block took the repeat or change path
+/// ([`owned_fast`]), up to the first that needs the full checks.
+#[inline(always)]
+fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u64) -> usize {
+    let mut done = 0;
+    for (f, v) in fast.iter_mut().zip(values) {
+        if !owned_fast(f, v, k) {
+            break;
+        }
+        done += 1;
+    }
+    done
+}
+
+/// [`run_owned`] from owned slot `from` on (every slot before it took the repeat or change
+/// path; `from` is 0 for a block that is not dense): the values that need them get the full
+/// checks ([`owned_slow`]), the slots without a value too.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn owned_rest(
+    ev: &IcsEvent,
+    now: Option<&mut Now>,
+    values: &[Value],
+    shape: &Shape,
+    slots: &Slots,
+    own: &mut Owned,
+    chans: &mut [Chan],
+    chan: usize,
+    out: &mut Vec<Alert>,
+    from: usize,
+) {
+    let mut mine;
+    let now = match now {
+        Some(now) => now,
+        None => {
+            mine = Now::new(ev.ts);
+            &mut mine
+        }
+    };
+    let Owned { fast, c } = own;
+    let k = c.k;
     let dense = c.dense;
-    // Everything the full checks need, in one record, so that the loop keeps only its
-    // pointers and `k` in registers.
+    // Everything the full checks need, in one record.
     let mut s = Slow {
         ev,
         now,
-        key,
+        key: shape,
         slots,
         c,
         chans,
@@ -841,7 +920,7 @@ fn run_owned(
         first: fast.as_ptr() as usize,
     };
     if dense {
-        for (f, v) in fast.iter_mut().zip(values) {
+        for (f, v) in fast.iter_mut().zip(values).skip(from) {
             if !owned_fast(f, v, k) {
                 owned_slow(&mut s, Some(v), f);
             }
@@ -859,7 +938,6 @@ fn run_owned(
             }
         }
     }
-    s.c.k = k + 1;
 }
 
 /// What the full checks of an owned slot need besides the slot (see [`owned_slow`]).
@@ -980,6 +1058,9 @@ struct NamedObj {
     obj: u32,
     read: Lazy,
     written: Lazy,
+    /// The per-value fields of `read` for its repeat and change paths (those of no profile
+    /// until it is compiled and found: no fast path then).
+    hot: Hot,
 }
 
 /// Most cached blocks a channel lists in [`Chan::blocks`] (beyond: found by a hash lookup).
@@ -1766,19 +1847,18 @@ impl Values {
             return;
         };
         if let Some(own) = block.own.as_deref_mut() {
-            if block.chan < self.chans.len() {
-                run_owned(
-                    ev,
-                    now,
-                    &a.values,
-                    key,
-                    &block.slots,
-                    own,
-                    &mut self.chans,
-                    block.chan,
-                    out,
-                );
-            }
+            debug_assert_eq!(block.shape, *key);
+            run_owned(
+                ev,
+                Some(now),
+                &a.values,
+                &block.shape,
+                &block.slots,
+                own,
+                &mut self.chans,
+                block.chan,
+                out,
+            );
             return;
         }
         self.block_slow(bi, ev, now, a, key, out);
@@ -1929,7 +2009,7 @@ impl Values {
                 self.blocks.insert(full_key, bi);
                 chan.blocks
                     .push_within(MAX_CHAN_BLOCKS, SubKey::of(&key), bi);
-                self.store.push(Block::new(ci, slots, unresolved));
+                self.store.push(Block::new(ci, key, slots, unresolved));
                 &mut self.store.last_mut()?.slots
             }
             None => &mut slots,
@@ -2010,6 +2090,7 @@ impl Values {
                             obj,
                             read: Lazy::NotYet,
                             written: Lazy::NotYet,
+                            hot: Hot::of(None),
                         });
                         chan.named.insert(okey.to_string(), i);
                         chan.memo_add(&a.object, i);
@@ -2021,6 +2102,21 @@ impl Values {
         let Some(e) = chan.named_objs.get_mut(i as usize) else {
             return;
         };
+        // The repeat and change paths of a read (as in blocks, see `run_block_dir`): the
+        // state is kept by `read`, `hot` is the compiled read profile's.
+        if *fast_paths && a.dir == AccessDir::Read {
+            if let Some(st) = chan.states.get_mut(e.obj as usize) {
+                if x == st.last {
+                    if st.run < st.quiet_until {
+                        st.run += 1;
+                        st.last = x;
+                        return;
+                    }
+                } else if read_change(&e.hot, st, x, ev.ts) {
+                    return;
+                }
+            }
+        }
         let okey = e.key.as_str();
         let lazy = match a.dir {
             AccessDir::Read => &mut e.read,
@@ -2028,7 +2124,12 @@ impl Values {
         };
         if matches!(lazy, Lazy::NotYet) {
             *lazy = match Compiler::new(cfg, b, ev).check(okey, a.dir) {
-                Some(c) => Lazy::Found(c),
+                Some(c) => {
+                    if a.dir == AccessDir::Read {
+                        e.hot = Hot::of(Some(&c));
+                    }
+                    Lazy::Found(c)
+                }
                 None => Lazy::Missing,
             };
         }
@@ -2079,56 +2180,44 @@ impl Values {
     /// A numbered request with one Modbus access whose block owns its objects' states (the
     /// common poll): checked straight by [`run_owned`], without the general path's set-up.
     /// False (nothing done) for any other event.
+    ///
+    /// The block is the one `by_req` names for the request: the request's number stands for
+    /// its channel and signature ([`EventCtx::req`]), which fixes the access's unit, table,
+    /// addresses and direction, so the block's shape is the access's (asserted in tests);
+    /// `by_req` is emptied with the blocks.
     #[inline(always)]
     fn owned_request(&mut self, ev: &IcsEvent, ctx: &EventCtx, out: &mut Vec<Alert>) -> bool {
         let (Some(r), [a], true) = (ctx.req, ev.accesses.as_slice(), self.fast_paths) else {
             return false;
         };
-        let ObjectRef::Modbus {
-            table,
-            start,
-            count,
-        } = &a.object
-        else {
-            return false;
-        };
-        let n = (*count).min(self.cap);
         let Some(&[bi, _]) = self.by_req.get(r as usize) else {
             return false;
         };
         let Some(block) = self.store.get_mut(bi as usize) else {
             return false;
         };
-        let (Some(own), true, false) = (
-            block.own.as_deref_mut(),
-            block.chan < self.chans.len(),
-            n == 0 || a.values.is_empty(),
-        ) else {
+        let Block {
+            chan,
+            shape,
+            slots,
+            own,
+            ..
+        } = block;
+        let (Some(own), false) = (own.as_deref_mut(), a.values.is_empty()) else {
             return false;
         };
-        let key = Shape {
-            unit: ev.unit_id,
-            table: *table,
-            start: *start,
-            n,
-            dir: a.dir,
-        };
-        let mut now = Now::new(ev.ts);
+        debug_assert_eq!(Some(*shape), Shape::of(ev, a, self.cap));
         run_owned(
             ev,
-            &mut now,
+            None,
             &a.values,
-            &key,
-            &block.slots,
+            shape,
+            slots,
             own,
             &mut self.chans,
-            block.chan,
+            *chan,
             out,
         );
-        // Nearly every poll raises no alert: then `now` holds nothing to free.
-        if now.words.is_none() {
-            std::mem::forget(now);
-        }
         true
     }
 
@@ -2656,7 +2745,10 @@ mod tests {
     /// with every kind of value the full checks treat apart: out of range, jumps, long
     /// repeats (freezes), values too large for the integer paths, non-integers, −0,
     /// missing values, and time going back.
-    fn owned_stream(seed: u64, n: usize) -> Vec<IcsEvent> {
+    ///
+    /// `wide`: the usual block reads register 16 too, which has no profile (a block that is
+    /// not dense: its owned slots are not its slots of the same index).
+    fn owned_stream(seed: u64, n: usize, wide: bool) -> Vec<IcsEvent> {
         let mut r = Lcg(seed);
         let mut t = 500_000i64;
         let mut cur = [600i64, 7, 20, 1_020_000, 1, -310];
@@ -2676,6 +2768,9 @@ mod tests {
                 cur[5] = -300 - r.next(40) as i64;
             }
             let mut vals = cur.to_vec();
+            if wide {
+                vals.push(r.next(3) as i64);
+            }
             match r.next(40) {
                 0 => vals[0] = 5000,
                 1 => vals[0] += if cur[0] > 600 { -150 } else { 150 },
@@ -2688,6 +2783,7 @@ mod tests {
             let mut ev = read_ir(t, MASTER, PLC, 1, 10, &vals);
             match r.next(25) {
                 _ if i % 250 == 100 => ev = read_ir(t, MASTER, PLC, 1, 10, &vals[..4]),
+                _ if i % 250 == 150 && wide => ev = read_ir(t, MASTER, PLC, 1, 10, &vals[..6]),
                 _ if i % 250 == 200 => ev = read_ir(t, MASTER, PLC, 1, 12, &vals[2..]),
                 2 => {
                     if let Some(a) = ev.accesses.first_mut() {
@@ -2720,21 +2816,57 @@ mod tests {
         evs
     }
 
+    /// The context an engine gives `e`: its request numbered by its channel and signature
+    /// (`reqs`: those seen so far, in order).
+    fn numbered_ctx(
+        reqs: &mut Vec<(
+            crate::detect::novelty::ChanId,
+            crate::detect::novelty::ModSig,
+        )>,
+        e: &IcsEvent,
+    ) -> EventCtx {
+        let mut ctx = EventCtx::of(e);
+        ctx.req = ctx.sig.map(|s| {
+            let k = (ctx.key, s);
+            let rank = reqs.iter().position(|x| *x == k).unwrap_or_else(|| {
+                reqs.push(k);
+                reqs.len() - 1
+            });
+            u32::try_from(rank).unwrap()
+        });
+        ctx
+    }
+
     /// [`run_paths`] on baseline `b`, with the number of events that found a block owning
-    /// its objects.
+    /// its objects (`numbered`: requests numbered as an engine does, and then the number of
+    /// events that [`Values::owned_request`] takes).
     fn run_owned_paths(
         b: &Baseline,
         cfg: &ValuesConfig,
         evs: &[IcsEvent],
         fast: bool,
+        numbered: bool,
     ) -> (Vec<Alert>, String, usize) {
         let mut d = Values::new(cfg.clone());
         d.fast_paths = fast;
         let mut out = Vec::new();
         let mut owned = 0;
+        let mut reqs = Vec::new();
         for e in evs {
-            owned += usize::from(d.store.iter().any(|b| b.own.is_some()));
-            d.on_event(e, Some(b), &mut out);
+            if !numbered {
+                owned += usize::from(d.store.iter().any(|b| b.own.is_some()));
+                d.on_event(e, Some(b), &mut out);
+                continue;
+            }
+            let ctx = numbered_ctx(&mut reqs, e);
+            let by_req = ctx.req.and_then(|r| d.by_req.get(r as usize));
+            let block = by_req.and_then(|&[bi, _]| d.store.get(bi as usize));
+            let taken = block.is_some_and(|b| b.own.is_some())
+                && e.accesses.len() == 1
+                && e.accesses.iter().all(|a| !a.values.is_empty())
+                && matches!(e.outcome, Outcome::Ok);
+            owned += usize::from(taken && fast);
+            d.on_event_ctx(e, &ctx, Some(b), &mut out);
         }
         d.release_all();
         assert!(d
@@ -2803,20 +2935,169 @@ mod tests {
         ];
         for (k, cfg) in configs.iter().enumerate() {
             for seed in 0..4u64 {
-                let evs = owned_stream(seed * 13 + k as u64, 1500);
-                let (fast, fast_states, owned) = run_owned_paths(&b, cfg, &evs, true);
-                let (slow, slow_states, none) = run_owned_paths(&b, cfg, &evs, false);
+                // Odd seeds: the usual block is not dense.
+                let wide = seed % 2 == 1;
+                let evs = owned_stream(seed * 13 + k as u64, 1500, wide);
+                let (fast, fast_states, owned) = run_owned_paths(&b, cfg, &evs, true, false);
+                let (slow, slow_states, none) = run_owned_paths(&b, cfg, &evs, false, false);
                 assert_eq!(texts(&fast), texts(&slow), "config {k} seed {seed}");
                 assert_eq!(fast_states, slow_states, "config {k} seed {seed}");
+                assert_eq!(none, 0);
+                // The same through the numbered requests' path (`owned_request`).
+                let (num, num_states, taken) = run_owned_paths(&b, cfg, &evs, true, true);
+                assert_eq!(texts(&num), texts(&slow), "config {k} seed {seed} numbered");
+                assert_eq!(num_states, slow_states, "config {k} seed {seed} numbered");
+                let (num_slow, num_slow_states, none) = run_owned_paths(&b, cfg, &evs, false, true);
+                assert_eq!(texts(&num_slow), texts(&slow), "config {k} seed {seed}");
+                assert_eq!(num_slow_states, slow_states, "config {k} seed {seed}");
                 assert_eq!(none, 0);
                 // With room for 4 objects the block (6) never owns its states.
                 let least = if k == 1 { 0 } else { 1000 };
                 assert!(owned >= least, "config {k} seed {seed}: {owned}");
+                assert!(taken >= least, "config {k} seed {seed}: {taken}");
                 if k == 0 && seed == 0 {
                     let kinds: Vec<&str> = fast.iter().map(|a| a.otwatch.kind).collect();
                     for kind in ["read_value_out_of_range", "value_jump", "value_frozen"] {
                         assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
                     }
+                }
+            }
+        }
+    }
+
+    /// The named objects of [`learnt_named`]: a level that grows (a counter), a constant, a
+    /// mode taking turns over three values, and a noisy value named in words.
+    fn named_objs() -> [ObjectRef; 4] {
+        let node = |s: &str| ObjectRef::Node {
+            node_id: s.into(),
+            attribute: Some(13),
+        };
+        [
+            level(),
+            node("ns=2;s=Const"),
+            node("ns=2;s=Mode"),
+            ObjectRef::Other {
+                name: "client_handle=9".into(),
+            },
+        ]
+    }
+
+    /// An event reading `vals` of [`named_objs`] (in order) at `t` ms.
+    fn named_read(t: i64, vals: &[Value]) -> IcsEvent {
+        let mut ev = read_ir(t, MASTER, PLC, 1, 0, &[0]);
+        ev.accesses = named_objs()
+            .into_iter()
+            .zip(vals)
+            .map(|(object, v)| Access {
+                dir: AccessDir::Read,
+                object,
+                values: vec![v.clone()],
+            })
+            .collect();
+        ev
+    }
+
+    fn learnt_named() -> Baseline {
+        let mut l = Learner::default();
+        let mut r = Lcg(4);
+        for i in 0..300i64 {
+            let vals = [
+                100 + i / 2,
+                7,
+                [10, 20, 30][(i / 5 % 3) as usize],
+                50 + r.next(5) as i64,
+            ];
+            l.observe(&named_read(i * 1000, &ints(&vals)));
+        }
+        l.finish().unwrap()
+    }
+
+    #[test]
+    fn named_reads_take_the_fast_paths_without_changing_alerts_or_states() {
+        let b = learnt_named();
+        let mut r = Lcg(21);
+        let mut t = 400_000i64;
+        let mut cur = [180i64, 7, 20, 52];
+        let mut evs = Vec::new();
+        for i in 0..1500 {
+            let still = i % 200 >= 120;
+            t += match r.next(25) {
+                0 => -700,
+                1..=18 => 1000,
+                _ => r.next(4000) as i64,
+            };
+            if !still {
+                cur[0] = (cur[0] + r.next(5) as i64 - 2).clamp(130, 230);
+                cur[2] = [10, 20, 30][r.next(3) as usize];
+                cur[3] = 50 + r.next(5) as i64;
+            }
+            let mut vals = ints(&cur);
+            match r.next(30) {
+                0 => vals[0] = Value::Int(9000),
+                1 => vals[3] = Value::Int(cur[3] + 40),
+                7 | 8 => vals[0] = Value::Int(cur[0] + if cur[0] < 180 { 100 } else { -100 }),
+                2 => vals[1] = Value::Float(7.0),
+                3 => vals[2] = Value::Float(f64::NAN),
+                4 => vals[3] = Value::Str("x".into()),
+                5 => vals[0] = Value::Int(-5),
+                6 => vals[1] = Value::Float(-0.0),
+                _ => {}
+            }
+            let mut ev = named_read(t, &vals);
+            if r.next(40) == 0 {
+                ev.accesses[2].dir = AccessDir::Write;
+            }
+            if r.next(50) == 0 {
+                ev.accesses.reverse();
+            }
+            evs.push(ev);
+        }
+        let configs = [
+            ValuesConfig::default(),
+            ValuesConfig {
+                max_states: 2,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                freeze_min_reads: 3,
+                freeze_factor: 0.0,
+                freeze_min_secs: 1,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                freeze_factor: 0.0,
+                freeze_min_reads: 0,
+                freeze_min_secs: 0,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                jump_factor: -1.0,
+                min_margin: -50.0,
+                read_margin_frac: -0.6,
+                magnitude_frac: -1.0,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                counter_rate_factor: -1.0,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                read_margin_frac: 0.0,
+                magnitude_frac: 0.0,
+                min_margin: 0.0,
+                jump_factor: 0.5,
+                ..ValuesConfig::default()
+            },
+        ];
+        for (k, cfg) in configs.iter().enumerate() {
+            let (fast, fast_states, _) = run_owned_paths(&b, cfg, &evs, true, false);
+            let (slow, slow_states, _) = run_owned_paths(&b, cfg, &evs, false, false);
+            assert_eq!(texts(&fast), texts(&slow), "config {k}");
+            assert_eq!(fast_states, slow_states, "config {k}");
+            if k == 0 {
+                let kinds: Vec<&str> = fast.iter().map(|a| a.otwatch.kind).collect();
+                for kind in ["read_value_out_of_range", "value_jump", "value_frozen"] {
+                    assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
                 }
             }
         }

@@ -223,6 +223,26 @@ impl ReadAccess {
     }
 }
 
+/// The descriptors of the read functions (FC 1–4), as [`function`] gives them: a read
+/// takes a copy instead of comparing the one its slot holds (a flow alternating polls of
+/// two functions looked the names up on every other request).
+static READ_FUNCTIONS: [Function; 4] = [
+    read_fn(1, "read_coils"),
+    read_fn(2, "read_discrete_inputs"),
+    read_fn(3, "read_holding_registers"),
+    read_fn(4, "read_input_registers"),
+];
+
+const fn read_fn(code: u32, name: &'static str) -> Function {
+    Function {
+        code,
+        name,
+        category: "public",
+        sub: None,
+        sub_name: None,
+    }
+}
+
 /// Makes `f` the descriptor of code `fc` without a sub-function (as [`function`]), looking
 /// the names up only when it describes another code.
 #[inline]
@@ -376,7 +396,7 @@ pub(crate) fn request_event(
 }
 
 /// Writes a read request (FC 1–4, table `table`) into `ev`, as [`request_event`] does.
-#[inline]
+#[inline(always)]
 pub(crate) fn write_read(
     ev: &mut ReqEvent,
     cx: &EventCx<'_>,
@@ -391,7 +411,10 @@ pub(crate) fn write_read(
     ev.file = Some(Arc::clone(cx.file));
     ev.unit = unit;
     ev.op = OpKind::Read;
-    set_function(&mut ev.function, fc);
+    match READ_FUNCTIONS.get(usize::from(fc).wrapping_sub(1)) {
+        Some(f) => ev.function = f.clone(),
+        None => set_function(&mut ev.function, fc),
+    }
     if ev.accesses.capacity() != 0 {
         // Not moved out (a slot dropped without an event): not used while `read` is set.
         ev.accesses = Vec::new();
@@ -946,6 +969,35 @@ mod tests {
     use crate::flow::{FlowKey, SideSource};
     use crate::proto::modbus::parser::parse_request;
     use std::net::{IpAddr, Ipv4Addr};
+
+    /// The read functions' copies are what [`function`] gives, and a read written over a
+    /// slot holding any other function (with a sub-function) takes its own.
+    #[test]
+    fn read_functions_are_the_lookup() {
+        for fc in 1..=4u8 {
+            assert_eq!(
+                READ_FUNCTIONS[usize::from(fc) - 1],
+                function(fc, None, None)
+            );
+        }
+        let m = meta();
+        let file: Arc<str> = Arc::from("f");
+        let cx = EventCx {
+            ts: Timestamp::default(),
+            file: &file,
+            packet: 1,
+            meta: &m,
+            swapped: false,
+        };
+        let mut ev = ReqEvent {
+            function: function(8, Some(1), Some("x")),
+            ..ReqEvent::default()
+        };
+        for fc in [3u8, 1, 4, 2, 3] {
+            write_read(&mut ev, &cx, Some(1), fc, ModbusTable::Coil, 0, 1);
+            assert_eq!(ev.function, function(fc, None, None));
+        }
+    }
 
     fn meta() -> FlowMeta {
         let ep = |h, port| Endpoint {

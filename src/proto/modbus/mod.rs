@@ -25,6 +25,7 @@ pub mod parser;
 pub mod types;
 
 mod events;
+mod recent;
 mod state;
 
 use crate::event::{Endpoint, IcsEvent, OpKind, Outcome, Value};
@@ -209,6 +210,8 @@ pub struct ModbusParser {
     /// `Some(true)` when the Modbus client is the flow table's server side.
     swapped: Option<bool>,
     tx: Transactions,
+    /// Read requests recently taken by the fast path, recognised by their bytes.
+    recent: recent::Recent,
     /// Tests only: never take the read fast path (the reference it is checked against).
     #[cfg(test)]
     no_fast: bool,
@@ -232,6 +235,7 @@ impl ModbusParser {
             in_sync: [true, true],
             swapped: None,
             tx: Transactions::default(),
+            recent: recent::Recent::default(),
             #[cfg(test)]
             no_fast: false,
             #[cfg(test)]
@@ -401,6 +405,7 @@ impl ModbusParser {
             p.shape = events::request_event(&mut p.req, &ecx, h, &req);
             p.fc = fc;
             p.violations = hv | req.violations;
+            p.head = 0;
             let flood_fc = p.req.function.clone();
             let added = self.tx.add(key, slot, cap);
             if let Some(old) = added.replaced {
@@ -491,29 +496,29 @@ impl ModbusParser {
             {
                 return false;
             }
-            cx.stats.modbus.requests += 1;
-            let ecx = self.event_cx(cx);
-            let slot = self.tx.alloc();
-            if let Some(p) = self.tx.slot_mut(slot) {
-                events::write_read(
-                    &mut p.req,
-                    &ecx,
-                    Some(h.unit_id),
-                    fc,
-                    table,
-                    start,
-                    quantity,
-                );
-                p.shape = events::ReqShape::Read { fc, quantity };
-                p.fc = fc;
-                p.violations = Violations::NONE;
-                // Nothing pending: nothing replaced, dropped or flooding.
-                self.tx.add_idle(key, slot);
-            }
-            #[cfg(test)]
-            {
-                self.fast_hits += 1;
-            }
+            let rkey = recent::key_from(h.unit_id, fc, start, quantity);
+            let known = match self.recent.find(rkey) {
+                Some(k) => k,
+                None => {
+                    let byte_count = if fc <= 2 {
+                        parser::bit_bytes(quantity)
+                    } else {
+                        usize::from(quantity) * 2
+                    };
+                    let k = recent::Known {
+                        read: events::ReadAccess {
+                            table,
+                            start,
+                            quantity,
+                        },
+                        fc,
+                        byte_count: u8::try_from(byte_count).unwrap_or(u8::MAX),
+                    };
+                    self.recent.insert(rkey, k);
+                    k
+                }
+            };
+            self.read_request(h.transaction_id, h.unit_id, known, cx);
             return true;
         }
         // Read data whose byte count is the body's (so the length is within 2..=254 and
@@ -563,6 +568,114 @@ impl ModbusParser {
         true
     }
 
+    /// The request of a read `known` (found or checked by the read fast path) with
+    /// transaction id `tid` and unit id `unit`, when nothing is pending: counted (but for
+    /// its `pdus` and function code), written into a slot and made the pending request.
+    #[inline(always)]
+    fn read_request(&mut self, tid: u16, unit: u8, known: recent::Known, cx: &mut ParseCx<'_>) {
+        cx.stats.modbus.requests += 1;
+        let ecx = self.event_cx(cx);
+        let slot = self.tx.alloc();
+        let fc = known.fc;
+        if let Some(p) = self.tx.slot_mut(slot) {
+            let r = known.read;
+            events::write_read(
+                &mut p.req,
+                &ecx,
+                Some(unit),
+                fc,
+                r.table,
+                r.start,
+                r.quantity,
+            );
+            p.shape = events::ReqShape::Read {
+                fc,
+                quantity: r.quantity,
+            };
+            p.fc = fc;
+            p.violations = Violations::NONE;
+            p.head = recent::response_head(tid, unit, fc, known.byte_count);
+            p.byte_count = known.byte_count;
+            // Nothing pending: nothing replaced, dropped or flooding.
+            self.tx.add_idle((tid, unit), slot);
+        }
+        #[cfg(test)]
+        {
+            self.fast_hits += 1;
+        }
+    }
+
+    /// The read fast path decided from the raw bytes at a frame boundary, before any header
+    /// is decoded: a request whose bytes 4..12 are a [`recent::Recent`] key while nothing is
+    /// pending, or the response whose first eight bytes and byte count are what the only
+    /// pending fast read expects ([`Pending::head`]). Returns the bytes it consumed (0 when
+    /// it took nothing: the general framing follows).
+    #[inline(always)]
+    fn direct(&mut self, dir: Direction, rest: &[u8], cx: &mut ParseCx<'_>) -> usize {
+        #[cfg(test)]
+        if self.no_fast {
+            return 0;
+        }
+        let Some(swapped) = self.swapped else {
+            return 0;
+        };
+        let Some((head, body)) = rest.split_first_chunk::<8>() else {
+            return 0;
+        };
+        if (dir == Direction::ToServer) != swapped {
+            let (Some(tail), [t0, t1, 0, 0, ..]) = (body.first_chunk::<4>(), *head) else {
+                return 0;
+            };
+            let [_, _, _, _, l0, l1, unit, fc] = *head;
+            let [a, b, c, d] = *tail;
+            let Some(known) = self
+                .recent
+                .find(recent::key_of([l0, l1, unit, fc, a, b, c, d]))
+            else {
+                return 0;
+            };
+            if !self.tx.idle() {
+                return 0;
+            }
+            let m = &mut cx.stats.modbus;
+            m.pdus += 1;
+            m.function_codes.add_one(fc);
+            self.read_request(u16::from_be_bytes([t0, t1]), unit, known, cx);
+            return 12;
+        }
+        let Some(p) = self.tx.one_pending() else {
+            return 0;
+        };
+        let bc = p.byte_count;
+        let Some(data) = body
+            .split_first()
+            .filter(|(&n, _)| p.head != 0 && p.head == u64::from_be_bytes(*head) && n == bc)
+            .and_then(|(_, d)| d.get(..usize::from(bc)))
+        else {
+            return 0;
+        };
+        let fc = p.fc;
+        let m = &mut cx.stats.modbus;
+        m.pdus += 1;
+        m.function_codes.add_one(fc);
+        m.responses += 1;
+        m.transactions += 1;
+        let ecx = self.event_cx(cx);
+        if let Some(slot) = self.tx.answer_only(self.config.max_pending) {
+            if let Some(p) = self.tx.slot_mut(slot) {
+                let len = cx.events.len();
+                cx.events
+                    .resize_with(len + 1, || p.req.take_read_event(&ecx, fc, data));
+                #[cfg(test)]
+                {
+                    self.fast_hits += 1;
+                }
+            }
+            self.tx.free(slot);
+        }
+        9 + usize::from(bc)
+    }
+
     /// Out of sync in `data`: returns the offset of the next plausible frame start, or how
     /// many bytes can be skipped for certain when none is found.
     fn scan(data: &[u8]) -> Result<usize, usize> {
@@ -610,6 +723,11 @@ impl StreamParser for ModbusParser {
                         return pos + skip;
                     }
                 }
+            }
+            let n = self.direct(dir, rest, cx);
+            if n > 0 {
+                pos += n;
+                continue;
             }
             if let Some((h, pdu, tail)) = frame_adu(rest) {
                 self.on_adu(dir, &h, pdu, cx);
@@ -909,6 +1027,49 @@ mod tests {
         // First pair, the request of each fallback pair and the last clean pair.
         assert!(hits >= 4, "{hits}");
         assert_eq!(fast_stats.pdus, 16);
+    }
+
+    /// A master cycling more polls than the table holds, on two unit ids, each in its own
+    /// segment: every request and response after the first round is taken from the raw bytes
+    /// (the table's entries replaced in turn), with the general path's events and counters.
+    #[test]
+    fn repeated_polls_taken_from_the_table() {
+        let polls: [&[u8]; 3] = [
+            &[0x03, 0x00, 0x10, 0x00, 0x02],
+            &[0x01, 0x00, 0x00, 0x00, 0x0a],
+            &[0x04, 0x01, 0x00, 0x00, 0x01],
+        ];
+        let answers: [&[u8]; 3] = [
+            &[0x03, 0x04, 0x00, 0x01, 0x00, 0x02],
+            &[0x01, 0x02, 0xff, 0x01],
+            &[0x04, 0x02, 0x12, 0x34],
+        ];
+        let run = |fast: bool| {
+            let mut h = Harness::new();
+            h.parser.no_fast = !fast;
+            let mut tid = 0u16;
+            for round in 0..4u64 {
+                for unit in [1u8, 2] {
+                    for (req, resp) in polls.iter().zip(answers) {
+                        tid += 1;
+                        h.send(TS, round * 100 + u64::from(tid), &adu(tid, unit, req));
+                        h.send(TC, round * 100 + u64::from(tid), &adu(tid, unit, resp));
+                    }
+                }
+            }
+            h.close(1000);
+            let direct = h.parser.recent.replaced;
+            (h.events, h.stats.modbus, h.parser.fast_hits, direct)
+        };
+        let (fast, fast_stats, hits, replaced) = run(true);
+        let (slow, slow_stats, _, _) = run(false);
+        assert_eq!(fast, slow);
+        assert_eq!(fast_stats, slow_stats);
+        // Every ADU (the first through the general path, which orients the flow and then
+        // takes the fast path).
+        assert_eq!(hits, 4 * 2 * 3 * 2);
+        // Six polls through four entries: replaced in turn every round.
+        assert!(replaced >= 3 * 2 * 3, "{replaced}");
     }
 
     #[test]
@@ -1643,6 +1804,77 @@ mod tests {
         ]
     }
 
+    /// Polls in the pool of [`recent_reads_are_the_general_path`]: more than the table holds.
+    const RECENT_POOL: usize = recent::RECENT_ENTRIES + 2;
+
+    /// A read poll (FC 1–4), small.
+    fn arb_poll() -> impl Strategy<Value = (u8, u16, u16)> {
+        (
+            1u8..=4,
+            prop_oneof![Just(0u16), Just(65_530), any::<u16>()],
+            1u16..=20,
+        )
+            .prop_map(|(fc, start, q)| {
+                (
+                    fc,
+                    start,
+                    q.min(u16::try_from(65536 - u32::from(start)).unwrap_or(1)),
+                )
+            })
+    }
+
+    /// A step of a polling conversation: `Ok(pick)` a poll of the pool (which one, tid,
+    /// unit, what goes wrong, split, twice, a value salt), `Err` another step.
+    type Pick = Result<(usize, u16, u8, u8, Option<usize>, bool, u16), Step>;
+
+    fn arb_pick() -> impl Strategy<Value = Pick> {
+        prop_oneof![
+            12 => (0..RECENT_POOL, 0u16..3, prop_oneof![4 => Just(1u8), 1 => 0u8..3],
+                   prop_oneof![8 => Just(0u8), 4 => 0u8..9],
+                   prop::option::weighted(0.15, 1usize..20), prop::bool::weighted(0.15), any::<u16>())
+                .prop_map(Ok),
+            1 => arb_step().prop_map(Err),
+        ]
+    }
+
+    /// The steps of `picks` over the polls of `pool`.
+    fn poll_steps(pool: &[(u8, u16, u16)], picks: &[Pick]) -> Vec<Step> {
+        picks
+            .iter()
+            .map(|p| match p {
+                Ok((i, tid, unit, wrong, split, twice, salt)) => {
+                    let (fc, start, quantity) = pool[*i % pool.len()];
+                    let values = (0..quantity)
+                        .map(|k| {
+                            let v = salt.wrapping_add(k.wrapping_mul(7919));
+                            if fc <= 2 {
+                                v & 1
+                            } else {
+                                v
+                            }
+                        })
+                        .collect();
+                    Step::Pair {
+                        case: Case {
+                            fc,
+                            start,
+                            quantity,
+                            values,
+                            write_start: 0,
+                            write_values: Vec::new(),
+                        },
+                        tid: *tid,
+                        unit: *unit,
+                        wrong: *wrong,
+                        split: *split,
+                        twice: *twice,
+                    }
+                }
+                Err(s) => s.clone(),
+            })
+            .collect()
+    }
+
     /// Runs `steps` through a parser with the read fast path on or off: its events and
     /// counters.
     fn converse(steps: &[Step], cap: usize, fast: bool) -> (Vec<IcsEvent>, ModbusStats) {
@@ -1774,6 +2006,24 @@ mod tests {
             steps in prop::collection::vec(arb_step(), 0..16),
             cap in prop_oneof![Just(1usize), Just(2), Just(500)],
         ) {
+            let (fast, fast_stats) = converse(&steps, cap, true);
+            let (general, general_stats) = converse(&steps, cap, false);
+            prop_assert_eq!(fast_stats, general_stats);
+            prop_assert_eq!(fast, general);
+        }
+
+        /// Repeated polls taken by the table of recent reads (recognised from their bytes in
+        /// the framing loop) give the events and counters of the general path: a pool of
+        /// more reads than the table holds (entries replaced in turn), unit id changes,
+        /// exceptions, wrong byte counts and functions, other transaction ids, flagged,
+        /// repeated, split and coalesced ADUs, floods, gaps, timeouts and garbage.
+        #[test]
+        fn recent_reads_are_the_general_path(
+            pool in prop::collection::vec(arb_poll(), RECENT_POOL),
+            picks in prop::collection::vec(arb_pick(), 0..40),
+            cap in prop_oneof![Just(1usize), Just(2), Just(500)],
+        ) {
+            let steps = poll_steps(&pool, &picks);
             let (fast, fast_stats) = converse(&steps, cap, true);
             let (general, general_stats) = converse(&steps, cap, false);
             prop_assert_eq!(fast_stats, general_stats);

@@ -81,6 +81,11 @@ pub(crate) struct Pending {
     pub(crate) req: ReqEvent,
     /// Violations of the request.
     pub(crate) violations: Violations,
+    /// A read taken by the fast path: the first eight bytes of its expected response
+    /// ([`super::recent::response_head`]); 0 for any other request.
+    pub(crate) head: u64,
+    /// With `head`: the byte count of its expected response.
+    pub(crate) byte_count: u8,
 }
 
 /// Index of a [`Pending`] slot.
@@ -166,6 +171,13 @@ impl Transactions {
         self.slots.get(o.slot as usize)
     }
 
+    /// The single pending request, whatever its key (the caller compares it).
+    #[inline(always)]
+    pub(crate) fn one_pending(&self) -> Option<&Pending> {
+        let o = self.one.as_ref()?;
+        self.slots.get(o.slot as usize)
+    }
+
     /// [`Transactions::add`] when [`Transactions::idle`]: the request in `slot` becomes the
     /// single pending one (nothing replaced, dropped or flooding).
     #[inline]
@@ -221,10 +233,18 @@ impl Transactions {
     /// A slot for a new request, to be filled through [`Transactions::slot_mut`] and then
     /// [`Transactions::add`]ed. Its event part holds what a previous request left (empty
     /// vectors and the like): the filler overwrites every field.
+    #[inline]
     pub(crate) fn alloc(&mut self) -> Slot {
-        if let Some(s) = self.free.pop() {
-            return s;
+        match self.free.pop() {
+            Some(s) => s,
+            None => self.alloc_new(),
         }
+    }
+
+    /// [`Transactions::alloc`] when no slot is free: a new one.
+    #[cold]
+    #[inline(never)]
+    fn alloc_new(&mut self) -> Slot {
         if self.slots.capacity() == 0 {
             // Most flows never have two requests pending: room for one slot, not the four a
             // first push would reserve (100k polled flows: 40 MB less peak memory).
