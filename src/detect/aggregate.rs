@@ -32,6 +32,13 @@ use std::net::IpAddr;
 /// No episode (end of a chain, no last hit).
 const NONE: u32 = u32::MAX;
 
+/// Most open episodes (keys with a window open). Beyond, an alert of a new key is emitted as
+/// it comes, without an episode (counted in [`Aggregator::episodes_dropped`]). A plant has a
+/// few hundred channels with a few findings each open at once; an episode holds up to one
+/// alert (its last repeat, about 1-2 KB), so 16,384 of them stay under 32 MB even when
+/// 100,000 channels are all new.
+pub const MAX_EPISODES: usize = 16_384;
+
 /// What makes two alerts repeats (see the module documentation).
 #[derive(Debug)]
 struct Key {
@@ -116,6 +123,11 @@ pub struct Aggregator {
     next_end: Option<Timestamp>,
     /// Alerts suppressed as repeats so far.
     pub suppressed: u64,
+    /// Most open episodes ([`MAX_EPISODES`]; smaller in tests).
+    max_episodes: usize,
+    /// Alerts of a new key emitted without an episode because `max_episodes` were open (their
+    /// repeats are not aggregated).
+    pub episodes_dropped: u64,
 }
 
 impl Aggregator {
@@ -130,6 +142,8 @@ impl Aggregator {
             memo: NONE,
             next_end: None,
             suppressed: 0,
+            max_episodes: MAX_EPISODES,
+            episodes_dropped: 0,
         }
     }
 
@@ -284,6 +298,11 @@ impl Aggregator {
                 }
                 ep.last = Some(alert);
             }
+            Err(_) if self.episodes.len() >= self.max_episodes => {
+                // Full: the alert goes out as it is, and its repeats too until room is made.
+                self.episodes_dropped += 1;
+                out.push(alert);
+            }
             Err(fp) => {
                 let window_end = alert.timestamp.plus_secs(self.window_s);
                 self.next_end = Some(self.next_end.map_or(window_end, |e| e.min(window_end)));
@@ -387,6 +406,34 @@ mod tests {
         // ROGUE's window (30..90) closed too.
         assert!(out[4].otwatch.aggregated, "{out:?}");
         assert_eq!(out[4].src_ip.to_string(), ROGUE);
+    }
+
+    #[test]
+    fn a_flood_of_distinct_keys_stays_within_the_episode_cap() {
+        // 50 clients each repeat one finding: with room for 8 episodes, the first 8 keys are
+        // aggregated, the other 42 open none (their alerts go out as they come, counted).
+        let mut agg = Aggregator::new(300);
+        agg.max_episodes = 8;
+        let mut out = Vec::new();
+        for rep in 0..3 {
+            for c in 0..50 {
+                agg.push(raw(rep, true, &format!("10.1.0.{c}")), &mut out);
+                assert!(agg.episodes.len() <= 8);
+            }
+        }
+        assert_eq!(agg.episodes.len(), 8);
+        assert_eq!(agg.episodes_dropped, 42 * 3);
+        assert_eq!(agg.suppressed, 8 * 2);
+        assert_eq!(out.len(), 8 + 42 * 3);
+        agg.finish(&mut out);
+        assert_eq!(out.iter().filter(|a| a.otwatch.aggregated).count(), 8);
+        // Under the cap nothing is refused.
+        let mut agg = Aggregator::new(300);
+        let mut out = Vec::new();
+        for c in 0..50 {
+            agg.push(raw(0, true, &format!("10.1.0.{c}")), &mut out);
+        }
+        assert_eq!((agg.episodes.len(), agg.episodes_dropped), (50, 0));
     }
 
     /// The aggregator as it was first written (a `BTreeMap` by the owned key, cloned per

@@ -568,6 +568,10 @@ impl Engine {
         let mut v = vec![
             ("raised".to_string(), self.raised),
             ("suppressed".to_string(), self.agg.suppressed),
+            (
+                "aggregate.episodes_dropped".to_string(),
+                self.agg.episodes_dropped,
+            ),
         ];
         if let Some(pool) = &self.pool {
             for (_, d, c, n) in pool.counters() {
