@@ -483,7 +483,15 @@ pub struct Timing {
     no_named_memo: bool,
     /// States not kept because the table was full.
     pub states_dropped: u64,
+    /// Events of channels outside the baseline not remembered as such because
+    /// [`MAX_UNKNOWN_CHANS`] were (looked up again next time: no check is skipped).
+    pub chans_uncached: u64,
 }
+
+/// Most channels outside the baseline that [`Timing`] remembers as having nothing to check
+/// (each costs about 400 bytes; beyond, they are looked up again on every event). A plant has
+/// a few hundred channels; 100,000 new ones would otherwise hold 25 MB for nothing.
+const MAX_UNKNOWN_CHANS: usize = 4096;
 
 /// The median of sorted intervals (the upper one of an even count).
 #[cfg(test)]
@@ -939,6 +947,7 @@ impl Timing {
             #[cfg(test)]
             no_named_memo: false,
             states_dropped: 0,
+            chans_uncached: 0,
         }
     }
 
@@ -1068,6 +1077,13 @@ impl Timing {
 impl Detector for Timing {
     fn name(&self) -> &'static str {
         "timing"
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("states_dropped", self.states_dropped),
+            ("chans_uncached", self.chans_uncached),
+        ]
     }
 
     fn on_event(&mut self, ev: &IcsEvent, baseline: Option<&Baseline>, out: &mut Vec<Alert>) {
@@ -1257,13 +1273,17 @@ impl Timing {
                 let c = u32::try_from(self.chans.len()).ok();
                 // Channels of the baseline are always kept (there are only so many); others
                 // while there is room, else looked up again next time.
-                match c.filter(|_| chan.ch.is_some() || self.chans.len() < self.cfg.max_states) {
+                let room = self.cfg.max_states.min(MAX_UNKNOWN_CHANS);
+                match c.filter(|_| chan.ch.is_some() || self.chans.len() < room) {
                     Some(c) => {
                         self.chans.push(chan);
                         self.chan_index.insert(ctx, c);
                         c
                     }
-                    None => return,
+                    None => {
+                        self.chans_uncached += 1;
+                        return;
+                    }
                 }
             }
         };
@@ -1855,6 +1875,35 @@ mod tests {
             .explanation
             .starts_with("10.0.0.1 stopped polling 10.0.1.1 unit 1"));
         assert_eq!(out[0].timestamp, ts_ms(752_500));
+    }
+
+    #[test]
+    fn a_flood_of_unknown_channels_stays_within_its_cap() {
+        // Channels outside the baseline are remembered up to MAX_UNKNOWN_CHANS, the rest
+        // counted; a baseline channel is still kept and checked after the flood.
+        let b = learnt();
+        let mut d = Timing::new(TimingConfig::default());
+        let mut out = Vec::new();
+        let n = MAX_UNKNOWN_CHANS as u32 + 500;
+        for k in 0..n {
+            let client = format!("10.9.{}.{}", k >> 8, k & 255);
+            let ev = read_coils(700_000, &client, PLC, 1, 0, &[true]);
+            d.on_event(&ev, Some(&b), &mut out);
+            assert!(d.chans.len() <= MAX_UNKNOWN_CHANS);
+        }
+        assert_eq!(d.chans.len(), MAX_UNKNOWN_CHANS);
+        assert_eq!(d.chans_uncached, 500);
+        d.on_event(
+            &read_coils(700_000, MASTER, PLC, 1, 0, &[true]),
+            Some(&b),
+            &mut out,
+        );
+        assert_eq!(d.chans.len(), MAX_UNKNOWN_CHANS + 1);
+        assert!(d.chans.iter().any(|c| c.ch.is_some()));
+        assert_eq!(
+            d.counters(),
+            vec![("states_dropped", 0), ("chans_uncached", 500)]
+        );
     }
 
     #[test]
