@@ -1156,7 +1156,17 @@ pub struct Values {
     fast_paths: bool,
     /// `max_values_per_access` as a block length.
     cap: u32,
+    /// Most channels in `chans` ([`MAX_CHANS`]; smaller in tests).
+    max_chans: usize,
+    /// Accesses not checked because their channel was new and `max_chans` channels were kept
+    /// (counted once per access, or once per event for named objects).
+    pub chans_dropped: u64,
 }
+
+/// Most channels whose objects [`Values`] tracks (each about 250 bytes with its index, more
+/// with its objects). A plant has a few hundred channels; 100,000 new channels would hold
+/// 38 MB. Beyond, the values of a new channel's accesses are not checked (counted).
+const MAX_CHANS: usize = 16_384;
 
 fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, side: &'static str) {
     match into {
@@ -1770,23 +1780,30 @@ impl Values {
             key_buf: String::new(),
             fast_paths: true,
             cap: u32::try_from(cfg.max_values_per_access).unwrap_or(u32::MAX),
+            max_chans: MAX_CHANS,
+            chans_dropped: 0,
             cfg,
         }
     }
 
-    /// The index of the event's channel in `chans`, added if new.
-    fn chan_of(&mut self, ctx: &EventCtx) -> usize {
+    /// The index of the event's channel in `chans`, added if new while fewer than
+    /// [`MAX_CHANS`] are kept (else none, counted in `chans_dropped`).
+    fn chan_of(&mut self, ctx: &EventCtx) -> Option<usize> {
         if let Some(&mut i) = self
             .chan_index
             .find(ctx)
             .and_then(|s| self.chan_index.get_mut(s))
         {
-            return i;
+            return Some(i);
+        }
+        if self.chans.len() >= self.max_chans {
+            self.chans_dropped += 1;
+            return None;
         }
         let i = self.chans.len();
         self.chans.push(Chan::default());
         self.chan_index.insert(ctx, i);
-        i
+        Some(i)
     }
 
     /// The cached block `key` of channel `ci` (index in `chans`, when it has one): from the
@@ -1964,7 +1981,7 @@ impl Values {
         out: &mut Vec<Alert>,
     ) -> Option<u32> {
         let max_states = self.cfg.max_states;
-        let ci = self.chan_of(ctx);
+        let ci = self.chan_of(ctx)?;
         let full_key = BlockKey {
             chan: (ev.client.ip, ev.server.ip, ev.proto),
             shape: key,
@@ -2149,6 +2166,7 @@ impl Detector for Values {
         vec![
             ("states_dropped", self.states_dropped),
             ("cache_resets", self.cache_resets),
+            ("chans_dropped", self.chans_dropped),
         ]
     }
 
@@ -2239,8 +2257,8 @@ impl Values {
         // The channel's index, when it has one, for its list of blocks (looked up once, when
         // a block is not in `by_req`).
         let mut known = None;
-        // The channel's index, for named objects (added if new).
-        let mut ci = None;
+        // The channel's index, for named objects (added if new; none when the table is full).
+        let mut ci: Option<Option<usize>> = None;
         for (i, a) in ev.accesses.iter().enumerate() {
             match &a.object {
                 ObjectRef::Modbus {
@@ -2279,8 +2297,9 @@ impl Values {
                     }
                 }
                 _ => {
-                    let ci = *ci.get_or_insert_with(|| self.chan_of(ctx));
-                    self.named_access(b, ev, &mut now, ci, a, out);
+                    if let Some(ci) = *ci.get_or_insert_with(|| self.chan_of(ctx)) {
+                        self.named_access(b, ev, &mut now, ci, a, out);
+                    }
                 }
             }
         }
@@ -2532,6 +2551,34 @@ mod tests {
             evs.push(ev);
         }
         evs
+    }
+
+    #[test]
+    fn a_flood_of_distinct_channels_stays_within_the_channel_cap() {
+        let b = learnt();
+        let mut d = Values::new(ValuesConfig::default());
+        d.max_chans = 8;
+        let mut out = Vec::new();
+        for k in 0..50 {
+            let client = format!("10.9.0.{k}");
+            d.on_event(
+                &read_ir(1000, &client, PLC, 1, 0, &[100, 7]),
+                Some(&b),
+                &mut out,
+            );
+            assert!(d.chans.len() <= 8);
+        }
+        assert_eq!((d.chans.len(), d.chans_dropped), (8, 42));
+        // Full: a baseline channel seen after the flood is not checked, and that is counted.
+        let wild = read_ir(201_000, MASTER, PLC, 1, 0, &[99_999, 7]);
+        d.on_event(&wild, Some(&b), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(d.chans_dropped, 43);
+        assert!(d.counters().contains(&("chans_dropped", 43)));
+        // With room, the same read is checked.
+        let (out, d) = run_with(ValuesConfig::default(), &[wild]);
+        assert!(!out.is_empty());
+        assert_eq!(d.chans_dropped, 0);
     }
 
     /// The alerts and the final object states of `evs`, with the fast paths or without.
