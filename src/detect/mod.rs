@@ -131,8 +131,9 @@ const MASK_KNOWN: u32 = 1 << 31;
 /// Most requests numbered per channel (see [`EventCtx::req`]).
 const MAX_CHAN_REQS: usize = 64;
 
-/// Most requests an engine numbers.
-const MAX_REQS: u32 = 1 << 20;
+/// Most requests an engine numbers (a plant: a few hundred channels with a few dozen
+/// requests each; every detector keeps a few words per number).
+const MAX_REQS: u32 = 1 << 18;
 
 /// A short list of keys with values, looked up after the last hit first: a channel's
 /// requests come back in the same polling cycle, so the next lookup is usually one compare.
@@ -193,8 +194,10 @@ impl<K: PartialEq, V: Copy> CycleMap<K, V> {
 /// The requests of one channel with their numbers.
 type ChanReqs = CycleMap<ModSig, u32>;
 
-/// Most channels an engine numbers (beyond: detectors look them up themselves).
-const MAX_NUMBERED_CHANNELS: usize = 65_536;
+/// Most channels an engine numbers (beyond: detectors look them up themselves, with the
+/// same result). A plant has a few hundred; each number costs the engine about 130 bytes
+/// (its hash entry and request list) and every detector a slot.
+const MAX_NUMBERED_CHANNELS: usize = 16_384;
 
 /// Entries of the engine's memo of recent channel numbers, by flow.
 const FLOW_MEMO: usize = 1024;
@@ -1016,6 +1019,24 @@ mod tests {
         e.on_event(&ev, &mut out);
         assert_eq!(e.chan_reqs[0].len(), 2);
         assert_eq!(e.requests_unnumbered, 0);
+    }
+
+    #[test]
+    fn a_flood_of_distinct_channels_stays_within_the_numbering_caps() {
+        // More channels than the engine numbers: the rest are counted, not numbered, and the
+        // engine's tables stop growing.
+        let mut e = Engine::new(Some(learnt()), DetectConfig::default());
+        let mut out = Vec::new();
+        let n = MAX_NUMBERED_CHANNELS + 100;
+        for k in 0..n {
+            let client = format!("10.{}.{}.{}", 100 + (k >> 16), (k >> 8) & 255, k & 255);
+            let mut ev = read_hr(k as i64, &client, PLC, 1, 0, &[1]);
+            ev.flow_id = k as u64 + 1;
+            e.on_event(&ev, &mut out);
+        }
+        assert_eq!(e.chan_numbers.len(), MAX_NUMBERED_CHANNELS);
+        assert!(e.chan_reqs.len() <= MAX_NUMBERED_CHANNELS);
+        assert_eq!(e.channels_unnumbered, 100);
     }
 
     #[test]
