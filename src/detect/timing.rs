@@ -484,7 +484,7 @@ pub struct Timing {
     /// States not kept because the table was full.
     pub states_dropped: u64,
     /// Events of channels outside the baseline not remembered as such because
-    /// [`MAX_UNKNOWN_CHANS`] were (looked up again next time: no check is skipped).
+    /// `MAX_UNKNOWN_CHANS` were (looked up again next time: no check is skipped).
     pub chans_uncached: u64,
 }
 
