@@ -728,23 +728,29 @@ fn keep_repeat(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
     }
     dst.ts = src.ts;
     dst.proto = src.proto;
+    dst.function = copy_function(&src.function);
+    dst.evidence.packet = src.evidence.packet;
+    dst.evidence.response_packet = src.evidence.response_packet;
+    true
+}
+
+/// A copy of a function, field by field (all `Copy`): cheaper than the derived `clone`.
+#[inline(always)]
+fn copy_function(f: &Function) -> Function {
     let Function {
         code,
         name,
         category,
         sub,
         sub_name,
-    } = src.function;
-    dst.function = Function {
+    } = *f;
+    Function {
         code,
         name,
         category,
         sub,
         sub_name,
-    };
-    dst.evidence.packet = src.evidence.packet;
-    dst.evidence.response_packet = src.evidence.response_packet;
-    true
+    }
 }
 
 /// [`keep_for_evidence`] for any shape.
@@ -752,21 +758,7 @@ fn keep_repeat(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
 fn keep_general(dst: &mut IcsEvent, src: &IcsEvent) {
     dst.ts = src.ts;
     dst.proto = src.proto;
-    // Field by field (all `Copy`): no derived `clone_from`.
-    let Function {
-        code,
-        name,
-        category,
-        sub,
-        sub_name,
-    } = src.function;
-    dst.function = Function {
-        code,
-        name,
-        category,
-        sub,
-        sub_name,
-    };
+    dst.function = copy_function(&src.function);
     if !matches!((&dst.outcome, &src.outcome), (Outcome::Ok, Outcome::Ok)) {
         dst.outcome.clone_from(&src.outcome);
     }
