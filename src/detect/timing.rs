@@ -694,6 +694,24 @@ fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
 /// changed) for any other shape.
 #[inline(always)]
 fn keep_repeat(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
+    if !matches!((&dst.outcome, &src.outcome), (Outcome::Ok, Outcome::Ok))
+        || !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file)
+        || !keep_range_access(dst, src)
+    {
+        return false;
+    }
+    dst.ts = src.ts;
+    dst.proto = src.proto;
+    dst.function = copy_function(&src.function);
+    dst.evidence.packet = src.evidence.packet;
+    dst.evidence.response_packet = src.evidence.response_packet;
+    true
+}
+
+/// The accesses of a poll's repeat (one access to a Modbus range on both sides, as many
+/// values kept as last time) copied in place; false (nothing changed) for any other shape.
+#[inline(always)]
+fn keep_range_access(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
     let ([d], [a]) = (dst.accesses.as_mut_slice(), src.accesses.as_slice()) else {
         return false;
     };
@@ -713,10 +731,7 @@ fn keep_repeat(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
         return false;
     };
     let n = a.values.len().min(KEPT_VALUES);
-    let ok = matches!((&dst.outcome, &src.outcome), (Outcome::Ok, Outcome::Ok))
-        && std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file)
-        && d.values.len() == n;
-    let Some(vals) = a.values.get(..n).filter(|_| ok) else {
+    let Some(vals) = a.values.get(..n).filter(|_| d.values.len() == n) else {
         return false;
     };
     d.dir = a.dir;
@@ -726,11 +741,6 @@ fn keep_repeat(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
     for (x, y) in d.values.iter_mut().zip(vals) {
         copy_value(x, y);
     }
-    dst.ts = src.ts;
-    dst.proto = src.proto;
-    dst.function = copy_function(&src.function);
-    dst.evidence.packet = src.evidence.packet;
-    dst.evidence.response_packet = src.evidence.response_packet;
     true
 }
 
@@ -767,38 +777,9 @@ fn keep_general(dst: &mut IcsEvent, src: &IcsEvent) {
     }
     dst.evidence.packet = src.evidence.packet;
     dst.evidence.response_packet = src.evidence.response_packet;
-    // The repeat of a poll: one access to a Modbus range, as many values kept as last time.
-    if let ([d], [a]) = (dst.accesses.as_mut_slice(), src.accesses.as_slice()) {
-        if let (
-            ObjectRef::Modbus {
-                table,
-                start,
-                count,
-            },
-            &ObjectRef::Modbus {
-                table: t,
-                start: s,
-                count: c,
-            },
-        ) = (&mut d.object, &a.object)
-        {
-            let vals = a
-                .values
-                .get(..a.values.len().min(KEPT_VALUES))
-                .unwrap_or_default();
-            if d.values.len() == vals.len() {
-                d.dir = a.dir;
-                *table = t;
-                *start = s;
-                *count = c;
-                for (x, y) in d.values.iter_mut().zip(vals) {
-                    copy_value(x, y);
-                }
-                return;
-            }
-        }
+    if !keep_range_access(dst, src) {
+        keep_accesses(dst, src);
     }
-    keep_accesses(dst, src);
 }
 
 /// The accesses part of [`keep_for_evidence`], for any shape.
