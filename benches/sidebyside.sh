@@ -5,7 +5,8 @@
 #   benches/sidebyside.sh                    # 3M packets, 5 runs each, medians
 #   PACKETS=500000 RUNS=3 benches/sidebyside.sh
 #
-# Environment: PROFILE (dist), PACKETS (3000000), RUNS (5), SEED (1), OPCUA_SHARE (0.05: Modbus-heavy, as
+# Environment: PGO (1: also time a profile-guided build made by benches/pgo.sh; 0: skip it),
+# PROFILE (dist), PACKETS (3000000), RUNS (5), SEED (1), OPCUA_SHARE (0.05: Modbus-heavy, as
 # Suricata has no OPC UA parser), LOSS (0), REORDER (0.0002), WORK (/tmp/otwatch-sidebyside). The baseline for detect is
 # learnt with `otwatch learn` on a separate capture: same plant, seed SEED+1, PACKETS/4 packets.
 set -euo pipefail
@@ -38,6 +39,16 @@ BASELINE=$WORK/baseline-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$
 [ -s "$CAP" ] || "$GEN" "$CAP" --seed "$SEED" --packets "$PACKETS" --opcua-share "$OPCUA_SHARE" --loss "$LOSS" --reorder "$REORDER"
 [ -s "$LEARNCAP" ] || "$GEN" "$LEARNCAP" --seed $((SEED + 1)) --packets $((PACKETS / 4)) --opcua-share "$OPCUA_SHARE" --loss "$LOSS" --reorder "$REORDER"
 [ -s "$BASELINE" ] || "$OTWATCH" learn -o "$BASELINE" "$LEARNCAP"
+
+# The profile-guided build (benches/pgo.sh trains it on other captures): it must write the same
+# alerts as the plain build, byte for byte, or the run stops.
+PGO=${PGO:-1}
+if [ "$PGO" = 1 ]; then
+    OTWATCH_PGO=$(benches/pgo.sh)
+    "$OTWATCH" detect --baseline "$BASELINE" "$CAP" > "$WORK/alerts-plain.jsonl" 2>/dev/null
+    "$OTWATCH_PGO" detect --baseline "$BASELINE" "$CAP" > "$WORK/alerts-pgo.jsonl" 2>/dev/null
+    cmp -s "$WORK/alerts-plain.jsonl" "$WORK/alerts-pgo.jsonl" || { echo "PGO build's alerts differ from the plain build's" >&2; exit 1; }
+fi
 
 read -r NPKT NBYTES _ _ < <("$WALK" "$CAP")
 FILEBYTES=$(stat -c %s "$CAP")
@@ -126,6 +137,7 @@ for _ in $(seq "$RUNS"); do
     time_once walk "$WALK" "$CAP"
     time_once otwatch "$OTWATCH" "${DETECT_ARGS[@]}" "$CAP"
     if [ "$THREADS2" = 1 ]; then time_once otwatch2 "$OTWATCH" "${DETECT2_ARGS[@]}" "$CAP"; fi
+    if [ "$PGO" = 1 ]; then time_once otwatch_pgo "$OTWATCH_PGO" "${DETECT_ARGS[@]}" "$CAP"; fi
     rm -f "$SURI_LOG/eve.json"
     time_once suricata suricata "${SURI_ARGS[@]}"
 done
@@ -170,9 +182,14 @@ echo "|---|---|---|---|"
 row "walk (pcap-parser, read only)" "$T_WALK"
 row "otwatch detect ${DETECT_ARGS[*]:5}" "$T_OTW"
 if [ "$THREADS2" = 1 ]; then T_OTW2=$(median otwatch2); row "otwatch detect ${DETECT2_ARGS[*]:5}" "$T_OTW2"; fi
+if [ "$PGO" = 1 ]; then T_PGO=$(median otwatch_pgo); row "otwatch detect ${DETECT_ARGS[*]:5} (PGO)" "$T_PGO"; fi
 row "suricata --runmode single" "$T_SURI"
 awk -v w="$T_WALK" -v o="$T_OTW" -v s="$T_SURI" 'BEGIN {
     printf "\notwatch/suricata throughput ratio: %.2f; otwatch/walk: %.3f; suricata/walk: %.3f\n", s / o, w / o, w / s }'
 if [ "$THREADS2" = 1 ]; then
     awk -v o="$T_OTW" -v o2="$T_OTW2" 'BEGIN { printf "otwatch --threads 2 / --threads 1 throughput: %.2f\n", o / o2 }'
+fi
+if [ "$PGO" = 1 ]; then
+    awk -v w="$T_WALK" -v o="$T_PGO" -v s="$T_SURI" 'BEGIN {
+        printf "PGO build: otwatch/suricata throughput ratio: %.2f; otwatch/walk: %.3f\n", s / o, w / o }'
 fi
