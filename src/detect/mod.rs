@@ -40,12 +40,13 @@ pub(crate) mod testkit;
 use crate::alert::attack::*;
 use crate::alert::Alert;
 use crate::baseline::Baseline;
-use crate::event::{IcsEvent, OpKind};
+use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, OpKind, Outcome};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use aggregate::Aggregator;
 use novelty::{ChanId, ModSig};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// What the engine works out of an event once for all its detectors: the channel, its
@@ -204,6 +205,98 @@ const FLOW_MEMO: usize = 1024;
 
 /// No slot (in [`ChanSlots`]' number table).
 const NO_SLOT: u32 = u32::MAX;
+
+/// Bits of the index of the engine's memo of prepared requests ([`ReqMemo`]).
+const REQ_MEMO_BITS: u32 = 11;
+
+/// Entries of the engine's memo of prepared requests (a few hundred bytes each, made on the
+/// first request prepared).
+const REQ_MEMO: usize = 1 << REQ_MEMO_BITS;
+
+/// What the engine prepared for a request seen on a flow: the fields of the event that fix
+/// its channel and request signature (checked against every event that lands on the entry),
+/// and what they gave: the [`EventCtx`] and the detectors that act on the request when it
+/// ends normally without violations. A repeat of the request is found with one index and a
+/// few compares instead of the channel and request lookups, the kind and its mask.
+#[derive(Clone, Copy, Debug)]
+struct ReqMemo {
+    /// The flow (it picks the entry; with the addresses it keeps one entry per flow).
+    flow_id: u64,
+    /// The client's address.
+    client: IpAddr,
+    /// The server's address.
+    server: IpAddr,
+    /// The function code.
+    code: u32,
+    /// The first address of the one access.
+    start: u32,
+    /// The number of objects of the one access.
+    count: u32,
+    /// The sub-function.
+    sub: Option<u16>,
+    /// The unit id.
+    unit: Option<u8>,
+    /// The table of the one access.
+    table: ModbusTable,
+    /// The direction of the one access.
+    dir: AccessDir,
+    /// The detectors that act on the request's kind (with [`MASK_KNOWN`]); 0: no entry.
+    mask: u32,
+    /// The context of the request's events (channel and request numbered).
+    ctx: EventCtx,
+}
+
+/// An empty entry of the memo.
+const NO_MEMO: ReqMemo = ReqMemo {
+    flow_id: 0,
+    client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    server: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    code: 0,
+    start: 0,
+    count: 0,
+    sub: None,
+    unit: None,
+    table: ModbusTable::Coil,
+    dir: AccessDir::Read,
+    mask: 0,
+    ctx: EventCtx {
+        key: ChanId::EMPTY,
+        chan: None,
+        sig: None,
+        req: None,
+    },
+};
+
+/// The one Modbus range access of a Modbus event that ended normally without violations:
+/// the only events whose requests the engine memoizes.
+#[inline(always)]
+fn memo_access(ev: &IcsEvent) -> Option<(&crate::event::Access, ModbusTable, u32, u32)> {
+    if ev.proto != AppProto::Modbus
+        || !matches!(ev.outcome, Outcome::Ok)
+        || !ev.violations.is_empty()
+    {
+        return None;
+    }
+    let [a] = ev.accesses.as_slice() else {
+        return None;
+    };
+    match a.object {
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } => Some((a, table, start, count)),
+        _ => None,
+    }
+}
+
+/// The memo entry of a flow's request (its function code and first address).
+#[inline(always)]
+fn memo_slot(flow_id: u64, start: u32, code: u32) -> usize {
+    let h = (flow_id ^ (u64::from(start) << 24) ^ (u64::from(code) << 48))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - REQ_MEMO_BITS)) as usize
+}
 
 /// A detector's per-channel values, found by the engine's channel number when there is one
 /// (an index into a vector), else by a hash lookup of the channel.
@@ -402,6 +495,17 @@ pub struct Engine {
     flow_memo: Vec<Option<(ChanId, u32)>>,
     /// The requests of each numbered channel (see [`EventCtx::req`]).
     chan_reqs: Vec<ChanReqs>,
+    /// Prepared requests by flow and request ([`ReqMemo`]; empty until the first).
+    req_memo: Vec<ReqMemo>,
+    /// Events run through the memo of prepared requests.
+    #[cfg(test)]
+    memo_hits: u64,
+    /// No memo of prepared requests (the reference the memo is tested against).
+    #[cfg(test)]
+    memo_off: bool,
+    /// Applied to memo indices (tests: few entries, many collisions).
+    #[cfg(test)]
+    memo_mask: usize,
     /// Requests numbered.
     reqs: u32,
     /// Which detectors act on each Modbus event kind ([`MASK_KNOWN`] set once worked out).
@@ -464,6 +568,13 @@ impl Engine {
             chan_numbers: HashMap::default(),
             flow_memo: vec![None; FLOW_MEMO],
             chan_reqs: Vec::new(),
+            req_memo: Vec::new(),
+            #[cfg(test)]
+            memo_hits: 0,
+            #[cfg(test)]
+            memo_off: false,
+            #[cfg(test)]
+            memo_mask: REQ_MEMO - 1,
             reqs: 0,
             masks: vec![0; MASK_SLOTS],
             other_masks: Vec::new(),
@@ -487,6 +598,7 @@ impl Engine {
         self.other_masks.clear();
         self.may_idle = self.idle_mask();
         self.req_idle.clear();
+        self.req_memo.clear();
     }
 
     /// The detectors that may become idle on a request, one bit each.
@@ -545,6 +657,7 @@ impl Engine {
             self.other_masks.clear();
             self.may_idle = 0;
             self.req_idle.clear();
+            self.req_memo.clear();
             self.pool = Some(parallel::Pool::new(
                 detectors,
                 threads,
@@ -669,7 +782,9 @@ impl Engine {
         self.next_tick_ns = now.as_nanos() + i128::from(self.tick_us) * 1000;
     }
 
-    /// The detectors on this thread, on one event.
+    /// The detectors on this thread, on one event: a repeat of a prepared request through
+    /// its memo entry ([`Engine::run_memo`]), any other event through the channel and request
+    /// lookups (which prepare the request for its next repeat).
     fn run(&mut self, ev: &IcsEvent, out: &mut Vec<Alert>) {
         let due = self.clock(ev.ts);
         if due {
@@ -677,6 +792,9 @@ impl Engine {
             self.tick(now);
             self.drain(out);
             self.agg.flush_expired(now, out);
+        }
+        if let Some(i) = self.memo_hit(ev) {
+            return self.run_memo(ev, i, out);
         }
         self.fill_ctx(ev);
         if self.detectors.len() > MAX_MASKED_DETECTORS {
@@ -686,23 +804,130 @@ impl Engine {
             return self.drain(out);
         }
         let kind = EventKind::of(ev);
-        let mut mask = self.mask(&kind) & !MASK_KNOWN;
+        let known = self.mask(&kind);
+        if kind.ok && !kind.violations {
+            self.memo_store(ev, known);
+        }
         let ctx = &self.cur;
         // A request that ended normally: not the detectors idle on it; the others that may
         // become idle are asked after it.
+        let mut mask = known & !MASK_KNOWN;
         let mut ask = 0;
         if let (true, Some(r)) = (kind.ok, ctx.req) {
             mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
             ask = mask & self.may_idle;
         }
-        // The detectors that act on the event, in order.
-        while mask != 0 {
-            let i = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if let Some(d) = self.detectors.get_mut(i) {
-                d.on_event_ctx(ev, ctx, self.baseline.as_deref(), &mut self.raw);
-            }
+        call_detectors(
+            &mut self.detectors,
+            ev,
+            ctx,
+            self.baseline.as_deref(),
+            &mut self.raw,
+            mask,
+        );
+        if ask != 0 {
+            let ctx = *ctx;
+            self.ask_idle(&ctx, ask);
         }
+        self.drain(out);
+    }
+
+    /// The memo entry of a repeat of a prepared request (see [`ReqMemo`]), if the event is
+    /// one: every field that fixes its channel and request signature equal to the entry's.
+    #[inline(always)]
+    fn memo_hit(&self, ev: &IcsEvent) -> Option<usize> {
+        #[cfg(test)]
+        if self.memo_off {
+            return None;
+        }
+        let (a, table, start, count) = memo_access(ev)?;
+        let i = self.memo_index(ev.flow_id, start, ev.function.code);
+        let m = self.req_memo.get(i)?;
+        (m.mask != 0
+            && m.flow_id == ev.flow_id
+            && m.start == start
+            && m.code == ev.function.code
+            && m.count == count
+            && m.table == table
+            && m.dir == a.dir
+            && m.sub == ev.function.sub
+            && m.unit == ev.unit_id
+            && m.client == ev.client.ip
+            && m.server == ev.server.ip)
+            .then_some(i)
+    }
+
+    /// Prepares the request of the event just looked up (context in `cur`, detectors of
+    /// its kind `mask`) for its repeats: when it has a Modbus range access, ended normally
+    /// without violations (checked by the caller) and has channel and request numbers.
+    #[inline]
+    fn memo_store(&mut self, ev: &IcsEvent, mask: u32) {
+        #[cfg(test)]
+        if self.memo_off {
+            return;
+        }
+        let (Some(_), Some(_), Some((a, table, start, count))) =
+            (self.cur.chan, self.cur.req, memo_access(ev))
+        else {
+            return;
+        };
+        if self.req_memo.is_empty() {
+            self.req_memo = vec![NO_MEMO; REQ_MEMO];
+        }
+        let i = self.memo_index(ev.flow_id, start, ev.function.code);
+        if let Some(m) = self.req_memo.get_mut(i) {
+            *m = ReqMemo {
+                flow_id: ev.flow_id,
+                client: ev.client.ip,
+                server: ev.server.ip,
+                code: ev.function.code,
+                start,
+                count,
+                sub: ev.function.sub,
+                unit: ev.unit_id,
+                table,
+                dir: a.dir,
+                mask,
+                ctx: self.cur,
+            };
+        }
+    }
+
+    /// The memo entry of a flow's request ([`memo_slot`]).
+    #[inline(always)]
+    fn memo_index(&self, flow_id: u64, start: u32, code: u32) -> usize {
+        let i = memo_slot(flow_id, start, code);
+        #[cfg(test)]
+        let i = i & self.memo_mask;
+        i
+    }
+
+    /// [`Engine::run`] for a repeat of the request of memo entry `i`: its context and
+    /// detectors as prepared, less those idle on it.
+    #[inline(always)]
+    fn run_memo(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
+        #[cfg(test)]
+        {
+            self.memo_hits += 1;
+        }
+        let Some(m) = self.req_memo.get(i) else {
+            return;
+        };
+        let ctx = &m.ctx;
+        let mut mask = m.mask & !MASK_KNOWN;
+        let mut ask = 0;
+        if let Some(r) = ctx.req {
+            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
+            ask = mask & self.may_idle;
+        }
+        call_detectors(
+            &mut self.detectors,
+            ev,
+            ctx,
+            self.baseline.as_deref(),
+            &mut self.raw,
+            mask,
+        );
         if ask != 0 {
             let ctx = *ctx;
             self.ask_idle(&ctx, ask);
@@ -810,6 +1035,25 @@ impl Engine {
             self.drain(out);
         }
         self.agg.finish(out);
+    }
+}
+
+/// Runs the detectors of `mask` (one bit each, in order) on an event.
+#[inline(always)]
+fn call_detectors(
+    detectors: &mut [Box<dyn Detector>],
+    ev: &IcsEvent,
+    ctx: &EventCtx,
+    baseline: Option<&Baseline>,
+    raw: &mut Vec<Alert>,
+    mut mask: u32,
+) {
+    while mask != 0 {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if let Some(d) = detectors.get_mut(i) {
+            d.on_event_ctx(ev, ctx, baseline, raw);
+        }
     }
 }
 
@@ -997,6 +1241,182 @@ mod tests {
         }
         evs.sort_by_key(|e| e.ts);
         evs
+    }
+
+    /// `mixed_traffic` with repeats that differ from a prepared request in one field each
+    /// (unit, count, sub-function, server, client, direction, table, outcome, violations,
+    /// a second access) on the same flow and address, and a new channel on a known flow.
+    fn memo_traffic() -> Vec<IcsEvent> {
+        let mut evs = mixed_traffic();
+        let n = evs.len();
+        for i in (0..n).step_by(7) {
+            let Some(base) = evs.get(i).cloned() else {
+                continue;
+            };
+            let mut e = base.clone();
+            match (i / 7) % 11 {
+                0 => e.unit_id = e.unit_id.map(|u| u.wrapping_add(1)),
+                1 => {
+                    if let Some(ObjectRef::Modbus { count, .. }) =
+                        e.accesses.first_mut().map(|a| &mut a.object)
+                    {
+                        *count += 1;
+                    }
+                }
+                2 => e.function.sub = Some(4),
+                3 => e.server.ip = OTHER_PLC.parse().unwrap(),
+                4 => e.client.ip = ROGUE.parse().unwrap(),
+                5 => {
+                    if let Some(a) = e.accesses.first_mut() {
+                        a.dir = AccessDir::Write;
+                    }
+                }
+                6 => {
+                    if let Some(ObjectRef::Modbus { table, .. }) =
+                        e.accesses.first_mut().map(|a| &mut a.object)
+                    {
+                        *table = ModbusTable::InputRegister;
+                    }
+                }
+                7 => e.outcome = exception(2),
+                8 => e.violations = vec!["length_mismatch"],
+                9 => {
+                    if let Some(a) = e.accesses.first().cloned() {
+                        e.accesses.push(a);
+                    }
+                }
+                _ => e.server.ip = "10.9.9.9".parse().unwrap(),
+            }
+            e.ts = Timestamp::from_micros(e.ts.as_micros() + 10);
+            evs.push(e);
+        }
+        evs.sort_by_key(|e| e.ts);
+        evs
+    }
+
+    #[test]
+    fn the_request_memo_gives_what_the_lookups_give() {
+        // Every event through an engine with the memo (full size, and two entries: every
+        // flow and request collide) and one without: each hit's context and detectors are
+        // those the lookups find, and the alerts and counters are the same.
+        let b = learnt();
+        let evs = memo_traffic();
+        for (mask, add_at) in [
+            (REQ_MEMO - 1, usize::MAX),
+            (1, usize::MAX),
+            (REQ_MEMO - 1, 900),
+        ] {
+            let cfg = || DetectConfig {
+                aggregate_window_s: 0,
+                ..DetectConfig::default()
+            };
+            let mut with = Engine::new(Some(b.clone()), cfg());
+            with.memo_mask = mask;
+            let mut without = Engine::new(Some(b.clone()), cfg());
+            without.memo_off = true;
+            let (mut o1, mut o2) = (Vec::new(), Vec::new());
+            for (k, ev) in evs.iter().enumerate() {
+                if k == add_at {
+                    // A detector added on the way: the memo starts over.
+                    with.add_detector(Box::new(violations::Violations));
+                    without.add_detector(Box::new(violations::Violations));
+                }
+                let hit = with.memo_hit(ev);
+                with.on_event(ev, &mut o1);
+                without.on_event(ev, &mut o2);
+                if let Some(i) = hit {
+                    let m = with.req_memo[i];
+                    let c = without.cur;
+                    assert_eq!(
+                        (m.ctx.key, m.ctx.chan, m.ctx.sig, m.ctx.req),
+                        (c.key, c.chan, c.sig, c.req),
+                        "event {k}"
+                    );
+                    assert_eq!(m.mask, without.mask(&EventKind::of(ev)), "event {k}");
+                }
+            }
+            with.finish(&mut o1);
+            without.finish(&mut o2);
+            // With two entries most requests take each other's entry: few hits.
+            let want = if mask == 1 { 0 } else { evs.len() as u64 / 3 };
+            assert!(with.memo_hits > want, "{} of {}", with.memo_hits, evs.len());
+            assert_eq!(without.memo_hits, 0);
+            assert!(o1.len() > 10, "{}", o1.len());
+            assert_eq!(lines(&o1), lines(&o2), "mask {mask}");
+            assert_eq!(with.counters(), without.counters());
+            assert_eq!(
+                (with.channels_unnumbered, with.requests_unnumbered),
+                (without.channels_unnumbered, without.requests_unnumbered)
+            );
+        }
+    }
+
+    /// A change to an event.
+    type Change = dyn Fn(&mut IcsEvent);
+
+    #[test]
+    fn the_request_memo_misses_on_any_field_that_differs() {
+        let mut e = Engine::new(Some(learnt()), DetectConfig::default());
+        let mut out = Vec::new();
+        let mut ev = read_hr(0, MASTER, PLC, 1, 0, &[1, 2]);
+        ev.flow_id = 7;
+        e.on_event(&ev, &mut out);
+        assert!(e.memo_hit(&ev).is_some());
+        let changes: Vec<Box<Change>> = vec![
+            Box::new(|e| e.flow_id = 8),
+            Box::new(|e| e.unit_id = Some(2)),
+            Box::new(|e| e.unit_id = None),
+            Box::new(|e| e.function.code = 4),
+            Box::new(|e| e.function.sub = Some(0)),
+            Box::new(|e| e.client.ip = ROGUE.parse().unwrap()),
+            Box::new(|e| e.server.ip = OTHER_PLC.parse().unwrap()),
+            Box::new(|e| e.server.ip = "::1".parse().unwrap()),
+            Box::new(|e| e.proto = crate::event::AppProto::Opcua),
+            Box::new(|e| e.outcome = exception(2)),
+            Box::new(|e| e.violations = vec!["length_mismatch"]),
+            Box::new(|e| e.accesses[0].dir = AccessDir::Write),
+            Box::new(|e| e.accesses[0].object = ObjectRef::Other { name: "x".into() }),
+            Box::new(|e| {
+                let a = e.accesses[0].clone();
+                e.accesses.push(a);
+            }),
+            Box::new(|e| e.accesses.clear()),
+            Box::new(|e| {
+                if let ObjectRef::Modbus {
+                    table,
+                    start,
+                    count,
+                } = &mut e.accesses[0].object
+                {
+                    *table = ModbusTable::Coil;
+                    *start += 0;
+                    *count += 0;
+                }
+            }),
+            Box::new(|e| {
+                if let ObjectRef::Modbus { start, .. } = &mut e.accesses[0].object {
+                    *start += 1;
+                }
+            }),
+            Box::new(|e| {
+                if let ObjectRef::Modbus { count, .. } = &mut e.accesses[0].object {
+                    *count += 1;
+                }
+            }),
+        ];
+        for (k, change) in changes.iter().enumerate() {
+            let mut x = ev.clone();
+            change(&mut x);
+            assert!(e.memo_hit(&x).is_none(), "change {k}");
+        }
+        // Values do not take part: a repeat with other values hits.
+        let mut x = ev.clone();
+        x.accesses[0].values = vec![
+            crate::event::Value::Int(900),
+            crate::event::Value::Bool(true),
+        ];
+        x.ts = Timestamp::from_micros(x.ts.as_micros() + 1);
+        assert!(e.memo_hit(&x).is_some());
     }
 
     #[test]

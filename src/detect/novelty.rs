@@ -65,6 +65,13 @@ fn bits_ip(bits: u128, v6: bool) -> IpAddr {
 }
 
 impl ChanId {
+    /// No channel (addresses 0, Modbus): a placeholder.
+    pub(crate) const EMPTY: ChanId = ChanId {
+        client: 0,
+        server: 0,
+        tags: 0,
+    };
+
     /// The channel of an event.
     #[inline]
     pub(crate) fn of(ev: &IcsEvent) -> Self {
