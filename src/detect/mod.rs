@@ -44,7 +44,7 @@ use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, OpKind
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use aggregate::Aggregator;
-use novelty::{ChanId, ModSig};
+use novelty::{ChanId, KnownNamed, ModSig};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -194,6 +194,31 @@ impl<K: PartialEq, V: Copy> CycleMap<K, V> {
 
 /// The requests of one channel with their numbers.
 type ChanReqs = CycleMap<ModSig, u32>;
+
+/// The named requests (OPC UA: nodes) of one channel, with their numbers (by their index in
+/// the list).
+#[derive(Debug, Default)]
+struct NamedReqs {
+    known: KnownNamed,
+    nums: Vec<u32>,
+}
+
+/// Most objects of named requests the engine keeps to number them (all channels together;
+/// each a few dozen bytes). Beyond, new named requests get no number (their detectors look
+/// them up themselves, as before).
+const MAX_NAMED_REQ_OBJECTS: usize = 1 << 14;
+
+/// Whether the engine numbers the request of `ev` as a named one: an OPC UA event whose
+/// accesses (at least one) name no Modbus objects.
+#[inline]
+fn is_named(ev: &IcsEvent) -> bool {
+    ev.proto == AppProto::Opcua
+        && !ev.accesses.is_empty()
+        && !ev
+            .accesses
+            .iter()
+            .any(|a| matches!(a.object, ObjectRef::Modbus { .. }))
+}
 
 /// Most channels an engine numbers (beyond: detectors look them up themselves, with the
 /// same result). A plant has a few hundred; each number costs the engine about 130 bytes
@@ -495,6 +520,12 @@ pub struct Engine {
     flow_memo: Vec<Option<(ChanId, u32)>>,
     /// The requests of each numbered channel (see [`EventCtx::req`]).
     chan_reqs: Vec<ChanReqs>,
+    /// By channel number: the index of its named requests in `named` ([`NO_SLOT`]: none).
+    named_of: Vec<u32>,
+    /// The named requests of channels (see [`is_named`]).
+    named: Vec<NamedReqs>,
+    /// Objects kept in `named` (at most [`MAX_NAMED_REQ_OBJECTS`]).
+    named_objects: usize,
     /// Prepared requests by flow and request ([`ReqMemo`]; empty until the first).
     req_memo: Vec<ReqMemo>,
     /// Events run through the memo of prepared requests.
@@ -568,6 +599,9 @@ impl Engine {
             chan_numbers: HashMap::default(),
             flow_memo: vec![None; FLOW_MEMO],
             chan_reqs: Vec::new(),
+            named_of: Vec::new(),
+            named: Vec::new(),
+            named_objects: 0,
             req_memo: Vec::new(),
             #[cfg(test)]
             memo_hits: 0,
@@ -981,6 +1015,8 @@ impl Engine {
                 Some(r) => Some(r),
                 None => self.number_req(n, *sig),
             };
+        } else if let (Some(n), true) = (chan, is_named(ev)) {
+            req = self.named_req(n, ev);
         }
         self.cur.key = key;
         self.cur.chan = chan;
@@ -1008,6 +1044,51 @@ impl Engine {
             self.requests_unnumbered += 1;
             None
         }
+    }
+
+    /// The number of the named request of `ev` on channel number `n`, numbered if new
+    /// (while there is room; else `None`, not counted: its detectors look it up).
+    #[inline(never)]
+    fn named_req(&mut self, n: u32, ev: &IcsEvent) -> Option<u32> {
+        let s = self.named_of.get(n as usize).copied().unwrap_or(NO_SLOT);
+        if let Some(c) = self.named.get_mut(s as usize) {
+            if let Some(i) = c.known.find(ev) {
+                return c.nums.get(i).copied();
+            }
+        }
+        self.number_named(n, ev)
+    }
+
+    /// Numbers the named request of `ev` on channel number `n` (which has none), while the
+    /// engine's table, the channel's list and the objects kept have room.
+    #[cold]
+    fn number_named(&mut self, n: u32, ev: &IcsEvent) -> Option<u32> {
+        let objects = ev.accesses.len();
+        if self.reqs >= MAX_REQS || self.named_objects + objects > MAX_NAMED_REQ_OBJECTS {
+            return None;
+        }
+        let n = n as usize;
+        if n >= self.named_of.len() {
+            self.named_of.resize(n + 1, NO_SLOT);
+        }
+        let slot = self.named_of.get_mut(n)?;
+        if *slot == NO_SLOT {
+            *slot = u32::try_from(self.named.len()).ok()?;
+            self.named.push(NamedReqs::default());
+        }
+        let c = self.named.get_mut(*slot as usize)?;
+        if c.nums.len() >= MAX_CHAN_REQS {
+            return None;
+        }
+        let before = c.known.objects();
+        if !c.known.insert(ev) {
+            return None;
+        }
+        self.named_objects += c.known.objects() - before;
+        let r = self.reqs;
+        c.nums.push(r);
+        self.reqs += 1;
+        Some(r)
     }
 
     #[cold]
@@ -1417,6 +1498,143 @@ mod tests {
         ];
         x.ts = Timestamp::from_micros(x.ts.as_micros() + 1);
         assert!(e.memo_hit(&x).is_some());
+    }
+
+    /// An OPC UA event (Publish-like) of `c` to `s` on nodes `nodes`, with values.
+    fn opcua(ms: i64, c: &str, s: &str, nodes: &[u32], dir: AccessDir) -> IcsEvent {
+        let mut e = read_hr(ms, c, s, 1, 0, &[1]);
+        e.proto = AppProto::Opcua;
+        e.unit_id = None;
+        e.function.code = 826;
+        e.function.name = "Publish";
+        e.accesses = nodes
+            .iter()
+            .map(|&n| crate::event::Access {
+                dir,
+                object: ObjectRef::Node {
+                    node_id: format!("ns=2;s=Plant.Tag{n}"),
+                    attribute: Some(13),
+                },
+                values: vec![crate::event::Value::Int(100 + i64::from(n))],
+            })
+            .collect();
+        e
+    }
+
+    /// Subset `k` of eight nodes (never empty).
+    fn subset(k: u32) -> Vec<u32> {
+        (0..8).filter(|b| (k % 255 + 1) & (1 << b) != 0).collect()
+    }
+
+    #[test]
+    fn named_requests_numbered_and_idle_change_no_alert() {
+        // OPC UA requests (sets of nodes) numbered by the engine, novelty and scans idle on
+        // the known ones: the same alerts and counters as on threads (every detector sees
+        // every event, without numbers). Known sets, new sets of known nodes, new nodes,
+        // writes, bad outcomes, a client that is no asset, and more sets than a channel
+        // numbers (or keeps objects of).
+        let mut l = Learner::default();
+        for i in 0..100i64 {
+            for k in 0..6 {
+                l.observe(&opcua(
+                    i * 1000 + k,
+                    MASTER,
+                    OTHER_PLC,
+                    &subset(k as u32),
+                    AccessDir::Read,
+                ));
+            }
+            l.observe(&read_hr(i * 1000 + 500, MASTER, PLC, 1, 0, &[1, 2]));
+        }
+        let b = l.finish().unwrap();
+        let mut evs = Vec::new();
+        for i in 0..400i64 {
+            let t = 200_000 + i * 1000;
+            for k in 0..6u32 {
+                evs.push(opcua(
+                    t + i64::from(k),
+                    MASTER,
+                    OTHER_PLC,
+                    &subset(k),
+                    AccessDir::Read,
+                ));
+            }
+            // New sets, at first of the known nodes, then of every node.
+            let k = 6 + (i as u32 % 150);
+            let mut e = opcua(t + 10, MASTER, OTHER_PLC, &subset(k), AccessDir::Read);
+            if i > 200 {
+                e.accesses.push(
+                    opcua(0, MASTER, OTHER_PLC, &[20 + i as u32 % 7], AccessDir::Read)
+                        .accesses
+                        .remove(0),
+                );
+            }
+            evs.push(e);
+            if i % 9 == 0 {
+                evs.push(opcua(
+                    t + 20,
+                    MASTER,
+                    OTHER_PLC,
+                    &subset(1),
+                    AccessDir::Write,
+                ));
+            }
+            if i % 13 == 0 {
+                let mut e = opcua(t + 30, MASTER, OTHER_PLC, &subset(2), AccessDir::Read);
+                e.outcome = crate::event::Outcome::Bad {
+                    code: 0x8034_0000,
+                    name: "BadNodeIdUnknown",
+                };
+                evs.push(e);
+            }
+            if i % 17 == 0 {
+                evs.push(opcua(t + 40, ROGUE, OTHER_PLC, &subset(3), AccessDir::Read));
+            }
+            evs.push(read_hr(t + 500, MASTER, PLC, 1, 0, &[1, 2]));
+        }
+        let cfg = || DetectConfig {
+            aggregate_window_s: 0,
+            ..DetectConfig::default()
+        };
+        let run = |threads: usize| {
+            let mut e = Engine::new(Some(b.clone()), cfg()).parallel(threads);
+            let mut out = Vec::new();
+            for ev in &evs {
+                e.on_event(ev, &mut out);
+            }
+            e.finish(&mut out);
+            // Named requests that novelty (bit 1) and scans (bit 4) are idle on.
+            let idle = e
+                .named
+                .iter()
+                .flat_map(|c| &c.nums)
+                .filter(|&&r| {
+                    e.req_idle
+                        .get(r as usize)
+                        .is_some_and(|m| m & 0b10010 == 0b10010)
+                })
+                .count();
+            (
+                lines(&out),
+                e.counters(),
+                idle,
+                e.named.len(),
+                e.named_objects,
+            )
+        };
+        let (one, c1, idle, named, objects) = run(1);
+        let (two, c2, _, _, _) = run(2);
+        assert!(idle >= 6, "{idle}");
+        assert_eq!(named, 2, "two channels with named requests");
+        assert!(objects > 100, "{objects}");
+        let kinds: BTreeSet<&str> = one
+            .iter()
+            .filter_map(|l| l.split("\"kind\":\"").nth(1)?.split('"').next())
+            .collect();
+        assert!(kinds.contains("new_object_read"), "{kinds:?}");
+        assert!(kinds.contains("new_channel"), "{kinds:?}");
+        assert_eq!(one, two);
+        assert_eq!(c1, c2);
     }
 
     #[test]
