@@ -60,10 +60,12 @@ pub struct EventCtx {
     pub(crate) chan: Option<u32>,
     /// [`ModSig::of`] the event.
     pub(crate) sig: Option<ModSig>,
-    /// The request's number in the engine (`None`: no `sig`, the channel has no number, or
-    /// its list of requests is full): the same channel and `sig` always have the same
-    /// number in one engine, different ones different numbers, so that detectors can keep
-    /// what they found of a request in a vector.
+    /// The request's number in the engine (`None`: no `sig` and not a named request, the
+    /// channel has no number, or its list of requests is full): the same channel and `sig`
+    /// always have the same number in one engine, different ones different numbers, so that
+    /// detectors can keep what they found of a request in a vector. Named requests (OPC UA,
+    /// no `sig`) are numbered too: the same number stands for the same channel, function
+    /// (code, sub-function, unit) and accessed objects with their directions, in order.
     pub(crate) req: Option<u32>,
 }
 
