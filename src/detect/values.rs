@@ -1108,6 +1108,10 @@ struct Chan {
     owner: Vec<u32>,
 }
 
+/// Most accesses of a named request whose objects [`Values`] keeps by request number (an
+/// engine numbers requests of at most 64 objects).
+const MAX_NAMED_REQ_ACCESSES: usize = 64;
+
 /// No slot or object (in [`Values::named_by_req`] and [`Values::named_reqs`]).
 const NO_NAMED: u32 = u32::MAX;
 
@@ -2164,13 +2168,16 @@ impl Values {
     }
 
     /// The slot in `named_reqs` of the named request numbered `r` on channel `ci` (made if
-    /// new, for `n` accesses).
+    /// new, for `n` accesses; none for more than [`MAX_NAMED_REQ_ACCESSES`]).
     #[inline(never)]
     fn named_req(&mut self, r: u32, ci: usize, n: usize) -> Option<usize> {
         let r = r as usize;
         match self.named_by_req.get(r) {
             Some(&s) if s != NO_NAMED => return Some(s as usize),
             _ => {}
+        }
+        if n > MAX_NAMED_REQ_ACCESSES {
+            return None;
         }
         if r >= self.named_by_req.len() {
             self.named_by_req.resize(r + 1, NO_NAMED);
