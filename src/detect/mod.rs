@@ -118,6 +118,14 @@ impl EventKind {
     }
 }
 
+/// A placeholder kind (for an empty cache entry).
+const NO_KIND: EventKind = EventKind {
+    proto: AppProto::Modbus,
+    code: 0,
+    ok: false,
+    violations: false,
+};
+
 /// Entries of the engine's table of detector masks (Modbus kinds).
 const MASK_SLOTS: usize = 256 << 2;
 
@@ -545,6 +553,8 @@ pub struct Engine {
     masks: Vec<u32>,
     /// The same for other kinds (at most [`MAX_OTHER_KINDS`]).
     other_masks: Vec<(EventKind, u32)>,
+    /// The last other kind looked up with its mask (0: none), checked before `other_masks`.
+    last_other: (EventKind, u32),
     /// The detectors that may become idle on a request (see [`Detector::idle_on`]).
     may_idle: u32,
     /// By request number: the detectors idle on it (for events that ended normally).
@@ -614,6 +624,7 @@ impl Engine {
             reqs: 0,
             masks: vec![0; MASK_SLOTS],
             other_masks: Vec::new(),
+            last_other: (NO_KIND, 0),
             may_idle: 0,
             req_idle: Vec::new(),
             raised: 0,
@@ -632,6 +643,7 @@ impl Engine {
         // The masks are worked out again for the new set of detectors.
         self.masks.iter_mut().for_each(|m| *m = 0);
         self.other_masks.clear();
+        self.last_other.1 = 0;
         self.may_idle = self.idle_mask();
         self.req_idle.clear();
         self.req_memo.clear();
@@ -655,6 +667,7 @@ impl Engine {
     fn mask(&mut self, kind: &EventKind) -> u32 {
         match kind.slot().and_then(|i| self.masks.get(i)) {
             Some(&m) if m != 0 => m,
+            None if self.last_other.1 != 0 && self.last_other.0 == *kind => self.last_other.1,
             _ => self.mask_slow(kind),
         }
     }
@@ -662,6 +675,7 @@ impl Engine {
     #[cold]
     fn mask_slow(&mut self, kind: &EventKind) -> u32 {
         if let Some(&(_, m)) = self.other_masks.iter().find(|(k, _)| k == kind) {
+            self.last_other = (*kind, m);
             return m;
         }
         let m = if self.detectors.len() > MAX_MASKED_DETECTORS {
@@ -678,6 +692,9 @@ impl Engine {
             None if self.other_masks.len() < MAX_OTHER_KINDS => self.other_masks.push((*kind, m)),
             None => {}
         }
+        if kind.slot().is_none() {
+            self.last_other = (*kind, m);
+        }
         m
     }
 
@@ -691,6 +708,7 @@ impl Engine {
             let detectors = std::mem::take(&mut self.detectors);
             self.masks.iter_mut().for_each(|m| *m = 0);
             self.other_masks.clear();
+            self.last_other.1 = 0;
             self.may_idle = 0;
             self.req_idle.clear();
             self.req_memo.clear();
@@ -1810,9 +1828,17 @@ mod tests {
         assert_eq!(all & !MASK_KNOWN, 0b11110, "violations skipped");
         ev.violations = vec!["length_mismatch"];
         assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
-        // Kinds outside the table (OPC UA, codes past 255) are worked out as well.
+        // Kinds outside the table (OPC UA, codes past 255) are worked out as well, and
+        // found again (the last one without a search), one after the other.
         ev.function.code = 300;
         assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        let mut clean = ev.clone();
+        clean.violations.clear();
+        for _ in 0..3 {
+            assert_eq!(e.mask(&EventKind::of(&clean)) & !MASK_KNOWN, 0b11110);
+            assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        }
         for i in 0..40 {
             e.add_detector(Box::new(violations::Violations));
             ev.violations.clear();
