@@ -40,12 +40,13 @@ pub(crate) mod testkit;
 use crate::alert::attack::*;
 use crate::alert::Alert;
 use crate::baseline::Baseline;
-use crate::event::{IcsEvent, OpKind};
+use crate::event::{AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, OpKind, Outcome};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use aggregate::Aggregator;
-use novelty::{ChanId, ModSig};
+use novelty::{ChanId, KnownNamed, ModSig};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// What the engine works out of an event once for all its detectors: the channel, its
@@ -59,10 +60,12 @@ pub struct EventCtx {
     pub(crate) chan: Option<u32>,
     /// [`ModSig::of`] the event.
     pub(crate) sig: Option<ModSig>,
-    /// The request's number in the engine (`None`: no `sig`, the channel has no number, or
-    /// its list of requests is full): the same channel and `sig` always have the same
-    /// number in one engine, different ones different numbers, so that detectors can keep
-    /// what they found of a request in a vector.
+    /// The request's number in the engine (`None`: no `sig` and not a named request, the
+    /// channel has no number, or its list of requests is full): the same channel and `sig`
+    /// always have the same number in one engine, different ones different numbers, so that
+    /// detectors can keep what they found of a request in a vector. Named requests (OPC UA,
+    /// no `sig`) are numbered too: the same number stands for the same channel, function
+    /// (code, sub-function, unit) and accessed objects with their directions, in order.
     pub(crate) req: Option<u32>,
 }
 
@@ -114,6 +117,14 @@ impl EventKind {
         )
     }
 }
+
+/// A placeholder kind (for an empty cache entry).
+const NO_KIND: EventKind = EventKind {
+    proto: AppProto::Modbus,
+    code: 0,
+    ok: false,
+    violations: false,
+};
 
 /// Entries of the engine's table of detector masks (Modbus kinds).
 const MASK_SLOTS: usize = 256 << 2;
@@ -194,6 +205,31 @@ impl<K: PartialEq, V: Copy> CycleMap<K, V> {
 /// The requests of one channel with their numbers.
 type ChanReqs = CycleMap<ModSig, u32>;
 
+/// The named requests (OPC UA: nodes) of one channel, with their numbers (by their index in
+/// the list).
+#[derive(Debug, Default)]
+struct NamedReqs {
+    known: KnownNamed,
+    nums: Vec<u32>,
+}
+
+/// Most objects of named requests the engine keeps to number them (all channels together;
+/// each a few dozen bytes). Beyond, new named requests get no number (their detectors look
+/// them up themselves, as before).
+const MAX_NAMED_REQ_OBJECTS: usize = 1 << 14;
+
+/// Whether the engine numbers the request of `ev` as a named one: an OPC UA event whose
+/// accesses (at least one) name no Modbus objects.
+#[inline]
+fn is_named(ev: &IcsEvent) -> bool {
+    ev.proto == AppProto::Opcua
+        && !ev.accesses.is_empty()
+        && !ev
+            .accesses
+            .iter()
+            .any(|a| matches!(a.object, ObjectRef::Modbus { .. }))
+}
+
 /// Most channels an engine numbers (beyond: detectors look them up themselves, with the
 /// same result). A plant has a few hundred; each number costs the engine about 130 bytes
 /// (its hash entry and request list) and every detector a slot.
@@ -204,6 +240,98 @@ const FLOW_MEMO: usize = 1024;
 
 /// No slot (in [`ChanSlots`]' number table).
 const NO_SLOT: u32 = u32::MAX;
+
+/// Bits of the index of the engine's memo of prepared requests ([`ReqMemo`]).
+const REQ_MEMO_BITS: u32 = 11;
+
+/// Entries of the engine's memo of prepared requests (a few hundred bytes each, made on the
+/// first request prepared).
+const REQ_MEMO: usize = 1 << REQ_MEMO_BITS;
+
+/// What the engine prepared for a request seen on a flow: the fields of the event that fix
+/// its channel and request signature (checked against every event that lands on the entry),
+/// and what they gave: the [`EventCtx`] and the detectors that act on the request when it
+/// ends normally without violations. A repeat of the request is found with one index and a
+/// few compares instead of the channel and request lookups, the kind and its mask.
+#[derive(Clone, Copy, Debug)]
+struct ReqMemo {
+    /// The flow (it picks the entry; with the addresses it keeps one entry per flow).
+    flow_id: u64,
+    /// The client's address.
+    client: IpAddr,
+    /// The server's address.
+    server: IpAddr,
+    /// The function code.
+    code: u32,
+    /// The first address of the one access.
+    start: u32,
+    /// The number of objects of the one access.
+    count: u32,
+    /// The sub-function.
+    sub: Option<u16>,
+    /// The unit id.
+    unit: Option<u8>,
+    /// The table of the one access.
+    table: ModbusTable,
+    /// The direction of the one access.
+    dir: AccessDir,
+    /// The detectors that act on the request's kind (with [`MASK_KNOWN`]); 0: no entry.
+    mask: u32,
+    /// The context of the request's events (channel and request numbered).
+    ctx: EventCtx,
+}
+
+/// An empty entry of the memo.
+const NO_MEMO: ReqMemo = ReqMemo {
+    flow_id: 0,
+    client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    server: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    code: 0,
+    start: 0,
+    count: 0,
+    sub: None,
+    unit: None,
+    table: ModbusTable::Coil,
+    dir: AccessDir::Read,
+    mask: 0,
+    ctx: EventCtx {
+        key: ChanId::EMPTY,
+        chan: None,
+        sig: None,
+        req: None,
+    },
+};
+
+/// The one Modbus range access of a Modbus event that ended normally without violations:
+/// the only events whose requests the engine memoizes.
+#[inline(always)]
+fn memo_access(ev: &IcsEvent) -> Option<(&crate::event::Access, ModbusTable, u32, u32)> {
+    if ev.proto != AppProto::Modbus
+        || !matches!(ev.outcome, Outcome::Ok)
+        || !ev.violations.is_empty()
+    {
+        return None;
+    }
+    let [a] = ev.accesses.as_slice() else {
+        return None;
+    };
+    match a.object {
+        ObjectRef::Modbus {
+            table,
+            start,
+            count,
+        } => Some((a, table, start, count)),
+        _ => None,
+    }
+}
+
+/// The memo entry of a flow's request (its function code and first address).
+#[inline(always)]
+fn memo_slot(flow_id: u64, start: u32, code: u32) -> usize {
+    let h = (flow_id ^ (u64::from(start) << 24) ^ (u64::from(code) << 48))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - REQ_MEMO_BITS)) as usize
+}
 
 /// A detector's per-channel values, found by the engine's channel number when there is one
 /// (an index into a vector), else by a hash lookup of the channel.
@@ -402,12 +530,31 @@ pub struct Engine {
     flow_memo: Vec<Option<(ChanId, u32)>>,
     /// The requests of each numbered channel (see [`EventCtx::req`]).
     chan_reqs: Vec<ChanReqs>,
+    /// By channel number: the index of its named requests in `named` ([`NO_SLOT`]: none).
+    named_of: Vec<u32>,
+    /// The named requests of channels (see [`is_named`]).
+    named: Vec<NamedReqs>,
+    /// Objects kept in `named` (at most [`MAX_NAMED_REQ_OBJECTS`]).
+    named_objects: usize,
+    /// Prepared requests by flow and request ([`ReqMemo`]; empty until the first).
+    req_memo: Vec<ReqMemo>,
+    /// Events run through the memo of prepared requests.
+    #[cfg(test)]
+    memo_hits: u64,
+    /// No memo of prepared requests (the reference the memo is tested against).
+    #[cfg(test)]
+    memo_off: bool,
+    /// Applied to memo indices (tests: few entries, many collisions).
+    #[cfg(test)]
+    memo_mask: usize,
     /// Requests numbered.
     reqs: u32,
     /// Which detectors act on each Modbus event kind ([`MASK_KNOWN`] set once worked out).
     masks: Vec<u32>,
     /// The same for other kinds (at most [`MAX_OTHER_KINDS`]).
     other_masks: Vec<(EventKind, u32)>,
+    /// The last other kind looked up with its mask (0: none), checked before `other_masks`.
+    last_other: (EventKind, u32),
     /// The detectors that may become idle on a request (see [`Detector::idle_on`]).
     may_idle: u32,
     /// By request number: the detectors idle on it (for events that ended normally).
@@ -464,9 +611,20 @@ impl Engine {
             chan_numbers: HashMap::default(),
             flow_memo: vec![None; FLOW_MEMO],
             chan_reqs: Vec::new(),
+            named_of: Vec::new(),
+            named: Vec::new(),
+            named_objects: 0,
+            req_memo: Vec::new(),
+            #[cfg(test)]
+            memo_hits: 0,
+            #[cfg(test)]
+            memo_off: false,
+            #[cfg(test)]
+            memo_mask: REQ_MEMO - 1,
             reqs: 0,
             masks: vec![0; MASK_SLOTS],
             other_masks: Vec::new(),
+            last_other: (NO_KIND, 0),
             may_idle: 0,
             req_idle: Vec::new(),
             raised: 0,
@@ -485,8 +643,10 @@ impl Engine {
         // The masks are worked out again for the new set of detectors.
         self.masks.iter_mut().for_each(|m| *m = 0);
         self.other_masks.clear();
+        self.last_other.1 = 0;
         self.may_idle = self.idle_mask();
         self.req_idle.clear();
+        self.req_memo.clear();
     }
 
     /// The detectors that may become idle on a request, one bit each.
@@ -507,6 +667,7 @@ impl Engine {
     fn mask(&mut self, kind: &EventKind) -> u32 {
         match kind.slot().and_then(|i| self.masks.get(i)) {
             Some(&m) if m != 0 => m,
+            None if self.last_other.1 != 0 && self.last_other.0 == *kind => self.last_other.1,
             _ => self.mask_slow(kind),
         }
     }
@@ -514,6 +675,7 @@ impl Engine {
     #[cold]
     fn mask_slow(&mut self, kind: &EventKind) -> u32 {
         if let Some(&(_, m)) = self.other_masks.iter().find(|(k, _)| k == kind) {
+            self.last_other = (*kind, m);
             return m;
         }
         let m = if self.detectors.len() > MAX_MASKED_DETECTORS {
@@ -530,6 +692,9 @@ impl Engine {
             None if self.other_masks.len() < MAX_OTHER_KINDS => self.other_masks.push((*kind, m)),
             None => {}
         }
+        if kind.slot().is_none() {
+            self.last_other = (*kind, m);
+        }
         m
     }
 
@@ -543,8 +708,10 @@ impl Engine {
             let detectors = std::mem::take(&mut self.detectors);
             self.masks.iter_mut().for_each(|m| *m = 0);
             self.other_masks.clear();
+            self.last_other.1 = 0;
             self.may_idle = 0;
             self.req_idle.clear();
+            self.req_memo.clear();
             self.pool = Some(parallel::Pool::new(
                 detectors,
                 threads,
@@ -669,7 +836,9 @@ impl Engine {
         self.next_tick_ns = now.as_nanos() + i128::from(self.tick_us) * 1000;
     }
 
-    /// The detectors on this thread, on one event.
+    /// The detectors on this thread, on one event: a repeat of a prepared request through
+    /// its memo entry ([`Engine::run_memo`]), any other event through the channel and request
+    /// lookups (which prepare the request for its next repeat).
     fn run(&mut self, ev: &IcsEvent, out: &mut Vec<Alert>) {
         let due = self.clock(ev.ts);
         if due {
@@ -677,6 +846,9 @@ impl Engine {
             self.tick(now);
             self.drain(out);
             self.agg.flush_expired(now, out);
+        }
+        if let Some(i) = self.memo_hit(ev) {
+            return self.run_memo(ev, i, out);
         }
         self.fill_ctx(ev);
         if self.detectors.len() > MAX_MASKED_DETECTORS {
@@ -686,23 +858,130 @@ impl Engine {
             return self.drain(out);
         }
         let kind = EventKind::of(ev);
-        let mut mask = self.mask(&kind) & !MASK_KNOWN;
+        let known = self.mask(&kind);
+        if kind.ok && !kind.violations {
+            self.memo_store(ev, known);
+        }
         let ctx = &self.cur;
         // A request that ended normally: not the detectors idle on it; the others that may
         // become idle are asked after it.
+        let mut mask = known & !MASK_KNOWN;
         let mut ask = 0;
         if let (true, Some(r)) = (kind.ok, ctx.req) {
             mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
             ask = mask & self.may_idle;
         }
-        // The detectors that act on the event, in order.
-        while mask != 0 {
-            let i = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if let Some(d) = self.detectors.get_mut(i) {
-                d.on_event_ctx(ev, ctx, self.baseline.as_deref(), &mut self.raw);
-            }
+        call_detectors(
+            &mut self.detectors,
+            ev,
+            ctx,
+            self.baseline.as_deref(),
+            &mut self.raw,
+            mask,
+        );
+        if ask != 0 {
+            let ctx = *ctx;
+            self.ask_idle(&ctx, ask);
         }
+        self.drain(out);
+    }
+
+    /// The memo entry of a repeat of a prepared request (see [`ReqMemo`]), if the event is
+    /// one: every field that fixes its channel and request signature equal to the entry's.
+    #[inline(always)]
+    fn memo_hit(&self, ev: &IcsEvent) -> Option<usize> {
+        #[cfg(test)]
+        if self.memo_off {
+            return None;
+        }
+        let (a, table, start, count) = memo_access(ev)?;
+        let i = self.memo_index(ev.flow_id, start, ev.function.code);
+        let m = self.req_memo.get(i)?;
+        (m.mask != 0
+            && m.flow_id == ev.flow_id
+            && m.start == start
+            && m.code == ev.function.code
+            && m.count == count
+            && m.table == table
+            && m.dir == a.dir
+            && m.sub == ev.function.sub
+            && m.unit == ev.unit_id
+            && m.client == ev.client.ip
+            && m.server == ev.server.ip)
+            .then_some(i)
+    }
+
+    /// Prepares the request of the event just looked up (context in `cur`, detectors of
+    /// its kind `mask`) for its repeats: when it has a Modbus range access, ended normally
+    /// without violations (checked by the caller) and has channel and request numbers.
+    #[inline]
+    fn memo_store(&mut self, ev: &IcsEvent, mask: u32) {
+        #[cfg(test)]
+        if self.memo_off {
+            return;
+        }
+        let (Some(_), Some(_), Some((a, table, start, count))) =
+            (self.cur.chan, self.cur.req, memo_access(ev))
+        else {
+            return;
+        };
+        if self.req_memo.is_empty() {
+            self.req_memo = vec![NO_MEMO; REQ_MEMO];
+        }
+        let i = self.memo_index(ev.flow_id, start, ev.function.code);
+        if let Some(m) = self.req_memo.get_mut(i) {
+            *m = ReqMemo {
+                flow_id: ev.flow_id,
+                client: ev.client.ip,
+                server: ev.server.ip,
+                code: ev.function.code,
+                start,
+                count,
+                sub: ev.function.sub,
+                unit: ev.unit_id,
+                table,
+                dir: a.dir,
+                mask,
+                ctx: self.cur,
+            };
+        }
+    }
+
+    /// The memo entry of a flow's request ([`memo_slot`]).
+    #[inline(always)]
+    fn memo_index(&self, flow_id: u64, start: u32, code: u32) -> usize {
+        let i = memo_slot(flow_id, start, code);
+        #[cfg(test)]
+        let i = i & self.memo_mask;
+        i
+    }
+
+    /// [`Engine::run`] for a repeat of the request of memo entry `i`: its context and
+    /// detectors as prepared, less those idle on it.
+    #[inline(always)]
+    fn run_memo(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
+        #[cfg(test)]
+        {
+            self.memo_hits += 1;
+        }
+        let Some(m) = self.req_memo.get(i) else {
+            return;
+        };
+        let ctx = &m.ctx;
+        let mut mask = m.mask & !MASK_KNOWN;
+        let mut ask = 0;
+        if let Some(r) = ctx.req {
+            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
+            ask = mask & self.may_idle;
+        }
+        call_detectors(
+            &mut self.detectors,
+            ev,
+            ctx,
+            self.baseline.as_deref(),
+            &mut self.raw,
+            mask,
+        );
         if ask != 0 {
             let ctx = *ctx;
             self.ask_idle(&ctx, ask);
@@ -756,6 +1035,8 @@ impl Engine {
                 Some(r) => Some(r),
                 None => self.number_req(n, *sig),
             };
+        } else if let (Some(n), true) = (chan, is_named(ev)) {
+            req = self.named_req(n, ev);
         }
         self.cur.key = key;
         self.cur.chan = chan;
@@ -785,6 +1066,51 @@ impl Engine {
         }
     }
 
+    /// The number of the named request of `ev` on channel number `n`, numbered if new
+    /// (while there is room; else `None`, not counted: its detectors look it up).
+    #[inline(never)]
+    fn named_req(&mut self, n: u32, ev: &IcsEvent) -> Option<u32> {
+        let s = self.named_of.get(n as usize).copied().unwrap_or(NO_SLOT);
+        if let Some(c) = self.named.get_mut(s as usize) {
+            if let Some(i) = c.known.find(ev) {
+                return c.nums.get(i).copied();
+            }
+        }
+        self.number_named(n, ev)
+    }
+
+    /// Numbers the named request of `ev` on channel number `n` (which has none), while the
+    /// engine's table, the channel's list and the objects kept have room.
+    #[cold]
+    fn number_named(&mut self, n: u32, ev: &IcsEvent) -> Option<u32> {
+        let objects = ev.accesses.len();
+        if self.reqs >= MAX_REQS || self.named_objects + objects > MAX_NAMED_REQ_OBJECTS {
+            return None;
+        }
+        let n = n as usize;
+        if n >= self.named_of.len() {
+            self.named_of.resize(n + 1, NO_SLOT);
+        }
+        let slot = self.named_of.get_mut(n)?;
+        if *slot == NO_SLOT {
+            *slot = u32::try_from(self.named.len()).ok()?;
+            self.named.push(NamedReqs::default());
+        }
+        let c = self.named.get_mut(*slot as usize)?;
+        if c.nums.len() >= MAX_CHAN_REQS {
+            return None;
+        }
+        let before = c.known.objects();
+        if !c.known.insert(ev) {
+            return None;
+        }
+        self.named_objects += c.known.objects() - before;
+        let r = self.reqs;
+        c.nums.push(r);
+        self.reqs += 1;
+        Some(r)
+    }
+
     #[cold]
     fn number(&mut self, key: ChanId) -> Option<u32> {
         let n = u32::try_from(self.chan_numbers.len())
@@ -810,6 +1136,25 @@ impl Engine {
             self.drain(out);
         }
         self.agg.finish(out);
+    }
+}
+
+/// Runs the detectors of `mask` (one bit each, in order) on an event.
+#[inline(always)]
+fn call_detectors(
+    detectors: &mut [Box<dyn Detector>],
+    ev: &IcsEvent,
+    ctx: &EventCtx,
+    baseline: Option<&Baseline>,
+    raw: &mut Vec<Alert>,
+    mut mask: u32,
+) {
+    while mask != 0 {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if let Some(d) = detectors.get_mut(i) {
+            d.on_event_ctx(ev, ctx, baseline, raw);
+        }
     }
 }
 
@@ -999,6 +1344,319 @@ mod tests {
         evs
     }
 
+    /// `mixed_traffic` with repeats that differ from a prepared request in one field each
+    /// (unit, count, sub-function, server, client, direction, table, outcome, violations,
+    /// a second access) on the same flow and address, and a new channel on a known flow.
+    fn memo_traffic() -> Vec<IcsEvent> {
+        let mut evs = mixed_traffic();
+        let n = evs.len();
+        for i in (0..n).step_by(7) {
+            let Some(base) = evs.get(i).cloned() else {
+                continue;
+            };
+            let mut e = base.clone();
+            match (i / 7) % 11 {
+                0 => e.unit_id = e.unit_id.map(|u| u.wrapping_add(1)),
+                1 => {
+                    if let Some(ObjectRef::Modbus { count, .. }) =
+                        e.accesses.first_mut().map(|a| &mut a.object)
+                    {
+                        *count += 1;
+                    }
+                }
+                2 => e.function.sub = Some(4),
+                3 => e.server.ip = OTHER_PLC.parse().unwrap(),
+                4 => e.client.ip = ROGUE.parse().unwrap(),
+                5 => {
+                    if let Some(a) = e.accesses.first_mut() {
+                        a.dir = AccessDir::Write;
+                    }
+                }
+                6 => {
+                    if let Some(ObjectRef::Modbus { table, .. }) =
+                        e.accesses.first_mut().map(|a| &mut a.object)
+                    {
+                        *table = ModbusTable::InputRegister;
+                    }
+                }
+                7 => e.outcome = exception(2),
+                8 => e.violations = vec!["length_mismatch"],
+                9 => {
+                    if let Some(a) = e.accesses.first().cloned() {
+                        e.accesses.push(a);
+                    }
+                }
+                _ => e.server.ip = "10.9.9.9".parse().unwrap(),
+            }
+            e.ts = Timestamp::from_micros(e.ts.as_micros() + 10);
+            evs.push(e);
+        }
+        evs.sort_by_key(|e| e.ts);
+        evs
+    }
+
+    #[test]
+    fn the_request_memo_gives_what_the_lookups_give() {
+        // Every event through an engine with the memo (full size, and two entries: every
+        // flow and request collide) and one without: each hit's context and detectors are
+        // those the lookups find, and the alerts and counters are the same.
+        let b = learnt();
+        let evs = memo_traffic();
+        for (mask, add_at) in [
+            (REQ_MEMO - 1, usize::MAX),
+            (1, usize::MAX),
+            (REQ_MEMO - 1, 900),
+        ] {
+            let cfg = || DetectConfig {
+                aggregate_window_s: 0,
+                ..DetectConfig::default()
+            };
+            let mut with = Engine::new(Some(b.clone()), cfg());
+            with.memo_mask = mask;
+            let mut without = Engine::new(Some(b.clone()), cfg());
+            without.memo_off = true;
+            let (mut o1, mut o2) = (Vec::new(), Vec::new());
+            for (k, ev) in evs.iter().enumerate() {
+                if k == add_at {
+                    // A detector added on the way: the memo starts over.
+                    with.add_detector(Box::new(violations::Violations));
+                    without.add_detector(Box::new(violations::Violations));
+                }
+                let hit = with.memo_hit(ev);
+                with.on_event(ev, &mut o1);
+                without.on_event(ev, &mut o2);
+                if let Some(i) = hit {
+                    let m = with.req_memo[i];
+                    let c = without.cur;
+                    assert_eq!(
+                        (m.ctx.key, m.ctx.chan, m.ctx.sig, m.ctx.req),
+                        (c.key, c.chan, c.sig, c.req),
+                        "event {k}"
+                    );
+                    assert_eq!(m.mask, without.mask(&EventKind::of(ev)), "event {k}");
+                }
+            }
+            with.finish(&mut o1);
+            without.finish(&mut o2);
+            // With two entries most requests take each other's entry: few hits.
+            let want = if mask == 1 { 0 } else { evs.len() as u64 / 3 };
+            assert!(with.memo_hits > want, "{} of {}", with.memo_hits, evs.len());
+            assert_eq!(without.memo_hits, 0);
+            assert!(o1.len() > 10, "{}", o1.len());
+            assert_eq!(lines(&o1), lines(&o2), "mask {mask}");
+            assert_eq!(with.counters(), without.counters());
+            assert_eq!(
+                (with.channels_unnumbered, with.requests_unnumbered),
+                (without.channels_unnumbered, without.requests_unnumbered)
+            );
+        }
+    }
+
+    /// A change to an event.
+    type Change = dyn Fn(&mut IcsEvent);
+
+    #[test]
+    fn the_request_memo_misses_on_any_field_that_differs() {
+        let mut e = Engine::new(Some(learnt()), DetectConfig::default());
+        let mut out = Vec::new();
+        let mut ev = read_hr(0, MASTER, PLC, 1, 0, &[1, 2]);
+        ev.flow_id = 7;
+        e.on_event(&ev, &mut out);
+        assert!(e.memo_hit(&ev).is_some());
+        let changes: Vec<Box<Change>> = vec![
+            Box::new(|e| e.flow_id = 8),
+            Box::new(|e| e.unit_id = Some(2)),
+            Box::new(|e| e.unit_id = None),
+            Box::new(|e| e.function.code = 4),
+            Box::new(|e| e.function.sub = Some(0)),
+            Box::new(|e| e.client.ip = ROGUE.parse().unwrap()),
+            Box::new(|e| e.server.ip = OTHER_PLC.parse().unwrap()),
+            Box::new(|e| e.server.ip = "::1".parse().unwrap()),
+            Box::new(|e| e.proto = crate::event::AppProto::Opcua),
+            Box::new(|e| e.outcome = exception(2)),
+            Box::new(|e| e.violations = vec!["length_mismatch"]),
+            Box::new(|e| e.accesses[0].dir = AccessDir::Write),
+            Box::new(|e| e.accesses[0].object = ObjectRef::Other { name: "x".into() }),
+            Box::new(|e| {
+                let a = e.accesses[0].clone();
+                e.accesses.push(a);
+            }),
+            Box::new(|e| e.accesses.clear()),
+            Box::new(|e| {
+                if let ObjectRef::Modbus {
+                    table,
+                    start,
+                    count,
+                } = &mut e.accesses[0].object
+                {
+                    *table = ModbusTable::Coil;
+                    *start += 0;
+                    *count += 0;
+                }
+            }),
+            Box::new(|e| {
+                if let ObjectRef::Modbus { start, .. } = &mut e.accesses[0].object {
+                    *start += 1;
+                }
+            }),
+            Box::new(|e| {
+                if let ObjectRef::Modbus { count, .. } = &mut e.accesses[0].object {
+                    *count += 1;
+                }
+            }),
+        ];
+        for (k, change) in changes.iter().enumerate() {
+            let mut x = ev.clone();
+            change(&mut x);
+            assert!(e.memo_hit(&x).is_none(), "change {k}");
+        }
+        // Values do not take part: a repeat with other values hits.
+        let mut x = ev.clone();
+        x.accesses[0].values = vec![
+            crate::event::Value::Int(900),
+            crate::event::Value::Bool(true),
+        ];
+        x.ts = Timestamp::from_micros(x.ts.as_micros() + 1);
+        assert!(e.memo_hit(&x).is_some());
+    }
+
+    /// An OPC UA event (Publish-like) of `c` to `s` on nodes `nodes`, with values.
+    fn opcua(ms: i64, c: &str, s: &str, nodes: &[u32], dir: AccessDir) -> IcsEvent {
+        let mut e = read_hr(ms, c, s, 1, 0, &[1]);
+        e.proto = AppProto::Opcua;
+        e.unit_id = None;
+        e.function.code = 826;
+        e.function.name = "Publish";
+        e.accesses = nodes
+            .iter()
+            .map(|&n| crate::event::Access {
+                dir,
+                object: ObjectRef::Node {
+                    node_id: format!("ns=2;s=Plant.Tag{n}"),
+                    attribute: Some(13),
+                },
+                values: vec![crate::event::Value::Int(100 + i64::from(n))],
+            })
+            .collect();
+        e
+    }
+
+    /// Subset `k` of eight nodes (never empty).
+    fn subset(k: u32) -> Vec<u32> {
+        (0..8).filter(|b| (k % 255 + 1) & (1 << b) != 0).collect()
+    }
+
+    #[test]
+    fn named_requests_numbered_and_idle_change_no_alert() {
+        // OPC UA requests (sets of nodes) numbered by the engine, novelty and scans idle on
+        // the known ones: the same alerts and counters as on threads (every detector sees
+        // every event, without numbers). Known sets, new sets of known nodes, new nodes,
+        // writes, bad outcomes, a client that is no asset, and more sets than a channel
+        // numbers (or keeps objects of).
+        let mut l = Learner::default();
+        for i in 0..100i64 {
+            for k in 0..6 {
+                l.observe(&opcua(
+                    i * 1000 + k,
+                    MASTER,
+                    OTHER_PLC,
+                    &subset(k as u32),
+                    AccessDir::Read,
+                ));
+            }
+            l.observe(&read_hr(i * 1000 + 500, MASTER, PLC, 1, 0, &[1, 2]));
+        }
+        let b = l.finish().unwrap();
+        let mut evs = Vec::new();
+        for i in 0..400i64 {
+            let t = 200_000 + i * 1000;
+            for k in 0..6u32 {
+                evs.push(opcua(
+                    t + i64::from(k),
+                    MASTER,
+                    OTHER_PLC,
+                    &subset(k),
+                    AccessDir::Read,
+                ));
+            }
+            // New sets, at first of the known nodes, then of every node.
+            let k = 6 + (i as u32 % 150);
+            let mut e = opcua(t + 10, MASTER, OTHER_PLC, &subset(k), AccessDir::Read);
+            if i > 200 {
+                e.accesses.push(
+                    opcua(0, MASTER, OTHER_PLC, &[20 + i as u32 % 7], AccessDir::Read)
+                        .accesses
+                        .remove(0),
+                );
+            }
+            evs.push(e);
+            if i % 9 == 0 {
+                evs.push(opcua(
+                    t + 20,
+                    MASTER,
+                    OTHER_PLC,
+                    &subset(1),
+                    AccessDir::Write,
+                ));
+            }
+            if i % 13 == 0 {
+                let mut e = opcua(t + 30, MASTER, OTHER_PLC, &subset(2), AccessDir::Read);
+                e.outcome = crate::event::Outcome::Bad {
+                    code: 0x8034_0000,
+                    name: "BadNodeIdUnknown",
+                };
+                evs.push(e);
+            }
+            if i % 17 == 0 {
+                evs.push(opcua(t + 40, ROGUE, OTHER_PLC, &subset(3), AccessDir::Read));
+            }
+            evs.push(read_hr(t + 500, MASTER, PLC, 1, 0, &[1, 2]));
+        }
+        let cfg = || DetectConfig {
+            aggregate_window_s: 0,
+            ..DetectConfig::default()
+        };
+        let run = |threads: usize| {
+            let mut e = Engine::new(Some(b.clone()), cfg()).parallel(threads);
+            let mut out = Vec::new();
+            for ev in &evs {
+                e.on_event(ev, &mut out);
+            }
+            e.finish(&mut out);
+            // Named requests that novelty (bit 1) and scans (bit 4) are idle on.
+            let idle = e
+                .named
+                .iter()
+                .flat_map(|c| &c.nums)
+                .filter(|&&r| {
+                    e.req_idle
+                        .get(r as usize)
+                        .is_some_and(|m| m & 0b10010 == 0b10010)
+                })
+                .count();
+            (
+                lines(&out),
+                e.counters(),
+                idle,
+                e.named.len(),
+                e.named_objects,
+            )
+        };
+        let (one, c1, idle, named, objects) = run(1);
+        let (two, c2, _, _, _) = run(2);
+        assert!(idle >= 6, "{idle}");
+        assert_eq!(named, 2, "two channels with named requests");
+        assert!(objects > 100, "{objects}");
+        let kinds: BTreeSet<&str> = one
+            .iter()
+            .filter_map(|l| l.split("\"kind\":\"").nth(1)?.split('"').next())
+            .collect();
+        assert!(kinds.contains("new_object_read"), "{kinds:?}");
+        assert!(kinds.contains("new_channel"), "{kinds:?}");
+        assert_eq!(one, two);
+        assert_eq!(c1, c2);
+    }
+
     #[test]
     fn a_channel_with_one_request_keeps_room_for_one() {
         // 100,000 plant channels of one poll each must not carry room for four requests.
@@ -1170,9 +1828,17 @@ mod tests {
         assert_eq!(all & !MASK_KNOWN, 0b11110, "violations skipped");
         ev.violations = vec!["length_mismatch"];
         assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
-        // Kinds outside the table (OPC UA, codes past 255) are worked out as well.
+        // Kinds outside the table (OPC UA, codes past 255) are worked out as well, and
+        // found again (the last one without a search), one after the other.
         ev.function.code = 300;
         assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        let mut clean = ev.clone();
+        clean.violations.clear();
+        for _ in 0..3 {
+            assert_eq!(e.mask(&EventKind::of(&clean)) & !MASK_KNOWN, 0b11110);
+            assert_eq!(e.mask(&EventKind::of(&ev)) & !MASK_KNOWN, 0b11111);
+        }
         for i in 0..40 {
             e.add_detector(Box::new(violations::Violations));
             ev.violations.clear();

@@ -65,6 +65,13 @@ fn bits_ip(bits: u128, v6: bool) -> IpAddr {
 }
 
 impl ChanId {
+    /// No channel (addresses 0, Modbus): a placeholder.
+    pub(crate) const EMPTY: ChanId = ChanId {
+        client: 0,
+        server: 0,
+        tags: 0,
+    };
+
     /// The channel of an event.
     #[inline]
     pub(crate) fn of(ev: &IcsEvent) -> Self {
@@ -298,9 +305,21 @@ pub(crate) struct KnownNamed {
 
 impl KnownNamed {
     /// True when the request of `ev` is remembered.
+    #[inline]
     pub(crate) fn contains(&mut self, ev: &IcsEvent) -> bool {
+        self.find(ev).is_some()
+    }
+
+    /// Objects remembered (all requests together).
+    pub(crate) fn objects(&self) -> usize {
+        self.objects
+    }
+
+    /// The index of the request of `ev` among those remembered (in the order they were
+    /// inserted), if it is remembered.
+    pub(crate) fn find(&mut self, ev: &IcsEvent) -> Option<usize> {
         if self.sigs.is_empty() {
-            return false;
+            return None;
         }
         let head = named_head(ev);
         let key = named_key(head, ev.accesses.len());
@@ -313,13 +332,10 @@ impl KnownNamed {
             // The requests with the same key, in order (their keys in one flat scan).
             let mut from = 0;
             loop {
-                let Some(k) = self
+                let k = self
                     .keys
                     .get(from..)
-                    .and_then(|p| p.iter().position(|&x| x == key))
-                else {
-                    return false;
-                };
+                    .and_then(|p| p.iter().position(|&x| x == key))?;
                 if hit(from + k) {
                     break from + k;
                 }
@@ -327,7 +343,7 @@ impl KnownNamed {
             }
         };
         self.next = if i + 1 < self.sigs.len() { i + 1 } else { 0 };
-        true
+        Some(i)
     }
 
     /// Remembers the request of `ev`; false when there is no room (not remembered).
@@ -1202,10 +1218,12 @@ mod tests {
                 .iter()
                 .map(|a| (a.dir, a.object.clone()))
                 .collect();
-            let want = list.iter().any(|(h, o)| *h == head && *o == objs);
-            assert_eq!(known.contains(&ev), want, "step {step}");
-            hits += usize::from(want);
-            if !want && rnd(2) == 0 && known.insert(&ev) {
+            let want = list.iter().position(|(h, o)| *h == head && *o == objs);
+            // The index too (the engine numbers requests by it).
+            assert_eq!(known.find(&ev), want, "step {step}");
+            assert_eq!(known.contains(&ev), want.is_some(), "step {step}");
+            hits += usize::from(want.is_some());
+            if want.is_none() && rnd(2) == 0 && known.insert(&ev) {
                 list.push((head, objs));
             }
         }

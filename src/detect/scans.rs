@@ -371,7 +371,20 @@ impl Detector for Scans {
                             kept
                         }
                         (Some(sig), None) => st.known.insert(sig),
-                        (None, _) => st.known_named.insert(ev),
+                        (None, r) => {
+                            // A named request with a number (OPC UA): known as a Modbus one
+                            // is, so that it goes idle.
+                            let kept = st.known_named.insert(ev);
+                            if let Some(r) = r.map(|r| r as usize) {
+                                if r >= self.known_reqs.len() {
+                                    self.known_reqs.resize(r + 1, 0);
+                                }
+                                if let Some(k) = self.known_reqs.get_mut(r) {
+                                    *k = if kept { REQ_KNOWN } else { REQ_KNOWN_UNCACHED };
+                                }
+                            }
+                            kept
+                        }
                     };
                     if !kept {
                         self.sigs_uncached += 1;

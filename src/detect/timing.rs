@@ -1272,10 +1272,18 @@ impl Timing {
         };
         let max10 = ch.volume.max_per_10s;
         Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        // A named request the engine numbered (its number stands for its channel, function
+        // and objects) is remembered by its number as a Modbus one is.
+        let numbered = ctx.sig.is_none() && ctx.req.is_some();
+        #[cfg(test)]
+        let numbered = numbered && !self.no_named_memo;
         if ev.proto == AppProto::Opcua && ev.function.code == OPCUA_PUBLISH_REQUEST {
             // An OPC UA client keeps Publish requests queued at the server and sends the next
             // one when a notification or keep-alive comes back: their pace follows how often
             // the data changes, not a polling cycle, so they have no period to keep.
+            if numbered {
+                self.memo_burst(ctx, ev.function.name, c);
+            }
             return;
         }
         let modbus = ModbusSig::of(ev).is_some();
@@ -1284,6 +1292,9 @@ impl Timing {
         if !modbus {
             if let Some(i) = chan.find_named(ev) {
                 // A request remembered with its info: as found by its key.
+                if numbered {
+                    self.memo(ctx, ev.function.name, i);
+                }
                 return self.request(ev, &key, ch, i, out);
             }
         }
@@ -1334,6 +1345,9 @@ impl Timing {
                     chan.named.push((NamedReq::of(ev), i));
                 }
             }
+            if numbered {
+                self.memo(ctx, ev.function.name, i);
+            }
         }
         self.request(ev, &key, ch, i, out);
     }
@@ -1343,6 +1357,9 @@ impl Timing {
 const MEMO_NONE: u32 = u32::MAX;
 /// The request's channel is not in the baseline: nothing to do.
 const MEMO_SKIP: u32 = u32::MAX - 1;
+/// A request with no info that only counts towards its channel's bursts (an OPC UA Publish):
+/// [`Timing::known_memo`] without checks.
+const MEMO_BURST: u32 = u32::MAX - 2;
 
 /// What the detector found of an engine-numbered request (see [`EventCtx::req`]).
 #[derive(Clone, Copy, Debug)]
@@ -1385,6 +1402,16 @@ impl Timing {
                 checks,
                 name,
             };
+        }
+    }
+
+    /// Remembers that the event's request (numbered by the engine) only counts towards the
+    /// bursts of channel `c` (see [`MEMO_BURST`]).
+    fn memo_burst(&mut self, ctx: &EventCtx, name: &'static str, c: u32) {
+        self.memo(ctx, name, MEMO_BURST);
+        if let Some(m) = ctx.req.and_then(|r| self.req_memo.get_mut(r as usize)) {
+            m.chan = c;
+            m.checks = false;
         }
     }
 
@@ -2342,28 +2369,81 @@ mod tests {
                 ));
             }
         }
-        let run = |no_memo: bool| {
+        // Publish requests in between (bursts only; a burst of them once), some of them
+        // under another function name.
+        let mut publish = Vec::new();
+        for (n, e) in evs.iter().enumerate() {
+            let copies = match n {
+                300..=319 => 60,
+                _ if n % 3 == 0 => 1,
+                _ => 0,
+            };
+            for _ in 0..copies {
+                let mut p = opc_read(0, (n % 4) as u32, 1 + (n % 2) as u32);
+                p.ts = e.ts;
+                p.function.code = OPCUA_PUBLISH_REQUEST;
+                p.function.name = if n % 11 == 0 { "Publish2" } else { "Publish" };
+                publish.push(p);
+            }
+        }
+        evs.extend(publish);
+        evs.sort_by_key(|e| e.ts);
+        // `numbered`: requests numbered as the engine numbers named ones (channel, function
+        // code, unit and objects; one in five without a number).
+        let run = |no_memo: bool, numbered: bool| {
             let mut d = Timing::new(TimingConfig::default());
             d.no_named_memo = no_memo;
             let mut out = Vec::new();
+            let mut reqs: Vec<(u32, Vec<ObjectRef>)> = Vec::new();
             for (n, e) in evs.iter().enumerate() {
                 if n % 50 == 0 {
                     d.on_tick(e.ts, Some(&b), &mut out);
                 }
-                d.on_event(e, Some(&b), &mut out);
+                let mut ctx = EventCtx::of(e);
+                if numbered {
+                    let k = (
+                        e.function.code,
+                        e.accesses.iter().map(|a| a.object.clone()).collect(),
+                    );
+                    let rank = reqs.iter().position(|x| *x == k).unwrap_or_else(|| {
+                        reqs.push(k);
+                        reqs.len() - 1
+                    });
+                    ctx.req = (rank % 5 != 4).then(|| u32::try_from(rank).unwrap());
+                }
+                d.on_event_ctx(e, &ctx, Some(&b), &mut out);
             }
             d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+            let memos = [MEMO_BURST, 0].map(|x| {
+                d.req_memo
+                    .iter()
+                    .filter(|m| (m.info == MEMO_BURST) == (x == MEMO_BURST) && m.info < MEMO_SKIP)
+                    .count()
+            });
             (
-                out.iter().map(Alert::to_json_line).collect::<Vec<_>>(),
-                d.infos.len(),
+                (
+                    out.iter().map(Alert::to_json_line).collect::<Vec<_>>(),
+                    d.infos.len(),
+                ),
+                memos,
             )
         };
-        let (slow, infos) = run(true);
-        for k in ["poll_stopped", "poll_order_changed", "poll_period_changed"] {
+        let ((slow, infos), _) = run(true, false);
+        for k in [
+            "poll_stopped",
+            "poll_order_changed",
+            "poll_period_changed",
+            "traffic_burst",
+        ] {
             assert!(slow.iter().any(|a| a.contains(k)), "{k} missing");
         }
         assert!(infos > MAX_CHAN_NAMED, "{infos}");
-        assert_eq!(run(false), (slow, infos));
+        assert_eq!(run(false, false).0, (slow.clone(), infos));
+        let (numbered, [bursts, others]) = run(false, true);
+        assert_eq!(numbered, (slow.clone(), infos));
+        // Publish requests and others remembered by their numbers.
+        assert!(bursts >= 2 && others > 10, "{bursts} {others}");
+        assert_eq!(run(true, true).0, (slow, infos));
     }
 
     #[test]

@@ -1108,6 +1108,13 @@ struct Chan {
     owner: Vec<u32>,
 }
 
+/// Most accesses of a named request whose objects [`Values`] keeps by request number (an
+/// engine numbers requests of at most 64 objects).
+const MAX_NAMED_REQ_ACCESSES: usize = 64;
+
+/// No slot or object (in [`Values::named_by_req`] and [`Values::named_reqs`]).
+const NO_NAMED: u32 = u32::MAX;
+
 /// Most named objects a channel remembers in [`Chan::named_memo`].
 const MAX_NAMED_MEMO: usize = 64;
 
@@ -1139,6 +1146,13 @@ pub struct Values {
     /// By request number ([`EventCtx::req`]): the index in `store` of the block of each of
     /// its (at most two) accesses, [`NO_BLOCK`] when not known yet (emptied with `store`).
     by_req: Vec<[u32; 2]>,
+    /// By request number of a named request ([`EventCtx::req`] without a Modbus signature):
+    /// its index in `named_reqs` ([`NO_NAMED`]: none yet).
+    named_by_req: Vec<u32>,
+    /// Named requests: their channel (index in `chans`) and, per access, the index of its
+    /// object in the channel's `named_objs` ([`NO_NAMED`]: not known yet). A channel's named
+    /// objects are never dropped, so an index once found stays right.
+    named_reqs: Vec<(usize, Vec<u32>)>,
     /// Objects tracked, over all channels.
     n_states: usize,
     /// Values of objects not tracked because the state table was full (they are still checked
@@ -1773,6 +1787,8 @@ impl Values {
             blocks: FastMap::default(),
             store: Vec::new(),
             by_req: Vec::new(),
+            named_by_req: Vec::new(),
+            named_reqs: Vec::new(),
             n_states: 0,
             states_dropped: 0,
             cached_slots: 0,
@@ -2048,6 +2064,7 @@ impl Values {
 
     /// Checks the value of an access to a named object (OPC UA node, other).
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn named_access(
         &mut self,
         b: &Baseline,
@@ -2056,10 +2073,9 @@ impl Values {
         ci: usize,
         a: &Access,
         out: &mut Vec<Alert>,
-    ) {
-        let Some(x) = a.values.first().and_then(numeric) else {
-            return;
-        };
+        known: Option<u32>,
+    ) -> Option<u32> {
+        let x = a.values.first().and_then(numeric)?;
         let Values {
             cfg,
             chans,
@@ -2069,19 +2085,17 @@ impl Values {
             fast_paths,
             ..
         } = self;
-        let Some(chan) = chans.get_mut(ci) else {
-            return;
-        };
-        let memo = if *fast_paths {
-            chan.named_memo.find(&a.object)
-        } else {
-            None
+        let chan = chans.get_mut(ci)?;
+        let memo = match known {
+            Some(i) => Some(i),
+            None if *fast_paths => chan.named_memo.find(&a.object),
+            None => None,
         };
         let i = match memo {
             Some(i) => i,
             None => {
                 if !write_named_object_key(&a.object, key_buf) {
-                    return;
+                    return None;
                 }
                 let okey = key_buf.as_str();
                 match chan.named.get(okey) {
@@ -2096,12 +2110,10 @@ impl Values {
                             if let Some(c) = Compiler::new(cfg, b, ev).check(okey, a.dir) {
                                 untracked(ev, now, KeyRef::Named(okey), a.dir, &c, x, out);
                             }
-                            return;
+                            return None;
                         };
                         // Fewer named objects than states, whose indices are u32.
-                        let Ok(i) = u32::try_from(chan.named_objs.len()) else {
-                            return;
-                        };
+                        let i = u32::try_from(chan.named_objs.len()).ok()?;
                         chan.named_objs.push(NamedObj {
                             key: okey.to_string(),
                             obj,
@@ -2116,9 +2128,7 @@ impl Values {
                 }
             }
         };
-        let Some(e) = chan.named_objs.get_mut(i as usize) else {
-            return;
-        };
+        let e = chan.named_objs.get_mut(i as usize)?;
         // The repeat and change paths of a read (as in blocks, see `run_block_dir`): the
         // state is kept by `read`, `hot` is the compiled read profile's.
         if *fast_paths && a.dir == AccessDir::Read {
@@ -2127,10 +2137,10 @@ impl Values {
                     if st.run < st.quiet_until {
                         st.run += 1;
                         st.last = x;
-                        return;
+                        return Some(i);
                     }
                 } else if read_change(&e.hot, st, x, ev.ts) {
-                    return;
+                    return Some(i);
                 }
             }
         }
@@ -2154,6 +2164,32 @@ impl Values {
             let state = chan.states.get_mut(e.obj as usize);
             check_value(ev, now, || KeyRef::Named(okey), a.dir, c, state, x, out);
         }
+        Some(i)
+    }
+
+    /// The slot in `named_reqs` of the named request numbered `r` on channel `ci` (made if
+    /// new, for `n` accesses; none for more than [`MAX_NAMED_REQ_ACCESSES`]).
+    #[inline(never)]
+    fn named_req(&mut self, r: u32, ci: usize, n: usize) -> Option<usize> {
+        let r = r as usize;
+        match self.named_by_req.get(r) {
+            Some(&s) if s != NO_NAMED => return Some(s as usize),
+            _ => {}
+        }
+        if n > MAX_NAMED_REQ_ACCESSES {
+            return None;
+        }
+        if r >= self.named_by_req.len() {
+            self.named_by_req.resize(r + 1, NO_NAMED);
+        }
+        let s = u32::try_from(self.named_reqs.len())
+            .ok()
+            .filter(|&s| s != NO_NAMED)?;
+        self.named_reqs.push((ci, vec![NO_NAMED; n]));
+        if let Some(x) = self.named_by_req.get_mut(r) {
+            *x = s;
+        }
+        Some(s as usize)
     }
 }
 
@@ -2259,6 +2295,9 @@ impl Values {
         let mut known = None;
         // The channel's index, for named objects (added if new; none when the table is full).
         let mut ci: Option<Option<usize>> = None;
+        // A named request's number, and its slot in `named_reqs` once looked up.
+        let named = ctx.req.filter(|_| self.fast_paths && ctx.sig.is_none());
+        let mut nslot: Option<usize> = None;
         for (i, a) in ev.accesses.iter().enumerate() {
             match &a.object {
                 ObjectRef::Modbus {
@@ -2297,8 +2336,33 @@ impl Values {
                     }
                 }
                 _ => {
+                    // A named request numbered by the engine (its number stands for its
+                    // channel and objects): its channel and objects as found last time.
+                    if let (Some(r), None) = (named, ci) {
+                        let c = match self.named_by_req.get(r as usize) {
+                            Some(&s) if s != NO_NAMED => {
+                                nslot = Some(s as usize);
+                                self.named_reqs.get(s as usize).map(|x| x.0)
+                            }
+                            _ => {
+                                let c = self.chan_of(ctx);
+                                nslot = c.and_then(|c| self.named_req(r, c, ev.accesses.len()));
+                                c
+                            }
+                        };
+                        ci = Some(c);
+                    }
                     if let Some(ci) = *ci.get_or_insert_with(|| self.chan_of(ctx)) {
-                        self.named_access(b, ev, &mut now, ci, a, out);
+                        let known = nslot
+                            .and_then(|s| self.named_reqs.get(s)?.1.get(i).copied())
+                            .filter(|&o| o != NO_NAMED);
+                        let found = self.named_access(b, ev, &mut now, ci, a, out, known);
+                        if let (None, Some(o), Some(s)) = (known, found, nslot) {
+                            if let Some(x) = self.named_reqs.get_mut(s).and_then(|x| x.1.get_mut(i))
+                            {
+                                *x = o;
+                            }
+                        }
                     }
                 }
             }
@@ -2884,6 +2948,58 @@ mod tests {
         ctx
     }
 
+    /// A named request: channel, function code, objects with their directions.
+    type NamedKey = (
+        crate::detect::novelty::ChanId,
+        u32,
+        Vec<(AccessDir, ObjectRef)>,
+    );
+
+    /// [`run_owned_paths`] (fast paths) with named requests numbered as an engine numbers
+    /// them (channel, function and objects with their directions; one in six without a
+    /// number), with the number of objects found by request number at the end.
+    fn run_named_numbered(
+        b: &Baseline,
+        cfg: &ValuesConfig,
+        evs: &[IcsEvent],
+    ) -> (Vec<Alert>, String, usize) {
+        let mut d = Values::new(cfg.clone());
+        let mut out = Vec::new();
+        let mut reqs: Vec<NamedKey> = Vec::new();
+        for e in evs {
+            let mut ctx = EventCtx::of(e);
+            if ctx.sig.is_none() {
+                let k = (
+                    ctx.key,
+                    e.function.code,
+                    e.accesses
+                        .iter()
+                        .map(|a| (a.dir, a.object.clone()))
+                        .collect(),
+                );
+                let rank = reqs.iter().position(|x| *x == k).unwrap_or_else(|| {
+                    reqs.push(k);
+                    reqs.len() - 1
+                });
+                ctx.req = (rank % 6 != 5).then(|| 1000 + u32::try_from(rank).unwrap());
+            }
+            d.on_event_ctx(e, &ctx, Some(b), &mut out);
+        }
+        let remembered = d
+            .named_reqs
+            .iter()
+            .flat_map(|(_, o)| o)
+            .filter(|&&o| o != NO_NAMED)
+            .count();
+        d.release_all();
+        let states: Vec<String> = d
+            .chans
+            .iter()
+            .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
+            .collect();
+        (out, states.join("\n"), remembered)
+    }
+
     /// [`run_paths`] on baseline `b`, with the number of events that found a block owning
     /// its objects (`numbered`: requests numbered as an engine does, and then the number of
     /// events that [`Values::owned_request`] takes).
@@ -3141,6 +3257,11 @@ mod tests {
             let (slow, slow_states, _) = run_owned_paths(&b, cfg, &evs, false, false);
             assert_eq!(texts(&fast), texts(&slow), "config {k}");
             assert_eq!(fast_states, slow_states, "config {k}");
+            // With named requests numbered (their objects then found by number).
+            let (numbered, numbered_states, remembered) = run_named_numbered(&b, cfg, &evs);
+            assert_eq!(texts(&numbered), texts(&slow), "config {k}");
+            assert_eq!(numbered_states, slow_states, "config {k}");
+            assert!(remembered > 0, "config {k}");
             if k == 0 {
                 let kinds: Vec<&str> = fast.iter().map(|a| a.otwatch.kind).collect();
                 for kind in ["read_value_out_of_range", "value_jump", "value_frozen"] {
