@@ -572,8 +572,8 @@ impl Engine {
             ("raised".to_string(), self.raised),
             ("suppressed".to_string(), self.agg.suppressed),
             (
-                "aggregate.episodes_dropped".to_string(),
-                self.agg.episodes_dropped,
+                "aggregate.episodes_closed_early".to_string(),
+                self.agg.episodes_closed_early,
             ),
         ];
         if let Some(pool) = &self.pool {
