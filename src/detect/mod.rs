@@ -197,7 +197,7 @@ type ChanReqs = CycleMap<ModSig, u32>;
 /// Most channels an engine numbers (beyond: detectors look them up themselves, with the
 /// same result). A plant has a few hundred; each number costs the engine about 130 bytes
 /// (its hash entry and request list) and every detector a slot.
-const MAX_NUMBERED_CHANNELS: usize = 16_384;
+const MAX_NUMBERED_CHANNELS: usize = 4_096;
 
 /// Entries of the engine's memo of recent channel numbers, by flow.
 const FLOW_MEMO: usize = 1024;

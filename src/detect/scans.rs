@@ -256,7 +256,10 @@ impl Detector for Scans {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("sigs_uncached", self.sigs_uncached)]
+        vec![
+            ("pairs_dropped", self.pairs_dropped),
+            ("sigs_uncached", self.sigs_uncached),
+        ]
     }
 
     fn can_idle(&self) -> bool {
@@ -399,7 +402,13 @@ impl Detector for Scans {
                         st.recent.push_back(old);
                     }
                 }
-                false => st.recent.push_back(ev.clone()),
+                false => {
+                    if st.recent.capacity() == 0 {
+                        // Room for the evidence only (not the next power of two).
+                        st.recent.reserve_exact(MAX_EVIDENCE);
+                    }
+                    st.recent.push_back(ev.clone())
+                }
             }
         }
 
