@@ -227,19 +227,54 @@ fn write_alerts(w: &mut dyn Write, alerts: &mut Vec<Alert>) -> std::io::Result<(
     Ok(())
 }
 
-/// Logs the detection counters (`-v`), and warns when a detector's cap made it skip checks.
-fn report_counters(engine: &Engine) {
-    let counters = engine.counters();
+/// The detection counters of a run, as `(name, count)`: the engine's (raised, suppressed, the
+/// aggregator's and each detector's), then the engine's numbering caches
+/// (`engine.channels_unnumbered`, `engine.requests_unnumbered`: their events were looked up
+/// without a number, no check skipped).
+fn detection_counters(engine: &Engine) -> Vec<(String, u64)> {
+    let mut counters = engine.counters();
+    counters.push((
+        "engine.channels_unnumbered".to_string(),
+        engine.channels_unnumbered,
+    ));
+    counters.push((
+        "engine.requests_unnumbered".to_string(),
+        engine.requests_unnumbered,
+    ));
+    counters
+}
+
+/// What [`report_counters`] logs: the line of every counter, and the warnings (counter,
+/// count, message) for the caps that were reached.
+fn counter_report(counters: &[(String, u64)]) -> (String, Vec<(&str, u64, &'static str)>) {
     let line: Vec<String> = counters.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    tracing::info!("detection counters: {}", line.join(", "));
-    for (k, n) in &counters {
-        if k.ends_with("dropped") && *n > 0 {
-            tracing::warn!(
-                counter = %k,
-                count = n,
-                "a detection cap was reached: some checks were skipped"
-            );
+    let mut warnings = Vec::new();
+    for (k, n) in counters {
+        if *n == 0 {
+            continue;
         }
+        let msg = if k.ends_with("dropped") {
+            "a detection cap was reached: some checks were skipped"
+        } else if k.ends_with("closed_early") {
+            "the aggregation table was full: summaries of the oldest episodes came out early"
+        } else if k.ends_with("unnumbered") {
+            "the engine's numbering was full: more lookups, no check skipped"
+        } else {
+            continue;
+        };
+        warnings.push((k.as_str(), *n, msg));
+    }
+    (line.join(", "), warnings)
+}
+
+/// Logs the detection counters (`-v`), and warns when a detector's cap made it skip checks
+/// (or a cache or the aggregation table was full).
+fn report_counters(engine: &Engine) {
+    let counters = detection_counters(engine);
+    let (line, warnings) = counter_report(&counters);
+    tracing::info!("detection counters: {line}");
+    for (k, n, msg) in warnings {
+        tracing::warn!(counter = %k, count = n, "{msg}");
     }
 }
 
@@ -586,5 +621,61 @@ mod tests {
         for bad in ["", "x", "0", "1.5", "-3m", "100%", "nanm"] {
             assert!(bad.parse::<LearnSpan>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_engines_unnumbered_counters_are_reported() {
+        // One channel with more distinct requests than the engine numbers per channel (64):
+        // the rest are counted in engine.requests_unnumbered, which the report lists and warns
+        // about (as a cost, not as skipped checks).
+        use crate::detect::testkit::{read_hr, MASTER, PLC};
+        let mut engine = Engine::new(None, DetectConfig::default());
+        let mut out = Vec::new();
+        for k in 0..70u32 {
+            let ev = read_hr(i64::from(k), MASTER, PLC, 1, k * 10, &[1]);
+            engine.on_event(&ev, &mut out);
+        }
+        engine.finish(&mut out);
+        let counters = detection_counters(&engine);
+        let get = |name: &str| counters.iter().find(|(k, _)| k == name).map(|(_, n)| *n);
+        assert_eq!(get("engine.requests_unnumbered"), Some(6));
+        assert_eq!(get("engine.channels_unnumbered"), Some(0));
+        assert_eq!(get("aggregate.episodes_closed_early"), Some(0));
+        let (line, warnings) = counter_report(&counters);
+        assert!(line.contains("engine.requests_unnumbered 6"), "{line}");
+        assert!(line.contains("engine.channels_unnumbered 0"), "{line}");
+        assert_eq!(
+            warnings,
+            [(
+                "engine.requests_unnumbered",
+                6,
+                "the engine's numbering was full: more lookups, no check skipped"
+            )]
+        );
+    }
+
+    #[test]
+    fn caps_reached_are_warned_about() {
+        let counters: Vec<(String, u64)> = [
+            ("raised", 9),
+            ("values.chans_dropped", 3),
+            ("values.states_dropped", 0),
+            ("aggregate.episodes_closed_early", 2),
+        ]
+        .iter()
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect();
+        let (line, warnings) = counter_report(&counters);
+        assert_eq!(
+            line,
+            "raised 9, values.chans_dropped 3, values.states_dropped 0, \
+             aggregate.episodes_closed_early 2"
+        );
+        let names: Vec<&str> = warnings.iter().map(|w| w.0).collect();
+        assert_eq!(
+            names,
+            ["values.chans_dropped", "aggregate.episodes_closed_early"]
+        );
+        assert!(warnings[0].2.contains("some checks were skipped"));
     }
 }

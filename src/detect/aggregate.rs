@@ -13,14 +13,26 @@
 //! tick past the window) and at [`Aggregator::finish`]; summaries closed at once come out in
 //! the order of their keys (signature id, signature, source, destination, protocol).
 //!
+//! At most [`MAX_EPISODES`] episodes are open. An alert of a new key when that many are open
+//! first closes the least recently updated episode that has had no repeat yet, or when every
+//! open episode has had one, the least recently updated of all, as its window would have
+//! closed (its summary, when it had repeats, comes out just before the new alert), counted in
+//! [`Aggregator::episodes_closed_early`]: in a flood of distinct findings every alert is still
+//! emitted or summarised, and memory stays bounded. Closing the episodes without repeats first
+//! keeps the ones that aggregate something when the flood's keys come round in a cycle longer
+//! than the table (there, the least recently updated episode is always the next one to come
+//! back, and closing it would aggregate nothing).
+//!
 //! Lookup. In an alert flood every raw alert passes here, so a repeat is found without
 //! building or cloning its key: first the episode of the last hit is compared field by field,
 //! then a seeded 64-bit fingerprint of the key finds the episodes to compare in a hash index
 //! (a chain per fingerprint, so that a collision only costs a compare). Episodes live in a
-//! flat list; the index is rebuilt when windows close (once per window, not per alert).
+//! flat list, also linked in two lists (no repeat yet, repeated) in the order of their last
+//! update; the index and the lists are rebuilt when windows close (once per window, not per
+//! alert).
 
 use crate::alert::schema::MAX_EVIDENCE;
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertEvidence};
 use crate::event::AppProto;
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
@@ -29,21 +41,22 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
-/// No episode (end of a chain, no last hit).
+/// No episode (end of a chain or of the update order, no last hit).
 const NONE: u32 = u32::MAX;
 
-/// Most open episodes (keys with a window open). Beyond, an alert of a new key is emitted as
-/// it comes, without an episode (counted in [`Aggregator::episodes_dropped`]). A plant has a
-/// few hundred channels with a few findings each open at once; an episode holds up to one
-/// alert (its last repeat, about 1-2 KB), so 16,384 of them stay under 32 MB even when
-/// 100,000 channels are all new.
-pub const MAX_EPISODES: usize = 16_384;
+/// Most open episodes (keys with a window open). Beyond, an alert of a new key closes the
+/// least recently updated episode first (counted in [`Aggregator::episodes_closed_early`]). A
+/// plant has a few hundred channels with a few findings each open at once; an episode with
+/// repeats holds the last one (without its evidence, about 1 KB) and the first
+/// [`MAX_EVIDENCE`] events of its window (about 1 KB), so 4,096 of them stay under 10 MB even
+/// when 100,000 channels are all new.
+pub const MAX_EPISODES: usize = 4_096;
 
 /// What makes two alerts repeats (see the module documentation).
 #[derive(Debug)]
 struct Key {
     sig_id: u32,
-    signature: String,
+    signature: Box<str>,
     src: IpAddr,
     dst: IpAddr,
     proto: AppProto,
@@ -53,7 +66,7 @@ impl Key {
     fn of(a: &Alert) -> Key {
         Key {
             sig_id: a.alert.signature_id,
-            signature: a.alert.signature.clone(),
+            signature: a.alert.signature.as_str().into(),
             src: a.src_ip,
             dst: a.dest_ip,
             proto: a.app_proto,
@@ -67,7 +80,7 @@ impl Key {
             && self.src == a.src_ip
             && self.dst == a.dest_ip
             && self.proto == a.app_proto
-            && self.signature == a.alert.signature
+            && *self.signature == *a.alert.signature
     }
 }
 
@@ -97,11 +110,20 @@ struct Episode {
     fp: u64,
     /// The next episode with the same fingerprint, or [`NONE`].
     next: u32,
+    /// The episodes of its list updated just before and just after this one, or [`NONE`].
+    older: u32,
+    newer: u32,
+    /// It has had a repeat (in this window or an earlier one): in the second list.
+    busy: bool,
+    /// When it was last updated (the aggregator's count of updates then).
+    stamp: u64,
     window_end: Timestamp,
     repeats: u64,
     first: Timestamp,
-    last: Option<Alert>,
-    evidence: Vec<crate::alert::AlertEvidence>,
+    /// The last repeat of the window, without its evidence (its summary carries the
+    /// episode's); boxed, so that an episode without repeats stays small.
+    last: Option<Box<Alert>>,
+    evidence: Vec<AlertEvidence>,
 }
 
 /// Aggregates repeats; see the module documentation for the policy.
@@ -118,6 +140,12 @@ pub struct Aggregator {
     fp_mask: u64,
     /// The episode of the last hit, or [`NONE`].
     memo: u32,
+    /// The least and the most recently updated episodes of each list (episodes without a
+    /// repeat yet, then the others), or [`NONE`].
+    oldest: [u32; 2],
+    newest: [u32; 2],
+    /// Updates so far (the next episode's stamp).
+    stamps: u64,
     /// The earliest window end of the open episodes: until then nothing can expire, so a push
     /// does not walk the episodes.
     next_end: Option<Timestamp>,
@@ -125,9 +153,9 @@ pub struct Aggregator {
     pub suppressed: u64,
     /// Most open episodes ([`MAX_EPISODES`]; smaller in tests).
     max_episodes: usize,
-    /// Alerts of a new key emitted without an episode because `max_episodes` were open (their
-    /// repeats are not aggregated).
-    pub episodes_dropped: u64,
+    /// Episodes closed before their window ended, to make room for a new key because
+    /// `max_episodes` were open (their summaries came out early; no alert is lost).
+    pub episodes_closed_early: u64,
 }
 
 impl Aggregator {
@@ -140,10 +168,13 @@ impl Aggregator {
             fp_hasher: KeyHashBuilder::random(),
             fp_mask: u64::MAX,
             memo: NONE,
+            oldest: [NONE; 2],
+            newest: [NONE; 2],
+            stamps: 0,
             next_end: None,
             suppressed: 0,
             max_episodes: MAX_EPISODES,
-            episodes_dropped: 0,
+            episodes_closed_early: 0,
         }
     }
 
@@ -184,7 +215,75 @@ impl Aggregator {
         Err(fp)
     }
 
-    /// Adds an episode to the list and the index (at the head of its chain).
+    /// Takes episode `i` out of its list.
+    fn unlink(&mut self, i: u32) {
+        let Some(e) = self.episodes.get(i as usize) else {
+            return;
+        };
+        let (older, newer, l) = (e.older, e.newer, usize::from(e.busy));
+        match self.episodes.get_mut(older as usize) {
+            Some(o) => o.newer = newer,
+            None => {
+                if let Some(x) = self.oldest.get_mut(l) {
+                    *x = newer;
+                }
+            }
+        }
+        match self.episodes.get_mut(newer as usize) {
+            Some(n) => n.older = older,
+            None => {
+                if let Some(x) = self.newest.get_mut(l) {
+                    *x = older;
+                }
+            }
+        }
+    }
+
+    /// Puts episode `i` (in no list) at the newest end of its list, with a new stamp.
+    fn link_newest(&mut self, i: u32) {
+        let stamp = self.stamps;
+        self.stamps += 1;
+        let Some(e) = self.episodes.get_mut(i as usize) else {
+            return;
+        };
+        let l = usize::from(e.busy);
+        let prev = self.newest.get(l).copied().unwrap_or(NONE);
+        e.older = prev;
+        e.newer = NONE;
+        e.stamp = stamp;
+        match self.episodes.get_mut(prev as usize) {
+            Some(p) => p.newer = i,
+            None => {
+                if let Some(x) = self.oldest.get_mut(l) {
+                    *x = i;
+                }
+            }
+        }
+        if let Some(x) = self.newest.get_mut(l) {
+            *x = i;
+        }
+    }
+
+    /// Marks episode `i` as the most recently updated, in the list of repeated ones.
+    #[inline]
+    fn touch(&mut self, i: u32) {
+        if self.newest[1] == i {
+            // Already the newest repeated one (a run of repeats of one key): a new stamp.
+            if let Some(e) = self.episodes.get_mut(i as usize) {
+                e.stamp = self.stamps;
+                self.stamps += 1;
+            }
+            return;
+        }
+        self.unlink(i);
+        if let Some(e) = self.episodes.get_mut(i as usize) {
+            e.busy = true;
+        }
+        self.link_newest(i);
+    }
+
+    /// Adds an episode to the list, the index (at the head of its chain) and the update order
+    /// (newest).
     fn insert(&mut self, mut ep: Episode) {
         let Ok(i) = u32::try_from(self.episodes.len()) else {
             // Four billion open episodes: not reachable in memory.
@@ -195,9 +294,60 @@ impl Aggregator {
         }
         ep.next = self.index.insert(ep.fp, i).unwrap_or(NONE);
         self.episodes.push(ep);
+        self.link_newest(i);
     }
 
-    /// Rebuilds the index from the list (after episodes were removed).
+    /// Closes the least recently updated episode without repeats, else the least recently
+    /// updated one, as its window would close (its summary, if any, to `out`), and puts `ep`
+    /// in its place.
+    #[cold]
+    fn replace_oldest(&mut self, mut ep: Episode, out: &mut Vec<Alert>) {
+        let i = match self.oldest {
+            [NONE, i] => i,
+            [i, _] => i,
+        };
+        let Some(old) = self.episodes.get(i as usize) else {
+            self.insert(ep);
+            return;
+        };
+        // Out of its fingerprint chain.
+        let (fp, next) = (old.fp, old.next);
+        match self.index.get(&fp).copied() {
+            Some(h) if h == i => {
+                if next == NONE {
+                    self.index.remove(&fp);
+                } else {
+                    self.index.insert(fp, next);
+                }
+            }
+            Some(mut j) => {
+                while let Some(e) = self.episodes.get_mut(j as usize) {
+                    if e.next == i {
+                        e.next = next;
+                        break;
+                    }
+                    j = e.next;
+                }
+            }
+            None => {}
+        }
+        self.unlink(i);
+        if self.memo == i {
+            self.memo = NONE;
+        }
+        self.episodes_closed_early += 1;
+        ep.next = self.index.insert(ep.fp, i).unwrap_or(NONE);
+        let Some(slot) = self.episodes.get_mut(i as usize) else {
+            return;
+        };
+        let mut old = std::mem::replace(slot, ep);
+        if let Some(s) = Self::summary(&mut old) {
+            out.push(s);
+        }
+        self.link_newest(i);
+    }
+
+    /// Rebuilds the index and the update order from the list (after episodes were removed).
     fn reindex(&mut self) {
         self.index.clear();
         self.memo = NONE;
@@ -205,10 +355,40 @@ impl Aggregator {
             let i = i as u32;
             ep.next = self.index.insert(ep.fp, i).unwrap_or(NONE);
         }
+        let mut order: Vec<(u64, u32)> = self
+            .episodes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.stamp, i as u32))
+            .collect();
+        order.sort_unstable();
+        self.oldest = [NONE; 2];
+        self.newest = [NONE; 2];
+        for (stamp, i) in order {
+            let Some(e) = self.episodes.get_mut(i as usize) else {
+                continue;
+            };
+            let l = usize::from(e.busy);
+            let prev = self.newest.get(l).copied().unwrap_or(NONE);
+            e.older = prev;
+            e.newer = NONE;
+            e.stamp = stamp;
+            match self.episodes.get_mut(prev as usize) {
+                Some(p) => p.newer = i,
+                None => {
+                    if let Some(x) = self.oldest.get_mut(l) {
+                        *x = i;
+                    }
+                }
+            }
+            if let Some(x) = self.newest.get_mut(l) {
+                *x = i;
+            }
+        }
     }
 
     fn summary(ep: &mut Episode) -> Option<Alert> {
-        let mut a = ep.last.take()?;
+        let mut a = *ep.last.take()?;
         let n = ep.repeats;
         a.otwatch.count = n;
         a.otwatch.first_seen = ep.first;
@@ -279,6 +459,7 @@ impl Aggregator {
         self.flush_expired(alert.timestamp, out);
         match self.find(&alert) {
             Ok(i) => {
+                self.touch(i as u32);
                 let Some(ep) = self.episodes.get_mut(i) else {
                     return;
                 };
@@ -290,32 +471,44 @@ impl Aggregator {
                 if ep.evidence.len() < MAX_EVIDENCE {
                     // The stored alert's own evidence is replaced by the episode's in its
                     // summary: move it there instead of copying.
+                    if ep.evidence.capacity() == 0 {
+                        ep.evidence.reserve_exact(MAX_EVIDENCE);
+                    }
                     for e in alert.otwatch.evidence.drain(..) {
                         if ep.evidence.len() < MAX_EVIDENCE {
                             ep.evidence.push(e);
                         }
                     }
                 }
-                ep.last = Some(alert);
-            }
-            Err(_) if self.episodes.len() >= self.max_episodes => {
-                // Full: the alert goes out as it is, and its repeats too until room is made.
-                self.episodes_dropped += 1;
-                out.push(alert);
+                // What is left of it is not needed.
+                alert.otwatch.evidence = Vec::new();
+                match &mut ep.last {
+                    Some(last) => **last = alert,
+                    None => ep.last = Some(Box::new(alert)),
+                }
             }
             Err(fp) => {
                 let window_end = alert.timestamp.plus_secs(self.window_s);
                 self.next_end = Some(self.next_end.map_or(window_end, |e| e.min(window_end)));
-                self.insert(Episode {
+                let ep = Episode {
                     key: Key::of(&alert),
                     fp,
                     next: NONE,
+                    older: NONE,
+                    newer: NONE,
+                    busy: false,
+                    stamp: 0,
                     window_end,
                     repeats: 0,
                     first: alert.timestamp,
                     last: None,
                     evidence: Vec::new(),
-                });
+                };
+                if self.episodes.len() >= self.max_episodes {
+                    self.replace_oldest(ep, out);
+                } else {
+                    self.insert(ep);
+                }
                 out.push(alert);
             }
         }
@@ -326,6 +519,8 @@ impl Aggregator {
         let mut eps = std::mem::take(&mut self.episodes);
         self.index.clear();
         self.memo = NONE;
+        self.oldest = [NONE; 2];
+        self.newest = [NONE; 2];
         self.next_end = None;
         let mut summaries: Vec<Alert> = eps.iter_mut().filter_map(Self::summary).collect();
         summaries.sort_by(key_order);
@@ -410,8 +605,9 @@ mod tests {
 
     #[test]
     fn a_flood_of_distinct_keys_stays_within_the_episode_cap() {
-        // 50 clients each repeat one finding: with room for 8 episodes, the first 8 keys are
-        // aggregated, the other 42 open none (their alerts go out as they come, counted).
+        // 50 clients each repeat one finding in turn: with room for 8 episodes, the ninth key
+        // closes the least recently updated episode early, which then has had no repeat (no
+        // summary); every alert is still emitted, none twice.
         let mut agg = Aggregator::new(300);
         agg.max_episodes = 8;
         let mut out = Vec::new();
@@ -422,18 +618,144 @@ mod tests {
             }
         }
         assert_eq!(agg.episodes.len(), 8);
-        assert_eq!(agg.episodes_dropped, 42 * 3);
-        assert_eq!(agg.suppressed, 8 * 2);
-        assert_eq!(out.len(), 8 + 42 * 3);
+        assert_eq!(agg.episodes_closed_early, 150 - 8);
+        assert_eq!(agg.suppressed, 0);
+        assert_eq!(out.len(), 150);
         agg.finish(&mut out);
-        assert_eq!(out.iter().filter(|a| a.otwatch.aggregated).count(), 8);
-        // Under the cap nothing is refused.
+        assert_eq!(out.len(), 150);
+        // Under the cap nothing is closed early.
         let mut agg = Aggregator::new(300);
         let mut out = Vec::new();
         for c in 0..50 {
             agg.push(raw(0, true, &format!("10.1.0.{c}")), &mut out);
         }
-        assert_eq!((agg.episodes.len(), agg.episodes_dropped), (50, 0));
+        assert_eq!((agg.episodes.len(), agg.episodes_closed_early), (50, 0));
+    }
+
+    #[test]
+    fn a_flood_of_bursts_past_the_cap_emits_each_first_alert_and_an_early_summary() {
+        // 50 clients, each with a burst of 10 repeats of one finding, one after the other:
+        // with room for 8 episodes, each key gives its first alert and one summary of its 9
+        // repeats (42 of them closed early, just before the first alert that needed the
+        // room); the lines stay two per key, not one per alert.
+        let mut agg = Aggregator::new(300);
+        agg.max_episodes = 8;
+        let mut out = Vec::new();
+        for c in 0..50 {
+            for rep in 0..10 {
+                agg.push(raw(c * 10 + rep, true, &format!("10.1.0.{c}")), &mut out);
+            }
+        }
+        assert_eq!(agg.episodes_closed_early, 42);
+        agg.finish(&mut out);
+        assert_eq!(out.len(), 100);
+        assert_eq!(agg.suppressed, 50 * 9);
+        let total: u64 = out.iter().map(|a| a.otwatch.count).sum();
+        assert_eq!(total, 500);
+        for c in 0..50 {
+            let src = format!("10.1.0.{c}");
+            let mine: Vec<&Alert> = out.iter().filter(|a| a.src_ip.to_string() == src).collect();
+            assert_eq!(mine.len(), 2, "{src}");
+            assert!(!mine[0].otwatch.aggregated);
+            assert!(mine[1].otwatch.aggregated);
+            assert_eq!(mine[1].otwatch.count, 9);
+            assert_eq!(mine[1].otwatch.evidence.len(), MAX_EVIDENCE);
+        }
+        // The early summaries come out just before the first alert that closed them: the
+        // summary of key c before the first alert of key c + 8.
+        let pos = |src: &str, agg: bool| {
+            out.iter()
+                .position(|a| a.src_ip.to_string() == src && a.otwatch.aggregated == agg)
+                .unwrap()
+        };
+        for c in 0..42 {
+            let s = pos(&format!("10.1.0.{c}"), true);
+            assert_eq!(s + 1, pos(&format!("10.1.0.{}", c + 8), false));
+        }
+    }
+
+    #[test]
+    fn the_least_recently_updated_episode_is_closed_first() {
+        // Keys 0..4 open and repeat; key 0 repeats last, so key 1 is the oldest when key 4
+        // comes.
+        let mut agg = Aggregator::new(300);
+        agg.max_episodes = 4;
+        let mut out = Vec::new();
+        for c in 0..4 {
+            agg.push(raw(c, true, &format!("10.1.0.{c}")), &mut out);
+            agg.push(raw(c, true, &format!("10.1.0.{c}")), &mut out);
+        }
+        agg.push(raw(5, true, "10.1.0.0"), &mut out);
+        agg.push(raw(6, true, "10.1.0.4"), &mut out);
+        assert_eq!(agg.episodes_closed_early, 1);
+        let n = out.len();
+        assert!(out[n - 2].otwatch.aggregated);
+        assert_eq!(out[n - 2].src_ip.to_string(), "10.1.0.1");
+        assert_eq!(out[n - 1].src_ip.to_string(), "10.1.0.4");
+        // Key 1 is gone: its next alert is a first alert again. An episode without repeats
+        // goes first: key 4's (no summary), not key 2's.
+        agg.push(raw(7, true, "10.1.0.1"), &mut out);
+        assert_eq!(agg.episodes_closed_early, 2);
+        assert_eq!(out.len(), n + 1);
+        assert!(!out[n].otwatch.aggregated);
+        assert_eq!(out[n].src_ip.to_string(), "10.1.0.1");
+        agg.push(raw(8, true, "10.1.0.2"), &mut out);
+        assert_eq!(out.len(), n + 1, "key 2 is still open");
+        // At the end: the summaries of keys 0, 2 and 3 (key 1's new episode had no repeat).
+        agg.finish(&mut out);
+        let summaries: Vec<String> = out[n + 1..].iter().map(|a| a.src_ip.to_string()).collect();
+        assert_eq!(summaries, ["10.1.0.0", "10.1.0.2", "10.1.0.3"]);
+    }
+
+    #[test]
+    fn repeating_keys_stay_open_through_a_cycle_of_one_off_keys() {
+        // Four keys come twice every round; between rounds, ten keys seen once each pass
+        // through a table of eight: they close one another, not the repeating keys (which the
+        // least recently updated rule alone would close: they are older), and those aggregate
+        // throughout (one first alert each, one summary each at the end).
+        let mut agg = Aggregator::new(3600);
+        agg.max_episodes = 8;
+        let mut out = Vec::new();
+        let mut once = 0;
+        for round in 0..20 {
+            for c in 0..4 {
+                agg.push(raw(round, true, &format!("10.1.0.{c}")), &mut out);
+                agg.push(raw(round, true, &format!("10.1.0.{c}")), &mut out);
+            }
+            for _ in 0..10 {
+                agg.push(
+                    raw(round, true, &format!("10.2.{}.{}", once / 200, once % 200)),
+                    &mut out,
+                );
+                once += 1;
+            }
+        }
+        agg.finish(&mut out);
+        for c in 0..4 {
+            let src = format!("10.1.0.{c}");
+            let mine: Vec<(u64, bool)> = out
+                .iter()
+                .filter(|a| a.src_ip.to_string() == src)
+                .map(|a| (a.otwatch.count, a.otwatch.aggregated))
+                .collect();
+            assert_eq!(mine, [(1, false), (39, true)], "{src}");
+        }
+        assert_eq!(out.len(), 4 * 2 + 200);
+        assert_eq!(agg.episodes_closed_early, 196);
+    }
+
+    #[test]
+    fn a_stored_repeat_keeps_no_evidence_of_its_own() {
+        // The summary's evidence is the episode's: the last repeat's own is not kept.
+        let mut agg = Aggregator::new(300);
+        let mut out = Vec::new();
+        for s in 0..10 {
+            agg.push(raw(s, true, MASTER), &mut out);
+        }
+        let ep = &agg.episodes[0];
+        assert!(ep.last.as_ref().unwrap().otwatch.evidence.is_empty());
+        assert_eq!(ep.evidence.len(), MAX_EVIDENCE);
+        assert_eq!(ep.evidence.capacity(), MAX_EVIDENCE);
     }
 
     /// The aggregator as it was first written (a `BTreeMap` by the owned key, cloned per
@@ -443,11 +765,17 @@ mod tests {
         episodes: std::collections::BTreeMap<SlowKey, SlowEpisode>,
         next_end: Option<Timestamp>,
         suppressed: u64,
+        /// Most open episodes, the update count and the early closes.
+        max: usize,
+        stamps: u64,
+        closed_early: u64,
     }
 
     type SlowKey = (u32, String, IpAddr, IpAddr, AppProto);
 
     struct SlowEpisode {
+        stamp: u64,
+        busy: bool,
         window_end: Timestamp,
         repeats: u64,
         first: Timestamp,
@@ -462,6 +790,9 @@ mod tests {
                 episodes: Default::default(),
                 next_end: None,
                 suppressed: 0,
+                max: usize::MAX,
+                stamps: 0,
+                closed_early: 0,
             }
         }
 
@@ -498,6 +829,7 @@ mod tests {
             for k in expired {
                 let ep = self.episodes.remove(&k).unwrap();
                 let end = ep.window_end;
+                let stamp = ep.stamp;
                 let had_repeats = ep.repeats > 0;
                 if let Some(s) = Self::summary(ep) {
                     out.push(s);
@@ -506,6 +838,8 @@ mod tests {
                     self.episodes.insert(
                         k,
                         SlowEpisode {
+                            stamp,
+                            busy: true,
                             window_end: end.plus_secs(self.window_s),
                             repeats: 0,
                             first: end,
@@ -531,8 +865,12 @@ mod tests {
                 alert.dest_ip,
                 alert.app_proto,
             );
+            self.stamps += 1;
+            let stamp = self.stamps;
             match self.episodes.get_mut(&key) {
                 Some(ep) => {
+                    ep.stamp = stamp;
+                    ep.busy = true;
                     self.suppressed += 1;
                     if ep.repeats == 0 {
                         ep.first = alert.timestamp;
@@ -546,11 +884,28 @@ mod tests {
                     ep.last = Some(alert);
                 }
                 None => {
+                    if self.episodes.len() >= self.max {
+                        // Full: the least recently updated episode without repeats ends
+                        // now, else the least recently updated one.
+                        let oldest = self
+                            .episodes
+                            .iter()
+                            .min_by_key(|(_, e)| (e.busy, e.stamp))
+                            .map(|(k, _)| k.clone())
+                            .unwrap();
+                        let ep = self.episodes.remove(&oldest).unwrap();
+                        if let Some(s) = Self::summary(ep) {
+                            out.push(s);
+                        }
+                        self.closed_early += 1;
+                    }
                     let window_end = alert.timestamp.plus_secs(self.window_s);
                     self.next_end = Some(self.next_end.map_or(window_end, |e| e.min(window_end)));
                     self.episodes.insert(
                         key,
                         SlowEpisode {
+                            stamp,
+                            busy: false,
                             window_end,
                             repeats: 0,
                             first: alert.timestamp,
@@ -611,6 +966,7 @@ mod tests {
             window in 0u64..400,
             sorted in any::<bool>(),
             collide in any::<bool>(),
+            cap in 0usize..8,
         ) {
             let mut items = items;
             if sorted {
@@ -622,6 +978,12 @@ mod tests {
                 fast.fp_mask = 0;
             }
             let mut slow = Slow::new(window);
+            if cap > 0 {
+                // Room for a few episodes only (the 30 keys overflow it): the oldest close
+                // early.
+                fast.max_episodes = cap;
+                slow.max = cap;
+            }
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for (i, (s, sig, c, p, n, x)) in items.iter().enumerate() {
                 let al = varied(*s, *sig, *c, *p, *n, *x);
@@ -638,6 +1000,7 @@ mod tests {
             slow.finish(&mut b);
             prop_assert_eq!(&a, &b);
             prop_assert_eq!(fast.suppressed, slow.suppressed);
+            prop_assert_eq!(fast.episodes_closed_early, slow.closed_early);
         }
 
         #[test]

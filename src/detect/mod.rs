@@ -233,7 +233,7 @@ fn is_named(ev: &IcsEvent) -> bool {
 /// Most channels an engine numbers (beyond: detectors look them up themselves, with the
 /// same result). A plant has a few hundred; each number costs the engine about 130 bytes
 /// (its hash entry and request list) and every detector a slot.
-const MAX_NUMBERED_CHANNELS: usize = 16_384;
+const MAX_NUMBERED_CHANNELS: usize = 4_096;
 
 /// Entries of the engine's memo of recent channel numbers, by flow.
 const FLOW_MEMO: usize = 1024;
@@ -739,8 +739,8 @@ impl Engine {
             ("raised".to_string(), self.raised),
             ("suppressed".to_string(), self.agg.suppressed),
             (
-                "aggregate.episodes_dropped".to_string(),
-                self.agg.episodes_dropped,
+                "aggregate.episodes_closed_early".to_string(),
+                self.agg.episodes_closed_early,
             ),
         ];
         if let Some(pool) = &self.pool {

@@ -33,7 +33,7 @@ impl Default for NoveltyConfig {
     fn default() -> Self {
         NoveltyConfig {
             max_reported_assets: 4096,
-            max_cached_channels: 16_384,
+            max_cached_channels: 4_096,
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
 use crate::baseline::{
     device_words, event_summary, space_key, with_space_key, Baseline, Channel, RangeSet,
 };
-use crate::event::{IcsEvent, ObjectRef, Outcome};
+use crate::event::{Access, IcsEvent, ObjectRef, Outcome};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Scan thresholds.
@@ -144,7 +144,8 @@ struct PairState {
     units: WindowSet<u8>,
     blocks: WindowSet<String>,
     exceptions: WindowSet<u8>,
-    /// The last events (their evidence is built only if an alert needs it).
+    /// What the evidence of the last events needs (built only if an alert needs it; see
+    /// [`keep_for_evidence`]).
     recent: VecDeque<IcsEvent>,
     /// Index of the baseline channel (in the baseline `Scans::base` names).
     ch: Option<u32>,
@@ -236,6 +237,77 @@ impl Scans {
     }
 }
 
+/// Most accesses, and values of each, that a pair keeps of one of its last events:
+/// [`event_summary`] shows three accesses and four values of each, and marks that there are
+/// more (a test checks that the summaries agree).
+const KEEP_ACCESSES: usize = 4;
+const KEEP_VALUES: usize = 5;
+
+/// Copies into `dst` what the evidence of `ev` needs ([`AlertEvidence::from_event`] and
+/// [`event_summary`]), reusing `dst`'s vectors: at most [`KEEP_ACCESSES`] accesses of at most
+/// [`KEEP_VALUES`] values each, no session, violations, facts or details.
+fn keep_for_evidence(dst: &mut IcsEvent, ev: &IcsEvent) {
+    dst.ts = ev.ts;
+    dst.proto = ev.proto;
+    dst.flow_id = ev.flow_id;
+    dst.client = ev.client;
+    dst.server = ev.server;
+    dst.vlan = ev.vlan;
+    dst.unit_id = ev.unit_id;
+    dst.session = None;
+    dst.op = ev.op;
+    dst.function.clone_from(&ev.function);
+    dst.outcome.clone_from(&ev.outcome);
+    dst.latency_us = ev.latency_us;
+    dst.violations.clear();
+    dst.facts.clear();
+    dst.details.clear();
+    dst.evidence.clone_from(&ev.evidence);
+    let n = ev.accesses.len().min(KEEP_ACCESSES);
+    dst.accesses.truncate(n);
+    for (i, a) in ev.accesses.iter().take(n).enumerate() {
+        let values = a.values.get(..KEEP_VALUES).unwrap_or(&a.values);
+        match dst.accesses.get_mut(i) {
+            Some(d) => {
+                d.dir = a.dir;
+                d.object.clone_from(&a.object);
+                d.values.clear();
+                d.values.extend_from_slice(values);
+            }
+            None => dst.accesses.push(Access {
+                dir: a.dir,
+                object: a.object.clone(),
+                values: values.to_vec(),
+            }),
+        }
+    }
+}
+
+/// A new copy of what the evidence of `ev` needs (see [`keep_for_evidence`]).
+fn kept_for_evidence(ev: &IcsEvent) -> IcsEvent {
+    let mut e = IcsEvent {
+        ts: ev.ts,
+        proto: ev.proto,
+        flow_id: ev.flow_id,
+        client: ev.client,
+        server: ev.server,
+        vlan: ev.vlan,
+        unit_id: ev.unit_id,
+        session: None,
+        op: ev.op,
+        function: ev.function.clone(),
+        accesses: Vec::with_capacity(ev.accesses.len().min(KEEP_ACCESSES)),
+        outcome: ev.outcome.clone(),
+        latency_us: ev.latency_us,
+        violations: Vec::new(),
+        facts: Vec::new(),
+        details: Vec::new(),
+        evidence: ev.evidence.clone(),
+    };
+    keep_for_evidence(&mut e, ev);
+    e
+}
+
 fn alert_with_recent(
     sig: &crate::alert::Signature,
     ev: &IcsEvent,
@@ -256,7 +328,10 @@ impl Detector for Scans {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("sigs_uncached", self.sigs_uncached)]
+        vec![
+            ("pairs_dropped", self.pairs_dropped),
+            ("sigs_uncached", self.sigs_uncached),
+        ]
     }
 
     fn can_idle(&self) -> bool {
@@ -408,11 +483,17 @@ impl Detector for Scans {
             match st.recent.len() >= MAX_EVIDENCE {
                 true => {
                     if let Some(mut old) = st.recent.pop_front() {
-                        old.clone_from(ev);
+                        keep_for_evidence(&mut old, ev);
                         st.recent.push_back(old);
                     }
                 }
-                false => st.recent.push_back(ev.clone()),
+                false => {
+                    if st.recent.capacity() == 0 {
+                        // Room for the evidence only (not the next power of two).
+                        st.recent.reserve_exact(MAX_EVIDENCE);
+                    }
+                    st.recent.push_back(kept_for_evidence(ev))
+                }
             }
         }
 
@@ -559,6 +640,47 @@ mod tests {
     use super::*;
     use crate::detect::testkit::*;
     use crate::event::OpKind;
+
+    #[test]
+    fn a_kept_event_gives_the_same_evidence() {
+        // Events of 0..6 accesses of 0..8 values each, kept new and kept over an older copy
+        // (of another size): the evidence and its summary are those of the whole event.
+        let mut older = read_hr(5, MASTER, PLC, 1, 0, &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        older.facts.clear();
+        for n_acc in 0..6usize {
+            for n_val in 0..8i64 {
+                let mut ev = write_hr(1000, ROGUE, PLC, 3, 40, 9);
+                ev.session = Some("s".into());
+                ev.violations.push("odd");
+                ev.accesses = (0..n_acc)
+                    .map(|k| Access {
+                        dir: crate::event::AccessDir::Write,
+                        object: ObjectRef::Modbus {
+                            table: crate::event::ModbusTable::HoldingRegister,
+                            start: 40 + k as u32 * 10,
+                            count: n_val as u32,
+                        },
+                        values: ints(&(0..n_val).map(|v| v * 7 + k as i64).collect::<Vec<_>>()),
+                    })
+                    .collect();
+                let want = AlertEvidence::from_event(&ev, event_summary(&ev));
+                let kept = kept_for_evidence(&ev);
+                assert_eq!(AlertEvidence::from_event(&kept, event_summary(&kept)), want);
+                assert!(kept.accesses.len() <= KEEP_ACCESSES);
+                assert!(kept.accesses.iter().all(|a| a.values.len() <= KEEP_VALUES));
+                assert!(kept.session.is_none() && kept.violations.is_empty());
+                keep_for_evidence(&mut older, &ev);
+                assert_eq!(
+                    AlertEvidence::from_event(&older, event_summary(&older)),
+                    want
+                );
+                assert_eq!(
+                    (older.ts, older.client, older.server, older.unit_id),
+                    (ev.ts, ev.client, ev.server, ev.unit_id)
+                );
+            }
+        }
+    }
 
     fn run(evs: &[IcsEvent]) -> Vec<Alert> {
         let mut d = Scans::new(ScanConfig::default());

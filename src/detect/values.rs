@@ -1178,8 +1178,10 @@ pub struct Values {
 }
 
 /// Most channels whose objects [`Values`] tracks (each about 250 bytes with its index, more
-/// with its objects). A plant has a few hundred channels; 100,000 new channels would hold
-/// 38 MB. Beyond, the values of a new channel's accesses are not checked (counted).
+/// with its objects and blocks). A plant has a few hundred channels; a block none of whose
+/// addresses has a profile (a channel and server new to the baseline) keeps no check and no
+/// object state, so 16,384 such channels hold about 10 MB. Beyond, the values of a new
+/// channel's accesses are not checked (counted).
 const MAX_CHANS: usize = 16_384;
 
 fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, side: &'static str) {
@@ -1304,6 +1306,11 @@ impl<'a> Compiler<'a> {
             let check = self.check(&buf, key.dir);
             slots.hot.push(Hot::of(check.as_ref()));
             slots.checks.push(check);
+        }
+        if slots.checks.iter().all(Option::is_none) {
+            // Nothing to check (a channel the baseline does not know): no room for checks,
+            // read as `None` as each of them would be.
+            slots.checks = Vec::new();
         }
         slots
     }
@@ -1712,9 +1719,13 @@ fn run_block_dir<const READ: bool, const FAST: bool>(
         };
         // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
         let Some(st) = states.get_mut(h.obj as usize) else {
-            *states_dropped += 1;
             let i = index(h);
             if let Some(Some(c)) = slots.checks.get(i) {
+                // A read that cannot jump or freeze (nothing is lost for an object without a
+                // profile, or for a write).
+                if READ {
+                    *states_dropped += 1;
+                }
                 let dir = if READ {
                     AccessDir::Read
                 } else {
@@ -2004,6 +2015,14 @@ impl Values {
         };
         let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
         let mut unresolved = key.n;
+        if slots.checks.is_empty() {
+            // No address of the block has a profile (its channel and server are new to the
+            // baseline): its objects need no read state, nothing could jump or freeze.
+            for h in &mut slots.hot {
+                h.obj = UNTRACKED;
+            }
+            unresolved = 0;
+        }
         let bi = u32::try_from(self.store.len()).ok();
         let cacheable = slots.len() <= self.cfg.max_cached_slots && bi.is_some();
         if cacheable && self.cached_slots + slots.len() > self.cfg.max_cached_slots {
@@ -2615,6 +2634,33 @@ mod tests {
             evs.push(ev);
         }
         evs
+    }
+
+    #[test]
+    fn a_block_without_profiles_takes_no_state() {
+        // A server the baseline does not know: nothing of its reads can be checked, so they
+        // take no read state and count no dropped one (also with no room for states).
+        let evs: Vec<IcsEvent> = (0..5)
+            .map(|k| read_ir(1000 + k * 1000, "10.9.0.1", "10.9.9.9", 1, 0, &[100 + k, 7]))
+            .collect();
+        let (out, d) = run_with(ValuesConfig::default(), &evs);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!((d.n_states, d.states_dropped, d.chans.len()), (0, 0, 1));
+        let none = || ValuesConfig {
+            max_states: 0,
+            ..ValuesConfig::default()
+        };
+        let (_, d) = run_with(none(), &evs);
+        assert_eq!(d.states_dropped, 0);
+        // A baseline channel's reads do lose their jump and freeze checks then: counted.
+        let known: Vec<IcsEvent> = (0..3)
+            .map(|k| read_ir(1000 + k * 1000, MASTER, PLC, 1, 0, &[100, 7]))
+            .collect();
+        let (_, d) = run_with(none(), &known);
+        assert!(d.states_dropped > 0);
+        let (_, d) = run_with(ValuesConfig::default(), &known);
+        assert!(d.n_states > 0);
+        assert_eq!(d.states_dropped, 0);
     }
 
     #[test]
@@ -3429,7 +3475,8 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(d.n_states, 1);
-        assert_eq!(d.states_dropped, 4);
+        // The three reads of register 0 (the write loses nothing: writes cannot jump).
+        assert_eq!(d.states_dropped, 3);
         // With room, the same reads jump.
         let out = run(&[
             read_ir(998_000, MASTER, PLC, 1, 1, &[7]),
@@ -3465,7 +3512,8 @@ mod tests {
         };
         let (out, d) = run_with(cap(1), &evs);
         assert!(out.is_empty(), "{out:?}");
-        assert_eq!((d.n_states, d.states_dropped), (1, 3));
+        // Register 0's two reads (register 2, without a profile, loses nothing).
+        assert_eq!((d.n_states, d.states_dropped), (1, 2));
         let (out, d) = run_with(cap(3), &evs);
         let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
         assert_eq!(kinds, ["value_jump"], "{out:?}");
