@@ -1193,6 +1193,36 @@ mod tests {
         }
     }
 
+    /// The register fill (values overwritten in place, the missing ones added, the extra
+    /// ones dropped) gives the plain decode, over lists of any length holding registers or
+    /// other values.
+    #[test]
+    fn fill_registers_any_lengths() {
+        let data: Vec<u8> = (0..=80u8)
+            .map(|b| b.wrapping_mul(151).wrapping_add(7))
+            .collect();
+        for len in 0..=data.len() {
+            let d = &data[..len];
+            let plain: Vec<Value> = d
+                .chunks_exact(2)
+                .map(|c| Value::Int(i64::from(c[0]) << 8 | i64::from(c[1])))
+                .collect();
+            for k in 0..=45usize {
+                for other in [false, true] {
+                    let mut v: Vec<Value> = (0..k)
+                        .map(|i| match (other, i % 3) {
+                            (true, 1) => Value::Str("s".into()),
+                            (true, 2) => Value::Bool(true),
+                            _ => Value::Int(-(i as i64)),
+                        })
+                        .collect();
+                    fill_registers(&mut v, d);
+                    assert_eq!(v, plain, "len {len} k {k} other {other}");
+                }
+            }
+        }
+    }
+
     /// The fast path for reads fills a slot exactly as the general path does, whatever the
     /// slot held before (another function, a sub-function, details).
     #[test]
