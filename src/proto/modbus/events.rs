@@ -308,7 +308,7 @@ pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
 
 /// [`registers`] into `out`, whatever it held: as [`fill_bits`], values overwritten in
 /// place, the missing ones added from an exact-size iterator, the extra ones dropped.
-#[inline]
+#[inline(always)]
 fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
     out.truncate(n);
