@@ -741,13 +741,17 @@ impl ModbusParser {
     }
 }
 
-impl StreamParser for ModbusParser {
-    fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
-        if self.release_due(cx.ts) {
-            self.release(cx, false);
-        }
+impl ModbusParser {
+    /// [`StreamParser::parse`] from offset `pos` of `data` on: the framing loop.
+    #[inline(never)]
+    fn parse_from(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        mut pos: usize,
+        cx: &mut ParseCx<'_>,
+    ) -> usize {
         let d = dir.index();
-        let mut pos = 0;
         while let Some(rest) = data.get(pos..) {
             if rest.is_empty() {
                 break;
@@ -800,6 +804,25 @@ impl StreamParser for ModbusParser {
             }
         }
         pos
+    }
+}
+
+impl StreamParser for ModbusParser {
+    fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
+        if self.release_due(cx.ts) {
+            self.release(cx, false);
+        }
+        // The common packet, one ADU that the read fast path takes from its bytes, without
+        // the framing loop's setup (`direct` does nothing when it takes nothing: the loop
+        // then starts where it would have).
+        let mut pos = 0;
+        if self.in_sync.get(dir.index()).copied().unwrap_or(false) {
+            pos = self.direct(dir, data, cx);
+            if pos == data.len() {
+                return pos;
+            }
+        }
+        self.parse_from(dir, data, pos, cx)
     }
 
     fn on_gap(&mut self, dir: Direction, _len: u64, cx: &mut ParseCx<'_>) {
