@@ -675,18 +675,17 @@ impl ModbusParser {
             return 0;
         };
         if (dir == Direction::ToServer) != swapped {
-            let (Some(tail), [t0, t1, 0, 0, ..]) = (body.first_chunk::<4>(), *head) else {
+            // Bytes 4..12 (length, unit id, function, start, quantity) as one load.
+            let (Some(k), [t0, t1, 0, 0, ..]) =
+                (rest.get(4..).and_then(|r| r.first_chunk::<8>()), *head)
+            else {
                 return 0;
             };
-            let [_, _, _, _, l0, l1, unit, fc] = *head;
-            let [a, b, c, d] = *tail;
-            if !self
-                .recent
-                .contains(recent::key_of([l0, l1, unit, fc, a, b, c, d]))
-                || !self.idle()
-            {
+            let key = recent::key_of(*k);
+            if !self.recent.contains(key) || !self.idle() {
                 return 0;
             }
+            let [_, _, unit, fc, a, b, c, d] = key.to_be_bytes();
             // A key passed every check of `fast_read`: a read function, its quantity.
             let Some(table) = types::read_table(fc) else {
                 return 0;
