@@ -1144,6 +1144,59 @@ mod tests {
         assert!(replaced >= 3 * 2 * 3, "{replaced}");
     }
 
+    /// A read waiting in the parser itself (the fast path's) moves into the general
+    /// transaction layer as the general path would have kept it: a write, a reused
+    /// transaction id, an exception, a response of another unit, a timeout and the end of the
+    /// flow after it give the reference's events and counters.
+    #[test]
+    fn pending_fast_read_spills_like_the_reference() {
+        let read = [0x03, 0x00, 0x10, 0x00, 0x02];
+        let data = [0x03, 0x04, 0x00, 0x01, 0x00, 0x02];
+        let write = [0x06, 0x00, 0x01, 0x00, 0x03];
+        // Each case after an oriented, answered poll: the requests and responses that follow
+        // a pending fast read (tid 2), as (to the server, ms, tid, unit, PDU).
+        type Case<'a> = Vec<(bool, u64, u16, u8, &'a [u8])>;
+        let cases: Vec<Case<'_>> = vec![
+            // A write before the read's answer; answered out of order.
+            vec![
+                (true, 3, 3, 1, &write),
+                (false, 4, 3, 1, &write),
+                (false, 5, 2, 1, &data),
+            ],
+            // The same transaction id again while pending.
+            vec![(true, 3, 2, 1, &read), (false, 4, 2, 1, &data)],
+            // An exception; an answer from another unit, then the right one.
+            vec![(false, 3, 2, 1, &[0x83, 0x02])],
+            vec![(false, 3, 2, 2, &data), (false, 4, 2, 1, &data)],
+            // Another transaction id (taken as the answer, flagged).
+            vec![(false, 3, 9, 1, &data)],
+            // Left to time out (the next packet 20 s later), then a read left at the end.
+            vec![(true, 20_003, 3, 1, &read)],
+            // Left at the end.
+            vec![],
+        ];
+        for (k, case) in cases.iter().enumerate() {
+            let run = |fast: bool| {
+                let mut h = Harness::new();
+                h.parser.no_fast = !fast;
+                h.send(TS, 0, &adu(1, 1, &read));
+                h.send(TC, 1, &adu(1, 1, &data));
+                h.send(TS, 2, &adu(2, 1, &read));
+                let waiting = h.parser.fast.is_some();
+                for &(to_server, ms, tid, unit, pdu) in case {
+                    h.send(if to_server { TS } else { TC }, ms, &adu(tid, unit, pdu));
+                }
+                h.close(30_000);
+                (h.events, h.stats.modbus, waiting)
+            };
+            let (fast, fast_stats, waiting) = run(true);
+            let (slow, slow_stats, _) = run(false);
+            assert!(waiting, "case {k}");
+            assert_eq!(fast, slow, "case {k}");
+            assert_eq!(fast_stats, slow_stats, "case {k}");
+        }
+    }
+
     /// A polling flow's parser is small: its pending fast read 48 bytes (the table's niche
     /// for `None`), the parser 104 bytes outside tests, and a flow that only polls never
     /// allocates the general transaction layer.
