@@ -645,11 +645,13 @@ impl ModbusParser {
         m.responses += 1;
         m.transactions += 1;
         let ecx = self.event_cx(cx);
-        if let Some(mut f) = self.fast.take() {
+        if let Some(f) = self.fast.as_mut() {
             // Built where it lands, latency and response packet included (a push copied the
-            // finished 344-byte event there).
+            // finished 344-byte event there), from the read where it waits (not moved out
+            // first); its file moves into the event.
             let len = cx.events.len();
             cx.events.resize_with(len + 1, || f.read_event(&ecx, data));
+            self.fast = None;
             #[cfg(test)]
             {
                 self.fast_hits += 1;
