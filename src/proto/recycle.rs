@@ -76,7 +76,7 @@ pub(crate) fn read_list(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
 /// [`read_list`] for a caller that then sets every value of the access: the value list of
 /// a spare keeps the values it held (any values, any number), for the caller to overwrite
 /// in place, in one pass instead of an emptying pass and a filling one.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_list_stale(dir: AccessDir, object: ObjectRef) -> Vec<Access> {
     let mut list = with_spares(|s| s.whole.pop().or_else(|| s.bare.pop()))
         .flatten()

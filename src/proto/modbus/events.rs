@@ -157,29 +157,6 @@ impl ReqEvent {
         self.event(cx, outcome, accesses, false)
     }
 
-    /// The event of this read request (`read` set, FC `fc` 1–4) answered `Ok` with read
-    /// data `data` of the byte count its quantity asks for: [`ReqEvent::take_event`] then
-    /// [`apply_response`], in one go, with its latency and response packet (`cx`'s).
-    #[inline(always)]
-    pub(crate) fn take_read_event(&mut self, cx: &EventCx<'_>, fc: u8, data: &[u8]) -> IcsEvent {
-        let accesses = match self.read.take() {
-            Some(r) => {
-                // The spare list's old values are overwritten by the fill, not emptied first.
-                let mut list = recycle::read_list_stale(AccessDir::Read, r.object());
-                if let Some(a) = list.first_mut() {
-                    if fc <= 2 {
-                        fill_bits(&mut a.values, data, usize::from(r.quantity));
-                    } else {
-                        fill_registers(&mut a.values, data);
-                    }
-                }
-                list
-            }
-            None => std::mem::take(&mut self.accesses),
-        };
-        self.event(cx, Outcome::Ok, accesses, true)
-    }
-
     #[inline(always)]
     fn event(
         &mut self,
@@ -331,7 +308,7 @@ pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
 
 /// [`registers`] into `out`, whatever it held: as [`fill_bits`], values overwritten in
 /// place, the missing ones added from an exact-size iterator, the extra ones dropped.
-#[inline]
+#[inline(always)]
 fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
     let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
     out.truncate(n);
@@ -406,9 +383,28 @@ pub(crate) fn write_read(
     start: u16,
     quantity: u16,
 ) {
-    ev.ts = cx.ts;
-    ev.packet = cx.packet;
-    ev.file = Some(Arc::clone(cx.file));
+    let read = ReadAccess {
+        table,
+        start,
+        quantity,
+    };
+    write_read_at(ev, cx.ts, cx.packet, Arc::clone(cx.file), unit, fc, read);
+}
+
+/// [`write_read`] of a request seen at `ts` in packet `packet` of `file`.
+#[inline(always)]
+fn write_read_at(
+    ev: &mut ReqEvent,
+    ts: Timestamp,
+    packet: u64,
+    file: Arc<str>,
+    unit: Option<u8>,
+    fc: u8,
+    read: ReadAccess,
+) {
+    ev.ts = ts;
+    ev.packet = packet;
+    ev.file = Some(file);
     ev.unit = unit;
     ev.op = OpKind::Read;
     match READ_FUNCTIONS.get(usize::from(fc).wrapping_sub(1)) {
@@ -419,13 +415,141 @@ pub(crate) fn write_read(
         // Not moved out (a slot dropped without an event): not used while `read` is set.
         ev.accesses = Vec::new();
     }
-    ev.read = Some(ReadAccess {
-        table,
-        start,
-        quantity,
-    });
+    ev.read = Some(read);
     if !ev.details.is_empty() {
         ev.details.clear();
+    }
+}
+
+/// A read request (FC 1–4) taken by the read fast path while nothing else is pending:
+/// everything its event needs (48 bytes, where a general slot takes 200), held in the parser
+/// itself until its response, a timeout or the end of the flow. It passed every check of the
+/// fast path (no violation, quantity within limits, a read function), so its response is
+/// checked against its fields alone.
+#[derive(Debug)]
+pub(crate) struct FastRead {
+    /// Capture file of the request (taken by its event).
+    pub(crate) file: Option<Arc<str>>,
+    /// Packet number of the request.
+    pub(crate) packet: u64,
+    /// Capture time of the request: seconds.
+    pub(crate) secs: i64,
+    /// Capture time of the request: nanoseconds.
+    pub(crate) nanos: u32,
+    /// Transaction id.
+    pub(crate) tid: u16,
+    /// First address read.
+    pub(crate) start: u16,
+    /// Quantity asked for.
+    pub(crate) quantity: u16,
+    /// Unit id.
+    pub(crate) unit: u8,
+    /// Function code (1–4).
+    pub(crate) fc: u8,
+    /// Table read (the function's).
+    pub(crate) table: ModbusTable,
+}
+
+impl FastRead {
+    /// Capture time of the request.
+    #[inline(always)]
+    pub(crate) fn ts(&self) -> Timestamp {
+        Timestamp {
+            secs: self.secs,
+            nanos: self.nanos,
+        }
+    }
+
+    /// The byte count of its response's data.
+    #[inline(always)]
+    pub(crate) fn byte_count(&self) -> usize {
+        if self.fc <= 2 {
+            bit_bytes(self.quantity)
+        } else {
+            usize::from(self.quantity) * 2
+        }
+    }
+
+    /// The object read.
+    #[inline(always)]
+    fn read(&self) -> ReadAccess {
+        ReadAccess {
+            table: self.table,
+            start: self.start,
+            quantity: self.quantity,
+        }
+    }
+
+    /// Writes this request into a general slot's event part, as [`request_event`] does when
+    /// the request is seen (its time, packet and file its own).
+    pub(crate) fn write_into(self, ev: &mut ReqEvent, cx_file: &Arc<str>) {
+        let (ts, read) = (self.ts(), self.read());
+        let file = self.file.unwrap_or_else(|| Arc::clone(cx_file));
+        write_read_at(ev, ts, self.packet, file, Some(self.unit), self.fc, read);
+    }
+
+    /// The event of this request left without a response (`outcome`), as
+    /// [`ReqEvent::take_event`] gives it from a slot [`FastRead::write_into`] filled.
+    pub(crate) fn into_event(mut self, cx: &EventCx<'_>, outcome: Outcome) -> IcsEvent {
+        let accesses = recycle::read_list(AccessDir::Read, self.read().object());
+        self.event(cx, outcome, accesses, false)
+    }
+
+    /// The event of this request answered `Ok` with read data `data` of the byte count its
+    /// quantity asks for: [`FastRead::write_into`], [`ReqEvent::take_event`] then
+    /// [`apply_response`] in one go, with its latency and response packet (`cx`'s); its
+    /// file is moved into the event.
+    #[inline(always)]
+    pub(crate) fn read_event(&mut self, cx: &EventCx<'_>, data: &[u8]) -> IcsEvent {
+        // The spare list's old values are overwritten by the fill, not emptied first.
+        let mut accesses = recycle::read_list_stale(AccessDir::Read, self.read().object());
+        if let Some(a) = accesses.first_mut() {
+            if self.fc <= 2 {
+                fill_bits(&mut a.values, data, usize::from(self.quantity));
+            } else {
+                fill_registers(&mut a.values, data);
+            }
+        }
+        self.event(cx, Outcome::Ok, accesses, true)
+    }
+
+    #[inline(always)]
+    fn event(
+        &mut self,
+        cx: &EventCx<'_>,
+        outcome: Outcome,
+        accesses: Vec<Access>,
+        answered: bool,
+    ) -> IcsEvent {
+        let (client, server) = cx.sides();
+        let ts = self.ts();
+        let function = match READ_FUNCTIONS.get(usize::from(self.fc).wrapping_sub(1)) {
+            Some(f) => f.clone(),
+            None => function(self.fc, None, None),
+        };
+        IcsEvent {
+            ts,
+            proto: AppProto::Modbus,
+            flow_id: cx.meta.id,
+            client,
+            server,
+            vlan: cx.meta.vlan,
+            unit_id: Some(self.unit),
+            session: None,
+            op: OpKind::Read,
+            function,
+            accesses,
+            outcome,
+            latency_us: answered.then(|| super::latency_us(cx.ts, ts)),
+            violations: Vec::new(),
+            facts: Vec::new(),
+            details: Vec::new(),
+            evidence: Evidence {
+                file: self.file.take().unwrap_or_else(|| Arc::clone(cx.file)),
+                packet: self.packet,
+                response_packet: answered.then_some(cx.packet),
+            },
+        }
     }
 }
 
@@ -1065,6 +1189,36 @@ mod tests {
                 let mut v = vec![Value::Bool(true); 3];
                 fill_bits(&mut v, d, n);
                 assert_eq!(v, bits(d, n));
+            }
+        }
+    }
+
+    /// The register fill (values overwritten in place, the missing ones added, the extra
+    /// ones dropped) gives the plain decode, over lists of any length holding registers or
+    /// other values.
+    #[test]
+    fn fill_registers_any_lengths() {
+        let data: Vec<u8> = (0..=80u8)
+            .map(|b| b.wrapping_mul(151).wrapping_add(7))
+            .collect();
+        for len in 0..=data.len() {
+            let d = &data[..len];
+            let plain: Vec<Value> = d
+                .chunks_exact(2)
+                .map(|c| Value::Int(i64::from(c[0]) << 8 | i64::from(c[1])))
+                .collect();
+            for k in 0..=45usize {
+                for other in [false, true] {
+                    let mut v: Vec<Value> = (0..k)
+                        .map(|i| match (other, i % 3) {
+                            (true, 1) => Value::Str("s".into()),
+                            (true, 2) => Value::Bool(true),
+                            _ => Value::Int(-(i as i64)),
+                        })
+                        .collect();
+                    fill_registers(&mut v, d);
+                    assert_eq!(v, plain, "len {len} k {k} other {other}");
+                }
             }
         }
     }

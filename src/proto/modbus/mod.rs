@@ -40,6 +40,7 @@ use parser::{
 use serde::Serialize;
 use state::{Pending, Release, Transactions};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use types::{Mbap, Violations, MAX_FRAMED_LENGTH, MBAP_LEN};
 
 /// The well-known Modbus/TCP server port.
@@ -202,16 +203,29 @@ pub fn probe(data: &[u8]) -> Probe {
 }
 
 /// The Modbus/TCP parser of one flow.
+///
+/// Small (104 bytes) for the flows it is made for, which poll: a read taken by the fast path
+/// waits in `fast`, and the general transaction layer (a map, a queue, 200-byte slots) is
+/// allocated only by the first request or response that needs it.
 #[derive(Debug, Default)]
 pub struct ModbusParser {
-    config: ModbusConfig,
+    /// [`ModbusConfig::request_timeout_secs`].
+    timeout_secs: u64,
+    /// [`ModbusConfig::max_pending`] (saturated: no flow holds 2^32 requests).
+    max_pending: u32,
     /// Whether each direction ([to-server, to-client]) is at a frame boundary.
     in_sync: [bool; 2],
     /// `Some(true)` when the Modbus client is the flow table's server side.
     swapped: Option<bool>,
-    tx: Transactions,
+    /// The entry of `recent` the next new read replaces.
+    recent_next: u8,
+    /// The read request taken by the fast path, pending while nothing else is (`tx` absent
+    /// or idle).
+    fast: Option<events::FastRead>,
     /// Read requests recently taken by the fast path, recognised by their bytes.
     recent: recent::Recent,
+    /// The general transaction layer, once a request or response has needed it.
+    tx: Option<Box<Transactions>>,
     /// Tests only: never take the read fast path (the reference it is checked against).
     #[cfg(test)]
     no_fast: bool,
@@ -229,13 +243,16 @@ impl ModbusParser {
     /// A parser for a new flow with the given limits.
     pub fn with_config(config: ModbusConfig) -> Self {
         ModbusParser {
-            config,
+            timeout_secs: config.request_timeout_secs,
+            max_pending: u32::try_from(config.max_pending).unwrap_or(u32::MAX),
             // The driver starts each direction at a message boundary (it reports a gap when
             // it could not).
             in_sync: [true, true],
             swapped: None,
-            tx: Transactions::default(),
+            recent_next: 0,
+            fast: None,
             recent: recent::Recent::default(),
+            tx: None,
             #[cfg(test)]
             no_fast: false,
             #[cfg(test)]
@@ -251,7 +268,41 @@ impl ModbusParser {
 
     /// Requests waiting for a response.
     pub fn pending(&self) -> usize {
-        self.tx.len()
+        usize::from(self.fast.is_some()) + self.tx.as_ref().map_or(0, |t| t.len())
+    }
+
+    /// The pending cap.
+    #[inline]
+    fn cap(&self) -> usize {
+        self.max_pending as usize
+    }
+
+    /// True when nothing is pending or queued (and no flood is open): a read may wait in
+    /// `fast`.
+    #[inline(always)]
+    fn idle(&self) -> bool {
+        self.fast.is_none() && self.tx.as_ref().is_none_or(|t| t.idle())
+    }
+
+    /// The general transaction layer, with the fast path's pending read (if any) moved into
+    /// it as the general path would have kept it: every use of the layer goes through here
+    /// but [`ModbusParser::release`], which releases that read itself first.
+    fn tx(&mut self, file: &Arc<str>) -> &mut Transactions {
+        let tx = self.tx.get_or_insert_with(Box::default);
+        if let Some(f) = self.fast.take() {
+            // `fast` is set only while the layer is idle: the read becomes its one request.
+            let key = (f.tid, f.unit);
+            let (fc, quantity) = (f.fc, f.quantity);
+            let slot = tx.alloc();
+            if let Some(p) = tx.slot_mut(slot) {
+                f.write_into(&mut p.req, file);
+                p.shape = events::ReqShape::Read { fc, quantity };
+                p.fc = fc;
+                p.violations = Violations::NONE;
+                tx.add_idle(key, slot);
+            }
+        }
+        tx
     }
 
     fn event_cx<'a>(&self, cx: &ParseCx<'a>) -> EventCx<'a> {
@@ -302,11 +353,40 @@ impl ModbusParser {
         }
     }
 
+    /// Whether [`ModbusParser::release`] without `all` would do anything at `now`.
+    #[inline(always)]
+    fn release_due(&self, now: Timestamp) -> bool {
+        match (&self.fast, &self.tx) {
+            (Some(f), _) => f.ts().plus_secs(self.timeout_secs) < now,
+            (None, Some(t)) => t.release_due(now, self.timeout_secs),
+            (None, None) => false,
+        }
+    }
+
     fn release(&mut self, cx: &mut ParseCx<'_>, all: bool) {
-        let (timeout, cap) = (self.config.request_timeout_secs, self.config.max_pending);
+        let (timeout, cap) = (self.timeout_secs, self.cap());
         let now = cx.ts;
         let ecx = self.event_cx(cx);
-        self.tx.release(now, timeout, all, cap, |why, p| {
+        if let Some(f) = &self.fast {
+            // Alone pending (the layer idle): released as the layer releases its one request.
+            let timed_out = f.ts().plus_secs(timeout) < now;
+            if timed_out || all {
+                if let Some(f) = self.fast.take() {
+                    let outcome = if timed_out {
+                        cx.stats.modbus.timeouts += 1;
+                        Outcome::Timeout
+                    } else {
+                        cx.stats.modbus.unanswered += 1;
+                        Outcome::NoResponse
+                    };
+                    cx.events.push(f.into_event(&ecx, outcome));
+                }
+            }
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return;
+        };
+        tx.release(now, timeout, all, cap, |why, p| {
             let outcome = match why {
                 Release::Timeout => {
                     cx.stats.modbus.timeouts += 1;
@@ -393,27 +473,27 @@ impl ModbusParser {
             return;
         }
         let key = (h.transaction_id, h.unit_id);
-        let cap = self.config.max_pending;
+        let cap = self.cap();
+        let ecx = self.event_cx(cx);
+        let tx = self.tx(cx.file);
         if is_request {
             cx.stats.modbus.requests += 1;
             let req = decode_request(fc, body);
-            let ecx = self.event_cx(cx);
-            let slot = self.tx.alloc();
-            let Some(p) = self.tx.slot_mut(slot) else {
+            let slot = tx.alloc();
+            let Some(p) = tx.slot_mut(slot) else {
                 return;
             };
             p.shape = events::request_event(&mut p.req, &ecx, h, &req);
             p.fc = fc;
             p.violations = hv | req.violations;
-            p.head = 0;
             let flood_fc = p.req.function.clone();
-            let added = self.tx.add(key, slot, cap);
+            let added = tx.add(key, slot, cap);
             if let Some(old) = added.replaced {
                 cx.stats.modbus.unanswered += 1;
-                if let Some(p) = self.tx.slot_mut(old) {
+                if let Some(p) = tx.slot_mut(old) {
                     Self::emit_pending(cx, &ecx, p, Outcome::NoResponse);
                 }
-                self.tx.free(old);
+                tx.free(old);
             }
             cx.stats.modbus.pending_dropped += added.dropped;
             if added.flood_started {
@@ -433,15 +513,14 @@ impl ModbusParser {
                 cx.stats.modbus.exceptions += 1;
                 *cx.stats.modbus.exception_codes.entry(code).or_insert(0) += 1;
             }
-            let ecx = self.event_cx(cx);
             let rv = hv | resp.violations;
-            match self.tx.answer(key, resp.function, cap) {
+            match tx.answer(key, resp.function, cap) {
                 Some((slot, pair)) => {
                     cx.stats.modbus.transactions += 1;
-                    if let Some(p) = self.tx.slot_mut(slot) {
+                    if let Some(p) = tx.slot_mut(slot) {
                         Self::emit_answered(cx, &ecx, p, pair, &resp, rv);
                     }
-                    self.tx.free(slot);
+                    tx.free(slot);
                 }
                 None => {
                     cx.stats.modbus.unsolicited += 1;
@@ -454,10 +533,10 @@ impl ModbusParser {
 
     /// The common read poll (FC 1–4), request or response, when nothing about it needs the
     /// general path of [`ModbusParser::on_adu`]: no violation in the header, the request or
-    /// the pair, a request when nothing is pending, the response of the only pending request
-    /// with its transaction id and the byte count its quantity asks for. Does what the
-    /// general path does (counters, slot, event) and returns true; false when the ADU is
-    /// not such a read (nothing done). The ADU's `pdus` and function code are counted.
+    /// the pair, a request when nothing is pending, the response of the fast path's pending
+    /// read with its transaction id and the byte count its quantity asks for. Does what the
+    /// general path does (counters, pending request, event) and returns true; false when the
+    /// ADU is not such a read (nothing done). The ADU's `pdus` and function code are counted.
     #[inline(always)]
     fn fast_read(
         &mut self,
@@ -477,7 +556,6 @@ impl ModbusParser {
         if h.protocol_id != 0 {
             return false;
         }
-        let key = (h.transaction_id, h.unit_id);
         if is_request {
             // Length 6 (so within 2..=254): the function code and these four bytes.
             let &[a, b, c, d] = body else {
@@ -492,33 +570,15 @@ impl ModbusParser {
             if quantity == 0
                 || quantity > max
                 || u32::from(start) + u32::from(quantity) > 0x1_0000
-                || !self.tx.idle()
+                || !self.idle()
             {
                 return false;
             }
             let rkey = recent::key_from(h.unit_id, fc, start, quantity);
-            let known = match self.recent.find(rkey) {
-                Some(k) => k,
-                None => {
-                    let byte_count = if fc <= 2 {
-                        parser::bit_bytes(quantity)
-                    } else {
-                        usize::from(quantity) * 2
-                    };
-                    let k = recent::Known {
-                        read: events::ReadAccess {
-                            table,
-                            start,
-                            quantity,
-                        },
-                        fc,
-                        byte_count: u8::try_from(byte_count).unwrap_or(u8::MAX),
-                    };
-                    self.recent.insert(rkey, k);
-                    k
-                }
-            };
-            self.read_request(h.transaction_id, h.unit_id, known, cx);
+            if !self.recent.contains(rkey) {
+                self.recent.insert(&mut self.recent_next, rkey);
+            }
+            self.read_request(h.transaction_id, h.unit_id, fc, table, start, quantity, cx);
             return true;
         }
         // Read data whose byte count is the body's (so the length is within 2..=254 and
@@ -526,90 +586,84 @@ impl ModbusParser {
         let [byte_count, data @ ..] = body else {
             return false;
         };
-        let Some(p) = self.tx.only(key) else {
+        let Some(f) = self.fast.as_ref() else {
             return false;
         };
-        let expected = match p.shape {
-            events::ReqShape::Read { fc: f, quantity } if f == fc => {
-                if fc <= 2 {
-                    parser::bit_bytes(quantity)
-                } else {
-                    usize::from(quantity) * 2
-                }
-            }
-            _ => return false,
-        };
-        if usize::from(*byte_count) != expected
+        let expected = f.byte_count();
+        if f.tid != h.transaction_id
+            || f.unit != h.unit_id
+            || f.fc != fc
+            || usize::from(*byte_count) != expected
             || data.len() != expected
-            || !p.violations.is_empty()
-            || p.fc != fc
         {
             return false;
         }
-        let m = &mut cx.stats.modbus;
-        m.responses += 1;
-        m.transactions += 1;
-        let ecx = self.event_cx(cx);
-        let Some(slot) = self.tx.answer_only(self.config.max_pending) else {
-            return true;
-        };
-        if let Some(p) = self.tx.slot_mut(slot) {
-            // Built where it lands, latency and response packet included (a push copied the
-            // finished 344-byte event there).
-            let len = cx.events.len();
-            cx.events
-                .resize_with(len + 1, || p.req.take_read_event(&ecx, fc, data));
-            #[cfg(test)]
-            {
-                self.fast_hits += 1;
-            }
-        }
-        self.tx.free(slot);
+        self.read_response(data, cx);
         true
     }
 
-    /// The request of a read `known` (found or checked by the read fast path) with
-    /// transaction id `tid` and unit id `unit`, when nothing is pending: counted (but for
-    /// its `pdus` and function code), written into a slot and made the pending request.
+    /// The request of a read (checked by the read fast path, or found in the recent table)
+    /// with transaction id `tid` and unit id `unit`, when nothing is pending: counted (but
+    /// for its `pdus` and function code) and made the pending fast read.
     #[inline(always)]
-    fn read_request(&mut self, tid: u16, unit: u8, known: recent::Known, cx: &mut ParseCx<'_>) {
+    #[allow(clippy::too_many_arguments)]
+    fn read_request(
+        &mut self,
+        tid: u16,
+        unit: u8,
+        fc: u8,
+        table: crate::event::ModbusTable,
+        start: u16,
+        quantity: u16,
+        cx: &mut ParseCx<'_>,
+    ) {
         cx.stats.modbus.requests += 1;
-        let ecx = self.event_cx(cx);
-        let slot = self.tx.alloc();
-        let fc = known.fc;
-        if let Some(p) = self.tx.slot_mut(slot) {
-            let r = known.read;
-            events::write_read(
-                &mut p.req,
-                &ecx,
-                Some(unit),
-                fc,
-                r.table,
-                r.start,
-                r.quantity,
-            );
-            p.shape = events::ReqShape::Read {
-                fc,
-                quantity: r.quantity,
-            };
-            p.fc = fc;
-            p.violations = Violations::NONE;
-            p.head = recent::response_head(tid, unit, fc, known.byte_count);
-            p.byte_count = known.byte_count;
-            // Nothing pending: nothing replaced, dropped or flooding.
-            self.tx.add_idle((tid, unit), slot);
-        }
+        self.fast = Some(events::FastRead {
+            file: Some(Arc::clone(cx.file)),
+            packet: cx.packet,
+            secs: cx.ts.secs,
+            nanos: cx.ts.nanos,
+            tid,
+            start,
+            quantity,
+            unit,
+            fc,
+            table,
+        });
         #[cfg(test)]
         {
             self.fast_hits += 1;
         }
     }
 
+    /// The response of the pending fast read, with read data `data` of the byte count it
+    /// asks for (checked by the caller): counted (but for its `pdus` and function code), its
+    /// event built where it lands.
+    #[inline(always)]
+    fn read_response(&mut self, data: &[u8], cx: &mut ParseCx<'_>) {
+        let m = &mut cx.stats.modbus;
+        m.responses += 1;
+        m.transactions += 1;
+        let ecx = self.event_cx(cx);
+        if let Some(f) = self.fast.as_mut() {
+            // Built where it lands, latency and response packet included (a push copied the
+            // finished 344-byte event there), from the read where it waits (not moved out
+            // first); its file moves into the event.
+            let len = cx.events.len();
+            cx.events.resize_with(len + 1, || f.read_event(&ecx, data));
+            self.fast = None;
+            #[cfg(test)]
+            {
+                self.fast_hits += 1;
+            }
+        }
+    }
+
     /// The read fast path decided from the raw bytes at a frame boundary, before any header
     /// is decoded: a request whose bytes 4..12 are a [`recent::Recent`] key while nothing is
-    /// pending, or the response whose first eight bytes and byte count are what the only
-    /// pending fast read expects ([`Pending::head`]). Returns the bytes it consumed (0 when
-    /// it took nothing: the general framing follows).
+    /// pending, or the response whose first eight bytes and byte count are what the pending
+    /// fast read expects. Returns the bytes it consumed (0 when it took nothing: the general
+    /// framing follows).
     #[inline(always)]
     fn direct(&mut self, dir: Direction, rest: &[u8], cx: &mut ParseCx<'_>) -> usize {
         #[cfg(test)]
@@ -623,57 +677,54 @@ impl ModbusParser {
             return 0;
         };
         if (dir == Direction::ToServer) != swapped {
-            let (Some(tail), [t0, t1, 0, 0, ..]) = (body.first_chunk::<4>(), *head) else {
-                return 0;
-            };
-            let [_, _, _, _, l0, l1, unit, fc] = *head;
-            let [a, b, c, d] = *tail;
-            let Some(known) = self
-                .recent
-                .find(recent::key_of([l0, l1, unit, fc, a, b, c, d]))
+            // Bytes 4..12 (length, unit id, function, start, quantity) as one load.
+            let (Some(k), [t0, t1, 0, 0, ..]) =
+                (rest.get(4..).and_then(|r| r.first_chunk::<8>()), *head)
             else {
                 return 0;
             };
-            if !self.tx.idle() {
+            let key = recent::key_of(*k);
+            if !self.recent.contains(key) || !self.idle() {
                 return 0;
             }
+            let [_, _, unit, fc, a, b, c, d] = key.to_be_bytes();
+            // A key passed every check of `fast_read`: a read function, its quantity.
+            let Some(table) = types::read_table(fc) else {
+                return 0;
+            };
             let m = &mut cx.stats.modbus;
             m.pdus += 1;
             m.function_codes.add_one(fc);
-            self.read_request(u16::from_be_bytes([t0, t1]), unit, known, cx);
+            self.read_request(
+                u16::from_be_bytes([t0, t1]),
+                unit,
+                fc,
+                table,
+                u16::from_be_bytes([a, b]),
+                u16::from_be_bytes([c, d]),
+                cx,
+            );
             return 12;
         }
-        let Some(p) = self.tx.one_pending() else {
+        let Some(f) = self.fast.as_ref() else {
             return 0;
         };
-        let bc = p.byte_count;
+        let bc = f.byte_count();
         let Some(data) = body
             .split_first()
-            .filter(|(&n, _)| p.head != 0 && p.head == u64::from_be_bytes(*head) && n == bc)
-            .and_then(|(_, d)| d.get(..usize::from(bc)))
+            .filter(|(&n, _)| {
+                usize::from(n) == bc
+                    && u64::from_be_bytes(*head) == recent::response_head(f.tid, f.unit, f.fc, n)
+            })
+            .and_then(|(_, d)| d.get(..bc))
         else {
             return 0;
         };
-        let fc = p.fc;
         let m = &mut cx.stats.modbus;
         m.pdus += 1;
-        m.function_codes.add_one(fc);
-        m.responses += 1;
-        m.transactions += 1;
-        let ecx = self.event_cx(cx);
-        if let Some(slot) = self.tx.answer_only(self.config.max_pending) {
-            if let Some(p) = self.tx.slot_mut(slot) {
-                let len = cx.events.len();
-                cx.events
-                    .resize_with(len + 1, || p.req.take_read_event(&ecx, fc, data));
-                #[cfg(test)]
-                {
-                    self.fast_hits += 1;
-                }
-            }
-            self.tx.free(slot);
-        }
-        9 + usize::from(bc)
+        m.function_codes.add_one(f.fc);
+        self.read_response(data, cx);
+        9 + bc
     }
 
     /// Out of sync in `data`: returns the offset of the next plausible frame start, or how
@@ -691,13 +742,17 @@ impl ModbusParser {
     }
 }
 
-impl StreamParser for ModbusParser {
-    fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
-        if self.tx.release_due(cx.ts, self.config.request_timeout_secs) {
-            self.release(cx, false);
-        }
+impl ModbusParser {
+    /// [`StreamParser::parse`] from offset `pos` of `data` on: the framing loop.
+    #[inline(never)]
+    fn parse_from(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        mut pos: usize,
+        cx: &mut ParseCx<'_>,
+    ) -> usize {
         let d = dir.index();
-        let mut pos = 0;
         while let Some(rest) = data.get(pos..) {
             if rest.is_empty() {
                 break;
@@ -750,6 +805,25 @@ impl StreamParser for ModbusParser {
             }
         }
         pos
+    }
+}
+
+impl StreamParser for ModbusParser {
+    fn parse(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> usize {
+        if self.release_due(cx.ts) {
+            self.release(cx, false);
+        }
+        // The common packet, one ADU that the read fast path takes from its bytes, without
+        // the framing loop's setup (`direct` does nothing when it takes nothing: the loop
+        // then starts where it would have).
+        let mut pos = 0;
+        if self.in_sync.get(dir.index()).copied().unwrap_or(false) {
+            pos = self.direct(dir, data, cx);
+            if pos == data.len() {
+                return pos;
+            }
+        }
+        self.parse_from(dir, data, pos, cx)
     }
 
     fn on_gap(&mut self, dir: Direction, _len: u64, cx: &mut ParseCx<'_>) {
@@ -1070,6 +1144,88 @@ mod tests {
         assert_eq!(hits, 4 * 2 * 3 * 2);
         // Six polls through four entries: replaced in turn every round.
         assert!(replaced >= 3 * 2 * 3, "{replaced}");
+    }
+
+    /// A read waiting in the parser itself (the fast path's) moves into the general
+    /// transaction layer as the general path would have kept it: a write, a reused
+    /// transaction id, an exception, a response of another unit, a timeout and the end of the
+    /// flow after it give the reference's events and counters.
+    #[test]
+    fn pending_fast_read_spills_like_the_reference() {
+        let read = [0x03, 0x00, 0x10, 0x00, 0x02];
+        let data = [0x03, 0x04, 0x00, 0x01, 0x00, 0x02];
+        let write = [0x06, 0x00, 0x01, 0x00, 0x03];
+        // Each case after an oriented, answered poll: the requests and responses that follow
+        // a pending fast read (tid 2), as (to the server, ms, tid, unit, PDU).
+        type Case<'a> = Vec<(bool, u64, u16, u8, &'a [u8])>;
+        let cases: Vec<Case<'_>> = vec![
+            // A write before the read's answer; answered out of order.
+            vec![
+                (true, 3, 3, 1, &write),
+                (false, 4, 3, 1, &write),
+                (false, 5, 2, 1, &data),
+            ],
+            // The same transaction id again while pending.
+            vec![(true, 3, 2, 1, &read), (false, 4, 2, 1, &data)],
+            // An exception; an answer from another unit, then the right one.
+            vec![(false, 3, 2, 1, &[0x83, 0x02])],
+            vec![(false, 3, 2, 2, &data), (false, 4, 2, 1, &data)],
+            // Another transaction id (taken as the answer, flagged).
+            vec![(false, 3, 9, 1, &data)],
+            // Left to time out (the next packet 20 s later), then a read left at the end.
+            vec![(true, 20_003, 3, 1, &read)],
+            // Left at the end.
+            vec![],
+        ];
+        for (k, case) in cases.iter().enumerate() {
+            let run = |fast: bool| {
+                let mut h = Harness::new();
+                h.parser.no_fast = !fast;
+                h.send(TS, 0, &adu(1, 1, &read));
+                h.send(TC, 1, &adu(1, 1, &data));
+                h.send(TS, 2, &adu(2, 1, &read));
+                let waiting = h.parser.fast.is_some();
+                for &(to_server, ms, tid, unit, pdu) in case {
+                    h.send(if to_server { TS } else { TC }, ms, &adu(tid, unit, pdu));
+                }
+                h.close(30_000);
+                (h.events, h.stats.modbus, waiting)
+            };
+            let (fast, fast_stats, waiting) = run(true);
+            let (slow, slow_stats, _) = run(false);
+            assert!(waiting, "case {k}");
+            assert_eq!(fast, slow, "case {k}");
+            assert_eq!(fast_stats, slow_stats, "case {k}");
+        }
+    }
+
+    /// A polling flow's parser is small: its pending fast read 48 bytes (the table's niche
+    /// for `None`), the parser 104 bytes outside tests, and a flow that only polls never
+    /// allocates the general transaction layer.
+    #[test]
+    fn polling_flow_state_is_small() {
+        assert_eq!(std::mem::size_of::<Option<events::FastRead>>(), 48);
+        let size = std::mem::size_of::<ModbusParser>();
+        // Tests add 17 bytes: `no_fast`, `fast_hits` and the recent table's `replaced`.
+        assert!(size <= 104 + 24, "{size}");
+        let mut h = Harness::new();
+        for tid in 1..20u16 {
+            h.send(
+                TS,
+                u64::from(tid),
+                &adu(tid, 1, &[0x03, 0x00, 0x10, 0x00, 0x02]),
+            );
+            h.send(
+                TC,
+                u64::from(tid),
+                &adu(tid, 1, &[0x03, 0x04, 0x00, 0x01, 0x00, 0x02]),
+            );
+        }
+        assert!(h.parser.tx.is_none());
+        assert_eq!(h.events.len(), 19);
+        // A write needs the general layer.
+        h.send(TS, 50, &adu(30, 1, &[0x06, 0x00, 0x01, 0x00, 0x03]));
+        assert!(h.parser.tx.is_some());
     }
 
     #[test]

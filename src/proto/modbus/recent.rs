@@ -1,29 +1,16 @@
 //! The recent read requests of one flow, recognised by their bytes.
 //!
 //! A polling master repeats a few reads (FC 1–4) over and over. The first time a read passes
-//! the checks of the read fast path, what was derived from it (table, start, quantity, the
-//! response's byte count) is kept here under the eight bytes of its ADU after the
-//! transaction and protocol ids: length, unit id, function code, start and quantity. The
+//! the checks of the read fast path, the eight bytes of its ADU after the transaction and
+//! protocol ids (length, unit id, function code, start and quantity) are kept here. The
 //! framing loop then recognises the next request like it with one compare per entry, before
-//! any header is decoded, and takes everything derived from the entry. An entry is a pure
-//! function of its key (nothing of a request's time or transaction is kept), so it cannot go
-//! stale: the only risk is a key that says less than the bytes, which the tests check.
-
-use super::events::ReadAccess;
+//! any header is decoded, and derives everything else from those bytes (table, start,
+//! quantity, the response's byte count). An entry is its key alone (nothing of a request's
+//! time or transaction is kept), so it cannot go stale: the only risk is a key that says
+//! less than the bytes, which the tests check.
 
 /// Entries per flow (a flow cycling more polls than this refills entries in turn).
 pub(crate) const RECENT_ENTRIES: usize = 4;
-
-/// What a known read request derives to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Known {
-    /// The request's object.
-    pub(crate) read: ReadAccess,
-    /// Function code (1–4).
-    pub(crate) fc: u8,
-    /// Byte count of its response.
-    pub(crate) byte_count: u8,
-}
 
 /// The key of a read request: ADU bytes 4..12 (length 6, unit id, function, start,
 /// quantity) as one big-endian word. Never 0 (the length's low byte is 6).
@@ -50,41 +37,39 @@ pub(crate) fn response_head(tid: u16, unit: u8, fc: u8, byte_count: u8) -> u64 {
     u64::from_be_bytes([t0, t1, 0, 0, l0, l1, unit, fc])
 }
 
-/// The recent read requests of one flow (a fixed table in the parser: 68 bytes).
+/// The recent read requests of one flow: their keys only (32 bytes in the parser), since
+/// everything the fast path derives from a request (table, start, quantity, the response's
+/// byte count) is a function of its key's bytes, which the caller holds. The entry a new
+/// request replaces (round robin) is kept by the caller, next to its other small fields.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Recent {
     /// Keys ([`key_of`]); 0 for an empty entry.
     keys: [u64; RECENT_ENTRIES],
-    /// What each key derives to.
-    known: [Option<Known>; RECENT_ENTRIES],
-    /// The entry the next new request replaces (round robin).
-    next: u8,
     /// Tests only: entries replaced while full.
     #[cfg(test)]
     pub(crate) replaced: u64,
 }
 
 impl Recent {
-    /// What the request of key `key` derives to, when it is known.
+    /// Whether the request of key `key` (never 0) passed the fast path's checks before.
     #[inline(always)]
-    pub(crate) fn find(&self, key: u64) -> Option<Known> {
-        let i = self.keys.iter().position(|&k| k == key)?;
-        self.known.get(i).copied().flatten()
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.keys.contains(&key)
     }
 
-    /// Remembers request `key` (not yet known), replacing the oldest entry when full.
+    /// Remembers request `key` (not yet known) in entry `next` (round robin, advanced),
+    /// replacing what it held.
     #[inline]
-    pub(crate) fn insert(&mut self, key: u64, known: Known) {
-        let i = usize::from(self.next) % RECENT_ENTRIES;
-        if let (Some(k), Some(v)) = (self.keys.get_mut(i), self.known.get_mut(i)) {
+    pub(crate) fn insert(&mut self, next: &mut u8, key: u64) {
+        let i = usize::from(*next) % RECENT_ENTRIES;
+        if let Some(k) = self.keys.get_mut(i) {
             #[cfg(test)]
             if *k != 0 {
                 self.replaced += 1;
             }
             *k = key;
-            *v = Some(known);
         }
-        self.next = u8::try_from((i + 1) % RECENT_ENTRIES).unwrap_or(0);
+        *next = u8::try_from((i + 1) % RECENT_ENTRIES).unwrap_or(0);
     }
 }
 
@@ -92,19 +77,6 @@ impl Recent {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::event::ModbusTable;
-
-    fn known(q: u16) -> Known {
-        Known {
-            read: ReadAccess {
-                table: ModbusTable::HoldingRegister,
-                start: 1,
-                quantity: q,
-            },
-            fc: 3,
-            byte_count: 2,
-        }
-    }
 
     /// The keys and heads are the ADU's bytes: every field of the request counts.
     #[test]
@@ -133,20 +105,18 @@ mod tests {
     /// Found by key only; a full table replaces its entries in turn (counted).
     #[test]
     fn entries_replaced_in_turn() {
-        let mut r = Recent::default();
-        assert_eq!(r.find(0), None);
+        let (mut r, mut next) = (Recent::default(), 0u8);
         let keys: Vec<u64> = (1..=6u16).map(|q| key_from(1, 3, 1, q)).collect();
-        for (q, k) in (1..=6u16).zip(&keys) {
-            assert_eq!(r.find(*k), None);
-            r.insert(*k, known(q));
-            assert_eq!(r.find(*k), Some(known(q)));
+        for k in &keys {
+            assert!(!r.contains(*k));
+            r.insert(&mut next, *k);
+            assert!(r.contains(*k));
         }
         assert_eq!(r.replaced, 2);
-        assert_eq!(r.find(keys[0]), None);
-        assert_eq!(r.find(keys[1]), None);
-        for (q, k) in (3..=6u16).zip(&keys[2..]) {
-            assert_eq!(r.find(*k), Some(known(q)));
+        assert!(!r.contains(keys[0]));
+        assert!(!r.contains(keys[1]));
+        for k in &keys[2..] {
+            assert!(r.contains(*k));
         }
-        assert_eq!(r.find(0), None);
     }
 }

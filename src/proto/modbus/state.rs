@@ -81,11 +81,6 @@ pub(crate) struct Pending {
     pub(crate) req: ReqEvent,
     /// Violations of the request.
     pub(crate) violations: Violations,
-    /// A read taken by the fast path: the first eight bytes of its expected response
-    /// ([`super::recent::response_head`]); 0 for any other request.
-    pub(crate) head: u64,
-    /// With `head`: the byte count of its expected response.
-    pub(crate) byte_count: u8,
 }
 
 /// Index of a [`Pending`] slot.
@@ -152,30 +147,16 @@ impl Transactions {
         self.map.len() + usize::from(self.one.is_some())
     }
 
-    /// True when no request is pending or queued (and the single-request fast path is on):
-    /// then [`Transactions::add`] only keeps the new request, replacing and dropping none.
+    /// True when no request is pending or queued and no flood episode is open (and the
+    /// single-request fast path is on): then [`Transactions::add`] only keeps the new
+    /// request, replacing and dropping none, and an answer or a release settles nothing.
     #[inline]
     pub(crate) fn idle(&self) -> bool {
         #[cfg(test)]
         if self.no_one {
             return false;
         }
-        self.one.is_none() && self.map.is_empty() && self.order.is_empty()
-    }
-
-    /// The slot of the single pending request when its key is `key` (it is then the one
-    /// [`Transactions::answer`] matches, with no violation).
-    #[inline]
-    pub(crate) fn only(&self, key: TxKey) -> Option<&Pending> {
-        let o = self.one.filter(|o| o.key == key)?;
-        self.slots.get(o.slot as usize)
-    }
-
-    /// The single pending request, whatever its key (the caller compares it).
-    #[inline(always)]
-    pub(crate) fn one_pending(&self) -> Option<&Pending> {
-        let o = self.one.as_ref()?;
-        self.slots.get(o.slot as usize)
+        self.one.is_none() && self.map.is_empty() && self.order.is_empty() && !self.flooding
     }
 
     /// [`Transactions::add`] when [`Transactions::idle`]: the request in `slot` becomes the
@@ -189,15 +170,6 @@ impl Transactions {
             let ts = p.req.ts;
             self.one = Some(One { key, slot, seq, ts });
         }
-    }
-
-    /// [`Transactions::answer`] for the response that [`Transactions::only`] found the
-    /// request of (key equal): takes it out and returns its slot.
-    #[inline]
-    pub(crate) fn answer_only(&mut self, cap: usize) -> Option<Slot> {
-        let o = self.one.take()?;
-        self.settle(cap);
-        Some(o.slot)
     }
 
     /// Moves the single pending request into the map and the queue.
