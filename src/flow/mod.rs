@@ -396,7 +396,7 @@ pub struct FlowMeta {
     /// Last packet time.
     pub last_seen: Timestamp,
     /// Packets per direction ([to-server, to-client]).
-    /// (4 bytes each, saturating: a flow's state is the table's largest cost at scale).
+    /// (4 bytes each, wrapping: a flow's state is the table's largest cost at scale).
     pub packets: [u32; 2],
     /// Payload bytes per direction.
     /// (saturating at `u32::MAX`; only whether it is zero matters to the table).
@@ -803,7 +803,7 @@ impl<S> FlowTable<S> {
             Direction::ToServer => (&mut meta.client, &mut meta.server, p0, b0),
             Direction::ToClient => (&mut meta.server, &mut meta.client, p1, b1),
         };
-        *p = p.saturating_add(1);
+        *p = p.wrapping_add(1);
         *b = b.saturating_add(u32::try_from(len).unwrap_or(u32::MAX));
         if me.mac.is_none() {
             me.mac = pkt.src.mac;
@@ -929,7 +929,7 @@ impl<S> FlowTable<S> {
                 tcpf::DATA_TO_CLIENT,
             )
         };
-        *p = p.saturating_add(1);
+        *p = p.wrapping_add(1);
         *b = b.saturating_add(u32::try_from(len).unwrap_or(u32::MAX));
         if me.mac.is_none() {
             me.mac = Some(f.src_mac());

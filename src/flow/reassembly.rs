@@ -70,8 +70,9 @@ const F_SYN: u8 = 2;
 const F_FIN_DONE: u8 = 4;
 /// `Chunk::Rst` was delivered.
 const F_RST_DONE: u8 = 8;
-/// The retained bytes are in the cold part's heap window, not inline.
-const F_RHEAP: u8 = 16;
+/// `kept_len` of a direction whose retained bytes are in the cold part's heap window, not
+/// inline.
+const HEAP: u8 = u8::MAX;
 /// No FIN seen.
 const NO_FIN: u64 = u64::MAX;
 /// Retained bytes held in the reassembler itself (a Modbus request, a short response), before
@@ -103,10 +104,10 @@ pub struct Reassembler {
     max_end: u64,
     /// Out-of-window segments in a row.
     far_hits: u8,
-    /// How many of `kept` hold retained bytes (without `F_RHEAP`).
+    /// How many of `kept` hold retained bytes (unless it is `HEAP`).
     kept_len: u8,
     /// The last delivered bytes, ending at `offset`, not yet acknowledged by the peer, when
-    /// they fit here (no `F_RHEAP`); else they are in the cold part's `recent`.
+    /// they fit here (`kept_len` not `HEAP`); else they are in the cold part's `recent`.
     kept: [u8; INLINE],
     /// What only a direction that saw a FIN, out-of-order data or an out-of-window segment, or
     /// retained more than `INLINE` bytes at once, holds; `None` (one word) for the others.
@@ -125,7 +126,7 @@ struct Cold {
     /// Filled ranges `[start, end)` of the ring: sorted, disjoint, not adjacent, all starting
     /// after `offset`.
     ranges: Vec<(u64, u64)>,
-    /// The retained bytes when they outgrew `kept` (with `F_RHEAP`); its allocation is kept for
+    /// The retained bytes when they outgrew `kept` (`kept_len` is `HEAP`); its allocation is kept for
     /// the next time.
     recent: Retained,
 }
@@ -262,35 +263,6 @@ fn ring_write(ring: &mut [u8], abs: u64, data: &[u8]) {
     }
 }
 
-/// Copies `src` (at most `INLINE` bytes) to the front of `dst` (at least as long) with a few
-/// fixed-size moves (two overlapping ones for each size class), not a `memcpy` call: the
-/// retained copy of a short segment is on every packet's path.
-#[inline(always)]
-fn copy_small(dst: &mut [u8], src: &[u8]) {
-    #[inline(always)]
-    fn two<const W: usize>(dst: &mut [u8], src: &[u8]) {
-        let n = src.len();
-        let (a, b) = (src.get(..W), src.get(n - W..));
-        if let (Some(d), Some(a)) = (dst.get_mut(..W), a) {
-            d.copy_from_slice(a);
-        }
-        if let (Some(d), Some(b)) = (dst.get_mut(n - W..n), b) {
-            d.copy_from_slice(b);
-        }
-    }
-    debug_assert!(src.len() <= 32 && dst.len() >= src.len());
-    match src.len() {
-        16.. => two::<16>(dst, src),
-        8..=15 => two::<8>(dst, src),
-        4..=7 => two::<4>(dst, src),
-        _ => {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s;
-            }
-        }
-    }
-}
-
 /// True if `ring` holds exactly `data` at stream offset `abs`.
 fn ring_eq(ring: &[u8], abs: u64, data: &[u8]) -> bool {
     let (a, b) = ring_slices(ring, abs, data.len());
@@ -331,8 +303,10 @@ impl Reassembler {
     #[inline(always)]
     fn retain_fast(&mut self, data: &[u8], keep: usize) {
         let n = data.len();
-        if self.flags & F_RHEAP == 0 && self.kept_len == 0 && n <= INLINE && n <= keep {
-            copy_small(&mut self.kept, data);
+        if self.kept_len == 0 && n <= INLINE && n <= keep {
+            if let Some(dst) = self.kept.get_mut(..n) {
+                dst.copy_from_slice(data);
+            }
             self.kept_len = n as u8;
         } else if keep > 0 {
             self.retain(data, keep);
@@ -342,7 +316,7 @@ impl Reassembler {
     /// Retained bytes held.
     #[inline]
     fn kept_count(&self) -> usize {
-        if self.flags & F_RHEAP != 0 {
+        if self.kept_len == HEAP {
             self.cold.as_ref().map_or(0, |c| c.recent.len())
         } else {
             usize::from(self.kept_len)
@@ -351,7 +325,7 @@ impl Reassembler {
 
     /// The retained bytes, oldest first.
     fn kept_bytes(&self) -> &[u8] {
-        if self.flags & F_RHEAP != 0 {
+        if self.kept_len == HEAP {
             self.cold.as_ref().map_or(&[], |c| c.recent.bytes())
         } else {
             self.kept
@@ -365,22 +339,22 @@ impl Reassembler {
         self.cold.as_ref().map_or(0, |c| c.recent.capacity())
     }
 
-    /// Forgets the retained bytes (the heap window keeps its allocation; the next bytes are
-    /// kept inline when they fit).
+    /// Forgets the retained bytes. A direction whose bytes went to the heap window once stays
+    /// there (it sends segments too long for `kept`; the window keeps its allocation).
     #[inline]
     fn kept_clear(&mut self) {
-        self.kept_len = 0;
-        if self.flags & F_RHEAP != 0 {
-            self.flags &= !F_RHEAP;
+        if self.kept_len == HEAP {
             if let Some(c) = self.cold.as_deref_mut() {
                 c.recent.clear();
             }
+        } else {
+            self.kept_len = 0;
         }
     }
 
     /// Forgets the first `n` retained bytes (all of them when `n` is larger).
     fn kept_drop_front(&mut self, n: usize) {
-        if self.flags & F_RHEAP != 0 {
+        if self.kept_len == HEAP {
             if let Some(c) = self.cold.as_deref_mut() {
                 c.recent.drop_front(n);
             }
@@ -399,19 +373,21 @@ impl Reassembler {
     /// while they fit, else in the cold part's heap window.
     #[inline(never)]
     fn retain(&mut self, data: &[u8], keep: usize) {
-        if self.flags & F_RHEAP == 0 {
+        if self.kept_len != HEAP {
             let held = usize::from(self.kept_len);
             let n = (held + data.len()).min(keep);
             if n <= INLINE {
                 if data.len() >= n {
                     let tail = data.get(data.len() - n..).unwrap_or_default();
-                    copy_small(&mut self.kept, tail);
+                    if let Some(dst) = self.kept.get_mut(..n) {
+                        dst.copy_from_slice(tail);
+                    }
                 } else {
                     // k of the held bytes stay in front of the new ones (k <= held).
                     let k = n - data.len();
                     self.kept.copy_within(held - k..held, 0);
-                    if let Some(dst) = self.kept.get_mut(k..) {
-                        copy_small(dst, data);
+                    if let Some(dst) = self.kept.get_mut(k..n) {
+                        dst.copy_from_slice(data);
                     }
                 }
                 self.kept_len = n as u8;
@@ -430,8 +406,7 @@ impl Reassembler {
     fn kept_to_heap(&mut self) {
         let held = usize::from(self.kept_len);
         let bytes = self.kept;
-        self.kept_len = 0;
-        self.flags |= F_RHEAP;
+        self.kept_len = HEAP;
         let c = self.cold_mut();
         c.recent.clear();
         c.recent
@@ -498,7 +473,7 @@ impl Reassembler {
     fn shed_cold(&mut self) {
         if self.cold.as_ref().is_some_and(|c| {
             c.fin_at == NO_FIN
-                && self.flags & F_RHEAP == 0
+                && self.kept_len != HEAP
                 && c.recent.capacity() == 0
                 && c.far_end <= self.max_end
                 && c.ring.capacity() == 0
@@ -1624,18 +1599,6 @@ mod tests {
             max_holes: 1 << 16,
             max_retained_bytes: 1 << 20,
             max_seq_jump: 1 << 20,
-        }
-    }
-
-    /// `copy_small` copies every length it is given exactly, touching nothing after it.
-    #[test]
-    fn copy_small_copies_every_length() {
-        let src: Vec<u8> = (1..=32).collect();
-        for n in 0..=INLINE {
-            let mut dst = [0u8; INLINE + 3];
-            copy_small(&mut dst, &src[..n]);
-            assert_eq!(&dst[..n], &src[..n], "{n}");
-            assert!(dst[n..].iter().all(|&b| b == 0), "{n}");
         }
     }
 
