@@ -444,12 +444,20 @@ impl Pipeline {
         self.stats.events += n as u64;
     }
 
-    #[inline]
+    /// Hands the queued events to `emit`. In line: most packets complete no event, and an
+    /// out-of-line call with nothing to do cost them about 15 instructions (call, saved
+    /// registers) for the one check.
+    #[inline(always)]
     fn flush_events(&mut self, emit: &mut impl FnMut(&IcsEvent)) {
         self.ending.clear();
-        if self.events.is_empty() {
-            return;
+        if !self.events.is_empty() {
+            self.flush_queued(emit);
         }
+    }
+
+    /// [`Pipeline::flush_events`] with events queued.
+    #[inline(never)]
+    fn flush_queued(&mut self, emit: &mut impl FnMut(&IcsEvent)) {
         self.stats.events += self.events.len() as u64;
         // In place, not drained: moving each event out of the vector cost two copies of it.
         for e in &self.events {

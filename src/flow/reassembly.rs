@@ -70,8 +70,14 @@ const F_SYN: u8 = 2;
 const F_FIN_DONE: u8 = 4;
 /// `Chunk::Rst` was delivered.
 const F_RST_DONE: u8 = 8;
+/// `kept_len` of a direction whose retained bytes are in the cold part's heap window, not
+/// inline.
+const HEAP: u8 = u8::MAX;
 /// No FIN seen.
 const NO_FIN: u64 = u64::MAX;
+/// Retained bytes held in the reassembler itself (a Modbus request, a short response), before
+/// they go to a heap window: the reassembler stays 64 bytes with no allocation of its own.
+const INLINE: usize = 29;
 /// Smallest ring allocated for out-of-order data.
 const MIN_RING: usize = 2048;
 /// Out-of-window segments in a row after which the stream is taken to really continue there
@@ -96,19 +102,46 @@ pub struct Reassembler {
     /// Highest stream offset known to exist (end of the furthest segment seen, declared
     /// length included), never beyond the FIN.
     max_end: u64,
+    /// Out-of-window segments in a row.
+    far_hits: u8,
+    /// How many of `kept` hold retained bytes (unless it is `HEAP`).
+    kept_len: u8,
+    /// The last delivered bytes, ending at `offset`, not yet acknowledged by the peer, when
+    /// they fit here (`kept_len` not `HEAP`); else they are in the cold part's `recent`.
+    kept: [u8; INLINE],
+    /// What only a direction that saw a FIN, out-of-order data or an out-of-window segment, or
+    /// retained more than `INLINE` bytes at once, holds; `None` (one word) for the others.
+    cold: Option<Box<Cold>>,
+}
+
+/// The part of a [`Reassembler`] that most directions never need, allocated on first use.
+#[derive(Clone, Debug)]
+struct Cold {
     /// Stream offset of the FIN, or `NO_FIN`.
     fin_at: u64,
     /// End of the furthest out-of-window segment seen: lets an ACK resynchronise past it.
     far_end: u64,
-    /// Out-of-window segments in a row.
-    far_hits: u8,
     /// Out-of-order bytes; stream offset `x` lives at `x & (ring.len() - 1)`.
     ring: Vec<u8>,
     /// Filled ranges `[start, end)` of the ring: sorted, disjoint, not adjacent, all starting
     /// after `offset`.
     ranges: Vec<(u64, u64)>,
-    /// The last delivered bytes, ending at `offset`, not yet acknowledged by the peer.
+    /// The retained bytes when they outgrew `kept` (`kept_len` is `HEAP`); its allocation is kept for
+    /// the next time.
     recent: Retained,
+}
+
+impl Cold {
+    /// No FIN, nothing out of window, nothing buffered.
+    fn new() -> Self {
+        Cold {
+            fin_at: NO_FIN,
+            far_end: 0,
+            ring: Vec::new(),
+            ranges: Vec::new(),
+            recent: Retained::default(),
+        }
+    }
 }
 
 /// The last delivered bytes of a direction: `buf[start..]`, a window that slides forward over
@@ -239,18 +272,6 @@ fn ring_eq(ring: &[u8], abs: u64, data: &[u8]) -> bool {
     }
 }
 
-/// Delivers `data` and remembers up to `keep` of the last delivered bytes.
-#[inline]
-fn emit_data<E: FnMut(Chunk<'_>)>(recent: &mut Retained, keep: usize, data: &[u8], emit: &mut E) {
-    if data.is_empty() {
-        return;
-    }
-    if keep > 0 {
-        recent.push(data, keep);
-    }
-    emit(Chunk::Data(data));
-}
-
 impl Reassembler {
     /// A direction that has seen nothing.
     pub fn new() -> Self {
@@ -260,15 +281,205 @@ impl Reassembler {
             flags: 0,
             offset: 0,
             max_end: 0,
-            fin_at: NO_FIN,
-            far_end: 0,
             far_hits: 0,
-            ring: Vec::new(),
-            ranges: Vec::new(),
-            recent: Retained {
-                buf: Vec::new(),
-                start: 0,
-            },
+            kept_len: 0,
+            kept: [0; INLINE],
+            cold: None,
+        }
+    }
+
+    /// Delivers `data` and remembers up to `keep` of the last delivered bytes.
+    #[inline]
+    fn emit_data<E: FnMut(Chunk<'_>)>(&mut self, keep: usize, data: &[u8], emit: &mut E) {
+        if data.is_empty() {
+            return;
+        }
+        self.retain_fast(data, keep);
+        emit(Chunk::Data(data));
+    }
+
+    /// [`Reassembler::retain`] when `keep` > 0, with the common case in line: nothing
+    /// retained (the peer acknowledged it all) and `data` fits inline whole.
+    #[inline(always)]
+    fn retain_fast(&mut self, data: &[u8], keep: usize) {
+        let n = data.len();
+        if self.kept_len == 0 && n <= INLINE && n <= keep {
+            if let Some(dst) = self.kept.get_mut(..n) {
+                dst.copy_from_slice(data);
+            }
+            self.kept_len = n as u8;
+        } else if keep > 0 {
+            self.retain(data, keep);
+        }
+    }
+
+    /// Retained bytes held.
+    #[inline]
+    fn kept_count(&self) -> usize {
+        if self.kept_len == HEAP {
+            self.cold.as_ref().map_or(0, |c| c.recent.len())
+        } else {
+            usize::from(self.kept_len)
+        }
+    }
+
+    /// The retained bytes, oldest first.
+    fn kept_bytes(&self) -> &[u8] {
+        if self.kept_len == HEAP {
+            self.cold.as_ref().map_or(&[], |c| c.recent.bytes())
+        } else {
+            self.kept
+                .get(..usize::from(self.kept_len))
+                .unwrap_or_default()
+        }
+    }
+
+    /// Heap bytes allocated for retained bytes.
+    fn kept_capacity(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| c.recent.capacity())
+    }
+
+    /// Forgets the retained bytes. A direction whose bytes went to the heap window once stays
+    /// there (it sends segments too long for `kept`; the window keeps its allocation).
+    #[inline]
+    fn kept_clear(&mut self) {
+        if self.kept_len == HEAP {
+            if let Some(c) = self.cold.as_deref_mut() {
+                c.recent.clear();
+            }
+        } else {
+            self.kept_len = 0;
+        }
+    }
+
+    /// Forgets the first `n` retained bytes (all of them when `n` is larger).
+    fn kept_drop_front(&mut self, n: usize) {
+        if self.kept_len == HEAP {
+            if let Some(c) = self.cold.as_deref_mut() {
+                c.recent.drop_front(n);
+            }
+            return;
+        }
+        let held = usize::from(self.kept_len);
+        if n >= held {
+            self.kept_len = 0;
+        } else {
+            self.kept.copy_within(n..held, 0);
+            self.kept_len = (held - n) as u8;
+        }
+    }
+
+    /// Appends `data` to the retained bytes, then keeps only the last `keep` (> 0): inline
+    /// while they fit, else in the cold part's heap window.
+    #[inline(never)]
+    fn retain(&mut self, data: &[u8], keep: usize) {
+        if self.kept_len != HEAP {
+            let held = usize::from(self.kept_len);
+            let n = (held + data.len()).min(keep);
+            if n <= INLINE {
+                if data.len() >= n {
+                    let tail = data.get(data.len() - n..).unwrap_or_default();
+                    if let Some(dst) = self.kept.get_mut(..n) {
+                        dst.copy_from_slice(tail);
+                    }
+                } else {
+                    // k of the held bytes stay in front of the new ones (k <= held).
+                    let k = n - data.len();
+                    self.kept.copy_within(held - k..held, 0);
+                    if let Some(dst) = self.kept.get_mut(k..n) {
+                        dst.copy_from_slice(data);
+                    }
+                }
+                self.kept_len = n as u8;
+                return;
+            }
+            self.kept_to_heap();
+        }
+        if let Some(c) = self.cold.as_deref_mut() {
+            c.recent.push(data, keep);
+        }
+    }
+
+    /// Moves the inline retained bytes to the heap window (they outgrow `INLINE`).
+    #[cold]
+    #[inline(never)]
+    fn kept_to_heap(&mut self) {
+        let held = usize::from(self.kept_len);
+        let bytes = self.kept;
+        self.kept_len = HEAP;
+        let c = self.cold_mut();
+        c.recent.clear();
+        c.recent
+            .buf
+            .extend_from_slice(bytes.get(..held).unwrap_or_default());
+    }
+
+    /// The filled ranges of the ring.
+    #[inline]
+    fn ranges(&self) -> &[(u64, u64)] {
+        match &self.cold {
+            Some(c) => &c.ranges,
+            None => &[],
+        }
+    }
+
+    /// The ring of out-of-order bytes (empty when none is allocated).
+    #[inline]
+    fn ring(&self) -> &[u8] {
+        match &self.cold {
+            Some(c) => &c.ring,
+            None => &[],
+        }
+    }
+
+    /// Stream offset of the FIN, or `NO_FIN`.
+    #[inline]
+    fn fin_at(&self) -> u64 {
+        self.cold.as_ref().map_or(NO_FIN, |c| c.fin_at)
+    }
+
+    /// End of the furthest out-of-window segment seen.
+    #[inline]
+    fn far_end(&self) -> u64 {
+        self.cold.as_ref().map_or(0, |c| c.far_end)
+    }
+
+    /// The cold part, allocated when first needed.
+    #[inline]
+    fn cold_mut(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(|| Box::new(Cold::new()))
+    }
+
+    /// No FIN seen and nothing buffered: what the in-order fast paths require.
+    #[inline(always)]
+    fn plain(&self) -> bool {
+        match &self.cold {
+            None => true,
+            Some(c) => c.fin_at == NO_FIN && c.ranges.is_empty(),
+        }
+    }
+
+    /// Bytes allocated for the ring and the range list.
+    #[inline]
+    fn cold_capacity(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| {
+            c.ring.capacity() + c.ranges.capacity() * std::mem::size_of::<(u64, u64)>()
+        })
+    }
+
+    /// Frees the cold part when it holds nothing that matters any more: no FIN, no buffer,
+    /// and an out-of-window end no further than the furthest byte seen (which only grows, so
+    /// the ACK resynchronisation that takes the larger of the two is unchanged).
+    fn shed_cold(&mut self) {
+        if self.cold.as_ref().is_some_and(|c| {
+            c.fin_at == NO_FIN
+                && self.kept_len != HEAP
+                && c.recent.capacity() == 0
+                && c.far_end <= self.max_end
+                && c.ring.capacity() == 0
+                && c.ranges.capacity() == 0
+        }) {
+            self.cold = None;
         }
     }
 
@@ -289,24 +500,22 @@ impl Reassembler {
 
     /// Out-of-order bytes held.
     pub fn buffered_bytes(&self) -> u64 {
-        self.ranges.iter().map(|&(s, e)| e - s).sum()
+        self.ranges().iter().map(|&(s, e)| e - s).sum()
     }
 
     /// Holes currently waiting to be filled.
     pub fn holes(&self) -> usize {
-        self.ranges.len()
+        self.ranges().len()
     }
 
     /// Bytes of memory held by buffers (ring and retained bytes).
     pub fn memory(&self) -> usize {
-        self.ring.capacity()
-            + self.recent.capacity()
-            + self.ranges.capacity() * std::mem::size_of::<(u64, u64)>()
+        self.cold_capacity() + self.kept_capacity()
     }
 
     /// Bytes held for out-of-order data (the ring and the range list), for the memory budget.
     pub fn buffer_memory(&self) -> usize {
-        self.ring.capacity() + self.ranges.capacity() * std::mem::size_of::<(u64, u64)>()
+        self.cold_capacity()
     }
 
     /// Gives up the holes under memory pressure: delivers the buffered data with gaps for the
@@ -317,14 +526,20 @@ impl Reassembler {
         stats: &mut FlowStats,
         emit: &mut E,
     ) {
-        if self.ranges.is_empty() && self.ring.capacity() == 0 {
-            self.ranges = Vec::new();
+        if self.ranges().is_empty() && self.ring().is_empty() {
+            if let Some(c) = self.cold.as_deref_mut() {
+                c.ranges = Vec::new();
+            }
+            self.shed_cold();
             return;
         }
         self.flush(lim, stats, emit);
-        if self.ranges.is_empty() {
-            self.ranges = Vec::new();
-            self.ring = Vec::new();
+        if self.ranges().is_empty() {
+            if let Some(c) = self.cold.as_deref_mut() {
+                c.ranges = Vec::new();
+                c.ring = Vec::new();
+            }
+            self.shed_cold();
         }
     }
 
@@ -377,8 +592,7 @@ impl Reassembler {
         // buffered. Delivered straight from the packet, with the same effects as below.
         if self.flags & F_INIT != 0
             && !fin
-            && self.fin_at == NO_FIN
-            && self.ranges.is_empty()
+            && self.plain()
             && !payload.is_empty()
             && u64::from(declared_len) <= payload.len() as u64
             && seq == self.base.wrapping_add(self.offset as u32)
@@ -388,7 +602,7 @@ impl Reassembler {
             if end > self.max_end {
                 self.max_end = end;
             }
-            emit_data(&mut self.recent, lim.max_retained_bytes, payload, emit);
+            self.emit_data(lim.max_retained_bytes, payload, emit);
             self.offset = end;
             return;
         }
@@ -412,9 +626,8 @@ impl Reassembler {
     /// [`Reassembler::ack`] of an ACK for which [`Reassembler::lane_ack_ok`] holds.
     #[inline]
     pub(crate) fn lane_ack(&mut self) {
-        if self.flags & F_INIT != 0 {
-            self.recent.clear();
-        }
+        // Before the direction started nothing is retained, so clearing changes nothing.
+        self.kept_clear();
     }
 
     /// True when a segment without SYN, FIN or RST is one [`Reassembler::lane_segment`]
@@ -425,11 +638,10 @@ impl Reassembler {
     pub(crate) fn lane_ok(&self, seq: u32, payload: &[u8], declared_len: u32) -> bool {
         if payload.is_empty() {
             declared_len == 0
-                && (self.flags & F_INIT == 0 || (seq == self.expected() && self.fin_at == NO_FIN))
+                && (self.flags & F_INIT == 0 || (seq == self.expected() && self.fin_at() == NO_FIN))
         } else {
             self.flags & F_INIT != 0
-                && self.fin_at == NO_FIN
-                && self.ranges.is_empty()
+                && self.plain()
                 && u64::from(declared_len) <= payload.len() as u64
                 && seq == self.expected()
         }
@@ -453,13 +665,7 @@ impl Reassembler {
         if end > self.max_end {
             self.max_end = end;
         }
-        if self.recent.buf.is_empty() && payload.len() < keep {
-            // Nothing held (the peer acknowledged it all): what `push` does then.
-            self.recent.start = 0;
-            self.recent.buf.extend_from_slice(payload);
-        } else if keep > 0 {
-            self.recent.push(payload, keep);
-        }
+        self.retain_fast(payload, keep);
         self.offset = end;
         payload
     }
@@ -494,17 +700,22 @@ impl Reassembler {
                 // ahead over data still to come. An ACK beyond it, or more such segments in a
                 // row, show that the stream really continues there.
                 self.far_hits += 1;
-                self.far_end = self.far_end.max(u64::try_from(decl_end).unwrap_or(0));
+                let far = u64::try_from(decl_end).unwrap_or(0);
+                if far > self.far_end() {
+                    self.cold_mut().far_end = far;
+                }
                 stats.out_of_window += 1;
                 return;
             }
             self.far_hits = 0;
         }
-        if fin && self.fin_at == NO_FIN && decl_end >= off && decl_end >= i128::from(self.max_end) {
-            self.fin_at = u64::try_from(decl_end).unwrap_or(NO_FIN - 1);
+        if fin && self.fin_at() == NO_FIN && decl_end >= off && decl_end >= i128::from(self.max_end)
+        {
+            self.cold_mut().fin_at = u64::try_from(decl_end).unwrap_or(NO_FIN - 1);
         }
-        if self.fin_at != NO_FIN {
-            let limit = i128::from(self.fin_at);
+        let fin_at = self.fin_at();
+        if fin_at != NO_FIN {
+            let limit = i128::from(fin_at);
             cap_end = cap_end.min(limit);
             decl_end = decl_end.min(limit);
         }
@@ -550,7 +761,7 @@ impl Reassembler {
         }
         if ack == self.base.wrapping_add(self.offset as u32) {
             // Everything delivered is acknowledged, nothing beyond it: the common case.
-            self.recent.clear();
+            self.kept_clear();
             return;
         }
         self.ack_slow(ack, lim, stats, emit);
@@ -567,12 +778,12 @@ impl Reassembler {
     ) {
         let a = self.abs(ack);
         let off = i128::from(self.offset);
-        let recent_start = off - self.recent.len() as i128;
+        let recent_start = off - self.kept_count() as i128;
         if a > recent_start {
             let n = usize::try_from(a - recent_start).unwrap_or(usize::MAX);
-            self.recent.drop_front(n);
+            self.kept_drop_front(n);
         }
-        let target = a.min(i128::from(self.max_end.max(self.far_end)));
+        let target = a.min(i128::from(self.max_end.max(self.far_end())));
         if target > off {
             self.skip_to(u64::try_from(target).unwrap_or(0), lim, stats, emit);
             self.check_fin(emit);
@@ -590,7 +801,7 @@ impl Reassembler {
         if !self.is_initialized() {
             return;
         }
-        let end = self.max_end.max(self.ranges.last().map_or(0, |r| r.1));
+        let end = self.max_end.max(self.ranges().last().map_or(0, |r| r.1));
         self.skip_to(end, lim, stats, emit);
         self.check_fin(emit);
     }
@@ -610,7 +821,8 @@ impl Reassembler {
     }
 
     fn check_fin<E: FnMut(Chunk<'_>)>(&mut self, emit: &mut E) {
-        if self.fin_at != NO_FIN && self.offset >= self.fin_at && self.flags & F_FIN_DONE == 0 {
+        let fin_at = self.fin_at();
+        if fin_at != NO_FIN && self.offset >= fin_at && self.flags & F_FIN_DONE == 0 {
             self.flags |= F_FIN_DONE;
             emit(Chunk::Fin);
         }
@@ -648,7 +860,7 @@ impl Reassembler {
                 }
                 // Give up the first hole (or, with nothing buffered, the hole before this
                 // segment) and try again.
-                let target = self.ranges.first().map_or(s, |r| r.0);
+                let target = self.ranges().first().map_or(s, |r| r.0);
                 self.skip_to(target, lim, stats, emit);
                 continue;
             }
@@ -669,7 +881,7 @@ impl Reassembler {
         seen.covered = true;
         let off = i128::from(self.offset);
         let end = (start + bytes.len() as i128).min(off);
-        let rs = off - self.recent.len() as i128;
+        let rs = off - self.kept_count() as i128;
         let lo = start.max(rs);
         if lo >= end {
             return;
@@ -684,7 +896,7 @@ impl Reassembler {
         let Some(mine) = bytes.get(p..p + (j - i)) else {
             return;
         };
-        if self.recent.bytes().get(i..j) != Some(mine) {
+        if self.kept_bytes().get(i..j) != Some(mine) {
             seen.mismatch = true;
         }
     }
@@ -700,14 +912,14 @@ impl Reassembler {
     ) {
         let mut rest = new;
         while !rest.is_empty() {
-            match self.ranges.first().copied() {
+            match self.ranges().first().copied() {
                 Some((s, e)) if s <= self.offset => {
                     let n = usize::try_from(e - self.offset)
                         .unwrap_or(usize::MAX)
                         .min(rest.len());
                     let (ov, tail) = rest.split_at(n);
                     seen.covered = true;
-                    if !ring_eq(&self.ring, self.offset, ov) {
+                    if !ring_eq(self.ring(), self.offset, ov) {
                         seen.mismatch = true;
                     }
                     self.deliver_first_range(lim, emit);
@@ -721,7 +933,7 @@ impl Reassembler {
                     });
                     let (now, tail) = rest.split_at(n);
                     seen.fresh = true;
-                    emit_data(&mut self.recent, lim.max_retained_bytes, now, emit);
+                    self.emit_data(lim.max_retained_bytes, now, emit);
                     self.offset += n as u64;
                     rest = tail;
                 }
@@ -732,24 +944,34 @@ impl Reassembler {
 
     /// Delivers the first buffered range (which must start at `offset`) from the ring.
     fn deliver_first_range<E: FnMut(Chunk<'_>)>(&mut self, lim: &ReassemblyLimits, emit: &mut E) {
-        let Some(&(s, e)) = self.ranges.first() else {
+        let Some(&(s, e)) = self.ranges().first() else {
             return;
         };
         debug_assert_eq!(s, self.offset);
         let len = usize::try_from(e - s).unwrap_or(0);
-        let (a, b) = ring_slices(&self.ring, s, len);
-        emit_data(&mut self.recent, lim.max_retained_bytes, a, emit);
-        emit_data(&mut self.recent, lim.max_retained_bytes, b, emit);
+        // The ring is taken out while its bytes are delivered (retaining them may use the
+        // cold part), then put back.
+        let ring = self
+            .cold
+            .as_deref_mut()
+            .map(|c| std::mem::take(&mut c.ring))
+            .unwrap_or_default();
+        let (a, b) = ring_slices(&ring, s, len);
+        self.emit_data(lim.max_retained_bytes, a, emit);
+        self.emit_data(lim.max_retained_bytes, b, emit);
         self.offset = e;
-        self.ranges.remove(0);
-        if self.ranges.is_empty() {
-            self.ring = Vec::new();
+        if let Some(c) = self.cold.as_deref_mut() {
+            c.ring = ring;
+            c.ranges.remove(0);
+            if c.ranges.is_empty() {
+                c.ring = Vec::new();
+            }
         }
     }
 
     /// Delivers buffered ranges while they start at `offset`.
     fn deliver_ready<E: FnMut(Chunk<'_>)>(&mut self, lim: &ReassemblyLimits, emit: &mut E) {
-        while self.ranges.first().is_some_and(|r| r.0 <= self.offset) {
+        while self.ranges().first().is_some_and(|r| r.0 <= self.offset) {
             self.deliver_first_range(lim, emit);
         }
     }
@@ -764,14 +986,14 @@ impl Reassembler {
         emit: &mut E,
     ) {
         while self.offset < target {
-            match self.ranges.first().copied() {
+            match self.ranges().first().copied() {
                 Some((s, _)) if s <= self.offset => self.deliver_first_range(lim, emit),
                 next => {
                     let stop = next.map_or(target, |(s, _)| s.min(target));
                     let n = stop - self.offset;
                     stats.reassembly_gaps += 1;
                     stats.reassembly_gap_bytes += n;
-                    self.recent.clear();
+                    self.kept_clear();
                     self.offset = stop;
                     emit(Chunk::Gap(n));
                 }
@@ -790,9 +1012,10 @@ impl Reassembler {
         seen: &mut Seen,
     ) -> Option<bool> {
         let end = start + bytes.len() as u64;
-        let i0 = self.ranges.partition_point(|r| r.1 < start);
-        let i1 = self.ranges.partition_point(|r| r.0 <= end);
-        let touching = self.ranges.get(i0..i1).unwrap_or_default();
+        let ranges = self.ranges();
+        let i0 = ranges.partition_point(|r| r.1 < start);
+        let i1 = ranges.partition_point(|r| r.0 <= end);
+        let touching = ranges.get(i0..i1).unwrap_or_default();
         let mut fresh = 0u64;
         let mut pos = start;
         for &(s, e) in touching {
@@ -805,8 +1028,8 @@ impl Reassembler {
             fresh += end - pos;
         }
         if fresh > 0 {
-            let holes = self.ranges.len() - touching.len() + 1;
-            let last = self.ranges.last().map_or(0, |r| r.1);
+            let holes = ranges.len() - touching.len() + 1;
+            let last = ranges.last().map_or(0, |r| r.1);
             let span = end.max(last) - self.offset;
             if holes > lim.max_holes || span > lim.max_buffered_bytes as u64 {
                 return None;
@@ -814,37 +1037,38 @@ impl Reassembler {
             self.grow_ring(usize::try_from(span).unwrap_or(usize::MAX));
         }
         // Compare the known parts, write the new ones.
+        let c = self.cold_mut();
         let mut pos = start;
         for i in i0..i1 {
-            let Some(&(s, e)) = self.ranges.get(i) else {
+            let Some(&(s, e)) = c.ranges.get(i) else {
                 break;
             };
             if s > pos {
                 let piece = Self::sub(bytes, start, pos, s);
-                ring_write(&mut self.ring, pos, piece);
+                ring_write(&mut c.ring, pos, piece);
             }
             let (lo, hi) = (s.max(start), e.min(end));
             if lo < hi {
                 seen.covered = true;
-                if !ring_eq(&self.ring, lo, Self::sub(bytes, start, lo, hi)) {
+                if !ring_eq(&c.ring, lo, Self::sub(bytes, start, lo, hi)) {
                     seen.mismatch = true;
                 }
             }
             pos = pos.max(e);
         }
         if pos < end {
-            ring_write(&mut self.ring, pos, Self::sub(bytes, start, pos, end));
+            ring_write(&mut c.ring, pos, Self::sub(bytes, start, pos, end));
         }
         if fresh > 0 {
             seen.fresh = true;
-            let (ns, ne) = match (self.ranges.get(i0), i1.checked_sub(1)) {
+            let (ns, ne) = match (c.ranges.get(i0), i1.checked_sub(1)) {
                 (Some(first), Some(l)) if i1 > i0 => (
                     first.0.min(start),
-                    self.ranges.get(l).map_or(end, |r| r.1.max(end)),
+                    c.ranges.get(l).map_or(end, |r| r.1.max(end)),
                 ),
                 _ => (start, end),
             };
-            self.ranges.splice(i0..i1, [(ns, ne)]);
+            c.ranges.splice(i0..i1, [(ns, ne)]);
         }
         Some(fresh > 0)
     }
@@ -859,16 +1083,17 @@ impl Reassembler {
 
     /// Makes the ring hold at least `span` bytes beyond `offset`, keeping its contents.
     fn grow_ring(&mut self, span: usize) {
-        if self.ring.len() >= span {
+        let c = self.cold_mut();
+        if c.ring.len() >= span {
             return;
         }
         let cap = span.max(MIN_RING).next_power_of_two();
-        let old = std::mem::replace(&mut self.ring, vec![0; cap]);
-        for &(s, e) in &self.ranges {
+        let old = std::mem::replace(&mut c.ring, vec![0; cap]);
+        for &(s, e) in &c.ranges {
             let len = usize::try_from(e - s).unwrap_or(0);
             let (a, b) = ring_slices(&old, s, len);
-            ring_write(&mut self.ring, s, a);
-            ring_write(&mut self.ring, s + a.len() as u64, b);
+            ring_write(&mut c.ring, s, a);
+            ring_write(&mut c.ring, s + a.len() as u64, b);
         }
     }
 }
@@ -994,7 +1219,7 @@ mod tests {
         assert_eq!(t.take(), vec![d(b"de")]);
         assert_eq!(t.r.offset(), 5);
         assert_eq!(t.r.buffered_bytes(), 0);
-        assert_eq!(t.r.ring.capacity(), 0);
+        assert_eq!(t.r.cold.as_ref().map_or(0, |c| c.ring.capacity()), 0);
         assert_eq!(t.st, FlowStats::default());
     }
 
@@ -1025,7 +1250,11 @@ mod tests {
         assert_eq!(t.take(), vec![d(b"abcdefg")]);
         assert_eq!(t.st.out_of_order, 2);
         assert_eq!(t.r.holes(), 0);
-        assert_eq!(t.r.ring.capacity(), 0, "ring freed when empty");
+        assert_eq!(
+            t.r.cold.as_ref().map_or(0, |c| c.ring.capacity()),
+            0,
+            "ring freed when empty"
+        );
     }
 
     #[test]
@@ -1115,7 +1344,7 @@ mod tests {
         t.syn(0);
         t.seg(3, b"c");
         assert_eq!(t.take(), vec![Ev::Gap(2), d(b"c")]);
-        assert_eq!(t.r.memory(), t.r.recent.capacity());
+        assert_eq!(t.r.memory(), t.r.kept_capacity());
     }
 
     #[test]
@@ -1182,7 +1411,7 @@ mod tests {
         t.seg(0, b"cd");
         assert_eq!(t.take(), vec![d(b"abcdef")]);
         t.ack(4);
-        assert_eq!(t.r.recent.len(), 0);
+        assert_eq!(t.r.kept_count(), 0);
         t.seg(4, b"g");
         assert_eq!(t.take(), vec![d(b"g")]);
     }
@@ -1241,9 +1470,9 @@ mod tests {
         let mut t = T::new(lim(1 << 20, 8));
         t.syn(0);
         t.seg(101, &[7u8; 100]);
-        let small = t.r.ring.len();
+        let small = t.r.ring().len();
         t.seg(10_001, &[9u8; 100]);
-        assert!(t.r.ring.len() > small);
+        assert!(t.r.ring().len() > small);
         t.seg(1, &[1u8; 100]);
         t.flush();
         let out = t.take();
@@ -1373,8 +1602,64 @@ mod tests {
         }
     }
 
+    /// An operation on the retained bytes (see `retained_inline_equals_model`).
+    #[derive(Clone, Debug)]
+    enum KeptOp {
+        Push(usize),
+        Clear,
+        DropFront(usize),
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The retained bytes, inline or in the heap window and moving between them, are
+        /// always the last `keep` bytes pushed since the last clear, less those dropped: as a
+        /// plain vector gives them.
+        #[test]
+        fn retained_inline_equals_model(
+            ops in proptest::collection::vec(
+                prop_oneof![
+                    4 => (0..70usize).prop_map(KeptOp::Push),
+                    1 => Just(KeptOp::Clear),
+                    1 => (0..40usize).prop_map(KeptOp::DropFront),
+                ],
+                0..60,
+            ),
+            keep in proptest::sample::select(vec![1usize, 5, 28, 29, 30, 31, 64, 2048]),
+        ) {
+            let mut r = Reassembler::new();
+            let mut model: Vec<u8> = Vec::new();
+            let mut next = 0u8;
+            for op in ops {
+                match op {
+                    KeptOp::Push(n) => {
+                        let data: Vec<u8> = (0..n)
+                            .map(|_| {
+                                next = next.wrapping_add(1);
+                                next
+                            })
+                            .collect();
+                        if n > 0 {
+                            r.retain(&data, keep);
+                            model.extend_from_slice(&data);
+                            let excess = model.len().saturating_sub(keep);
+                            model.drain(..excess);
+                        }
+                    }
+                    KeptOp::Clear => {
+                        r.kept_clear();
+                        model.clear();
+                    }
+                    KeptOp::DropFront(n) => {
+                        r.kept_drop_front(n);
+                        model.drain(..n.min(model.len()));
+                    }
+                }
+                prop_assert_eq!(r.kept_bytes(), &model[..]);
+                prop_assert_eq!(r.kept_count(), model.len());
+            }
+        }
 
         /// Any order, duplication and same-byte overlap of segments that together cover the
         /// stream gives back exactly the stream, with no gap.
@@ -1551,7 +1836,7 @@ mod tests {
                 }
             }
         }
-        let (offset, kept) = (r.offset(), r.recent.bytes().to_vec());
+        let (offset, kept) = (r.offset(), r.kept_bytes().to_vec());
         r.flush(&lim, &mut st, &mut emit);
         (out, st, offset, kept)
     }
