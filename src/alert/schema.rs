@@ -59,6 +59,11 @@ pub struct Alert {
     pub alert: AlertBody,
     /// otwatch's own facts.
     pub otwatch: OtwatchInfo,
+    /// The words of a raw alert not written yet (explanation, baseline fact and reference):
+    /// what they need, written by [`Alert::resolve`] (the aggregator does so only for the
+    /// alerts it emits). Never set on an alert that leaves the engine.
+    #[serde(skip)]
+    pub(crate) deferred: Option<Box<crate::detect::values::ReadText>>,
 }
 
 /// The EVE `alert` object.
@@ -263,6 +268,7 @@ impl Alert {
                 last_seen: ts,
                 aggregated: false,
             },
+            deferred: None,
         }
     }
 
@@ -280,6 +286,14 @@ impl Alert {
             .evidence
             .push(AlertEvidence::from_event(ev, summary));
         a
+    }
+
+    /// Writes the words left to write (see its field `deferred`), if any.
+    #[inline]
+    pub fn resolve(&mut self) {
+        if let Some(d) = self.deferred.take() {
+            d.fill(self);
+        }
     }
 
     /// Adds the violated baseline fact and where it is in the baseline file.
