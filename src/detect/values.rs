@@ -1525,9 +1525,9 @@ fn write_alert(
     );
 }
 
-/// A read-out-of-range alert of value `x` of object `key`: built without its words, which
-/// are left to [`ReadText`] (written at once unless the detector defers them, see
-/// [`Values::deferring_read_texts`]).
+/// A read-out-of-range alert of value `x` of object `key`: built without its words (and its
+/// Community ID and technique ids), which are left to [`ReadText`] (written at once unless the
+/// detector defers them, see [`Values::deferring_read_texts`]).
 #[cold]
 fn read_alert(
     ev: &IcsEvent,
@@ -1538,8 +1538,7 @@ fn read_alert(
     out: &mut Vec<Alert>,
 ) {
     let summary = now.summary(ev);
-    let mut a = Alert::from_event(&READ_OUT_OF_RANGE, ev, String::new(), summary);
-    a.deferred = Some(Box::new(ReadText {
+    let text = Box::new(ReadText {
         key: key.owned(),
         x,
         min: n.min,
@@ -1547,8 +1546,13 @@ fn read_alert(
         count: n.count,
         ref_client: n.ref_client,
         side: n.side,
-    }));
-    out.push(a);
+    });
+    out.push(Alert::from_event_deferred(
+        &READ_OUT_OF_RANGE,
+        ev,
+        summary,
+        text,
+    ));
 }
 
 /// What the words of a read-out-of-range alert need besides the alert itself (source,
@@ -1575,10 +1579,12 @@ enum OwnedKey {
 }
 
 impl ReadText {
-    /// Writes the explanation, the baseline fact and its reference of `a`, the alert this
-    /// was taken from.
+    /// Writes the explanation, the baseline fact and its reference, the Community ID and the
+    /// technique ids of `a`, the alert this was taken from.
     #[cold]
     pub(crate) fn fill(&self, a: &mut Alert) {
+        a.community_id = a.connection_id();
+        a.alert.metadata.mitre_attack_ics = READ_OUT_OF_RANGE.techniques.to_vec();
         let key = match &self.key {
             OwnedKey::Modbus((unit, table, addr)) => modbus_object_key(*unit, *table, *addr),
             OwnedKey::Named(s) => s.to_string(),
