@@ -59,6 +59,11 @@ pub struct Alert {
     pub alert: AlertBody,
     /// otwatch's own facts.
     pub otwatch: OtwatchInfo,
+    /// The words of a raw alert not written yet (explanation, baseline fact and reference):
+    /// what they need, written by [`Alert::resolve`] (the aggregator does so only for the
+    /// alerts it emits). Never set on an alert that leaves the engine.
+    #[serde(skip)]
+    pub(crate) deferred: Option<Box<crate::detect::values::ReadText>>,
 }
 
 /// The EVE `alert` object.
@@ -217,6 +222,39 @@ impl Alert {
         app_proto: AppProto,
         explanation: String,
     ) -> Self {
+        let cid = community_id_v1(
+            0,
+            client.ip,
+            server.ip,
+            IPPROTO_TCP,
+            client.port,
+            server.port,
+        );
+        Alert::with_parts(
+            sig,
+            ts,
+            client,
+            server,
+            app_proto,
+            explanation,
+            cid,
+            sig.techniques.to_vec(),
+        )
+    }
+
+    /// [`Alert::new`] with its Community ID and technique ids given.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn with_parts(
+        sig: &Signature,
+        ts: Timestamp,
+        client: &Endpoint,
+        server: &Endpoint,
+        app_proto: AppProto,
+        explanation: String,
+        community_id: String,
+        techniques: Vec<&'static str>,
+    ) -> Self {
         Alert {
             timestamp: ts,
             flow_id: None,
@@ -227,14 +265,7 @@ impl Alert {
             dest_port: server.port,
             proto: "TCP",
             app_proto,
-            community_id: community_id_v1(
-                0,
-                client.ip,
-                server.ip,
-                IPPROTO_TCP,
-                client.port,
-                server.port,
-            ),
+            community_id,
             alert: AlertBody {
                 action: "allowed",
                 gid: 1,
@@ -244,7 +275,7 @@ impl Alert {
                 category: sig.category,
                 severity: sig.severity,
                 metadata: AlertMetadata {
-                    mitre_attack_ics: sig.techniques.to_vec(),
+                    mitre_attack_ics: techniques,
                 },
             },
             otwatch: OtwatchInfo {
@@ -263,6 +294,7 @@ impl Alert {
                 last_seen: ts,
                 aggregated: false,
             },
+            deferred: None,
         }
     }
 
@@ -280,6 +312,53 @@ impl Alert {
             .evidence
             .push(AlertEvidence::from_event(ev, summary));
         a
+    }
+
+    /// [`Alert::from_event`] without words (empty explanation), Community ID or technique
+    /// ids, left to [`Alert::resolve`] with the record `deferred`, which writes them.
+    pub(crate) fn from_event_deferred(
+        sig: &Signature,
+        ev: &IcsEvent,
+        summary: String,
+        deferred: Box<crate::detect::values::ReadText>,
+    ) -> Self {
+        let mut a = Alert::with_parts(
+            sig,
+            ev.ts,
+            &ev.client,
+            &ev.server,
+            ev.proto,
+            String::new(),
+            String::new(),
+            Vec::new(),
+        );
+        a.flow_id = Some(ev.flow_id);
+        a.otwatch.unit_id = ev.unit_id;
+        a.otwatch
+            .evidence
+            .push(AlertEvidence::from_event(ev, summary));
+        a.deferred = Some(deferred);
+        a
+    }
+
+    /// The Community ID of the alert's connection (as [`Alert::new`] writes it).
+    pub(crate) fn connection_id(&self) -> String {
+        community_id_v1(
+            0,
+            self.src_ip,
+            self.dest_ip,
+            IPPROTO_TCP,
+            self.src_port,
+            self.dest_port,
+        )
+    }
+
+    /// Writes the words left to write (see its field `deferred`), if any.
+    #[inline]
+    pub fn resolve(&mut self) {
+        if let Some(d) = self.deferred.take() {
+            d.fill(self);
+        }
     }
 
     /// Adds the violated baseline fact and where it is in the baseline file.

@@ -23,6 +23,11 @@
 //! than the table (there, the least recently updated episode is always the next one to come
 //! back, and closing it would aggregate nothing).
 //!
+//! Words. A raw alert may come with its words left to write (the values detector's
+//! read-out-of-range alerts, see [`Alert::resolve`]): they are written for the alerts that
+//! come out (first alerts, and a summary's last repeat when the summary is made), not for the
+//! repeats that a later one replaces.
+//!
 //! Lookup. In an alert flood every raw alert passes here, so a repeat is found without
 //! building or cloning its key: first the episode of the last hit is compared field by field,
 //! then a seeded 64-bit fingerprint of the key finds the episodes to compare in a hash index
@@ -389,6 +394,8 @@ impl Aggregator {
 
     fn summary(ep: &mut Episode) -> Option<Alert> {
         let mut a = *ep.last.take()?;
+        // Its words, left to write while it could still be replaced by a later repeat.
+        a.resolve();
         let n = ep.repeats;
         a.otwatch.count = n;
         a.otwatch.first_seen = ep.first;
@@ -453,6 +460,7 @@ impl Aggregator {
     /// Takes one raw alert: emits it if it starts an episode, counts it otherwise.
     pub fn push(&mut self, mut alert: Alert, out: &mut Vec<Alert>) {
         if self.window_s == 0 {
+            alert.resolve();
             out.push(alert);
             return;
         }
@@ -509,6 +517,7 @@ impl Aggregator {
                 } else {
                     self.insert(ep);
                 }
+                alert.resolve();
                 out.push(alert);
             }
         }
@@ -957,6 +966,7 @@ mod tests {
     }
 
     use crate::alert::AlertEvidence;
+    use crate::detect::values::test_read_alert;
 
     proptest! {
         #[test]
@@ -1001,6 +1011,77 @@ mod tests {
             prop_assert_eq!(&a, &b);
             prop_assert_eq!(fast.suppressed, slow.suppressed);
             prop_assert_eq!(fast.episodes_closed_early, slow.closed_early);
+        }
+
+        #[test]
+        fn deferred_read_words_give_the_eager_output(
+            items in proptest::collection::vec(
+                (0i64..3000, 0u8..4, 0u8..5, 0u32..3, 0u8..6), 0..300),
+            window in 0u64..400,
+            sorted in any::<bool>(),
+            collide in any::<bool>(),
+            cap in 0usize..8,
+        ) {
+            // Read-out-of-range alerts with their words deferred (as the engine's values
+            // detector raises them), among other alerts, against the same alerts with their
+            // words written at once: the same output, every repeat folded without its words,
+            // through windows closing, the episode cap and the end of input.
+            let mut items = items;
+            if sorted {
+                items.sort_by_key(|i| i.0);
+            }
+            let mut lazy = Aggregator::new(window);
+            let mut eager = Aggregator::new(window);
+            if collide {
+                lazy.fp_mask = 0;
+                eager.fp_mask = 0;
+            }
+            if cap > 0 {
+                lazy.max_episodes = cap;
+                eager.max_episodes = cap;
+            }
+            let c = ["10.0.0.7", "10.0.0.66", "10.0.0.9", "fe80::1", "100.0.0.1"];
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for (i, (s, kind, cl, addr, x)) in items.iter().enumerate() {
+                let (d, e) = if *kind == 3 {
+                    let al = varied(*s, *x, *cl, false, 1, 0);
+                    (al.clone(), al)
+                } else {
+                    let ev = read_hr(*s * 1000, c[*cl as usize], PLC, 1, *addr, &[9, 8]);
+                    let named = (*kind == 2).then_some("node/ns=2;s=Tank");
+                    let x = f64::from(*x) * 1000.5 + 100.0;
+                    let mk = |eager| {
+                        test_read_alert(&ev, *addr, named, 0.0, 50.0, 7, x, eager).unwrap()
+                    };
+                    (mk(false), mk(true))
+                };
+                if i % 17 == 16 {
+                    lazy.flush_expired(d.timestamp, &mut a);
+                    eager.flush_expired(e.timestamp, &mut b);
+                }
+                lazy.push(d, &mut a);
+                eager.push(e, &mut b);
+                prop_assert_eq!(&a, &b);
+            }
+            lazy.finish(&mut a);
+            eager.finish(&mut b);
+            prop_assert_eq!(&a, &b);
+            prop_assert!(a.iter().all(|x| x.deferred.is_none()));
+            prop_assert_eq!(lazy.suppressed, eager.suppressed);
+            prop_assert_eq!(lazy.episodes_closed_early, eager.episodes_closed_early);
+        }
+
+        #[test]
+        fn window_zero_writes_deferred_words(n in 1usize..5) {
+            let ev = read_hr(1000, MASTER, PLC, 1, 40, &[9]);
+            let mut agg = Aggregator::new(0);
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let d = test_read_alert(&ev, 40, None, 0.0, 5.0, 3, 9.0, false).unwrap();
+                agg.push(d, &mut out);
+            }
+            let e = test_read_alert(&ev, 40, None, 0.0, 5.0, 3, 9.0, true).unwrap();
+            prop_assert_eq!(out, vec![e; n]);
         }
 
         #[test]

@@ -590,7 +590,7 @@ impl Engine {
         let mut detectors: Vec<Box<dyn Detector>> = vec![
             Box::new(violations::Violations),
             Box::new(novelty::Novelty::new(cfg.novelty.clone())),
-            Box::new(values::Values::new(cfg.values.clone())),
+            Box::new(values::Values::new(cfg.values.clone()).deferring_read_texts()),
             Box::new(timing::Timing::new(cfg.timing.clone())),
             Box::new(scans::Scans::new(cfg.scans.clone())),
         ];

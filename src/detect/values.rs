@@ -325,6 +325,9 @@ impl Now {
         let w = self.words.get_or_insert_with(|| {
             Box::new((event_summary(ev), device_words(ev.server.ip, ev.unit_id)))
         });
+        if w.1.is_empty() {
+            w.1 = device_words(ev.server.ip, ev.unit_id);
+        }
         let key = key.string();
         AlertWords {
             obj: key_words(&key),
@@ -332,6 +335,16 @@ impl Now {
             summary: w.0.clone(),
             dev: w.1.clone(),
         }
+    }
+
+    /// The event's summary line (built once per event, see `words`).
+    #[cold]
+    fn summary(&mut self, ev: &IcsEvent) -> String {
+        // The device words are left empty (never empty once built) until an alert needs them.
+        let w = self
+            .words
+            .get_or_insert_with(|| Box::new((event_summary(ev), String::new())));
+        w.0.clone()
     }
 
     /// Microseconds from `end` to now, as a float.
@@ -1163,6 +1176,9 @@ pub struct Values {
     /// Times `blocks` was emptied because it held `max_cached_slots` (the blocks are
     /// compiled again when next seen).
     pub cache_resets: u64,
+    /// Leave the words of read-out-of-range alerts to whoever takes them ([`Alert::resolve`]:
+    /// the engine's aggregator), instead of writing them before they leave.
+    defer_read_texts: bool,
     /// A named object's key, reused.
     key_buf: String,
     /// Take the fast paths: the repeat and change paths of reads in blocks, the memo of
@@ -1317,10 +1333,15 @@ impl<'a> Compiler<'a> {
 }
 
 fn range_words(n: &Normal) -> String {
-    if n.min == n.max {
-        format!("always {}", fmt_num(n.min))
+    range_text(n.min, n.max)
+}
+
+/// [`range_words`] of a range `min`..`max`.
+fn range_text(min: f64, max: f64) -> String {
+    if min == max {
+        format!("always {}", fmt_num(min))
     } else {
-        format!("{}–{}", fmt_num(n.min), fmt_num(n.max))
+        format!("{}–{}", fmt_num(min), fmt_num(max))
     }
 }
 
@@ -1334,6 +1355,14 @@ enum KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
+    /// The key, owned (for words written later).
+    fn owned(self) -> OwnedKey {
+        match self {
+            KeyRef::Modbus(k) => OwnedKey::Modbus(k),
+            KeyRef::Named(s) => OwnedKey::Named(s.into()),
+        }
+    }
+
     fn string(self) -> String {
         match self {
             KeyRef::Modbus((unit, table, addr)) => modbus_object_key(unit, table, addr),
@@ -1496,8 +1525,88 @@ fn write_alert(
     );
 }
 
+/// A read-out-of-range alert of value `x` of object `key`: built without its words (and its
+/// Community ID and technique ids), which are left to [`ReadText`] (written at once unless the
+/// detector defers them, see [`Values::deferring_read_texts`]).
 #[cold]
 fn read_alert(
+    ev: &IcsEvent,
+    now: &mut Now,
+    key: KeyRef<'_>,
+    n: &Normal,
+    x: f64,
+    out: &mut Vec<Alert>,
+) {
+    let summary = now.summary(ev);
+    let text = Box::new(ReadText {
+        key: key.owned(),
+        x,
+        min: n.min,
+        max: n.max,
+        count: n.count,
+        ref_client: n.ref_client,
+        side: n.side,
+    });
+    out.push(Alert::from_event_deferred(
+        &READ_OUT_OF_RANGE,
+        ev,
+        summary,
+        text,
+    ));
+}
+
+/// What the words of a read-out-of-range alert need besides the alert itself (source,
+/// destination, unit and protocol): written by [`ReadText::fill`] as the eager path wrote
+/// them ([`read_alert_eager`] in tests).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ReadText {
+    key: OwnedKey,
+    x: f64,
+    min: f64,
+    max: f64,
+    count: u64,
+    ref_client: IpAddr,
+    side: &'static str,
+}
+
+/// [`KeyRef`], owned.
+#[derive(Clone, Debug, PartialEq)]
+enum OwnedKey {
+    /// A Modbus address.
+    Modbus(AddrKey),
+    /// A named object's key.
+    Named(Box<str>),
+}
+
+impl ReadText {
+    /// Writes the explanation, the baseline fact and its reference, the Community ID and the
+    /// technique ids of `a`, the alert this was taken from.
+    #[cold]
+    pub(crate) fn fill(&self, a: &mut Alert) {
+        a.community_id = a.connection_id();
+        a.alert.metadata.mitre_attack_ics = READ_OUT_OF_RANGE.techniques.to_vec();
+        let key = match &self.key {
+            OwnedKey::Modbus((unit, table, addr)) => modbus_object_key(*unit, *table, *addr),
+            OwnedKey::Named(s) => s.to_string(),
+        };
+        let obj = key_words(&key);
+        let dev = device_words(a.dest_ip, a.otwatch.unit_id);
+        let range = range_text(self.min, self.max);
+        a.otwatch.explanation = read_explanation(&obj, &dev, self.x, a.src_ip, &range, self.count);
+        a.otwatch.baseline_fact = Some(read_fact(&obj, &dev, &range));
+        a.otwatch.baseline_ref = Some(object_ref(
+            self.ref_client,
+            a.dest_ip,
+            a.app_proto.as_str(),
+            &key,
+            self.side,
+        ));
+    }
+}
+
+/// The eager form of [`read_alert`] (before the words were deferred): its reference in tests.
+#[cfg(test)]
+fn read_alert_eager(
     ev: &IcsEvent,
     now: &mut Now,
     key: KeyRef<'_>,
@@ -1518,6 +1627,49 @@ fn read_alert(
         Alert::from_event(&READ_OUT_OF_RANGE, ev, explanation, summary)
             .with_fact(fact, n.reference(ev, &key)),
     );
+}
+
+/// A read-out-of-range alert of `ev` on object `key` (an address of its unit, or a named
+/// key) with the normal range `min`..`max`: with its words deferred, or written at once by
+/// the eager path (the aggregator's tests feed both).
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn test_read_alert(
+    ev: &IcsEvent,
+    addr: u32,
+    named: Option<&str>,
+    min: f64,
+    max: f64,
+    count: u64,
+    x: f64,
+    eager: bool,
+) -> Option<Alert> {
+    let n = Normal {
+        min,
+        max,
+        max_step: 1.0,
+        max_same_run: 1,
+        distinct: 2,
+        count,
+        who: vec![ev.client.ip],
+        own: false,
+        ref_client: ev.server.ip,
+        side: "read",
+        monotonic: false,
+        counter: None,
+    };
+    let key = match named {
+        Some(k) => KeyRef::Named(k),
+        None => KeyRef::Modbus((ev.unit_id, ModbusTable::HoldingRegister, addr)),
+    };
+    let mut now = Now::new(ev.ts);
+    let mut out = Vec::new();
+    if eager {
+        read_alert_eager(ev, &mut now, key, &n, x, &mut out);
+    } else {
+        read_alert(ev, &mut now, key, &n, x, &mut out);
+    }
+    out.pop()
 }
 
 #[cold]
@@ -1790,6 +1942,14 @@ fn untracked(
 }
 
 impl Values {
+    /// This detector, leaving the words of its read-out-of-range alerts to whoever takes them
+    /// ([`Alert::resolve`]), as the engine's aggregator does: it writes them only for the
+    /// alerts it emits, not for the repeats it folds (only the last of a window is emitted).
+    pub fn deferring_read_texts(mut self) -> Self {
+        self.defer_read_texts = true;
+        self
+    }
+
     /// A values detector.
     pub fn new(cfg: ValuesConfig) -> Self {
         Values {
@@ -1805,6 +1965,7 @@ impl Values {
             cached_slots: 0,
             cache_resets: 0,
             key_buf: String::new(),
+            defer_read_texts: false,
             fast_paths: true,
             cap: u32::try_from(cfg.max_values_per_access).unwrap_or(u32::MAX),
             max_chans: MAX_CHANS,
@@ -2242,10 +2403,13 @@ impl Detector for Values {
         if !matches!(ev.outcome, Outcome::Ok) || ev.accesses.is_empty() {
             return;
         }
-        if self.owned_request(ev, ctx, out) {
-            return;
+        let start = out.len();
+        if !self.owned_request(ev, ctx, out) {
+            self.check_accesses(ev, ctx, b, out);
         }
-        self.check_accesses(ev, ctx, b, out);
+        if !self.defer_read_texts && out.len() > start {
+            out.iter_mut().skip(start).for_each(Alert::resolve);
+        }
     }
 }
 
@@ -3795,5 +3959,77 @@ mod tests {
         ]);
         let kinds: Vec<&str> = out.iter().map(|a| a.otwatch.kind).collect();
         assert_eq!(kinds, ["read_value_out_of_range"], "{out:?}");
+    }
+
+    proptest::proptest! {
+        /// The deferred words of a read-out-of-range alert, written by `ReadText::fill`, are
+        /// the eager path's, byte for byte, and so is the rest of the alert.
+        #[test]
+        fn deferred_read_words_are_the_eager_ones(
+            client in 0usize..4,
+            unit in 0u8..3,
+            addr in 0u32..70_000,
+            named in proptest::option::of("[a-z0-9=;/._ ]{0,12}"),
+            min in -1.0e6f64..1.0e6,
+            width in proptest::sample::select(vec![0.0, 0.5, 1.0, 7.25, 1.0e3, 3.0e15]),
+            count in 0u64..1_000_000,
+            x in proptest::sample::select(vec![
+                0.0, -1.0, 1.5, 99_999.0, -0.001, 1.0e16, 2.0e-9, 12_345.678, -7.0e300,
+            ]),
+            ms in 0i64..10_000_000,
+        ) {
+            let c = ["10.0.0.7", "10.0.0.66", "fe80::1", "100.0.0.1"][client];
+            let mut ev = read_hr(ms, c, PLC, unit, addr, &[1, 2, 3, 4, 5, 6]);
+            if unit == 0 {
+                ev.unit_id = None;
+            }
+            let named = named.as_deref();
+            let (min, max) = (min, min + width);
+            let eager = test_read_alert(&ev, addr, named, min, max, count, x, true).unwrap();
+            let mut lazy = test_read_alert(&ev, addr, named, min, max, count, x, false).unwrap();
+            proptest::prop_assert!(lazy.deferred.is_some());
+            proptest::prop_assert!(lazy.otwatch.explanation.is_empty());
+            lazy.resolve();
+            proptest::prop_assert!(lazy.deferred.is_none());
+            proptest::prop_assert_eq!(&lazy, &eager);
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&lazy).unwrap(),
+                serde_json::to_string(&eager).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_deferred_read_alert_leaves_the_device_words_to_the_next_alert() {
+        // The summary line is shared by the alerts of one event; the device words, which a
+        // deferred read alert does not build, are built by the next alert that needs them.
+        let ev = read_hr(1000, MASTER, PLC, 3, 40, &[5]);
+        let n = Normal {
+            min: 0.0,
+            max: 1.0,
+            max_step: 1.0,
+            max_same_run: 1,
+            distinct: 2,
+            count: 9,
+            who: vec![ev.client.ip],
+            own: false,
+            ref_client: ev.client.ip,
+            side: "read",
+            monotonic: false,
+            counter: None,
+        };
+        let key = KeyRef::Modbus((Some(3), ModbusTable::HoldingRegister, 40));
+        let mut now = Now::new(ev.ts);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        read_alert(&ev, &mut now, key, &n, 5.0, &mut a);
+        read_alert_eager(&ev, &mut now, key, &n, 5.0, &mut b);
+        let w = now.alert_words(&ev, key);
+        assert_eq!(w.dev, device_words(ev.server.ip, ev.unit_id));
+        assert_eq!(w.summary, event_summary(&ev));
+        let mut mine = Now::new(ev.ts);
+        read_alert_eager(&ev, &mut mine, key, &n, 5.0, &mut b);
+        a[0].resolve();
+        assert_eq!(a[0], b[0]);
+        assert_eq!(b[0], b[1]);
     }
 }
