@@ -22,8 +22,8 @@ use crate::alert::signatures::*;
 use crate::alert::text::{object_ref, read_explanation, read_fact};
 use crate::alert::Alert;
 use crate::baseline::{
-    device_words, event_summary, fmt_num, key_words, modbus_object_key, numeric,
-    write_named_object_key, Baseline, Channel, ObjKey, ValueProfile,
+    device_words, event_summary, fmt_num, key_words, modbus_object_key, numeric, push_decimal,
+    table_key, write_named_object_key, Baseline, Channel, ValueProfile,
 };
 use crate::event::{Access, AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, Outcome, Value};
 use crate::flow::hash::KeyHashBuilder;
@@ -1306,19 +1306,19 @@ impl<'a> Compiler<'a> {
 
     /// The slots of a Modbus request block, every address's profile compiled.
     fn block(&self, key: &Shape) -> Slots {
-        let mut buf = String::new();
         let n = key.n as usize;
         let mut slots = Slots {
             hot: Vec::with_capacity(n),
             checks: Vec::with_capacity(n),
         };
+        // Every key of the block shares its unit and table: that prefix is written once,
+        // each address's digits after it (the string `ObjKey::write_key` gives).
+        let mut buf = String::with_capacity(32);
+        block_key_prefix(key, &mut buf);
+        let prefix = buf.len();
         for i in 0..key.n {
-            let okey = ObjKey::Modbus {
-                unit: key.unit,
-                table: key.table,
-                addr: key.start.saturating_add(i),
-            };
-            okey.write_key(&mut buf);
+            buf.truncate(prefix);
+            push_decimal(&mut buf, u64::from(key.start.saturating_add(i)));
             let check = self.check(&buf, key.dir);
             slots.hot.push(Hot::of(check.as_ref()));
             slots.checks.push(check);
@@ -1330,6 +1330,21 @@ impl<'a> Compiler<'a> {
         }
         slots
     }
+}
+
+/// The part of the object keys of block `key` before the address (`u1/holding_register/`):
+/// with the address in decimal after it, the string [`crate::baseline::ObjKey::write_key`]
+/// writes.
+fn block_key_prefix(key: &Shape, buf: &mut String) {
+    buf.clear();
+    buf.push('u');
+    match key.unit {
+        Some(u) => push_decimal(buf, u64::from(u)),
+        None => buf.push('-'),
+    }
+    buf.push('/');
+    buf.push_str(table_key(key.table));
+    buf.push('/');
 }
 
 fn range_words(n: &Normal) -> String {
@@ -2562,10 +2577,56 @@ impl Values {
 )]
 mod tests {
     use super::*;
-    use crate::baseline::Learner;
+    use crate::baseline::{Learner, ObjKey};
     use crate::detect::testkit::*;
 
     const OTHER: &str = "10.0.0.7";
+
+    #[test]
+    fn block_keys_are_the_object_keys() {
+        // A block's keys (its prefix once, then each address) are what `ObjKey::write_key`
+        // writes for each of its objects, whatever the unit, table and addresses (saturated
+        // at the top of the address space as `Compiler::block` does).
+        let tables = [
+            ModbusTable::Coil,
+            ModbusTable::DiscreteInput,
+            ModbusTable::InputRegister,
+            ModbusTable::HoldingRegister,
+        ];
+        let mut buf = String::new();
+        let mut want = String::new();
+        for unit in [
+            None,
+            Some(0),
+            Some(1),
+            Some(9),
+            Some(10),
+            Some(99),
+            Some(255),
+        ] {
+            for &table in &tables {
+                for start in [0, 1, 9, 10, 99, 40_000, 65_535, u32::MAX - 2, u32::MAX] {
+                    let key = Shape {
+                        unit,
+                        table,
+                        start,
+                        n: 4,
+                        dir: AccessDir::Read,
+                    };
+                    block_key_prefix(&key, &mut buf);
+                    let prefix = buf.len();
+                    for i in 0..key.n {
+                        let addr = start.saturating_add(i);
+                        buf.truncate(prefix);
+                        push_decimal(&mut buf, u64::from(addr));
+                        ObjKey::Modbus { unit, table, addr }.write_key(&mut want);
+                        assert_eq!(buf, want);
+                        assert_eq!(buf, modbus_object_key(unit, table, addr));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn alert_words_match_their_format() {
