@@ -428,7 +428,12 @@ const HANDLE_NAME_SLOTS: usize = 32;
 #[derive(Clone, Debug, Default)]
 pub struct HandleNames {
     slots: Vec<(u32, String)>,
+    /// Empty strings taken from the recycled ones (at most `NAME_BATCH`), for the copies.
+    spare: Vec<String>,
 }
+
+/// Recycled strings a [`HandleNames`] takes at once.
+const NAME_BATCH: usize = 16;
 
 impl HandleNames {
     /// The name of `handle` (as [`client_handle`] writes it).
@@ -444,7 +449,16 @@ impl HandleNames {
                     *h = handle;
                     *s = client_handle(handle);
                 }
-                s.clone()
+                // A recycled string, not a new one, when there is one.
+                let mut out = match self.spare.pop() {
+                    Some(out) => out,
+                    None => {
+                        recycle::take_names(&mut self.spare, NAME_BATCH);
+                        self.spare.pop().unwrap_or_default()
+                    }
+                };
+                out.push_str(s);
+                out
             }
             None => client_handle(handle),
         }
@@ -1646,6 +1660,55 @@ mod tests {
         assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
     }
 
+    /// Names (and node ids) written into the recycled strings of finished events are the
+    /// names written into new ones: decoding the same notifications again, after their
+    /// events (and events naming longer and shorter objects) were recycled, gives the same
+    /// accesses.
+    #[test]
+    fn recycled_names_give_the_same_accesses() {
+        let lim = crate::proto::opcua::limits::DecodeLimits::default();
+        let decode = |body: &[u8], names: &mut HandleNames| {
+            let mut r = Reader::new(body, &lim);
+            let mut d = Decoded::default();
+            let res = data_change_notifications(&mut r, &mut d, lim.max_accesses_kept, names);
+            (res, d)
+        };
+        let mut names = HandleNames::default();
+        for seed in 0..100u64 {
+            let body = notification_body(seed, (seed % 9) as usize);
+            let want = decode(&body, &mut HandleNames::default());
+            let first = decode(&body, &mut names);
+            assert_eq!(first, want, "seed {seed}");
+            let mut evs = vec![
+                crate::event::IcsEvent {
+                    accesses: first.1.accesses,
+                    session: Some(format!("{seed}")),
+                    ..crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])
+                },
+                crate::event::IcsEvent {
+                    accesses: (0..3)
+                        .map(|k| Access {
+                            dir: AccessDir::Write,
+                            object: ObjectRef::Other {
+                                name: "y".repeat(k * 20 + 1),
+                            },
+                            values: Vec::new(),
+                        })
+                        .collect(),
+                    ..crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])
+                },
+            ];
+            recycle::recycle_all(&mut evs);
+            assert_eq!(decode(&body, &mut names), want, "seed {seed}");
+            assert!(names.spare.len() <= NAME_BATCH);
+            let id = crate::proto::opcua::types::NodeId {
+                ns: (seed % 3) as u16,
+                id: crate::proto::opcua::types::Identifier::Numeric(seed as u32 * 7919),
+            };
+            assert_eq!(id.to_text(), id.to_string());
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         /// A kept name is the name written anew, whatever handles came before.
@@ -1658,6 +1721,7 @@ mod tests {
                 proptest::prop_assert_eq!(names.name(h), client_handle(h));
             }
             proptest::prop_assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
+            proptest::prop_assert!(names.spare.len() <= NAME_BATCH);
         }
     }
 
