@@ -141,6 +141,19 @@ pub(crate) fn take_names(out: &mut Vec<String>, n: usize) {
     });
 }
 
+/// Moves up to `n` spare value lists (empty) into `out`, as [`take_names`] does strings.
+pub(crate) fn take_values(out: &mut Vec<Vec<Value>>, n: usize) {
+    let _ = with_spares(|s| {
+        if s.values.is_empty() {
+            if let Some(v) = s.value_list() {
+                out.push(v);
+            }
+        }
+        let from = s.values.len().saturating_sub(n.saturating_sub(out.len()));
+        out.extend(s.values.drain(from..));
+    });
+}
+
 /// Takes the vectors of emitted events as spares (the events keep empty ones, or the
 /// vectors that are not kept).
 pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {

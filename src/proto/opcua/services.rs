@@ -430,12 +430,28 @@ pub struct HandleNames {
     slots: Vec<(u32, String)>,
     /// Empty strings taken from the recycled ones (at most `NAME_BATCH`), for the copies.
     spare: Vec<String>,
+    /// Empty value lists taken from the recycled ones (at most `NAME_BATCH`).
+    spare_values: Vec<Vec<Value>>,
 }
 
 /// Recycled strings a [`HandleNames`] takes at once.
 const NAME_BATCH: usize = 16;
 
 impl HandleNames {
+    /// An empty value list for one value: a recycled one taken with others in one go (as
+    /// [`recycle::values`] gives, without a look at the spares per item).
+    fn value_list(&mut self) -> Vec<Value> {
+        match self.spare_values.pop() {
+            Some(v) => v,
+            None => {
+                recycle::take_values(&mut self.spare_values, NAME_BATCH);
+                self.spare_values
+                    .pop()
+                    .unwrap_or_else(|| recycle::values(1))
+            }
+        }
+    }
+
     /// The name of `handle` (as [`client_handle`] writes it).
     fn name(&mut self, handle: u32) -> String {
         if self.slots.is_empty() {
@@ -504,7 +520,7 @@ fn data_change_notifications_with(
             if let Some((handle, value)) = r.fixed_monitored_item() {
                 // The value list is built only for a kept item.
                 if d.room(cap) {
-                    let mut values = recycle::values(1);
+                    let mut values = names.value_list();
                     values.push(value);
                     d.accesses.push(Access {
                         dir: AccessDir::Read,
@@ -1701,6 +1717,8 @@ mod tests {
             recycle::recycle_all(&mut evs);
             assert_eq!(decode(&body, &mut names), want, "seed {seed}");
             assert!(names.spare.len() <= NAME_BATCH);
+            assert!(names.spare_values.len() <= NAME_BATCH);
+            assert!(names.spare_values.iter().all(|v| v.is_empty()));
             let id = crate::proto::opcua::types::NodeId {
                 ns: (seed % 3) as u16,
                 id: crate::proto::opcua::types::Identifier::Numeric(seed as u32 * 7919),
@@ -1722,6 +1740,7 @@ mod tests {
             }
             proptest::prop_assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
             proptest::prop_assert!(names.spare.len() <= NAME_BATCH);
+            proptest::prop_assert!(names.spare_values.len() <= NAME_BATCH);
         }
     }
 
