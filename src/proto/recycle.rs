@@ -14,6 +14,9 @@
 //! they need them. Other lists are taken apart when recycled, as a whole list is when
 //! reused: value lists kept (emptied) as spares, the list kept empty. Reuse changes no
 //! output: what a parser gets is empty, only its capacity is kept.
+//!
+//! The strings of object names (and sessions) of recycled events are kept too, at most
+//! [`MAX_NAMES`] of at most [`MAX_NAME_CAPACITY`] bytes: [`name`] copies a text into one.
 
 use crate::event::{Access, AccessDir, IcsEvent, ObjectRef, Value};
 use std::cell::RefCell;
@@ -26,6 +29,10 @@ pub(crate) const MAX_VALUES_CAPACITY: usize = 128;
 const MAX_ACCESSES_CAPACITY: usize = 8;
 /// Most accesses of a list kept whole (with their value lists).
 pub(crate) const MAX_WHOLE_ACCESSES: usize = 2;
+/// Most spare object names kept (an OPC UA Publish event names one object per item).
+pub(crate) const MAX_NAMES: usize = 256;
+/// Largest object name kept.
+pub(crate) const MAX_NAME_CAPACITY: usize = 64;
 
 /// The spare vectors of one thread.
 struct Spares {
@@ -35,6 +42,8 @@ struct Spares {
     bare: Vec<Vec<Access>>,
     /// Empty value lists.
     values: Vec<Vec<Value>>,
+    /// Empty strings of the object names of accesses taken apart.
+    names: Vec<String>,
 }
 
 thread_local! {
@@ -43,6 +52,7 @@ thread_local! {
             whole: Vec::new(),
             bare: Vec::new(),
             values: Vec::new(),
+            names: Vec::new(),
         })
     };
 }
@@ -113,6 +123,37 @@ pub(crate) fn values(n: usize) -> Vec<Value> {
     }
 }
 
+/// A copy of `text` in a spare string (an object name of a recycled access) when there is
+/// one: the same string as `text.to_owned()`, without an allocation.
+#[inline]
+pub(crate) fn name(text: &str) -> String {
+    let mut s = with_spares(|s| s.names.pop()).flatten().unwrap_or_default();
+    s.push_str(text);
+    s
+}
+
+/// Moves up to `n` spare strings (empty) into `out`: a parser that names many objects
+/// takes them in one go rather than one by one through [`name`].
+pub(crate) fn take_names(out: &mut Vec<String>, n: usize) {
+    let _ = with_spares(|s| {
+        let from = s.names.len().saturating_sub(n);
+        out.extend(s.names.drain(from..));
+    });
+}
+
+/// Moves up to `n` spare value lists (empty) into `out`, as [`take_names`] does strings.
+pub(crate) fn take_values(out: &mut Vec<Vec<Value>>, n: usize) {
+    let _ = with_spares(|s| {
+        if s.values.is_empty() {
+            if let Some(v) = s.value_list() {
+                out.push(v);
+            }
+        }
+        let from = s.values.len().saturating_sub(n.saturating_sub(out.len()));
+        out.extend(s.values.drain(from..));
+    });
+}
+
 /// Takes the vectors of emitted events as spares (the events keep empty ones, or the
 /// vectors that are not kept).
 pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
@@ -127,9 +168,13 @@ pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
 }
 
 impl Spares {
-    /// Keeps the vectors of `ev` (within the bounds); the event keeps the others.
+    /// Keeps the vectors and name strings of `ev` (within the bounds); the event keeps the
+    /// others.
     #[inline]
     fn take_from(&mut self, ev: &mut IcsEvent) {
+        if let Some(session) = &mut ev.session {
+            self.keep_name(session);
+        }
         let cap = ev.accesses.capacity();
         if cap == 0 {
             return;
@@ -153,10 +198,14 @@ impl Spares {
         }
     }
 
-    /// Keeps the value lists of the accesses of `list` from the `from`th on (emptied, within
-    /// the bounds); the accesses keep empty ones.
+    /// Keeps the value lists and object names of the accesses of `list` from the `from`th on
+    /// (emptied, within the bounds); the accesses keep empty ones.
     fn harvest_from(&mut self, list: &mut [Access], from: usize) {
         for a in list.iter_mut().skip(from) {
+            if let ObjectRef::Other { name: n } | ObjectRef::Node { node_id: n, .. } = &mut a.object
+            {
+                self.keep_name(n);
+            }
             let v = &mut a.values;
             if v.capacity() > 0
                 && v.capacity() <= MAX_VALUES_CAPACITY
@@ -165,6 +214,15 @@ impl Spares {
                 v.clear();
                 self.values.push(std::mem::take(v));
             }
+        }
+    }
+
+    /// Keeps the string of `n` (emptied, within the bounds); `n` keeps an empty one.
+    #[inline]
+    fn keep_name(&mut self, n: &mut String) {
+        if n.capacity() > 0 && n.capacity() <= MAX_NAME_CAPACITY && self.names.len() < MAX_NAMES {
+            n.clear();
+            self.names.push(std::mem::take(n));
         }
     }
 
@@ -218,6 +276,10 @@ mod tests {
             for v in &s.values {
                 assert!(v.is_empty() && v.capacity() <= MAX_VALUES_CAPACITY);
             }
+            assert!(s.names.len() <= MAX_NAMES);
+            for n in &s.names {
+                assert!(n.is_empty() && n.capacity() <= MAX_NAME_CAPACITY);
+            }
         });
     }
 
@@ -227,6 +289,7 @@ mod tests {
             s.whole.clear();
             s.bare.clear();
             s.values.clear();
+            s.names.clear();
         });
     }
 
@@ -364,6 +427,7 @@ mod tests {
         Values(usize),
         Read(u32),
         Stale(u32),
+        Name(u32),
     }
 
     proptest! {
@@ -376,6 +440,7 @@ mod tests {
             (0usize..200).prop_map(Op::Values),
             (0u32..6).prop_map(Op::Read),
             (0u32..6).prop_map(Op::Stale),
+            (0u32..100_000).prop_map(Op::Name),
         ], 0..200)) {
             drain_spares();
             for op in ops {
@@ -390,6 +455,10 @@ mod tests {
                         read_list(AccessDir::Write, object(k)),
                         vec![Access { dir: AccessDir::Write, object: object(k), values: Vec::new() }]
                     ),
+                    Op::Name(k) => {
+                        let text = format!("client_handle={k}");
+                        prop_assert_eq!(name(&text), text);
+                    }
                     Op::Stale(k) => {
                         let l = read_list_stale(AccessDir::Write, object(k));
                         prop_assert!(l.len() == 1 && l[0].dir == AccessDir::Write && l[0].object == object(k));
@@ -399,6 +468,38 @@ mod tests {
                 bounded();
             }
         }
+    }
+
+    /// Names of recycled accesses come back empty and hold exactly the text asked for, from
+    /// a spare string when there is one (no allocation), from a new one otherwise.
+    #[test]
+    fn reused_names_equal_fresh_ones() {
+        drain_spares();
+        assert_eq!(name("client_handle=7"), "client_handle=7");
+        let mut evs = events(5, false, 4);
+        recycle_all(&mut evs);
+        bounded();
+        let kept = SPARES.with(|s| s.borrow().names.len());
+        assert!(kept > 0);
+        for k in 0..kept + 3 {
+            let text = format!("client_handle={k}");
+            let n = name(&text);
+            assert_eq!(n, text);
+        }
+        assert_eq!(SPARES.with(|s| s.borrow().names.len()), 0);
+        let long = "x".repeat(MAX_NAME_CAPACITY + 1);
+        recycle_all(&mut [IcsEvent {
+            accesses: (0..3)
+                .map(|_| Access {
+                    dir: AccessDir::Read,
+                    object: ObjectRef::Other { name: long.clone() },
+                    values: Vec::new(),
+                })
+                .collect(),
+            ..test_event()
+        }]);
+        assert_eq!(SPARES.with(|s| s.borrow().names.len()), 0);
+        bounded();
     }
 
     /// Any event: what is recycled is only its accesses.

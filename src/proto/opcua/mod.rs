@@ -30,7 +30,7 @@ use crate::event::{
     AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome, Side, Value,
 };
 use crate::flow::Direction;
-use crate::proto::{ParseCx, Probe, StreamParser};
+use crate::proto::{recycle, ParseCx, Probe, StreamParser};
 use crate::time::Timestamp;
 use limits::DecodeLimits;
 use names::Name;
@@ -218,7 +218,8 @@ impl OpcuaParser {
     fn session(&mut self) -> Option<String> {
         let id = self.channel.id?;
         match &self.session_text {
-            Some((kept, s)) if *kept == id => Some(s.clone()),
+            // A recycled string, not a new one, when there is one.
+            Some((kept, s)) if *kept == id => Some(recycle::name(s)),
             _ => {
                 let s = types::decimal(id);
                 self.session_text = Some((id, s.clone()));

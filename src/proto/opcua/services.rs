@@ -428,9 +428,30 @@ const HANDLE_NAME_SLOTS: usize = 32;
 #[derive(Clone, Debug, Default)]
 pub struct HandleNames {
     slots: Vec<(u32, String)>,
+    /// Empty strings taken from the recycled ones (at most `NAME_BATCH`), for the copies.
+    spare: Vec<String>,
+    /// Empty value lists taken from the recycled ones (at most `NAME_BATCH`).
+    spare_values: Vec<Vec<Value>>,
 }
 
+/// Recycled strings a [`HandleNames`] takes at once.
+const NAME_BATCH: usize = 16;
+
 impl HandleNames {
+    /// An empty value list for one value: a recycled one taken with others in one go (as
+    /// [`recycle::values`] gives, without a look at the spares per item).
+    fn value_list(&mut self) -> Vec<Value> {
+        match self.spare_values.pop() {
+            Some(v) => v,
+            None => {
+                recycle::take_values(&mut self.spare_values, NAME_BATCH);
+                self.spare_values
+                    .pop()
+                    .unwrap_or_else(|| recycle::values(1))
+            }
+        }
+    }
+
     /// The name of `handle` (as [`client_handle`] writes it).
     fn name(&mut self, handle: u32) -> String {
         if self.slots.is_empty() {
@@ -444,7 +465,16 @@ impl HandleNames {
                     *h = handle;
                     *s = client_handle(handle);
                 }
-                s.clone()
+                // A recycled string, not a new one, when there is one.
+                let mut out = match self.spare.pop() {
+                    Some(out) => out,
+                    None => {
+                        recycle::take_names(&mut self.spare, NAME_BATCH);
+                        self.spare.pop().unwrap_or_default()
+                    }
+                };
+                out.push_str(s);
+                out
             }
             None => client_handle(handle),
         }
@@ -490,7 +520,7 @@ fn data_change_notifications_with(
             if let Some((handle, value)) = r.fixed_monitored_item() {
                 // The value list is built only for a kept item.
                 if d.room(cap) {
-                    let mut values = recycle::values(1);
+                    let mut values = names.value_list();
                     values.push(value);
                     d.accesses.push(Access {
                         dir: AccessDir::Read,
@@ -1646,6 +1676,57 @@ mod tests {
         assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
     }
 
+    /// Names (and node ids) written into the recycled strings of finished events are the
+    /// names written into new ones: decoding the same notifications again, after their
+    /// events (and events naming longer and shorter objects) were recycled, gives the same
+    /// accesses.
+    #[test]
+    fn recycled_names_give_the_same_accesses() {
+        let lim = crate::proto::opcua::limits::DecodeLimits::default();
+        let decode = |body: &[u8], names: &mut HandleNames| {
+            let mut r = Reader::new(body, &lim);
+            let mut d = Decoded::default();
+            let res = data_change_notifications(&mut r, &mut d, lim.max_accesses_kept, names);
+            (res, d)
+        };
+        let mut names = HandleNames::default();
+        for seed in 0..100u64 {
+            let body = notification_body(seed, (seed % 9) as usize);
+            let want = decode(&body, &mut HandleNames::default());
+            let first = decode(&body, &mut names);
+            assert_eq!(first, want, "seed {seed}");
+            let mut evs = vec![
+                crate::event::IcsEvent {
+                    accesses: first.1.accesses,
+                    session: Some(format!("{seed}")),
+                    ..crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])
+                },
+                crate::event::IcsEvent {
+                    accesses: (0..3)
+                        .map(|k| Access {
+                            dir: AccessDir::Write,
+                            object: ObjectRef::Other {
+                                name: "y".repeat(k * 20 + 1),
+                            },
+                            values: Vec::new(),
+                        })
+                        .collect(),
+                    ..crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])
+                },
+            ];
+            recycle::recycle_all(&mut evs);
+            assert_eq!(decode(&body, &mut names), want, "seed {seed}");
+            assert!(names.spare.len() <= NAME_BATCH);
+            assert!(names.spare_values.len() <= NAME_BATCH);
+            assert!(names.spare_values.iter().all(|v| v.is_empty()));
+            let id = crate::proto::opcua::types::NodeId {
+                ns: (seed % 3) as u16,
+                id: crate::proto::opcua::types::Identifier::Numeric(seed as u32 * 7919),
+            };
+            assert_eq!(id.to_text(), id.to_string());
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         /// A kept name is the name written anew, whatever handles came before.
@@ -1658,6 +1739,8 @@ mod tests {
                 proptest::prop_assert_eq!(names.name(h), client_handle(h));
             }
             proptest::prop_assert!(names.slots.len() <= HANDLE_NAME_SLOTS);
+            proptest::prop_assert!(names.spare.len() <= NAME_BATCH);
+            proptest::prop_assert!(names.spare_values.len() <= NAME_BATCH);
         }
     }
 

@@ -194,7 +194,9 @@ impl NodeId<'_> {
             Identifier::String(t) => ("s=", Some(String::from_utf8_lossy(t.unwrap_or_default()))),
             _ => return self.to_string(),
         };
-        let mut s = String::with_capacity(16 + text.as_ref().map_or(0, |t| t.len()));
+        // A recycled string (an object name of a finished event) when there is one.
+        let mut s = recycle::name("");
+        s.reserve(16 + text.as_ref().map_or(0, |t| t.len()));
         if self.ns != 0 {
             s.push_str("ns=");
             push_decimal(&mut s, u32::from(self.ns));
