@@ -2,11 +2,9 @@
 //!
 //! `--threads N` runs N - 1 packet workers (at least one) and the calling thread, which merges
 //! their events and consumes them (`inspect`, learning, detection). On two cores that is one
-//! worker, which reads the captures and runs most flows' packets through its [`Pipeline`],
-//! and the calling thread, which runs detection on the events and, between merges, the
-//! packets of a share of the flows (`CALLER_SLOTS` of `SPLIT_SLOTS` hash slots) that the
-//! worker copies to it in batches, through a pipeline of its own: two busy threads, one per
-//! core, with the flow cap and the memory budget split between the two pipelines.
+//! worker, which reads the captures and runs every packet through one [`Pipeline`] as a single
+//! thread would (no flow hash, no packet copy, no split of the flow cap or the memory budget),
+//! and the calling thread, which runs detection on its events: two busy threads, one per core.
 //! With more workers, worker 0 reads the captures and hashes each packet's flow key (both
 //! directions alike) to pick its worker: its own packets it runs at once, the others' it copies
 //! into batches for workers 1.., each with a pipeline of its own. Nothing is copied per event
@@ -34,18 +32,18 @@
 //! - Counters are summed; with several workers the flow and memory peaks are recomputed over
 //!   the whole run from the per-packet changes each worker reports.
 //!
-//! The output is byte-identical for every N. With more than one pipeline that holds as long as
+//! The output is byte-identical for every N. With more than one worker that holds as long as
 //! no per-table limit is reached: the flow cap and the memory budget are split evenly between
 //! the workers, so which flows get evicted or give up buffers under pressure can differ with N.
 //!
 //! Why N - 1 workers: consuming the events (detection) is a thread's worth of work of its own.
-//! On the 300k-packet plant capture `detect` counts 569 M instructions on one thread; with two
-//! threads and one worker running every packet it counted 377 M on the worker and 240 M on
-//! the calling thread (baseline load 47 M included): the worker was the critical path. With
-//! the calling thread running 1 of 4 hash slots' flows it is 338 M / 325 M (663 M in all: the
-//! flow hash, about 50 instructions a packet, the packet copies, the tags, the per-packet flow
-//! and memory changes and the tag merge). The former layout (N workers, the reader one of
-//! them, plus the merger: three busy threads on two cores) was slower than one thread.
+//! On the 300k-packet plant capture `detect --threads 2` counts 413 M instructions on the
+//! worker and 302 M on the calling thread (baseline load 47 M included) against 669 M on one
+//! thread; the former layout (N workers, the reader one of them, plus the merger: three busy
+//! threads on two cores) was slower than one thread. Giving the calling thread a share of the
+//! flows as well (tried with 3 of 17 and 2 of 16 hash slots) balanced no better on a capture
+//! of about a hundred flows (398 M / 359 M and 357 M / 400 M), for the flow hash, the packet
+//! copies and the tag merge (+42 M), and would split the caps.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
 use crate::decode::{decode, LinkType, Transport};
@@ -70,11 +68,6 @@ const QUEUE: usize = 4;
 /// Rounds a worker keeps in one answer while the calling thread is not ready to merge (about
 /// the time `detect` takes to load a large baseline).
 const HOLD: usize = 32;
-/// With two threads the calling thread runs the flows of `CALLER_SLOTS` of `SPLIT_SLOTS` hash
-/// slots itself, between merges (0: it only merges and consumes).
-const CALLER_SLOTS: u64 = 1;
-/// See [`CALLER_SLOTS`].
-const SPLIT_SLOTS: u64 = 4;
 
 /// One packet or idle sweep in a batch.
 #[derive(Clone, Copy, Debug)]
@@ -157,13 +150,12 @@ impl<T> Default for FromWorker<T> {
 }
 /// The worker of a packet: by a symmetric hash of its flow's addresses and ports, so both
 /// directions of a flow go to the same worker. Packets that belong to no flow go to worker 0.
-fn shard_of(pkt: &Packet<'_>, n: usize, split: bool) -> usize {
+fn shard_of(pkt: &Packet<'_>, n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
     if let Some((a, b)) = common_tcp_ends(pkt) {
-        let ends = u64::from(u32::from(a.0)).wrapping_add(u64::from(u32::from(b.0)));
-        return worker_of(ends, u64::from(a.1) + u64::from(b.1), 6, 0, n, split);
+        return worker_of(a, b, 6, 0, n);
     }
     let d = decode(pkt.link, pkt.data, pkt.orig_len);
     let Some(ip) = d.ip else {
@@ -174,57 +166,48 @@ fn shard_of(pkt: &Packet<'_>, n: usize, split: bool) -> usize {
         Transport::Udp(u) => (u.src_port, u.dst_port, 17),
         Transport::Other(_) | Transport::None => return 0,
     };
-    let ends = fold(ip.src).wrapping_add(fold(ip.dst));
-    let ports = u64::from(sp) + u64::from(dp);
-    worker_of(ends, ports, proto, d.vlan.unwrap_or(0), n, split)
-}
-
-/// An address as one word for [`worker_of`] (an IPv4 address is its number).
-fn fold(ip: IpAddr) -> u64 {
-    match ip {
-        IpAddr::V4(v) => u64::from(u32::from(v)),
-        IpAddr::V6(v) => {
-            let x = u128::from(v);
-            (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
-        }
-    }
+    worker_of((ip.src, sp), (ip.dst, dp), proto, d.vlan.unwrap_or(0), n)
 }
 
 /// The two ends of the common frame (untagged Ethernet, IPv4 without options, not a fragment,
 /// TCP), read from their fixed offsets without decoding the rest; `None` for anything else.
 /// Wherever [`decode`] finds TCP in such a frame, these are its addresses and ports (the same
 /// bytes); where it finds none, the packet makes no flow and any worker will do.
-#[inline]
-fn common_tcp_ends(pkt: &Packet<'_>) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
+fn common_tcp_ends(pkt: &Packet<'_>) -> Option<((IpAddr, u16), (IpAddr, u16))> {
     if pkt.link != LinkType::Ethernet {
         return None;
     }
     let h: &[u8; 38] = pkt.data.first_chunk()?;
-    // Constant places in a 38-byte array: no bounds checks.
-    if [h[12], h[13], h[14], h[23]] != [0x08, 0x00, 0x45, 6] || [h[20] & 0x3f, h[21]] != [0, 0] {
+    let be16 = |i: usize| -> Option<u16> { Some(u16::from_be_bytes(*h.get(i..)?.first_chunk()?)) };
+    let ip = |i: usize| -> Option<IpAddr> {
+        let a: [u8; 4] = *h.get(i..)?.first_chunk()?;
+        Some(IpAddr::V4(Ipv4Addr::from(a)))
+    };
+    if be16(12)? != 0x0800 || h[14] != 0x45 || h[23] != 6 || be16(20)? & 0x3fff != 0 {
         return None;
     }
-    let src = Ipv4Addr::new(h[26], h[27], h[28], h[29]);
-    let dst = Ipv4Addr::new(h[30], h[31], h[32], h[33]);
-    let port = |hi: u8, lo: u8| u16::from_be_bytes([hi, lo]);
-    Some(((src, port(h[34], h[35])), (dst, port(h[36], h[37]))))
+    Some(((ip(26)?, be16(34)?), (ip(30)?, be16(36)?)))
 }
 
-/// The worker of a flow, of `n` (≥ 2), from the sum of its two ends' addresses ([`fold`]) and
-/// of their ports: a fixed function (the same packet goes to the same worker in every run;
-/// chosen keys could only unbalance the workers, whose own tables have random seeds),
-/// symmetric in the two ends. `split`: two pipelines, the second on the calling thread, which
-/// gets `CALLER_SLOTS` of `SPLIT_SLOTS`.
-#[inline]
-fn worker_of(ends: u64, ports: u64, proto: u8, vlan: u16, n: usize, split: bool) -> usize {
-    let rest = ports | u64::from(proto) << 17 | u64::from(vlan) << 25;
+/// The worker of a flow, of `n` (≥ 2): a fixed function (the same packet goes to the same worker in
+/// every run; chosen keys could only unbalance the workers, whose own tables have random
+/// seeds), symmetric in the two ends.
+fn worker_of(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8, vlan: u16, n: usize) -> usize {
+    let fold = |ip: IpAddr| -> u64 {
+        match ip {
+            IpAddr::V4(v) => u64::from(u32::from(v)),
+            IpAddr::V6(v) => {
+                let x = u128::from(v);
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        }
+    };
+    let ends = fold(a.0).wrapping_add(fold(b.0));
+    let rest = (u64::from(a.1) + u64::from(b.1)) | u64::from(proto) << 17 | u64::from(vlan) << 25;
     let mut h = ends.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ rest.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
     h ^= h >> 32;
     h = h.wrapping_mul(0x1656_67b1_9e37_79f9);
     h ^= h >> 29;
-    if split {
-        return usize::from(h % SPLIT_SLOTS < CALLER_SLOTS);
-    }
     // Worker 0 also reads and dispatches every packet: it gets 7 of 8n - 1 slots, the others
     // 8 each (with two workers, 47 % of the flows against 53 %).
     let slots = (8 * n as u64).saturating_sub(1).max(1);
@@ -347,13 +330,7 @@ fn run_inner<T: Send, C, E>(
     emit: &mut impl FnMut(&mut C, &mut FromWorker<T>, usize),
     progress: &mut impl FnMut(usize, u64),
 ) -> Result<Result<(RunStats, C), E>, CaptureError> {
-    // Two threads with a caller's share: two pipelines, the second run by the calling thread.
-    let split = threads == 2 && CALLER_SLOTS > 0;
-    let n = if split {
-        2
-    } else {
-        threads.saturating_sub(1).max(1)
-    };
+    let n = threads.saturating_sub(1).max(1);
     let mut wcfg = cfg;
     wcfg.flow.max_flows = (wcfg.flow.max_flows / n).max(1);
     wcfg.flow.memory_budget_bytes /= n;
@@ -371,7 +348,6 @@ fn run_inner<T: Send, C, E>(
         let mut from_workers = Vec::with_capacity(n);
         let mut give_back = Vec::with_capacity(n);
         let mut lead_ends = None;
-        let mut local = None;
         for k in 0..n {
             let (otx, orx) = sync_channel::<FromWorker<T>>(QUEUE);
             let (btx, brx) = channel::<FromWorker<T>>();
@@ -382,29 +358,17 @@ fn run_inner<T: Send, C, E>(
                 lead_ends = Some((wcfg, otx, brx));
                 continue;
             }
-            let ret = ret_tx.clone();
-            let me = Shard::new(wcfg, n, names, map, otx, brx);
-            if split {
-                // The calling thread's share: room for the rounds sent while it prepares.
-                let (tx, rx) = sync_channel::<ToWorker>(QUEUE + HOLD);
-                to_workers.push(tx);
-                local = Some(Local {
-                    me: Some(me),
-                    rx,
-                    ret,
-                });
-                continue;
-            }
             let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
             to_workers.push(tx);
-            s.spawn(move || follow(me, rx, ret));
+            let ret = ret_tx.clone();
+            s.spawn(move || follow(Shard::new(wcfg, n, names, map, otx, brx), rx, ret));
         }
         drop(ret_tx);
         let (pf, pp, rd) = (&prog_file, &prog_pos, &ready);
         let reader = lead_ends.map(|(wcfg, otx, brx)| {
             s.spawn(move || {
                 let me = Shard::new(wcfg, n, names, map, otx, brx);
-                lead(me, n, split, files, names, to_workers, ret_rx, pf, pp, rd)
+                lead(me, n, files, names, to_workers, ret_rx, pf, pp, rd)
             })
         });
         let consumer = setup();
@@ -413,11 +377,6 @@ fn run_inner<T: Send, C, E>(
             let stats = merge(
                 &from_workers,
                 &give_back,
-                &mut || {
-                    if let Some(l) = local.as_mut() {
-                        l.pump();
-                    }
-                },
                 &mut |o, i| emit(&mut c, o, i),
                 &mut || {
                     progress(
@@ -428,8 +387,6 @@ fn run_inner<T: Send, C, E>(
             );
             (stats, c)
         });
-        // Unblocks the reader if it waits on the calling thread's share (setup failed).
-        drop(local);
         drop(from_workers);
         drop(give_back);
         let files = match reader.map(|r| r.join()) {
@@ -697,7 +654,6 @@ impl<'a, T> Shard<'a, T> {
 fn lead<T>(
     mut me: Shard<'_, T>,
     n: usize,
-    split: bool,
     files: &mut [CaptureFile],
     names: &[Arc<str>],
     to: Vec<SyncSender<ToWorker>>,
@@ -728,7 +684,7 @@ fn lead<T>(
             if pkt.ts > now {
                 now = pkt.ts;
             }
-            match shard_of(&pkt, n, split).checked_sub(1) {
+            match shard_of(&pkt, n).checked_sub(1) {
                 None => me.packet(index, file, &pkt),
                 Some(w) => {
                     if let Some(b) = batches.get_mut(w) {
@@ -823,8 +779,42 @@ fn send_round(
 fn follow<T>(mut me: Shard<'_, T>, rx: Receiver<ToWorker>, ret: Sender<Batch>) {
     for msg in rx {
         match msg {
-            ToWorker::Round(batch) => {
-                if round(&mut me, batch, &ret).is_none() {
+            ToWorker::Round(mut batch) => {
+                for item in &batch.items {
+                    match *item {
+                        Item::Packet {
+                            index,
+                            file,
+                            number,
+                            ts,
+                            link,
+                            orig_len,
+                            start,
+                            end,
+                        } => {
+                            let pkt = Packet {
+                                ts,
+                                link,
+                                data: batch.data.get(start..end).unwrap_or_default(),
+                                orig_len,
+                                number,
+                            };
+                            me.packet(index, file, &pkt);
+                        }
+                        Item::Sweep {
+                            index,
+                            now,
+                            file,
+                            number,
+                        } => me.sweep(index, now, file, number),
+                    }
+                }
+                let hold = batch.hold;
+                batch.data.clear();
+                batch.items.clear();
+                batch.hold = false;
+                let _ = ret.send(batch);
+                if !me.send(hold) {
                     return;
                 }
             }
@@ -840,82 +830,6 @@ fn follow<T>(mut me: Shard<'_, T>, rx: Receiver<ToWorker>, ret: Sender<Batch>) {
     }
 }
 
-/// The calling thread's share of the flows (two threads): its pipeline, run between merges.
-struct Local<'a, T> {
-    /// `None` once finished or cut off.
-    me: Option<Shard<'a, T>>,
-    rx: Receiver<ToWorker>,
-    ret: Sender<Batch>,
-}
-
-impl<T> Local<'_, T> {
-    /// Runs the rounds worker 0 sent until one answer is sent (the rounds held in it
-    /// included), or the last one at the end of input. When worker 0 is gone, drops the
-    /// pipeline, so that the merger sees this share end too.
-    fn pump(&mut self) {
-        while let Some(me) = self.me.as_mut() {
-            match self.rx.recv() {
-                Ok(ToWorker::Round(batch)) => match round(me, batch, &self.ret) {
-                    Some(true) => return,
-                    Some(false) => {}
-                    None => self.me = None,
-                },
-                Ok(ToWorker::Finish {
-                    now,
-                    file,
-                    last_packet,
-                }) => {
-                    if let Some(me) = self.me.take() {
-                        me.finish(now, file, last_packet);
-                    }
-                    return;
-                }
-                Err(_) => self.me = None,
-            }
-        }
-    }
-}
-
-/// Runs one round's batch through `me`, gives the batch back and ends the round: `Some(true)`
-/// when its answer was sent, `Some(false)` when it is held, `None` when the merger is gone.
-fn round<T>(me: &mut Shard<'_, T>, mut batch: Batch, ret: &Sender<Batch>) -> Option<bool> {
-    for item in &batch.items {
-        match *item {
-            Item::Packet {
-                index,
-                file,
-                number,
-                ts,
-                link,
-                orig_len,
-                start,
-                end,
-            } => {
-                let pkt = Packet {
-                    ts,
-                    link,
-                    data: batch.data.get(start..end).unwrap_or_default(),
-                    orig_len,
-                    number,
-                };
-                me.packet(index, file, &pkt);
-            }
-            Item::Sweep {
-                index,
-                now,
-                file,
-                number,
-            } => me.sweep(index, now, file, number),
-        }
-    }
-    let hold = batch.hold;
-    batch.data.clear();
-    batch.items.clear();
-    batch.hold = false;
-    let _ = ret.send(batch);
-    me.send(hold).then_some(!hold)
-}
-
 /// The merger: takes one answer per worker per round, hands the events on in order and, with
 /// several workers, tracks the global flow and memory peaks; each answer then goes back to its
 /// worker. Returns the summed counters, or `None` when the workers stopped early (the reader
@@ -923,7 +837,6 @@ fn round<T>(me: &mut Shard<'_, T>, mut batch: Batch, ret: &Sender<Batch>) -> Opt
 fn merge<T>(
     from: &[Receiver<FromWorker<T>>],
     give_back: &[Sender<FromWorker<T>>],
-    pump: &mut impl FnMut(),
     emit: &mut impl FnMut(&mut FromWorker<T>, usize),
     progress: &mut impl FnMut(),
 ) -> Option<RunStats> {
@@ -936,7 +849,6 @@ fn merge<T>(
     let (mut flows, mut mem, mut flow_peak, mut mem_peak) = (0i64, 0i64, 0i64, 0i64);
     loop {
         round.clear();
-        pump();
         for rx in from {
             round.push(rx.recv().ok()?);
         }
@@ -1021,7 +933,6 @@ mod tests {
 
     #[test]
     fn both_directions_of_a_flow_go_to_one_worker_and_flows_spread() {
-        let mut shares = [0usize; 2];
         for n in [2, 3, 4, 7] {
             let mut per = vec![0usize; n];
             for i in 0..=255u8 {
@@ -1029,7 +940,6 @@ mod tests {
                 let server = Ipv4Addr::new(10, 0, 1, i % 5);
                 let port = 40000 + u16::from(i);
                 let mut ws = Vec::new();
-                let mut split = Vec::new();
                 for (src, dst) in [
                     ((client, port), (server, 502)),
                     ((server, 502), (client, port)),
@@ -1050,12 +960,9 @@ mod tests {
                         orig_len: f.len() as u32,
                         number: 1,
                     };
-                    ws.push(shard_of(&pkt, n, false));
-                    split.push(shard_of(&pkt, 2, true));
+                    ws.push(shard_of(&pkt, n));
                 }
                 assert_eq!(ws[0], ws[1], "{n} workers, flow {i}");
-                assert_eq!(split[0], split[1], "calling thread's share, flow {i}");
-                shares[split[0]] += 1;
                 per[ws[0]] += 1;
             }
             // Every worker gets a fair share (256 flows: at least half of an even split).
@@ -1064,9 +971,6 @@ mod tests {
                 "{n} workers: {per:?}"
             );
         }
-        // The calling thread's share: about CALLER_SLOTS of SPLIT_SLOTS (4 x 256 flows).
-        let want = 1024 * CALLER_SLOTS as usize / SPLIT_SLOTS as usize;
-        assert!(shares[1] * 2 > want && shares[1] < want * 2, "{shares:?}");
         // Not a flow: worker 0.
         let pkt = Packet {
             ts: Timestamp::default(),
@@ -1075,8 +979,7 @@ mod tests {
             orig_len: 10,
             number: 1,
         };
-        assert_eq!(shard_of(&pkt, 4, false), 0);
-        assert_eq!(shard_of(&pkt, 2, true), 0);
+        assert_eq!(shard_of(&pkt, 4), 0);
     }
 
     /// The decoder's flow ends of a packet, if it makes a flow.
@@ -1100,7 +1003,6 @@ mod tests {
             return false;
         };
         if let Some(d) = decoded_ends(pkt) {
-            let (a, b) = ((IpAddr::V4(a.0), a.1), (IpAddr::V4(b.0), b.1));
             assert_eq!(d, (a, b, 6, 0), "{:02x?}", pkt.data);
         }
         true
@@ -1213,42 +1115,6 @@ mod tests {
                 Some("no baseline")
             );
             assert_eq!(seen, 0);
-        }
-        let _ = std::fs::remove_file(&path);
-    }
-
-    /// Two threads with the calling thread's share of the flows (`CALLER_SLOTS`): on a plant
-    /// capture with many flows (Modbus and OPC UA), lost and reordered segments, the events
-    /// and counters of one thread, with the consumer ready at once or late; both pipelines
-    /// get flows.
-    #[test]
-    fn the_calling_threads_share_gives_one_threads_output() {
-        let cfg = crate::synth::plant::PlantConfig {
-            seed: 7,
-            packets: 60_000,
-            plcs: 60,
-            masters: 5,
-            opcua_share: 0.2,
-            loss: 0.01,
-            reorder: 0.01,
-            ..crate::synth::plant::PlantConfig::default()
-        };
-        let path = std::env::temp_dir().join(format!("otwatch-split-{}.pcap", std::process::id()));
-        let w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        crate::synth::plant::generate(&cfg, w).unwrap();
-        let mut per = [0usize; 2];
-        let mut cap = CaptureFile::open(&path).unwrap();
-        while let Some(pkt) = cap.next_packet().unwrap() {
-            per[shard_of(&pkt, 2, true)] += 1;
-        }
-        assert!(per[0] > per[1] && per[1] * 20 > per[0], "{per:?}");
-        let one = run_plant(&path, 1, 0);
-        assert!(one.0.len() > 10_000, "{}", one.0.len());
-        assert!(one.0.iter().any(|e| e.contains("Opcua")));
-        for setup_ms in [0, 300] {
-            let two = run_plant(&path, 2, setup_ms);
-            assert_eq!(two.1, one.1, "setup {setup_ms} ms");
-            assert!(two.0 == one.0, "setup {setup_ms} ms");
         }
         let _ = std::fs::remove_file(&path);
     }
