@@ -248,6 +248,11 @@ impl Aggregator {
     fn link_newest(&mut self, i: u32) {
         let stamp = self.stamps;
         self.stamps += 1;
+        self.link_newest_at(i, stamp);
+    }
+
+    /// Puts episode `i` (in no list) at the newest end of its list with the stamp `stamp`.
+    fn link_newest_at(&mut self, i: u32, stamp: u64) {
         let Some(e) = self.episodes.get_mut(i as usize) else {
             return;
         };
@@ -370,25 +375,7 @@ impl Aggregator {
         self.oldest = [NONE; 2];
         self.newest = [NONE; 2];
         for (stamp, i) in order {
-            let Some(e) = self.episodes.get_mut(i as usize) else {
-                continue;
-            };
-            let l = usize::from(e.busy);
-            let prev = self.newest.get(l).copied().unwrap_or(NONE);
-            e.older = prev;
-            e.newer = NONE;
-            e.stamp = stamp;
-            match self.episodes.get_mut(prev as usize) {
-                Some(p) => p.newer = i,
-                None => {
-                    if let Some(x) = self.oldest.get_mut(l) {
-                        *x = i;
-                    }
-                }
-            }
-            if let Some(x) = self.newest.get_mut(l) {
-                *x = i;
-            }
+            self.link_newest_at(i, stamp);
         }
     }
 

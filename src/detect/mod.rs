@@ -1223,6 +1223,30 @@ pub(crate) fn op_impact(op: OpKind, sub: Option<u16>) -> (Vec<&'static str>, u8,
 }
 
 /// `a, b and c` (at most `max` items, then `and N more`).
+/// A copy of `ev`'s who, what, outcome and evidence with no session, accesses, violations, facts
+/// or details: the shell a detector fills with what its evidence keeps (`accesses` is its list).
+pub(crate) fn evidence_shell(ev: &IcsEvent, accesses: Vec<crate::event::Access>) -> IcsEvent {
+    IcsEvent {
+        ts: ev.ts,
+        proto: ev.proto,
+        flow_id: ev.flow_id,
+        client: ev.client,
+        server: ev.server,
+        vlan: ev.vlan,
+        unit_id: ev.unit_id,
+        session: None,
+        op: ev.op,
+        function: ev.function.clone(),
+        accesses,
+        outcome: ev.outcome.clone(),
+        latency_us: ev.latency_us,
+        violations: Vec::new(),
+        facts: Vec::new(),
+        details: Vec::new(),
+        evidence: ev.evidence.clone(),
+    }
+}
+
 pub(crate) fn list_words<T: std::fmt::Display>(items: &[T], max: usize) -> String {
     let shown: Vec<String> = items.iter().take(max).map(|x| x.to_string()).collect();
     let rest = items.len().saturating_sub(max);

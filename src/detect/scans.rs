@@ -285,25 +285,7 @@ fn keep_for_evidence(dst: &mut IcsEvent, ev: &IcsEvent) {
 
 /// A new copy of what the evidence of `ev` needs (see [`keep_for_evidence`]).
 fn kept_for_evidence(ev: &IcsEvent) -> IcsEvent {
-    let mut e = IcsEvent {
-        ts: ev.ts,
-        proto: ev.proto,
-        flow_id: ev.flow_id,
-        client: ev.client,
-        server: ev.server,
-        vlan: ev.vlan,
-        unit_id: ev.unit_id,
-        session: None,
-        op: ev.op,
-        function: ev.function.clone(),
-        accesses: Vec::with_capacity(ev.accesses.len().min(KEEP_ACCESSES)),
-        outcome: ev.outcome.clone(),
-        latency_us: ev.latency_us,
-        violations: Vec::new(),
-        facts: Vec::new(),
-        details: Vec::new(),
-        evidence: ev.evidence.clone(),
-    };
+    let mut e = super::evidence_shell(ev, Vec::with_capacity(ev.accesses.len().min(KEEP_ACCESSES)));
     keep_for_evidence(&mut e, ev);
     e
 }

@@ -849,25 +849,7 @@ fn copy_value(d: &mut Value, s: &Value) {
 
 /// A fresh copy of what [`keep_for_evidence`] keeps.
 fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
-    let mut e = IcsEvent {
-        ts: ev.ts,
-        proto: ev.proto,
-        flow_id: ev.flow_id,
-        client: ev.client,
-        server: ev.server,
-        vlan: ev.vlan,
-        unit_id: ev.unit_id,
-        session: None,
-        op: ev.op,
-        function: ev.function.clone(),
-        accesses: Vec::new(),
-        outcome: ev.outcome.clone(),
-        latency_us: ev.latency_us,
-        violations: Vec::new(),
-        facts: Vec::new(),
-        details: Vec::new(),
-        evidence: ev.evidence.clone(),
-    };
+    let mut e = super::evidence_shell(ev, Vec::new());
     keep_for_evidence(&mut e, ev);
     e
 }
