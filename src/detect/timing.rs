@@ -715,33 +715,50 @@ fn keep_range_access(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
     let ([d], [a]) = (dst.accesses.as_mut_slice(), src.accesses.as_slice()) else {
         return false;
     };
-    let (
-        ObjectRef::Modbus {
-            table,
-            start,
-            count,
-        },
-        &ObjectRef::Modbus {
-            table: t,
-            start: s,
-            count: c,
-        },
-    ) = (&mut d.object, &a.object)
-    else {
+    if !matches!(
+        (&d.object, &a.object),
+        (ObjectRef::Modbus { .. }, ObjectRef::Modbus { .. })
+    ) {
         return false;
-    };
+    }
     let n = a.values.len().min(KEPT_VALUES);
     let Some(vals) = a.values.get(..n).filter(|_| d.values.len() == n) else {
         return false;
     };
     d.dir = a.dir;
-    *table = t;
-    *start = s;
-    *count = c;
+    copy_object(&mut d.object, &a.object);
     for (x, y) in d.values.iter_mut().zip(vals) {
         copy_value(x, y);
     }
     true
+}
+
+/// `*d = s.clone()`, in place for a Modbus range into a Modbus range.
+#[inline(always)]
+fn copy_object(d: &mut ObjectRef, s: &ObjectRef) {
+    match (d, s) {
+        (
+            ObjectRef::Modbus {
+                table,
+                start,
+                count,
+            },
+            &ObjectRef::Modbus {
+                table: t,
+                start: s,
+                count: c,
+            },
+        ) => {
+            *table = t;
+            *start = s;
+            *count = c;
+        }
+        (o, s) => {
+            if *o != *s {
+                o.clone_from(s);
+            }
+        }
+    }
 }
 
 /// A copy of a function, field by field (all `Copy`): cheaper than the derived `clone`.
@@ -794,29 +811,7 @@ fn keep_accesses(dst: &mut IcsEvent, src: &IcsEvent) {
         match dst.accesses.get_mut(i) {
             Some(d) => {
                 d.dir = a.dir;
-                match (&mut d.object, &a.object) {
-                    (
-                        ObjectRef::Modbus {
-                            table,
-                            start,
-                            count,
-                        },
-                        &ObjectRef::Modbus {
-                            table: t,
-                            start: s,
-                            count: c,
-                        },
-                    ) => {
-                        *table = t;
-                        *start = s;
-                        *count = c;
-                    }
-                    (o, s) => {
-                        if *o != *s {
-                            o.clone_from(s);
-                        }
-                    }
-                }
+                copy_object(&mut d.object, &a.object);
                 if d.values.len() == vals.len() {
                     for (x, y) in d.values.iter_mut().zip(vals) {
                         copy_value(x, y);
