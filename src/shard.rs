@@ -18,17 +18,19 @@
 //!   single worker's events are already in order.
 //! - Worker 0 decides the idle sweeps (from the latest capture time over all packets), runs
 //!   each one itself and sends it to every other worker at the same packet index.
-//! - Packets travel in rounds: every `ROUND` packets worker 0 sends each other worker one
-//!   batch (possibly empty) and every worker answers with the round's events; the calling
+//! - Packets travel in rounds: every `ROUND` packets (`ROUND_ONE` with a single worker)
+//!   worker 0 sends each other worker one batch (possibly empty) and every worker answers
+//!   with the round's events; the calling
 //!   thread takes one answer per worker per round and hands the events on by reference in tag
 //!   order. Batches (owned packet bytes) come back to worker 0, and answers (with their events)
 //!   to their worker, which frees and recycles the events where they were allocated, one old
 //!   for each new, keeping every answer that comes back until its events are reused, so steady
 //!   state allocates nothing per packet and the parsers' spare vectors stay stocked; bounded
-//!   channels give back-pressure.
+//!   channels give back-pressure. When every thread has a core, a thread that finds a
+//!   channel empty (or full) spins a bounded while before it blocks ([`Wait`]).
 //! - The calling thread may prepare its consumer (`detect` loads the baseline and the rules)
-//!   while the workers start: until it is ready the workers keep their answers, up to `HOLD`
-//!   rounds, instead of waiting on the queue.
+//!   while the workers start: until it is ready the workers keep their answers, up to
+//!   `HOLD_PACKETS` packets' worth, instead of waiting on the queue.
 //! - Counters are summed; with several workers the flow and memory peaks are recomputed over
 //!   the whole run from the per-packet changes each worker reports.
 //!
@@ -56,18 +58,89 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{
+    channel, sync_channel, Receiver, RecvError, Sender, SyncSender, TryRecvError, TrySendError,
+};
 use std::sync::Arc;
 
-/// Packets (over all workers) per round. 1024 keeps a round's packets and events in the
-/// caches (measured with three threads: 0.55-0.56 s on the 3M-packet plant capture against
-/// 0.58-0.60 s with 4096 and 0.64-0.67 s with 256).
+/// Packets (over all workers) per round with several workers. 1024 keeps a round's packets and
+/// events in the caches (measured with three threads: 0.55-0.56 s on the 3M-packet plant capture
+/// against 0.58-0.60 s with 4096 and 0.64-0.67 s with 256).
 const ROUND: usize = 1024;
+/// Packets per round with one worker, which sends only events: a round's events (about 400 of
+/// them for 1024 packets, with their accesses and values) then stay in the caches between the
+/// worker that builds them, the calling thread that reads them and the worker that recycles them
+/// (3M-packet side by side, `detect --threads 2` with waits that spin first: minimum 0.47 s with
+/// rounds of 1024, 0.39 s with 256).
+const ROUND_ONE: usize = 256;
 /// Rounds queued per worker before it waits.
 const QUEUE: usize = 4;
-/// Rounds a worker keeps in one answer while the calling thread is not ready to merge (about
-/// the time `detect` takes to load a large baseline).
-const HOLD: usize = 32;
+/// Packets a worker keeps in one answer while the calling thread is not ready to merge (about
+/// the time `detect` takes to load a large baseline): 32 rounds of 1024.
+const HOLD_PACKETS: usize = 32 * ROUND;
+/// How long a thread that finds a channel empty (or full) keeps trying before it blocks, when
+/// every thread has a core of its own: `SPINS` tries with a `spin_loop` hint (~60 ns each
+/// here), then up to `YIELDS` with a `yield_now` (a few µs each, and the core goes to any
+/// other thread that wants it, such as the peer when both share a core), about 0.2 ms in all,
+/// which covers the wait for a round. Blocking at once made each side wait for the other to be
+/// woken (a futex wake-up, slow in a virtual machine), ~800 times a run: `detect --threads 2`
+/// on the 3M-packet side by side was no faster than one thread. Pure spinning for milliseconds
+/// was as fast on an idle machine but ten times slower than one thread on a busy one. With more
+/// threads than cores a thread blocks at once.
+const SPINS: u32 = 128;
+const YIELDS: u32 = 64;
+
+/// How a thread waits on a channel: a bounded spin, then blocking.
+#[derive(Clone, Copy, Debug)]
+struct Wait {
+    tries: u32,
+}
+
+impl Wait {
+    /// Tries before blocking when `threads` busy threads have a core each, else none.
+    fn for_threads(threads: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Wait {
+            tries: if threads <= cores { SPINS + YIELDS } else { 0 },
+        }
+    }
+
+    /// Between two tries: a spin hint first, then giving the core away.
+    fn pause(i: u32) {
+        if i < SPINS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+
+    /// The next message (`Err` when the sender is gone).
+    fn recv<M>(self, rx: &Receiver<M>) -> Result<M, RecvError> {
+        for i in 0..self.tries {
+            match rx.try_recv() {
+                Ok(m) => return Ok(m),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => Self::pause(i),
+            }
+        }
+        rx.recv()
+    }
+
+    /// Sends `m` (false when the receiver is gone).
+    fn send<M>(self, tx: &SyncSender<M>, mut m: M) -> bool {
+        for i in 0..self.tries {
+            match tx.try_send(m) {
+                Ok(()) => return true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    m = back;
+                    Self::pause(i);
+                }
+            }
+        }
+        tx.send(m).is_ok()
+    }
+}
 
 /// One packet or idle sweep in a batch.
 #[derive(Clone, Copy, Debug)]
@@ -342,6 +415,7 @@ fn run_inner<T: Send, C, E>(
     let prog_file = AtomicUsize::new(0);
     let prog_pos = AtomicU64::new(0);
     let ready = AtomicBool::new(false);
+    let wait = Wait::for_threads(threads);
     let (ret_tx, ret_rx) = channel::<Batch>();
     std::thread::scope(|s| {
         let mut to_workers = Vec::with_capacity(n);
@@ -361,13 +435,13 @@ fn run_inner<T: Send, C, E>(
             let (tx, rx) = sync_channel::<ToWorker>(QUEUE);
             to_workers.push(tx);
             let ret = ret_tx.clone();
-            s.spawn(move || follow(Shard::new(wcfg, n, names, map, otx, brx), rx, ret));
+            s.spawn(move || follow(Shard::new(wcfg, n, names, map, otx, brx, wait), rx, ret));
         }
         drop(ret_tx);
         let (pf, pp, rd) = (&prog_file, &prog_pos, &ready);
         let reader = lead_ends.map(|(wcfg, otx, brx)| {
             s.spawn(move || {
-                let me = Shard::new(wcfg, n, names, map, otx, brx);
+                let me = Shard::new(wcfg, n, names, map, otx, brx, wait);
                 lead(me, n, files, names, to_workers, ret_rx, pf, pp, rd)
             })
         });
@@ -375,6 +449,7 @@ fn run_inner<T: Send, C, E>(
         ready.store(true, Ordering::Relaxed);
         let merged = consumer.map(|mut c| {
             let stats = merge(
+                wait,
                 &from_workers,
                 &give_back,
                 &mut |o, i| emit(&mut c, o, i),
@@ -511,6 +586,7 @@ struct Shard<'a, T> {
     mem: i64,
     tx: SyncSender<FromWorker<T>>,
     back: Receiver<FromWorker<T>>,
+    wait: Wait,
 }
 
 impl<'a, T> Shard<'a, T> {
@@ -521,6 +597,7 @@ impl<'a, T> Shard<'a, T> {
         map: Map<'a, T>,
         tx: SyncSender<FromWorker<T>>,
         back: Receiver<FromWorker<T>>,
+        wait: Wait,
     ) -> Self {
         Shard {
             p: Pipeline::new(cfg),
@@ -535,6 +612,7 @@ impl<'a, T> Shard<'a, T> {
             mem: 0,
             tx,
             back,
+            wait,
         }
     }
 
@@ -625,7 +703,7 @@ impl<'a, T> Shard<'a, T> {
         let fresh = self.spent.fresh();
         let mut full = std::mem::replace(&mut self.out, fresh);
         std::mem::swap(self.p.shard_events(), &mut full.events);
-        self.tx.send(full).is_ok()
+        self.wait.send(&self.tx, full)
     }
 
     /// End of input: ends every flow and sends the last answer, with the counters.
@@ -644,7 +722,7 @@ impl<'a, T> Shard<'a, T> {
         let mut out = std::mem::take(&mut self.out);
         std::mem::swap(self.p.shard_events(), &mut out.events);
         out.stats = Some(Box::new(self.p.into_stats()));
-        let _ = self.tx.send(out);
+        let _ = self.wait.send(&self.tx, out);
     }
 }
 
@@ -667,8 +745,10 @@ fn lead<T>(
     let mut now = Timestamp::default();
     let mut last_sweep = None;
     let mut in_round = 0;
-    // Rounds kept in the answers so far; `holding` until the calling thread is ready or HOLD
-    // rounds are kept, then never again.
+    let round = if n == 1 { ROUND_ONE } else { ROUND };
+    let wait = me.wait;
+    // Rounds kept in the answers so far; `holding` until the calling thread is ready or
+    // HOLD_PACKETS packets' rounds are kept, then never again.
     let mut held = 0;
     let mut holding = true;
     let mut last_number = 0;
@@ -715,14 +795,14 @@ fn lead<T>(
                 }
             }
             in_round += 1;
-            if in_round == ROUND {
+            if in_round == round {
                 in_round = 0;
                 prog_pos.store(cap.position(), Ordering::Relaxed);
-                // Until the calling thread is ready, keep up to HOLD rounds in one answer.
-                holding = holding && held < HOLD && !ready.load(Ordering::Relaxed);
+                // Until the calling thread is ready, keep up to HOLD_PACKETS in one answer.
+                holding = holding && held < HOLD_PACKETS / round && !ready.load(Ordering::Relaxed);
                 let hold = holding;
                 held += usize::from(hold);
-                if !send_round(&mut batches, hold, &to, &ret) || !me.send(hold) {
+                if !send_round(wait, &mut batches, hold, &to, &ret) || !me.send(hold) {
                     return Ok(out);
                 }
             }
@@ -740,7 +820,8 @@ fn lead<T>(
         }
         out.push(fs);
     }
-    if (in_round > 0 || holding) && (!send_round(&mut batches, false, &to, &ret) || !me.send(false))
+    if (in_round > 0 || holding)
+        && (!send_round(wait, &mut batches, false, &to, &ret) || !me.send(false))
     {
         return Ok(out);
     }
@@ -759,6 +840,7 @@ fn lead<T>(
 /// returned batches; `hold`: the workers keep the round's events with the next round's.
 /// False when a worker is gone.
 fn send_round(
+    wait: Wait,
     batches: &mut [Batch],
     hold: bool,
     to: &[SyncSender<ToWorker>],
@@ -768,7 +850,7 @@ fn send_round(
         let fresh = ret.try_recv().unwrap_or_default();
         let mut full = std::mem::replace(b, fresh);
         full.hold = hold;
-        if tx.send(ToWorker::Round(full)).is_err() {
+        if !wait.send(tx, ToWorker::Round(full)) {
             return false;
         }
     }
@@ -777,7 +859,7 @@ fn send_round(
 
 /// Workers 1..N: their pipeline over the packets worker 0 sends them.
 fn follow<T>(mut me: Shard<'_, T>, rx: Receiver<ToWorker>, ret: Sender<Batch>) {
-    for msg in rx {
+    while let Ok(msg) = me.wait.recv(&rx) {
         match msg {
             ToWorker::Round(mut batch) => {
                 for item in &batch.items {
@@ -835,13 +917,14 @@ fn follow<T>(mut me: Shard<'_, T>, rx: Receiver<ToWorker>, ret: Sender<Batch>) {
 /// worker. Returns the summed counters, or `None` when the workers stopped early (the reader
 /// failed).
 fn merge<T>(
+    wait: Wait,
     from: &[Receiver<FromWorker<T>>],
     give_back: &[Sender<FromWorker<T>>],
     emit: &mut impl FnMut(&mut FromWorker<T>, usize),
     progress: &mut impl FnMut(),
 ) -> Option<RunStats> {
     if let ([rx], [back]) = (from, give_back) {
-        return merge_one(rx, back, emit, progress);
+        return merge_one(wait, rx, back, emit, progress);
     }
     let mut round: Vec<FromWorker<T>> = Vec::with_capacity(from.len());
     let mut pos: Vec<usize> = vec![0; from.len()];
@@ -850,7 +933,7 @@ fn merge<T>(
     loop {
         round.clear();
         for rx in from {
-            round.push(rx.recv().ok()?);
+            round.push(wait.recv(rx).ok()?);
         }
         progress();
         // k-way merge by tag; ties only happen within one worker, whose order is kept.
@@ -905,13 +988,14 @@ fn merge<T>(
 
 /// The merger of a single worker: its events are in order, its counters those of the run.
 fn merge_one<T>(
+    wait: Wait,
     rx: &Receiver<FromWorker<T>>,
     back: &Sender<FromWorker<T>>,
     emit: &mut impl FnMut(&mut FromWorker<T>, usize),
     progress: &mut impl FnMut(),
 ) -> Option<RunStats> {
     loop {
-        let mut o = rx.recv().ok()?;
+        let mut o = wait.recv(rx).ok()?;
         progress();
         for i in 0..o.events.len() {
             emit(&mut o, i);
@@ -930,6 +1014,39 @@ mod tests {
     use crate::detect::testkit::write_hr;
     use crate::synth::{tcp_frame_into, TcpSpec};
     use std::net::Ipv4Addr;
+
+    /// A wait that tries first and one that blocks at once both deliver every message in
+    /// order across threads, wait on a full queue, and see a closed channel as closed.
+    #[test]
+    fn waits_deliver_in_order_and_see_closed_channels() {
+        for wait in [
+            Wait { tries: 0 },
+            Wait {
+                tries: SPINS + YIELDS,
+            },
+            Wait::for_threads(1),
+        ] {
+            let (tx, rx) = sync_channel::<u32>(2);
+            let sender = std::thread::spawn(move || {
+                for i in 0..10_000 {
+                    assert!(wait.send(&tx, i));
+                }
+            });
+            let mut got = Vec::new();
+            while let Ok(m) = wait.recv(&rx) {
+                got.push(m);
+            }
+            sender.join().unwrap();
+            assert!(got.iter().copied().eq(0..10_000));
+            // The receiver gone: a send fails (on an empty queue and on a full one).
+            let (tx, rx) = sync_channel::<u32>(1);
+            assert!(wait.send(&tx, 1));
+            drop(rx);
+            assert!(!wait.send(&tx, 2));
+        }
+        // More threads than cores: no tries.
+        assert_eq!(Wait::for_threads(usize::MAX).tries, 0);
+    }
 
     #[test]
     fn both_directions_of_a_flow_go_to_one_worker_and_flows_spread() {
@@ -1081,12 +1198,12 @@ mod tests {
     }
 
     /// One packet worker (two threads), several (three, four), with a consumer ready at once
-    /// or only after the workers have held rounds for it (past `HOLD` rounds): the events and
+    /// or only after the workers have held rounds for it (past `HOLD_PACKETS`): the events and
     /// counters of one thread. A failing setup stops the run with its error and no event.
     #[test]
     fn run_with_gives_one_threads_output_and_stops_on_a_setup_error() {
         let frames = crate::synth::modbus_plant(&crate::synth::SynthConfig {
-            packets: (HOLD + 8) * ROUND,
+            packets: HOLD_PACKETS + 8 * ROUND,
             ..crate::synth::SynthConfig::default()
         });
         let path = std::env::temp_dir().join(format!("otwatch-shard-{}.pcap", std::process::id()));
