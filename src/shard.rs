@@ -27,7 +27,7 @@
 //!   for each new, keeping every answer that comes back until its events are reused, so steady
 //!   state allocates nothing per packet and the parsers' spare vectors stay stocked; bounded
 //!   channels give back-pressure. When every thread has a core, a thread that finds a
-//!   channel empty (or full) spins a bounded while before it blocks ([`Wait`]).
+//!   channel empty (or full) tries a bounded while before it blocks (`Wait`).
 //! - The calling thread may prepare its consumer (`detect` loads the baseline and the rules)
 //!   while the workers start: until it is ready the workers keep their answers, up to
 //!   `HOLD_PACKETS` packets' worth, instead of waiting on the queue.
