@@ -78,17 +78,17 @@ const QUEUE: usize = 4;
 /// Packets a worker keeps in one answer while the calling thread is not ready to merge (about
 /// the time `detect` takes to load a large baseline): 32 rounds of 1024.
 const HOLD_PACKETS: usize = 32 * ROUND;
-/// How long a thread that finds a channel empty (or full) keeps trying before it blocks, when
-/// every thread has a core of its own: `SPINS` tries with a `spin_loop` hint (~60 ns each
-/// here), then up to `YIELDS` with a `yield_now` (a few µs each, and the core goes to any
-/// other thread that wants it, such as the peer when both share a core), about 0.2 ms in all,
-/// which covers the wait for a round. Blocking at once made each side wait for the other to be
-/// woken (a futex wake-up, slow in a virtual machine), ~800 times a run: `detect --threads 2`
-/// on the 3M-packet side by side was no faster than one thread. Pure spinning for milliseconds
-/// was as fast on an idle machine but ten times slower than one thread on a busy one. With more
-/// threads than cores a thread blocks at once.
-const SPINS: u32 = 128;
-const YIELDS: u32 = 64;
+/// Tries a thread makes, each a `spin_loop` hint (~60 ns here, ~0.25 ms in all, which covers
+/// the wait for a round), when it finds a channel empty (or full) before it blocks, if every
+/// thread has a core of its own. Blocking at once made each side wait for the other to be woken
+/// (a futex wake-up, slow in a virtual machine) ~800 times a run: `detect --threads 2` on the
+/// 3M-packet side by side was no faster than one thread (medians 0.59 s against 0.60 s); with
+/// these tries it takes 0.42-0.49 s against 0.51-0.55 s. Yielding the core between tries was as
+/// fast on an idle machine but gave the core to any other busy process (two busy loops at nice
+/// 19: 0.93 s against 0.43 s spinning and 0.69 s blocking at once); spinning for milliseconds
+/// stalled a thread whose peer had lost its core. With more threads than cores a thread blocks
+/// at once.
+const SPINS: u32 = 4096;
 
 /// How a thread waits on a channel: a bounded spin, then blocking.
 #[derive(Clone, Copy, Debug)]
@@ -101,26 +101,17 @@ impl Wait {
     fn for_threads(threads: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Wait {
-            tries: if threads <= cores { SPINS + YIELDS } else { 0 },
-        }
-    }
-
-    /// Between two tries: a spin hint first, then giving the core away.
-    fn pause(i: u32) {
-        if i < SPINS {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
+            tries: if threads <= cores { SPINS } else { 0 },
         }
     }
 
     /// The next message (`Err` when the sender is gone).
     fn recv<M>(self, rx: &Receiver<M>) -> Result<M, RecvError> {
-        for i in 0..self.tries {
+        for _ in 0..self.tries {
             match rx.try_recv() {
                 Ok(m) => return Ok(m),
                 Err(TryRecvError::Disconnected) => return Err(RecvError),
-                Err(TryRecvError::Empty) => Self::pause(i),
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
             }
         }
         rx.recv()
@@ -128,13 +119,13 @@ impl Wait {
 
     /// Sends `m` (false when the receiver is gone).
     fn send<M>(self, tx: &SyncSender<M>, mut m: M) -> bool {
-        for i in 0..self.tries {
+        for _ in 0..self.tries {
             match tx.try_send(m) {
                 Ok(()) => return true,
                 Err(TrySendError::Disconnected(_)) => return false,
                 Err(TrySendError::Full(back)) => {
                     m = back;
-                    Self::pause(i);
+                    std::hint::spin_loop();
                 }
             }
         }
@@ -1021,9 +1012,7 @@ mod tests {
     fn waits_deliver_in_order_and_see_closed_channels() {
         for wait in [
             Wait { tries: 0 },
-            Wait {
-                tries: SPINS + YIELDS,
-            },
+            Wait { tries: SPINS },
             Wait::for_threads(1),
         ] {
             let (tx, rx) = sync_channel::<u32>(2);
