@@ -156,6 +156,7 @@ pub(crate) fn take_values(out: &mut Vec<Vec<Value>>, n: usize) {
 
 /// Takes the vectors of emitted events as spares (the events keep empty ones, or the
 /// vectors that are not kept).
+#[inline]
 pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
     if evs.is_empty() {
         return;

@@ -618,7 +618,7 @@ impl ModbusParser {
         cx: &mut ParseCx<'_>,
     ) {
         cx.stats.modbus.requests += 1;
-        self.fast = Some(events::FastRead {
+        let read = events::FastRead {
             file: Some(Arc::clone(cx.file)),
             packet: cx.packet,
             secs: cx.ts.secs,
@@ -629,7 +629,12 @@ impl ModbusParser {
             unit,
             fc,
             table,
-        });
+        };
+        // Nothing is pending (the callers checked `idle`): no old read to drop but in the
+        // arm that never runs (an assignment called the drop glue on every request).
+        if let Some(old) = self.fast.replace(read) {
+            drop(old.file);
+        }
         #[cfg(test)]
         {
             self.fast_hits += 1;
@@ -651,7 +656,11 @@ impl ModbusParser {
             // first); its file moves into the event.
             let len = cx.events.len();
             cx.events.resize_with(len + 1, || f.read_event(&ecx, data));
-            self.fast = None;
+            // Its file was moved into the event: the rest is plain data, nothing to drop
+            // (an assignment called the drop glue on every response).
+            if let Some(done) = self.fast.take() {
+                drop(done.file);
+            }
             #[cfg(test)]
             {
                 self.fast_hits += 1;
