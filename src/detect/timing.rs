@@ -30,6 +30,7 @@ use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Timing thresholds.
 #[derive(Clone, Debug)]
@@ -105,7 +106,7 @@ struct SigState {
     /// Index of the first poll pattern with this signature in that channel.
     poll: Option<u32>,
     /// The fixed words of its poll-stopped alert, once it fired.
-    stop_text: Option<Box<StopText>>,
+    stop_text: Option<Arc<StopText>>,
     /// It cannot be found stopped while at most this many microseconds passed since `last`
     /// (see [`quiet_us`]).
     quiet_us: i64,
@@ -176,7 +177,7 @@ fn quiet_of(cfg: &TimingConfig, b: &Baseline, ch: Option<u32>, poll: Option<u32>
 }
 
 /// The parts of a poll-stopped alert that do not change from one stop to the next.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct StopText {
     /// The explanation up to the gap.
     head: String,
@@ -186,6 +187,41 @@ struct StopText {
     fact: String,
     /// Where the fact is in the baseline file.
     reference: String,
+}
+
+/// What the words of a poll-stopped alert need besides the alert itself: written by
+/// [`StopWords::fill`] as [`Timing::on_tick`] writes them when it does not defer them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct StopWords {
+    text: Arc<StopText>,
+    /// The gap in tenths of a second (unrounded).
+    tenths: f64,
+    /// The time of the last request.
+    last: Timestamp,
+}
+
+impl StopWords {
+    /// The explanation of a poll-stopped alert.
+    fn explanation(text: &StopText, tenths: f64, last: Timestamp) -> String {
+        let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
+        explanation.push_str(&text.head);
+        push_tenths(&mut explanation, tenths);
+        explanation.push_str(" s ago, at ");
+        last.push_rfc3339(&mut explanation);
+        explanation.push_str(&text.tail);
+        explanation
+    }
+
+    /// Writes the explanation, the baseline fact and its reference, the Community ID and the
+    /// technique ids of `a`, the alert this was taken from.
+    #[cold]
+    pub(crate) fn fill(&self, a: &mut Alert) {
+        a.community_id = a.connection_id();
+        a.alert.metadata.mitre_attack_ics = POLL_STOPPED.techniques.to_vec();
+        a.otwatch.explanation = StopWords::explanation(&self.text, self.tenths, self.last);
+        a.otwatch.baseline_fact = Some(self.text.fact.clone());
+        a.otwatch.baseline_ref = Some(self.text.reference.clone());
+    }
 }
 
 #[derive(Debug, Default)]
@@ -494,6 +530,9 @@ pub struct Timing {
     /// Tests: other requests are found by their key only (not in [`Chan::named`]).
     #[cfg(test)]
     no_named_memo: bool,
+    /// Poll-stopped alerts leave their words to [`Alert::resolve`] (see
+    /// [`Timing::deferring_stop_texts`]).
+    defer_stop_texts: bool,
     /// States not kept because the table was full.
     pub states_dropped: u64,
     /// Events of channels outside the baseline not remembered as such because
@@ -929,9 +968,18 @@ impl Timing {
             poll_repeats: 0,
             #[cfg(test)]
             no_named_memo: false,
+            defer_stop_texts: false,
             states_dropped: 0,
             chans_uncached: 0,
         }
+    }
+
+    /// The detector, raising poll-stopped alerts whose words (explanation, baseline fact and
+    /// reference, Community ID, technique ids) are left to [`Alert::resolve`], which whoever
+    /// takes its alerts must call (the engine's aggregator does, for the alerts it emits).
+    pub fn deferring_stop_texts(mut self) -> Self {
+        self.defer_stop_texts = true;
+        self
     }
 
     /// Points the cached channel and poll indices into `b` (when it is not the baseline they
@@ -1177,7 +1225,7 @@ impl Detector for Timing {
             let text = st.stop_text.get_or_insert_with(|| {
                 let period = fmt_num(p.period_ms.round());
                 let max_gap = fmt_num(p.max_gap_ms.round());
-                Box::new(StopText {
+                Arc::new(StopText {
                     head: format!(
                         "{} stopped polling {} with \"{sig}\": the last request was ",
                         key.client(),
@@ -1197,21 +1245,33 @@ impl Detector for Timing {
                     ),
                 })
             });
-            let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
-            explanation.push_str(&text.head);
-            push_tenths(&mut explanation, gap_ms / 100.0);
-            explanation.push_str(" s ago, at ");
-            st.last.push_rfc3339(&mut explanation);
-            explanation.push_str(&text.tail);
-            let mut a = Alert::new(
-                &POLL_STOPPED,
-                now,
-                &st.client,
-                &st.server,
-                key.proto(),
-                explanation,
-            )
-            .with_fact(text.fact.clone(), text.reference.clone());
+            let tenths = gap_ms / 100.0;
+            let mut a = if self.defer_stop_texts {
+                // The words are written only if the alert comes out of the aggregator.
+                let words = StopWords {
+                    text: Arc::clone(text),
+                    tenths,
+                    last: st.last,
+                };
+                Alert::new_deferred(
+                    &POLL_STOPPED,
+                    now,
+                    &st.client,
+                    &st.server,
+                    key.proto(),
+                    Box::new(super::Words::Stop(words)),
+                )
+            } else {
+                Alert::new(
+                    &POLL_STOPPED,
+                    now,
+                    &st.client,
+                    &st.server,
+                    key.proto(),
+                    StopWords::explanation(text, tenths, st.last),
+                )
+                .with_fact(text.fact.clone(), text.reference.clone())
+            };
             a.otwatch.unit_id = st.unit;
             a.otwatch.evidence.push(AlertEvidence::from_event(
                 &st.last_ev,
@@ -2270,6 +2330,67 @@ mod tests {
         let mut ticks: Vec<i64> = (0..200).map(|_| 699_000 + rnd(80_000) as i64).collect();
         ticks.sort_unstable();
         (evs, ticks)
+    }
+
+    #[test]
+    fn deferred_stop_words_are_the_eager_ones() {
+        // Polls that stop and resume (some under another baseline now and then, IPv4 with
+        // units): the deferred alerts, once resolved, are the eager ones, whole; and an
+        // aggregator fed them unresolved emits what it emits fed the eager ones (it writes
+        // the words of the alerts it emits), for several windows.
+        use crate::detect::aggregate::Aggregator;
+        let b = learnt_plant();
+        let other = learnt();
+        for seed in 0..4u64 {
+            let (evs, ticks) = plant_traffic(seed);
+            let run = |defer: bool| {
+                let mut d = Timing::new(TimingConfig::default());
+                if defer {
+                    d = d.deferring_stop_texts();
+                }
+                let mut out = Vec::new();
+                let mut ticks = ticks.iter().peekable();
+                for (n, e) in evs.iter().enumerate() {
+                    while let Some(t) = ticks.next_if(|t| ts_ms(**t) <= e.ts) {
+                        let base = if seed == 3 && n % 97 == 3 { &other } else { &b };
+                        d.on_tick(ts_ms(*t), Some(base), &mut out);
+                    }
+                    d.on_event(e, Some(&b), &mut out);
+                }
+                for t in ticks {
+                    d.on_tick(ts_ms(*t), Some(&b), &mut out);
+                }
+                d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+                out
+            };
+            let eager = run(false);
+            let deferred = run(true);
+            let stops = eager.iter().filter(|a| a.otwatch.kind == "poll_stopped");
+            assert!(stops.count() >= 8, "seed {seed}");
+            assert!(eager.iter().all(|a| a.deferred.is_none()));
+            assert_eq!(
+                deferred.iter().filter(|a| a.deferred.is_some()).count(),
+                deferred
+                    .iter()
+                    .filter(|a| a.otwatch.kind == "poll_stopped")
+                    .count()
+            );
+            for window in [0u64, 1, 5, 300] {
+                let agg = |alerts: &[Alert]| {
+                    let mut g = Aggregator::new(window);
+                    let mut out = Vec::new();
+                    for a in alerts {
+                        g.push(a.clone(), &mut out);
+                    }
+                    g.finish(&mut out);
+                    out.iter().map(Alert::to_json_line).collect::<Vec<_>>()
+                };
+                assert_eq!(agg(&deferred), agg(&eager), "seed {seed} window {window}");
+            }
+            let mut resolved = deferred;
+            resolved.iter_mut().for_each(Alert::resolve);
+            assert_eq!(resolved, eager, "seed {seed}");
+        }
     }
 
     #[test]
