@@ -473,6 +473,8 @@ pub(crate) enum Words {
     Read(values::ReadText),
     /// A poll-stopped alert's (see [`timing::StopWords`]).
     Stop(timing::StopWords),
+    /// A burst alert's (see [`timing::BurstWords`]).
+    Burst(timing::BurstWords),
 }
 
 impl Words {
@@ -482,6 +484,7 @@ impl Words {
         match self {
             Words::Read(r) => r.fill(a),
             Words::Stop(s) => s.fill(a),
+            Words::Burst(s) => s.fill(a),
         }
     }
 }
@@ -611,7 +614,7 @@ impl Engine {
             Box::new(violations::Violations),
             Box::new(novelty::Novelty::new(cfg.novelty.clone())),
             Box::new(values::Values::new(cfg.values.clone()).deferring_read_texts()),
-            Box::new(timing::Timing::new(cfg.timing.clone()).deferring_stop_texts()),
+            Box::new(timing::Timing::new(cfg.timing.clone()).deferring_texts()),
             Box::new(scans::Scans::new(cfg.scans.clone())),
         ];
         if cfg.ml.enabled && baseline.as_ref().is_some_and(|b| b.ml.is_some()) {

@@ -189,6 +189,50 @@ struct StopText {
     reference: String,
 }
 
+/// What the words of a burst alert need besides the alert itself (source, destination,
+/// unit): written by [`BurstWords::fill`] as [`Timing::burst_alert`] writes them when it
+/// does not defer them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct BurstWords {
+    /// Requests in the 10 seconds.
+    count: u64,
+    /// The baseline channel's most per 10 s.
+    max10: u64,
+    /// The baseline channel (as [`Channel::ref_name`] names it).
+    ch_client: IpAddr,
+    ch_server: IpAddr,
+    ch_proto: String,
+}
+
+impl BurstWords {
+    /// Writes the explanation, the baseline fact and its reference, the Community ID and the
+    /// technique ids of `a`, the alert this was taken from.
+    #[cold]
+    pub(crate) fn fill(&self, a: &mut Alert) {
+        let BurstWords {
+            count,
+            max10,
+            ch_client,
+            ch_server,
+            ref ch_proto,
+        } = *self;
+        a.community_id = a.connection_id();
+        a.alert.metadata.mitre_attack_ics = TRAFFIC_BURST.techniques.to_vec();
+        a.otwatch.explanation = format!(
+            "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
+             never sent more than {max10} in 10 seconds. A flood of requests can overload \
+             a PLC (denial of service) or force outputs by brute force.",
+            a.src_ip,
+            count,
+            device_words(a.dest_ip, a.otwatch.unit_id)
+        );
+        a.otwatch.baseline_fact = Some(format!("at most {max10} requests per 10 s"));
+        a.otwatch.baseline_ref = Some(format!(
+            "channels[{ch_client}>{ch_server} {ch_proto}].volume.max_per_10s"
+        ));
+    }
+}
+
 /// What the words of a poll-stopped alert need besides the alert itself: written by
 /// [`StopWords::fill`] as [`Timing::on_tick`] writes them when it does not defer them.
 #[derive(Clone, Debug, PartialEq)]
@@ -530,9 +574,9 @@ pub struct Timing {
     /// Tests: other requests are found by their key only (not in [`Chan::named`]).
     #[cfg(test)]
     no_named_memo: bool,
-    /// Poll-stopped alerts leave their words to [`Alert::resolve`] (see
-    /// [`Timing::deferring_stop_texts`]).
-    defer_stop_texts: bool,
+    /// Poll-stopped and burst alerts leave their words to [`Alert::resolve`] (see
+    /// [`Timing::deferring_texts`]).
+    defer_texts: bool,
     /// States not kept because the table was full.
     pub states_dropped: u64,
     /// Events of channels outside the baseline not remembered as such because
@@ -968,17 +1012,18 @@ impl Timing {
             poll_repeats: 0,
             #[cfg(test)]
             no_named_memo: false,
-            defer_stop_texts: false,
+            defer_texts: false,
             states_dropped: 0,
             chans_uncached: 0,
         }
     }
 
-    /// The detector, raising poll-stopped alerts whose words (explanation, baseline fact and
-    /// reference, Community ID, technique ids) are left to [`Alert::resolve`], which whoever
-    /// takes its alerts must call (the engine's aggregator does, for the alerts it emits).
-    pub fn deferring_stop_texts(mut self) -> Self {
-        self.defer_stop_texts = true;
+    /// The detector, raising poll-stopped and burst alerts whose words (explanation, baseline
+    /// fact and reference, Community ID, technique ids) are left to [`Alert::resolve`], which
+    /// whoever takes its alerts must call (the engine's aggregator does, for the alerts it
+    /// emits).
+    pub fn deferring_texts(mut self) -> Self {
+        self.defer_texts = true;
         self
     }
 
@@ -1029,17 +1074,43 @@ impl Timing {
         ev: &IcsEvent,
         max10: u64,
         ch: &Channel,
+        defer: bool,
         out: &mut Vec<Alert>,
     ) {
         st.count_in_bucket(ev.ts.secs);
         if st.count > limit && !st.burst_reported {
             st.burst_reported = true;
-            Timing::burst_alert(st.count, ev, max10, ch, out);
+            Timing::burst_alert(st.count, ev, max10, ch, defer, out);
         }
     }
 
+    /// A burst alert: its words left to [`Alert::resolve`] when `defer` (see
+    /// [`BurstWords`]), else written.
     #[cold]
-    fn burst_alert(count: u64, ev: &IcsEvent, max10: u64, ch: &Channel, out: &mut Vec<Alert>) {
+    fn burst_alert(
+        count: u64,
+        ev: &IcsEvent,
+        max10: u64,
+        ch: &Channel,
+        defer: bool,
+        out: &mut Vec<Alert>,
+    ) {
+        if defer {
+            let words = BurstWords {
+                count,
+                max10,
+                ch_client: ch.client,
+                ch_server: ch.server,
+                ch_proto: ch.proto.clone(),
+            };
+            out.push(Alert::from_event_deferred(
+                &TRAFFIC_BURST,
+                ev,
+                event_summary(ev),
+                Box::new(super::Words::Burst(words)),
+            ));
+            return;
+        }
         let explanation = format!(
             "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
              never sent more than {max10} in 10 seconds. A flood of requests can overload \
@@ -1246,7 +1317,7 @@ impl Detector for Timing {
                 })
             });
             let tenths = gap_ms / 100.0;
-            let mut a = if self.defer_stop_texts {
+            let mut a = if self.defer_texts {
                 // The words are written only if the alert comes out of the aggregator.
                 let words = StopWords {
                     text: Arc::clone(text),
@@ -1342,7 +1413,15 @@ impl Timing {
             return;
         };
         let max10 = ch.volume.max_per_10s;
-        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        Timing::burst(
+            &mut chan.st,
+            chan.burst_limit,
+            ev,
+            max10,
+            ch,
+            self.defer_texts,
+            out,
+        );
         // A named request the engine numbered (its number stands for its channel, function
         // and objects) is remembered by its number as a Modbus one is.
         let numbered = ctx.sig.is_none() && ctx.req.is_some();
@@ -1512,7 +1591,7 @@ impl Timing {
         };
         chan.st.count_in_bucket(ev.ts.secs);
         if chan.st.count > chan.burst_limit && !chan.st.burst_reported {
-            Timing::burst_found(&mut chan.st, ev, b, ci, out);
+            Timing::burst_found(&mut chan.st, ev, b, ci, self.defer_texts, out);
         }
         if m.checks {
             if let Some(ch) = b.channels.get(ci) {
@@ -1528,11 +1607,12 @@ impl Timing {
         ev: &IcsEvent,
         b: &Baseline,
         ci: usize,
+        defer: bool,
         out: &mut Vec<Alert>,
     ) {
         if let Some(ch) = b.channels.get(ci) {
             st.burst_reported = true;
-            Timing::burst_alert(st.count, ev, ch.volume.max_per_10s, ch, out);
+            Timing::burst_alert(st.count, ev, ch.volume.max_per_10s, ch, defer, out);
         }
     }
 
@@ -1550,7 +1630,15 @@ impl Timing {
             return;
         };
         let max10 = ch.volume.max_per_10s;
-        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        Timing::burst(
+            &mut chan.st,
+            chan.burst_limit,
+            ev,
+            max10,
+            ch,
+            self.defer_texts,
+            out,
+        );
         if info.cycle_pos.is_some() || info.poll.is_some() {
             // (Without either, `request` has nothing to do.)
             self.request(ev, key, ch, i, out);
@@ -2335,18 +2423,24 @@ mod tests {
     #[test]
     fn deferred_stop_words_are_the_eager_ones() {
         // Polls that stop and resume (some under another baseline now and then, IPv4 with
-        // units): the deferred alerts, once resolved, are the eager ones, whole; and an
+        // units), floods: the deferred poll-stopped and burst alerts, once resolved, are the eager ones, whole; and an
         // aggregator fed them unresolved emits what it emits fed the eager ones (it writes
         // the words of the alerts it emits), for several windows.
         use crate::detect::aggregate::Aggregator;
         let b = learnt_plant();
         let other = learnt();
         for seed in 0..4u64 {
-            let (evs, ticks) = plant_traffic(seed);
+            let (mut evs, ticks) = plant_traffic(seed);
+            // Floods (bursts), in two 10-second buckets and in a later one.
+            for (from, n) in [(765_000i64, 300i64), (774_000, 300), (790_000, 150)] {
+                for k in 0..n {
+                    evs.push(read_hr(from + k * 9, MASTER, PLC, 1, 0, &[1, 2]));
+                }
+            }
             let run = |defer: bool| {
                 let mut d = Timing::new(TimingConfig::default());
                 if defer {
-                    d = d.deferring_stop_texts();
+                    d = d.deferring_texts();
                 }
                 let mut out = Vec::new();
                 let mut ticks = ticks.iter().peekable();
@@ -2365,15 +2459,13 @@ mod tests {
             };
             let eager = run(false);
             let deferred = run(true);
-            let stops = eager.iter().filter(|a| a.otwatch.kind == "poll_stopped");
-            assert!(stops.count() >= 8, "seed {seed}");
+            let kind = |k: &str| eager.iter().filter(|a| a.otwatch.kind == k).count();
+            assert!(kind("poll_stopped") >= 8, "seed {seed}");
+            assert!(kind("traffic_burst") >= 2, "seed {seed}");
             assert!(eager.iter().all(|a| a.deferred.is_none()));
             assert_eq!(
                 deferred.iter().filter(|a| a.deferred.is_some()).count(),
-                deferred
-                    .iter()
-                    .filter(|a| a.otwatch.kind == "poll_stopped")
-                    .count()
+                kind("poll_stopped") + kind("traffic_burst")
             );
             for window in [0u64, 1, 5, 300] {
                 let agg = |alerts: &[Alert]| {
