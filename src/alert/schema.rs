@@ -63,7 +63,7 @@ pub struct Alert {
     /// what they need, written by [`Alert::resolve`] (the aggregator does so only for the
     /// alerts it emits). Never set on an alert that leaves the engine.
     #[serde(skip)]
-    pub(crate) deferred: Option<Box<crate::detect::values::ReadText>>,
+    pub(crate) deferred: Option<Box<crate::detect::Words>>,
 }
 
 /// The EVE `alert` object.
@@ -320,7 +320,7 @@ impl Alert {
         sig: &Signature,
         ev: &IcsEvent,
         summary: String,
-        deferred: Box<crate::detect::values::ReadText>,
+        deferred: Box<crate::detect::Words>,
     ) -> Self {
         let mut a = Alert::with_parts(
             sig,
@@ -337,6 +337,30 @@ impl Alert {
         a.otwatch
             .evidence
             .push(AlertEvidence::from_event(ev, summary));
+        a.deferred = Some(deferred);
+        a
+    }
+
+    /// [`Alert::new`] without words (empty explanation), Community ID or technique ids, left
+    /// to [`Alert::resolve`] with the record `deferred`, which writes them.
+    pub(crate) fn new_deferred(
+        sig: &Signature,
+        ts: Timestamp,
+        client: &Endpoint,
+        server: &Endpoint,
+        app_proto: AppProto,
+        deferred: Box<crate::detect::Words>,
+    ) -> Self {
+        let mut a = Alert::with_parts(
+            sig,
+            ts,
+            client,
+            server,
+            app_proto,
+            String::new(),
+            String::new(),
+            Vec::new(),
+        );
         a.deferred = Some(deferred);
         a
     }

@@ -24,7 +24,8 @@
 //! back, and closing it would aggregate nothing).
 //!
 //! Words. A raw alert may come with its words left to write (the values detector's
-//! read-out-of-range alerts, see [`Alert::resolve`]): they are written for the alerts that
+//! read-out-of-range alerts, the timing detector's poll-stopped and burst alerts, see
+//! [`Alert::resolve`]): they are written for the alerts that
 //! come out (first alerts, and a summary's last repeat when the summary is made), not for the
 //! repeats that a later one replaces.
 //!

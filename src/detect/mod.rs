@@ -466,6 +466,29 @@ pub trait Detector: Send {
     }
 }
 
+/// The words of a raw alert left to write (see [`Alert::resolve`]): what they need.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Words {
+    /// A read-out-of-range alert's (see [`values::ReadText`]).
+    Read(values::ReadText),
+    /// A poll-stopped alert's (see [`timing::StopWords`]).
+    Stop(timing::StopWords),
+    /// A burst alert's (see [`timing::BurstWords`]).
+    Burst(timing::BurstWords),
+}
+
+impl Words {
+    /// Writes the words of `a`, the alert this was taken from.
+    #[cold]
+    pub(crate) fn fill(&self, a: &mut Alert) {
+        match self {
+            Words::Read(r) => r.fill(a),
+            Words::Stop(s) => s.fill(a),
+            Words::Burst(s) => s.fill(a),
+        }
+    }
+}
+
 /// All detection thresholds.
 #[derive(Clone, Debug)]
 pub struct DetectConfig {
@@ -591,7 +614,7 @@ impl Engine {
             Box::new(violations::Violations),
             Box::new(novelty::Novelty::new(cfg.novelty.clone())),
             Box::new(values::Values::new(cfg.values.clone()).deferring_read_texts()),
-            Box::new(timing::Timing::new(cfg.timing.clone())),
+            Box::new(timing::Timing::new(cfg.timing.clone()).deferring_texts()),
             Box::new(scans::Scans::new(cfg.scans.clone())),
         ];
         if cfg.ml.enabled && baseline.as_ref().is_some_and(|b| b.ml.is_some()) {

@@ -30,6 +30,7 @@ use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Timing thresholds.
 #[derive(Clone, Debug)]
@@ -105,7 +106,7 @@ struct SigState {
     /// Index of the first poll pattern with this signature in that channel.
     poll: Option<u32>,
     /// The fixed words of its poll-stopped alert, once it fired.
-    stop_text: Option<Box<StopText>>,
+    stop_text: Option<Arc<StopText>>,
     /// It cannot be found stopped while at most this many microseconds passed since `last`
     /// (see [`quiet_us`]).
     quiet_us: i64,
@@ -121,6 +122,13 @@ struct SigState {
     /// baseline (each side of the tolerance is a half-line of integers): a median at or past
     /// either is out of the tolerance too.
     med_bad: (Option<u64>, Option<u64>),
+    /// When the last median checked took an exit that changes nothing (within `med_ok`, or
+    /// out of the tolerance as reported), the interval `[lo, hi]` of medians that take the
+    /// same exit: while the window is full, a new interval on the same side of it as the
+    /// oldest one it replaces (below, inside or above) leaves as many intervals on each side,
+    /// so the median stays inside (see [`Intervals::median_in`]) and the exit is the same
+    /// (see [`Timing::poll_repeat`]).
+    same: Option<(u64, u64)>,
 }
 
 /// No median found within the tolerance yet (see [`SigState::med_ok`]).
@@ -169,7 +177,7 @@ fn quiet_of(cfg: &TimingConfig, b: &Baseline, ch: Option<u32>, poll: Option<u32>
 }
 
 /// The parts of a poll-stopped alert that do not change from one stop to the next.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct StopText {
     /// The explanation up to the gap.
     head: String,
@@ -179,6 +187,85 @@ struct StopText {
     fact: String,
     /// Where the fact is in the baseline file.
     reference: String,
+}
+
+/// What the words of a burst alert need besides the alert itself (source, destination,
+/// unit): written by [`BurstWords::fill`] as [`Timing::burst_alert`] writes them when it
+/// does not defer them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct BurstWords {
+    /// Requests in the 10 seconds.
+    count: u64,
+    /// The baseline channel's most per 10 s.
+    max10: u64,
+    /// The baseline channel (as [`Channel::ref_name`] names it).
+    ch_client: IpAddr,
+    ch_server: IpAddr,
+    ch_proto: String,
+}
+
+impl BurstWords {
+    /// Writes the explanation, the baseline fact and its reference, the Community ID and the
+    /// technique ids of `a`, the alert this was taken from.
+    #[cold]
+    pub(crate) fn fill(&self, a: &mut Alert) {
+        let BurstWords {
+            count,
+            max10,
+            ch_client,
+            ch_server,
+            ref ch_proto,
+        } = *self;
+        a.community_id = a.connection_id();
+        a.alert.metadata.mitre_attack_ics = TRAFFIC_BURST.techniques.to_vec();
+        a.otwatch.explanation = format!(
+            "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
+             never sent more than {max10} in 10 seconds. A flood of requests can overload \
+             a PLC (denial of service) or force outputs by brute force.",
+            a.src_ip,
+            count,
+            device_words(a.dest_ip, a.otwatch.unit_id)
+        );
+        a.otwatch.baseline_fact = Some(format!("at most {max10} requests per 10 s"));
+        a.otwatch.baseline_ref = Some(format!(
+            "channels[{ch_client}>{ch_server} {ch_proto}].volume.max_per_10s"
+        ));
+    }
+}
+
+/// What the words of a poll-stopped alert need besides the alert itself: written by
+/// [`StopWords::fill`] as [`Timing::on_tick`] writes them when it does not defer them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct StopWords {
+    text: Arc<StopText>,
+    /// The gap in tenths of a second (unrounded).
+    tenths: f64,
+    /// The time of the last request.
+    last: Timestamp,
+}
+
+impl StopWords {
+    /// The explanation of a poll-stopped alert.
+    fn explanation(text: &StopText, tenths: f64, last: Timestamp) -> String {
+        let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
+        explanation.push_str(&text.head);
+        push_tenths(&mut explanation, tenths);
+        explanation.push_str(" s ago, at ");
+        last.push_rfc3339(&mut explanation);
+        explanation.push_str(&text.tail);
+        explanation
+    }
+
+    /// Writes the explanation, the baseline fact and its reference, the Community ID and the
+    /// technique ids of `a`, the alert this was taken from.
+    #[cold]
+    pub(crate) fn fill(&self, a: &mut Alert) {
+        a.community_id = a.connection_id();
+        a.alert.metadata.mitre_attack_ics = POLL_STOPPED.techniques.to_vec();
+        a.otwatch.explanation = StopWords::explanation(&self.text, self.tenths, self.last);
+        a.otwatch.baseline_fact = Some(self.text.fact.clone());
+        a.otwatch.baseline_ref = Some(self.text.reference.clone());
+    }
 }
 
 #[derive(Debug, Default)]
@@ -478,9 +565,18 @@ pub struct Timing {
     /// Tests: every median is checked against the tolerance (the work `med_ok` saves).
     #[cfg(test)]
     check_every_median: bool,
+    /// Tests: no poll takes [`Timing::poll_repeat`] (the general check for every interval).
+    #[cfg(test)]
+    no_poll_repeat: bool,
+    /// Tests: intervals taken by [`Timing::poll_repeat`].
+    #[cfg(test)]
+    poll_repeats: u64,
     /// Tests: other requests are found by their key only (not in [`Chan::named`]).
     #[cfg(test)]
     no_named_memo: bool,
+    /// Poll-stopped and burst alerts leave their words to [`Alert::resolve`] (see
+    /// [`Timing::deferring_texts`]).
+    defer_texts: bool,
     /// States not kept because the table was full.
     pub states_dropped: u64,
     /// Events of channels outside the baseline not remembered as such because
@@ -505,16 +601,17 @@ fn median_us(sorted: &[u64]) -> u64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0)
 }
 
-/// The last intervals of a poll (at most a window of them), in arrival order (a ring) and
-/// sorted; a new one replaces the oldest in the sorted list in one pass, without moving the
-/// others more than their rank changes.
+/// The last intervals of a poll (at most a window of them), in arrival order (a ring). Where
+/// their median lies against an interval of integers is told by counting (see
+/// [`Intervals::median_in`]); the median itself is worked out (sorted in `scratch`) only
+/// when its value is needed.
 #[derive(Debug, Default)]
 struct Intervals {
     /// The intervals, oldest at `head` once the window is full.
     ring: Vec<u64>,
     head: usize,
-    /// `ring` in ascending order.
-    sorted: Vec<u64>,
+    /// Room to sort the ring in (see [`Intervals::median`]).
+    scratch: Vec<u64>,
 }
 
 impl Intervals {
@@ -527,45 +624,60 @@ impl Intervals {
     fn clear(&mut self) {
         self.ring.clear();
         self.head = 0;
-        self.sorted.clear();
     }
 
-    /// Adds `d`, dropping the oldest interval when there are more than `window`.
-    #[inline]
+    /// The oldest interval of a full window (`None`: the window is empty).
+    #[inline(always)]
+    fn oldest(&self) -> Option<u64> {
+        self.ring.get(self.head).copied()
+    }
+
+    /// Adds `d`, dropping the oldest interval when there are `window` already.
+    #[inline(always)]
     fn push(&mut self, d: u64, window: usize) {
-        let mut i = if self.ring.len() < window {
+        if self.ring.len() < window {
             self.ring.push(d);
-            self.sorted.push(d);
-            self.sorted.len() - 1
-        } else {
-            let Some(slot) = self.ring.get_mut(self.head) else {
-                return;
-            };
-            let old = std::mem::replace(slot, d);
+        } else if let Some(slot) = self.ring.get_mut(self.head) {
+            *slot = d;
             self.head = if self.head + 1 < self.ring.len() {
                 self.head + 1
             } else {
                 0
             };
-            match self.sorted.iter().position(|&x| x == old) {
-                Some(i) => {
-                    if let Some(x) = self.sorted.get_mut(i) {
-                        *x = d;
-                    }
-                    i
-                }
-                None => return,
-            }
-        };
-        // `d` at `i`, the rest in order: move it to its place.
-        while i + 1 < self.sorted.len() && self.sorted.get(i + 1).is_some_and(|&x| x < d) {
-            self.sorted.swap(i, i + 1);
-            i += 1;
         }
-        while i > 0 && self.sorted.get(i - 1).is_some_and(|&x| x > d) {
-            self.sorted.swap(i, i - 1);
-            i -= 1;
+    }
+
+    /// Whether the median (the upper one of an even count) is within `[lo, hi]` (never when
+    /// `lo > hi`), without sorting: the element of rank `m = len / 2` is at least `lo` when
+    /// at most `m` intervals are below `lo`, and at most `hi` when at most `len - 1 - m` are
+    /// above `hi`.
+    #[inline]
+    fn median_in(&self, lo: u64, hi: u64) -> bool {
+        let (mut below, mut above) = (0usize, 0usize);
+        for &x in &self.ring {
+            below += usize::from(x < lo);
+            above += usize::from(x > hi);
         }
+        let n = self.ring.len();
+        let m = n / 2;
+        n > 0 && below <= m && above < n - m
+    }
+
+    /// The median (the upper one of an even count), in µs.
+    #[inline(never)]
+    fn median(&mut self) -> u64 {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.ring);
+        self.scratch.sort_unstable();
+        median_us(&self.scratch)
+    }
+
+    /// The intervals in ascending order.
+    #[cfg(test)]
+    fn sorted_now(&self) -> Vec<u64> {
+        let mut s = self.ring.clone();
+        s.sort_unstable();
+        s
     }
 }
 
@@ -895,10 +1007,24 @@ impl Timing {
             #[cfg(test)]
             check_every_median: false,
             #[cfg(test)]
+            no_poll_repeat: false,
+            #[cfg(test)]
+            poll_repeats: 0,
+            #[cfg(test)]
             no_named_memo: false,
+            defer_texts: false,
             states_dropped: 0,
             chans_uncached: 0,
         }
+    }
+
+    /// The detector, raising poll-stopped and burst alerts whose words (explanation, baseline
+    /// fact and reference, Community ID, technique ids) are left to [`Alert::resolve`], which
+    /// whoever takes its alerts must call (the engine's aggregator does, for the alerts it
+    /// emits).
+    pub fn deferring_texts(mut self) -> Self {
+        self.defer_texts = true;
+        self
     }
 
     /// Points the cached channel and poll indices into `b` (when it is not the baseline they
@@ -928,6 +1054,7 @@ impl Timing {
             st.stop_text = None;
             st.med_ok = NO_MEDIAN;
             st.med_bad = (None, None);
+            st.same = None;
             st.quiet_us = quiet_of(&self.cfg, b, st.ch, st.poll);
             st.queued = None;
             if !st.stopped {
@@ -947,17 +1074,43 @@ impl Timing {
         ev: &IcsEvent,
         max10: u64,
         ch: &Channel,
+        defer: bool,
         out: &mut Vec<Alert>,
     ) {
         st.count_in_bucket(ev.ts.secs);
         if st.count > limit && !st.burst_reported {
             st.burst_reported = true;
-            Timing::burst_alert(st.count, ev, max10, ch, out);
+            Timing::burst_alert(st.count, ev, max10, ch, defer, out);
         }
     }
 
+    /// A burst alert: its words left to [`Alert::resolve`] when `defer` (see
+    /// [`BurstWords`]), else written.
     #[cold]
-    fn burst_alert(count: u64, ev: &IcsEvent, max10: u64, ch: &Channel, out: &mut Vec<Alert>) {
+    fn burst_alert(
+        count: u64,
+        ev: &IcsEvent,
+        max10: u64,
+        ch: &Channel,
+        defer: bool,
+        out: &mut Vec<Alert>,
+    ) {
+        if defer {
+            let words = BurstWords {
+                count,
+                max10,
+                ch_client: ch.client,
+                ch_server: ch.server,
+                ch_proto: ch.proto.clone(),
+            };
+            out.push(Alert::from_event_deferred(
+                &TRAFFIC_BURST,
+                ev,
+                event_summary(ev),
+                Box::new(super::Words::Burst(words)),
+            ));
+            return;
+        }
         let explanation = format!(
             "{} sent {} requests to {} within 10 seconds; in the baseline this channel \
              never sent more than {max10} in 10 seconds. A flood of requests can overload \
@@ -1143,7 +1296,7 @@ impl Detector for Timing {
             let text = st.stop_text.get_or_insert_with(|| {
                 let period = fmt_num(p.period_ms.round());
                 let max_gap = fmt_num(p.max_gap_ms.round());
-                Box::new(StopText {
+                Arc::new(StopText {
                     head: format!(
                         "{} stopped polling {} with \"{sig}\": the last request was ",
                         key.client(),
@@ -1163,21 +1316,33 @@ impl Detector for Timing {
                     ),
                 })
             });
-            let mut explanation = String::with_capacity(text.head.len() + text.tail.len() + 48);
-            explanation.push_str(&text.head);
-            push_tenths(&mut explanation, gap_ms / 100.0);
-            explanation.push_str(" s ago, at ");
-            st.last.push_rfc3339(&mut explanation);
-            explanation.push_str(&text.tail);
-            let mut a = Alert::new(
-                &POLL_STOPPED,
-                now,
-                &st.client,
-                &st.server,
-                key.proto(),
-                explanation,
-            )
-            .with_fact(text.fact.clone(), text.reference.clone());
+            let tenths = gap_ms / 100.0;
+            let mut a = if self.defer_texts {
+                // The words are written only if the alert comes out of the aggregator.
+                let words = StopWords {
+                    text: Arc::clone(text),
+                    tenths,
+                    last: st.last,
+                };
+                Alert::new_deferred(
+                    &POLL_STOPPED,
+                    now,
+                    &st.client,
+                    &st.server,
+                    key.proto(),
+                    Box::new(super::Words::Stop(words)),
+                )
+            } else {
+                Alert::new(
+                    &POLL_STOPPED,
+                    now,
+                    &st.client,
+                    &st.server,
+                    key.proto(),
+                    StopWords::explanation(text, tenths, st.last),
+                )
+                .with_fact(text.fact.clone(), text.reference.clone())
+            };
             a.otwatch.unit_id = st.unit;
             a.otwatch.evidence.push(AlertEvidence::from_event(
                 &st.last_ev,
@@ -1248,7 +1413,15 @@ impl Timing {
             return;
         };
         let max10 = ch.volume.max_per_10s;
-        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        Timing::burst(
+            &mut chan.st,
+            chan.burst_limit,
+            ev,
+            max10,
+            ch,
+            self.defer_texts,
+            out,
+        );
         // A named request the engine numbered (its number stands for its channel, function
         // and objects) is remembered by its number as a Modbus one is.
         let numbered = ctx.sig.is_none() && ctx.req.is_some();
@@ -1418,7 +1591,7 @@ impl Timing {
         };
         chan.st.count_in_bucket(ev.ts.secs);
         if chan.st.count > chan.burst_limit && !chan.st.burst_reported {
-            Timing::burst_found(&mut chan.st, ev, b, ci, out);
+            Timing::burst_found(&mut chan.st, ev, b, ci, self.defer_texts, out);
         }
         if m.checks {
             if let Some(ch) = b.channels.get(ci) {
@@ -1434,11 +1607,12 @@ impl Timing {
         ev: &IcsEvent,
         b: &Baseline,
         ci: usize,
+        defer: bool,
         out: &mut Vec<Alert>,
     ) {
         if let Some(ch) = b.channels.get(ci) {
             st.burst_reported = true;
-            Timing::burst_alert(st.count, ev, ch.volume.max_per_10s, ch, out);
+            Timing::burst_alert(st.count, ev, ch.volume.max_per_10s, ch, defer, out);
         }
     }
 
@@ -1456,11 +1630,36 @@ impl Timing {
             return;
         };
         let max10 = ch.volume.max_per_10s;
-        Timing::burst(&mut chan.st, chan.burst_limit, ev, max10, ch, out);
+        Timing::burst(
+            &mut chan.st,
+            chan.burst_limit,
+            ev,
+            max10,
+            ch,
+            self.defer_texts,
+            out,
+        );
         if info.cycle_pos.is_some() || info.poll.is_some() {
             // (Without either, `request` has nothing to do.)
             self.request(ev, key, ch, i, out);
         }
+    }
+
+    /// The period check of a poll whose last check took an exit that changes nothing
+    /// ([`SigState::same`]), for a new interval `d` on the same side of that exit's
+    /// interval as the oldest one it replaces: the median takes the same exit, so only the
+    /// window changes (true). False (nothing changed): the general check decides.
+    #[inline(always)]
+    fn poll_repeat(st: &mut SigState, d: u64, window: usize) -> bool {
+        let (Some((lo, hi)), Some(old)) = (st.same, st.recent.oldest()) else {
+            return false;
+        };
+        let side = |x: u64| u8::from(x >= lo) + u8::from(x > hi);
+        if side(d) != side(old) {
+            return false;
+        }
+        st.recent.push(d, window);
+        true
     }
 
     /// The order and period checks of a request with info `i` on the baseline channel `ch`.
@@ -1469,7 +1668,6 @@ impl Timing {
         let Some(info) = self.infos.get_mut(i as usize) else {
             return;
         };
-        let ci = self.chans.get(info.chan as usize).and_then(|c| c.ch);
         if let Some(pos) = info.cycle_pos {
             if let Some(chan) = self.chans.get_mut(info.chan as usize) {
                 let cycle = &ch.cycle;
@@ -1493,6 +1691,7 @@ impl Timing {
             .and_then(|i| self.states.get_mut(i))
             .map(|(_, _, st)| st)
         else {
+            let ci = self.chans.get(info.chan as usize).and_then(|c| c.ch);
             let i = self.states.len();
             info.state = Some(i);
             self.order.insert(
@@ -1533,6 +1732,7 @@ impl Timing {
                     queued: u32::try_from(i).ok().map(|_| t),
                     med_ok: NO_MEDIAN,
                     med_bad: (None, None),
+                    same: None,
                 },
             ));
             return;
@@ -1556,30 +1756,49 @@ impl Timing {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
             st.recent.clear();
+            st.same = None;
             return;
         }
+        #[cfg(test)]
+        let repeat = !self.check_every_median && !self.no_poll_repeat;
+        #[cfg(not(test))]
+        let repeat = true;
         let window = self.cfg.period_window.max(1);
+        if repeat && Timing::poll_repeat(st, d, window) {
+            #[cfg(test)]
+            {
+                self.poll_repeats += 1;
+            }
+            return;
+        }
+        st.same = None;
         st.recent.push(d, window);
         if st.recent.len() < window {
             return;
         }
-        let med = median_us(&st.recent.sorted);
         #[cfg(test)]
         if self.check_every_median {
             st.med_ok = NO_MEDIAN;
             st.med_bad = (None, None);
         }
-        if st.med_ok.0 <= med && med <= st.med_ok.1 {
+        if st.recent.median_in(st.med_ok.0, st.med_ok.1) {
             // Between two medians within the tolerance: within it.
             st.period_reported = false;
+            st.same = Some(st.med_ok);
             return;
         }
-        if st.period_reported
-            && (st.med_bad.0.is_some_and(|m| med <= m) || st.med_bad.1.is_some_and(|m| med >= m))
-        {
+        if st.period_reported {
             // Out of the tolerance (as a median found out of it on the same side), reported.
-            return;
+            if let Some(m) = st.med_bad.0.filter(|&m| st.recent.median_in(0, m)) {
+                st.same = Some((0, m));
+                return;
+            }
+            if let Some(m) = st.med_bad.1.filter(|&m| st.recent.median_in(m, u64::MAX)) {
+                st.same = Some((m, u64::MAX));
+                return;
+            }
         }
+        let med = st.recent.median();
         let med_ms = med as f64 / 1e3;
         let tol = (self.cfg.period_tolerance_frac * p.period_ms)
             .max(self.cfg.jitter_factor * p.jitter_ms)
@@ -2202,6 +2421,71 @@ mod tests {
     }
 
     #[test]
+    fn deferred_stop_words_are_the_eager_ones() {
+        // Polls that stop and resume (some under another baseline now and then, IPv4 with
+        // units), floods: the deferred poll-stopped and burst alerts, once resolved, are the eager ones, whole; and an
+        // aggregator fed them unresolved emits what it emits fed the eager ones (it writes
+        // the words of the alerts it emits), for several windows.
+        use crate::detect::aggregate::Aggregator;
+        let b = learnt_plant();
+        let other = learnt();
+        for seed in 0..4u64 {
+            let (mut evs, ticks) = plant_traffic(seed);
+            // Floods (bursts), in two 10-second buckets and in a later one.
+            for (from, n) in [(765_000i64, 300i64), (774_000, 300), (790_000, 150)] {
+                for k in 0..n {
+                    evs.push(read_hr(from + k * 9, MASTER, PLC, 1, 0, &[1, 2]));
+                }
+            }
+            let run = |defer: bool| {
+                let mut d = Timing::new(TimingConfig::default());
+                if defer {
+                    d = d.deferring_texts();
+                }
+                let mut out = Vec::new();
+                let mut ticks = ticks.iter().peekable();
+                for (n, e) in evs.iter().enumerate() {
+                    while let Some(t) = ticks.next_if(|t| ts_ms(**t) <= e.ts) {
+                        let base = if seed == 3 && n % 97 == 3 { &other } else { &b };
+                        d.on_tick(ts_ms(*t), Some(base), &mut out);
+                    }
+                    d.on_event(e, Some(&b), &mut out);
+                }
+                for t in ticks {
+                    d.on_tick(ts_ms(*t), Some(&b), &mut out);
+                }
+                d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+                out
+            };
+            let eager = run(false);
+            let deferred = run(true);
+            let kind = |k: &str| eager.iter().filter(|a| a.otwatch.kind == k).count();
+            assert!(kind("poll_stopped") >= 8, "seed {seed}");
+            assert!(kind("traffic_burst") >= 2, "seed {seed}");
+            assert!(eager.iter().all(|a| a.deferred.is_none()));
+            assert_eq!(
+                deferred.iter().filter(|a| a.deferred.is_some()).count(),
+                kind("poll_stopped") + kind("traffic_burst")
+            );
+            for window in [0u64, 1, 5, 300] {
+                let agg = |alerts: &[Alert]| {
+                    let mut g = Aggregator::new(window);
+                    let mut out = Vec::new();
+                    for a in alerts {
+                        g.push(a.clone(), &mut out);
+                    }
+                    g.finish(&mut out);
+                    out.iter().map(Alert::to_json_line).collect::<Vec<_>>()
+                };
+                assert_eq!(agg(&deferred), agg(&eager), "seed {seed} window {window}");
+            }
+            let mut resolved = deferred;
+            resolved.iter_mut().for_each(Alert::resolve);
+            assert_eq!(resolved, eager, "seed {seed}");
+        }
+    }
+
+    #[test]
     fn due_states_are_those_a_walk_finds() {
         let b = learnt_plant();
         let mut other = Learner::default();
@@ -2286,6 +2570,91 @@ mod tests {
                 "seed {seed}"
             );
             assert_eq!(run(false), slow, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn poll_repeats_take_the_exit_of_the_general_check() {
+        // Polls drifting out of the tolerance (reported, staying out on either side) and back,
+        // intervals on the very bounds of the exits, stops and resumes, requests back in time,
+        // a change of baseline, windows of 1, 3 and 8: the same alerts and poll states as
+        // with every interval through the general check.
+        let b = learnt_plant();
+        let other = learnt();
+        for (seed, window) in [(0u64, 8usize), (1, 8), (2, 3), (3, 1), (4, 8)] {
+            let (mut evs, ticks) = plant_traffic(seed);
+            let mut t = 770_000;
+            for k in 0..400i64 {
+                let period = match k {
+                    0..=59 => 1000 + k * 15,
+                    60..=119 => 1900 + (k % 4) * 30,
+                    120..=179 => 1000,
+                    180..=259 => 600 - (k % 5) * 20,
+                    260..=299 => 1000 + (k % 2) * 250,
+                    _ => 1000 + (k * 37 % 41) - 20,
+                };
+                t += period;
+                if seed == 4 && k % 97 == 50 {
+                    // A stop (found at a tick) and a resume.
+                    t += 20_000;
+                }
+                evs.push(read_hr(t, MASTER, PLC, 1, 0, &[1, 2]));
+                evs.push(read_coils(t + 15, MASTER, PLC, 1, 0, &[true]));
+            }
+            let mut ticks = ticks;
+            ticks.extend((770..1300).map(|s| s * 1000));
+            ticks.sort_unstable();
+            let run = |general: bool| {
+                let cfg = TimingConfig {
+                    period_window: window,
+                    ..TimingConfig::default()
+                };
+                let mut d = Timing::new(cfg);
+                d.no_poll_repeat = general;
+                let mut out = Vec::new();
+                let mut ticks = ticks.iter().peekable();
+                for (n, e) in evs.iter().enumerate() {
+                    while let Some(t) = ticks.next_if(|t| ts_ms(**t) <= e.ts) {
+                        d.on_tick(ts_ms(*t), Some(&b), &mut out);
+                    }
+                    let base = if seed == 1 && n % 401 == 7 {
+                        &other
+                    } else {
+                        &b
+                    };
+                    d.on_event(e, Some(base), &mut out);
+                }
+                let states: Vec<_> = d
+                    .states
+                    .iter()
+                    .map(|(_, sig, st)| {
+                        (
+                            sig.clone(),
+                            st.last,
+                            st.stopped,
+                            st.period_reported,
+                            st.recent.ring.clone(),
+                            st.recent.head,
+                            st.recent.sorted_now(),
+                            st.med_ok,
+                            st.med_bad,
+                            st.queued,
+                        )
+                    })
+                    .collect();
+                let lines = out.iter().map(Alert::to_json_line).collect::<Vec<_>>();
+                (lines, format!("{states:?}"), d.poll_repeats)
+            };
+            let (slow, slow_states, none) = run(true);
+            assert_eq!(none, 0);
+            assert!(
+                slow.iter().any(|a| a.contains("poll_period_changed")),
+                "seed {seed}"
+            );
+            let (fast, fast_states, repeats) = run(false);
+            assert!(repeats > 100, "seed {seed}: {repeats}");
+            assert_eq!(fast, slow, "seed {seed}");
+            assert_eq!(fast_states, slow_states, "seed {seed}");
         }
     }
 
@@ -2560,7 +2929,9 @@ mod tests {
     #[test]
     fn intervals_equal_a_window_sorted_anew() {
         // Against the window kept as a queue and sorted at each step: the same intervals, in
-        // order, for any window (ties, repeats, a window of one).
+        // order, the same median, and `median_in` as the sorted median says, for any window
+        // (ties, repeats, a window of one) and bounds (empty, one point, open on either side,
+        // on the intervals themselves).
         let mut x = 11u64;
         for window in [1usize, 2, 3, 8, 9] {
             let mut fast = Intervals::default();
@@ -2579,11 +2950,34 @@ mod tests {
                 }
                 let mut sorted: Vec<u64> = slow.iter().copied().collect();
                 sorted.sort_unstable();
-                assert_eq!(fast.sorted, sorted, "window {window} step {step}");
+                assert_eq!(fast.sorted_now(), sorted, "window {window} step {step}");
                 assert_eq!(fast.len(), slow.len());
-                assert_eq!(median(&fast.sorted), median(&sorted));
+                if fast.len() == window {
+                    assert_eq!(fast.oldest(), slow.front().copied());
+                }
+                let med = median(&sorted) as u64;
+                assert_eq!(fast.median(), med);
+                let (a, b) = ((x >> 20) % 1000, (x >> 30) % 1000);
+                for (lo, hi) in [
+                    (a, b),
+                    (a.min(b), a.max(b)),
+                    (med, med),
+                    (0, a),
+                    (a, u64::MAX),
+                    (d, d),
+                    (d, u64::MAX),
+                    (0, d),
+                    NO_MEDIAN,
+                ] {
+                    assert_eq!(
+                        fast.median_in(lo, hi),
+                        lo <= med && med <= hi,
+                        "window {window} step {step} [{lo}, {hi}]"
+                    );
+                }
             }
         }
+        assert!(!Intervals::default().median_in(0, u64::MAX));
     }
 
     #[test]
@@ -2603,10 +2997,11 @@ mod tests {
             );
         }
         assert!(out.is_empty(), "{out:?}");
-        for (_, _, st) in &d.states {
+        for (_, _, st) in &mut d.states {
             let mut r: Vec<u64> = st.recent.ring.clone();
             r.sort_unstable();
-            assert_eq!(r, st.recent.sorted);
+            assert_eq!(r, st.recent.sorted_now());
+            assert_eq!(st.recent.median(), median(&r) as u64);
         }
     }
 

@@ -1553,7 +1553,7 @@ fn read_alert(
     out: &mut Vec<Alert>,
 ) {
     let summary = now.summary(ev);
-    let text = Box::new(ReadText {
+    let text = Box::new(super::Words::Read(ReadText {
         key: key.owned(),
         x,
         min: n.min,
@@ -1561,7 +1561,7 @@ fn read_alert(
         count: n.count,
         ref_client: n.ref_client,
         side: n.side,
-    });
+    }));
     out.push(Alert::from_event_deferred(
         &READ_OUT_OF_RANGE,
         ev,
