@@ -509,7 +509,6 @@ impl Pipeline {
         progress: &mut impl FnMut(u64),
     ) -> Result<(), CaptureError> {
         let name: Arc<str> = Arc::from(cap.path().to_string_lossy().as_ref());
-        let mut n: u64 = 0;
         loop {
             // The buffered record in registers, inlined; anything else out of line.
             if let Some(pkt) = cap.next_buffered() {
@@ -520,8 +519,9 @@ impl Pipeline {
                 };
                 self.process_cold(&name, &pkt, emit);
             }
-            n += 1;
-            if n % 4096 == 0 {
+            // Every 4096 packets of the file, by the capture's own count (no counter of its
+            // own kept in a register through the loop).
+            if cap.stats().packets % 4096 == 0 {
                 progress(cap.position());
             }
         }

@@ -84,6 +84,48 @@ const MIN_RING: usize = 2048;
 /// (a capture that lost more than the window and shows no ACKs to resynchronise on).
 const FAR_TOLERANCE: u8 = 4;
 
+/// Copies `src` (at most [`INLINE`] bytes; a longer one copies nothing) to the front of `dst`
+/// with two overlapping fixed-size moves of its size class instead of a call to `memcpy`
+/// (every lane segment retains its bytes: a call and the library's dispatch cost more than
+/// the copy).
+#[inline(always)]
+fn copy_short(dst: &mut [u8; INLINE], src: &[u8]) {
+    let n = src.len();
+    if n > INLINE {
+        return;
+    }
+    if n >= 16 {
+        move_pair::<16>(dst, src);
+    } else if n >= 8 {
+        move_pair::<8>(dst, src);
+    } else if n >= 4 {
+        move_pair::<4>(dst, src);
+    } else if n > 0 {
+        // 1 to 3 bytes: the first, the middle and the last (some the same).
+        for i in [0, n / 2, n - 1] {
+            if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(i)) {
+                *d = *s;
+            }
+        }
+    }
+}
+
+/// [`copy_short`] of `src` whose length `n` is between `K` and `2K` (and at most [`INLINE`]):
+/// its first `K` bytes, then its last `K` (overlapping them).
+#[inline(always)]
+fn move_pair<const K: usize>(dst: &mut [u8; INLINE], src: &[u8]) {
+    let n = src.len();
+    let (Some(head), Some(tail)) = (src.first_chunk::<K>(), src.last_chunk::<K>()) else {
+        return;
+    };
+    if let Some(d) = dst.first_chunk_mut::<K>() {
+        *d = *head;
+    }
+    if let Some(d) = dst.get_mut(n - K..n).and_then(|d| d.first_chunk_mut::<K>()) {
+        *d = *tail;
+    }
+}
+
 /// Reassembly state of one direction of a TCP flow.
 ///
 /// Small while nothing is buffered: the ring and the range list are empty `Vec`s, and the
@@ -304,9 +346,7 @@ impl Reassembler {
     fn retain_fast(&mut self, data: &[u8], keep: usize) {
         let n = data.len();
         if self.kept_len == 0 && n <= INLINE && n <= keep {
-            if let Some(dst) = self.kept.get_mut(..n) {
-                dst.copy_from_slice(data);
-            }
+            copy_short(&mut self.kept, data);
             self.kept_len = n as u8;
         } else if keep > 0 {
             self.retain(data, keep);
@@ -1108,6 +1148,22 @@ impl Reassembler {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `copy_short` gives what `copy_from_slice` gives for every length up to `INLINE`, leaves
+    /// the bytes after the copy alone, and copies nothing of a longer slice.
+    #[test]
+    fn copy_short_is_copy_from_slice() {
+        let src: Vec<u8> = (1..=40u8).collect();
+        for n in 0..=INLINE + 3 {
+            let mut fast = [0xee; INLINE];
+            let mut slow = [0xee; INLINE];
+            copy_short(&mut fast, &src[..n]);
+            if n <= INLINE {
+                slow[..n].copy_from_slice(&src[..n]);
+            }
+            assert_eq!(fast, slow, "length {n}");
+        }
+    }
 
     /// One delivered chunk, owned.
     #[derive(Clone, Debug, PartialEq, Eq)]
