@@ -162,6 +162,9 @@ pub struct OpcuaParser {
     session_text: Option<(u32, String)>,
     /// The names of the monitored items seen last.
     handle_names: services::HandleNames,
+    /// Tests: every response through its own record and the merge in `emit` (the reference
+    /// the Publish path that decodes into the request's record is tested against).
+    general_only: bool,
 }
 
 /// A message context: direction, and the time and packet of its (first) chunk.
@@ -170,6 +173,25 @@ struct At {
     dir: Direction,
     ts: Timestamp,
     packet: u64,
+}
+
+/// Whether the body of a response may be decoded straight into the record `p` of its request
+/// rather than into one of its own: a Publish response to a Publish request, with nothing
+/// decoded before the body (`before`: an OPN chunk's security details). Such a request record
+/// holds at most the detail `acknowledgements`, a key no Publish response detail has, and no
+/// accesses, item values, bad items or facts, so [`OpcuaParser::emit`] gives the same event
+/// from the one record as it merges from two (tested).
+fn into_request(enc: &services::Encoding, p: &Pending, before: &Decoded) -> bool {
+    let d = &p.decoded;
+    enc.kind == MsgKind::Response
+        && enc.service == "Publish"
+        && p.name == "Publish"
+        && before.is_empty()
+        && d.accesses.is_empty()
+        && d.item_values.is_empty()
+        && d.bad_items.is_empty()
+        && d.facts.is_empty()
+        && d.details.iter().all(|(k, _)| *k == "acknowledgements")
 }
 
 fn transport_pending(at: At, name: &'static str, op: OpKind, session: Option<String>) -> Pending {
@@ -801,19 +823,34 @@ impl OpcuaParser {
             MsgKind::Response | MsgKind::Fault => {
                 self.learn_requests_from(first.dir.reverse());
                 let mut resp = self.response_at(last);
-                resp.decoded = decoded;
+                let mut pending = self.pending.remove(request_id);
+                // A Publish response is decoded straight into its request's record: the
+                // event `emit` would merge from the two is the same (see `into_request`).
+                let direct = match &mut pending {
+                    Some(p) if !self.general_only && into_request(&enc, p, &decoded) => {
+                        Some(&mut p.decoded)
+                    }
+                    _ => None,
+                };
+                let target = match direct {
+                    Some(d) => d,
+                    None => {
+                        resp.decoded = decoded;
+                        &mut resp.decoded
+                    }
+                };
                 resp.violations = violations;
                 let res = services::response_status(&mut r).and_then(|(_, handle, result)| {
                     resp.status = Some(result);
                     resp.request_handle = Some(handle);
                     services::skip_response_header_rest(&mut r)?;
                     if enc.service == "OpenSecureChannel" {
-                        self.open_response(&mut r, &mut resp.decoded)
+                        self.open_response(&mut r, target)
                     } else {
                         services::decode_response_with(
                             enc.service,
                             &mut r,
-                            &mut resp.decoded,
+                            target,
                             &mut self.handle_names,
                         )
                     }
@@ -823,7 +860,7 @@ impl OpcuaParser {
                     resp.violations.push(e.violation());
                     resp.undecodable = resp.status.is_none();
                 }
-                match self.pending.remove(request_id) {
+                match pending {
                     Some(p) => {
                         if p.request_handle.is_some()
                             && resp.request_handle.is_some()
@@ -952,7 +989,8 @@ impl OpcuaParser {
                     facts.push(f);
                 }
             }
-            for code in rd.bad_items {
+            // A request record holds bad items only when its response was decoded into it.
+            for code in p.decoded.bad_items.into_iter().chain(rd.bad_items) {
                 let name = status::name(code);
                 if !details.iter().any(|(k, x)| {
                     *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)

@@ -200,6 +200,16 @@ const MAX_FACTS: usize = 32;
 const MAX_DETAILS: usize = 64;
 
 impl Decoded {
+    /// True when nothing was decoded (as [`Decoded::default`]).
+    pub fn is_empty(&self) -> bool {
+        self.accesses.is_empty()
+            && self.item_values.is_empty()
+            && self.bad_items.is_empty()
+            && self.details.is_empty()
+            && self.facts.is_empty()
+            && self.items_dropped == 0
+    }
+
     /// True when one more access may be kept; otherwise counts the item as dropped. Checked
     /// before an access's strings are built, so dropped items cost no allocation.
     fn room(&mut self, cap: usize) -> bool {
@@ -470,7 +480,9 @@ impl HandleNames {
                     Some(out) => out,
                     None => {
                         recycle::take_names(&mut self.spare, NAME_BATCH);
-                        self.spare.pop().unwrap_or_default()
+                        self.spare
+                            .pop()
+                            .unwrap_or_else(|| String::with_capacity(s.len()))
                     }
                 };
                 out.push_str(s);
@@ -512,6 +524,10 @@ fn data_change_notifications_with(
     if room > 0 {
         if d.accesses.capacity() == 0 {
             d.accesses = recycle::accesses();
+            if d.accesses.capacity() < room {
+                // A spare list too small: a new one costs less than growing it (a copy).
+                d.accesses = Vec::with_capacity(room);
+            }
         }
         d.accesses.reserve(room);
     }
