@@ -30,7 +30,7 @@ use crate::event::{
     AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome, Side, Value,
 };
 use crate::flow::Direction;
-use crate::proto::{recycle, ParseCx, Probe, StreamParser};
+use crate::proto::{ParseCx, Probe, StreamParser};
 use crate::time::Timestamp;
 use limits::DecodeLimits;
 use names::Name;
@@ -167,6 +167,10 @@ pub struct OpcuaParser {
     general_only: bool,
 }
 
+/// What was decoded of a message before its body (an OPN chunk's security details and
+/// violations), boxed: a MSG has none, and passes an empty word rather than the records.
+type Before = Option<Box<(Decoded, Vec<&'static str>)>>;
+
 /// A message context: direction, and the time and packet of its (first) chunk.
 #[derive(Clone, Copy, Debug)]
 struct At {
@@ -181,12 +185,16 @@ struct At {
 /// holds at most the detail `acknowledgements`, a key no Publish response detail has, and no
 /// accesses, item values, bad items or facts, so [`OpcuaParser::emit`] gives the same event
 /// from the one record as it merges from two (tested).
-fn into_request(enc: &services::Encoding, p: &Pending, before: &Decoded) -> bool {
+fn into_request(
+    enc: &services::Encoding,
+    p: &Pending,
+    before: Option<&(Decoded, Vec<&'static str>)>,
+) -> bool {
     let d = &p.decoded;
     enc.kind == MsgKind::Response
         && enc.service == "Publish"
         && p.name == "Publish"
-        && before.is_empty()
+        && before.is_none_or(|(b, _)| b.is_empty())
         && d.accesses.is_empty()
         && d.item_values.is_empty()
         && d.bad_items.is_empty()
@@ -241,7 +249,7 @@ impl OpcuaParser {
         let id = self.channel.id?;
         match &self.session_text {
             // A recycled string, not a new one, when there is one.
-            Some((kept, s)) if *kept == id => Some(recycle::name(s)),
+            Some((kept, s)) if *kept == id => Some(self.handle_names.copy(s)),
             _ => {
                 let s = types::decimal(id);
                 self.session_text = Some((id, s.clone()));
@@ -499,7 +507,9 @@ impl OpcuaParser {
                     at.packet,
                     limits,
                 );
-                self.on_chunk_result(res, at, seq.request_id, limits, cx, decoded, violations);
+                let before = (!decoded.is_empty() || !violations.is_empty())
+                    .then(|| Box::new((decoded, violations)));
+                self.on_chunk_result(res, at, seq.request_id, limits, cx, before);
             }
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
@@ -627,15 +637,12 @@ impl OpcuaParser {
         request_id: u32,
         limits: &DecodeLimits,
         cx: &mut ParseCx<'_>,
-        decoded: Decoded,
-        violations: Vec<&'static str>,
+        before: Before,
     ) {
         match res {
             ChunkResult::Complete(msg, ts, packet) => {
                 let first = At { ts, packet, ..at };
-                self.on_message_with_response_at(
-                    first, at, request_id, &msg, limits, cx, decoded, violations,
-                );
+                self.on_message_with_response_at(first, at, request_id, &msg, limits, cx, before);
             }
             ChunkResult::Pending | ChunkResult::Discarded => {}
             ChunkResult::Aborted => cx.stats.opcua.aborted += 1,
@@ -680,15 +687,7 @@ impl OpcuaParser {
             at.packet,
             limits,
         );
-        self.on_chunk_result(
-            res,
-            at,
-            seq.request_id,
-            limits,
-            cx,
-            Decoded::default(),
-            Vec::new(),
-        );
+        self.on_chunk_result(res, at, seq.request_id, limits, cx, None);
     }
 
     fn on_close_channel(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
@@ -745,8 +744,7 @@ impl OpcuaParser {
         body: &[u8],
         limits: &DecodeLimits,
         cx: &mut ParseCx<'_>,
-        mut decoded: Decoded,
-        mut violations: Vec<&'static str>,
+        before: Before,
     ) {
         let mut r = Reader::new(body, limits);
         let enc = match r.encoding_id() {
@@ -776,6 +774,7 @@ impl OpcuaParser {
         *cx.stats.opcua.services.entry(enc.stat).or_insert(0) += 1;
         match enc.kind {
             MsgKind::Request | MsgKind::Structure => {
+                let (mut decoded, mut violations) = before.map(|b| *b).unwrap_or_default();
                 if enc.kind == MsgKind::Structure {
                     cx.stats.opcua.violation("not_a_service");
                     violations.push("not_a_service");
@@ -822,24 +821,29 @@ impl OpcuaParser {
             }
             MsgKind::Response | MsgKind::Fault => {
                 self.learn_requests_from(first.dir.reverse());
-                let mut resp = self.response_at(last);
                 let mut pending = self.pending.remove(request_id);
                 // A Publish response is decoded straight into its request's record: the
                 // event `emit` would merge from the two is the same (see `into_request`).
                 let direct = match &mut pending {
-                    Some(p) if !self.general_only && into_request(&enc, p, &decoded) => {
+                    Some(p) if !self.general_only && into_request(&enc, p, before.as_deref()) => {
                         Some(&mut p.decoded)
                     }
                     _ => None,
                 };
+                let (decoded, violations) = before.map(|b| *b).unwrap_or_default();
+                let mut resp = Response {
+                    ts: last.ts,
+                    packet: last.packet,
+                    status: None,
+                    request_handle: None,
+                    decoded,
+                    violations,
+                    undecodable: false,
+                };
                 let target = match direct {
                     Some(d) => d,
-                    None => {
-                        resp.decoded = decoded;
-                        &mut resp.decoded
-                    }
+                    None => &mut resp.decoded,
                 };
-                resp.violations = violations;
                 let res = services::response_status(&mut r).and_then(|(_, handle, result)| {
                     resp.status = Some(result);
                     resp.request_handle = Some(handle);
@@ -966,41 +970,54 @@ impl OpcuaParser {
             response_packet = Some(resp.packet);
             let rd = resp.decoded;
             dropped += rd.items_dropped;
-            for (a, vals) in accesses.iter_mut().zip(rd.item_values) {
-                if a.values.is_empty() {
-                    a.values = vals;
-                } else {
-                    details.extend(vals.into_iter().map(|v| ("output_argument", v)));
+            // Each merge is skipped when the response gave nothing to merge (a Publish
+            // response decoded into its request's record).
+            if !rd.item_values.is_empty() {
+                for (a, vals) in accesses.iter_mut().zip(rd.item_values) {
+                    if a.values.is_empty() {
+                        a.values = vals;
+                    } else {
+                        details.extend(vals.into_iter().map(|v| ("output_argument", v)));
+                    }
                 }
             }
             if accesses.is_empty() {
                 // The request named no object (Publish): the response's list, as it is.
                 accesses = rd.accesses;
-            } else {
+            } else if !rd.accesses.is_empty() {
                 accesses.extend(rd.accesses);
             }
-            for kv in rd.details {
-                if !details.contains(&kv) {
-                    details.push(kv);
+            if !rd.details.is_empty() {
+                for kv in rd.details {
+                    if !details.contains(&kv) {
+                        details.push(kv);
+                    }
                 }
             }
-            for f in rd.facts {
-                if !facts.contains(&f) {
-                    facts.push(f);
+            if !rd.facts.is_empty() {
+                for f in rd.facts {
+                    if !facts.contains(&f) {
+                        facts.push(f);
+                    }
                 }
             }
             // A request record holds bad items only when its response was decoded into it.
-            for code in p.decoded.bad_items.into_iter().chain(rd.bad_items) {
-                let name = status::name(code);
-                if !details.iter().any(|(k, x)| {
-                    *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)
-                }) {
-                    details.push(("bad_item_status", Value::Str(name.to_string())));
+            let bad = p.decoded.bad_items;
+            if !bad.is_empty() || !rd.bad_items.is_empty() {
+                for code in bad.into_iter().chain(rd.bad_items) {
+                    let name = status::name(code);
+                    if !details.iter().any(|(k, x)| {
+                        *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)
+                    }) {
+                        details.push(("bad_item_status", Value::Str(name.to_string())));
+                    }
                 }
             }
-            for v in resp.violations {
-                if !violations.contains(&v) {
-                    violations.push(v);
+            if !resp.violations.is_empty() {
+                for v in resp.violations {
+                    if !violations.contains(&v) {
+                        violations.push(v);
+                    }
                 }
             }
             match resp.status {

@@ -475,22 +475,33 @@ impl HandleNames {
                     *h = handle;
                     *s = client_handle(handle);
                 }
-                // A recycled string, not a new one, when there is one.
-                let mut out = match self.spare.pop() {
-                    Some(out) => out,
-                    None => {
-                        recycle::take_names(&mut self.spare, NAME_BATCH);
-                        self.spare
-                            .pop()
-                            .unwrap_or_else(|| String::with_capacity(s.len()))
-                    }
-                };
-                out.push_str(s);
-                out
+                copy_into_spare(&mut self.spare, s)
             }
             None => client_handle(handle),
         }
     }
+
+    /// A copy of `text` in a recycled string when there is one (as [`recycle::name`] gives,
+    /// from the strings taken in one go).
+    pub fn copy(&mut self, text: &str) -> String {
+        copy_into_spare(&mut self.spare, text)
+    }
+}
+
+/// A copy of `text` in one of the `spare` strings, refilled from the recycled ones when empty.
+#[inline]
+fn copy_into_spare(spare: &mut Vec<String>, text: &str) -> String {
+    let mut out = match spare.pop() {
+        Some(out) => out,
+        None => {
+            recycle::take_names(spare, NAME_BATCH);
+            spare
+                .pop()
+                .unwrap_or_else(|| String::with_capacity(text.len()))
+        }
+    };
+    out.push_str(text);
+    out
 }
 
 /// Most accesses reserved at once for a DataChangeNotification's items.

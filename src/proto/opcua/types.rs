@@ -410,6 +410,7 @@ fn fixed_size(t: u8) -> usize {
 }
 
 /// The value of a fixed-size scalar of type `t` (1..=11) from its `fixed_size(t)` bytes.
+#[inline]
 fn fixed_value(t: u8, bytes: &[u8]) -> Value {
     let mut b = [0u8; 8];
     for (d, s) in b.iter_mut().zip(bytes) {
