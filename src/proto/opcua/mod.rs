@@ -191,9 +191,9 @@ fn into_request(
     before: Option<&(Decoded, Vec<&'static str>)>,
 ) -> bool {
     let d = &p.decoded;
-    enc.kind == MsgKind::Response
-        && enc.service == "Publish"
-        && p.name == "Publish"
+    // By encoding id: a request record's code is its request's (the name goes with it).
+    enc.id == services::PUBLISH_RESPONSE
+        && p.code == services::PUBLISH_REQUEST
         && before.is_none_or(|(b, _)| b.is_empty())
         && d.accesses.is_empty()
         && d.item_values.is_empty()

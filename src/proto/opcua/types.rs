@@ -791,6 +791,31 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The body of an ExtensionObject of type `i=<ty>` in namespace 0 when it has the usual
+    /// shape: four-byte NodeId, binary body of a length within the cap and the input, one
+    /// nesting level allowed. The same body as `nested(extension_object)` reads (tested);
+    /// `None` (nothing read) for any other shape or a failure, left to that general read.
+    #[inline]
+    pub fn four_byte_binary_ext(&mut self, ty: u32) -> Option<&'a [u8]> {
+        if !self.can_nest() {
+            return None;
+        }
+        let rest = self.rest();
+        let [0x01, 0x00, lo, hi, 0x01, l0, l1, l2, l3] = *rest.first_chunk::<9>()? else {
+            return None;
+        };
+        if u32::from(u16::from_le_bytes([lo, hi])) != ty {
+            return None;
+        }
+        let len = usize::try_from(i32::from_le_bytes([l0, l1, l2, l3])).ok()?;
+        if len > self.limits.max_bytestring_len {
+            return None;
+        }
+        let body = rest.get(9..9usize.checked_add(len)?)?;
+        self.pos += 9 + len;
+        Some(body)
+    }
+
     /// An ExtensionObject, its body left encoded.
     pub fn extension_object(&mut self) -> DResult<ExtensionObject<'a>> {
         let type_id = self.expanded_node_id()?;
