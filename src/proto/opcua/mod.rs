@@ -76,6 +76,18 @@ pub struct OpcuaStats {
     pub unknown_services: u64,
 }
 
+/// Adds one to the count of `k`: a look-up alone when it is counted already (every time but
+/// the first), the entry only to insert it.
+#[inline]
+fn count(map: &mut BTreeMap<Name, u64>, k: Name) {
+    match map.get_mut(&k) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(k, 1);
+        }
+    }
+}
+
 impl OpcuaStats {
     fn violation(&mut self, name: &'static str) {
         *self.violations.entry(name).or_insert(0) += 1;
@@ -282,7 +294,7 @@ impl OpcuaParser {
     fn on_chunk(&mut self, h: Header, chunk: &[u8], at: At, cx: &mut ParseCx<'_>) {
         let st = &mut cx.stats.opcua;
         st.messages += 1;
-        *st.by_type.entry(Name::msg_type(h.msg_type)).or_insert(0) += 1;
+        count(&mut st.by_type, Name::msg_type(h.msg_type));
         let body = chunk.get(HEADER_LEN..).unwrap_or_default();
         let limits = self.limits.clone();
         let mut r = Reader::new(body, &limits);
@@ -707,7 +719,7 @@ impl OpcuaParser {
             match t.expanded_node_id().map(|id| id.node.ns0_numeric()) {
                 Ok(Some(id @ 452)) => {
                     if let Some(enc) = services::lookup(id) {
-                        *cx.stats.opcua.services.entry(enc.stat).or_insert(0) += 1;
+                        count(&mut cx.stats.opcua.services, enc.stat);
                     }
                     match services::request_header(&mut t) {
                         Ok(h) => p.request_handle = Some(h.request_handle),
@@ -771,7 +783,7 @@ impl OpcuaParser {
             // A readable body on a secured channel: the mode is Sign.
             self.channel.mode = Some(2);
         }
-        *cx.stats.opcua.services.entry(enc.stat).or_insert(0) += 1;
+        count(&mut cx.stats.opcua.services, enc.stat);
         match enc.kind {
             MsgKind::Request | MsgKind::Structure => {
                 let (mut decoded, mut violations) = before.map(|b| *b).unwrap_or_default();
