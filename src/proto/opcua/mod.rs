@@ -30,7 +30,7 @@ use crate::event::{
     AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome, Side, Value,
 };
 use crate::flow::Direction;
-use crate::proto::{ParseCx, Probe, StreamParser};
+use crate::proto::{recycle, ParseCx, Probe, StreamParser};
 use crate::time::Timestamp;
 use limits::DecodeLimits;
 use names::Name;
@@ -211,7 +211,11 @@ fn into_request(
         && d.item_values.is_empty()
         && d.bad_items.is_empty()
         && d.facts.is_empty()
-        && d.details.iter().all(|(k, _)| *k == "acknowledgements")
+        && match d.details.as_slice() {
+            [] => true,
+            [(k, _)] => *k == "acknowledgements",
+            _ => false,
+        }
 }
 
 fn transport_pending(at: At, name: &'static str, op: OpKind, session: Option<String>) -> Pending {
@@ -261,7 +265,7 @@ impl OpcuaParser {
         let id = self.channel.id?;
         match &self.session_text {
             // A recycled string, not a new one, when there is one.
-            Some((kept, s)) if *kept == id => Some(self.handle_names.copy(s)),
+            Some((kept, s)) if *kept == id => Some(recycle::name(s)),
             _ => {
                 let s = types::decimal(id);
                 self.session_text = Some((id, s.clone()));

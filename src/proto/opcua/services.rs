@@ -485,12 +485,6 @@ impl HandleNames {
             None => client_handle(handle),
         }
     }
-
-    /// A copy of `text` in a recycled string when there is one (as [`recycle::name`] gives,
-    /// from the strings taken in one go).
-    pub fn copy(&mut self, text: &str) -> String {
-        copy_into_spare(&mut self.spare, text)
-    }
 }
 
 /// A copy of `text` in one of the `spare` strings, refilled from the recycled ones when empty.
@@ -547,9 +541,11 @@ fn data_change_notifications_with(
         }
         d.accesses.reserve(room);
     }
+    // The depth and the limits allow the one-step read for every item or for none.
+    let fast = fast && r.fixed_items_allowed();
     for _ in 0..m {
         if fast {
-            if let Some((handle, value)) = r.fixed_monitored_item() {
+            if let Some((handle, value)) = r.fixed_monitored_item_allowed() {
                 // The value list is built only for a kept item.
                 if d.room(cap) {
                     let mut values = names.value_list();

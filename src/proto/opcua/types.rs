@@ -1053,17 +1053,27 @@ impl<'a> Reader<'a> {
     /// `None`, the reader untouched, for anything else.
     #[inline]
     pub fn fixed_monitored_item(&mut self) -> Option<(u32, Value)> {
+        if !self.fixed_items_allowed() {
+            return None;
+        }
+        self.fixed_monitored_item_allowed()
+    }
+
+    /// Whether [`Reader::fixed_monitored_item`] may read an item at this depth and within
+    /// these limits: one level deeper (the DataValue is nested) within the depth cap, and
+    /// values kept. The same for every item of a list (a list's items are read at its depth).
+    pub fn fixed_items_allowed(&self) -> bool {
+        self.depth.saturating_add(1) < self.limits.max_depth && self.limits.max_values_kept > 0
+    }
+
+    /// [`Reader::fixed_monitored_item`] once [`Reader::fixed_items_allowed`] said yes.
+    #[inline]
+    pub fn fixed_monitored_item_allowed(&mut self) -> Option<(u32, Value)> {
         let rest = self.rest();
         let [h0, h1, h2, h3, mask, enc] = *rest.first_chunk::<6>()?;
         let t = enc & 0x3f;
         let size = fixed_size(t);
-        // One level deeper (the DataValue is nested) must stay within the depth cap.
-        if mask & 0x01 == 0
-            || enc & 0x80 != 0
-            || size == 0
-            || self.depth.saturating_add(1) >= self.limits.max_depth
-            || self.limits.max_values_kept == 0
-        {
+        if mask & 0x01 == 0 || enc & 0x80 != 0 || size == 0 {
             return None;
         }
         let extra = DATA_VALUE_EXTRA
