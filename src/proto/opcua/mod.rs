@@ -76,6 +76,18 @@ pub struct OpcuaStats {
     pub unknown_services: u64,
 }
 
+/// Adds one to the count of `k`: a look-up alone when it is counted already (every time but
+/// the first), the entry only to insert it.
+#[inline]
+fn count(map: &mut BTreeMap<Name, u64>, k: Name) {
+    match map.get_mut(&k) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(k, 1);
+        }
+    }
+}
+
 impl OpcuaStats {
     fn violation(&mut self, name: &'static str) {
         *self.violations.entry(name).or_insert(0) += 1;
@@ -162,7 +174,14 @@ pub struct OpcuaParser {
     session_text: Option<(u32, String)>,
     /// The names of the monitored items seen last.
     handle_names: services::HandleNames,
+    /// Tests: every response through its own record and the merge in `emit` (the reference
+    /// the Publish path that decodes into the request's record is tested against).
+    general_only: bool,
 }
+
+/// What was decoded of a message before its body (an OPN chunk's security details and
+/// violations), boxed: a MSG has none, and passes an empty word rather than the records.
+type Before = Option<Box<(Decoded, Vec<&'static str>)>>;
 
 /// A message context: direction, and the time and packet of its (first) chunk.
 #[derive(Clone, Copy, Debug)]
@@ -170,6 +189,33 @@ struct At {
     dir: Direction,
     ts: Timestamp,
     packet: u64,
+}
+
+/// Whether the body of a response may be decoded straight into the record `p` of its request
+/// rather than into one of its own: a Publish response to a Publish request, with nothing
+/// decoded before the body (`before`: an OPN chunk's security details). Such a request record
+/// holds at most the detail `acknowledgements`, a key no Publish response detail has, and no
+/// accesses, item values, bad items or facts, so [`OpcuaParser::emit`] gives the same event
+/// from the one record as it merges from two (tested).
+fn into_request(
+    enc: &services::Encoding,
+    p: &Pending,
+    before: Option<&(Decoded, Vec<&'static str>)>,
+) -> bool {
+    let d = &p.decoded;
+    // By encoding id: a request record's code is its request's (the name goes with it).
+    enc.id == services::PUBLISH_RESPONSE
+        && p.code == services::PUBLISH_REQUEST
+        && before.is_none_or(|(b, _)| b.is_empty())
+        && d.accesses.is_empty()
+        && d.item_values.is_empty()
+        && d.bad_items.is_empty()
+        && d.facts.is_empty()
+        && match d.details.as_slice() {
+            [] => true,
+            [(k, _)] => *k == "acknowledgements",
+            _ => false,
+        }
 }
 
 fn transport_pending(at: At, name: &'static str, op: OpKind, session: Option<String>) -> Pending {
@@ -252,7 +298,7 @@ impl OpcuaParser {
     fn on_chunk(&mut self, h: Header, chunk: &[u8], at: At, cx: &mut ParseCx<'_>) {
         let st = &mut cx.stats.opcua;
         st.messages += 1;
-        *st.by_type.entry(Name::msg_type(h.msg_type)).or_insert(0) += 1;
+        count(&mut st.by_type, Name::msg_type(h.msg_type));
         let body = chunk.get(HEADER_LEN..).unwrap_or_default();
         let limits = self.limits.clone();
         let mut r = Reader::new(body, &limits);
@@ -477,7 +523,9 @@ impl OpcuaParser {
                     at.packet,
                     limits,
                 );
-                self.on_chunk_result(res, at, seq.request_id, limits, cx, decoded, violations);
+                let before = (!decoded.is_empty() || !violations.is_empty())
+                    .then(|| Box::new((decoded, violations)));
+                self.on_chunk_result(res, at, seq.request_id, limits, cx, before);
             }
             Err(e) => {
                 cx.stats.opcua.decode_error(&e);
@@ -605,15 +653,12 @@ impl OpcuaParser {
         request_id: u32,
         limits: &DecodeLimits,
         cx: &mut ParseCx<'_>,
-        decoded: Decoded,
-        violations: Vec<&'static str>,
+        before: Before,
     ) {
         match res {
             ChunkResult::Complete(msg, ts, packet) => {
                 let first = At { ts, packet, ..at };
-                self.on_message_with_response_at(
-                    first, at, request_id, &msg, limits, cx, decoded, violations,
-                );
+                self.on_message_with_response_at(first, at, request_id, &msg, limits, cx, before);
             }
             ChunkResult::Pending | ChunkResult::Discarded => {}
             ChunkResult::Aborted => cx.stats.opcua.aborted += 1,
@@ -658,15 +703,7 @@ impl OpcuaParser {
             at.packet,
             limits,
         );
-        self.on_chunk_result(
-            res,
-            at,
-            seq.request_id,
-            limits,
-            cx,
-            Decoded::default(),
-            Vec::new(),
-        );
+        self.on_chunk_result(res, at, seq.request_id, limits, cx, None);
     }
 
     fn on_close_channel(&mut self, r: &mut Reader<'_>, at: At, cx: &mut ParseCx<'_>) {
@@ -686,7 +723,7 @@ impl OpcuaParser {
             match t.expanded_node_id().map(|id| id.node.ns0_numeric()) {
                 Ok(Some(id @ 452)) => {
                     if let Some(enc) = services::lookup(id) {
-                        *cx.stats.opcua.services.entry(enc.stat).or_insert(0) += 1;
+                        count(&mut cx.stats.opcua.services, enc.stat);
                     }
                     match services::request_header(&mut t) {
                         Ok(h) => p.request_handle = Some(h.request_handle),
@@ -723,8 +760,7 @@ impl OpcuaParser {
         body: &[u8],
         limits: &DecodeLimits,
         cx: &mut ParseCx<'_>,
-        mut decoded: Decoded,
-        mut violations: Vec<&'static str>,
+        before: Before,
     ) {
         let mut r = Reader::new(body, limits);
         let enc = match r.encoding_id() {
@@ -751,9 +787,10 @@ impl OpcuaParser {
             // A readable body on a secured channel: the mode is Sign.
             self.channel.mode = Some(2);
         }
-        *cx.stats.opcua.services.entry(enc.stat).or_insert(0) += 1;
+        count(&mut cx.stats.opcua.services, enc.stat);
         match enc.kind {
             MsgKind::Request | MsgKind::Structure => {
+                let (mut decoded, mut violations) = before.map(|b| *b).unwrap_or_default();
                 if enc.kind == MsgKind::Structure {
                     cx.stats.opcua.violation("not_a_service");
                     violations.push("not_a_service");
@@ -800,20 +837,40 @@ impl OpcuaParser {
             }
             MsgKind::Response | MsgKind::Fault => {
                 self.learn_requests_from(first.dir.reverse());
-                let mut resp = self.response_at(last);
-                resp.decoded = decoded;
-                resp.violations = violations;
+                let mut pending = self.pending.remove(request_id);
+                // A Publish response is decoded straight into its request's record: the
+                // event `emit` would merge from the two is the same (see `into_request`).
+                let direct = match &mut pending {
+                    Some(p) if !self.general_only && into_request(&enc, p, before.as_deref()) => {
+                        Some(&mut p.decoded)
+                    }
+                    _ => None,
+                };
+                let (decoded, violations) = before.map(|b| *b).unwrap_or_default();
+                let mut resp = Response {
+                    ts: last.ts,
+                    packet: last.packet,
+                    status: None,
+                    request_handle: None,
+                    decoded,
+                    violations,
+                    undecodable: false,
+                };
+                let target = match direct {
+                    Some(d) => d,
+                    None => &mut resp.decoded,
+                };
                 let res = services::response_status(&mut r).and_then(|(_, handle, result)| {
                     resp.status = Some(result);
                     resp.request_handle = Some(handle);
                     services::skip_response_header_rest(&mut r)?;
                     if enc.service == "OpenSecureChannel" {
-                        self.open_response(&mut r, &mut resp.decoded)
+                        self.open_response(&mut r, target)
                     } else {
                         services::decode_response_with(
                             enc.service,
                             &mut r,
-                            &mut resp.decoded,
+                            target,
                             &mut self.handle_names,
                         )
                     }
@@ -823,7 +880,7 @@ impl OpcuaParser {
                     resp.violations.push(e.violation());
                     resp.undecodable = resp.status.is_none();
                 }
-                match self.pending.remove(request_id) {
+                match pending {
                     Some(p) => {
                         if p.request_handle.is_some()
                             && resp.request_handle.is_some()
@@ -929,40 +986,54 @@ impl OpcuaParser {
             response_packet = Some(resp.packet);
             let rd = resp.decoded;
             dropped += rd.items_dropped;
-            for (a, vals) in accesses.iter_mut().zip(rd.item_values) {
-                if a.values.is_empty() {
-                    a.values = vals;
-                } else {
-                    details.extend(vals.into_iter().map(|v| ("output_argument", v)));
+            // Each merge is skipped when the response gave nothing to merge (a Publish
+            // response decoded into its request's record).
+            if !rd.item_values.is_empty() {
+                for (a, vals) in accesses.iter_mut().zip(rd.item_values) {
+                    if a.values.is_empty() {
+                        a.values = vals;
+                    } else {
+                        details.extend(vals.into_iter().map(|v| ("output_argument", v)));
+                    }
                 }
             }
             if accesses.is_empty() {
                 // The request named no object (Publish): the response's list, as it is.
                 accesses = rd.accesses;
-            } else {
+            } else if !rd.accesses.is_empty() {
                 accesses.extend(rd.accesses);
             }
-            for kv in rd.details {
-                if !details.contains(&kv) {
-                    details.push(kv);
+            if !rd.details.is_empty() {
+                for kv in rd.details {
+                    if !details.contains(&kv) {
+                        details.push(kv);
+                    }
                 }
             }
-            for f in rd.facts {
-                if !facts.contains(&f) {
-                    facts.push(f);
+            if !rd.facts.is_empty() {
+                for f in rd.facts {
+                    if !facts.contains(&f) {
+                        facts.push(f);
+                    }
                 }
             }
-            for code in rd.bad_items {
-                let name = status::name(code);
-                if !details.iter().any(|(k, x)| {
-                    *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)
-                }) {
-                    details.push(("bad_item_status", Value::Str(name.to_string())));
+            // A request record holds bad items only when its response was decoded into it.
+            let bad = p.decoded.bad_items;
+            if !bad.is_empty() || !rd.bad_items.is_empty() {
+                for code in bad.into_iter().chain(rd.bad_items) {
+                    let name = status::name(code);
+                    if !details.iter().any(|(k, x)| {
+                        *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)
+                    }) {
+                        details.push(("bad_item_status", Value::Str(name.to_string())));
+                    }
                 }
             }
-            for v in resp.violations {
-                if !violations.contains(&v) {
-                    violations.push(v);
+            if !resp.violations.is_empty() {
+                for v in resp.violations {
+                    if !violations.contains(&v) {
+                        violations.push(v);
+                    }
                 }
             }
             match resp.status {

@@ -140,6 +140,11 @@ pub mod identity {
     pub const ISSUED: u32 = 940;
 }
 
+/// PublishRequest_Encoding_DefaultBinary.
+pub const PUBLISH_REQUEST: u32 = 826;
+/// PublishResponse_Encoding_DefaultBinary.
+pub const PUBLISH_RESPONSE: u32 = 829;
+
 /// DataChangeNotification_Encoding_DefaultBinary.
 const DATA_CHANGE_NOTIFICATION: u32 = 811;
 
@@ -200,6 +205,16 @@ const MAX_FACTS: usize = 32;
 const MAX_DETAILS: usize = 64;
 
 impl Decoded {
+    /// True when nothing was decoded (as [`Decoded::default`]).
+    pub fn is_empty(&self) -> bool {
+        self.accesses.is_empty()
+            && self.item_values.is_empty()
+            && self.bad_items.is_empty()
+            && self.details.is_empty()
+            && self.facts.is_empty()
+            && self.items_dropped == 0
+    }
+
     /// True when one more access may be kept; otherwise counts the item as dropped. Checked
     /// before an access's strings are built, so dropped items cost no allocation.
     fn room(&mut self, cap: usize) -> bool {
@@ -465,20 +480,27 @@ impl HandleNames {
                     *h = handle;
                     *s = client_handle(handle);
                 }
-                // A recycled string, not a new one, when there is one.
-                let mut out = match self.spare.pop() {
-                    Some(out) => out,
-                    None => {
-                        recycle::take_names(&mut self.spare, NAME_BATCH);
-                        self.spare.pop().unwrap_or_default()
-                    }
-                };
-                out.push_str(s);
-                out
+                copy_into_spare(&mut self.spare, s)
             }
             None => client_handle(handle),
         }
     }
+}
+
+/// A copy of `text` in one of the `spare` strings, refilled from the recycled ones when empty.
+#[inline]
+fn copy_into_spare(spare: &mut Vec<String>, text: &str) -> String {
+    let mut out = match spare.pop() {
+        Some(out) => out,
+        None => {
+            recycle::take_names(spare, NAME_BATCH);
+            spare
+                .pop()
+                .unwrap_or_else(|| String::with_capacity(text.len()))
+        }
+    };
+    out.push_str(text);
+    out
 }
 
 /// Most accesses reserved at once for a DataChangeNotification's items.
@@ -512,12 +534,18 @@ fn data_change_notifications_with(
     if room > 0 {
         if d.accesses.capacity() == 0 {
             d.accesses = recycle::accesses();
+            if d.accesses.capacity() < room {
+                // A spare list too small: a new one costs less than growing it (a copy).
+                d.accesses = Vec::with_capacity(room);
+            }
         }
         d.accesses.reserve(room);
     }
+    // The depth and the limits allow the one-step read for every item or for none.
+    let fast = fast && r.fixed_items_allowed();
     for _ in 0..m {
         if fast {
-            if let Some((handle, value)) = r.fixed_monitored_item() {
+            if let Some((handle, value)) = r.fixed_monitored_item_allowed() {
                 // The value list is built only for a kept item.
                 if d.room(cap) {
                     let mut values = names.value_list();
@@ -846,10 +874,9 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
         }
         "Publish" => {
             let n = r.array_len(8)?;
-            for _ in 0..n {
-                r.u32()?;
-                r.u32()?;
-            }
+            // Subscription ids and sequence numbers, unused: skipped at once (`array_len`
+            // checked that they are there).
+            r.take(n.saturating_mul(8))?;
             if d.details.capacity() == 0 {
                 // Room for this detail and the response's two, allocated at once.
                 d.details = Vec::with_capacity(4);
@@ -859,6 +886,50 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
         _ => {}
     }
     Ok(())
+}
+
+/// The body of a PublishResponse: subscription, sequence, and the items of its
+/// DataChangeNotifications. With `fast`, a notification whose ExtensionObject has the usual
+/// shape (four-byte type id, binary body) is read in one step (the same result, tested).
+#[inline(always)]
+fn publish_response(
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    cap: usize,
+    names: &mut HandleNames,
+    fast: bool,
+) -> DResult<()> {
+    let sub = r.u32()?;
+    if d.details.capacity() == 0 {
+        // The two details below, allocated at once.
+        d.details = Vec::with_capacity(2);
+    }
+    d.details
+        .push(("subscription_id", Value::Int(i64::from(sub))));
+    let n = r.array_len(4)?;
+    r.take(n.saturating_mul(4))?; // available sequence numbers, unused (checked there)
+    r.bool()?; // more notifications
+    let seq = r.u32()?;
+    d.details
+        .push(("notification_sequence", Value::Int(i64::from(seq))));
+    r.datetime()?;
+    let n = r.array_len(3)?;
+    for _ in 0..n {
+        if fast {
+            if let Some(b) = r.four_byte_binary_ext(DATA_CHANGE_NOTIFICATION) {
+                let mut inner = Reader::new(b, r.limits());
+                data_change_notifications(&mut inner, d, cap, names)?;
+                continue;
+            }
+        }
+        let eo = r.nested(|r| r.extension_object())?;
+        if let (Some(DATA_CHANGE_NOTIFICATION), ExtBody::Binary(b)) = (eo.ns0_type(), eo.body) {
+            let mut inner = Reader::new(b, r.limits());
+            data_change_notifications(&mut inner, d, cap, names)?;
+        }
+    }
+    status_codes(r, d)?;
+    r.skip_diagnostic_infos()
 }
 
 /// Decodes the body of a response after its ResponseHeader.
@@ -965,36 +1036,7 @@ pub fn decode_response_with(
             }
             r.skip_diagnostic_infos()?;
         }
-        "Publish" => {
-            let sub = r.u32()?;
-            if d.details.capacity() == 0 {
-                // The two details below, allocated at once.
-                d.details = Vec::with_capacity(2);
-            }
-            d.details
-                .push(("subscription_id", Value::Int(i64::from(sub))));
-            let n = r.array_len(4)?;
-            for _ in 0..n {
-                r.u32()?;
-            }
-            r.bool()?; // more notifications
-            let seq = r.u32()?;
-            d.details
-                .push(("notification_sequence", Value::Int(i64::from(seq))));
-            r.datetime()?;
-            let n = r.array_len(3)?;
-            for _ in 0..n {
-                let eo = r.nested(|r| r.extension_object())?;
-                if let (Some(DATA_CHANGE_NOTIFICATION), ExtBody::Binary(b)) =
-                    (eo.ns0_type(), eo.body)
-                {
-                    let mut inner = Reader::new(b, r.limits());
-                    data_change_notifications(&mut inner, d, cap, names)?;
-                }
-            }
-            status_codes(r, d)?;
-            r.skip_diagnostic_infos()?;
-        }
+        "Publish" => publish_response(r, d, cap, names, true)?,
         _ => {}
     }
     Ok(())
@@ -1486,6 +1528,110 @@ mod tests {
     /// gives: accesses, values, names, dropped counts, errors and the reader's position, on
     /// bodies with every kind of DataValue, cut anywhere, under small depth, value and access
     /// caps.
+    /// A PublishResponse body (after the header) with these notification ExtensionObjects.
+    fn publish_body(seed: u64, exts: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = (seed as u32).to_le_bytes().to_vec(); // subscription id
+        v.extend(1i32.to_le_bytes()); // available sequence numbers: 1
+        v.extend(7u32.to_le_bytes());
+        v.push(0); // more notifications
+        v.extend(((seed >> 3) as u32).to_le_bytes()); // notification sequence
+        v.extend([0x11; 8]); // publish time
+        v.extend((exts.len() as i32).to_le_bytes());
+        for e in exts {
+            v.extend(e);
+        }
+        v.extend(1i32.to_le_bytes()); // results: BadTimeout
+        v.extend(0x800a_0000u32.to_le_bytes());
+        v.extend((-1i32).to_le_bytes()); // diagnostic infos: null
+        v
+    }
+
+    #[test]
+    fn publish_fast_path_matches_general_read() {
+        let base = crate::proto::opcua::limits::DecodeLimits::default;
+        let limits = [
+            base(),
+            crate::proto::opcua::limits::DecodeLimits {
+                max_depth: 0,
+                ..base()
+            },
+            crate::proto::opcua::limits::DecodeLimits {
+                max_depth: 1,
+                ..base()
+            },
+            crate::proto::opcua::limits::DecodeLimits {
+                max_bytestring_len: 40,
+                ..base()
+            },
+            crate::proto::opcua::limits::DecodeLimits {
+                max_accesses_kept: 3,
+                ..base()
+            },
+        ];
+        // ExtensionObjects around a notification body: the usual shape, then others.
+        let ext = |head: &[u8], len: Option<i32>, body: &[u8]| {
+            let mut v = head.to_vec();
+            if let Some(n) = len {
+                v.extend(n.to_le_bytes());
+            }
+            v.extend(body);
+            v
+        };
+        let mut kept = 0;
+        for seed in 0..120u64 {
+            let body = notification_body(seed, (seed % 8) as usize);
+            let n = body.len() as i32;
+            let shapes = [
+                ext(&[0x01, 0x00, 0x2b, 0x03, 0x01], Some(n), &body),
+                ext(&[0x01, 0x00, 0x2b, 0x03, 0x01], Some(-1), &[]),
+                ext(&[0x01, 0x00, 0x2b, 0x03, 0x01], Some(-2), &[]),
+                ext(&[0x01, 0x00, 0x2b, 0x03, 0x01], Some(n + 3), &body),
+                ext(&[0x01, 0x00, 0x2c, 0x03, 0x01], Some(n), &body),
+                ext(&[0x01, 0x01, 0x2b, 0x03, 0x01], Some(n), &body),
+                ext(&[0x02, 0x00, 0x2b, 0x03, 0x00, 0x00, 0x01], Some(n), &body),
+                ext(&[0x01, 0x00, 0x2b, 0x03, 0x00], None, &[]),
+                ext(&[0x01, 0x00, 0x2b, 0x03, 0x02], Some(n), &body),
+                ext(&[0x01, 0x00, 0x2b, 0x03, 0x07], Some(n), &body),
+            ];
+            let k = seed as usize % shapes.len();
+            let lists = [
+                vec![shapes[0].clone()],
+                vec![shapes[0].clone(), shapes[0].clone()],
+                vec![shapes[k].clone()],
+                vec![shapes[0].clone(), shapes[k].clone(), shapes[0].clone()],
+            ];
+            for exts in &lists {
+                let msg = publish_body(seed, exts);
+                let cuts = [
+                    msg.len(),
+                    msg.len() - 1,
+                    msg.len() - 9,
+                    msg.len() / 2,
+                    30,
+                    3,
+                ];
+                for cut in cuts {
+                    let bytes = &msg[..cut.min(msg.len())];
+                    for (li, lim) in limits.iter().enumerate() {
+                        let run = |fast: bool| {
+                            let mut r = Reader::new(bytes, lim);
+                            let mut d = Decoded::default();
+                            let mut names = HandleNames::default();
+                            let cap = lim.max_accesses_kept;
+                            let res = publish_response(&mut r, &mut d, cap, &mut names, fast);
+                            (res, d, r.rest().len())
+                        };
+                        let want = run(false);
+                        let got = run(true);
+                        assert_eq!(got, want, "seed {seed} cut {cut} limits {li} {exts:?}");
+                        kept += got.1.accesses.len();
+                    }
+                }
+            }
+        }
+        assert!(kept > 1000, "{kept}");
+    }
+
     #[test]
     fn data_change_fast_path_matches_item_by_item_read() {
         let base = crate::proto::opcua::limits::DecodeLimits::default;
@@ -1777,6 +1923,15 @@ mod tests {
 
     #[test]
     fn lookups() {
+        let publish = |id| lookup(id).map(|e| (e.service, e.kind));
+        assert_eq!(
+            publish(PUBLISH_REQUEST),
+            Some(("Publish", MsgKind::Request))
+        );
+        assert_eq!(
+            publish(PUBLISH_RESPONSE),
+            Some(("Publish", MsgKind::Response))
+        );
         assert_eq!(lookup(631).unwrap().service, "Read");
         assert_eq!(lookup(634).unwrap().kind, MsgKind::Response);
         assert_eq!(lookup(397).unwrap().kind, MsgKind::Fault);

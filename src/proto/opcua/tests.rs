@@ -1255,3 +1255,101 @@ fn kept_session_text_follows_the_channel_id() {
     p.channel.id = None;
     assert_eq!(p.session(), None);
 }
+
+/// `msg` with its chunk size field set to its length.
+fn sized(mut msg: Vec<u8>) -> Vec<u8> {
+    let n = u32::try_from(msg.len()).unwrap().to_le_bytes();
+    msg[4..8].copy_from_slice(&n);
+    msg
+}
+
+/// The events and counters of `msgs` through one flow, with the Publish path that decodes a
+/// response into its request's record (`general_only` false) or without it.
+fn publish_run(msgs: &[(Direction, &[u8])], general_only: bool) -> (Vec<IcsEvent>, String) {
+    let mut p = OpcuaParser::new();
+    p.general_only = general_only;
+    let mut h = Harness::with_parser(p);
+    for (dir, m) in msgs {
+        let mut tail = Vec::new();
+        h.feed(*dir, m, &mut tail);
+    }
+    h.close();
+    (std::mem::take(&mut h.events), format!("{:?}", h.stats))
+}
+
+/// The Publish path gives the events and counters of the general one: the fixtures, with
+/// acknowledgements and bad results, every truncation of the response, every byte of both
+/// messages changed, two transactions in flight, a Publish response to a Read request and
+/// one without a request.
+#[test]
+fn publish_into_request_matches_general_merge() {
+    let req = b(PUBLISH_REQ);
+    let resp = b(PUBLISH_RESP);
+    // Two acknowledgements; results Good, BadNodeIdUnknown twice and BadTimeout.
+    let mut acked = req[..req.len() - 4].to_vec();
+    acked.extend_from_slice(&[2, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0]);
+    let acked = sized(acked);
+    let mut bad = resp[..resp.len() - 8].to_vec();
+    for code in [0u32, 0x8034_0000, 0x8034_0000, 0x800a_0000] {
+        if code == 0 {
+            bad.extend_from_slice(&4u32.to_le_bytes());
+        }
+        bad.extend_from_slice(&code.to_le_bytes());
+    }
+    bad.extend_from_slice(&[0xff; 4]);
+    let bad = sized(bad);
+    let read = b(READ_POLL_REQ);
+    let mut read_32 = read.clone();
+    read_32[20..24].copy_from_slice(&32u32.to_le_bytes()); // request id 32, as the Publish
+    let mut cases: Vec<Vec<(Direction, Vec<u8>)>> = vec![
+        vec![(ToServer, req.clone()), (ToClient, resp.clone())],
+        vec![(ToServer, acked.clone()), (ToClient, bad.clone())],
+        vec![(ToServer, read_32), (ToClient, resp.clone())],
+        vec![(ToClient, resp.clone())],
+    ];
+    let mut second = acked.clone();
+    second[20..24].copy_from_slice(&33u32.to_le_bytes());
+    let mut second_resp = bad.clone();
+    second_resp[20..24].copy_from_slice(&33u32.to_le_bytes());
+    cases.push(vec![
+        (ToServer, req.clone()),
+        (ToServer, second),
+        (ToClient, second_resp),
+        (ToClient, resp.clone()),
+    ]);
+    for (rq, rs) in [(&req, &resp), (&acked, &bad)] {
+        for n in 8..rs.len() {
+            cases.push(vec![
+                (ToServer, rq.clone()),
+                (ToClient, sized(rs[..n].to_vec())),
+            ]);
+        }
+        for i in 8..rs.len() {
+            for v in [0x00, 0xff, 0x7f, 0x01, 0x80] {
+                let mut m = rs.clone();
+                m[i] = v;
+                cases.push(vec![(ToServer, rq.clone()), (ToClient, m)]);
+            }
+        }
+        for i in 8..rq.len() {
+            for v in [0x00, 0xff, 0x01] {
+                let mut m = rq.clone();
+                m[i] = v;
+                cases.push(vec![(ToServer, m), (ToClient, rs.clone())]);
+            }
+        }
+    }
+    let mut direct = 0;
+    for case in &cases {
+        let msgs: Vec<(Direction, &[u8])> = case.iter().map(|(d, m)| (*d, &m[..])).collect();
+        let fast = publish_run(&msgs, false);
+        let general = publish_run(&msgs, true);
+        assert_eq!(fast, general, "{case:?}");
+        direct += fast
+            .0
+            .iter()
+            .filter(|e| e.function.name == "Publish" && e.latency_us.is_some())
+            .count();
+    }
+    assert!(direct > 1000, "{direct}");
+}

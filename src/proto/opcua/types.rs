@@ -410,6 +410,7 @@ fn fixed_size(t: u8) -> usize {
 }
 
 /// The value of a fixed-size scalar of type `t` (1..=11) from its `fixed_size(t)` bytes.
+#[inline]
 fn fixed_value(t: u8, bytes: &[u8]) -> Value {
     let mut b = [0u8; 8];
     for (d, s) in b.iter_mut().zip(bytes) {
@@ -790,6 +791,31 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The body of an ExtensionObject of type `i=<ty>` in namespace 0 when it has the usual
+    /// shape: four-byte NodeId, binary body of a length within the cap and the input, one
+    /// nesting level allowed. The same body as `nested(extension_object)` reads (tested);
+    /// `None` (nothing read) for any other shape or a failure, left to that general read.
+    #[inline]
+    pub fn four_byte_binary_ext(&mut self, ty: u32) -> Option<&'a [u8]> {
+        if !self.can_nest() {
+            return None;
+        }
+        let rest = self.rest();
+        let [0x01, 0x00, lo, hi, 0x01, l0, l1, l2, l3] = *rest.first_chunk::<9>()? else {
+            return None;
+        };
+        if u32::from(u16::from_le_bytes([lo, hi])) != ty {
+            return None;
+        }
+        let len = usize::try_from(i32::from_le_bytes([l0, l1, l2, l3])).ok()?;
+        if len > self.limits.max_bytestring_len {
+            return None;
+        }
+        let body = rest.get(9..9usize.checked_add(len)?)?;
+        self.pos += 9 + len;
+        Some(body)
+    }
+
     /// An ExtensionObject, its body left encoded.
     pub fn extension_object(&mut self) -> DResult<ExtensionObject<'a>> {
         let type_id = self.expanded_node_id()?;
@@ -1027,17 +1053,27 @@ impl<'a> Reader<'a> {
     /// `None`, the reader untouched, for anything else.
     #[inline]
     pub fn fixed_monitored_item(&mut self) -> Option<(u32, Value)> {
+        if !self.fixed_items_allowed() {
+            return None;
+        }
+        self.fixed_monitored_item_allowed()
+    }
+
+    /// Whether [`Reader::fixed_monitored_item`] may read an item at this depth and within
+    /// these limits: one level deeper (the DataValue is nested) within the depth cap, and
+    /// values kept. The same for every item of a list (a list's items are read at its depth).
+    pub fn fixed_items_allowed(&self) -> bool {
+        self.depth.saturating_add(1) < self.limits.max_depth && self.limits.max_values_kept > 0
+    }
+
+    /// [`Reader::fixed_monitored_item`] once [`Reader::fixed_items_allowed`] said yes.
+    #[inline]
+    pub fn fixed_monitored_item_allowed(&mut self) -> Option<(u32, Value)> {
         let rest = self.rest();
         let [h0, h1, h2, h3, mask, enc] = *rest.first_chunk::<6>()?;
         let t = enc & 0x3f;
         let size = fixed_size(t);
-        // One level deeper (the DataValue is nested) must stay within the depth cap.
-        if mask & 0x01 == 0
-            || enc & 0x80 != 0
-            || size == 0
-            || self.depth.saturating_add(1) >= self.limits.max_depth
-            || self.limits.max_values_kept == 0
-        {
+        if mask & 0x01 == 0 || enc & 0x80 != 0 || size == 0 {
             return None;
         }
         let extra = DATA_VALUE_EXTRA
