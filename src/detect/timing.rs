@@ -2423,9 +2423,9 @@ mod tests {
     #[test]
     fn deferred_stop_words_are_the_eager_ones() {
         // Polls that stop and resume (some under another baseline now and then, IPv4 with
-        // units), floods: the deferred poll-stopped and burst alerts, once resolved, are the eager ones, whole; and an
-        // aggregator fed them unresolved emits what it emits fed the eager ones (it writes
-        // the words of the alerts it emits), for several windows.
+        // units), floods: the deferred poll-stopped and burst alerts, once resolved, are the
+        // eager ones, whole; and an aggregator fed them unresolved emits what it emits fed the
+        // eager ones (it writes the words of the alerts it emits), for several windows.
         use crate::detect::aggregate::Aggregator;
         let b = learnt_plant();
         let other = learnt();

@@ -1546,27 +1546,23 @@ mod tests {
         v
     }
 
+    /// The default decode limits with `f` applied.
+    fn limits_with(
+        f: impl FnOnce(&mut crate::proto::opcua::limits::DecodeLimits),
+    ) -> crate::proto::opcua::limits::DecodeLimits {
+        let mut l = crate::proto::opcua::limits::DecodeLimits::default();
+        f(&mut l);
+        l
+    }
+
     #[test]
     fn publish_fast_path_matches_general_read() {
-        let base = crate::proto::opcua::limits::DecodeLimits::default;
         let limits = [
-            base(),
-            crate::proto::opcua::limits::DecodeLimits {
-                max_depth: 0,
-                ..base()
-            },
-            crate::proto::opcua::limits::DecodeLimits {
-                max_depth: 1,
-                ..base()
-            },
-            crate::proto::opcua::limits::DecodeLimits {
-                max_bytestring_len: 40,
-                ..base()
-            },
-            crate::proto::opcua::limits::DecodeLimits {
-                max_accesses_kept: 3,
-                ..base()
-            },
+            limits_with(|_| ()),
+            limits_with(|l| l.max_depth = 0),
+            limits_with(|l| l.max_depth = 1),
+            limits_with(|l| l.max_bytestring_len = 40),
+            limits_with(|l| l.max_accesses_kept = 3),
         ];
         // ExtensionObjects around a notification body: the usual shape, then others.
         let ext = |head: &[u8], len: Option<i32>, body: &[u8]| {
@@ -1634,25 +1630,12 @@ mod tests {
 
     #[test]
     fn data_change_fast_path_matches_item_by_item_read() {
-        let base = crate::proto::opcua::limits::DecodeLimits::default;
         let limits = [
-            base(),
-            crate::proto::opcua::limits::DecodeLimits {
-                max_depth: 1,
-                ..base()
-            },
-            crate::proto::opcua::limits::DecodeLimits {
-                max_depth: 2,
-                ..base()
-            },
-            crate::proto::opcua::limits::DecodeLimits {
-                max_values_kept: 0,
-                ..base()
-            },
-            crate::proto::opcua::limits::DecodeLimits {
-                max_accesses_kept: 3,
-                ..base()
-            },
+            limits_with(|_| ()),
+            limits_with(|l| l.max_depth = 1),
+            limits_with(|l| l.max_depth = 2),
+            limits_with(|l| l.max_values_kept = 0),
+            limits_with(|l| l.max_accesses_kept = 3),
         ];
         let mut fast_items = 0;
         for seed in 0..200u64 {
