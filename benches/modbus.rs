@@ -279,7 +279,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ours_stream_events", |b| {
         b.iter(|| {
             let mut parser = ModbusParser::new();
-            let mut events = Vec::new();
+            let mut events = otwatch::proto::slots::EventBuf::new();
             let mut stats = ProtoStats::default();
             let mut n = 0usize;
             for (k, (dir, a)) in adus.iter().enumerate() {

@@ -74,7 +74,7 @@ fn conversation() -> Vec<(Direction, Vec<u8>)> {
 fn run(conv: &[(Direction, Vec<u8>)], stats: &mut ProtoStats) -> usize {
     let meta = test_meta(4840);
     let file: Arc<str> = Arc::from("bench");
-    let mut events = Vec::new();
+    let mut events = otwatch::proto::slots::EventBuf::new();
     let mut parser = OpcuaParser::new();
     let mut n = 0;
     for (i, (dir, m)) in conv.iter().enumerate() {

@@ -86,7 +86,7 @@ pub fn test_meta(port: u16) -> FlowMeta {
 pub fn stream_parser(parser: &mut dyn StreamParser, port: u16, data: &[u8]) {
     let meta = test_meta(port);
     let file: Arc<str> = Arc::from("fuzz");
-    let mut events = Vec::new();
+    let mut events = crate::proto::slots::EventBuf::new();
     let mut stats = ProtoStats::default();
     let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut rest = data;

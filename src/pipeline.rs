@@ -9,7 +9,8 @@ use crate::decode::{common_frame, decode, CommonFrame, LinkType, Transport};
 use crate::event::{Endpoint, IcsEvent};
 use crate::flow::{Chunk, Direction, EndReason, Flow, FlowConfig, FlowL4, FlowMeta, FlowPacket};
 use crate::flow::{FlowSink, FlowTable};
-use crate::proto::{recycle, ParseCx, ProtoStats, StreamDriver};
+use crate::proto::slots::EventBuf;
+use crate::proto::{ParseCx, ProtoStats, StreamDriver};
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
 use std::path::Path;
@@ -27,7 +28,7 @@ pub struct PipelineConfig {
 pub struct Pipeline {
     flows: FlowTable<StreamDriver>,
     stats: RunStats,
-    events: Vec<IcsEvent>,
+    events: EventBuf,
     /// Capture time of the last idle-flow sweep.
     last_sweep: Option<Timestamp>,
     /// Latest capture time seen (captures are not always in time order).
@@ -63,7 +64,7 @@ struct Sink<'a> {
     ts: Timestamp,
     file: &'a Arc<str>,
     packet: u64,
-    events: &'a mut Vec<IcsEvent>,
+    events: &'a mut EventBuf,
     proto: &'a mut ProtoStats,
     ending: &'a mut Vec<(usize, u64, u64)>,
 }
@@ -136,7 +137,7 @@ impl Pipeline {
         Pipeline {
             flows: FlowTable::new(cfg.flow),
             stats: RunStats::default(),
-            events: Vec::new(),
+            events: EventBuf::new(),
             last_sweep: None,
             now: Timestamp::default(),
             last_packet: 0,
@@ -391,7 +392,7 @@ impl Pipeline {
 
     /// Shard worker: the events queued (by the packets, sweeps and end since the worker last
     /// took them), for the worker to take or swap out.
-    pub(crate) fn shard_events(&mut self) -> &mut Vec<IcsEvent> {
+    pub(crate) fn shard_events(&mut self) -> &mut EventBuf {
         &mut self.events
     }
 
@@ -460,10 +461,10 @@ impl Pipeline {
     fn flush_queued(&mut self, emit: &mut impl FnMut(&IcsEvent)) {
         self.stats.events += self.events.len() as u64;
         // In place, not drained: moving each event out of the vector cost two copies of it.
-        for e in &self.events {
+        for e in self.events.iter() {
             emit(e);
         }
-        recycle::recycle_all(&mut self.events);
+        // The events stay as stale slots, overwritten by the next ones.
         self.events.clear();
     }
 

@@ -51,10 +51,9 @@ use crate::capture::{CaptureError, CaptureFile, Packet};
 use crate::decode::{decode, LinkType, Transport};
 use crate::event::IcsEvent;
 use crate::pipeline::{self, sweep_due, Pipeline, PipelineConfig, Tag};
-use crate::proto::recycle;
+use crate::proto::slots::EventBuf;
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -194,7 +193,7 @@ struct Change {
 /// their vectors recycled) on the worker that built them.
 #[derive(Debug)]
 struct FromWorker<T> {
-    events: Vec<IcsEvent>,
+    events: EventBuf,
     tags: Vec<Tag>,
     mapped: Vec<Option<T>>,
     changes: Vec<Change>,
@@ -204,7 +203,7 @@ struct FromWorker<T> {
 impl<T> Default for FromWorker<T> {
     fn default() -> Self {
         FromWorker {
-            events: Vec::new(),
+            events: EventBuf::new(),
             tags: Vec::new(),
             mapped: Vec::new(),
             changes: Vec::new(),
@@ -471,82 +470,40 @@ fn run_inner<T: Send, C, E>(
     })
 }
 
-/// Answers the calling thread is through with, back on the worker that built them. Their
-/// events are recycled as the worker builds new ones (one old event for each new one, so the
-/// parsers' spare vectors stay stocked as on one thread), and the answers are reused for
-/// later rounds.
+/// Answers the calling thread is through with, back on the worker that built them, kept
+/// for later rounds. Their events stay in their slots (see [`crate::proto::slots`]): the
+/// worker's parsers write the next rounds' events over them, so events are built and freed
+/// on the worker that made them and a round allocates nothing once the slots exist.
 #[derive(Debug)]
 struct Spent<T> {
-    /// Returned answers, oldest first; the first `cursor` events of the front one are done.
-    queue: VecDeque<FromWorker<T>>,
-    cursor: usize,
-    /// Emptied answers, for the next rounds.
+    /// Emptied answers, for the next rounds (the last returned is reused first).
     free: Vec<FromWorker<T>>,
 }
 
-/// Returned answers kept waiting to be recycled; older ones are done at once. More than can
-/// be out at once (the queue, the one being merged and the one being filled), so that a
-/// worker that gets several back together keeps every event for reuse rather than freeing
-/// some and allocating again.
-const SPENT_LISTS: usize = 4 * QUEUE;
+/// Returned answers kept for reuse; more are dropped. More than can be out at once (the
+/// queue, the one being merged and the one being filled).
+const SPENT_LISTS: usize = 2 * QUEUE;
 
-/// Events an emptied answer keeps room for (one held for many rounds is cut back).
-const KEEP_EVENTS: usize = 4 * ROUND;
-
-/// Frees an event the calling thread is through with, keeping its vectors for the parsers.
-fn done(e: &mut IcsEvent) {
-    recycle::recycle_all(std::slice::from_mut(e));
-}
+/// Tags an emptied answer keeps room for (one held for many rounds is cut back).
+const KEEP_TAGS: usize = 4 * ROUND;
 
 impl<T> Spent<T> {
     fn new() -> Self {
-        Spent {
-            queue: VecDeque::new(),
-            cursor: 0,
-            free: Vec::new(),
-        }
+        Spent { free: Vec::new() }
     }
 
-    /// Takes back an answer the calling thread is through with.
-    fn give(&mut self, o: FromWorker<T>) {
-        self.queue.push_back(o);
-        while self.queue.len() > SPENT_LISTS {
-            self.retire_front();
+    /// Takes back an answer the calling thread is through with, emptied for reuse.
+    fn give(&mut self, mut o: FromWorker<T>) {
+        if self.free.len() >= SPENT_LISTS {
+            return;
         }
-    }
-
-    /// Recycles up to `k` returned events, oldest first.
-    fn recycle(&mut self, mut k: usize) {
-        while k > 0 {
-            let Some(front) = self.queue.front_mut() else {
-                return;
-            };
-            let end = self.cursor.saturating_add(k).min(front.events.len());
-            if let Some(evs) = front.events.get_mut(self.cursor..end) {
-                evs.iter_mut().for_each(done);
-            }
-            k -= end.saturating_sub(self.cursor).min(k);
-            self.cursor = end;
-            if self.cursor >= front.events.len() {
-                self.retire_front();
-            }
-        }
-    }
-
-    /// Finishes the oldest returned answer and keeps it, emptied, for reuse.
-    fn retire_front(&mut self) {
-        if let Some(mut o) = self.queue.pop_front() {
-            o.events.iter_mut().skip(self.cursor).for_each(done);
-            o.events.clear();
-            o.events.shrink_to(KEEP_EVENTS);
-            o.tags.clear();
-            o.tags.shrink_to(KEEP_EVENTS);
-            o.mapped.clear();
-            o.changes.clear();
-            o.stats = None;
-            self.free.push(o);
-        }
-        self.cursor = 0;
+        o.events.clear();
+        o.tags.clear();
+        o.tags.shrink_to(KEEP_TAGS);
+        o.mapped.clear();
+        o.changes.clear();
+        o.stats = None;
+        self.free.push(o);
     }
 
     /// An empty answer for the next round.
@@ -554,10 +511,6 @@ impl<T> Spent<T> {
         self.free.pop().unwrap_or_default()
     }
 }
-
-/// Events a worker makes before it counts them and recycles as many returned ones (fewer
-/// than the parsers' spares, [`recycle::MAX_SPARES`], so that they stay stocked).
-const SETTLE: usize = 16;
 
 /// One worker's pipeline and the answer it is filling (the round's events stay in the
 /// pipeline until the answer is sent).
@@ -570,8 +523,6 @@ struct Shard<'a, T> {
     map: Map<'a, T>,
     out: FromWorker<T>,
     spent: Spent<T>,
-    /// Events made and not yet counted (nor matched by recycled ones).
-    made: usize,
     /// Flow count and buffer memory at the last change reported.
     flows: i64,
     mem: i64,
@@ -598,7 +549,6 @@ impl<'a, T> Shard<'a, T> {
             map,
             out: FromWorker::default(),
             spent: Spent::new(),
-            made: 0,
             flows: 0,
             mem: 0,
             tx,
@@ -654,37 +604,22 @@ impl<'a, T> Shard<'a, T> {
         }
     }
 
-    /// Takes note of the last `k` events made: maps them (with a map), and every `SETTLE`
-    /// events counts them and recycles as many returned ones.
+    /// Takes note of the last `k` events made: maps them (with a map) and counts them.
     #[inline]
     fn took(&mut self, k: usize) {
         if let Some(map) = self.map {
             let evs = self.p.shard_events();
             let from = evs.len().saturating_sub(k);
-            if let Some(new) = evs.get_mut(from..) {
-                for e in new {
-                    self.out.mapped.push(Some(map(e)));
-                    done(e);
-                }
+            if let Some(new) = evs.get(from..) {
+                self.out.mapped.extend(new.iter().map(|e| Some(map(e))));
             }
         }
-        self.made += k;
-        if self.made >= SETTLE {
-            self.settle();
-        }
-    }
-
-    /// Counts the events made since the last time and recycles as many returned ones.
-    fn settle(&mut self) {
-        self.p.count_events(self.made);
-        self.spent.recycle(self.made);
-        self.made = 0;
+        self.p.count_events(k);
     }
 
     /// Ends a round: sends its answer, or keeps it when `hold`; false when the calling thread
     /// is gone.
     fn send(&mut self, hold: bool) -> bool {
-        self.settle();
         if hold {
             return true;
         }
@@ -709,7 +644,6 @@ impl<'a, T> Shard<'a, T> {
             self.out.tags.clear();
         }
         self.took(k);
-        self.settle();
         let mut out = std::mem::take(&mut self.out);
         std::mem::swap(self.p.shard_events(), &mut out.events);
         out.stats = Some(Box::new(self.p.into_stats()));
@@ -1243,41 +1177,24 @@ mod tests {
         }
     }
 
-    /// Tags of the returned events already done (recycling takes their access lists).
-    fn done_tags(s: &Spent<()>) -> Vec<u64> {
-        s.queue
-            .iter()
-            .flat_map(|o| o.events.iter().zip(&o.tags))
-            .filter(|(e, _)| e.accesses.capacity() == 0)
-            .map(|(_, t)| t.0)
-            .collect()
-    }
-
     #[test]
-    fn spent_events_are_done_in_order_and_answers_come_back_empty() {
+    fn spent_answers_come_back_empty_with_their_slots() {
         let mut s = Spent::new();
-        // Nothing returned yet: recycling does nothing, fresh answers are new.
-        s.recycle(5);
+        // Nothing returned yet: fresh answers are new.
         assert!(s.fresh().events.is_empty());
         s.give(answer(0..3));
         s.give(answer(3..5));
-        assert!(done_tags(&s).is_empty());
-        // One old event per new one, across answers.
-        s.recycle(2);
-        assert_eq!(done_tags(&s), vec![0, 1]);
-        s.recycle(2);
-        assert_eq!(s.queue.len(), 1);
-        assert_eq!(done_tags(&s), vec![3]);
+        // The last returned is reused first, emptied, its events kept as stale slots.
         let o = s.fresh();
-        assert!(o.events.is_empty() && o.events.capacity() > 0);
-        assert!(o.changes.is_empty() && o.stats.is_none());
-        // More answers than kept waiting: the oldest are done at once and kept for reuse.
+        assert!(o.events.is_empty() && o.events.slots() == 2);
+        assert!(o.tags.is_empty() && o.changes.is_empty() && o.stats.is_none());
+        let o = s.fresh();
+        assert!(o.events.is_empty() && o.events.slots() == 3);
+        assert!(s.fresh().events.slots() == 0);
+        // More answers than kept: the extra ones are dropped.
         for k in 0..SPENT_LISTS as u64 + 2 {
             s.give(answer(10 * k..10 * k + 2));
         }
-        assert_eq!(s.queue.len(), SPENT_LISTS);
-        assert_eq!(s.free.len(), 3);
-        s.recycle(usize::MAX);
-        assert!(s.queue.is_empty());
+        assert_eq!(s.free.len(), SPENT_LISTS);
     }
 }

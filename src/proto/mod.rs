@@ -8,8 +8,9 @@
 pub mod modbus;
 pub mod opcua;
 pub(crate) mod recycle;
+pub mod slots;
 
-use crate::event::{AppProto, IcsEvent};
+use crate::event::AppProto;
 use crate::flow::{Direction, FlowMeta};
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -27,7 +28,7 @@ pub struct ParseCx<'a> {
     /// The flow: endpoints, id, VLAN.
     pub meta: &'a FlowMeta,
     /// Completed events go here, in order.
-    pub events: &'a mut Vec<IcsEvent>,
+    pub events: &'a mut slots::EventBuf,
     /// Per-protocol counters.
     pub stats: &'a mut ProtoStats,
 }

@@ -168,6 +168,21 @@ pub(crate) fn recycle_all(evs: &mut [IcsEvent]) {
     });
 }
 
+/// Takes the session string of `ev` as a spare name; the event is left with none.
+#[cold]
+pub(crate) fn drop_session(ev: &mut IcsEvent) {
+    if let Some(mut name) = ev.session.take() {
+        let _ = with_spares(|s| s.keep_name(&mut name));
+    }
+}
+
+/// Keeps the vectors of an access list no longer used, as [`recycle_all`] keeps an
+/// event's.
+#[cold]
+pub(crate) fn keep_accesses(mut list: Vec<Access>) {
+    let _ = with_spares(|s| s.take_list(&mut list));
+}
+
 impl Spares {
     /// Keeps the vectors and name strings of `ev` (within the bounds); the event keeps the
     /// others.
@@ -176,24 +191,30 @@ impl Spares {
         if let Some(session) = &mut ev.session {
             self.keep_name(session);
         }
-        let cap = ev.accesses.capacity();
+        self.take_list(&mut ev.accesses);
+    }
+
+    /// Keeps `list` whole, or its vectors and names (within the bounds); `list` keeps what
+    /// is not kept.
+    #[inline]
+    fn take_list(&mut self, list: &mut Vec<Access>) {
+        let cap = list.capacity();
         if cap == 0 {
             return;
         }
         if cap <= MAX_ACCESSES_CAPACITY
-            && ev.accesses.len() <= MAX_WHOLE_ACCESSES
+            && list.len() <= MAX_WHOLE_ACCESSES
             && self.whole.len() < MAX_SPARES
-            && ev
-                .accesses
+            && list
                 .iter()
                 .all(|a| a.values.capacity() <= MAX_VALUES_CAPACITY)
         {
-            self.whole.push(std::mem::take(&mut ev.accesses));
+            self.whole.push(std::mem::take(list));
             return;
         }
-        self.harvest_from(&mut ev.accesses, 0);
+        self.harvest_from(list, 0);
         if cap <= MAX_ACCESSES_CAPACITY && self.bare.len() < MAX_SPARES {
-            let mut list = std::mem::take(&mut ev.accesses);
+            let mut list = std::mem::take(list);
             list.clear();
             self.bare.push(list);
         }

@@ -428,8 +428,6 @@ fn write_read_at(
 /// checked against its fields alone.
 #[derive(Debug)]
 pub(crate) struct FastRead {
-    /// Capture file of the request (taken by its event).
-    pub(crate) file: Option<Arc<str>>,
     /// Packet number of the request.
     pub(crate) packet: u64,
     /// Capture time of the request: seconds.
@@ -482,44 +480,104 @@ impl FastRead {
 
     /// Writes this request into a general slot's event part, as [`request_event`] does when
     /// the request is seen (its time, packet and file its own).
-    pub(crate) fn write_into(self, ev: &mut ReqEvent, cx_file: &Arc<str>) {
+    /// `file` is the request's capture file (the parser's `fast_file`).
+    pub(crate) fn write_into(self, ev: &mut ReqEvent, file: &Arc<str>) {
         let (ts, read) = (self.ts(), self.read());
-        let file = self.file.unwrap_or_else(|| Arc::clone(cx_file));
+        let file = Arc::clone(file);
         write_read_at(ev, ts, self.packet, file, Some(self.unit), self.fc, read);
     }
 
     /// The event of this request left without a response (`outcome`), as
     /// [`ReqEvent::take_event`] gives it from a slot [`FastRead::write_into`] filled.
-    pub(crate) fn into_event(mut self, cx: &EventCx<'_>, outcome: Outcome) -> IcsEvent {
+    /// `file` is the request's capture file.
+    pub(crate) fn into_event(
+        self,
+        cx: &EventCx<'_>,
+        outcome: Outcome,
+        file: &Arc<str>,
+    ) -> IcsEvent {
         let accesses = recycle::read_list(AccessDir::Read, self.read().object());
-        self.event(cx, outcome, accesses, false)
+        self.event(cx, outcome, accesses, file)
     }
 
     /// The event of this request answered `Ok` with read data `data` of the byte count its
-    /// quantity asks for: [`FastRead::write_into`], [`ReqEvent::take_event`] then
-    /// [`apply_response`] in one go, with its latency and response packet (`cx`'s); its
-    /// file is moved into the event.
+    /// quantity asks for, written over `ev` (a stale event of any shape, see
+    /// [`crate::proto::slots`]): [`FastRead::write_into`], [`ReqEvent::take_event`] then
+    /// [`apply_response`] in one go, with its latency and response packet (`cx`'s). Every
+    /// field is set; the vectors keep their room (a stale read's access and value list are
+    /// rewritten in place), and the evidence's file is left as it is when it is already this
+    /// request's capture file `file` (no reference count touched).
     #[inline(always)]
-    pub(crate) fn read_event(&mut self, cx: &EventCx<'_>, data: &[u8]) -> IcsEvent {
-        // The spare list's old values are overwritten by the fill, not emptied first.
-        let mut accesses = recycle::read_list_stale(AccessDir::Read, self.read().object());
-        if let Some(a) = accesses.first_mut() {
+    pub(crate) fn read_into(
+        &self,
+        ev: &mut IcsEvent,
+        cx: &EventCx<'_>,
+        data: &[u8],
+        file: &Arc<str>,
+    ) {
+        let (client, server) = cx.sides();
+        let ts = self.ts();
+        ev.ts = ts;
+        ev.proto = AppProto::Modbus;
+        ev.flow_id = cx.meta.id;
+        ev.client = client;
+        ev.server = server;
+        ev.vlan = cx.meta.vlan;
+        ev.unit_id = Some(self.unit);
+        if ev.session.is_some() {
+            recycle::drop_session(ev);
+        }
+        ev.op = OpKind::Read;
+        match READ_FUNCTIONS.get(usize::from(self.fc).wrapping_sub(1)) {
+            Some(f) => ev.function = f.clone(),
+            None => ev.function = function(self.fc, None, None),
+        }
+        let object = self.read().object();
+        match ev.accesses.as_mut_slice() {
+            [a] => {
+                a.dir = AccessDir::Read;
+                a.object = object;
+            }
+            _ => {
+                let old = std::mem::replace(
+                    &mut ev.accesses,
+                    recycle::read_list_stale(AccessDir::Read, object),
+                );
+                recycle::keep_accesses(old);
+            }
+        }
+        // The stale list's old values are overwritten by the fill, not emptied first.
+        if let Some(a) = ev.accesses.first_mut() {
             if self.fc <= 2 {
                 fill_bits(&mut a.values, data, usize::from(self.quantity));
             } else {
                 fill_registers(&mut a.values, data);
             }
         }
-        self.event(cx, Outcome::Ok, accesses, true)
+        ev.outcome = Outcome::Ok;
+        ev.latency_us = Some(super::latency_us(cx.ts, ts));
+        ev.violations.clear();
+        if !ev.facts.is_empty() {
+            ev.facts.clear();
+        }
+        if !ev.details.is_empty() {
+            ev.details.clear();
+        }
+        if !Arc::ptr_eq(file, &ev.evidence.file) {
+            ev.evidence.file = Arc::clone(file);
+        }
+        ev.evidence.packet = self.packet;
+        ev.evidence.response_packet = Some(cx.packet);
     }
 
+    /// The event of this request left without a response (`outcome`).
     #[inline(always)]
     fn event(
-        &mut self,
+        &self,
         cx: &EventCx<'_>,
         outcome: Outcome,
         accesses: Vec<Access>,
-        answered: bool,
+        file: &Arc<str>,
     ) -> IcsEvent {
         let (client, server) = cx.sides();
         let ts = self.ts();
@@ -540,14 +598,14 @@ impl FastRead {
             function,
             accesses,
             outcome,
-            latency_us: answered.then(|| super::latency_us(cx.ts, ts)),
+            latency_us: None,
             violations: Vec::new(),
             facts: Vec::new(),
             details: Vec::new(),
             evidence: Evidence {
-                file: self.file.take().unwrap_or_else(|| Arc::clone(cx.file)),
+                file: Arc::clone(file),
                 packet: self.packet,
-                response_packet: answered.then_some(cx.packet),
+                response_packet: None,
             },
         }
     }

@@ -222,6 +222,9 @@ pub struct ModbusParser {
     /// The read request taken by the fast path, pending while nothing else is (`tx` absent
     /// or idle).
     fast: Option<events::FastRead>,
+    /// Capture file of the fast path's reads: set by a read request from another file than
+    /// the last one's (so a request costs no reference count but when the file changes).
+    fast_file: Option<Arc<str>>,
     /// Read requests recently taken by the fast path, recognised by their bytes.
     recent: recent::Recent,
     /// The general transaction layer, once a request or response has needed it.
@@ -251,6 +254,7 @@ impl ModbusParser {
             swapped: None,
             recent_next: 0,
             fast: None,
+            fast_file: None,
             recent: recent::Recent::default(),
             tx: None,
             #[cfg(test)]
@@ -295,7 +299,7 @@ impl ModbusParser {
             let (fc, quantity) = (f.fc, f.quantity);
             let slot = tx.alloc();
             if let Some(p) = tx.slot_mut(slot) {
-                f.write_into(&mut p.req, file);
+                f.write_into(&mut p.req, self.fast_file.as_ref().unwrap_or(file));
                 p.shape = events::ReqShape::Read { fc, quantity };
                 p.fc = fc;
                 p.violations = Violations::NONE;
@@ -379,7 +383,8 @@ impl ModbusParser {
                         cx.stats.modbus.unanswered += 1;
                         Outcome::NoResponse
                     };
-                    cx.events.push(f.into_event(&ecx, outcome));
+                    let file = self.fast_file.as_ref().unwrap_or(cx.file);
+                    cx.events.push(f.into_event(&ecx, outcome, file));
                 }
             }
         }
@@ -618,8 +623,14 @@ impl ModbusParser {
         cx: &mut ParseCx<'_>,
     ) {
         cx.stats.modbus.requests += 1;
+        if !self
+            .fast_file
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(f, cx.file))
+        {
+            self.fast_file = Some(Arc::clone(cx.file));
+        }
         let read = events::FastRead {
-            file: Some(Arc::clone(cx.file)),
             packet: cx.packet,
             secs: cx.ts.secs,
             nanos: cx.ts.nanos,
@@ -630,11 +641,9 @@ impl ModbusParser {
             fc,
             table,
         };
-        // Nothing is pending (the callers checked `idle`): no old read to drop but in the
-        // arm that never runs (an assignment called the drop glue on every request).
-        if let Some(old) = self.fast.replace(read) {
-            drop(old.file);
-        }
+        // Nothing is pending (the callers checked `idle`); a read is plain data (its file is
+        // the parser's), so the assignment has no drop glue.
+        self.fast = Some(read);
         #[cfg(test)]
         {
             self.fast_hits += 1;
@@ -651,16 +660,12 @@ impl ModbusParser {
         m.transactions += 1;
         let ecx = self.event_cx(cx);
         if let Some(f) = self.fast.as_mut() {
-            // Built where it lands, latency and response packet included (a push copied the
-            // finished 344-byte event there), from the read where it waits (not moved out
-            // first); its file moves into the event.
-            let len = cx.events.len();
-            cx.events.resize_with(len + 1, || f.read_event(&ecx, data));
-            // Its file was moved into the event: the rest is plain data, nothing to drop
-            // (an assignment called the drop glue on every response).
-            if let Some(done) = self.fast.take() {
-                drop(done.file);
-            }
+            // Written over a stale event of the output, latency and response packet
+            // included, from the read where it waits (not moved out first); its file is
+            // taken out of the read.
+            let file = self.fast_file.as_ref().unwrap_or(cx.file);
+            cx.events.fill(file, |ev| f.read_into(ev, &ecx, data, file));
+            self.fast = None;
             #[cfg(test)]
             {
                 self.fast_hits += 1;
@@ -949,7 +954,7 @@ mod tests {
         meta: FlowMeta,
         file: Arc<str>,
         stats: ProtoStats,
-        events: Vec<IcsEvent>,
+        events: crate::proto::slots::EventBuf,
         pending: [Vec<u8>; 2],
         ts: Timestamp,
         packet: u64,
@@ -969,7 +974,7 @@ mod tests {
                 meta,
                 file: Arc::from("t.pcap"),
                 stats: ProtoStats::default(),
-                events: Vec::new(),
+                events: crate::proto::slots::EventBuf::new(),
                 pending: [Vec::new(), Vec::new()],
                 ts: Timestamp::new(1000, 0),
                 packet: 0,
@@ -1065,6 +1070,104 @@ mod tests {
         assert_eq!((h.m().pdus, h.m().transactions), (2, 1));
         // Both through the read fast path.
         assert_eq!(h.parser.fast_hits, 2);
+    }
+
+    /// An event the last round left in a slot, of a shape no Modbus read has: a session,
+    /// three named accesses, facts, details, violations, another file.
+    fn odd_stale_event(file: &str) -> IcsEvent {
+        let mut ev = crate::detect::testkit::read_hr(5, "10.9.9.9", "10.8.8.8", 7, 3, &[1, 2]);
+        ev.proto = crate::event::AppProto::Opcua;
+        ev.session = Some("ns=1;i=99".to_string());
+        ev.accesses = (0..3)
+            .map(|k| Access {
+                dir: AccessDir::Write,
+                object: ObjectRef::Node {
+                    node_id: format!("ns=2;s=Tag{k}"),
+                    attribute: Some(13),
+                },
+                values: vec![Value::Str("x".repeat(k)); 200],
+            })
+            .collect();
+        ev.facts = vec![crate::event::AssetFact {
+            side: Side::Server,
+            key: "vendor_name",
+            value: "v".to_string(),
+        }];
+        ev.details = vec![("raw", Value::Bytes(vec![1, 2, 3]))];
+        ev.violations = vec!["odd"];
+        ev.latency_us = None;
+        ev.outcome = Outcome::Timeout;
+        ev.evidence.file = Arc::from(file);
+        ev
+    }
+
+    /// The read fast path writes its events over stale slots of any shape (the pipeline
+    /// clears its list after each packet) and names the request's file when the response
+    /// comes in the next file: the same events as the general path, which builds new ones.
+    #[test]
+    fn fast_reads_over_stale_slots_and_across_files() {
+        let run = |fast: bool| {
+            let mut h = Harness::new();
+            h.parser.no_fast = !fast;
+            for k in 0..3 {
+                h.events.push(odd_stale_event(&format!("old{k}.pcap")));
+            }
+            h.events.clear();
+            let mut out = Vec::new();
+            let mut step = |h: &mut Harness, dir, ms, bytes: &[u8]| {
+                h.send(dir, ms, bytes);
+                out.extend(h.events.iter().cloned());
+                h.events.clear();
+            };
+            let regs = |n: u8| {
+                let mut d = vec![0x03, 2 * n];
+                d.extend((0..n).flat_map(|i| [i, 0x10 + i]));
+                d
+            };
+            let mut ms = 0;
+            for (tid, n) in [(1u16, 2u8), (2, 9), (3, 1), (4, 9), (5, 2), (6, 125)] {
+                h.send(TS, ms, &adu(tid, 1, &[0x03, 0x00, 0x10, 0x00, n]));
+                step(&mut h, TC, ms + 1, &adu(tid, 1, &regs(n)));
+                // Coils between the registers: bits over registers and back.
+                h.send(
+                    TS,
+                    ms + 2,
+                    &adu(100 + tid, 1, &[0x01, 0x00, 0x00, 0x00, 0x0b]),
+                );
+                step(
+                    &mut h,
+                    TC,
+                    ms + 3,
+                    &adu(100 + tid, 1, &[0x01, 0x02, 0xa5, 0x03]),
+                );
+                ms += 10;
+                if tid == 3 {
+                    // The next file starts between a request and its response.
+                    h.send(TS, ms, &adu(50, 1, &[0x03, 0x00, 0x10, 0x00, 0x02]));
+                    h.file = Arc::from("next.pcap");
+                    step(&mut h, TC, ms + 1, &adu(50, 1, &regs(2)));
+                    ms += 10;
+                }
+            }
+            // A read left unanswered, released at the end, with the file changed again.
+            h.send(TS, ms, &adu(60, 1, &[0x04, 0x00, 0x00, 0x00, 0x01]));
+            h.file = Arc::from("last.pcap");
+            h.close(ms + 1);
+            out.extend(h.events.iter().cloned());
+            (out, h.stats.modbus, h.parser.fast_hits)
+        };
+        let (fast, fast_stats, hits) = run(true);
+        let (slow, slow_stats, none) = run(false);
+        assert_eq!(fast, slow);
+        assert_eq!(fast_stats, slow_stats);
+        assert_eq!(none, 0);
+        assert!(hits >= 24, "{hits}");
+        let files: Vec<&str> = fast.iter().map(|e| &*e.evidence.file).collect();
+        assert_eq!(files.iter().filter(|f| **f == "t.pcap").count(), 7);
+        assert_eq!(files.last(), Some(&"next.pcap"));
+        assert!(fast
+            .iter()
+            .all(|e| e.session.is_none() && e.facts.is_empty()));
     }
 
     /// The read fast path taken in the framing loop falls back to the general path exactly
@@ -1208,12 +1311,12 @@ mod tests {
         }
     }
 
-    /// A polling flow's parser is small: its pending fast read 48 bytes (the table's niche
-    /// for `None`), the parser 104 bytes outside tests, and a flow that only polls never
+    /// A polling flow's parser is small: its pending fast read 32 bytes (the table's niche
+    /// for `None`; its file is the parser's), the parser 104 bytes outside tests, and a flow that only polls never
     /// allocates the general transaction layer.
     #[test]
     fn polling_flow_state_is_small() {
-        assert_eq!(std::mem::size_of::<Option<events::FastRead>>(), 48);
+        assert_eq!(std::mem::size_of::<Option<events::FastRead>>(), 32);
         let size = std::mem::size_of::<ModbusParser>();
         // Tests add 17 bytes: `no_fast`, `fast_hits` and the recent table's `replaced`.
         assert!(size <= 104 + 24, "{size}");
@@ -1781,7 +1884,7 @@ mod tests {
         let m = meta(ep(CLIENT, 40000), ep(SERVER, 502), SideSource::Handshake);
         let file: Arc<str> = Arc::from("d.pcap");
         let mut stats = ProtoStats::default();
-        let mut events = Vec::new();
+        let mut events = crate::proto::slots::EventBuf::new();
         let req = adu(1, 1, &[0x03, 0x00, 0x00, 0x00, 0x01]);
         let resp = adu(1, 1, &[0x03, 0x02, 0x12, 0x34]);
         for (k, (dir, bytes)) in [(TS, &req[..5]), (TS, &req[5..]), (TC, &resp[..])]
@@ -2122,7 +2225,7 @@ mod tests {
             }
         }
         h.close(ms + 1);
-        (std::mem::take(&mut h.events), h.stats.modbus.clone())
+        (h.events.take(), h.stats.modbus.clone())
     }
 
     proptest! {

@@ -38,7 +38,7 @@ pub(super) struct Harness {
     pub(super) p: OpcuaParser,
     pub(super) meta: FlowMeta,
     pub(super) stats: ProtoStats,
-    pub(super) events: Vec<IcsEvent>,
+    pub(super) events: crate::proto::slots::EventBuf,
     pub(super) file: Arc<str>,
     pub(super) packet: u64,
     pub(super) ts: Timestamp,
@@ -54,7 +54,7 @@ impl Harness {
             p,
             meta: meta(50000, 4840),
             stats: ProtoStats::default(),
-            events: Vec::new(),
+            events: crate::proto::slots::EventBuf::new(),
             file: Arc::from("test.pcap"),
             packet: 0,
             ts: Timestamp::new(1_700_000_000, 0),
@@ -171,7 +171,7 @@ fn dev_tsv() {
         total.unanswered += s.unanswered;
         total.unsolicited += s.unsolicited;
         total.resyncs += s.resyncs;
-        events.append(&mut h.events);
+        events.extend(h.events.take());
     };
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
@@ -1274,7 +1274,7 @@ fn publish_run(msgs: &[(Direction, &[u8])], general_only: bool) -> (Vec<IcsEvent
         h.feed(*dir, m, &mut tail);
     }
     h.close();
-    (std::mem::take(&mut h.events), format!("{:?}", h.stats))
+    (h.events.take(), format!("{:?}", h.stats))
 }
 
 /// The Publish path gives the events and counters of the general one: the fixtures, with
