@@ -5,8 +5,8 @@
 //! once it was consumed and recycling its vectors cost more than the parse that made it. An
 //! [`EventBuf`] keeps its events after they were handed out (`clear` only forgets how many are
 //! live); the parsers then write the next events over the stale ones: [`EventBuf::push`]
-//! replaces one (its vectors go to the spares of [`super::recycle`]), and a parser that knows
-//! its event's shape writes over a stale slot with [`EventBuf::fill`], every field in
+//! replaces one (its vectors go to the spares of `proto::recycle`), and a parser that knows
+//! its event's shape writes over a stale slot with `EventBuf::fill`, every field in
 //! place, keeping the vectors' room (a repeated Modbus read rewrites its values where the last
 //! event of the slot had its values). Consumers see only the live events, as a slice.
 //!
