@@ -541,8 +541,12 @@ impl<'a, T> Shard<'a, T> {
         back: Receiver<FromWorker<T>>,
         wait: Wait,
     ) -> Self {
+        let mut p = Pipeline::new(cfg);
+        // Read values are decoded by the calling thread (`settle`), which has less to do,
+        // unless the events are mapped here.
+        p.shard_events().set_defer(map.is_none());
         Shard {
-            p: Pipeline::new(cfg),
+            p,
             many: workers > 1,
             names,
             empty: Arc::from(""),
@@ -629,6 +633,7 @@ impl<'a, T> Shard<'a, T> {
         let fresh = self.spent.fresh();
         let mut full = std::mem::replace(&mut self.out, fresh);
         std::mem::swap(self.p.shard_events(), &mut full.events);
+        self.p.shard_events().set_defer(self.map.is_none());
         self.wait.send(&self.tx, full)
     }
 
@@ -858,7 +863,9 @@ fn merge<T>(
     loop {
         round.clear();
         for rx in from {
-            round.push(wait.recv(rx).ok()?);
+            let mut o = wait.recv(rx).ok()?;
+            o.events.settle();
+            round.push(o);
         }
         progress();
         // k-way merge by tag; ties only happen within one worker, whose order is kept.
@@ -921,6 +928,7 @@ fn merge_one<T>(
 ) -> Option<RunStats> {
     loop {
         let mut o = wait.recv(rx).ok()?;
+        o.events.settle();
         progress();
         for i in 0..o.events.len() {
             emit(&mut o, i);

@@ -30,7 +30,28 @@ pub struct EventBuf {
     slots: Vec<IcsEvent>,
     /// Number of live events.
     live: usize,
+    /// Whether read values are left to [`EventBuf::settle`] (a shard worker's buffer, whose
+    /// events another thread consumes).
+    defer: bool,
+    /// Value lists still to write, in order.
+    due: Vec<Due>,
+    /// The read data of `due`, one after the other.
+    raw: Vec<u8>,
 }
+
+/// A read's value list left to [`EventBuf::settle`]: the slot, where its data is in `raw`,
+/// and how to read it.
+#[derive(Clone, Copy, Debug)]
+struct Due {
+    slot: u32,
+    start: u32,
+    len: u16,
+    /// Coils or inputs: the quantity read; registers: `None`.
+    bits: Option<u16>,
+}
+
+/// Largest read data a buffer defers (a register read's maximum, 250 bytes).
+const MAX_DEFERRED: usize = 256;
 
 impl EventBuf {
     /// An empty buffer.
@@ -51,24 +72,79 @@ impl EventBuf {
         self.live += 1;
     }
 
-    /// Appends an event written by `fill`, which gets a stale slot's event as the last round
-    /// left it (any protocol, any content) or a blank one, and must set every field (vectors
-    /// emptied or refilled).
+    /// A read's event: `head` writes every field but the first access's values (it leaves
+    /// exactly one access), then the values are decoded from the read data `data` (coils
+    /// or inputs when `bits` is the quantity read, registers otherwise): now, or, in a
+    /// buffer that defers, by [`EventBuf::settle`] on the thread that consumes the events.
     #[inline(always)]
-    pub(crate) fn fill(&mut self, file: &Arc<str>, fill: impl FnOnce(&mut IcsEvent)) {
+    pub(crate) fn fill_read(
+        &mut self,
+        file: &Arc<str>,
+        data: &[u8],
+        bits: Option<u16>,
+        head: impl FnOnce(&mut IcsEvent),
+    ) {
         if self.live >= self.slots.len() {
             self.slots.push(blank(file));
         }
-        if let Some(ev) = self.slots.get_mut(self.live) {
-            fill(ev);
-            self.live += 1;
+        let i = self.live;
+        let Some(ev) = self.slots.get_mut(i) else {
+            return;
+        };
+        head(ev);
+        self.live += 1;
+        if self.defer && data.len() <= MAX_DEFERRED {
+            if let (Ok(slot), Ok(start), Ok(len)) = (
+                u32::try_from(i),
+                u32::try_from(self.raw.len()),
+                u16::try_from(data.len()),
+            ) {
+                self.due.push(Due {
+                    slot,
+                    start,
+                    len,
+                    bits,
+                });
+                self.raw.extend_from_slice(data);
+                return;
+            }
         }
+        if let Some(a) = ev.accesses.first_mut() {
+            modbus_values(&mut a.values, data, bits);
+        }
+    }
+
+    /// Makes a buffer leave read values to [`EventBuf::settle`] (`true`) or write them at
+    /// once.
+    pub(crate) fn set_defer(&mut self, defer: bool) {
+        self.defer = defer;
+    }
+
+    /// Writes the read values left by [`EventBuf::fill_read`]: the consuming thread calls
+    /// this before it reads the events.
+    pub(crate) fn settle(&mut self) {
+        for d in self.due.drain(..) {
+            let start = d.start as usize;
+            let data = self
+                .raw
+                .get(start..start + usize::from(d.len))
+                .unwrap_or_default();
+            let ev = self.slots.get_mut(d.slot as usize);
+            if let Some(a) = ev.and_then(|ev| ev.accesses.first_mut()) {
+                modbus_values(&mut a.values, data, d.bits);
+            }
+        }
+        self.raw.clear();
     }
 
     /// Forgets the live events (they stay as stale slots, at most [`KEEP_SLOTS`] of them).
     #[inline]
     pub fn clear(&mut self) {
         self.live = 0;
+        if !self.due.is_empty() {
+            self.due.clear();
+            self.raw.clear();
+        }
         if self.slots.len() > KEEP_SLOTS {
             self.shrink();
         }
@@ -85,6 +161,7 @@ impl EventBuf {
 
     /// Moves the live events out, in order (the buffer keeps no stale slot of them).
     pub fn take(&mut self) -> Vec<IcsEvent> {
+        self.settle();
         let mut out = std::mem::take(&mut self.slots);
         out.truncate(self.live);
         self.live = 0;
@@ -94,6 +171,26 @@ impl EventBuf {
     /// Forgets the live events from the `n`th on (they become stale slots).
     pub fn truncate(&mut self, n: usize) {
         self.live = self.live.min(n);
+        self.due.retain(|d| (d.slot as usize) < n);
+    }
+
+    /// Number of live events (readable before the values are settled).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// The last live event (the one just pushed: its values are written).
+    #[inline]
+    pub fn last_mut(&mut self) -> Option<&mut IcsEvent> {
+        let i = self.live.checked_sub(1)?;
+        self.slots.get_mut(i)
+    }
+
+    /// Whether no event is live.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
     }
 
     /// Number of events kept, live and stale.
@@ -107,6 +204,10 @@ impl Deref for EventBuf {
 
     #[inline]
     fn deref(&self) -> &[IcsEvent] {
+        debug_assert!(
+            self.due.is_empty(),
+            "events read before their values were settled"
+        );
         self.slots.get(..self.live).unwrap_or_default()
     }
 }
@@ -114,6 +215,10 @@ impl Deref for EventBuf {
 impl DerefMut for EventBuf {
     #[inline]
     fn deref_mut(&mut self) -> &mut [IcsEvent] {
+        debug_assert!(
+            self.due.is_empty(),
+            "events read before their values were settled"
+        );
         self.slots.get_mut(..self.live).unwrap_or_default()
     }
 }
@@ -143,8 +248,18 @@ impl FromIterator<IcsEvent> for EventBuf {
 impl From<Vec<IcsEvent>> for EventBuf {
     fn from(slots: Vec<IcsEvent>) -> Self {
         let live = slots.len();
-        EventBuf { slots, live }
+        EventBuf {
+            slots,
+            live,
+            ..Self::default()
+        }
     }
+}
+
+/// Decodes a Modbus read's data into `values` (whatever it held).
+#[inline(always)]
+fn modbus_values(values: &mut Vec<crate::event::Value>, data: &[u8], bits: Option<u16>) {
+    super::modbus::read_values(values, data, bits);
 }
 
 /// An event with nothing in it, for a new slot.
@@ -190,6 +305,51 @@ fn blank(file: &Arc<str>) -> IcsEvent {
 mod tests {
     use super::*;
     use crate::detect::testkit::read_hr;
+    use crate::event::Value;
+
+    /// A deferring buffer leaves read values to `settle` (registers and coils, from the
+    /// data as it was), and gives the same events as one that writes them at once; data
+    /// too long to defer is written at once.
+    #[test]
+    fn deferred_values_settle_to_the_same_events() {
+        let file: Arc<str> = Arc::from("f.pcap");
+        let long = vec![0x12; MAX_DEFERRED + 2];
+        let reads: [(&[u8], Option<u16>); 4] = [
+            (&[0, 1, 0xff, 0xfe], None),
+            (&[0b1010_0101, 0b11], Some(10)),
+            (&long, None),
+            (&[], None),
+        ];
+        let run = |defer: bool| {
+            let mut b = EventBuf::new();
+            b.set_defer(defer);
+            for round in 0..3 {
+                for (data, bits) in reads {
+                    b.fill_read(&file, data, bits, |ev| {
+                        *ev = read_hr(round, "10.0.0.1", "10.0.0.2", 1, 0, &[9, 9, 9]);
+                    });
+                }
+                assert_eq!(b.due.len(), if defer { 3 } else { 0 });
+                b.settle();
+                let out = b.to_vec();
+                b.clear();
+                assert!(b.due.is_empty() && b.raw.is_empty());
+                if round == 2 {
+                    return out;
+                }
+            }
+            Vec::new()
+        };
+        let (now, later) = (run(false), run(true));
+        assert_eq!(now, later);
+        assert_eq!(
+            now[0].accesses[0].values,
+            [Value::Int(1), Value::Int(0xfffe)]
+        );
+        assert_eq!(now[1].accesses[0].values.len(), 10);
+        assert_eq!(now[2].accesses[0].values.len(), 125);
+        assert!(now[3].accesses[0].values.is_empty());
+    }
 
     #[test]
     fn live_events_only_and_slots_kept_between_rounds() {
@@ -202,22 +362,27 @@ mod tests {
         b.clear();
         assert!(b.is_empty() && b.iter().next().is_none());
         assert_eq!(b.slots(), 2);
-        // `fill` gets the stale event of the first slot, then a blank one past the end.
+        // `fill_read` gets the stale event of the first slot, then a blank one past the end.
         let mut seen = Vec::new();
         for _ in 0..3 {
-            b.fill(&file, |ev| {
+            b.fill_read(&file, &[0, 7], None, |ev| {
                 seen.push(ev.accesses.len());
                 ev.flow_id = 42;
+                ev.accesses.truncate(1);
+                if ev.accesses.is_empty() {
+                    ev.accesses = read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[]).accesses;
+                }
             });
         }
         assert_eq!(seen, vec![1, 1, 0]);
         assert_eq!((b.len(), b.slots()), (3, 3));
         assert!(b.iter().all(|e| e.flow_id == 42));
+        assert!(b.iter().all(|e| e.accesses[0].values == [Value::Int(7)]));
         // A push over a stale slot replaces its event.
         b.truncate(1);
         b.push(read_hr(3, "10.0.0.1", "10.0.0.2", 1, 0, &[3]));
         assert_eq!(b.len(), 2);
-        assert_eq!(b[1].accesses[0].values, vec![crate::event::Value::Int(3)]);
+        assert_eq!(b[1].accesses[0].values, vec![Value::Int(3)]);
         assert_eq!(b, EventBuf::from(b.to_vec()));
         let taken = b.take();
         assert_eq!(taken.len(), 2);

@@ -299,6 +299,17 @@ fn grow(out: &mut Vec<Value>, n: usize) {
     }
 }
 
+/// The values of a read's data into `out`, whatever it held (its old values overwritten, not
+/// emptied first): `bits` coils or inputs ([`fill_bits`]), or registers when `None`
+/// ([`fill_registers`]).
+#[inline(always)]
+pub(crate) fn read_values(out: &mut Vec<Value>, data: &[u8], bits: Option<u16>) {
+    match bits {
+        Some(n) => fill_bits(out, data, usize::from(n)),
+        None => fill_registers(out, data),
+    }
+}
+
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
 pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
     let mut out = recycle::values((data.len() / 2).min(MAX_REGISTER_VALUES));
@@ -449,6 +460,13 @@ pub(crate) struct FastRead {
 }
 
 impl FastRead {
+    /// How [`read_values`] reads this read's data: the quantity of coils or inputs, `None`
+    /// for registers.
+    #[inline(always)]
+    pub(crate) fn bits(&self) -> Option<u16> {
+        (self.fc <= 2).then_some(self.quantity)
+    }
+
     /// Capture time of the request.
     #[inline(always)]
     pub(crate) fn ts(&self) -> Timestamp {
@@ -500,21 +518,17 @@ impl FastRead {
         self.event(cx, outcome, accesses, file)
     }
 
-    /// The event of this request answered `Ok` with read data `data` of the byte count its
-    /// quantity asks for, written over `ev` (a stale event of any shape, see
-    /// [`crate::proto::slots`]): [`FastRead::write_into`], [`ReqEvent::take_event`] then
-    /// [`apply_response`] in one go, with its latency and response packet (`cx`'s). Every
-    /// field is set; the vectors keep their room (a stale read's access and value list are
-    /// rewritten in place), and the evidence's file is left as it is when it is already this
-    /// request's capture file `file` (no reference count touched).
+    /// The event of this request answered `Ok` with read data of the byte count its quantity
+    /// asks for, written over `ev` (a stale event of any shape, see [`crate::proto::slots`])
+    /// but for the values, which the caller decodes into the one access's list
+    /// ([`read_values`] with [`FastRead::bits`]): [`FastRead::write_into`],
+    /// [`ReqEvent::take_event`] then [`apply_response`] in one go, with its latency and
+    /// response packet (`cx`'s). Every other field is set; the vectors keep their room (a
+    /// stale read's access is rewritten in place, its value list left for the values), and
+    /// the evidence's file is left as it is when it is already the request's capture file
+    /// `file` (no reference count touched).
     #[inline(always)]
-    pub(crate) fn read_into(
-        &self,
-        ev: &mut IcsEvent,
-        cx: &EventCx<'_>,
-        data: &[u8],
-        file: &Arc<str>,
-    ) {
+    pub(crate) fn read_into(&self, ev: &mut IcsEvent, cx: &EventCx<'_>, file: &Arc<str>) {
         let (client, server) = cx.sides();
         let ts = self.ts();
         ev.ts = ts;
@@ -544,14 +558,6 @@ impl FastRead {
                     recycle::read_list_stale(AccessDir::Read, object),
                 );
                 recycle::keep_accesses(old);
-            }
-        }
-        // The stale list's old values are overwritten by the fill, not emptied first.
-        if let Some(a) = ev.accesses.first_mut() {
-            if self.fc <= 2 {
-                fill_bits(&mut a.values, data, usize::from(self.quantity));
-            } else {
-                fill_registers(&mut a.values, data);
             }
         }
         ev.outcome = Outcome::Ok;

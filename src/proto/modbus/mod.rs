@@ -25,6 +25,7 @@ pub mod parser;
 pub mod types;
 
 mod events;
+pub(crate) use events::read_values;
 mod recent;
 mod state;
 
@@ -664,7 +665,8 @@ impl ModbusParser {
             // included, from the read where it waits (not moved out first); its file is
             // taken out of the read.
             let file = self.fast_file.as_ref().unwrap_or(cx.file);
-            cx.events.fill(file, |ev| f.read_into(ev, &ecx, data, file));
+            cx.events
+                .fill_read(file, data, f.bits(), |ev| f.read_into(ev, &ecx, file));
             self.fast = None;
             #[cfg(test)]
             {
