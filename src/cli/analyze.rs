@@ -336,6 +336,10 @@ pub fn detect(
     if io_err.is_none() {
         io_err = d.w.flush().err();
     }
+    // The engine's tables (the baseline's, its detectors' state) go with the process: freeing
+    // them one by one took ~1 % of a run. Everything it owes is out (alerts written, counters
+    // reported).
+    std::mem::forget(d.engine);
     match io_err {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing alerts"),
         _ => Ok(()),
