@@ -11,7 +11,7 @@
 //! event of the slot had its values). Consumers see only the live events, as a slice.
 //!
 //! The buffer is bounded between rounds: [`EventBuf::clear`] keeps at most [`KEEP_SLOTS`]
-//! stale events (the rest are recycled and dropped), so a burst of events (a flood of flows
+//! stale events (the rest are dropped), so a burst of events (a flood of flows
 //! ending at once) does not stay in memory.
 
 use crate::event::{AppProto, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome};
@@ -152,9 +152,7 @@ impl EventBuf {
 
     #[cold]
     fn shrink(&mut self) {
-        if let Some(extra) = self.slots.get_mut(KEEP_SLOTS..) {
-            super::recycle::recycle_all(extra);
-        }
+        // Dropped, not recycled: the spares are full after a burst anyway.
         self.slots.truncate(KEEP_SLOTS);
         self.slots.shrink_to(KEEP_SLOTS);
     }
