@@ -453,6 +453,11 @@ pub struct HandleNames {
 const NAME_BATCH: usize = 16;
 
 impl HandleNames {
+    /// A copy of `text` in one of the spare strings (as `text.to_owned()` gives).
+    pub fn copy(&mut self, text: &str) -> String {
+        copy_into_spare(&mut self.spare, text)
+    }
+
     /// An empty value list for one value: a recycled one taken with others in one go (as
     /// [`recycle::values`] gives, without a look at the spares per item).
     fn value_list(&mut self) -> Vec<Value> {
@@ -872,20 +877,32 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 }
             }
         }
-        "Publish" => {
-            let n = r.array_len(8)?;
-            // Subscription ids and sequence numbers, unused: skipped at once (`array_len`
-            // checked that they are there).
-            r.take(n.saturating_mul(8))?;
-            if d.details.capacity() == 0 {
-                // Room for this detail and the response's two, allocated at once.
-                d.details = Vec::with_capacity(4);
-            }
-            d.details.push(("acknowledgements", Value::Int(n as i64)));
-        }
+        "Publish" => publish_request(r, d)?,
         _ => {}
     }
     Ok(())
+}
+
+/// The body of a PublishRequest (what [`decode_request`] reads for `Publish`): the number of
+/// acknowledgements.
+pub fn publish_request(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    let n = publish_acks(r)?;
+    if d.details.capacity() == 0 {
+        // Room for this detail and the response's two, allocated at once.
+        d.details = Vec::with_capacity(4);
+    }
+    d.details.push(("acknowledgements", Value::Int(n)));
+    Ok(())
+}
+
+/// The number of acknowledgements of a PublishRequest body, read past.
+#[inline]
+pub fn publish_acks(r: &mut Reader<'_>) -> DResult<i64> {
+    let n = r.array_len(8)?;
+    // Subscription ids and sequence numbers, unused: skipped at once (`array_len` checked
+    // that they are there).
+    r.take(n.saturating_mul(8))?;
+    Ok(n as i64)
 }
 
 /// The body of a PublishResponse: subscription, sequence, and the items of its
@@ -930,6 +947,16 @@ fn publish_response(
     }
     status_codes(r, d)?;
     r.skip_diagnostic_infos()
+}
+
+/// The body of a PublishResponse (what [`decode_response_with`] reads for `Publish`).
+pub fn decode_publish_response(
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    names: &mut HandleNames,
+) -> DResult<()> {
+    let cap = r.limits().max_accesses_kept;
+    publish_response(r, d, cap, names, true)
 }
 
 /// Decodes the body of a response after its ResponseHeader.

@@ -157,12 +157,8 @@ fn dev_tsv() {
         h.close();
         let s = h.st().clone();
         total.messages += s.messages;
-        for (k, v) in s.by_type {
-            *total.by_type.entry(k).or_insert(0) += v;
-        }
-        for (k, v) in s.services {
-            *total.services.entry(k).or_insert(0) += v;
-        }
+        total.by_type.merge(&s.by_type);
+        total.services.merge(&s.services);
         for (k, v) in s.violations {
             *total.violations.entry(k).or_insert(0) += v;
         }
@@ -1266,7 +1262,16 @@ fn sized(mut msg: Vec<u8>) -> Vec<u8> {
 /// The events and counters of `msgs` through one flow, with the Publish path that decodes a
 /// response into its request's record (`general_only` false) or without it.
 fn publish_run(msgs: &[(Direction, &[u8])], general_only: bool) -> (Vec<IcsEvent>, String) {
-    let mut p = OpcuaParser::new();
+    publish_run_with(msgs, general_only, DecodeLimits::default())
+}
+
+/// [`publish_run`] with these decode limits.
+fn publish_run_with(
+    msgs: &[(Direction, &[u8])],
+    general_only: bool,
+    limits: DecodeLimits,
+) -> (Vec<IcsEvent>, String) {
+    let mut p = OpcuaParser::with_limits(limits);
     p.general_only = general_only;
     let mut h = Harness::with_parser(p);
     for (dir, m) in msgs {
@@ -1352,4 +1357,166 @@ fn publish_into_request_matches_general_merge() {
             .count();
     }
     assert!(direct > 1000, "{direct}");
+}
+
+/// `msg` (a MSG chunk) split into a 'C' chunk of the first `n` body bytes and the final chunk.
+fn split_chunk(msg: &[u8], n: usize) -> Vec<u8> {
+    let head = &msg[8..24]; // channel, token, sequence header
+    let body = &msg[24..];
+    let n = n.min(body.len());
+    let mut c = b"MSGC\0\0\0\0".to_vec();
+    c.extend_from_slice(head);
+    c.extend_from_slice(&body[..n]);
+    let mut f = b"MSGF\0\0\0\0".to_vec();
+    f.extend_from_slice(head);
+    f.extend_from_slice(&body[n..]);
+    let mut out = sized(c);
+    out.extend(sized(f));
+    out
+}
+
+/// A Publish request waits in its own record and its response is emitted in one step; the
+/// events and counters are those of the general path whatever comes between the two (a
+/// second request, with the same id or another, a Read, a channel that changes, the end of
+/// the flow, a ServiceFault, a response with another id, chunked messages), whatever the
+/// pending cap (0 and 1 included) and the other limits, every byte of the request changed.
+#[test]
+fn publish_wait_matches_general_path() {
+    let req = b(PUBLISH_REQ);
+    let resp = b(PUBLISH_RESP);
+    let with_id = |m: &[u8], id: u32| {
+        let mut m = m.to_vec();
+        m[20..24].copy_from_slice(&id.to_le_bytes());
+        m
+    };
+    let read = with_id(&b(READ_POLL_REQ), 40);
+    let read_resp = with_id(&b(READ_POLL_RESP), 40);
+    // A ServiceFault with BadTimeout to request 32.
+    let mut fault = resp[..52].to_vec();
+    fault[26..28].copy_from_slice(&397u16.to_le_bytes());
+    fault[40..44].copy_from_slice(&0x800a_0000u32.to_le_bytes());
+    let fault = sized(fault);
+    let mut other_handle = resp.clone();
+    other_handle[36..40].copy_from_slice(&7u32.to_le_bytes());
+    let (opn, opn_resp) = (b(OPN_REQ), b(OPN_RESP));
+    let cases: Vec<Vec<(Direction, Vec<u8>)>> = vec![
+        vec![(ToServer, req.clone())],
+        vec![(ToServer, req.clone()), (ToClient, resp.clone())],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, req.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, read.clone()),
+            (ToClient, read_resp.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, read.clone()),
+            (ToClient, resp.clone()),
+            (ToClient, read_resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, with_id(&resp, 33)),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, fault.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![(ToServer, req.clone()), (ToClient, other_handle.clone())],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, opn.clone()),
+            (ToClient, opn_resp.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![(ToClient, resp.clone()), (ToServer, req.clone())],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, resp.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, resp.clone()),
+            (ToServer, with_id(&req, 33)),
+            (ToClient, with_id(&resp, 33)),
+            (ToServer, with_id(&req, 34)),
+        ],
+        vec![
+            (ToServer, split_chunk(&req, 5)),
+            (ToClient, split_chunk(&resp, 100)),
+        ],
+        vec![(ToServer, req.clone()), (ToClient, split_chunk(&resp, 3))],
+        vec![
+            (ToServer, opn.clone()),
+            (ToClient, opn_resp.clone()),
+            (ToServer, req.clone()),
+        ],
+    ];
+    let mut all = cases.clone();
+    for i in 8..req.len() {
+        for v in [0x00, 0xff, 0x01, 0x80] {
+            let mut m = req.clone();
+            m[i] = v;
+            all.push(vec![(ToServer, m.clone()), (ToClient, resp.clone())]);
+            all.push(vec![
+                (ToServer, m),
+                (ToServer, read.clone()),
+                (ToClient, resp.clone()),
+            ]);
+        }
+    }
+    for n in 8..req.len() {
+        all.push(vec![
+            (ToServer, sized(req[..n].to_vec())),
+            (ToClient, resp.clone()),
+        ]);
+    }
+    let limits = [
+        DecodeLimits::default(),
+        DecodeLimits {
+            max_pending: 1,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_pending: 0,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_accesses_kept: 3,
+            max_depth: 1,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_message_size: 200,
+            ..DecodeLimits::default()
+        },
+    ];
+    for (li, lim) in limits.iter().enumerate() {
+        for case in &all {
+            let msgs: Vec<(Direction, &[u8])> = case.iter().map(|(d, m)| (*d, &m[..])).collect();
+            let fast = publish_run_with(&msgs, false, lim.clone());
+            let general = publish_run_with(&msgs, true, lim.clone());
+            assert_eq!(fast, general, "limits {li} {case:?}");
+        }
+    }
+    // The request does wait in its own record, and leaves it for its response.
+    let mut h = Harness::new();
+    h.msg(ToServer, &req);
+    assert!(h.p.wait.is_some() && h.p.pending.is_empty());
+    h.msg(ToClient, &resp);
+    assert!(h.p.wait.is_none() && h.p.pending.is_empty());
+    assert_eq!(h.events.len(), 1);
+    assert_eq!(h.events[0].accesses.len(), 23);
+    assert_eq!(h.events[0].session.as_deref(), Some("13"));
+    h.msg(ToServer, &req);
+    h.msg(ToServer, &read);
+    assert!(h.p.wait.is_none() && h.p.pending.len() == 2);
 }

@@ -461,7 +461,7 @@ const fn data_value_extra() -> [u8; 64] {
 const MAX_BYTES_VALUE: usize = 1024;
 
 /// A cursor over one message body that decodes built-in types within [`DecodeLimits`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
