@@ -30,7 +30,7 @@ use crate::event::{
     AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome, Side, Value,
 };
 use crate::flow::Direction;
-use crate::proto::{ParseCx, Probe, StreamParser};
+use crate::proto::{recycle, ParseCx, Probe, StreamParser};
 use crate::time::Timestamp;
 use limits::DecodeLimits;
 use names::{Counts, Name};
@@ -169,6 +169,9 @@ pub struct OpcuaParser {
     /// through its own record and the merge in `emit` (the reference the Publish paths are
     /// tested against).
     general_only: bool,
+    /// Tests: chunks that took the one-step path (`common_msg`).
+    #[cfg(test)]
+    common_taken: usize,
 }
 
 /// A Publish request as the general path would keep it, in 40 bytes instead of a
@@ -308,7 +311,7 @@ impl OpcuaParser {
         let id = id?;
         match &self.session_text {
             // A recycled string, not a new one, when there is one.
-            Some((kept, s)) if *kept == id => Some(self.handle_names.copy(s)),
+            Some((kept, s)) if *kept == id => Some(recycle::name(s)),
             _ => {
                 let s = types::decimal(id);
                 self.session_text = Some((id, s.clone()));
@@ -1041,6 +1044,55 @@ impl OpcuaParser {
         Ok(())
     }
 
+    /// The common chunk in one step: a whole final MSG chunk of the known channel, not
+    /// encrypted, with no message being reassembled in its direction, within the size caps,
+    /// goes straight to its message (what `check_header`, `on_chunk`, `on_msg`, the
+    /// reassembler and `on_chunk_result` do with it, without their steps; tested). Returns
+    /// the chunk's size, or `None` (nothing done) for anything else.
+    #[inline]
+    fn common_msg(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> Option<usize> {
+        let &[b'M', b'S', b'G', b'F', s0, s1, s2, s3, c0, c1, c2, c3, k0, k1, k2, k3, _, _, _, _, i0, i1, i2, i3] =
+            data.first_chunk::<24>()?
+        else {
+            return None;
+        };
+        let size = u32::from_le_bytes([s0, s1, s2, s3]);
+        let channel = u32::from_le_bytes([c0, c1, c2, c3]);
+        if self.general_only
+            || size > self.limits.max_declared_chunk_size
+            || self.channel.id != Some(channel)
+            || self.channel.encrypted()
+        {
+            return None;
+        }
+        // At least the header, channel, token and sequence header (24, the MSG minimum).
+        let chunk = data.get(..usize::try_from(size).ok()?)?;
+        let body = chunk.get(24..)?;
+        if chunk.len() > self.limits.max_chunk_size
+            || body.len() > self.limits.max_message_size
+            || !self.dir_state(dir).reasm.is_empty()
+        {
+            return None;
+        }
+        #[cfg(test)]
+        {
+            self.common_taken += 1;
+        }
+        let st = &mut cx.stats.opcua;
+        st.messages += 1;
+        st.by_type.count(Name::msg_type(MsgType::Msg));
+        self.channel.token = Some(u32::from_le_bytes([k0, k1, k2, k3]));
+        let at = At {
+            dir,
+            ts: cx.ts,
+            packet: cx.packet,
+        };
+        let request_id = u32::from_le_bytes([i0, i1, i2, i3]);
+        let limits = self.limits.clone();
+        self.on_message_with_response_at(at, at, request_id, body, &limits, cx, None);
+        Some(chunk.len())
+    }
+
     /// Moves a waiting Publish request into the pending table as the record the general
     /// path would have made of it (the table is empty while one waits).
     fn spill(&mut self) {
@@ -1354,6 +1406,10 @@ impl StreamParser for OpcuaParser {
                         break;
                     }
                 }
+            }
+            if let Some(size) = self.common_msg(dir, rest, cx) {
+                pos += size;
+                continue;
             }
             match transport::check_header(rest, max_declared) {
                 HeaderCheck::NeedMore => break,

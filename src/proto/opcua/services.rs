@@ -453,11 +453,6 @@ pub struct HandleNames {
 const NAME_BATCH: usize = 16;
 
 impl HandleNames {
-    /// A copy of `text` in one of the spare strings (as `text.to_owned()` gives).
-    pub fn copy(&mut self, text: &str) -> String {
-        copy_into_spare(&mut self.spare, text)
-    }
-
     /// An empty value list for one value: a recycled one taken with others in one go (as
     /// [`recycle::values`] gives, without a look at the spares per item).
     fn value_list(&mut self) -> Vec<Value> {
@@ -472,8 +467,26 @@ impl HandleNames {
         }
     }
 
-    /// The name of `handle` (as [`client_handle`] writes it).
+    /// The name of `handle` (as [`client_handle`] writes it): a kept name copied into a
+    /// spare string when there are both, else [`HandleNames::name_slow`].
+    #[inline]
     fn name(&mut self, handle: u32) -> String {
+        let HandleNames { slots, spare, .. } = self;
+        if let Some((h, kept)) = slots.get(handle as usize % HANDLE_NAME_SLOTS) {
+            // A kept name is never empty: an empty slot holds none.
+            if *h == handle && !kept.is_empty() {
+                if let Some(mut out) = spare.pop() {
+                    out.push_str(kept);
+                    return out;
+                }
+            }
+        }
+        self.name_slow(handle)
+    }
+
+    /// [`HandleNames::name`] when the name is not kept or no spare string is left.
+    #[inline(never)]
+    fn name_slow(&mut self, handle: u32) -> String {
         if self.slots.is_empty() {
             self.slots = vec![(0, String::new()); HANDLE_NAME_SLOTS];
         }
@@ -508,6 +521,9 @@ fn copy_into_spare(spare: &mut Vec<String>, text: &str) -> String {
     out
 }
 
+/// Most items a spare access list is asked for (larger lists are allocated directly).
+const MAX_SPARE_LIST_ROOM: usize = 2;
+
 /// Most accesses reserved at once for a DataChangeNotification's items.
 const MAX_NOTIFICATIONS_RESERVED: usize = 16;
 
@@ -538,10 +554,16 @@ fn data_change_notifications_with(
         .min(MAX_NOTIFICATIONS_RESERVED);
     if room > 0 {
         if d.accesses.capacity() == 0 {
-            d.accesses = recycle::accesses();
-            if d.accesses.capacity() < room {
-                // A spare list too small: a new one costs less than growing it (a copy).
+            if room > MAX_SPARE_LIST_ROOM {
+                // More than a spare list has room for, most of the time: a new one costs
+                // less than a spare taken, found too small, and dropped.
                 d.accesses = Vec::with_capacity(room);
+            } else {
+                d.accesses = recycle::accesses();
+                if d.accesses.capacity() < room {
+                    // A spare list too small: a new one costs less than growing it (a copy).
+                    d.accesses = Vec::with_capacity(room);
+                }
             }
         }
         d.accesses.reserve(room);

@@ -1520,3 +1520,154 @@ fn publish_wait_matches_general_path() {
     h.msg(ToServer, &read);
     assert!(h.p.wait.is_none() && h.p.pending.len() == 2);
 }
+
+/// The events and counters of `msgs` through one flow, each message fed in two packets cut
+/// at `cut` (tails kept per direction, as the stream driver keeps them), through the
+/// one-step paths (`general_only` false) or the general ones only.
+fn conversation_run(
+    msgs: &[(Direction, Vec<u8>)],
+    general_only: bool,
+    limits: &DecodeLimits,
+    cut: usize,
+) -> (Vec<IcsEvent>, String) {
+    let mut p = OpcuaParser::with_limits(limits.clone());
+    p.general_only = general_only;
+    let mut h = Harness::with_parser(p);
+    let mut tails = [Vec::new(), Vec::new()];
+    for (dir, m) in msgs {
+        let (a, b) = m.split_at(cut.min(m.len()));
+        for part in [a, b] {
+            if !part.is_empty() {
+                h.feed(*dir, part, &mut tails[dir.index()]);
+            }
+        }
+    }
+    h.close();
+    (std::mem::take(&mut h.events), format!("{:?}", h.stats))
+}
+
+/// `m` (a MSG or OPN chunk) with its channel id set to `channel`.
+fn on_channel(mut m: Vec<u8>, channel: u32) -> Vec<u8> {
+    m[8..12].copy_from_slice(&channel.to_le_bytes());
+    m
+}
+
+/// The first `n` body bytes of the MSG chunk `m` as a 'C' chunk, and the rest as its final.
+fn chunk_pair(m: &[u8], n: usize) -> (Vec<u8>, Vec<u8>) {
+    let both = split_chunk(m, n);
+    let first = u32::from_le_bytes([both[4], both[5], both[6], both[7]]) as usize;
+    (both[..first].to_vec(), both[first..].to_vec())
+}
+
+/// The one-step chunk path (`common_msg`) gives the events and counters of the general one:
+/// conversations of the fixtures on one channel, on the channel an OPN opened, on a channel
+/// opened with encryption, with a message being reassembled in between; every byte of the
+/// chunk headers changed; messages cut across packets; size, message, pending and chunk
+/// caps that make it fall back.
+#[test]
+fn common_msg_matches_general_path() {
+    let pairs = [
+        (READ_REQ, READ_RESP),
+        (WRITE_REQ, WRITE_RESP),
+        (CALL_REQ, CALL_RESP),
+        (BROWSE_REQ, BROWSE_RESP),
+        (CREATE_MONITORED_ITEMS_REQ, CREATE_MONITORED_ITEMS_RESP),
+        (PUBLISH_REQ, PUBLISH_RESP),
+        (READ_POLL_REQ, READ_POLL_RESP),
+        (GET_ENDPOINTS_REQ, GET_ENDPOINTS_RESP),
+        (CREATE_SESSION_REQ, CREATE_SESSION_RESP),
+        (ACTIVATE_REQ, ACTIVATE_RESP),
+        (READ_SERVER_REQ, READ_SERVER_RESP),
+    ];
+    let on = |channel: u32| -> Vec<(Direction, Vec<u8>)> {
+        pairs
+            .iter()
+            .flat_map(|(q, r)| {
+                [
+                    (ToServer, on_channel(b(q), channel)),
+                    (ToClient, on_channel(b(r), channel)),
+                ]
+            })
+            .collect()
+    };
+    let plain: Vec<(Direction, Vec<u8>)> = pairs
+        .iter()
+        .flat_map(|(q, r)| [(ToServer, b(q)), (ToClient, b(r))])
+        .collect();
+    let mut opened = vec![
+        (ToServer, b(HEL)),
+        (ToClient, b(ACK)),
+        (ToServer, b(OPN_REQ)),
+        (ToClient, b(OPN_RESP)),
+    ];
+    opened.extend(on(3));
+    let mut encrypted = vec![
+        (ToServer, b(OPN_ENCRYPTED_REQ)),
+        (ToClient, b(OPN_ENCRYPTED_RESP)),
+    ];
+    encrypted.extend(on(2));
+    // A Read reassembled from two chunks while other messages pass.
+    let mut interleaved = on(4);
+    let (c, f) = chunk_pair(&on_channel(b(READ_REQ), 4), 9);
+    interleaved.insert(2, (ToServer, c));
+    interleaved.insert(5, (ToServer, f));
+    let conversations = [on(4), plain, opened, encrypted, interleaved];
+    let limits = [
+        DecodeLimits::default(),
+        DecodeLimits {
+            max_message_size: 90,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_chunk_size: 120,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_declared_chunk_size: 150,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_pending: 1,
+            max_accesses_kept: 2,
+            ..DecodeLimits::default()
+        },
+    ];
+    let mut runs = 0;
+    for conv in &conversations {
+        for lim in &limits {
+            for cut in [usize::MAX, 3, 8, 20, 24, 40] {
+                let fast = conversation_run(conv, false, lim, cut);
+                let general = conversation_run(conv, true, lim, cut);
+                assert_eq!(fast, general, "{lim:?} cut {cut} {conv:?}");
+                runs += 1;
+            }
+        }
+        // Every byte of every chunk header (type, chunk type, size, channel, token,
+        // sequence header) changed.
+        for i in 0..conv.len() {
+            for j in 0..24 {
+                for v in [0x00, 0xff, 0x01, b'C', b'A', b'M'] {
+                    let mut changed = conv.clone();
+                    if j >= changed[i].1.len() {
+                        continue;
+                    }
+                    changed[i].1[j] = v;
+                    let lim = DecodeLimits::default();
+                    let fast = conversation_run(&changed, false, &lim, usize::MAX);
+                    let general = conversation_run(&changed, true, &lim, usize::MAX);
+                    assert_eq!(fast, general, "message {i} byte {j} = {v}");
+                    runs += 1;
+                }
+            }
+        }
+    }
+    assert!(runs > 5000, "{runs}");
+    // The common chunks do take the one-step path: all but the first, which names the
+    // channel.
+    let mut h = Harness::new();
+    for (dir, m) in on(4) {
+        h.msg(dir, &m);
+    }
+    assert_eq!(h.events.len(), pairs.len());
+    assert_eq!(h.p.common_taken, 2 * pairs.len() - 1);
+}
