@@ -158,8 +158,8 @@ impl RunStats {
         m.swapped_flows += n.swapped_flows;
         let (u, v) = (&mut self.proto.opcua, &o.proto.opcua);
         u.messages += v.messages;
-        add_map(&mut u.by_type, &v.by_type);
-        add_map(&mut u.services, &v.services);
+        u.by_type.merge(&v.by_type);
+        u.services.merge(&v.services);
         u.encrypted_messages += v.encrypted_messages;
         add_map(&mut u.violations, &v.violations);
         u.limit_hits += v.limit_hits;

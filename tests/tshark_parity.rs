@@ -127,7 +127,7 @@ fn opcua_differences(
 ) -> Vec<String> {
     let mut wrong = Vec::new();
     let t = tshark_hist(path, "opcua", "opcua.transport.type", extra);
-    let o = keyed(&s.proto.opcua.by_type);
+    let o = keyed(&s.proto.opcua.by_type.to_map());
     if o != t {
         wrong.push(format!(
             "{}: message types ours {o:?} tshark {t:?}",
@@ -145,7 +145,7 @@ fn opcua_differences(
                 )
             })
             .collect();
-    let os = keyed(&s.proto.opcua.services);
+    let os = keyed(&s.proto.opcua.services.to_map());
     if os != ts {
         wrong.push(format!(
             "{}: services ours {os:?}\n   tshark {ts:?}",

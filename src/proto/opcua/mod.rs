@@ -33,7 +33,7 @@ use crate::flow::Direction;
 use crate::proto::{recycle, ParseCx, Probe, StreamParser};
 use crate::time::Timestamp;
 use limits::DecodeLimits;
-use names::Name;
+use names::{Counts, Name};
 use serde::Serialize;
 use services::{Decoded, MsgKind};
 use state::{ChunkResult, Pending, PendingTable, Reassembler, Response};
@@ -47,9 +47,9 @@ pub struct OpcuaStats {
     /// Messages (chunks) framed, of every type.
     pub messages: u64,
     /// Chunks framed per message type (`HEL`, `ACK`, `ERR`, `RHE`, `OPN`, `MSG`, `CLO`).
-    pub by_type: BTreeMap<Name, u64>,
+    pub by_type: Counts,
     /// Decoded service messages per encoding name (`ReadRequest`, `ReadResponse`, …).
-    pub services: BTreeMap<Name, u64>,
+    pub services: Counts,
     /// Chunks whose body was encrypted (counted, not parsed).
     pub encrypted_messages: u64,
     /// Protocol violations and limit hits by name.
@@ -74,18 +74,6 @@ pub struct OpcuaStats {
     pub unsolicited: u64,
     /// Service messages with an encoding id that is not a Part 4 request or response.
     pub unknown_services: u64,
-}
-
-/// Adds one to the count of `k`: a look-up alone when it is counted already (every time but
-/// the first), the entry only to insert it.
-#[inline]
-fn count(map: &mut BTreeMap<Name, u64>, k: Name) {
-    match map.get_mut(&k) {
-        Some(n) => *n += 1,
-        None => {
-            map.insert(k, 1);
-        }
-    }
 }
 
 impl OpcuaStats {
@@ -174,9 +162,37 @@ pub struct OpcuaParser {
     session_text: Option<(u32, String)>,
     /// The names of the monitored items seen last.
     handle_names: services::HandleNames,
-    /// Tests: every response through its own record and the merge in `emit` (the reference
-    /// the Publish path that decodes into the request's record is tested against).
+    /// A Publish request waiting in a record of its own while `pending` is empty (see
+    /// [`PublishWait`]).
+    wait: Option<PublishWait>,
+    /// Tests: every request and response through the pending table, every response
+    /// through its own record and the merge in `emit` (the reference the Publish paths are
+    /// tested against).
     general_only: bool,
+    /// Tests: chunks that took the one-step path (`common_msg`).
+    #[cfg(test)]
+    common_taken: usize,
+}
+
+/// A Publish request as the general path would keep it, in 40 bytes instead of a
+/// [`Pending`] record: a PublishRequest read whole (no violation), whose record would hold
+/// only its request handle, the detail `acknowledgements` and the session of `channel`.
+/// It waits here only while the pending table is empty; anything else that needs the table
+/// (another request, another response, the end of the flow) first moves it there as the
+/// record the general path would have made ([`OpcuaParser::spill`]), so the table, its caps
+/// and the order of events are as they would be. Its response, a PublishResponse with the
+/// same request id, is decoded into the event's parts and emitted in one step
+/// ([`OpcuaParser::emit_publish`], tested against the general merge).
+#[derive(Clone, Copy, Debug)]
+struct PublishWait {
+    request_id: u32,
+    /// Where the request was (its first chunk).
+    ts: Timestamp,
+    packet: u64,
+    request_handle: u32,
+    acknowledgements: i64,
+    /// The channel id the session text is written from (as when the request came).
+    channel: Option<u32>,
 }
 
 /// What was decoded of a message before its body (an OPN chunk's security details and
@@ -216,6 +232,31 @@ fn into_request(
             [(k, _)] => *k == "acknowledgements",
             _ => false,
         }
+}
+
+/// The detail `bad_item_status` of each bad item status not named yet in `details`.
+fn bad_item_details(details: &mut Vec<(&'static str, Value)>, codes: impl Iterator<Item = u32>) {
+    for code in codes {
+        let name = status::name(code);
+        if !details
+            .iter()
+            .any(|(k, x)| *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name))
+        {
+            details.push(("bad_item_status", Value::Str(name.to_string())));
+        }
+    }
+}
+
+/// The outcome of a response with the service result `code`.
+fn outcome_of(code: u32) -> Outcome {
+    if status::is_bad(code) {
+        Outcome::Bad {
+            code,
+            name: status::name(code),
+        }
+    } else {
+        Outcome::Ok
+    }
 }
 
 fn transport_pending(at: At, name: &'static str, op: OpKind, session: Option<String>) -> Pending {
@@ -262,7 +303,12 @@ impl OpcuaParser {
     }
 
     fn session(&mut self) -> Option<String> {
-        let id = self.channel.id?;
+        self.session_of(self.channel.id)
+    }
+
+    /// The session text of channel `id` (what `session` gives while the channel id is `id`).
+    fn session_of(&mut self, id: Option<u32>) -> Option<String> {
+        let id = id?;
         match &self.session_text {
             // A recycled string, not a new one, when there is one.
             Some((kept, s)) if *kept == id => Some(recycle::name(s)),
@@ -298,7 +344,7 @@ impl OpcuaParser {
     fn on_chunk(&mut self, h: Header, chunk: &[u8], at: At, cx: &mut ParseCx<'_>) {
         let st = &mut cx.stats.opcua;
         st.messages += 1;
-        count(&mut st.by_type, Name::msg_type(h.msg_type));
+        st.by_type.count(Name::msg_type(h.msg_type));
         let body = chunk.get(HEADER_LEN..).unwrap_or_default();
         let limits = self.limits.clone();
         let mut r = Reader::new(body, &limits);
@@ -723,7 +769,7 @@ impl OpcuaParser {
             match t.expanded_node_id().map(|id| id.node.ns0_numeric()) {
                 Ok(Some(id @ 452)) => {
                     if let Some(enc) = services::lookup(id) {
-                        count(&mut cx.stats.opcua.services, enc.stat);
+                        cx.stats.opcua.services.count(enc.stat);
                     }
                     match services::request_header(&mut t) {
                         Ok(h) => p.request_handle = Some(h.request_handle),
@@ -787,9 +833,33 @@ impl OpcuaParser {
             // A readable body on a secured channel: the mode is Sign.
             self.channel.mode = Some(2);
         }
-        count(&mut cx.stats.opcua.services, enc.stat);
+        cx.stats.opcua.services.count(enc.stat);
         match enc.kind {
             MsgKind::Request | MsgKind::Structure => {
+                if enc.id == services::PUBLISH_REQUEST
+                    && before.is_none()
+                    && self.pending.is_empty()
+                    && self.wait.is_none()
+                    && !self.general_only
+                {
+                    let mut t = r.clone();
+                    let read = services::request_handle(&mut t)
+                        .and_then(|h| Ok((h, services::publish_acks(&mut t)?)));
+                    if let Ok((request_handle, acknowledgements)) = read {
+                        // What the general path keeps, without the record (see `PublishWait`).
+                        self.learn_requests_from(first.dir);
+                        self.wait = Some(PublishWait {
+                            request_id,
+                            ts: first.ts,
+                            packet: first.packet,
+                            request_handle,
+                            acknowledgements,
+                            channel: self.channel.id,
+                        });
+                        return;
+                    }
+                }
+                self.spill();
                 let (mut decoded, mut violations) = before.map(|b| *b).unwrap_or_default();
                 if enc.kind == MsgKind::Structure {
                     cx.stats.opcua.violation("not_a_service");
@@ -799,7 +869,9 @@ impl OpcuaParser {
                 let mut handle = None;
                 let res = services::request_handle(&mut r).and_then(|h| {
                     handle = Some(h);
-                    if enc.service == "OpenSecureChannel" {
+                    if enc.id == services::PUBLISH_REQUEST {
+                        services::publish_request(&mut r, &mut decoded)
+                    } else if enc.service == "OpenSecureChannel" {
                         self.open_request(&mut r, &mut decoded)
                     } else {
                         services::decode_request(enc.service, &mut r, &mut decoded)
@@ -837,6 +909,14 @@ impl OpcuaParser {
             }
             MsgKind::Response | MsgKind::Fault => {
                 self.learn_requests_from(first.dir.reverse());
+                if enc.id == services::PUBLISH_RESPONSE && before.is_none() {
+                    if let Some(w) = self.wait.filter(|w| w.request_id == request_id) {
+                        self.wait = None;
+                        self.publish_response(w, last, &mut r, cx);
+                        return;
+                    }
+                }
+                self.spill();
                 let mut pending = self.pending.remove(request_id);
                 // A Publish response is decoded straight into its request's record: the
                 // event `emit` would merge from the two is the same (see `into_request`).
@@ -864,7 +944,9 @@ impl OpcuaParser {
                     resp.status = Some(result);
                     resp.request_handle = Some(handle);
                     services::skip_response_header_rest(&mut r)?;
-                    if enc.service == "OpenSecureChannel" {
+                    if enc.id == services::PUBLISH_RESPONSE {
+                        services::decode_publish_response(&mut r, target, &mut self.handle_names)
+                    } else if enc.service == "OpenSecureChannel" {
                         self.open_response(&mut r, target)
                     } else {
                         services::decode_response_with(
@@ -962,6 +1044,202 @@ impl OpcuaParser {
         Ok(())
     }
 
+    /// The common chunk in one step: a whole final MSG chunk of the known channel, not
+    /// encrypted, with no message being reassembled in its direction, within the size caps,
+    /// goes straight to its message (what `check_header`, `on_chunk`, `on_msg`, the
+    /// reassembler and `on_chunk_result` do with it, without their steps; tested). Returns
+    /// the chunk's size, or `None` (nothing done) for anything else.
+    #[inline]
+    fn common_msg(&mut self, dir: Direction, data: &[u8], cx: &mut ParseCx<'_>) -> Option<usize> {
+        let &[b'M', b'S', b'G', b'F', s0, s1, s2, s3, c0, c1, c2, c3, k0, k1, k2, k3, _, _, _, _, i0, i1, i2, i3] =
+            data.first_chunk::<24>()?
+        else {
+            return None;
+        };
+        let size = u32::from_le_bytes([s0, s1, s2, s3]);
+        let channel = u32::from_le_bytes([c0, c1, c2, c3]);
+        if self.general_only
+            || size > self.limits.max_declared_chunk_size
+            || self.channel.id != Some(channel)
+            || self.channel.encrypted()
+        {
+            return None;
+        }
+        // At least the header, channel, token and sequence header (24, the MSG minimum).
+        let chunk = data.get(..usize::try_from(size).ok()?)?;
+        let body = chunk.get(24..)?;
+        if chunk.len() > self.limits.max_chunk_size
+            || body.len() > self.limits.max_message_size
+            || !self.dir_state(dir).reasm.is_empty()
+        {
+            return None;
+        }
+        #[cfg(test)]
+        {
+            self.common_taken += 1;
+        }
+        let st = &mut cx.stats.opcua;
+        st.messages += 1;
+        st.by_type.count(Name::msg_type(MsgType::Msg));
+        self.channel.token = Some(u32::from_le_bytes([k0, k1, k2, k3]));
+        let at = At {
+            dir,
+            ts: cx.ts,
+            packet: cx.packet,
+        };
+        let request_id = u32::from_le_bytes([i0, i1, i2, i3]);
+        let limits = self.limits.clone();
+        self.on_message_with_response_at(at, at, request_id, body, &limits, cx, None);
+        Some(chunk.len())
+    }
+
+    /// Moves a waiting Publish request into the pending table as the record the general
+    /// path would have made of it (the table is empty while one waits).
+    fn spill(&mut self) {
+        let Some(w) = self.wait.take() else {
+            return;
+        };
+        let mut details = Vec::with_capacity(4);
+        details.push(("acknowledgements", Value::Int(w.acknowledgements)));
+        let decoded = Decoded {
+            details,
+            ..Decoded::default()
+        };
+        let p = Pending {
+            ts: w.ts,
+            packet: w.packet,
+            code: services::PUBLISH_REQUEST,
+            name: "Publish",
+            category: "service",
+            op: OpKind::Subscribe,
+            request_handle: Some(w.request_handle),
+            decoded,
+            violations: Vec::new(),
+            session: self.session_of(w.channel),
+        };
+        self.pending.insert(w.request_id, p);
+    }
+
+    /// The PublishResponse `r` (after its encoding id) to the waiting request `w`, decoded
+    /// and emitted as the general path would (its response decoded into the request's
+    /// record, then `emit`).
+    fn publish_response(
+        &mut self,
+        w: PublishWait,
+        last: At,
+        r: &mut Reader<'_>,
+        cx: &mut ParseCx<'_>,
+    ) {
+        let mut d = Decoded {
+            details: Vec::with_capacity(4),
+            ..Decoded::default()
+        };
+        d.details
+            .push(("acknowledgements", Value::Int(w.acknowledgements)));
+        let mut status = None;
+        let mut handle = None;
+        let mut violations = Vec::new();
+        let res = services::response_status(r).and_then(|(_, h, result)| {
+            status = Some(result);
+            handle = Some(h);
+            services::skip_response_header_rest(r)?;
+            services::decode_publish_response(r, &mut d, &mut self.handle_names)
+        });
+        let undecodable = match res {
+            Ok(()) => false,
+            Err(e) => {
+                cx.stats.opcua.decode_error(&e);
+                violations.push(e.violation());
+                status.is_none()
+            }
+        };
+        if handle.is_some_and(|h| h != w.request_handle) {
+            cx.stats.opcua.violation("request_handle_mismatch");
+            violations.push("request_handle_mismatch");
+        }
+        cx.stats.opcua.transactions += 1;
+        self.emit_publish(w, last, d, violations, status, undecodable, cx);
+    }
+
+    /// The event `emit` makes of a Publish transaction whose response was decoded into its
+    /// request's record `d` (request details first), with the response's `violations`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_publish(
+        &mut self,
+        w: PublishWait,
+        last: At,
+        d: Decoded,
+        resp_violations: Vec<&'static str>,
+        status: Option<u32>,
+        undecodable: bool,
+        cx: &mut ParseCx<'_>,
+    ) {
+        let session = self.session_of(w.channel);
+        let (client, server) = self.endpoints(cx);
+        let Decoded {
+            accesses,
+            item_values: _,
+            bad_items,
+            mut details,
+            facts,
+            items_dropped,
+        } = d;
+        bad_item_details(&mut details, bad_items.into_iter());
+        let mut violations = resp_violations;
+        if violations.len() > 1 {
+            let mut seen: Vec<&'static str> = Vec::with_capacity(violations.len());
+            for v in violations {
+                if !seen.contains(&v) {
+                    seen.push(v);
+                }
+            }
+            violations = seen;
+        }
+        let outcome = match status {
+            Some(code) => outcome_of(code),
+            None if undecodable => {
+                details.push(("service_result", Value::Opaque("undecodable")));
+                UNDECODABLE
+            }
+            None => Outcome::Ok,
+        };
+        if items_dropped > 0 {
+            details.push((
+                "items_dropped",
+                Value::Int(i64::try_from(items_dropped).unwrap_or(i64::MAX)),
+            ));
+        }
+        cx.events.push(IcsEvent {
+            ts: w.ts,
+            proto: AppProto::Opcua,
+            flow_id: cx.meta.id,
+            client,
+            server,
+            vlan: cx.meta.vlan,
+            unit_id: None,
+            session,
+            op: OpKind::Subscribe,
+            function: Function {
+                code: services::PUBLISH_REQUEST,
+                name: "Publish",
+                category: "service",
+                sub: None,
+                sub_name: None,
+            },
+            accesses,
+            outcome,
+            latency_us: Some(last.ts.micros_since(w.ts)),
+            violations,
+            facts,
+            details,
+            evidence: Evidence {
+                file: cx.file.clone(),
+                packet: w.packet,
+                response_packet: Some(last.packet),
+            },
+        });
+    }
+
     fn endpoints(&self, cx: &ParseCx<'_>) -> (Endpoint, Endpoint) {
         if self.requests_from == Some(Direction::ToClient) {
             (cx.meta.server, cx.meta.client)
@@ -1020,14 +1298,7 @@ impl OpcuaParser {
             // A request record holds bad items only when its response was decoded into it.
             let bad = p.decoded.bad_items;
             if !bad.is_empty() || !rd.bad_items.is_empty() {
-                for code in bad.into_iter().chain(rd.bad_items) {
-                    let name = status::name(code);
-                    if !details.iter().any(|(k, x)| {
-                        *k == "bad_item_status" && matches!(x, Value::Str(n) if n == name)
-                    }) {
-                        details.push(("bad_item_status", Value::Str(name.to_string())));
-                    }
-                }
+                bad_item_details(&mut details, bad.into_iter().chain(rd.bad_items));
             }
             if !resp.violations.is_empty() {
                 for v in resp.violations {
@@ -1037,16 +1308,7 @@ impl OpcuaParser {
                 }
             }
             match resp.status {
-                Some(code) => {
-                    outcome = if status::is_bad(code) {
-                        Outcome::Bad {
-                            code,
-                            name: status::name(code),
-                        }
-                    } else {
-                        Outcome::Ok
-                    };
-                }
+                Some(code) => outcome = outcome_of(code),
                 None if resp.undecodable => {
                     // A response came but its status could not be read: not a success.
                     outcome = UNDECODABLE;
@@ -1145,6 +1407,10 @@ impl StreamParser for OpcuaParser {
                     }
                 }
             }
+            if let Some(size) = self.common_msg(dir, rest, cx) {
+                pos += size;
+                continue;
+            }
             match transport::check_header(rest, max_declared) {
                 HeaderCheck::NeedMore => break,
                 HeaderCheck::Invalid(why) => {
@@ -1158,11 +1424,7 @@ impl StreamParser for OpcuaParser {
                         cx.stats.opcua.limit_hits += 1;
                         cx.stats.opcua.violation("chunk_too_large");
                         cx.stats.opcua.messages += 1;
-                        *cx.stats
-                            .opcua
-                            .by_type
-                            .entry(Name::msg_type(h.msg_type))
-                            .or_insert(0) += 1;
+                        cx.stats.opcua.by_type.count(Name::msg_type(h.msg_type));
                         self.dir_state(dir).skip = u64::from(h.size);
                         continue;
                     }
@@ -1199,6 +1461,7 @@ impl StreamParser for OpcuaParser {
     }
 
     fn on_close(&mut self, cx: &mut ParseCx<'_>) {
+        self.spill();
         let mut all: Vec<Pending> = self.pending.take_all();
         all.extend(self.hello.take());
         all.extend(self.opn.take());

@@ -69,10 +69,26 @@ const fn ranks() -> [u16; COUNT] {
 /// Ranks of the set, computed when the crate is built.
 const RANKS: [u16; COUNT] = ranks();
 
+/// The entries of the set in alphabetical order (the inverse of [`RANKS`]).
+const BY_RANK: [u16; COUNT] = by_rank();
+
+#[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)] // compile time only
+const fn by_rank() -> [u16; COUNT] {
+    let mut out = [0u16; COUNT];
+    let mut i = 0;
+    while i < COUNT {
+        out[RANKS[i] as usize] = i as u16;
+        i += 1;
+    }
+    out
+}
+
 /// A counter name: a message type or the name of an encoding of the table.
 #[derive(Clone, Copy)]
 pub struct Name {
     rank: u16,
+    /// Its place in the set (message types, then encodings).
+    index: u16,
     text: &'static str,
 }
 
@@ -80,6 +96,7 @@ impl Name {
     fn at(i: usize) -> Name {
         Name {
             rank: RANKS.get(i).copied().unwrap_or(u16::MAX),
+            index: u16::try_from(i).unwrap_or(u16::MAX),
             text: entry_checked(i),
         }
     }
@@ -158,6 +175,89 @@ impl Serialize for Name {
     }
 }
 
+/// Counts by [`Name`]: one counter per name of the set in a fixed array (a count is one
+/// indexed add, not a map search), read and printed as the map of the names counted at
+/// least once, in name order (as a `BTreeMap<Name, u64>` of them prints).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Counts {
+    n: Box<[u64]>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            n: vec![0; COUNT].into_boxed_slice(),
+        }
+    }
+}
+
+impl Counts {
+    /// Adds `by` to the count of `k`.
+    #[inline]
+    pub fn add(&mut self, k: Name, by: u64) {
+        if let Some(c) = self.n.get_mut(usize::from(k.index)) {
+            *c += by;
+        }
+    }
+
+    /// Adds one to the count of `k`.
+    #[inline]
+    pub fn count(&mut self, k: Name) {
+        self.add(k, 1);
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &Counts) {
+        for (a, b) in self.n.iter_mut().zip(other.n.iter()) {
+            *a += b;
+        }
+    }
+
+    /// The count of the name `text`, when it was counted.
+    pub fn get(&self, text: &str) -> Option<&u64> {
+        (0..COUNT)
+            .find(|&i| entry_checked(i) == text)
+            .and_then(|i| self.n.get(i))
+            .filter(|c| **c > 0)
+    }
+
+    /// True when the name `text` was counted.
+    pub fn contains_key(&self, text: &str) -> bool {
+        self.get(text).is_some()
+    }
+
+    /// The names counted and their counts, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (Name, u64)> + '_ {
+        BY_RANK.iter().filter_map(|&i| {
+            let i = usize::from(i);
+            let c = self.n.get(i).copied().unwrap_or(0);
+            (c > 0).then(|| (Name::at(i), c))
+        })
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.n.iter().all(|c| *c == 0)
+    }
+
+    /// The counts as a map.
+    pub fn to_map(&self) -> std::collections::BTreeMap<Name, u64> {
+        self.iter().collect()
+    }
+}
+
+impl fmt::Debug for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -211,5 +311,35 @@ mod tests {
         );
         assert_eq!(named.get("ReadRequest"), texts.get("ReadRequest"));
         assert_eq!(format!("{:?}", named), format!("{:?}", texts));
+    }
+
+    /// Counts print, look up and merge as the map of names they replaced.
+    #[test]
+    fn counts_are_the_map_they_replaced() {
+        let names = all();
+        let mut counts = Counts::default();
+        let mut map = std::collections::BTreeMap::new();
+        assert_eq!(serde_json::to_string(&counts).unwrap(), "{}");
+        assert!(counts.is_empty());
+        for (j, k) in names.iter().enumerate().filter(|(j, _)| j % 3 != 1) {
+            for _ in 0..=j % 4 {
+                counts.count(*k);
+                *map.entry(*k).or_insert(0u64) += 1;
+            }
+        }
+        let mut twice = counts.clone();
+        twice.merge(&counts);
+        assert_eq!(
+            serde_json::to_string(&counts).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+        assert_eq!(format!("{counts:?}"), format!("{map:?}"));
+        assert_eq!(counts.to_map(), map);
+        for k in &names {
+            assert_eq!(counts.get(k.as_str()), map.get(k));
+            assert_eq!(twice.get(k.as_str()).copied(), map.get(k).map(|c| 2 * c));
+        }
+        assert_eq!(counts.get("NoSuchName"), None);
+        assert!(counts.contains_key(names[0].as_str()) && !counts.contains_key(names[1].as_str()));
     }
 }

@@ -304,6 +304,30 @@ pub fn request_header<'a>(r: &mut Reader<'a>) -> DResult<RequestHeader<'a>> {
 /// The request handle of a RequestHeader, read as [`request_header`] reads it (same reads,
 /// same errors) without building the rest.
 pub fn request_handle(r: &mut Reader<'_>) -> DResult<u32> {
+    if r.can_nest() {
+        // A fixed-size authentication token (numeric or GUID NodeId), then the plain
+        // header below: read in one step.
+        let token = match r.rest().first() {
+            Some(0x00) => 2,
+            Some(0x01) => 4,
+            Some(0x02) => 7,
+            Some(0x04) => 19,
+            _ => 0,
+        };
+        if token > 0 {
+            let after = r.rest().get(token..).and_then(|t| t.first_chunk::<27>());
+            if let Some(
+                &[_, _, _, _, _, _, _, _, h0, h1, h2, h3, _, _, _, _, a0, a1, a2, a3, _, _, _, _, e0, e1, e2],
+            ) = after
+            {
+                let audit = [a0, a1, a2, a3];
+                if (audit == [0xff; 4] || audit == [0; 4]) && [e0, e1, e2] == [0; 3] {
+                    r.take(token + 27)?;
+                    return Ok(u32::from_le_bytes([h0, h1, h2, h3]));
+                }
+            }
+        }
+    }
     r.node_id()?; // authentication token
     r.datetime()?;
     let handle = r.u32()?;
@@ -467,8 +491,26 @@ impl HandleNames {
         }
     }
 
-    /// The name of `handle` (as [`client_handle`] writes it).
+    /// The name of `handle` (as [`client_handle`] writes it): a kept name copied into a
+    /// spare string when there are both, else [`HandleNames::name_slow`].
+    #[inline]
     fn name(&mut self, handle: u32) -> String {
+        let HandleNames { slots, spare, .. } = self;
+        if let Some((h, kept)) = slots.get(handle as usize % HANDLE_NAME_SLOTS) {
+            // A kept name is never empty: an empty slot holds none.
+            if *h == handle && !kept.is_empty() {
+                if let Some(mut out) = spare.pop() {
+                    out.push_str(kept);
+                    return out;
+                }
+            }
+        }
+        self.name_slow(handle)
+    }
+
+    /// [`HandleNames::name`] when the name is not kept or no spare string is left.
+    #[inline(never)]
+    fn name_slow(&mut self, handle: u32) -> String {
         if self.slots.is_empty() {
             self.slots = vec![(0, String::new()); HANDLE_NAME_SLOTS];
         }
@@ -503,6 +545,9 @@ fn copy_into_spare(spare: &mut Vec<String>, text: &str) -> String {
     out
 }
 
+/// Most items a spare access list is asked for (larger lists are allocated directly).
+const MAX_SPARE_LIST_ROOM: usize = 2;
+
 /// Most accesses reserved at once for a DataChangeNotification's items.
 const MAX_NOTIFICATIONS_RESERVED: usize = 16;
 
@@ -533,10 +578,16 @@ fn data_change_notifications_with(
         .min(MAX_NOTIFICATIONS_RESERVED);
     if room > 0 {
         if d.accesses.capacity() == 0 {
-            d.accesses = recycle::accesses();
-            if d.accesses.capacity() < room {
-                // A spare list too small: a new one costs less than growing it (a copy).
+            if room > MAX_SPARE_LIST_ROOM {
+                // More than a spare list has room for, most of the time: a new one costs
+                // less than a spare taken, found too small, and dropped.
                 d.accesses = Vec::with_capacity(room);
+            } else {
+                d.accesses = recycle::accesses();
+                if d.accesses.capacity() < room {
+                    // A spare list too small: a new one costs less than growing it (a copy).
+                    d.accesses = Vec::with_capacity(room);
+                }
             }
         }
         d.accesses.reserve(room);
@@ -872,20 +923,32 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                 }
             }
         }
-        "Publish" => {
-            let n = r.array_len(8)?;
-            // Subscription ids and sequence numbers, unused: skipped at once (`array_len`
-            // checked that they are there).
-            r.take(n.saturating_mul(8))?;
-            if d.details.capacity() == 0 {
-                // Room for this detail and the response's two, allocated at once.
-                d.details = Vec::with_capacity(4);
-            }
-            d.details.push(("acknowledgements", Value::Int(n as i64)));
-        }
+        "Publish" => publish_request(r, d)?,
         _ => {}
     }
     Ok(())
+}
+
+/// The body of a PublishRequest (what [`decode_request`] reads for `Publish`): the number of
+/// acknowledgements.
+pub fn publish_request(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
+    let n = publish_acks(r)?;
+    if d.details.capacity() == 0 {
+        // Room for this detail and the response's two, allocated at once.
+        d.details = Vec::with_capacity(4);
+    }
+    d.details.push(("acknowledgements", Value::Int(n)));
+    Ok(())
+}
+
+/// The number of acknowledgements of a PublishRequest body, read past.
+#[inline]
+pub fn publish_acks(r: &mut Reader<'_>) -> DResult<i64> {
+    let n = r.array_len(8)?;
+    // Subscription ids and sequence numbers, unused: skipped at once (`array_len` checked
+    // that they are there).
+    r.take(n.saturating_mul(8))?;
+    Ok(n as i64)
 }
 
 /// The body of a PublishResponse: subscription, sequence, and the items of its
@@ -906,14 +969,24 @@ fn publish_response(
     }
     d.details
         .push(("subscription_id", Value::Int(i64::from(sub))));
-    let n = r.array_len(4)?;
-    r.take(n.saturating_mul(4))?; // available sequence numbers, unused (checked there)
-    r.bool()?; // more notifications
-    let seq = r.u32()?;
-    d.details
-        .push(("notification_sequence", Value::Int(i64::from(seq))));
-    r.datetime()?;
-    let n = r.array_len(3)?;
+    let middle = if fast { publish_middle(r) } else { None };
+    let n = match middle {
+        Some((seq, n)) => {
+            d.details
+                .push(("notification_sequence", Value::Int(i64::from(seq))));
+            n
+        }
+        None => {
+            let n = r.array_len(4)?;
+            r.take(n.saturating_mul(4))?; // available sequence numbers, unused (checked there)
+            r.bool()?; // more notifications
+            let seq = r.u32()?;
+            d.details
+                .push(("notification_sequence", Value::Int(i64::from(seq))));
+            r.datetime()?;
+            r.array_len(3)?
+        }
+    };
     for _ in 0..n {
         if fast {
             if let Some(b) = r.four_byte_binary_ext(DATA_CHANGE_NOTIFICATION) {
@@ -928,8 +1001,53 @@ fn publish_response(
             data_change_notifications(&mut inner, d, cap, names)?;
         }
     }
+    if fast {
+        if let Some(&[r0, r1, r2, r3, g0, g1, g2, g3]) = r.rest().first_chunk::<8>() {
+            // No results and no diagnostics (null or empty arrays): nothing to read.
+            let none = |a: [u8; 4]| a == [0xff; 4] || a == [0; 4];
+            if none([r0, r1, r2, r3]) && none([g0, g1, g2, g3]) {
+                r.take(8)?;
+                return Ok(());
+            }
+        }
+    }
     status_codes(r, d)?;
     r.skip_diagnostic_infos()
+}
+
+/// What a PublishResponse holds between its subscription id and its notifications, read in
+/// one step when it is all there and its two array lengths pass `array_len`'s checks: the
+/// notification sequence number and the number of notifications. `None`, the reader
+/// untouched, for anything else (the reads one by one then give the errors).
+fn publish_middle(r: &mut Reader<'_>) -> Option<(u32, usize)> {
+    let rest = r.rest();
+    let max = r.limits().max_array_len;
+    let len = |b: [u8; 4]| match i32::from_le_bytes(b) {
+        -1 => Some(0),
+        n => usize::try_from(n).ok().filter(|n| *n <= max),
+    };
+    let n = len(*rest.first_chunk::<4>()?)?;
+    let after = n.checked_mul(4)?.checked_add(4)?;
+    let tail = rest.get(after..)?;
+    // More notifications, sequence number, publish time, notification count.
+    let &[_, s0, s1, s2, s3, _, _, _, _, _, _, _, _, m0, m1, m2, m3] = tail.first_chunk::<17>()?;
+    let m = len([m0, m1, m2, m3])?;
+    let used = after.checked_add(17)?;
+    if m.saturating_mul(3) > rest.len().checked_sub(used)? {
+        return None;
+    }
+    r.take(used).ok()?;
+    Some((u32::from_le_bytes([s0, s1, s2, s3]), m))
+}
+
+/// The body of a PublishResponse (what [`decode_response_with`] reads for `Publish`).
+pub fn decode_publish_response(
+    r: &mut Reader<'_>,
+    d: &mut Decoded,
+    names: &mut HandleNames,
+) -> DResult<()> {
+    let cap = r.limits().max_accesses_kept;
+    publish_response(r, d, cap, names, true)
 }
 
 /// Decodes the body of a response after its ResponseHeader.
@@ -1531,8 +1649,12 @@ mod tests {
     /// A PublishResponse body (after the header) with these notification ExtensionObjects.
     fn publish_body(seed: u64, exts: &[Vec<u8>]) -> Vec<u8> {
         let mut v = (seed as u32).to_le_bytes().to_vec(); // subscription id
-        v.extend(1i32.to_le_bytes()); // available sequence numbers: 1
-        v.extend(7u32.to_le_bytes());
+                                                          // Available sequence numbers: 1, null, empty, 3, a negative length.
+        let available = [1i32, -1, 0, 3, -2][(seed / 5 % 5) as usize];
+        v.extend(available.to_le_bytes());
+        for k in 0..available.max(0) {
+            v.extend((7 + k as u32).to_le_bytes());
+        }
         v.push(0); // more notifications
         v.extend(((seed >> 3) as u32).to_le_bytes()); // notification sequence
         v.extend([0x11; 8]); // publish time
@@ -1540,9 +1662,17 @@ mod tests {
         for e in exts {
             v.extend(e);
         }
-        v.extend(1i32.to_le_bytes()); // results: BadTimeout
-        v.extend(0x800a_0000u32.to_le_bytes());
-        v.extend((-1i32).to_le_bytes()); // diagnostic infos: null
+        // Results: BadTimeout, null, empty; diagnostic infos: null, empty, a negative length.
+        match seed / 25 % 3 {
+            0 => {
+                v.extend(1i32.to_le_bytes());
+                v.extend(0x800a_0000u32.to_le_bytes());
+            }
+            1 => v.extend((-1i32).to_le_bytes()),
+            _ => v.extend(0i32.to_le_bytes()),
+        }
+        let diagnostics = [-1i32, 0, -2][(seed / 75 % 3) as usize];
+        v.extend(diagnostics.to_le_bytes());
         v
     }
 
@@ -1563,6 +1693,7 @@ mod tests {
             limits_with(|l| l.max_depth = 1),
             limits_with(|l| l.max_bytestring_len = 40),
             limits_with(|l| l.max_accesses_kept = 3),
+            limits_with(|l| l.max_array_len = 2),
         ];
         // ExtensionObjects around a notification body: the usual shape, then others.
         let ext = |head: &[u8], len: Option<i32>, body: &[u8]| {
@@ -1574,7 +1705,7 @@ mod tests {
             v
         };
         let mut kept = 0;
-        for seed in 0..120u64 {
+        for seed in 0..240u64 {
             let body = notification_body(seed, (seed % 8) as usize);
             let n = body.len() as i32;
             let shapes = [
@@ -1601,9 +1732,13 @@ mod tests {
                 let cuts = [
                     msg.len(),
                     msg.len() - 1,
+                    msg.len() - 4,
                     msg.len() - 9,
                     msg.len() / 2,
                     30,
+                    17,
+                    12,
+                    8,
                     3,
                 ];
                 for cut in cuts {
@@ -1752,7 +1887,15 @@ mod tests {
         /// cap: the lean reader reads what the full one reads.
         #[test]
         fn plain_request_tails_match_full_header(
-            token in proptest::sample::select(vec![vec![0x00, 0x00], vec![0x01, 0x00, 0x05, 0x00], vec![0x05]]),
+            token in proptest::sample::select(vec![
+                vec![0x00, 0x00],
+                vec![0x01, 0x00, 0x05, 0x00],
+                vec![0x05],
+                vec![0x02, 0x01, 0x00, 0x07, 0x00, 0x00, 0x00],
+                [vec![0x04, 0x01, 0x00], vec![0xab; 16]].concat(),
+                vec![0x14, 0x00],
+                vec![0x03, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x41],
+            ]),
             fixed in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..=16),
             audit in proptest::sample::select(vec![[0xffu8; 4], [0; 4], [1, 0, 0, 0], [0xfe, 0xff, 0xff, 0xff]]),
             timeout in proptest::prelude::any::<[u8; 4]>(),

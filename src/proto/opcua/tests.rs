@@ -157,12 +157,8 @@ fn dev_tsv() {
         h.close();
         let s = h.st().clone();
         total.messages += s.messages;
-        for (k, v) in s.by_type {
-            *total.by_type.entry(k).or_insert(0) += v;
-        }
-        for (k, v) in s.services {
-            *total.services.entry(k).or_insert(0) += v;
-        }
+        total.by_type.merge(&s.by_type);
+        total.services.merge(&s.services);
         for (k, v) in s.violations {
             *total.violations.entry(k).or_insert(0) += v;
         }
@@ -1266,7 +1262,16 @@ fn sized(mut msg: Vec<u8>) -> Vec<u8> {
 /// The events and counters of `msgs` through one flow, with the Publish path that decodes a
 /// response into its request's record (`general_only` false) or without it.
 fn publish_run(msgs: &[(Direction, &[u8])], general_only: bool) -> (Vec<IcsEvent>, String) {
-    let mut p = OpcuaParser::new();
+    publish_run_with(msgs, general_only, DecodeLimits::default())
+}
+
+/// [`publish_run`] with these decode limits.
+fn publish_run_with(
+    msgs: &[(Direction, &[u8])],
+    general_only: bool,
+    limits: DecodeLimits,
+) -> (Vec<IcsEvent>, String) {
+    let mut p = OpcuaParser::with_limits(limits);
     p.general_only = general_only;
     let mut h = Harness::with_parser(p);
     for (dir, m) in msgs {
@@ -1352,4 +1357,317 @@ fn publish_into_request_matches_general_merge() {
             .count();
     }
     assert!(direct > 1000, "{direct}");
+}
+
+/// `msg` (a MSG chunk) split into a 'C' chunk of the first `n` body bytes and the final chunk.
+fn split_chunk(msg: &[u8], n: usize) -> Vec<u8> {
+    let head = &msg[8..24]; // channel, token, sequence header
+    let body = &msg[24..];
+    let n = n.min(body.len());
+    let mut c = b"MSGC\0\0\0\0".to_vec();
+    c.extend_from_slice(head);
+    c.extend_from_slice(&body[..n]);
+    let mut f = b"MSGF\0\0\0\0".to_vec();
+    f.extend_from_slice(head);
+    f.extend_from_slice(&body[n..]);
+    let mut out = sized(c);
+    out.extend(sized(f));
+    out
+}
+
+/// A Publish request waits in its own record and its response is emitted in one step; the
+/// events and counters are those of the general path whatever comes between the two (a
+/// second request, with the same id or another, a Read, a channel that changes, the end of
+/// the flow, a ServiceFault, a response with another id, chunked messages), whatever the
+/// pending cap (0 and 1 included) and the other limits, every byte of the request changed.
+#[test]
+fn publish_wait_matches_general_path() {
+    let req = b(PUBLISH_REQ);
+    let resp = b(PUBLISH_RESP);
+    let with_id = |m: &[u8], id: u32| {
+        let mut m = m.to_vec();
+        m[20..24].copy_from_slice(&id.to_le_bytes());
+        m
+    };
+    let read = with_id(&b(READ_POLL_REQ), 40);
+    let read_resp = with_id(&b(READ_POLL_RESP), 40);
+    // A ServiceFault with BadTimeout to request 32.
+    let mut fault = resp[..52].to_vec();
+    fault[26..28].copy_from_slice(&397u16.to_le_bytes());
+    fault[40..44].copy_from_slice(&0x800a_0000u32.to_le_bytes());
+    let fault = sized(fault);
+    let mut other_handle = resp.clone();
+    other_handle[36..40].copy_from_slice(&7u32.to_le_bytes());
+    let (opn, opn_resp) = (b(OPN_REQ), b(OPN_RESP));
+    let cases: Vec<Vec<(Direction, Vec<u8>)>> = vec![
+        vec![(ToServer, req.clone())],
+        vec![(ToServer, req.clone()), (ToClient, resp.clone())],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, req.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, read.clone()),
+            (ToClient, read_resp.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, read.clone()),
+            (ToClient, resp.clone()),
+            (ToClient, read_resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, with_id(&resp, 33)),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, fault.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![(ToServer, req.clone()), (ToClient, other_handle.clone())],
+        vec![
+            (ToServer, req.clone()),
+            (ToServer, opn.clone()),
+            (ToClient, opn_resp.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![(ToClient, resp.clone()), (ToServer, req.clone())],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, resp.clone()),
+            (ToClient, resp.clone()),
+        ],
+        vec![
+            (ToServer, req.clone()),
+            (ToClient, resp.clone()),
+            (ToServer, with_id(&req, 33)),
+            (ToClient, with_id(&resp, 33)),
+            (ToServer, with_id(&req, 34)),
+        ],
+        vec![
+            (ToServer, split_chunk(&req, 5)),
+            (ToClient, split_chunk(&resp, 100)),
+        ],
+        vec![(ToServer, req.clone()), (ToClient, split_chunk(&resp, 3))],
+        vec![
+            (ToServer, opn.clone()),
+            (ToClient, opn_resp.clone()),
+            (ToServer, req.clone()),
+        ],
+    ];
+    let mut all = cases.clone();
+    for i in 8..req.len() {
+        for v in [0x00, 0xff, 0x01, 0x80] {
+            let mut m = req.clone();
+            m[i] = v;
+            all.push(vec![(ToServer, m.clone()), (ToClient, resp.clone())]);
+            all.push(vec![
+                (ToServer, m),
+                (ToServer, read.clone()),
+                (ToClient, resp.clone()),
+            ]);
+        }
+    }
+    for n in 8..req.len() {
+        all.push(vec![
+            (ToServer, sized(req[..n].to_vec())),
+            (ToClient, resp.clone()),
+        ]);
+    }
+    let limits = [
+        DecodeLimits::default(),
+        DecodeLimits {
+            max_pending: 1,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_pending: 0,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_accesses_kept: 3,
+            max_depth: 1,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_message_size: 200,
+            ..DecodeLimits::default()
+        },
+    ];
+    for (li, lim) in limits.iter().enumerate() {
+        for case in &all {
+            let msgs: Vec<(Direction, &[u8])> = case.iter().map(|(d, m)| (*d, &m[..])).collect();
+            let fast = publish_run_with(&msgs, false, lim.clone());
+            let general = publish_run_with(&msgs, true, lim.clone());
+            assert_eq!(fast, general, "limits {li} {case:?}");
+        }
+    }
+    // The request does wait in its own record, and leaves it for its response.
+    let mut h = Harness::new();
+    h.msg(ToServer, &req);
+    assert!(h.p.wait.is_some() && h.p.pending.is_empty());
+    h.msg(ToClient, &resp);
+    assert!(h.p.wait.is_none() && h.p.pending.is_empty());
+    assert_eq!(h.events.len(), 1);
+    assert_eq!(h.events[0].accesses.len(), 23);
+    assert_eq!(h.events[0].session.as_deref(), Some("13"));
+    h.msg(ToServer, &req);
+    h.msg(ToServer, &read);
+    assert!(h.p.wait.is_none() && h.p.pending.len() == 2);
+}
+
+/// The events and counters of `msgs` through one flow, each message fed in two packets cut
+/// at `cut` (tails kept per direction, as the stream driver keeps them), through the
+/// one-step paths (`general_only` false) or the general ones only.
+fn conversation_run(
+    msgs: &[(Direction, Vec<u8>)],
+    general_only: bool,
+    limits: &DecodeLimits,
+    cut: usize,
+) -> (Vec<IcsEvent>, String) {
+    let mut p = OpcuaParser::with_limits(limits.clone());
+    p.general_only = general_only;
+    let mut h = Harness::with_parser(p);
+    let mut tails = [Vec::new(), Vec::new()];
+    for (dir, m) in msgs {
+        let (a, b) = m.split_at(cut.min(m.len()));
+        for part in [a, b] {
+            if !part.is_empty() {
+                h.feed(*dir, part, &mut tails[dir.index()]);
+            }
+        }
+    }
+    h.close();
+    (std::mem::take(&mut h.events), format!("{:?}", h.stats))
+}
+
+/// `m` (a MSG or OPN chunk) with its channel id set to `channel`.
+fn on_channel(mut m: Vec<u8>, channel: u32) -> Vec<u8> {
+    m[8..12].copy_from_slice(&channel.to_le_bytes());
+    m
+}
+
+/// The first `n` body bytes of the MSG chunk `m` as a 'C' chunk, and the rest as its final.
+fn chunk_pair(m: &[u8], n: usize) -> (Vec<u8>, Vec<u8>) {
+    let both = split_chunk(m, n);
+    let first = u32::from_le_bytes([both[4], both[5], both[6], both[7]]) as usize;
+    (both[..first].to_vec(), both[first..].to_vec())
+}
+
+/// The one-step chunk path (`common_msg`) gives the events and counters of the general one:
+/// conversations of the fixtures on one channel, on the channel an OPN opened, on a channel
+/// opened with encryption, with a message being reassembled in between; every byte of the
+/// chunk headers changed; messages cut across packets; size, message, pending and chunk
+/// caps that make it fall back.
+#[test]
+fn common_msg_matches_general_path() {
+    let pairs = [
+        (READ_REQ, READ_RESP),
+        (WRITE_REQ, WRITE_RESP),
+        (CALL_REQ, CALL_RESP),
+        (BROWSE_REQ, BROWSE_RESP),
+        (CREATE_MONITORED_ITEMS_REQ, CREATE_MONITORED_ITEMS_RESP),
+        (PUBLISH_REQ, PUBLISH_RESP),
+        (READ_POLL_REQ, READ_POLL_RESP),
+        (GET_ENDPOINTS_REQ, GET_ENDPOINTS_RESP),
+        (CREATE_SESSION_REQ, CREATE_SESSION_RESP),
+        (ACTIVATE_REQ, ACTIVATE_RESP),
+        (READ_SERVER_REQ, READ_SERVER_RESP),
+    ];
+    let on = |channel: u32| -> Vec<(Direction, Vec<u8>)> {
+        pairs
+            .iter()
+            .flat_map(|(q, r)| {
+                [
+                    (ToServer, on_channel(b(q), channel)),
+                    (ToClient, on_channel(b(r), channel)),
+                ]
+            })
+            .collect()
+    };
+    let plain: Vec<(Direction, Vec<u8>)> = pairs
+        .iter()
+        .flat_map(|(q, r)| [(ToServer, b(q)), (ToClient, b(r))])
+        .collect();
+    let mut opened = vec![
+        (ToServer, b(HEL)),
+        (ToClient, b(ACK)),
+        (ToServer, b(OPN_REQ)),
+        (ToClient, b(OPN_RESP)),
+    ];
+    opened.extend(on(3));
+    let mut encrypted = vec![
+        (ToServer, b(OPN_ENCRYPTED_REQ)),
+        (ToClient, b(OPN_ENCRYPTED_RESP)),
+    ];
+    encrypted.extend(on(2));
+    // A Read reassembled from two chunks while other messages pass.
+    let mut interleaved = on(4);
+    let (c, f) = chunk_pair(&on_channel(b(READ_REQ), 4), 9);
+    interleaved.insert(2, (ToServer, c));
+    interleaved.insert(5, (ToServer, f));
+    let conversations = [on(4), plain, opened, encrypted, interleaved];
+    let limits = [
+        DecodeLimits::default(),
+        DecodeLimits {
+            max_message_size: 90,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_chunk_size: 120,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_declared_chunk_size: 150,
+            ..DecodeLimits::default()
+        },
+        DecodeLimits {
+            max_pending: 1,
+            max_accesses_kept: 2,
+            ..DecodeLimits::default()
+        },
+    ];
+    let mut runs = 0;
+    for conv in &conversations {
+        for lim in &limits {
+            for cut in [usize::MAX, 3, 8, 20, 24, 40] {
+                let fast = conversation_run(conv, false, lim, cut);
+                let general = conversation_run(conv, true, lim, cut);
+                assert_eq!(fast, general, "{lim:?} cut {cut} {conv:?}");
+                runs += 1;
+            }
+        }
+        // Every byte of every chunk header (type, chunk type, size, channel, token,
+        // sequence header) changed.
+        for i in 0..conv.len() {
+            for j in 0..24 {
+                for v in [0x00, 0xff, 0x01, b'C', b'A', b'M'] {
+                    let mut changed = conv.clone();
+                    if j >= changed[i].1.len() {
+                        continue;
+                    }
+                    changed[i].1[j] = v;
+                    let lim = DecodeLimits::default();
+                    let fast = conversation_run(&changed, false, &lim, usize::MAX);
+                    let general = conversation_run(&changed, true, &lim, usize::MAX);
+                    assert_eq!(fast, general, "message {i} byte {j} = {v}");
+                    runs += 1;
+                }
+            }
+        }
+    }
+    assert!(runs > 5000, "{runs}");
+    // The common chunks do take the one-step path: all but the first, which names the
+    // channel.
+    let mut h = Harness::new();
+    for (dir, m) in on(4) {
+        h.msg(dir, &m);
+    }
+    assert_eq!(h.events.len(), pairs.len());
+    assert_eq!(h.p.common_taken, 2 * pairs.len() - 1);
 }

@@ -410,12 +410,22 @@ fn fixed_size(t: u8) -> usize {
 }
 
 /// The value of a fixed-size scalar of type `t` (1..=11) from its `fixed_size(t)` bytes.
-#[inline]
+#[inline(always)]
 fn fixed_value(t: u8, bytes: &[u8]) -> Value {
-    let mut b = [0u8; 8];
-    for (d, s) in b.iter_mut().zip(bytes) {
-        *d = *s;
-    }
+    // The fixed sizes as whole moves (a copy loop became a call to memcpy).
+    let b = match *bytes {
+        [a0, a1, a2, a3, a4, a5, a6, a7] => [a0, a1, a2, a3, a4, a5, a6, a7],
+        [a0, a1, a2, a3] => [a0, a1, a2, a3, 0, 0, 0, 0],
+        [a0, a1] => [a0, a1, 0, 0, 0, 0, 0, 0],
+        [a0] => [a0, 0, 0, 0, 0, 0, 0, 0],
+        _ => {
+            let mut b = [0u8; 8];
+            for (d, s) in b.iter_mut().zip(bytes) {
+                *d = *s;
+            }
+            b
+        }
+    };
     let [b0, b1, b2, b3, ..] = b;
     match t {
         1 => Value::Bool(b0 != 0),
@@ -461,7 +471,7 @@ const fn data_value_extra() -> [u8; 64] {
 const MAX_BYTES_VALUE: usize = 1024;
 
 /// A cursor over one message body that decodes built-in types within [`DecodeLimits`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
