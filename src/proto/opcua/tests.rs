@@ -1543,7 +1543,7 @@ fn conversation_run(
         }
     }
     h.close();
-    (std::mem::take(&mut h.events), format!("{:?}", h.stats))
+    (h.events.take(), format!("{:?}", h.stats))
 }
 
 /// `m` (a MSG or OPN chunk) with its channel id set to `channel`.
