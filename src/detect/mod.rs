@@ -277,8 +277,19 @@ struct ReqMemo {
     dir: AccessDir,
     /// The detectors that act on the request's kind (with [`MASK_KNOWN`]); 0: no entry.
     mask: u32,
+    /// Those of `mask` (without [`MASK_KNOWN`]) not idle on the request, as of `gen` ...
+    run: u32,
+    /// ... and those of them to ask whether they are idle on it after the event.
+    ask: u32,
+    /// The engine's [`Engine::idle_gen`] when `run` and `ask` were worked out: they hold
+    /// while it is the same (no detector went idle on any request since).
+    gen: u32,
     /// The context of the request's events (channel and request numbered).
     ctx: EventCtx,
+    /// What values found of the request (see [`values::Values::on_hinted`]) ...
+    values: values::Hint,
+    /// ... and timing (see [`timing::Timing::on_hinted`]).
+    timing: timing::Hint,
 }
 
 /// An empty entry of the memo.
@@ -294,12 +305,17 @@ const NO_MEMO: ReqMemo = ReqMemo {
     table: ModbusTable::Coil,
     dir: AccessDir::Read,
     mask: 0,
+    run: 0,
+    ask: 0,
+    gen: 0,
     ctx: EventCtx {
         key: ChanId::EMPTY,
         chan: None,
         sig: None,
         req: None,
     },
+    values: values::NO_HINT,
+    timing: timing::NO_HINT,
 };
 
 /// The one Modbus range access of a Modbus event that ended normally without violations:
@@ -466,6 +482,63 @@ pub trait Detector: Send {
     }
 }
 
+/// A detector of an engine: values and timing by their type (called directly, without a
+/// virtual call, and on a prepared request through their fast entries), any other behind
+/// the trait.
+enum Slot {
+    /// The values detector.
+    Values(Box<values::Values>),
+    /// The timing detector.
+    Timing(Box<timing::Timing>),
+    /// Any other detector.
+    Other(Box<dyn Detector>),
+}
+
+impl Slot {
+    /// The detector.
+    fn get(&self) -> &dyn Detector {
+        match self {
+            Slot::Values(v) => &**v,
+            Slot::Timing(t) => &**t,
+            Slot::Other(d) => &**d,
+        }
+    }
+
+    /// The detector, to change.
+    fn get_mut(&mut self) -> &mut dyn Detector {
+        match self {
+            Slot::Values(v) => &mut **v,
+            Slot::Timing(t) => &mut **t,
+            Slot::Other(d) => &mut **d,
+        }
+    }
+
+    /// The detector, boxed (for [`Engine::parallel`]).
+    fn into_box(self) -> Box<dyn Detector> {
+        match self {
+            Slot::Values(v) => v,
+            Slot::Timing(t) => t,
+            Slot::Other(d) => d,
+        }
+    }
+
+    /// [`Detector::on_event_ctx`], called directly for values and timing.
+    #[inline(always)]
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
+        match self {
+            Slot::Values(v) => v.on_event_ctx(ev, ctx, baseline, out),
+            Slot::Timing(t) => t.on_event_ctx(ev, ctx, baseline, out),
+            Slot::Other(d) => d.on_event_ctx(ev, ctx, baseline, out),
+        }
+    }
+}
+
 /// The words of a raw alert left to write (see [`Alert::resolve`]): what they need.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Words {
@@ -534,7 +607,7 @@ impl Default for DetectConfig {
 /// ```
 pub struct Engine {
     baseline: Option<Arc<Baseline>>,
-    detectors: Vec<Box<dyn Detector>>,
+    detectors: Vec<Slot>,
     /// The detectors on threads of their own, once [`Engine::parallel`] moved them there.
     pool: Option<parallel::Pool>,
     agg: Aggregator,
@@ -570,6 +643,10 @@ pub struct Engine {
     /// Applied to memo indices (tests: few entries, many collisions).
     #[cfg(test)]
     memo_mask: usize,
+    /// Memo hits call every detector's `on_event_ctx` (no hints: the reference the hints
+    /// are tested against).
+    #[cfg(test)]
+    hints_off: bool,
     /// Requests numbered.
     reqs: u32,
     /// Which detectors act on each Modbus event kind ([`MASK_KNOWN`] set once worked out).
@@ -582,6 +659,8 @@ pub struct Engine {
     may_idle: u32,
     /// By request number: the detectors idle on it (for events that ended normally).
     req_idle: Vec<u32>,
+    /// Changes whenever a detector goes idle on a request (see [`ReqMemo::gen`]).
+    idle_gen: u32,
     /// Raw alerts raised by the detectors (before aggregation).
     pub raised: u64,
     /// Events whose channel got no number because the table was full (their detectors look
@@ -597,7 +676,11 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field(
                 "detectors",
-                &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
+                &self
+                    .detectors
+                    .iter()
+                    .map(|d| d.get().name())
+                    .collect::<Vec<_>>(),
             )
             .field("threads", &self.pool.as_ref().map_or(0, |p| p.threads()))
             .field("raised", &self.raised)
@@ -610,15 +693,19 @@ impl Engine {
     /// has a model and `cfg.ml.enabled`. Without a baseline only the baseline-free checks
     /// (violations, scans) raise alerts.
     pub fn new(baseline: Option<Baseline>, cfg: DetectConfig) -> Self {
-        let mut detectors: Vec<Box<dyn Detector>> = vec![
-            Box::new(violations::Violations),
-            Box::new(novelty::Novelty::new(cfg.novelty.clone())),
-            Box::new(values::Values::new(cfg.values.clone()).deferring_read_texts()),
-            Box::new(timing::Timing::new(cfg.timing.clone()).deferring_texts()),
-            Box::new(scans::Scans::new(cfg.scans.clone())),
+        let mut detectors = vec![
+            Slot::Other(Box::new(violations::Violations)),
+            Slot::Other(Box::new(novelty::Novelty::new(cfg.novelty.clone()))),
+            Slot::Values(Box::new(
+                values::Values::new(cfg.values.clone()).deferring_read_texts(),
+            )),
+            Slot::Timing(Box::new(
+                timing::Timing::new(cfg.timing.clone()).deferring_texts(),
+            )),
+            Slot::Other(Box::new(scans::Scans::new(cfg.scans.clone()))),
         ];
         if cfg.ml.enabled && baseline.as_ref().is_some_and(|b| b.ml.is_some()) {
-            detectors.push(Box::new(ml::MlDetector::new(cfg.ml.clone())));
+            detectors.push(Slot::Other(Box::new(ml::MlDetector::new(cfg.ml.clone()))));
         }
         let mut e = Engine {
             baseline: baseline.map(Arc::new),
@@ -644,12 +731,15 @@ impl Engine {
             memo_off: false,
             #[cfg(test)]
             memo_mask: REQ_MEMO - 1,
+            #[cfg(test)]
+            hints_off: false,
             reqs: 0,
             masks: vec![0; MASK_SLOTS],
             other_masks: Vec::new(),
             last_other: (NO_KIND, 0),
             may_idle: 0,
             req_idle: Vec::new(),
+            idle_gen: 0,
             raised: 0,
             channels_unnumbered: 0,
             requests_unnumbered: 0,
@@ -662,7 +752,7 @@ impl Engine {
     /// Detectors added after [`Engine::parallel`] run on the calling thread, after the others
     /// (their alerts then come before those of the threads for the same event).
     pub fn add_detector(&mut self, d: Box<dyn Detector>) {
-        self.detectors.push(d);
+        self.detectors.push(Slot::Other(d));
         // The masks are worked out again for the new set of detectors.
         self.masks.iter_mut().for_each(|m| *m = 0);
         self.other_masks.clear();
@@ -680,7 +770,7 @@ impl Engine {
         self.detectors
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.can_idle())
+            .filter(|(_, d)| d.get().can_idle())
             .fold(0, |m, (i, _)| m | (1 << i))
     }
 
@@ -707,7 +797,7 @@ impl Engine {
             self.detectors
                 .iter()
                 .enumerate()
-                .filter(|(_, d)| d.acts_on(kind))
+                .filter(|(_, d)| d.get().acts_on(kind))
                 .fold(MASK_KNOWN, |m, (i, _)| m | (1 << i))
         };
         match kind.slot().and_then(|i| self.masks.get_mut(i)) {
@@ -728,7 +818,10 @@ impl Engine {
     /// of them at [`Engine::finish`]). Call it after the last [`Engine::add_detector`].
     pub fn parallel(mut self, threads: usize) -> Self {
         if threads >= 2 && self.pool.is_none() && self.detectors.len() >= 2 {
-            let detectors = std::mem::take(&mut self.detectors);
+            let detectors = std::mem::take(&mut self.detectors)
+                .into_iter()
+                .map(Slot::into_box)
+                .collect();
             self.masks.iter_mut().for_each(|m| *m = 0);
             self.other_masks.clear();
             self.last_other.1 = 0;
@@ -771,7 +864,7 @@ impl Engine {
                 v.push((format!("{d}.{c}"), *n));
             }
         }
-        for d in &self.detectors {
+        for d in self.detectors.iter().map(Slot::get) {
             for (c, n) in d.counters() {
                 v.push((format!("{}.{c}", d.name()), n));
             }
@@ -781,7 +874,8 @@ impl Engine {
 
     fn tick(&mut self, now: Timestamp) {
         for d in &mut self.detectors {
-            d.on_tick(now, self.baseline.as_deref(), &mut self.raw);
+            d.get_mut()
+                .on_tick(now, self.baseline.as_deref(), &mut self.raw);
         }
     }
 
@@ -821,7 +915,8 @@ impl Engine {
                 self.tick(now);
             }
             for d in &mut self.detectors {
-                d.on_event(&ev, self.baseline.as_deref(), &mut self.raw);
+                d.get_mut()
+                    .on_event(&ev, self.baseline.as_deref(), &mut self.raw);
             }
             self.drain(out);
         }
@@ -882,18 +977,17 @@ impl Engine {
         }
         let kind = EventKind::of(ev);
         let known = self.mask(&kind);
-        if kind.ok && !kind.violations {
-            self.memo_store(ev, known);
-        }
         let ctx = &self.cur;
         // A request that ended normally: not the detectors idle on it; the others that may
         // become idle are asked after it.
-        let mut mask = known & !MASK_KNOWN;
-        let mut ask = 0;
-        if let (true, Some(r)) = (kind.ok, ctx.req) {
-            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
-            ask = mask & self.may_idle;
+        let (mask, ask) = match (kind.ok, ctx.req) {
+            (true, Some(r)) => self.not_idle(known, r),
+            _ => (known & !MASK_KNOWN, 0),
+        };
+        if kind.ok && !kind.violations {
+            self.memo_store(ev, known, mask, ask);
         }
+        let ctx = &self.cur;
         call_detectors(
             &mut self.detectors,
             ev,
@@ -938,7 +1032,7 @@ impl Engine {
     /// its kind `mask`) for its repeats: when it has a Modbus range access, ended normally
     /// without violations (checked by the caller) and has channel and request numbers.
     #[inline]
-    fn memo_store(&mut self, ev: &IcsEvent, mask: u32) {
+    fn memo_store(&mut self, ev: &IcsEvent, mask: u32, run: u32, ask: u32) {
         #[cfg(test)]
         if self.memo_off {
             return;
@@ -965,7 +1059,12 @@ impl Engine {
                 table,
                 dir: a.dir,
                 mask,
+                run,
+                ask,
+                gen: self.idle_gen,
                 ctx: self.cur,
+                values: values::NO_HINT,
+                timing: timing::NO_HINT,
             };
         }
     }
@@ -979,37 +1078,90 @@ impl Engine {
         i
     }
 
+    /// The detectors of `mask` (the kind's) not idle on request `r`, and those of them to
+    /// ask whether they are idle on it after the event.
+    #[inline(always)]
+    fn not_idle(&self, mask: u32, r: u32) -> (u32, u32) {
+        let run = mask & !MASK_KNOWN & !self.req_idle.get(r as usize).copied().unwrap_or(0);
+        (run, run & self.may_idle)
+    }
+
     /// [`Engine::run`] for a repeat of the request of memo entry `i`: its context and
-    /// detectors as prepared, less those idle on it.
+    /// detectors as prepared, less those idle on it, values and timing through their entries
+    /// for a prepared request.
     #[inline(always)]
     fn run_memo(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
         #[cfg(test)]
         {
             self.memo_hits += 1;
         }
+        let gen = self.idle_gen;
         let Some(m) = self.req_memo.get(i) else {
             return;
         };
-        let ctx = &m.ctx;
-        let mut mask = m.mask & !MASK_KNOWN;
-        let mut ask = 0;
-        if let Some(r) = ctx.req {
-            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
-            ask = mask & self.may_idle;
+        if m.gen != gen {
+            self.memo_refresh(i);
         }
-        call_detectors(
-            &mut self.detectors,
-            ev,
+        let Engine {
+            req_memo,
+            detectors,
+            baseline,
+            raw,
+            ..
+        } = self;
+        let Some(ReqMemo {
             ctx,
-            self.baseline.as_deref(),
-            &mut self.raw,
-            mask,
-        );
+            run,
+            ask,
+            values: vh,
+            timing: th,
+            ..
+        }) = req_memo.get_mut(i)
+        else {
+            return;
+        };
+        let (ctx, ask) = (&*ctx, *ask);
+        let baseline = baseline.as_deref();
+        let mut run = *run;
+        #[cfg(test)]
+        if self.hints_off {
+            call_detectors(detectors, ev, ctx, baseline, raw, run);
+            run = 0;
+        }
+        while run != 0 {
+            let k = run.trailing_zeros() as usize;
+            run &= run - 1;
+            match detectors.get_mut(k) {
+                Some(Slot::Values(v)) => v.on_hinted(ev, ctx, baseline, vh, raw),
+                Some(Slot::Timing(t)) => t.on_hinted(ev, ctx, baseline, th, raw),
+                Some(Slot::Other(d)) => d.on_event_ctx(ev, ctx, baseline, raw),
+                None => {}
+            }
+        }
         if ask != 0 {
             let ctx = *ctx;
             self.ask_idle(&ctx, ask);
         }
         self.drain(out);
+    }
+
+    /// Works out again which detectors memo entry `i` runs and asks (a detector went idle
+    /// on some request since).
+    #[cold]
+    fn memo_refresh(&mut self, i: usize) {
+        let gen = self.idle_gen;
+        let Some(&m) = self.req_memo.get(i) else {
+            return;
+        };
+        let (run, ask) = match m.ctx.req {
+            Some(r) => self.not_idle(m.mask, r),
+            None => (m.mask & !MASK_KNOWN, 0),
+        };
+        if let Some(m) = self.req_memo.get_mut(i) {
+            m.run = run;
+            m.ask = ask;
+            m.gen = gen;
+        }
     }
 
     /// Asks the detectors of `ask` whether they are idle on the request of `ctx`.
@@ -1021,13 +1173,14 @@ impl Engine {
         while ask != 0 {
             let i = ask.trailing_zeros() as usize;
             ask &= ask - 1;
-            if self.detectors.get(i).is_some_and(|d| d.idle_on(ctx)) {
+            if self.detectors.get(i).is_some_and(|d| d.get().idle_on(ctx)) {
                 if r >= self.req_idle.len() {
                     self.req_idle.resize(r + 1, 0);
                 }
                 if let Some(m) = self.req_idle.get_mut(r) {
                     *m |= 1 << i;
                 }
+                self.idle_gen = self.idle_gen.wrapping_add(1);
             }
         }
     }
@@ -1165,7 +1318,7 @@ impl Engine {
 /// Runs the detectors of `mask` (one bit each, in order) on an event.
 #[inline(always)]
 fn call_detectors(
-    detectors: &mut [Box<dyn Detector>],
+    detectors: &mut [Slot],
     ev: &IcsEvent,
     ctx: &EventCtx,
     baseline: Option<&Baseline>,
@@ -1496,6 +1649,60 @@ mod tests {
                 (with.channels_unnumbered, with.requests_unnumbered),
                 (without.channels_unnumbered, without.requests_unnumbered)
             );
+        }
+    }
+
+    #[test]
+    fn hints_give_what_the_general_paths_give() {
+        // Memo hits through values' and timing's hints against the same hits through their
+        // `on_event_ctx`, and against no memo at all: the same alerts and counters, with
+        // values' cache emptied now and then (its hints no longer hold), requests that
+        // differ from a prepared one in one field, detectors going idle on the way.
+        let b = learnt();
+        let evs = memo_traffic();
+        for slots in [usize::MAX, 700] {
+            let cfg = || {
+                let mut c = DetectConfig {
+                    aggregate_window_s: 0,
+                    ..DetectConfig::default()
+                };
+                if slots != usize::MAX {
+                    c.values.max_cached_slots = slots;
+                }
+                c
+            };
+            let run = |hints: bool, memo: bool| {
+                let mut e = Engine::new(Some(b.clone()), cfg());
+                e.hints_off = !hints;
+                e.memo_off = !memo;
+                let mut out = Vec::new();
+                for ev in &evs {
+                    e.on_event(ev, &mut out);
+                }
+                e.finish(&mut out);
+                let hits = e.detectors.iter().fold((0, 0), |(v, t), d| match d {
+                    Slot::Values(d) => (v + d.hint_hits(), t),
+                    Slot::Timing(d) => (v, t + d.hint_hits()),
+                    Slot::Other(_) => (v, t),
+                });
+                (lines(&out), e.counters(), e.memo_hits, hits)
+            };
+            let (hinted, c1, memo_hits, (values, timing)) = run(true, true);
+            let (plain, c2, plain_hits, none) = run(false, true);
+            let (general, c3, _, _) = run(false, false);
+            assert_eq!(none, (0, 0));
+            assert_eq!(memo_hits, plain_hits);
+            assert!(values > memo_hits / 2, "{values} of {memo_hits}");
+            assert!(timing > memo_hits / 2, "{timing} of {memo_hits}");
+            assert!(hinted.len() > 10, "{}", hinted.len());
+            assert_eq!(hinted, plain, "slots {slots}");
+            assert_eq!(hinted, general, "slots {slots}");
+            assert_eq!(c1, c2);
+            assert_eq!(c1, c3);
+            if slots != usize::MAX {
+                let resets = c1.iter().find(|(k, _)| k == "values.cache_resets");
+                assert!(resets.is_some_and(|(_, n)| *n > 5), "{resets:?}");
+            }
         }
     }
 
