@@ -235,6 +235,10 @@ fn is_named(ev: &IcsEvent) -> bool {
 /// (its hash entry and request list) and every detector a slot.
 const MAX_NUMBERED_CHANNELS: usize = 4_096;
 
+/// No [`Engine::pair_mask`]: no mask of detectors is all ones (the top bit is
+/// [`MASK_KNOWN`]'s).
+const NO_PAIR: u32 = u32::MAX;
+
 /// Entries of the engine's memo of recent channel numbers, by flow.
 const FLOW_MEMO: usize = 1024;
 
@@ -613,7 +617,8 @@ pub struct Engine {
     agg: Aggregator,
     tick_us: u64,
     last_tick: Option<Timestamp>,
-    /// When the next tick is due, in nanoseconds: `tick_us` after `last_tick`.
+    /// When the next tick is due, in nanoseconds: `tick_us` after `last_tick` (before the
+    /// first tick, the least `i128`).
     next_tick_ns: i128,
     now: Option<Timestamp>,
     raw: Vec<Alert>,
@@ -661,6 +666,11 @@ pub struct Engine {
     req_idle: Vec<u32>,
     /// Changes whenever a detector goes idle on a request (see [`ReqMemo::gen`]).
     idle_gen: u32,
+    /// The slots of values and timing, in that order, when there are both and they can be
+    /// masked; a memo hit that runs exactly these two calls them without a loop.
+    pair: Option<(usize, usize)>,
+    /// The detectors of `pair`, one bit each ([`NO_PAIR`] without one).
+    pair_mask: u32,
     /// Raw alerts raised by the detectors (before aggregation).
     pub raised: u64,
     /// Events whose channel got no number because the table was full (their detectors look
@@ -714,7 +724,7 @@ impl Engine {
             agg: Aggregator::new(cfg.aggregate_window_s),
             tick_us: cfg.tick_interval_ms.saturating_mul(1000).max(1),
             last_tick: None,
-            next_tick_ns: 0,
+            next_tick_ns: i128::MIN,
             now: None,
             raw: Vec::new(),
             cur: EventCtx::default(),
@@ -740,11 +750,14 @@ impl Engine {
             may_idle: 0,
             req_idle: Vec::new(),
             idle_gen: 0,
+            pair: None,
+            pair_mask: NO_PAIR,
             raised: 0,
             channels_unnumbered: 0,
             requests_unnumbered: 0,
         };
         e.may_idle = e.idle_mask();
+        e.find_pair();
         e
     }
 
@@ -758,8 +771,22 @@ impl Engine {
         self.other_masks.clear();
         self.last_other.1 = 0;
         self.may_idle = self.idle_mask();
+        self.find_pair();
         self.req_idle.clear();
         self.req_memo.clear();
+    }
+
+    /// Finds the slots of values and timing (see [`Engine::pair`]).
+    fn find_pair(&mut self) {
+        let at = |f: fn(&Slot) -> bool| self.detectors.iter().position(f);
+        let v = at(|d| matches!(d, Slot::Values(_)));
+        let t = at(|d| matches!(d, Slot::Timing(_)));
+        (self.pair, self.pair_mask) = match (v, t) {
+            (Some(v), Some(t)) if v < t && self.detectors.len() <= MAX_MASKED_DETECTORS => {
+                (Some((v, t)), (1 << v) | (1 << t))
+            }
+            _ => (None, NO_PAIR),
+        };
     }
 
     /// The detectors that may become idle on a request, one bit each.
@@ -934,13 +961,11 @@ impl Engine {
             _ => ts,
         };
         self.now = Some(now);
-        if self.last_tick.is_none() {
-            self.set_tick(now);
-            return false;
-        }
+        // Before the first tick `next_tick_ns` is the least there is.
         if now.as_nanos() >= self.next_tick_ns {
+            let due = self.last_tick.is_some();
             self.set_tick(now);
-            return true;
+            return due;
         }
         false
     }
@@ -1126,6 +1151,18 @@ impl Engine {
         #[cfg(test)]
         if self.hints_off {
             call_detectors(detectors, ev, ctx, baseline, raw, run);
+            run = 0;
+        }
+        if run == self.pair_mask {
+            // Values and timing (the common poll), straight.
+            if let Some((v, t)) = self.pair {
+                if let Some(Slot::Values(v)) = detectors.get_mut(v) {
+                    v.on_hinted(ev, ctx, baseline, vh, raw);
+                }
+                if let Some(Slot::Timing(t)) = detectors.get_mut(t) {
+                    t.on_hinted(ev, ctx, baseline, th, raw);
+                }
+            }
             run = 0;
         }
         while run != 0 {

@@ -955,9 +955,24 @@ fn keep_accesses(dst: &mut IcsEvent, src: &IcsEvent) {
     }
 }
 
-/// `*d = s.clone()`, in place for numbers.
+/// `*d = s.clone()`, in place for numbers (integers and booleans, the common values of a
+/// poll, first).
 #[inline(always)]
 fn copy_value(d: &mut Value, s: &Value) {
+    if let (Value::Int(x), Value::Int(y)) = (&mut *d, s) {
+        *x = *y;
+        return;
+    }
+    if let (Value::Bool(x), Value::Bool(y)) = (&mut *d, s) {
+        *x = *y;
+        return;
+    }
+    copy_other(d, s);
+}
+
+/// [`copy_value`] for the other values.
+#[inline(never)]
+fn copy_other(d: &mut Value, s: &Value) {
     match (d, s) {
         (Value::Int(x), Value::Int(y)) => *x = *y,
         (Value::UInt(x), Value::UInt(y)) => *x = *y,
@@ -1144,6 +1159,7 @@ impl Timing {
         );
     }
 
+    #[inline(always)]
     fn order(
         cfg: &TimingConfig,
         st: &mut ChanState,
@@ -1158,39 +1174,56 @@ impl Timing {
         let Some(ppos) = st.last_cycle_pos.replace(pos) else {
             return;
         };
-        let prev = cycle.get(ppos).map(String::as_str).unwrap_or("");
-        let expected = cycle
-            .get((ppos + 1) % cycle.len())
-            .map(String::as_str)
-            .unwrap_or("");
         // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
-        let ok = (ppos + 1) % cycle.len().max(1) == pos || expected == sig;
+        let next = (ppos + 1) % cycle.len().max(1);
+        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig;
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
         if bad >= min_bad && !st.order_reported {
-            st.order_reported = true;
-            let explanation = format!(
-                "{} changed the order of its polling cycle on {}: after \"{prev}\" came \
-                 \"{sig}\" instead of \"{expected}\" ({bad} of the last {} steps out of order). \
-                 In the baseline the cycle was always: {}. A master's cycle only changes when \
-                 its configuration changes, or when another program injects requests on its \
-                 connection.",
-                ev.client.ip,
-                device_words(ev.server.ip, ev.unit_id),
-                len,
-                cycle.join(" → ")
-            );
-            out.push(
-                Alert::from_event(&POLL_ORDER_CHANGED, ev, explanation, event_summary(ev))
-                    .with_fact(
-                        format!("cycle: {}", cycle.join(" → ")),
-                        format!("{}.cycle", ch.ref_name()),
-                    ),
-            );
+            Timing::order_alert(st, ev, (sig, ppos), cycle, ch, len, out);
         }
+    }
+
+    /// The alert of a cycle order change: after position `ppos` of `cycle` came `sig`, with
+    /// `st.bad` of the last `len` steps out of order.
+    #[cold]
+    #[inline(never)]
+    fn order_alert(
+        st: &mut ChanState,
+        ev: &IcsEvent,
+        (sig, ppos): (&str, usize),
+        cycle: &[String],
+        ch: &Channel,
+        len: usize,
+        out: &mut Vec<Alert>,
+    ) {
+        let bad = st.bad;
+        let prev = cycle.get(ppos).map(String::as_str).unwrap_or("");
+        let expected = cycle
+            .get((ppos + 1) % cycle.len())
+            .map(String::as_str)
+            .unwrap_or("");
+        st.order_reported = true;
+        let explanation = format!(
+            "{} changed the order of its polling cycle on {}: after \"{prev}\" came \
+             \"{sig}\" instead of \"{expected}\" ({bad} of the last {} steps out of order). \
+             In the baseline the cycle was always: {}. A master's cycle only changes when \
+             its configuration changes, or when another program injects requests on its \
+             connection.",
+            ev.client.ip,
+            device_words(ev.server.ip, ev.unit_id),
+            len,
+            cycle.join(" → ")
+        );
+        out.push(
+            Alert::from_event(&POLL_ORDER_CHANGED, ev, explanation, event_summary(ev)).with_fact(
+                format!("cycle: {}", cycle.join(" → ")),
+                format!("{}.cycle", ch.ref_name()),
+            ),
+        );
     }
 }
 
