@@ -286,7 +286,8 @@ struct ReqMemo {
     /// ... and those of them to ask whether they are idle on it after the event.
     ask: u32,
     /// The engine's [`Engine::idle_gen`] when `run` and `ask` were worked out: they hold
-    /// while it is the same (no detector went idle on any request since).
+    /// while it is the same (no detector went idle on any request since), and for good once
+    /// `ask` is empty (only detectors that may go idle do, and `run` has none).
     gen: u32,
     /// The context of the request's events (channel and request numbered).
     ctx: EventCtx,
@@ -1124,7 +1125,9 @@ impl Engine {
         let Some(m) = self.req_memo.get(i) else {
             return;
         };
-        if m.gen != gen {
+        // With none to ask, none of the detectors it runs may go idle: what it runs stays
+        // right whatever went idle since.
+        if m.ask != 0 && m.gen != gen {
             self.memo_refresh(i);
         }
         let Engine {

@@ -272,8 +272,10 @@ impl StopWords {
 struct ChanState {
     bucket: Option<i64>,
     /// The first second of `bucket` (`i64::MAX` when it does not fit): a request within the
-    /// same 10 seconds needs no division.
+    /// same 10 seconds needs no division ...
     bucket_from: i64,
+    /// ... `bucket_from + 10` (saturating).
+    bucket_to: i64,
     count: u64,
     burst_reported: bool,
     /// Position in the cycle of the last cycle request.
@@ -294,8 +296,7 @@ impl ChanState {
     /// Counts a request at `secs` in its 10-second bucket (a new bucket starts from zero).
     #[inline(always)]
     fn count_in_bucket(&mut self, secs: i64) {
-        let from = self.bucket_from;
-        if !(self.bucket.is_some() && from <= secs && secs < from.saturating_add(10)) {
+        if !(self.bucket.is_some() && self.bucket_from <= secs && secs < self.bucket_to) {
             self.enter_bucket(secs);
         }
         self.count += 1;
@@ -313,6 +314,7 @@ impl ChanState {
             self.burst_reported = false;
         }
         self.bucket_from = b.checked_mul(10).unwrap_or(i64::MAX);
+        self.bucket_to = self.bucket_from.saturating_add(10);
     }
 
     /// Adds a transition to the window of the last `window` ones, in one word (`bits`, for
