@@ -856,6 +856,7 @@ impl Engine {
             self.may_idle = 0;
             self.req_idle.clear();
             self.req_memo.clear();
+            self.find_pair();
             self.pool = Some(parallel::Pool::new(
                 detectors,
                 threads,
