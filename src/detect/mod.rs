@@ -235,6 +235,10 @@ fn is_named(ev: &IcsEvent) -> bool {
 /// (its hash entry and request list) and every detector a slot.
 const MAX_NUMBERED_CHANNELS: usize = 4_096;
 
+/// No [`Engine::pair_mask`]: no mask of detectors is all ones (the top bit is
+/// [`MASK_KNOWN`]'s).
+const NO_PAIR: u32 = u32::MAX;
+
 /// Entries of the engine's memo of recent channel numbers, by flow.
 const FLOW_MEMO: usize = 1024;
 
@@ -277,8 +281,20 @@ struct ReqMemo {
     dir: AccessDir,
     /// The detectors that act on the request's kind (with [`MASK_KNOWN`]); 0: no entry.
     mask: u32,
+    /// Those of `mask` (without [`MASK_KNOWN`]) not idle on the request, as of `gen` ...
+    run: u32,
+    /// ... and those of them to ask whether they are idle on it after the event.
+    ask: u32,
+    /// The engine's [`Engine::idle_gen`] when `run` and `ask` were worked out: they hold
+    /// while it is the same (no detector went idle on any request since), and for good once
+    /// `ask` is empty (only detectors that may go idle do, and `run` has none).
+    gen: u32,
     /// The context of the request's events (channel and request numbered).
     ctx: EventCtx,
+    /// What values found of the request (see [`values::Values::on_hinted`]) ...
+    values: values::Hint,
+    /// ... and timing (see [`timing::Timing::on_hinted`]).
+    timing: timing::Hint,
 }
 
 /// An empty entry of the memo.
@@ -294,12 +310,17 @@ const NO_MEMO: ReqMemo = ReqMemo {
     table: ModbusTable::Coil,
     dir: AccessDir::Read,
     mask: 0,
+    run: 0,
+    ask: 0,
+    gen: 0,
     ctx: EventCtx {
         key: ChanId::EMPTY,
         chan: None,
         sig: None,
         req: None,
     },
+    values: values::NO_HINT,
+    timing: timing::NO_HINT,
 };
 
 /// The one Modbus range access of a Modbus event that ended normally without violations:
@@ -466,6 +487,63 @@ pub trait Detector: Send {
     }
 }
 
+/// A detector of an engine: values and timing by their type (called directly, without a
+/// virtual call, and on a prepared request through their fast entries), any other behind
+/// the trait.
+enum Slot {
+    /// The values detector.
+    Values(Box<values::Values>),
+    /// The timing detector.
+    Timing(Box<timing::Timing>),
+    /// Any other detector.
+    Other(Box<dyn Detector>),
+}
+
+impl Slot {
+    /// The detector.
+    fn get(&self) -> &dyn Detector {
+        match self {
+            Slot::Values(v) => &**v,
+            Slot::Timing(t) => &**t,
+            Slot::Other(d) => &**d,
+        }
+    }
+
+    /// The detector, to change.
+    fn get_mut(&mut self) -> &mut dyn Detector {
+        match self {
+            Slot::Values(v) => &mut **v,
+            Slot::Timing(t) => &mut **t,
+            Slot::Other(d) => &mut **d,
+        }
+    }
+
+    /// The detector, boxed (for [`Engine::parallel`]).
+    fn into_box(self) -> Box<dyn Detector> {
+        match self {
+            Slot::Values(v) => v,
+            Slot::Timing(t) => t,
+            Slot::Other(d) => d,
+        }
+    }
+
+    /// [`Detector::on_event_ctx`], called directly for values and timing.
+    #[inline(always)]
+    fn on_event_ctx(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        out: &mut Vec<Alert>,
+    ) {
+        match self {
+            Slot::Values(v) => v.on_event_ctx(ev, ctx, baseline, out),
+            Slot::Timing(t) => t.on_event_ctx(ev, ctx, baseline, out),
+            Slot::Other(d) => d.on_event_ctx(ev, ctx, baseline, out),
+        }
+    }
+}
+
 /// The words of a raw alert left to write (see [`Alert::resolve`]): what they need.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Words {
@@ -534,13 +612,14 @@ impl Default for DetectConfig {
 /// ```
 pub struct Engine {
     baseline: Option<Arc<Baseline>>,
-    detectors: Vec<Box<dyn Detector>>,
+    detectors: Vec<Slot>,
     /// The detectors on threads of their own, once [`Engine::parallel`] moved them there.
     pool: Option<parallel::Pool>,
     agg: Aggregator,
     tick_us: u64,
     last_tick: Option<Timestamp>,
-    /// When the next tick is due, in nanoseconds: `tick_us` after `last_tick`.
+    /// When the next tick is due, in nanoseconds: `tick_us` after `last_tick` (before the
+    /// first tick, the least `i128`).
     next_tick_ns: i128,
     now: Option<Timestamp>,
     raw: Vec<Alert>,
@@ -570,6 +649,10 @@ pub struct Engine {
     /// Applied to memo indices (tests: few entries, many collisions).
     #[cfg(test)]
     memo_mask: usize,
+    /// Memo hits call every detector's `on_event_ctx` (no hints: the reference the hints
+    /// are tested against).
+    #[cfg(test)]
+    hints_off: bool,
     /// Requests numbered.
     reqs: u32,
     /// Which detectors act on each Modbus event kind ([`MASK_KNOWN`] set once worked out).
@@ -582,6 +665,13 @@ pub struct Engine {
     may_idle: u32,
     /// By request number: the detectors idle on it (for events that ended normally).
     req_idle: Vec<u32>,
+    /// Changes whenever a detector goes idle on a request (see [`ReqMemo::gen`]).
+    idle_gen: u32,
+    /// The slots of values and timing, in that order, when there are both and they can be
+    /// masked; a memo hit that runs exactly these two calls them without a loop.
+    pair: Option<(usize, usize)>,
+    /// The detectors of `pair`, one bit each ([`NO_PAIR`] without one).
+    pair_mask: u32,
     /// Raw alerts raised by the detectors (before aggregation).
     pub raised: u64,
     /// Events whose channel got no number because the table was full (their detectors look
@@ -597,7 +687,11 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field(
                 "detectors",
-                &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
+                &self
+                    .detectors
+                    .iter()
+                    .map(|d| d.get().name())
+                    .collect::<Vec<_>>(),
             )
             .field("threads", &self.pool.as_ref().map_or(0, |p| p.threads()))
             .field("raised", &self.raised)
@@ -610,15 +704,19 @@ impl Engine {
     /// has a model and `cfg.ml.enabled`. Without a baseline only the baseline-free checks
     /// (violations, scans) raise alerts.
     pub fn new(baseline: Option<Baseline>, cfg: DetectConfig) -> Self {
-        let mut detectors: Vec<Box<dyn Detector>> = vec![
-            Box::new(violations::Violations),
-            Box::new(novelty::Novelty::new(cfg.novelty.clone())),
-            Box::new(values::Values::new(cfg.values.clone()).deferring_read_texts()),
-            Box::new(timing::Timing::new(cfg.timing.clone()).deferring_texts()),
-            Box::new(scans::Scans::new(cfg.scans.clone())),
+        let mut detectors = vec![
+            Slot::Other(Box::new(violations::Violations)),
+            Slot::Other(Box::new(novelty::Novelty::new(cfg.novelty.clone()))),
+            Slot::Values(Box::new(
+                values::Values::new(cfg.values.clone()).deferring_read_texts(),
+            )),
+            Slot::Timing(Box::new(
+                timing::Timing::new(cfg.timing.clone()).deferring_texts(),
+            )),
+            Slot::Other(Box::new(scans::Scans::new(cfg.scans.clone()))),
         ];
         if cfg.ml.enabled && baseline.as_ref().is_some_and(|b| b.ml.is_some()) {
-            detectors.push(Box::new(ml::MlDetector::new(cfg.ml.clone())));
+            detectors.push(Slot::Other(Box::new(ml::MlDetector::new(cfg.ml.clone()))));
         }
         let mut e = Engine {
             baseline: baseline.map(Arc::new),
@@ -627,7 +725,7 @@ impl Engine {
             agg: Aggregator::new(cfg.aggregate_window_s),
             tick_us: cfg.tick_interval_ms.saturating_mul(1000).max(1),
             last_tick: None,
-            next_tick_ns: 0,
+            next_tick_ns: i128::MIN,
             now: None,
             raw: Vec::new(),
             cur: EventCtx::default(),
@@ -644,17 +742,23 @@ impl Engine {
             memo_off: false,
             #[cfg(test)]
             memo_mask: REQ_MEMO - 1,
+            #[cfg(test)]
+            hints_off: false,
             reqs: 0,
             masks: vec![0; MASK_SLOTS],
             other_masks: Vec::new(),
             last_other: (NO_KIND, 0),
             may_idle: 0,
             req_idle: Vec::new(),
+            idle_gen: 0,
+            pair: None,
+            pair_mask: NO_PAIR,
             raised: 0,
             channels_unnumbered: 0,
             requests_unnumbered: 0,
         };
         e.may_idle = e.idle_mask();
+        e.find_pair();
         e
     }
 
@@ -662,14 +766,28 @@ impl Engine {
     /// Detectors added after [`Engine::parallel`] run on the calling thread, after the others
     /// (their alerts then come before those of the threads for the same event).
     pub fn add_detector(&mut self, d: Box<dyn Detector>) {
-        self.detectors.push(d);
+        self.detectors.push(Slot::Other(d));
         // The masks are worked out again for the new set of detectors.
         self.masks.iter_mut().for_each(|m| *m = 0);
         self.other_masks.clear();
         self.last_other.1 = 0;
         self.may_idle = self.idle_mask();
+        self.find_pair();
         self.req_idle.clear();
         self.req_memo.clear();
+    }
+
+    /// Finds the slots of values and timing (see [`Engine::pair`]).
+    fn find_pair(&mut self) {
+        let at = |f: fn(&Slot) -> bool| self.detectors.iter().position(f);
+        let v = at(|d| matches!(d, Slot::Values(_)));
+        let t = at(|d| matches!(d, Slot::Timing(_)));
+        (self.pair, self.pair_mask) = match (v, t) {
+            (Some(v), Some(t)) if v < t && self.detectors.len() <= MAX_MASKED_DETECTORS => {
+                (Some((v, t)), (1 << v) | (1 << t))
+            }
+            _ => (None, NO_PAIR),
+        };
     }
 
     /// The detectors that may become idle on a request, one bit each.
@@ -680,7 +798,7 @@ impl Engine {
         self.detectors
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.can_idle())
+            .filter(|(_, d)| d.get().can_idle())
             .fold(0, |m, (i, _)| m | (1 << i))
     }
 
@@ -707,7 +825,7 @@ impl Engine {
             self.detectors
                 .iter()
                 .enumerate()
-                .filter(|(_, d)| d.acts_on(kind))
+                .filter(|(_, d)| d.get().acts_on(kind))
                 .fold(MASK_KNOWN, |m, (i, _)| m | (1 << i))
         };
         match kind.slot().and_then(|i| self.masks.get_mut(i)) {
@@ -728,13 +846,17 @@ impl Engine {
     /// of them at [`Engine::finish`]). Call it after the last [`Engine::add_detector`].
     pub fn parallel(mut self, threads: usize) -> Self {
         if threads >= 2 && self.pool.is_none() && self.detectors.len() >= 2 {
-            let detectors = std::mem::take(&mut self.detectors);
+            let detectors = std::mem::take(&mut self.detectors)
+                .into_iter()
+                .map(Slot::into_box)
+                .collect();
             self.masks.iter_mut().for_each(|m| *m = 0);
             self.other_masks.clear();
             self.last_other.1 = 0;
             self.may_idle = 0;
             self.req_idle.clear();
             self.req_memo.clear();
+            self.find_pair();
             self.pool = Some(parallel::Pool::new(
                 detectors,
                 threads,
@@ -771,7 +893,7 @@ impl Engine {
                 v.push((format!("{d}.{c}"), *n));
             }
         }
-        for d in &self.detectors {
+        for d in self.detectors.iter().map(Slot::get) {
             for (c, n) in d.counters() {
                 v.push((format!("{}.{c}", d.name()), n));
             }
@@ -781,7 +903,8 @@ impl Engine {
 
     fn tick(&mut self, now: Timestamp) {
         for d in &mut self.detectors {
-            d.on_tick(now, self.baseline.as_deref(), &mut self.raw);
+            d.get_mut()
+                .on_tick(now, self.baseline.as_deref(), &mut self.raw);
         }
     }
 
@@ -821,7 +944,8 @@ impl Engine {
                 self.tick(now);
             }
             for d in &mut self.detectors {
-                d.on_event(&ev, self.baseline.as_deref(), &mut self.raw);
+                d.get_mut()
+                    .on_event(&ev, self.baseline.as_deref(), &mut self.raw);
             }
             self.drain(out);
         }
@@ -839,13 +963,11 @@ impl Engine {
             _ => ts,
         };
         self.now = Some(now);
-        if self.last_tick.is_none() {
-            self.set_tick(now);
-            return false;
-        }
+        // Before the first tick `next_tick_ns` is the least there is.
         if now.as_nanos() >= self.next_tick_ns {
+            let due = self.last_tick.is_some();
             self.set_tick(now);
-            return true;
+            return due;
         }
         false
     }
@@ -882,18 +1004,17 @@ impl Engine {
         }
         let kind = EventKind::of(ev);
         let known = self.mask(&kind);
-        if kind.ok && !kind.violations {
-            self.memo_store(ev, known);
-        }
         let ctx = &self.cur;
         // A request that ended normally: not the detectors idle on it; the others that may
         // become idle are asked after it.
-        let mut mask = known & !MASK_KNOWN;
-        let mut ask = 0;
-        if let (true, Some(r)) = (kind.ok, ctx.req) {
-            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
-            ask = mask & self.may_idle;
+        let (mask, ask) = match (kind.ok, ctx.req) {
+            (true, Some(r)) => self.not_idle(known, r),
+            _ => (known & !MASK_KNOWN, 0),
+        };
+        if kind.ok && !kind.violations {
+            self.memo_store(ev, known, mask, ask);
         }
+        let ctx = &self.cur;
         call_detectors(
             &mut self.detectors,
             ev,
@@ -938,7 +1059,7 @@ impl Engine {
     /// its kind `mask`) for its repeats: when it has a Modbus range access, ended normally
     /// without violations (checked by the caller) and has channel and request numbers.
     #[inline]
-    fn memo_store(&mut self, ev: &IcsEvent, mask: u32) {
+    fn memo_store(&mut self, ev: &IcsEvent, mask: u32, run: u32, ask: u32) {
         #[cfg(test)]
         if self.memo_off {
             return;
@@ -965,7 +1086,12 @@ impl Engine {
                 table,
                 dir: a.dir,
                 mask,
+                run,
+                ask,
+                gen: self.idle_gen,
                 ctx: self.cur,
+                values: values::NO_HINT,
+                timing: timing::NO_HINT,
             };
         }
     }
@@ -979,37 +1105,104 @@ impl Engine {
         i
     }
 
+    /// The detectors of `mask` (the kind's) not idle on request `r`, and those of them to
+    /// ask whether they are idle on it after the event.
+    #[inline(always)]
+    fn not_idle(&self, mask: u32, r: u32) -> (u32, u32) {
+        let run = mask & !MASK_KNOWN & !self.req_idle.get(r as usize).copied().unwrap_or(0);
+        (run, run & self.may_idle)
+    }
+
     /// [`Engine::run`] for a repeat of the request of memo entry `i`: its context and
-    /// detectors as prepared, less those idle on it.
+    /// detectors as prepared, less those idle on it, values and timing through their entries
+    /// for a prepared request.
     #[inline(always)]
     fn run_memo(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
         #[cfg(test)]
         {
             self.memo_hits += 1;
         }
+        let gen = self.idle_gen;
         let Some(m) = self.req_memo.get(i) else {
             return;
         };
-        let ctx = &m.ctx;
-        let mut mask = m.mask & !MASK_KNOWN;
-        let mut ask = 0;
-        if let Some(r) = ctx.req {
-            mask &= !self.req_idle.get(r as usize).copied().unwrap_or(0);
-            ask = mask & self.may_idle;
+        // With none to ask, none of the detectors it runs may go idle: what it runs stays
+        // right whatever went idle since.
+        if m.ask != 0 && m.gen != gen {
+            self.memo_refresh(i);
         }
-        call_detectors(
-            &mut self.detectors,
-            ev,
+        let Engine {
+            req_memo,
+            detectors,
+            baseline,
+            raw,
+            ..
+        } = self;
+        let Some(ReqMemo {
             ctx,
-            self.baseline.as_deref(),
-            &mut self.raw,
-            mask,
-        );
+            run,
+            ask,
+            values: vh,
+            timing: th,
+            ..
+        }) = req_memo.get_mut(i)
+        else {
+            return;
+        };
+        let (ctx, ask) = (&*ctx, *ask);
+        let baseline = baseline.as_deref();
+        let mut run = *run;
+        #[cfg(test)]
+        if self.hints_off {
+            call_detectors(detectors, ev, ctx, baseline, raw, run);
+            run = 0;
+        }
+        if run == self.pair_mask {
+            // Values and timing (the common poll), straight.
+            if let Some((v, t)) = self.pair {
+                if let Some(Slot::Values(v)) = detectors.get_mut(v) {
+                    v.on_hinted(ev, ctx, baseline, vh, raw);
+                }
+                if let Some(Slot::Timing(t)) = detectors.get_mut(t) {
+                    t.on_hinted(ev, ctx, baseline, th, raw);
+                }
+            }
+            run = 0;
+        }
+        while run != 0 {
+            let k = run.trailing_zeros() as usize;
+            run &= run - 1;
+            match detectors.get_mut(k) {
+                Some(Slot::Values(v)) => v.on_hinted(ev, ctx, baseline, vh, raw),
+                Some(Slot::Timing(t)) => t.on_hinted(ev, ctx, baseline, th, raw),
+                Some(Slot::Other(d)) => d.on_event_ctx(ev, ctx, baseline, raw),
+                None => {}
+            }
+        }
         if ask != 0 {
             let ctx = *ctx;
             self.ask_idle(&ctx, ask);
         }
         self.drain(out);
+    }
+
+    /// Works out again which detectors memo entry `i` runs and asks (a detector went idle
+    /// on some request since).
+    #[cold]
+    fn memo_refresh(&mut self, i: usize) {
+        let gen = self.idle_gen;
+        let Some(&m) = self.req_memo.get(i) else {
+            return;
+        };
+        let (run, ask) = match m.ctx.req {
+            Some(r) => self.not_idle(m.mask, r),
+            None => (m.mask & !MASK_KNOWN, 0),
+        };
+        if let Some(m) = self.req_memo.get_mut(i) {
+            m.run = run;
+            m.ask = ask;
+            m.gen = gen;
+        }
     }
 
     /// Asks the detectors of `ask` whether they are idle on the request of `ctx`.
@@ -1021,13 +1214,14 @@ impl Engine {
         while ask != 0 {
             let i = ask.trailing_zeros() as usize;
             ask &= ask - 1;
-            if self.detectors.get(i).is_some_and(|d| d.idle_on(ctx)) {
+            if self.detectors.get(i).is_some_and(|d| d.get().idle_on(ctx)) {
                 if r >= self.req_idle.len() {
                     self.req_idle.resize(r + 1, 0);
                 }
                 if let Some(m) = self.req_idle.get_mut(r) {
                     *m |= 1 << i;
                 }
+                self.idle_gen = self.idle_gen.wrapping_add(1);
             }
         }
     }
@@ -1165,7 +1359,7 @@ impl Engine {
 /// Runs the detectors of `mask` (one bit each, in order) on an event.
 #[inline(always)]
 fn call_detectors(
-    detectors: &mut [Box<dyn Detector>],
+    detectors: &mut [Slot],
     ev: &IcsEvent,
     ctx: &EventCtx,
     baseline: Option<&Baseline>,
@@ -1496,6 +1690,60 @@ mod tests {
                 (with.channels_unnumbered, with.requests_unnumbered),
                 (without.channels_unnumbered, without.requests_unnumbered)
             );
+        }
+    }
+
+    #[test]
+    fn hints_give_what_the_general_paths_give() {
+        // Memo hits through values' and timing's hints against the same hits through their
+        // `on_event_ctx`, and against no memo at all: the same alerts and counters, with
+        // values' cache emptied now and then (its hints no longer hold), requests that
+        // differ from a prepared one in one field, detectors going idle on the way.
+        let b = learnt();
+        let evs = memo_traffic();
+        for slots in [usize::MAX, 700] {
+            let cfg = || {
+                let mut c = DetectConfig {
+                    aggregate_window_s: 0,
+                    ..DetectConfig::default()
+                };
+                if slots != usize::MAX {
+                    c.values.max_cached_slots = slots;
+                }
+                c
+            };
+            let run = |hints: bool, memo: bool| {
+                let mut e = Engine::new(Some(b.clone()), cfg());
+                e.hints_off = !hints;
+                e.memo_off = !memo;
+                let mut out = Vec::new();
+                for ev in &evs {
+                    e.on_event(ev, &mut out);
+                }
+                e.finish(&mut out);
+                let hits = e.detectors.iter().fold((0, 0), |(v, t), d| match d {
+                    Slot::Values(d) => (v + d.hint_hits(), t),
+                    Slot::Timing(d) => (v, t + d.hint_hits()),
+                    Slot::Other(_) => (v, t),
+                });
+                (lines(&out), e.counters(), e.memo_hits, hits)
+            };
+            let (hinted, c1, memo_hits, (values, timing)) = run(true, true);
+            let (plain, c2, plain_hits, none) = run(false, true);
+            let (general, c3, _, _) = run(false, false);
+            assert_eq!(none, (0, 0));
+            assert_eq!(memo_hits, plain_hits);
+            assert!(values > memo_hits / 2, "{values} of {memo_hits}");
+            assert!(timing > memo_hits / 2, "{timing} of {memo_hits}");
+            assert!(hinted.len() > 10, "{}", hinted.len());
+            assert_eq!(hinted, plain, "slots {slots}");
+            assert_eq!(hinted, general, "slots {slots}");
+            assert_eq!(c1, c2);
+            assert_eq!(c1, c3);
+            if slots != usize::MAX {
+                let resets = c1.iter().find(|(k, _)| k == "values.cache_resets");
+                assert!(resets.is_some_and(|(_, n)| *n > 5), "{resets:?}");
+            }
         }
     }
 

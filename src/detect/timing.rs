@@ -272,8 +272,10 @@ impl StopWords {
 struct ChanState {
     bucket: Option<i64>,
     /// The first second of `bucket` (`i64::MAX` when it does not fit): a request within the
-    /// same 10 seconds needs no division.
+    /// same 10 seconds needs no division ...
     bucket_from: i64,
+    /// ... `bucket_from + 10` (saturating).
+    bucket_to: i64,
     count: u64,
     burst_reported: bool,
     /// Position in the cycle of the last cycle request.
@@ -294,17 +296,25 @@ impl ChanState {
     /// Counts a request at `secs` in its 10-second bucket (a new bucket starts from zero).
     #[inline(always)]
     fn count_in_bucket(&mut self, secs: i64) {
-        let from = self.bucket_from;
-        if !(self.bucket.is_some() && from <= secs && secs < from.saturating_add(10)) {
-            let b = secs.div_euclid(10);
-            if self.bucket != Some(b) {
-                self.bucket = Some(b);
-                self.count = 0;
-                self.burst_reported = false;
-            }
-            self.bucket_from = b.checked_mul(10).unwrap_or(i64::MAX);
+        if !(self.bucket.is_some() && self.bucket_from <= secs && secs < self.bucket_to) {
+            self.enter_bucket(secs);
         }
         self.count += 1;
+    }
+
+    /// The bucket of `secs` (a new one starts from zero), off the common path (its
+    /// division is worked out only here).
+    #[cold]
+    #[inline(never)]
+    fn enter_bucket(&mut self, secs: i64) {
+        let b = secs.div_euclid(10);
+        if self.bucket != Some(b) {
+            self.bucket = Some(b);
+            self.count = 0;
+            self.burst_reported = false;
+        }
+        self.bucket_from = b.checked_mul(10).unwrap_or(i64::MAX);
+        self.bucket_to = self.bucket_from.saturating_add(10);
     }
 
     /// Adds a transition to the window of the last `window` ones, in one word (`bits`, for
@@ -553,6 +563,8 @@ pub struct Timing {
     req_memo: Vec<ReqMemo>,
     /// The baseline the channel indices point into.
     base: Option<(usize, usize, usize)>,
+    /// Changes with `base` (from 1): the [`Hint`]s of another one no longer hold.
+    gen: u64,
     /// The running states by the time (µs) after which they may be found stopped (see
     /// [`SigState::queued`]; entries whose time is not their state's `queued` are stale): a
     /// tick looks only at the states due, not at all of them.
@@ -574,6 +586,9 @@ pub struct Timing {
     /// Tests: other requests are found by their key only (not in [`Chan::named`]).
     #[cfg(test)]
     no_named_memo: bool,
+    /// Tests: events taken through a [`Hint`] that held.
+    #[cfg(test)]
+    hint_hits: u64,
     /// Poll-stopped and burst alerts leave their words to [`Alert::resolve`] (see
     /// [`Timing::deferring_texts`]).
     defer_texts: bool,
@@ -942,9 +957,24 @@ fn keep_accesses(dst: &mut IcsEvent, src: &IcsEvent) {
     }
 }
 
-/// `*d = s.clone()`, in place for numbers.
+/// `*d = s.clone()`, in place for numbers (integers and booleans, the common values of a
+/// poll, first).
 #[inline(always)]
 fn copy_value(d: &mut Value, s: &Value) {
+    if let (Value::Int(x), Value::Int(y)) = (&mut *d, s) {
+        *x = *y;
+        return;
+    }
+    if let (Value::Bool(x), Value::Bool(y)) = (&mut *d, s) {
+        *x = *y;
+        return;
+    }
+    copy_other(d, s);
+}
+
+/// [`copy_value`] for the other values.
+#[inline(never)]
+fn copy_other(d: &mut Value, s: &Value) {
     match (d, s) {
         (Value::Int(x), Value::Int(y)) => *x = *y,
         (Value::UInt(x), Value::UInt(y)) => *x = *y,
@@ -1000,6 +1030,7 @@ impl Timing {
             chan_index: ChanSlots::default(),
             req_memo: Vec::new(),
             base: None,
+            gen: 1,
             due: DueQueue::default(),
             due_now: Vec::new(),
             #[cfg(test)]
@@ -1012,6 +1043,8 @@ impl Timing {
             poll_repeats: 0,
             #[cfg(test)]
             no_named_memo: false,
+            #[cfg(test)]
+            hint_hits: 0,
             defer_texts: false,
             states_dropped: 0,
             chans_uncached: 0,
@@ -1040,6 +1073,7 @@ impl Timing {
     #[cold]
     fn rebind(&mut self, b: &Baseline, id: (usize, usize, usize)) {
         self.base = Some(id);
+        self.gen += 1;
         self.req_memo.clear();
         // Iterated to update in place only; nothing from here reaches the output.
         for (key, &mut i) in self.chan_index.iter_mut() {
@@ -1127,6 +1161,7 @@ impl Timing {
         );
     }
 
+    #[inline(always)]
     fn order(
         cfg: &TimingConfig,
         st: &mut ChanState,
@@ -1141,39 +1176,56 @@ impl Timing {
         let Some(ppos) = st.last_cycle_pos.replace(pos) else {
             return;
         };
-        let prev = cycle.get(ppos).map(String::as_str).unwrap_or("");
-        let expected = cycle
-            .get((ppos + 1) % cycle.len())
-            .map(String::as_str)
-            .unwrap_or("");
         // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
-        let ok = (ppos + 1) % cycle.len().max(1) == pos || expected == sig;
+        let next = (ppos + 1) % cycle.len().max(1);
+        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig;
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
         if bad >= min_bad && !st.order_reported {
-            st.order_reported = true;
-            let explanation = format!(
-                "{} changed the order of its polling cycle on {}: after \"{prev}\" came \
-                 \"{sig}\" instead of \"{expected}\" ({bad} of the last {} steps out of order). \
-                 In the baseline the cycle was always: {}. A master's cycle only changes when \
-                 its configuration changes, or when another program injects requests on its \
-                 connection.",
-                ev.client.ip,
-                device_words(ev.server.ip, ev.unit_id),
-                len,
-                cycle.join(" → ")
-            );
-            out.push(
-                Alert::from_event(&POLL_ORDER_CHANGED, ev, explanation, event_summary(ev))
-                    .with_fact(
-                        format!("cycle: {}", cycle.join(" → ")),
-                        format!("{}.cycle", ch.ref_name()),
-                    ),
-            );
+            Timing::order_alert(st, ev, (sig, ppos), cycle, ch, len, out);
         }
+    }
+
+    /// The alert of a cycle order change: after position `ppos` of `cycle` came `sig`, with
+    /// `st.bad` of the last `len` steps out of order.
+    #[cold]
+    #[inline(never)]
+    fn order_alert(
+        st: &mut ChanState,
+        ev: &IcsEvent,
+        (sig, ppos): (&str, usize),
+        cycle: &[String],
+        ch: &Channel,
+        len: usize,
+        out: &mut Vec<Alert>,
+    ) {
+        let bad = st.bad;
+        let prev = cycle.get(ppos).map(String::as_str).unwrap_or("");
+        let expected = cycle
+            .get((ppos + 1) % cycle.len())
+            .map(String::as_str)
+            .unwrap_or("");
+        st.order_reported = true;
+        let explanation = format!(
+            "{} changed the order of its polling cycle on {}: after \"{prev}\" came \
+             \"{sig}\" instead of \"{expected}\" ({bad} of the last {} steps out of order). \
+             In the baseline the cycle was always: {}. A master's cycle only changes when \
+             its configuration changes, or when another program injects requests on its \
+             connection.",
+            ev.client.ip,
+            device_words(ev.server.ip, ev.unit_id),
+            len,
+            cycle.join(" → ")
+        );
+        out.push(
+            Alert::from_event(&POLL_ORDER_CHANGED, ev, explanation, event_summary(ev)).with_fact(
+                format!("cycle: {}", cycle.join(" → ")),
+                format!("{}.cycle", ch.ref_name()),
+            ),
+        );
     }
 }
 
@@ -1349,6 +1401,165 @@ impl Detector for Timing {
                 event_summary(&st.last_ev),
             ));
             out.push(a);
+        }
+    }
+}
+
+/// What the engine keeps in its memo of a prepared request of what the detector found of
+/// it (see [`Timing::on_hinted`]): for events of the function named `name`, while the
+/// detector's [`Timing::gen`] is `gen` (0: nothing kept), either nothing to do
+/// (`info` [`MEMO_SKIP`]) or the request's info and channel (index in `chans`, whose
+/// baseline channel is in the baseline), and whether it has order or period checks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hint {
+    gen: u64,
+    name: &'static str,
+    info: u32,
+    chan: u32,
+    checks: bool,
+}
+
+/// No hint (see [`Hint`]).
+pub(crate) const NO_HINT: Hint = Hint {
+    gen: 0,
+    name: "",
+    info: MEMO_NONE,
+    chan: 0,
+    checks: false,
+};
+
+impl Timing {
+    /// [`Detector::on_event_ctx`] for a repeat of a request the engine prepared (see
+    /// [`super::Engine`]'s memo): an event with a request number in `ctx`, and the baseline
+    /// the engine always passes. With a `hint` that holds, a request with nothing to check
+    /// returns at once, and one with an info counts towards its channel's bursts and takes
+    /// its checks ([`Timing::known_memo`] without looking anything up); else the general
+    /// path, after which `hint` is what it found.
+    #[inline(always)]
+    pub(crate) fn on_hinted(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        hint: &mut Hint,
+        out: &mut Vec<Alert>,
+    ) {
+        if hint.gen == self.gen && std::ptr::eq(hint.name, ev.function.name) {
+            #[cfg(test)]
+            {
+                self.hint_hits += 1;
+            }
+            if hint.info == MEMO_SKIP {
+                return;
+            }
+            if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
+                chan.st.count_in_bucket(ev.ts.secs);
+                if hint.checks || (chan.st.count > chan.burst_limit && !chan.st.burst_reported) {
+                    self.hinted_checks(ev, ctx, baseline, *hint, out);
+                }
+            }
+            return;
+        }
+        self.hint_miss(ev, ctx, baseline, hint, out);
+    }
+
+    /// Tests: events taken through a hint that held.
+    #[cfg(test)]
+    pub(crate) fn hint_hits(&self) -> u64 {
+        self.hint_hits
+    }
+
+    /// The rest of [`Timing::known_memo`] for a request whose [`Hint`] holds, after it was
+    /// counted: the burst alert if it is one, and its checks.
+    #[inline(never)]
+    fn hinted_checks(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        hint: Hint,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(b) = baseline else {
+            return;
+        };
+        let Some(chan) = self.chans.get_mut(hint.chan as usize) else {
+            return;
+        };
+        let Some(ci) = chan
+            .ch
+            .map(|c| c as usize)
+            .filter(|&c| c < b.channels.len())
+        else {
+            return;
+        };
+        if chan.st.count > chan.burst_limit && !chan.st.burst_reported {
+            Timing::burst_found(&mut chan.st, ev, b, ci, self.defer_texts, out);
+        }
+        if hint.checks {
+            if let Some(ch) = b.channels.get(ci) {
+                self.request(ev, &ctx.key, ch, hint.info, out);
+            }
+        }
+    }
+
+    /// [`Timing::on_hinted`] without a hint that holds: the general path, then the hint of
+    /// what it found.
+    #[inline(never)]
+    fn hint_miss(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        hint: &mut Hint,
+        out: &mut Vec<Alert>,
+    ) {
+        self.on_event_ctx(ev, ctx, baseline, out);
+        *hint = self.hint_of(ev, ctx, baseline);
+    }
+
+    /// The [`Hint`] of the request of `ev` (number in `ctx`) as remembered in `req_memo`
+    /// under `baseline` ([`NO_HINT`] when it is not, or not in the baseline's indices).
+    fn hint_of(&self, ev: &IcsEvent, ctx: &EventCtx, baseline: Option<&Baseline>) -> Hint {
+        let (Some(b), Some(r)) = (baseline, ctx.req) else {
+            return NO_HINT;
+        };
+        if self.base != Some(baseline_id(b)) {
+            return NO_HINT;
+        }
+        let Some(&m) = self.req_memo.get(r as usize) else {
+            return NO_HINT;
+        };
+        if !std::ptr::eq(m.name, ev.function.name) {
+            return NO_HINT;
+        }
+        let skip = Hint {
+            gen: self.gen,
+            name: m.name,
+            info: MEMO_SKIP,
+            chan: 0,
+            checks: false,
+        };
+        match m.info {
+            MEMO_NONE | MEMO_BURST => NO_HINT,
+            MEMO_SKIP => skip,
+            i => {
+                // `known_memo` does nothing for a channel outside the baseline.
+                let in_baseline = self
+                    .chans
+                    .get(m.chan as usize)
+                    .and_then(|c| c.ch)
+                    .is_some_and(|c| (c as usize) < b.channels.len());
+                if !in_baseline {
+                    return skip;
+                }
+                Hint {
+                    info: i,
+                    chan: m.chan,
+                    checks: m.checks,
+                    ..skip
+                }
+            }
         }
     }
 }
@@ -1855,6 +2066,7 @@ mod tests {
     use super::*;
     use crate::baseline::Learner;
     use crate::detect::testkit::*;
+    use std::collections::BTreeSet;
 
     /// A 1 s cycle of two reads, 10 minutes.
     fn learnt() -> Baseline {
@@ -2418,6 +2630,97 @@ mod tests {
         let mut ticks: Vec<i64> = (0..200).map(|_| 699_000 + rnd(80_000) as i64).collect();
         ticks.sort_unstable();
         (evs, ticks)
+    }
+
+    #[test]
+    fn hinted_requests_give_the_same_alerts() {
+        // The engine's hints (what was found of a request, kept in its memo) against the
+        // general path, as an engine hands requests over: polls that stop and resume,
+        // requests out of time order, an unknown channel and signature, floods, a function
+        // name that changes (the hint does not hold for it), ticks under another baseline
+        // now and then (the hints of the first no longer hold until it is back).
+        let b = learnt_plant();
+        let other = learnt();
+        let mut kinds = BTreeSet::new();
+        for seed in 0..4u64 {
+            let (mut evs, ticks) = plant_traffic(seed);
+            for (from, n) in [(765_000i64, 300i64), (774_000, 300)] {
+                for k in 0..n {
+                    evs.push(read_hr(from + k * 9, MASTER, PLC, 1, 0, &[1, 2]));
+                }
+            }
+            for (n, e) in evs.iter_mut().enumerate() {
+                if n % 41 == 7 {
+                    e.function.name = "read_holding_registers_too";
+                }
+            }
+            let run = |hinted: bool| {
+                let mut d = Timing::new(TimingConfig::default()).deferring_texts();
+                let mut out = Vec::new();
+                let mut ticks = ticks.iter().peekable();
+                let mut reqs: Vec<(ChanId, super::super::novelty::ModSig)> = Vec::new();
+                let mut hints: Vec<Hint> = Vec::new();
+                for (n, e) in evs.iter().enumerate() {
+                    while let Some(t) = ticks.next_if(|t| ts_ms(**t) <= e.ts) {
+                        let base = if seed >= 2 && n % 31 == 3 { &other } else { &b };
+                        d.on_tick(ts_ms(*t), Some(base), &mut out);
+                    }
+                    let mut ctx = EventCtx::of(e);
+                    ctx.req = ctx.sig.map(|sig| {
+                        let k = (ctx.key, sig);
+                        let r = reqs.iter().position(|x| *x == k).unwrap_or_else(|| {
+                            reqs.push(k);
+                            reqs.len() - 1
+                        });
+                        r as u32
+                    });
+                    match ctx.req.filter(|_| hinted) {
+                        Some(r) => {
+                            let r = r as usize;
+                            if r >= hints.len() {
+                                hints.resize(r + 1, NO_HINT);
+                            }
+                            d.on_hinted(e, &ctx, Some(&b), &mut hints[r], &mut out);
+                        }
+                        None => d.on_event_ctx(e, &ctx, Some(&b), &mut out),
+                    }
+                }
+                for t in ticks {
+                    d.on_tick(ts_ms(*t), Some(&b), &mut out);
+                }
+                d.on_tick(ts_ms(900_000), Some(&b), &mut out);
+                out.iter_mut().for_each(Alert::resolve);
+                let lines: Vec<String> = out.iter().map(Alert::to_json_line).collect();
+                (lines, d.hint_hits, d.counters())
+            };
+            let (general, none, c1) = run(false);
+            let (hinted, hits, c2) = run(true);
+            assert_eq!(none, 0);
+            assert!(
+                hits > evs.len() as u64 / 2,
+                "seed {seed}: {hits} of {}",
+                evs.len()
+            );
+            assert_eq!(hinted, general, "seed {seed}");
+            assert_eq!(c1, c2);
+            kinds.extend(general.iter().filter_map(|l| {
+                Some(
+                    l.split("\"kind\":\"")
+                        .nth(1)?
+                        .split('"')
+                        .next()?
+                        .to_string(),
+                )
+            }));
+        }
+        for k in [
+            "poll_stopped",
+            "traffic_burst",
+            "poll_period_changed",
+            "poll_order_changed",
+        ] {
+            assert!(kinds.contains(k), "{k} in {kinds:?}");
+        }
     }
 
     #[test]

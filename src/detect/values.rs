@@ -879,7 +879,7 @@ fn run_owned(
 
 /// How many of the first values of a dense owned block took the repeat or change path
 /// ([`owned_fast`]), up to the first that needs the full checks.
-#[inline(always)]
+#[inline(never)]
 fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u64) -> usize {
     let mut done = 0;
     for (f, v) in fast.iter_mut().zip(values) {
@@ -1144,6 +1144,21 @@ impl Chan {
 /// No block (in [`Values::by_req`]).
 const NO_BLOCK: u32 = u32::MAX;
 
+/// What the engine keeps in its memo of a prepared request of what the detector found of
+/// it (see [`Values::on_hinted`]): the block of its access (index in `store`), while the
+/// cache was emptied `resets` times (the block of a request stays the same until then).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hint {
+    bi: u32,
+    resets: u64,
+}
+
+/// No hint (see [`Hint`]): no cache was ever emptied `u64::MAX` times.
+pub(crate) const NO_HINT: Hint = Hint {
+    bi: NO_BLOCK,
+    resets: u64::MAX,
+};
+
 /// The values detector.
 #[derive(Debug)]
 pub struct Values {
@@ -1191,6 +1206,9 @@ pub struct Values {
     /// Accesses not checked because their channel was new and `max_chans` channels were kept
     /// (counted once per access, or once per event for named objects).
     pub chans_dropped: u64,
+    /// Tests: events checked through a [`Hint`] that held.
+    #[cfg(test)]
+    hint_hits: u64,
 }
 
 /// Most channels whose objects [`Values`] tracks (each about 250 bytes with its index, more
@@ -1985,6 +2003,8 @@ impl Values {
             cap: u32::try_from(cfg.max_values_per_access).unwrap_or(u32::MAX),
             max_chans: MAX_CHANS,
             chans_dropped: 0,
+            #[cfg(test)]
+            hint_hits: 0,
             cfg,
         }
     }
@@ -2429,6 +2449,91 @@ impl Detector for Values {
 }
 
 impl Values {
+    /// [`Detector::on_event_ctx`] for a repeat of a request the engine prepared (see
+    /// [`super::Engine`]'s memo): an event that ended normally, without violations, with one
+    /// access to a Modbus range, and a request number in `ctx`. With a `hint` that holds
+    /// (the request's block) whose block owns its objects' states, the values go straight
+    /// to [`run_owned`]; else the general path, after which `hint` is the request's block.
+    #[inline(always)]
+    pub(crate) fn on_hinted(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        hint: &mut Hint,
+        out: &mut Vec<Alert>,
+    ) {
+        if hint.resets == self.cache_resets {
+            if let ([a], Some(block)) =
+                (ev.accesses.as_slice(), self.store.get_mut(hint.bi as usize))
+            {
+                let Block {
+                    chan,
+                    shape,
+                    slots,
+                    own,
+                    ..
+                } = block;
+                if let (Some(own), false) = (own.as_deref_mut(), a.values.is_empty()) {
+                    debug_assert_eq!(Some(*shape), Shape::of(ev, a, self.cap));
+                    #[cfg(test)]
+                    {
+                        self.hint_hits += 1;
+                    }
+                    run_owned(
+                        ev,
+                        None,
+                        &a.values,
+                        shape,
+                        slots,
+                        own,
+                        &mut self.chans,
+                        *chan,
+                        out,
+                    );
+                    return;
+                }
+            }
+        }
+        self.hint_miss(ev, ctx, baseline, hint, out);
+    }
+
+    /// Tests: events taken through a hint that held.
+    #[cfg(test)]
+    pub(crate) fn hint_hits(&self) -> u64 {
+        self.hint_hits
+    }
+
+    /// [`Values::on_hinted`] without a hint that holds, or for a block that does not own
+    /// its objects: the general path, then the hint of the block it used.
+    #[inline(never)]
+    fn hint_miss(
+        &mut self,
+        ev: &IcsEvent,
+        ctx: &EventCtx,
+        baseline: Option<&Baseline>,
+        hint: &mut Hint,
+        out: &mut Vec<Alert>,
+    ) {
+        self.on_event_ctx(ev, ctx, baseline, out);
+        *hint = NO_HINT;
+        // Blocks are looked up by request only on the fast paths, and checked straight only
+        // when their alerts' words are left to the engine (as `owned_request`).
+        if baseline.is_none() || !self.fast_paths || !self.defer_read_texts {
+            return;
+        }
+        let bi = ctx
+            .req
+            .and_then(|r| self.by_req.get(r as usize))
+            .map_or(NO_BLOCK, |x| x[0]);
+        if bi != NO_BLOCK {
+            *hint = Hint {
+                bi,
+                resets: self.cache_resets,
+            };
+        }
+    }
+
     /// A numbered request with one Modbus access whose block owns its objects' states (the
     /// common poll): checked straight by [`run_owned`], without the general path's set-up.
     /// False (nothing done) for any other event.
@@ -3099,6 +3204,92 @@ mod tests {
                 assert_eq!(states, none_states, "config {k} numbering {j}");
                 assert!(used > 0, "config {k} numbering {j}");
             }
+        }
+    }
+
+    /// Runs `evs` as an engine does: requests numbered, those it would memoize (ended
+    /// normally, no violations, one access to a Modbus range) through [`Values::on_hinted`]
+    /// with a hint kept per request number (`hints`), the others (or all, without `hints`)
+    /// through `on_event_ctx`; the alerts (words resolved), the states and the hint hits.
+    fn run_hinted(
+        b: &Baseline,
+        cfg: &ValuesConfig,
+        evs: &[IcsEvent],
+        hints: bool,
+    ) -> (Vec<String>, String, u64) {
+        let mut d = Values::new(cfg.clone()).deferring_read_texts();
+        let mut out = Vec::new();
+        let mut reqs = Vec::new();
+        let mut kept: Vec<Hint> = Vec::new();
+        for e in evs {
+            let ctx = numbered_ctx(&mut reqs, e);
+            let memo = matches!(e.outcome, Outcome::Ok)
+                && e.violations.is_empty()
+                && matches!(
+                    e.accesses.as_slice(),
+                    [Access {
+                        object: ObjectRef::Modbus { .. },
+                        ..
+                    }]
+                );
+            match ctx.req.filter(|_| hints && memo) {
+                Some(r) => {
+                    let r = r as usize;
+                    if r >= kept.len() {
+                        kept.resize(r + 1, NO_HINT);
+                    }
+                    d.on_hinted(e, &ctx, Some(b), &mut kept[r], &mut out);
+                }
+                None => d.on_event_ctx(e, &ctx, Some(b), &mut out),
+            }
+        }
+        out.iter_mut().for_each(Alert::resolve);
+        d.release_all();
+        let states: Vec<String> = d
+            .chans
+            .iter()
+            .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
+            .collect();
+        let lines = out.iter().map(Alert::to_json_line).collect();
+        (lines, states.join("\n"), d.hint_hits)
+    }
+
+    #[test]
+    fn hinted_requests_change_no_alert_and_no_state() {
+        // The engine's hints (a request's block, found again without a lookup) against the
+        // general path: blocks that own their objects and lose them to a shorter block over
+        // the same registers (the hint holds, the block does not own: general path), caches
+        // emptied (the hint no longer holds), writes, short answers, odd values, blocks that
+        // are not dense, two accesses, other channels.
+        let b = learnt_many();
+        let mut evs = owned_stream(17, 1500, false);
+        evs.extend(owned_stream(19, 1500, true));
+        let mut more = mixed_stream(23, 600);
+        for (i, ev) in more.iter_mut().enumerate() {
+            if i % 5 == 0 {
+                ev.client.ip = ip(OTHER);
+            }
+        }
+        evs.extend(more);
+        let configs = [
+            ValuesConfig::default(),
+            ValuesConfig {
+                max_cached_slots: 8,
+                ..ValuesConfig::default()
+            },
+            ValuesConfig {
+                max_values_per_access: 3,
+                ..ValuesConfig::default()
+            },
+        ];
+        for (k, cfg) in configs.iter().enumerate() {
+            let (general, general_states, none) = run_hinted(&b, cfg, &evs, false);
+            let (hinted, hinted_states, hits) = run_hinted(&b, cfg, &evs, true);
+            assert_eq!(none, 0);
+            assert!(hits > 1000, "config {k}: {hits}");
+            assert!(general.len() > 10, "config {k}: {}", general.len());
+            assert_eq!(hinted, general, "config {k}");
+            assert_eq!(hinted_states, general_states, "config {k}");
         }
     }
 
