@@ -78,17 +78,19 @@ struct Reader<'a> {
     text: &'a str,
     s: &'a [u8],
     i: usize,
-    /// The last run of whitespace of 8 to 16 bytes: its first and last eight bytes, its
-    /// length (0: none yet).
-    last_run: (u64, u64, usize),
+    /// The last run of whitespace of 2 to 16 bytes: its bytes (little-endian), the mask of
+    /// its length, its length (mask 0 and length 0: none yet).
+    last_run: (u128, u128, usize),
 }
 
 impl<'a> Reader<'a> {
     /// The eight bytes at `at`, as one little-endian word.
     #[inline]
     fn word(&self, at: usize) -> Option<u64> {
-        let w = self.s.get(at..at.checked_add(8)?)?;
-        <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
+        self.s
+            .get(at..)?
+            .first_chunk::<8>()
+            .map(|w| u64::from_le_bytes(*w))
     }
 
     /// Skips JSON whitespace (space, tab, line feed, carriage return).
@@ -101,20 +103,22 @@ impl<'a> Reader<'a> {
     }
 
     /// [`Reader::ws`] at a byte that may be whitespace. A pretty-printed line starts as the one
-    /// before it (a line break and the same indentation): the last run of 8 to 16 bytes is
-    /// compared as two words first; else spaces are skipped a word at a time.
+    /// before it (a line break and the same indentation): the last run of up to 16 bytes is
+    /// compared first, as one 16-byte load; else spaces are skipped a word at a time.
     #[inline(never)]
     fn ws_run(&mut self) {
         let s = self.s;
         let start = self.i;
         let mut i = start;
-        let (head, tail, len) = self.last_run;
-        if len != 0 && self.word(i) == Some(head) && self.word(i + len - 8) == Some(tail) {
-            // Both words are whitespace, and together they cover the `len` bytes.
-            i += len;
-            if s.get(i).is_some_and(|&c| c > b' ') {
-                self.i = i;
-                return;
+        let (run, mask, len) = self.last_run;
+        if let Some(w) = s.get(i..).and_then(|r| r.first_chunk::<16>()) {
+            if (u128::from_le_bytes(*w) ^ run) & mask == 0 {
+                // The `len` bytes equal the last run's: whitespace.
+                i += len;
+                if s.get(i).is_some_and(|&c| c > b' ') {
+                    self.i = i;
+                    return;
+                }
             }
         }
         loop {
@@ -123,8 +127,8 @@ impl<'a> Reader<'a> {
                 Some(b' ') => {
                     i += 1;
                     loop {
-                        if let Some(w) = s.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-                            let x = u64::from_le_bytes(w) ^ SPACES;
+                        if let Some(w) = s.get(i..).and_then(|r| r.first_chunk::<8>()) {
+                            let x = u64::from_le_bytes(*w) ^ SPACES;
                             if x == 0 {
                                 i += 8;
                                 continue;
@@ -142,10 +146,11 @@ impl<'a> Reader<'a> {
             }
         }
         self.i = i;
-        let run = i - start;
-        if (8..=16).contains(&run) {
-            if let (Some(head), Some(tail)) = (self.word(start), self.word(i - 8)) {
-                self.last_run = (head, tail, run);
+        let len = i - start;
+        if (2..=16).contains(&len) {
+            if let Some(w) = s.get(start..).and_then(|r| r.first_chunk::<16>()) {
+                let mask = u128::MAX >> (128 - 8 * len);
+                self.last_run = (u128::from_le_bytes(*w) & mask, mask, len);
             }
         }
     }
@@ -200,9 +205,15 @@ impl<'a> Reader<'a> {
             _ => return None,
         }
         self.i = end;
-        // `": "` as the pretty printer writes it, else any whitespace around the colon.
-        if self.s.get(end..end + 2) == Some(b": ") {
-            self.i = end + 2;
+        self.colon()
+    }
+
+    /// Consumes the colon after a key: `": "` as the pretty printer writes it, else any
+    /// whitespace around it.
+    #[inline(always)]
+    fn colon(&mut self) -> Option<()> {
+        if self.s.get(self.i..).and_then(|r| r.first_chunk::<2>()) == Some(b": ") {
+            self.i += 2;
             return Some(());
         }
         self.eat(b':')
@@ -310,7 +321,7 @@ impl<'a> Reader<'a> {
     /// exactly, by one division when there are at most 15 digits and no exponent (Clinger's
     /// fast path: both operands exact), else by the standard library's correctly rounded
     /// parser. Out of range is left to serde_json (its error).
-    #[inline]
+    #[inline(always)]
     fn f64(&mut self) -> Option<f64> {
         self.ws();
         let neg = self.s.get(self.i) == Some(&b'-');
@@ -318,10 +329,29 @@ impl<'a> Reader<'a> {
             self.i += 1;
         }
         let start = self.i;
-        let (int_len, mut mant) = self.digits();
+        let (int_len, int) = self.digits();
         if int_len == 0 || (int_len > 1 && self.s.get(start) == Some(&b'0')) {
             return None;
         }
+        // `843.0`, as whole values are written: the integer, exact up to 15 digits.
+        if int_len <= 15 {
+            if let Some([b'.', b'0', next]) =
+                self.s.get(self.i..).and_then(|r| r.first_chunk::<3>())
+            {
+                if !next.is_ascii_digit() && !matches!(next, b'e' | b'E') {
+                    self.i += 2;
+                    let v = int as i64 as f64;
+                    return Some(if neg { -v } else { v });
+                }
+            }
+        }
+        self.f64_rest(neg, start, int_len, int)
+    }
+
+    /// [`Reader::f64`] after the integer digits.
+    #[inline(never)]
+    fn f64_rest(&mut self, neg: bool, start: usize, int_len: usize, int: u64) -> Option<f64> {
+        let mut mant = int;
         let mut frac = 0usize;
         if self.s.get(self.i) == Some(&b'.') {
             self.i += 1;
@@ -348,7 +378,8 @@ impl<'a> Reader<'a> {
             exact = false;
         }
         let v = match POW10.get(frac) {
-            Some(&p) if exact => mant as f64 / p,
+            // Below 10^15: exact as i64 and as f64.
+            Some(&p) if exact => mant as i64 as f64 / p,
             _ => {
                 let digits = self.text.get(start..self.i)?;
                 digits.parse::<f64>().ok().filter(|v| v.is_finite())?
@@ -380,7 +411,7 @@ impl<'a> Reader<'a> {
         }
         loop {
             let key = self.str()?;
-            self.eat(b':')?;
+            self.colon()?;
             field(self, key)?;
             match self.peek()? {
                 b',' => self.i += 1,
@@ -1244,6 +1275,71 @@ mod tests {
                 assert_eq!(serde_json::from_str::<u64>(tok).ok(), Some(v), "{tok}");
             }
         }
+    }
+
+    /// `Baseline::load` as it was: the file read as a string, then `from_json`.
+    fn load_as_before(path: &std::path::Path) -> Result<Baseline, BaselineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BaselineError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Baseline::from_json_serde(&text)
+    }
+
+    #[test]
+    fn files_load_as_before_utf8_errors_included() {
+        let text = &learnt()[0];
+        let at = text.find("\"proto\": \"").unwrap() + 10;
+        let free = text.find("\"first\": \"").unwrap() + 10;
+        let mut cases: Vec<Vec<u8>> = vec![
+            text.as_bytes().to_vec(),
+            text.replacen("\"version\": 1", "\"version\": 2", 1)
+                .into_bytes(),
+            b"{\"kind\": 1}".to_vec(),
+            Vec::new(),
+        ];
+        // Bytes that are not UTF-8, in a string, a key, outside strings and in a model.
+        for bad in [
+            &b"\xff"[..],
+            b"\xc3",
+            b"\xe2\x82",
+            b"\xed\xa0\x80",
+            b"\xc3\xa9",
+        ] {
+            for pos in [free, at, at + 3, 1, text.len() - 2] {
+                let mut b = text.as_bytes().to_vec();
+                b.splice(pos..pos, bad.iter().copied());
+                cases.push(b);
+            }
+        }
+        let ml = &learnt()[3];
+        let at = ml.find("\"algorithm\": \"").unwrap() + 14;
+        let mut b = ml.as_bytes().to_vec();
+        b.splice(at..at, *b"\xff");
+        cases.push(b);
+        let path =
+            std::env::temp_dir().join(format!("otwatch-baseline-load-{}.json", std::process::id()));
+        let mut n_ok = 0;
+        for bytes in &cases {
+            std::fs::write(&path, bytes).unwrap();
+            let got = outcome(Baseline::load(&path));
+            n_ok += usize::from(got.is_ok());
+            assert_eq!(got, outcome(load_as_before(&path)));
+            if let Ok(t) = std::str::from_utf8(bytes) {
+                assert_eq!(got, outcome(Baseline::from_json(t)));
+            } else {
+                assert!(got
+                    .unwrap_err()
+                    .contains("stream did not contain valid UTF-8"));
+            }
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(n_ok, 2, "the file, and é in a string read as it is");
+        let missing = std::env::temp_dir().join("otwatch-baseline-load-missing/b.json");
+        assert_eq!(
+            outcome(Baseline::load(&missing)),
+            outcome(load_as_before(&missing))
+        );
     }
 
     /// One edit of a baseline text: deletes, inserts or replaces characters, repeats or swaps
