@@ -24,6 +24,7 @@ pub(super) fn parse(text: &str) -> Option<Baseline> {
         s: text.as_bytes(),
         i: 0,
         last_run: (0, 0, 0),
+        objects_hint: 0,
     };
     let b = r.baseline()?;
     r.ws();
@@ -56,6 +57,9 @@ const POW10_INT: [u64; 16] = [
     1_000_000_000_000_000,
 ];
 
+/// Most places reserved for a channel's objects before reading them.
+const MAX_OBJECTS_HINT: usize = 1024;
+
 /// Eight spaces, as one little-endian word (indentation is skipped a word at a time).
 const SPACES: u64 = u64::from_le_bytes(*b"        ");
 /// A one in every byte of a word.
@@ -78,6 +82,8 @@ struct Reader<'a> {
     text: &'a str,
     s: &'a [u8],
     i: usize,
+    /// Objects of the last channel read (at most [`MAX_OBJECTS_HINT`]).
+    objects_hint: usize,
     /// The last run of whitespace of 2 to 16 bytes: its bytes (little-endian), the mask of
     /// its length, its length (mask 0 and length 0: none yet).
     last_run: (u128, u128, usize),
@@ -99,28 +105,27 @@ impl<'a> Reader<'a> {
         if self.s.get(self.i).is_some_and(|&c| c > b' ') {
             return;
         }
+        // The previous run again (see `ws_run`), in line.
+        let (run, mask, len) = self.last_run;
+        if let Some(w) = self.s.get(self.i..).and_then(|r| r.first_chunk::<16>()) {
+            if (u128::from_le_bytes(*w) ^ run) & mask == 0
+                && self.s.get(self.i + len).is_some_and(|&c| c > b' ')
+            {
+                self.i += len;
+                return;
+            }
+        }
         self.ws_run();
     }
 
-    /// [`Reader::ws`] at a byte that may be whitespace. A pretty-printed line starts as the one
-    /// before it (a line break and the same indentation): the last run of up to 16 bytes is
-    /// compared first, as one 16-byte load; else spaces are skipped a word at a time.
+    /// [`Reader::ws`] at whitespace that is not the previous run again: spaces are skipped a
+    /// word at a time, and the run is remembered when it is 2 to 16 bytes (a pretty-printed
+    /// line starts as the one before it: a line break and the same indentation).
     #[inline(never)]
     fn ws_run(&mut self) {
         let s = self.s;
         let start = self.i;
         let mut i = start;
-        let (run, mask, len) = self.last_run;
-        if let Some(w) = s.get(i..).and_then(|r| r.first_chunk::<16>()) {
-            if (u128::from_le_bytes(*w) ^ run) & mask == 0 {
-                // The `len` bytes equal the last run's: whitespace.
-                i += len;
-                if s.get(i).is_some_and(|&c| c > b' ') {
-                    self.i = i;
-                    return;
-                }
-            }
-        }
         loop {
             match s.get(i) {
                 Some(b'\n' | b'\r' | b'\t') => i += 1,
@@ -460,11 +465,17 @@ impl<'a> Reader<'a> {
     /// A map with string keys. As serde builds it, by inserting each pair in turn (a repeated
     /// key keeps its last value); built in one go when the keys are in strictly increasing order,
     /// as `learn` writes them.
-    fn map<T>(
+    fn map<T>(&mut self, read: impl FnMut(&mut Self) -> Option<T>) -> Option<BTreeMap<String, T>> {
+        self.map_with(0, read)
+    }
+
+    /// [`Reader::map`], its pairs gathered in a list of `cap` places at first.
+    fn map_with<T>(
         &mut self,
+        cap: usize,
         mut read: impl FnMut(&mut Self) -> Option<T>,
     ) -> Option<BTreeMap<String, T>> {
-        let mut items: Vec<(String, T)> = Vec::new();
+        let mut items: Vec<(String, T)> = Vec::with_capacity(cap);
         let mut sorted = true;
         self.object(|r, key| {
             if items.last().is_some_and(|(last, _)| key <= last.as_str()) {
@@ -696,7 +707,13 @@ impl<'a> Reader<'a> {
             "operations" => once(&mut operations, r.vec(Self::operation)?),
             "read_ranges" => once(&mut read_ranges, r.map(|r| r.vec(Self::pair))?),
             "write_ranges" => once(&mut write_ranges, r.map(|r| r.vec(Self::pair))?),
-            "objects" => once(&mut objects, r.map(Self::object_profile)?),
+            "objects" => {
+                // As many places as the channel before had objects: channels of a plant are
+                // alike, and the list then seldom grows.
+                let m = r.map_with(r.objects_hint, Self::object_profile)?;
+                r.objects_hint = m.len().min(MAX_OBJECTS_HINT);
+                once(&mut objects, m)
+            }
             "polls" => once(&mut polls, r.vec(Self::poll)?),
             "cycle" => once(&mut cycle, r.vec(Self::string)?),
             "dropped" => once(&mut dropped, r.dropped()?),
@@ -1258,6 +1275,7 @@ mod tests {
                 s: tok.as_bytes(),
                 i: 0,
                 last_run: (0, 0, 0),
+                objects_hint: 0,
             };
             let mine = r.f64().filter(|_| r.i == tok.len());
             let theirs = serde_json::from_str::<f64>(tok).ok();
@@ -1270,6 +1288,7 @@ mod tests {
                 s: tok.as_bytes(),
                 i: 0,
                 last_run: (0, 0, 0),
+                objects_hint: 0,
             };
             if let Some(v) = r.u64().filter(|_| r.i == tok.len()) {
                 assert_eq!(serde_json::from_str::<u64>(tok).ok(), Some(v), "{tok}");
