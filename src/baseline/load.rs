@@ -310,14 +310,17 @@ impl<'a> Reader<'a> {
         Some(n)
     }
 
+    #[inline(always)]
     fn u32(&mut self) -> Option<u32> {
         u32::try_from(self.u64()?).ok()
     }
 
+    #[inline(always)]
     fn u16(&mut self) -> Option<u16> {
         u16::try_from(self.u64()?).ok()
     }
 
+    #[inline(always)]
     fn u8(&mut self) -> Option<u8> {
         u8::try_from(self.u64()?).ok()
     }
@@ -393,6 +396,7 @@ impl<'a> Reader<'a> {
         Some(if neg { -v } else { v })
     }
 
+    #[inline(always)]
     fn bool(&mut self) -> Option<bool> {
         if self.eat_word(b"true") {
             Some(true)
