@@ -21,6 +21,7 @@
 
 mod keys;
 mod learn;
+mod load;
 mod profile;
 
 pub use keys::*;
@@ -320,6 +321,16 @@ impl Baseline {
     /// Parses and checks a baseline from JSON text: kind and version first, then fields, then
     /// consistency.
     pub fn from_json(text: &str) -> Result<Baseline, BaselineError> {
+        // The direct reader takes the files `learn` writes; it leaves anything else (and
+        // every error) to serde_json, which then gives the value or the error.
+        match load::parse(text) {
+            Some(b) => b.checked(),
+            None => Baseline::from_json_serde(text),
+        }
+    }
+
+    /// [`Baseline::from_json`] with serde_json alone (the reference of the direct reader).
+    fn from_json_serde(text: &str) -> Result<Baseline, BaselineError> {
         // One typed pass in the normal case (no `serde_json::Value` tree). When it fails, a
         // second pass reads only the header, so that a file of another kind or version is
         // reported as such rather than as a bad field.
@@ -333,22 +344,6 @@ impl Baseline {
             column: e.column(),
             msg: e.to_string(),
         };
-        let check = |kind: Option<serde_json::Value>, version: Option<serde_json::Value>| {
-            if kind.as_ref().and_then(|k| k.as_str()) != Some(BASELINE_KIND) {
-                return Err(BaselineError::Kind {
-                    found: kind.map_or_else(|| "missing".to_string(), |k| k.to_string()),
-                });
-            }
-            if version.as_ref().and_then(serde_json::Value::as_u64)
-                != Some(u64::from(BASELINE_VERSION))
-            {
-                return Err(BaselineError::Version {
-                    found: version.map_or_else(|| "missing".to_string(), |k| k.to_string()),
-                    expected: BASELINE_VERSION,
-                });
-            }
-            Ok(())
-        };
         // A derived struct would also accept an array: anything but an object is not a
         // baseline (invalid JSON is reported as such).
         if !text.trim_start().starts_with('{') {
@@ -358,21 +353,24 @@ impl Baseline {
             });
         }
         match serde_json::from_str::<Baseline>(text) {
-            Ok(mut b) => {
-                check(
-                    Some(serde_json::Value::from(b.kind.as_str())),
-                    Some(serde_json::Value::from(b.version)),
-                )?;
-                b.reindex()?;
-                Ok(b)
-            }
+            Ok(b) => b.checked(),
             Err(e) if e.is_syntax() || e.is_eof() || e.is_io() => Err(json_err(e)),
             Err(e) => {
                 let h: Header = serde_json::from_str(text).map_err(json_err)?;
-                check(h.kind, h.version)?;
+                check_header(h.kind, h.version)?;
                 Err(BaselineError::Field(e.to_string()))
             }
         }
+    }
+
+    /// A parsed baseline checked: kind and version, then consistency (the lookup tables built).
+    fn checked(mut self) -> Result<Baseline, BaselineError> {
+        check_header(
+            Some(serde_json::Value::from(self.kind.as_str())),
+            Some(serde_json::Value::from(self.version)),
+        )?;
+        self.reindex()?;
+        Ok(self)
     }
 
     /// The baseline as pretty-printed JSON (with a final newline).
@@ -471,6 +469,25 @@ impl Baseline {
             .map(|v| v.iter().filter_map(|&i| self.channels.get(i)).collect())
             .unwrap_or_default()
     }
+}
+
+/// The `kind` and `version` of a baseline file (JSON values, `None` when missing) checked.
+fn check_header(
+    kind: Option<serde_json::Value>,
+    version: Option<serde_json::Value>,
+) -> Result<(), BaselineError> {
+    if kind.as_ref().and_then(|k| k.as_str()) != Some(BASELINE_KIND) {
+        return Err(BaselineError::Kind {
+            found: kind.map_or_else(|| "missing".to_string(), |k| k.to_string()),
+        });
+    }
+    if version.as_ref().and_then(serde_json::Value::as_u64) != Some(u64::from(BASELINE_VERSION)) {
+        return Err(BaselineError::Version {
+            found: version.map_or_else(|| "missing".to_string(), |k| k.to_string()),
+            expected: BASELINE_VERSION,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
