@@ -152,9 +152,12 @@ impl EventBuf {
 
     #[cold]
     fn shrink(&mut self) {
-        // Dropped, not recycled: the spares are full after a burst anyway.
+        // Dropped, not recycled: the spares are full after a burst anyway. The read data of
+        // the burst (empty by now) goes too.
         self.slots.truncate(KEEP_SLOTS);
         self.slots.shrink_to(KEEP_SLOTS);
+        self.due.shrink_to(KEEP_SLOTS);
+        self.raw.shrink_to(KEEP_SLOTS * 32);
     }
 
     /// Moves the live events out, in order (the buffer keeps no stale slot of them).
@@ -396,5 +399,16 @@ mod tests {
         b.clear();
         assert_eq!(b.slots(), KEEP_SLOTS);
         assert!(b.is_empty());
+        // A deferring buffer's burst of read data is not kept either.
+        b.set_defer(true);
+        let file: Arc<str> = Arc::from("f.pcap");
+        for k in 0..KEEP_SLOTS as i64 + 100 {
+            b.fill_read(&file, &[0; 250], None, |ev| {
+                *ev = read_hr(k, "10.0.0.1", "10.0.0.2", 1, 0, &[k]);
+            });
+        }
+        assert!(b.raw.len() >= 250 * KEEP_SLOTS);
+        b.clear();
+        assert!(b.raw.capacity() <= KEEP_SLOTS * 32 && b.due.capacity() <= KEEP_SLOTS);
     }
 }
