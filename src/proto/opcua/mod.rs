@@ -247,6 +247,16 @@ fn bad_item_details(details: &mut Vec<(&'static str, Value)>, codes: impl Iterat
     }
 }
 
+/// Notes `n` items of a response dropped by the decode limits, when there were any.
+fn items_dropped_detail(details: &mut Vec<(&'static str, Value)>, n: u64) {
+    if n > 0 {
+        details.push((
+            "items_dropped",
+            Value::Int(i64::try_from(n).unwrap_or(i64::MAX)),
+        ));
+    }
+}
+
 /// The outcome of a response with the service result `code`.
 fn outcome_of(code: u32) -> Outcome {
     if status::is_bad(code) {
@@ -1203,12 +1213,7 @@ impl OpcuaParser {
             }
             None => Outcome::Ok,
         };
-        if items_dropped > 0 {
-            details.push((
-                "items_dropped",
-                Value::Int(i64::try_from(items_dropped).unwrap_or(i64::MAX)),
-            ));
-        }
+        items_dropped_detail(&mut details, items_dropped);
         cx.events.push(IcsEvent {
             ts: w.ts,
             proto: AppProto::Opcua,
@@ -1317,12 +1322,7 @@ impl OpcuaParser {
                 None => {}
             }
         }
-        if dropped > 0 {
-            details.push((
-                "items_dropped",
-                Value::Int(i64::try_from(dropped).unwrap_or(i64::MAX)),
-            ));
-        }
+        items_dropped_detail(&mut details, dropped);
         cx.events.push(IcsEvent {
             ts: p.ts,
             proto: AppProto::Opcua,
