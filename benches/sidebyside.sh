@@ -28,10 +28,11 @@ cd "$ROOT"
 # The `dist` profile (fat LTO, one code unit) is what a deployment runs; PROFILE=release for the
 # development build.
 PROFILE=${PROFILE:-dist}
-cargo build --profile "$PROFILE" --quiet --bin otwatch --bin otwatch-gen --example walk
+cargo build --profile "$PROFILE" --quiet --bin otwatch --bin otwatch-gen --example walk --example pingpong
 OTWATCH=$TARGET/$PROFILE/otwatch
 GEN=$TARGET/$PROFILE/otwatch-gen
 WALK=$TARGET/$PROFILE/examples/walk
+PINGPONG=$TARGET/$PROFILE/examples/pingpong
 
 CAP=$WORK/plant-s$SEED-p$PACKETS-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
 LEARNCAP=$WORK/plant-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
@@ -133,6 +134,9 @@ echo "baseline: $BASELINE (learnt on $LEARNCAP)"
 THREADS2=0
 if "$OTWATCH" detect --help | grep -q -- '--threads' && [ "$(nproc)" -ge 2 ]; then THREADS2=1; fi
 DETECT2_ARGS=(detect --baseline "$BASELINE" --output /dev/null --threads 2)
+# Two threads pass every event between two cores: their figure follows the cores' cache-line
+# round trip, which on a virtual machine moves with the host's placement of its CPUs.
+if [ "$THREADS2" = 1 ]; then RTT_BEFORE=$("$PINGPONG" | awk '{print $3}'); fi
 for _ in $(seq "$RUNS"); do
     time_once walk "$WALK" "$CAP"
     time_once otwatch "$OTWATCH" "${DETECT_ARGS[@]}" "$CAP"
@@ -145,6 +149,9 @@ T_WALK=$(median walk)
 T_OTW=$(median otwatch)
 T_SURI=$(median suricata)
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$THREADS2" = 1 ]; then
+    echo "cross-core round trip (examples/pingpong): ${RTT_BEFORE} ns before, $("$PINGPONG" | awk '{print $3}') ns after"
+fi
 
 # otwatch's own counters on the same capture, then Suricata's last stats record: proof that
 # both parsed Modbus, and how much.
