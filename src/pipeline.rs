@@ -5,10 +5,10 @@
 //! the order the transactions complete, so the same input always gives the same output.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
-use crate::decode::{common_frame, decode, CommonFrame, LinkType, Transport};
+use crate::decode::{common_frame, decode, LinkType, Transport};
 use crate::event::{Endpoint, IcsEvent};
 use crate::flow::{Chunk, Direction, EndReason, Flow, FlowConfig, FlowL4, FlowMeta, FlowPacket};
-use crate::flow::{FlowSink, FlowTable};
+use crate::flow::{FlowSink, FlowTable, Lane};
 use crate::proto::slots::EventBuf;
 use crate::proto::{ParseCx, ProtoStats, StreamDriver};
 use crate::stats::{FileStats, RunStats};
@@ -224,7 +224,17 @@ impl Pipeline {
             None
         };
         let Some(cf) = &fast else {
-            self.handle_general(index, file, pkt);
+            // Handed on as its fields: a copy of the whole packet for the call would keep it
+            // in memory on the common path too.
+            self.general_parts(
+                index,
+                file,
+                pkt.ts,
+                pkt.link,
+                pkt.data,
+                pkt.orig_len,
+                pkt.number,
+            );
             return;
         };
         let ds = &mut self.stats.decode;
@@ -235,6 +245,8 @@ impl Pipeline {
         #[cfg(not(test))]
         let lane = true;
         if lane {
+            // The sink is only used for the chunk here (the rest is out of line, with a sink
+            // of its own): it need not be built in memory.
             let mut sink = Sink {
                 ts: pkt.ts,
                 file,
@@ -243,11 +255,31 @@ impl Pipeline {
                 proto: &mut self.stats.proto,
                 ending: &mut self.ending,
             };
-            if self.flows.process_lane(index, pkt.ts, cf, &mut sink) {
-                return;
+            match self.flows.lane(index, pkt.ts, cf, &mut sink) {
+                Lane::Done => return,
+                Lane::Settle(idx) => {
+                    self.lane_settle(idx, file, pkt.ts, pkt.number);
+                    return;
+                }
+                Lane::Declined => {}
             }
         }
-        self.handle_common(index, file, pkt, cf);
+        self.handle_common(index, file, pkt.ts, pkt.data, pkt.orig_len, pkt.number);
+    }
+
+    /// The memory accounting of a lane packet whose flow's buffers changed (or with the total
+    /// over the budget).
+    #[inline(never)]
+    fn lane_settle(&mut self, idx: u32, file: &Arc<str>, ts: Timestamp, packet: u64) {
+        let mut sink = Sink {
+            ts,
+            file,
+            packet,
+            events: &mut self.events,
+            proto: &mut self.stats.proto,
+            ending: &mut self.ending,
+        };
+        self.flows.lane_settle(idx, &mut sink);
     }
 
     /// Starts a run of packets of another link type, adding the previous run to the counters.
@@ -260,30 +292,59 @@ impl Pipeline {
     }
 
     /// A common frame (already counted) that its flow's lane declined: the general flow path.
+    /// (The frame is checked again here: its view is not kept from the common path.)
     #[inline(never)]
     fn handle_common(
         &mut self,
         index: u64,
         file: &Arc<str>,
-        pkt: &Packet<'_>,
-        cf: &CommonFrame<'_>,
+        ts: Timestamp,
+        data: &[u8],
+        orig_len: u32,
+        number: u64,
     ) {
+        let Some(cf) = common_frame(data, orig_len) else {
+            return;
+        };
         let mut sink = Sink {
-            ts: pkt.ts,
+            ts,
             file,
-            packet: pkt.number,
+            packet: number,
             events: &mut self.events,
             proto: &mut self.stats.proto,
             ending: &mut self.ending,
         };
-        let fp = FlowPacket::of_common(pkt.ts, cf);
+        let fp = FlowPacket::of_common(ts, &cf);
         self.flows.set_packet_index(index);
         self.flows.process(&fp, StreamDriver::new, &mut sink);
     }
 
-    /// A frame other than the common one: decoded layer by layer, then through its flow.
+    /// [`Pipeline::handle_general`] of the packet with these fields.
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn handle_general(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
+    fn general_parts(
+        &mut self,
+        index: u64,
+        file: &Arc<str>,
+        ts: Timestamp,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+        number: u64,
+    ) {
+        let pkt = Packet {
+            ts,
+            link,
+            data,
+            orig_len,
+            number,
+        };
+        self.handle_general(index, file, pkt);
+    }
+
+    /// A frame other than the common one: decoded layer by layer, then through its flow.
+    #[inline(always)]
+    fn handle_general(&mut self, index: u64, file: &Arc<str>, pkt: Packet<'_>) {
         let ds = &mut self.stats.decode;
         let mut sink = Sink {
             ts: pkt.ts,

@@ -436,6 +436,18 @@ pub trait FlowSink<S> {
     fn on_budget_drop(&mut self, _meta: &FlowMeta, _app: &mut S) {}
 }
 
+/// What [`FlowTable::lane`] did with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Not a lane packet: nothing changed, the caller hands it to [`FlowTable::process`].
+    Declined,
+    /// Handled, the flow's buffers as they were.
+    Done,
+    /// Handled up to the memory accounting of the flow in this slot, which the caller makes
+    /// with [`FlowTable::lane_settle`].
+    Settle(u32),
+}
+
 /// The packet fields the flow table needs.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowPacket<'a> {
@@ -829,7 +841,7 @@ impl<S> FlowTable<S> {
     /// the peer has not started) and its payload is the next expected bytes, all captured, with
     /// nothing buffered (or it has none, at the next byte). Returns false, having changed
     /// nothing, for any other packet: the caller then hands it to `process`.
-    #[inline(always)]
+    #[inline]
     pub fn process_lane(
         &mut self,
         index: u64,
@@ -837,9 +849,32 @@ impl<S> FlowTable<S> {
         f: &CommonFrame<'_>,
         sink: &mut impl FlowSink<S>,
     ) -> bool {
+        match self.lane(index, ts, f, sink) {
+            Lane::Declined => false,
+            Lane::Done => true,
+            Lane::Settle(idx) => {
+                self.lane_settle(idx, sink);
+                true
+            }
+        }
+    }
+
+    /// [`FlowTable::process_lane`] up to the memory accounting: when the packet's flow holds
+    /// other buffers than before or the total is over the budget, answers
+    /// [`Lane::Settle`], and the caller must call [`FlowTable::lane_settle`] with that flow
+    /// (`sink` is only used for the chunk and the parser's memory, so that the caller's sink
+    /// need not live in memory on the common path).
+    #[inline(always)]
+    pub fn lane(
+        &mut self,
+        index: u64,
+        ts: Timestamp,
+        f: &CommonFrame<'_>,
+        sink: &mut impl FlowSink<S>,
+    ) -> Lane {
         let fl = f.flags();
         if fl & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK) != TcpFlags::ACK {
-            return false;
+            return Lane::Declined;
         }
         let (addrs, ports) = (f.addrs(), f.ports());
         let place = lane_place(addrs, ports);
@@ -847,7 +882,7 @@ impl<S> FlowTable<S> {
             Some(e) if e.addrs == addrs && e.ports == ports && e.tag != NIL => e.tag,
             _ => match self.lane_fill(place, addrs, ports) {
                 Some(t) => t,
-                None => return false,
+                None => return Lane::Declined,
             },
         };
         // One copy of the rest per direction, the direction's choices made at compile time.
@@ -858,8 +893,16 @@ impl<S> FlowTable<S> {
         }
     }
 
-    /// [`FlowTable::process_lane`] once the packet's flow is found: the flow in slot `idx`,
-    /// the packet travelling to the server when `TO_SERVER`.
+    /// The memory accounting of a lane packet that [`FlowTable::lane`] left to the caller
+    /// ([`Lane::Settle`]): what `process` does after the segment.
+    #[inline(never)]
+    pub fn lane_settle(&mut self, idx: u32, sink: &mut impl FlowSink<S>) {
+        self.account(idx, sink);
+        self.enforce_budget(sink);
+    }
+
+    /// [`FlowTable::lane`] once the packet's flow is found: the flow in slot `idx`, the packet
+    /// travelling to the server when `TO_SERVER`.
     #[inline(always)]
     fn lane_hit<const TO_SERVER: bool>(
         &mut self,
@@ -868,27 +911,24 @@ impl<S> FlowTable<S> {
         ts: Timestamp,
         f: &CommonFrame<'_>,
         sink: &mut impl FlowSink<S>,
-    ) -> bool {
+    ) -> Lane {
         let to_server = TO_SERVER;
         let [short_t, long_t] = self.lane_timeouts;
         let keep = self.lim.max_retained_bytes;
         let Some(slot) = self.slots.get_mut(idx as usize) else {
-            return false;
+            return Lane::Declined;
         };
-        let timeout = if usize::from(slot.list) & LONG != 0 {
-            long_t
-        } else {
-            short_t
-        };
+        let list = usize::from(slot.list);
+        let timeout = if list & LONG != 0 { long_t } else { short_t };
         let held = slot.mem;
-        let steady = usize::from(slot.list) == CONFIRMED | LONG;
         let Some(flow) = slot.flow.as_mut() else {
-            return false;
+            return Lane::Declined;
         };
+        let last = flow.meta.last_seen;
         // `last_seen.plus_secs(timeout) < ts`, the timeout already a saturated i64.
-        let idle_at = flow.meta.last_seen.secs.saturating_add(timeout);
-        if idle_at < ts.secs || (idle_at == ts.secs && flow.meta.last_seen.nanos < ts.nanos) {
-            return false;
+        let idle_at = last.secs.saturating_add(timeout);
+        if idle_at < ts.secs || (idle_at == ts.secs && last.nanos < ts.nanos) {
+            return Lane::Declined;
         }
         let Flow { meta, app, tcp } = flow;
         let [rx_s, rx_c] = &mut tcp.rx;
@@ -899,12 +939,11 @@ impl<S> FlowTable<S> {
         };
         let payload = f.payload;
         if !back.lane_ack_ok(f.ack()) || !rx.lane_ok(f.seq(), payload, f.payload_len) {
-            return false;
+            return Lane::Declined;
         }
-        // From here on the packet is the lane's: the same steps as `process`.
-        self.pkt_index = Some(index);
-        self.clock = self.clock.max(index.saturating_mul(2));
-        if ts > meta.last_seen {
+        // From here on the packet is the lane's: the same steps as `process`. (Its index only
+        // matters to a flow it would create, which a lane packet never does.)
+        if ts > last {
             meta.last_seen = ts;
         }
         let len = payload.len() as u64;
@@ -955,21 +994,21 @@ impl<S> FlowTable<S> {
         } else {
             rx.buffer_memory() + back.buffer_memory() + sink.app_memory(app) == held
         };
-        let unchanged = same && self.mem <= self.cfg.memory_budget_bytes;
-        if steady {
+        self.clock = self.clock.max(index.saturating_mul(2));
+        if list == CONFIRMED | LONG {
             // Confirmed and long before the packet, and the lane neither closes a flow nor
             // takes back payload or progress bits: it stays on that list (what `touch` finds).
             self.touch_on(idx, CONFIRMED | LONG);
         } else {
             self.touch(idx);
         }
-        if !unchanged {
-            self.account(idx, sink);
-            self.enforce_budget(sink);
-        } else if held > 0 {
-            self.mem_to_front(idx);
+        if same && self.mem <= self.cfg.memory_budget_bytes {
+            if held > 0 {
+                self.mem_to_front(idx);
+            }
+            return Lane::Done;
         }
-        true
+        Lane::Settle(idx)
     }
 
     /// Finds the flow of a lane packet (sender address << 32 | receiver address, sender port
