@@ -661,7 +661,7 @@ pub struct FlowTable<S> {
     /// The lane ([`FlowTable::process_lane`]): directional 4-tuples of untagged IPv4 TCP flows
     /// and their slots, at a place chosen by [`lane_place`]. An entry is cleared when its flow
     /// leaves; a miss costs a map lookup.
-    lane: Vec<LaneEntry>,
+    lane: Box<[LaneEntry; LANE_PLACES]>,
     /// The short and long idle timeouts as [`Timestamp::plus_secs`] adds them, for the lane.
     lane_timeouts: [i64; 2],
 }
@@ -709,14 +709,13 @@ impl<S> FlowTable<S> {
                 );
                 CACHE_PLACES
             ],
-            lane: vec![
-                LaneEntry {
+            lane: Box::new(
+                [LaneEntry {
                     addrs: 0,
                     ports: 0,
                     tag: NIL,
-                };
-                LANE_PLACES
-            ],
+                }; LANE_PLACES],
+            ),
         }
     }
 
@@ -930,7 +929,7 @@ impl<S> FlowTable<S> {
         if idle_at < ts.secs || (idle_at == ts.secs && last.nanos < ts.nanos) {
             return Lane::Declined;
         }
-        let Flow { meta, app, tcp } = flow;
+        let Flow { meta, tcp, .. } = flow;
         let [rx_s, rx_c] = &mut tcp.rx;
         let (rx, back) = if to_server {
             (rx_s, rx_c)
@@ -983,17 +982,9 @@ impl<S> FlowTable<S> {
         let data = rx.lane_segment(payload, keep);
         if !data.is_empty() {
             tcp.flags |= data_bit;
-            sink.on_chunk(meta, app, dir, Chunk::Data(data));
         }
-        // With the flow holding what it held and the total within the budget (it did not
-        // change), `account` would only move the flow to the front of the memory list (if it
-        // holds anything) and `enforce_budget` would change nothing.
-        let same = if held == 0 {
-            // Held nothing, so its reassembly buffers were empty, and the lane fills none.
-            sink.app_memory(app) == 0
-        } else {
-            rx.buffer_memory() + back.buffer_memory() + sink.app_memory(app) == held
-        };
+        // The recency move before the parser runs (it sees neither the lists nor the clock):
+        // less is live across its call.
         self.clock = self.clock.max(index.saturating_mul(2));
         if list == CONFIRMED | LONG {
             // Confirmed and long before the packet, and the lane neither closes a flow nor
@@ -1002,10 +993,29 @@ impl<S> FlowTable<S> {
         } else {
             self.touch(idx);
         }
-        if same && self.mem <= self.cfg.memory_budget_bytes {
-            if held > 0 {
-                self.mem_to_front(idx);
+        let Some(Flow { meta, app, tcp }) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.flow.as_mut())
+        else {
+            return Lane::Done;
+        };
+        if !data.is_empty() {
+            sink.on_chunk(meta, app, dir, Chunk::Data(data));
+        }
+        // With the flow holding what it held and the total within the budget (it did not
+        // change), `account` would only move the flow to the front of the memory list (if it
+        // holds anything) and `enforce_budget` would change nothing.
+        if held == 0 {
+            // Held nothing, so its reassembly buffers were empty, and the lane fills none.
+            if sink.app_memory(app) == 0 && self.mem <= self.cfg.memory_budget_bytes {
+                return Lane::Done;
             }
+        } else if tcp.rx[0].buffer_memory() + tcp.rx[1].buffer_memory() + sink.app_memory(app)
+            == held
+            && self.mem <= self.cfg.memory_budget_bytes
+        {
+            self.mem_to_front(idx);
             return Lane::Done;
         }
         Lane::Settle(idx)
