@@ -173,19 +173,26 @@ impl Pipeline {
         self.index += 1;
         self.handle(self.index, file, pkt);
         // `sweep_due` can only change its answer when the latest time enters another second
-        // (after its first call it is false until then), so it is asked only then.
-        let mut ask = self.last_sweep.is_none();
-        // `pkt.ts > self.now`, seconds first.
-        if pkt.ts.secs > self.now.secs {
-            ask = true;
-            self.now = pkt.ts;
+        // (after its first call it is false until then), so it is asked only then, out of line.
+        if pkt.ts.secs > self.now.secs || self.last_sweep.is_none() {
+            self.new_second(file, pkt.ts, pkt.number);
         } else if pkt.ts.secs == self.now.secs && pkt.ts.nanos > self.now.nanos {
-            self.now = pkt.ts;
-        }
-        if ask && sweep_due(&mut self.last_sweep, self.now) {
-            self.sweep(self.now, file, pkt.number);
+            // `pkt.ts > self.now` within the second.
+            self.now.nanos = pkt.ts.nanos;
         }
         self.flush_events(emit);
+    }
+
+    /// After a packet of time `ts` (packet `number` of `file`) that starts another second of the
+    /// latest time, or before the first sweep: the latest time, and the idle sweep if due.
+    #[inline(never)]
+    fn new_second(&mut self, file: &Arc<str>, ts: Timestamp, number: u64) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if sweep_due(&mut self.last_sweep, self.now) {
+            self.sweep(self.now, file, number);
+        }
     }
 
     /// [`Pipeline::process`] out of line, for the packets the run loop's fast read skipped.
@@ -699,6 +706,57 @@ mod tests {
             }
         }
         frames
+    }
+
+    /// The latest time is the largest packet time whatever the order (backwards in time, within
+    /// the second, across seconds, negative), and the sweep runs once per second of it.
+    #[test]
+    fn latest_time_and_sweeps_follow_the_largest_time() {
+        let frames = modbus_plant(&SynthConfig {
+            packets: 40,
+            ..SynthConfig::default()
+        });
+        let times = [
+            (-5, 7),
+            (-5, 3),
+            (-6, 900),
+            (-5, 8),
+            (0, 0),
+            (2, 500),
+            (2, 400),
+            (1, 999),
+            (2, 501),
+            (2, 501),
+            (5, 0),
+            (4, 999_999_999),
+        ];
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let file: Arc<str> = Arc::from("t.pcap");
+        let mut max: Option<Timestamp> = None;
+        let mut sweeps = 0;
+        for (i, &(secs, nanos)) in times.iter().enumerate() {
+            let ts = Timestamp { secs, nanos };
+            let f = &frames[i].1;
+            let pkt = Packet {
+                ts,
+                link: LinkType::Ethernet,
+                data: f,
+                orig_len: f.len() as u32,
+                number: i as u64 + 1,
+            };
+            let before = p.last_sweep;
+            p.process(&file, &pkt, &mut |_| {});
+            max = Some(max.map_or(ts, |m| m.max(ts)));
+            // As the latest time was tracked before: the maximum, but starting from zero.
+            let want = max.unwrap().max(Timestamp::default());
+            assert_eq!(p.now, want, "packet {i}");
+            if p.last_sweep != before {
+                sweeps += 1;
+                assert_eq!(p.last_sweep, Some(p.now));
+            }
+        }
+        // The first packet (at the starting time, zero), then seconds 2 and 5.
+        assert_eq!(sweeps, 3);
     }
 
     /// The one-step path of the common frame gives the same events and counters as the

@@ -530,6 +530,21 @@ pub fn common_frame(data: &[u8], orig_len: u32) -> Option<CommonFrame<'_>> {
     if total_len < IP + 20 {
         return None;
     }
+    let header_len = usize::from(h[T + 12] >> 4) * 4;
+    if total_len <= data.len() - ETH {
+        // The whole datagram captured (the common case): it ends at its total length, which
+        // the length on the wire cannot be below. What the general computation below gives.
+        let upper_len = total_len - IP;
+        if header_len < 20 || header_len > upper_len {
+            return None;
+        }
+        let payload = data.get(T + header_len..ETH + total_len)?;
+        return Some(CommonFrame {
+            head: h,
+            payload,
+            payload_len: (upper_len - header_len) as u32,
+        });
+    }
     let ip_len = data.len().saturating_sub(ETH);
     let wire_len = usize::try_from(orig_len)
         .unwrap_or(usize::MAX)
@@ -538,7 +553,6 @@ pub fn common_frame(data: &[u8], orig_len: u32) -> Option<CommonFrame<'_>> {
     // The IP datagram as captured ends at its total length or the end of the capture.
     let seg_end = ETH + total_len.min(ip_len);
     let upper_len = total_len.min(wire_len).saturating_sub(IP);
-    let header_len = usize::from(h[T + 12] >> 4) * 4;
     if header_len < 20 || header_len > upper_len {
         return None;
     }
