@@ -211,11 +211,11 @@ impl Pipeline {
     fn handle(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
         self.stats.packets += 1;
         self.last_packet = pkt.number;
-        self.stats.bytes += pkt.data.len() as u64;
         match &mut self.link_run {
             Some((link, n)) if *link == pkt.link => *n += 1,
             _ => self.new_link_run(pkt.link),
         }
+        self.stats.bytes += pkt.data.len() as u64;
         if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
             self.stats.decode.snaplen_cut += 1;
         }

@@ -942,7 +942,8 @@ impl<S> FlowTable<S> {
         }
         // From here on the packet is the lane's: the same steps as `process`. (Its index only
         // matters to a flow it would create, which a lane packet never does.)
-        if ts > last {
+        // `ts > last`, seconds first (the derived order computes an `Ordering` first).
+        if ts.secs > last.secs || (ts.secs == last.secs && ts.nanos > last.nanos) {
             meta.last_seen = ts;
         }
         let len = payload.len() as u64;
@@ -985,7 +986,10 @@ impl<S> FlowTable<S> {
         }
         // The recency move before the parser runs (it sees neither the lists nor the clock):
         // less is live across its call.
-        self.clock = self.clock.max(index.saturating_mul(2));
+        let floor = index.saturating_mul(2);
+        if floor > self.clock {
+            self.clock = floor;
+        }
         if list == CONFIRMED | LONG {
             // Confirmed and long before the packet, and the lane neither closes a flow nor
             // takes back payload or progress bits: it stays on that list (what `touch` finds).
