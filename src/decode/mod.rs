@@ -439,6 +439,26 @@ impl<'a> CommonFrame<'a> {
         u32::from_be_bytes([h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]])
     }
 
+    /// The addresses (8 bytes) and ports (4 bytes) as they are on the wire, read as
+    /// little-endian words: sender and receiver apart, without byte swaps.
+    #[inline]
+    pub fn wire_words(&self) -> (u64, u32) {
+        let h = self.head;
+        (
+            u64::from_le_bytes([
+                h[CF_IP + 12],
+                h[CF_IP + 13],
+                h[CF_IP + 14],
+                h[CF_IP + 15],
+                h[CF_IP + 16],
+                h[CF_IP + 17],
+                h[CF_IP + 18],
+                h[CF_IP + 19],
+            ]),
+            u32::from_le_bytes([h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]]),
+        )
+    }
+
     /// TCP sequence number.
     #[inline]
     pub fn seq(&self) -> u32 {

@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 use hash::KeyHashBuilder;
 use reassembly::{Reassembler, ReassemblyLimits, SynKind};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Direction of a packet within its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -311,9 +311,9 @@ const LANE_PLACES: usize = 4096;
 /// direction carry it, and where the flow is.
 #[derive(Clone, Copy, Debug)]
 struct LaneEntry {
-    /// Sender address << 32 | receiver address.
+    /// Sender and receiver address, as [`lane_words`] makes them (the wire bytes).
     addrs: u64,
-    /// Sender port << 16 | receiver port.
+    /// Sender and receiver port, likewise.
     ports: u32,
     /// Slot << 1 | direction index; `NIL` when empty.
     tag: u32,
@@ -327,12 +327,26 @@ fn lane_place(addrs: u64, ports: u32) -> usize {
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize
 }
 
-/// The lane's words of a packet from `src` to `dst`.
+/// The lane's words of a packet from `src` to `dst`, as [`CommonFrame::wire_words`] reads them
+/// from its headers.
 #[inline]
-fn lane_words(src: (u32, u16), dst: (u32, u16)) -> (u64, u32) {
+fn lane_words(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> (u64, u32) {
+    let ([a0, a1, a2, a3], [b0, b1, b2, b3]) = (src.0.octets(), dst.0.octets());
+    let ([p0, p1], [q0, q1]) = (src.1.to_be_bytes(), dst.1.to_be_bytes());
     (
-        u64::from(src.0) << 32 | u64::from(dst.0),
-        u32::from(src.1) << 16 | u32::from(dst.1),
+        u64::from_le_bytes([a0, a1, a2, a3, b0, b1, b2, b3]),
+        u32::from_le_bytes([p0, p1, q0, q1]),
+    )
+}
+
+/// The sender and receiver of the lane's words (the inverse of [`lane_words`]).
+#[inline]
+fn lane_ends(addrs: u64, ports: u32) -> ((Ipv4Addr, u16), (Ipv4Addr, u16)) {
+    let [a0, a1, a2, a3, b0, b1, b2, b3] = addrs.to_le_bytes();
+    let [p0, p1, q0, q1] = ports.to_le_bytes();
+    (
+        (Ipv4Addr::new(a0, a1, a2, a3), u16::from_be_bytes([p0, p1])),
+        (Ipv4Addr::new(b0, b1, b2, b3), u16::from_be_bytes([q0, q1])),
     )
 }
 
@@ -875,7 +889,7 @@ impl<S> FlowTable<S> {
         if fl & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK) != TcpFlags::ACK {
             return Lane::Declined;
         }
-        let (addrs, ports) = (f.addrs(), f.ports());
+        let (addrs, ports) = f.wire_words();
         let place = lane_place(addrs, ports);
         let tag = match self.lane.get(place) {
             Some(e) if e.addrs == addrs && e.ports == ports && e.tag != NIL => e.tag,
@@ -1025,15 +1039,12 @@ impl<S> FlowTable<S> {
         Lane::Settle(idx)
     }
 
-    /// Finds the flow of a lane packet (sender address << 32 | receiver address, sender port
-    /// << 16 | receiver port) through the map and puts it in the lane at `place`; returns its
+    /// Finds the flow of a lane packet (its words as [`lane_words`] makes them) through the map and puts it in the lane at `place`; returns its
     /// lane tag.
     #[inline(never)]
     fn lane_fill(&mut self, place: usize, addrs: u64, ports: u32) -> Option<u32> {
-        let src = IpAddr::V4(std::net::Ipv4Addr::from_bits((addrs >> 32) as u32));
-        let dst = IpAddr::V4(std::net::Ipv4Addr::from_bits(addrs as u32));
-        let (mk, src_lo) =
-            MapKey::of_packet((src, (ports >> 16) as u16), (dst, ports as u16), 6, 0);
+        let ((src, sp), (dst, dp)) = lane_ends(addrs, ports);
+        let (mk, src_lo) = MapKey::of_packet((IpAddr::V4(src), sp), (IpAddr::V4(dst), dp), 6, 0);
         let idx = self.map.get(&mk)?;
         if idx >= (NIL >> 1) {
             return None;
@@ -1055,8 +1066,8 @@ impl<S> FlowTable<S> {
         if key.proto != 6 || key.vlan != 0 {
             return;
         }
-        let lo = (a.to_bits(), key.lo.1);
-        let hi = (b.to_bits(), key.hi.1);
+        let lo = (a, key.lo.1);
+        let hi = (b, key.hi.1);
         for (src, dst) in [(lo, hi), (hi, lo)] {
             let (addrs, ports) = lane_words(src, dst);
             if let Some(e) = self.lane.get_mut(lane_place(addrs, ports)) {
@@ -2737,6 +2748,25 @@ mod tests {
             Kind::NoAck,
             Kind::Cut,
         ])
+    }
+
+    /// The lane's words of a 4-tuple are what the frame's headers hold, and give it back.
+    #[test]
+    fn lane_words_are_the_wire_words() {
+        for (c, s) in [
+            ((0x0a00_0001u32, 40_000u16), (0xc0a8_0164u32, 502u16)),
+            ((0xffff_fffe, 1), (0x0000_0001, 65_535)),
+        ] {
+            let (f, wire) = lane_bytes(c, s, true, 1, 2, ACK, b"abc", 0);
+            let cf = crate::decode::common_frame(&f, wire).unwrap();
+            let (src, dst) = (
+                (Ipv4Addr::from_bits(c.0), c.1),
+                (Ipv4Addr::from_bits(s.0), s.1),
+            );
+            assert_eq!(lane_words(src, dst), cf.wire_words());
+            assert_eq!(lane_ends(cf.wire_words().0, cf.wire_words().1), (src, dst));
+            assert_ne!(lane_words(dst, src), cf.wire_words());
+        }
     }
 
     /// A plain exchange mostly takes the lane, and gives what `process` gives.
