@@ -5,10 +5,10 @@
 //! the order the transactions complete, so the same input always gives the same output.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
-use crate::decode::{common_frame, decode, CommonFrame, LinkType, Transport};
+use crate::decode::{common_frame, decode, LinkType, Transport};
 use crate::event::{Endpoint, IcsEvent};
 use crate::flow::{Chunk, Direction, EndReason, Flow, FlowConfig, FlowL4, FlowMeta, FlowPacket};
-use crate::flow::{FlowSink, FlowTable};
+use crate::flow::{FlowSink, FlowTable, Lane};
 use crate::proto::slots::EventBuf;
 use crate::proto::{ParseCx, ProtoStats, StreamDriver};
 use crate::stats::{FileStats, RunStats};
@@ -173,19 +173,26 @@ impl Pipeline {
         self.index += 1;
         self.handle(self.index, file, pkt);
         // `sweep_due` can only change its answer when the latest time enters another second
-        // (after its first call it is false until then), so it is asked only then.
-        let mut ask = self.last_sweep.is_none();
-        // `pkt.ts > self.now`, seconds first.
-        if pkt.ts.secs > self.now.secs {
-            ask = true;
-            self.now = pkt.ts;
+        // (after its first call it is false until then), so it is asked only then, out of line.
+        if pkt.ts.secs > self.now.secs || self.last_sweep.is_none() {
+            self.new_second(file, pkt.ts, pkt.number);
         } else if pkt.ts.secs == self.now.secs && pkt.ts.nanos > self.now.nanos {
-            self.now = pkt.ts;
-        }
-        if ask && sweep_due(&mut self.last_sweep, self.now) {
-            self.sweep(self.now, file, pkt.number);
+            // `pkt.ts > self.now` within the second.
+            self.now.nanos = pkt.ts.nanos;
         }
         self.flush_events(emit);
+    }
+
+    /// After a packet of time `ts` (packet `number` of `file`) that starts another second of the
+    /// latest time, or before the first sweep: the latest time, and the idle sweep if due.
+    #[inline(never)]
+    fn new_second(&mut self, file: &Arc<str>, ts: Timestamp, number: u64) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if sweep_due(&mut self.last_sweep, self.now) {
+            self.sweep(self.now, file, number);
+        }
     }
 
     /// [`Pipeline::process`] out of line, for the packets the run loop's fast read skipped.
@@ -204,11 +211,11 @@ impl Pipeline {
     fn handle(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
         self.stats.packets += 1;
         self.last_packet = pkt.number;
-        self.stats.bytes += pkt.data.len() as u64;
         match &mut self.link_run {
             Some((link, n)) if *link == pkt.link => *n += 1,
             _ => self.new_link_run(pkt.link),
         }
+        self.stats.bytes += pkt.data.len() as u64;
         if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
             self.stats.decode.snaplen_cut += 1;
         }
@@ -224,7 +231,17 @@ impl Pipeline {
             None
         };
         let Some(cf) = &fast else {
-            self.handle_general(index, file, pkt);
+            // Handed on as its fields: a copy of the whole packet for the call would keep it
+            // in memory on the common path too.
+            self.general_parts(
+                index,
+                file,
+                pkt.ts,
+                pkt.link,
+                pkt.data,
+                pkt.orig_len,
+                pkt.number,
+            );
             return;
         };
         let ds = &mut self.stats.decode;
@@ -235,6 +252,8 @@ impl Pipeline {
         #[cfg(not(test))]
         let lane = true;
         if lane {
+            // The sink is only used for the chunk here (the rest is out of line, with a sink
+            // of its own): it need not be built in memory.
             let mut sink = Sink {
                 ts: pkt.ts,
                 file,
@@ -243,11 +262,31 @@ impl Pipeline {
                 proto: &mut self.stats.proto,
                 ending: &mut self.ending,
             };
-            if self.flows.process_lane(index, pkt.ts, cf, &mut sink) {
-                return;
+            match self.flows.lane(index, pkt.ts, cf, &mut sink) {
+                Lane::Done => return,
+                Lane::Settle(idx) => {
+                    self.lane_settle(idx, file, pkt.ts, pkt.number);
+                    return;
+                }
+                Lane::Declined => {}
             }
         }
-        self.handle_common(index, file, pkt, cf);
+        self.handle_common(index, file, pkt.ts, pkt.data, pkt.orig_len, pkt.number);
+    }
+
+    /// The memory accounting of a lane packet whose flow's buffers changed (or with the total
+    /// over the budget).
+    #[inline(never)]
+    fn lane_settle(&mut self, idx: u32, file: &Arc<str>, ts: Timestamp, packet: u64) {
+        let mut sink = Sink {
+            ts,
+            file,
+            packet,
+            events: &mut self.events,
+            proto: &mut self.stats.proto,
+            ending: &mut self.ending,
+        };
+        self.flows.lane_settle(idx, &mut sink);
     }
 
     /// Starts a run of packets of another link type, adding the previous run to the counters.
@@ -260,30 +299,59 @@ impl Pipeline {
     }
 
     /// A common frame (already counted) that its flow's lane declined: the general flow path.
+    /// (The frame is checked again here: its view is not kept from the common path.)
     #[inline(never)]
     fn handle_common(
         &mut self,
         index: u64,
         file: &Arc<str>,
-        pkt: &Packet<'_>,
-        cf: &CommonFrame<'_>,
+        ts: Timestamp,
+        data: &[u8],
+        orig_len: u32,
+        number: u64,
     ) {
+        let Some(cf) = common_frame(data, orig_len) else {
+            return;
+        };
         let mut sink = Sink {
-            ts: pkt.ts,
+            ts,
             file,
-            packet: pkt.number,
+            packet: number,
             events: &mut self.events,
             proto: &mut self.stats.proto,
             ending: &mut self.ending,
         };
-        let fp = FlowPacket::of_common(pkt.ts, cf);
+        let fp = FlowPacket::of_common(ts, &cf);
         self.flows.set_packet_index(index);
         self.flows.process(&fp, StreamDriver::new, &mut sink);
     }
 
-    /// A frame other than the common one: decoded layer by layer, then through its flow.
+    /// [`Pipeline::handle_general`] of the packet with these fields.
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn handle_general(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
+    fn general_parts(
+        &mut self,
+        index: u64,
+        file: &Arc<str>,
+        ts: Timestamp,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+        number: u64,
+    ) {
+        let pkt = Packet {
+            ts,
+            link,
+            data,
+            orig_len,
+            number,
+        };
+        self.handle_general(index, file, pkt);
+    }
+
+    /// A frame other than the common one: decoded layer by layer, then through its flow.
+    #[inline(always)]
+    fn handle_general(&mut self, index: u64, file: &Arc<str>, pkt: Packet<'_>) {
         let ds = &mut self.stats.decode;
         let mut sink = Sink {
             ts: pkt.ts,
@@ -638,6 +706,57 @@ mod tests {
             }
         }
         frames
+    }
+
+    /// The latest time is the largest packet time whatever the order (backwards in time, within
+    /// the second, across seconds, negative), and the sweep runs once per second of it.
+    #[test]
+    fn latest_time_and_sweeps_follow_the_largest_time() {
+        let frames = modbus_plant(&SynthConfig {
+            packets: 40,
+            ..SynthConfig::default()
+        });
+        let times = [
+            (-5, 7),
+            (-5, 3),
+            (-6, 900),
+            (-5, 8),
+            (0, 0),
+            (2, 500),
+            (2, 400),
+            (1, 999),
+            (2, 501),
+            (2, 501),
+            (5, 0),
+            (4, 999_999_999),
+        ];
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let file: Arc<str> = Arc::from("t.pcap");
+        let mut max: Option<Timestamp> = None;
+        let mut sweeps = 0;
+        for (i, &(secs, nanos)) in times.iter().enumerate() {
+            let ts = Timestamp { secs, nanos };
+            let f = &frames[i].1;
+            let pkt = Packet {
+                ts,
+                link: LinkType::Ethernet,
+                data: f,
+                orig_len: f.len() as u32,
+                number: i as u64 + 1,
+            };
+            let before = p.last_sweep;
+            p.process(&file, &pkt, &mut |_| {});
+            max = Some(max.map_or(ts, |m| m.max(ts)));
+            // As the latest time was tracked before: the maximum, but starting from zero.
+            let want = max.unwrap().max(Timestamp::default());
+            assert_eq!(p.now, want, "packet {i}");
+            if p.last_sweep != before {
+                sweeps += 1;
+                assert_eq!(p.last_sweep, Some(p.now));
+            }
+        }
+        // The first packet (at the starting time, zero), then seconds 2 and 5.
+        assert_eq!(sweeps, 3);
     }
 
     /// The one-step path of the common frame gives the same events and counters as the

@@ -439,6 +439,26 @@ impl<'a> CommonFrame<'a> {
         u32::from_be_bytes([h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]])
     }
 
+    /// The addresses (8 bytes) and ports (4 bytes) as they are on the wire, read as
+    /// little-endian words: sender and receiver apart, without byte swaps.
+    #[inline]
+    pub fn wire_words(&self) -> (u64, u32) {
+        let h = self.head;
+        (
+            u64::from_le_bytes([
+                h[CF_IP + 12],
+                h[CF_IP + 13],
+                h[CF_IP + 14],
+                h[CF_IP + 15],
+                h[CF_IP + 16],
+                h[CF_IP + 17],
+                h[CF_IP + 18],
+                h[CF_IP + 19],
+            ]),
+            u32::from_le_bytes([h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]]),
+        )
+    }
+
     /// TCP sequence number.
     #[inline]
     pub fn seq(&self) -> u32 {
@@ -530,6 +550,21 @@ pub fn common_frame(data: &[u8], orig_len: u32) -> Option<CommonFrame<'_>> {
     if total_len < IP + 20 {
         return None;
     }
+    let header_len = usize::from(h[T + 12] >> 4) * 4;
+    if total_len <= data.len() - ETH {
+        // The whole datagram captured (the common case): it ends at its total length, which
+        // the length on the wire cannot be below. What the general computation below gives.
+        let upper_len = total_len - IP;
+        if header_len < 20 || header_len > upper_len {
+            return None;
+        }
+        let payload = data.get(T + header_len..ETH + total_len)?;
+        return Some(CommonFrame {
+            head: h,
+            payload,
+            payload_len: (upper_len - header_len) as u32,
+        });
+    }
     let ip_len = data.len().saturating_sub(ETH);
     let wire_len = usize::try_from(orig_len)
         .unwrap_or(usize::MAX)
@@ -538,7 +573,6 @@ pub fn common_frame(data: &[u8], orig_len: u32) -> Option<CommonFrame<'_>> {
     // The IP datagram as captured ends at its total length or the end of the capture.
     let seg_end = ETH + total_len.min(ip_len);
     let upper_len = total_len.min(wire_len).saturating_sub(IP);
-    let header_len = usize::from(h[T + 12] >> 4) * 4;
     if header_len < 20 || header_len > upper_len {
         return None;
     }

@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 use hash::KeyHashBuilder;
 use reassembly::{Reassembler, ReassemblyLimits, SynKind};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Direction of a packet within its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -311,9 +311,9 @@ const LANE_PLACES: usize = 4096;
 /// direction carry it, and where the flow is.
 #[derive(Clone, Copy, Debug)]
 struct LaneEntry {
-    /// Sender address << 32 | receiver address.
+    /// Sender and receiver address, as [`lane_words`] makes them (the wire bytes).
     addrs: u64,
-    /// Sender port << 16 | receiver port.
+    /// Sender and receiver port, likewise.
     ports: u32,
     /// Slot << 1 | direction index; `NIL` when empty.
     tag: u32,
@@ -327,12 +327,26 @@ fn lane_place(addrs: u64, ports: u32) -> usize {
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize
 }
 
-/// The lane's words of a packet from `src` to `dst`.
+/// The lane's words of a packet from `src` to `dst`, as [`CommonFrame::wire_words`] reads them
+/// from its headers.
 #[inline]
-fn lane_words(src: (u32, u16), dst: (u32, u16)) -> (u64, u32) {
+fn lane_words(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> (u64, u32) {
+    let ([a0, a1, a2, a3], [b0, b1, b2, b3]) = (src.0.octets(), dst.0.octets());
+    let ([p0, p1], [q0, q1]) = (src.1.to_be_bytes(), dst.1.to_be_bytes());
     (
-        u64::from(src.0) << 32 | u64::from(dst.0),
-        u32::from(src.1) << 16 | u32::from(dst.1),
+        u64::from_le_bytes([a0, a1, a2, a3, b0, b1, b2, b3]),
+        u32::from_le_bytes([p0, p1, q0, q1]),
+    )
+}
+
+/// The sender and receiver of the lane's words (the inverse of [`lane_words`]).
+#[inline]
+fn lane_ends(addrs: u64, ports: u32) -> ((Ipv4Addr, u16), (Ipv4Addr, u16)) {
+    let [a0, a1, a2, a3, b0, b1, b2, b3] = addrs.to_le_bytes();
+    let [p0, p1, q0, q1] = ports.to_le_bytes();
+    (
+        (Ipv4Addr::new(a0, a1, a2, a3), u16::from_be_bytes([p0, p1])),
+        (Ipv4Addr::new(b0, b1, b2, b3), u16::from_be_bytes([q0, q1])),
     )
 }
 
@@ -434,6 +448,18 @@ pub trait FlowSink<S> {
     /// The memory budget is exceeded: drop what the caller's state of this flow buffers
     /// (reporting gaps to its parser). Called after the flow's reassembly buffers were given up.
     fn on_budget_drop(&mut self, _meta: &FlowMeta, _app: &mut S) {}
+}
+
+/// What [`FlowTable::lane`] did with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Not a lane packet: nothing changed, the caller hands it to [`FlowTable::process`].
+    Declined,
+    /// Handled, the flow's buffers as they were.
+    Done,
+    /// Handled up to the memory accounting of the flow in this slot, which the caller makes
+    /// with [`FlowTable::lane_settle`].
+    Settle(u32),
 }
 
 /// The packet fields the flow table needs.
@@ -649,7 +675,7 @@ pub struct FlowTable<S> {
     /// The lane ([`FlowTable::process_lane`]): directional 4-tuples of untagged IPv4 TCP flows
     /// and their slots, at a place chosen by [`lane_place`]. An entry is cleared when its flow
     /// leaves; a miss costs a map lookup.
-    lane: Vec<LaneEntry>,
+    lane: Box<[LaneEntry; LANE_PLACES]>,
     /// The short and long idle timeouts as [`Timestamp::plus_secs`] adds them, for the lane.
     lane_timeouts: [i64; 2],
 }
@@ -697,14 +723,13 @@ impl<S> FlowTable<S> {
                 );
                 CACHE_PLACES
             ],
-            lane: vec![
-                LaneEntry {
+            lane: Box::new(
+                [LaneEntry {
                     addrs: 0,
                     ports: 0,
                     tag: NIL,
-                };
-                LANE_PLACES
-            ],
+                }; LANE_PLACES],
+            ),
         }
     }
 
@@ -829,7 +854,7 @@ impl<S> FlowTable<S> {
     /// the peer has not started) and its payload is the next expected bytes, all captured, with
     /// nothing buffered (or it has none, at the next byte). Returns false, having changed
     /// nothing, for any other packet: the caller then hands it to `process`.
-    #[inline(always)]
+    #[inline]
     pub fn process_lane(
         &mut self,
         index: u64,
@@ -837,17 +862,40 @@ impl<S> FlowTable<S> {
         f: &CommonFrame<'_>,
         sink: &mut impl FlowSink<S>,
     ) -> bool {
+        match self.lane(index, ts, f, sink) {
+            Lane::Declined => false,
+            Lane::Done => true,
+            Lane::Settle(idx) => {
+                self.lane_settle(idx, sink);
+                true
+            }
+        }
+    }
+
+    /// [`FlowTable::process_lane`] up to the memory accounting: when the packet's flow holds
+    /// other buffers than before or the total is over the budget, answers
+    /// [`Lane::Settle`], and the caller must call [`FlowTable::lane_settle`] with that flow
+    /// (`sink` is only used for the chunk and the parser's memory, so that the caller's sink
+    /// need not live in memory on the common path).
+    #[inline(always)]
+    pub fn lane(
+        &mut self,
+        index: u64,
+        ts: Timestamp,
+        f: &CommonFrame<'_>,
+        sink: &mut impl FlowSink<S>,
+    ) -> Lane {
         let fl = f.flags();
         if fl & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK) != TcpFlags::ACK {
-            return false;
+            return Lane::Declined;
         }
-        let (addrs, ports) = (f.addrs(), f.ports());
+        let (addrs, ports) = f.wire_words();
         let place = lane_place(addrs, ports);
         let tag = match self.lane.get(place) {
             Some(e) if e.addrs == addrs && e.ports == ports && e.tag != NIL => e.tag,
             _ => match self.lane_fill(place, addrs, ports) {
                 Some(t) => t,
-                None => return false,
+                None => return Lane::Declined,
             },
         };
         // One copy of the rest per direction, the direction's choices made at compile time.
@@ -858,8 +906,16 @@ impl<S> FlowTable<S> {
         }
     }
 
-    /// [`FlowTable::process_lane`] once the packet's flow is found: the flow in slot `idx`,
-    /// the packet travelling to the server when `TO_SERVER`.
+    /// The memory accounting of a lane packet that [`FlowTable::lane`] left to the caller
+    /// ([`Lane::Settle`]): what `process` does after the segment.
+    #[inline(never)]
+    pub fn lane_settle(&mut self, idx: u32, sink: &mut impl FlowSink<S>) {
+        self.account(idx, sink);
+        self.enforce_budget(sink);
+    }
+
+    /// [`FlowTable::lane`] once the packet's flow is found: the flow in slot `idx`, the packet
+    /// travelling to the server when `TO_SERVER`.
     #[inline(always)]
     fn lane_hit<const TO_SERVER: bool>(
         &mut self,
@@ -868,29 +924,26 @@ impl<S> FlowTable<S> {
         ts: Timestamp,
         f: &CommonFrame<'_>,
         sink: &mut impl FlowSink<S>,
-    ) -> bool {
+    ) -> Lane {
         let to_server = TO_SERVER;
         let [short_t, long_t] = self.lane_timeouts;
         let keep = self.lim.max_retained_bytes;
         let Some(slot) = self.slots.get_mut(idx as usize) else {
-            return false;
+            return Lane::Declined;
         };
-        let timeout = if usize::from(slot.list) & LONG != 0 {
-            long_t
-        } else {
-            short_t
-        };
+        let list = usize::from(slot.list);
+        let timeout = if list & LONG != 0 { long_t } else { short_t };
         let held = slot.mem;
-        let steady = usize::from(slot.list) == CONFIRMED | LONG;
         let Some(flow) = slot.flow.as_mut() else {
-            return false;
+            return Lane::Declined;
         };
+        let last = flow.meta.last_seen;
         // `last_seen.plus_secs(timeout) < ts`, the timeout already a saturated i64.
-        let idle_at = flow.meta.last_seen.secs.saturating_add(timeout);
-        if idle_at < ts.secs || (idle_at == ts.secs && flow.meta.last_seen.nanos < ts.nanos) {
-            return false;
+        let idle_at = last.secs.saturating_add(timeout);
+        if idle_at < ts.secs || (idle_at == ts.secs && last.nanos < ts.nanos) {
+            return Lane::Declined;
         }
-        let Flow { meta, app, tcp } = flow;
+        let Flow { meta, tcp, .. } = flow;
         let [rx_s, rx_c] = &mut tcp.rx;
         let (rx, back) = if to_server {
             (rx_s, rx_c)
@@ -899,12 +952,12 @@ impl<S> FlowTable<S> {
         };
         let payload = f.payload;
         if !back.lane_ack_ok(f.ack()) || !rx.lane_ok(f.seq(), payload, f.payload_len) {
-            return false;
+            return Lane::Declined;
         }
-        // From here on the packet is the lane's: the same steps as `process`.
-        self.pkt_index = Some(index);
-        self.clock = self.clock.max(index.saturating_mul(2));
-        if ts > meta.last_seen {
+        // From here on the packet is the lane's: the same steps as `process`. (Its index only
+        // matters to a flow it would create, which a lane packet never does.)
+        // `ts > last`, seconds first (the derived order computes an `Ordering` first).
+        if ts.secs > last.secs || (ts.secs == last.secs && ts.nanos > last.nanos) {
             meta.last_seen = ts;
         }
         let len = payload.len() as u64;
@@ -944,43 +997,54 @@ impl<S> FlowTable<S> {
         let data = rx.lane_segment(payload, keep);
         if !data.is_empty() {
             tcp.flags |= data_bit;
-            sink.on_chunk(meta, app, dir, Chunk::Data(data));
         }
-        // With the flow holding what it held and the total within the budget (it did not
-        // change), `account` would only move the flow to the front of the memory list (if it
-        // holds anything) and `enforce_budget` would change nothing.
-        let same = if held == 0 {
-            // Held nothing, so its reassembly buffers were empty, and the lane fills none.
-            sink.app_memory(app) == 0
-        } else {
-            rx.buffer_memory() + back.buffer_memory() + sink.app_memory(app) == held
-        };
-        let unchanged = same && self.mem <= self.cfg.memory_budget_bytes;
-        if steady {
+        // The recency move before the parser runs (it sees neither the lists nor the clock):
+        // less is live across its call.
+        let floor = index.saturating_mul(2);
+        if floor > self.clock {
+            self.clock = floor;
+        }
+        if list == CONFIRMED | LONG {
             // Confirmed and long before the packet, and the lane neither closes a flow nor
             // takes back payload or progress bits: it stays on that list (what `touch` finds).
             self.touch_on(idx, CONFIRMED | LONG);
         } else {
             self.touch(idx);
         }
-        if !unchanged {
-            self.account(idx, sink);
-            self.enforce_budget(sink);
-        } else if held > 0 {
-            self.mem_to_front(idx);
+        let Some(Flow { meta, app, tcp }) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.flow.as_mut())
+        else {
+            return Lane::Done;
+        };
+        if !data.is_empty() {
+            sink.on_chunk(meta, app, dir, Chunk::Data(data));
         }
-        true
+        // With the flow holding what it held and the total within the budget (it did not
+        // change), `account` would only move the flow to the front of the memory list (if it
+        // holds anything) and `enforce_budget` would change nothing.
+        if held == 0 {
+            // Held nothing, so its reassembly buffers were empty, and the lane fills none.
+            if sink.app_memory(app) == 0 && self.mem <= self.cfg.memory_budget_bytes {
+                return Lane::Done;
+            }
+        } else if tcp.rx[0].buffer_memory() + tcp.rx[1].buffer_memory() + sink.app_memory(app)
+            == held
+            && self.mem <= self.cfg.memory_budget_bytes
+        {
+            self.mem_to_front(idx);
+            return Lane::Done;
+        }
+        Lane::Settle(idx)
     }
 
-    /// Finds the flow of a lane packet (sender address << 32 | receiver address, sender port
-    /// << 16 | receiver port) through the map and puts it in the lane at `place`; returns its
+    /// Finds the flow of a lane packet (its words as [`lane_words`] makes them) through the map and puts it in the lane at `place`; returns its
     /// lane tag.
     #[inline(never)]
     fn lane_fill(&mut self, place: usize, addrs: u64, ports: u32) -> Option<u32> {
-        let src = IpAddr::V4(std::net::Ipv4Addr::from_bits((addrs >> 32) as u32));
-        let dst = IpAddr::V4(std::net::Ipv4Addr::from_bits(addrs as u32));
-        let (mk, src_lo) =
-            MapKey::of_packet((src, (ports >> 16) as u16), (dst, ports as u16), 6, 0);
+        let ((src, sp), (dst, dp)) = lane_ends(addrs, ports);
+        let (mk, src_lo) = MapKey::of_packet((IpAddr::V4(src), sp), (IpAddr::V4(dst), dp), 6, 0);
         let idx = self.map.get(&mk)?;
         if idx >= (NIL >> 1) {
             return None;
@@ -1002,8 +1066,8 @@ impl<S> FlowTable<S> {
         if key.proto != 6 || key.vlan != 0 {
             return;
         }
-        let lo = (a.to_bits(), key.lo.1);
-        let hi = (b.to_bits(), key.hi.1);
+        let lo = (a, key.lo.1);
+        let hi = (b, key.hi.1);
         for (src, dst) in [(lo, hi), (hi, lo)] {
             let (addrs, ports) = lane_words(src, dst);
             if let Some(e) = self.lane.get_mut(lane_place(addrs, ports)) {
@@ -2684,6 +2748,25 @@ mod tests {
             Kind::NoAck,
             Kind::Cut,
         ])
+    }
+
+    /// The lane's words of a 4-tuple are what the frame's headers hold, and give it back.
+    #[test]
+    fn lane_words_are_the_wire_words() {
+        for (c, s) in [
+            ((0x0a00_0001u32, 40_000u16), (0xc0a8_0164u32, 502u16)),
+            ((0xffff_fffe, 1), (0x0000_0001, 65_535)),
+        ] {
+            let (f, wire) = lane_bytes(c, s, true, 1, 2, ACK, b"abc", 0);
+            let cf = crate::decode::common_frame(&f, wire).unwrap();
+            let (src, dst) = (
+                (Ipv4Addr::from_bits(c.0), c.1),
+                (Ipv4Addr::from_bits(s.0), s.1),
+            );
+            assert_eq!(lane_words(src, dst), cf.wire_words());
+            assert_eq!(lane_ends(cf.wire_words().0, cf.wire_words().1), (src, dst));
+            assert_ne!(lane_words(dst, src), cf.wire_words());
+        }
     }
 
     /// A plain exchange mostly takes the lane, and gives what `process` gives.
