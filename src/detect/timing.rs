@@ -1483,6 +1483,33 @@ impl Detector for Timing {
                 }
             }
         }
+        // The states due that are not stopped yet go back into `due` at their time (or the
+        // next tick's, if that passed already); the others are stopped now.
+        let (states, due, cfg) = (&mut self.states, &mut self.due, &self.cfg);
+        self.due_now.retain(|&x| {
+            let i = x as u32;
+            let Some((_, _, st)) = states.get_mut(i as usize) else {
+                return false;
+            };
+            if st.stopped {
+                return false;
+            }
+            let Some(p) = st
+                .ch
+                .and_then(|c| b.channels.get(c as usize))
+                .and_then(|ch| st.poll.and_then(|p| ch.polls.get(p as usize)))
+            else {
+                return false;
+            };
+            let gap_ms = micros_between(now, st.last) as f64 / 1e3;
+            if gap_ms <= stop_limit_ms(cfg, p) {
+                let t = st.last.as_micros().saturating_add(st.quiet_us);
+                st.queued = Some(t);
+                due.push(t, i);
+                return false;
+            }
+            true
+        });
         if self.due_now.is_empty() {
             return;
         }
@@ -1509,25 +1536,13 @@ impl Detector for Timing {
             let Some((key, sig, st)) = self.states.get_mut(i as usize) else {
                 continue;
             };
-            if st.stopped {
-                continue;
-            }
             let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
                 continue;
             };
             let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
                 continue;
             };
-            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
-            let limit = stop_limit_ms(&self.cfg, p);
-            if gap_ms <= limit {
-                // Not stopped (yet): due again at its time, or at the next tick if that
-                // passed already.
-                let t = st.last.as_micros().saturating_add(st.quiet_us);
-                st.queued = Some(t);
-                self.due.push(t, i);
-                continue;
-            }
+            let gap_ms = micros_between(now, st.last) as f64 / 1e3;
             st.stopped = true;
             // The words that depend only on the state and its poll pattern are built at its
             // first stop and kept: a poll that stops and resumes repeats them.
