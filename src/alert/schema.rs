@@ -345,6 +345,7 @@ impl Alert {
 
     /// [`Alert::new`] without words (empty explanation), Community ID or technique ids, left
     /// to [`Alert::resolve`] with the record `deferred`, which writes them.
+    #[inline]
     pub(crate) fn new_deferred(
         sig: &Signature,
         ts: Timestamp,

@@ -971,15 +971,21 @@ impl Engine {
     /// `tick_us` microseconds passed since the last tick.
     #[inline]
     fn clock(&mut self, ts: Timestamp) -> bool {
+        if ts.secs < self.next_tick_secs && ts.nanos < 1_000_000_000 {
+            // Before the next tick (the common case), told by the seconds; so is the clock
+            // (always before the next tick once it has ticked), whichever is later.
+            if let Some(n) = self.now.as_mut() {
+                if ts > *n {
+                    *n = ts;
+                }
+            }
+            return false;
+        }
         let now = match self.now {
             Some(n) if n >= ts => n,
             _ => ts,
         };
         self.now = Some(now);
-        if now.secs < self.next_tick_secs && now.nanos < 1_000_000_000 {
-            // Before the next tick (the common case), told by the seconds.
-            return false;
-        }
         // Before the first tick `next_tick_ns` is the least there is.
         if now.as_nanos() >= self.next_tick_ns {
             let due = self.last_tick.is_some();

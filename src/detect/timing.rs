@@ -332,7 +332,7 @@ impl ChanState {
 
     /// Adds a transition to the window of the last `window` ones, in one word (`bits`, for
     /// windows of at most 64) or in a queue; how many the window holds.
-    #[inline]
+    #[inline(always)]
     fn push_order(&mut self, ok: bool, window: usize, bits: bool) -> usize {
         if bits {
             let keep = u64::MAX >> (64 - window.clamp(1, 64));
@@ -341,6 +341,13 @@ impl ChanState {
             self.bad = self.order_bits.count_ones() as usize;
             return self.order_len;
         }
+        self.push_order_queue(ok, window)
+    }
+
+    /// [`ChanState::push_order`] for windows longer than 64.
+    #[cold]
+    #[inline(never)]
+    fn push_order_queue(&mut self, ok: bool, window: usize) -> usize {
         self.order.push_back(ok);
         self.bad += usize::from(!ok);
         while self.order.len() > window {
@@ -1363,7 +1370,10 @@ impl Timing {
             return;
         };
         // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
-        let next = (ppos + 1) % cycle.len().max(1);
+        let next = match ppos + 1 {
+            n if n < cycle.len() => n,
+            n => n % cycle.len().max(1),
+        };
         let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig;
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
@@ -1494,21 +1504,26 @@ impl Detector for Timing {
             if st.stopped {
                 return false;
             }
-            let Some(p) = st
-                .ch
-                .and_then(|c| b.channels.get(c as usize))
-                .and_then(|ch| st.poll.and_then(|p| ch.polls.get(p as usize)))
-            else {
-                return false;
-            };
-            let gap_ms = micros_between(now, st.last) as f64 / 1e3;
-            if gap_ms <= stop_limit_ms(cfg, p) {
-                let t = st.last.as_micros().saturating_add(st.quiet_us);
-                st.queued = Some(t);
-                due.push(t, i);
-                return false;
+            let gap_us = micros_between(now, st.last);
+            // Within its quiet time (a request came since it was queued) it is not stopped,
+            // whatever its pattern; past it, the pattern's limit tells.
+            let quiet = i64::try_from(gap_us).is_ok_and(|g| g <= st.quiet_us);
+            if !quiet {
+                let Some(p) = st
+                    .ch
+                    .and_then(|c| b.channels.get(c as usize))
+                    .and_then(|ch| st.poll.and_then(|p| ch.polls.get(p as usize)))
+                else {
+                    return false;
+                };
+                if gap_us as f64 / 1e3 > stop_limit_ms(cfg, p) {
+                    return true;
+                }
             }
-            true
+            let t = st.last.as_micros().saturating_add(st.quiet_us);
+            st.queued = Some(t);
+            due.push(t, i);
+            false
         });
         if self.due_now.is_empty() {
             return;
@@ -1570,7 +1585,7 @@ impl Detector for Timing {
                 })
             });
             let tenths = gap_ms / 100.0;
-            let (mut a, summary) = if self.defer_texts {
+            let mut a = if self.defer_texts {
                 // The words are written only if the alert comes out of the aggregator, the
                 // evidence's summary only if the aggregator keeps the evidence.
                 let words = StopWords {
@@ -1579,17 +1594,16 @@ impl Detector for Timing {
                     last: st.last,
                     shape: Some(st.kept.shape.clone()),
                 };
-                let a = Alert::new_deferred(
+                Alert::new_deferred(
                     &POLL_STOPPED,
                     now,
                     &st.client,
                     &st.server,
                     key.proto(),
                     Box::new(super::Words::Stop(words)),
-                );
-                (a, String::new())
+                )
             } else {
-                let a = Alert::new(
+                Alert::new(
                     &POLL_STOPPED,
                     now,
                     &st.client,
@@ -1597,11 +1611,15 @@ impl Detector for Timing {
                     key.proto(),
                     StopWords::explanation(text, tenths, st.last),
                 )
-                .with_fact(text.fact.clone(), text.reference.clone());
-                (a, st.kept.shape.summary())
+                .with_fact(text.fact.clone(), text.reference.clone())
+            };
+            let summary = if self.defer_texts {
+                String::new()
+            } else {
+                st.kept.shape.summary()
             };
             a.otwatch.unit_id = st.unit;
-            a.otwatch.evidence.push(st.kept.evidence(summary));
+            a.otwatch.evidence = vec![st.kept.evidence(summary)];
             out.push(a);
         }
     }
@@ -1684,7 +1702,7 @@ impl Timing {
 
     /// The rest of [`Timing::known_memo`] for a request whose [`Hint`] holds, after it was
     /// counted: the burst alert if it is one, and its checks.
-    #[inline(never)]
+    #[inline]
     fn hinted_checks(
         &mut self,
         ev: &IcsEvent,
