@@ -59,9 +59,11 @@ pub struct Alert {
     pub alert: AlertBody,
     /// otwatch's own facts.
     pub otwatch: OtwatchInfo,
-    /// The words of a raw alert not written yet (explanation, baseline fact and reference):
-    /// what they need, written by [`Alert::resolve`] (the aggregator does so only for the
-    /// alerts it emits). Never set on an alert that leaves the engine.
+    /// The words of a raw alert not written yet (explanation, baseline fact and reference,
+    /// and for a poll-stopped alert its evidence's summary): what they need, written by
+    /// [`Alert::resolve`] (the aggregator does so only for the alerts it emits, and writes
+    /// the summaries of the evidence it keeps of a repeat). Never set on an alert that leaves
+    /// the engine.
     #[serde(skip)]
     pub(crate) deferred: Option<Box<crate::detect::Words>>,
 }
@@ -343,6 +345,7 @@ impl Alert {
 
     /// [`Alert::new`] without words (empty explanation), Community ID or technique ids, left
     /// to [`Alert::resolve`] with the record `deferred`, which writes them.
+    #[inline]
     pub(crate) fn new_deferred(
         sig: &Signature,
         ts: Timestamp,
@@ -380,8 +383,18 @@ impl Alert {
     /// Writes the words left to write (see its field `deferred`), if any.
     #[inline]
     pub fn resolve(&mut self) {
-        if let Some(d) = self.deferred.take() {
+        if let Some(mut d) = self.deferred.take() {
+            d.fill_evidence(&mut self.otwatch.evidence);
             d.fill(self);
+        }
+    }
+
+    /// Writes the summaries of its evidence left to write (see its field `deferred`), if
+    /// any, and only those: for whoever keeps the evidence without the rest of the alert.
+    #[inline]
+    pub(crate) fn resolve_evidence(&mut self) {
+        if let Some(d) = self.deferred.as_mut() {
+            d.fill_evidence(&mut self.otwatch.evidence);
         }
     }
 

@@ -465,6 +465,9 @@ impl Aggregator {
                 }
                 ep.repeats += alert.otwatch.count.max(1);
                 if ep.evidence.len() < MAX_EVIDENCE {
+                    // Its summaries, if they were left to write (the rest of its words is
+                    // written only if it is the last repeat when the summary is made).
+                    alert.resolve_evidence();
                     // The stored alert's own evidence is replaced by the episode's in its
                     // summary: move it there instead of copying.
                     if ep.evidence.capacity() == 0 {

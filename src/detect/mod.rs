@@ -556,6 +556,15 @@ pub(crate) enum Words {
 }
 
 impl Words {
+    /// Writes the summaries left to write of `evidence`, the evidence of the alert this was
+    /// taken from (a poll-stopped alert's, see [`timing::StopWords::fill_evidence`]).
+    #[inline]
+    pub(crate) fn fill_evidence(&mut self, evidence: &mut [crate::alert::AlertEvidence]) {
+        if let Words::Stop(s) = self {
+            s.fill_evidence(evidence);
+        }
+    }
+
     /// Writes the words of `a`, the alert this was taken from.
     #[cold]
     pub(crate) fn fill(&self, a: &mut Alert) {
@@ -621,6 +630,9 @@ pub struct Engine {
     /// When the next tick is due, in nanoseconds: `tick_us` after `last_tick` (before the
     /// first tick, the least `i128`).
     next_tick_ns: i128,
+    /// `next_tick_ns` in whole seconds, rounded down: a time of fewer seconds (and less than
+    /// a second of nanoseconds) is before it, with no 128-bit arithmetic.
+    next_tick_secs: i64,
     now: Option<Timestamp>,
     raw: Vec<Alert>,
     /// The context of the event being run, built in place (see [`Engine::fill_ctx`]).
@@ -726,6 +738,7 @@ impl Engine {
             tick_us: cfg.tick_interval_ms.saturating_mul(1000).max(1),
             last_tick: None,
             next_tick_ns: i128::MIN,
+            next_tick_secs: i64::MIN,
             now: None,
             raw: Vec::new(),
             cur: EventCtx::default(),
@@ -958,6 +971,16 @@ impl Engine {
     /// `tick_us` microseconds passed since the last tick.
     #[inline]
     fn clock(&mut self, ts: Timestamp) -> bool {
+        if ts.secs < self.next_tick_secs && ts.nanos < 1_000_000_000 {
+            // Before the next tick (the common case), told by the seconds; so is the clock
+            // (always before the next tick once it has ticked), whichever is later.
+            if let Some(n) = self.now.as_mut() {
+                if ts > *n {
+                    *n = ts;
+                }
+            }
+            return false;
+        }
         let now = match self.now {
             Some(n) if n >= ts => n,
             _ => ts,
@@ -979,6 +1002,13 @@ impl Engine {
     fn set_tick(&mut self, now: Timestamp) {
         self.last_tick = Some(now);
         self.next_tick_ns = now.as_nanos() + i128::from(self.tick_us) * 1000;
+        self.next_tick_secs = i64::try_from(self.next_tick_ns.div_euclid(1_000_000_000)).unwrap_or(
+            if self.next_tick_ns < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            },
+        );
     }
 
     /// The detectors on this thread, on one event: a repeat of a prepared request through

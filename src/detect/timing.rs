@@ -24,7 +24,8 @@ use crate::baseline::{
     device_words, event_summary, fmt_num, push_decimal, Baseline, Channel, SigKey,
 };
 use crate::event::{
-    Access, AppProto, Endpoint, Function, IcsEvent, ModbusTable, ObjectRef, Outcome, Value,
+    Access, AccessDir, AppProto, Endpoint, Function, IcsEvent, ModbusTable, ObjectRef, Outcome,
+    Value,
 };
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
@@ -98,9 +99,8 @@ struct SigState {
     client: Endpoint,
     server: Endpoint,
     unit: Option<u8>,
-    /// The last request, as much of it as its evidence needs (see [`keep_for_evidence`]); the
-    /// evidence is built only if an alert needs it.
-    last_ev: IcsEvent,
+    /// The last request, as much of it as its evidence needs (see [`Kept`]).
+    kept: Kept,
     /// Index of the baseline channel (in the baseline `base` was taken from).
     ch: Option<u32>,
     /// Index of the first poll pattern with this signature in that channel.
@@ -136,7 +136,7 @@ const NO_MEDIAN: (u64, u64) = (u64::MAX, 0);
 
 /// [`Timestamp::micros_since`], in 64-bit arithmetic when the seconds are less than 2³²
 /// apart (always, in a capture).
-#[inline]
+#[inline(always)]
 fn micros_between(now: Timestamp, earlier: Timestamp) -> u64 {
     match now.secs.checked_sub(earlier.secs) {
         Some(s) if s.unsigned_abs() < 1 << 32 => {
@@ -242,6 +242,9 @@ pub(crate) struct StopWords {
     tenths: f64,
     /// The time of the last request.
     last: Timestamp,
+    /// What the summary of the alert's evidence (the last request) prints, until it is
+    /// written (see [`StopWords::fill_evidence`]).
+    shape: Option<Shape>,
 }
 
 impl StopWords {
@@ -254,6 +257,16 @@ impl StopWords {
         last.push_rfc3339(&mut explanation);
         explanation.push_str(&text.tail);
         explanation
+    }
+
+    /// Writes the summary of the evidence of the alert this was taken from (its one
+    /// evidence, the last request), once: whoever keeps that evidence without the rest of
+    /// the alert (the aggregator, of a repeat) needs it written first.
+    #[cold]
+    pub(crate) fn fill_evidence(&mut self, evidence: &mut [AlertEvidence]) {
+        if let (Some(shape), Some(e)) = (self.shape.take(), evidence.first_mut()) {
+            e.summary = shape.summary();
+        }
     }
 
     /// Writes the explanation, the baseline fact and its reference, the Community ID and the
@@ -319,7 +332,7 @@ impl ChanState {
 
     /// Adds a transition to the window of the last `window` ones, in one word (`bits`, for
     /// windows of at most 64) or in a queue; how many the window holds.
-    #[inline]
+    #[inline(always)]
     fn push_order(&mut self, ok: bool, window: usize, bits: bool) -> usize {
         if bits {
             let keep = u64::MAX >> (64 - window.clamp(1, 64));
@@ -328,6 +341,13 @@ impl ChanState {
             self.bad = self.order_bits.count_ones() as usize;
             return self.order_len;
         }
+        self.push_order_queue(ok, window)
+    }
+
+    /// [`ChanState::push_order`] for windows longer than 64.
+    #[cold]
+    #[inline(never)]
+    fn push_order_queue(&mut self, ok: bool, window: usize) -> usize {
         self.order.push_back(ok);
         self.bad += usize::from(!ok);
         while self.order.len() > window {
@@ -806,58 +826,232 @@ impl DueQueue {
     }
 }
 
-/// Copies into `dst` what the evidence of a poll-stopped alert needs of `src` (time, packets,
-/// and what [`event_summary`] prints: function, the first accesses and values, outcome),
-/// reusing `dst`'s vectors; the rest of `dst` is left as it is.
-#[inline(always)]
-fn keep_for_evidence(dst: &mut IcsEvent, src: &IcsEvent) {
-    if !keep_repeat(dst, src) {
-        keep_general(dst, src);
+/// Values of a kept Modbus range access that its summary shows (one more is counted, so that
+/// it still knows there were more).
+const RANGE_VALUES: usize = 4;
+
+/// The last request of a poll, as much of it as the evidence of its poll-stopped alert needs,
+/// in the form the evidence takes it: time, capture file and packets, and what its summary
+/// prints ([`Shape`]). Kept over the last one at every request ([`keep_for_evidence`]); the
+/// summary is written only for an alert (and then only if it comes out, see [`StopWords`]).
+#[derive(Clone, Debug, PartialEq)]
+struct Kept {
+    ts: Timestamp,
+    file: Arc<str>,
+    packet: u64,
+    response_packet: Option<u64>,
+    shape: Shape,
+}
+
+/// What the summary of a kept request prints.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Shape {
+    /// One access to a Modbus range, ended normally, whose shown values are integers or
+    /// booleans (a poll's request), in line.
+    Range(KeptRange),
+    /// Any other request: its function, outcome and first accesses with their first values
+    /// (see [`keep_general`]).
+    Event(Box<IcsEvent>),
+}
+
+/// [`Shape::Range`]: the fields [`event_summary`] prints of such a request.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct KeptRange {
+    proto: AppProto,
+    function: Function,
+    dir: AccessDir,
+    table: ModbusTable,
+    start: u32,
+    count: u32,
+    /// The access's values, counted up to `RANGE_VALUES + 1` ...
+    n: u8,
+    /// ... the first of them (at most [`RANGE_VALUES`]) as integers ...
+    vals: [i64; RANGE_VALUES],
+    /// ... bit `i` set when value `i` is a boolean.
+    bools: u8,
+}
+
+/// A range kept of nothing yet (overwritten whole by [`keep_range`]).
+const NO_RANGE: KeptRange = KeptRange {
+    proto: AppProto::Modbus,
+    function: Function {
+        code: 0,
+        name: "",
+        category: "",
+        sub: None,
+        sub_name: None,
+    },
+    dir: AccessDir::Read,
+    table: ModbusTable::Coil,
+    start: 0,
+    count: 0,
+    n: 0,
+    vals: [0; RANGE_VALUES],
+    bools: 0,
+};
+
+impl Kept {
+    /// What [`keep_for_evidence`] keeps of `ev`.
+    fn of(ev: &IcsEvent) -> Kept {
+        let mut r = NO_RANGE;
+        let shape = if keep_range(&mut r, ev) {
+            Shape::Range(r)
+        } else {
+            Shape::Event(Box::new(evidence_copy(ev)))
+        };
+        Kept {
+            ts: ev.ts,
+            file: ev.evidence.file.clone(),
+            packet: ev.evidence.packet,
+            response_packet: ev.evidence.response_packet,
+            shape,
+        }
+    }
+
+    /// The evidence of the kept request, with `summary`.
+    fn evidence(&self, summary: String) -> AlertEvidence {
+        AlertEvidence {
+            ts: self.ts,
+            file: self.file.clone(),
+            packet: self.packet,
+            response_packet: self.response_packet,
+            summary,
+        }
     }
 }
 
-/// [`keep_for_evidence`] for the repeat of a poll (both ended normally, same capture file,
-/// one access to a Modbus range, as many values kept as last time), in line; false (nothing
-/// changed) for any other shape.
-#[inline(always)]
-fn keep_repeat(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
-    if !matches!((&dst.outcome, &src.outcome), (Outcome::Ok, Outcome::Ok))
-        || !std::sync::Arc::ptr_eq(&dst.evidence.file, &src.evidence.file)
-        || !keep_range_access(dst, src)
-    {
-        return false;
+impl Shape {
+    /// [`event_summary`] of the kept request.
+    pub(crate) fn summary(&self) -> String {
+        match self {
+            Shape::Event(ev) => event_summary(ev),
+            Shape::Range(r) => event_summary(&r.event()),
+        }
     }
+}
+
+impl KeptRange {
+    /// An event that [`event_summary`] prints as it printed the kept one (what it does not
+    /// print left empty, and a value past the shown ones as a zero).
+    fn event(&self) -> IcsEvent {
+        let nobody = Endpoint {
+            ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            mac: None,
+        };
+        let values = (0..usize::from(self.n))
+            .map(|i| match self.vals.get(i) {
+                Some(&v) if self.bools >> i & 1 == 1 => Value::Bool(v != 0),
+                Some(&v) => Value::Int(v),
+                None => Value::Int(0),
+            })
+            .collect();
+        IcsEvent {
+            ts: Timestamp::default(),
+            proto: self.proto,
+            flow_id: 0,
+            client: nobody,
+            server: nobody,
+            vlan: None,
+            unit_id: None,
+            session: None,
+            op: crate::event::OpKind::Read,
+            function: copy_function(&self.function),
+            accesses: vec![Access {
+                dir: self.dir,
+                object: ObjectRef::Modbus {
+                    table: self.table,
+                    start: self.start,
+                    count: self.count,
+                },
+                values,
+            }],
+            outcome: Outcome::Ok,
+            latency_us: None,
+            violations: Vec::new(),
+            facts: Vec::new(),
+            details: Vec::new(),
+            evidence: crate::event::Evidence {
+                file: Arc::from(""),
+                packet: 0,
+                response_packet: None,
+            },
+        }
+    }
+}
+
+/// Keeps in `dst` what the evidence of a poll-stopped alert needs of `src` (see [`Kept`]):
+/// a poll's repeat in line, any other shape through [`keep_shape`].
+#[inline(always)]
+fn keep_for_evidence(dst: &mut Kept, src: &IcsEvent) {
     dst.ts = src.ts;
-    dst.proto = src.proto;
-    dst.function = copy_function(&src.function);
-    dst.evidence.packet = src.evidence.packet;
-    dst.evidence.response_packet = src.evidence.response_packet;
+    dst.packet = src.evidence.packet;
+    dst.response_packet = src.evidence.response_packet;
+    if !Arc::ptr_eq(&dst.file, &src.evidence.file) {
+        dst.file = src.evidence.file.clone();
+    }
+    let in_line = match &mut dst.shape {
+        Shape::Range(r) => keep_range(r, src),
+        Shape::Event(_) => false,
+    };
+    if !in_line {
+        keep_shape(&mut dst.shape, src);
+    }
+}
+
+/// The [`Shape::Range`] of `src` into `r`; false (and `r` partly written: the caller
+/// replaces it) for any other shape.
+#[inline(always)]
+fn keep_range(r: &mut KeptRange, src: &IcsEvent) -> bool {
+    if !matches!(src.outcome, Outcome::Ok) {
+        return false;
+    }
+    let [a] = src.accesses.as_slice() else {
+        return false;
+    };
+    let ObjectRef::Modbus {
+        table,
+        start,
+        count,
+    } = a.object
+    else {
+        return false;
+    };
+    let mut bools = 0u8;
+    for (i, (v, x)) in a.values.iter().zip(r.vals.iter_mut()).enumerate() {
+        match *v {
+            Value::Int(y) => *x = y,
+            Value::Bool(b) => {
+                *x = i64::from(b);
+                bools |= 1 << i;
+            }
+            _ => return false,
+        }
+    }
+    r.n = a.values.len().min(RANGE_VALUES + 1) as u8;
+    r.bools = bools;
+    r.proto = src.proto;
+    r.function = copy_function(&src.function);
+    r.dir = a.dir;
+    r.table = table;
+    r.start = start;
+    r.count = count;
     true
 }
 
-/// The accesses of a poll's repeat (one access to a Modbus range on both sides, as many
-/// values kept as last time) copied in place; false (nothing changed) for any other shape.
-#[inline(always)]
-fn keep_range_access(dst: &mut IcsEvent, src: &IcsEvent) -> bool {
-    let ([d], [a]) = (dst.accesses.as_mut_slice(), src.accesses.as_slice()) else {
-        return false;
-    };
-    if !matches!(
-        (&d.object, &a.object),
-        (ObjectRef::Modbus { .. }, ObjectRef::Modbus { .. })
-    ) {
-        return false;
+/// [`keep_for_evidence`] when the shape is not the kept range's: the range of `src` when it
+/// has one, else the event as far as its summary prints it.
+#[inline(never)]
+fn keep_shape(d: &mut Shape, src: &IcsEvent) {
+    let mut r = NO_RANGE;
+    if keep_range(&mut r, src) {
+        *d = Shape::Range(r);
+        return;
     }
-    let n = a.values.len().min(KEPT_VALUES);
-    let Some(vals) = a.values.get(..n).filter(|_| d.values.len() == n) else {
-        return false;
-    };
-    d.dir = a.dir;
-    copy_object(&mut d.object, &a.object);
-    for (x, y) in d.values.iter_mut().zip(vals) {
-        copy_value(x, y);
+    match d {
+        Shape::Event(e) => keep_general(e, src),
+        Shape::Range(_) => *d = Shape::Event(Box::new(evidence_copy(src))),
     }
-    true
 }
 
 /// `*d = s.clone()`, in place for a Modbus range into a Modbus range.
@@ -907,8 +1101,9 @@ fn copy_function(f: &Function) -> Function {
     }
 }
 
-/// [`keep_for_evidence`] for any shape.
-#[inline(never)]
+/// Copies into `dst` what [`event_summary`] and the evidence print of `src` (time, packets,
+/// function, the first accesses and values, outcome), reusing `dst`'s vectors; the rest of
+/// `dst` is left as it is.
 fn keep_general(dst: &mut IcsEvent, src: &IcsEvent) {
     dst.ts = src.ts;
     dst.proto = src.proto;
@@ -921,12 +1116,10 @@ fn keep_general(dst: &mut IcsEvent, src: &IcsEvent) {
     }
     dst.evidence.packet = src.evidence.packet;
     dst.evidence.response_packet = src.evidence.response_packet;
-    if !keep_range_access(dst, src) {
-        keep_accesses(dst, src);
-    }
+    keep_accesses(dst, src);
 }
 
-/// The accesses part of [`keep_for_evidence`], for any shape.
+/// The accesses part of [`keep_general`].
 fn keep_accesses(dst: &mut IcsEvent, src: &IcsEvent) {
     let n = src.accesses.len().min(KEPT_ACCESSES);
     dst.accesses.truncate(n);
@@ -984,10 +1177,10 @@ fn copy_other(d: &mut Value, s: &Value) {
     }
 }
 
-/// A fresh copy of what [`keep_for_evidence`] keeps.
+/// A fresh copy of what [`keep_general`] keeps.
 fn evidence_copy(ev: &IcsEvent) -> IcsEvent {
     let mut e = super::evidence_shell(ev, Vec::new());
-    keep_for_evidence(&mut e, ev);
+    keep_general(&mut e, ev);
     e
 }
 
@@ -1177,7 +1370,10 @@ impl Timing {
             return;
         };
         // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
-        let next = (ppos + 1) % cycle.len().max(1);
+        let next = match ppos + 1 {
+            n if n < cycle.len() => n,
+            n => n % cycle.len().max(1),
+        };
         let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig;
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
@@ -1297,6 +1493,38 @@ impl Detector for Timing {
                 }
             }
         }
+        // The states due that are not stopped yet go back into `due` at their time (or the
+        // next tick's, if that passed already); the others are stopped now.
+        let (states, due, cfg) = (&mut self.states, &mut self.due, &self.cfg);
+        self.due_now.retain(|&x| {
+            let i = x as u32;
+            let Some((_, _, st)) = states.get_mut(i as usize) else {
+                return false;
+            };
+            if st.stopped {
+                return false;
+            }
+            let gap_us = micros_between(now, st.last);
+            // Within its quiet time (a request came since it was queued) it is not stopped,
+            // whatever its pattern; past it, the pattern's limit tells.
+            let quiet = i64::try_from(gap_us).is_ok_and(|g| g <= st.quiet_us);
+            if !quiet {
+                let Some(p) = st
+                    .ch
+                    .and_then(|c| b.channels.get(c as usize))
+                    .and_then(|ch| st.poll.and_then(|p| ch.polls.get(p as usize)))
+                else {
+                    return false;
+                };
+                if gap_us as f64 / 1e3 > stop_limit_ms(cfg, p) {
+                    return true;
+                }
+            }
+            let t = st.last.as_micros().saturating_add(st.quiet_us);
+            st.queued = Some(t);
+            due.push(t, i);
+            false
+        });
         if self.due_now.is_empty() {
             return;
         }
@@ -1323,25 +1551,13 @@ impl Detector for Timing {
             let Some((key, sig, st)) = self.states.get_mut(i as usize) else {
                 continue;
             };
-            if st.stopped {
-                continue;
-            }
             let Some(ch) = st.ch.and_then(|c| b.channels.get(c as usize)) else {
                 continue;
             };
             let Some(p) = st.poll.and_then(|p| ch.polls.get(p as usize)) else {
                 continue;
             };
-            let gap_ms = now.micros_since(st.last) as f64 / 1e3;
-            let limit = stop_limit_ms(&self.cfg, p);
-            if gap_ms <= limit {
-                // Not stopped (yet): due again at its time, or at the next tick if that
-                // passed already.
-                let t = st.last.as_micros().saturating_add(st.quiet_us);
-                st.queued = Some(t);
-                self.due.push(t, i);
-                continue;
-            }
+            let gap_ms = micros_between(now, st.last) as f64 / 1e3;
             st.stopped = true;
             // The words that depend only on the state and its poll pattern are built at its
             // first stop and kept: a poll that stops and resumes repeats them.
@@ -1370,11 +1586,13 @@ impl Detector for Timing {
             });
             let tenths = gap_ms / 100.0;
             let mut a = if self.defer_texts {
-                // The words are written only if the alert comes out of the aggregator.
+                // The words are written only if the alert comes out of the aggregator, the
+                // evidence's summary only if the aggregator keeps the evidence.
                 let words = StopWords {
                     text: Arc::clone(text),
                     tenths,
                     last: st.last,
+                    shape: Some(st.kept.shape.clone()),
                 };
                 Alert::new_deferred(
                     &POLL_STOPPED,
@@ -1395,11 +1613,13 @@ impl Detector for Timing {
                 )
                 .with_fact(text.fact.clone(), text.reference.clone())
             };
+            let summary = if self.defer_texts {
+                String::new()
+            } else {
+                st.kept.shape.summary()
+            };
             a.otwatch.unit_id = st.unit;
-            a.otwatch.evidence.push(AlertEvidence::from_event(
-                &st.last_ev,
-                event_summary(&st.last_ev),
-            ));
+            a.otwatch.evidence = vec![st.kept.evidence(summary)];
             out.push(a);
         }
     }
@@ -1417,7 +1637,16 @@ pub(crate) struct Hint {
     info: u32,
     chan: u32,
     checks: bool,
+    /// The info's poll state (index in `states`; [`NO_INDEX`]: none when the hint was made,
+    /// the general [`Timing::request`] then) ...
+    state: u32,
+    /// ... and its position in the channel's cycle ([`NO_INDEX`]: none): a state and a
+    /// position, once an info has them, never change.
+    pos: u32,
 }
+
+/// No state or cycle position (see [`Hint`]).
+const NO_INDEX: u32 = u32::MAX;
 
 /// No hint (see [`Hint`]).
 pub(crate) const NO_HINT: Hint = Hint {
@@ -1426,6 +1655,8 @@ pub(crate) const NO_HINT: Hint = Hint {
     info: MEMO_NONE,
     chan: 0,
     checks: false,
+    state: NO_INDEX,
+    pos: NO_INDEX,
 };
 
 impl Timing {
@@ -1471,7 +1702,7 @@ impl Timing {
 
     /// The rest of [`Timing::known_memo`] for a request whose [`Hint`] holds, after it was
     /// counted: the burst alert if it is one, and its checks.
-    #[inline(never)]
+    #[inline]
     fn hinted_checks(
         &mut self,
         ev: &IcsEvent,
@@ -1498,9 +1729,29 @@ impl Timing {
         }
         if hint.checks {
             if let Some(ch) = b.channels.get(ci) {
-                self.request(ev, &ctx.key, ch, hint.info, out);
+                if hint.state == NO_INDEX {
+                    self.request(ev, &ctx.key, ch, hint.info, out);
+                } else {
+                    self.request_hinted(ev, ch, hint, out);
+                }
             }
         }
+    }
+
+    /// [`Timing::request`] for a request whose hint names its poll state (and cycle
+    /// position): no info, state or pattern looked up.
+    #[inline(always)]
+    fn request_hinted(&mut self, ev: &IcsEvent, ch: &Channel, hint: Hint, out: &mut Vec<Alert>) {
+        if hint.pos != NO_INDEX {
+            if let (Some(info), Some(chan)) = (
+                self.infos.get(hint.info as usize),
+                self.chans.get_mut(hint.chan as usize),
+            ) {
+                let sig = (info.sig.as_str(), hint.pos as usize);
+                Timing::order(&self.cfg, &mut chan.st, ev, sig, &ch.cycle, ch, out);
+            }
+        }
+        self.poll_step(ev, hint.state, hint.info, ch, out);
     }
 
     /// [`Timing::on_hinted`] without a hint that holds: the general path, then the hint of
@@ -1537,8 +1788,7 @@ impl Timing {
             gen: self.gen,
             name: m.name,
             info: MEMO_SKIP,
-            chan: 0,
-            checks: false,
+            ..NO_HINT
         };
         match m.info {
             MEMO_NONE | MEMO_BURST => NO_HINT,
@@ -1553,10 +1803,14 @@ impl Timing {
                 if !in_baseline {
                     return skip;
                 }
+                let index = |x: Option<usize>| x.and_then(|x| u32::try_from(x).ok());
+                let info = self.infos.get(i as usize);
                 Hint {
                     info: i,
                     chan: m.chan,
                     checks: m.checks,
+                    state: info.and_then(|f| index(f.state)).unwrap_or(NO_INDEX),
+                    pos: info.and_then(|f| index(f.cycle_pos)).unwrap_or(NO_INDEX),
                     ..skip
                 }
             }
@@ -1893,15 +2147,10 @@ impl Timing {
                 );
             }
         }
-        let Some(p) = info.poll.and_then(|i| ch.polls.get(i)) else {
+        if info.poll.and_then(|i| ch.polls.get(i)).is_none() {
             return;
-        };
-        let si = info.state.unwrap_or(usize::MAX);
-        let Some(st) = info
-            .state
-            .and_then(|i| self.states.get_mut(i))
-            .map(|(_, _, st)| st)
-        else {
+        }
+        let Some(si) = info.state.filter(|&i| i < self.states.len()) else {
             let ci = self.chans.get(info.chan as usize).and_then(|c| c.ch);
             let i = self.states.len();
             info.state = Some(i);
@@ -1935,7 +2184,7 @@ impl Timing {
                     client: ev.client,
                     server: ev.server,
                     unit: ev.unit_id,
-                    last_ev: evidence_copy(ev),
+                    kept: Kept::of(ev),
                     ch: ci,
                     poll,
                     stop_text: None,
@@ -1948,6 +2197,18 @@ impl Timing {
             ));
             return;
         };
+        if let Ok(si) = u32::try_from(si) {
+            self.poll_step(ev, si, i, ch, out);
+        }
+    }
+
+    /// The period check of a request of poll state `si` (of info `i`, whose poll pattern is
+    /// in `ch`): its interval since the last request, its due time and evidence kept.
+    #[inline(always)]
+    fn poll_step(&mut self, ev: &IcsEvent, si: u32, i: u32, ch: &Channel, out: &mut Vec<Alert>) {
+        let Some((_, _, st)) = self.states.get_mut(si as usize) else {
+            return;
+        };
         let d = micros_between(ev.ts, st.last);
         st.last = ev.ts;
         // Its entry in `due` stays valid while it is not later than the new time (requests
@@ -1955,14 +2216,12 @@ impl Timing {
         // that resumes) a new entry.
         let t = ev.ts.as_micros().saturating_add(st.quiet_us);
         if st.queued.is_none_or(|q| t < q) {
-            if let Ok(si) = u32::try_from(si) {
-                st.queued = Some(t);
-                self.due.push(t, si);
-            }
+            st.queued = Some(t);
+            self.due.push(t, si);
         }
         st.client = ev.client;
         st.server = ev.server;
-        keep_for_evidence(&mut st.last_ev, ev);
+        keep_for_evidence(&mut st.kept, ev);
         if st.stopped {
             // Polling resumed: start over, the gap is not a period.
             st.stopped = false;
@@ -2009,11 +2268,32 @@ impl Timing {
                 return;
             }
         }
+        let p = self
+            .infos
+            .get(i as usize)
+            .and_then(|info| info.poll)
+            .and_then(|p| ch.polls.get(p));
+        if let Some(p) = p {
+            Timing::period_check(&self.cfg, st, ev, p, ch, out);
+        }
+    }
+
+    /// The median of a poll's full window of intervals against its pattern `p` (of the
+    /// baseline channel `ch`), when no bound kept in its state tells where it lies.
+    #[inline(never)]
+    fn period_check(
+        cfg: &TimingConfig,
+        st: &mut SigState,
+        ev: &IcsEvent,
+        p: &crate::baseline::PollPattern,
+        ch: &Channel,
+        out: &mut Vec<Alert>,
+    ) {
         let med = st.recent.median();
         let med_ms = med as f64 / 1e3;
-        let tol = (self.cfg.period_tolerance_frac * p.period_ms)
-            .max(self.cfg.jitter_factor * p.jitter_ms)
-            .max(self.cfg.period_min_tolerance_ms);
+        let tol = (cfg.period_tolerance_frac * p.period_ms)
+            .max(cfg.jitter_factor * p.jitter_ms)
+            .max(cfg.period_min_tolerance_ms);
         let off = med_ms - p.period_ms;
         if off.abs() <= tol {
             st.med_ok = (st.med_ok.0.min(med), st.med_ok.1.max(med));
@@ -2391,9 +2671,14 @@ mod tests {
             "{stop:?}"
         );
         assert_eq!(stop.otwatch.evidence[0].packet, last.evidence.packet);
-        let mut kept = evidence_copy(&evs[0]);
+        let mut kept = Kept::of(&evs[0]);
         keep_for_evidence(&mut kept, &last);
-        assert_eq!(event_summary(&kept), event_summary(&last));
+        assert_eq!(kept.shape.summary(), event_summary(&last));
+    }
+
+    /// The evidence of what `keep_for_evidence` kept, its summary written as the alert's.
+    fn kept_evidence(k: &Kept) -> AlertEvidence {
+        k.evidence(k.shape.summary())
     }
 
     /// Keeping one event after another in the same copy gives what a fresh copy of the last
@@ -2478,25 +2763,50 @@ mod tests {
             }
             evs.push(ev);
         }
-        let mut kept = evidence_copy(&evs[0]);
+        // Runs of the in-line range shape: integers and booleans, counts 0 to 7, a
+        // value not shown of another kind now and then, between the others above.
+        for k in 0..120usize {
+            let mut ev = base.clone();
+            ev.ts = ts_ms(9000 + k as i64);
+            ev.evidence.packet = 2000 + k as u64;
+            ev.accesses[0].object = objects[usize::from(k % 5 == 2)].clone();
+            ev.accesses[0].values = (0..k % 8)
+                .map(|i| match (i + k) % 3 {
+                    0 => Value::Bool(i % 2 == 0),
+                    _ if i >= 4 && k % 4 == 1 => Value::Str("s".into()),
+                    _ => Value::Int(i as i64 - k as i64),
+                })
+                .collect();
+            let at = (k * 7) % evs.len();
+            evs.insert(at, ev);
+        }
+        let (mut kept, mut ranges) = (Kept::of(&evs[0]), 0);
         for ev in &evs {
             keep_for_evidence(&mut kept, ev);
-            let fresh = evidence_copy(ev);
-            assert_eq!(kept.accesses, fresh.accesses);
-            assert_eq!(kept.function, fresh.function);
-            assert_eq!(kept.outcome, fresh.outcome);
-            assert_eq!(event_summary(&kept), event_summary(ev));
-            assert_eq!(kept.ts, ev.ts);
-            assert_eq!(kept.evidence, ev.evidence);
+            let fresh = Kept::of(ev);
+            assert_eq!(
+                kept_evidence(&kept),
+                AlertEvidence::from_event(ev, event_summary(ev))
+            );
+            assert_eq!(kept_evidence(&kept), kept_evidence(&fresh));
+            match (&kept.shape, &fresh.shape) {
+                (Shape::Event(k), Shape::Event(f)) => {
+                    assert_eq!(k.accesses, f.accesses);
+                    assert_eq!(k.function, f.function);
+                    assert_eq!(k.outcome, f.outcome);
+                }
+                (Shape::Range(_), Shape::Range(_)) => ranges += 1,
+                _ => panic!("{kept:?} kept, {fresh:?} fresh"),
+            }
         }
+        assert!(ranges > 40, "{ranges}");
     }
 
-    /// The in-line repeat path of `keep_for_evidence` gives what the general path gives, on
-    /// every pair of shapes (repeats with as many values, and each reason to fall back: other
-    /// value counts, outcomes, capture files, accesses, objects, protocols), and is taken
-    /// for the repeats.
+    /// The in-line range path of `keep_for_evidence` gives what the general path gives, on
+    /// every pair of shapes (ranges with any number of values, and each reason to fall back:
+    /// other outcomes, accesses, objects, protocols, values), and is taken for the ranges.
     #[test]
-    fn kept_repeat_equals_the_general_path() {
+    fn kept_range_equals_the_general_path() {
         let mut evs = vec![
             read_hr(1000, MASTER, PLC, 1, 0, &[1, 2]),
             read_hr(1010, MASTER, PLC, 1, 0, &[3, 4]),
@@ -2519,35 +2829,37 @@ mod tests {
         let mut e = read_hr(1110, MASTER, PLC, 1, 0, &[5, 6]);
         e.accesses[0].object = ObjectRef::Other { name: "x".into() };
         evs.push(e);
+        // Values past the four shown may be of any kind; one shown that is not a number.
+        let mut e = read_hr(1115, MASTER, PLC, 1, 0, &[1, 2, 3, 4, 5]);
+        e.accesses[0].values[4] = Value::Str("s".into());
+        evs.push(e);
+        let mut e = read_hr(1116, MASTER, PLC, 1, 0, &[1, 2, 3]);
+        e.accesses[0].values[2] = Value::Float(0.5);
+        evs.push(e);
         evs.push(publish(1120));
-        // One capture file (one shared name, as in a run), but for the one from another.
-        let file = evs[0].evidence.file.clone();
-        for e in &mut evs {
-            if &*e.evidence.file != "other.pcap" {
-                e.evidence.file = file.clone();
-            }
-        }
-        let mut fast_taken = 0;
+        let mut in_line = 0;
         for a in &evs {
             for b in &evs {
-                let mut fast = evidence_copy(a);
-                let mut general = evidence_copy(a);
-                let mut probe = evidence_copy(a);
-                if keep_repeat(&mut probe, b) {
-                    fast_taken += 1;
-                } else {
-                    assert_eq!(probe, evidence_copy(a), "a refused repeat changes nothing");
+                let mut kept = Kept::of(a);
+                if let Shape::Range(r) = &kept.shape {
+                    in_line += usize::from(keep_range(&mut r.clone(), b));
                 }
-                keep_for_evidence(&mut fast, b);
-                keep_general(&mut general, b);
-                assert_eq!(fast, general, "{a:?} then {b:?}");
-                assert_eq!(event_summary(&fast), event_summary(b));
+                keep_for_evidence(&mut kept, b);
+                let general = Kept {
+                    shape: Shape::Event(Box::new(evidence_copy(b))),
+                    ..Kept::of(b)
+                };
+                assert_eq!(
+                    kept_evidence(&kept),
+                    kept_evidence(&general),
+                    "{a:?} then {b:?}"
+                );
+                assert_eq!(kept.shape.summary(), event_summary(b));
             }
         }
-        // Every pair of same-shape repeats (equal value counts, both ok, same file): the
-        // four reads and coils of two values, the two of one value, the two of five kept, and
-        // the read from the other file after itself.
-        assert_eq!(fast_taken, 16 + 4 + 4 + 1);
+        // Every pair of the ten ranges (the five reads, two coils, the write, the read from
+        // another file, the one with a string past the shown values).
+        assert_eq!(in_line, 10 * 10);
     }
 
     /// Several channels and signatures with their own periods, learnt for 10 minutes.
