@@ -879,14 +879,28 @@ fn run_owned(
 
 /// How many of the first values of a dense owned block took the repeat or change path
 /// ([`owned_fast`]), up to the first that needs the full checks.
+///
+/// Two values a turn (one loop step, one end test for both), then the odd one.
 #[inline(never)]
 fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u64) -> usize {
     let mut done = 0;
-    for (f, v) in fast.iter_mut().zip(values) {
-        if !owned_fast(f, v, k) {
+    for (f, v) in fast.chunks_exact_mut(2).zip(values.chunks_exact(2)) {
+        let ([f0, f1], [v0, v1]) = (f, v) else {
             break;
+        };
+        if !owned_fast(f0, v0, k) {
+            return done;
         }
-        done += 1;
+        if !owned_fast(f1, v1, k) {
+            return done + 1;
+        }
+        done += 2;
+    }
+    // At most one slot with a value is left (the shorter list's odd one).
+    if let (Some(f), Some(v)) = (fast.get_mut(done), values.get(done)) {
+        if owned_fast(f, v, k) {
+            done += 1;
+        }
     }
     done
 }
@@ -3784,6 +3798,56 @@ mod tests {
                 let slow = xf >= h.lo && xf <= h.hi_fast && (xf - lf).abs() <= h.step_max;
                 assert!(!fast || slow, "{h:?} {x} {last}");
             }
+        }
+    }
+
+    #[test]
+    fn the_owned_prefix_two_at_a_time_is_the_one_by_one_loop() {
+        // Every pair of lengths (the odd slot or value left after the pairs included), and
+        // values that stop the prefix at every place: repeats (quiet or not), quiet and
+        // loud changes, non-integers.
+        fn one_by_one(fast: &mut [Fast], values: &[Value], k: u64) -> usize {
+            let mut done = 0;
+            for (f, v) in fast.iter_mut().zip(values) {
+                if !owned_fast(f, v, k) {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        }
+        let key = |f: &[Fast]| -> Vec<(i64, u64, u64)> {
+            f.iter().map(|f| (f.last, f.qend, f.base)).collect()
+        };
+        let mut r = Lcg(21);
+        let k = FIRST_OBS + 10;
+        for _ in 0..20_000 {
+            let (nf, nv) = (r.next(9) as usize, r.next(9) as usize);
+            let fast: Vec<Fast> = (0..nf)
+                .map(|_| Fast {
+                    last: r.next(4) as i64,
+                    qend: k - 1 + r.next(3),
+                    base: FIRST_OBS,
+                    lo: 0,
+                    span: r.next(6),
+                    step: 1,
+                    step2: 2,
+                    qbc: r.next(3),
+                })
+                .collect();
+            let values: Vec<Value> = (0..nv)
+                .map(|_| match r.next(12) {
+                    0 => Value::Float(1.0),
+                    1 => Value::Bool(r.next(2) == 1),
+                    2 => Value::Str("x".into()),
+                    _ => Value::Int(r.next(5) as i64),
+                })
+                .collect();
+            let (mut a, mut b) = (fast.clone(), fast);
+            let da = owned_prefix(&mut a, &values, k);
+            let db = one_by_one(&mut b, &values, k);
+            assert_eq!(da, db, "{values:?}");
+            assert_eq!(key(&a), key(&b));
         }
     }
 
