@@ -879,14 +879,28 @@ fn run_owned(
 
 /// How many of the first values of a dense owned block took the repeat or change path
 /// ([`owned_fast`]), up to the first that needs the full checks.
+///
+/// Two values a turn (one loop step, one end test for both), then the odd one.
 #[inline(never)]
 fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u64) -> usize {
     let mut done = 0;
-    for (f, v) in fast.iter_mut().zip(values) {
-        if !owned_fast(f, v, k) {
+    for (f, v) in fast.chunks_exact_mut(2).zip(values.chunks_exact(2)) {
+        let ([f0, f1], [v0, v1]) = (f, v) else {
             break;
+        };
+        if !owned_fast(f0, v0, k) {
+            return done;
         }
-        done += 1;
+        if !owned_fast(f1, v1, k) {
+            return done + 1;
+        }
+        done += 2;
+    }
+    // At most one slot with a value is left (the shorter list's odd one).
+    if let (Some(f), Some(v)) = (fast.get_mut(done), values.get(done)) {
+        if owned_fast(f, v, k) {
+            done += 1;
+        }
     }
     done
 }
@@ -1196,6 +1210,9 @@ pub struct Values {
     defer_read_texts: bool,
     /// A named object's key, reused.
     key_buf: String,
+    /// The end of learning as last parsed: the baseline's `learned.last` and its time
+    /// (parsed again only when the text changes, not per block compiled).
+    learned_end: (String, Option<Timestamp>),
     /// Take the fast paths: the repeat and change paths of reads in blocks, the memo of
     /// named objects (false only in tests, to compare them with the full checks).
     fast_paths: bool,
@@ -1306,13 +1323,23 @@ struct Compiler<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    fn new(cfg: &'a ValuesConfig, b: &'a Baseline, ev: &'a IcsEvent) -> Self {
+    /// `memo`: the end of learning as last parsed (see [`Values::learned_end`]).
+    fn new(
+        cfg: &'a ValuesConfig,
+        b: &'a Baseline,
+        ev: &'a IcsEvent,
+        memo: &mut (String, Option<Timestamp>),
+    ) -> Self {
+        if memo.0 != b.learned.last {
+            memo.0.clone_from(&b.learned.last);
+            memo.1 = Timestamp::parse_rfc3339(&b.learned.last);
+        }
         Compiler {
             cfg,
             b,
             ev,
             own: b.channel(ev.client.ip, ev.server.ip, ev.proto),
-            end: Timestamp::parse_rfc3339(&b.learned.last),
+            end: memo.1,
         }
     }
 
@@ -1998,6 +2025,7 @@ impl Values {
             cached_slots: 0,
             cache_resets: 0,
             key_buf: String::new(),
+            learned_end: (String::new(), Timestamp::parse_rfc3339("")),
             defer_read_texts: false,
             fast_paths: true,
             cap: u32::try_from(cfg.max_values_per_access).unwrap_or(u32::MAX),
@@ -2209,7 +2237,7 @@ impl Values {
             chan: (ev.client.ip, ev.server.ip, ev.proto),
             shape: key,
         };
-        let mut slots = Compiler::new(&self.cfg, b, ev).block(&key);
+        let mut slots = Compiler::new(&self.cfg, b, ev, &mut self.learned_end).block(&key);
         let mut unresolved = key.n;
         if slots.checks.is_empty() {
             // No address of the block has a profile (its channel and server are new to the
@@ -2277,6 +2305,38 @@ impl Values {
         bi
     }
 
+    /// The repeat and change paths of [`Values::named_access`] for a read of named object
+    /// `o` (known) of channel `ci`, in line: true when the read took one of them (done,
+    /// as `named_access` would have done it); false (nothing changed) when it needs
+    /// `named_access`.
+    #[inline(always)]
+    fn named_quick(&mut self, ci: usize, o: u32, a: &Access, ts: Timestamp) -> bool {
+        if !self.fast_paths || a.dir != AccessDir::Read {
+            return false;
+        }
+        let Some(x) = a.values.first().and_then(numeric) else {
+            return false;
+        };
+        let Some(chan) = self.chans.get_mut(ci) else {
+            return false;
+        };
+        let (Some(e), states) = (chan.named_objs.get(o as usize), &mut chan.states) else {
+            return false;
+        };
+        let Some(st) = states.get_mut(e.obj as usize) else {
+            return false;
+        };
+        if x == st.last {
+            if st.run < st.quiet_until {
+                st.run += 1;
+                st.last = x;
+                return true;
+            }
+            return false;
+        }
+        read_change(&e.hot, st, x, ts)
+    }
+
     /// Checks the value of an access to a named object (OPC UA node, other).
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
@@ -2297,6 +2357,7 @@ impl Values {
             n_states,
             states_dropped,
             key_buf,
+            learned_end,
             fast_paths,
             ..
         } = self;
@@ -2322,7 +2383,9 @@ impl Values {
                         let Some(obj) = new_state(&mut chan.states, n_states, cfg.max_states)
                         else {
                             *states_dropped += 1;
-                            if let Some(c) = Compiler::new(cfg, b, ev).check(okey, a.dir) {
+                            if let Some(c) =
+                                Compiler::new(cfg, b, ev, learned_end).check(okey, a.dir)
+                            {
                                 untracked(ev, now, KeyRef::Named(okey), a.dir, &c, x, out);
                             }
                             return None;
@@ -2365,7 +2428,7 @@ impl Values {
             AccessDir::Write => &mut e.written,
         };
         if matches!(lazy, Lazy::NotYet) {
-            *lazy = match Compiler::new(cfg, b, ev).check(okey, a.dir) {
+            *lazy = match Compiler::new(cfg, b, ev, learned_end).check(okey, a.dir) {
                 Some(c) => {
                     if a.dir == AccessDir::Read {
                         e.hot = Hot::of(Some(&c));
@@ -2659,6 +2722,11 @@ impl Values {
                         let known = nslot
                             .and_then(|s| self.named_reqs.get(s)?.1.get(i).copied())
                             .filter(|&o| o != NO_NAMED);
+                        if let Some(o) = known {
+                            if self.named_quick(ci, o, a, ev.ts) {
+                                continue;
+                            }
+                        }
                         let found = self.named_access(b, ev, &mut now, ci, a, out, known);
                         if let (None, Some(o), Some(s)) = (known, found, nslot) {
                             if let Some(x) = self.named_reqs.get_mut(s).and_then(|x| x.1.get_mut(i))
@@ -3784,6 +3852,56 @@ mod tests {
                 let slow = xf >= h.lo && xf <= h.hi_fast && (xf - lf).abs() <= h.step_max;
                 assert!(!fast || slow, "{h:?} {x} {last}");
             }
+        }
+    }
+
+    #[test]
+    fn the_owned_prefix_two_at_a_time_is_the_one_by_one_loop() {
+        // Every pair of lengths (the odd slot or value left after the pairs included), and
+        // values that stop the prefix at every place: repeats (quiet or not), quiet and
+        // loud changes, non-integers.
+        fn one_by_one(fast: &mut [Fast], values: &[Value], k: u64) -> usize {
+            let mut done = 0;
+            for (f, v) in fast.iter_mut().zip(values) {
+                if !owned_fast(f, v, k) {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        }
+        let key = |f: &[Fast]| -> Vec<(i64, u64, u64)> {
+            f.iter().map(|f| (f.last, f.qend, f.base)).collect()
+        };
+        let mut r = Lcg(21);
+        let k = FIRST_OBS + 10;
+        for _ in 0..20_000 {
+            let (nf, nv) = (r.next(9) as usize, r.next(9) as usize);
+            let fast: Vec<Fast> = (0..nf)
+                .map(|_| Fast {
+                    last: r.next(4) as i64,
+                    qend: k - 1 + r.next(3),
+                    base: FIRST_OBS,
+                    lo: 0,
+                    span: r.next(6),
+                    step: 1,
+                    step2: 2,
+                    qbc: r.next(3),
+                })
+                .collect();
+            let values: Vec<Value> = (0..nv)
+                .map(|_| match r.next(12) {
+                    0 => Value::Float(1.0),
+                    1 => Value::Bool(r.next(2) == 1),
+                    2 => Value::Str("x".into()),
+                    _ => Value::Int(r.next(5) as i64),
+                })
+                .collect();
+            let (mut a, mut b) = (fast.clone(), fast);
+            let da = owned_prefix(&mut a, &values, k);
+            let db = one_by_one(&mut b, &values, k);
+            assert_eq!(da, db, "{values:?}");
+            assert_eq!(key(&a), key(&b));
         }
     }
 

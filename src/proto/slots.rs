@@ -6,7 +6,7 @@
 //! [`EventBuf`] keeps its events after they were handed out (`clear` only forgets how many are
 //! live); the parsers then write the next events over the stale ones: [`EventBuf::push`]
 //! replaces one (its vectors go to the spares of `proto::recycle`), and a parser that knows
-//! its event's shape writes over a stale slot with `EventBuf::fill`, every field in
+//! its event's shape writes over a stale slot (`EventBuf::read_slot`), every field in
 //! place, keeping the vectors' room (a repeated Modbus read rewrites its values where the last
 //! event of the slot had its values). Consumers see only the live events, as a slice.
 //!
@@ -76,7 +76,8 @@ impl EventBuf {
     /// exactly one access), then the values are decoded from the read data `data` (coils
     /// or inputs when `bits` is the quantity read, registers otherwise): now, or, in a
     /// buffer that defers, by [`EventBuf::settle`] on the thread that consumes the events.
-    #[inline(always)]
+    /// ([`EventBuf::read_slot`] then [`EventBuf::commit_read`]; the parsers use those.)
+    #[cfg(test)]
     pub(crate) fn fill_read(
         &mut self,
         file: &Arc<str>,
@@ -84,14 +85,34 @@ impl EventBuf {
         bits: Option<u16>,
         head: impl FnOnce(&mut IcsEvent),
     ) {
+        if let Some(ev) = self.read_slot(file) {
+            head(ev);
+            self.commit_read(data, bits);
+        }
+    }
+
+    /// A read's event (see the module doc), written in two steps by a caller that writes
+    /// it in line: the slot of the next event (a stale one, or a blank one with
+    /// `file`), whose every field but the first access's values the caller writes (leaving
+    /// exactly one access), then [`EventBuf::commit_read`]. Nothing is live until then.
+    #[inline(always)]
+    pub(crate) fn read_slot(&mut self, file: &Arc<str>) -> Option<&mut IcsEvent> {
         if self.live >= self.slots.len() {
             self.slots.push(blank(file));
         }
+        self.slots.get_mut(self.live)
+    }
+
+    /// Makes the event written in [`EventBuf::read_slot`] live, its values decoded from
+    /// `data` (coils or inputs when `bits` is the quantity read, registers otherwise): now,
+    /// or, in a buffer that defers, by [`EventBuf::settle`] on the thread that consumes the
+    /// events.
+    #[inline(always)]
+    pub(crate) fn commit_read(&mut self, data: &[u8], bits: Option<u16>) {
         let i = self.live;
         let Some(ev) = self.slots.get_mut(i) else {
             return;
         };
-        head(ev);
         self.live += 1;
         if self.defer && data.len() <= MAX_DEFERRED {
             if let (Ok(slot), Ok(start), Ok(len)) = (
@@ -120,7 +141,7 @@ impl EventBuf {
         self.defer = defer;
     }
 
-    /// Writes the read values left by [`EventBuf::fill_read`]: the consuming thread calls
+    /// Writes the read values left by [`EventBuf::commit_read`]: the consuming thread calls
     /// this before it reads the events.
     pub(crate) fn settle(&mut self) {
         for d in self.due.drain(..) {

@@ -169,8 +169,8 @@ impl ModbusStats {
 }
 
 /// `now.micros_since(then)`, in 64-bit arithmetic when the seconds are less than 2^33 apart
-/// (always, in a capture), without the 128-bit division.
-#[inline]
+/// (always, in a capture), without the 128-bit division (the rest out of line).
+#[inline(always)]
 fn latency_us(now: Timestamp, then: Timestamp) -> u64 {
     match now.secs.checked_sub(then.secs) {
         Some(ds) if (-(1i64 << 33)..(1i64 << 33)).contains(&ds) => {
@@ -181,8 +181,15 @@ fn latency_us(now: Timestamp, then: Timestamp) -> u64 {
                 d.unsigned_abs() / 1000
             }
         }
-        _ => now.micros_since(then),
+        _ => far_latency_us(now, then),
     }
+}
+
+/// [`latency_us`] for times 2^33 seconds or more apart.
+#[cold]
+#[inline(never)]
+fn far_latency_us(now: Timestamp, then: Timestamp) -> u64 {
+    now.micros_since(then)
 }
 
 /// Says whether the first bytes of a stream are Modbus/TCP.
@@ -665,8 +672,11 @@ impl ModbusParser {
             // included, from the read where it waits (not moved out first); its file is
             // taken out of the read.
             let file = self.fast_file.as_ref().unwrap_or(cx.file);
-            cx.events
-                .fill_read(file, data, f.bits(), |ev| f.read_into(ev, &ecx, file));
+            // In line, not through `fill_read`'s closure (a call and its set-up per read).
+            if let Some(ev) = cx.events.read_slot(file) {
+                f.read_into(ev, &ecx, file);
+                cx.events.commit_read(data, f.bits());
+            }
             self.fast = None;
             #[cfg(test)]
             {
