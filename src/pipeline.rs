@@ -579,17 +579,22 @@ impl Pipeline {
     ) -> Result<(), CaptureError> {
         let name: Arc<str> = Arc::from(cap.path().to_string_lossy().as_ref());
         loop {
-            // The buffered record in registers, inlined; anything else out of line.
-            if let Some(pkt) = cap.next_buffered() {
-                self.process_inline(&name, &pkt, emit);
-            } else {
-                let Some(pkt) = cap.next_packet()? else {
-                    break;
-                };
-                self.process_cold(&name, &pkt, emit);
+            // The buffered records in registers, inlined, the file's layout asked once for a
+            // run of them; anything else out of line.
+            if let Some(mut records) = cap.buffered() {
+                while let Some(pkt) = records.take() {
+                    self.process_inline(&name, &pkt, emit);
+                    // Every 4096 packets of the file, by the capture's own count (no counter
+                    // of its own kept in a register through the loop).
+                    if records.packets() % 4096 == 0 {
+                        progress(records.position());
+                    }
+                }
             }
-            // Every 4096 packets of the file, by the capture's own count (no counter of its
-            // own kept in a register through the loop).
+            let Some(pkt) = cap.next_packet()? else {
+                break;
+            };
+            self.process_cold(&name, &pkt, emit);
             if cap.stats().packets % 4096 == 0 {
                 progress(cap.position());
             }

@@ -94,6 +94,43 @@ pub struct Packet<'a> {
     pub number: u64,
 }
 
+/// The buffered records of a legacy pcap file ([`CaptureFile::buffered`]).
+#[derive(Debug)]
+pub struct Buffered<'a> {
+    stream: &'a mut pcap::PcapStream,
+    stats: &'a mut CaptureStats,
+}
+
+impl Buffered<'_> {
+    /// The next record when it is wholly in the read buffer; `None` otherwise, having
+    /// changed nothing. No `Result` to pass back, so that a caller's loop keeps the packet in
+    /// registers.
+    #[inline(always)]
+    pub fn take(&mut self) -> Option<Packet<'_>> {
+        let link = self.stream.link();
+        let (ts, orig_len, data) = self.stream.take()?;
+        self.stats.packets += 1;
+        Some(Packet {
+            ts,
+            link,
+            data,
+            orig_len,
+            number: self.stats.packets,
+        })
+    }
+
+    /// Packets of the file handed out so far.
+    #[inline]
+    pub fn packets(&self) -> u64 {
+        self.stats.packets
+    }
+
+    /// Bytes of the file consumed so far (as [`CaptureFile::position`]).
+    pub fn position(&self) -> u64 {
+        self.stream.position()
+    }
+}
+
 /// Why a capture file could not be read. Each names the file.
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -441,24 +478,19 @@ impl CaptureFile {
         })
     }
 
-    /// The next packet when it is a legacy pcap record wholly in the read buffer (the common
-    /// case), `None` otherwise, having changed nothing: then [`CaptureFile::next_packet`]
-    /// gives it (or the end, or the error). No `Result` to pass back, so that a caller's loop
-    /// keeps the packet in registers.
+    /// The records of a legacy pcap file wholly in the read buffer (the common case), for a
+    /// loop that takes them one after the other ([`Buffered::take`]) without asking for the
+    /// file's layout each time; `None` for pcapng. When the run ends,
+    /// [`CaptureFile::next_packet`] gives the next packet (or the end, or the error). Each
+    /// record is counted and numbered as `next_packet` would.
     #[inline(always)]
-    pub fn next_buffered(&mut self) -> Option<Packet<'_>> {
+    pub fn buffered(&mut self) -> Option<Buffered<'_>> {
         let Layout::Pcap(p) = &mut self.layout else {
             return None;
         };
-        let link = p.link();
-        let (ts, orig_len, data) = p.take()?;
-        self.stats.packets += 1;
-        Some(Packet {
-            ts,
-            link,
-            data,
-            orig_len,
-            number: self.stats.packets,
+        Some(Buffered {
+            stream: p,
+            stats: &mut self.stats,
         })
     }
 

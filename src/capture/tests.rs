@@ -421,6 +421,41 @@ fn read_with_buffer(bytes: &[u8], buffer: usize) -> (Vec<Owned>, CaptureStats, V
     (out, cap.stats().clone(), positions)
 }
 
+/// [`read_with_buffer`] as the pipeline's run loop reads: runs of buffered records through
+/// [`CaptureFile::buffered`], each run ended by one [`CaptureFile::next_packet`] (which
+/// refills), with the count and position read from the run while it lasts.
+fn read_runs_with_buffer(bytes: &[u8], buffer: usize) -> (Vec<Owned>, CaptureStats, Vec<u64>) {
+    let file = TempFile::new(bytes);
+    let mut cap = CaptureFile::open_with(&file.0, buffer).unwrap();
+    let mut out = Vec::new();
+    let mut positions = Vec::new();
+    let own = |p: &Packet<'_>| Owned {
+        ts: p.ts,
+        link: p.link,
+        data: p.data.to_vec(),
+        orig_len: p.orig_len,
+        number: p.number,
+    };
+    loop {
+        if let Some(mut run) = cap.buffered() {
+            while let Some(p) = run.take() {
+                let p = own(&p);
+                assert_eq!(run.packets(), p.number);
+                out.push(p);
+                positions.push(run.position());
+            }
+        }
+        let Some(p) = cap.next_packet().unwrap() else {
+            break;
+        };
+        out.push(own(&p));
+        positions.push(cap.position());
+    }
+    assert!(cap.next_packet().unwrap().is_none());
+    positions.push(cap.position());
+    (out, cap.stats().clone(), positions)
+}
+
 /// The packets of a legacy pcap as pcap-parser's own streaming reader (what this module used
 /// before it framed records itself) sees them, all in one buffer: time, captured bytes and
 /// original length, and whether the file ends inside a record.
@@ -480,11 +515,16 @@ fn legacy_buffer_sizes_agree_with_each_other_and_pcap_parser() {
                 .collect();
             assert_eq!(got, want, "be {be} nanos {nanos} cut {cut}");
             assert_eq!(whole.1.truncated, cut_short, "cut {cut}");
-            for buffer in [1, 16, 17, 40, 100, 250, 4096] {
+            for buffer in [1, 16, 17, 40, 100, 250, 4096, pcap::PCAP_BUFFER_LEN] {
                 assert_eq!(
                     read_with_buffer(bytes, buffer),
                     whole,
                     "be {be} nanos {nanos} cut {cut} buffer {buffer}"
+                );
+                assert_eq!(
+                    read_runs_with_buffer(bytes, buffer),
+                    whole,
+                    "runs: be {be} nanos {nanos} cut {cut} buffer {buffer}"
                 );
             }
         }
@@ -533,8 +573,13 @@ fn legacy_corrupt_and_growing_records_agree_for_every_buffer() {
     assert_eq!(whole.0.len(), 3);
     assert!(whole.1.corrupt && !whole.1.truncated);
     assert_eq!(whole.1.stopped_at, Some(good_end));
-    for buffer in [1, 16, 64, 1000] {
+    for buffer in [1, 16, 64, 1000, pcap::PCAP_BUFFER_LEN] {
         assert_eq!(read_with_buffer(&f, buffer), whole, "buffer {buffer}");
+        assert_eq!(
+            read_runs_with_buffer(&f, buffer),
+            whole,
+            "runs: buffer {buffer}"
+        );
     }
 }
 
@@ -609,6 +654,8 @@ fn pcapng_two_interfaces(#[case] be: bool) {
         }
     );
     assert_eq!(pos, f.len() as u64);
+    // A pcapng file has no buffered runs: the run loop reads it through next_packet alone.
+    assert_eq!(read_runs_with_buffer(&f, 4096), read_with_buffer(&f, 4096));
 }
 
 #[test]
@@ -928,7 +975,8 @@ proptest! {
         }
         f.truncate(24 + cut % (f.len() - 23));
         let whole = read_with_buffer(&f, pcap::PCAP_BUFFER_LEN);
-        prop_assert_eq!(read_with_buffer(&f, buffer), whole);
+        prop_assert_eq!(&read_with_buffer(&f, buffer), &whole);
+        prop_assert_eq!(read_runs_with_buffer(&f, buffer), whole);
     }
 
     #[test]
