@@ -552,6 +552,9 @@ mod tcpf {
     pub(super) const DATA_TO_SERVER: u16 = 64;
     /// Payload from the server.
     pub(super) const DATA_TO_CLIENT: u16 = 128;
+    /// Both endpoints' hardware addresses are known (an address, once known, stays): the lane
+    /// need not look at them (they lie on another cache line than its other fields).
+    pub(super) const MACS: u16 = 256;
 }
 
 /// TCP state of a flow: handshake and close progress, and one reassembler per direction.
@@ -938,9 +941,14 @@ impl<S> FlowTable<S> {
             return Lane::Declined;
         };
         let last = flow.meta.last_seen;
-        // `last_seen.plus_secs(timeout) < ts`, the timeout already a saturated i64.
-        let idle_at = last.secs.saturating_add(timeout);
-        if idle_at < ts.secs || (idle_at == ts.secs && last.nanos < ts.nanos) {
+        // `last_seen.plus_secs(timeout) < ts`, the timeout already a saturated i64 (never
+        // negative): an add that overflows (never on real times) takes the branch that
+        // `plus_secs` saturates, instead of a saturating add's selects on every packet.
+        let idle = match last.secs.checked_add(timeout) {
+            Some(at) => at < ts.secs || (at == ts.secs && last.nanos < ts.nanos),
+            None => ts.secs == i64::MAX && last.nanos < ts.nanos,
+        };
+        if idle {
             return Lane::Declined;
         }
         let Flow { meta, tcp, .. } = flow;
@@ -984,11 +992,14 @@ impl<S> FlowTable<S> {
         };
         *p = p.wrapping_add(1);
         *b = b.saturating_add(u32::try_from(len).unwrap_or(u32::MAX));
-        if me.mac.is_none() {
-            me.mac = Some(f.src_mac());
-        }
-        if peer.mac.is_none() {
-            peer.mac = Some(f.dst_mac());
+        if tcp.flags & tcpf::MACS == 0 {
+            if me.mac.is_none() {
+                me.mac = Some(f.src_mac());
+            }
+            if peer.mac.is_none() {
+                peer.mac = Some(f.dst_mac());
+            }
+            tcp.flags |= tcpf::MACS;
         }
         back.lane_ack();
         if to_server && tcp.flags & tcpf::SYN_ACK != 0 {
