@@ -393,20 +393,22 @@ pub struct FlowStats {
 }
 
 /// What the table knows about a flow, apart from the caller's state.
+///
+/// In this order (160 bytes, no more than the compiler's own order): the fields no packet of
+/// a steady flow reads come first, in the first 64 bytes, and the ones every packet or event
+/// reads (times, counters, endpoints, id) last, next to the caller's state and the TCP state
+/// that follow in [`Flow`], so that a packet touches fewer cache lines of its flow.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct FlowMeta {
-    /// Run-unique id, in order of creation.
-    pub id: u64,
     /// Canonical key.
     pub key: FlowKey,
-    /// Client side (initiator).
-    pub client: Endpoint,
-    /// Server side.
-    pub server: Endpoint,
     /// How the sides were decided.
     pub side_source: SideSource,
     /// First packet time.
     pub first_seen: Timestamp,
+    /// Run-unique id, in order of creation.
+    pub id: u64,
     /// Last packet time.
     pub last_seen: Timestamp,
     /// Packets per direction ([to-server, to-client]).
@@ -415,12 +417,20 @@ pub struct FlowMeta {
     /// Payload bytes per direction.
     /// (saturating at `u32::MAX`; only whether it is zero matters to the table).
     pub bytes: [u32; 2],
+    /// Client side (initiator).
+    pub client: Endpoint,
+    /// Server side.
+    pub server: Endpoint,
     /// Outer VLAN id, when tagged.
     pub vlan: Option<u16>,
 }
 
 /// One bidirectional conversation: metadata, TCP state and the caller's state.
+///
+/// In this order, the metadata's rarely read fields at the start (see [`FlowMeta`]) and the
+/// packet path's fields in one run after them.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Flow<S> {
     /// Addresses, sides, times and counters.
     pub meta: FlowMeta,
@@ -613,8 +623,10 @@ const CONFIRMED: usize = 2;
 /// Long-timeout-list bit.
 const LONG: usize = 1;
 
-/// A slab entry: a flow (or a free entry) and its LRU links.
+/// A slab entry: a flow (or a free entry) and its LRU links, after the flow (whose rarely
+/// read fields come first), so that a packet's fields of its slot lie in one run.
 #[derive(Debug)]
+#[repr(C)]
 struct Slot<S> {
     flow: Option<Flow<S>>,
     /// The client is the lower endpoint of the flow's key (or both endpoints are alike).
@@ -2332,6 +2344,24 @@ mod tests {
         assert!(slot <= 336, "{slot}");
         assert!(rx <= 64, "{rx}");
         assert!(std::mem::size_of::<FlowMeta>() <= 160);
+        // The metadata a steady flow's packets and events do not read fills its first 64
+        // bytes; the rest (read by them) follows, up to the flow's other parts.
+        use std::mem::offset_of;
+        assert!(offset_of!(FlowMeta, first_seen) + std::mem::size_of::<Timestamp>() <= 64);
+        assert!(offset_of!(FlowMeta, key) + std::mem::size_of::<FlowKey>() <= 64);
+        for hot in [
+            offset_of!(FlowMeta, id),
+            offset_of!(FlowMeta, last_seen),
+            offset_of!(FlowMeta, packets),
+            offset_of!(FlowMeta, bytes),
+            offset_of!(FlowMeta, client),
+            offset_of!(FlowMeta, server),
+            offset_of!(FlowMeta, vlan),
+        ] {
+            assert!(hot >= 64, "{hot}");
+        }
+        assert_eq!(offset_of!(Flow<()>, meta), 0);
+        assert_eq!(offset_of!(Slot<()>, flow), 0);
     }
 
     #[test]
