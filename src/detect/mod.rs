@@ -1023,6 +1023,10 @@ impl Engine {
             self.agg.flush_expired(now, out);
         }
         if let Some(i) = self.memo_hit(ev) {
+            #[cfg(test)]
+            {
+                self.memo_hits += 1;
+            }
             return self.run_memo(ev, i, out);
         }
         self.fill_ctx(ev);
@@ -1148,37 +1152,30 @@ impl Engine {
     /// for a prepared request.
     #[inline(always)]
     fn run_memo(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
-        #[cfg(test)]
-        {
-            self.memo_hits += 1;
-        }
-        let gen = self.idle_gen;
-        let Some(m) = self.req_memo.get(i) else {
-            return;
-        };
-        // With none to ask, none of the detectors it runs may go idle: what it runs stays
-        // right whatever went idle since.
-        if m.ask != 0 && m.gen != gen {
-            self.memo_refresh(i);
-        }
         let Engine {
             req_memo,
             detectors,
             baseline,
             raw,
+            idle_gen,
             ..
         } = self;
-        let Some(ReqMemo {
+        let Some(m) = req_memo.get_mut(i) else {
+            return;
+        };
+        // With none to ask, none of the detectors it runs may go idle: what it runs stays
+        // right whatever went idle since.
+        if m.ask != 0 && m.gen != *idle_gen {
+            return self.memo_refresh_run(ev, i, out);
+        }
+        let ReqMemo {
             ctx,
             run,
             ask,
             values: vh,
             timing: th,
             ..
-        }) = req_memo.get_mut(i)
-        else {
-            return;
-        };
+        } = m;
         let (ctx, ask) = (&*ctx, *ask);
         let baseline = baseline.as_deref();
         let mut run = *run;
@@ -1214,6 +1211,14 @@ impl Engine {
             self.ask_idle(&ctx, ask);
         }
         self.drain(out);
+    }
+
+    /// [`Engine::run_memo`] after [`Engine::memo_refresh`].
+    #[cold]
+    #[inline(never)]
+    fn memo_refresh_run(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
+        self.memo_refresh(i);
+        self.run_memo(ev, i, out);
     }
 
     /// Works out again which detectors memo entry `i` runs and asks (a detector went idle
