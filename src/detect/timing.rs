@@ -3429,6 +3429,8 @@ mod tests {
     #[test]
     fn buckets_without_division_are_those_of_a_division() {
         let mut x = 21u64;
+        // One cache line.
+        assert_eq!(std::mem::size_of::<ChanHot>(), 64);
         let mut fast = ChanHot::default();
         let (mut bucket, mut count): (Option<i64>, u64) = (None, 0);
         let mut secs: i64 = 1_700_000_000;
