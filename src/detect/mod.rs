@@ -360,6 +360,13 @@ fn memo_access(ev: &IcsEvent) -> Option<(&crate::event::Access, ModbusTable, u32
     }
 }
 
+/// An IPv4 address as one word, its bytes as they are in memory (no byte swap: the memo
+/// only compares it).
+#[inline(always)]
+fn v4_word(a: std::net::Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
 /// The memo entry of a flow's request (its function code and first address).
 #[inline(always)]
 fn memo_slot(flow_id: u64, start: u32, code: u32) -> usize {
@@ -1104,8 +1111,8 @@ impl Engine {
             && m.dir == a.dir
             && m.sub == ev.function.sub
             && m.unit == ev.unit_id
-            && matches!(ev.client.ip, IpAddr::V4(c) if c.to_bits() == m.client)
-            && matches!(ev.server.ip, IpAddr::V4(s) if s.to_bits() == m.server))
+            && matches!(ev.client.ip, IpAddr::V4(c) if v4_word(c) == m.client)
+            && matches!(ev.server.ip, IpAddr::V4(s) if v4_word(s) == m.server))
         .then_some(i)
     }
 
@@ -1134,8 +1141,8 @@ impl Engine {
         if let (Some(m), Some(c)) = (self.req_memo.get_mut(i), self.memo_ctx.get_mut(i)) {
             *m = ReqMemo {
                 flow_id: ev.flow_id,
-                client: client.to_bits(),
-                server: server.to_bits(),
+                client: v4_word(client),
+                server: v4_word(server),
                 code: ev.function.code,
                 start,
                 count,
