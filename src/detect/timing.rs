@@ -90,29 +90,41 @@ const KEPT_VALUES: usize = 5;
 /// Accesses kept of the last request: one more than the summary shows, for the same reason.
 const KEPT_ACCESSES: usize = 4;
 
+/// The state of one poll. Every request of the poll reads and writes its first cache line
+/// (its time, due time and the exit of its last check), most of them the window of the
+/// second, the kept request and the endpoints after them (written only): laid out in that
+/// order, from a line's start, the rest after.
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct SigState {
     last: Timestamp,
-    recent: Intervals,
-    stopped: bool,
-    period_reported: bool,
-    client: Endpoint,
-    server: Endpoint,
-    unit: Option<u8>,
-    /// The last request, as much of it as its evidence needs (see [`Kept`]).
-    kept: Kept,
-    /// Index of the baseline channel (in the baseline `base` was taken from).
-    ch: Option<u32>,
-    /// Index of the first poll pattern with this signature in that channel.
-    poll: Option<u32>,
-    /// The fixed words of its poll-stopped alert, once it fired.
-    stop_text: Option<Arc<StopText>>,
     /// It cannot be found stopped while at most this many microseconds passed since `last`
     /// (see [`quiet_us`]).
     quiet_us: i64,
     /// The time (µs) of its entry in [`Timing::due`], when it has one: never later than its
     /// last request plus `quiet_us` (none: stopped, or not checked at ticks).
     queued: Option<i64>,
+    /// When the last median checked took an exit that changes nothing (within `med_ok`, or
+    /// out of the tolerance as reported), the interval `[lo, hi]` of medians that take the
+    /// same exit: while the window is full, a new interval on the same side of it as the
+    /// oldest one it replaces (below, inside or above) leaves as many intervals on each side,
+    /// so the median stays inside (see [`Intervals::median_in`]) and the exit is the same
+    /// (see [`Timing::poll_repeat`]).
+    same: Option<(u64, u64)>,
+    recent: Intervals,
+    stopped: bool,
+    period_reported: bool,
+    unit: Option<u8>,
+    /// The last request, as much of it as its evidence needs (see [`Kept`]).
+    kept: Kept,
+    client: Endpoint,
+    server: Endpoint,
+    /// Index of the baseline channel (in the baseline `base` was taken from).
+    ch: Option<u32>,
+    /// Index of the first poll pattern with this signature in that channel.
+    poll: Option<u32>,
+    /// The fixed words of its poll-stopped alert, once it fired.
+    stop_text: Option<Arc<StopText>>,
     /// The least and the greatest median interval (µs) found within the period's tolerance
     /// under this baseline (none while `med_ok.0 > med_ok.1`): the medians within the
     /// tolerance are one interval of integers (`|m / 1e3 - period| <= tol` is monotone on
@@ -122,13 +134,6 @@ struct SigState {
     /// baseline (each side of the tolerance is a half-line of integers): a median at or past
     /// either is out of the tolerance too.
     med_bad: (Option<u64>, Option<u64>),
-    /// When the last median checked took an exit that changes nothing (within `med_ok`, or
-    /// out of the tolerance as reported), the interval `[lo, hi]` of medians that take the
-    /// same exit: while the window is full, a new interval on the same side of it as the
-    /// oldest one it replaces (below, inside or above) leaves as many intervals on each side,
-    /// so the median stays inside (see [`Intervals::median_in`]) and the exit is the same
-    /// (see [`Timing::poll_repeat`]).
-    same: Option<(u64, u64)>,
 }
 
 /// No median found within the tolerance yet (see [`SigState::med_ok`]).
