@@ -1393,11 +1393,11 @@ impl Timing {
     }
 
     #[inline(always)]
-    fn order(
+    fn order<'a>(
         cfg: &TimingConfig,
         st: &mut ChanState,
         ev: &IcsEvent,
-        (sig, pos): (&str, usize),
+        (sig, pos): (impl Fn() -> &'a str, usize),
         cycle: &[String],
         ch: &Channel,
         out: &mut Vec<Alert>,
@@ -1412,14 +1412,14 @@ impl Timing {
             n if n < cycle.len() => n,
             n => n % cycle.len().max(1),
         };
-        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig;
+        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig();
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
         if bad >= min_bad && !st.order_reported {
-            Timing::order_alert(st, ev, (sig, ppos), cycle, ch, len, out);
+            Timing::order_alert(st, ev, (sig(), ppos), cycle, ch, len, out);
         }
     }
 
@@ -1781,13 +1781,13 @@ impl Timing {
     /// position): no info, state or pattern looked up.
     #[inline(always)]
     fn request_hinted(&mut self, ev: &IcsEvent, ch: &Channel, hint: Hint, out: &mut Vec<Alert>) {
-        if hint.pos != NO_INDEX {
-            if let (Some(info), Some(chan)) = (
-                self.infos.get(hint.info as usize),
-                self.chans.get_mut(hint.chan as usize),
-            ) {
-                let sig = (info.sig.as_str(), hint.pos as usize);
-                Timing::order(&self.cfg, &mut chan.st, ev, sig, &ch.cycle, ch, out);
+        if hint.pos != NO_INDEX && (hint.info as usize) < self.infos.len() {
+            if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
+                // The info's signature is read only when the order is out (or reported).
+                let infos = &self.infos;
+                let sig = || infos.get(hint.info as usize).map_or("", |i| i.sig.as_str());
+                let at = (sig, hint.pos as usize);
+                Timing::order(&self.cfg, &mut chan.st, ev, at, &ch.cycle, ch, out);
             }
         }
         self.poll_step(ev, hint.state, hint.info, ch, out);
@@ -1967,7 +1967,8 @@ impl Timing {
                     self.states_dropped += 1;
                     if let Some(pos) = cycle_pos {
                         let cycle = &ch.cycle;
-                        Timing::order(&self.cfg, &mut chan.st, ev, (&sig, pos), cycle, ch, out);
+                        let at = (|| sig.as_str(), pos);
+                        Timing::order(&self.cfg, &mut chan.st, ev, at, cycle, ch, out);
                     }
                     return;
                 };
@@ -2164,7 +2165,7 @@ impl Timing {
                     &self.cfg,
                     &mut chan.st,
                     ev,
-                    (&info.sig, pos),
+                    (|| info.sig.as_str(), pos),
                     cycle,
                     ch,
                     out,
