@@ -46,7 +46,7 @@ use crate::time::Timestamp;
 use aggregate::Aggregator;
 use novelty::{ChanId, KnownNamed, ModSig};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What the engine works out of an event once for all its detectors: the channel, its
@@ -254,17 +254,21 @@ const REQ_MEMO: usize = 1 << REQ_MEMO_BITS;
 
 /// What the engine prepared for a request seen on a flow: the fields of the event that fix
 /// its channel and request signature (checked against every event that lands on the entry),
-/// and what they gave: the [`EventCtx`] and the detectors that act on the request when it
-/// ends normally without violations. A repeat of the request is found with one index and a
-/// few compares instead of the channel and request lookups, the kind and its mask.
+/// and what they gave: the detectors that act on the request when it ends normally without
+/// violations (and the [`EventCtx`], in [`Engine::memo_ctx`] at the same index). A repeat
+/// of the request is found with one index and a few compares instead of the channel and
+/// request lookups, the kind and its mask. What a repeat reads is in two cache lines: the
+/// fields compared and the detectors in the first, the hints in the second (the context is
+/// read only by the detectors' general paths).
 #[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
 struct ReqMemo {
     /// The flow (it picks the entry; with the addresses it keeps one entry per flow).
     flow_id: u64,
-    /// The client's address.
-    client: IpAddr,
-    /// The server's address.
-    server: IpAddr,
+    /// The client's IPv4 address (only requests between IPv4 addresses are memoized).
+    client: u32,
+    /// The server's IPv4 address.
+    server: u32,
     /// The function code.
     code: u32,
     /// The first address of the one access.
@@ -289,9 +293,15 @@ struct ReqMemo {
     /// while it is the same (no detector went idle on any request since), and for good once
     /// `ask` is empty (only detectors that may go idle do, and `run` has none).
     gen: u32,
-    /// The context of the request's events (channel and request numbered).
-    ctx: EventCtx,
-    /// What values found of the request (see [`values::Values::on_hinted`]) ...
+    /// What the detectors found of the request.
+    hints: MemoHints,
+}
+
+/// What values and timing found of a prepared request, in a cache line of its own.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct MemoHints {
+    /// What values found (see [`values::Values::on_hinted`]) ...
     values: values::Hint,
     /// ... and timing (see [`timing::Timing::on_hinted`]).
     timing: timing::Hint,
@@ -300,8 +310,8 @@ struct ReqMemo {
 /// An empty entry of the memo.
 const NO_MEMO: ReqMemo = ReqMemo {
     flow_id: 0,
-    client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-    server: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    client: 0,
+    server: 0,
     code: 0,
     start: 0,
     count: 0,
@@ -313,18 +323,22 @@ const NO_MEMO: ReqMemo = ReqMemo {
     run: 0,
     ask: 0,
     gen: 0,
-    ctx: EventCtx {
-        key: ChanId::EMPTY,
-        chan: None,
-        sig: None,
-        req: None,
+    hints: MemoHints {
+        values: values::NO_HINT,
+        timing: timing::NO_HINT,
     },
-    values: values::NO_HINT,
-    timing: timing::NO_HINT,
+};
+
+/// An empty context (of an empty memo entry).
+const NO_CTX: EventCtx = EventCtx {
+    key: ChanId::EMPTY,
+    chan: None,
+    sig: None,
+    req: None,
 };
 
 /// The one Modbus range access of a Modbus event that ended normally without violations:
-/// the only events whose requests the engine memoizes.
+/// the only events whose requests the engine memoizes (when both addresses are IPv4).
 #[inline(always)]
 fn memo_access(ev: &IcsEvent) -> Option<(&crate::event::Access, ModbusTable, u32, u32)> {
     if ev.proto != AppProto::Modbus
@@ -344,6 +358,13 @@ fn memo_access(ev: &IcsEvent) -> Option<(&crate::event::Access, ModbusTable, u32
         } => Some((a, table, start, count)),
         _ => None,
     }
+}
+
+/// An IPv4 address as one word, its bytes as they are in memory (no byte swap: the memo
+/// only compares it).
+#[inline(always)]
+fn v4_word(a: std::net::Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
 }
 
 /// The memo entry of a flow's request (its function code and first address).
@@ -652,6 +673,9 @@ pub struct Engine {
     named_objects: usize,
     /// Prepared requests by flow and request ([`ReqMemo`]; empty until the first).
     req_memo: Vec<ReqMemo>,
+    /// The context of each entry of `req_memo` (channel and request numbered), apart: a
+    /// repeat reads it only on a detector's general path.
+    memo_ctx: Vec<EventCtx>,
     /// Events run through the memo of prepared requests.
     #[cfg(test)]
     memo_hits: u64,
@@ -749,6 +773,7 @@ impl Engine {
             named: Vec::new(),
             named_objects: 0,
             req_memo: Vec::new(),
+            memo_ctx: Vec::new(),
             #[cfg(test)]
             memo_hits: 0,
             #[cfg(test)]
@@ -788,6 +813,7 @@ impl Engine {
         self.find_pair();
         self.req_idle.clear();
         self.req_memo.clear();
+        self.memo_ctx.clear();
     }
 
     /// Finds the slots of values and timing (see [`Engine::pair`]).
@@ -869,6 +895,7 @@ impl Engine {
             self.may_idle = 0;
             self.req_idle.clear();
             self.req_memo.clear();
+            self.memo_ctx.clear();
             self.find_pair();
             self.pool = Some(parallel::Pool::new(
                 detectors,
@@ -1023,6 +1050,10 @@ impl Engine {
             self.agg.flush_expired(now, out);
         }
         if let Some(i) = self.memo_hit(ev) {
+            #[cfg(test)]
+            {
+                self.memo_hits += 1;
+            }
             return self.run_memo(ev, i, out);
         }
         self.fill_ctx(ev);
@@ -1080,9 +1111,9 @@ impl Engine {
             && m.dir == a.dir
             && m.sub == ev.function.sub
             && m.unit == ev.unit_id
-            && m.client == ev.client.ip
-            && m.server == ev.server.ip)
-            .then_some(i)
+            && matches!(ev.client.ip, IpAddr::V4(c) if v4_word(c) == m.client)
+            && matches!(ev.server.ip, IpAddr::V4(s) if v4_word(s) == m.server))
+        .then_some(i)
     }
 
     /// Prepares the request of the event just looked up (context in `cur`, detectors of
@@ -1099,15 +1130,19 @@ impl Engine {
         else {
             return;
         };
+        let (IpAddr::V4(client), IpAddr::V4(server)) = (ev.client.ip, ev.server.ip) else {
+            return;
+        };
         if self.req_memo.is_empty() {
             self.req_memo = vec![NO_MEMO; REQ_MEMO];
+            self.memo_ctx = vec![NO_CTX; REQ_MEMO];
         }
         let i = self.memo_index(ev.flow_id, start, ev.function.code);
-        if let Some(m) = self.req_memo.get_mut(i) {
+        if let (Some(m), Some(c)) = (self.req_memo.get_mut(i), self.memo_ctx.get_mut(i)) {
             *m = ReqMemo {
                 flow_id: ev.flow_id,
-                client: ev.client.ip,
-                server: ev.server.ip,
+                client: v4_word(client),
+                server: v4_word(server),
                 code: ev.function.code,
                 start,
                 count,
@@ -1119,10 +1154,12 @@ impl Engine {
                 run,
                 ask,
                 gen: self.idle_gen,
-                ctx: self.cur,
-                values: values::NO_HINT,
-                timing: timing::NO_HINT,
+                hints: MemoHints {
+                    values: values::NO_HINT,
+                    timing: timing::NO_HINT,
+                },
             };
+            *c = self.cur;
         }
     }
 
@@ -1148,38 +1185,33 @@ impl Engine {
     /// for a prepared request.
     #[inline(always)]
     fn run_memo(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
-        #[cfg(test)]
-        {
-            self.memo_hits += 1;
-        }
-        let gen = self.idle_gen;
-        let Some(m) = self.req_memo.get(i) else {
+        let Engine {
+            req_memo,
+            memo_ctx,
+            detectors,
+            baseline,
+            raw,
+            idle_gen,
+            ..
+        } = self;
+        let (Some(m), Some(ctx)) = (req_memo.get_mut(i), memo_ctx.get(i)) else {
             return;
         };
         // With none to ask, none of the detectors it runs may go idle: what it runs stays
         // right whatever went idle since.
-        if m.ask != 0 && m.gen != gen {
-            self.memo_refresh(i);
+        if m.ask != 0 && m.gen != *idle_gen {
+            return self.memo_refresh_run(ev, i, out);
         }
-        let Engine {
-            req_memo,
-            detectors,
-            baseline,
-            raw,
-            ..
-        } = self;
-        let Some(ReqMemo {
-            ctx,
+        let ReqMemo {
             run,
             ask,
-            values: vh,
-            timing: th,
+            hints: MemoHints {
+                values: vh,
+                timing: th,
+            },
             ..
-        }) = req_memo.get_mut(i)
-        else {
-            return;
-        };
-        let (ctx, ask) = (&*ctx, *ask);
+        } = m;
+        let ask = *ask;
         let baseline = baseline.as_deref();
         let mut run = *run;
         #[cfg(test)]
@@ -1216,15 +1248,24 @@ impl Engine {
         self.drain(out);
     }
 
+    /// [`Engine::run_memo`] after [`Engine::memo_refresh`].
+    #[cold]
+    #[inline(never)]
+    fn memo_refresh_run(&mut self, ev: &IcsEvent, i: usize, out: &mut Vec<Alert>) {
+        self.memo_refresh(i);
+        self.run_memo(ev, i, out);
+    }
+
     /// Works out again which detectors memo entry `i` runs and asks (a detector went idle
     /// on some request since).
     #[cold]
     fn memo_refresh(&mut self, i: usize) {
         let gen = self.idle_gen;
-        let Some(&m) = self.req_memo.get(i) else {
+        let (Some(&m), Some(req)) = (self.req_memo.get(i), self.memo_ctx.get(i).map(|c| c.req))
+        else {
             return;
         };
-        let (run, ask) = match m.ctx.req {
+        let (run, ask) = match req {
             Some(r) => self.not_idle(m.mask, r),
             None => (m.mask & !MASK_KNOWN, 0),
         };
@@ -1697,10 +1738,10 @@ mod tests {
                 with.on_event(ev, &mut o1);
                 without.on_event(ev, &mut o2);
                 if let Some(i) = hit {
-                    let m = with.req_memo[i];
+                    let (m, mc) = (with.req_memo[i], with.memo_ctx[i]);
                     let c = without.cur;
                     assert_eq!(
-                        (m.ctx.key, m.ctx.chan, m.ctx.sig, m.ctx.req),
+                        (mc.key, mc.chan, mc.sig, mc.req),
                         (c.key, c.chan, c.sig, c.req),
                         "event {k}"
                     );
@@ -1843,6 +1884,9 @@ mod tests {
         ];
         x.ts = Timestamp::from_micros(x.ts.as_micros() + 1);
         assert!(e.memo_hit(&x).is_some());
+        // What a hit reads of its entry is in two cache lines.
+        assert_eq!(std::mem::size_of::<ReqMemo>(), 128);
+        assert_eq!(std::mem::size_of::<MemoHints>(), 64);
     }
 
     /// An OPC UA event (Publish-like) of `c` to `s` on nodes `nodes`, with values.

@@ -90,29 +90,41 @@ const KEPT_VALUES: usize = 5;
 /// Accesses kept of the last request: one more than the summary shows, for the same reason.
 const KEPT_ACCESSES: usize = 4;
 
+/// The state of one poll. Every request of the poll reads and writes its first cache line
+/// (its time, due time and the exit of its last check), most of them the window of the
+/// second, the kept request and the endpoints after them (written only): laid out in that
+/// order, from a line's start, the rest after.
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct SigState {
     last: Timestamp,
-    recent: Intervals,
-    stopped: bool,
-    period_reported: bool,
-    client: Endpoint,
-    server: Endpoint,
-    unit: Option<u8>,
-    /// The last request, as much of it as its evidence needs (see [`Kept`]).
-    kept: Kept,
-    /// Index of the baseline channel (in the baseline `base` was taken from).
-    ch: Option<u32>,
-    /// Index of the first poll pattern with this signature in that channel.
-    poll: Option<u32>,
-    /// The fixed words of its poll-stopped alert, once it fired.
-    stop_text: Option<Arc<StopText>>,
     /// It cannot be found stopped while at most this many microseconds passed since `last`
     /// (see [`quiet_us`]).
     quiet_us: i64,
     /// The time (µs) of its entry in [`Timing::due`], when it has one: never later than its
     /// last request plus `quiet_us` (none: stopped, or not checked at ticks).
     queued: Option<i64>,
+    /// When the last median checked took an exit that changes nothing (within `med_ok`, or
+    /// out of the tolerance as reported), the interval `[lo, hi]` of medians that take the
+    /// same exit: while the window is full, a new interval on the same side of it as the
+    /// oldest one it replaces (below, inside or above) leaves as many intervals on each side,
+    /// so the median stays inside (see [`Intervals::median_in`]) and the exit is the same
+    /// (see [`Timing::poll_repeat`]).
+    same: Option<(u64, u64)>,
+    recent: Intervals,
+    stopped: bool,
+    period_reported: bool,
+    unit: Option<u8>,
+    /// The last request, as much of it as its evidence needs (see [`Kept`]).
+    kept: Kept,
+    client: Endpoint,
+    server: Endpoint,
+    /// Index of the baseline channel (in the baseline `base` was taken from).
+    ch: Option<u32>,
+    /// Index of the first poll pattern with this signature in that channel.
+    poll: Option<u32>,
+    /// The fixed words of its poll-stopped alert, once it fired.
+    stop_text: Option<Arc<StopText>>,
     /// The least and the greatest median interval (µs) found within the period's tolerance
     /// under this baseline (none while `med_ok.0 > med_ok.1`): the medians within the
     /// tolerance are one interval of integers (`|m / 1e3 - period| <= tol` is monotone on
@@ -122,13 +134,6 @@ struct SigState {
     /// baseline (each side of the tolerance is a half-line of integers): a median at or past
     /// either is out of the tolerance too.
     med_bad: (Option<u64>, Option<u64>),
-    /// When the last median checked took an exit that changes nothing (within `med_ok`, or
-    /// out of the tolerance as reported), the interval `[lo, hi]` of medians that take the
-    /// same exit: while the window is full, a new interval on the same side of it as the
-    /// oldest one it replaces (below, inside or above) leaves as many intervals on each side,
-    /// so the median stays inside (see [`Intervals::median_in`]) and the exit is the same
-    /// (see [`Timing::poll_repeat`]).
-    same: Option<(u64, u64)>,
 }
 
 /// No median found within the tolerance yet (see [`SigState::med_ok`]).
@@ -281,16 +286,76 @@ impl StopWords {
     }
 }
 
-#[derive(Debug, Default)]
-struct ChanState {
-    bucket: Option<i64>,
-    /// The first second of `bucket` (`i64::MAX` when it does not fit): a request within the
-    /// same 10 seconds needs no division ...
+/// What every request of a channel reads and writes (its baseline channel and burst count),
+/// in one cache line of its own: the other fields of [`Chan`] are read only by the checks of
+/// some requests.
+#[derive(Debug)]
+#[repr(C, align(64))]
+struct ChanHot {
+    /// The first second of `bucket` (`i64::MAX` when it does not fit; with no bucket yet, an
+    /// empty range): a request within the same 10 seconds needs no division ...
     bucket_from: i64,
     /// ... `bucket_from + 10` (saturating).
     bucket_to: i64,
     count: u64,
-    burst_reported: bool,
+    /// Requests per 10 s above which it is a burst (from the baseline channel).
+    limit: u64,
+    bucket: Option<i64>,
+    /// Index of the baseline channel (none: the detector ignores it).
+    ch: Option<u32>,
+    reported: bool,
+}
+
+impl Default for ChanHot {
+    fn default() -> Self {
+        ChanHot {
+            bucket_from: i64::MAX,
+            bucket_to: i64::MIN,
+            count: 0,
+            limit: 0,
+            bucket: None,
+            ch: None,
+            reported: false,
+        }
+    }
+}
+
+impl ChanHot {
+    /// Counts a request at `secs` in its 10-second bucket (a new bucket starts from zero).
+    /// Only [`ChanHot::enter_bucket`] makes the range of seconds non-empty, and sets
+    /// `bucket` with it.
+    #[inline(always)]
+    fn count_in_bucket(&mut self, secs: i64) {
+        if !(self.bucket_from <= secs && secs < self.bucket_to) {
+            self.enter_bucket(secs);
+        }
+        self.count += 1;
+    }
+
+    /// The bucket of `secs` (a new one starts from zero), off the common path (its
+    /// division is worked out only here).
+    #[cold]
+    #[inline(never)]
+    fn enter_bucket(&mut self, secs: i64) {
+        let b = secs.div_euclid(10);
+        if self.bucket != Some(b) {
+            self.bucket = Some(b);
+            self.count = 0;
+            self.reported = false;
+        }
+        self.bucket_from = b.checked_mul(10).unwrap_or(i64::MAX);
+        self.bucket_to = self.bucket_from.saturating_add(10);
+    }
+
+    /// Whether the count is past the limit and not reported yet.
+    #[inline(always)]
+    fn burst(&self) -> bool {
+        self.count > self.limit && !self.reported
+    }
+}
+
+#[derive(Debug, Default)]
+struct ChanState {
     /// Position in the cycle of the last cycle request.
     last_cycle_pos: Option<usize>,
     /// The last transitions (at most a window of them), when the window is longer than 64.
@@ -306,30 +371,6 @@ struct ChanState {
 }
 
 impl ChanState {
-    /// Counts a request at `secs` in its 10-second bucket (a new bucket starts from zero).
-    #[inline(always)]
-    fn count_in_bucket(&mut self, secs: i64) {
-        if !(self.bucket.is_some() && self.bucket_from <= secs && secs < self.bucket_to) {
-            self.enter_bucket(secs);
-        }
-        self.count += 1;
-    }
-
-    /// The bucket of `secs` (a new one starts from zero), off the common path (its
-    /// division is worked out only here).
-    #[cold]
-    #[inline(never)]
-    fn enter_bucket(&mut self, secs: i64) {
-        let b = secs.div_euclid(10);
-        if self.bucket != Some(b) {
-            self.bucket = Some(b);
-            self.count = 0;
-            self.burst_reported = false;
-        }
-        self.bucket_from = b.checked_mul(10).unwrap_or(i64::MAX);
-        self.bucket_to = self.bucket_from.saturating_add(10);
-    }
-
     /// Adds a transition to the window of the last `window` ones, in one word (`bits`, for
     /// windows of at most 64) or in a queue; how many the window holds.
     #[inline(always)]
@@ -366,9 +407,7 @@ const MAX_CHAN_SIGS: usize = 32;
 /// One channel: its baseline channel (none: the detector ignores it) and its state.
 #[derive(Debug)]
 struct Chan {
-    ch: Option<u32>,
-    /// Requests per 10 s above which it is a burst (from the baseline channel).
-    burst_limit: u64,
+    hot: ChanHot,
     st: ChanState,
     /// Modbus signatures of the channel with their index in `infos` (at most
     /// [`MAX_CHAN_SIGS`], the same as in `modbus_index`).
@@ -426,8 +465,7 @@ impl NamedReq {
 impl Chan {
     fn new(cfg: &TimingConfig, b: &Baseline, key: &ChanId) -> Self {
         let mut c = Chan {
-            ch: None,
-            burst_limit: 0,
+            hot: ChanHot::default(),
             st: ChanState::default(),
             sigs: CycleMap::default(),
             named: Vec::new(),
@@ -450,12 +488,13 @@ impl Chan {
 
     /// Looks the channel up in `b`.
     fn bind(&mut self, cfg: &TimingConfig, b: &Baseline, key: &ChanId) {
-        self.ch = channel_index(b, key);
+        self.hot.ch = channel_index(b, key);
         let max10 = self
+            .hot
             .ch
             .and_then(|i| b.channels.get(i as usize))
             .map_or(0, |c| c.volume.max_per_10s);
-        self.burst_limit = ((cfg.burst_factor * max10 as f64).ceil() as u64)
+        self.hot.limit = ((cfg.burst_factor * max10 as f64).ceil() as u64)
             .max(max10.saturating_add(cfg.burst_min_extra));
     }
 }
@@ -1296,18 +1335,17 @@ impl Timing {
 
     #[inline(always)]
     fn burst(
-        st: &mut ChanState,
-        limit: u64,
+        hot: &mut ChanHot,
         ev: &IcsEvent,
         max10: u64,
         ch: &Channel,
         defer: bool,
         out: &mut Vec<Alert>,
     ) {
-        st.count_in_bucket(ev.ts.secs);
-        if st.count > limit && !st.burst_reported {
-            st.burst_reported = true;
-            Timing::burst_alert(st.count, ev, max10, ch, defer, out);
+        hot.count_in_bucket(ev.ts.secs);
+        if hot.burst() {
+            hot.reported = true;
+            Timing::burst_alert(hot.count, ev, max10, ch, defer, out);
         }
     }
 
@@ -1355,11 +1393,11 @@ impl Timing {
     }
 
     #[inline(always)]
-    fn order(
+    fn order<'a>(
         cfg: &TimingConfig,
         st: &mut ChanState,
         ev: &IcsEvent,
-        (sig, pos): (&str, usize),
+        (sig, pos): (impl Fn() -> &'a str, usize),
         cycle: &[String],
         ch: &Channel,
         out: &mut Vec<Alert>,
@@ -1374,14 +1412,14 @@ impl Timing {
             n if n < cycle.len() => n,
             n => n % cycle.len().max(1),
         };
-        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig;
+        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig();
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
         if bad >= min_bad && !st.order_reported {
-            Timing::order_alert(st, ev, (sig, ppos), cycle, ch, len, out);
+            Timing::order_alert(st, ev, (sig(), ppos), cycle, ch, len, out);
         }
     }
 
@@ -1684,8 +1722,8 @@ impl Timing {
                 return;
             }
             if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
-                chan.st.count_in_bucket(ev.ts.secs);
-                if hint.checks || (chan.st.count > chan.burst_limit && !chan.st.burst_reported) {
+                chan.hot.count_in_bucket(ev.ts.secs);
+                if hint.checks || chan.hot.burst() {
                     self.hinted_checks(ev, ctx, baseline, *hint, out);
                 }
             }
@@ -1718,14 +1756,15 @@ impl Timing {
             return;
         };
         let Some(ci) = chan
+            .hot
             .ch
             .map(|c| c as usize)
             .filter(|&c| c < b.channels.len())
         else {
             return;
         };
-        if chan.st.count > chan.burst_limit && !chan.st.burst_reported {
-            Timing::burst_found(&mut chan.st, ev, b, ci, self.defer_texts, out);
+        if chan.hot.burst() {
+            Timing::burst_found(&mut chan.hot, ev, b, ci, self.defer_texts, out);
         }
         if hint.checks {
             if let Some(ch) = b.channels.get(ci) {
@@ -1742,13 +1781,13 @@ impl Timing {
     /// position): no info, state or pattern looked up.
     #[inline(always)]
     fn request_hinted(&mut self, ev: &IcsEvent, ch: &Channel, hint: Hint, out: &mut Vec<Alert>) {
-        if hint.pos != NO_INDEX {
-            if let (Some(info), Some(chan)) = (
-                self.infos.get(hint.info as usize),
-                self.chans.get_mut(hint.chan as usize),
-            ) {
-                let sig = (info.sig.as_str(), hint.pos as usize);
-                Timing::order(&self.cfg, &mut chan.st, ev, sig, &ch.cycle, ch, out);
+        if hint.pos != NO_INDEX && (hint.info as usize) < self.infos.len() {
+            if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
+                // The info's signature is read only when the order is out (or reported).
+                let infos = &self.infos;
+                let sig = || infos.get(hint.info as usize).map_or("", |i| i.sig.as_str());
+                let at = (sig, hint.pos as usize);
+                Timing::order(&self.cfg, &mut chan.st, ev, at, &ch.cycle, ch, out);
             }
         }
         self.poll_step(ev, hint.state, hint.info, ch, out);
@@ -1798,7 +1837,7 @@ impl Timing {
                 let in_baseline = self
                     .chans
                     .get(m.chan as usize)
-                    .and_then(|c| c.ch)
+                    .and_then(|c| c.hot.ch)
                     .is_some_and(|c| (c as usize) < b.channels.len());
                 if !in_baseline {
                     return skip;
@@ -1854,7 +1893,7 @@ impl Timing {
                 // Channels of the baseline are always kept (there are only so many); others
                 // while there is room, else looked up again next time.
                 let room = self.cfg.max_states.min(MAX_UNKNOWN_CHANS);
-                match c.filter(|_| chan.ch.is_some() || self.chans.len() < room) {
+                match c.filter(|_| chan.hot.ch.is_some() || self.chans.len() < room) {
                     Some(c) => {
                         self.chans.push(chan);
                         self.chan_index.insert(ctx, c);
@@ -1870,7 +1909,7 @@ impl Timing {
         let Some(chan) = self.chans.get_mut(c as usize) else {
             return;
         };
-        let Some(ch) = chan.ch.and_then(|i| b.channels.get(i as usize)) else {
+        let Some(ch) = chan.hot.ch.and_then(|i| b.channels.get(i as usize)) else {
             // Not a baseline channel: nothing to do (while the baseline is this one).
             if ctx.sig.is_some() {
                 self.memo(ctx, ev.function.name, MEMO_SKIP);
@@ -1878,15 +1917,7 @@ impl Timing {
             return;
         };
         let max10 = ch.volume.max_per_10s;
-        Timing::burst(
-            &mut chan.st,
-            chan.burst_limit,
-            ev,
-            max10,
-            ch,
-            self.defer_texts,
-            out,
-        );
+        Timing::burst(&mut chan.hot, ev, max10, ch, self.defer_texts, out);
         // A named request the engine numbered (its number stands for its channel, function
         // and objects) is remembered by its number as a Modbus one is.
         let numbered = ctx.sig.is_none() && ctx.req.is_some();
@@ -1936,7 +1967,8 @@ impl Timing {
                     self.states_dropped += 1;
                     if let Some(pos) = cycle_pos {
                         let cycle = &ch.cycle;
-                        Timing::order(&self.cfg, &mut chan.st, ev, (&sig, pos), cycle, ch, out);
+                        let at = (|| sig.as_str(), pos);
+                        Timing::order(&self.cfg, &mut chan.st, ev, at, cycle, ch, out);
                     }
                     return;
                 };
@@ -2048,15 +2080,16 @@ impl Timing {
         // The baseline channel is looked up only when there is a check to make or an alert
         // to raise (an index within `b.channels` finds it).
         let Some(ci) = chan
+            .hot
             .ch
             .map(|c| c as usize)
             .filter(|&c| c < b.channels.len())
         else {
             return;
         };
-        chan.st.count_in_bucket(ev.ts.secs);
-        if chan.st.count > chan.burst_limit && !chan.st.burst_reported {
-            Timing::burst_found(&mut chan.st, ev, b, ci, self.defer_texts, out);
+        chan.hot.count_in_bucket(ev.ts.secs);
+        if chan.hot.burst() {
+            Timing::burst_found(&mut chan.hot, ev, b, ci, self.defer_texts, out);
         }
         if m.checks {
             if let Some(ch) = b.channels.get(ci) {
@@ -2068,7 +2101,7 @@ impl Timing {
     /// A burst found by [`Timing::known_memo`] on the baseline channel `ci` of `b`.
     #[cold]
     fn burst_found(
-        st: &mut ChanState,
+        hot: &mut ChanHot,
         ev: &IcsEvent,
         b: &Baseline,
         ci: usize,
@@ -2076,8 +2109,8 @@ impl Timing {
         out: &mut Vec<Alert>,
     ) {
         if let Some(ch) = b.channels.get(ci) {
-            st.burst_reported = true;
-            Timing::burst_alert(st.count, ev, ch.volume.max_per_10s, ch, defer, out);
+            hot.reported = true;
+            Timing::burst_alert(hot.count, ev, ch.volume.max_per_10s, ch, defer, out);
         }
     }
 
@@ -2091,19 +2124,11 @@ impl Timing {
         let Some(chan) = self.chans.get_mut(info.chan as usize) else {
             return;
         };
-        let Some(ch) = chan.ch.and_then(|c| b.channels.get(c as usize)) else {
+        let Some(ch) = chan.hot.ch.and_then(|c| b.channels.get(c as usize)) else {
             return;
         };
         let max10 = ch.volume.max_per_10s;
-        Timing::burst(
-            &mut chan.st,
-            chan.burst_limit,
-            ev,
-            max10,
-            ch,
-            self.defer_texts,
-            out,
-        );
+        Timing::burst(&mut chan.hot, ev, max10, ch, self.defer_texts, out);
         if info.cycle_pos.is_some() || info.poll.is_some() {
             // (Without either, `request` has nothing to do.)
             self.request(ev, key, ch, i, out);
@@ -2140,7 +2165,7 @@ impl Timing {
                     &self.cfg,
                     &mut chan.st,
                     ev,
-                    (&info.sig, pos),
+                    (|| info.sig.as_str(), pos),
                     cycle,
                     ch,
                     out,
@@ -2151,7 +2176,7 @@ impl Timing {
             return;
         }
         let Some(si) = info.state.filter(|&i| i < self.states.len()) else {
-            let ci = self.chans.get(info.chan as usize).and_then(|c| c.ch);
+            let ci = self.chans.get(info.chan as usize).and_then(|c| c.hot.ch);
             let i = self.states.len();
             info.state = Some(i);
             self.order.insert(
@@ -2587,7 +2612,7 @@ mod tests {
             &mut out,
         );
         assert_eq!(d.chans.len(), MAX_UNKNOWN_CHANS + 1);
-        assert!(d.chans.iter().any(|c| c.ch.is_some()));
+        assert!(d.chans.iter().any(|c| c.hot.ch.is_some()));
         assert_eq!(
             d.counters(),
             vec![("states_dropped", 0), ("chans_uncached", 500)]
@@ -3410,7 +3435,9 @@ mod tests {
     #[test]
     fn buckets_without_division_are_those_of_a_division() {
         let mut x = 21u64;
-        let mut fast = ChanState::default();
+        // One cache line.
+        assert_eq!(std::mem::size_of::<ChanHot>(), 64);
+        let mut fast = ChanHot::default();
         let (mut bucket, mut count): (Option<i64>, u64) = (None, 0);
         let mut secs: i64 = 1_700_000_000;
         for step in 0..20_000 {
