@@ -134,7 +134,10 @@ struct Normal {
     max_same_run: u64,
     distinct: u32,
     count: u64,
-    who: Vec<IpAddr>,
+    /// The first contributor ...
+    who: IpAddr,
+    /// ... and the others, in order (a profile of one contributor allocates nothing).
+    more_who: Vec<IpAddr>,
     own: bool,
     /// Client of the first contributing channel (for `baseline_ref`).
     ref_client: IpAddr,
@@ -147,6 +150,13 @@ struct Normal {
 }
 
 impl Normal {
+    /// Every contributor, in order.
+    fn who_list(&self) -> Vec<IpAddr> {
+        std::iter::once(self.who)
+            .chain(self.more_who.iter().copied())
+            .collect()
+    }
+
     fn reference(&self, ev: &IcsEvent, key: &str) -> String {
         let proto = ev.proto.as_str();
         object_ref(self.ref_client, ev.server.ip, proto, key, self.side)
@@ -1325,7 +1335,8 @@ fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, si
                 max_same_run: p.max_same_run,
                 distinct: p.distinct,
                 count: p.count,
-                who: vec![who],
+                who,
+                more_who: Vec::new(),
                 own,
                 ref_client: who,
                 side,
@@ -1340,7 +1351,7 @@ fn merge(into: &mut Option<Normal>, p: &ValueProfile, who: IpAddr, own: bool, si
             n.max_same_run = n.max_same_run.max(p.max_same_run);
             n.distinct = n.distinct.max(p.distinct);
             n.count += p.count;
-            n.who.push(who);
+            n.more_who.push(who);
             n.monotonic &= p.monotonic;
         }
     }
@@ -1638,12 +1649,13 @@ fn write_alert(
         summary,
         dev,
     } = now.alert_words(ev, key);
+    let all_who = n.who_list();
     let who = if n.own {
         format!("{} itself wrote it", ev.client.ip)
-    } else if n.who.len() == 1 {
-        format!("only {} wrote it", list_words(&n.who, 5))
+    } else if all_who.len() == 1 {
+        format!("only {} wrote it", list_words(&all_who, 5))
     } else {
-        format!("{} wrote it", list_words(&n.who, 5))
+        format!("{} wrote it", list_words(&all_who, 5))
     };
     let range = range_words(n);
     let explanation = format!(
@@ -1656,7 +1668,7 @@ fn write_alert(
     );
     let fact = format!(
         "{} wrote {obj} on {dev} with values {range} ({} writes)",
-        list_words(&n.who, 5),
+        list_words(&all_who, 5),
         n.count
     );
     out.push(
@@ -1791,7 +1803,8 @@ pub(crate) fn test_read_alert(
         max_same_run: 1,
         distinct: 2,
         count,
-        who: vec![ev.client.ip],
+        who: ev.client.ip,
+        more_who: Vec::new(),
         own: false,
         ref_client: ev.server.ip,
         side: "read",
@@ -2884,7 +2897,8 @@ mod tests {
                             max_same_run: 0,
                             distinct: 1,
                             count: 1,
-                            who: vec![ip],
+                            who: ip,
+                            more_who: Vec::new(),
                             own: false,
                             ref_client: ip,
                             side,
@@ -4441,7 +4455,8 @@ mod tests {
             max_same_run: 1,
             distinct: 2,
             count: 9,
-            who: vec![ev.client.ip],
+            who: ev.client.ip,
+            more_who: Vec::new(),
             own: false,
             ref_client: ev.client.ip,
             side: "read",
