@@ -3623,6 +3623,59 @@ mod tests {
     }
 
     #[test]
+    fn blocks_give_their_states_back_before_the_last_observation() {
+        // Every 50 events, each block that owns its states is numbered forward by whole
+        // rings to a few observations before LAST_OBS (its runs and quiet ends with it), so
+        // that it gives its objects back there and takes them again later: the same alerts
+        // and states as the full checks.
+        fn near_the_end(d: &mut Values) {
+            for b in d.store.iter_mut() {
+                let Some(c) = b.own.as_deref_mut() else {
+                    continue;
+                };
+                let by = (LAST_OBS - 3).saturating_sub(b.k) / RING * RING;
+                b.k += by;
+                for (f, ab) in b.fast.iter_mut().zip(c.aux_base.iter_mut()) {
+                    f.base += by as u32;
+                    if f.qend != 0 {
+                        f.qend = f.qend.saturating_add(by as u32);
+                    }
+                    if *ab != NO_AUX {
+                        *ab += by;
+                    }
+                }
+            }
+        }
+        let b = learnt_many();
+        let cfg = ValuesConfig::default();
+        for seed in 0..4u64 {
+            let evs = owned_stream(seed * 7 + 3, 1500, seed % 2 == 1);
+            let mut d = Values::new(cfg.clone());
+            let mut out = Vec::new();
+            let mut given_back = 0;
+            for (i, e) in evs.iter().enumerate() {
+                if i % 50 == 0 {
+                    near_the_end(&mut d);
+                }
+                let before = d.store.iter().filter(|b| b.own.is_some()).count();
+                d.on_event(e, Some(&b), &mut out);
+                let after = d.store.iter().filter(|b| b.own.is_some()).count();
+                given_back += usize::from(after < before);
+            }
+            d.release_all();
+            let states: Vec<String> = d
+                .chans
+                .iter()
+                .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
+                .collect();
+            let (slow, slow_states, _) = run_owned_paths(&b, &cfg, &evs, false, false);
+            assert_eq!(texts(&out), texts(&slow), "seed {seed}");
+            assert_eq!(states.join("\n"), slow_states, "seed {seed}");
+            assert!(given_back >= 10, "seed {seed}: {given_back}");
+        }
+    }
+
+    #[test]
     fn blocks_owning_their_states_change_no_alert_and_no_state() {
         let b = learnt_many();
         let configs = [
