@@ -416,11 +416,11 @@ pub struct CommonFrame<'a> {
 }
 
 impl<'a> CommonFrame<'a> {
-    /// Source address << 32 | destination address.
-    #[inline]
-    pub fn addrs(&self) -> u64 {
+    /// The source and destination addresses' 8 bytes, as on the wire.
+    #[inline(always)]
+    fn addr_bytes(&self) -> [u8; 8] {
         let h = self.head;
-        u64::from_be_bytes([
+        [
             h[CF_IP + 12],
             h[CF_IP + 13],
             h[CF_IP + 14],
@@ -429,33 +429,35 @@ impl<'a> CommonFrame<'a> {
             h[CF_IP + 17],
             h[CF_IP + 18],
             h[CF_IP + 19],
-        ])
+        ]
+    }
+
+    /// The source and destination ports' 4 bytes, as on the wire.
+    #[inline(always)]
+    fn port_bytes(&self) -> [u8; 4] {
+        let h = self.head;
+        [h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]]
+    }
+
+    /// Source address << 32 | destination address.
+    #[inline]
+    pub fn addrs(&self) -> u64 {
+        u64::from_be_bytes(self.addr_bytes())
     }
 
     /// Source port << 16 | destination port.
     #[inline]
     pub fn ports(&self) -> u32 {
-        let h = self.head;
-        u32::from_be_bytes([h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]])
+        u32::from_be_bytes(self.port_bytes())
     }
 
     /// The addresses (8 bytes) and ports (4 bytes) as they are on the wire, read as
     /// little-endian words: sender and receiver apart, without byte swaps.
     #[inline]
     pub fn wire_words(&self) -> (u64, u32) {
-        let h = self.head;
         (
-            u64::from_le_bytes([
-                h[CF_IP + 12],
-                h[CF_IP + 13],
-                h[CF_IP + 14],
-                h[CF_IP + 15],
-                h[CF_IP + 16],
-                h[CF_IP + 17],
-                h[CF_IP + 18],
-                h[CF_IP + 19],
-            ]),
-            u32::from_le_bytes([h[CF_TCP], h[CF_TCP + 1], h[CF_TCP + 2], h[CF_TCP + 3]]),
+            u64::from_le_bytes(self.addr_bytes()),
+            u32::from_le_bytes(self.port_bytes()),
         )
     }
 
