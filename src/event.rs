@@ -100,6 +100,17 @@ pub struct Function {
     pub sub_name: Option<&'static str>,
 }
 
+impl Function {
+    /// No function: code 0 and empty names (a blank event slot or record, written over before use).
+    pub const NONE: Function = Function {
+        code: 0,
+        name: "",
+        category: "",
+        sub: None,
+        sub_name: None,
+    };
+}
+
 /// The table or space of a Modbus object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

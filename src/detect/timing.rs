@@ -913,13 +913,7 @@ pub(crate) struct KeptRange {
 /// A range kept of nothing yet (overwritten whole by [`keep_range`]).
 const NO_RANGE: KeptRange = KeptRange {
     proto: AppProto::Modbus,
-    function: Function {
-        code: 0,
-        name: "",
-        category: "",
-        sub: None,
-        sub_name: None,
-    },
+    function: Function::NONE,
     dir: AccessDir::Read,
     table: ModbusTable::Coil,
     start: 0,
