@@ -3327,6 +3327,15 @@ mod tests {
     /// normally, no violations, one access to a Modbus range) through [`Values::on_hinted`]
     /// with a hint kept per request number (`hints`), the others (or all, without `hints`)
     /// through `on_event_ctx`; the alerts (words resolved), the states and the hint hits.
+    /// Every channel's states with the detector's state counters, a line a channel: what two
+    /// runs compare to show they left the same state behind.
+    fn state_dump(d: &Values) -> Vec<String> {
+        d.chans
+            .iter()
+            .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
+            .collect()
+    }
+
     fn run_hinted(
         b: &Baseline,
         cfg: &ValuesConfig,
@@ -3361,11 +3370,7 @@ mod tests {
         }
         out.iter_mut().for_each(Alert::resolve);
         d.release_all();
-        let states: Vec<String> = d
-            .chans
-            .iter()
-            .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
-            .collect();
+        let states = state_dump(&d);
         let lines = out.iter().map(Alert::to_json_line).collect();
         (lines, states.join("\n"), d.hint_hits)
     }
@@ -3570,11 +3575,7 @@ mod tests {
             .filter(|&&o| o != NO_NAMED)
             .count();
         d.release_all();
-        let states: Vec<String> = d
-            .chans
-            .iter()
-            .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
-            .collect();
+        let states = state_dump(&d);
         (out, states.join("\n"), remembered)
     }
 
@@ -3614,11 +3615,7 @@ mod tests {
             .chans
             .iter()
             .all(|c| c.owner.iter().all(|&o| o == NO_BLOCK)));
-        let states: Vec<String> = d
-            .chans
-            .iter()
-            .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
-            .collect();
+        let states = state_dump(&d);
         (out, states.join("\n"), owned)
     }
 
@@ -3663,11 +3660,7 @@ mod tests {
                 given_back += usize::from(after < before);
             }
             d.release_all();
-            let states: Vec<String> = d
-                .chans
-                .iter()
-                .map(|c| format!("{:?} {} {}", c.states, d.states_dropped, d.n_states))
-                .collect();
+            let states = state_dump(&d);
             let (slow, slow_states, _) = run_owned_paths(&b, &cfg, &evs, false, false);
             assert_eq!(texts(&out), texts(&slow), "seed {seed}");
             assert_eq!(states.join("\n"), slow_states, "seed {seed}");
