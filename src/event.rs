@@ -8,6 +8,7 @@
 
 use crate::time::Timestamp;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -206,8 +207,365 @@ pub struct Access {
     /// The object addressed.
     pub object: ObjectRef,
     /// Values: for reads from the response, for writes from the request. Empty when unknown.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<Value>,
+    #[serde(skip_serializing_if = "Values::is_empty")]
+    pub values: Values,
+}
+
+/// The values of one access, in address order: decoded [`Value`]s, or Modbus registers and
+/// bits kept compact (two bytes each) and turned into [`Value`]s only when asked one by one.
+///
+/// A Modbus read carries tens of registers; keeping them as words spares the parser writing,
+/// and the detectors reading, a 32-byte [`Value`] per register. Both forms compare, print and
+/// serialize alike: registers as [`Value::Int`], bits as [`Value::Bool`].
+#[derive(Default)]
+pub struct Values {
+    /// The values in the list form (empty in the compact forms).
+    list: Vec<Value>,
+    /// The registers (or bits, as 0 and 1) in the compact forms; its room is kept while the
+    /// list form is used.
+    words: Vec<u16>,
+    /// Which form holds the values.
+    form: Form,
+}
+
+/// Which of [`Values`]' two vectors holds the values, and how words read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Form {
+    /// `list`.
+    #[default]
+    List,
+    /// `words`, each a register ([`Value::Int`]).
+    Words,
+    /// `words`, each a bit ([`Value::Bool`], 0 or 1).
+    Bits,
+}
+
+impl Values {
+    /// No values.
+    pub const fn new() -> Self {
+        Values {
+            list: Vec::new(),
+            words: Vec::new(),
+            form: Form::List,
+        }
+    }
+
+    /// Number of values.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self.form {
+            Form::List => self.list.len(),
+            Form::Words | Form::Bits => self.words.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `i`, borrowed from the list form or made from a word.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<Cow<'_, Value>> {
+        match self.form {
+            Form::List => self.list.get(i).map(Cow::Borrowed),
+            Form::Words => self.words.get(i).map(|&w| Cow::Owned(word_value(w))),
+            Form::Bits => self.words.get(i).map(|&w| Cow::Owned(bit_value(w))),
+        }
+    }
+
+    /// The first value.
+    #[inline]
+    pub fn first(&self) -> Option<Cow<'_, Value>> {
+        self.get(0)
+    }
+
+    /// Makes these values a copy of the first `n` of `src`, in `src`'s form (reusing this
+    /// list's room).
+    pub fn copy_prefix(&mut self, src: &Values, n: usize) {
+        let n = n.min(src.len());
+        self.form = src.form;
+        match src.form {
+            Form::List => {
+                self.words.clear();
+                let from = src.list.get(..n).unwrap_or_default();
+                self.list.truncate(n);
+                let kept = self.list.len();
+                for (x, y) in self.list.iter_mut().zip(from) {
+                    x.clone_from(y);
+                }
+                self.list
+                    .extend_from_slice(from.get(kept..).unwrap_or_default());
+            }
+            Form::Words | Form::Bits => {
+                self.list.clear();
+                self.words.clear();
+                self.words
+                    .extend_from_slice(src.words.get(..n).unwrap_or_default());
+            }
+        }
+    }
+
+    /// The values in order.
+    #[inline]
+    pub fn iter(&self) -> Iter<'_> {
+        match self.form {
+            Form::List => Iter::List(self.list.iter()),
+            Form::Words => Iter::Words(self.words.iter()),
+            Form::Bits => Iter::Bits(self.words.iter()),
+        }
+    }
+
+    /// The values as numbers when they are kept compact: registers, or bits as 0 and 1
+    /// ([`Values::is_bits`] tells which). `None` for the list form.
+    #[inline]
+    pub fn compact(&self) -> Option<&[u16]> {
+        match self.form {
+            Form::List => None,
+            Form::Words | Form::Bits => Some(&self.words),
+        }
+    }
+
+    /// Whether the values are bits kept compact.
+    #[inline]
+    pub fn is_bits(&self) -> bool {
+        self.form == Form::Bits
+    }
+
+    /// The values when they are in the list form.
+    #[inline]
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self.form {
+            Form::List => Some(&self.list),
+            Form::Words | Form::Bits => None,
+        }
+    }
+
+    /// The values as a new list.
+    pub fn to_vec(&self) -> Vec<Value> {
+        self.iter().map(Cow::into_owned).collect()
+    }
+
+    /// The list form, for changing it (compact values are moved into it first).
+    pub fn list_mut(&mut self) -> &mut Vec<Value> {
+        if self.form != Form::List {
+            let bits = self.form == Form::Bits;
+            self.list.clear();
+            self.list.extend(self.words.iter().map(|&w| {
+                if bits {
+                    bit_value(w)
+                } else {
+                    word_value(w)
+                }
+            }));
+            self.words.clear();
+            self.form = Form::List;
+        }
+        &mut self.list
+    }
+
+    /// Adds `v` at the end (in the list form).
+    pub fn push(&mut self, v: Value) {
+        self.list_mut().push(v);
+    }
+
+    /// Removes every value (the vectors keep their room).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.list.clear();
+        self.words.clear();
+        self.form = Form::List;
+    }
+
+    /// Keeps the first `n` values.
+    pub fn truncate(&mut self, n: usize) {
+        self.list.truncate(n);
+        self.words.truncate(n);
+    }
+
+    /// Replaces the values with big-endian registers from `data` (two bytes each, an odd
+    /// last byte ignored), at most `max` of them.
+    #[inline]
+    pub fn set_registers(&mut self, data: &[u8], max: usize) {
+        self.list.clear();
+        self.form = Form::Words;
+        // Sized first, then written over: a poll's list already has its size.
+        self.words.resize((data.len() / 2).min(max), 0);
+        for (w, c) in self.words.iter_mut().zip(data.chunks_exact(2)) {
+            if let [hi, lo] = *c {
+                *w = u16::from_be_bytes([hi, lo]);
+            }
+        }
+    }
+
+    /// Replaces the values with `n` bits packed least significant first in `data` (fewer
+    /// when `data` holds fewer).
+    #[inline]
+    pub fn set_bits(&mut self, data: &[u8], n: usize) {
+        self.list.clear();
+        self.form = Form::Bits;
+        self.words.resize(n.min(data.len().saturating_mul(8)), 0);
+        // Eight values per data byte (fewer for the last).
+        for (ws, &b) in self.words.chunks_mut(8).zip(data) {
+            for (k, w) in ws.iter_mut().enumerate() {
+                *w = u16::from(b >> k & 1);
+            }
+        }
+    }
+
+    /// The list form's vector, emptied, for reuse elsewhere (the values are left empty).
+    pub fn take_list(&mut self) -> Vec<Value> {
+        let mut l = std::mem::take(&mut self.list);
+        l.clear();
+        self.clear();
+        l
+    }
+
+    /// Room of the list form's vector.
+    #[inline]
+    pub fn list_capacity(&self) -> usize {
+        self.list.capacity()
+    }
+
+    /// Room of the compact forms' vector.
+    #[inline]
+    pub fn words_capacity(&self) -> usize {
+        self.words.capacity()
+    }
+}
+
+/// A register as a value.
+#[inline(always)]
+fn word_value(w: u16) -> Value {
+    Value::Int(i64::from(w))
+}
+
+/// A bit (0 or not) as a value.
+#[inline(always)]
+fn bit_value(w: u16) -> Value {
+    Value::Bool(w != 0)
+}
+
+/// An iterator over [`Values`], each borrowed or made from a word.
+pub enum Iter<'a> {
+    /// Over the list form.
+    List(std::slice::Iter<'a, Value>),
+    /// Over registers.
+    Words(std::slice::Iter<'a, u16>),
+    /// Over bits.
+    Bits(std::slice::Iter<'a, u16>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Cow<'a, Value>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Cow<'a, Value>> {
+        match self {
+            Iter::List(i) => i.next().map(Cow::Borrowed),
+            Iter::Words(i) => i.next().map(|&w| Cow::Owned(word_value(w))),
+            Iter::Bits(i) => i.next().map(|&w| Cow::Owned(bit_value(w))),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match self {
+            Iter::List(i) => i.len(),
+            Iter::Words(i) | Iter::Bits(i) => i.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a Values {
+    type Item = Cow<'a, Value>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl From<Vec<Value>> for Values {
+    fn from(list: Vec<Value>) -> Self {
+        Values {
+            list,
+            words: Vec::new(),
+            form: Form::List,
+        }
+    }
+}
+
+impl FromIterator<Value> for Values {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        Values::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl PartialEq for Values {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.form, other.form) {
+            (Form::List, Form::List) => self.list == other.list,
+            (a, b) if a == b => self.words == other.words,
+            _ => self.len() == other.len() && self.iter().eq(other.iter()),
+        }
+    }
+}
+
+impl PartialEq<[Value]> for Values {
+    fn eq(&self, other: &[Value]) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| *a == *b)
+    }
+}
+
+impl<const N: usize> PartialEq<[Value; N]> for Values {
+    fn eq(&self, other: &[Value; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl PartialEq<Vec<Value>> for Values {
+    fn eq(&self, other: &Vec<Value>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl PartialEq<Values> for Vec<Value> {
+    fn eq(&self, other: &Values) -> bool {
+        other == self
+    }
+}
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Values {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl Clone for Values {
+    fn clone(&self) -> Self {
+        Values {
+            list: self.list.clone(),
+            words: self.words.clone(),
+            form: self.form,
+        }
+    }
+
+    fn clone_from(&mut self, src: &Self) {
+        self.form = src.form;
+        self.list.clone_from(&src.list);
+        self.words.clone_from(&src.words);
+    }
 }
 
 /// How the operation ended.
@@ -387,6 +745,70 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
+    /// The values of `data` decoded one by one: big-endian registers, or LSB-first bits.
+    fn plain(data: &[u8], bits: Option<usize>) -> Vec<Value> {
+        match bits {
+            Some(n) => (0..n.min(data.len() * 8))
+                .map(|i| Value::Bool(data[i / 8] >> (i % 8) & 1 == 1))
+                .collect(),
+            None => data
+                .chunks_exact(2)
+                .map(|c| Value::Int(i64::from(c[0]) << 8 | i64::from(c[1])))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn compact_values_read_compare_and_print_as_their_list() {
+        let data: Vec<u8> = (0..=60u8)
+            .map(|b| b.wrapping_mul(97).wrapping_add(3))
+            .collect();
+        let mut v = Values::from(vec![Value::Str("old".into())]);
+        for len in 0..=data.len() {
+            let d = &data[..len];
+            for bits in [None, Some(0), Some(1), Some(9), Some(500)] {
+                match bits {
+                    Some(n) => v.set_bits(d, n),
+                    None => v.set_registers(d, usize::MAX),
+                }
+                let list = plain(d, bits);
+                assert_eq!(v.is_bits(), bits.is_some());
+                assert_eq!(v.len(), list.len());
+                assert_eq!(v.is_empty(), list.is_empty());
+                assert_eq!(v, list);
+                assert_eq!(v, Values::from(list.clone()));
+                assert_eq!(Values::from(list.clone()), v);
+                assert_eq!(v.to_vec(), list);
+                assert_eq!(v.first().as_deref(), list.first());
+                assert_eq!(v.get(len).as_deref(), list.get(len));
+                assert_eq!(
+                    serde_json::to_string(&v).ok(),
+                    serde_json::to_string(&list).ok()
+                );
+                assert_eq!(format!("{v:?}"), format!("{list:?}"));
+                // A copy of a prefix keeps the form; the list form is the same values.
+                let mut c = Values::from(vec![Value::Float(0.5); 9]);
+                c.copy_prefix(&v, 4);
+                assert_eq!(c, *list.get(..4.min(list.len())).unwrap_or_default());
+                assert_eq!(c.compact().is_some(), v.compact().is_some());
+                let mut m = v.clone();
+                m.push(Value::Opaque("x"));
+                assert_eq!(m.as_list().map(<[Value]>::len), Some(list.len() + 1));
+                assert_eq!(m.get(list.len()).as_deref(), Some(&Value::Opaque("x")));
+                m.truncate(list.len());
+                assert_eq!(m, list);
+            }
+        }
+        // At most `max` registers; an odd last byte is not one.
+        v.set_registers(&[1, 2, 3, 4, 5], 1);
+        assert_eq!(v, [Value::Int(0x0102)]);
+        v.set_registers(&[1, 2, 3], 10);
+        assert_eq!(v, [Value::Int(0x0102)]);
+        assert!(v != [Value::Bool(true)]);
+        v.clear();
+        assert!(v.is_empty() && v.as_list() == Some(&[][..]));
+    }
+
     #[test]
     fn json_shape_is_stable() {
         let ev = IcsEvent {
@@ -421,7 +843,7 @@ mod tests {
                     start: 40,
                     count: 1,
                 },
-                values: vec![Value::Int(9999)],
+                values: vec![Value::Int(9999)].into(),
             }],
             outcome: Outcome::Ok,
             latency_us: Some(1200),

@@ -493,7 +493,7 @@ mod tests {
                     start: 40,
                     count: 1,
                 },
-                values: vec![Value::Int(9999)],
+                values: vec![Value::Int(9999)].into(),
             }],
             outcome: Outcome::Ok,
             latency_us: Some(900),

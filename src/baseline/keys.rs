@@ -1,7 +1,8 @@
 //! Names of things, shared by the learner and the detectors: object keys, address spaces,
 //! request signatures, and words for plant engineers.
 
-use crate::event::{IcsEvent, ModbusTable, ObjectRef, OpKind, Value};
+use crate::event::{IcsEvent, ModbusTable, ObjectRef, OpKind, Value, Values};
+use std::borrow::Cow;
 
 /// snake_case name of a Modbus table, as in the baseline file.
 pub fn table_key(t: ModbusTable) -> &'static str {
@@ -145,9 +146,9 @@ pub fn write_named_object_key(obj: &ObjectRef, buf: &mut String) -> bool {
 pub fn access_keys<'a>(
     unit: Option<u8>,
     obj: &ObjectRef,
-    values: &'a [Value],
+    values: &'a Values,
     cap: usize,
-) -> Vec<(String, Option<&'a Value>)> {
+) -> Vec<(String, Option<Cow<'a, Value>>)> {
     match obj {
         ObjectRef::Modbus {
             table,
@@ -421,7 +422,7 @@ pub fn event_summary(ev: &IcsEvent) -> String {
                 if i > 0 {
                     s.push_str(", ");
                 }
-                push_value(&mut s, v);
+                push_value(&mut s, &v);
             }
             if a.values.len() > 4 {
                 s.push_str(", …");
@@ -526,7 +527,7 @@ mod tests {
                     if i > 0 {
                         s.push_str(", ");
                     }
-                    s.push_str(&fmt_value(v));
+                    s.push_str(&fmt_value(&v));
                 }
                 if a.values.len() > 4 {
                     s.push_str(", …");
@@ -651,7 +652,7 @@ mod tests {
                 ev.accesses = vec![Access {
                     dir: AccessDir::Write,
                     object: o.clone(),
-                    values: vec![v.clone()],
+                    values: vec![v.clone()].into(),
                 }];
                 assert_eq!(event_summary(&ev), event_summary_fmt(&ev));
                 n += 1;
@@ -699,11 +700,11 @@ mod tests {
             count: 3,
         };
         assert_eq!(space_key(Some(1), &o).unwrap(), "u1/holding_register");
-        let vals = [Value::Int(1), Value::Int(2)];
+        let vals = Values::from(vec![Value::Int(1), Value::Int(2)]);
         let k = access_keys(Some(1), &o, &vals, 2);
         assert_eq!(k.len(), 2);
         assert_eq!(k[1].0, "u1/holding_register/41");
-        assert_eq!(k[1].1, Some(&Value::Int(2)));
+        assert_eq!(k[1].1.as_deref(), Some(&Value::Int(2)));
         assert_eq!(object_words(&o), "holding registers 40–42");
         assert_eq!(key_words("u1/holding_register/40"), "holding register 40");
         assert_eq!(key_words("node/ns=2;s=A/B"), "node ns=2;s=A/B");

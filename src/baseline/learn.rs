@@ -425,7 +425,7 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
                             e.insert(new_obj())
                         }
                     };
-                    learn_value(o, a.dir, exc, a.values.get(i));
+                    learn_value(o, a.dir, exc, a.values.get(i).as_deref());
                 }
                 ch.dropped.values += u64::from(*count).saturating_sub(n as u64);
             }
@@ -445,7 +445,7 @@ fn observe_channel(cfg: &LearnConfig, ch: &mut ChanAcc, ev: &IcsEvent) {
                         }
                     };
                     if let Some(o) = o {
-                        learn_value(o, a.dir, exc, a.values.first());
+                        learn_value(o, a.dir, exc, a.values.first().as_deref());
                     }
                 }
             }

@@ -84,7 +84,7 @@ impl Table {
                     if i > 0 {
                         objects.push(',');
                     }
-                    match v {
+                    match &*v {
                         Value::Bool(b) => objects.push(if *b { '1' } else { '0' }),
                         Value::Int(n) => {
                             let _ = write!(objects, "{n}");

@@ -1878,10 +1878,10 @@ mod tests {
         }
         // Values do not take part: a repeat with other values hits.
         let mut x = ev.clone();
-        x.accesses[0].values = vec![
+        x.accesses[0].values = crate::event::Values::from(vec![
             crate::event::Value::Int(900),
             crate::event::Value::Bool(true),
-        ];
+        ]);
         x.ts = Timestamp::from_micros(x.ts.as_micros() + 1);
         assert!(e.memo_hit(&x).is_some());
         // What a hit reads of its entry is in two cache lines.
@@ -1904,7 +1904,7 @@ mod tests {
                     node_id: format!("ns=2;s=Plant.Tag{n}"),
                     attribute: Some(13),
                 },
-                values: vec![crate::event::Value::Int(100 + i64::from(n))],
+                values: vec![crate::event::Value::Int(100 + i64::from(n))].into(),
             })
             .collect();
         e

@@ -789,7 +789,7 @@ impl Novelty {
                             let value = a
                                 .values
                                 .first()
-                                .map(|v| format!(" {}", fmt_value(v)))
+                                .map(|v| format!(" {}", fmt_value(&v)))
                                 .unwrap_or_default();
                             let only_read =
                                 (first..=last).all(|x| write.contains(x) || read.contains(x));
@@ -1205,7 +1205,7 @@ mod tests {
                             attribute: Some(13),
                         },
                     },
-                    values: Vec::new(),
+                    values: crate::event::Values::new(),
                 })
                 .collect();
             if step % 5000 == 4999 {
@@ -1266,7 +1266,7 @@ mod tests {
                         node_id: format!("ns=2;s=T{}", rnd(spread)),
                         attribute: Some(13),
                     },
-                    values: Vec::new(),
+                    values: crate::event::Values::new(),
                 })
                 .collect();
             let want = parts.contains(&ev);
@@ -1506,7 +1506,7 @@ mod tests {
                 .map(|(dir, object)| Access {
                     dir,
                     object,
-                    values: vec![Value::Float(1.5)],
+                    values: vec![Value::Float(1.5)].into(),
                 })
                 .collect();
             e
@@ -1616,7 +1616,7 @@ mod tests {
                     node_id: id.into(),
                     attribute: Some(13),
                 },
-                values: vec![Value::Float(1.5)],
+                values: vec![Value::Float(1.5)].into(),
             }];
             e
         };

@@ -361,7 +361,7 @@ fn process_value_attacks() {
         0,
         &[5000, 1100, 1200, 1300, 1400, 1500, 1600, 1700],
     );
-    spike.accesses[0].values[1] = Value::Int(1100 + 30);
+    spike.accesses[0].values.list_mut()[1] = Value::Int(1100 + 30);
     let a = detect(&with_attack(Twist::default(), vec![spike]));
     check(&a, &["read_value_out_of_range"], &["value_jump"]);
     assert!(explain(&a, "read_value_out_of_range")

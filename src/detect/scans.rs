@@ -23,7 +23,7 @@ use crate::alert::{Alert, AlertEvidence, MAX_EVIDENCE};
 use crate::baseline::{
     device_words, event_summary, space_key, with_space_key, Baseline, Channel, RangeSet,
 };
-use crate::event::{Access, IcsEvent, ObjectRef, Outcome};
+use crate::event::{Access, IcsEvent, ObjectRef, Outcome, Values};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Scan thresholds.
@@ -266,19 +266,21 @@ fn keep_for_evidence(dst: &mut IcsEvent, ev: &IcsEvent) {
     let n = ev.accesses.len().min(KEEP_ACCESSES);
     dst.accesses.truncate(n);
     for (i, a) in ev.accesses.iter().take(n).enumerate() {
-        let values = a.values.get(..KEEP_VALUES).unwrap_or(&a.values);
         match dst.accesses.get_mut(i) {
             Some(d) => {
                 d.dir = a.dir;
                 d.object.clone_from(&a.object);
-                d.values.clear();
-                d.values.extend_from_slice(values);
+                d.values.copy_prefix(&a.values, KEEP_VALUES);
             }
-            None => dst.accesses.push(Access {
-                dir: a.dir,
-                object: a.object.clone(),
-                values: values.to_vec(),
-            }),
+            None => {
+                let mut values = Values::new();
+                values.copy_prefix(&a.values, KEEP_VALUES);
+                dst.accesses.push(Access {
+                    dir: a.dir,
+                    object: a.object.clone(),
+                    values,
+                });
+            }
         }
     }
 }
@@ -642,7 +644,8 @@ mod tests {
                             start: 40 + k as u32 * 10,
                             count: n_val as u32,
                         },
-                        values: ints(&(0..n_val).map(|v| v * 7 + k as i64).collect::<Vec<_>>()),
+                        values: ints(&(0..n_val).map(|v| v * 7 + k as i64).collect::<Vec<_>>())
+                            .into(),
                     })
                     .collect();
                 let want = AlertEvidence::from_event(&ev, event_summary(&ev));

@@ -92,8 +92,39 @@ fn acc(dir: AccessDir, table: ModbusTable, start: u32, count: u32, values: Vec<V
             start,
             count,
         },
-        values,
+        values: as_parsed(table, values),
     }
+}
+
+/// `values` in the form the Modbus parser gives them: registers and bits kept compact
+/// (when every value is one), so that the detectors' tests take the paths real reads take.
+pub(crate) fn as_parsed(table: ModbusTable, values: Vec<Value>) -> Values {
+    let words: Option<Vec<u16>> = values
+        .iter()
+        .map(|v| match (table, v) {
+            (ModbusTable::HoldingRegister | ModbusTable::InputRegister, Value::Int(x)) => {
+                u16::try_from(*x).ok()
+            }
+            (ModbusTable::Coil | ModbusTable::DiscreteInput, Value::Bool(b)) => Some(u16::from(*b)),
+            _ => None,
+        })
+        .collect();
+    let mut out = Values::from(values);
+    match (words, table) {
+        (Some(w), ModbusTable::Coil | ModbusTable::DiscreteInput) => {
+            let mut packed = vec![0u8; w.len().div_ceil(8)];
+            for (i, b) in w.iter().enumerate() {
+                packed[i / 8] |= (*b as u8) << (i % 8);
+            }
+            out.set_bits(&packed, w.len());
+        }
+        (Some(w), _) => {
+            let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_be_bytes()).collect();
+            out.set_registers(&bytes, w.len());
+        }
+        (None, _) => {}
+    }
+    out
 }
 
 pub(crate) fn ints(v: &[i64]) -> Vec<Value> {

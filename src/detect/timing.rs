@@ -1051,14 +1051,31 @@ fn keep_range(r: &mut KeptRange, src: &IcsEvent) -> bool {
         return false;
     };
     let mut bools = 0u8;
-    for (i, (v, x)) in a.values.iter().zip(r.vals.iter_mut()).enumerate() {
-        match *v {
-            Value::Int(y) => *x = y,
-            Value::Bool(b) => {
-                *x = i64::from(b);
-                bools |= 1 << i;
+    match (a.values.compact(), a.values.as_list()) {
+        (Some(words), _) => {
+            for (&y, x) in words.iter().zip(r.vals.iter_mut()) {
+                *x = i64::from(y);
             }
-            _ => return false,
+            if a.values.is_bits() {
+                bools = (1u16 << words.len().min(RANGE_VALUES)).wrapping_sub(1) as u8;
+            }
+        }
+        (None, list) => {
+            for (i, (v, x)) in list
+                .unwrap_or_default()
+                .iter()
+                .zip(r.vals.iter_mut())
+                .enumerate()
+            {
+                match *v {
+                    Value::Int(y) => *x = y,
+                    Value::Bool(b) => {
+                        *x = i64::from(b);
+                        bools |= 1 << i;
+                    }
+                    _ => return false,
+                }
+            }
         }
     }
     r.n = a.values.len().min(RANGE_VALUES + 1) as u8;
@@ -1157,56 +1174,22 @@ fn keep_accesses(dst: &mut IcsEvent, src: &IcsEvent) {
     let n = src.accesses.len().min(KEPT_ACCESSES);
     dst.accesses.truncate(n);
     for (i, a) in src.accesses.iter().take(n).enumerate() {
-        let vals = a
-            .values
-            .get(..a.values.len().min(KEPT_VALUES))
-            .unwrap_or_default();
         match dst.accesses.get_mut(i) {
             Some(d) => {
                 d.dir = a.dir;
                 copy_object(&mut d.object, &a.object);
-                if d.values.len() == vals.len() {
-                    for (x, y) in d.values.iter_mut().zip(vals) {
-                        copy_value(x, y);
-                    }
-                } else {
-                    d.values.clear();
-                    d.values.extend_from_slice(vals);
-                }
+                d.values.copy_prefix(&a.values, KEPT_VALUES);
             }
-            None => dst.accesses.push(Access {
-                dir: a.dir,
-                object: a.object.clone(),
-                values: vals.to_vec(),
-            }),
+            None => {
+                let mut values = crate::event::Values::new();
+                values.copy_prefix(&a.values, KEPT_VALUES);
+                dst.accesses.push(Access {
+                    dir: a.dir,
+                    object: a.object.clone(),
+                    values,
+                });
+            }
         }
-    }
-}
-
-/// `*d = s.clone()`, in place for numbers (integers and booleans, the common values of a
-/// poll, first).
-#[inline(always)]
-fn copy_value(d: &mut Value, s: &Value) {
-    if let (Value::Int(x), Value::Int(y)) = (&mut *d, s) {
-        *x = *y;
-        return;
-    }
-    if let (Value::Bool(x), Value::Bool(y)) = (&mut *d, s) {
-        *x = *y;
-        return;
-    }
-    copy_other(d, s);
-}
-
-/// [`copy_value`] for the other values.
-#[inline(never)]
-fn copy_other(d: &mut Value, s: &Value) {
-    match (d, s) {
-        (Value::Int(x), Value::Int(y)) => *x = *y,
-        (Value::UInt(x), Value::UInt(y)) => *x = *y,
-        (Value::Bool(x), Value::Bool(y)) => *x = *y,
-        (Value::Float(x), Value::Float(y)) => *x = *y,
-        (d, s) => d.clone_from(s),
     }
 }
 
@@ -2671,7 +2654,7 @@ mod tests {
         let mut evs = normal(700, 750, 1000);
         // The last read has more values and accesses than the summary shows.
         if let Some(e) = evs.iter_mut().rev().find(|e| e.function.code == 3) {
-            e.accesses[0].values = ints(&[1, 2, 3, 4, 5, 6]);
+            e.accesses[0].values = ints(&[1, 2, 3, 4, 5, 6]).into();
         }
         let last = evs
             .iter()
@@ -2850,10 +2833,10 @@ mod tests {
         evs.push(e);
         // Values past the four shown may be of any kind; one shown that is not a number.
         let mut e = read_hr(1115, MASTER, PLC, 1, 0, &[1, 2, 3, 4, 5]);
-        e.accesses[0].values[4] = Value::Str("s".into());
+        e.accesses[0].values.list_mut()[4] = Value::Str("s".into());
         evs.push(e);
         let mut e = read_hr(1116, MASTER, PLC, 1, 0, &[1, 2, 3]);
-        e.accesses[0].values[2] = Value::Float(0.5);
+        e.accesses[0].values.list_mut()[2] = Value::Float(0.5);
         evs.push(e);
         evs.push(publish(1120));
         let mut in_line = 0;
@@ -3306,7 +3289,7 @@ mod tests {
                     node_id: format!("ns=2;s=Tag{}", node + k),
                     attribute: Some(13),
                 },
-                values: vec![Value::Int(i64::from(k))],
+                values: vec![Value::Int(i64::from(k))].into(),
             })
             .collect();
         e

@@ -25,7 +25,10 @@ use crate::baseline::{
     device_words, event_summary, fmt_num, key_words, modbus_object_key, numeric, push_decimal,
     table_key, write_named_object_key, Baseline, Channel, ValueProfile,
 };
-use crate::event::{Access, AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, Outcome, Value};
+use crate::event::{
+    Access, AccessDir, AppProto, IcsEvent, ModbusTable, ObjectRef, Outcome, Value,
+    Values as AccessValues,
+};
 use crate::flow::hash::KeyHashBuilder;
 use crate::time::Timestamp;
 use std::collections::HashMap;
@@ -921,7 +924,7 @@ fn acquire(store: &mut [Block], chans: &mut [Chan], bi: u32) {
 fn run_owned(
     ev: &IcsEvent,
     now: Option<&mut Now>,
-    values: &[Value],
+    values: &AccessValues,
     block: &mut Block,
     chans: &mut [Chan],
     out: &mut Vec<Alert>,
@@ -935,7 +938,11 @@ fn run_owned(
     }
     // Below LAST_OBS: a u32.
     let done = if block.dense {
-        owned_prefix(&mut block.fast, values, k as u32)
+        match (values.compact(), values.as_list()) {
+            (Some(words), _) => owned_prefix_words(&mut block.fast, words, k as u32),
+            (None, Some(list)) => owned_prefix(&mut block.fast, list, k as u32),
+            (None, None) => 0,
+        }
     } else {
         0
     };
@@ -977,6 +984,31 @@ fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u32) -> usize {
     done
 }
 
+/// [`owned_prefix`] for values kept compact (registers, or bits as 0 and 1: the numbers
+/// the repeat and change paths see for [`Value::Int`] and [`Value::Bool`]).
+#[inline(never)]
+fn owned_prefix_words(fast: &mut [Fast], words: &[u16], k: u32) -> usize {
+    let mut done = 0;
+    for (f, w) in fast.chunks_exact_mut(2).zip(words.chunks_exact(2)) {
+        let ([f0, f1], [w0, w1]) = (f, w) else {
+            break;
+        };
+        if !owned_num(f0, i32::from(*w0), k) {
+            return done;
+        }
+        if !owned_num(f1, i32::from(*w1), k) {
+            return done + 1;
+        }
+        done += 2;
+    }
+    if let (Some(f), Some(&w)) = (fast.get_mut(done), words.get(done)) {
+        if owned_num(f, i32::from(w), k) {
+            done += 1;
+        }
+    }
+    done
+}
+
 /// [`run_owned`] from owned slot `from` on (every slot before it took the repeat or change
 /// path; `from` is 0 for a block that is not dense): the values that need them get the full
 /// checks ([`owned_slow`]), the slots without a value too.
@@ -985,7 +1017,7 @@ fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u32) -> usize {
 fn owned_rest(
     ev: &IcsEvent,
     now: Option<&mut Now>,
-    values: &[Value],
+    values: &AccessValues,
     block: &mut Block,
     chans: &mut [Chan],
     out: &mut Vec<Alert>,
@@ -1030,8 +1062,8 @@ fn owned_rest(
     };
     if dense {
         for (f, v) in fast.iter_mut().zip(values).skip(from) {
-            if !owned_fast(f, v, k32) {
-                owned_slow(&mut s, Some(v), f);
+            if !owned_fast(f, &v, k32) {
+                owned_slow(&mut s, Some(&v), f);
             }
         }
         // Slots without a value (a short answer).
@@ -1042,8 +1074,8 @@ fn owned_rest(
         for f in fast.iter_mut() {
             let i = s.index(f);
             let v = s.c.pos.get(i).and_then(|&p| values.get(p as usize));
-            if !v.is_some_and(|v| owned_fast(f, v, k32)) {
-                owned_slow(&mut s, v, f);
+            if !v.as_deref().is_some_and(|v| owned_fast(f, v, k32)) {
+                owned_slow(&mut s, v.as_deref(), f);
             }
         }
     }
@@ -1087,6 +1119,12 @@ fn owned_fast(f: &mut Fast, v: &Value, k: u32) -> bool {
         Value::Bool(b) => i32::from(*b),
         _ => return false,
     };
+    owned_num(f, x, k)
+}
+
+/// [`owned_fast`] for a value that is the number `x` (at least 0).
+#[inline(always)]
+fn owned_num(f: &mut Fast, x: i32, k: u32) -> bool {
     if x == f.last {
         return k < f.qend;
     }
@@ -1923,14 +1961,14 @@ fn slot_addr(key: &Shape, i: usize) -> AddrKey {
 /// state table).
 #[cold]
 fn resolve_slots(
-    values: &[Value],
+    values: &AccessValues,
     key: &Shape,
     slots: &mut Slots,
     unresolved: &mut u32,
     t: &mut Tracker<'_>,
 ) {
     for (i, (slot, v)) in slots.hot.iter_mut().zip(values).enumerate() {
-        if slot.obj == UNRESOLVED && numeric(v).is_some() {
+        if slot.obj == UNRESOLVED && numeric(&v).is_some() {
             slot.obj = resolve(
                 t.objs,
                 t.states,
@@ -1950,7 +1988,7 @@ fn resolve_slots(
 fn run_block(
     ev: &IcsEvent,
     now: &mut Now,
-    values: &[Value],
+    values: &AccessValues,
     key: &Shape,
     slots: &mut Slots,
     t: Tracker<'_>,
@@ -1958,16 +1996,57 @@ fn run_block(
 ) {
     // One loop per direction, each with the per-value checks inlined.
     let (states, dropped) = (t.states, t.states_dropped);
-    match (key.dir, t.fast) {
+    match values.compact() {
+        Some(words) => {
+            let xs = words.iter().map(|&w| Some(f64::from(w)));
+            run_block_nums(ev, now, xs, key, slots, states, dropped, t.fast, out);
+        }
+        None => {
+            let list = values.as_list().unwrap_or_default();
+            let xs = list.iter().map(value_num);
+            run_block_nums(ev, now, xs, key, slots, states, dropped, t.fast, out);
+        }
+    }
+}
+
+/// [`run_block`] over the values' numbers `xs` (`None` for a value without one), one loop
+/// per direction.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_block_nums(
+    ev: &IcsEvent,
+    now: &mut Now,
+    xs: impl Iterator<Item = Option<f64>>,
+    key: &Shape,
+    slots: &Slots,
+    states: &mut [ObjState],
+    dropped: &mut u64,
+    fast: bool,
+    out: &mut Vec<Alert>,
+) {
+    match (key.dir, fast) {
         (AccessDir::Read, true) => {
-            run_block_dir::<true, true>(ev, now, values, key, slots, states, dropped, out)
+            run_block_dir::<true, true>(ev, now, xs, key, slots, states, dropped, out)
         }
         (AccessDir::Read, false) => {
-            run_block_dir::<true, false>(ev, now, values, key, slots, states, dropped, out)
+            run_block_dir::<true, false>(ev, now, xs, key, slots, states, dropped, out)
         }
         (AccessDir::Write, _) => {
-            run_block_dir::<false, false>(ev, now, values, key, slots, states, dropped, out)
+            run_block_dir::<false, false>(ev, now, xs, key, slots, states, dropped, out)
         }
+    }
+}
+
+/// The number the checks see of `v`: registers are integers and coils booleans, those
+/// cases first, without the jump table of [`numeric`].
+#[inline(always)]
+fn value_num(v: &Value) -> Option<f64> {
+    if let Value::Int(n) = v {
+        Some(*n as f64)
+    } else if let Value::Bool(b) = v {
+        Some(f64::from(u8::from(*b)))
+    } else {
+        numeric_other(v)
     }
 }
 
@@ -1997,7 +2076,7 @@ fn read_change(h: &Hot, st: &mut ObjState, x: f64, ts: Timestamp) -> bool {
 fn run_block_dir<const READ: bool, const FAST: bool>(
     ev: &IcsEvent,
     now: &mut Now,
-    values: &[Value],
+    xs: impl Iterator<Item = Option<f64>>,
     key: &Shape,
     slots: &Slots,
     states: &mut [ObjState],
@@ -2009,18 +2088,9 @@ fn run_block_dir<const READ: bool, const FAST: bool>(
     let base = slots.hot.as_ptr() as usize;
     let index =
         |h: &Hot| (h as *const Hot as usize).wrapping_sub(base) / std::mem::size_of::<Hot>();
-    for (h, v) in slots.hot.iter().zip(values) {
-        // Registers are integers and coils booleans: those cases first, without the jump
-        // table of `numeric`.
-        let x = if let Value::Int(n) = v {
-            *n as f64
-        } else if let Value::Bool(b) = v {
-            f64::from(u8::from(*b))
-        } else {
-            match numeric_other(v) {
-                Some(x) => x,
-                None => continue,
-            }
+    for (h, x) in slots.hot.iter().zip(xs) {
+        let Some(x) = x else {
+            continue;
         };
         // Every index but UNTRACKED's (UNRESOLVED's cannot occur here) is in `states`.
         let Some(st) = states.get_mut(h.obj as usize) else {
@@ -2396,7 +2466,7 @@ impl Values {
         if !self.fast_paths || a.dir != AccessDir::Read {
             return false;
         }
-        let Some(x) = a.values.first().and_then(numeric) else {
+        let Some(x) = a.values.first().as_deref().and_then(numeric) else {
             return false;
         };
         let Some(chan) = self.chans.get_mut(ci) else {
@@ -2432,7 +2502,7 @@ impl Values {
         out: &mut Vec<Alert>,
         known: Option<u32>,
     ) -> Option<u32> {
-        let x = a.values.first().and_then(numeric)?;
+        let x = a.values.first().as_deref().and_then(numeric)?;
         let Values {
             cfg,
             chans,
@@ -2979,7 +3049,7 @@ mod tests {
         ev.accesses = vec![Access {
             dir,
             object: obj,
-            values: vec![Value::Int(v)],
+            values: vec![Value::Int(v)].into(),
         }];
         ev
     }
@@ -3059,7 +3129,7 @@ mod tests {
                             Value::Float(180.0),
                         ];
                         let k = r.next(odd.len() as u64) as usize;
-                        if let Some(v) = a.values.first_mut() {
+                        if let Some(v) = a.values.list_mut().first_mut() {
                             *v = odd[k].clone();
                         }
                     }
@@ -3289,7 +3359,7 @@ mod tests {
                             start: 40,
                             count: 1,
                         },
-                        values: ints(&[400 + r.next(200) as i64]),
+                        values: ints(&[400 + r.next(200) as i64]).into(),
                     });
                 }
                 1 => ev.client.ip = ip(OTHER),
@@ -3497,7 +3567,7 @@ mod tests {
                         ];
                         let k = r.next(odd.len() as u64) as usize;
                         let at = r.next(6) as usize;
-                        if let Some(v) = a.values.get_mut(at) {
+                        if let Some(v) = a.values.list_mut().get_mut(at) {
                             *v = odd[k].clone();
                         }
                     }
@@ -3778,7 +3848,7 @@ mod tests {
             .map(|(object, v)| Access {
                 dir: AccessDir::Read,
                 object,
-                values: vec![v.clone()],
+                values: vec![v.clone()].into(),
             })
             .collect();
         ev
@@ -4026,6 +4096,60 @@ mod tests {
     }
 
     #[test]
+    fn the_owned_prefix_of_compact_values_is_that_of_their_list() {
+        // Registers and bits kept as words take the same paths, and stop at the same place,
+        // as the same values in a list; every pair of lengths, repeats and changes at every
+        // place, registers past the 32-bit-signed window's small cases (up to 65535).
+        let key = |f: &[Fast]| -> Vec<(i32, u32, u32)> {
+            f.iter().map(|f| (f.last, f.qend, f.base)).collect()
+        };
+        let mut r = Lcg(22);
+        let k = FIRST_OBS as u32 + 10;
+        for round in 0..20_000 {
+            let (nf, nv) = (r.next(9) as usize, r.next(9) as usize);
+            let bits = round % 3 == 0;
+            let top = if bits {
+                2
+            } else if round % 2 == 0 {
+                5
+            } else {
+                65_536
+            };
+            let fast: Vec<Fast> = (0..nf)
+                .map(|_| Fast {
+                    last: r.next(top) as i32,
+                    qend: k - 1 + r.next(3) as u32,
+                    lo: r.next(3) as i32,
+                    span: r.next(top) as u32,
+                    step: r.next(4) as u32,
+                    step2: r.next(9) as u32,
+                    qbc: r.next(3) as u32,
+                    base: FIRST_OBS as u32,
+                })
+                .collect();
+            let words: Vec<u16> = (0..nv).map(|_| r.next(top) as u16).collect();
+            let mut compact = AccessValues::new();
+            if bits {
+                let mut packed = vec![0u8; nv.div_ceil(8)];
+                for (i, w) in words.iter().enumerate() {
+                    packed[i / 8] |= (*w as u8) << (i % 8);
+                }
+                compact.set_bits(&packed, nv);
+            } else {
+                let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+                compact.set_registers(&bytes, nv);
+            }
+            let list = compact.to_vec();
+            assert_eq!(compact.compact(), Some(&words[..]));
+            let (mut a, mut b) = (fast.clone(), fast);
+            let da = owned_prefix_words(&mut a, &words, k);
+            let db = owned_prefix(&mut b, &list, k);
+            assert_eq!(da, db, "{words:?}");
+            assert_eq!(key(&a), key(&b));
+        }
+    }
+
+    #[test]
     fn the_repeat_path_counts_like_the_full_checks() {
         // 180 read 30 times a second apart: the repeats take the repeat path until the run
         // reaches the freeze threshold (20), then the full checks raise the freeze once; and
@@ -4264,7 +4388,7 @@ mod tests {
         let with = |vals: Vec<Value>| {
             let mut ev = read_ir(999_000, MASTER, PLC, 1, 0, &[0, 0]);
             if let Some(a) = ev.accesses.first_mut() {
-                a.values = vals;
+                a.values = vals.into();
             }
             ev
         };

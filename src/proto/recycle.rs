@@ -18,13 +18,16 @@
 //! The strings of object names (and sessions) of recycled events are kept too, at most
 //! [`MAX_NAMES`] of at most [`MAX_NAME_CAPACITY`] bytes: [`name`] copies a text into one.
 
-use crate::event::{Access, AccessDir, IcsEvent, ObjectRef, Value};
+use crate::event::{Access, AccessDir, IcsEvent, ObjectRef, Value, Values};
 use std::cell::RefCell;
 
 /// Most spare vectors kept of each kind.
 pub(crate) const MAX_SPARES: usize = 64;
 /// Largest value list kept (the Modbus register maximum, rounded up).
 pub(crate) const MAX_VALUES_CAPACITY: usize = 128;
+/// Largest room for compact values (registers or bits) of an access kept in a whole spare
+/// list (the Modbus coil maximum, rounded up: two bytes each).
+pub(crate) const MAX_WORDS_CAPACITY: usize = 2048;
 /// Largest access list kept.
 const MAX_ACCESSES_CAPACITY: usize = 8;
 /// Most accesses of a list kept whole (with their value lists).
@@ -103,7 +106,7 @@ pub(crate) fn read_list_stale(dir: AccessDir, object: ObjectRef) -> Vec<Access> 
         None => list.push(Access {
             dir,
             object,
-            values: Vec::new(),
+            values: Values::new(),
         }),
     }
     list
@@ -205,9 +208,10 @@ impl Spares {
         if cap <= MAX_ACCESSES_CAPACITY
             && list.len() <= MAX_WHOLE_ACCESSES
             && self.whole.len() < MAX_SPARES
-            && list
-                .iter()
-                .all(|a| a.values.capacity() <= MAX_VALUES_CAPACITY)
+            && list.iter().all(|a| {
+                a.values.list_capacity() <= MAX_VALUES_CAPACITY
+                    && a.values.words_capacity() <= MAX_WORDS_CAPACITY
+            })
         {
             self.whole.push(std::mem::take(list));
             return;
@@ -229,12 +233,11 @@ impl Spares {
                 self.keep_name(n);
             }
             let v = &mut a.values;
-            if v.capacity() > 0
-                && v.capacity() <= MAX_VALUES_CAPACITY
+            if v.list_capacity() > 0
+                && v.list_capacity() <= MAX_VALUES_CAPACITY
                 && self.values.len() < MAX_SPARES
             {
-                v.clear();
-                self.values.push(std::mem::take(v));
+                self.values.push(v.take_list());
             }
         }
     }
@@ -290,7 +293,10 @@ mod tests {
             );
             for l in &s.whole {
                 assert!(l.len() <= MAX_WHOLE_ACCESSES && l.capacity() <= MAX_ACCESSES_CAPACITY);
-                assert!(l.iter().all(|a| a.values.capacity() <= MAX_VALUES_CAPACITY));
+                assert!(l.iter().all(|a| {
+                    a.values.list_capacity() <= MAX_VALUES_CAPACITY
+                        && a.values.words_capacity() <= MAX_WORDS_CAPACITY
+                }));
             }
             for l in &s.bare {
                 assert!(l.is_empty() && l.capacity() <= MAX_ACCESSES_CAPACITY);
@@ -326,7 +332,7 @@ mod tests {
             object: crate::event::ObjectRef::Other {
                 name: "x".to_string(),
             },
-            values: v,
+            values: v.into(),
         });
         let ev = IcsEvent {
             accesses: a,
@@ -344,7 +350,7 @@ mod tests {
                 object: crate::event::ObjectRef::Other {
                     name: String::new(),
                 },
-                values: Vec::with_capacity(4),
+                values: Vec::with_capacity(4).into(),
             }];
             recycle_all(&mut [IcsEvent {
                 accesses: a,
@@ -385,7 +391,7 @@ mod tests {
                         Access {
                             dir: crate::event::AccessDir::Write,
                             object: object((k + e) as u32),
-                            values,
+                            values: values.into(),
                         }
                     })
                     .collect();
@@ -418,7 +424,7 @@ mod tests {
                         vec![Access {
                             dir: AccessDir::Read,
                             object: object(k),
-                            values: Vec::new(),
+                            values: Values::new(),
                         }]
                     );
                     list[0].values.push(Value::Int(7));
@@ -475,7 +481,7 @@ mod tests {
                     }
                     Op::Read(k) => prop_assert_eq!(
                         read_list(AccessDir::Write, object(k)),
-                        vec![Access { dir: AccessDir::Write, object: object(k), values: Vec::new() }]
+                        vec![Access { dir: AccessDir::Write, object: object(k), values: Values::new() }]
                     ),
                     Op::Name(k) => {
                         let text = format!("client_handle={k}");
@@ -484,7 +490,7 @@ mod tests {
                     Op::Stale(k) => {
                         let l = read_list_stale(AccessDir::Write, object(k));
                         prop_assert!(l.len() == 1 && l[0].dir == AccessDir::Write && l[0].object == object(k));
-                        prop_assert!(l[0].values.capacity() <= MAX_VALUES_CAPACITY);
+                        prop_assert!(l[0].values.list_capacity() <= MAX_VALUES_CAPACITY);
                     }
                 }
                 bounded();
@@ -515,7 +521,7 @@ mod tests {
                 .map(|_| Access {
                     dir: AccessDir::Read,
                     object: ObjectRef::Other { name: long.clone() },
-                    values: Vec::new(),
+                    values: Values::new(),
                 })
                 .collect(),
             ..test_event()

@@ -280,7 +280,7 @@ impl From<Vec<IcsEvent>> for EventBuf {
 
 /// Decodes a Modbus read's data into `values` (whatever it held).
 #[inline(always)]
-fn modbus_values(values: &mut Vec<crate::event::Value>, data: &[u8], bits: Option<u16>) {
+fn modbus_values(values: &mut crate::event::Values, data: &[u8], bits: Option<u16>) {
     super::modbus::read_values(values, data, bits);
 }
 

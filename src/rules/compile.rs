@@ -226,7 +226,7 @@ impl AccessMatch {
                             .and_then(|i| start.checked_add(i))
                             .unwrap_or(u32::MAX);
                         self.address.as_ref().is_none_or(|r| r.contains(at))
-                            && value_num(v).is_some_and(|x| self.values.iter().any(|p| p.holds(x)))
+                            && value_num(&v).is_some_and(|x| self.values.iter().any(|p| p.holds(x)))
                     })
                 }
                 ObjectRef::Node { node_id, attribute } => {
@@ -256,7 +256,7 @@ impl AccessMatch {
                     }
                     self.values.is_empty()
                         || a.values.iter().any(|v| {
-                            value_num(v).is_some_and(|x| self.values.iter().any(|p| p.holds(x)))
+                            value_num(&v).is_some_and(|x| self.values.iter().any(|p| p.holds(x)))
                         })
                 }
                 ObjectRef::Other { .. } => false,

@@ -168,7 +168,7 @@ pub fn what_happened(ev: &IcsEvent) -> String {
         .map(|a| {
             let mut o = object_words(&a.object);
             if !a.values.is_empty() {
-                let vals: Vec<String> = a.values.iter().take(4).map(fmt_value).collect();
+                let vals: Vec<String> = a.values.iter().take(4).map(|v| fmt_value(&v)).collect();
                 let more = if a.values.len() > 4 { ", …" } else { "" };
                 o.push_str(&format!(" = {}{more}", vals.join(", ")));
             }

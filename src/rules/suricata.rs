@@ -1230,7 +1230,7 @@ fn access_matches(
             // A multiple-write response echoes the quantity, not values.
             return false;
         }
-        match a.values.get(idx) {
+        match a.values.get(idx).as_deref() {
             Some(Value::Bool(b)) => value.contains(u32::from(*b)),
             Some(Value::Int(n)) => u32::try_from(*n).is_ok_and(|n| value.contains(n)),
             _ => false,
@@ -1300,7 +1300,7 @@ mod tests {
                 start,
                 count,
             },
-            values,
+            values: crate::detect::testkit::as_parsed(table, values),
         }
     }
 

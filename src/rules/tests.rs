@@ -90,7 +90,7 @@ fn opcua_write(node: &str, attribute: u32, v: Value) -> IcsEvent {
             node_id: node.into(),
             attribute: Some(attribute),
         },
-        values: vec![v],
+        values: vec![v].into(),
     }];
     ev
 }

@@ -117,7 +117,7 @@ fn new_values(ev: &IcsEvent, b: &Baseline, cap: usize) -> u64 {
     let mut n = 0;
     for a in &ev.accesses {
         for (k, v) in access_keys(ev.unit_id, &a.object, &a.values, cap) {
-            let Some(x) = v.and_then(numeric) else {
+            let Some(x) = v.as_deref().and_then(numeric) else {
                 continue;
             };
             let known = chans.iter().any(|c| {

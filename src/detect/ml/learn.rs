@@ -85,7 +85,7 @@ impl MlLearner {
                 &a.values,
                 self.cfg.max_values_per_access,
             ) {
-                let Some(x) = v.and_then(numeric) else {
+                let Some(x) = v.as_deref().and_then(numeric) else {
                     continue;
                 };
                 let obj_key = (k, write);

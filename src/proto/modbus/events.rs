@@ -14,7 +14,7 @@ use super::types::{
 };
 use crate::event::{
     Access, AccessDir, AppProto, AssetFact, Endpoint, Evidence, Function, IcsEvent, ModbusTable,
-    ObjectRef, OpKind, Outcome, Side, Value,
+    ObjectRef, OpKind, Outcome, Side, Value, Values,
 };
 use crate::flow::FlowMeta;
 use crate::proto::recycle;
@@ -266,44 +266,22 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 }
 
 /// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
-pub(crate) fn bits(data: &[u8], n: usize) -> Vec<Value> {
-    let mut out = recycle::values(n.min(MAX_BIT_VALUES).min(data.len() * 8));
+pub(crate) fn bits(data: &[u8], n: usize) -> Values {
+    let mut out = Values::new();
     fill_bits(&mut out, data, n);
     out
 }
 
-/// [`bits`] into `out`, whatever it held: emptied first, its room kept (for coils, an
-/// overwrite in place with a flag test per value cost more than emptying and refilling
-/// eight values per data byte).
+/// [`bits`] into `out`, whatever it held (its room kept).
 #[inline]
-fn fill_bits(out: &mut Vec<Value>, data: &[u8], n: usize) {
-    let n = n.min(MAX_BIT_VALUES).min(data.len() * 8);
-    out.clear();
-    grow(out, n);
-    // Whole bytes, then the bits of the last one: no per-bit length check.
-    let (whole, part) = (n / 8, n % 8);
-    for b in data.iter().take(whole) {
-        out.extend((0..8).map(|k| Value::Bool(b >> k & 1 == 1)));
-    }
-    if let Some(b) = data.get(whole).filter(|_| part > 0) {
-        out.extend((0..part).map(|k| Value::Bool(b >> k & 1 == 1)));
-    }
+fn fill_bits(out: &mut Values, data: &[u8], n: usize) {
+    out.set_bits(data, n.min(MAX_BIT_VALUES));
 }
 
-/// Room for `n` values in `out` (which holds at most `n`): a list too small grows at once
-/// to the register maximum (or `n`), not poll by poll.
-#[inline]
-fn grow(out: &mut Vec<Value>, n: usize) {
-    if out.capacity() < n {
-        out.reserve_exact(MAX_REGISTER_VALUES.max(n).saturating_sub(out.len()));
-    }
-}
-
-/// The values of a read's data into `out`, whatever it held (its old values overwritten, not
-/// emptied first): `bits` coils or inputs ([`fill_bits`]), or registers when `None`
-/// ([`fill_registers`]).
+/// The values of a read's data into `out`, whatever it held (its room kept): `bits` coils
+/// or inputs ([`fill_bits`]), or registers when `None` ([`fill_registers`]).
 #[inline(always)]
-pub(crate) fn read_values(out: &mut Vec<Value>, data: &[u8], bits: Option<u16>) {
+pub(crate) fn read_values(out: &mut Values, data: &[u8], bits: Option<u16>) {
     match bits {
         Some(n) => fill_bits(out, data, usize::from(n)),
         None => fill_registers(out, data),
@@ -311,41 +289,16 @@ pub(crate) fn read_values(out: &mut Vec<Value>, data: &[u8], bits: Option<u16>) 
 }
 
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
-pub(crate) fn registers(data: &[u8]) -> Vec<Value> {
-    let mut out = recycle::values((data.len() / 2).min(MAX_REGISTER_VALUES));
+pub(crate) fn registers(data: &[u8]) -> Values {
+    let mut out = Values::new();
     fill_registers(&mut out, data);
     out
 }
 
-/// [`registers`] into `out`, whatever it held: as [`fill_bits`], values overwritten in
-/// place, the missing ones added from an exact-size iterator, the extra ones dropped.
+/// [`registers`] into `out`, whatever it held (its room kept).
 #[inline(always)]
-fn fill_registers(out: &mut Vec<Value>, data: &[u8]) {
-    let n = (data.len() / 2).min(MAX_REGISTER_VALUES);
-    out.truncate(n);
-    let kept = out.len();
-    let (now, later) = data.split_at_checked(kept * 2).unwrap_or((data, &[]));
-    for (v, c) in out.iter_mut().zip(now.chunks_exact(2)) {
-        match (v, c) {
-            // A register over a register: its number only (no drop of the old value to
-            // check for).
-            (Value::Int(x), &[hi, lo]) => *x = i64::from(u16::from_be_bytes([hi, lo])),
-            (v, c) => *v = register(c),
-        }
-    }
-    if kept < n {
-        grow(out, n);
-        out.extend(later.chunks_exact(2).take(n - kept).map(register));
-    }
-}
-
-/// The value of one big-endian register (two bytes).
-#[inline(always)]
-fn register(c: &[u8]) -> Value {
-    match *c {
-        [hi, lo] => Value::Int(i64::from(u16::from_be_bytes([hi, lo]))),
-        _ => Value::Int(0),
-    }
+fn fill_registers(out: &mut Values, data: &[u8]) {
+    out.set_registers(data, MAX_REGISTER_VALUES);
 }
 
 fn raw(data: &[u8]) -> Value {
@@ -638,7 +591,7 @@ fn request_event_general(
                 accesses.push(Access {
                     dir: AccessDir::Read,
                     object: modbus(table, u32::from(*start), u32::from(*quantity)),
-                    values: Vec::new(),
+                    values: Values::new(),
                 });
             }
             shape = ReqShape::Read {
@@ -656,7 +609,7 @@ fn request_event_general(
             accesses.push(Access {
                 dir: AccessDir::Write,
                 object: modbus(table, u32::from(*address), 1),
-                values: vec![v],
+                values: vec![v].into(),
             });
             shape = ReqShape::WriteSingle {
                 address: *address,
@@ -709,7 +662,7 @@ fn request_event_general(
                         u32::from(file) << 16 | u32::from(record),
                         u32::from(len),
                     ),
-                    values: Vec::new(),
+                    values: Values::new(),
                 });
             }
             shape = ReqShape::ReadFile;
@@ -743,7 +696,7 @@ fn request_event_general(
             accesses.push(Access {
                 dir: AccessDir::Write,
                 object: modbus(ModbusTable::HoldingRegister, u32::from(*address), 1),
-                values: Vec::new(),
+                values: Values::new(),
             });
             details.push(("and_mask", int(*and_mask)));
             details.push(("or_mask", int(*or_mask)));
@@ -772,7 +725,7 @@ fn request_event_general(
                     u32::from(*read_start),
                     u32::from(*read_quantity),
                 ),
-                values: Vec::new(),
+                values: Values::new(),
             });
             accesses.push(Access {
                 dir: AccessDir::Write,
@@ -792,7 +745,7 @@ fn request_event_general(
             accesses.push(Access {
                 dir: AccessDir::Read,
                 object: modbus(ModbusTable::Fifo, u32::from(*pointer), 0),
-                values: Vec::new(),
+                values: Values::new(),
             });
             shape = ReqShape::ReadFifo;
             OpKind::Read
@@ -990,7 +943,7 @@ pub(crate) fn fill_read(ev: &mut IcsEvent, fc: u8, quantity: u16, data: &[u8]) {
 }
 
 #[inline]
-fn set_values(ev: &mut IcsEvent, k: usize, values: Vec<Value>) {
+fn set_values(ev: &mut IcsEvent, k: usize, values: Values) {
     if let Some(a) = ev.accesses.get_mut(k) {
         a.values = values;
     }
@@ -1119,7 +1072,7 @@ pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<
             ev.accesses.push(Access {
                 dir: AccessDir::Write,
                 object: modbus(table, u32::from(*address), 1),
-                values: vec![v],
+                values: vec![v].into(),
             });
         }
         Response::WriteMultiple { start, quantity } => {
@@ -1131,7 +1084,7 @@ pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<
             ev.accesses.push(Access {
                 dir: AccessDir::Write,
                 object: modbus(table, u32::from(*start), u32::from(*quantity)),
-                values: Vec::new(),
+                values: Values::new(),
             });
         }
         Response::ReadData { data, .. } => ev.details.push(("response_data", raw(data))),
@@ -1227,9 +1180,22 @@ mod tests {
                     .collect();
                 assert_eq!(bits(d, n), plain_bits);
             }
-            let mut v = vec![Value::Str("old".into()), Value::Int(3)];
+            let mut v = Values::from(vec![Value::Str("old".into()), Value::Int(3)]);
             fill_registers(&mut v, d);
             assert_eq!(v, registers(d));
+            assert_eq!(v, plain_regs);
+            // Over compact values of the other kind, and of the same kind.
+            for n in [0, 1, 9, 2000] {
+                let mut v = bits(&data, 40);
+                fill_bits(&mut v, d, n);
+                assert_eq!(v, bits(d, n));
+                fill_registers(&mut v, d);
+                assert_eq!(v, plain_regs);
+                fill_registers(&mut v, &data[..len / 2]);
+                assert_eq!(v, registers(&data[..len / 2]));
+                fill_bits(&mut v, d, n);
+                assert_eq!(v.to_vec(), bits(d, n).to_vec());
+            }
             // Longer and shorter lists of registers, coils and other values, in any order.
             let mixed = [
                 Value::Int(-1),
@@ -1240,17 +1206,17 @@ mod tests {
             ];
             for k in [0, 1, 4, 5, 130, 300] {
                 let old: Vec<Value> = mixed.iter().cycle().take(k).cloned().collect();
-                let mut v = old.clone();
+                let mut v = Values::from(old.clone());
                 fill_registers(&mut v, d);
                 assert_eq!(v, registers(d));
                 for n in [0, 1, 7, 8, 9, 2000] {
-                    let mut v = old.clone();
+                    let mut v = Values::from(old.clone());
                     fill_bits(&mut v, d, n);
                     assert_eq!(v, bits(d, n));
                 }
             }
             for n in [0, 1, 7, 8, 9, 2000, 5000] {
-                let mut v = vec![Value::Bool(true); 3];
+                let mut v = Values::from(vec![Value::Bool(true); 3]);
                 fill_bits(&mut v, d, n);
                 assert_eq!(v, bits(d, n));
             }
@@ -1273,7 +1239,7 @@ mod tests {
                 .collect();
             for k in 0..=45usize {
                 for other in [false, true] {
-                    let mut v: Vec<Value> = (0..k)
+                    let mut v: Values = (0..k)
                         .map(|i| match (other, i % 3) {
                             (true, 1) => Value::Str("s".into()),
                             (true, 2) => Value::Bool(true),
@@ -1339,7 +1305,7 @@ mod tests {
                         accesses: vec![Access {
                             dir: AccessDir::Write,
                             object: ObjectRef::Other { name: "x".into() },
-                            values: vec![Value::Str("old".into())],
+                            values: vec![Value::Str("old".into())].into(),
                         }],
                         ..ReqEvent::default()
                     };

@@ -1075,7 +1075,7 @@ mod tests {
                     start: 0x6b,
                     count: 3
                 },
-                values: vec![Value::Int(0x022b), Value::Int(0), Value::Int(0x64)],
+                values: vec![Value::Int(0x022b), Value::Int(0), Value::Int(0x64)].into(),
             }]
         );
         assert!(h.m().violations.is_empty());
@@ -1097,7 +1097,7 @@ mod tests {
                     node_id: format!("ns=2;s=Tag{k}"),
                     attribute: Some(13),
                 },
-                values: vec![Value::Str("x".repeat(k)); 200],
+                values: vec![Value::Str("x".repeat(k)); 200].into(),
             })
             .collect();
         ev.facts = vec![crate::event::AssetFact {
@@ -1371,8 +1371,9 @@ mod tests {
         assert_eq!(h.events.len(), 3);
         let coils = &h.events[0].accesses[0].values;
         assert_eq!(coils.len(), 10);
-        assert_eq!(coils[8], Value::Bool(true));
-        assert_eq!(coils[9], Value::Bool(true));
+        assert!(coils.is_bits());
+        assert_eq!(coils.get(8).as_deref(), Some(&Value::Bool(true)));
+        assert_eq!(coils.get(9).as_deref(), Some(&Value::Bool(true)));
         assert_eq!(h.events[1].op, OpKind::Write);
         assert_eq!(h.events[1].accesses[0].values, vec![Value::Bool(true)]);
         assert_eq!(h.events[2].op, OpKind::Diagnostic);

@@ -1274,7 +1274,7 @@ impl OpcuaParser {
             if !rd.item_values.is_empty() {
                 for (a, vals) in accesses.iter_mut().zip(rd.item_values) {
                     if a.values.is_empty() {
-                        a.values = vals;
+                        a.values = vals.into();
                     } else {
                         details.extend(vals.into_iter().map(|v| ("output_argument", v)));
                     }

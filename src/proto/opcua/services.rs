@@ -4,7 +4,7 @@
 use super::names::Name;
 use super::status;
 use super::types::{push_decimal, text, DResult, ExtBody, NodeId, Reader};
-use crate::event::{Access, AccessDir, AssetFact, ObjectRef, OpKind, Side, Value};
+use crate::event::{Access, AccessDir, AssetFact, ObjectRef, OpKind, Side, Value, Values};
 use crate::proto::recycle;
 
 /// What an encoding id stands for.
@@ -606,7 +606,7 @@ fn data_change_notifications_with(
                         object: ObjectRef::Other {
                             name: names.name(handle),
                         },
-                        values,
+                        values: values.into(),
                     });
                 }
                 continue;
@@ -620,7 +620,7 @@ fn data_change_notifications_with(
                 object: ObjectRef::Other {
                     name: names.name(handle),
                 },
-                values,
+                values: values.into(),
             });
         }
     }
@@ -816,7 +816,7 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                     d.push_access(Access {
                         dir: AccessDir::Read,
                         object: node(id.to_text(), Some(attribute)),
-                        values: Vec::new(),
+                        values: Values::new(),
                     });
                 }
             }
@@ -832,7 +832,7 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                     d.push_access(Access {
                         dir: AccessDir::Write,
                         object: node(id.to_text(), Some(attribute)),
-                        values,
+                        values: values.into(),
                     });
                 }
             }
@@ -848,7 +848,7 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                     d.push_access(Access {
                         dir: AccessDir::Write,
                         object: node(method.to_text(), None),
-                        values: args,
+                        values: args.into(),
                     });
                 }
             }
@@ -870,7 +870,7 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                     d.push_access(Access {
                         dir: AccessDir::Read,
                         object: node(id.to_text(), None),
-                        values: Vec::new(),
+                        values: Values::new(),
                     });
                 }
             }
@@ -918,7 +918,7 @@ pub fn decode_request(service: &str, r: &mut Reader<'_>, d: &mut Decoded) -> DRe
                     d.push_access(Access {
                         dir: AccessDir::Read,
                         object: node(id.to_text(), Some(attribute)),
-                        values: Vec::new(),
+                        values: Values::new(),
                     });
                 }
             }
@@ -1980,7 +1980,7 @@ mod tests {
                             object: ObjectRef::Other {
                                 name: "y".repeat(k * 20 + 1),
                             },
-                            values: Vec::new(),
+                            values: Values::new(),
                         })
                         .collect(),
                     ..crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])

@@ -896,7 +896,7 @@ fn publish_with_data_change_notification() {
         e.accesses
             .iter()
             .find(|a| a.object == ObjectRef::Other { name: name.clone() })
-            .map(|a| (a.dir, a.values.clone()))
+            .map(|a| (a.dir, a.values.to_vec()))
             .unwrap()
     };
     assert_eq!(item(6), (AccessDir::Read, vec![Value::Bool(false)]));
