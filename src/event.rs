@@ -406,10 +406,13 @@ impl Values {
         self.list.clear();
         self.form = Form::Bits;
         self.words.resize(n.min(data.len().saturating_mul(8)), 0);
-        // Eight values per data byte (fewer for the last).
+        // Eight values per data byte (fewer for the last), copied from the byte's row.
         for (ws, &b) in self.words.chunks_mut(8).zip(data) {
-            for (k, w) in ws.iter_mut().enumerate() {
-                *w = u16::from(b >> k & 1);
+            let row = BYTE_BITS
+                .get(usize::from(b))
+                .and_then(|r| r.get(..ws.len()));
+            if let Some(row) = row {
+                ws.copy_from_slice(row);
             }
         }
     }
@@ -434,6 +437,23 @@ impl Values {
         self.words.capacity()
     }
 }
+
+/// The bits of each byte value as words, least significant first (a row of eight per byte:
+/// [`Values::set_bits`] copies rows rather than shifting bit by bit).
+#[allow(clippy::indexing_slicing)] // Evaluated at compile time, within the bounds.
+static BYTE_BITS: [[u16; 8]; 256] = {
+    let mut t = [[0u16; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut k = 0;
+        while k < 8 {
+            t[b][k] = ((b >> k) & 1) as u16;
+            k += 1;
+        }
+        b += 1;
+    }
+    t
+};
 
 /// A register as a value.
 #[inline(always)]
