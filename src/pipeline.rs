@@ -45,6 +45,10 @@ pub struct Pipeline {
     /// `stats.decode.link_types` (a map update per packet cost more than the rest of the
     /// packet's bookkeeping).
     link_run: Option<(LinkType, u64)>,
+    /// Common frames (Ethernet, IPv4, TCP) not yet added to `stats.decode.ipv4` and `.tcp`
+    /// (one count per packet instead of two). Like `link_run`, added when the counters are
+    /// handed out.
+    common: u64,
     /// Test switch: every frame takes the general decode path.
     #[cfg(test)]
     no_fast: bool,
@@ -144,6 +148,7 @@ impl Pipeline {
             index: 0,
             ending: Vec::new(),
             link_run: None,
+            common: 0,
             #[cfg(test)]
             no_fast: false,
             #[cfg(test)]
@@ -151,7 +156,8 @@ impl Pipeline {
         }
     }
 
-    /// Counters so far (flow and link type counters are complete after [`Pipeline::finish`]).
+    /// Counters so far (the packet, link type, IPv4 and TCP counts and the flow counters are
+    /// complete after [`Pipeline::finish`]).
     pub fn stats(&self) -> &RunStats {
         &self.stats
     }
@@ -209,7 +215,7 @@ impl Pipeline {
     /// Decodes one packet and runs it through its flow (no idle sweep, events stay queued).
     #[inline(always)]
     fn handle(&mut self, index: u64, file: &Arc<str>, pkt: &Packet<'_>) {
-        self.stats.packets += 1;
+        // Counted in its link type run (`stats.packets` is the sum of the runs).
         self.last_packet = pkt.number;
         match &mut self.link_run {
             Some((link, n)) if *link == pkt.link => *n += 1,
@@ -244,9 +250,7 @@ impl Pipeline {
             );
             return;
         };
-        let ds = &mut self.stats.decode;
-        ds.ipv4 += 1;
-        ds.tcp += 1;
+        self.common += 1;
         #[cfg(test)]
         let lane = !self.no_lane;
         #[cfg(not(test))]
@@ -294,6 +298,7 @@ impl Pipeline {
     #[inline(never)]
     fn new_link_run(&mut self, link: LinkType) {
         if let Some((prev, n)) = self.link_run.replace((link, 1)) {
+            self.stats.packets += n;
             *self.stats.decode.link_types.entry(prev).or_insert(0) += n;
         }
     }
@@ -542,11 +547,17 @@ impl Pipeline {
         self.flush_events(emit);
     }
 
-    /// Adds the packets of the current link type run to the counters.
+    /// Adds the packets of the current link type run and the common frames not yet counted to
+    /// the counters.
     fn fold_link_run(&mut self) {
         if let Some((link, n)) = self.link_run.take() {
+            self.stats.packets += n;
             *self.stats.decode.link_types.entry(link).or_insert(0) += n;
         }
+        let ds = &mut self.stats.decode;
+        ds.ipv4 += self.common;
+        ds.tcp += self.common;
+        self.common = 0;
     }
 
     fn finish_flows(&mut self, file: &Arc<str>) {

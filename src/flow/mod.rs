@@ -307,24 +307,43 @@ fn cache_place(k: &MapKey) -> usize {
 /// Places in the table's lane of steady TCP flows (a power of two).
 const LANE_PLACES: usize = 4096;
 
-/// One direction of an untagged IPv4 TCP flow in the lane: its 4-tuple as the packets of that
-/// direction carry it, and where the flow is.
+/// An untagged IPv4 TCP flow in the lane: its 4-tuple as the packets of one direction carry
+/// it, and where the flow is. The other direction's packets carry the same words with sender
+/// and receiver swapped ([`lane_swap`]) and find the same entry, at the same place: a flow's
+/// two directions share one entry (one cache line, where two entries missed apart).
 #[derive(Clone, Copy, Debug)]
 struct LaneEntry {
     /// Sender and receiver address, as [`lane_words`] makes them (the wire bytes).
     addrs: u64,
     /// Sender and receiver port, likewise.
     ports: u32,
-    /// Slot << 1 | direction index; `NIL` when empty.
+    /// Slot << 1 | index of the direction of these words; `NIL` when empty.
     tag: u32,
 }
 
-/// The place of a directional IPv4 4-tuple in the lane.
+impl LaneEntry {
+    /// No flow: words no packet of a held flow carries (0.0.0.0:0 both ways; one that does
+    /// only finds the `NIL` tag and takes the general path).
+    const EMPTY: LaneEntry = LaneEntry {
+        addrs: 0,
+        ports: 0,
+        tag: NIL,
+    };
+}
+
+/// The place of an IPv4 4-tuple in the lane, the same for both directions: a hash of the
+/// addresses' and the ports' exclusive or, which swapping sender and receiver keeps.
 #[inline]
 fn lane_place(addrs: u64, ports: u32) -> usize {
-    let x = addrs ^ (u64::from(ports) << 16);
+    let x = (addrs ^ addrs.rotate_left(32)) ^ u64::from(ports ^ ports.rotate_left(16));
     // The top 12 bits of the product: a place below LANE_PLACES.
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize
+}
+
+/// The lane's words of the other direction: sender and receiver swapped.
+#[inline]
+fn lane_swap(addrs: u64, ports: u32) -> (u64, u32) {
+    (addrs.rotate_left(32), ports.rotate_left(16))
 }
 
 /// The lane's words of a packet from `src` to `dst`, as [`CommonFrame::wire_words`] reads them
@@ -687,9 +706,9 @@ pub struct FlowTable<S> {
     /// ([`cache_place`]): a hit spares the map lookup (a miss, or a collision, only costs it).
     /// A slot of `NIL` is empty; an entry is cleared when its flow leaves.
     cache: Vec<(MapKey, u32)>,
-    /// The lane ([`FlowTable::process_lane`]): directional 4-tuples of untagged IPv4 TCP flows
-    /// and their slots, at a place chosen by [`lane_place`]. An entry is cleared when its flow
-    /// leaves; a miss costs a map lookup.
+    /// The lane ([`FlowTable::process_lane`]): 4-tuples of untagged IPv4 TCP flows (one entry
+    /// for both directions) and their slots, at a place chosen by [`lane_place`]. An entry is
+    /// cleared when its flow leaves; a miss costs a map lookup.
     lane: Box<[LaneEntry; LANE_PLACES]>,
     /// The short and long idle timeouts as [`Timestamp::plus_secs`] adds them, for the lane.
     lane_timeouts: [i64; 2],
@@ -702,7 +721,8 @@ impl<S> FlowTable<S> {
     }
 
     fn with_hasher(cfg: FlowConfig, hasher: KeyHashBuilder) -> Self {
-        let max = cfg.max_flows.clamp(1, (NIL - 1) as usize);
+        // Below `NIL >> 1`: no slot is the one an empty lane entry's tag names.
+        let max = cfg.max_flows.clamp(1, (NIL >> 1) as usize);
         let lane_timeouts = [cfg.short_idle_timeout_secs, cfg.tcp_idle_timeout_secs]
             .map(|t| i64::try_from(t).unwrap_or(i64::MAX));
         FlowTable {
@@ -738,13 +758,7 @@ impl<S> FlowTable<S> {
                 );
                 CACHE_PLACES
             ],
-            lane: Box::new(
-                [LaneEntry {
-                    addrs: 0,
-                    ports: 0,
-                    tag: NIL,
-                }; LANE_PLACES],
-            ),
+            lane: Box::new([LaneEntry::EMPTY; LANE_PLACES]),
         }
     }
 
@@ -906,8 +920,13 @@ impl<S> FlowTable<S> {
         }
         let (addrs, ports) = f.wire_words();
         let place = lane_place(addrs, ports);
+        let (back_addrs, back_ports) = lane_swap(addrs, ports);
+        // An empty entry's tag is `NIL` (flipped or not, slot `NIL >> 1`, which no table
+        // holds): a packet with its words (all zero) goes on to `lane_hit`, which declines it.
         let tag = match self.lane.get(place) {
-            Some(e) if e.addrs == addrs && e.ports == ports && e.tag != NIL => e.tag,
+            Some(e) if e.addrs == addrs && e.ports == ports => e.tag,
+            // Filled by the other direction: the other direction index.
+            Some(e) if e.addrs == back_addrs && e.ports == back_ports => e.tag ^ 1,
             _ => match self.lane_fill(place, addrs, ports) {
                 Some(t) => t,
                 None => return Lane::Declined,
@@ -1081,7 +1100,7 @@ impl<S> FlowTable<S> {
         Some(tag)
     }
 
-    /// Clears the lane entries of the flow in slot `idx`, whose key is `key`.
+    /// Clears the lane entry of the flow in slot `idx`, whose key is `key`.
     fn lane_clear(&mut self, idx: u32, key: &FlowKey) {
         let (IpAddr::V4(a), IpAddr::V4(b)) = (key.lo.0, key.hi.0) else {
             return;
@@ -1089,14 +1108,11 @@ impl<S> FlowTable<S> {
         if key.proto != 6 || key.vlan != 0 {
             return;
         }
-        let lo = (a, key.lo.1);
-        let hi = (b, key.hi.1);
-        for (src, dst) in [(lo, hi), (hi, lo)] {
-            let (addrs, ports) = lane_words(src, dst);
-            if let Some(e) = self.lane.get_mut(lane_place(addrs, ports)) {
-                if e.tag != NIL && e.tag >> 1 == idx {
-                    e.tag = NIL;
-                }
+        // Either direction's words give the flow's place.
+        let (addrs, ports) = lane_words((a, key.lo.1), (b, key.hi.1));
+        if let Some(e) = self.lane.get_mut(lane_place(addrs, ports)) {
+            if e.tag != NIL && e.tag >> 1 == idx {
+                *e = LaneEntry::EMPTY;
             }
         }
     }
@@ -2618,21 +2634,32 @@ mod tests {
 
     /// Runs `steps` through a table that tries the lane first and one that only uses
     /// `process`; returns both recordings and how many packets took the lane.
-    fn lane_run(
-        steps: &[LaneStep],
-        cfg: FlowConfig,
-        isn: [u32; 2],
-    ) -> (
-        (LaneRec, FlowStats, usize),
-        (LaneRec, FlowStats, usize),
-        usize,
-    ) {
+    fn lane_run(steps: &[LaneStep], cfg: FlowConfig, isn: [u32; 2]) -> LaneRun {
         let clients = [
             (0x0a00_0001u32, 40_000u16),
             (0x0a00_0002, 40_001),
             (0x0a00_0002, 40_002),
         ];
         let servers = [(0x0a00_0064u32, 502u16), (0x0a00_0064, 4840)];
+        lane_run_between(steps, cfg, isn, clients, servers)
+    }
+
+    /// Both recordings and the lane packets of [`lane_run`].
+    type LaneRun = (
+        (LaneRec, FlowStats, usize),
+        (LaneRec, FlowStats, usize),
+        usize,
+    );
+
+    /// [`lane_run`] with these clients and servers: pair `p` is client `p % 3` and server
+    /// `p / 3 % 2`.
+    fn lane_run_between(
+        steps: &[LaneStep],
+        cfg: FlowConfig,
+        isn: [u32; 2],
+        clients: [(u32, u16); 3],
+        servers: [(u32, u16); 2],
+    ) -> LaneRun {
         let seeds = || KeyHashBuilder::with_seeds(3, 4);
         let mut lane: FlowTable<u32> = FlowTable::with_hasher(cfg.clone(), seeds());
         let mut plain: FlowTable<u32> = FlowTable::with_hasher(cfg, seeds());
@@ -2807,6 +2834,11 @@ mod tests {
             assert_eq!(lane_words(src, dst), cf.wire_words());
             assert_eq!(lane_ends(cf.wire_words().0, cf.wire_words().1), (src, dst));
             assert_ne!(lane_words(dst, src), cf.wire_words());
+            // The other direction: its words swapped, at the same place.
+            let (aw, pw) = lane_words(src, dst);
+            assert_eq!(lane_swap(aw, pw), lane_words(dst, src));
+            let (bw, bp) = lane_words(dst, src);
+            assert_eq!(lane_place(aw, pw), lane_place(bw, bp));
         }
     }
 
@@ -2830,6 +2862,54 @@ mod tests {
             let (l, p, hits) = lane_run(&steps, FlowConfig::default(), isn);
             assert_eq!(l, p);
             assert!(hits > 550, "{hits} lane packets");
+        }
+    }
+
+    /// Flows whose two directions share one lane entry: two flows at the same place take it
+    /// from each other, and the all-zero 4-tuple (an empty entry's words) is declined; all
+    /// as `process` gives.
+    #[test]
+    fn lane_shares_places_as_process() {
+        // 10.0.0.1 ^ 10.0.0.100 == 10.0.0.2 ^ 10.0.0.103, same ports: the same place.
+        let clients = [(0x0a00_0001u32, 40_000u16), (0x0a00_0002, 40_000), (0, 0)];
+        let place = |c: (u32, u16), s: (u32, u16)| {
+            let (a, p) = lane_words(
+                (Ipv4Addr::from_bits(c.0), c.1),
+                (Ipv4Addr::from_bits(s.0), s.1),
+            );
+            lane_place(a, p)
+        };
+        let servers = [(0x0a00_0064u32, 502u16), (0x0a00_0067, 502)];
+        assert_eq!(place(clients[0], servers[0]), place(clients[1], servers[1]));
+        let mut steps: Vec<LaneStep> = Vec::new();
+        for i in 0..900 {
+            // Pairs 0 and 4 (the same place) in turns, the others now and then.
+            let pair = match i % 6 {
+                0 | 1 => 0,
+                2 | 3 => 4,
+                4 => [1, 2, 3, 5][i / 6 % 4],
+                _ => [1, 2, 3, 5][(i / 6 + 2) % 4],
+            };
+            steps.push((
+                pair,
+                i % 2 == 0,
+                Kind::Data,
+                1 + i % 7,
+                0,
+                i64::from(i % 90 == 0),
+                false,
+            ));
+        }
+        for servers in [servers, [(0, 0), (0x0a00_0067, 502)]] {
+            let (l, p, hits) = lane_run_between(
+                &steps,
+                FlowConfig::default(),
+                [1000, 2000],
+                clients,
+                servers,
+            );
+            assert_eq!(l, p);
+            assert!(hits > 300, "{hits} lane packets");
         }
     }
 
