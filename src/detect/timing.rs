@@ -92,8 +92,9 @@ const KEPT_ACCESSES: usize = 4;
 
 /// The state of one poll. Every request of the poll reads and writes its first cache line
 /// (its time, due time and the exit of its last check), most of them the window of the
-/// second, the kept request and the endpoints after them (written only): laid out in that
-/// order, from a line's start, the rest after.
+/// second (with the client and the stopped flag), and writes the server and the kept request
+/// (written only) in the next three lines: laid out in that order, from a line's start, so
+/// that a request touches five lines, the rest (read by ticks and alerts) after.
 #[derive(Debug)]
 #[repr(C, align(64))]
 struct SigState {
@@ -112,13 +113,13 @@ struct SigState {
     /// (see [`Timing::poll_repeat`]).
     same: Option<(u64, u64)>,
     recent: Intervals,
+    client: Endpoint,
     stopped: bool,
     period_reported: bool,
     unit: Option<u8>,
+    server: Endpoint,
     /// The last request, as much of it as its evidence needs (see [`Kept`]).
     kept: Kept,
-    client: Endpoint,
-    server: Endpoint,
     /// Index of the baseline channel (in the baseline `base` was taken from).
     ch: Option<u32>,
     /// Index of the first poll pattern with this signature in that channel.
@@ -630,6 +631,8 @@ pub struct Timing {
     due: DueQueue,
     /// States due at a tick (reused): their index, then `(rank << 32) | index` for sorting.
     due_now: Vec<u64>,
+    /// Room to sort a poll's intervals in (see [`Intervals::median`]).
+    scratch: Vec<u64>,
     /// Tests: every running state is due at every tick (the walk `due` saves).
     #[cfg(test)]
     walk_all: bool,
@@ -677,15 +680,13 @@ fn median_us(sorted: &[u64]) -> u64 {
 
 /// The last intervals of a poll (at most a window of them), in arrival order (a ring). Where
 /// their median lies against an interval of integers is told by counting (see
-/// [`Intervals::median_in`]); the median itself is worked out (sorted in `scratch`) only
-/// when its value is needed.
+/// [`Intervals::median_in`]); the median itself is worked out (sorted in a scratch vector)
+/// only when its value is needed.
 #[derive(Debug, Default)]
 struct Intervals {
     /// The intervals, oldest at `head` once the window is full.
     ring: Vec<u64>,
     head: usize,
-    /// Room to sort the ring in (see [`Intervals::median`]).
-    scratch: Vec<u64>,
 }
 
 impl Intervals {
@@ -737,13 +738,14 @@ impl Intervals {
         n > 0 && below <= m && above < n - m
     }
 
-    /// The median (the upper one of an even count), in µs.
+    /// The median (the upper one of an even count), in µs, sorted in `scratch` (one for
+    /// every poll, kept by [`Timing`]: a poll's state stays small).
     #[inline(never)]
-    fn median(&mut self) -> u64 {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&self.ring);
-        self.scratch.sort_unstable();
-        median_us(&self.scratch)
+    fn median(&self, scratch: &mut Vec<u64>) -> u64 {
+        scratch.clear();
+        scratch.extend_from_slice(&self.ring);
+        scratch.sort_unstable();
+        median_us(scratch)
     }
 
     /// The intervals in ascending order.
@@ -1259,6 +1261,7 @@ impl Timing {
             gen: 1,
             due: DueQueue::default(),
             due_now: Vec::new(),
+            scratch: Vec::new(),
             #[cfg(test)]
             walk_all: false,
             #[cfg(test)]
@@ -2293,7 +2296,7 @@ impl Timing {
             .and_then(|info| info.poll)
             .and_then(|p| ch.polls.get(p));
         if let Some(p) = p {
-            Timing::period_check(&self.cfg, st, ev, p, ch, out);
+            Timing::period_check(&self.cfg, st, ev, p, ch, &mut self.scratch, out);
         }
     }
 
@@ -2306,9 +2309,10 @@ impl Timing {
         ev: &IcsEvent,
         p: &crate::baseline::PollPattern,
         ch: &Channel,
+        scratch: &mut Vec<u64>,
         out: &mut Vec<Alert>,
     ) {
-        let med = st.recent.median();
+        let med = st.recent.median(scratch);
         let med_ms = med as f64 / 1e3;
         let tol = (cfg.period_tolerance_frac * p.period_ms)
             .max(cfg.jitter_factor * p.jitter_ms)
@@ -3592,7 +3596,7 @@ mod tests {
                     assert_eq!(fast.oldest(), slow.front().copied());
                 }
                 let med = median(&sorted) as u64;
-                assert_eq!(fast.median(), med);
+                assert_eq!(fast.median(&mut Vec::new()), med);
                 let (a, b) = ((x >> 20) % 1000, (x >> 30) % 1000);
                 for (lo, hi) in [
                     (a, b),
@@ -3617,6 +3621,21 @@ mod tests {
     }
 
     #[test]
+    fn what_a_poll_request_touches_is_in_five_lines_of_its_state() {
+        // The fields every request of a poll reads or writes (up to the kept request) end
+        // within the first five cache lines of its state, in the lines its comment gives.
+        use std::mem::{offset_of, size_of};
+        let end = |at: usize, size: usize| at + size;
+        assert_eq!(std::mem::align_of::<SigState>(), 64);
+        assert!(end(offset_of!(SigState, same), size_of::<Option<(u64, u64)>>()) <= 64);
+        assert!(offset_of!(SigState, recent) >= 64);
+        assert!(end(offset_of!(SigState, unit), size_of::<Option<u8>>()) <= 128);
+        assert!(end(offset_of!(SigState, client), size_of::<Endpoint>()) <= 128);
+        assert!(offset_of!(SigState, server) < offset_of!(SigState, kept));
+        assert!(end(offset_of!(SigState, kept), size_of::<Kept>()) <= 5 * 64);
+    }
+
+    #[test]
     fn sorted_window_median() {
         let mut d = Timing::new(TimingConfig::default());
         let b = learnt();
@@ -3637,7 +3656,7 @@ mod tests {
             let mut r: Vec<u64> = st.recent.ring.clone();
             r.sort_unstable();
             assert_eq!(r, st.recent.sorted_now());
-            assert_eq!(st.recent.median(), median(&r) as u64);
+            assert_eq!(st.recent.median(&mut Vec::new()), median(&r) as u64);
         }
     }
 
