@@ -1721,7 +1721,7 @@ impl Timing {
             if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
                 chan.hot.count_in_bucket(ev.ts.secs);
                 if hint.checks || chan.hot.burst() {
-                    self.hinted_checks(ev, ctx, baseline, *hint, out);
+                    self.hinted_checks(ev, ctx, baseline, hint, out);
                 }
             }
             return;
@@ -1743,7 +1743,7 @@ impl Timing {
         ev: &IcsEvent,
         ctx: &EventCtx,
         baseline: Option<&Baseline>,
-        hint: Hint,
+        hint: &Hint,
         out: &mut Vec<Alert>,
     ) {
         let Some(b) = baseline else {
@@ -1777,7 +1777,7 @@ impl Timing {
     /// [`Timing::request`] for a request whose hint names its poll state (and cycle
     /// position): no info, state or pattern looked up.
     #[inline(always)]
-    fn request_hinted(&mut self, ev: &IcsEvent, ch: &Channel, hint: Hint, out: &mut Vec<Alert>) {
+    fn request_hinted(&mut self, ev: &IcsEvent, ch: &Channel, hint: &Hint, out: &mut Vec<Alert>) {
         if hint.pos != NO_INDEX && (hint.info as usize) < self.infos.len() {
             if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
                 // The info's signature is read only when the order is out (or reported).
