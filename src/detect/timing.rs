@@ -355,20 +355,23 @@ impl ChanHot {
     }
 }
 
+/// The order check's state of a channel: what every request with a cycle position reads and
+/// writes first, in one cache line (see [`Chan`]), the queue of long windows after.
 #[derive(Debug, Default)]
+#[repr(C)]
 struct ChanState {
     /// Position in the cycle of the last cycle request.
     last_cycle_pos: Option<usize>,
-    /// The last transitions (at most a window of them), when the window is longer than 64.
-    order: VecDeque<bool>,
-    /// The same for windows of at most 64: bit `i` is set when the `i`-th last transition
-    /// was out of order ...
+    /// The last transitions for windows of at most 64: bit `i` is set when the `i`-th last
+    /// transition was out of order ...
     order_bits: u64,
     /// ... of this many.
     order_len: usize,
-    /// Out-of-order transitions in `order`.
+    /// Out-of-order transitions in the window (`order_bits` or `order`).
     bad: usize,
     order_reported: bool,
+    /// The last transitions (at most a window of them), when the window is longer than 64.
+    order: VecDeque<bool>,
 }
 
 impl ChanState {
@@ -405,8 +408,10 @@ impl ChanState {
 /// lookup, as before they were remembered).
 const MAX_CHAN_SIGS: usize = 32;
 
-/// One channel: its baseline channel (none: the detector ignores it) and its state.
+/// One channel: its baseline channel (none: the detector ignores it) and its state, the
+/// order state in the line after the hot one.
 #[derive(Debug)]
+#[repr(C)]
 struct Chan {
     hot: ChanHot,
     st: ChanState,
@@ -1389,13 +1394,15 @@ impl Timing {
         );
     }
 
+    /// The order check of a request at position `pos` of the cycle of `ch`, whose length is
+    /// `cycle_len` (given apart: a request in order reads nothing of `ch`).
     #[inline(always)]
     fn order<'a>(
         cfg: &TimingConfig,
         st: &mut ChanState,
         ev: &IcsEvent,
         (sig, pos): (impl Fn() -> &'a str, usize),
-        cycle: &[String],
+        cycle_len: usize,
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
@@ -1406,17 +1413,17 @@ impl Timing {
         };
         // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
         let next = match ppos + 1 {
-            n if n < cycle.len() => n,
-            n => n % cycle.len().max(1),
+            n if n < cycle_len => n,
+            n => n % cycle_len.max(1),
         };
-        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig();
+        let ok = next == pos || ch.cycle.get(next).map(String::as_str).unwrap_or("") == sig();
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
         if bad >= min_bad && !st.order_reported {
-            Timing::order_alert(st, ev, (sig(), ppos), cycle, ch, len, out);
+            Timing::order_alert(st, ev, (sig(), ppos), &ch.cycle, ch, len, out);
         }
     }
 
@@ -1676,8 +1683,11 @@ pub(crate) struct Hint {
     /// the general [`Timing::request`] then) ...
     state: u32,
     /// ... and its position in the channel's cycle ([`NO_INDEX`]: none): a state and a
-    /// position, once an info has them, never change.
+    /// position, once an info has them, never change ...
     pos: u32,
+    /// ... and the length of that cycle (in the baseline of `gen`), so that a request in
+    /// order reads nothing of the baseline channel.
+    cycle_len: u32,
 }
 
 /// No state or cycle position (see [`Hint`]).
@@ -1692,6 +1702,7 @@ pub(crate) const NO_HINT: Hint = Hint {
     checks: false,
     state: NO_INDEX,
     pos: NO_INDEX,
+    cycle_len: 0,
 };
 
 impl Timing {
@@ -1784,7 +1795,8 @@ impl Timing {
                 let infos = &self.infos;
                 let sig = || infos.get(hint.info as usize).map_or("", |i| i.sig.as_str());
                 let at = (sig, hint.pos as usize);
-                Timing::order(&self.cfg, &mut chan.st, ev, at, &ch.cycle, ch, out);
+                let len = hint.cycle_len as usize;
+                Timing::order(&self.cfg, &mut chan.st, ev, at, len, ch, out);
             }
         }
         self.poll_step(ev, hint.state, hint.info, ch, out);
@@ -1831,22 +1843,28 @@ impl Timing {
             MEMO_SKIP => skip,
             i => {
                 // `known_memo` does nothing for a channel outside the baseline.
-                let in_baseline = self
+                let ch = self
                     .chans
                     .get(m.chan as usize)
                     .and_then(|c| c.hot.ch)
-                    .is_some_and(|c| (c as usize) < b.channels.len());
-                if !in_baseline {
+                    .and_then(|c| b.channels.get(c as usize));
+                let Some(ch) = ch else {
                     return skip;
-                }
+                };
                 let index = |x: Option<usize>| x.and_then(|x| u32::try_from(x).ok());
                 let info = self.infos.get(i as usize);
+                // A cycle too long to tell in the hint: the general path (no state).
+                let cycle_len = u32::try_from(ch.cycle.len()).ok();
                 Hint {
                     info: i,
                     chan: m.chan,
                     checks: m.checks,
-                    state: info.and_then(|f| index(f.state)).unwrap_or(NO_INDEX),
+                    state: info
+                        .and_then(|f| index(f.state))
+                        .filter(|_| cycle_len.is_some())
+                        .unwrap_or(NO_INDEX),
                     pos: info.and_then(|f| index(f.cycle_pos)).unwrap_or(NO_INDEX),
+                    cycle_len: cycle_len.unwrap_or(0),
                     ..skip
                 }
             }
@@ -1963,9 +1981,9 @@ impl Timing {
                     // Table full: check the order, but keep no poll state.
                     self.states_dropped += 1;
                     if let Some(pos) = cycle_pos {
-                        let cycle = &ch.cycle;
                         let at = (|| sig.as_str(), pos);
-                        Timing::order(&self.cfg, &mut chan.st, ev, at, cycle, ch, out);
+                        let len = ch.cycle.len();
+                        Timing::order(&self.cfg, &mut chan.st, ev, at, len, ch, out);
                     }
                     return;
                 };
@@ -2157,13 +2175,12 @@ impl Timing {
         };
         if let Some(pos) = info.cycle_pos {
             if let Some(chan) = self.chans.get_mut(info.chan as usize) {
-                let cycle = &ch.cycle;
                 Timing::order(
                     &self.cfg,
                     &mut chan.st,
                     ev,
                     (|| info.sig.as_str(), pos),
-                    cycle,
+                    ch.cycle.len(),
                     ch,
                     out,
                 );
@@ -3621,7 +3638,7 @@ mod tests {
     }
 
     #[test]
-    fn what_a_poll_request_touches_is_in_five_lines_of_its_state() {
+    fn what_a_poll_request_touches_is_in_few_lines_of_its_state() {
         // The fields every request of a poll reads or writes (up to the kept request) end
         // within the first five cache lines of its state, in the lines its comment gives.
         use std::mem::{offset_of, size_of};
@@ -3633,6 +3650,10 @@ mod tests {
         assert!(end(offset_of!(SigState, client), size_of::<Endpoint>()) <= 128);
         assert!(offset_of!(SigState, server) < offset_of!(SigState, kept));
         assert!(end(offset_of!(SigState, kept), size_of::<Kept>()) <= 5 * 64);
+        // A channel's order state (but the queue of long windows) is in one line.
+        assert_eq!(std::mem::align_of::<Chan>(), 64);
+        let st = offset_of!(Chan, st);
+        assert!(st % 64 + offset_of!(ChanState, order) <= 64, "{st}");
     }
 
     #[test]
