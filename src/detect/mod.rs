@@ -703,9 +703,10 @@ pub struct Engine {
     req_idle: Vec<u32>,
     /// Changes whenever a detector goes idle on a request (see [`ReqMemo::gen`]).
     idle_gen: u32,
-    /// The slots of values and timing, in that order, when there are both and they can be
-    /// masked; a memo hit that runs exactly these two calls them without a loop.
-    pair: Option<(usize, usize)>,
+    /// The slot of values when timing is in the next one (as [`Engine::new`] puts them) and
+    /// they can be masked; a memo hit that runs exactly these two calls them without a loop
+    /// (both found with one bounds check).
+    pair: Option<usize>,
     /// The detectors of `pair`, one bit each ([`NO_PAIR`] without one).
     pair_mask: u32,
     /// Raw alerts raised by the detectors (before aggregation).
@@ -822,8 +823,8 @@ impl Engine {
         let v = at(|d| matches!(d, Slot::Values(_)));
         let t = at(|d| matches!(d, Slot::Timing(_)));
         (self.pair, self.pair_mask) = match (v, t) {
-            (Some(v), Some(t)) if v < t && self.detectors.len() <= MAX_MASKED_DETECTORS => {
-                (Some((v, t)), (1 << v) | (1 << t))
+            (Some(v), Some(t)) if t == v + 1 && self.detectors.len() <= MAX_MASKED_DETECTORS => {
+                (Some(v), (1 << v) | (1 << t))
             }
             _ => (None, NO_PAIR),
         };
@@ -1221,11 +1222,9 @@ impl Engine {
         }
         if run == self.pair_mask {
             // Values and timing (the common poll), straight.
-            if let Some((v, t)) = self.pair {
-                if let Some(Slot::Values(v)) = detectors.get_mut(v) {
+            if let Some(v) = self.pair {
+                if let Some([Slot::Values(v), Slot::Timing(t)]) = detectors.get_mut(v..v + 2) {
                     v.on_hinted(ev, ctx, baseline, vh, raw);
-                }
-                if let Some(Slot::Timing(t)) = detectors.get_mut(t) {
                     t.on_hinted(ev, ctx, baseline, th, raw);
                 }
             }

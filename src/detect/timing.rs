@@ -92,8 +92,9 @@ const KEPT_ACCESSES: usize = 4;
 
 /// The state of one poll. Every request of the poll reads and writes its first cache line
 /// (its time, due time and the exit of its last check), most of them the window of the
-/// second, the kept request and the endpoints after them (written only): laid out in that
-/// order, from a line's start, the rest after.
+/// second (with the client and the stopped flag), and writes the server and the kept request
+/// (written only) in the next three lines: laid out in that order, from a line's start, so
+/// that a request touches five lines, the rest (read by ticks and alerts) after.
 #[derive(Debug)]
 #[repr(C, align(64))]
 struct SigState {
@@ -112,13 +113,13 @@ struct SigState {
     /// (see [`Timing::poll_repeat`]).
     same: Option<(u64, u64)>,
     recent: Intervals,
+    client: Endpoint,
     stopped: bool,
     period_reported: bool,
     unit: Option<u8>,
+    server: Endpoint,
     /// The last request, as much of it as its evidence needs (see [`Kept`]).
     kept: Kept,
-    client: Endpoint,
-    server: Endpoint,
     /// Index of the baseline channel (in the baseline `base` was taken from).
     ch: Option<u32>,
     /// Index of the first poll pattern with this signature in that channel.
@@ -354,20 +355,23 @@ impl ChanHot {
     }
 }
 
+/// The order check's state of a channel: what every request with a cycle position reads and
+/// writes first, in one cache line (see [`Chan`]), the queue of long windows after.
 #[derive(Debug, Default)]
+#[repr(C)]
 struct ChanState {
     /// Position in the cycle of the last cycle request.
     last_cycle_pos: Option<usize>,
-    /// The last transitions (at most a window of them), when the window is longer than 64.
-    order: VecDeque<bool>,
-    /// The same for windows of at most 64: bit `i` is set when the `i`-th last transition
-    /// was out of order ...
+    /// The last transitions for windows of at most 64: bit `i` is set when the `i`-th last
+    /// transition was out of order ...
     order_bits: u64,
     /// ... of this many.
     order_len: usize,
-    /// Out-of-order transitions in `order`.
+    /// Out-of-order transitions in the window (`order_bits` or `order`).
     bad: usize,
     order_reported: bool,
+    /// The last transitions (at most a window of them), when the window is longer than 64.
+    order: VecDeque<bool>,
 }
 
 impl ChanState {
@@ -404,8 +408,10 @@ impl ChanState {
 /// lookup, as before they were remembered).
 const MAX_CHAN_SIGS: usize = 32;
 
-/// One channel: its baseline channel (none: the detector ignores it) and its state.
+/// One channel: its baseline channel (none: the detector ignores it) and its state, the
+/// order state in the line after the hot one.
 #[derive(Debug)]
+#[repr(C)]
 struct Chan {
     hot: ChanHot,
     st: ChanState,
@@ -630,6 +636,8 @@ pub struct Timing {
     due: DueQueue,
     /// States due at a tick (reused): their index, then `(rank << 32) | index` for sorting.
     due_now: Vec<u64>,
+    /// Room to sort a poll's intervals in (see [`Intervals::median`]).
+    scratch: Vec<u64>,
     /// Tests: every running state is due at every tick (the walk `due` saves).
     #[cfg(test)]
     walk_all: bool,
@@ -677,15 +685,13 @@ fn median_us(sorted: &[u64]) -> u64 {
 
 /// The last intervals of a poll (at most a window of them), in arrival order (a ring). Where
 /// their median lies against an interval of integers is told by counting (see
-/// [`Intervals::median_in`]); the median itself is worked out (sorted in `scratch`) only
-/// when its value is needed.
+/// [`Intervals::median_in`]); the median itself is worked out (sorted in a scratch vector)
+/// only when its value is needed.
 #[derive(Debug, Default)]
 struct Intervals {
     /// The intervals, oldest at `head` once the window is full.
     ring: Vec<u64>,
     head: usize,
-    /// Room to sort the ring in (see [`Intervals::median`]).
-    scratch: Vec<u64>,
 }
 
 impl Intervals {
@@ -737,13 +743,14 @@ impl Intervals {
         n > 0 && below <= m && above < n - m
     }
 
-    /// The median (the upper one of an even count), in µs.
+    /// The median (the upper one of an even count), in µs, sorted in `scratch` (one for
+    /// every poll, kept by [`Timing`]: a poll's state stays small).
     #[inline(never)]
-    fn median(&mut self) -> u64 {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&self.ring);
-        self.scratch.sort_unstable();
-        median_us(&self.scratch)
+    fn median(&self, scratch: &mut Vec<u64>) -> u64 {
+        scratch.clear();
+        scratch.extend_from_slice(&self.ring);
+        scratch.sort_unstable();
+        median_us(scratch)
     }
 
     /// The intervals in ascending order.
@@ -1242,6 +1249,7 @@ impl Timing {
             gen: 1,
             due: DueQueue::default(),
             due_now: Vec::new(),
+            scratch: Vec::new(),
             #[cfg(test)]
             walk_all: false,
             #[cfg(test)]
@@ -1369,13 +1377,15 @@ impl Timing {
         );
     }
 
+    /// The order check of a request at position `pos` of the cycle of `ch`, whose length is
+    /// `cycle_len` (given apart: a request in order reads nothing of `ch`).
     #[inline(always)]
     fn order<'a>(
         cfg: &TimingConfig,
         st: &mut ChanState,
         ev: &IcsEvent,
         (sig, pos): (impl Fn() -> &'a str, usize),
-        cycle: &[String],
+        cycle_len: usize,
         ch: &Channel,
         out: &mut Vec<Alert>,
     ) {
@@ -1386,17 +1396,17 @@ impl Timing {
         };
         // `pos` is where `sig` first is in the cycle: the next position holds it for sure.
         let next = match ppos + 1 {
-            n if n < cycle.len() => n,
-            n => n % cycle.len().max(1),
+            n if n < cycle_len => n,
+            n => n % cycle_len.max(1),
         };
-        let ok = next == pos || cycle.get(next).map(String::as_str).unwrap_or("") == sig();
+        let ok = next == pos || ch.cycle.get(next).map(String::as_str).unwrap_or("") == sig();
         let len = st.push_order(ok, window, window <= 64);
         let bad = st.bad;
         if bad == 0 {
             st.order_reported = false;
         }
         if bad >= min_bad && !st.order_reported {
-            Timing::order_alert(st, ev, (sig(), ppos), cycle, ch, len, out);
+            Timing::order_alert(st, ev, (sig(), ppos), &ch.cycle, ch, len, out);
         }
     }
 
@@ -1656,8 +1666,11 @@ pub(crate) struct Hint {
     /// the general [`Timing::request`] then) ...
     state: u32,
     /// ... and its position in the channel's cycle ([`NO_INDEX`]: none): a state and a
-    /// position, once an info has them, never change.
+    /// position, once an info has them, never change ...
     pos: u32,
+    /// ... and the length of that cycle (in the baseline of `gen`), so that a request in
+    /// order reads nothing of the baseline channel.
+    cycle_len: u32,
 }
 
 /// No state or cycle position (see [`Hint`]).
@@ -1672,6 +1685,7 @@ pub(crate) const NO_HINT: Hint = Hint {
     checks: false,
     state: NO_INDEX,
     pos: NO_INDEX,
+    cycle_len: 0,
 };
 
 impl Timing {
@@ -1701,7 +1715,7 @@ impl Timing {
             if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
                 chan.hot.count_in_bucket(ev.ts.secs);
                 if hint.checks || chan.hot.burst() {
-                    self.hinted_checks(ev, ctx, baseline, *hint, out);
+                    self.hinted_checks(ev, ctx, baseline, hint, out);
                 }
             }
             return;
@@ -1723,7 +1737,7 @@ impl Timing {
         ev: &IcsEvent,
         ctx: &EventCtx,
         baseline: Option<&Baseline>,
-        hint: Hint,
+        hint: &Hint,
         out: &mut Vec<Alert>,
     ) {
         let Some(b) = baseline else {
@@ -1757,14 +1771,15 @@ impl Timing {
     /// [`Timing::request`] for a request whose hint names its poll state (and cycle
     /// position): no info, state or pattern looked up.
     #[inline(always)]
-    fn request_hinted(&mut self, ev: &IcsEvent, ch: &Channel, hint: Hint, out: &mut Vec<Alert>) {
+    fn request_hinted(&mut self, ev: &IcsEvent, ch: &Channel, hint: &Hint, out: &mut Vec<Alert>) {
         if hint.pos != NO_INDEX && (hint.info as usize) < self.infos.len() {
             if let Some(chan) = self.chans.get_mut(hint.chan as usize) {
                 // The info's signature is read only when the order is out (or reported).
                 let infos = &self.infos;
                 let sig = || infos.get(hint.info as usize).map_or("", |i| i.sig.as_str());
                 let at = (sig, hint.pos as usize);
-                Timing::order(&self.cfg, &mut chan.st, ev, at, &ch.cycle, ch, out);
+                let len = hint.cycle_len as usize;
+                Timing::order(&self.cfg, &mut chan.st, ev, at, len, ch, out);
             }
         }
         self.poll_step(ev, hint.state, hint.info, ch, out);
@@ -1811,22 +1826,28 @@ impl Timing {
             MEMO_SKIP => skip,
             i => {
                 // `known_memo` does nothing for a channel outside the baseline.
-                let in_baseline = self
+                let ch = self
                     .chans
                     .get(m.chan as usize)
                     .and_then(|c| c.hot.ch)
-                    .is_some_and(|c| (c as usize) < b.channels.len());
-                if !in_baseline {
+                    .and_then(|c| b.channels.get(c as usize));
+                let Some(ch) = ch else {
                     return skip;
-                }
+                };
                 let index = |x: Option<usize>| x.and_then(|x| u32::try_from(x).ok());
                 let info = self.infos.get(i as usize);
+                // A cycle too long to tell in the hint: the general path (no state).
+                let cycle_len = u32::try_from(ch.cycle.len()).ok();
                 Hint {
                     info: i,
                     chan: m.chan,
                     checks: m.checks,
-                    state: info.and_then(|f| index(f.state)).unwrap_or(NO_INDEX),
+                    state: info
+                        .and_then(|f| index(f.state))
+                        .filter(|_| cycle_len.is_some())
+                        .unwrap_or(NO_INDEX),
                     pos: info.and_then(|f| index(f.cycle_pos)).unwrap_or(NO_INDEX),
+                    cycle_len: cycle_len.unwrap_or(0),
                     ..skip
                 }
             }
@@ -1943,9 +1964,9 @@ impl Timing {
                     // Table full: check the order, but keep no poll state.
                     self.states_dropped += 1;
                     if let Some(pos) = cycle_pos {
-                        let cycle = &ch.cycle;
                         let at = (|| sig.as_str(), pos);
-                        Timing::order(&self.cfg, &mut chan.st, ev, at, cycle, ch, out);
+                        let len = ch.cycle.len();
+                        Timing::order(&self.cfg, &mut chan.st, ev, at, len, ch, out);
                     }
                     return;
                 };
@@ -2137,13 +2158,12 @@ impl Timing {
         };
         if let Some(pos) = info.cycle_pos {
             if let Some(chan) = self.chans.get_mut(info.chan as usize) {
-                let cycle = &ch.cycle;
                 Timing::order(
                     &self.cfg,
                     &mut chan.st,
                     ev,
                     (|| info.sig.as_str(), pos),
-                    cycle,
+                    ch.cycle.len(),
                     ch,
                     out,
                 );
@@ -2276,7 +2296,7 @@ impl Timing {
             .and_then(|info| info.poll)
             .and_then(|p| ch.polls.get(p));
         if let Some(p) = p {
-            Timing::period_check(&self.cfg, st, ev, p, ch, out);
+            Timing::period_check(&self.cfg, st, ev, p, ch, &mut self.scratch, out);
         }
     }
 
@@ -2289,9 +2309,10 @@ impl Timing {
         ev: &IcsEvent,
         p: &crate::baseline::PollPattern,
         ch: &Channel,
+        scratch: &mut Vec<u64>,
         out: &mut Vec<Alert>,
     ) {
-        let med = st.recent.median();
+        let med = st.recent.median(scratch);
         let med_ms = med as f64 / 1e3;
         let tol = (cfg.period_tolerance_frac * p.period_ms)
             .max(cfg.jitter_factor * p.jitter_ms)
@@ -3575,7 +3596,7 @@ mod tests {
                     assert_eq!(fast.oldest(), slow.front().copied());
                 }
                 let med = median(&sorted) as u64;
-                assert_eq!(fast.median(), med);
+                assert_eq!(fast.median(&mut Vec::new()), med);
                 let (a, b) = ((x >> 20) % 1000, (x >> 30) % 1000);
                 for (lo, hi) in [
                     (a, b),
@@ -3600,6 +3621,25 @@ mod tests {
     }
 
     #[test]
+    fn what_a_poll_request_touches_is_in_few_lines_of_its_state() {
+        // The fields every request of a poll reads or writes (up to the kept request) end
+        // within the first five cache lines of its state, in the lines its comment gives.
+        use std::mem::{offset_of, size_of};
+        let end = |at: usize, size: usize| at + size;
+        assert_eq!(std::mem::align_of::<SigState>(), 64);
+        assert!(end(offset_of!(SigState, same), size_of::<Option<(u64, u64)>>()) <= 64);
+        assert!(offset_of!(SigState, recent) >= 64);
+        assert!(end(offset_of!(SigState, unit), size_of::<Option<u8>>()) <= 128);
+        assert!(end(offset_of!(SigState, client), size_of::<Endpoint>()) <= 128);
+        assert!(offset_of!(SigState, server) < offset_of!(SigState, kept));
+        assert!(end(offset_of!(SigState, kept), size_of::<Kept>()) <= 5 * 64);
+        // A channel's order state (but the queue of long windows) is in one line.
+        assert_eq!(std::mem::align_of::<Chan>(), 64);
+        let st = offset_of!(Chan, st);
+        assert!(st % 64 + offset_of!(ChanState, order) <= 64, "{st}");
+    }
+
+    #[test]
     fn sorted_window_median() {
         let mut d = Timing::new(TimingConfig::default());
         let b = learnt();
@@ -3620,7 +3660,7 @@ mod tests {
             let mut r: Vec<u64> = st.recent.ring.clone();
             r.sort_unstable();
             assert_eq!(r, st.recent.sorted_now());
-            assert_eq!(st.recent.median(), median(&r) as u64);
+            assert_eq!(st.recent.median(&mut Vec::new()), median(&r) as u64);
         }
     }
 
