@@ -939,7 +939,7 @@ fn run_owned(
     // Below LAST_OBS: a u32.
     let done = if block.dense {
         match (values.compact(), values.as_list()) {
-            (Some(words), _) => owned_prefix_words(&mut block.fast, words, k as u32),
+            (Some(words), _) => owned_prefix(&mut block.fast, words, k as u32),
             (None, Some(list)) => owned_prefix(&mut block.fast, list, k as u32),
             (None, None) => 0,
         }
@@ -957,11 +957,13 @@ fn run_owned(
 }
 
 /// How many of the first values of a dense owned block took the repeat or change path
-/// ([`owned_fast`]), up to the first that needs the full checks.
+/// ([`owned_fast`]), up to the first that needs the full checks: over a list of [`Value`]s,
+/// or over words kept compact (registers, or bits as 0 and 1: the numbers the paths see for
+/// [`Value::Int`] and [`Value::Bool`]).
 ///
 /// Two values a turn (one loop step, one end test for both), then the odd one.
 #[inline(never)]
-fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u32) -> usize {
+fn owned_prefix<V: OwnedNum>(fast: &mut [Fast], values: &[V], k: u32) -> usize {
     let mut done = 0;
     for (f, v) in fast.chunks_exact_mut(2).zip(values.chunks_exact(2)) {
         let ([f0, f1], [v0, v1]) = (f, v) else {
@@ -984,29 +986,30 @@ fn owned_prefix(fast: &mut [Fast], values: &[Value], k: u32) -> usize {
     done
 }
 
-/// [`owned_prefix`] for values kept compact (registers, or bits as 0 and 1: the numbers
-/// the repeat and change paths see for [`Value::Int`] and [`Value::Bool`]).
-#[inline(never)]
-fn owned_prefix_words(fast: &mut [Fast], words: &[u16], k: u32) -> usize {
-    let mut done = 0;
-    for (f, w) in fast.chunks_exact_mut(2).zip(words.chunks_exact(2)) {
-        let ([f0, f1], [w0, w1]) = (f, w) else {
-            break;
-        };
-        if !owned_num(f0, i32::from(*w0), k) {
-            return done;
-        }
-        if !owned_num(f1, i32::from(*w1), k) {
-            return done + 1;
-        }
-        done += 2;
-    }
-    if let (Some(f), Some(&w)) = (fast.get_mut(done), words.get(done)) {
-        if owned_num(f, i32::from(w), k) {
-            done += 1;
+/// A value as the repeat and change paths of an owned slot take it.
+trait OwnedNum {
+    /// The value as a number from 0 to `i32::MAX`, or `None` when it needs the full checks.
+    fn owned_num(&self) -> Option<i32>;
+}
+
+impl OwnedNum for Value {
+    #[inline(always)]
+    fn owned_num(&self) -> Option<i32> {
+        // Negative integers and those beyond 31 bits take the full checks (Modbus values
+        // are neither; the test is one compare).
+        match self {
+            Value::Int(x) if *x as u64 <= i32::MAX as u64 => Some(*x as i32),
+            Value::Bool(b) => Some(i32::from(*b)),
+            _ => None,
         }
     }
-    done
+}
+
+impl OwnedNum for u16 {
+    #[inline(always)]
+    fn owned_num(&self) -> Option<i32> {
+        Some(i32::from(*self))
+    }
 }
 
 /// [`run_owned`] from owned slot `from` on (every slot before it took the repeat or change
@@ -1062,7 +1065,7 @@ fn owned_rest(
     };
     if dense {
         for (f, v) in fast.iter_mut().zip(values).skip(from) {
-            if !owned_fast(f, &v, k32) {
+            if !owned_fast(f, &*v, k32) {
                 owned_slow(&mut s, Some(&v), f);
             }
         }
@@ -1110,21 +1113,10 @@ impl Slow<'_, '_> {
 /// when `v` is an integer (or boolean) that [`read`] would only count (a repeat while the
 /// run is quiet) or start a quiet run with (a change inside the range that is no jump).
 #[inline(always)]
-fn owned_fast(f: &mut Fast, v: &Value, k: u32) -> bool {
-    // Negative integers and those beyond 31 bits take the full checks (Modbus values are
-    // neither; the test is one compare).
-    let x = match v {
-        Value::Int(x) if *x as u64 <= i32::MAX as u64 => *x as i32,
-        Value::Int(_) => return false,
-        Value::Bool(b) => i32::from(*b),
-        _ => return false,
+fn owned_fast(f: &mut Fast, v: &impl OwnedNum, k: u32) -> bool {
+    let Some(x) = v.owned_num() else {
+        return false;
     };
-    owned_num(f, x, k)
-}
-
-/// [`owned_fast`] for a value that is the number `x` (at least 0).
-#[inline(always)]
-fn owned_num(f: &mut Fast, x: i32, k: u32) -> bool {
     if x == f.last {
         return k < f.qend;
     }
@@ -4142,7 +4134,7 @@ mod tests {
             let list = compact.to_vec();
             assert_eq!(compact.compact(), Some(&words[..]));
             let (mut a, mut b) = (fast.clone(), fast);
-            let da = owned_prefix_words(&mut a, &words, k);
+            let da = owned_prefix(&mut a, &words, k);
             let db = owned_prefix(&mut b, &list, k);
             assert_eq!(da, db, "{words:?}");
             assert_eq!(key(&a), key(&b));
