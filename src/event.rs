@@ -425,6 +425,24 @@ impl Values {
         l
     }
 
+    /// The compact forms' vector, emptied, for reuse elsewhere (the values are left empty).
+    pub fn take_words(&mut self) -> Vec<u16> {
+        let mut w = std::mem::take(&mut self.words);
+        w.clear();
+        self.clear();
+        w
+    }
+
+    /// No values, with the room of `words` (emptied) for compact ones.
+    pub fn with_words(mut words: Vec<u16>) -> Self {
+        words.clear();
+        Values {
+            list: Vec::new(),
+            words,
+            form: Form::List,
+        }
+    }
+
     /// Room of the list form's vector.
     #[inline]
     pub fn list_capacity(&self) -> usize {

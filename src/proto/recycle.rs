@@ -45,6 +45,8 @@ struct Spares {
     bare: Vec<Vec<Access>>,
     /// Empty value lists.
     values: Vec<Vec<Value>>,
+    /// Empty vectors of compact values (Modbus registers and bits).
+    words: Vec<Vec<u16>>,
     /// Empty strings of the object names of accesses taken apart.
     names: Vec<String>,
 }
@@ -55,6 +57,7 @@ thread_local! {
             whole: Vec::new(),
             bare: Vec::new(),
             values: Vec::new(),
+            words: Vec::new(),
             names: Vec::new(),
         })
     };
@@ -124,6 +127,13 @@ pub(crate) fn values(n: usize) -> Vec<Value> {
         }
         None => Vec::with_capacity(n),
     }
+}
+
+/// No values, with the room of a spare vector for compact ones (what the Modbus parser
+/// decodes into) when there is one.
+#[inline]
+pub(crate) fn compact_values() -> Values {
+    Values::with_words(with_spares(|s| s.words.pop()).flatten().unwrap_or_default())
 }
 
 /// A copy of `text` in a spare string (an object name of a recycled access) when there is
@@ -239,6 +249,12 @@ impl Spares {
             {
                 self.values.push(v.take_list());
             }
+            if v.words_capacity() > 0
+                && v.words_capacity() <= MAX_WORDS_CAPACITY
+                && self.words.len() < MAX_SPARES
+            {
+                self.words.push(v.take_words());
+            }
         }
     }
 
@@ -304,6 +320,10 @@ mod tests {
             for v in &s.values {
                 assert!(v.is_empty() && v.capacity() <= MAX_VALUES_CAPACITY);
             }
+            assert!(s.words.len() <= MAX_SPARES);
+            for w in &s.words {
+                assert!(w.is_empty() && w.capacity() <= MAX_WORDS_CAPACITY);
+            }
             assert!(s.names.len() <= MAX_NAMES);
             for n in &s.names {
                 assert!(n.is_empty() && n.capacity() <= MAX_NAME_CAPACITY);
@@ -317,6 +337,7 @@ mod tests {
             s.whole.clear();
             s.bare.clear();
             s.values.clear();
+            s.words.clear();
             s.names.clear();
         });
     }
@@ -378,7 +399,21 @@ mod tests {
         }
     }
 
-    /// Events of `n` accesses each (value lists of `big` size or small, with values).
+    /// The compact values of an event taken apart are handed out again, emptied, by
+    /// `compact_values` (a Modbus write's registers then allocate nothing).
+    #[test]
+    fn compact_values_reuse_the_room_of_recycled_ones() {
+        drain_spares();
+        assert_eq!(compact_values().words_capacity(), 0);
+        // Three accesses: more than a list kept whole, so it is taken apart.
+        recycle_all(&mut events(3, false, 1));
+        let v = compact_values();
+        assert!(v.is_empty() && v.words_capacity() >= 2, "{}", v.words_capacity());
+        bounded();
+    }
+
+    /// Events of `n` accesses each (value lists of `big` size or small, with values; every
+    /// other access with compact values, of more than the room kept when `big`).
     fn events(n: usize, big: bool, count: usize) -> Vec<IcsEvent> {
         (0..count)
             .map(|e| {
@@ -388,10 +423,15 @@ mod tests {
                         let mut values = Vec::with_capacity(len);
                         values.extend((0..len).map(|i| Value::Int(i as i64)));
                         values.push(Value::Str("s".to_string()));
+                        let mut values = Values::from(values);
+                        if (k + e) % 2 == 1 {
+                            let words = if big { MAX_WORDS_CAPACITY + 1 } else { len };
+                            values.set_registers(&vec![7; 2 * words], words);
+                        }
                         Access {
                             dir: crate::event::AccessDir::Write,
                             object: object((k + e) as u32),
-                            values: values.into(),
+                            values,
                         }
                     })
                     .collect();
@@ -453,6 +493,7 @@ mod tests {
         Recycle(usize, bool),
         Accesses,
         Values(usize),
+        Words,
         Read(u32),
         Stale(u32),
         Name(u32),
@@ -466,6 +507,7 @@ mod tests {
             (0usize..5, any::<bool>()).prop_map(|(n, b)| Op::Recycle(n, b)),
             Just(Op::Accesses),
             (0usize..200).prop_map(Op::Values),
+            Just(Op::Words),
             (0u32..6).prop_map(Op::Read),
             (0u32..6).prop_map(Op::Stale),
             (0u32..100_000).prop_map(Op::Name),
@@ -478,6 +520,10 @@ mod tests {
                     Op::Values(n) => {
                         let v = values(n);
                         prop_assert!(v.is_empty() && v.capacity() >= n);
+                    }
+                    Op::Words => {
+                        let v = compact_values();
+                        prop_assert!(v.is_empty() && v.words_capacity() <= MAX_WORDS_CAPACITY);
                     }
                     Op::Read(k) => prop_assert_eq!(
                         read_list(AccessDir::Write, object(k)),

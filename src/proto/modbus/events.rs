@@ -267,7 +267,7 @@ fn modbus(table: ModbusTable, start: u32, count: u32) -> ObjectRef {
 
 /// Coils packed LSB-first, at most `n` and at most [`MAX_BIT_VALUES`].
 pub(crate) fn bits(data: &[u8], n: usize) -> Values {
-    let mut out = Values::new();
+    let mut out = recycle::compact_values();
     fill_bits(&mut out, data, n);
     out
 }
@@ -290,7 +290,7 @@ pub(crate) fn read_values(out: &mut Values, data: &[u8], bits: Option<u16>) {
 
 /// Big-endian registers, at most [`MAX_REGISTER_VALUES`].
 pub(crate) fn registers(data: &[u8]) -> Values {
-    let mut out = Values::new();
+    let mut out = recycle::compact_values();
     fill_registers(&mut out, data);
     out
 }
