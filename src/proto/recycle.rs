@@ -408,7 +408,11 @@ mod tests {
         // Three accesses: more than a list kept whole, so it is taken apart.
         recycle_all(&mut events(3, false, 1));
         let v = compact_values();
-        assert!(v.is_empty() && v.words_capacity() >= 2, "{}", v.words_capacity());
+        assert!(
+            v.is_empty() && v.words_capacity() >= 2,
+            "{}",
+            v.words_capacity()
+        );
         bounded();
     }
 
