@@ -3,7 +3,7 @@
 //! Pipeline: [`capture`] → [`decode`] → [`flow`] (flow table, TCP reassembly) →
 //! [`proto`] (Modbus/TCP, OPC UA) → [`event`] (protocol-neutral ICS events).
 //! [`pipeline`] wires them together; [`stats`] holds the counters.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod alert;
 pub mod baseline;

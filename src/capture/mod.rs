@@ -28,6 +28,7 @@
 //!   [`CaptureStats::skipped_blocks`]. A packet on an interface the section never described is
 //!   counted in [`CaptureStats::unknown_interface`] and skipped.
 
+mod mapped;
 mod pcap;
 mod sniff;
 mod timestamps;
@@ -44,8 +45,19 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
+
+/// Whether [`CaptureFile::open`] maps legacy pcap files (on Linux); see [`set_mapping`].
+static MAPPING: AtomicBool = AtomicBool::new(true);
+
+/// Whether legacy pcap files opened from now on are read through a memory map (the default, on
+/// Linux, for files of 1 MB or more) or with plain reads (the CLI's `--no-mmap`, e.g. for files
+/// on a network share that may go away while they are read). Output is the same either way.
+pub fn set_mapping(on: bool) {
+    MAPPING.store(on, Ordering::Relaxed);
+}
 
 /// Initial size of the read buffer.
 pub const INITIAL_BUFFER_LEN: usize = 64 * 1024;
@@ -369,12 +381,13 @@ pub struct CaptureFile {
 
 impl fmt::Debug for CaptureFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let capacity = match &self.layout {
-            Layout::Pcap(p) => p.capacity(),
-            Layout::PcapNg(ng) => ng.capacity,
+        let (capacity, mapped) = match &self.layout {
+            Layout::Pcap(p) => (p.capacity(), p.is_mapped()),
+            Layout::PcapNg(ng) => (ng.capacity, false),
         };
         f.debug_struct("CaptureFile")
             .field("path", &self.path)
+            .field("mapped", &mapped)
             .field("format", &self.format)
             .field("stats", &self.stats)
             .field("position", &self.position())
@@ -385,13 +398,22 @@ impl fmt::Debug for CaptureFile {
 }
 
 impl CaptureFile {
-    /// Opens a capture, checking that it is pcap or pcapng (by magic number, not name).
+    /// Opens a capture, checking that it is pcap or pcapng (by magic number, not name). A
+    /// legacy pcap file is read through a memory map where it can be (see [`set_mapping`]).
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        Self::open_with(path, pcap::PCAP_BUFFER_LEN)
+        let plan = MAPPING
+            .load(Ordering::Relaxed)
+            .then_some(mapped::DEFAULT_PLAN);
+        Self::open_with(path, pcap::PCAP_BUFFER_LEN, plan)
     }
 
-    /// As [`CaptureFile::open`], with a legacy pcap read buffer of `pcap_buffer` bytes.
-    fn open_with(path: &Path, pcap_buffer: usize) -> Result<Self, CaptureError> {
+    /// As [`CaptureFile::open`], with a legacy pcap read buffer of `pcap_buffer` bytes, and
+    /// the file mapped by `plan` instead when it is `Some` (and the file can be).
+    fn open_with(
+        path: &Path,
+        pcap_buffer: usize,
+        plan: Option<mapped::MapPlan>,
+    ) -> Result<Self, CaptureError> {
         let io_err = |source| CaptureError::Io {
             path: path.to_path_buf(),
             source,
@@ -417,6 +439,7 @@ impl CaptureFile {
                 // `sniff` checked the 24-byte file header; records follow it.
                 let stream = PcapStream::new(
                     file,
+                    plan.map(|plan| (plan, path.to_path_buf())),
                     &prefix,
                     pcap_buffer,
                     big_endian,

@@ -7,13 +7,20 @@
 //! hundreds of records a buffer holds. A record larger than the buffer grows it (up to
 //! [`MAX_BLOCK_LEN`]); a record declaring more is corruption, and a file ending inside a record
 //! is truncation, both reported at the record's first byte as before.
+//!
+//! On Linux a file of 1 MB or more is read through a memory map instead ([`super::mapped`]):
+//! the same offsets, the buffer being the map and a refill making the next window resident, no
+//! bytes copied. The stream leaves the map for the buffer, at the same offset, whenever the map
+//! cannot go on (see there).
 
+use super::mapped::{self, MapPlan, Mapped};
 use super::{timestamps, Framing, MAX_BLOCK_LEN};
 use crate::decode::LinkType;
 use crate::time::Timestamp;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
+use std::path::PathBuf;
 
 /// Size of the read buffer of a legacy pcap file: large enough that refills are rare (a few
 /// hundred records each), small enough to stay in the second-level cache.
@@ -72,6 +79,11 @@ pub(super) struct PcapStream {
     file: File,
     /// File bytes `base..base + end`; `pos..end` is not handed out yet.
     buf: Vec<u8>,
+    /// The file's map, when the bytes come from it instead of `buf` (then `base` is 0 and
+    /// `..end` is resident).
+    map: Option<Mapped>,
+    /// How to map the file at the first refill (`None`: read it, or the map was tried).
+    plan: Option<(MapPlan, PathBuf)>,
     pos: usize,
     end: usize,
     /// File offset of `buf[0]`.
@@ -88,9 +100,13 @@ pub(super) struct PcapStream {
 
 impl PcapStream {
     /// A stream over `file`, whose first bytes (`prefix`, already read, at least the 24-byte
-    /// file header) are put in the buffer first; records start at offset 24.
+    /// file header) are put in the buffer first; records start at offset 24. With `plan`, the
+    /// first refill maps the file (named `path` in the error a shrinking file gives) instead of
+    /// reading it, if it can.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         file: File,
+        plan: Option<(MapPlan, PathBuf)>,
         prefix: &[u8],
         buffer_len: usize,
         big_endian: bool,
@@ -105,6 +121,8 @@ impl PcapStream {
         PcapStream {
             file,
             buf,
+            map: None,
+            plan,
             pos: 24.min(prefix.len()),
             end: prefix.len(),
             base: 0,
@@ -115,6 +133,20 @@ impl PcapStream {
             head_len: u32::try_from(record_header).unwrap_or(u32::MAX),
             link,
         }
+    }
+
+    /// The bytes `pos` and `end` index: the map's, or the buffer's.
+    #[inline(always)]
+    fn slice(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        }
+    }
+
+    /// Whether the records come from a map of the file.
+    pub(super) fn is_mapped(&self) -> bool {
+        self.map.is_some()
     }
 
     /// Link type of every record.
@@ -139,18 +171,15 @@ impl PcapStream {
     /// it was (then [`PcapStream::refill`] tells why, or brings it in).
     #[inline(always)]
     pub(super) fn take(&mut self) -> Option<(Timestamp, u32, &[u8])> {
-        let rest = self.buf.get(self.pos..self.end)?;
-        let (ts, orig_len, total) = self.record(rest)?;
-        let data = rest.get(self.head_len as usize..total)?;
-        self.pos += total;
-        Some((ts, orig_len, data))
+        let (ts, orig_len, range) = self.take_range()?;
+        Some((ts, orig_len, self.bytes(range)))
     }
 
     /// [`PcapStream::take`] giving where the captured bytes are (for [`PcapStream::bytes`]),
     /// for a caller that must not hold a borrow of the stream.
     #[inline(always)]
     pub(super) fn take_range(&mut self) -> Option<(Timestamp, u32, Range<usize>)> {
-        let rest = self.buf.get(self.pos..self.end)?;
+        let rest = self.slice().get(self.pos..self.end)?;
         let (ts, orig_len, total) = self.record(rest)?;
         if rest.len() < total {
             return None;
@@ -180,7 +209,7 @@ impl PcapStream {
     /// range).
     #[inline(always)]
     pub(super) fn bytes(&self, range: Range<usize>) -> &[u8] {
-        self.buf.get(range).unwrap_or_default()
+        self.slice().get(range).unwrap_or_default()
     }
 
     /// Gives the buffer back once reading has stopped (many files may be open at once); the
@@ -190,6 +219,8 @@ impl PcapStream {
         self.pos = 0;
         self.end = 0;
         self.buf = Vec::new();
+        self.map = None;
+        self.plan = None;
         self.eof = true;
     }
 
@@ -198,13 +229,44 @@ impl PcapStream {
     /// cannot. An I/O error is returned as is.
     pub(super) fn refill(&mut self) -> io::Result<Refill> {
         loop {
-            let rest = self.buf.get(self.pos..self.end).unwrap_or(&[]);
+            let rest = self.slice().get(self.pos..self.end).unwrap_or(&[]);
             let have = rest.len();
             let want = match framing(rest, self.big_endian, self.record_header) {
                 Framing::Invalid => return Ok(Refill::Corrupt),
                 Framing::Record(len) if have >= len => return Ok(Refill::Ready),
                 Framing::Record(len) | Framing::NeedHeader(len) => len,
             };
+            if let Some((plan, path)) = self.plan.take() {
+                // First refill: nothing was compacted yet (`base` is 0), so `pos` and `end`
+                // are file offsets and index the map as they indexed the buffer.
+                if self.base == 0 && !self.eof {
+                    self.map = mapped::open(&self.file, &path, plan);
+                    if self.map.is_some() {
+                        self.buf = Vec::new();
+                    }
+                }
+            }
+            if let Some(map) = &mut self.map {
+                let len = map.bytes().len();
+                // The file's length now: shorter than the map when it was cut since (reads
+                // take over, so the bytes past the cut are not read as the zeros the map
+                // would show), longer when bytes were appended (read at the end).
+                let now = self.file.metadata()?.len();
+                if self.end < len && now >= len as u64 {
+                    // `want` bytes from `pos` (at most MAX_BLOCK_LEN past it).
+                    let need = (self.pos + want).saturating_sub(self.end);
+                    match map.extend(self.end, need, self.pos) {
+                        Some(end) => self.end = end,
+                        None => self.leave_map(want, now)?,
+                    }
+                    continue;
+                }
+                if now != len as u64 {
+                    self.leave_map(want, now)?;
+                    continue;
+                }
+                self.eof = true;
+            }
             if self.eof {
                 return Ok(if have == 0 {
                     Refill::End
@@ -234,6 +296,31 @@ impl PcapStream {
                 self.eof = true;
             }
         }
+    }
+}
+
+impl PcapStream {
+    /// Goes on from the map's `pos..end` with reads: those bytes (no further than the file's
+    /// length `now`) copied into a new buffer with room for `want`, the file read from there
+    /// on, the map dropped.
+    #[cold]
+    fn leave_map(&mut self, want: usize, now: u64) -> io::Result<()> {
+        let Some(map) = self.map.take() else {
+            return Ok(());
+        };
+        let now = usize::try_from(now).unwrap_or(usize::MAX);
+        self.end = self.end.min(now.max(self.pos));
+        let rest = map.bytes().get(self.pos..self.end).unwrap_or_default();
+        let mut buf = vec![0u8; PCAP_BUFFER_LEN.max(want).max(rest.len())];
+        if let Some(dst) = buf.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        self.file.seek(SeekFrom::Start(self.end as u64))?;
+        self.base = self.pos as u64;
+        self.end -= self.pos;
+        self.pos = 0;
+        self.buf = buf;
+        Ok(())
     }
 }
 

@@ -402,8 +402,17 @@ fn position_moves_by_one_record_per_packet() {
 /// Reads a whole capture with a legacy pcap buffer of `buffer` bytes: packets, stats, and the
 /// position after each packet and at the end.
 fn read_with_buffer(bytes: &[u8], buffer: usize) -> (Vec<Owned>, CaptureStats, Vec<u64>) {
+    read_with(bytes, buffer, None)
+}
+
+/// [`read_with_buffer`], the file mapped by `plan` when it is `Some`.
+fn read_with(
+    bytes: &[u8],
+    buffer: usize,
+    plan: Option<mapped::MapPlan>,
+) -> (Vec<Owned>, CaptureStats, Vec<u64>) {
     let file = TempFile::new(bytes);
-    let mut cap = CaptureFile::open_with(&file.0, buffer).unwrap();
+    let mut cap = CaptureFile::open_with(&file.0, buffer, plan).unwrap();
     let mut out = Vec::new();
     let mut positions = Vec::new();
     while let Some(p) = cap.next_packet().unwrap() {
@@ -425,8 +434,17 @@ fn read_with_buffer(bytes: &[u8], buffer: usize) -> (Vec<Owned>, CaptureStats, V
 /// [`CaptureFile::buffered`], each run ended by one [`CaptureFile::next_packet`] (which
 /// refills), with the count and position read from the run while it lasts.
 fn read_runs_with_buffer(bytes: &[u8], buffer: usize) -> (Vec<Owned>, CaptureStats, Vec<u64>) {
+    read_runs_with(bytes, buffer, None)
+}
+
+/// [`read_runs_with_buffer`], the file mapped by `plan` when it is `Some`.
+fn read_runs_with(
+    bytes: &[u8],
+    buffer: usize,
+    plan: Option<mapped::MapPlan>,
+) -> (Vec<Owned>, CaptureStats, Vec<u64>) {
     let file = TempFile::new(bytes);
-    let mut cap = CaptureFile::open_with(&file.0, buffer).unwrap();
+    let mut cap = CaptureFile::open_with(&file.0, buffer, plan).unwrap();
     let mut out = Vec::new();
     let mut positions = Vec::new();
     let own = |p: &Packet<'_>| Owned {
@@ -515,6 +533,18 @@ fn legacy_buffer_sizes_agree_with_each_other_and_pcap_parser() {
                 .collect();
             assert_eq!(got, want, "be {be} nanos {nanos} cut {cut}");
             assert_eq!(whole.1.truncated, cut_short, "cut {cut}");
+            for plan in small_plans() {
+                assert_eq!(
+                    read_with(bytes, 16, Some(plan)),
+                    whole,
+                    "be {be} nanos {nanos} cut {cut} {plan:?}"
+                );
+                assert_eq!(
+                    read_runs_with(bytes, 16, Some(plan)),
+                    whole,
+                    "runs: be {be} nanos {nanos} cut {cut} {plan:?}"
+                );
+            }
             for buffer in [1, 16, 17, 40, 100, 250, 4096, pcap::PCAP_BUFFER_LEN] {
                 assert_eq!(
                     read_with_buffer(bytes, buffer),
@@ -976,7 +1006,11 @@ proptest! {
         f.truncate(24 + cut % (f.len() - 23));
         let whole = read_with_buffer(&f, pcap::PCAP_BUFFER_LEN);
         prop_assert_eq!(&read_with_buffer(&f, buffer), &whole);
-        prop_assert_eq!(read_runs_with_buffer(&f, buffer), whole);
+        prop_assert_eq!(&read_runs_with_buffer(&f, buffer), &whole);
+        // The same through a map whose window is `buffer` bytes, edges on 1 or 4096 bytes.
+        let plan = mapped::MapPlan { window: buffer, align: if be { 1 } else { 4096 }, min_len: 0 };
+        prop_assert_eq!(&read_with(&f, 16, Some(plan)), &whole);
+        prop_assert_eq!(read_runs_with(&f, 16, Some(plan)), whole);
     }
 
     #[test]
@@ -997,4 +1031,173 @@ proptest! {
     fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         read_any(&bytes);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory-mapped legacy pcap
+// ---------------------------------------------------------------------------------------------
+
+/// Map plans small enough that a test file takes many windows: windows of one byte, of a
+/// prime number of bytes, and of a page on page edges.
+fn small_plans() -> [mapped::MapPlan; 3] {
+    [(1, 1), (17, 1), (4096, 4096)].map(|(window, align)| mapped::MapPlan {
+        window,
+        align,
+        min_len: 0,
+    })
+}
+
+/// A capture of `n` records of `len` bytes each (record `i` filled with `i`).
+fn records_file(n: u32, len: usize) -> Vec<u8> {
+    let mut f = pcap_header(false, false, 1);
+    for i in 0..n {
+        f.extend(pcap_record(
+            false,
+            100 + i,
+            i,
+            &vec![i as u8; len],
+            len as u32,
+        ));
+    }
+    f
+}
+
+/// Whether `cap` reads its records from a map.
+fn is_mapped(cap: &CaptureFile) -> bool {
+    matches!(&cap.layout, Layout::Pcap(p) if p.is_mapped())
+}
+
+/// The default plan maps a file of 1 MB or more and reads a smaller one; both give the packets
+/// a plain read gives.
+#[test]
+fn default_plan_maps_large_files_only() {
+    for (n, mapped_expected) in [(10, false), (1100, true)] {
+        let bytes = records_file(n, 1000);
+        let file = TempFile::new(&bytes);
+        let mut cap =
+            CaptureFile::open_with(&file.0, pcap::PCAP_BUFFER_LEN, Some(mapped::DEFAULT_PLAN))
+                .unwrap();
+        assert!(cap.next_packet().unwrap().is_some());
+        assert_eq!(
+            is_mapped(&cap),
+            mapped_expected && cfg!(target_os = "linux")
+        );
+        drop(cap);
+        assert_eq!(
+            read_with(&bytes, 4096, Some(mapped::DEFAULT_PLAN)),
+            read_with_buffer(&bytes, 4096),
+            "{n} records"
+        );
+    }
+}
+
+/// Records appended after the map was made are read at its end, as plain reads would read
+/// them.
+#[test]
+fn bytes_appended_after_the_map_are_read() {
+    let bytes = records_file(40, 300);
+    let more = records_file(50, 300);
+    let file = TempFile::new(&bytes);
+    for plan in small_plans() {
+        std::fs::write(&file.0, &bytes).unwrap();
+        let mut cap = CaptureFile::open_with(&file.0, 64, Some(plan)).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.push(cap.next_packet().unwrap().unwrap().data.to_vec());
+        }
+        assert_eq!(is_mapped(&cap), cfg!(target_os = "linux"));
+        // Ten more records, written after the 24-byte header of the longer file.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file.0)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &more[bytes.len()..]).unwrap();
+        while let Some(p) = cap.next_packet().unwrap() {
+            got.push(p.data.to_vec());
+        }
+        let want: Vec<Vec<u8>> = (0..50u32).map(|i| vec![i as u8; 300]).collect();
+        assert_eq!(got, want, "{plan:?}");
+        assert!(!cap.stats().truncated);
+        assert_eq!(cap.position(), more.len() as u64);
+    }
+}
+
+/// A file cut short ahead of the resident window is read to its new end, as plain reads would
+/// read it: the records before the cut, then a truncated record.
+#[test]
+fn a_file_cut_ahead_of_the_window_ends_as_truncated() {
+    let bytes = records_file(64, 1000);
+    let cut = 24 + 40 * 1016 + 500;
+    let file = TempFile::new(&bytes);
+    let plan = mapped::MapPlan {
+        window: 4096,
+        align: 4096,
+        min_len: 0,
+    };
+    let mut cap = CaptureFile::open_with(&file.0, 64, Some(plan)).unwrap();
+    let mut n = 0u32;
+    assert!(cap.next_packet().unwrap().is_some());
+    n += 1;
+    assert_eq!(is_mapped(&cap), cfg!(target_os = "linux"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file.0)
+        .unwrap()
+        .set_len(cut as u64)
+        .unwrap();
+    // The window resident before the cut (up to offset 8192) is read from the map; from
+    // there on the populate fails and reads take over.
+    while let Some(p) = cap.next_packet().unwrap() {
+        assert_eq!(p.data, vec![n as u8; 1000].as_slice());
+        n += 1;
+    }
+    assert_eq!(n, 40);
+    assert!(cap.stats().truncated);
+    assert_eq!(cap.position(), 24 + 40 * 1016);
+}
+
+/// A file that shrinks under the resident window makes the process print one line naming the
+/// file and the offset and exit with code 2 (run in a child process: the test binary itself).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_cut_under_the_map_is_a_one_line_error() {
+    const CHILD: &str = "OTWATCH_TEST_SIGBUS_FILE";
+    if let Some(path) = std::env::var_os(CHILD) {
+        let path = PathBuf::from(path);
+        let plan = mapped::MapPlan {
+            window: 1 << 20,
+            align: 4096,
+            min_len: 0,
+        };
+        let mut cap = CaptureFile::open_with(&path, 64, Some(plan)).unwrap();
+        assert!(cap.next_packet().unwrap().is_some());
+        assert!(is_mapped(&cap));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(24)
+            .unwrap();
+        // The next record's header is on the second page, which the cut took away.
+        let _ = cap.next_packet();
+        panic!("read past the cut without a SIGBUS");
+    }
+    let file = TempFile::new(&records_file(8, 5000));
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "capture::tests::a_file_cut_under_the_map_is_a_one_line_error",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &file.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let want = format!(
+        "otwatch: error: {}: the file shrank while it was being read (at byte 5040)\n",
+        file.0.display()
+    );
+    assert!(stderr.ends_with(&want), "stderr: {stderr}");
 }

@@ -23,6 +23,10 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). OTWATCH_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Read pcap files with plain reads instead of a memory map (same output; for files on a
+    /// share that may go away while they are read).
+    #[arg(long, global = true)]
+    pub no_mmap: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -159,6 +163,7 @@ pub enum Format {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    crate::capture::set_mapping(!cli.no_mmap);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
