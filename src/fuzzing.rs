@@ -168,5 +168,42 @@ pub fn capture_file(data: &[u8]) {
         }
         std::hint::black_box((sum, f.stats(), f.position()));
     }
+    // A small read buffer against a memory map with small windows (where there is one): the
+    // same packets, counters and positions.
+    let plan = crate::capture::MapPlan {
+        window: 1 + data.len() % 97,
+        align: if data.len() % 2 == 0 { 1 } else { 4096 },
+        min_len: 0,
+    };
+    let read = read_all(crate::capture::CaptureFile::open_with(&path, 64, None));
+    let mapped = read_all(crate::capture::CaptureFile::open_with(
+        &path,
+        64,
+        Some(plan),
+    ));
+    #[allow(clippy::panic)]
+    if read != mapped {
+        panic!("mapped read differs: {read:?} against {mapped:?}");
+    }
     let _ = std::fs::remove_file(&path);
+}
+
+/// What [`read_all`] saw of a capture: every packet (time, original length, bytes), the
+/// counters and how reading ended, and the end position.
+type Reading = (Vec<(crate::time::Timestamp, u32, Vec<u8>)>, String, u64);
+
+/// A capture read to its end, or the open error as text.
+fn read_all(
+    file: Result<crate::capture::CaptureFile, crate::capture::CaptureError>,
+) -> Result<Reading, String> {
+    let mut f = file.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let end = loop {
+        match f.next_packet() {
+            Ok(Some(p)) => out.push((p.ts, p.orig_len, p.data.to_vec())),
+            Ok(None) => break String::new(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    Ok((out, format!("{:?} {end}", f.stats()), f.position()))
 }

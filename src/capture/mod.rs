@@ -29,6 +29,7 @@
 //!   counted in [`CaptureStats::unknown_interface`] and skipped.
 
 mod mapped;
+pub(crate) use mapped::MapPlan;
 mod pcap;
 mod sniff;
 mod timestamps;
@@ -409,7 +410,7 @@ impl CaptureFile {
 
     /// As [`CaptureFile::open`], with a legacy pcap read buffer of `pcap_buffer` bytes, and
     /// the file mapped by `plan` instead when it is `Some` (and the file can be).
-    fn open_with(
+    pub(crate) fn open_with(
         path: &Path,
         pcap_buffer: usize,
         plan: Option<mapped::MapPlan>,
