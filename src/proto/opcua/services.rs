@@ -545,8 +545,11 @@ fn copy_into_spare(spare: &mut Vec<String>, text: &str) -> String {
     out
 }
 
-/// Most items a spare access list is asked for (larger lists are allocated directly).
-const MAX_SPARE_LIST_ROOM: usize = 2;
+/// Most items a spare access list is asked for (larger lists are allocated directly), and
+/// the room of a list allocated instead of a spare too small: the largest access list the
+/// recycler keeps, so that the lists of Publish events come back as spares with room for
+/// the next one's items (a new list per Publish, freed when recycled, cost more).
+const MAX_SPARE_LIST_ROOM: usize = 8;
 
 /// Most accesses reserved at once for a DataChangeNotification's items.
 const MAX_NOTIFICATIONS_RESERVED: usize = 16;
@@ -585,8 +588,9 @@ fn data_change_notifications_with(
             } else {
                 d.accesses = recycle::accesses();
                 if d.accesses.capacity() < room {
-                    // A spare list too small: a new one costs less than growing it (a copy).
-                    d.accesses = Vec::with_capacity(room);
+                    // A spare list too small: a new one costs less than growing it (a copy),
+                    // with room for any list asked of a spare.
+                    d.accesses = Vec::with_capacity(MAX_SPARE_LIST_ROOM);
                 }
             }
         }
