@@ -110,7 +110,8 @@ pub struct Packet<'a> {
 /// The buffered records of a legacy pcap file ([`CaptureFile::buffered`]).
 #[derive(Debug)]
 pub struct Buffered<'a> {
-    stream: &'a mut pcap::PcapStream,
+    run: pcap::Run<'a>,
+    link: LinkType,
     stats: &'a mut CaptureStats,
 }
 
@@ -120,12 +121,11 @@ impl Buffered<'_> {
     /// registers.
     #[inline(always)]
     pub fn take(&mut self) -> Option<Packet<'_>> {
-        let link = self.stream.link();
-        let (ts, orig_len, data) = self.stream.take()?;
+        let (ts, orig_len, data) = self.run.take()?;
         self.stats.packets += 1;
         Some(Packet {
             ts,
-            link,
+            link: self.link,
             data,
             orig_len,
             number: self.stats.packets,
@@ -140,7 +140,7 @@ impl Buffered<'_> {
 
     /// Bytes of the file consumed so far (as [`CaptureFile::position`]).
     pub fn position(&self) -> u64 {
-        self.stream.position()
+        self.run.position()
     }
 }
 
@@ -513,7 +513,8 @@ impl CaptureFile {
             return None;
         };
         Some(Buffered {
-            stream: p,
+            link: p.link(),
+            run: p.run(),
             stats: &mut self.stats,
         })
     }

@@ -166,16 +166,7 @@ impl PcapStream {
         self.base.saturating_add(self.pos as u64)
     }
 
-    /// Takes the next record when all of it is in the buffer (and its length is acceptable):
-    /// its time, original length and captured bytes. `None` otherwise, leaving the stream as
-    /// it was (then [`PcapStream::refill`] tells why, or brings it in).
-    #[inline(always)]
-    pub(super) fn take(&mut self) -> Option<(Timestamp, u32, &[u8])> {
-        let (ts, orig_len, range) = self.take_range()?;
-        Some((ts, orig_len, self.bytes(range)))
-    }
-
-    /// [`PcapStream::take`] giving where the captured bytes are (for [`PcapStream::bytes`]),
+    /// [`Run::take`] giving where the captured bytes are (for [`PcapStream::bytes`]),
     /// for a caller that must not hold a borrow of the stream.
     #[inline(always)]
     pub(super) fn take_range(&mut self) -> Option<(Timestamp, u32, Range<usize>)> {
@@ -189,20 +180,40 @@ impl PcapStream {
         Some((ts, orig_len, start + self.head_len as usize..self.pos))
     }
 
-    /// The time, original length and whole length (header included, at most
-    /// [`MAX_BLOCK_LEN`]) of the record whose header starts `rest`, the unread bytes.
+    /// [`record`] with this file's format.
     #[inline(always)]
     fn record(&self, rest: &[u8]) -> Option<(Timestamp, u32, usize)> {
-        let h: &[u8; 16] = rest.first_chunk()?;
-        let [secs, frac, caplen, orig_len] = words(h, self.big_endian);
-        // Both terms are below 2^32: no overflow.
-        let total = u64::from(caplen) + u64::from(self.head_len);
-        if total > MAX_BLOCK_LEN as u64 {
-            return None;
+        record(rest, self.format())
+    }
+
+    /// The record format: byte order, resolution, header length.
+    #[inline(always)]
+    fn format(&self) -> Format {
+        Format {
+            big_endian: self.big_endian,
+            nanos: self.nanos,
+            head_len: self.head_len,
         }
-        let ts = timestamps::from_pcap(secs, frac, self.nanos);
-        // At most MAX_BLOCK_LEN: fits.
-        Some((ts, orig_len, total as usize))
+    }
+
+    /// The records wholly in the buffer (or the resident part of the map) from `pos` on, to
+    /// take one by one without going back to the stream.
+    #[inline(always)]
+    pub(super) fn run(&mut self) -> Run<'_> {
+        let bytes: &[u8] = match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        };
+        Run {
+            bytes: bytes.get(..self.end).unwrap_or_default(),
+            pos: &mut self.pos,
+            base: self.base,
+            format: Format {
+                big_endian: self.big_endian,
+                nanos: self.nanos,
+                head_len: self.head_len,
+            },
+        }
     }
 
     /// Bytes of the buffer that [`PcapStream::take_range`] pointed at (empty for any other
@@ -321,6 +332,59 @@ impl PcapStream {
         self.pos = 0;
         self.buf = buf;
         Ok(())
+    }
+}
+
+/// What reading a record header needs of the file header.
+#[derive(Clone, Copy, Debug)]
+struct Format {
+    big_endian: bool,
+    nanos: bool,
+    /// The record header's length (16 or 24).
+    head_len: u32,
+}
+
+/// The time, original length and whole length (header included, at most [`MAX_BLOCK_LEN`])
+/// of the record whose header starts `rest`, the unread bytes.
+#[inline(always)]
+fn record(rest: &[u8], f: Format) -> Option<(Timestamp, u32, usize)> {
+    let h: &[u8; 16] = rest.first_chunk()?;
+    let [secs, frac, caplen, orig_len] = words(h, f.big_endian);
+    // Both terms are below 2^32: no overflow.
+    let total = u64::from(caplen) + u64::from(f.head_len);
+    if total > MAX_BLOCK_LEN as u64 {
+        return None;
+    }
+    let ts = timestamps::from_pcap(secs, frac, f.nanos);
+    // At most MAX_BLOCK_LEN: fits.
+    Some((ts, orig_len, total as usize))
+}
+
+/// A stream's buffered records ([`PcapStream::run`]): its bytes up to `end`, borrowed once for
+/// the whole run, and its position, moved as records are taken.
+#[derive(Debug)]
+pub(super) struct Run<'a> {
+    bytes: &'a [u8],
+    pos: &'a mut usize,
+    base: u64,
+    format: Format,
+}
+
+impl<'a> Run<'a> {
+    /// Takes the next record when all of it is in the run (and its length is acceptable):
+    /// its time, original length and captured bytes. `None` otherwise, having changed nothing.
+    #[inline(always)]
+    pub(super) fn take(&mut self) -> Option<(Timestamp, u32, &'a [u8])> {
+        let rest = self.bytes.get(*self.pos..)?;
+        let (ts, orig_len, total) = record(rest, self.format)?;
+        let data = rest.get(self.format.head_len as usize..total)?;
+        *self.pos += total;
+        Some((ts, orig_len, data))
+    }
+
+    /// File offset just past the last record taken.
+    pub(super) fn position(&self) -> u64 {
+        self.base.saturating_add(*self.pos as u64)
     }
 }
 
