@@ -406,14 +406,26 @@ impl Values {
         self.list.clear();
         self.form = Form::Bits;
         self.words.resize(n.min(data.len().saturating_mul(8)), 0);
-        // Eight values per data byte (fewer for the last), copied from the byte's row.
-        for (ws, &b) in self.words.chunks_mut(8).zip(data) {
-            let row = BYTE_BITS
-                .get(usize::from(b))
-                .and_then(|r| r.get(..ws.len()));
-            if let Some(row) = row {
-                ws.copy_from_slice(row);
+        // Eight values per data byte, copied from the byte's row: whole rows as one fixed
+        // move each (a copy of a row cut to a length not known in advance is a call), then
+        // the row cut to the values left, for the last byte.
+        let mut rows = self.words.chunks_exact_mut(8);
+        let mut bytes = data.iter();
+        // `rows` comes first: the zip stops at its end without taking one more byte.
+        for (ws, &b) in (&mut rows).zip(&mut bytes) {
+            if let (Ok(ws), Some(row)) =
+                (<&mut [u16; 8]>::try_from(ws), BYTE_BITS.get(usize::from(b)))
+            {
+                *ws = *row;
             }
+        }
+        let tail = rows.into_remainder();
+        let row = bytes
+            .next()
+            .and_then(|&b| BYTE_BITS.get(usize::from(b)))
+            .and_then(|r| r.get(..tail.len()));
+        if let Some(row) = row {
+            tail.copy_from_slice(row);
         }
     }
 
@@ -845,6 +857,34 @@ mod tests {
         assert!(v != [Value::Bool(true)]);
         v.clear();
         assert!(v.is_empty() && v.as_list() == Some(&[][..]));
+    }
+
+    proptest::proptest! {
+        /// Registers and bits of any data, count and limit, decoded over values of any
+        /// form and length, are the values decoded one by one.
+        #[test]
+        fn compact_values_are_decoded_one_by_one(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            n in 0usize..2600,
+            bits in proptest::prelude::any::<bool>(),
+            before in 0usize..3,
+            old in 0usize..200,
+        ) {
+            let mut v = Values::from(vec![Value::Int(7); old]);
+            match before {
+                0 => {}
+                1 => v.set_registers(&vec![0x5a; 2 * old], old),
+                _ => v.set_bits(&vec![0xff; old], 8 * old),
+            }
+            if bits {
+                v.set_bits(&data, n);
+                proptest::prop_assert_eq!(v.to_vec(), plain(&data, Some(n)));
+            } else {
+                let limit = data.len().min(2 * n);
+                v.set_registers(&data, n);
+                proptest::prop_assert_eq!(v.to_vec(), plain(&data[..limit], None));
+            }
+        }
     }
 
     #[test]

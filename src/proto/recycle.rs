@@ -196,6 +196,50 @@ pub(crate) fn keep_accesses(mut list: Vec<Access>) {
     let _ = with_spares(|s| s.take_list(&mut list));
 }
 
+/// Most room of an access list [`keep_first`] keeps where it is.
+const MAX_KEPT_IN_PLACE: usize = 64;
+
+/// Makes `list` (a stale event's, of any shape) the one access `dir`, `object` with a
+/// stale value list, as [`read_list_stale`] gives one: a list of several accesses (a stale
+/// OPC UA event's) is cut down in place, its other accesses' vectors and names kept as
+/// spares, rather than swapped for a spare list and taken apart and freed. The first
+/// access gets a spare vector for compact values when it has none (a read decodes into
+/// one). The list keeps its room, at most [`MAX_KEPT_IN_PLACE`] (no more than the stale
+/// event held); a larger or empty one is swapped as before.
+#[cold]
+pub(crate) fn keep_first(list: &mut Vec<Access>, dir: AccessDir, object: ObjectRef) {
+    if list.is_empty() || list.capacity() > MAX_KEPT_IN_PLACE {
+        keep_accesses(std::mem::replace(list, read_list_stale(dir, object)));
+        return;
+    }
+    let _ = with_spares(|s| {
+        s.harvest_from(list, 1);
+        if let Some(a) = list.first_mut() {
+            if let ObjectRef::Other { name: n } | ObjectRef::Node { node_id: n, .. } = &mut a.object
+            {
+                s.keep_name(n);
+            }
+            let v = &mut a.values;
+            if v.words_capacity() == 0 {
+                if v.list_capacity() > 0
+                    && v.list_capacity() <= MAX_VALUES_CAPACITY
+                    && s.values.len() < MAX_SPARES
+                {
+                    s.values.push(v.take_list());
+                }
+                if let Some(w) = s.words.pop() {
+                    *v = Values::with_words(w);
+                }
+            }
+        }
+    });
+    list.truncate(1);
+    if let Some(a) = list.first_mut() {
+        a.dir = dir;
+        a.object = object;
+    }
+}
+
 impl Spares {
     /// Keeps the vectors and name strings of `ev` (within the bounds); the event keeps the
     /// others.
@@ -545,6 +589,47 @@ mod tests {
                 }
                 bounded();
             }
+        }
+    }
+
+    proptest! {
+        /// `keep_first` leaves any stale list (any number of accesses, kinds of objects and
+        /// values, room small or large) as the one access asked for, as the swap for a
+        /// `read_list_stale` list does, with a value list that a read's decode makes the
+        /// same; the spares stay within bounds.
+        #[test]
+        fn keep_first_is_the_swap_for_a_spare(
+            n in 0usize..=MAX_WHOLE_ACCESSES + 4,
+            big in any::<bool>(),
+            room in prop_oneof![Just(0usize), 0usize..=MAX_KEPT_IN_PLACE + 8],
+            e in 0usize..4,
+            k in 0u32..6,
+            spares in 0usize..3,
+            data in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            drain_spares();
+            recycle_all(&mut events(1, false, spares));
+            let stale = || {
+                let mut evs = events(n, big, e + 1);
+                let mut list = std::mem::take(&mut evs[e].accesses);
+                list.reserve(room);
+                list
+            };
+            let (mut kept, mut swapped) = (stale(), stale());
+            keep_first(&mut kept, AccessDir::Read, object(k));
+            keep_accesses(std::mem::replace(
+                &mut swapped,
+                read_list_stale(AccessDir::Read, object(k)),
+            ));
+            bounded();
+            prop_assert_eq!(kept.len(), 1);
+            prop_assert!(kept.capacity() <= MAX_KEPT_IN_PLACE.max(MAX_ACCESSES_CAPACITY));
+            for l in [&mut kept, &mut swapped] {
+                l[0].values.set_registers(&data, usize::MAX);
+            }
+            prop_assert_eq!(&kept, &swapped);
+            recycle_all(&mut [IcsEvent { accesses: kept, ..test_event() }]);
+            bounded();
         }
     }
 

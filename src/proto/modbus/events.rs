@@ -499,19 +499,26 @@ impl FastRead {
             Some(f) => ev.function = f.clone(),
             None => ev.function = function(self.fc, None, None),
         }
-        let object = self.read().object();
+        let read = self.read();
         match ev.accesses.as_mut_slice() {
             [a] => {
                 a.dir = AccessDir::Read;
-                a.object = object;
+                match &mut a.object {
+                    // A stale read's object (most slots): its fields written over, with no
+                    // call to drop the old object as an assignment of a new one makes.
+                    ObjectRef::Modbus {
+                        table,
+                        start,
+                        count,
+                    } => {
+                        *table = read.table;
+                        *start = u32::from(read.start);
+                        *count = u32::from(read.quantity);
+                    }
+                    o => *o = read.object(),
+                }
             }
-            _ => {
-                let old = std::mem::replace(
-                    &mut ev.accesses,
-                    recycle::read_list_stale(AccessDir::Read, object),
-                );
-                recycle::keep_accesses(old);
-            }
+            _ => recycle::keep_first(&mut ev.accesses, AccessDir::Read, read.object()),
         }
         ev.outcome = Outcome::Ok;
         ev.latency_us = Some(super::latency_us(cx.ts, ts));

@@ -877,7 +877,7 @@ impl StreamParser for ModbusParser {
 )]
 mod tests {
     use super::*;
-    use crate::event::{Access, AccessDir, ModbusTable, ObjectRef, Side};
+    use crate::event::{Access, AccessDir, ModbusTable, ObjectRef, Side, Values};
     use crate::flow::{FlowKey, FlowMeta};
     use crate::proto::ProtoStats;
     use crate::time::Timestamp;
@@ -1180,6 +1180,89 @@ mod tests {
         assert!(fast
             .iter()
             .all(|e| e.session.is_none() && e.facts.is_empty()));
+    }
+
+    /// A stale event of `n` accesses of object kind `kind` (Modbus range, OPC UA node,
+    /// named), value lists of `len` values (registers kept compact when `compact`), its
+    /// access list with room for `room` more.
+    fn stale_shape(n: usize, kind: u8, len: usize, compact: bool, room: usize) -> IcsEvent {
+        let mut ev = odd_stale_event("stale.pcap");
+        ev.accesses = (0..n)
+            .map(|k| {
+                let object = match kind % 3 {
+                    0 => ObjectRef::Modbus {
+                        table: ModbusTable::Coil,
+                        start: k as u32,
+                        count: 9,
+                    },
+                    1 => ObjectRef::Node {
+                        node_id: format!("ns=2;i={k}"),
+                        attribute: None,
+                    },
+                    _ => ObjectRef::Other {
+                        name: "n".repeat(k),
+                    },
+                };
+                let mut values = Values::from(vec![Value::Int(k as i64); len]);
+                if compact {
+                    values.set_registers(&vec![0xab; 2 * len], len);
+                }
+                Access {
+                    dir: AccessDir::Write,
+                    object,
+                    values,
+                }
+            })
+            .collect();
+        ev.accesses.reserve(room);
+        ev
+    }
+
+    proptest! {
+        /// Reads of any quantity and data, registers and coils, written by the fast path
+        /// over stale slots of any shape (read, OPC UA event of several accesses, no access,
+        /// lists of any room): the events and counters of the general path.
+        #[test]
+        fn fast_reads_over_any_stale_slot(
+            shapes in proptest::collection::vec(
+                (0usize..6, 0u8..3, 0usize..140, any::<bool>(), 0usize..80), 1..4),
+            reads in proptest::collection::vec(
+                (any::<bool>(), 1u16..=125, proptest::collection::vec(any::<u8>(), 250)), 1..6),
+        ) {
+            let run = |fast: bool| {
+                let mut h = Harness::new();
+                h.parser.no_fast = !fast;
+                let mut out = Vec::new();
+                let mut tid = 0u16;
+                for &(n, kind, len, compact, room) in &shapes {
+                    for _ in 0..2 {
+                        h.events.push(stale_shape(n, kind, len, compact, room));
+                    }
+                    h.events.clear();
+                    for (coils, quantity, bytes) in &reads {
+                        tid += 1;
+                        let (fc, count) = if *coils {
+                            (0x01, usize::from(quantity.div_ceil(8)))
+                        } else {
+                            (0x03, 2 * usize::from(*quantity))
+                        };
+                        let [q0, q1] = quantity.to_be_bytes();
+                        h.send(TS, u64::from(tid), &adu(tid, 1, &[fc, 0x00, 0x10, q0, q1]));
+                        let mut data = vec![fc, count as u8];
+                        data.extend_from_slice(&bytes[..count]);
+                        h.send(TC, u64::from(tid), &adu(tid, 1, &data));
+                    }
+                    out.extend(h.events.iter().cloned());
+                    h.events.clear();
+                }
+                (out, h.stats.modbus, h.parser.fast_hits)
+            };
+            let (fast, fast_stats, hits) = run(true);
+            let (slow, slow_stats, _) = run(false);
+            prop_assert_eq!(fast, slow);
+            prop_assert_eq!(fast_stats, slow_stats);
+            prop_assert!(hits > 0);
+        }
     }
 
     /// The read fast path taken in the framing loop falls back to the general path exactly
