@@ -200,6 +200,7 @@ impl PcapStream {
     /// take one by one without going back to the stream.
     #[inline(always)]
     pub(super) fn run(&mut self) -> Run<'_> {
+        let format = self.format();
         let bytes: &[u8] = match &self.map {
             Some(m) => m.bytes(),
             None => &self.buf,
@@ -208,11 +209,7 @@ impl PcapStream {
             bytes: bytes.get(..self.end).unwrap_or_default(),
             pos: &mut self.pos,
             base: self.base,
-            format: Format {
-                big_endian: self.big_endian,
-                nanos: self.nanos,
-                head_len: self.head_len,
-            },
+            format,
         }
     }
 
