@@ -18,9 +18,6 @@
 //! against the slice they hold, never against a byte read twice.
 #![allow(unsafe_code)]
 
-use std::fs::File;
-use std::path::Path;
-
 /// How a stream maps its file: the bytes made resident ahead of the reader at a time, the
 /// alignment of window edges, and the smallest file worth a map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,9 +345,4 @@ mod guard {
             unsafe { libc::sigaction(libc::SIGBUS, old, std::ptr::null_mut()) };
         }
     }
-}
-
-/// Maps `file` for `path` with `plan`, `None` to read it instead.
-pub(super) fn open(file: &File, path: &Path, plan: MapPlan) -> Option<Mapped> {
-    Mapped::open(file, path, plan)
 }

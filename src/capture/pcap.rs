@@ -13,7 +13,7 @@
 //! bytes copied. The stream leaves the map for the buffer, at the same offset, whenever the map
 //! cannot go on (see there).
 
-use super::mapped::{self, MapPlan, Mapped};
+use super::mapped::{MapPlan, Mapped};
 use super::{timestamps, Framing, MAX_BLOCK_LEN};
 use crate::decode::LinkType;
 use crate::time::Timestamp;
@@ -248,7 +248,7 @@ impl PcapStream {
                 // First refill: nothing was compacted yet (`base` is 0), so `pos` and `end`
                 // are file offsets and index the map as they indexed the buffer.
                 if self.base == 0 && !self.eof {
-                    self.map = mapped::open(&self.file, &path, plan);
+                    self.map = Mapped::open(&self.file, &path, plan);
                     if self.map.is_some() {
                         self.buf = Vec::new();
                     }
@@ -305,9 +305,7 @@ impl PcapStream {
             }
         }
     }
-}
 
-impl PcapStream {
     /// Goes on from the map's `pos..end` with reads: those bytes (no further than the file's
     /// length `now`) copied into a new buffer with room for `want`, the file read from there
     /// on, the map dropped.
