@@ -280,6 +280,12 @@ fn worker_of(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8, vlan: u16, n: usize)
     }
 }
 
+/// The calling thread's own event, which posted reads are written into (see
+/// [`EventBuf::get_with`]).
+fn scratch_event() -> IcsEvent {
+    crate::proto::slots::blank(&Arc::from(""))
+}
+
 /// What the workers make of each event for the calling thread (nothing: the event itself).
 type Map<'a, T> = Option<&'a (dyn Fn(&IcsEvent) -> T + Sync)>;
 
@@ -295,6 +301,7 @@ pub fn run(
     if threads <= 1 {
         return pipeline::run(cfg, files, emit, progress);
     }
+    let mut scratch = scratch_event();
     let run = run_inner::<(), (), Infallible>(
         cfg,
         threads,
@@ -302,7 +309,7 @@ pub fn run(
         None,
         || Ok(()),
         &mut |(), o, i| {
-            if let Some(e) = o.events.get(i) {
+            if let Some(e) = o.events.get_with(i, &mut scratch) {
                 emit(e);
             }
         },
@@ -331,6 +338,7 @@ pub fn run_with<C, E: From<CaptureError>>(
         let stats = pipeline::run(cfg, files, &mut |e| emit(&mut c, e), progress)?;
         return Ok((stats, c));
     }
+    let mut scratch = scratch_event();
     run_inner::<(), C, E>(
         cfg,
         threads,
@@ -338,7 +346,7 @@ pub fn run_with<C, E: From<CaptureError>>(
         None,
         setup,
         &mut |c, o, i| {
-            if let Some(e) = o.events.get(i) {
+            if let Some(e) = o.events.get_with(i, &mut scratch) {
                 emit(c, e);
             }
         },
@@ -542,9 +550,9 @@ impl<'a, T> Shard<'a, T> {
         wait: Wait,
     ) -> Self {
         let mut p = Pipeline::new(cfg);
-        // Read values are decoded by the calling thread (`settle`), which has less to do,
-        // unless the events are mapped here.
-        p.shard_events().set_defer(map.is_none());
+        // Fast reads are posted whole, for the calling thread to write into memory of its
+        // own, unless the events are mapped here.
+        p.shard_events().set_post(map.is_none());
         Shard {
             p,
             many: workers > 1,
@@ -633,7 +641,7 @@ impl<'a, T> Shard<'a, T> {
         let fresh = self.spent.fresh();
         let mut full = std::mem::replace(&mut self.out, fresh);
         std::mem::swap(self.p.shard_events(), &mut full.events);
-        self.p.shard_events().set_defer(self.map.is_none());
+        self.p.shard_events().set_post(self.map.is_none());
         self.wait.send(&self.tx, full)
     }
 
@@ -656,6 +664,96 @@ impl<'a, T> Shard<'a, T> {
     }
 }
 
+/// Worker 0's place in the input: packet index, capture time, sweeps and the round.
+struct Reader {
+    index: u64,
+    now: Timestamp,
+    last_sweep: Option<Timestamp>,
+    last_number: u64,
+    in_round: usize,
+    round: usize,
+    /// Rounds kept in the answers so far; `holding` until the calling thread is ready or
+    /// HOLD_PACKETS packets' rounds are kept, then never again.
+    held: usize,
+    holding: bool,
+}
+
+impl Reader {
+    /// Packet `pkt` of file `file`: run by `me` or copied into its worker's batch, and the
+    /// idle sweep when one is due. True when it ends a round.
+    #[inline(always)]
+    fn step<T>(
+        &mut self,
+        me: &mut Shard<'_, T>,
+        batches: &mut [Batch],
+        n: usize,
+        file: u32,
+        pkt: &Packet<'_>,
+    ) -> bool {
+        self.index += 1;
+        let index = self.index;
+        self.last_number = pkt.number;
+        if pkt.ts > self.now {
+            self.now = pkt.ts;
+        }
+        match shard_of(pkt, n).checked_sub(1) {
+            None => me.packet(index, file, pkt),
+            Some(w) => {
+                if let Some(b) = batches.get_mut(w) {
+                    let start = b.data.len();
+                    b.data.extend_from_slice(pkt.data);
+                    b.items.push(Item::Packet {
+                        index,
+                        file,
+                        number: pkt.number,
+                        ts: pkt.ts,
+                        link: pkt.link,
+                        orig_len: pkt.orig_len,
+                        start,
+                        end: b.data.len(),
+                    });
+                }
+            }
+        }
+        if sweep_due(&mut self.last_sweep, self.now) {
+            let now = self.now;
+            me.sweep(index, now, file, pkt.number);
+            for b in batches {
+                b.items.push(Item::Sweep {
+                    index,
+                    now,
+                    file,
+                    number: pkt.number,
+                });
+            }
+        }
+        self.in_round += 1;
+        if self.in_round == self.round {
+            self.in_round = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Ends a round: every worker's batch sent, and worker 0's answer (kept instead until
+    /// the calling thread is ready, up to HOLD_PACKETS). False when a thread is gone.
+    #[inline(never)]
+    fn end_round<T>(
+        &mut self,
+        me: &mut Shard<'_, T>,
+        batches: &mut [Batch],
+        to: &[SyncSender<ToWorker>],
+        ret: &Receiver<Batch>,
+        ready: &AtomicBool,
+    ) -> bool {
+        self.holding =
+            self.holding && self.held < HOLD_PACKETS / self.round && !ready.load(Ordering::Relaxed);
+        let hold = self.holding;
+        self.held += usize::from(hold);
+        send_round(me.wait, batches, hold, to, ret) && me.send(hold)
+    }
+}
+
 /// Worker 0: reads every file, runs its own packets and sends the others' to their workers
 /// round by round.
 #[allow(clippy::too_many_arguments)]
@@ -671,68 +769,41 @@ fn lead<T>(
     ready: &AtomicBool,
 ) -> Result<Vec<FileStats>, CaptureError> {
     let mut batches: Vec<Batch> = to.iter().map(|_| Batch::default()).collect();
-    let mut index: u64 = 0;
-    let mut now = Timestamp::default();
-    let mut last_sweep = None;
-    let mut in_round = 0;
-    let round = if n == 1 { ROUND_ONE } else { ROUND };
-    let wait = me.wait;
-    // Rounds kept in the answers so far; `holding` until the calling thread is ready or
-    // HOLD_PACKETS packets' rounds are kept, then never again.
-    let mut held = 0;
-    let mut holding = true;
-    let mut last_number = 0;
+    let mut rd = Reader {
+        index: 0,
+        now: Timestamp::default(),
+        last_sweep: None,
+        last_number: 0,
+        in_round: 0,
+        round: if n == 1 { ROUND_ONE } else { ROUND },
+        held: 0,
+        holding: true,
+    };
     let mut out = Vec::with_capacity(files.len());
     let mut last_file = 0u32;
     for (fi, cap) in files.iter_mut().enumerate() {
         let file = u32::try_from(fi).unwrap_or(u32::MAX);
         last_file = file;
         prog_file.store(fi, Ordering::Relaxed);
-        while let Some(pkt) = cap.next_packet()? {
-            index += 1;
-            last_number = pkt.number;
-            if pkt.ts > now {
-                now = pkt.ts;
-            }
-            match shard_of(&pkt, n).checked_sub(1) {
-                None => me.packet(index, file, &pkt),
-                Some(w) => {
-                    if let Some(b) = batches.get_mut(w) {
-                        let start = b.data.len();
-                        b.data.extend_from_slice(pkt.data);
-                        b.items.push(Item::Packet {
-                            index,
-                            file,
-                            number: pkt.number,
-                            ts: pkt.ts,
-                            link: pkt.link,
-                            orig_len: pkt.orig_len,
-                            start,
-                            end: b.data.len(),
-                        });
+        loop {
+            // As the single pipeline's loop: a run of buffered records in registers, the
+            // file's layout asked once for them; anything else through `next_packet`.
+            if let Some(mut records) = cap.buffered() {
+                while let Some(pkt) = records.take() {
+                    if rd.step(&mut me, &mut batches, n, file, &pkt) {
+                        prog_pos.store(records.position(), Ordering::Relaxed);
+                        if !rd.end_round(&mut me, &mut batches, &to, &ret, ready) {
+                            return Ok(out);
+                        }
                     }
                 }
             }
-            if sweep_due(&mut last_sweep, now) {
-                me.sweep(index, now, file, pkt.number);
-                for b in &mut batches {
-                    b.items.push(Item::Sweep {
-                        index,
-                        now,
-                        file,
-                        number: pkt.number,
-                    });
-                }
-            }
-            in_round += 1;
-            if in_round == round {
-                in_round = 0;
+            let Some(pkt) = cap.next_packet()? else {
+                break;
+            };
+            if rd.step(&mut me, &mut batches, n, file, &pkt) {
                 prog_pos.store(cap.position(), Ordering::Relaxed);
-                // Until the calling thread is ready, keep up to HOLD_PACKETS in one answer.
-                holding = holding && held < HOLD_PACKETS / round && !ready.load(Ordering::Relaxed);
-                let hold = holding;
-                held += usize::from(hold);
-                if !send_round(wait, &mut batches, hold, &to, &ret) || !me.send(hold) {
+                if !rd.end_round(&mut me, &mut batches, &to, &ret, ready) {
                     return Ok(out);
                 }
             }
@@ -750,19 +821,19 @@ fn lead<T>(
         }
         out.push(fs);
     }
-    if (in_round > 0 || holding)
-        && (!send_round(wait, &mut batches, false, &to, &ret) || !me.send(false))
+    if (rd.in_round > 0 || rd.holding)
+        && (!send_round(me.wait, &mut batches, false, &to, &ret) || !me.send(false))
     {
         return Ok(out);
     }
     for tx in &to {
         let _ = tx.send(ToWorker::Finish {
-            now,
+            now: rd.now,
             file: last_file,
-            last_packet: last_number,
+            last_packet: rd.last_number,
         });
     }
-    me.finish(now, last_file, last_number);
+    me.finish(rd.now, last_file, rd.last_number);
     Ok(out)
 }
 
@@ -863,9 +934,7 @@ fn merge<T>(
     loop {
         round.clear();
         for rx in from {
-            let mut o = wait.recv(rx).ok()?;
-            o.events.settle();
-            round.push(o);
+            round.push(wait.recv(rx).ok()?);
         }
         progress();
         // k-way merge by tag; ties only happen within one worker, whose order is kept.
@@ -928,7 +997,6 @@ fn merge_one<T>(
 ) -> Option<RunStats> {
     loop {
         let mut o = wait.recv(rx).ok()?;
-        o.events.settle();
         progress();
         for i in 0..o.events.len() {
             emit(&mut o, i);

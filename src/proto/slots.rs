@@ -14,6 +14,7 @@
 //! stale events (the rest are dropped), so a burst of events (a flood of flows
 //! ending at once) does not stay in memory.
 
+use super::modbus::PostedRead;
 use crate::event::{AppProto, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome};
 use crate::time::Timestamp;
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,28 +31,32 @@ pub struct EventBuf {
     slots: Vec<IcsEvent>,
     /// Number of live events.
     live: usize,
-    /// Whether read values are left to [`EventBuf::settle`] (a shard worker's buffer, whose
-    /// events another thread consumes).
-    defer: bool,
-    /// Value lists still to write, in order.
-    due: Vec<Due>,
-    /// The read data of `due`, one after the other.
+    /// Whether fast reads are posted whole (a shard worker's buffer, whose events another
+    /// thread consumes): see [`EventBuf::post_read`].
+    post: bool,
+    /// The reads posted, in order of their slots (which hold stale events meanwhile).
+    posted: Vec<Posted>,
+    /// The read data of `posted`, one after the other.
     raw: Vec<u8>,
+    /// The capture files of `posted` (each once in a row).
+    files: Vec<Arc<str>>,
+    /// The first entry of `posted` not yet read by [`EventBuf::get_with`].
+    next_posted: usize,
 }
 
-/// A read's value list left to [`EventBuf::settle`]: the slot, where its data is in `raw`,
-/// and how to read it.
+/// A fast read posted by a shard worker: its live slot (left stale), its file in `files`,
+/// where its data is in `raw`, and the read with its answer.
 #[derive(Clone, Copy, Debug)]
-struct Due {
+struct Posted {
     slot: u32,
+    file: u32,
     start: u32,
     len: u16,
-    /// Coils or inputs: the quantity read; registers: `None`.
-    bits: Option<u16>,
+    read: PostedRead,
 }
 
-/// Largest read data a buffer defers (a register read's maximum, 250 bytes).
-const MAX_DEFERRED: usize = 256;
+/// Largest read data a buffer posts (a register read's maximum, 250 bytes).
+const MAX_POSTED: usize = 256;
 
 impl EventBuf {
     /// An empty buffer.
@@ -104,9 +109,7 @@ impl EventBuf {
     }
 
     /// Makes the event written in [`EventBuf::read_slot`] live, its values decoded from
-    /// `data` (coils or inputs when `bits` is the quantity read, registers otherwise): now,
-    /// or, in a buffer that defers, by [`EventBuf::settle`] on the thread that consumes the
-    /// events.
+    /// `data` (coils or inputs when `bits` is the quantity read, registers otherwise).
     #[inline(always)]
     pub(crate) fn commit_read(&mut self, data: &[u8], bits: Option<u16>) {
         let i = self.live;
@@ -114,58 +117,136 @@ impl EventBuf {
             return;
         };
         self.live += 1;
-        if self.defer && data.len() <= MAX_DEFERRED {
-            if let (Ok(slot), Ok(start), Ok(len)) = (
-                u32::try_from(i),
-                u32::try_from(self.raw.len()),
-                u16::try_from(data.len()),
-            ) {
-                self.due.push(Due {
-                    slot,
-                    start,
-                    len,
-                    bits,
-                });
-                self.raw.extend_from_slice(data);
-                return;
-            }
-        }
         if let Some(a) = ev.accesses.first_mut() {
             modbus_values(&mut a.values, data, bits);
         }
     }
 
-    /// Makes a buffer leave read values to [`EventBuf::settle`] (`true`) or write them at
-    /// once.
-    pub(crate) fn set_defer(&mut self, defer: bool) {
-        self.defer = defer;
+    /// Whether fast reads are to be posted ([`EventBuf::post_read`]) rather than written.
+    #[inline(always)]
+    pub(crate) fn posts(&self) -> bool {
+        self.post
     }
 
-    /// Writes the read values left by [`EventBuf::commit_read`]: the consuming thread calls
-    /// this before it reads the events.
+    /// A fast read and its data (of the byte count it asks for), answered `Ok`, made the
+    /// next live event without writing its slot: the slot keeps its stale event, and the
+    /// thread that consumes the events writes the read's event into memory of its own
+    /// ([`EventBuf::get_with`]). An event slot written on one core and read on the other
+    /// moves across twice per round (the consumer reads it, then the worker writes over it);
+    /// a posted read is ~130 bytes written in order. Data longer than a read's maximum is
+    /// written at once.
+    #[inline(always)]
+    pub(crate) fn post_read(&mut self, read: PostedRead, file: &Arc<str>, data: &[u8]) {
+        if self.live >= self.slots.len() {
+            self.slots.push(blank(file));
+        }
+        let i = self.live;
+        if data.len() <= MAX_POSTED {
+            if let (Ok(slot), Ok(start), Ok(len)) = (
+                u32::try_from(i),
+                u32::try_from(self.raw.len()),
+                u16::try_from(data.len()),
+            ) {
+                if !self.files.last().is_some_and(|f| Arc::ptr_eq(f, file)) {
+                    self.files.push(Arc::clone(file));
+                }
+                let file = u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX);
+                self.posted.push(Posted {
+                    slot,
+                    file,
+                    start,
+                    len,
+                    read,
+                });
+                self.raw.extend_from_slice(data);
+                self.live += 1;
+                return;
+            }
+        }
+        if let Some(ev) = self.slots.get_mut(i) {
+            read.write_into(ev, file);
+            self.commit_read(data, read.bits());
+        }
+    }
+
+    /// Makes a buffer post fast reads (`true`, see [`EventBuf::post_read`]) or write them.
+    pub(crate) fn set_post(&mut self, post: bool) {
+        self.post = post;
+    }
+
+    /// The `i`th live event: a posted read's written into `scratch` (memory of the thread
+    /// that calls this), any other the slot's. Cheapest when called in order.
+    #[inline]
+    pub fn get_with<'a>(&'a mut self, i: usize, scratch: &'a mut IcsEvent) -> Option<&'a IcsEvent> {
+        if i >= self.live {
+            return None;
+        }
+        let next = self.next_posted;
+        let before = |k: usize| self.posted.get(k).is_some_and(|q| (q.slot as usize) < i);
+        let at = match self.posted.get(next) {
+            Some(p) if p.slot as usize == i => Some(next),
+            // Between the last read and the next one: not a posted read.
+            Some(p) if p.slot as usize > i && (next == 0 || before(next - 1)) => None,
+            None if self.posted.is_empty() || before(self.posted.len() - 1) => None,
+            _ => self
+                .posted
+                .binary_search_by_key(&i, |p| p.slot as usize)
+                .ok(),
+        };
+        match at.and_then(|k| self.posted.get(k).map(|p| (k, p))) {
+            Some((k, p)) => {
+                self.next_posted = k + 1;
+                let file = self.files.get(p.file as usize)?;
+                p.read.write_into(scratch, file);
+                let start = p.start as usize;
+                let data = self
+                    .raw
+                    .get(start..start + usize::from(p.len))
+                    .unwrap_or_default();
+                match scratch.accesses.first_mut() {
+                    Some(a) => modbus_values(&mut a.values, data, p.read.bits()),
+                    None => return None,
+                }
+                Some(scratch)
+            }
+            None => self.slots.get(i),
+        }
+    }
+
+    /// Writes the posted reads into their slots, so the live events can be read as a slice.
     pub(crate) fn settle(&mut self) {
-        for d in self.due.drain(..) {
-            let start = d.start as usize;
+        for p in self.posted.drain(..) {
+            let start = p.start as usize;
             let data = self
                 .raw
-                .get(start..start + usize::from(d.len))
+                .get(start..start + usize::from(p.len))
                 .unwrap_or_default();
-            let ev = self.slots.get_mut(d.slot as usize);
-            if let Some(a) = ev.and_then(|ev| ev.accesses.first_mut()) {
-                modbus_values(&mut a.values, data, d.bits);
+            let (Some(ev), Some(file)) = (
+                self.slots.get_mut(p.slot as usize),
+                self.files.get(p.file as usize),
+            ) else {
+                continue;
+            };
+            p.read.write_into(ev, file);
+            if let Some(a) = ev.accesses.first_mut() {
+                modbus_values(&mut a.values, data, p.read.bits());
             }
         }
         self.raw.clear();
+        self.files.clear();
+        self.next_posted = 0;
     }
 
     /// Forgets the live events (they stay as stale slots, at most [`KEEP_SLOTS`] of them).
     #[inline]
     pub fn clear(&mut self) {
         self.live = 0;
-        if !self.due.is_empty() {
-            self.due.clear();
+        if !self.posted.is_empty() || !self.files.is_empty() {
+            self.posted.clear();
             self.raw.clear();
+            self.files.clear();
         }
+        self.next_posted = 0;
         if self.slots.len() > KEEP_SLOTS {
             self.shrink();
         }
@@ -177,7 +258,7 @@ impl EventBuf {
         // the burst (empty by now) goes too.
         self.slots.truncate(KEEP_SLOTS);
         self.slots.shrink_to(KEEP_SLOTS);
-        self.due.shrink_to(KEEP_SLOTS);
+        self.posted.shrink_to(KEEP_SLOTS);
         self.raw.shrink_to(KEEP_SLOTS * 32);
     }
 
@@ -193,7 +274,7 @@ impl EventBuf {
     /// Forgets the live events from the `n`th on (they become stale slots).
     pub fn truncate(&mut self, n: usize) {
         self.live = self.live.min(n);
-        self.due.retain(|d| (d.slot as usize) < n);
+        self.posted.retain(|p| (p.slot as usize) < n);
     }
 
     /// Number of live events (readable before the values are settled).
@@ -227,8 +308,8 @@ impl Deref for EventBuf {
     #[inline]
     fn deref(&self) -> &[IcsEvent] {
         debug_assert!(
-            self.due.is_empty(),
-            "events read before their values were settled"
+            self.posted.is_empty(),
+            "events read before the posted reads were settled"
         );
         self.slots.get(..self.live).unwrap_or_default()
     }
@@ -238,8 +319,8 @@ impl DerefMut for EventBuf {
     #[inline]
     fn deref_mut(&mut self) -> &mut [IcsEvent] {
         debug_assert!(
-            self.due.is_empty(),
-            "events read before their values were settled"
+            self.posted.is_empty(),
+            "events read before the posted reads were settled"
         );
         self.slots.get_mut(..self.live).unwrap_or_default()
     }
@@ -285,7 +366,7 @@ fn modbus_values(values: &mut crate::event::Values, data: &[u8], bits: Option<u1
 }
 
 /// An event with nothing in it, for a new slot.
-fn blank(file: &Arc<str>) -> IcsEvent {
+pub(crate) fn blank(file: &Arc<str>) -> IcsEvent {
     let nobody = Endpoint {
         ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         port: 0,
@@ -323,48 +404,73 @@ mod tests {
     use crate::detect::testkit::read_hr;
     use crate::event::Value;
 
-    /// A deferring buffer leaves read values to `settle` (registers and coils, from the
-    /// data as it was), and gives the same events as one that writes them at once; data
-    /// too long to defer is written at once.
+    /// Rounds of reads (registers, coils, data too long to post, no data) between other
+    /// events, over stale slots of other shapes: a posting buffer leaves the reads' slots
+    /// as they were, and gives the events a writing buffer gives, through `get_with` (in
+    /// order or not) and through `settle`.
     #[test]
-    fn deferred_values_settle_to_the_same_events() {
+    fn posted_reads_read_as_written_ones() {
         let file: Arc<str> = Arc::from("f.pcap");
-        let long = vec![0x12; MAX_DEFERRED + 2];
-        let reads: [(&[u8], Option<u16>); 4] = [
-            (&[0, 1, 0xff, 0xfe], None),
-            (&[0b1010_0101, 0b11], Some(10)),
-            (&long, None),
-            (&[], None),
+        let other: Arc<str> = Arc::from("g.pcap");
+        let long = vec![0x12; MAX_POSTED + 2];
+        let reads: [(&[u8], u8, u16); 4] = [
+            (&[0, 1, 0xff, 0xfe], 3, 2),
+            (&[0b1010_0101, 0b11], 1, 10),
+            (&long, 4, 129),
+            (&[], 3, 0),
         ];
-        let run = |defer: bool| {
-            let mut b = EventBuf::new();
-            b.set_defer(defer);
-            for round in 0..3 {
-                for (data, bits) in reads {
-                    b.fill_read(&file, data, bits, |ev| {
-                        *ev = read_hr(round, "10.0.0.1", "10.0.0.2", 1, 0, &[9, 9, 9]);
-                    });
+        let fill = |b: &mut EventBuf, round: i64| {
+            for (k, &(data, fc, quantity)) in reads.iter().enumerate() {
+                let r = PostedRead::sample(round * 10 + k as i64, fc, 100 + k as u16, quantity);
+                let f = if k == 1 { &other } else { &file };
+                if b.posts() {
+                    b.post_read(r, f, data);
+                } else if let Some(ev) = b.read_slot(f) {
+                    r.write_into(ev, f);
+                    b.commit_read(data, r.bits());
                 }
-                assert_eq!(b.due.len(), if defer { 3 } else { 0 });
-                b.settle();
-                let out = b.to_vec();
-                b.clear();
-                assert!(b.due.is_empty() && b.raw.is_empty());
-                if round == 2 {
-                    return out;
+                if k % 2 == 0 {
+                    b.push(read_hr(round, "10.0.0.3", "10.0.0.4", 2, 7, &[1, 2, 3]));
                 }
             }
-            Vec::new()
         };
-        let (now, later) = (run(false), run(true));
-        assert_eq!(now, later);
-        assert_eq!(
-            now[0].accesses[0].values,
-            [Value::Int(1), Value::Int(0xfffe)]
-        );
-        assert_eq!(now[1].accesses[0].values.len(), 10);
-        assert_eq!(now[2].accesses[0].values.len(), 125);
-        assert!(now[3].accesses[0].values.is_empty());
+        let mut written = EventBuf::new();
+        let mut posting = EventBuf::new();
+        posting.set_post(true);
+        let mut scratch = blank(&file);
+        for round in 0..3 {
+            fill(&mut written, round);
+            fill(&mut posting, round);
+            let want = written.to_vec();
+            assert_eq!(posting.len(), want.len());
+            assert_eq!(posting.posted.len(), 3);
+            let before: Vec<IcsEvent> = posting.slots.clone();
+            let got: Vec<IcsEvent> = (0..posting.len())
+                .map(|i| posting.get_with(i, &mut scratch).unwrap().clone())
+                .collect();
+            assert_eq!(got, want, "round {round} in order");
+            let back: Vec<IcsEvent> = (0..posting.len())
+                .rev()
+                .map(|i| posting.get_with(i, &mut scratch).unwrap().clone())
+                .collect();
+            assert_eq!(back.into_iter().rev().collect::<Vec<_>>(), want);
+            assert!(posting.get_with(posting.len(), &mut scratch).is_none());
+            // The posted reads' slots were not written.
+            assert_eq!(posting.slots, before);
+            posting.settle();
+            assert_eq!(posting.to_vec(), want, "round {round} settled");
+            written.clear();
+            posting.clear();
+            assert!(posting.posted.is_empty() && posting.raw.is_empty());
+            assert!(posting.files.is_empty());
+            // The next round writes over other shapes: a one-value read in every slot.
+            for b in [&mut written, &mut posting] {
+                for k in 0..want.len() {
+                    b.push(read_hr(k as i64, "10.0.0.5", "10.0.0.6", 3, 9, &[k as i64]));
+                }
+                b.clear();
+            }
+        }
     }
 
     #[test]
@@ -414,16 +520,14 @@ mod tests {
         b.clear();
         assert_eq!(b.slots(), KEEP_SLOTS);
         assert!(b.is_empty());
-        // A deferring buffer's burst of read data is not kept either.
-        b.set_defer(true);
+        // A posting buffer's burst of reads is not kept either.
+        b.set_post(true);
         let file: Arc<str> = Arc::from("f.pcap");
         for k in 0..KEEP_SLOTS as i64 + 100 {
-            b.fill_read(&file, &[0; 250], None, |ev| {
-                *ev = read_hr(k, "10.0.0.1", "10.0.0.2", 1, 0, &[k]);
-            });
+            b.post_read(PostedRead::sample(k, 3, 0, 125), &file, &[0; 250]);
         }
         assert!(b.raw.len() >= 250 * KEEP_SLOTS);
         b.clear();
-        assert!(b.raw.capacity() <= KEEP_SLOTS * 32 && b.due.capacity() <= KEEP_SLOTS);
+        assert!(b.raw.capacity() <= KEEP_SLOTS * 32 && b.posted.capacity() <= KEEP_SLOTS);
     }
 }

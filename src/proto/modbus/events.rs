@@ -390,7 +390,7 @@ fn write_read_at(
 /// itself until its response, a timeout or the end of the flow. It passed every check of the
 /// fast path (no violation, quantity within limits, a read function), so its response is
 /// checked against its fields alone.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct FastRead {
     /// Packet number of the request.
     pub(crate) packet: u64,
@@ -483,13 +483,46 @@ impl FastRead {
     #[inline(always)]
     pub(crate) fn read_into(&self, ev: &mut IcsEvent, cx: &EventCx<'_>, file: &Arc<str>) {
         let (client, server) = cx.sides();
+        let answer = Answer {
+            flow_id: cx.meta.id,
+            client,
+            server,
+            vlan: cx.meta.vlan,
+            latency_us: super::latency_us(cx.ts, self.ts()),
+            response_packet: cx.packet,
+        };
+        self.fill(ev, &answer, file);
+    }
+
+    /// This read and its answer as a shard worker posts them to the thread that consumes
+    /// its events ([`PostedRead::write_into`] then writes the event [`FastRead::read_into`]
+    /// would have written).
+    #[inline(always)]
+    pub(crate) fn posted(&self, cx: &EventCx<'_>) -> PostedRead {
+        let (client, server) = cx.sides();
+        PostedRead {
+            read: *self,
+            answer: Answer {
+                flow_id: cx.meta.id,
+                client,
+                server,
+                vlan: cx.meta.vlan,
+                latency_us: super::latency_us(cx.ts, self.ts()),
+                response_packet: cx.packet,
+            },
+        }
+    }
+
+    /// [`FastRead::read_into`] with the answer's fields given.
+    #[inline(always)]
+    fn fill(&self, ev: &mut IcsEvent, answer: &Answer, file: &Arc<str>) {
         let ts = self.ts();
         ev.ts = ts;
         ev.proto = AppProto::Modbus;
-        ev.flow_id = cx.meta.id;
-        ev.client = client;
-        ev.server = server;
-        ev.vlan = cx.meta.vlan;
+        ev.flow_id = answer.flow_id;
+        ev.client = answer.client;
+        ev.server = answer.server;
+        ev.vlan = answer.vlan;
         ev.unit_id = Some(self.unit);
         if ev.session.is_some() {
             recycle::drop_session(ev);
@@ -521,7 +554,7 @@ impl FastRead {
             _ => recycle::keep_first(&mut ev.accesses, AccessDir::Read, read.object()),
         }
         ev.outcome = Outcome::Ok;
-        ev.latency_us = Some(super::latency_us(cx.ts, ts));
+        ev.latency_us = Some(answer.latency_us);
         ev.violations.clear();
         if !ev.facts.is_empty() {
             ev.facts.clear();
@@ -533,7 +566,7 @@ impl FastRead {
             ev.evidence.file = Arc::clone(file);
         }
         ev.evidence.packet = self.packet;
-        ev.evidence.response_packet = Some(cx.packet);
+        ev.evidence.response_packet = Some(answer.response_packet);
     }
 
     /// The event of this request left without a response (`outcome`).
@@ -1108,6 +1141,73 @@ pub(crate) fn unsolicited_event(cx: &EventCx<'_>, h: &Mbap, resp: &Pdu<Response<
 
 fn exception_outcome_name(code: u8) -> &'static str {
     exception_name(code).unwrap_or("unknown_exception")
+}
+
+/// What a fast read's event takes from its response and its flow (the rest is the read's).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Answer {
+    flow_id: u64,
+    client: Endpoint,
+    server: Endpoint,
+    vlan: Option<u16>,
+    latency_us: u64,
+    response_packet: u64,
+}
+
+/// A fast read answered `Ok`, posted whole by a shard worker (see [`crate::proto::slots`]):
+/// the calling thread writes its event into memory of its own, so the worker's event slots
+/// never cross between the cores.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PostedRead {
+    read: FastRead,
+    answer: Answer,
+}
+
+impl PostedRead {
+    /// Writes the event [`FastRead::read_into`] writes (every field but the one access's
+    /// values: [`read_values`] with [`PostedRead::bits`]).
+    #[inline(always)]
+    pub(crate) fn write_into(&self, ev: &mut IcsEvent, file: &Arc<str>) {
+        self.read.fill(ev, &self.answer, file);
+    }
+
+    /// How the read's data is decoded (see [`FastRead::bits`]).
+    #[inline(always)]
+    pub(crate) fn bits(&self) -> Option<u16> {
+        self.read.bits()
+    }
+
+    /// A read of `quantity` objects from `start` with function `fc` (1–4) at second `k`,
+    /// by 10.0.0.1:40000 from 10.0.0.2:502, for tests.
+    #[cfg(test)]
+    pub(crate) fn sample(k: i64, fc: u8, start: u16, quantity: u16) -> PostedRead {
+        let end = |ip: [u8; 4], port| Endpoint {
+            ip: std::net::IpAddr::from(ip),
+            port,
+            mac: None,
+        };
+        PostedRead {
+            read: FastRead {
+                packet: 2 * k as u64 + 1,
+                secs: k,
+                nanos: 5,
+                tid: k as u16,
+                start,
+                quantity,
+                unit: 1,
+                fc,
+                table: read_table(fc).unwrap_or(ModbusTable::HoldingRegister),
+            },
+            answer: Answer {
+                flow_id: 7,
+                client: end([10, 0, 0, 1], 40000),
+                server: end([10, 0, 0, 2], 502),
+                vlan: None,
+                latency_us: 300,
+                response_packet: 2 * k as u64 + 2,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub mod parser;
 pub mod types;
 
 mod events;
-pub(crate) use events::read_values;
+pub(crate) use events::{read_values, PostedRead};
 mod recent;
 mod state;
 
@@ -673,7 +673,9 @@ impl ModbusParser {
             // taken out of the read.
             let file = self.fast_file.as_ref().unwrap_or(cx.file);
             // In line, not through `fill_read`'s closure (a call and its set-up per read).
-            if let Some(ev) = cx.events.read_slot(file) {
+            if cx.events.posts() {
+                cx.events.post_read(f.posted(&ecx), file, data);
+            } else if let Some(ev) = cx.events.read_slot(file) {
                 f.read_into(ev, &ecx, file);
                 cx.events.commit_read(data, f.bits());
             }
