@@ -41,8 +41,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (pays only where the cores hand cache lines over
-        /// fast: see README). Same output for any N.
+        /// merges their events and consumes them (two threads: 1.3x one on a polling plant's
+        /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.
@@ -55,8 +55,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (pays only where the cores hand cache lines over
-        /// fast: see README). Same output for any N.
+        /// merges their events and consumes them (two threads: 1.3x one on a polling plant's
+        /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.
@@ -73,8 +73,8 @@ pub enum Command {
         #[arg(long)]
         ml: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (pays only where the cores hand cache lines over
-        /// fast: see README). Same output for any N.
+        /// merges their events and consumes them (two threads: 1.3x one on a polling plant's
+        /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files of normal traffic, read in order as one capture.
@@ -96,8 +96,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "rules")]
         no_rules: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (pays only where the cores hand cache lines over
-        /// fast: see README). Same output for any N.
+        /// merges their events and consumes them (two threads: 1.3x one on a polling plant's
+        /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.
@@ -122,8 +122,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "rules")]
         no_rules: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (pays only where the cores hand cache lines over
-        /// fast: see README). Same output for any N.
+        /// merges their events and consumes them (two threads: 1.3x one on a polling plant's
+        /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
         /// pcap or pcapng files, read in order as one capture.

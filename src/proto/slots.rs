@@ -10,6 +10,12 @@
 //! place, keeping the vectors' room (a repeated Modbus read rewrites its values where the last
 //! event of the slot had its values). Consumers see only the live events, as a slice.
 //!
+//! A shard worker's buffer posts fast reads instead of writing them (`EventBuf::post_read`):
+//! the read's fields and data go to a list written in order, its slot keeps its stale event,
+//! and the thread that consumes the events writes the read's event into memory of its own
+//! ([`EventBuf::get_with`]), so the slots, written and rewritten on the worker, are not read
+//! on the other core for most events.
+//!
 //! The buffer is bounded between rounds: [`EventBuf::clear`] keeps at most [`KEEP_SLOTS`]
 //! stale events (the rest are dropped), so a burst of events (a flood of flows
 //! ending at once) does not stay in memory.
@@ -79,8 +85,7 @@ impl EventBuf {
 
     /// A read's event: `head` writes every field but the first access's values (it leaves
     /// exactly one access), then the values are decoded from the read data `data` (coils
-    /// or inputs when `bits` is the quantity read, registers otherwise): now, or, in a
-    /// buffer that defers, by [`EventBuf::settle`] on the thread that consumes the events.
+    /// or inputs when `bits` is the quantity read, registers otherwise).
     /// ([`EventBuf::read_slot`] then [`EventBuf::commit_read`]; the parsers use those.)
     #[cfg(test)]
     pub(crate) fn fill_read(
