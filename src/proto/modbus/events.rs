@@ -482,16 +482,21 @@ impl FastRead {
     /// `file` (no reference count touched).
     #[inline(always)]
     pub(crate) fn read_into(&self, ev: &mut IcsEvent, cx: &EventCx<'_>, file: &Arc<str>) {
+        self.fill(ev, &self.answer(cx), file);
+    }
+
+    /// What this read's event takes from its response, at `cx`, and from its flow.
+    #[inline(always)]
+    fn answer(&self, cx: &EventCx<'_>) -> Answer {
         let (client, server) = cx.sides();
-        let answer = Answer {
+        Answer {
             flow_id: cx.meta.id,
             client,
             server,
             vlan: cx.meta.vlan,
             latency_us: super::latency_us(cx.ts, self.ts()),
             response_packet: cx.packet,
-        };
-        self.fill(ev, &answer, file);
+        }
     }
 
     /// This read and its answer as a shard worker posts them to the thread that consumes
@@ -499,17 +504,9 @@ impl FastRead {
     /// would have written).
     #[inline(always)]
     pub(crate) fn posted(&self, cx: &EventCx<'_>) -> PostedRead {
-        let (client, server) = cx.sides();
         PostedRead {
             read: *self,
-            answer: Answer {
-                flow_id: cx.meta.id,
-                client,
-                server,
-                vlan: cx.meta.vlan,
-                latency_us: super::latency_us(cx.ts, self.ts()),
-                response_packet: cx.packet,
-            },
+            answer: self.answer(cx),
         }
     }
 
