@@ -140,7 +140,7 @@ impl EventBuf {
     /// moves across twice per round (the consumer reads it, then the worker writes over it);
     /// a posted read is ~130 bytes written in order. Data longer than a read's maximum is
     /// written at once.
-    #[inline(always)]
+    #[inline(never)]
     pub(crate) fn post_read(&mut self, read: PostedRead, file: &Arc<str>, data: &[u8]) {
         if self.live >= self.slots.len() {
             self.slots.push(blank(file));

@@ -482,7 +482,18 @@ impl FastRead {
     /// `file` (no reference count touched).
     #[inline(always)]
     pub(crate) fn read_into(&self, ev: &mut IcsEvent, cx: &EventCx<'_>, file: &Arc<str>) {
-        self.fill(ev, &self.answer(cx), file);
+        let (client, server) = cx.sides();
+        let latency_us = super::latency_us(cx.ts, self.ts());
+        self.fill(
+            ev,
+            cx.meta.id,
+            client,
+            server,
+            cx.meta.vlan,
+            latency_us,
+            cx.packet,
+            file,
+        );
     }
 
     /// What this read's event takes from its response, at `cx`, and from its flow.
@@ -510,16 +521,28 @@ impl FastRead {
         }
     }
 
-    /// [`FastRead::read_into`] with the answer's fields given.
+    /// [`FastRead::read_into`] with the answer's fields given (as values: the one-thread
+    /// path writes them straight from the flow, with no [`Answer`] in between).
     #[inline(always)]
-    fn fill(&self, ev: &mut IcsEvent, answer: &Answer, file: &Arc<str>) {
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        ev: &mut IcsEvent,
+        flow_id: u64,
+        client: Endpoint,
+        server: Endpoint,
+        vlan: Option<u16>,
+        latency_us: u64,
+        response_packet: u64,
+        file: &Arc<str>,
+    ) {
         let ts = self.ts();
         ev.ts = ts;
         ev.proto = AppProto::Modbus;
-        ev.flow_id = answer.flow_id;
-        ev.client = answer.client;
-        ev.server = answer.server;
-        ev.vlan = answer.vlan;
+        ev.flow_id = flow_id;
+        ev.client = client;
+        ev.server = server;
+        ev.vlan = vlan;
         ev.unit_id = Some(self.unit);
         if ev.session.is_some() {
             recycle::drop_session(ev);
@@ -551,7 +574,7 @@ impl FastRead {
             _ => recycle::keep_first(&mut ev.accesses, AccessDir::Read, read.object()),
         }
         ev.outcome = Outcome::Ok;
-        ev.latency_us = Some(answer.latency_us);
+        ev.latency_us = Some(latency_us);
         ev.violations.clear();
         if !ev.facts.is_empty() {
             ev.facts.clear();
@@ -563,7 +586,7 @@ impl FastRead {
             ev.evidence.file = Arc::clone(file);
         }
         ev.evidence.packet = self.packet;
-        ev.evidence.response_packet = Some(answer.response_packet);
+        ev.evidence.response_packet = Some(response_packet);
     }
 
     /// The event of this request left without a response (`outcome`).
@@ -1165,7 +1188,17 @@ impl PostedRead {
     /// values: [`read_values`] with [`PostedRead::bits`]).
     #[inline(always)]
     pub(crate) fn write_into(&self, ev: &mut IcsEvent, file: &Arc<str>) {
-        self.read.fill(ev, &self.answer, file);
+        let a = &self.answer;
+        self.read.fill(
+            ev,
+            a.flow_id,
+            a.client,
+            a.server,
+            a.vlan,
+            a.latency_us,
+            a.response_packet,
+            file,
+        );
     }
 
     /// How the read's data is decoded (see [`FastRead::bits`]).
