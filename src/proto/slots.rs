@@ -61,6 +61,29 @@ struct Posted {
     read: PostedRead,
 }
 
+impl Posted {
+    /// Writes this read's event, values decoded from its data in `raw`, over `ev`; false
+    /// when its file is not in `files` (never, as [`EventBuf::post_read`] posts them).
+    #[inline(always)]
+    fn write(&self, ev: &mut IcsEvent, raw: &[u8], files: &[Arc<str>]) -> bool {
+        let Some(file) = files.get(self.file as usize) else {
+            return false;
+        };
+        self.read.write_into(ev, file);
+        let start = self.start as usize;
+        let data = raw
+            .get(start..start + usize::from(self.len))
+            .unwrap_or_default();
+        match ev.accesses.first_mut() {
+            Some(a) => {
+                modbus_values(&mut a.values, data, self.read.bits());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Largest read data a buffer posts (a register read's maximum, 250 bytes).
 const MAX_POSTED: usize = 256;
 
@@ -201,18 +224,8 @@ impl EventBuf {
         match at.and_then(|k| self.posted.get(k).map(|p| (k, p))) {
             Some((k, p)) => {
                 self.next_posted = k + 1;
-                let file = self.files.get(p.file as usize)?;
-                p.read.write_into(scratch, file);
-                let start = p.start as usize;
-                let data = self
-                    .raw
-                    .get(start..start + usize::from(p.len))
-                    .unwrap_or_default();
-                match scratch.accesses.first_mut() {
-                    Some(a) => modbus_values(&mut a.values, data, p.read.bits()),
-                    None => return None,
-                }
-                Some(scratch)
+                p.write(scratch, &self.raw, &self.files)
+                    .then_some(&*scratch)
             }
             None => self.slots.get(i),
         }
@@ -221,20 +234,8 @@ impl EventBuf {
     /// Writes the posted reads into their slots, so the live events can be read as a slice.
     pub(crate) fn settle(&mut self) {
         for p in self.posted.drain(..) {
-            let start = p.start as usize;
-            let data = self
-                .raw
-                .get(start..start + usize::from(p.len))
-                .unwrap_or_default();
-            let (Some(ev), Some(file)) = (
-                self.slots.get_mut(p.slot as usize),
-                self.files.get(p.file as usize),
-            ) else {
-                continue;
-            };
-            p.read.write_into(ev, file);
-            if let Some(a) = ev.accesses.first_mut() {
-                modbus_values(&mut a.values, data, p.read.bits());
+            if let Some(ev) = self.slots.get_mut(p.slot as usize) {
+                p.write(ev, &self.raw, &self.files);
             }
         }
         self.raw.clear();
