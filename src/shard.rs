@@ -17,7 +17,7 @@
 //!   ([`EventBuf::get_with`]). An event slot written on one core and read on the other crossed
 //!   twice a round (read by the calling thread, then written over by the worker), and the worker
 //!   spent longer waiting for those lines than parsing: on the 3M-packet side by side (Intel
-//!   Xeon VM, ~140 ns round trip) `detect --threads 2` went from 0.55-0.58 s to 0.33 s, where
+//!   Xeon VM, 114-142 ns round trip) `detect --threads 2` went from 0.55-0.58 s to 0.33 s, where
 //!   one thread takes 0.44 s. Other events (OPC UA, writes, exceptions) still cross in their
 //!   slots.
 //! - Worker 0 takes runs of buffered records as [`Pipeline::run_file`] does.
@@ -675,8 +675,10 @@ impl<'a, T> Shard<'a, T> {
     }
 }
 
-/// Worker 0's place in the input: packet index, capture time, sweeps and the round.
-struct Reader {
+/// Worker 0's place in the input (packet index, capture time, sweeps, the round) and what
+/// it ends a round with: the other workers' queues, the batches they return, the progress
+/// position it updates and the calling thread's readiness.
+struct Reader<'a> {
     index: u64,
     now: Timestamp,
     last_sweep: Option<Timestamp>,
@@ -687,9 +689,13 @@ struct Reader {
     /// HOLD_PACKETS packets' rounds are kept, then never again.
     held: usize,
     holding: bool,
+    to: Vec<SyncSender<ToWorker>>,
+    ret: Receiver<Batch>,
+    prog_pos: &'a AtomicU64,
+    ready: &'a AtomicBool,
 }
 
-impl Reader {
+impl Reader<'_> {
     /// Packet `pkt` of file `file`: run by `me` or copied into its worker's batch, and the
     /// idle sweep when one is due. True when it ends a round.
     #[inline(always)]
@@ -746,22 +752,23 @@ impl Reader {
         false
     }
 
-    /// Ends a round: every worker's batch sent, and worker 0's answer (kept instead until
-    /// the calling thread is ready, up to HOLD_PACKETS). False when a thread is gone.
+    /// Ends a round at byte `position` of the file: progress noted, every worker's batch
+    /// sent, and worker 0's answer (kept instead until the calling thread is ready, up to
+    /// HOLD_PACKETS). False when a thread is gone.
     #[inline(never)]
     fn end_round<T>(
         &mut self,
         me: &mut Shard<'_, T>,
         batches: &mut [Batch],
-        to: &[SyncSender<ToWorker>],
-        ret: &Receiver<Batch>,
-        ready: &AtomicBool,
+        position: u64,
     ) -> bool {
-        self.holding =
-            self.holding && self.held < HOLD_PACKETS / self.round && !ready.load(Ordering::Relaxed);
+        self.prog_pos.store(position, Ordering::Relaxed);
+        self.holding = self.holding
+            && self.held < HOLD_PACKETS / self.round
+            && !self.ready.load(Ordering::Relaxed);
         let hold = self.holding;
         self.held += usize::from(hold);
-        send_round(me.wait, batches, hold, to, ret) && me.send(hold)
+        send_round(me.wait, batches, hold, &self.to, &self.ret) && me.send(hold)
     }
 }
 
@@ -789,6 +796,10 @@ fn lead<T>(
         round: if n == 1 { ROUND_ONE } else { ROUND },
         held: 0,
         holding: true,
+        to,
+        ret,
+        prog_pos,
+        ready,
     };
     let mut out = Vec::with_capacity(files.len());
     let mut last_file = 0u32;
@@ -801,22 +812,20 @@ fn lead<T>(
             // file's layout asked once for them; anything else through `next_packet`.
             if let Some(mut records) = cap.buffered() {
                 while let Some(pkt) = records.take() {
-                    if rd.step(&mut me, &mut batches, n, file, &pkt) {
-                        prog_pos.store(records.position(), Ordering::Relaxed);
-                        if !rd.end_round(&mut me, &mut batches, &to, &ret, ready) {
-                            return Ok(out);
-                        }
+                    if rd.step(&mut me, &mut batches, n, file, &pkt)
+                        && !rd.end_round(&mut me, &mut batches, records.position())
+                    {
+                        return Ok(out);
                     }
                 }
             }
             let Some(pkt) = cap.next_packet()? else {
                 break;
             };
-            if rd.step(&mut me, &mut batches, n, file, &pkt) {
-                prog_pos.store(cap.position(), Ordering::Relaxed);
-                if !rd.end_round(&mut me, &mut batches, &to, &ret, ready) {
-                    return Ok(out);
-                }
+            if rd.step(&mut me, &mut batches, n, file, &pkt)
+                && !rd.end_round(&mut me, &mut batches, cap.position())
+            {
+                return Ok(out);
             }
         }
         prog_pos.store(cap.position(), Ordering::Relaxed);
@@ -833,11 +842,11 @@ fn lead<T>(
         out.push(fs);
     }
     if (rd.in_round > 0 || rd.holding)
-        && (!send_round(me.wait, &mut batches, false, &to, &ret) || !me.send(false))
+        && (!send_round(me.wait, &mut batches, false, &rd.to, &rd.ret) || !me.send(false))
     {
         return Ok(out);
     }
-    for tx in &to {
+    for tx in &rd.to {
         let _ = tx.send(ToWorker::Finish {
             now: rd.now,
             file: last_file,

@@ -1165,7 +1165,7 @@ fn exception_outcome_name(code: u8) -> &'static str {
 
 /// What a fast read's event takes from its response and its flow (the rest is the read's).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Answer {
+struct Answer {
     flow_id: u64,
     client: Endpoint,
     server: Endpoint,
