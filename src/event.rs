@@ -429,6 +429,23 @@ impl Values {
         }
     }
 
+    /// The values emptied into the list form, for filling (the vectors keep their room).
+    #[inline]
+    pub(crate) fn cleared_list(&mut self) -> &mut Vec<Value> {
+        self.clear();
+        &mut self.list
+    }
+
+    /// Replaces the values with a copy of compact ones: `words` as registers, or as bits
+    /// when `bits` (the form [`Values::compact`] and [`Values::is_bits`] give back).
+    #[inline]
+    pub(crate) fn set_compact(&mut self, words: &[u16], bits: bool) {
+        self.list.clear();
+        self.words.clear();
+        self.words.extend_from_slice(words);
+        self.form = if bits { Form::Bits } else { Form::Words };
+    }
+
     /// The list form's vector, emptied, for reuse elsewhere (the values are left empty).
     pub fn take_list(&mut self) -> Vec<Value> {
         let mut l = std::mem::take(&mut self.list);

@@ -7,6 +7,7 @@
 
 pub mod modbus;
 pub mod opcua;
+pub(crate) mod packed;
 pub(crate) mod recycle;
 pub mod slots;
 

@@ -10,17 +10,19 @@
 //! place, keeping the vectors' room (a repeated Modbus read rewrites its values where the last
 //! event of the slot had its values). Consumers see only the live events, as a slice.
 //!
-//! A shard worker's buffer posts fast reads instead of writing them (`EventBuf::post_read`):
-//! the read's fields and data go to a list written in order, its slot keeps its stale event,
-//! and the thread that consumes the events writes the read's event into memory of its own
-//! ([`EventBuf::get_with`]), so the slots, written and rewritten on the worker, are not read
-//! on the other core for most events.
+//! A shard worker's buffer posts its events instead of writing them: a fast read's fields
+//! and data go to a list written in order (`EventBuf::post_read`), any other event is packed
+//! into flat lists ([`EventBuf::push`], `proto::packed`) and its vectors recycled on the
+//! worker at once. The slots keep their stale events, and the thread that consumes the
+//! events writes each into memory of its own ([`EventBuf::get_with`]), so the slots,
+//! written and rewritten on the worker, are not read on the other core.
 //!
 //! The buffer is bounded between rounds: [`EventBuf::clear`] keeps at most [`KEEP_SLOTS`]
 //! stale events (the rest are dropped), so a burst of events (a flood of flows
 //! ending at once) does not stay in memory.
 
 use super::modbus::PostedRead;
+use super::packed::Packed;
 use crate::event::{AppProto, Endpoint, Evidence, Function, IcsEvent, OpKind, Outcome};
 use crate::time::Timestamp;
 use std::net::{IpAddr, Ipv4Addr};
@@ -48,35 +50,56 @@ pub struct EventBuf {
     files: Vec<Arc<str>>,
     /// The first entry of `posted` not yet read by [`EventBuf::get_with`].
     next_posted: usize,
+    /// The other events posted, packed.
+    packed: Packed,
 }
 
-/// A fast read posted by a shard worker: its live slot (left stale), its file in `files`,
-/// where its data is in `raw`, and the read with its answer.
+/// An event posted by a shard worker: its live slot (left stale) and what it is.
 #[derive(Clone, Copy, Debug)]
 struct Posted {
     slot: u32,
-    file: u32,
-    start: u32,
-    len: u16,
-    read: PostedRead,
+    what: What,
+}
+
+/// What a posted event is.
+#[derive(Clone, Copy, Debug)]
+enum What {
+    /// A fast read: its file in `files`, where its data is in `raw`, and the read with its
+    /// answer.
+    Read {
+        file: u32,
+        start: u32,
+        len: u16,
+        read: PostedRead,
+    },
+    /// Any other event, packed: its record in `packed`, whose files are `files` too.
+    Event(u32),
 }
 
 impl Posted {
-    /// Writes this read's event, values decoded from its data in `raw`, over `ev`; false
-    /// when its file is not in `files` (never, as [`EventBuf::post_read`] posts them).
+    /// Writes this event over `ev` (a read's values decoded from its data in `raw`); false
+    /// when its file is not in `files` (never, as [`EventBuf::post_read`] and
+    /// [`EventBuf::push`] post them).
     #[inline(always)]
-    fn write(&self, ev: &mut IcsEvent, raw: &[u8], files: &[Arc<str>]) -> bool {
-        let Some(file) = files.get(self.file as usize) else {
+    fn write(&self, ev: &mut IcsEvent, raw: &[u8], files: &[Arc<str>], packed: &Packed) -> bool {
+        let (file, start, len, read) = match self.what {
+            What::Read {
+                file,
+                start,
+                len,
+                read,
+            } => (file, start, len, read),
+            What::Event(i) => return packed.unpack(i, ev, files),
+        };
+        let Some(file) = files.get(file as usize) else {
             return false;
         };
-        self.read.write_into(ev, file);
-        let start = self.start as usize;
-        let data = raw
-            .get(start..start + usize::from(self.len))
-            .unwrap_or_default();
+        read.write_into(ev, file);
+        let start = start as usize;
+        let data = raw.get(start..start + usize::from(len)).unwrap_or_default();
         match ev.accesses.first_mut() {
             Some(a) => {
-                modbus_values(&mut a.values, data, self.read.bits());
+                modbus_values(&mut a.values, data, read.bits());
                 true
             }
             None => false,
@@ -93,9 +116,14 @@ impl EventBuf {
         Self::default()
     }
 
-    /// Appends `ev` (over a stale slot when there is one, whose vectors are recycled).
+    /// Appends `ev` (over a stale slot when there is one, whose vectors are recycled). A
+    /// posting buffer posts it packed instead (as it posts fast reads): the slot keeps
+    /// its stale event and `ev`'s vectors are recycled here, where they were built.
     #[inline]
-    pub fn push(&mut self, ev: IcsEvent) {
+    pub fn push(&mut self, mut ev: IcsEvent) {
+        if self.post && self.post_event(&mut ev) {
+            return;
+        }
         match self.slots.get_mut(self.live) {
             Some(slot) => {
                 let mut old = std::mem::replace(slot, ev);
@@ -181,10 +209,12 @@ impl EventBuf {
                 let file = u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX);
                 self.posted.push(Posted {
                     slot,
-                    file,
-                    start,
-                    len,
-                    read,
+                    what: What::Read {
+                        file,
+                        start,
+                        len,
+                        read,
+                    },
                 });
                 self.raw.extend_from_slice(data);
                 self.live += 1;
@@ -195,6 +225,37 @@ impl EventBuf {
             read.write_into(ev, file);
             self.commit_read(data, read.bits());
         }
+    }
+
+    /// Posts `ev` packed as the next live event (its slot left stale) and recycles its
+    /// vectors; false when it could not be packed (the caller writes it into its slot then).
+    #[inline(never)]
+    fn post_event(&mut self, ev: &mut IcsEvent) -> bool {
+        let Ok(slot) = u32::try_from(self.live) else {
+            return false;
+        };
+        let file = &ev.evidence.file;
+        let pushed = !self.files.last().is_some_and(|f| Arc::ptr_eq(f, file));
+        if pushed {
+            self.files.push(Arc::clone(file));
+        }
+        let index = u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX);
+        let Some(i) = self.packed.pack(ev, index) else {
+            if pushed {
+                self.files.pop();
+            }
+            return false;
+        };
+        if self.live >= self.slots.len() {
+            self.slots.push(blank(file));
+        }
+        self.posted.push(Posted {
+            slot,
+            what: What::Event(i),
+        });
+        self.live += 1;
+        super::recycle::recycle_all(std::slice::from_mut(ev));
+        true
     }
 
     /// Makes a buffer post fast reads (`true`, see [`EventBuf::post_read`]) or write them.
@@ -224,7 +285,7 @@ impl EventBuf {
         match at.and_then(|k| self.posted.get(k).map(|p| (k, p))) {
             Some((k, p)) => {
                 self.next_posted = k + 1;
-                p.write(scratch, &self.raw, &self.files)
+                p.write(scratch, &self.raw, &self.files, &self.packed)
                     .then_some(&*scratch)
             }
             None => self.slots.get(i),
@@ -235,11 +296,12 @@ impl EventBuf {
     pub(crate) fn settle(&mut self) {
         for p in self.posted.drain(..) {
             if let Some(ev) = self.slots.get_mut(p.slot as usize) {
-                p.write(ev, &self.raw, &self.files);
+                p.write(ev, &self.raw, &self.files, &self.packed);
             }
         }
         self.raw.clear();
         self.files.clear();
+        self.packed.clear(KEEP_SLOTS);
         self.next_posted = 0;
     }
 
@@ -248,14 +310,21 @@ impl EventBuf {
     pub fn clear(&mut self) {
         self.live = 0;
         if !self.posted.is_empty() || !self.files.is_empty() {
-            self.posted.clear();
-            self.raw.clear();
-            self.files.clear();
+            self.forget_posted();
         }
-        self.next_posted = 0;
         if self.slots.len() > KEEP_SLOTS {
             self.shrink();
         }
+    }
+
+    /// Forgets the events posted (a posting buffer's, once a round).
+    #[inline(never)]
+    fn forget_posted(&mut self) {
+        self.posted.clear();
+        self.raw.clear();
+        self.files.clear();
+        self.packed.clear(KEEP_SLOTS);
+        self.next_posted = 0;
     }
 
     #[cold]
@@ -287,13 +356,6 @@ impl EventBuf {
     #[inline]
     pub fn len(&self) -> usize {
         self.live
-    }
-
-    /// The last live event (the one just pushed: its values are written).
-    #[inline]
-    pub fn last_mut(&mut self) -> Option<&mut IcsEvent> {
-        let i = self.live.checked_sub(1)?;
-        self.slots.get_mut(i)
     }
 
     /// Whether no event is live.
@@ -449,7 +511,8 @@ mod tests {
             fill(&mut posting, round);
             let want = written.to_vec();
             assert_eq!(posting.len(), want.len());
-            assert_eq!(posting.posted.len(), 3);
+            // Three reads posted (not the long one), and the two other events packed.
+            assert_eq!(posting.posted.len(), 5);
             let before: Vec<IcsEvent> = posting.slots.clone();
             let got: Vec<IcsEvent> = (0..posting.len())
                 .map(|i| posting.get_with(i, &mut scratch).unwrap().clone())
@@ -461,13 +524,14 @@ mod tests {
                 .collect();
             assert_eq!(back.into_iter().rev().collect::<Vec<_>>(), want);
             assert!(posting.get_with(posting.len(), &mut scratch).is_none());
-            // The posted reads' slots were not written.
+            // The posted events' slots were not written.
             assert_eq!(posting.slots, before);
             posting.settle();
             assert_eq!(posting.to_vec(), want, "round {round} settled");
             written.clear();
             posting.clear();
             assert!(posting.posted.is_empty() && posting.raw.is_empty());
+            assert!(posting.packed.is_empty());
             assert!(posting.files.is_empty());
             // The next round writes over other shapes: a one-value read in every slot.
             for b in [&mut written, &mut posting] {

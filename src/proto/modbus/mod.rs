@@ -341,8 +341,7 @@ impl ModbusParser {
         Self::emit(cx, p.req.take_event(ecx, outcome), p.violations);
     }
 
-    /// Emits the event of a request answered by `resp`: built once, in the output, where the
-    /// response fills it in.
+    /// Emits the event of a request answered by `resp`, which fills it in.
     fn emit_answered(
         cx: &mut ParseCx<'_>,
         ecx: &EventCx<'_>,
@@ -351,11 +350,8 @@ impl ModbusParser {
         resp: &types::Pdu<types::Response<'_>>,
         resp_violations: Violations,
     ) {
-        cx.events.push(p.req.take_event(ecx, Outcome::NoResponse));
-        let Some(ev) = cx.events.last_mut() else {
-            return;
-        };
-        let pair = pair | events::apply_response(ev, p.fc, &p.shape, resp);
+        let mut ev = p.req.take_event(ecx, Outcome::NoResponse);
+        let pair = pair | events::apply_response(&mut ev, p.fc, &p.shape, resp);
         ev.latency_us = Some(latency_us(ecx.ts, ev.ts));
         ev.evidence.response_packet = Some(ecx.packet);
         let v = p.violations | resp_violations | pair;
@@ -363,6 +359,7 @@ impl ModbusParser {
             cx.stats.modbus.count(v);
             ev.violations = v.names().collect();
         }
+        cx.events.push(ev);
     }
 
     /// Whether [`ModbusParser::release`] without `all` would do anything at `now`.
