@@ -50,61 +50,82 @@ pub struct EventBuf {
     files: Vec<Arc<str>>,
     /// The first entry of `posted` not yet read by [`EventBuf::get_with`].
     next_posted: usize,
-    /// The other events posted, packed.
+    /// The other events posted, in order of their slots.
+    events: Vec<PostedEvent>,
+    /// Their records.
     packed: Packed,
+    /// The first entry of `events` not yet read by [`EventBuf::get_with`].
+    next_event: usize,
 }
 
-/// An event posted by a shard worker: its live slot (left stale) and what it is.
+/// A fast read posted by a shard worker: the read with its answer, its live slot (left
+/// stale), its file in `files` and where its data is in `raw`. The read comes first, on the
+/// record's first line: copied from where the parser built it in the same 16-byte pieces, its
+/// loads take the stores they follow (a read at offset 12 was loaded across two stores, a
+/// stall on every post).
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 struct Posted {
+    read: PostedRead,
     slot: u32,
-    what: What,
+    file: u32,
+    start: u32,
+    len: u16,
 }
 
-/// What a posted event is.
+/// Another event posted by a shard worker: its live slot (left stale) and its record in
+/// `packed`, whose files are `files` too.
 #[derive(Clone, Copy, Debug)]
-enum What {
-    /// A fast read: its file in `files`, where its data is in `raw`, and the read with its
-    /// answer.
-    Read {
-        file: u32,
-        start: u32,
-        len: u16,
-        read: PostedRead,
-    },
-    /// Any other event, packed: its record in `packed`, whose files are `files` too.
-    Event(u32),
+struct PostedEvent {
+    slot: u32,
+    index: u32,
 }
 
 impl Posted {
-    /// Writes this event over `ev` (a read's values decoded from its data in `raw`); false
-    /// when its file is not in `files` (never, as [`EventBuf::post_read`] and
-    /// [`EventBuf::push`] post them).
+    /// Writes this read's event, values decoded from its data in `raw`, over `ev`; false
+    /// when its file is not in `files` (never, as [`EventBuf::post_read`] posts them).
     #[inline(always)]
-    fn write(&self, ev: &mut IcsEvent, raw: &[u8], files: &[Arc<str>], packed: &Packed) -> bool {
-        let (file, start, len, read) = match self.what {
-            What::Read {
-                file,
-                start,
-                len,
-                read,
-            } => (file, start, len, read),
-            What::Event(i) => return packed.unpack(i, ev, files),
-        };
-        let Some(file) = files.get(file as usize) else {
+    fn write(&self, ev: &mut IcsEvent, raw: &[u8], files: &[Arc<str>]) -> bool {
+        let Some(file) = files.get(self.file as usize) else {
             return false;
         };
-        read.write_into(ev, file);
-        let start = start as usize;
-        let data = raw.get(start..start + usize::from(len)).unwrap_or_default();
+        self.read.write_into(ev, file);
+        let start = self.start as usize;
+        let data = raw
+            .get(start..start + usize::from(self.len))
+            .unwrap_or_default();
         match ev.accesses.first_mut() {
             Some(a) => {
-                modbus_values(&mut a.values, data, read.bits());
+                modbus_values(&mut a.values, data, self.read.bits());
                 true
             }
             None => false,
         }
     }
+}
+
+/// The entry of `list` (in order of `slot`) for live event `i`, if any: the one at `next`
+/// (reading in order), none when `i` falls before it and after the one before, else by a
+/// binary search. `next` moves past the entry found.
+#[inline(always)]
+fn find_posted<T>(
+    list: &[T],
+    next: &mut usize,
+    i: usize,
+    slot: impl Fn(&T) -> usize,
+) -> Option<usize> {
+    let before = |k: usize| list.get(k).is_some_and(|q| slot(q) < i);
+    let at = match list.get(*next) {
+        Some(p) if slot(p) == i => Some(*next),
+        // Between the last entry read and the next one: not in this list.
+        Some(p) if slot(p) > i && (*next == 0 || before(*next - 1)) => None,
+        None if list.is_empty() || before(list.len() - 1) => None,
+        _ => list.binary_search_by_key(&i, &slot).ok(),
+    };
+    if let Some(k) = at {
+        *next = k + 1;
+    }
+    at
 }
 
 /// Largest read data a buffer posts (a register read's maximum, 250 bytes).
@@ -208,13 +229,11 @@ impl EventBuf {
                 }
                 let file = u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX);
                 self.posted.push(Posted {
+                    read,
                     slot,
-                    what: What::Read {
-                        file,
-                        start,
-                        len,
-                        read,
-                    },
+                    file,
+                    start,
+                    len,
                 });
                 self.raw.extend_from_slice(data);
                 self.live += 1;
@@ -249,10 +268,7 @@ impl EventBuf {
         if self.live >= self.slots.len() {
             self.slots.push(blank(file));
         }
-        self.posted.push(Posted {
-            slot,
-            what: What::Event(i),
-        });
+        self.events.push(PostedEvent { slot, index: i });
         self.live += 1;
         super::recycle::recycle_all(std::slice::from_mut(ev));
         true
@@ -270,46 +286,42 @@ impl EventBuf {
         if i >= self.live {
             return None;
         }
-        let next = self.next_posted;
-        let before = |k: usize| self.posted.get(k).is_some_and(|q| (q.slot as usize) < i);
-        let at = match self.posted.get(next) {
-            Some(p) if p.slot as usize == i => Some(next),
-            // Between the last read and the next one: not a posted read.
-            Some(p) if p.slot as usize > i && (next == 0 || before(next - 1)) => None,
-            None if self.posted.is_empty() || before(self.posted.len() - 1) => None,
-            _ => self
-                .posted
-                .binary_search_by_key(&i, |p| p.slot as usize)
-                .ok(),
-        };
-        match at.and_then(|k| self.posted.get(k).map(|p| (k, p))) {
-            Some((k, p)) => {
-                self.next_posted = k + 1;
-                p.write(scratch, &self.raw, &self.files, &self.packed)
-                    .then_some(&*scratch)
-            }
-            None => self.slots.get(i),
+        if let Some(k) = find_posted(&self.posted, &mut self.next_posted, i, |p| p.slot as usize) {
+            let p = self.posted.get(k)?;
+            return p
+                .write(scratch, &self.raw, &self.files)
+                .then_some(&*scratch);
         }
+        if let Some(k) = find_posted(&self.events, &mut self.next_event, i, |e| e.slot as usize) {
+            let e = self.events.get(k)?;
+            return self
+                .packed
+                .unpack(e.index, scratch, &self.files)
+                .then_some(&*scratch);
+        }
+        self.slots.get(i)
     }
 
-    /// Writes the posted reads into their slots, so the live events can be read as a slice.
+    /// Writes the posted events into their slots, so the live events can be read as a slice.
     pub(crate) fn settle(&mut self) {
         for p in self.posted.drain(..) {
             if let Some(ev) = self.slots.get_mut(p.slot as usize) {
-                p.write(ev, &self.raw, &self.files, &self.packed);
+                p.write(ev, &self.raw, &self.files);
             }
         }
-        self.raw.clear();
-        self.files.clear();
-        self.packed.clear(KEEP_SLOTS);
-        self.next_posted = 0;
+        for e in self.events.drain(..) {
+            if let Some(ev) = self.slots.get_mut(e.slot as usize) {
+                self.packed.unpack(e.index, ev, &self.files);
+            }
+        }
+        self.forget_posted();
     }
 
     /// Forgets the live events (they stay as stale slots, at most [`KEEP_SLOTS`] of them).
     #[inline]
     pub fn clear(&mut self) {
         self.live = 0;
-        if !self.posted.is_empty() || !self.files.is_empty() {
+        if !self.files.is_empty() {
             self.forget_posted();
         }
         if self.slots.len() > KEEP_SLOTS {
@@ -323,8 +335,9 @@ impl EventBuf {
         self.posted.clear();
         self.raw.clear();
         self.files.clear();
+        self.events.clear();
         self.packed.clear(KEEP_SLOTS);
-        self.next_posted = 0;
+        (self.next_posted, self.next_event) = (0, 0);
     }
 
     #[cold]
@@ -334,6 +347,7 @@ impl EventBuf {
         self.slots.truncate(KEEP_SLOTS);
         self.slots.shrink_to(KEEP_SLOTS);
         self.posted.shrink_to(KEEP_SLOTS);
+        self.events.shrink_to(KEEP_SLOTS);
         self.raw.shrink_to(KEEP_SLOTS * 32);
     }
 
@@ -350,6 +364,7 @@ impl EventBuf {
     pub fn truncate(&mut self, n: usize) {
         self.live = self.live.min(n);
         self.posted.retain(|p| (p.slot as usize) < n);
+        self.events.retain(|e| (e.slot as usize) < n);
     }
 
     /// Number of live events (readable before the values are settled).
@@ -376,8 +391,8 @@ impl Deref for EventBuf {
     #[inline]
     fn deref(&self) -> &[IcsEvent] {
         debug_assert!(
-            self.posted.is_empty(),
-            "events read before the posted reads were settled"
+            self.posted.is_empty() && self.events.is_empty(),
+            "events read before the posted ones were settled"
         );
         self.slots.get(..self.live).unwrap_or_default()
     }
@@ -387,8 +402,8 @@ impl DerefMut for EventBuf {
     #[inline]
     fn deref_mut(&mut self) -> &mut [IcsEvent] {
         debug_assert!(
-            self.posted.is_empty(),
-            "events read before the posted reads were settled"
+            self.posted.is_empty() && self.events.is_empty(),
+            "events read before the posted ones were settled"
         );
         self.slots.get_mut(..self.live).unwrap_or_default()
     }
@@ -512,7 +527,7 @@ mod tests {
             let want = written.to_vec();
             assert_eq!(posting.len(), want.len());
             // Three reads posted (not the long one), and the two other events packed.
-            assert_eq!(posting.posted.len(), 5);
+            assert_eq!((posting.posted.len(), posting.events.len()), (3, 2));
             let before: Vec<IcsEvent> = posting.slots.clone();
             let got: Vec<IcsEvent> = (0..posting.len())
                 .map(|i| posting.get_with(i, &mut scratch).unwrap().clone())
@@ -531,6 +546,7 @@ mod tests {
             written.clear();
             posting.clear();
             assert!(posting.posted.is_empty() && posting.raw.is_empty());
+            assert!(posting.events.is_empty());
             assert!(posting.packed.is_empty());
             assert!(posting.files.is_empty());
             // The next round writes over other shapes: a one-value read in every slot.
