@@ -67,7 +67,7 @@ use crate::capture::{CaptureError, CaptureFile, Packet};
 use crate::decode::{decode, LinkType, Transport};
 use crate::event::IcsEvent;
 use crate::pipeline::{self, sweep_due, Pipeline, PipelineConfig, Tag};
-use crate::proto::slots::EventBuf;
+use crate::proto::slots::{EventBuf, Scratch};
 use crate::stats::{FileStats, RunStats};
 use crate::time::Timestamp;
 use std::convert::Infallible;
@@ -296,12 +296,6 @@ fn worker_of(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8, vlan: u16, n: usize)
     }
 }
 
-/// The calling thread's own event, which posted reads are written into (see
-/// [`EventBuf::get_with`]).
-fn scratch_event() -> IcsEvent {
-    crate::proto::slots::blank(&Arc::from(""))
-}
-
 /// What the workers make of each event for the calling thread (nothing: the event itself).
 type Map<'a, T> = Option<&'a (dyn Fn(&IcsEvent) -> T + Sync)>;
 
@@ -317,7 +311,7 @@ pub fn run(
     if threads <= 1 {
         return pipeline::run(cfg, files, emit, progress);
     }
-    let mut scratch = scratch_event();
+    let mut scratch = Scratch::new();
     let run = run_inner::<(), (), Infallible>(
         cfg,
         threads,
@@ -354,7 +348,7 @@ pub fn run_with<C, E: From<CaptureError>>(
         let stats = pipeline::run(cfg, files, &mut |e| emit(&mut c, e), progress)?;
         return Ok((stats, c));
     }
-    let mut scratch = scratch_event();
+    let mut scratch = Scratch::new();
     run_inner::<(), C, E>(
         cfg,
         threads,

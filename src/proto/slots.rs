@@ -128,6 +128,33 @@ fn find_posted<T>(
     at
 }
 
+/// The events a thread that consumes a shard worker's events writes posted events into
+/// ([`EventBuf::get_with`]): one for fast reads and one for the others, so that each keeps the
+/// shape of the events it gets (a read's one access, a Publish's list of named items) and is
+/// written over in place, not cut down and grown again at every change of kind.
+#[derive(Debug)]
+pub struct Scratch {
+    read: IcsEvent,
+    other: IcsEvent,
+}
+
+impl Scratch {
+    /// Two blank events.
+    pub fn new() -> Self {
+        let file: Arc<str> = Arc::from("");
+        Scratch {
+            read: blank(&file),
+            other: blank(&file),
+        }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Largest read data a buffer posts (a register read's maximum, 250 bytes).
 const MAX_POSTED: usize = 256;
 
@@ -279,25 +306,22 @@ impl EventBuf {
         self.post = post;
     }
 
-    /// The `i`th live event: a posted read's written into `scratch` (memory of the thread
-    /// that calls this), any other the slot's. Cheapest when called in order.
+    /// The `i`th live event: a posted one's written into `scratch` (memory of the thread that
+    /// calls this), any other the slot's. Cheapest when called in order.
     #[inline]
-    pub fn get_with<'a>(&'a mut self, i: usize, scratch: &'a mut IcsEvent) -> Option<&'a IcsEvent> {
+    pub fn get_with<'a>(&'a mut self, i: usize, scratch: &'a mut Scratch) -> Option<&'a IcsEvent> {
         if i >= self.live {
             return None;
         }
         if let Some(k) = find_posted(&self.posted, &mut self.next_posted, i, |p| p.slot as usize) {
             let p = self.posted.get(k)?;
-            return p
-                .write(scratch, &self.raw, &self.files)
-                .then_some(&*scratch);
+            let ev = &mut scratch.read;
+            return p.write(ev, &self.raw, &self.files).then_some(&*ev);
         }
         if let Some(k) = find_posted(&self.events, &mut self.next_event, i, |e| e.slot as usize) {
             let e = self.events.get(k)?;
-            return self
-                .packed
-                .unpack(e.index, scratch, &self.files)
-                .then_some(&*scratch);
+            let ev = &mut scratch.other;
+            return self.packed.unpack(e.index, ev, &self.files).then_some(&*ev);
         }
         self.slots.get(i)
     }
@@ -520,7 +544,7 @@ mod tests {
         let mut written = EventBuf::new();
         let mut posting = EventBuf::new();
         posting.set_post(true);
-        let mut scratch = blank(&file);
+        let mut scratch = Scratch::new();
         for round in 0..3 {
             fill(&mut written, round);
             fill(&mut posting, round);
