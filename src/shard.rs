@@ -82,12 +82,13 @@ use std::sync::Arc;
 /// events in the caches (measured with three threads: 0.55-0.56 s on the 3M-packet plant capture
 /// against 0.58-0.60 s with 4096 and 0.64-0.67 s with 256).
 const ROUND: usize = 1024;
-/// Packets per round with one worker, which sends only events: a round's events (about 400 of
-/// them for 1024 packets, with their accesses and values) then stay in the caches between the
-/// worker that builds them, the calling thread that reads them and the worker that recycles them
-/// (3M-packet side by side, `detect --threads 2` with waits that spin first: minimum 0.47 s with
-/// rounds of 1024, 0.39 s with 256).
-const ROUND_ONE: usize = 256;
+/// Packets per round with one worker, which sends only events. While events crossed in the
+/// worker's slots, small rounds kept them in the caches between the worker that built them, the
+/// calling thread that read them and the worker that rewrote them (3M-packet side by side: 0.47 s
+/// with rounds of 1024, 0.39 s with 256). Posted, they cross once and larger rounds even out the
+/// work of the two threads: 0.230-0.236 s with 256, 0.216-0.228 s with 1024, 0.218-0.223 s with
+/// 2048, 0.246-0.249 s with 4096 (two rounds queued).
+const ROUND_ONE: usize = 1024;
 /// Rounds queued per worker before it waits.
 const QUEUE: usize = 4;
 /// Packets a worker keeps in one answer while the calling thread is not ready to merge (about
