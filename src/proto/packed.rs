@@ -524,21 +524,7 @@ mod tests {
     use super::*;
     use crate::detect::testkit::{read_coils, read_hr, write_hr};
     use crate::proto::slots::blank;
-
-    /// A small deterministic generator (xorshift).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::synth::Rng;
 
     fn value(r: &mut Rng) -> Value {
         match r.below(8) {
