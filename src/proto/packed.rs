@@ -478,7 +478,8 @@ impl Packed {
         }
     }
 
-    /// Forgets every event packed (the lists keep their room, at most `room` entries each).
+    /// Forgets every event packed; the lists keep their room, up to `room` events' worth (`room`
+    /// records, accesses and values, eight words and 32 bytes of text an event).
     #[inline]
     pub(crate) fn clear(&mut self, room: usize) {
         if self.heads.is_empty() {

@@ -39,8 +39,8 @@ pub struct EventBuf {
     slots: Vec<IcsEvent>,
     /// Number of live events.
     live: usize,
-    /// Whether fast reads are posted whole (a shard worker's buffer, whose events another
-    /// thread consumes): see [`EventBuf::post_read`].
+    /// Whether events are posted rather than written (a shard worker's buffer, whose events
+    /// another thread consumes): see [`EventBuf::post_read`] and [`EventBuf::push`].
     post: bool,
     /// The reads posted, in order of their slots (which hold stale events meanwhile).
     posted: Vec<Posted>,
@@ -251,10 +251,7 @@ impl EventBuf {
                 u32::try_from(self.raw.len()),
                 u16::try_from(data.len()),
             ) {
-                if !self.files.last().is_some_and(|f| Arc::ptr_eq(f, file)) {
-                    self.files.push(Arc::clone(file));
-                }
-                let file = u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX);
+                let file = self.file_index(file);
                 self.posted.push(Posted {
                     read,
                     slot,
@@ -281,15 +278,8 @@ impl EventBuf {
             return false;
         };
         let file = &ev.evidence.file;
-        let pushed = !self.files.last().is_some_and(|f| Arc::ptr_eq(f, file));
-        if pushed {
-            self.files.push(Arc::clone(file));
-        }
-        let index = u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX);
+        let index = self.file_index(file);
         let Some(i) = self.packed.pack(ev, index) else {
-            if pushed {
-                self.files.pop();
-            }
             return false;
         };
         if self.live >= self.slots.len() {
@@ -301,7 +291,18 @@ impl EventBuf {
         true
     }
 
-    /// Makes a buffer post fast reads (`true`, see [`EventBuf::post_read`]) or write them.
+    /// The index of `file` in `files`, where a posted event names it: the last one when it is
+    /// that (a capture's events come in a row), else `file` added.
+    #[inline(always)]
+    fn file_index(&mut self, file: &Arc<str>) -> u32 {
+        if !self.files.last().is_some_and(|f| Arc::ptr_eq(f, file)) {
+            self.files.push(Arc::clone(file));
+        }
+        u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Makes a buffer post its events (`true`: fast reads whole, see
+    /// [`EventBuf::post_read`], the others packed, see [`EventBuf::push`]) or write them.
     pub(crate) fn set_post(&mut self, post: bool) {
         self.post = post;
     }
