@@ -522,7 +522,7 @@ impl std::hash::Hash for BlockKey {
 struct Block {
     /// Per owned slot: what the block loop reads and writes (empty while the block does
     /// not own its objects' states).
-    fast: Vec<Fast>,
+    fast: FastSlots,
     /// The next observation's number, while the block owns its objects' states.
     k: u64,
     /// The rest of the read states of the block's objects, when the block owns them (see
@@ -545,7 +545,7 @@ struct Block {
 impl Block {
     fn new(chan: usize, shape: Shape, slots: Slots, unresolved: u32) -> Block {
         Block {
-            fast: Vec::new(),
+            fast: FastSlots::default(),
             k: FIRST_OBS,
             own: None,
             chan,
@@ -586,14 +586,12 @@ const NARROW: i64 = 1 << 30;
 const DETACHED: i32 = i32::MIN;
 
 /// The per-value fields of an owned slot for the block loop: the read state of its object
-/// as integers, with the thresholds of the repeat and change paths.
+/// as integers, with the thresholds of the repeat and change paths. Kept in lanes of
+/// [`FastGroup`]s; this is one slot's, taken out.
 ///
-/// 32 bytes of 32-bit fields, aligned: two slots a cache line, each within one, and every
-/// test a compare with memory. The narrow fields hold what Modbus values need (16-bit
-/// registers, coils); a value or state beyond them takes the full checks, which is what
-/// the fast paths stand in for.
+/// The narrow fields hold what Modbus values need (16-bit registers, coils); a value or
+/// state beyond them takes the full checks, which is what the fast paths stand in for.
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(32))]
 struct Fast {
     /// The last value read ([`DETACHED`] with `qend` 0 when the slot is detached: its
     /// [`ObjState`] holds the state, every value takes the full checks).
@@ -612,6 +610,123 @@ struct Fast {
     /// The run of `last` began at observation `base` (its length before observation `k`
     /// is `k − base`).
     base: u32,
+}
+
+/// Owned slots a [`FastGroup`] holds: the 32-bit lanes of a 128-bit vector, the width every
+/// x86-64 processor has.
+const LANES: usize = 4;
+
+/// The [`Fast`] fields of [`LANES`] owned slots, field by field, so that the block loop
+/// tests and updates a group of values at once, without a branch per value (whether a noisy
+/// register repeats or changes is a coin toss to a branch predictor). Two cache lines; the
+/// repeat path's fields in the first.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct FastGroup {
+    last: [i32; LANES],
+    qend: [u32; LANES],
+    lo: [i32; LANES],
+    span: [u32; LANES],
+    step: [u32; LANES],
+    step2: [u32; LANES],
+    qbc: [u32; LANES],
+    base: [u32; LANES],
+}
+
+/// A group's lanes past the block's last owned slot (never read: see [`owned_prefix`]).
+const SPARE_GROUP: FastGroup = FastGroup {
+    last: [DETACHED; LANES],
+    qend: [0; LANES],
+    lo: [0; LANES],
+    span: [0; LANES],
+    step: [0; LANES],
+    step2: [0; LANES],
+    qbc: [0; LANES],
+    base: [0; LANES],
+};
+
+/// The [`Fast`] fields of a block's owned slots, in groups of [`LANES`].
+#[derive(Debug, Default)]
+struct FastSlots {
+    groups: Vec<FastGroup>,
+    /// The number of owned slots (the last group's lanes from `len % LANES` on are spare).
+    len: usize,
+}
+
+impl FastSlots {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Owned slot `i`'s fields.
+    fn get(&self, i: usize) -> Option<Fast> {
+        if i >= self.len {
+            return None;
+        }
+        lane_get(self.groups.get(i / LANES)?, i % LANES)
+    }
+
+    /// Sets owned slot `i`'s fields (nothing when there is no slot `i`).
+    fn set(&mut self, i: usize, f: Fast) {
+        if i < self.len {
+            if let Some(g) = self.groups.get_mut(i / LANES) {
+                lane_set(g, i % LANES, f);
+            }
+        }
+    }
+}
+
+impl FromIterator<Fast> for FastSlots {
+    fn from_iter<I: IntoIterator<Item = Fast>>(iter: I) -> FastSlots {
+        let mut s = FastSlots::default();
+        for f in iter {
+            if s.len % LANES == 0 {
+                s.groups.push(SPARE_GROUP);
+            }
+            s.len += 1;
+            s.set(s.len - 1, f);
+        }
+        s
+    }
+}
+
+/// Lane `l` of group `g` as a [`Fast`] (`None` when `l` is not below [`LANES`]).
+#[inline(always)]
+fn lane_get(g: &FastGroup, l: usize) -> Option<Fast> {
+    Some(Fast {
+        last: *g.last.get(l)?,
+        qend: *g.qend.get(l)?,
+        lo: *g.lo.get(l)?,
+        span: *g.span.get(l)?,
+        step: *g.step.get(l)?,
+        step2: *g.step2.get(l)?,
+        qbc: *g.qbc.get(l)?,
+        base: *g.base.get(l)?,
+    })
+}
+
+/// Sets lane `l` of group `g` to `f` (nothing when `l` is not below [`LANES`]).
+#[inline(always)]
+fn lane_set(g: &mut FastGroup, l: usize, f: Fast) {
+    let lanes = [(g.last.get_mut(l), f.last), (g.lo.get_mut(l), f.lo)];
+    for (d, v) in lanes {
+        if let Some(d) = d {
+            *d = v;
+        }
+    }
+    let lanes = [
+        (g.qend.get_mut(l), f.qend),
+        (g.span.get_mut(l), f.span),
+        (g.step.get_mut(l), f.step),
+        (g.step2.get_mut(l), f.step2),
+        (g.qbc.get_mut(l), f.qbc),
+        (g.base.get_mut(l), f.base),
+    ];
+    for (d, v) in lanes {
+        if let Some(d) = d {
+            *d = v;
+        }
+    }
 }
 
 /// What an owned slot's state holds beyond [`Fast`] when it is not the plain one after a
@@ -795,15 +910,15 @@ fn release_block(block: &mut Block, chans: &mut [Chan]) {
     let Some(chan) = chans.get_mut(block.chan) else {
         return;
     };
-    for (i, (&p, f)) in c.pos.iter().zip(&fast).enumerate() {
-        let Some(h) = block.slots.hot.get(p as usize) else {
+    for (i, &p) in c.pos.iter().enumerate() {
+        let (Some(h), Some(f)) = (block.slots.hot.get(p as usize), fast.get(i)) else {
             continue;
         };
         if let Some(o) = chan.owner.get_mut(h.obj as usize) {
             *o = NO_BLOCK;
         }
         if c.detached.get(i) == Some(&false) {
-            if let (Some(st), Some(s)) = (c.state(f, i, k), chan.states.get_mut(h.obj as usize)) {
+            if let (Some(st), Some(s)) = (c.state(&f, i, k), chan.states.get_mut(h.obj as usize)) {
                 *s = st;
             }
         }
@@ -912,7 +1027,7 @@ fn acquire(store: &mut [Block], chans: &mut [Chan], bi: u32) {
     }
     block.dense = m == hot.len();
     block.k = FIRST_OBS;
-    block.fast = fast;
+    block.fast = fast.into_iter().collect();
     block.own = Some(Box::new(c));
 }
 
@@ -961,29 +1076,87 @@ fn run_owned(
 /// or over words kept compact (registers, or bits as 0 and 1: the numbers the paths see for
 /// [`Value::Int`] and [`Value::Bool`]).
 ///
-/// Two values a turn (one loop step, one end test for both), then the odd one.
+/// A group of [`LANES`] values at a time ([`group_fast`]); the values after the last whole
+/// group, or from a group with one that needs the full checks, one by one.
 #[inline(never)]
-fn owned_prefix<V: OwnedNum>(fast: &mut [Fast], values: &[V], k: u32) -> usize {
+fn owned_prefix<V: OwnedNum>(fast: &mut FastSlots, values: &[V], k: u32) -> usize {
+    let n = fast.len.min(values.len());
     let mut done = 0;
-    for (f, v) in fast.chunks_exact_mut(2).zip(values.chunks_exact(2)) {
-        let ([f0, f1], [v0, v1]) = (f, v) else {
+    for (g, v) in fast.groups.iter_mut().zip(values.chunks_exact(LANES)) {
+        if done + LANES > n {
+            break;
+        }
+        match owned_lanes(v) {
+            Some(x) if group_fast(g, &x, k) => done += LANES,
+            _ => break,
+        }
+    }
+    while done < n {
+        let (Some(g), Some(v)) = (fast.groups.get_mut(done / LANES), values.get(done)) else {
             break;
         };
-        if !owned_fast(f0, v0, k) {
-            return done;
+        let Some(mut f) = lane_get(g, done % LANES) else {
+            break;
+        };
+        if !owned_fast(&mut f, v, k) {
+            break;
         }
-        if !owned_fast(f1, v1, k) {
-            return done + 1;
-        }
-        done += 2;
-    }
-    // At most one slot with a value is left (the shorter list's odd one).
-    if let (Some(f), Some(v)) = (fast.get_mut(done), values.get(done)) {
-        if owned_fast(f, v, k) {
-            done += 1;
-        }
+        lane_set(g, done % LANES, f);
+        done += 1;
     }
     done
+}
+
+/// [`LANES`] values as the repeat and change paths take them, or `None` when one needs the
+/// full checks.
+#[inline(always)]
+fn owned_lanes<V: OwnedNum>(v: &[V]) -> Option<[i32; LANES]> {
+    let v: &[V; LANES] = v.try_into().ok()?;
+    let mut x = [0; LANES];
+    for (x, v) in x.iter_mut().zip(v) {
+        *x = v.owned_num()?;
+    }
+    Some(x)
+}
+
+/// [`owned_fast`] on every lane of group `g` at once, without a branch per lane: true, with
+/// each lane updated as `owned_fast` updates it, when every value took the repeat or change
+/// path; false, with nothing changed, otherwise.
+#[inline(always)]
+// Every index is below LANES, the length of every array here: no bounds checks, and the
+// lanes' loops compile to vector instructions.
+#[allow(clippy::indexing_slicing)]
+fn group_fast(g: &mut FastGroup, x: &[i32; LANES], k: u32) -> bool {
+    // Per lane, all ones or zero (`&` and `|`, not `&&` and `||`: no branches).
+    let mut ok = [0u32; LANES];
+    let mut change = [0u32; LANES];
+    for j in 0..LANES {
+        let repeat = mask(x[j] == g.last[j]);
+        let quiet = mask(k < g.qend[j]);
+        // Exact in 32 bits (see NARROW): the window is within ±NARROW and the step below it.
+        let within = mask((x[j].wrapping_sub(g.lo[j]) as u32) <= g.span[j])
+            & mask((x[j].wrapping_sub(g.last[j]) as u32).wrapping_add(g.step[j]) <= g.step2[j]);
+        ok[j] = (repeat & quiet) | (!repeat & within);
+        change[j] = !repeat & within;
+    }
+    if ok.iter().fold(u32::MAX, |a, &o| a & o) == 0 {
+        return false;
+    }
+    for j in 0..LANES {
+        // A repeat's value is its last one.
+        g.last[j] = x[j];
+        let m = change[j];
+        g.base[j] = (k & m) | (g.base[j] & !m);
+        // `k` is below LAST_OBS, `qbc` below RING: no overflow.
+        g.qend[j] = (k.wrapping_add(g.qbc[j]) & m) | (g.qend[j] & !m);
+    }
+    true
+}
+
+/// All ones when `b`, else zero.
+#[inline(always)]
+fn mask(b: bool) -> u32 {
+    0u32.wrapping_sub(u32::from(b))
 }
 
 /// A value as the repeat and change paths of an owned slot take it.
@@ -1061,25 +1234,36 @@ fn owned_rest(
         chans,
         chan: *chan,
         out,
-        first: fast.as_ptr() as usize,
     };
+    let n = fast.len();
     if dense {
-        for (f, v) in fast.iter_mut().zip(values).skip(from) {
-            if !owned_fast(f, &*v, k32) {
-                owned_slow(&mut s, Some(&v), f);
+        for (i, v) in (0..n).zip(values).skip(from) {
+            let Some(mut f) = fast.get(i) else {
+                continue;
+            };
+            if !owned_fast(&mut f, &*v, k32) {
+                owned_slow(&mut s, i, Some(&v), &mut f);
             }
+            fast.set(i, f);
         }
         // Slots without a value (a short answer).
-        for f in fast.iter_mut().skip(values.len()) {
-            owned_slow(&mut s, None, f);
+        for i in values.len()..n {
+            let Some(mut f) = fast.get(i) else {
+                continue;
+            };
+            owned_slow(&mut s, i, None, &mut f);
+            fast.set(i, f);
         }
     } else {
-        for f in fast.iter_mut() {
-            let i = s.index(f);
+        for i in 0..n {
+            let Some(mut f) = fast.get(i) else {
+                continue;
+            };
             let v = s.c.pos.get(i).and_then(|&p| values.get(p as usize));
-            if !v.as_deref().is_some_and(|v| owned_fast(f, v, k32)) {
-                owned_slow(&mut s, v.as_deref(), f);
+            if !v.as_deref().is_some_and(|v| owned_fast(&mut f, v, k32)) {
+                owned_slow(&mut s, i, v.as_deref(), &mut f);
             }
+            fast.set(i, f);
         }
     }
 }
@@ -1097,16 +1281,6 @@ struct Slow<'a, 'b> {
     chans: &'a mut [Chan],
     chan: usize,
     out: &'b mut Vec<Alert>,
-    /// The address of the block's first [`Fast`].
-    first: usize,
-}
-
-impl Slow<'_, '_> {
-    /// The index of owned slot `f` (worked out from its address, off the common paths).
-    #[inline(always)]
-    fn index(&self, f: &Fast) -> usize {
-        (f as *const Fast as usize).wrapping_sub(self.first) / std::mem::size_of::<Fast>()
-    }
 }
 
 /// The repeat and change paths of an owned slot for value `v` at observation `k`: true
@@ -1133,12 +1307,11 @@ fn owned_fast(f: &mut Fast, v: &impl OwnedNum, k: u32) -> bool {
     false
 }
 
-/// The full checks of the value `v` of owned slot `f` (context `s`): its state rebuilt
-/// in its [`ObjState`], [`read`], and taken back.
+/// The full checks of the value `v` of owned slot `i` (its fields `f`, context `s`): its
+/// state rebuilt in its [`ObjState`], [`read`], and taken back.
 #[cold]
 #[inline(never)]
-fn owned_slow(s: &mut Slow<'_, '_>, v: Option<&Value>, f: &mut Fast) {
-    let i = s.index(f);
+fn owned_slow(s: &mut Slow<'_, '_>, i: usize, v: Option<&Value>, f: &mut Fast) {
     let Slow {
         ev,
         now,
@@ -3694,11 +3867,15 @@ mod tests {
                 };
                 let by = (LAST_OBS - 3).saturating_sub(b.k) / RING * RING;
                 b.k += by;
-                for (f, ab) in b.fast.iter_mut().zip(c.aux_base.iter_mut()) {
+                for (i, ab) in c.aux_base.iter_mut().enumerate() {
+                    let Some(mut f) = b.fast.get(i) else {
+                        continue;
+                    };
                     f.base += by as u32;
                     if f.qend != 0 {
                         f.qend = f.qend.saturating_add(by as u32);
                     }
+                    b.fast.set(i, f);
                     if *ab != NO_AUX {
                         *ab += by;
                     }
@@ -4037,11 +4214,50 @@ mod tests {
         }
     }
 
+    /// Every owned slot's fields, in order.
+    fn slots_of(f: &FastSlots) -> Vec<Fast> {
+        (0..f.len()).map_while(|i| f.get(i)).collect()
+    }
+
     #[test]
-    fn the_owned_prefix_two_at_a_time_is_the_one_by_one_loop() {
-        // Every pair of lengths (the odd slot or value left after the pairs included), and
-        // values that stop the prefix at every place: repeats (quiet or not), quiet and
-        // loud changes, non-integers.
+    fn owned_slots_read_back_as_set() {
+        let mut r = Lcg(23);
+        for n in 0..3 * LANES + 2 {
+            let mut one = || Fast {
+                last: r.next(1000) as i32,
+                qend: r.next(1000) as u32,
+                lo: r.next(1000) as i32 - 500,
+                span: r.next(1000) as u32,
+                step: r.next(1000) as u32,
+                step2: r.next(1000) as u32,
+                qbc: r.next(64) as u32,
+                base: r.next(1000) as u32,
+            };
+            let want: Vec<Fast> = (0..n).map(|_| one()).collect();
+            let mut s: FastSlots = want.iter().copied().collect();
+            assert_eq!(s.len(), n);
+            assert_eq!(s.groups.len(), n.div_ceil(LANES));
+            assert_eq!(format!("{:?}", slots_of(&s)), format!("{want:?}"));
+            assert!(s.get(n).is_none());
+            // Each slot set on its own changes that slot alone; past the end, nothing.
+            let mut want = want;
+            for i in 0..n {
+                let f = one();
+                s.set(i, f);
+                want[i] = f;
+                assert_eq!(format!("{:?}", slots_of(&s)), format!("{want:?}"));
+            }
+            s.set(n, one());
+            assert_eq!(s.len(), n);
+            assert_eq!(format!("{:?}", slots_of(&s)), format!("{want:?}"));
+        }
+    }
+
+    #[test]
+    fn the_owned_prefix_by_groups_is_the_one_by_one_loop() {
+        // Every pair of lengths up to three groups and a part (the values after the whole
+        // groups included), and values that stop the prefix at every place, in a group or
+        // after: repeats (quiet or not), quiet and loud changes, non-integers.
         fn one_by_one(fast: &mut [Fast], values: &[Value], k: u32) -> usize {
             let mut done = 0;
             for (f, v) in fast.iter_mut().zip(values) {
@@ -4057,8 +4273,13 @@ mod tests {
         };
         let mut r = Lcg(21);
         let k = FIRST_OBS as u32 + 10;
-        for _ in 0..20_000 {
-            let (nf, nv) = (r.next(9) as usize, r.next(9) as usize);
+        for _ in 0..40_000 {
+            let (nf, nv) = (
+                r.next(3 * LANES as u64 + 3) as usize,
+                r.next(3 * LANES as u64 + 3) as usize,
+            );
+            // Mostly integers, so that whole groups take the paths.
+            let odd = 4 + r.next(40);
             let fast: Vec<Fast> = (0..nf)
                 .map(|_| Fast {
                     last: r.next(4) as i32,
@@ -4072,18 +4293,19 @@ mod tests {
                 })
                 .collect();
             let values: Vec<Value> = (0..nv)
-                .map(|_| match r.next(12) {
+                .map(|_| match r.next(odd) {
                     0 => Value::Float(1.0),
                     1 => Value::Bool(r.next(2) == 1),
                     2 => Value::Str("x".into()),
                     _ => Value::Int(r.next(5) as i64),
                 })
                 .collect();
-            let (mut a, mut b) = (fast.clone(), fast);
+            let mut a: FastSlots = fast.iter().copied().collect();
+            let mut b = fast;
             let da = owned_prefix(&mut a, &values, k);
             let db = one_by_one(&mut b, &values, k);
             assert_eq!(da, db, "{values:?}");
-            assert_eq!(key(&a), key(&b));
+            assert_eq!(key(&slots_of(&a)), key(&b));
         }
     }
 
@@ -4092,13 +4314,19 @@ mod tests {
         // Registers and bits kept as words take the same paths, and stop at the same place,
         // as the same values in a list; every pair of lengths, repeats and changes at every
         // place, registers past the 32-bit-signed window's small cases (up to 65535).
-        let key = |f: &[Fast]| -> Vec<(i32, u32, u32)> {
-            f.iter().map(|f| (f.last, f.qend, f.base)).collect()
+        let key = |f: &FastSlots| -> Vec<(i32, u32, u32)> {
+            slots_of(f)
+                .iter()
+                .map(|f| (f.last, f.qend, f.base))
+                .collect()
         };
         let mut r = Lcg(22);
         let k = FIRST_OBS as u32 + 10;
         for round in 0..20_000 {
-            let (nf, nv) = (r.next(9) as usize, r.next(9) as usize);
+            let (nf, nv) = (
+                r.next(3 * LANES as u64 + 3) as usize,
+                r.next(3 * LANES as u64 + 3) as usize,
+            );
             let bits = round % 3 == 0;
             let top = if bits {
                 2
@@ -4133,7 +4361,8 @@ mod tests {
             }
             let list = compact.to_vec();
             assert_eq!(compact.compact(), Some(&words[..]));
-            let (mut a, mut b) = (fast.clone(), fast);
+            let mut a: FastSlots = fast.iter().copied().collect();
+            let mut b: FastSlots = fast.into_iter().collect();
             let da = owned_prefix(&mut a, &words, k);
             let db = owned_prefix(&mut b, &list, k);
             assert_eq!(da, db, "{words:?}");
