@@ -708,25 +708,19 @@ fn lane_get(g: &FastGroup, l: usize) -> Option<Fast> {
 /// Sets lane `l` of group `g` to `f` (nothing when `l` is not below [`LANES`]).
 #[inline(always)]
 fn lane_set(g: &mut FastGroup, l: usize, f: Fast) {
-    let lanes = [(g.last.get_mut(l), f.last), (g.lo.get_mut(l), f.lo)];
-    for (d, v) in lanes {
+    fn put<T>(d: Option<&mut T>, v: T) {
         if let Some(d) = d {
             *d = v;
         }
     }
-    let lanes = [
-        (g.qend.get_mut(l), f.qend),
-        (g.span.get_mut(l), f.span),
-        (g.step.get_mut(l), f.step),
-        (g.step2.get_mut(l), f.step2),
-        (g.qbc.get_mut(l), f.qbc),
-        (g.base.get_mut(l), f.base),
-    ];
-    for (d, v) in lanes {
-        if let Some(d) = d {
-            *d = v;
-        }
-    }
+    put(g.last.get_mut(l), f.last);
+    put(g.qend.get_mut(l), f.qend);
+    put(g.lo.get_mut(l), f.lo);
+    put(g.span.get_mut(l), f.span);
+    put(g.step.get_mut(l), f.step);
+    put(g.step2.get_mut(l), f.step2);
+    put(g.qbc.get_mut(l), f.qbc);
+    put(g.base.get_mut(l), f.base);
 }
 
 /// What an owned slot's state holds beyond [`Fast`] when it is not the plain one after a
