@@ -674,6 +674,16 @@ impl FastSlots {
             }
         }
     }
+
+    /// Runs `op` on owned slot `i`'s fields and keeps what it leaves there; `None` when
+    /// there is no slot `i`.
+    #[inline(always)]
+    fn update<R>(&mut self, i: usize, op: impl FnOnce(&mut Fast) -> R) -> Option<R> {
+        let mut f = self.get(i)?;
+        let r = op(&mut f);
+        self.set(i, f);
+        Some(r)
+    }
 }
 
 impl FromIterator<Fast> for FastSlots {
@@ -1085,17 +1095,11 @@ fn owned_prefix<V: OwnedNum>(fast: &mut FastSlots, values: &[V], k: u32) -> usiz
             _ => break,
         }
     }
-    while done < n {
-        let (Some(g), Some(v)) = (fast.groups.get_mut(done / LANES), values.get(done)) else {
-            break;
-        };
-        let Some(mut f) = lane_get(g, done % LANES) else {
-            break;
-        };
-        if !owned_fast(&mut f, v, k) {
+    // (`owned_fast` changes nothing of a slot whose value it does not take.)
+    while let Some(v) = values.get(done).filter(|_| done < n) {
+        if fast.update(done, |f| owned_fast(f, v, k)) != Some(true) {
             break;
         }
-        lane_set(g, done % LANES, f);
         done += 1;
     }
     done
@@ -1232,32 +1236,24 @@ fn owned_rest(
     let n = fast.len();
     if dense {
         for (i, v) in (0..n).zip(values).skip(from) {
-            let Some(mut f) = fast.get(i) else {
-                continue;
-            };
-            if !owned_fast(&mut f, &*v, k32) {
-                owned_slow(&mut s, i, Some(&v), &mut f);
-            }
-            fast.set(i, f);
+            fast.update(i, |f| {
+                if !owned_fast(f, &*v, k32) {
+                    owned_slow(&mut s, i, Some(&v), f);
+                }
+            });
         }
         // Slots without a value (a short answer).
         for i in values.len()..n {
-            let Some(mut f) = fast.get(i) else {
-                continue;
-            };
-            owned_slow(&mut s, i, None, &mut f);
-            fast.set(i, f);
+            fast.update(i, |f| owned_slow(&mut s, i, None, f));
         }
     } else {
         for i in 0..n {
-            let Some(mut f) = fast.get(i) else {
-                continue;
-            };
             let v = s.c.pos.get(i).and_then(|&p| values.get(p as usize));
-            if !v.as_deref().is_some_and(|v| owned_fast(&mut f, v, k32)) {
-                owned_slow(&mut s, i, v.as_deref(), &mut f);
-            }
-            fast.set(i, f);
+            fast.update(i, |f| {
+                if !v.as_deref().is_some_and(|v| owned_fast(f, v, k32)) {
+                    owned_slow(&mut s, i, v.as_deref(), f);
+                }
+            });
         }
     }
 }
@@ -3862,14 +3858,12 @@ mod tests {
                 let by = (LAST_OBS - 3).saturating_sub(b.k) / RING * RING;
                 b.k += by;
                 for (i, ab) in c.aux_base.iter_mut().enumerate() {
-                    let Some(mut f) = b.fast.get(i) else {
-                        continue;
-                    };
-                    f.base += by as u32;
-                    if f.qend != 0 {
-                        f.qend = f.qend.saturating_add(by as u32);
-                    }
-                    b.fast.set(i, f);
+                    b.fast.update(i, |f| {
+                        f.base += by as u32;
+                        if f.qend != 0 {
+                            f.qend = f.qend.saturating_add(by as u32);
+                        }
+                    });
                     if *ab != NO_AUX {
                         *ab += by;
                     }
