@@ -30,6 +30,25 @@ pub(crate) struct MapPlan {
     pub(crate) min_len: u64,
 }
 
+/// Asks the CPU to bring the cache line of `bytes[at]` in (nothing when `at` is past the end):
+/// a hint for bytes the reader will take shortly. It reads nothing and cannot fault.
+#[inline(always)]
+pub(super) fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.get(at) {
+        // SAFETY: `_mm_prefetch` is a hint (PREFETCHT0): it dereferences nothing and raises no
+        // fault whatever the address; SSE, which it needs, is in every x86_64 CPU. The address
+        // is in `bytes` anyway.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// The plan `detect` and every other command use: 8 MB windows on 2 MB edges, files of 1 MB
 /// or more.
 pub(crate) const DEFAULT_PLAN: MapPlan = MapPlan {

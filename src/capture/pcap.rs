@@ -355,6 +355,15 @@ fn record(rest: &[u8], f: Format) -> Option<(Timestamp, u32, usize)> {
     Some((ts, orig_len, total as usize))
 }
 
+/// How far ahead of the record it takes [`Run::take`] prefetches the run's bytes: a page. The
+/// hardware prefetchers follow a sequential read within a 4 KB page but not into the next one,
+/// so without a hint the first record of every page waited for memory (and the TLB); two lines
+/// (128 bytes, more than a common record) are asked for per record taken, so the lines the
+/// records skip over are covered too. 3M-packet side by side, `dist`, 16 interleaved pairs:
+/// `detect --threads 1` 19 ms (5 %) faster, `--threads 2` 9 ms; one line 1 KB ahead gave
+/// 7 ms, one line 8 KB ahead 8 ms.
+const PREFETCH_AHEAD: usize = 4096;
+
 /// A stream's buffered records ([`PcapStream::run`]): its bytes up to `end`, borrowed once for
 /// the whole run, and its position, moved as records are taken.
 #[derive(Debug)]
@@ -373,6 +382,8 @@ impl<'a> Run<'a> {
         let rest = self.bytes.get(*self.pos..)?;
         let (ts, orig_len, total) = record(rest, self.format)?;
         let data = rest.get(self.format.head_len as usize..total)?;
+        super::mapped::prefetch(self.bytes, *self.pos + PREFETCH_AHEAD);
+        super::mapped::prefetch(self.bytes, *self.pos + PREFETCH_AHEAD + 64);
         *self.pos += total;
         Some((ts, orig_len, data))
     }
