@@ -125,9 +125,15 @@ SURI_ARGS=(-c "$WORK/suricata.yaml" --runmode single -k none -r "$CAP" -l "$SURI
 # Runs are interleaved (one run of every command per round, RUNS rounds) so that a change in
 # the machine's load hits every command alike; each figure is the median of its RUNS runs.
 declare -A TIMES
+# Each timed run starts on a warm page cache: the capture is read through once, untimed, just
+# before. On a virtual machine whose host takes back page cache (seen on a Firecracker VM with a
+# balloon: ~1.2 MB/s of the capture's cached pages dropped while idle), the pages dropped since
+# the previous run would otherwise be read from disk inside the next timed run, ~20 ms of a
+# 0.32 s otwatch run for 27 MB missing.
 time_once() {
     local name=$1; shift
     local t0 t1
+    cat "$CAP" > /dev/null
     t0=$(date +%s.%N)
     "$@" > /dev/null 2>"$WORK/$name.stderr"
     t1=$(date +%s.%N)
