@@ -41,7 +41,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (two threads: 1.6x one on a polling plant's
+        /// merges their events and consumes them (two threads: 1.55x one on a polling plant's
         /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
@@ -55,7 +55,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (two threads: 1.6x one on a polling plant's
+        /// merges their events and consumes them (two threads: 1.55x one on a polling plant's
         /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
@@ -73,7 +73,7 @@ pub enum Command {
         #[arg(long)]
         ml: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (two threads: 1.6x one on a polling plant's
+        /// merges their events and consumes them (two threads: 1.55x one on a polling plant's
         /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
@@ -96,7 +96,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "rules")]
         no_rules: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (two threads: 1.6x one on a polling plant's
+        /// merges their events and consumes them (two threads: 1.55x one on a polling plant's
         /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
@@ -122,7 +122,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "rules")]
         no_rules: bool,
         /// Threads: above 1, N - 1 workers decode, reassemble and parse while the main thread
-        /// merges their events and consumes them (two threads: 1.6x one on a polling plant's
+        /// merges their events and consumes them (two threads: 1.55x one on a polling plant's
         /// capture; see README). Same output for any N.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: usize,
