@@ -86,6 +86,9 @@ const NG_MIN_BLOCK_LEN: usize = 12;
 /// Offset of the packet bytes in an Enhanced Packet Block (and in an obsolete Packet Block).
 const EPB_DATA_OFFSET: usize = 28;
 
+/// Enhanced Packet Block type.
+const EPB_TYPE: u32 = 6;
+
 /// Offset of the packet bytes in a Simple Packet Block.
 const SPB_DATA_OFFSET: usize = 12;
 
@@ -336,6 +339,45 @@ fn ng_framing(data: &[u8], big_endian: bool) -> Framing {
         }
         _ => Framing::Invalid,
     }
+}
+
+/// The packet of the block of `len` bytes at the front of `data` when it is an Enhanced Packet
+/// Block without options of a known interface (what capture tools write for every packet),
+/// read from its fixed fields; `None` for anything else, which pcap-parser then parses. It
+/// accepts only blocks that pcap-parser accepts too, with the same packet: the type in the
+/// section's byte order, the length exactly the header, the data padded to 4 bytes and the
+/// trailer, and both length fields that length (pcap-parser's checks for a block without
+/// options; `the_plain_epb_path_takes_only_what_pcap_parser_takes_alike` checks the two). Parsing every block with pcap-parser (options list included) and its
+/// 128-bit timestamp division took ~40 % of `detect` on a pcapng copy of the side-by-side
+/// capture.
+#[inline]
+fn plain_epb(data: &[u8], len: usize, big_endian: bool, interfaces: &[Interface]) -> Option<Found> {
+    let block = data.get(..len)?;
+    if u32_at(block, 0, big_endian)? != EPB_TYPE {
+        return None;
+    }
+    let caplen = u32_at(block, 20, big_endian)?;
+    let padded = (u64::from(caplen) + 3) & !3;
+    if u64::try_from(len).ok()? != 32 + padded {
+        return None;
+    }
+    // Both lengths (the leading one is what the framing read: `len`, checked again here).
+    for at in [4, len.checked_sub(4)?] {
+        if usize::try_from(u32_at(block, at, big_endian)?).ok()? != len {
+            return None;
+        }
+    }
+    let iface = interfaces.get(usize::try_from(u32_at(block, 8, big_endian)?).ok()?)?;
+    let raw = (u64::from(u32_at(block, 12, big_endian)?) << 32)
+        | u64::from(u32_at(block, 16, big_endian)?);
+    Some(Found {
+        record_len: len,
+        start: EPB_DATA_OFFSET,
+        len: usize::try_from(caplen).ok()?,
+        ts: timestamps::from_units(raw, iface.units_per_sec, iface.offset_secs),
+        link: iface.link,
+        orig_len: u32_at(block, 24, big_endian)?,
+    })
 }
 
 /// Outcome of bringing the next record into the buffer.
@@ -748,6 +790,9 @@ impl CaptureFile {
         let Layout::PcapNg(ng) = &mut self.layout else {
             return Step::Corrupt;
         };
+        if let Some(found) = plain_epb(ng.reader.data(), len, ng.big_endian, &ng.interfaces) {
+            return Step::Packet(found);
+        }
         let (consumed, block) = match ng.reader.next() {
             Ok(ok) => ok,
             Err(_) => return Step::Corrupt,

@@ -1201,3 +1201,108 @@ fn a_file_cut_under_the_map_is_a_one_line_error() {
     );
     assert!(stderr.ends_with(&want), "stderr: {stderr}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The plain Enhanced Packet Block path against pcap-parser
+// ---------------------------------------------------------------------------------------------
+
+/// An Enhanced Packet Block from its parts, in either byte order: `len` and `trailer` as the
+/// leading and trailing lengths (the real length when `None`), `options` raw after the data.
+#[allow(clippy::too_many_arguments)]
+fn epb_block(
+    be: bool,
+    block_type: u32,
+    if_id: u32,
+    ts: u64,
+    caplen: u32,
+    origlen: u32,
+    data_room: usize,
+    options: &[u8],
+    len: Option<u32>,
+    trailer: Option<u32>,
+) -> Vec<u8> {
+    let w = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let real = (32 + data_room + options.len()) as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(&w(block_type));
+    b.extend_from_slice(&w(len.unwrap_or(real)));
+    b.extend_from_slice(&w(if_id));
+    b.extend_from_slice(&w((ts >> 32) as u32));
+    b.extend_from_slice(&w(ts as u32));
+    b.extend_from_slice(&w(caplen));
+    b.extend_from_slice(&w(origlen));
+    b.extend((0..data_room).map(|i| i as u8));
+    b.extend_from_slice(options);
+    b.extend_from_slice(&w(trailer.unwrap_or(real)));
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever bytes a block holds, `plain_epb` takes it only when pcap-parser parses it as
+    /// an Enhanced Packet Block without options, and then finds the packet the slow path
+    /// finds (same bytes, time, interface, lengths).
+    #[test]
+    fn the_plain_epb_path_takes_only_what_pcap_parser_takes_alike(
+        be in any::<bool>(),
+        odd_type in prop::option::of(any::<u32>()),
+        if_id in 0u32..3,
+        ts in any::<u64>(),
+        caplen in 0u32..80,
+        room_delta in -8i32..12,
+        options in prop::sample::select(vec![vec![], vec![0, 0, 0, 0], vec![1, 0, 4, 0, b'a', b'b', b'c', b'd', 0, 0, 0, 0]]),
+        len_field in prop::option::of(0u32..200),
+        trailer in prop::option::of(0u32..200),
+        resolution in prop::sample::select(vec![1u64, 1_000, 1_000_000, 1_000_000_000, 1 << 20, 1 << 40]),
+    ) {
+        let room = usize::try_from((i64::from(caplen) + 3) / 4 * 4 + i64::from(room_delta)).unwrap_or(0);
+        let block_type = odd_type.unwrap_or(EPB_TYPE);
+        let block = epb_block(be, block_type, if_id, ts, caplen, caplen + 7, room, &options, len_field, trailer);
+        let interfaces = vec![
+            Interface { link: LinkType::Ethernet, units_per_sec: resolution, offset_secs: -3, snaplen: 0 },
+            Interface { link: LinkType::Raw, units_per_sec: 1_000_000, offset_secs: 0, snaplen: 0 },
+        ];
+        let len = block.len();
+        let fast = plain_epb(&block, len, be, &interfaces);
+        let parsed = if be {
+            pcap_parser::pcapng::parse_enhancedpacketblock_be(&block)
+        } else {
+            pcap_parser::pcapng::parse_enhancedpacketblock_le(&block)
+        };
+        if let Some(found) = &fast {
+            let (rest, epb) = parsed.expect("pcap-parser takes a block the plain path takes");
+            prop_assert!(rest.is_empty());
+            prop_assert!(epb.options.is_empty());
+            let iface = &interfaces[epb.if_id as usize];
+            let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+            prop_assert_eq!(found.record_len, len);
+            prop_assert_eq!(found.len, epb.caplen as usize);
+            prop_assert_eq!(&block[found.start..found.start + found.len], &epb.data[..epb.caplen as usize]);
+            prop_assert_eq!(found.orig_len, epb.origlen);
+            prop_assert_eq!(found.link, iface.link);
+            prop_assert_eq!(found.ts, timestamps::from_units(raw, iface.units_per_sec, iface.offset_secs));
+        }
+        // And it takes every block that is one: no bytes after the padded data, both lengths
+        // right, an interface it knows. (Declining is always safe: pcap-parser then reads it.)
+        let padded = (caplen as usize).div_ceil(4) * 4;
+        let plain = block_type == EPB_TYPE
+            && room + options.len() == padded
+            && len_field.is_none_or(|l| l as usize == len)
+            && trailer.is_none_or(|t| t as usize == len)
+            && (if_id as usize) < interfaces.len();
+        prop_assert_eq!(fast.is_some(), plain);
+    }
+
+    /// The timestamp conversion's shortcuts for common resolutions give the 128-bit result.
+    #[test]
+    fn units_convert_as_the_wide_formula(raw in any::<u64>(), which in 0usize..6, offset in -5i64..5) {
+        let units = [1u64, 1_000, 1_000_000, 1_000_000_000, 18_446_744_073, u64::MAX][which];
+        let secs = i64::try_from(raw / units).unwrap_or(i64::MAX).saturating_add(offset);
+        let nanos = u128::from(raw % units) * 1_000_000_000 / u128::from(units);
+        prop_assert_eq!(
+            timestamps::from_units(raw, units, offset),
+            Timestamp::new(secs, u32::try_from(nanos).unwrap())
+        );
+    }
+}
