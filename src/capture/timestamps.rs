@@ -24,14 +24,14 @@ pub(super) fn from_units(raw: u64, units_per_sec: u64, offset_secs: i64) -> Time
     let units = units_per_sec.max(1);
     let (secs, frac) = match units {
         // The common resolutions, divided by constants.
-        1_000_000 => (raw / 1_000_000, raw % 1_000_000),
+        MICROS_PER_SEC => (raw / MICROS_PER_SEC, raw % MICROS_PER_SEC),
         NANOS_PER_SEC => (raw / NANOS_PER_SEC, raw % NANOS_PER_SEC),
         _ => (raw / units, raw % units),
     };
     // frac < units, so the quotient is < 1e9 and fits in u32; below 2^64 / 1e9 units the product
     // fits in a u64 (no 128-bit division).
     let nanos = match units {
-        1_000_000 => frac * 1000,
+        MICROS_PER_SEC => frac * 1000,
         NANOS_PER_SEC => frac,
         u if u <= u64::MAX / NANOS_PER_SEC => frac * NANOS_PER_SEC / u,
         u => (u128::from(frac) * u128::from(NANOS_PER_SEC) / u128::from(u)) as u64,
