@@ -370,14 +370,9 @@ fn plain_epb(data: &[u8], len: usize, big_endian: bool, interfaces: &[Interface]
     let iface = interfaces.get(usize::try_from(u32_at(block, 8, big_endian)?).ok()?)?;
     let raw = (u64::from(u32_at(block, 12, big_endian)?) << 32)
         | u64::from(u32_at(block, 16, big_endian)?);
-    Some(Found {
-        record_len: len,
-        start: EPB_DATA_OFFSET,
-        len: usize::try_from(caplen).ok()?,
-        ts: timestamps::from_units(raw, iface.units_per_sec, iface.offset_secs),
-        link: iface.link,
-        orig_len: u32_at(block, 24, big_endian)?,
-    })
+    let orig_len = u32_at(block, 24, big_endian)?;
+    let caplen = usize::try_from(caplen).ok()?;
+    Some(Found::in_packet_block(len, caplen, raw, orig_len, iface))
 }
 
 /// Outcome of bringing the next record into the buffer.
@@ -400,6 +395,27 @@ struct Found {
     ts: Timestamp,
     link: LinkType,
     orig_len: u32,
+}
+
+impl Found {
+    /// A packet of an (Enhanced or obsolete) Packet Block of `record_len` bytes: `len`
+    /// captured bytes at [`EPB_DATA_OFFSET`], its time `raw` in units of interface `iface`.
+    fn in_packet_block(
+        record_len: usize,
+        len: usize,
+        raw: u64,
+        orig_len: u32,
+        iface: &Interface,
+    ) -> Found {
+        Found {
+            record_len,
+            start: EPB_DATA_OFFSET,
+            len,
+            ts: timestamps::from_units(raw, iface.units_per_sec, iface.offset_secs),
+            link: iface.link,
+            orig_len,
+        }
+    }
 }
 
 /// Outcome of parsing one complete record.
@@ -839,14 +855,7 @@ impl CaptureFile {
                     return Step::Corrupt;
                 }
                 let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                Step::Packet(Found {
-                    record_len: len,
-                    start: EPB_DATA_OFFSET,
-                    len: caplen,
-                    ts: timestamps::from_units(raw, iface.units_per_sec, iface.offset_secs),
-                    link: iface.link,
-                    orig_len: epb.origlen,
-                })
+                Step::Packet(Found::in_packet_block(len, caplen, raw, epb.origlen, iface))
             }
             Block::SimplePacket(spb) => {
                 let Some(iface) = interfaces.first() else {
@@ -886,18 +895,13 @@ impl CaptureFile {
                             self.stats.unknown_interface += 1;
                             return Step::Skip(len);
                         };
-                        Step::Packet(Found {
-                            record_len: len,
-                            start: EPB_DATA_OFFSET,
-                            len: pb.caplen,
-                            ts: timestamps::from_units(
-                                pb.ts,
-                                iface.units_per_sec,
-                                iface.offset_secs,
-                            ),
-                            link: iface.link,
-                            orig_len: pb.orig_len,
-                        })
+                        Step::Packet(Found::in_packet_block(
+                            len,
+                            pb.caplen,
+                            pb.ts,
+                            pb.orig_len,
+                            iface,
+                        ))
                     }
                 }
             }

@@ -22,19 +22,17 @@ pub(super) fn units_per_sec(tsresol: u8) -> Option<u64> {
 /// `offset_secs` (`if_tsoffset`). Saturates instead of overflowing.
 pub(super) fn from_units(raw: u64, units_per_sec: u64, offset_secs: i64) -> Timestamp {
     let units = units_per_sec.max(1);
-    let (secs, frac) = match units {
-        // The common resolutions, divided by constants.
-        MICROS_PER_SEC => (raw / MICROS_PER_SEC, raw % MICROS_PER_SEC),
+    // The fraction (below `units`) in nanoseconds is below 1e9 and fits in u32. The common
+    // resolutions divide by constants; below 2^64 / 1e9 units the product fits in a u64 (no
+    // 128-bit division).
+    let (secs, nanos) = match units {
+        MICROS_PER_SEC => (raw / MICROS_PER_SEC, raw % MICROS_PER_SEC * 1000),
         NANOS_PER_SEC => (raw / NANOS_PER_SEC, raw % NANOS_PER_SEC),
-        _ => (raw / units, raw % units),
-    };
-    // frac < units, so the quotient is < 1e9 and fits in u32; below 2^64 / 1e9 units the product
-    // fits in a u64 (no 128-bit division).
-    let nanos = match units {
-        MICROS_PER_SEC => frac * 1000,
-        NANOS_PER_SEC => frac,
-        u if u <= u64::MAX / NANOS_PER_SEC => frac * NANOS_PER_SEC / u,
-        u => (u128::from(frac) * u128::from(NANOS_PER_SEC) / u128::from(u)) as u64,
+        u if u <= u64::MAX / NANOS_PER_SEC => (raw / u, raw % u * NANOS_PER_SEC / u),
+        u => (
+            raw / u,
+            (u128::from(raw % u) * u128::from(NANOS_PER_SEC) / u128::from(u)) as u64,
+        ),
     };
     let nanos = u32::try_from(nanos).unwrap_or(0);
     let secs = i64::try_from(secs)
