@@ -1004,7 +1004,12 @@ impl Reassembler {
             c.ring = ring;
             c.ranges.remove(0);
             if c.ranges.is_empty() {
+                // The hole is filled: the buffers go, and with them, unless the direction
+                // still needs it, the cold part, which every later segment would otherwise
+                // look into ([`Reassembler::plain`]).
                 c.ring = Vec::new();
+                c.ranges = Vec::new();
+                self.shed_cold();
             }
         }
     }
@@ -1311,6 +1316,36 @@ mod tests {
             0,
             "ring freed when empty"
         );
+        assert!(
+            t.r.cold.is_none(),
+            "the cold part goes once the hole is filled: later segments take the plain path"
+        );
+        assert!(t.r.plain());
+    }
+
+    #[test]
+    fn a_filled_hole_keeps_the_cold_part_that_still_holds_something() {
+        // Retained bytes beyond `INLINE` live in the cold part: it stays, the buffers go.
+        let mut t = T::new(lim(1000, 4));
+        t.syn(0);
+        t.seg(41, b"z");
+        t.seg(1, &[b'a'; 40]);
+        let mut want = vec![b'a'; 40];
+        want.push(b'z');
+        assert_eq!(t.take(), vec![d(&want)]);
+        let c =
+            t.r.cold
+                .as_ref()
+                .expect("retained bytes in the heap window");
+        assert_eq!((c.ring.capacity(), c.ranges.capacity()), (0, 0));
+        assert_eq!(t.r.kept_bytes(), &want[..]);
+        // A FIN seen before the hole is filled stays too.
+        let mut t = T::new(lim(1000, 4));
+        t.syn(0);
+        t.seg_full(4, b"d", 1, true);
+        t.seg(1, b"abc");
+        assert!(t.r.cold.is_some(), "the FIN is in the cold part");
+        assert!(!t.r.plain());
     }
 
     #[test]
