@@ -1,14 +1,14 @@
-//! Legacy pcap files read through a read-only memory map (Linux): the records are parsed where
-//! the page cache holds them, without the copy into a buffer that `read` makes (about a tenth
-//! of `detect`'s time on a warm cache).
+//! Capture files (pcap and pcapng) read through a read-only memory map (Linux): the records are
+//! parsed where the page cache holds them, without the copy into a buffer that `read` makes
+//! (about a tenth of `detect`'s time on a warm pcap, a quarter on pcapng).
 //!
 //! The map covers the file as it was when reading began. Pages are made resident a window at a
 //! time ahead of the reader (`MADV_POPULATE_READ`, window edges on 2 MB so the page cache's
 //! large folios map whole) and given back behind it (`MADV_DONTNEED`), so the process keeps at
 //! most about two windows of the file mapped whatever its size. Anything unusual leaves the map
-//! for plain reads at the same offset ([`super::pcap`] does that): a file that is not a regular
-//! file or is small, a failed map, a failed populate (a file that shrank, an old kernel), and
-//! bytes appended after the map was made (read at the end, as `read` would).
+//! for plain reads at the same offset (`super::pcap::Window` does that): a file that is not a
+//! regular file or is small, a failed map, a failed populate (a file that shrank, an old
+//! kernel), and bytes appended after the map was made (read at the end, as `read` would).
 //!
 //! The one hazard of a map is a file that shrinks between a populate and the reading of those
 //! pages: the access raises SIGBUS. A handler installed with the first map turns that into the

@@ -6,9 +6,11 @@
 //!
 //! Legacy pcap is read by this module itself (`pcap.rs`): one large buffer, each record's
 //! header read in one load and its bytes handed out as a slice of the buffer, the refill
-//! amortised over the hundreds of records a buffer holds. pcapng is read with `pcap-parser`'s
-//! streaming reader (a circular buffer over the file). Either way each record is framed before
-//! it is parsed: its declared length is read, checked against [`MAX_BLOCK_LEN`], and the whole
+//! amortised over the hundreds of records a buffer holds. pcapng blocks are framed over the
+//! same buffer (`pcap::Window`), the common one (an Enhanced Packet Block without options) read
+//! from its fixed fields, every other one parsed by `pcap-parser`'s block parsers. On Linux a
+//! file of 1 MB or more, of either format, is read through a memory map instead of the buffer
+//! (`mapped.rs`). Either way each record is framed before it is parsed: its declared length is read, checked against [`MAX_BLOCK_LEN`], and the whole
 //! record brought into the buffer (refilling, and growing the buffer only for a record larger
 //! than it). So a record that the file cuts short is told apart from a malformed one: the
 //! first sets [`CaptureStats::truncated`], the second [`CaptureStats::corrupt`].
@@ -36,32 +38,28 @@ mod timestamps;
 
 use crate::decode::LinkType;
 use crate::time::Timestamp;
-use pcap::PcapStream;
-use pcap_parser::traits::PcapReaderIterator;
+use pcap::{PcapStream, Refill, Window};
 use pcap_parser::{
-    Block, InterfaceDescriptionBlock, OptionCode, PcapBlockOwned, PcapError, PcapNGReader,
+    parse_block_be, parse_block_le, parse_sectionheaderblock, Block, InterfaceDescriptionBlock,
+    OptionCode,
 };
 use sniff::{sniff, Sniffed, SNIFF_LEN};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Cursor, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
-/// Whether [`CaptureFile::open`] maps legacy pcap files (on Linux); see [`set_mapping`].
+/// Whether [`CaptureFile::open`] maps capture files (on Linux); see [`set_mapping`].
 static MAPPING: AtomicBool = AtomicBool::new(true);
 
-/// Whether legacy pcap files opened from now on are read through a memory map (the default, on
+/// Whether capture files opened from now on are read through a memory map (the default, on
 /// Linux, for files of 1 MB or more) or with plain reads (the CLI's `--no-mmap`, e.g. for files
 /// on a network share that may go away while they are read). Output is the same either way.
 pub fn set_mapping(on: bool) {
     MAPPING.store(on, Ordering::Relaxed);
 }
-
-/// Initial size of the read buffer.
-pub const INITIAL_BUFFER_LEN: usize = 64 * 1024;
 
 /// Largest record (pcap record or pcapng block) the reader accepts; the buffer grows up to
 /// this size for a large record, and a record declaring more is treated as corruption.
@@ -197,41 +195,6 @@ pub enum CaptureFormat {
     PcapNg,
 }
 
-/// Where an I/O error met inside the streaming reader is kept until [`CaptureFile`] reports it
-/// (the reader itself only says "read error").
-type IoSlot = Arc<Mutex<Option<io::Error>>>;
-
-/// The file as the streaming reader sees it: the sniffed prefix, then the rest of the file.
-/// Each `read` fills the buffer completely unless the file ends, so a short read means EOF.
-struct Source {
-    inner: io::Chain<Cursor<Vec<u8>>, File>,
-    error: IoSlot,
-}
-
-impl Read for Source {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        while let Some(rest) = buf.get_mut(filled..) {
-            if rest.is_empty() {
-                break;
-            }
-            match self.inner.read(rest) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let kind = e.kind();
-                    if let Ok(mut slot) = self.error.lock() {
-                        *slot = Some(e);
-                    }
-                    return Err(io::Error::from(kind));
-                }
-            }
-        }
-        Ok(filled)
-    }
-}
-
 /// A pcapng interface, as its description block declared it.
 #[derive(Clone, Copy, Debug)]
 struct Interface {
@@ -273,14 +236,10 @@ impl Interface {
     }
 }
 
-/// The pcapng reader and the state of the current section.
+/// The pcapng blocks and the state of the current section.
 struct NgStream {
-    reader: Box<dyn PcapReaderIterator + Send>,
-    io_error: IoSlot,
-    /// Current buffer size.
-    capacity: usize,
-    /// Bytes of the record handed out last, not yet consumed from the reader's buffer.
-    pending: usize,
+    /// The file's bytes from the next block on.
+    w: Window,
     /// Byte order of the current section.
     big_endian: bool,
     /// Interfaces of the current section, by id.
@@ -350,7 +309,7 @@ fn ng_framing(data: &[u8], big_endian: bool) -> Framing {
 /// options; a property test, `the_plain_epb_path_takes_only_what_pcap_parser_takes_alike`,
 /// checks both directions). Parsing every block with pcap-parser, options list included,
 /// was about a quarter of `detect` on a pcapng copy of the side-by-side capture.
-#[inline]
+#[inline(always)]
 fn plain_epb(data: &[u8], len: usize, big_endian: bool, interfaces: &[Interface]) -> Option<Found> {
     let block = data.get(..len)?;
     if u32_at(block, 0, big_endian)? != EPB_TYPE {
@@ -375,18 +334,6 @@ fn plain_epb(data: &[u8], len: usize, big_endian: bool, interfaces: &[Interface]
     Some(Found::in_packet_block(len, caplen, raw, orig_len, iface))
 }
 
-/// Outcome of bringing the next record into the buffer.
-enum Fill {
-    /// The whole record, this long, is at the front of the buffer.
-    Ready(usize),
-    /// Clean end of file.
-    End,
-    /// The file ends inside the record.
-    Truncated,
-    /// The record's header is impossible.
-    Corrupt,
-}
-
 /// A packet found in the buffer: where its bytes are and what to report about it.
 struct Found {
     record_len: usize,
@@ -400,6 +347,7 @@ struct Found {
 impl Found {
     /// A packet of an (Enhanced or obsolete) Packet Block of `record_len` bytes: `len`
     /// captured bytes at [`EPB_DATA_OFFSET`], its time `raw` in units of interface `iface`.
+    #[inline(always)]
     fn in_packet_block(
         record_len: usize,
         len: usize,
@@ -442,7 +390,7 @@ impl fmt::Debug for CaptureFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (capacity, mapped) = match &self.layout {
             Layout::Pcap(p) => (p.capacity(), p.is_mapped()),
-            Layout::PcapNg(ng) => (ng.capacity, false),
+            Layout::PcapNg(ng) => (ng.w.capacity(), ng.w.is_mapped()),
         };
         f.debug_struct("CaptureFile")
             .field("path", &self.path)
@@ -457,8 +405,8 @@ impl fmt::Debug for CaptureFile {
 }
 
 impl CaptureFile {
-    /// Opens a capture, checking that it is pcap or pcapng (by magic number, not name). A
-    /// legacy pcap file is read through a memory map where it can be (see [`set_mapping`]).
+    /// Opens a capture, checking that it is pcap or pcapng (by magic number, not name). The
+    /// file is read through a memory map where it can be (see [`set_mapping`]).
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let plan = MAPPING
             .load(Ordering::Relaxed)
@@ -466,11 +414,12 @@ impl CaptureFile {
         Self::open_with(path, pcap::PCAP_BUFFER_LEN, plan)
     }
 
-    /// As [`CaptureFile::open`], with a legacy pcap read buffer of `pcap_buffer` bytes, and
-    /// the file mapped by `plan` instead when it is `Some` (and the file can be).
+    /// As [`CaptureFile::open`], with a read buffer of `buffer` bytes at first (it grows for
+    /// a record larger than it), and the file mapped by `plan` instead when it is `Some` (and
+    /// the file can be).
     pub(crate) fn open_with(
         path: &Path,
-        pcap_buffer: usize,
+        buffer: usize,
         plan: Option<mapped::MapPlan>,
     ) -> Result<Self, CaptureError> {
         let io_err = |source| CaptureError::Io {
@@ -500,7 +449,7 @@ impl CaptureFile {
                     file,
                     plan.map(|plan| (plan, path.to_path_buf())),
                     &prefix,
-                    pcap_buffer,
+                    buffer,
                     big_endian,
                     nanos,
                     if modified { 24 } else { 16 },
@@ -511,39 +460,34 @@ impl CaptureFile {
                     CaptureFormat::Pcap { nanosecond: nanos },
                 )
             }
-            Sniffed::PcapNg { shb_len } => {
-                let io_error = IoSlot::default();
-                let source = Source {
-                    inner: Cursor::new(prefix).chain(file),
-                    error: Arc::clone(&io_error),
+            Sniffed::PcapNg { .. } => {
+                let mut w = Window::new(
+                    file,
+                    plan.map(|plan| (plan, path.to_path_buf())),
+                    &prefix,
+                    buffer,
+                    0,
+                );
+                // The first block must be a whole, well-formed section header.
+                let ends_inside =
+                    || not_capture("file ends inside the pcapng section header block".to_owned());
+                let malformed = || not_capture("malformed pcapng section header block".to_owned());
+                match w.refill(|rest| ng_framing(rest, false)).map_err(io_err)? {
+                    Refill::Ready => {}
+                    Refill::End | Refill::Truncated => return Err(ends_inside()),
+                    Refill::Corrupt => return Err(malformed()),
+                }
+                let rest = w.rest();
+                let Framing::Record(len) = ng_framing(rest, false) else {
+                    return Err(malformed());
                 };
-                // The reader checks the first section header within its first fill, so
-                // the buffer must hold it whole. `sniff` bounded it by MAX_BLOCK_LEN, a
-                // power of two, so the rounded capacity stays within the cap.
-                let capacity = usize::try_from(shb_len)
-                    .unwrap_or(MAX_BLOCK_LEN)
-                    .max(INITIAL_BUFFER_LEN)
-                    .next_power_of_two()
-                    .min(MAX_BLOCK_LEN);
-                let reader = PcapNGReader::new(capacity, source).map_err(|e| match e {
-                    PcapError::ReadError => {
-                        let source = io_error
-                            .lock()
-                            .ok()
-                            .and_then(|mut slot| slot.take())
-                            .unwrap_or_else(|| io::Error::other("read error"));
-                        io_err(source)
-                    }
-                    PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
-                        not_capture("file ends inside the pcapng section header block".to_owned())
-                    }
-                    _ => not_capture("malformed pcapng section header block".to_owned()),
-                })?;
+                // (Whether it is exactly that long is the first block's check, as for every
+                // block: a mismatch is corruption there.)
+                if !matches!(rest.get(..len).map(parse_sectionheaderblock), Some(Ok(_))) {
+                    return Err(malformed());
+                }
                 let ng = NgStream {
-                    reader: Box::new(reader),
-                    io_error,
-                    capacity,
-                    pending: 0,
+                    w,
                     big_endian: false,
                     interfaces: Vec::new(),
                 };
@@ -654,37 +598,45 @@ impl CaptureFile {
 
     /// [`CaptureFile::next_packet`] for pcapng.
     fn next_ng_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
-        let Layout::PcapNg(ng) = &mut self.layout else {
-            return Ok(None);
-        };
-        if ng.pending > 0 {
-            ng.reader.consume_noshift(ng.pending);
-            ng.pending = 0;
-        }
         if self.done {
             return Ok(None);
         }
         let found = loop {
-            let len = match self.fill()? {
-                Fill::Ready(len) => len,
-                Fill::End => {
-                    self.done = true;
-                    return Ok(None);
-                }
-                Fill::Truncated => {
-                    self.stop(true);
-                    return Ok(None);
-                }
-                Fill::Corrupt => {
-                    self.stop(false);
+            let Layout::PcapNg(ng) = &mut self.layout else {
+                return Ok(None);
+            };
+            let big_endian = ng.big_endian;
+            let rest = ng.w.rest();
+            let len = match ng_framing(rest, big_endian) {
+                Framing::Record(len) if rest.len() >= len => len,
+                _ => {
+                    let stopped = match ng.w.refill(|rest| ng_framing(rest, big_endian)) {
+                        Ok(Refill::Ready) => continue,
+                        Ok(Refill::End) => None,
+                        Ok(Refill::Truncated) => Some(true),
+                        Ok(Refill::Corrupt) => Some(false),
+                        Err(source) => {
+                            ng.w.release();
+                            self.done = true;
+                            return Err(CaptureError::Io {
+                                path: self.path.clone(),
+                                source,
+                            });
+                        }
+                    };
+                    match stopped {
+                        Some(truncated) => self.stop(truncated),
+                        None => self.end_ng(),
+                    }
                     return Ok(None);
                 }
             };
+            ng.w.prefetch_ahead();
             match self.examine(len) {
                 Step::Packet(found) => break found,
                 Step::Skip(n) => {
                     if let Layout::PcapNg(ng) = &mut self.layout {
-                        ng.reader.consume_noshift(n);
+                        ng.w.pos += n;
                     }
                 }
                 Step::Corrupt => {
@@ -693,29 +645,38 @@ impl CaptureFile {
                 }
             }
         };
-        let range = found.start..found.start.saturating_add(found.len);
-        let whole = match &self.layout {
-            Layout::PcapNg(ng) => ng.reader.data().get(range.clone()).is_some(),
-            Layout::Pcap(_) => false,
+        // The packet's bytes lie in its block (`examine` checked them against the block).
+        let at = match &self.layout {
+            Layout::PcapNg(ng) => ng.w.pos,
+            Layout::Pcap(_) => return Ok(None),
         };
-        if !whole {
+        let start = at.saturating_add(found.start);
+        let range = start..start.saturating_add(found.len);
+        if range.end > at.saturating_add(found.record_len) {
             self.stop(false);
             return Ok(None);
         }
         let Layout::PcapNg(ng) = &mut self.layout else {
             return Ok(None);
         };
-        ng.pending = found.record_len;
+        ng.w.pos = at + found.record_len;
         self.stats.packets += 1;
         self.last_ts = found.ts;
-        let number = self.stats.packets;
-        Ok(ng.reader.data().get(range).map(|data| Packet {
+        Ok(Some(Packet {
             ts: found.ts,
             link: found.link,
-            data,
+            data: ng.w.bytes(range),
             orig_len: found.orig_len,
-            number,
+            number: self.stats.packets,
         }))
+    }
+
+    /// The clean end of a pcapng file: its buffer (or map) given back.
+    fn end_ng(&mut self) {
+        if let Layout::PcapNg(ng) = &mut self.layout {
+            ng.w.release();
+        }
+        self.done = true;
     }
 
     /// What the reader has met so far.
@@ -728,10 +689,7 @@ impl CaptureFile {
     pub fn position(&self) -> u64 {
         match &self.layout {
             Layout::Pcap(p) => p.position(),
-            Layout::PcapNg(ng) => {
-                let consumed = ng.reader.consumed().saturating_add(ng.pending);
-                u64::try_from(consumed).unwrap_or(u64::MAX)
-            }
+            Layout::PcapNg(ng) => ng.w.position(),
         }
     }
 
@@ -745,60 +703,12 @@ impl CaptureFile {
         self.format
     }
 
-    /// Stops reading: marks the file truncated (or corrupt) at the current offset.
+    /// Stops reading: marks the file truncated (or corrupt) at the current offset, and gives
+    /// the buffer (or map) of a pcapng file back.
     fn stop(&mut self, truncated: bool) {
         let position = self.position();
         stop_stats(&mut self.stats, truncated, position);
-        self.done = true;
-    }
-
-    /// The I/O error the reader met, naming the file.
-    fn io_error(&mut self) -> CaptureError {
-        self.done = true;
-        let source = match &self.layout {
-            Layout::PcapNg(ng) => ng.io_error.lock().ok().and_then(|mut slot| slot.take()),
-            Layout::Pcap(_) => None,
-        };
-        CaptureError::Io {
-            path: self.path.clone(),
-            source: source.unwrap_or_else(|| io::Error::other("read error")),
-        }
-    }
-
-    /// Brings the next whole pcapng block to the front of the buffer.
-    fn fill(&mut self) -> Result<Fill, CaptureError> {
-        loop {
-            let Layout::PcapNg(ng) = &mut self.layout else {
-                return Ok(Fill::End);
-            };
-            let data = ng.reader.data();
-            let have = data.len();
-            let want = match ng_framing(data, ng.big_endian) {
-                Framing::Invalid => return Ok(Fill::Corrupt),
-                Framing::Record(len) if have >= len => return Ok(Fill::Ready(len)),
-                Framing::Record(len) | Framing::NeedHeader(len) => len,
-            };
-            if ng.reader.reader_exhausted() {
-                return Ok(if have == 0 {
-                    Fill::End
-                } else {
-                    Fill::Truncated
-                });
-            }
-            if want > ng.capacity {
-                // `want` is at most MAX_BLOCK_LEN (checked by `ng_framing`).
-                let grown = want
-                    .checked_next_power_of_two()
-                    .unwrap_or(want)
-                    .min(MAX_BLOCK_LEN)
-                    .max(want);
-                ng.reader.grow(grown);
-                ng.capacity = grown;
-            }
-            if ng.reader.refill().is_err() {
-                return Err(self.io_error());
-            }
-        }
+        self.end_ng();
     }
 
     /// Parses the complete pcapng block of `len` bytes at the front of the buffer.
@@ -806,25 +716,27 @@ impl CaptureFile {
         let Layout::PcapNg(ng) = &mut self.layout else {
             return Step::Corrupt;
         };
-        if let Some(found) = plain_epb(ng.reader.data(), len, ng.big_endian, &ng.interfaces) {
-            return Step::Packet(found);
-        }
-        let (consumed, block) = match ng.reader.next() {
-            Ok(ok) => ok,
-            Err(_) => return Step::Corrupt,
-        };
-        if consumed != len {
-            // pcap-parser and our framing disagree about the record's extent.
-            return Step::Corrupt;
-        }
         let NgStream {
+            w,
             big_endian,
             interfaces,
-            ..
         } = ng;
-        let PcapBlockOwned::NG(block) = block else {
-            // A pcap header or record in a pcapng file: impossible.
+        let Some(bytes) = w.rest().get(..len) else {
             return Step::Corrupt;
+        };
+        if let Some(found) = plain_epb(bytes, len, *big_endian, interfaces) {
+            return Step::Packet(found);
+        }
+        // A block starting a section announces its byte order itself.
+        let parse = if *big_endian {
+            parse_block_be
+        } else {
+            parse_block_le
+        };
+        let block = match parse(bytes) {
+            Ok(([], block)) => block,
+            // pcap-parser rejects the block, or disagrees with the framing about its extent.
+            _ => return Step::Corrupt,
         };
         match block {
             Block::SectionHeader(shb) => {

@@ -73,9 +73,12 @@ fn words(h: &[u8; 16], big_endian: bool) -> [u32; 4] {
     }
 }
 
-/// A legacy pcap file's records, from the first record header on.
+/// A capture file's bytes from some offset on, read into a buffer of this module's own or,
+/// on Linux, taken from a memory map of the file ([`super::mapped`]): `pos..end` of
+/// [`Window::slice`] is what is not handed out yet. The legacy pcap reader and the pcapng
+/// reader both frame their records over it.
 #[derive(Debug)]
-pub(super) struct PcapStream {
+pub(super) struct Window {
     file: File,
     /// File bytes `base..base + end`; `pos..end` is not handed out yet.
     buf: Vec<u8>,
@@ -84,75 +87,80 @@ pub(super) struct PcapStream {
     map: Option<Mapped>,
     /// How to map the file at the first refill (`None`: read it, or the map was tried).
     plan: Option<(MapPlan, PathBuf)>,
-    pos: usize,
+    pub(super) pos: usize,
     end: usize,
     /// File offset of `buf[0]`.
     base: u64,
     /// A read returned fewer bytes than asked: the file has no more.
     eof: bool,
-    big_endian: bool,
-    nanos: bool,
-    record_header: usize,
-    /// `record_header` (16 or 24), as the record reader adds it.
-    head_len: u32,
-    link: LinkType,
 }
 
-impl PcapStream {
-    /// A stream over `file`, whose first bytes (`prefix`, already read, at least the 24-byte
-    /// file header) are put in the buffer first; records start at offset 24. With `plan`, the
-    /// first refill maps the file (named `path` in the error a shrinking file gives) instead of
-    /// reading it, if it can.
-    #[allow(clippy::too_many_arguments)]
+impl Window {
+    /// The bytes of `file` from offset `start` on, whose first bytes (`prefix`, already read,
+    /// at least `start` of them) are put in a buffer of `buffer_len` bytes (or more) first.
+    /// With `plan`, the first refill maps the file (named `path` in the error a shrinking
+    /// file gives) instead of reading it, if it can.
     pub(super) fn new(
         file: File,
         plan: Option<(MapPlan, PathBuf)>,
         prefix: &[u8],
         buffer_len: usize,
-        big_endian: bool,
-        nanos: bool,
-        record_header: usize,
-        link: LinkType,
+        start: usize,
     ) -> Self {
         let mut buf = vec![0u8; buffer_len.max(prefix.len())];
         if let Some(dst) = buf.get_mut(..prefix.len()) {
             dst.copy_from_slice(prefix);
         }
-        PcapStream {
+        Window {
             file,
             buf,
             map: None,
             plan,
-            pos: 24.min(prefix.len()),
+            pos: start.min(prefix.len()),
             end: prefix.len(),
             base: 0,
             eof: false,
-            big_endian,
-            nanos,
-            record_header,
-            head_len: u32::try_from(record_header).unwrap_or(u32::MAX),
-            link,
         }
     }
 
     /// The bytes `pos` and `end` index: the map's, or the buffer's.
     #[inline(always)]
-    fn slice(&self) -> &[u8] {
+    pub(super) fn slice(&self) -> &[u8] {
         match &self.map {
             Some(m) => m.bytes(),
             None => &self.buf,
         }
     }
 
-    /// Whether the records come from a map of the file.
+    /// The bytes not handed out yet (`pos..end`).
+    #[inline(always)]
+    pub(super) fn rest(&self) -> &[u8] {
+        self.slice().get(self.pos..self.end).unwrap_or_default()
+    }
+
+    /// The bytes up to `end`, and the position in them, for a run of records taken without
+    /// going back to the window.
+    #[inline(always)]
+    fn parts(&mut self) -> (&[u8], &mut usize) {
+        let bytes: &[u8] = match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        };
+        (bytes.get(..self.end).unwrap_or_default(), &mut self.pos)
+    }
+
+    /// Whether the bytes come from a map of the file.
     pub(super) fn is_mapped(&self) -> bool {
         self.map.is_some()
     }
 
-    /// Link type of every record.
-    #[inline]
-    pub(super) fn link(&self) -> LinkType {
-        self.link
+    /// Asks for the bytes a page ahead of `pos`, as [`Run::take`] does (see
+    /// [`PREFETCH_AHEAD`]).
+    #[inline(always)]
+    pub(super) fn prefetch_ahead(&self) {
+        let bytes = self.slice();
+        super::mapped::prefetch(bytes, self.pos + PREFETCH_AHEAD);
+        super::mapped::prefetch(bytes, self.pos + PREFETCH_AHEAD + 64);
     }
 
     /// Current buffer size.
@@ -160,61 +168,12 @@ impl PcapStream {
         self.buf.len()
     }
 
-    /// File offset just past the last record handed out (or of the record that stopped the
-    /// reading).
+    /// File offset of `pos`.
     pub(super) fn position(&self) -> u64 {
         self.base.saturating_add(self.pos as u64)
     }
 
-    /// [`Run::take`] giving where the captured bytes are (for [`PcapStream::bytes`]),
-    /// for a caller that must not hold a borrow of the stream.
-    #[inline(always)]
-    pub(super) fn take_range(&mut self) -> Option<(Timestamp, u32, Range<usize>)> {
-        let rest = self.slice().get(self.pos..self.end)?;
-        let (ts, orig_len, total) = self.record(rest)?;
-        if rest.len() < total {
-            return None;
-        }
-        let start = self.pos;
-        self.pos += total;
-        Some((ts, orig_len, start + self.head_len as usize..self.pos))
-    }
-
-    /// [`record`] with this file's format.
-    #[inline(always)]
-    fn record(&self, rest: &[u8]) -> Option<(Timestamp, u32, usize)> {
-        record(rest, self.format())
-    }
-
-    /// The record format: byte order, resolution, header length.
-    #[inline(always)]
-    fn format(&self) -> Format {
-        Format {
-            big_endian: self.big_endian,
-            nanos: self.nanos,
-            head_len: self.head_len,
-        }
-    }
-
-    /// The records wholly in the buffer (or the resident part of the map) from `pos` on, to
-    /// take one by one without going back to the stream.
-    #[inline(always)]
-    pub(super) fn run(&mut self) -> Run<'_> {
-        let format = self.format();
-        let bytes: &[u8] = match &self.map {
-            Some(m) => m.bytes(),
-            None => &self.buf,
-        };
-        Run {
-            bytes: bytes.get(..self.end).unwrap_or_default(),
-            pos: &mut self.pos,
-            base: self.base,
-            format,
-        }
-    }
-
-    /// Bytes of the buffer that [`PcapStream::take_range`] pointed at (empty for any other
-    /// range).
+    /// Bytes of [`Window::slice`] in `range` (empty for a range outside it).
     #[inline(always)]
     pub(super) fn bytes(&self, range: Range<usize>) -> &[u8] {
         self.slice().get(range).unwrap_or_default()
@@ -232,14 +191,15 @@ impl PcapStream {
         self.eof = true;
     }
 
-    /// Brings the next record wholly into the buffer (moving what is left to the front,
-    /// growing the buffer for a record larger than it, reading to fill it), or says why it
-    /// cannot. An I/O error is returned as is.
-    pub(super) fn refill(&mut self) -> io::Result<Refill> {
+    /// Brings the next record, as `framing` frames the bytes at `pos`, wholly into the window
+    /// (moving what is left to the front of the buffer, growing it for a record larger than
+    /// it, reading to fill it, or making more of the map resident), or says why it cannot.
+    /// An I/O error is returned as is.
+    pub(super) fn refill(&mut self, framing: impl Fn(&[u8]) -> Framing) -> io::Result<Refill> {
         loop {
-            let rest = self.slice().get(self.pos..self.end).unwrap_or(&[]);
+            let rest = self.rest();
             let have = rest.len();
-            let want = match framing(rest, self.big_endian, self.record_header) {
+            let want = match framing(rest) {
                 Framing::Invalid => return Ok(Refill::Corrupt),
                 Framing::Record(len) if have >= len => return Ok(Refill::Ready),
                 Framing::Record(len) | Framing::NeedHeader(len) => len,
@@ -327,6 +287,133 @@ impl PcapStream {
         self.pos = 0;
         self.buf = buf;
         Ok(())
+    }
+}
+
+/// A legacy pcap file's records, from the first record header on.
+#[derive(Debug)]
+pub(super) struct PcapStream {
+    w: Window,
+    big_endian: bool,
+    nanos: bool,
+    record_header: usize,
+    /// `record_header` (16 or 24), as the record reader adds it.
+    head_len: u32,
+    link: LinkType,
+}
+
+impl PcapStream {
+    /// A stream over `file`, whose first bytes (`prefix`, already read, at least the 24-byte
+    /// file header) are put in the buffer first; records start at offset 24. With `plan`, the
+    /// first refill maps the file (named `path` in the error a shrinking file gives) instead of
+    /// reading it, if it can.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        file: File,
+        plan: Option<(MapPlan, PathBuf)>,
+        prefix: &[u8],
+        buffer_len: usize,
+        big_endian: bool,
+        nanos: bool,
+        record_header: usize,
+        link: LinkType,
+    ) -> Self {
+        PcapStream {
+            w: Window::new(file, plan, prefix, buffer_len, 24),
+            big_endian,
+            nanos,
+            record_header,
+            head_len: u32::try_from(record_header).unwrap_or(u32::MAX),
+            link,
+        }
+    }
+
+    /// Whether the records come from a map of the file.
+    pub(super) fn is_mapped(&self) -> bool {
+        self.w.is_mapped()
+    }
+
+    /// Link type of every record.
+    #[inline]
+    pub(super) fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// Current buffer size.
+    pub(super) fn capacity(&self) -> usize {
+        self.w.capacity()
+    }
+
+    /// File offset just past the last record handed out (or of the record that stopped the
+    /// reading).
+    pub(super) fn position(&self) -> u64 {
+        self.w.position()
+    }
+
+    /// [`Run::take`] giving where the captured bytes are (for [`PcapStream::bytes`]),
+    /// for a caller that must not hold a borrow of the stream.
+    #[inline(always)]
+    pub(super) fn take_range(&mut self) -> Option<(Timestamp, u32, Range<usize>)> {
+        let rest = self.w.rest();
+        let (ts, orig_len, total) = self.record(rest)?;
+        if rest.len() < total {
+            return None;
+        }
+        let start = self.w.pos;
+        self.w.pos += total;
+        Some((ts, orig_len, start + self.head_len as usize..self.w.pos))
+    }
+
+    /// [`record`] with this file's format.
+    #[inline(always)]
+    fn record(&self, rest: &[u8]) -> Option<(Timestamp, u32, usize)> {
+        record(rest, self.format())
+    }
+
+    /// The record format: byte order, resolution, header length.
+    #[inline(always)]
+    fn format(&self) -> Format {
+        Format {
+            big_endian: self.big_endian,
+            nanos: self.nanos,
+            head_len: self.head_len,
+        }
+    }
+
+    /// The records wholly in the buffer (or the resident part of the map) from `pos` on, to
+    /// take one by one without going back to the stream.
+    #[inline(always)]
+    pub(super) fn run(&mut self) -> Run<'_> {
+        let format = self.format();
+        let base = self.w.base;
+        let (bytes, pos) = self.w.parts();
+        Run {
+            bytes,
+            pos,
+            base,
+            format,
+        }
+    }
+
+    /// Bytes of the buffer that [`PcapStream::take_range`] pointed at (empty for any other
+    /// range).
+    #[inline(always)]
+    pub(super) fn bytes(&self, range: Range<usize>) -> &[u8] {
+        self.w.bytes(range)
+    }
+
+    /// Gives the buffer back once reading has stopped (many files may be open at once); the
+    /// position stays where it was.
+    pub(super) fn release(&mut self) {
+        self.w.release();
+    }
+
+    /// Brings the next record wholly into the buffer (see [`Window::refill`]), or says why
+    /// it cannot. An I/O error is returned as is.
+    pub(super) fn refill(&mut self) -> io::Result<Refill> {
+        let (big_endian, record_header) = (self.big_endian, self.record_header);
+        self.w
+            .refill(|rest| framing(rest, big_endian, record_header))
     }
 }
 

@@ -478,7 +478,8 @@ fn read_runs_with(
 /// before it framed records itself) sees them, all in one buffer: time, captured bytes and
 /// original length, and whether the file ends inside a record.
 fn oracle(bytes: &[u8], nanos: bool) -> (Vec<(Timestamp, Vec<u8>, u32)>, bool) {
-    use pcap_parser::LegacyPcapReader;
+    use pcap_parser::traits::PcapReaderIterator;
+    use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError};
     let mut reader = LegacyPcapReader::new(bytes.len().max(1 << 16), bytes).unwrap();
     let mut out = Vec::new();
     let mut consumed = 0;
@@ -1031,6 +1032,126 @@ proptest! {
     fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         read_any(&bytes);
     }
+
+    /// pcapng sections (both byte orders, every kind of packet block, skipped blocks, packets
+    /// of every size), mutated and cut anywhere, read alike through any buffer size and
+    /// through maps of small windows: packets, stats, positions, or the same open error.
+    #[test]
+    fn pcapng_any_buffer_and_map(be in any::<bool>(),
+                                 sizes in proptest::collection::vec(0usize..300, 0..10),
+                                 edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+                                 cut in any::<usize>(), buffer in 1usize..600) {
+        let mut f = ng_sections(be, &sizes, true);
+        let len = f.len();
+        for (at, v) in edits {
+            f[at % len] = v;
+        }
+        f.truncate(cut % (len + 1));
+        let whole = try_read_with(&f, pcap::PCAP_BUFFER_LEN, None);
+        prop_assert_eq!(&try_read_with(&f, buffer, None), &whole);
+        let plan = mapped::MapPlan { window: buffer, align: if be { 1 } else { 4096 }, min_len: 0 };
+        prop_assert_eq!(&try_read_with(&f, 16, Some(plan)), &whole);
+    }
+}
+
+/// Two pcapng sections, the second in the other byte order: [`two_interface_section`], then
+/// packets of `sizes` bytes in Enhanced, Simple and (with `obsolete`, else Enhanced) obsolete
+/// Packet Blocks, with statistics between them.
+fn ng_sections(be: bool, sizes: &[usize], obsolete: bool) -> Vec<u8> {
+    let mut f = two_interface_section(be);
+    f.extend(shb(!be));
+    f.extend(idb(!be, 1, 0, &[]));
+    for (i, &n) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..n).map(|k| (k + i) as u8).collect();
+        let orig = n as u32 + (i as u32 % 3);
+        match i % 4 {
+            1 => f.extend(spb(!be, &data, orig)),
+            2 if obsolete => f.extend(obsolete_pb(!be, 0, i as u64, &data, orig)),
+            0 | 2 => f.extend(epb(!be, 0, i as u64 * 1_000_003, &data, orig)),
+            _ => f.extend(isb(!be, 0)),
+        }
+    }
+    f
+}
+
+/// [`read_with`], or the open error's text.
+fn try_read_with(
+    bytes: &[u8],
+    buffer: usize,
+    plan: Option<mapped::MapPlan>,
+) -> Result<(Vec<Owned>, CaptureStats, Vec<u64>), String> {
+    let file = TempFile::new(bytes);
+    if let Err(e) = CaptureFile::open_with(&file.0, buffer, plan) {
+        return Err(e.to_string().replace(&file.0.display().to_string(), "FILE"));
+    }
+    Ok(read_with(bytes, buffer, plan))
+}
+
+/// The packets of a pcapng file as pcap-parser's own streaming reader (what this module used
+/// before it framed blocks over its own buffer) sees them: the captured bytes and original
+/// length of every Enhanced and Simple Packet Block on a described interface.
+fn ng_oracle(bytes: &[u8]) -> Vec<(Vec<u8>, u32)> {
+    use pcap_parser::traits::PcapReaderIterator;
+    use pcap_parser::{PcapBlockOwned, PcapError, PcapNGReader};
+    let mut reader = PcapNGReader::new(bytes.len().max(1 << 16), bytes).unwrap();
+    let mut out = Vec::new();
+    let mut interfaces = 0usize;
+    loop {
+        match reader.next() {
+            Ok((n, block)) => {
+                match block {
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces = 0,
+                    PcapBlockOwned::NG(Block::InterfaceDescription(_)) => interfaces += 1,
+                    PcapBlockOwned::NG(Block::EnhancedPacket(b))
+                        if (b.if_id as usize) < interfaces =>
+                    {
+                        out.push((b.data[..b.caplen as usize].to_vec(), b.origlen));
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(b)) if interfaces > 0 => {
+                        out.push((
+                            b.data[..(b.origlen as usize).min(b.data.len())].to_vec(),
+                            b.origlen,
+                        ));
+                    }
+                    _ => {}
+                }
+                reader.consume(n);
+            }
+            Err(PcapError::Incomplete(_)) => {
+                if reader.reader_exhausted() {
+                    return out;
+                }
+                reader.refill().unwrap();
+            }
+            Err(_) => return out,
+        }
+    }
+}
+
+/// Sections of every kind of block pcap-parser's streaming reader knows, in both byte orders,
+/// give the packets it gives, read through the buffer or through a map; cut anywhere in the
+/// last block, the same packets and a truncation there.
+#[test]
+fn pcapng_agrees_with_pcap_parsers_reader() {
+    for be in [false, true] {
+        let sizes: Vec<usize> = (0..40).map(|i| i * 37 % 290).collect();
+        let f = ng_sections(be, &sizes, false);
+        let (pkts, stats, _) = read_bytes(&f);
+        assert!(!stats.truncated && !stats.corrupt, "{stats:?}");
+        assert_eq!(pkts.len(), 3 + 30, "be {be}");
+        let got: Vec<_> = pkts.iter().map(|p| (p.data.clone(), p.orig_len)).collect();
+        assert_eq!(got, ng_oracle(&f), "be {be}");
+        for plan in small_plans() {
+            assert_eq!(read_with(&f, 16, Some(plan)).0, pkts, "be {be} {plan:?}");
+        }
+        let last = f.len() - isb(!be, 0).len();
+        for cut in [f.len() - 1, last + 1, last + 11] {
+            let (cut_pkts, cut_stats, _) = read_bytes(&f[..cut]);
+            assert_eq!(cut_pkts, pkts, "be {be} cut {cut}");
+            assert!(cut_stats.truncated, "be {be} cut {cut}");
+            assert_eq!(cut_stats.stopped_at, Some(last as u64));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1064,15 +1185,32 @@ fn records_file(n: u32, len: usize) -> Vec<u8> {
 
 /// Whether `cap` reads its records from a map.
 fn is_mapped(cap: &CaptureFile) -> bool {
-    matches!(&cap.layout, Layout::Pcap(p) if p.is_mapped())
+    match &cap.layout {
+        Layout::Pcap(p) => p.is_mapped(),
+        Layout::PcapNg(ng) => ng.w.is_mapped(),
+    }
 }
 
 /// The default plan maps a file of 1 MB or more and reads a smaller one; both give the packets
 /// a plain read gives.
 #[test]
 fn default_plan_maps_large_files_only() {
-    for (n, mapped_expected) in [(10, false), (1100, true)] {
-        let bytes = records_file(n, 1000);
+    let ng = |n: usize| {
+        let mut f = shb(false);
+        f.extend(idb(false, 1, 0, &[]));
+        for i in 0..n {
+            f.extend(epb(false, 0, i as u64, &vec![i as u8; 1000], 1000));
+        }
+        f
+    };
+    let files = [
+        (records_file(10, 1000), false),
+        (records_file(1100, 1000), true),
+        (ng(10), false),
+        (ng(1100), true),
+    ];
+    for (bytes, mapped_expected) in files {
+        let n = bytes.len();
         let file = TempFile::new(&bytes);
         let mut cap =
             CaptureFile::open_with(&file.0, pcap::PCAP_BUFFER_LEN, Some(mapped::DEFAULT_PLAN))
@@ -1086,7 +1224,7 @@ fn default_plan_maps_large_files_only() {
         assert_eq!(
             read_with(&bytes, 4096, Some(mapped::DEFAULT_PLAN)),
             read_with_buffer(&bytes, 4096),
-            "{n} records"
+            "{n} bytes"
         );
     }
 }

@@ -20,6 +20,7 @@ pub(super) fn units_per_sec(tsresol: u8) -> Option<u64> {
 
 /// A pcapng timestamp: `raw` units of `1/units_per_sec` seconds since the epoch, plus
 /// `offset_secs` (`if_tsoffset`). Saturates instead of overflowing.
+#[inline]
 pub(super) fn from_units(raw: u64, units_per_sec: u64, offset_secs: i64) -> Timestamp {
     let units = units_per_sec.max(1);
     // The fraction (below `units`) in nanoseconds is below 1e9 and fits in u32. The common

@@ -23,8 +23,8 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). OTWATCH_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Read pcap files with plain reads instead of a memory map (same output; for files on a
-    /// share that may go away while they are read).
+    /// Read pcap and pcapng files with plain reads instead of a memory map (same output; for
+    /// files on a share that may go away while they are read).
     #[arg(long, global = true)]
     pub no_mmap: bool,
     /// The command.
