@@ -589,10 +589,11 @@ impl Pipeline {
         progress: &mut impl FnMut(u64),
     ) -> Result<(), CaptureError> {
         let name: Arc<str> = Arc::from(cap.path().to_string_lossy().as_ref());
-        loop {
-            // The buffered records in registers, inlined, the file's layout asked once for a
-            // run of them; anything else out of line.
-            if let Some(mut records) = cap.buffered() {
+        // The buffered records in registers, inlined, the file's layout asked once for a run of
+        // them (legacy pcap records, or pcapng's plain packet blocks); anything else out of line.
+        macro_rules! drain {
+            ($records:expr) => {{
+                let mut records = $records;
                 while let Some(pkt) = records.take() {
                     self.process_inline(&name, &pkt, emit);
                     // Every 4096 packets of the file, by the capture's own count (no counter
@@ -601,6 +602,13 @@ impl Pipeline {
                         progress(records.position());
                     }
                 }
+            }};
+        }
+        loop {
+            if let Some(records) = cap.buffered() {
+                drain!(records);
+            } else if let Some(records) = cap.ng_buffered() {
+                drain!(records);
             }
             let Some(pkt) = cap.next_packet()? else {
                 break;

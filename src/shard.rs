@@ -807,10 +807,12 @@ fn lead<T>(
         let file = u32::try_from(fi).unwrap_or(u32::MAX);
         last_file = file;
         prog_file.store(fi, Ordering::Relaxed);
-        loop {
-            // As the single pipeline's loop: a run of buffered records in registers, the
-            // file's layout asked once for them; anything else through `next_packet`.
-            if let Some(mut records) = cap.buffered() {
+        // As the single pipeline's loop: a run of buffered records (legacy pcap, or pcapng's
+        // plain packet blocks) in registers, the file's layout asked once for them; anything
+        // else through `next_packet`.
+        macro_rules! drain {
+            ($records:expr) => {{
+                let mut records = $records;
                 while let Some(pkt) = records.take() {
                     if rd.step(&mut me, &mut batches, n, file, &pkt)
                         && !rd.end_round(&mut me, &mut batches, records.position())
@@ -818,6 +820,13 @@ fn lead<T>(
                         return Ok(out);
                     }
                 }
+            }};
+        }
+        loop {
+            if let Some(records) = cap.buffered() {
+                drain!(records);
+            } else if let Some(records) = cap.ng_buffered() {
+                drain!(records);
             }
             let Some(pkt) = cap.next_packet()? else {
                 break;

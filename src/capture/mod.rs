@@ -145,6 +145,60 @@ impl Buffered<'_> {
     }
 }
 
+/// The plain packet blocks of a pcapng file wholly in its window ([`CaptureFile::ng_buffered`]):
+/// Enhanced Packet Blocks without options of a known interface, the common block, taken one
+/// after the other; the first other block ends the run (and goes through
+/// [`CaptureFile::next_packet`]).
+#[derive(Debug)]
+pub struct NgBuffered<'a> {
+    bytes: &'a [u8],
+    pos: &'a mut usize,
+    base: u64,
+    big_endian: bool,
+    interfaces: &'a [Interface],
+    last_ts: &'a mut Timestamp,
+    stats: &'a mut CaptureStats,
+}
+
+impl NgBuffered<'_> {
+    /// The next block when it is a plain Enhanced Packet Block wholly in the window; `None`
+    /// otherwise, having changed nothing.
+    #[inline(always)]
+    pub fn take(&mut self) -> Option<Packet<'_>> {
+        let at = *self.pos;
+        let rest = self.bytes.get(at..)?;
+        let Framing::Record(len) = ng_framing(rest, self.big_endian) else {
+            return None;
+        };
+        let block = rest.get(..len)?;
+        let found = plain_epb(block, len, self.big_endian, self.interfaces)?;
+        let data = block.get(found.start..found.start.checked_add(found.len)?)?;
+        mapped::prefetch(self.bytes, at + pcap::PREFETCH_AHEAD);
+        mapped::prefetch(self.bytes, at + pcap::PREFETCH_AHEAD + 64);
+        *self.pos = at + len;
+        *self.last_ts = found.ts;
+        self.stats.packets += 1;
+        Some(Packet {
+            ts: found.ts,
+            link: found.link,
+            data,
+            orig_len: found.orig_len,
+            number: self.stats.packets,
+        })
+    }
+
+    /// Packets of the file handed out so far.
+    #[inline]
+    pub fn packets(&self) -> u64 {
+        self.stats.packets
+    }
+
+    /// Bytes of the file consumed so far (as [`CaptureFile::position`]).
+    pub fn position(&self) -> u64 {
+        self.base.saturating_add(*self.pos as u64)
+    }
+}
+
 /// Why a capture file could not be read. Each names the file.
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -517,6 +571,30 @@ impl CaptureFile {
         Some(Buffered {
             link: p.link(),
             run: p.run(),
+            stats: &mut self.stats,
+        })
+    }
+
+    /// The plain packet blocks of a pcapng file wholly in its window, for a loop that takes
+    /// them one after the other ([`NgBuffered::take`]) as [`CaptureFile::buffered`] does the
+    /// records of a legacy pcap file; `None` for legacy pcap, or once reading has stopped.
+    #[inline(always)]
+    pub fn ng_buffered(&mut self) -> Option<NgBuffered<'_>> {
+        let Layout::PcapNg(ng) = &mut self.layout else {
+            return None;
+        };
+        if self.done {
+            return None;
+        }
+        let base = ng.w.base();
+        let (bytes, pos) = ng.w.parts();
+        Some(NgBuffered {
+            bytes,
+            pos,
+            base,
+            big_endian: ng.big_endian,
+            interfaces: &ng.interfaces,
+            last_ts: &mut self.last_ts,
             stats: &mut self.stats,
         })
     }

@@ -141,7 +141,7 @@ impl Window {
     /// The bytes up to `end`, and the position in them, for a run of records taken without
     /// going back to the window.
     #[inline(always)]
-    fn parts(&mut self) -> (&[u8], &mut usize) {
+    pub(super) fn parts(&mut self) -> (&[u8], &mut usize) {
         let bytes: &[u8] = match &self.map {
             Some(m) => m.bytes(),
             None => &self.buf,
@@ -166,6 +166,12 @@ impl Window {
     /// Current buffer size.
     pub(super) fn capacity(&self) -> usize {
         self.buf.len()
+    }
+
+    /// File offset of the slice's first byte.
+    #[inline(always)]
+    pub(super) fn base(&self) -> u64 {
+        self.base
     }
 
     /// File offset of `pos`.
@@ -449,7 +455,7 @@ fn record(rest: &[u8], f: Format) -> Option<(Timestamp, u32, usize)> {
 /// records skip over are covered too. 3M-packet side by side, `dist`, 16 interleaved pairs:
 /// `detect --threads 1` 19 ms (5 %) faster, `--threads 2` 9 ms; one line 1 KB ahead gave
 /// 7 ms, one line 8 KB ahead 8 ms.
-const PREFETCH_AHEAD: usize = 4096;
+pub(super) const PREFETCH_AHEAD: usize = 4096;
 
 /// A stream's buffered records ([`PcapStream::run`]): its bytes up to `end`, borrowed once for
 /// the whole run, and its position, moved as records are taken.

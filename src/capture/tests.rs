@@ -462,6 +462,13 @@ fn read_runs_with(
                 out.push(p);
                 positions.push(run.position());
             }
+        } else if let Some(mut run) = cap.ng_buffered() {
+            while let Some(p) = run.take() {
+                let p = own(&p);
+                assert_eq!(run.packets(), p.number);
+                out.push(p);
+                positions.push(run.position());
+            }
         }
         let Some(p) = cap.next_packet().unwrap() else {
             break;
@@ -1051,6 +1058,11 @@ proptest! {
         prop_assert_eq!(&try_read_with(&f, buffer, None), &whole);
         let plan = mapped::MapPlan { window: buffer, align: if be { 1 } else { 4096 }, min_len: 0 };
         prop_assert_eq!(&try_read_with(&f, 16, Some(plan)), &whole);
+        // Runs of plain packet blocks, as the pipeline reads: the same.
+        if let Ok(whole) = whole {
+            prop_assert_eq!(&read_runs_with(&f, buffer, None), &whole);
+            prop_assert_eq!(read_runs_with(&f, 16, Some(plan)), whole);
+        }
     }
 }
 
@@ -1064,10 +1076,12 @@ fn ng_sections(be: bool, sizes: &[usize], obsolete: bool) -> Vec<u8> {
     for (i, &n) in sizes.iter().enumerate() {
         let data: Vec<u8> = (0..n).map(|k| (k + i) as u8).collect();
         let orig = n as u32 + (i as u32 % 3);
-        match i % 4 {
-            1 => f.extend(spb(!be, &data, orig)),
-            2 if obsolete => f.extend(obsolete_pb(!be, 0, i as u64, &data, orig)),
-            0 | 2 => f.extend(epb(!be, 0, i as u64 * 1_000_003, &data, orig)),
+        // Two Enhanced Packet Blocks in a row, then a Simple one: the second is taken in a
+        // run, and the Simple one after it has its time.
+        match i % 5 {
+            2 => f.extend(spb(!be, &data, orig)),
+            3 if obsolete => f.extend(obsolete_pb(!be, 0, i as u64, &data, orig)),
+            0 | 1 | 3 => f.extend(epb(!be, 0, i as u64 * 1_000_003, &data, orig)),
             _ => f.extend(isb(!be, 0)),
         }
     }
@@ -1138,12 +1152,18 @@ fn pcapng_agrees_with_pcap_parsers_reader() {
         let f = ng_sections(be, &sizes, false);
         let (pkts, stats, _) = read_bytes(&f);
         assert!(!stats.truncated && !stats.corrupt, "{stats:?}");
-        assert_eq!(pkts.len(), 3 + 30, "be {be}");
+        assert_eq!(pkts.len(), 3 + 32, "be {be}");
         let got: Vec<_> = pkts.iter().map(|p| (p.data.clone(), p.orig_len)).collect();
         assert_eq!(got, ng_oracle(&f), "be {be}");
         for plan in small_plans() {
             assert_eq!(read_with(&f, 16, Some(plan)).0, pkts, "be {be} {plan:?}");
+            assert_eq!(
+                read_runs_with(&f, 16, Some(plan)).0,
+                pkts,
+                "be {be} {plan:?}"
+            );
         }
+        assert_eq!(read_runs_with(&f, 100, None).0, pkts, "be {be}");
         let last = f.len() - isb(!be, 0).len();
         for cut in [f.len() - 1, last + 1, last + 11] {
             let (cut_pkts, cut_stats, _) = read_bytes(&f[..cut]);
