@@ -10,10 +10,11 @@
 //! same buffer (`pcap::Window`), the common one (an Enhanced Packet Block without options) read
 //! from its fixed fields, every other one parsed by `pcap-parser`'s block parsers. On Linux a
 //! file of 1 MB or more, of either format, is read through a memory map instead of the buffer
-//! (`mapped.rs`). Either way each record is framed before it is parsed: its declared length is read, checked against [`MAX_BLOCK_LEN`], and the whole
-//! record brought into the buffer (refilling, and growing the buffer only for a record larger
-//! than it). So a record that the file cuts short is told apart from a malformed one: the
-//! first sets [`CaptureStats::truncated`], the second [`CaptureStats::corrupt`].
+//! (`mapped.rs`). Either way each record is framed before it is parsed: its declared length is
+//! read, checked against [`MAX_BLOCK_LEN`], and the whole record brought into the buffer
+//! (refilling, and growing the buffer only for a record larger than it). So a record that the
+//! file cuts short is told apart from a malformed one: the first sets
+//! [`CaptureStats::truncated`], the second [`CaptureStats::corrupt`].
 //!
 //! Formats:
 //! - pcap: both byte orders, microsecond and nanosecond magic, and the little-endian
