@@ -175,12 +175,14 @@ pub fn capture_file(data: &[u8]) {
         align: if data.len() % 2 == 0 { 1 } else { 4096 },
         min_len: 0,
     };
-    let read = read_all(crate::capture::CaptureFile::open_with(&path, 64, None));
-    let mapped = read_all(crate::capture::CaptureFile::open_with(
-        &path,
-        64,
-        Some(plan),
-    ));
+    let read = read_all(
+        crate::capture::CaptureFile::open_with(&path, 64, None),
+        false,
+    );
+    let mapped = read_all(
+        crate::capture::CaptureFile::open_with(&path, 64, Some(plan)),
+        false,
+    );
     #[allow(clippy::panic)]
     if read != mapped {
         panic!("mapped read differs: {read:?} against {mapped:?}");
@@ -188,7 +190,10 @@ pub fn capture_file(data: &[u8]) {
     // As the pipeline reads: runs of whole records (pcap records, plain pcapng packet blocks)
     // between calls of `next_packet`, through the buffer and through the map.
     for (what, plan) in [("read", None), ("mapped", Some(plan))] {
-        let runs = read_runs(crate::capture::CaptureFile::open_with(&path, 64, plan));
+        let runs = read_all(
+            crate::capture::CaptureFile::open_with(&path, 64, plan),
+            true,
+        );
         #[allow(clippy::panic)]
         if runs != read {
             panic!("{what} by runs differs: {runs:?} against {read:?}");
@@ -197,42 +202,30 @@ pub fn capture_file(data: &[u8]) {
     let _ = std::fs::remove_file(&path);
 }
 
-/// [`read_all`] taking every run of whole records first, as the pipeline's loop does.
-fn read_runs(
-    file: Result<crate::capture::CaptureFile, crate::capture::CaptureError>,
-) -> Result<Reading, String> {
-    let mut f = file.map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    let end = loop {
-        if let Some(mut run) = f.buffered() {
-            while let Some(p) = run.take() {
-                out.push((p.ts, p.orig_len, p.data.to_vec()));
-            }
-        } else if let Some(mut run) = f.ng_buffered() {
-            while let Some(p) = run.take() {
-                out.push((p.ts, p.orig_len, p.data.to_vec()));
-            }
-        }
-        match f.next_packet() {
-            Ok(Some(p)) => out.push((p.ts, p.orig_len, p.data.to_vec())),
-            Ok(None) => break String::new(),
-            Err(e) => break e.to_string(),
-        }
-    };
-    Ok((out, format!("{:?} {end}", f.stats()), f.position()))
-}
-
 /// What [`read_all`] saw of a capture: every packet (time, original length, bytes), the
 /// counters and how reading ended, and the end position.
 type Reading = (Vec<(crate::time::Timestamp, u32, Vec<u8>)>, String, u64);
 
-/// A capture read to its end, or the open error as text.
+/// A capture read to its end, or the open error as text; with `runs`, taking every run of
+/// whole records between calls of `next_packet`, as the pipeline's loop does.
 fn read_all(
     file: Result<crate::capture::CaptureFile, crate::capture::CaptureError>,
+    runs: bool,
 ) -> Result<Reading, String> {
     let mut f = file.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let end = loop {
+        if runs {
+            if let Some(mut run) = f.buffered() {
+                while let Some(p) = run.take() {
+                    out.push((p.ts, p.orig_len, p.data.to_vec()));
+                }
+            } else if let Some(mut run) = f.ng_buffered() {
+                while let Some(p) = run.take() {
+                    out.push((p.ts, p.orig_len, p.data.to_vec()));
+                }
+            }
+        }
         match f.next_packet() {
             Ok(Some(p)) => out.push((p.ts, p.orig_len, p.data.to_vec())),
             Ok(None) => break String::new(),
