@@ -174,8 +174,7 @@ impl NgBuffered<'_> {
         let block = rest.get(..len)?;
         let found = plain_epb(block, len, self.big_endian, self.interfaces)?;
         let data = block.get(found.start..found.start.checked_add(found.len)?)?;
-        mapped::prefetch(self.bytes, at + pcap::PREFETCH_AHEAD);
-        mapped::prefetch(self.bytes, at + pcap::PREFETCH_AHEAD + 64);
+        pcap::prefetch_ahead(self.bytes, at);
         *self.pos = at + len;
         *self.last_ts = found.ts;
         self.stats.packets += 1;
@@ -715,7 +714,7 @@ impl CaptureFile {
                 Step::Packet(found) => break found,
                 Step::Skip(n) => {
                     if let Layout::PcapNg(ng) = &mut self.layout {
-                        ng.w.pos += n;
+                        ng.w.consume(n);
                     }
                 }
                 Step::Corrupt => {
@@ -726,7 +725,7 @@ impl CaptureFile {
         };
         // The packet's bytes lie in its block (`examine` checked them against the block).
         let at = match &self.layout {
-            Layout::PcapNg(ng) => ng.w.pos,
+            Layout::PcapNg(ng) => ng.w.pos(),
             Layout::Pcap(_) => return Ok(None),
         };
         let start = at.saturating_add(found.start);
@@ -738,7 +737,7 @@ impl CaptureFile {
         let Layout::PcapNg(ng) = &mut self.layout else {
             return Ok(None);
         };
-        ng.w.pos = at + found.record_len;
+        ng.w.consume(found.record_len);
         self.stats.packets += 1;
         self.last_ts = found.ts;
         Ok(Some(Packet {

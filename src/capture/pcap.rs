@@ -87,7 +87,7 @@ pub(super) struct Window {
     map: Option<Mapped>,
     /// How to map the file at the first refill (`None`: read it, or the map was tried).
     plan: Option<(MapPlan, PathBuf)>,
-    pub(super) pos: usize,
+    pos: usize,
     end: usize,
     /// File offset of `buf[0]`.
     base: u64,
@@ -154,13 +154,22 @@ impl Window {
         self.map.is_some()
     }
 
-    /// Asks for the bytes a page ahead of `pos`, as [`Run::take`] does (see
-    /// [`PREFETCH_AHEAD`]).
+    /// Asks for the bytes a page ahead of `pos` ([`prefetch_ahead`]).
     #[inline(always)]
     pub(super) fn prefetch_ahead(&self) {
-        let bytes = self.slice();
-        super::mapped::prefetch(bytes, self.pos + PREFETCH_AHEAD);
-        super::mapped::prefetch(bytes, self.pos + PREFETCH_AHEAD + 64);
+        prefetch_ahead(self.slice(), self.pos);
+    }
+
+    /// Offset of the next byte not handed out yet in [`Window::slice`].
+    #[inline(always)]
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Hands out the next `n` bytes (at most what [`Window::rest`] holds).
+    #[inline(always)]
+    pub(super) fn consume(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.end.max(self.pos));
     }
 
     /// Current buffer size.
@@ -366,7 +375,7 @@ impl PcapStream {
             return None;
         }
         let start = self.w.pos;
-        self.w.pos += total;
+        self.w.consume(total);
         Some((ts, orig_len, start + self.head_len as usize..self.w.pos))
     }
 
@@ -448,14 +457,22 @@ fn record(rest: &[u8], f: Format) -> Option<(Timestamp, u32, usize)> {
     Some((ts, orig_len, total as usize))
 }
 
-/// How far ahead of the record it takes [`Run::take`] prefetches the run's bytes: a page. The
+/// How far ahead of the record it takes a reader prefetches the file's bytes: a page. The
 /// hardware prefetchers follow a sequential read within a 4 KB page but not into the next one,
 /// so without a hint the first record of every page waited for memory (and the TLB); two lines
 /// (128 bytes, more than a common record) are asked for per record taken, so the lines the
 /// records skip over are covered too. 3M-packet side by side, `dist`, 16 interleaved pairs:
 /// `detect --threads 1` 19 ms (5 %) faster, `--threads 2` 9 ms; one line 1 KB ahead gave
 /// 7 ms, one line 8 KB ahead 8 ms.
-pub(super) const PREFETCH_AHEAD: usize = 4096;
+const PREFETCH_AHEAD: usize = 4096;
+
+/// Asks for `bytes` [`PREFETCH_AHEAD`] past `at`, the offset of the record being taken: two
+/// lines (nothing past the end of `bytes`).
+#[inline(always)]
+pub(super) fn prefetch_ahead(bytes: &[u8], at: usize) {
+    super::mapped::prefetch(bytes, at + PREFETCH_AHEAD);
+    super::mapped::prefetch(bytes, at + PREFETCH_AHEAD + 64);
+}
 
 /// A stream's buffered records ([`PcapStream::run`]): its bytes up to `end`, borrowed once for
 /// the whole run, and its position, moved as records are taken.
@@ -475,8 +492,7 @@ impl<'a> Run<'a> {
         let rest = self.bytes.get(*self.pos..)?;
         let (ts, orig_len, total) = record(rest, self.format)?;
         let data = rest.get(self.format.head_len as usize..total)?;
-        super::mapped::prefetch(self.bytes, *self.pos + PREFETCH_AHEAD);
-        super::mapped::prefetch(self.bytes, *self.pos + PREFETCH_AHEAD + 64);
+        prefetch_ahead(self.bytes, *self.pos);
         *self.pos += total;
         Some((ts, orig_len, data))
     }
