@@ -17,6 +17,8 @@
 //!
 //! The strings of object names (and sessions) of recycled events are kept too, at most
 //! [`MAX_NAMES`] of at most [`MAX_NAME_CAPACITY`] bytes: [`name`] copies a text into one.
+//! So are their lists of details (an OPC UA Publish event has two or three), through
+//! [`details`].
 
 use crate::event::{Access, AccessDir, IcsEvent, ObjectRef, Value, Values};
 use std::cell::RefCell;
@@ -36,6 +38,11 @@ pub(crate) const MAX_WHOLE_ACCESSES: usize = 2;
 pub(crate) const MAX_NAMES: usize = 256;
 /// Largest object name kept.
 pub(crate) const MAX_NAME_CAPACITY: usize = 64;
+/// Largest list of details kept.
+const MAX_DETAILS_CAPACITY: usize = 16;
+
+/// An event's list of details.
+type Details = Vec<(&'static str, Value)>;
 
 /// The spare vectors of one thread.
 struct Spares {
@@ -49,6 +56,8 @@ struct Spares {
     words: Vec<Vec<u16>>,
     /// Empty strings of the object names of accesses taken apart.
     names: Vec<String>,
+    /// Empty lists of details.
+    details: Vec<Details>,
 }
 
 thread_local! {
@@ -59,6 +68,7 @@ thread_local! {
             values: Vec::new(),
             words: Vec::new(),
             names: Vec::new(),
+            details: Vec::new(),
         })
     };
 }
@@ -143,6 +153,16 @@ pub(crate) fn name(text: &str) -> String {
     let mut s = with_spares(|s| s.names.pop()).flatten().unwrap_or_default();
     s.push_str(text);
     s
+}
+
+/// An empty list of details with room for `n` (a spare one when there is one).
+#[inline]
+pub(crate) fn details(n: usize) -> Details {
+    let mut d = with_spares(|s| s.details.pop())
+        .flatten()
+        .unwrap_or_default();
+    d.reserve(n);
+    d
 }
 
 /// Moves up to `n` spare strings (empty) into `out`: a parser that names many objects
@@ -249,6 +269,17 @@ impl Spares {
             self.keep_name(session);
         }
         self.take_list(&mut ev.accesses);
+        if ev.details.capacity() > 0 {
+            self.keep_details(&mut ev.details);
+        }
+    }
+
+    /// Keeps the list `d` (emptied, within the bounds); `d` keeps an empty one.
+    fn keep_details(&mut self, d: &mut Details) {
+        if d.capacity() <= MAX_DETAILS_CAPACITY && self.details.len() < MAX_SPARES {
+            d.clear();
+            self.details.push(std::mem::take(d));
+        }
     }
 
     /// Keeps `list` whole, or its vectors and names (within the bounds); `list` keeps what
@@ -372,6 +403,10 @@ mod tests {
             for n in &s.names {
                 assert!(n.is_empty() && n.capacity() <= MAX_NAME_CAPACITY);
             }
+            assert!(s.details.len() <= MAX_SPARES);
+            for d in &s.details {
+                assert!(d.is_empty() && d.capacity() <= MAX_DETAILS_CAPACITY);
+            }
         });
     }
 
@@ -383,6 +418,7 @@ mod tests {
             s.values.clear();
             s.words.clear();
             s.names.clear();
+            s.details.clear();
         });
     }
 
@@ -666,6 +702,39 @@ mod tests {
     }
 
     /// Any event: what is recycled is only its accesses.
+    #[test]
+    fn details_come_back_empty_with_their_room_and_bounded() {
+        drain_spares();
+        assert!(details(3).capacity() >= 3);
+        let mut d = details(4);
+        d.push(("acknowledgements", Value::Str("x".repeat(40))));
+        d.push(("notifications", Value::Int(2)));
+        let room = d.capacity();
+        let mut ev = IcsEvent {
+            details: d,
+            ..test_event()
+        };
+        recycle_all(std::slice::from_mut(&mut ev));
+        assert!(ev.details.is_empty() && ev.details.capacity() == 0);
+        let d = details(1);
+        assert!(d.is_empty() && d.capacity() == room);
+        // A list larger than a spare may be is left to its event (and freed with it).
+        let mut ev = IcsEvent {
+            details: Vec::with_capacity(MAX_DETAILS_CAPACITY + 1),
+            ..test_event()
+        };
+        recycle_all(std::slice::from_mut(&mut ev));
+        assert_eq!(ev.details.capacity(), MAX_DETAILS_CAPACITY + 1);
+        for _ in 0..2 * MAX_SPARES {
+            let mut ev = IcsEvent {
+                details: Vec::with_capacity(2),
+                ..test_event()
+            };
+            recycle_all(std::slice::from_mut(&mut ev));
+        }
+        bounded();
+    }
+
     fn test_event() -> IcsEvent {
         crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])
     }

@@ -1109,7 +1109,7 @@ impl OpcuaParser {
         let Some(w) = self.wait.take() else {
             return;
         };
-        let mut details = Vec::with_capacity(4);
+        let mut details = recycle::details(4);
         details.push(("acknowledgements", Value::Int(w.acknowledgements)));
         let decoded = Decoded {
             details,
@@ -1141,7 +1141,7 @@ impl OpcuaParser {
         cx: &mut ParseCx<'_>,
     ) {
         let mut d = Decoded {
-            details: Vec::with_capacity(4),
+            details: recycle::details(4),
             ..Decoded::default()
         };
         d.details

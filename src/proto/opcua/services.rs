@@ -939,7 +939,7 @@ pub fn publish_request(r: &mut Reader<'_>, d: &mut Decoded) -> DResult<()> {
     let n = publish_acks(r)?;
     if d.details.capacity() == 0 {
         // Room for this detail and the response's two, allocated at once.
-        d.details = Vec::with_capacity(4);
+        d.details = recycle::details(4);
     }
     d.details.push(("acknowledgements", Value::Int(n)));
     Ok(())
