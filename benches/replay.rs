@@ -19,6 +19,10 @@ use std::sync::Arc;
 
 const PACKETS: u64 = 200_000;
 
+/// The `otwatch` binary's allocator (src/main.rs), so that the replay is timed as it runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn write(path: &Path, cfg: &PlantConfig) -> otwatch::synth::plant::PlantSummary {
     let f = std::fs::File::create(path).unwrap();
     generate(cfg, BufWriter::new(f)).unwrap()
