@@ -701,7 +701,8 @@ mod tests {
         bounded();
     }
 
-    /// Any event: what is recycled is only its accesses.
+    /// A Publish event's list of details comes back empty with its room, a list too large for
+    /// a spare stays with its event, and the spares stay bounded.
     #[test]
     fn details_come_back_empty_with_their_room_and_bounded() {
         drain_spares();
@@ -735,6 +736,8 @@ mod tests {
         bounded();
     }
 
+    /// Any event: what is recycled is its accesses and its list of details, whatever the
+    /// kind.
     fn test_event() -> IcsEvent {
         crate::detect::testkit::read_hr(0, "10.0.0.1", "10.0.0.2", 1, 0, &[])
     }
