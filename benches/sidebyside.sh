@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side on one generated capture: a bare pcap walk (upper bound), `otwatch detect`
 # (single-threaded) and Suricata 7 with its Modbus parser and Modbus event rules; on two cores or
-# more also `otwatch detect --threads 2` and the pipeline alone (`otwatch stats`), which bounds it.
+# more also `otwatch detect --threads 2`, the pipeline alone (`otwatch stats`), which bounds it, and
+# the capture's two halves by device as two processes at once, which bound any split on two cores.
 #
 #   benches/sidebyside.sh                    # 3M packets, 5 runs each, medians
 #   PACKETS=500000 RUNS=3 benches/sidebyside.sh
@@ -29,11 +30,13 @@ cd "$ROOT"
 # The `dist` profile (fat LTO, one code unit) is what a deployment runs; PROFILE=release for the
 # development build.
 PROFILE=${PROFILE:-dist}
-cargo build --profile "$PROFILE" --quiet --bin otwatch --bin otwatch-gen --example walk --example pingpong
+cargo build --profile "$PROFILE" --quiet --bin otwatch --bin otwatch-gen --example walk --example pingpong \
+    --example by_device
 OTWATCH=$TARGET/$PROFILE/otwatch
 GEN=$TARGET/$PROFILE/otwatch-gen
 WALK=$TARGET/$PROFILE/examples/walk
 PINGPONG=$TARGET/$PROFILE/examples/pingpong
+BYDEV=$TARGET/$PROFILE/examples/by_device
 
 CAP=$WORK/plant-s$SEED-p$PACKETS-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
 LEARNCAP=$WORK/plant-s$((SEED + 1))-p$((PACKETS / 4))-u$OPCUA_SHARE-l$LOSS-r$REORDER.pcap
@@ -159,6 +162,32 @@ PIPELINE_ARGS=(stats --threads 1)
 # Two threads pass every event between two cores: their figure follows the cores' cache-line
 # round trip, which on a virtual machine moves with the host's placement of its CPUs.
 if [ "$THREADS2" = 1 ]; then RTT_BEFORE=$("$PINGPONG" | awk '{print $3}'); fi
+# What a split of the whole work by device could give on two cores: the capture cut in two by
+# device (`examples/by_device.rs`: every device's traffic whole in one half, the halves about equal
+# in packets), each half's `detect --threads 1` run as a process of its own, both at once. Nothing
+# passes between them and each has its own caches, which a design inside one process would have to
+# match (and it would still have to share what spans devices); "evenly balanced" takes the mean of
+# the halves' times alone instead of the longer.
+DEV=${CAP%.pcap}-dev
+if [ "$THREADS2" = 1 ]; then
+    [ -s "${DEV}1.pcap" ] || "$BYDEV" split "$CAP" "$DEV" > /dev/null
+    # As the capture: dropped from the page cache and read back once, in readahead's folios.
+    for h in "${DEV}0.pcap" "${DEV}1.pcap"; do
+        sync "$h"
+        dd if="$h" iflag=nocache count=0 status=none
+        cat "$h" > /dev/null
+    done
+fi
+time_halves() {
+    local t0 t1
+    cat "${DEV}0.pcap" "${DEV}1.pcap" > /dev/null
+    t0=$(date +%s.%N)
+    "$OTWATCH" "${DETECT_ARGS[@]}" "${DEV}0.pcap" > /dev/null 2>"$WORK/halves0.stderr" &
+    "$OTWATCH" "${DETECT_ARGS[@]}" "${DEV}1.pcap" > /dev/null 2>"$WORK/halves1.stderr" &
+    wait
+    t1=$(date +%s.%N)
+    TIMES[halves]+="$(echo "$t1 - $t0" | bc -l) "
+}
 for _ in $(seq "$RUNS"); do
     time_once walk "$WALK" "$CAP"
     time_once walkmap "$WALK" --otwatch "$CAP"
@@ -166,6 +195,9 @@ for _ in $(seq "$RUNS"); do
     if [ "$THREADS2" = 1 ]; then
         time_once otwatch2 "$OTWATCH" "${DETECT2_ARGS[@]}" "$CAP"
         time_once pipeline "$OTWATCH" "${PIPELINE_ARGS[@]}" "$CAP"
+        time_halves
+        time_once half0 "$OTWATCH" "${DETECT_ARGS[@]}" "${DEV}0.pcap"
+        time_once half1 "$OTWATCH" "${DETECT_ARGS[@]}" "${DEV}1.pcap"
     fi
     if [ "$PGO" = 1 ]; then time_once otwatch_pgo "$OTWATCH_PGO" "${DETECT_ARGS[@]}" "$CAP"; fi
     rm -f "$SURI_LOG/eve.json"
@@ -230,6 +262,8 @@ if [ "$THREADS2" = 1 ]; then
     awk -v o="$T_OTW" -v o2="$T_OTW2" -v p="$T_PIPE" 'BEGIN {
         b = (p > o - p) ? p : o - p
         printf "otwatch --threads 2 / --threads 1 throughput: %.2f (this split gives at most %.2f: the worker runs the pipeline, %.3f s, the calling thread the rest, %.3f s)\n", o / o2, o / b, p, o - p }'
+    awk -v o="$T_OTW" -v h="$(median halves)" -v a="$(median half0)" -v b="$(median half1)" 'BEGIN {
+        printf "two halves by device, two processes at once: %.3f s, %.2f times one thread (each alone: %.3f s and %.3f s; evenly balanced: %.2f)\n", h, o / h, a, b, 2 * o / (a + b) }'
 fi
 if [ "$PGO" = 1 ]; then
     awk -v w="$T_WALK" -v o="$T_PGO" -v s="$T_SURI" 'BEGIN {
