@@ -68,6 +68,19 @@
 //! flows as well (tried with 3 of 17 and 2 of 16 hash slots) balanced no better on a capture
 //! of about a hundred flows (398 M / 359 M and 357 M / 400 M), for the flow hash, the packet
 //! copies and the tag merge (+42 M), and would split the caps.
+//!
+//! Splitting all the work by device instead (each thread the flows of its own devices and a
+//! detection engine of its own, only alerts to merge) was measured outside otwatch
+//! (`examples/by_device.rs`, `benches/sidebyside.sh`). The 3M-packet capture's two halves by
+//! device, run as two processes at once, take 0.142-0.150 s where one thread takes 0.275-0.304 s
+//! (1.94-2.03x; each half alone 0.129-0.146 s). Two threads of one process that each walk the whole
+//! capture for their own devices reach 1.45x: the walk over the other half's records and the
+//! pipeline's per-packet entry point cost each thread about 0.05 s. With the reader copying the
+//! other half's packets to the second thread instead it is 1.2x (0.23-0.24 s): the reader is the
+//! bound. A mode that did it would also have to share what spans devices to keep the output
+//! identical: the engines' idle ticks (they follow event time, so each half ticks at other moments:
+//! 419 of the 1,853 alerts, all the timing detector's, came out with other times), a client's scans
+//! over several PLCs, assets first seen, rule counts by source and alert aggregation.
 
 use crate::capture::{CaptureError, CaptureFile, Packet};
 use crate::decode::{decode, LinkType, Transport};
