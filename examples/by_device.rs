@@ -53,13 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some((mode, [b, c])) if mode == "dispatch" => {
             let t0 = Instant::now();
             let (a, b) = dispatch(Path::new(b), Path::new(c))?;
-            println!("wall {:.4} s", t0.elapsed().as_secs_f64());
-            for (i, s) in [a, b].into_iter().enumerate() {
-                println!(
-                    "thread {i}: {:.4} s, {} packets, {} alerts",
-                    s.secs, s.packets, s.alerts
-                );
-            }
+            print_shares(t0.elapsed().as_secs_f64(), [a, b]);
             Ok(())
         }
         _ => Err(USAGE.into()),
@@ -308,15 +302,35 @@ fn dispatch(baseline: &Path, capture: &Path) -> Result<(Share, Share), String> {
     })
 }
 
-fn split(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let (input, prefix, parts) = match args {
-        [i, o] => (i, o, 2usize),
-        [i, o, n] => (i, o, n.parse()?),
+/// Two paths and a count (2 when left out, at least 1).
+fn two_and_count<'a>(
+    args: &'a [String],
+    what: &str,
+) -> Result<(&'a String, &'a String, usize), Box<dyn std::error::Error>> {
+    let (a, b, n) = match args {
+        [a, b] => (a, b, 2usize),
+        [a, b, n] => (a, b, n.parse()?),
         _ => return Err(USAGE.into()),
     };
-    if parts == 0 {
-        return Err("PARTS must be at least 1".into());
+    if n == 0 {
+        return Err(format!("{what} must be at least 1").into());
     }
+    Ok((a, b, n))
+}
+
+/// Prints the wall time and each thread's share.
+fn print_shares(wall: f64, shares: impl IntoIterator<Item = Share>) {
+    println!("wall {wall:.4} s");
+    for (i, s) in shares.into_iter().enumerate() {
+        println!(
+            "thread {i}: {:.4} s, {} packets, {} alerts",
+            s.secs, s.packets, s.alerts
+        );
+    }
+}
+
+fn split(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let (input, prefix, parts) = two_and_count(args, "PARTS")?;
     let path = Path::new(input);
     let mut per_device: HashMap<IpAddr, u64> = HashMap::new();
     let mut cap = CaptureFile::open(path)?;
@@ -373,14 +387,7 @@ fn split(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn threads(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let (baseline, capture, n) = match args {
-        [b, c] => (b, c, 2usize),
-        [b, c, n] => (b, c, n.parse()?),
-        _ => return Err(USAGE.into()),
-    };
-    if n == 0 {
-        return Err("THREADS must be at least 1".into());
-    }
+    let (baseline, capture, n) = two_and_count(args, "THREADS")?;
     let (baseline, capture) = (Path::new(baseline), Path::new(capture));
     let t0 = Instant::now();
     let shares: Vec<Result<Share, String>> = std::thread::scope(|s| {
@@ -393,13 +400,7 @@ fn threads(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             .collect()
     });
     let wall = t0.elapsed().as_secs_f64();
-    println!("wall {wall:.4} s");
-    for (i, s) in shares.into_iter().enumerate() {
-        let s = s?;
-        println!(
-            "thread {i}: {:.4} s, {} packets, {} alerts",
-            s.secs, s.packets, s.alerts
-        );
-    }
+    let shares = shares.into_iter().collect::<Result<Vec<_>, _>>()?;
+    print_shares(wall, shares);
     Ok(())
 }
