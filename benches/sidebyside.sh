@@ -179,12 +179,16 @@ if [ "$THREADS2" = 1 ]; then
     done
 fi
 time_halves() {
-    local t0 t1
+    local t0 t1 p0 p1
     cat "${DEV}0.pcap" "${DEV}1.pcap" > /dev/null
     t0=$(date +%s.%N)
     "$OTWATCH" "${DETECT_ARGS[@]}" "${DEV}0.pcap" > /dev/null 2>"$WORK/halves0.stderr" &
+    p0=$!
     "$OTWATCH" "${DETECT_ARGS[@]}" "${DEV}1.pcap" > /dev/null 2>"$WORK/halves1.stderr" &
-    wait
+    p1=$!
+    # Each waited for by its id, so that a failed half stops the script (set -e).
+    wait "$p0"
+    wait "$p1"
     t1=$(date +%s.%N)
     TIMES[halves]+="$(echo "$t1 - $t0" | bc -l) "
 }
