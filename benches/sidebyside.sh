@@ -2,7 +2,7 @@
 # Side by side on one generated capture: a bare pcap walk (upper bound), `otwatch detect`
 # (single-threaded) and Suricata 7 with its Modbus parser and Modbus event rules; on two cores or
 # more also `otwatch detect --threads 2`, the pipeline alone (`otwatch stats`), which bounds it, and
-# the capture's two halves by device as two processes at once, which bound any split on two cores.
+# the capture's two halves by device as two processes at once: what a split by device could give.
 #
 #   benches/sidebyside.sh                    # 3M packets, 5 runs each, medians
 #   PACKETS=500000 RUNS=3 benches/sidebyside.sh
