@@ -278,13 +278,17 @@ fn dispatch(baseline: &Path, capture: &Path) -> Result<(Share, Share), String> {
                     unit.packet(p);
                     return;
                 }
+                // The other thread gone (its error is reported at the end): nothing to copy.
+                if gone {
+                    return;
+                }
                 let start = batch.data.len();
                 batch.data.extend_from_slice(p.data);
                 let end = batch.data.len();
                 batch
                     .items
                     .push((p.ts, p.link, p.orig_len, p.number, start, end));
-                if batch.items.len() == BATCH && !gone {
+                if batch.items.len() == BATCH {
                     let fresh = returned.try_recv().unwrap_or_default();
                     gone = to.send(std::mem::replace(&mut batch, fresh)).is_err();
                 }
@@ -370,13 +374,7 @@ fn split(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         let i = device(&p)
             .and_then(|d| part_of.get(&d).copied())
             .unwrap_or(0);
-        let w = &mut outs[i];
-        let len = u32::try_from(p.data.len())?;
-        w.write_all(&(p.ts.secs as u32).to_le_bytes())?;
-        w.write_all(&(p.ts.nanos / 1000).to_le_bytes())?;
-        w.write_all(&len.to_le_bytes())?;
-        w.write_all(&p.orig_len.to_le_bytes())?;
-        w.write_all(p.data)?;
+        synth::write_record(&mut outs[i], p.ts, p.data, p.orig_len)?;
         packets[i] += 1;
     }
     for (i, mut w) in outs.into_iter().enumerate() {

@@ -21,12 +21,7 @@ fn header(w: &mut impl Write) -> std::io::Result<()> {
 }
 
 fn record(w: &mut impl Write, ts: Timestamp, f: &[u8]) -> std::io::Result<()> {
-    let len = f.len() as u32;
-    w.write_all(&(ts.secs as u32).to_le_bytes())?;
-    w.write_all(&(ts.nanos / 1000).to_le_bytes())?;
-    w.write_all(&len.to_le_bytes())?;
-    w.write_all(&len.to_le_bytes())?;
-    w.write_all(f)
+    synth::write_record(w, ts, f, f.len() as u32)
 }
 
 fn main() -> std::io::Result<()> {

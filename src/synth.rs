@@ -322,13 +322,25 @@ pub fn write_pcap(w: &mut impl Write, frames: &[(Timestamp, Vec<u8>)]) -> io::Re
     w.write_all(&1u32.to_le_bytes())?;
     for (ts, f) in frames {
         let len = u32::try_from(f.len()).unwrap_or(u32::MAX);
-        w.write_all(&(ts.secs as u32).to_le_bytes())?;
-        w.write_all(&(ts.nanos / 1000).to_le_bytes())?;
-        w.write_all(&len.to_le_bytes())?;
-        w.write_all(&len.to_le_bytes())?;
-        w.write_all(f)?;
+        write_record(w, *ts, f, len)?;
     }
     Ok(())
+}
+
+/// Writes one record of the pcap [`write_pcap`] writes: `data` as captured (its time in
+/// microseconds), `orig_len` its length on the wire.
+pub fn write_record(
+    w: &mut impl Write,
+    ts: Timestamp,
+    data: &[u8],
+    orig_len: u32,
+) -> io::Result<()> {
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    w.write_all(&(ts.secs as u32).to_le_bytes())?;
+    w.write_all(&(ts.nanos / 1000).to_le_bytes())?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(&orig_len.to_le_bytes())?;
+    w.write_all(data)
 }
 
 #[cfg(test)]

@@ -257,13 +257,8 @@ pub fn generate(cfg: &PlantConfig, w: impl Write) -> io::Result<PlantSummary> {
         first_us: None,
         last_us: 0,
     };
-    out.w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    out.w.write_all(&2u16.to_le_bytes())?;
-    out.w.write_all(&4u16.to_le_bytes())?;
-    out.w.write_all(&0i32.to_le_bytes())?;
-    out.w.write_all(&0u32.to_le_bytes())?;
-    out.w.write_all(&65535u32.to_le_bytes())?;
-    out.w.write_all(&1u32.to_le_bytes())?;
+    // The header alone.
+    super::write_pcap(&mut out.w, &[])?;
     out.sum.bytes = 24;
     let start = cfg.start_secs * 1_000_000;
     let end = cfg.duration_us.map(|d| start + d);
